@@ -1,0 +1,66 @@
+"""Who is signed in, per tenant, in this browser session, and how strongly.
+
+The session holds one entry per tenant: the account, when and how it
+authenticated. Levels (acr) are honest about what was proven: a password
+alone, a password plus a one-time code, or a passkey.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+
+from flask import session
+
+from idp.tenancy import Tenant
+
+ACR_PASSWORD = "urn:mh:acr:pwd"
+ACR_OTP = "urn:mh:acr:otp"
+ACR_PASSKEY = "urn:mh:acr:phr"
+# Weakest first: a level satisfies a request for itself or any level before it.
+ACR_LEVELS = (ACR_PASSWORD, ACR_OTP, ACR_PASSKEY)
+
+
+def acr_satisfies(achieved: str | None, requested: str) -> bool:
+    if achieved not in ACR_LEVELS or requested not in ACR_LEVELS:
+        return False
+    return ACR_LEVELS.index(achieved) >= ACR_LEVELS.index(requested)
+
+
+@dataclass
+class Authentication:
+    account_id: str
+    auth_time: int
+    amr: list[str]
+    acr: str
+    # Identifies this sign-in to relying parties (OIDC Front/Back-Channel `sid`).
+    sid: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+
+def current_authentication(tenant: Tenant) -> Authentication | None:
+    entry = (session.get("auth") or {}).get(tenant.slug)
+    return Authentication(**entry) if entry else None
+
+
+def sign_in(tenant: Tenant, account_id: str, *, amr: list[str], acr: str) -> Authentication:
+    """Record a completed sign-in; the session gets a new id (fixation defence)."""
+    authentication = Authentication(
+        account_id=account_id, auth_time=int(time.time()), amr=amr, acr=acr
+    )
+    session.regenerate()  # type: ignore[attr-defined]
+    entries = dict(session.get("auth") or {})
+    entries[tenant.slug] = asdict(authentication)
+    session["auth"] = entries
+    return authentication
+
+
+def sign_out(tenant: Tenant) -> Authentication | None:
+    entries = dict(session.get("auth") or {})
+    entry = entries.pop(tenant.slug, None)
+    if entries:
+        session["auth"] = entries
+        session.regenerate()  # type: ignore[attr-defined]
+    else:
+        session.end()  # type: ignore[attr-defined]
+    return Authentication(**entry) if entry else None

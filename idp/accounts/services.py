@@ -1,0 +1,125 @@
+"""Account services: sign-in by identifier and password, account creation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from idp import events
+from idp.accounts.hashing import PasswordHasher
+from idp.accounts.models import Account
+from idp.db import utcnow
+from idp.tenancy import Tenant
+
+MEMBER_NUMBER_RE = re.compile(r"^\d{8}$")
+
+
+class AccountExists(Exception):
+    """An account with this email or member number already exists in the tenant."""
+
+
+def normalize_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def find_by_identifier(db: Session, tenant: Tenant, identifier: str) -> Account | None:
+    """The account an identifier names in this tenant: email or member number per tenant."""
+    identifier = identifier.strip()
+    if MEMBER_NUMBER_RE.match(identifier):
+        # Malakoff accounts not yet migrated to email still sign in with their number (SPEC §7).
+        column = Account.member_number
+    elif tenant.logs_in_with_email and "@" in identifier:
+        column, identifier = Account.email, normalize_email(identifier)
+    else:
+        return None
+    return db.scalar(select(Account).where(Account.tenant == tenant.slug, column == identifier))
+
+
+@dataclass
+class SignInContext:
+    ip: str | None
+    user_agent: str | None
+
+
+class Authenticator:
+    """Checks identifier + password; same work and answer whether or not the account exists."""
+
+    def __init__(self, db: Session, hasher: PasswordHasher):
+        self.db = db
+        self.hasher = hasher
+
+    def authenticate(
+        self, tenant: Tenant, identifier: str, password: str, context: SignInContext
+    ) -> Account | None:
+        account = find_by_identifier(self.db, tenant, identifier)
+        usable = account is not None and account.is_active
+        result = self.hasher.verify(account.password_hash if usable else None, password)
+        if not result.ok:
+            events.record_event(
+                self.db, events.LOGIN_FAILURE, tenant=tenant.slug,
+                account_id=account.id if account else None, ip=context.ip,
+                user_agent=context.user_agent,
+            )
+            self.db.commit()
+            return None
+        if result.needs_rehash:
+            account.password_hash = self.hasher.hash(password)
+            account.password_changed_at = account.password_changed_at or utcnow()
+        events.record_event(
+            self.db, events.LOGIN_SUCCESS, tenant=tenant.slug, account_id=account.id,
+            ip=context.ip, user_agent=context.user_agent,
+        )
+        self.db.commit()
+        return account
+
+
+def create_account(
+    db: Session,
+    hasher: PasswordHasher,
+    tenant: Tenant,
+    *,
+    given_name: str,
+    family_name: str,
+    password: str,
+    email: str | None = None,
+    member_number: str | None = None,
+    birthdate: date | None = None,
+    phone_number: str | None = None,
+) -> Account:
+    """Create an active account (operators, demo); the caller commits."""
+    if not email and not member_number:
+        raise ValueError("an account needs an email or a member number")
+    if member_number is not None and not MEMBER_NUMBER_RE.match(member_number):
+        raise ValueError("a member number has exactly 8 digits")
+    email = normalize_email(email) if email else None
+    clauses = []
+    if email:
+        clauses.append(Account.email == email)
+    if member_number:
+        clauses.append(Account.member_number == member_number)
+    existing = db.scalar(select(Account).where(Account.tenant == tenant.slug, or_(*clauses)))
+    if existing is not None:
+        raise AccountExists("an account with this email or member number already exists")
+    account = Account(
+        tenant=tenant.slug,
+        email=email,
+        email_verified=bool(email),
+        member_number=member_number,
+        given_name=given_name,
+        family_name=family_name,
+        birthdate=birthdate,
+        phone_number=phone_number,
+        phone_number_verified=bool(phone_number),
+        password_hash=hasher.hash(password),
+        password_changed_at=utcnow(),
+        status="active",
+        terms_version=tenant.terms_version,
+    )
+    db.add(account)
+    db.flush()
+    events.record_event(db, events.ACCOUNT_CREATED, tenant=tenant.slug, account_id=account.id)
+    return account

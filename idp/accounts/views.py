@@ -1,0 +1,122 @@
+"""Hosted pages: sign-in and consent, reached from an interaction."""
+
+from __future__ import annotations
+
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from idp import events
+from idp.accounts.authn import ACR_PASSWORD, current_authentication, sign_in
+from idp.accounts.forms import ConsentForm, LoginForm
+from idp.accounts.models import Account
+from idp.accounts.services import Authenticator, SignInContext
+from idp.extensions import current_tenant, db, services
+from idp.oidc import authorization
+from idp.oidc.claims import SCOPE_CLAIMS
+from idp.oidc.interactions import Interaction
+from idp.oidc.models import Client, Consent
+from idp.web import render
+
+bp = Blueprint("accounts", __name__, url_prefix="/<tenant>")
+
+
+def _interaction(interaction_id: str | None) -> Interaction | None:
+    return authorization.interactions().load(interaction_id, current_tenant().slug)
+
+
+def _expired():
+    message = _("Cette demande de connexion a expiré. Retournez sur votre espace et recommencez.")
+    return render("error.html", status=400, error_code="invalid_request", message=message)
+
+
+def _client_for(interaction: Interaction) -> Client | None:
+    return db().scalar(
+        select(Client).where(
+            Client.client_id == interaction.param("client_id"),
+            Client.tenant == current_tenant().slug,
+        )
+    )
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    tenant = current_tenant()
+    interaction_id = request.values.get("interaction")
+    interaction = _interaction(interaction_id)
+    if interaction_id and interaction is None:
+        return _expired()
+    form = LoginForm(interaction=interaction_id)
+    if request.method == "GET" and interaction is not None and not form.identifier.data:
+        form.identifier.data = interaction.param("login_hint") or ""
+    error = None
+    if form.validate_on_submit():
+        authenticator = Authenticator(db(), services().hasher)
+        context = SignInContext(ip=request.remote_addr, user_agent=request.user_agent.string)
+        account = authenticator.authenticate(tenant, form.identifier.data, form.password.data, context)
+        if account is not None:
+            sign_in(tenant, account.id, amr=["pwd"], acr=ACR_PASSWORD)
+            if interaction is None:
+                return redirect(url_for("accounts.signed_in"), 303)
+            interaction.login_done = True
+            authorization.interactions().save(interaction)
+            return redirect(url_for("oidc.resume", interaction=interaction.id), 303)
+        # One message whatever was wrong: never tell whether the identifier exists.
+        error = _("Identifiant ou mot de passe incorrect.")
+    status = 401 if error else 200
+    return render("login.html", status=status, form=form, error=error, interaction=interaction)
+
+
+@bp.get("/signed-in")
+def signed_in():
+    authentication = current_authentication(current_tenant())
+    if authentication is None:
+        return redirect(url_for("accounts.login"), 303)
+    account = db().get(Account, authentication.account_id)
+    return render("signed_in.html", account=account)
+
+
+@bp.route("/consent", methods=["GET", "POST"])
+def consent():
+    tenant = current_tenant()
+    interaction = _interaction(request.values.get("interaction"))
+    authentication = current_authentication(tenant)
+    if interaction is None or authentication is None:
+        return _expired()
+    client = _client_for(interaction)
+    if client is None:
+        return _expired()
+    scopes = [s for s in (interaction.param("scope") or "").split() if s in client.scopes]
+    form = ConsentForm(interaction=interaction.id)
+    if form.validate_on_submit():
+        if form.deny.data:
+            return authorization.deny(interaction)
+        row = db().scalar(
+            select(Consent).where(
+                Consent.account_id == authentication.account_id,
+                Consent.client_id == client.client_id,
+            )
+        )
+        if row is None:
+            row = Consent(account_id=authentication.account_id, client_id=client.client_id, scopes=[])
+            db().add(row)
+        row.scopes = sorted(set(row.scopes) | set(scopes))
+        events.record_event(
+            db(), events.CONSENT_GRANTED, tenant=tenant.slug,
+            account_id=authentication.account_id, client_id=client.client_id, scopes=scopes,
+        )
+        db().commit()
+        interaction.consent_done = True
+        authorization.interactions().save(interaction)
+        return redirect(url_for("oidc.resume", interaction=interaction.id), 303)
+    claims = {scope: SCOPE_CLAIMS.get(scope, ()) for scope in scopes}
+    return render("consent.html", form=form, client=client, scopes=scopes, claims=claims)
+
+
+@bp.get("/brand.css")
+def brand_css():
+    tenant = current_tenant()
+    response = make_response(render_template("base/brand.css", tenant=tenant))
+    response.headers["Content-Type"] = "text/css; charset=utf-8"
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response

@@ -1,0 +1,167 @@
+"""`idp keys`: list, generate, activate, retire, rotate and prune signing keys.
+
+The work is done by ``idp.keystore.KeyStore``; these commands only translate
+arguments and print results. Every node reads the keys directory on each
+request, so changes made here take effect without restarting the servers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from idp.keystore import ALGORITHMS, KeyInfo, KeyStore, KeyStoreError, format_time
+
+group = AppGroup(
+    "keys",
+    help=(
+        "Manage the signing keys. A key is published in the JWKS as 'next', signs "
+        "once 'active', and stays published as 'retired' until every token it signed "
+        "has expired. `idp keys rotate` (run it regularly) does all three."
+    ),
+)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _operator_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Show a KeyStoreError as a one-line message and exit 1, without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except KeyStoreError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _store() -> KeyStore:
+    return current_app.extensions["idp"].keystore
+
+
+def _when(timestamp: float | None) -> str:
+    return "-" if timestamp is None else format_time(timestamp)
+
+
+@group.command("list")
+@_operator_errors
+def list_keys() -> None:
+    """List the keys, oldest first; '*' marks the key that signs."""
+    store = _store()
+    keys = store.list()
+    if not keys:
+        click.echo(f"no keys in {store.directory}; run `idp keys generate`")
+        return
+    header = ("", "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED")
+    rows = [header] + [
+        (
+            "*" if info.state == "active" else "",
+            info.kid,
+            info.alg,
+            info.state,
+            _when(info.created_at),
+            _when(info.activated_at),
+            _when(info.retired_at),
+        )
+        for info in keys
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    click.echo("* signs new tokens; every key listed is published in the JWKS")
+
+
+@group.command("generate")
+@click.option(
+    "--alg",
+    type=click.Choice(ALGORITHMS),
+    default="RS256",
+    show_default=True,
+    help="Signature algorithm: RS256 (RSA 2048) or ES256 (P-256).",
+)
+@_operator_errors
+def generate(alg: str) -> None:
+    """Publish a new key as 'next' (in the JWKS, not signing yet)."""
+    store = _store()
+    info = store.generate(alg)
+    click.echo(f"generated {info.kid} ({info.alg}), published as next")
+    click.echo(
+        f"it may sign from {format_time(store.activatable_at(info))}: "
+        f"`idp keys activate {info.kid}` or `idp keys rotate`"
+    )
+
+
+@group.command("activate")
+@click.argument("kid")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Activate even if the key was published too recently: relying parties "
+    "that cached the JWKS before it may reject tokens until they refresh it.",
+)
+@_operator_errors
+def activate(kid: str, force: bool) -> None:
+    """Make KID the signing key; the key signing until now is retired."""
+    store = _store()
+    previous = _active(store)
+    info = store.activate(kid, force=force)
+    click.echo(f"activated {info.kid} ({info.alg}): it signs new tokens from now on")
+    if previous is not None:
+        retired = store.get(previous.kid)
+        click.echo(
+            f"retired {retired.kid}: still published until {_when(store.removable_at(retired))}"
+        )
+
+
+@group.command("retire")
+@click.argument("kid")
+@_operator_errors
+def retire(kid: str) -> None:
+    """Retire KID, a key published as 'next' that should never sign.
+
+    The active key cannot be retired: activating another key retires it.
+    """
+    store = _store()
+    info = store.retire(kid)
+    click.echo(f"retired {info.kid}: still published until {_when(store.removable_at(info))}")
+
+
+@group.command("rotate")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Activate the next key even if it was published too recently.",
+)
+@_operator_errors
+def rotate(force: bool) -> None:
+    """Activate the next key, publish a new next key, prune expired keys.
+
+    Publish, then sign, then retire: each run activates the key published by
+    the previous run, so run it at an interval longer than the pre-publication
+    delay (for example from cron).
+    """
+    for line in _store().rotate(force=force):
+        click.echo(line)
+
+
+@group.command("prune")
+@_operator_errors
+def prune() -> None:
+    """Delete retired keys whose tokens have all expired."""
+    for line in _store().prune() or ["nothing to prune"]:
+        click.echo(line)
+
+
+def _active(store: KeyStore) -> KeyInfo | None:
+    return next((info for info in store.list() if info.state == "active"), None)

@@ -1,0 +1,166 @@
+"""Every setting of the provider, with its default and what it is for.
+
+Values come from, in increasing precedence: the defaults below, the optional
+TOML file named by ``IDP_CONFIG_FILE``, the ``IDP_<NAME>`` environment
+variables, and the ``overrides`` given to ``create_app`` (tests, the demo).
+Everything is checked at start-up; a bad value stops the process with a
+message naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
+
+
+class ConfigError(Exception):
+    """A setting is missing or has a value the provider cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # "development" allows the default secret key and plain-HTTP issuers;
+    # "production" refuses both.
+    env: str = "development"
+    # Signs sessions, CSRF tokens and links. At least 32 characters in production.
+    secret_key: str = DEFAULT_SECRET_KEY
+    # Public base URL; each tenant's issuer is <base_url>/<tenant> unless its
+    # TOML file names another.
+    base_url: str = "http://localhost:5000"
+    # SQLAlchemy URL. PostgreSQL in production: postgresql+psycopg://user@host/db
+    database_url: str = "sqlite:///var/idp.sqlite3"
+    # Redis for short-lived state (sessions, interactions, rate counters).
+    # Empty: an in-process store, correct for a single process only (the demo).
+    redis_url: str = ""
+    # Where signing keys live (private keys 0600, never served).
+    keys_dir: str = "keys"
+    # Where the tenants' TOML files live.
+    tenants_dir: str = "config/tenants"
+    # Seconds a new key must have been published in the JWKS before it may sign
+    # (covers relying parties' JWKS caches).
+    key_prepublish_seconds: int = 300
+    # Cache-Control max-age of discovery and JWKS responses.
+    metadata_max_age: int = 300
+    # Lifetimes, in seconds.
+    authorization_code_ttl: int = 60
+    access_token_ttl: int = 600
+    id_token_ttl: int = 3600
+    refresh_token_ttl: int = 30 * 24 * 3600
+    interaction_ttl: int = 1800
+    # Server-side session: ends after this much inactivity, and in any case
+    # this long after sign-in.
+    session_idle_timeout: int = 30 * 60
+    session_absolute_timeout: int = 12 * 3600
+    # Cookies are Secure and use the __Host- prefix. Only a plain-HTTP
+    # development set-up on a non-localhost name needs this off.
+    cookie_secure: bool = True
+    # argon2id cost (OWASP minimum: m=19 MiB, t=2, p=1). Hashes made with
+    # other parameters are upgraded at the next successful sign-in.
+    argon2_time_cost: int = 2
+    argon2_memory_cost: int = 19456
+    argon2_parallelism: int = 1
+    # Where emails and SMS go: "outbox" keeps them in the database for the
+    # outbox page (demo); "smtp"/"http" are the real channels.
+    mail_backend: str = "outbox"
+    sms_backend: str = "outbox"
+    # Show the outbox page (/_outbox). Never in production.
+    outbox_page: bool = False
+    # Trust X-Forwarded-* from this many proxies in front of the provider.
+    trusted_proxies: int = 0
+    # Extra values, kept for the modules that read them.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def validate(self) -> Settings:
+        if self.env not in ("development", "production"):
+            raise ConfigError(f"IDP_ENV must be 'development' or 'production', not {self.env!r}")
+        if self.is_production:
+            if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+                raise ConfigError(
+                    "IDP_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+            if not self.base_url.startswith("https://"):
+                raise ConfigError("IDP_BASE_URL must be an https:// URL in production")
+            if self.outbox_page:
+                raise ConfigError("IDP_OUTBOX_PAGE cannot be enabled in production")
+        if not self.base_url.startswith(("http://", "https://")) or self.base_url.endswith("/"):
+            raise ConfigError("IDP_BASE_URL must be an http(s) URL without a trailing slash")
+        for name in (
+            "authorization_code_ttl", "access_token_ttl", "id_token_ttl", "refresh_token_ttl",
+            "interaction_ttl", "session_idle_timeout", "session_absolute_timeout",
+            "argon2_time_cost", "argon2_memory_cost", "argon2_parallelism", "metadata_max_age",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"IDP_{name.upper()} must be a positive number")
+        if self.key_prepublish_seconds < 0 or self.trusted_proxies < 0:
+            raise ConfigError("IDP_KEY_PREPUBLISH_SECONDS and IDP_TRUSTED_PROXIES cannot be negative")
+        if self.argon2_memory_cost < 8 * self.argon2_parallelism:
+            raise ConfigError("IDP_ARGON2_MEMORY_COST must be at least 8 KiB per lane")
+        if self.mail_backend not in ("outbox", "smtp"):
+            raise ConfigError("IDP_MAIL_BACKEND must be 'outbox' or 'smtp'")
+        if self.sms_backend not in ("outbox", "http"):
+            raise ConfigError("IDP_SMS_BACKEND must be 'outbox' or 'http'")
+        return self
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        value = str(raw).strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"IDP_{name.upper()} must be true or false, not {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"IDP_{name.upper()} must be a whole number, not {raw!r}") from None
+    if isinstance(default, dict):
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{name} must be a table")
+        return raw
+    return str(raw)
+
+
+def load_settings(overrides: dict[str, Any] | None = None, environ=None) -> Settings:
+    """Build and validate the settings (see the module docstring for precedence)."""
+    environ = os.environ if environ is None else environ
+    known = {f.name: f for f in fields(Settings)}
+    defaults = Settings()
+    values: dict[str, Any] = {}
+
+    config_file = environ.get("IDP_CONFIG_FILE")
+    if config_file:
+        try:
+            data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"IDP_CONFIG_FILE {config_file}: {exc}") from None
+        for key, raw in data.items():
+            if key not in known:
+                raise ConfigError(f"{config_file}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw, getattr(defaults, key))
+
+    for key in known:
+        env_name = f"IDP_{key.upper()}"
+        if key != "extra" and env_name in environ:
+            values[key] = _coerce(key, environ[env_name], getattr(defaults, key))
+
+    for key, raw in (overrides or {}).items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = _coerce(key, raw, getattr(defaults, key))
+
+    return dataclasses.replace(defaults, **values).validate()

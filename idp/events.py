@@ -1,0 +1,63 @@
+"""Audit log: security events, stored in the database, tagged "area:object:outcome"."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from idp.db import Base, utcnow
+
+LOGIN_SUCCESS = "account:login:success"
+LOGIN_FAILURE = "account:login:failure"
+LOGOUT = "account:logout"
+ACCOUNT_CREATED = "account:create"
+CONSENT_GRANTED = "oidc:consent:grant"
+CODE_REUSED = "oidc:code:reuse"
+REFRESH_REUSED = "oidc:refresh:reuse"
+TOKEN_REVOKED = "oidc:token:revoke"
+CLIENT_ADDED = "admin:client:add"
+CLIENT_REMOVED = "admin:client:remove"
+KEY_ROTATED = "admin:key:rotate"
+MEMBERS_IMPORTED = "admin:members:import"
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    tag: Mapped[str] = mapped_column(String(64), index=True)
+    tenant: Mapped[str | None] = mapped_column(String(32))
+    account_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+def record_event(
+    db: Session,
+    tag: str,
+    *,
+    tenant: str | None = None,
+    account_id: str | None = None,
+    client_id: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    **data: Any,
+) -> AuditEvent:
+    """Add an audit event to the caller's transaction (it commits with the change it records)."""
+    event = AuditEvent(
+        tag=tag,
+        tenant=tenant,
+        account_id=account_id,
+        client_id=client_id,
+        ip=ip,
+        user_agent=(user_agent or "")[:300] or None,
+        data=data or None,
+    )
+    db.add(event)
+    return event

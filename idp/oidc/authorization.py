@@ -1,0 +1,225 @@
+"""The authorization endpoint's decisions: error, interaction, or a code for the client.
+
+Authlib validates the request (client, redirect URI, response type, scope,
+PKCE, prompt=none); this module adds what OIDC Core 3.1.2 asks of the
+provider around it: max_age, id_token_hint, acr_values, consent, and the
+response modes, always carrying ``iss`` (RFC 9207).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from flask import g, redirect, request, url_for
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import select
+
+from idp.accounts.authn import ACR_LEVELS, Authentication, acr_satisfies, current_authentication
+from idp.accounts.models import Account
+from idp.extensions import current_tenant, db, services
+from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter, requested_acr_values
+from idp.oidc.interactions import Interaction, Interactions
+from idp.oidc.models import Consent
+from idp.oidc.server import StoredRequest, current_server
+from idp.web import choose_ui_locale, render
+
+RESPONSE_MODES = ("query", "fragment", "form_post")
+
+
+class RequestNotSupported(OAuth2Error):
+    error = "request_not_supported"
+
+
+class RequestUriNotSupported(OAuth2Error):
+    error = "request_uri_not_supported"
+
+
+class RegistrationNotSupported(OAuth2Error):
+    error = "registration_not_supported"
+
+
+def interactions() -> Interactions:
+    return Interactions(services().store, services().settings.interaction_ttl)
+
+
+@dataclass
+class _Context:
+    response_mode: str
+    state: str | None
+    redirect_uri: str | None
+
+
+def respond(redirect_uri: str, params: list[tuple[str, str]], response_mode: str):
+    """Send the authorization response (or error) to the client, with iss (RFC 9207 2)."""
+    params = [*params, ("iss", current_tenant().issuer)]
+    if response_mode == "form_post":
+        return render("form_post.html", redirect_uri=redirect_uri, params=params)
+    location = add_params_to_uri(redirect_uri, params, fragment=response_mode == "fragment")
+    return redirect(location, 303 if request.method == "POST" else 302)
+
+
+def error_response(error: OAuth2Error, context: _Context):
+    """Redirect errors only to a validated redirect URI; otherwise show a page (RFC 6749 4.1.2.1)."""
+    redirect_uri = error.redirect_uri or None
+    if not redirect_uri:
+        return render(
+            "error.html",
+            status=400,
+            error_code=error.error,
+            message=error.description or error.error,
+            protocol_error=True,
+        )
+    params = [("error", error.error)]
+    if error.description:
+        params.append(("error_description", error.description))
+    if context.state:
+        params.append(("state", context.state))
+    mode = context.response_mode if context.response_mode in RESPONSE_MODES else "query"
+    return respond(redirect_uri, params, mode)
+
+
+def _active_account(authentication: Authentication | None) -> Account | None:
+    if authentication is None:
+        return None
+    account = db().get(Account, authentication.account_id)
+    if account is None or not account.is_active or account.tenant != current_tenant().slug:
+        return None
+    return account
+
+
+def _hint_subject(id_token_hint: str | None, redirect_uri: str) -> str | None:
+    """The subject of an ID token we issued, expired or not (OIDC Core 3.1.2.1)."""
+    if not id_token_hint:
+        return None
+    try:
+        token = jwt.decode(id_token_hint, services().keystore.verification_keyset())
+    except (JoseError, ValueError):
+        raise InvalidRequestError("Invalid 'id_token_hint'.", redirect_uri=redirect_uri) from None
+    if token.claims.get("iss") != current_tenant().issuer or not token.claims.get("sub"):
+        raise InvalidRequestError("Invalid 'id_token_hint'.", redirect_uri=redirect_uri)
+    return token.claims["sub"]
+
+
+def _max_age(raw: str | None, redirect_uri: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 10:
+        raise InvalidRequestError("'max_age' must be a non-negative integer.", redirect_uri=redirect_uri)
+    return int(raw)
+
+
+def _consent_needed(account: Account, client, scope: str) -> bool:
+    if client.first_party:
+        return False
+    consent = db().scalar(
+        select(Consent).where(Consent.account_id == account.id, Consent.client_id == client.client_id)
+    )
+    return consent is None or not set(scope.split()) <= set(consent.scopes)
+
+
+def authorize(params: list[list[str]], interaction: Interaction | None = None):
+    """Evaluate an authorization request and answer it."""
+    tenant = current_tenant()
+    oauth_request = StoredRequest(request.url, params)
+    data = oauth_request.payload.data
+    context = _Context(data.get("response_mode") or "query", data.get("state"), None)
+    authentication = current_authentication(tenant)
+    account = _active_account(authentication)
+
+    try:
+        grant = current_server().get_consent_grant(request=oauth_request, end_user=account)
+        redirect_uri = grant.redirect_uri
+        context.redirect_uri = redirect_uri
+        if context.response_mode not in RESPONSE_MODES:
+            context.response_mode = "query"
+            raise InvalidRequestError("Unsupported 'response_mode'.", redirect_uri=redirect_uri)
+        # OIDC Core 6: request objects are not supported.
+        if "request" in data:
+            raise RequestNotSupported(redirect_uri=redirect_uri)
+        if "request_uri" in data:
+            raise RequestUriNotSupported(redirect_uri=redirect_uri)
+        if "registration" in data:
+            raise RegistrationNotSupported(redirect_uri=redirect_uri)
+        if "openid" not in (oauth_request.scope or "").split():
+            raise InvalidRequestError("The 'openid' scope is required.", redirect_uri=redirect_uri)
+        try:
+            claims = parse_claims_parameter(data.get("claims"))
+        except InvalidClaimsParameter as exc:
+            raise InvalidRequestError(str(exc), redirect_uri=redirect_uri) from None
+        max_age = _max_age(data.get("max_age"), redirect_uri)
+        hint_subject = _hint_subject(data.get("id_token_hint"), redirect_uri)
+        prompts = set((data.get("prompt") or "").split())
+        just_logged_in = bool(interaction and interaction.login_done)
+
+        reasons = []
+        if account is None:
+            reasons.append("no_session")
+        elif not just_logged_in:
+            if "login" in prompts:
+                reasons.append("prompt_login")
+            if max_age is not None and time.time() - authentication.auth_time > max_age:
+                reasons.append("max_age")
+        if account is not None and hint_subject and hint_subject != account.id:
+            reasons.append("id_token_hint")
+        requested_acr = [v for v in (data.get("acr_values") or "").split() if v in ACR_LEVELS]
+        requested_acr += [v for v in requested_acr_values(claims) if v in ACR_LEVELS]
+        if account is not None and not just_logged_in and requested_acr and not any(
+            acr_satisfies(authentication.acr, level) for level in requested_acr
+        ):
+            # The second factor arrives with step-up; until then a stronger level
+            # than the session's means signing in again.
+            reasons.append("acr_values")
+        if reasons:
+            if "none" in prompts:
+                raise LoginRequiredError(redirect_uri=redirect_uri)
+            return _interact(interaction, params, "login", reasons, data)
+
+        if _consent_needed(account, grant.request.client, oauth_request.scope) or (
+            "consent" in prompts and not (interaction and interaction.consent_done)
+            and not grant.request.client.first_party
+        ):
+            if "none" in prompts:
+                raise ConsentRequiredError(redirect_uri=redirect_uri)
+            return _interact(interaction, params, "consent", ["consent"], data)
+    except OAuth2Error as error:
+        return error_response(error, context)
+
+    g.authorization_context = authentication
+    grant.request.user = account
+    code = grant.generate_authorization_code()
+    grant.save_authorization_code(code, grant.request)
+    db().commit()
+    if interaction is not None:
+        interactions().finish(interaction)
+    response_params = [("code", code)]
+    if context.state:
+        response_params.append(("state", context.state))
+    return respond(redirect_uri, response_params, context.response_mode)
+
+
+def deny(interaction: Interaction):
+    """The member refused consent: the client gets access_denied (RFC 6749 4.1.2.1)."""
+    interactions().finish(interaction)
+    # The redirect URI was validated before the interaction was created.
+    redirect_uri = interaction.param("redirect_uri")
+    context = _Context(interaction.param("response_mode") or "query", interaction.param("state"),
+                       redirect_uri)
+    return error_response(AccessDeniedError(redirect_uri=redirect_uri), context)
+
+
+def _interact(interaction: Interaction | None, params, prompt: str, reasons: list[str], data):
+    store = interactions()
+    if interaction is None:
+        interaction = store.start(current_tenant().slug, params, prompt, reasons)
+    else:
+        interaction.prompt, interaction.reasons = prompt, reasons
+        store.save(interaction)
+    choose_ui_locale(data.get("ui_locales"))
+    endpoint = "accounts.login" if prompt == "login" else "accounts.consent"
+    return redirect(url_for(endpoint, interaction=interaction.id), 303)

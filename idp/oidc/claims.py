@@ -1,0 +1,77 @@
+"""Which claims each scope releases, and the `claims` request parameter (OIDC Core 5.4, 5.5)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from authlib.oauth2.rfc6749.util import scope_to_list
+
+from idp.accounts.models import Account
+
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "profile": ("given_name", "family_name", "birthdate"),
+    "email": ("email", "email_verified"),
+    "phone": ("phone_number", "phone_number_verified"),
+    "member": ("member_number", "tenant", "role"),
+}
+SUPPORTED_CLAIMS = sorted({"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
+                           "azp", "at_hash", "sid"} | {c for cs in SCOPE_CLAIMS.values() for c in cs})
+RELEASABLE = {c for cs in SCOPE_CLAIMS.values() for c in cs}
+
+
+class InvalidClaimsParameter(ValueError):
+    """The `claims` parameter is not a JSON object of the shape OIDC Core 5.5 defines."""
+
+
+def parse_claims_parameter(raw: str | None) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidClaimsParameter("'claims' is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidClaimsParameter("'claims' must be a JSON object")
+    result: dict[str, Any] = {}
+    for target in ("id_token", "userinfo"):
+        members = value.get(target)
+        if members is None:
+            continue
+        if not isinstance(members, dict) or not all(
+            spec is None or isinstance(spec, dict) for spec in members.values()
+        ):
+            raise InvalidClaimsParameter(f"'claims.{target}' must map claim names to null or objects")
+        result[target] = members
+    return result
+
+
+def requested_acr_values(claims: dict[str, Any] | None) -> list[str]:
+    """acr values asked through claims.id_token.acr (value or values)."""
+    spec = ((claims or {}).get("id_token") or {}).get("acr") or {}
+    if "value" in spec and isinstance(spec["value"], str):
+        return [spec["value"]]
+    values = spec.get("values")
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
+
+def _value(account: Account, name: str) -> Any:
+    if name == "birthdate":
+        return account.birthdate.isoformat() if account.birthdate else None
+    return getattr(account, name, None)
+
+
+def user_claims(
+    account: Account, scope: str, claims: dict[str, Any] | None = None, target: str = "userinfo"
+) -> dict[str, Any]:
+    """The member's claims released by the granted scopes plus those individually requested."""
+    names: list[str] = []
+    for scope_name in scope_to_list(scope) or []:
+        names.extend(SCOPE_CLAIMS.get(scope_name, ()))
+    names.extend(name for name in ((claims or {}).get(target) or {}) if name in RELEASABLE)
+    result: dict[str, Any] = {"sub": account.id}
+    for name in dict.fromkeys(names):
+        value = _value(account, name)
+        if value is not None:
+            result[name] = value
+    return result

@@ -1,0 +1,214 @@
+"""Clients, authorization codes, tokens and consents, shaped for Authlib's mixins."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+from typing import Any
+
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oidc.core import AuthorizationCodeMixin
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from idp.accounts.models import Account
+from idp.db import Base, utcnow
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+SUPPORTED_SCOPES = ("openid", "profile", "email", "phone", "member", "offline_access")
+
+
+def token_digest(value: str) -> str:
+    """Digest under which a high-entropy secret (token, code, client secret) is stored.
+
+    These values carry 256 bits from a CSPRNG, so a fast hash is as strong as a
+    slow one here and keeps every token call cheap; only the digest is stored.
+    """
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class Client(Base, ClientMixin):
+    __tablename__ = "clients"
+    __table_args__ = (UniqueConstraint("client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(32), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    secret_digest: Mapped[str | None] = mapped_column(String(64))
+    auth_method: Mapped[str] = mapped_column(String(32))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Public keys for private_key_jwt, as a JWKS document.
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def is_public(self) -> bool:
+        return self.auth_method == "none"
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        return {"post_logout_redirect_uris": list(self.post_logout_redirect_uris or [])}
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Never guess: OIDC Core 3.1.2.1 makes redirect_uri REQUIRED.
+        return None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        allowed = set(self.scopes)
+        return " ".join(s for s in scope_to_list(scope) or [] if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # Exact string comparison (OAuth 2.0 Security BCP 4.1.3).
+        return redirect_uri in (self.redirect_uris or [])
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.secret_digest or not client_secret:
+            return False
+        return hmac.compare_digest(self.secret_digest, token_digest(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "refresh_token":
+            return "offline_access" in self.scopes
+        return grant_type == "authorization_code"
+
+
+class AuthorizationCode(Base, AuthorizationCodeMixin):
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    scope: Mapped[str] = mapped_column(String(500))
+    nonce: Mapped[str | None] = mapped_column(String(500))
+    claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    auth_time: Mapped[int] = mapped_column(Integer)
+    acr: Mapped[str | None] = mapped_column(String(100))
+    amr: Mapped[list[str] | None] = mapped_column(JSON)
+    sid: Mapped[str | None] = mapped_column(String(64))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    # Marked, not deleted: a second use must find the code to revoke its tokens.
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    account: Mapped[Account] = relationship(lazy="joined")
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= utcnow()
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> str | None:
+        return self.acr
+
+    def get_amr(self) -> list[str] | None:
+        return self.amr
+
+
+class Token(Base, TokenMixin):
+    """An access token and, with offline_access, its refresh token.
+
+    Refreshing rotates: the old row is marked ``rotated_at`` and a new row of
+    the same ``family_id`` is created. Presenting a rotated refresh token again
+    revokes the whole family (OAuth 2.0 Security BCP 4.14.2).
+    """
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    access_token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(500))
+    claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    issued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_in: Mapped[int] = mapped_column(Integer)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    code_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    auth_time: Mapped[int] = mapped_column(Integer)
+    acr: Mapped[str | None] = mapped_column(String(100))
+    amr: Mapped[list[str] | None] = mapped_column(JSON)
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    account: Mapped[Account] = relationship(lazy="joined")
+    client: Mapped[Client] = relationship(lazy="joined")
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.issued_at + timedelta(seconds=self.expires_in)
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_in
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= utcnow()
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_refresh_usable(self) -> bool:
+        return (
+            self.revoked_at is None
+            and self.rotated_at is None
+            and self.refresh_expires_at is not None
+            and self.refresh_expires_at > utcnow()
+        )
+
+    def get_user(self) -> Account:
+        return self.account
+
+    def get_client(self) -> Client:
+        return self.client
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("account_id", "client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    granted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

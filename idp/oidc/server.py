@@ -1,0 +1,451 @@
+"""The OpenID Provider, assembled from Authlib's grants, extensions and endpoints.
+
+One server object serves every tenant: clients, tokens and the issuer are
+looked up for the tenant of the current request, so a client or token of one
+tenant is unknown to the other.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import current_app, g
+from joserfc.jwk import KeySet
+from sqlalchemy import select, update
+
+from idp import events
+from idp.db import utcnow
+from idp.extensions import current_tenant, db, services
+from idp.oidc.claims import parse_claims_parameter, user_claims
+from idp.oidc.models import SUPPORTED_SCOPES, AuthorizationCode, Client, Token, token_digest
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+class StoredRequest(OAuth2Request):
+    """An authorization request replayed from an interaction, not from the live HTTP request."""
+
+    def __init__(self, uri: str, params: list[list[str]]):
+        super().__init__(method="GET", uri=uri, headers={})
+        self.payload = _Payload(params)
+
+    @property
+    def args(self):
+        return self.payload.data
+
+    @property
+    def form(self):
+        return {}
+
+
+class _Payload:
+    def __init__(self, params: list[list[str]]):
+        self.datalist: dict[str, list[str]] = {}
+        for key, value in params:
+            self.datalist.setdefault(key, []).append(value)
+        self.data = {key: values[0] for key, values in self.datalist.items()}
+
+    def __getattr__(self, name: str):
+        if name in ("client_id", "redirect_uri", "scope", "state", "grant_type"):
+            return self.data.get(name)
+        if name == "response_type":
+            value = self.data.get("response_type")
+            return " ".join(sorted(value.split())) if value and " " in value else value
+        raise AttributeError(name)
+
+
+class Provider(AuthorizationServer):
+    def query_client(self, client_id: str) -> Client | None:
+        if not isinstance(client_id, str) or len(client_id) > 64:
+            return None
+        return db().scalar(
+            select(Client).where(Client.client_id == client_id, Client.tenant == current_tenant().slug)
+        )
+
+    def create_oauth2_request(self, request):
+        if isinstance(request, OAuth2Request):
+            return request
+        return super().create_oauth2_request(request)
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        settings = services().settings
+        code: AuthorizationCode | None = request.authorization_code
+        previous: Token | None = request.refresh_token
+        origin = code or previous
+        refresh = token.get("refresh_token")
+        row = Token(
+            tenant=current_tenant().slug,
+            client_id=request.client.client_id,
+            account_id=request.user.id,
+            access_token_digest=token_digest(token["access_token"]),
+            refresh_token_digest=token_digest(refresh) if refresh else None,
+            refresh_expires_at=(
+                utcnow() + timedelta(seconds=settings.refresh_token_ttl) if refresh else None
+            ),
+            scope=token["scope"],
+            expires_in=token["expires_in"],
+            family_id=previous.family_id if previous else secrets.token_hex(16),
+            code_id=code.id if code else (previous.code_id if previous else None),
+            claims=origin.claims,
+            auth_time=origin.auth_time,
+            acr=origin.acr,
+            amr=origin.amr,
+            sid=origin.sid,
+        )
+        db().add(row)
+        db().flush()
+
+    def issuer(self) -> str:
+        return current_tenant().issuer
+
+
+def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None,
+                          include_refresh_token=True):
+    settings = services().settings
+    token = {
+        "token_type": "Bearer",
+        "access_token": secrets.token_urlsafe(32),
+        "expires_in": expires_in or settings.access_token_ttl,
+        "scope": scope,
+    }
+    # Refresh tokens only with offline_access (OIDC Core 11).
+    if include_refresh_token and "offline_access" in (scope or "").split():
+        token["refresh_token"] = secrets.token_urlsafe(32)
+    return token
+
+
+class S256Only(CodeChallenge):
+    """PKCE with S256 only; required for public clients (OAuth 2.0 Security BCP 2.1.1)."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
+        if grant.request.client.is_public and not challenge:
+            raise InvalidRequestError("Public clients must use PKCE (code_challenge with S256).")
+        if challenge and method != "S256":
+            # RFC 7636 4.3: a missing method means "plain", which is refused.
+            raise InvalidRequestError("code_challenge_method must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        context = g.authorization_context
+        data = request.payload.data
+        db().add(
+            AuthorizationCode(
+                code_digest=token_digest(code),
+                tenant=current_tenant().slug,
+                client_id=request.client.client_id,
+                account_id=request.user.id,
+                redirect_uri=request.payload.redirect_uri,
+                scope=request.scope,
+                nonce=data.get("nonce"),
+                claims=parse_claims_parameter(data.get("claims")),
+                auth_time=context.auth_time,
+                acr=context.acr,
+                amr=context.amr,
+                sid=context.sid,
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method"),
+                expires_at=utcnow() + timedelta(seconds=services().settings.authorization_code_ttl),
+            )
+        )
+
+    def generate_authorization_code(self) -> str:
+        return secrets.token_urlsafe(32)
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        session = db()
+        row = session.scalar(
+            select(AuthorizationCode).where(
+                AuthorizationCode.code_digest == token_digest(code),
+                AuthorizationCode.client_id == client.client_id,
+            )
+        )
+        if row is None or row.is_expired():
+            return None
+        # Claim the code atomically: of two concurrent redemptions only one wins.
+        claimed = session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == row.id, AuthorizationCode.consumed_at.is_(None))
+            .values(consumed_at=utcnow())
+        ).rowcount
+        session.commit()
+        if claimed:
+            return row
+        # RFC 6749 4.1.2: a code used twice revokes what it produced.
+        revoked = session.execute(
+            update(Token)
+            .where(Token.code_id == row.id, Token.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount
+        events.record_event(
+            session, events.CODE_REUSED, tenant=row.tenant, account_id=row.account_id,
+            client_id=row.client_id, revoked_tokens=revoked,
+        )
+        session.commit()
+        return None
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        # Already marked consumed when claimed in query_authorization_code.
+        return None
+
+    def authenticate_user(self, authorization_code: AuthorizationCode):
+        account = authorization_code.account
+        return account if account.is_active else None
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+        session = db()
+        row = session.scalar(
+            select(Token).where(
+                Token.refresh_token_digest == token_digest(refresh_token),
+                Token.tenant == current_tenant().slug,
+            )
+        )
+        if row is None:
+            return None
+        if row.rotated_at is not None and row.revoked_at is None:
+            # A rotated refresh token presented again: stolen or replayed.
+            # Revoke the whole family (OAuth 2.0 Security BCP 4.14.2).
+            revoked = session.execute(
+                update(Token)
+                .where(Token.family_id == row.family_id, Token.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            ).rowcount
+            events.record_event(
+                session, events.REFRESH_REUSED, tenant=row.tenant, account_id=row.account_id,
+                client_id=row.client_id, revoked_tokens=revoked,
+            )
+            session.commit()
+            return None
+        return row if row.is_refresh_usable() else None
+
+    def authenticate_user(self, refresh_token: Token):
+        account = refresh_token.account
+        return account if account.is_active else None
+
+    def revoke_old_credential(self, refresh_token: Token) -> None:
+        claimed = db().execute(
+            update(Token)
+            .where(Token.id == refresh_token.id, Token.rotated_at.is_(None))
+            .values(rotated_at=utcnow())
+        ).rowcount
+        if not claimed:
+            # Lost a race with a concurrent use of the same refresh token.
+            raise InvalidGrantError()
+
+
+class OpenIDConnect(OpenIDCode):
+    """ID tokens signed by the single active key, with the tenant as issuer."""
+
+    def exists_nonce(self, nonce: str, request) -> bool:
+        # Nonce replay is the relying party's check (OIDC Core 3.1.3.7 step 11).
+        return False
+
+    def resolve_client_private_key(self, client):
+        return services().keystore.signing_key()
+
+    def get_client_algorithm(self, client) -> str:
+        return services().keystore.signing_alg()
+
+    def get_encode_header(self, client) -> dict[str, str]:
+        key = services().keystore.signing_key()
+        return {"alg": services().keystore.signing_alg(), "kid": key.kid, "typ": "JWT"}
+
+    def get_client_claims(self, client) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "iss": current_tenant().issuer,
+            "aud": [client.get_client_id()],
+            "azp": client.get_client_id(),
+            "iat": now,
+            "exp": now + services().settings.id_token_ttl,
+        }
+
+    def get_authorization_code_claims(self, authorization_code: AuthorizationCode):
+        claims = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.sid:
+            claims["sid"] = authorization_code.sid
+        return claims
+
+    def generate_user_info(self, user, scope: str) -> UserInfo:
+        code: AuthorizationCode | None = getattr(g, "redeemed_code", None)
+        return UserInfo(user_claims(user, scope, code.claims if code else None, "id_token"))
+
+    def process_token(self, grant, response):
+        g.redeemed_code = grant.request.authorization_code
+        return super().process_token(grant, response)
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """private_key_jwt client authentication (OIDC Core 9, RFC 7523 3)."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self) -> list[str]:
+        issuer = current_tenant().issuer
+        return [issuer, f"{issuer}/token"]
+
+    def resolve_client_public_key(self, client: Client):
+        if not client.jwks:
+            raise InvalidRequestError("The client has no registered keys.")
+        return KeySet.import_key_set(client.jwks)
+
+    def validate_jti(self, claims, jti) -> bool:
+        # Each assertion is single use: remember its jti until it expires.
+        ttl = max(60, int(claims.get("exp", 0) - time.time()) + 60)
+        return services().store.set(f"jti:{claims['sub']}:{jti}", "1", ttl, only_if_absent=True)
+
+
+class _TokenLookup:
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        if not isinstance(token_string, str) or len(token_string) > 200:
+            return None
+        digest = token_digest(token_string)
+        tenant = current_tenant().slug
+        order = ["refresh_token", "access_token"] if token_type_hint == "refresh_token" else [
+            "access_token", "refresh_token"]
+        for kind in order:
+            column = Token.access_token_digest if kind == "access_token" else Token.refresh_token_digest
+            row = db().scalar(select(Token).where(column == digest, Token.tenant == tenant))
+            if row is not None:
+                row.matched_as = kind
+                return row
+        return None
+
+
+class Revocation(_TokenLookup, RevocationEndpoint):
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def revoke_token(self, token: Token, request) -> None:
+        # Revoking a refresh token ends its family; an access token ends alone (RFC 7009 2.1).
+        query = update(Token).where(Token.revoked_at.is_(None))
+        if token.matched_as == "refresh_token":
+            query = query.where(Token.family_id == token.family_id)
+        else:
+            query = query.where(Token.id == token.id)
+        db().execute(query.values(revoked_at=utcnow()))
+        events.record_event(
+            db(), events.TOKEN_REVOKED, tenant=token.tenant, account_id=token.account_id,
+            client_id=token.client_id, kind=token.matched_as,
+        )
+
+
+class Introspection(_TokenLookup, IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def check_permission(self, token: Token, client: Client, request) -> bool:
+        # A client may introspect the tokens issued to it.
+        return token.client_id == client.client_id
+
+    def create_introspection_payload(self, token: Token | None):
+        if token is not None and token.matched_as == "refresh_token" and not token.is_refresh_usable():
+            return {"active": False}
+        return super().create_introspection_payload(token)
+
+    def introspect_token(self, token: Token) -> dict[str, Any]:
+        expires = (
+            token.refresh_expires_at if token.matched_as == "refresh_token" else token.expires_at
+        )
+        return {
+            "active": True,
+            "client_id": token.client_id,
+            "token_type": "Bearer" if token.matched_as == "access_token" else "refresh_token",
+            "scope": token.scope,
+            "sub": token.account_id,
+            "aud": token.client_id,
+            "iss": current_tenant().issuer,
+            "iat": int(token.issued_at.timestamp()),
+            "exp": int(expires.timestamp()) if expires else None,
+            "auth_time": token.auth_time,
+            "acr": token.acr,
+        }
+
+
+class AccessTokenValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string: str) -> Token | None:
+        if not isinstance(token_string, str) or len(token_string) > 200:
+            return None
+        token = db().scalar(
+            select(Token).where(
+                Token.access_token_digest == token_digest(token_string),
+                Token.tenant == current_tenant().slug,
+            )
+        )
+        # Kept for the userinfo endpoint, which releases the claims this token was granted.
+        g.userinfo_token = token
+        return token
+
+    def validate_token(self, token, scopes, request):
+        super().validate_token(token, scopes, request)
+        if not token.account.is_active:
+            raise InvalidTokenError(realm=self.realm)
+
+
+class UserInfoResponder(UserInfoEndpoint):
+    def get_issuer(self) -> str:
+        return current_tenant().issuer
+
+    def generate_user_info(self, user, scope: str) -> UserInfo:
+        token: Token = g.userinfo_token
+        return UserInfo(user_claims(user, scope, token.claims, "userinfo"))
+
+    def resolve_private_key(self):
+        return services().keystore.signing_key()
+
+
+class EndSession(EndSessionEndpoint):
+    def get_server_jwks(self):
+        return services().keystore.verification_keyset()
+
+    def end_session(self, end_session_request) -> None:
+        # The view signs the member out once they confirmed; nothing to do here.
+        return None
+
+
+resource_protector = ResourceProtector()
+resource_protector.register_token_validator(AccessTokenValidator())
+
+
+def build_server(app) -> Provider:
+    server = Provider()
+    server.init_app(app)
+    server.register_token_generator("default", generate_bearer_token)
+    server.scopes_supported = list(SUPPORTED_SCOPES)
+    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    server.register_grant(AuthorizationCodeGrant, [OpenIDConnect(require_nonce=False), S256Only()])
+    server.register_grant(RefreshTokenGrant)
+    server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
+    server.register_endpoint(UserInfoResponder(resource_protector=resource_protector))
+    server.register_endpoint(EndSession)
+    return server
+
+
+def current_server() -> Provider:
+    return current_app.extensions["idp_oidc"]

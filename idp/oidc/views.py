@@ -1,0 +1,163 @@
+"""Protocol endpoints. ``api``: machine-to-machine (JSON, CORS); ``bp``: browser-facing."""
+
+from __future__ import annotations
+
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint, abort, jsonify, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_cors import cross_origin
+
+from idp.accounts.forms import ConfirmForm
+from idp.accounts.authn import ACR_LEVELS, current_authentication, sign_out
+from idp.events import LOGOUT, record_event
+from idp.extensions import current_tenant, db, services
+from idp.oidc import authorization
+from idp.oidc.claims import SUPPORTED_CLAIMS
+from idp.oidc.models import SUPPORTED_SCOPES
+from idp.oidc.server import AUTH_METHODS, current_server
+from idp.web import csrf, render
+
+api = Blueprint("oidc_api", __name__, url_prefix="/<tenant>")
+bp = Blueprint("oidc", __name__, url_prefix="/<tenant>")
+
+# CORS for browser-based clients on the endpoints they call (SPEC §9); never on /authorize.
+_cors = cross_origin(origins="*", allow_headers=["Authorization", "Content-Type"], max_age=600)
+
+
+def _cacheable(payload: dict):
+    response = jsonify(payload)
+    response.headers["Cache-Control"] = f"public, max-age={services().settings.metadata_max_age}"
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+@api.get("/.well-known/openid-configuration")
+@_cors
+def discovery():
+    issuer = current_tenant().issuer
+    signing_algs = ["RS256", "ES256"]
+    return _cacheable({
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "jwks_uri": f"{issuer}/jwks",
+        "end_session_endpoint": f"{issuer}/logout",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "scopes_supported": list(SUPPORTED_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": list(authorization.RESPONSE_MODES),
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": signing_algs,
+        "userinfo_signing_alg_values_supported": signing_algs,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": signing_algs,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": SUPPORTED_CLAIMS,
+        "claims_parameter_supported": True,
+        "claim_types_supported": ["normal"],
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "acr_values_supported": list(ACR_LEVELS),
+        "prompt_values_supported": ["none", "login", "consent"],
+        "ui_locales_supported": ["fr-FR", "en"],
+        "authorization_response_iss_parameter_supported": True,
+    })
+
+
+@api.get("/jwks")
+@_cors
+def jwks():
+    return _cacheable(services().keystore.public_jwks())
+
+
+@api.route("/token", methods=["POST", "OPTIONS"])
+@_cors
+def token():
+    response = current_server().create_token_response()
+    if response.status_code == 200:
+        db().commit()
+    return response
+
+
+@api.route("/userinfo", methods=["GET", "POST", "OPTIONS"])
+@_cors
+def userinfo():
+    return current_server().create_endpoint_response("userinfo")
+
+
+@api.post("/revoke")
+def revoke():
+    response = current_server().create_endpoint_response("revocation")
+    db().commit()
+    return response
+
+
+@api.post("/introspect")
+def introspect():
+    return current_server().create_endpoint_response("introspection")
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+@csrf.exempt
+def authorize():
+    # OIDC Core 3.1.2.1: GET and POST are both supported; parameters in one place only.
+    source = request.form if request.method == "POST" else request.args
+    params = [[key, value] for key, values in source.lists() for value in values]
+    return authorization.authorize(params)
+
+
+@bp.get("/authorize/resume")
+def resume():
+    interaction = authorization.interactions().load(request.args.get("interaction"), current_tenant().slug)
+    if interaction is None:
+        message = _("Cette demande de connexion a expiré. Retournez sur votre espace et recommencez.")
+        return render("error.html", status=400, error_code="invalid_request", message=message)
+    return authorization.authorize(interaction.params, interaction)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+@csrf.exempt
+def end_session():
+    """RP-initiated logout 1.0: validate, ask the member to confirm, then sign out."""
+    server = current_server()
+    try:
+        logout_request = server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return render("error.html", status=400, error_code=error.error,
+                      message=error.description or error.error, protocol_error=True)
+    pending = {
+        "redirect_uri": logout_request.redirect_uri,
+        "client": logout_request.client.name if logout_request.client else None,
+    }
+    session["logout"] = pending
+    return redirect(url_for("oidc.logout_confirm"), 303)
+
+
+@bp.route("/logout/confirm", methods=["GET", "POST"])
+def logout_confirm():
+    pending = session.get("logout")
+    if pending is None:
+        abort(404)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        tenant = current_tenant()
+        session.pop("logout", None)
+        if form.cancel.data:
+            return redirect(pending["redirect_uri"] or url_for("oidc.logged_out"), 303)
+        authentication = sign_out(tenant)
+        if authentication:
+            record_event(db(), LOGOUT, tenant=tenant.slug, account_id=authentication.account_id)
+            db().commit()
+        return redirect(pending["redirect_uri"] or url_for("oidc.logged_out"), 303)
+    signed_in = current_authentication(current_tenant()) is not None
+    return render("logout.html", form=form, client_name=pending["client"], signed_in=signed_in)
+
+
+@bp.get("/logout/done")
+def logged_out():
+    return render("logged_out.html")

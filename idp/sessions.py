@@ -1,0 +1,108 @@
+"""Server-side browser sessions kept in the store.
+
+The cookie carries only a random id. The data lives in the store with the idle
+timeout as its time to live; the absolute timeout is checked against the
+creation time. ``regenerate()`` gives the session a new id (at every sign-in).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from idp.store import Store
+
+# A session touched less than this long ago is not written back just to bump
+# its idle timer: it saves a store write on most requests.
+TOUCH_INTERVAL = 60
+
+
+class ServerSession(CallbackDict, SessionMixin):
+    def __init__(self, data=None, sid: str | None = None, created: float | None = None):
+        def on_update(_self):
+            self.modified = True
+
+        super().__init__(data or {}, on_update)
+        self.sid = sid
+        self.created = created if created is not None else time.time()
+        self.previous_sid: str | None = None
+        self.modified = False
+        self.touched_at: float | None = None
+
+    @property
+    def new(self) -> bool:  # type: ignore[override]
+        return self.sid is None
+
+    def regenerate(self) -> None:
+        """Move the data to a fresh id (session fixation defence) and restart its clock."""
+        if self.sid:
+            self.previous_sid = self.sid
+        self.sid = None
+        self.created = time.time()
+        self.modified = True
+
+    def end(self) -> None:
+        """Forget everything, server-side too."""
+        self.clear()
+        self.regenerate()
+
+
+class StoreSessionInterface(SessionInterface):
+    def __init__(self, store: Store, *, idle: int, absolute: int, secure: bool):
+        self.store = store
+        self.idle = idle
+        self.absolute = absolute
+        self.secure = secure
+        self.cookie_name = "__Host-idp-session" if secure else "idp-session"
+
+    def _key(self, sid: str) -> str:
+        return f"session:{sid}"
+
+    def open_session(self, app: Flask, request: Request) -> ServerSession:
+        sid = request.cookies.get(self.cookie_name)
+        if not sid or len(sid) > 64:
+            return ServerSession()
+        raw = self.store.get(self._key(sid))
+        if not raw:
+            return ServerSession()
+        record = json.loads(raw)
+        if record["created"] + self.absolute <= time.time():
+            self.store.delete(self._key(sid))
+            return ServerSession()
+        session = ServerSession(record["data"], sid=sid, created=record["created"])
+        session.touched_at = record.get("touched", record["created"])
+        return session
+
+    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
+        if session.previous_sid:
+            self.store.delete(self._key(session.previous_sid))
+            session.previous_sid = None
+        now = time.time()
+        if not session:
+            if session.sid:
+                self.store.delete(self._key(session.sid))
+                response.delete_cookie(self.cookie_name, path="/", secure=self.secure, httponly=True)
+            return
+        stale = session.touched_at is None or now - session.touched_at >= TOUCH_INTERVAL
+        if not (session.modified or session.new or stale):
+            return
+        if session.sid is None:
+            session.sid = secrets.token_urlsafe(32)
+        remaining = int(session.created + self.absolute - now)
+        ttl = max(1, min(self.idle, remaining))
+        record = {"created": session.created, "touched": now, "data": dict(session)}
+        self.store.set(self._key(session.sid), json.dumps(record), ttl)
+        response.set_cookie(
+            self.cookie_name,
+            session.sid,
+            httponly=True,
+            secure=self.secure,
+            samesite="Lax",
+            path="/",
+        )
+        response.vary.add("Cookie")

@@ -1,0 +1,130 @@
+"""Short-lived state with a time to live: sessions, interactions, counters.
+
+``RedisStore`` is the production store, shared by every node. ``MemoryStore``
+behaves the same inside one process; it exists so the demo runs without a
+server and is not for several processes or nodes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import redis
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached; callers fail closed (HTTP 503)."""
+
+
+class Store(Protocol):
+    def get(self, key: str) -> str | None: ...
+    def set(self, key: str, value: str, ttl: int, *, only_if_absent: bool = False) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def take(self, key: str) -> str | None:
+        """Get and delete in one atomic step (single-use values)."""
+    def incr(self, key: str, ttl: int) -> int:
+        """Increment a counter; the time to live starts at the first increment."""
+    def ttl(self, key: str) -> int:
+        """Seconds left, or 0 when the key does not exist."""
+    def ping(self) -> None: ...
+
+
+class RedisStore:
+    def __init__(self, url: str, prefix: str = "idp:"):
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
+            health_check_interval=30,
+        )
+
+    def _call(self, fn: Callable, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def get(self, key: str) -> str | None:
+        return self._call(self.client.get, self.prefix + key)
+
+    def set(self, key: str, value: str, ttl: int, *, only_if_absent: bool = False) -> bool:
+        return bool(self._call(self.client.set, self.prefix + key, value, ex=ttl, nx=only_if_absent))
+
+    def delete(self, key: str) -> None:
+        self._call(self.client.delete, self.prefix + key)
+
+    def take(self, key: str) -> str | None:
+        return self._call(self.client.getdel, self.prefix + key)
+
+    def incr(self, key: str, ttl: int) -> int:
+        def run():
+            pipe = self.client.pipeline()
+            pipe.incr(self.prefix + key)
+            pipe.expire(self.prefix + key, ttl, nx=True)
+            return pipe.execute()[0]
+
+        return int(self._call(run))
+
+    def ttl(self, key: str) -> int:
+        return max(0, int(self._call(self.client.ttl, self.prefix + key)))
+
+    def ping(self) -> None:
+        self._call(self.client.ping)
+
+
+class MemoryStore:
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._data: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str) -> tuple[str, float] | None:
+        item = self._data.get(key)
+        if item and item[1] <= self.clock():
+            del self._data[key]
+            return None
+        return item
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            item = self._live(key)
+            return item[0] if item else None
+
+    def set(self, key: str, value: str, ttl: int, *, only_if_absent: bool = False) -> bool:
+        with self._lock:
+            if only_if_absent and self._live(key):
+                return False
+            self._data[key] = (value, self.clock() + ttl)
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def take(self, key: str) -> str | None:
+        with self._lock:
+            item = self._live(key)
+            self._data.pop(key, None)
+            return item[0] if item else None
+
+    def incr(self, key: str, ttl: int) -> int:
+        with self._lock:
+            item = self._live(key)
+            value = int(item[0]) + 1 if item else 1
+            expires = item[1] if item else self.clock() + ttl
+            self._data[key] = (str(value), expires)
+            return value
+
+    def ttl(self, key: str) -> int:
+        with self._lock:
+            item = self._live(key)
+            return max(0, int(item[1] - self.clock() + 0.999)) if item else 0
+
+    def ping(self) -> None:
+        return None
+
+
+def create_store(url: str) -> Store:
+    return RedisStore(url) if url else MemoryStore()

@@ -1,0 +1,114 @@
+"""Tenants: each brand is its own issuer, loaded from config/tenants/<slug>.toml."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from idp.config import ConfigError
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+LOGIN_IDENTIFIERS = ("email", "member_number")
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    activation_ttl_hours: int = 72
+    reset_ttl_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    min_length: int = 8
+    max_length: int = 128
+    # Characters that count as "special"; empty means any non-alphanumeric one.
+    specials: str = "!@#*$%"
+
+
+@dataclass(frozen=True)
+class MfaPolicy:
+    otp_ttl_seconds: int = 180
+    otp_max_attempts: int = 5
+    otp_resend_cooldown_seconds: int = 30
+    trusted_device_days: int = 90
+
+
+@dataclass(frozen=True)
+class Tenant:
+    slug: str
+    brand: str
+    portal_name: str
+    login_identifier: str
+    issuer: str
+    default_locale: str
+    primary_color: str
+    accent_color: str
+    terms_version: str
+    links: LinkPolicy
+    password: PasswordPolicy
+    mfa: MfaPolicy
+
+    @property
+    def logs_in_with_email(self) -> bool:
+        return self.login_identifier == "email"
+
+
+def _section(cls, data: dict[str, Any], name: str, source: str):
+    raw = data.pop(name, {})
+    allowed = {f for f in cls.__dataclass_fields__}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys in [{name}]: {', '.join(sorted(unknown))}")
+    for key, value in raw.items():
+        expected = type(getattr(cls(), key))
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ConfigError(f"{source}: [{name}] {key} must be a {expected.__name__}")
+        if expected is int and value <= 0:
+            raise ConfigError(f"{source}: [{name}] {key} must be positive")
+    return cls(**raw)
+
+
+def load_tenant(path: Path, base_url: str) -> Tenant:
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    links = _section(LinkPolicy, data, "links", source)
+    password = _section(PasswordPolicy, data, "password", source)
+    mfa = _section(MfaPolicy, data, "mfa", source)
+    if password.min_length < 8 or password.max_length < 64 or password.max_length < password.min_length:
+        raise ConfigError(f"{source}: [password] needs min_length >= 8 and max_length >= 64")
+
+    required = ("slug", "brand", "portal_name", "login_identifier", "terms_version")
+    missing = [key for key in required if not data.get(key)]
+    if missing:
+        raise ConfigError(f"{source}: missing {', '.join(missing)}")
+    slug = data.pop("slug")
+    if not SLUG_RE.match(slug) or slug != path.stem:
+        raise ConfigError(f"{source}: slug {slug!r} must be lowercase and match the file name")
+    if data["login_identifier"] not in LOGIN_IDENTIFIERS:
+        raise ConfigError(f"{source}: login_identifier must be one of {', '.join(LOGIN_IDENTIFIERS)}")
+    for key in ("primary_color", "accent_color"):
+        data.setdefault(key, "#333333")
+        if not COLOR_RE.match(data[key]):
+            raise ConfigError(f"{source}: {key} must be a #rrggbb colour")
+    data.setdefault("default_locale", "fr")
+    if data["default_locale"] not in ("fr", "en"):
+        raise ConfigError(f"{source}: default_locale must be fr or en")
+    issuer = data.pop("issuer", f"{base_url}/{slug}")
+    try:
+        return Tenant(slug=slug, issuer=issuer, links=links, password=password, mfa=mfa, **data)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_tenants(directory: Path, base_url: str) -> dict[str, Tenant]:
+    paths = sorted(directory.glob("*.toml"))
+    if not paths:
+        raise ConfigError(f"no tenant configuration found in {directory}/ (expected <slug>.toml files)")
+    return {tenant.slug: tenant for tenant in (load_tenant(p, base_url) for p in paths)}

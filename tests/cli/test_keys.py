@@ -1,0 +1,153 @@
+"""`idp keys …`: operators' commands over the key store (SPEC §8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from idp.keystore import KeyInfo, KeyStore
+
+COMMANDS = ["list", "generate", "activate", "retire", "rotate", "prune"]
+
+
+@pytest.fixture
+def keystore(app) -> KeyStore:
+    store = app.extensions["idp"].keystore
+    store.ensure_initialized()
+    return store
+
+
+def the(store: KeyStore, state: str) -> KeyInfo:
+    (info,) = [info for info in store.list() if info.state == state]
+    return info
+
+
+def keys(runner, *args: str):
+    return runner.invoke(args=["keys", *args])
+
+
+def assert_refused(result, message: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(runner, command):
+    result = keys(runner, command, "--help")
+
+    assert result.exit_code == 0, result.output
+    assert f"keys {command}" in result.output
+
+
+def test_list_marks_the_signing_key(runner, keystore):
+    active, upcoming = the(keystore, "active"), the(keystore, "next")
+
+    result = keys(runner, "list")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"]
+    (active_line,) = [line for line in lines if active.kid in line]
+    assert active_line.startswith("*")
+    assert "active" in active_line
+    (next_line,) = [line for line in lines if upcoming.kid in line]
+    assert not next_line.startswith("*")
+    assert "next" in next_line
+    assert "Z" in active_line  # ISO 8601 UTC times
+
+
+def test_generate_publishes_a_next_key(runner, keystore):
+    result = keys(runner, "generate", "--alg", "ES256")
+
+    assert result.exit_code == 0, result.output
+    created = [info for info in keystore.list() if info.alg == "ES256"]
+    assert len(created) == 1
+    assert created[0].state == "next"
+    assert created[0].kid in result.output
+    assert "may sign from" in result.output
+
+
+def test_generate_rejects_an_unknown_algorithm(runner, keystore):
+    before = keystore.list()
+
+    result = keys(runner, "generate", "--alg", "HS256")
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--alg'" in result.output
+    assert keystore.list() == before
+
+
+def test_activate_waits_for_prepublication_unless_forced(runner, keystore, monkeypatch):
+    monkeypatch.setattr(keystore, "prepublish_seconds", 3600)
+    old, upcoming = the(keystore, "active"), the(keystore, "next")
+
+    refused = keys(runner, "activate", upcoming.kid)
+
+    assert_refused(refused, "--force")
+    assert keystore.signing_key().kid == old.kid
+
+    forced = keys(runner, "activate", upcoming.kid, "--force")
+
+    assert forced.exit_code == 0, forced.output
+    assert f"activated {upcoming.kid}" in forced.output
+    assert f"retired {old.kid}" in forced.output
+    assert keystore.signing_key().kid == upcoming.kid
+
+
+def test_activate_an_unknown_key_is_refused(runner, keystore):
+    assert_refused(keys(runner, "activate", "nope"), "no key 'nope'")
+
+
+def test_retire_a_next_key(runner, keystore):
+    upcoming = the(keystore, "next")
+
+    result = keys(runner, "retire", upcoming.kid)
+
+    assert result.exit_code == 0, result.output
+    assert f"retired {upcoming.kid}" in result.output
+    assert [info.state for info in keystore.list() if info.kid == upcoming.kid] == ["retired"]
+
+
+def test_retire_the_active_key_is_refused(runner, keystore):
+    result = keys(runner, "retire", the(keystore, "active").kid)
+
+    assert_refused(result, "activate another key first")
+
+
+def test_rotate(runner, keystore, monkeypatch):
+    monkeypatch.setattr(keystore, "prepublish_seconds", 0)
+    old, upcoming = the(keystore, "active"), the(keystore, "next")
+
+    result = keys(runner, "rotate")
+
+    assert result.exit_code == 0, result.output
+    assert f"activated {upcoming.kid}" in result.output
+    assert f"retired {old.kid}" in result.output
+    assert keystore.signing_key().kid == upcoming.kid
+    assert the(keystore, "next").kid in result.output
+
+
+def test_rotate_too_early_is_refused_unless_forced(runner, keystore, monkeypatch):
+    monkeypatch.setattr(keystore, "prepublish_seconds", 3600)
+    upcoming = the(keystore, "next")
+
+    assert_refused(keys(runner, "rotate"), "--force")
+
+    forced = keys(runner, "rotate", "--force")
+
+    assert forced.exit_code == 0, forced.output
+    assert keystore.signing_key().kid == upcoming.kid
+
+
+def test_prune(runner, keystore, monkeypatch):
+    assert keys(runner, "prune").output.strip() == "nothing to prune"
+    upcoming = the(keystore, "next")
+    keys(runner, "retire", upcoming.kid)
+    monkeypatch.setattr(keystore, "retain_seconds", 0)
+
+    result = keys(runner, "prune")
+
+    assert result.exit_code == 0, result.output
+    assert f"removed {upcoming.kid}" in result.output
+    assert upcoming.kid not in {info.kid for info in keystore.list()}

@@ -1,0 +1,139 @@
+"""Shared fixtures: the app on the real stores when configured, factories, a CLI runner.
+
+IDP_TEST_DATABASE_URL (PostgreSQL) and IDP_TEST_REDIS_URL point the suite at
+real servers; .ci/run sets both. Without them the suite runs on the embedded
+default (SQLite file, in-process store) and says so; under CI=true their
+absence is an error, never a silent downgrade.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskCliRunner
+from sqlalchemy import create_engine, text
+
+from idp import create_app, schema
+from idp.cli import main
+from idp.db import Base
+from idp.keystore import KeyStore
+from tests import factories
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+DATABASE_URL = os.environ.get("IDP_TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "")
+
+
+def pytest_configure(config):
+    if IN_CI and not (DATABASE_URL and REDIS_URL):
+        raise pytest.UsageError(
+            "CI=true needs IDP_TEST_DATABASE_URL and IDP_TEST_REDIS_URL (run the suite through .ci/run)"
+        )
+
+
+def pytest_report_header(config):
+    database = DATABASE_URL.split("@")[-1] if DATABASE_URL else "embedded SQLite (no IDP_TEST_DATABASE_URL)"
+    store = REDIS_URL.split("@")[-1] if REDIS_URL else "in-process store (no IDP_TEST_REDIS_URL)"
+    return [f"idp database: {database}", f"idp store: {store}"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not (DATABASE_URL and REDIS_URL):
+        terminalreporter.write_line(
+            "NOTE: ran on the embedded default; PostgreSQL/Redis behaviour was not exercised "
+            "(set IDP_TEST_DATABASE_URL and IDP_TEST_REDIS_URL, or run .ci/run)."
+        )
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = DATABASE_URL or f"sqlite:///{tmp_path_factory.mktemp('db') / 'idp.sqlite3'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    schema.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def keys_template(tmp_path_factory) -> Path:
+    """A key directory initialised once (RSA generation is slow), copied per test."""
+    directory = tmp_path_factory.mktemp("keys-template")
+    KeyStore(directory, prepublish_seconds=0, retain_seconds=3600).ensure_initialized()
+    return directory
+
+
+@pytest.fixture
+def settings(database_url, keys_template, tmp_path) -> dict:
+    keys_dir = tmp_path / "keys"
+    shutil.copytree(keys_template, keys_dir)
+    return {
+        "env": "development",
+        "secret_key": "test-secret-key-that-is-long-enough-0123456789",
+        "base_url": "http://localhost",
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "keys_dir": str(keys_dir),
+        "tenants_dir": str(ROOT / "config" / "tenants"),
+        "key_prepublish_seconds": 0,
+        # Cheap hashing keeps the suite fast; the hasher's own tests use real costs.
+        "argon2_time_cost": 1,
+        "argon2_memory_cost": 1024,
+        "outbox_page": True,
+    }
+
+
+@pytest.fixture
+def app(settings):
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    _reset(app)
+
+
+def _reset(app) -> None:
+    services = app.extensions["idp"]
+    with services.database.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+    if REDIS_URL:
+        services.store.client.flushdb()
+    services.database.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class IdpCliRunner(FlaskCliRunner):
+    """Invokes the `idp` command group against the test app."""
+
+    def invoke(self, cli=None, args=None, **kwargs):
+        return super().invoke(cli or main, args, **kwargs)
+
+
+@pytest.fixture
+def runner(app):
+    return IdpCliRunner(app)
+
+
+@pytest.fixture
+def db(app):
+    with app.app_context():
+        session = app.extensions["idp"].database.session()
+        yield session
+        session.close()
+
+
+@pytest.fixture
+def make(app, db):
+    """Factories bound to the test database: make.account(...), make.client(...)."""
+    return factories.Factories(app, db)
