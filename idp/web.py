@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-from flask import Flask, g, jsonify, render_template, request, session
+from flask import Blueprint, Flask, g, jsonify, render_template, request, session
 from flask_babel import Babel, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -39,6 +39,14 @@ def bind_tenant(_endpoint: str | None, values: dict | None) -> None:
 def tenant_url_defaults(_endpoint: str, values: dict) -> None:
     if "tenant" not in values and g.get("tenant") is not None:
         values["tenant"] = g.tenant.slug
+
+
+def tenant_blueprint(name: str, import_name: str) -> Blueprint:
+    """A blueprint whose URLs live under /<tenant>/ and resolve the tenant first."""
+    blueprint = Blueprint(name, import_name, url_prefix="/<tenant>")
+    blueprint.url_value_preprocessor(bind_tenant)
+    blueprint.url_defaults(tenant_url_defaults)
+    return blueprint
 
 
 def select_locale() -> str:
@@ -140,11 +148,8 @@ def init_app(app: Flask) -> None:
     app.extensions["idp_oidc"] = build_server(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
-    for blueprint in (oidc_api, oidc_bp, accounts_bp):
-        blueprint.url_value_preprocessor(bind_tenant)
-        blueprint.url_defaults(tenant_url_defaults)
+    for blueprint in (oidc_api, oidc_bp, accounts_bp, ops_bp):
         app.register_blueprint(blueprint)
-    app.register_blueprint(ops_bp)
     csrf.exempt(oidc_api)
     app.after_request(_security_headers)
     _register_errors(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -16,9 +16,9 @@ from idp.oidc import authorization
 from idp.oidc.claims import SCOPE_CLAIMS
 from idp.oidc.interactions import Interaction
 from idp.oidc.models import Client, Consent
-from idp.web import render
+from idp.web import render, tenant_blueprint
 
-bp = Blueprint("accounts", __name__, url_prefix="/<tenant>")
+bp = tenant_blueprint("accounts", __name__)
 
 
 def _interaction(interaction_id: str | None) -> Interaction | None:

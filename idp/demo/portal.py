@@ -182,6 +182,8 @@ def create_portal(
         raise ValueError(f"issuer must be an absolute http(s) URL, not {issuer!r}")
 
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=None)
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
     app.config.update(
         # A new key per process: restarting the demo signs everybody out, which is fine.
         SECRET_KEY=secrets.token_bytes(32),
@@ -260,6 +262,7 @@ def home():
 @bp.get("/login")
 def login():
     extra = {name: value for name in AUTHORIZE_PASSTHROUGH if (value := request.args.get(name))}
+    _forget_abandoned_logins()
     try:
         # PKCE S256 and state come from Authlib; the nonce binds the ID token to
         # this browser's request (OIDC Core 3.1.2.1). All three are kept in the
@@ -435,6 +438,22 @@ def _client():
 def _forget_state(state: str | None) -> None:
     if state:
         _client().framework.clear_state_data(session, state)
+
+
+def _forget_abandoned_logins(keep: int = 2) -> None:
+    """Keep only the ``keep`` newest pending sign-ins before starting another one.
+
+    Authlib keeps each pending request (verifier, nonce, URL) in the session
+    for an hour; a member clicking "Se connecter" again and again would
+    otherwise grow the cookie past what a browser accepts.
+    """
+    prefix = f"_state_{_client().name}_"
+    pending = sorted(
+        (key for key in session if key.startswith(prefix)),
+        key=lambda key: session[key].get("exp", 0),
+    )
+    for key in pending[: max(0, len(pending) - keep)]:
+        session.pop(key)
 
 
 def _confirm_logout() -> None:

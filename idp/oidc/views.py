@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, abort, jsonify, redirect, request, session, url_for
+from flask import abort, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_cors import cross_origin
 
@@ -15,10 +15,10 @@ from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.models import SUPPORTED_SCOPES
 from idp.oidc.server import AUTH_METHODS, current_server
-from idp.web import csrf, render
+from idp.web import csrf, render, tenant_blueprint
 
-api = Blueprint("oidc_api", __name__, url_prefix="/<tenant>")
-bp = Blueprint("oidc", __name__, url_prefix="/<tenant>")
+api = tenant_blueprint("oidc_api", __name__)
+bp = tenant_blueprint("oidc", __name__)
 
 # CORS for browser-based clients on the endpoints they call (SPEC §9); never on /authorize.
 _cors = cross_origin(origins="*", allow_headers=["Authorization", "Content-Type"], max_age=600)

@@ -274,6 +274,16 @@ def test_each_login_gets_a_fresh_state_nonce_and_challenge(client, provider):
         assert first[name] != second[name]
 
 
+def test_abandoned_logins_do_not_pile_up_in_the_cookie(portal, client, provider):
+    for _ in range(6):
+        location = client.get("/login").headers["Location"]
+
+    cookie = client.get_cookie("portal-malakoff").value
+    contents = portal.session_interface.get_signing_serializer(portal).loads(cookie)
+    assert len([key for key in contents if key.startswith("_state_idp_")]) == 3  # 2 + newest
+    assert f"_state_idp_{_query(location)['state']}" in contents
+
+
 def test_login_passes_step_up_parameters_through(client, provider):
     response = client.get("/login?acr_values=urn:idp:acr:mfa&prompt=login&foo=bar")
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:51:05.706616
+Create Date: 2026-11-23 12:52:47.265594
 """
 
 import sqlalchemy as sa
@@ -35,8 +35,8 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.Column('password_changed_at', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
-    sa.UniqueConstraint('tenant', 'email', name=op.f('uq_accounts_tenant')),
-    sa.UniqueConstraint('tenant', 'member_number', name=op.f('uq_accounts_tenant'))
+    sa.UniqueConstraint('tenant', 'email', name=op.f('uq_accounts_tenant_email')),
+    sa.UniqueConstraint('tenant', 'member_number', name=op.f('uq_accounts_tenant_member_number'))
     )
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_accounts_tenant'), ['tenant'], unique=False)
@@ -92,7 +92,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_members')),
-    sa.UniqueConstraint('tenant', 'member_number', name=op.f('uq_members_tenant'))
+    sa.UniqueConstraint('tenant', 'member_number', name=op.f('uq_members_tenant_member_number'))
     )
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_members_nir'), ['nir'], unique=False)
@@ -152,7 +152,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_consents_account_id_accounts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['client_id'], ['clients.client_id'], name=op.f('fk_consents_client_id_clients'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consents')),
-    sa.UniqueConstraint('account_id', 'client_id', name=op.f('uq_consents_account_id'))
+    sa.UniqueConstraint('account_id', 'client_id', name=op.f('uq_consents_account_id_client_id'))
     )
     op.create_table('tokens',
     sa.Column('id', sa.Integer(), nullable=False),
