@@ -127,10 +127,10 @@ def runner(app):
 
 @pytest.fixture
 def db(app):
-    with app.app_context():
-        session = app.extensions["idp"].database.session()
-        yield session
-        session.close()
+    """A database session of the test's own (no app context: requests must not share `g`)."""
+    session = app.extensions["idp"].database.session()
+    yield session
+    session.close()
 
 
 @pytest.fixture

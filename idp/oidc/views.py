@@ -21,7 +21,8 @@ api = tenant_blueprint("oidc_api", __name__)
 bp = tenant_blueprint("oidc", __name__)
 
 # CORS for browser-based clients on the endpoints they call (SPEC §9); never on /authorize.
-_cors = cross_origin(origins="*", allow_headers=["Authorization", "Content-Type"], max_age=600)
+_cors = cross_origin(origins="*", send_wildcard=True, allow_headers=["Authorization", "Content-Type"],
+                     max_age=600)
 
 
 def _cacheable(payload: dict):

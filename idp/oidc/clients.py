@@ -1,0 +1,273 @@
+"""Client registration by operators (SPEC §8): checks, secret issuance, audit.
+
+Used by `idp clients …` and the demo. Only the digest of a client secret is
+stored; the secret itself is returned once, to be handed to the relying party.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp import events
+from idp.oidc.models import AUTH_METHODS, SUPPORTED_SCOPES, Client, token_digest
+from idp.tenancy import Tenant
+
+DEFAULT_SCOPES = ("openid", "profile", "email", "phone", "member", "offline_access")
+DEFAULT_AUTH_METHOD = "client_secret_basic"
+SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+# Plain http is tolerated only towards the developer's own machine (RFC 8252 7.3).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{2,63}$")
+MAX_NAME_LENGTH = 100
+MAX_URI_LENGTH = 2000  # the width of authorization_codes.redirect_uri
+# JWK members only a private or symmetric key carries (RFC 7518 6.2.2, 6.3.2, 6.4; RFC 8037 2).
+PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+ASYMMETRIC_KEY_TYPES = ("RSA", "EC", "OKP")
+MIN_RSA_BITS = 2048
+
+
+class ClientRegistrationError(ValueError):
+    """The registration request is not acceptable; the message says why, for an operator."""
+
+
+def generate_client_id(tenant: Tenant) -> str:
+    return f"{tenant.slug}-{secrets.token_hex(8)}"
+
+
+def check_redirect_uri(uri: str, *, label: str = "redirect URI") -> str:
+    """An absolute https URI without fragment; plain http only on loopback (development)."""
+    uri = uri.strip()
+    if not uri:
+        raise ClientRegistrationError(f"{label} is empty")
+    if len(uri) > MAX_URI_LENGTH:
+        raise ClientRegistrationError(f"{label} is longer than {MAX_URI_LENGTH} characters")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in uri):
+        raise ClientRegistrationError(f"{label} {uri!r} contains spaces or control characters")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises on an invalid port
+    except ValueError:
+        raise ClientRegistrationError(f"{label} {uri!r} is not a valid URI") from None
+    if not parts.scheme or not parts.netloc or not parts.hostname:
+        raise ClientRegistrationError(f"{label} {uri!r} must be absolute (scheme and host)")
+    # OAuth 2.0 (RFC 6749 3.1.2): the redirection endpoint URI MUST NOT include a fragment.
+    if "#" in uri:
+        raise ClientRegistrationError(f"{label} {uri!r} must not contain a fragment (#)")
+    if parts.username is not None or parts.password is not None:
+        raise ClientRegistrationError(f"{label} {uri!r} must not contain credentials")
+    if "*" in parts.netloc:
+        raise ClientRegistrationError(
+            f"{label} {uri!r} contains a wildcard; redirect URIs are matched exactly"
+        )
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return uri
+    if scheme == "http" and parts.hostname.lower() in LOOPBACK_HOSTS:
+        return uri
+    if scheme == "http":
+        raise ClientRegistrationError(
+            f"{label} {uri!r} must use https (plain http is allowed only for "
+            "localhost, 127.0.0.1 or [::1] during development)"
+        )
+    raise ClientRegistrationError(f"{label} {uri!r} must use https, not {parts.scheme!r}")
+
+
+def check_scopes(scopes: Iterable[str]) -> list[str]:
+    """Known scopes only, ``openid`` required; order kept, duplicates dropped."""
+    wanted = _unique(s for value in scopes for s in value.split())
+    unknown = [s for s in wanted if s not in SUPPORTED_SCOPES]
+    if unknown:
+        raise ClientRegistrationError(
+            f"unsupported scope(s): {', '.join(unknown)} "
+            f"(supported: {', '.join(SUPPORTED_SCOPES)})"
+        )
+    if "openid" not in wanted:
+        raise ClientRegistrationError("the scopes must include openid")
+    return wanted
+
+
+def parse_jwks(text: str) -> dict[str, Any]:
+    """Read a JWKS document (JSON text) and check it with ``check_jwks``."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ClientRegistrationError(f"the JWKS is not valid JSON: {exc}") from None
+    return check_jwks(document)
+
+
+def check_jwks(document: Any) -> dict[str, Any]:
+    """A JWKS of asymmetric public signing keys; any private or symmetric key is refused.
+
+    The provider stores it to verify private_key_jwt assertions (RFC 7523 3), so
+    a private key here would be a key the client should never have sent anyone.
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ClientRegistrationError('the JWKS must be a JSON object with a "keys" list')
+    keys = document["keys"]
+    if not keys:
+        raise ClientRegistrationError("the JWKS has no keys")
+    kids: set[str] = set()
+    for index, key in enumerate(keys):
+        name = f"key #{index + 1}"
+        if not isinstance(key, dict):
+            raise ClientRegistrationError(f"{name} of the JWKS is not a JSON object")
+        if isinstance(key.get("kid"), str):
+            name = f"key {key['kid']!r}"
+            if key["kid"] in kids:
+                raise ClientRegistrationError(f"the JWKS has two keys with kid {key['kid']!r}")
+            kids.add(key["kid"])
+        private = [member for member in PRIVATE_JWK_MEMBERS if member in key]
+        if key.get("kty") == "oct":
+            raise ClientRegistrationError(
+                f"{name} is a symmetric key; private_key_jwt needs public keys only"
+            )
+        if private:
+            raise ClientRegistrationError(
+                f"{name} contains private key material ({', '.join(private)}); "
+                "register the public keys only"
+            )
+        if key.get("kty") not in ASYMMETRIC_KEY_TYPES:
+            raise ClientRegistrationError(
+                f"{name} has an unsupported kty {key.get('kty')!r} "
+                f"(expected {', '.join(ASYMMETRIC_KEY_TYPES)})"
+            )
+        if key.get("use", "sig") != "sig":
+            raise ClientRegistrationError(f"{name} is not a signing key (use={key['use']!r})")
+        if key["kty"] == "RSA" and _rsa_bits(key) < MIN_RSA_BITS:
+            raise ClientRegistrationError(
+                f"{name} is an RSA key of fewer than {MIN_RSA_BITS} bits"
+            )
+    if len(keys) > 1 and len(kids) != len(keys):
+        raise ClientRegistrationError("with several keys, each key needs its own kid")
+    try:
+        key_set = KeySet.import_key_set(document)
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        detail = str(exc) or type(exc).__name__
+        raise ClientRegistrationError(f"the JWKS cannot be read: {detail}") from None
+    if any(key.is_private for key in key_set.keys):
+        raise ClientRegistrationError("the JWKS contains a private key; register public keys only")
+    return {"keys": [dict(key) for key in keys]}
+
+
+def register_client(
+    db: Session,
+    tenant: Tenant,
+    *,
+    name: str,
+    redirect_uris: Iterable[str],
+    post_logout_redirect_uris: Iterable[str] = (),
+    scopes: Iterable[str] = DEFAULT_SCOPES,
+    auth_method: str = DEFAULT_AUTH_METHOD,
+    jwks: dict[str, Any] | None = None,
+    first_party: bool = False,
+    client_id: str | None = None,
+) -> tuple[Client, str | None]:
+    """Register a client of ``tenant``; return it with its secret (None for keys or public).
+
+    The secret is shown once: only its digest is stored. Raises
+    ``ClientRegistrationError`` and adds nothing when a value is not acceptable.
+    The caller commits (the audit event is part of the same transaction).
+    """
+    name = name.strip()
+    if not name:
+        raise ClientRegistrationError("the client needs a name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ClientRegistrationError(f"the name is longer than {MAX_NAME_LENGTH} characters")
+    redirects = _unique(check_redirect_uri(uri) for uri in redirect_uris)
+    if not redirects:
+        raise ClientRegistrationError("the client needs at least one redirect URI")
+    post_logout = _unique(
+        check_redirect_uri(uri, label="post-logout redirect URI")
+        for uri in post_logout_redirect_uris
+    )
+    allowed_scopes = check_scopes(scopes)
+    if auth_method not in AUTH_METHODS:
+        raise ClientRegistrationError(
+            f"unknown auth method {auth_method!r} (expected {', '.join(AUTH_METHODS)})"
+        )
+    if auth_method == "private_key_jwt":
+        if jwks is None:
+            raise ClientRegistrationError("private_key_jwt needs the client's public keys (JWKS)")
+        jwks = check_jwks(jwks)
+    elif jwks is not None:
+        raise ClientRegistrationError("a JWKS is only used with the private_key_jwt auth method")
+    if client_id is None:
+        client_id = generate_client_id(tenant)
+    elif not CLIENT_ID_RE.match(client_id):
+        raise ClientRegistrationError(
+            f"client id {client_id!r} must be 3–64 characters: letters, digits, '.', '_', '~', '-'"
+        )
+    if db.scalar(select(Client.id).where(Client.client_id == client_id)) is not None:
+        raise ClientRegistrationError(f"a client with id {client_id!r} already exists")
+
+    secret = secrets.token_urlsafe(32) if auth_method in SECRET_AUTH_METHODS else None
+    client = Client(
+        tenant=tenant.slug,
+        client_id=client_id,
+        name=name,
+        secret_digest=token_digest(secret) if secret else None,
+        auth_method=auth_method,
+        redirect_uris=redirects,
+        post_logout_redirect_uris=post_logout,
+        scopes=allowed_scopes,
+        jwks=jwks,
+        first_party=first_party,
+    )
+    db.add(client)
+    db.flush()
+    events.record_event(
+        db, events.CLIENT_ADDED, tenant=tenant.slug, client_id=client_id,
+        name=name, auth_method=auth_method, first_party=first_party,
+        redirect_uris=redirects, scopes=allowed_scopes,
+    )
+    return client, secret
+
+
+def find_client(db: Session, client_id: str) -> Client | None:
+    return db.scalar(select(Client).where(Client.client_id == client_id))
+
+
+def list_clients(db: Session, tenant: Tenant) -> list[Client]:
+    query = select(Client).where(Client.tenant == tenant.slug)
+    return list(db.scalars(query.order_by(Client.created_at, Client.id)))
+
+
+def remove_client(db: Session, client_id: str) -> Client:
+    """Delete a client; its codes, tokens and consents go with it. The caller commits."""
+    client = find_client(db, client_id)
+    if client is None:
+        raise ClientRegistrationError(f"no client with id {client_id!r}")
+    db.delete(client)
+    db.flush()
+    events.record_event(
+        db, events.CLIENT_REMOVED, tenant=client.tenant, client_id=client.client_id,
+        name=client.name,
+    )
+    return client
+
+
+def _rsa_bits(key: dict[str, Any]) -> int:
+    # Checked before joserfc reads the key, which only warns about short ones.
+    modulus = key.get("n")
+    if not isinstance(modulus, str):
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
+    except ValueError:
+        return 0
+    return int.from_bytes(raw, "big").bit_length()
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))

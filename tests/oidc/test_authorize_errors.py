@@ -1,0 +1,114 @@
+"""Authorization endpoint errors: a page when the client or redirect URI is not
+trusted (RFC 6749 4.1.2.1), otherwise a redirect with the error, state and iss."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.oidc.conftest import Flow, query
+
+
+def test_missing_client_id_shows_a_page(flow):
+    response = flow.authorize(client_id=None)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert b"invalid_client" in response.data
+
+
+def test_unknown_client_shows_a_page(flow):
+    response = flow.authorize(client_id="nobody")
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize("redirect_uri", [
+    "https://evil.example.org/callback",
+    "https://rp.example.org/callback/",          # trailing slash: not an exact match
+    "https://rp.example.org/callback?x=1",
+    "HTTPS://RP.EXAMPLE.ORG/callback",
+    None,
+])
+def test_redirect_uri_must_match_exactly(flow, redirect_uri):
+    response = flow.authorize(redirect_uri=redirect_uri)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+
+
+def test_client_of_the_other_tenant_is_unknown(client, make, member):
+    miel_rp = make.client("miel")
+    flow = Flow(client, "malakoff", miel_rp, member)
+    response = flow.authorize()
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+
+
+def _error(response) -> dict:
+    assert response.status_code in (302, 303), response.data[:500]
+    location = response.headers["Location"]
+    assert location.startswith("https://rp.example.org/callback?")
+    return query(location)
+
+
+@pytest.mark.parametrize(("overrides", "code"), [
+    ({"response_type": "token"}, "unsupported_response_type"),
+    ({"response_type": "id_token"}, "unsupported_response_type"),
+    ({"response_type": "code id_token"}, "unsupported_response_type"),
+    ({"scope": "openid admin"}, "invalid_scope"),
+    ({"scope": "profile email"}, "invalid_request"),
+    ({"code_challenge_method": "plain"}, "invalid_request"),
+    ({"code_challenge_method": None}, "invalid_request"),
+    ({"code_challenge": "short"}, "invalid_request"),
+    ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+    ({"request_uri": "https://rp.example.org/req"}, "request_uri_not_supported"),
+    ({"registration": "{}"}, "registration_not_supported"),
+    ({"claims": "not json"}, "invalid_request"),
+    ({"claims": "[1, 2]"}, "invalid_request"),
+    ({"claims": '{"id_token": "email"}'}, "invalid_request"),
+    ({"max_age": "-1"}, "invalid_request"),
+    ({"max_age": "soon"}, "invalid_request"),
+    ({"prompt": "none login"}, "invalid_request"),
+    ({"response_mode": "web_message"}, "invalid_request"),
+    ({"id_token_hint": "not-a-jwt"}, "invalid_request"),
+])
+def test_invalid_requests_redirect_with_the_error(flow, overrides, code):
+    params = _error(flow.authorize(**overrides))
+    assert params["error"] == code
+    assert params["state"].startswith("st-")
+    assert params["iss"] == "http://localhost/malakoff"
+    assert "code" not in params
+
+
+def test_duplicated_parameters_are_refused(client, flow):
+    # OAuth 2.0 3.1: parameters MUST NOT be repeated; the request is not trusted enough to redirect.
+    params = flow.params()
+    query_string = [*params.items(), ("scope", "openid")]
+    response = client.get("/malakoff/authorize", query_string=query_string)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert b"invalid_request" in response.data
+
+
+def test_public_client_must_use_pkce(client, make, member):
+    public = make.client(auth_method="none")
+    flow = Flow(client, "malakoff", public, member)
+    params = _error(flow.authorize(code_challenge=None, code_challenge_method=None))
+    assert params["error"] == "invalid_request"
+
+
+def test_confidential_client_may_skip_pkce(flow):
+    response = flow.sign_in(code_challenge=None, code_challenge_method=None)
+    assert "code" in query(response.headers["Location"])
+
+
+def test_unknown_parameters_are_ignored(flow):
+    response = flow.sign_in(foo="bar", display="touch")
+    assert "code" in query(response.headers["Location"])
+
+
+def test_scope_outside_the_clients_allowance_is_not_granted(client, make, member):
+    narrow = make.client(scopes=("openid", "email"))
+    flow = Flow(client, "malakoff", narrow, member)
+    tokens = flow.token(flow.code(scope="openid email phone")).json
+    assert tokens["scope"] == "openid email"
+    claims = flow.id_token_claims(tokens["id_token"])
+    assert "phone_number" not in claims

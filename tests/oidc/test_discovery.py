@@ -1,0 +1,69 @@
+"""Discovery (OIDC Discovery 1.0 §3) and JWKS, per tenant."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.parametrize("tenant", ["malakoff", "miel"])
+def test_each_tenant_is_its_own_issuer(client, tenant):
+    response = client.get(f"/{tenant}/.well-known/openid-configuration")
+    assert response.status_code == 200
+    doc = response.json
+    issuer = f"http://localhost/{tenant}"
+    assert doc["issuer"] == issuer
+    for name, path in [("authorization_endpoint", "/authorize"), ("token_endpoint", "/token"),
+                       ("userinfo_endpoint", "/userinfo"), ("jwks_uri", "/jwks"),
+                       ("end_session_endpoint", "/logout"), ("revocation_endpoint", "/revoke"),
+                       ("introspection_endpoint", "/introspect")]:
+        assert doc[name] == issuer + path
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["response_types_supported"] == ["code"]
+    assert set(doc["response_modes_supported"]) == {"query", "fragment", "form_post"}
+    assert set(doc["grant_types_supported"]) == {"authorization_code", "refresh_token"}
+    assert "none" not in doc["id_token_signing_alg_values_supported"]
+    assert doc["authorization_response_iss_parameter_supported"] is True
+    assert set(doc["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+    assert doc["acr_values_supported"] == ["urn:mh:acr:pwd", "urn:mh:acr:otp", "urn:mh:acr:phr"]
+    assert {"openid", "profile", "email", "phone", "member", "offline_access"} <= set(
+        doc["scopes_supported"])
+    assert {"member_number", "tenant", "role", "acr", "amr", "auth_time"} <= set(doc["claims_supported"])
+
+
+def test_unknown_tenant_is_not_found(client):
+    response = client.get("/acme/.well-known/openid-configuration")
+    assert response.status_code == 404
+    assert response.json["error"] == "not_found"
+
+
+def test_discovery_and_jwks_are_cacheable_with_etag(client):
+    for path in ("/malakoff/.well-known/openid-configuration", "/malakoff/jwks"):
+        first = client.get(path)
+        assert first.headers["Cache-Control"] == "public, max-age=300"
+        etag = first.headers["ETag"]
+        second = client.get(path, headers={"If-None-Match": etag})
+        assert second.status_code == 304
+
+
+def test_cors_on_discovery_and_jwks_not_on_authorize(client, rp):
+    origin = {"Origin": "https://spa.example.org"}
+    assert client.get("/malakoff/jwks", headers=origin).headers["Access-Control-Allow-Origin"] == "*"
+    assert client.get("/malakoff/.well-known/openid-configuration", headers=origin).headers[
+        "Access-Control-Allow-Origin"] == "*"
+    response = client.get("/malakoff/authorize", headers=origin,
+                          query_string={"client_id": rp.client_id})
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_jwks_publishes_public_keys_only(client, app):
+    keys = client.get("/malakoff/jwks").json["keys"]
+    keystore = app.extensions["idp"].keystore
+    assert {k["kid"] for k in keys} == {k.kid for k in keystore.list()}
+    for key in keys:
+        assert key["use"] == "sig"
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
+
+
+def test_both_tenants_publish_the_same_keys(client):
+    assert client.get("/malakoff/jwks").json == client.get("/miel/jwks").json

@@ -1,0 +1,110 @@
+"""prompt, max_age, login_hint, id_token_hint and acr_values (OIDC Core 3.1.2.1)."""
+
+from __future__ import annotations
+
+import time
+
+from tests.oidc.conftest import Flow, query
+
+
+def test_prompt_none_without_a_session_answers_login_required(flow):
+    response = flow.authorize(prompt="none")
+    params = query(response.headers["Location"])
+    assert params["error"] == "login_required"
+    assert params["iss"] == "http://localhost/malakoff"
+    assert params["state"].startswith("st-")
+
+
+def test_prompt_none_with_a_session_issues_a_code_silently(flow):
+    flow.code()
+    response = flow.authorize(prompt="none")
+    assert "code" in query(response.headers["Location"])
+
+
+def test_prompt_login_asks_again_even_with_a_session(flow):
+    flow.code()
+    response = flow.authorize(prompt="login")
+    assert "/malakoff/login?interaction=" in response.headers["Location"]
+    final = flow.login(response)
+    assert "code" in query(final.headers["Location"])
+
+
+def test_max_age_zero_forces_a_fresh_sign_in_and_reports_auth_time(flow, monkeypatch):
+    first = flow.id_token_claims(flow.tokens()["id_token"])
+    later = time.time() + 5
+    monkeypatch.setattr(time, "time", lambda: later)
+    response = flow.authorize(max_age="0")
+    assert "/malakoff/login" in response.headers["Location"]
+    claims = flow.id_token_claims(flow.token(query(flow.login(response).headers["Location"])["code"]).json["id_token"])
+    assert claims["auth_time"] >= first["auth_time"] + 5
+
+
+def test_max_age_still_met_reuses_the_session(flow):
+    flow.code()
+    response = flow.authorize(max_age="3600")
+    assert "code" in query(response.headers["Location"])
+
+
+def test_login_hint_prefills_the_identifier(flow):
+    response = flow.authorize(login_hint="jeanne@example.org")
+    page = flow.http.get(response.headers["Location"])
+    assert b'value="jeanne@example.org"' in page.data
+
+
+def test_id_token_hint_for_the_signed_in_member_is_accepted(flow):
+    id_token = flow.tokens()["id_token"]
+    response = flow.authorize(prompt="none", id_token_hint=id_token)
+    assert "code" in query(response.headers["Location"])
+
+
+def test_id_token_hint_for_another_member_requires_sign_in(app, make, flow):
+    other_browser = Flow(app.test_client(), "malakoff", flow.rp, make.account("malakoff"))
+    other_token = other_browser.tokens()["id_token"]
+    flow.code()
+    response = flow.authorize(prompt="none", id_token_hint=other_token)
+    assert query(response.headers["Location"])["error"] == "login_required"
+
+
+def test_id_token_hint_from_another_issuer_is_refused(client, make, flow):
+    miel = Flow(client, "miel", make.client("miel"), make.account("miel"))
+    miel_token = miel.tokens()["id_token"]
+    response = flow.authorize(id_token_hint=miel_token)
+    assert query(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_ui_locales_chooses_the_language_of_the_sign_in_page(flow):
+    response = flow.authorize(ui_locales="en-GB fr")
+    page = flow.http.get(response.headers["Location"])
+    assert b'<html lang="en">' in page.data
+
+
+def test_wrong_password_keeps_the_member_on_the_sign_in_page(flow):
+    response = flow.login(flow.authorize(), password="wrong-password")
+    assert response.status_code == 401
+    assert "Identifiant ou mot de passe incorrect.".encode() in response.data
+
+
+def test_unknown_identifier_gets_the_same_answer_as_a_wrong_password(flow):
+    wrong_password = flow.login(flow.authorize(), password="wrong-password")
+    unknown = flow.login(flow.authorize(), identifier="nobody@example.org")
+    assert unknown.status_code == wrong_password.status_code == 401
+    strip = lambda html: html.split(b'name="csrf_token"')[0]  # noqa: E731
+    assert strip(unknown.data).replace(b"nobody@example.org", b"X") == strip(
+        wrong_password.data).replace(flow.identifier.encode(), b"X")
+
+
+def test_sign_in_renews_the_session_id(flow):
+    before = flow.http.get_cookie("__Host-idp-session")
+    response = flow.authorize()
+    page = flow.http.get(response.headers["Location"])
+    pre_login = flow.http.get_cookie("__Host-idp-session").value
+    assert page.status_code == 200
+    flow.login(response)
+    assert before is None
+    assert flow.http.get_cookie("__Host-idp-session").value != pre_login
+
+
+def test_expired_interaction_shows_a_page(flow):
+    response = flow.http.get("/malakoff/authorize/resume?interaction=unknown")
+    assert response.status_code == 400
+    assert "Location" not in response.headers
