@@ -1,0 +1,252 @@
+"""`idp clients`: register, list, show and remove the relying parties of a tenant.
+
+The checks live in ``idp.oidc.clients``; these commands translate options and
+print results. A client secret is printed once, when the client is added.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp.extensions import db, services
+from idp.oidc.clients import (
+    DEFAULT_AUTH_METHOD,
+    DEFAULT_SCOPES,
+    ClientRegistrationError,
+    find_client,
+    list_clients,
+    parse_jwks,
+    register_client,
+    remove_client,
+)
+from idp.oidc.models import AUTH_METHODS, SUPPORTED_SCOPES, Client
+from idp.tenancy import Tenant
+
+group = AppGroup(
+    "clients",
+    help="Manage the relying parties (OIDC clients) registered with each tenant.",
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _operator_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Show a ClientRegistrationError as a one-line message and exit 1, without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ClientRegistrationError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _tenant(slug: str) -> Tenant:
+    tenants = services().tenants
+    if slug not in tenants:
+        known = ", ".join(sorted(tenants))
+        raise click.BadParameter(f"unknown tenant {slug!r} (known: {known})", param_hint="--tenant")
+    return tenants[slug]
+
+
+@contextmanager
+def _transaction() -> Iterator[Session]:
+    """The command's session; committed if the command succeeds, rolled back otherwise."""
+    session = db()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+@group.command("add")
+@click.option("--tenant", required=True, help="Tenant the client belongs to (e.g. malakoff).")
+@click.option("--name", required=True, help="Name shown to members on the consent screen.")
+@click.option(
+    "--redirect-uri", "redirect_uris", multiple=True, required=True, metavar="URI",
+    help="Where codes are sent; matched exactly. https, or http on localhost/127.0.0.1 "
+    "for development. Repeat for several.",
+)
+@click.option(
+    "--post-logout-uri", "post_logout_uris", multiple=True, metavar="URI",
+    help="Where the member may be sent after logging out (repeatable).",
+)
+@click.option(
+    "--scope", "scopes", multiple=True, default=DEFAULT_SCOPES, show_default=True,
+    metavar="SCOPE",
+    help=f"Scope the client may ask for (repeatable; must include openid). "
+    f"Supported: {', '.join(SUPPORTED_SCOPES)}.",
+)
+@click.option(
+    "--auth-method", type=click.Choice(AUTH_METHODS), default=DEFAULT_AUTH_METHOD,
+    show_default=True,
+    help="How the client authenticates at the token endpoint; 'none' for public "
+    "clients (PKCE required).",
+)
+@click.option(
+    "--jwks", "jwks_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON file with the client's PUBLIC keys (a JWKS); required for private_key_jwt.",
+)
+@click.option(
+    "--first-party/--third-party", default=False, show_default=True,
+    help="First-party portals skip the consent screen.",
+)
+@click.option("--client-id", help="Client id to use (default: generated, '<tenant>-<random>').")
+@click.option("--json", "as_json", is_flag=True, help="Print client_id and secret as JSON.")
+@_operator_errors
+def add(
+    tenant: str,
+    name: str,
+    redirect_uris: tuple[str, ...],
+    post_logout_uris: tuple[str, ...],
+    scopes: tuple[str, ...],
+    auth_method: str,
+    jwks_file: Path | None,
+    first_party: bool,
+    client_id: str | None,
+    as_json: bool,
+) -> None:
+    """Register a client. Its secret, if any, is printed once: store it now."""
+    the_tenant = _tenant(tenant)
+    jwks = None
+    if jwks_file is not None:
+        try:
+            text = jwks_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {jwks_file}: {exc}", param_hint="--jwks") from None
+        jwks = parse_jwks(text)
+    try:
+        with _transaction() as session:
+            client, secret = register_client(
+                session, the_tenant, name=name, redirect_uris=redirect_uris,
+                post_logout_redirect_uris=post_logout_uris, scopes=scopes,
+                auth_method=auth_method, jwks=jwks, first_party=first_party,
+                client_id=client_id,
+            )
+    except IntegrityError:
+        # Another operator registered the same client id in the meantime.
+        raise click.ClickException("a client with this id already exists") from None
+    if as_json:
+        click.echo(json.dumps({
+            "client_id": client.client_id,
+            "client_secret": secret,
+            "tenant": client.tenant,
+            "auth_method": client.auth_method,
+        }))
+        return
+    click.echo(f"registered client {client.client_id} ({client.name}) in tenant {client.tenant}")
+    if secret:
+        click.echo("client secret (shown only now; only its digest is stored):")
+        click.echo(f"  {secret}")
+    elif client.auth_method == "none":
+        click.echo("public client: no secret; it must use PKCE (S256)")
+    else:
+        click.echo("no secret: the client signs its assertions with the keys registered")
+
+
+@group.command("list")
+@click.option("--tenant", required=True, help="Tenant whose clients to list.")
+def list_command(tenant: str) -> None:
+    """List a tenant's clients, oldest first."""
+    the_tenant = _tenant(tenant)
+    with _transaction() as session:
+        clients = list_clients(session, the_tenant)
+    if not clients:
+        click.echo(f"no clients in tenant {the_tenant.slug}; add one with `idp clients add`")
+        return
+    header = ("CLIENT_ID", "NAME", "AUTH_METHOD", "PARTY", "REDIRECT_URIS", "CREATED")
+    rows = [header] + [
+        (
+            client.client_id,
+            client.name,
+            client.auth_method,
+            "first" if client.first_party else "third",
+            str(len(client.redirect_uris or [])),
+            _when(client),
+        )
+        for client in clients
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+@group.command("show")
+@click.argument("client_id")
+@_operator_errors
+def show(client_id: str) -> None:
+    """Show every setting of CLIENT_ID (never its secret, which is not stored)."""
+    with _transaction() as session:
+        client = find_client(session, client_id)
+    if client is None:
+        raise ClientRegistrationError(f"no client with id {client_id!r}")
+    if client.secret_digest:
+        secret = "set (only its digest is stored)"
+    elif client.auth_method == "none":
+        secret = "none (public client, PKCE required)"
+    else:
+        secret = "none (private_key_jwt)"
+    keys = [
+        f"{key.get('kid', '(no kid)')} ({key.get('kty')})"
+        for key in (client.jwks or {}).get("keys", [])
+    ]
+    fields = [
+        ("client_id", [client.client_id]),
+        ("tenant", [client.tenant]),
+        ("name", [client.name]),
+        ("auth method", [client.auth_method]),
+        ("secret", [secret]),
+        ("party", ["first (no consent screen)" if client.first_party else "third (consent asked)"]),
+        ("scopes", [" ".join(client.scopes or [])]),
+        ("redirect URIs", list(client.redirect_uris or [])),
+        ("post-logout URIs", list(client.post_logout_redirect_uris or [])),
+        ("JWKS keys", keys),
+        ("created", [_when(client)]),
+    ]
+    width = max(len(label) for label, _ in fields) + 1
+    for label, values in fields:
+        values = values or ["-"]
+        click.echo(f"{label + ':':<{width}} {values[0]}")
+        for value in values[1:]:
+            click.echo(f"{'':<{width}} {value}")
+
+
+@group.command("remove")
+@click.argument("client_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_operator_errors
+def remove(client_id: str, yes: bool) -> None:
+    """Remove CLIENT_ID with its codes, tokens and consents (members are signed out of it)."""
+    with _transaction() as session:
+        client = find_client(session, client_id)
+        if client is None:
+            raise ClientRegistrationError(f"no client with id {client_id!r}")
+        if not yes:
+            click.confirm(
+                f"Remove client {client.client_id} ({client.name}, tenant {client.tenant})? "
+                "Its tokens and consents are deleted too",
+                abort=True,
+            )
+        remove_client(session, client_id)
+    click.echo(f"removed client {client_id}")
+
+
+def _when(client: Client) -> str:
+    return client.created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if client.created_at else "-"

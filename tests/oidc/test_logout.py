@@ -1,0 +1,73 @@
+"""RP-initiated logout 1.0: confirmation, server-side sign-out, post-logout redirect."""
+
+from __future__ import annotations
+
+from tests.oidc.conftest import csrf_token, query
+
+
+def _logout(flow, **params):
+    response = flow.http.get("/malakoff/logout", query_string=params)
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/malakoff/logout/confirm")
+    return flow.http.get("/malakoff/logout/confirm")
+
+
+def _confirm(flow, page, button="confirm"):
+    return flow.http.post("/malakoff/logout/confirm", data={
+        button: "x", "csrf_token": csrf_token(page.data)})
+
+
+def test_logout_with_id_token_hint_redirects_with_state(flow):
+    id_token = flow.tokens()["id_token"]
+    page = _logout(flow, id_token_hint=id_token, post_logout_redirect_uri="https://rp.example.org/",
+                   state="bye", client_id=flow.rp.client_id)
+    assert page.status_code == 200
+    assert "Voulez-vous vous déconnecter ?".encode() in page.data
+    done = _confirm(flow, page)
+    assert done.status_code == 303
+    assert done.headers["Location"] == "https://rp.example.org/?state=bye"
+    # Signed out server-side: prompt=none now needs a sign-in.
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+
+
+def test_logout_never_redirects_to_an_unregistered_uri(flow):
+    id_token = flow.tokens()["id_token"]
+    page = _logout(flow, id_token_hint=id_token, post_logout_redirect_uri="https://evil.example.org/")
+    done = _confirm(flow, page)
+    assert done.headers["Location"].endswith("/malakoff/logout/done")
+
+
+def test_logout_without_id_token_hint_does_not_redirect_to_the_client(flow):
+    flow.code()
+    page = _logout(flow, post_logout_redirect_uri="https://rp.example.org/",
+                   client_id=flow.rp.client_id)
+    done = _confirm(flow, page)
+    assert done.headers["Location"].endswith("/malakoff/logout/done")
+
+
+def test_cancel_keeps_the_member_signed_in(flow):
+    flow.code()
+    page = _logout(flow)
+    _confirm(flow, page, button="cancel")
+    assert "code" in query(flow.authorize(prompt="none").headers["Location"])
+
+
+def test_invalid_id_token_hint_shows_an_error_page(flow):
+    response = flow.http.get("/malakoff/logout", query_string={"id_token_hint": "garbage"})
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+
+
+def test_logout_of_one_tenant_keeps_the_other(client, make, flow):
+    from tests.oidc.conftest import Flow
+
+    miel = Flow(client, "miel", make.client("miel"), make.account("miel"))
+    miel.code()
+    flow.code()
+    _confirm(flow, _logout(flow))
+    assert "code" in query(miel.authorize(prompt="none").headers["Location"])
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+
+
+def test_confirmation_page_requires_a_pending_logout(client):
+    assert client.get("/malakoff/logout/confirm").status_code == 404
