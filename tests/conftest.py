@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from sqlalchemy import create_engine, text
 from idp import create_app, schema
 from idp.cli import main
 from idp.db import Base
+from idp.demo.setup import DemoServers, build_portals, prepare
 from idp.keystore import KeyStore
 from tests import factories
 
@@ -137,3 +140,39 @@ def db(app):
 def make(app, db):
     """Factories bound to the test database: make.account(...), make.client(...)."""
     return factories.Factories(app, db)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Live:
+    """The provider and both demo portals, served on real local ports."""
+
+    app: object
+    base_url: str
+    portals: dict[str, str]
+
+
+def start_live(settings: dict, **overrides):
+    port = free_port()
+    portal_urls = {"malakoff": f"http://localhost:{free_port()}", "miel": f"http://localhost:{free_port()}"}
+    app = create_app({**settings, "base_url": f"http://localhost:{port}", **overrides})
+    portals = prepare(app, portal_urls)
+    portal_apps = build_portals(app, portals)
+    apps = {port: app} | {int(url.rsplit(":", 1)[1]): portal_apps[slug] for slug, url in portal_urls.items()}
+    servers = DemoServers("127.0.0.1", apps)
+    servers.start()
+    return Live(app, f"http://localhost:{port}", portal_urls), servers
+
+
+@pytest.fixture
+def live(settings):
+    """A running provider and portals; cookies without Secure so plain HTTP clients keep them."""
+    running, servers = start_live(settings, cookie_secure=False)
+    yield running
+    servers.stop()
+    _reset(running.app)

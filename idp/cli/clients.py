@@ -128,7 +128,9 @@ def add(
         try:
             text = jwks_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise click.BadParameter(f"cannot read {jwks_file}: {exc}", param_hint="--jwks") from None
+            raise click.BadParameter(
+                f"cannot read {jwks_file}: {exc}", param_hint="--jwks"
+            ) from None
         jwks = parse_jwks(text)
     try:
         with _transaction() as session:
@@ -198,11 +200,11 @@ def show(client_id: str) -> None:
     if client is None:
         raise ClientRegistrationError(f"no client with id {client_id!r}")
     if client.secret_digest:
-        secret = "set (only its digest is stored)"
+        credential = "set (only its digest is stored)"
     elif client.auth_method == "none":
-        secret = "none (public client, PKCE required)"
+        credential = "none (public client, PKCE required)"
     else:
-        secret = "none (private_key_jwt)"
+        credential = "none (private_key_jwt)"
     keys = [
         f"{key.get('kid', '(no kid)')} ({key.get('kty')})"
         for key in (client.jwks or {}).get("keys", [])
@@ -212,7 +214,7 @@ def show(client_id: str) -> None:
         ("tenant", [client.tenant]),
         ("name", [client.name]),
         ("auth method", [client.auth_method]),
-        ("secret", [secret]),
+        ("secret", [credential]),
         ("party", ["first (no consent screen)" if client.first_party else "third (consent asked)"]),
         ("scopes", [" ".join(client.scopes or [])]),
         ("redirect URIs", list(client.redirect_uris or [])),

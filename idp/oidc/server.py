@@ -81,6 +81,19 @@ class Provider(AuthorizationServer):
             return request
         return super().create_oauth2_request(request)
 
+    def create_token_response(self, request=None):
+        request = self.create_oauth2_request(request)
+        # RFC 6749 5.2: a missing grant_type or a repeated parameter (3.2) is
+        # invalid_request; Authlib answers the first with unsupported_grant_type
+        # and silently takes the first value of the second.
+        if not request.payload.grant_type:
+            error = InvalidRequestError("Missing 'grant_type'.")
+            return self.handle_error_response(request, error)
+        if any(len(values) > 1 for values in request.payload.datalist.values()):
+            error = InvalidRequestError("Parameters must not be repeated.")
+            return self.handle_error_response(request, error)
+        return super().create_token_response(request)
+
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         settings = services().settings
         code: AuthorizationCode | None = request.authorization_code

@@ -76,6 +76,7 @@ def test_ui_locales_chooses_the_language_of_the_sign_in_page(flow):
     response = flow.authorize(ui_locales="en-GB fr")
     page = flow.http.get(response.headers["Location"])
     assert b'<html lang="en">' in page.data
+    assert b"Sign in to your Espace Client" in page.data
 
 
 def test_wrong_password_keeps_the_member_on_the_sign_in_page(flow):

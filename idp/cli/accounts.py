@@ -1,0 +1,191 @@
+"""`idp accounts`: create and list member accounts (operators, support, demos).
+
+A password is read from standard input, never from the command line, where
+it would end in the shell history and the process list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+
+import click
+import phonenumbers
+from flask.cli import AppGroup
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp.accounts.models import ACCOUNT_STATUSES, Account
+from idp.accounts.services import AccountExists, create_account
+from idp.extensions import db, services
+from idp.tenancy import Tenant
+
+MAX_NAME_LENGTH = 100
+DEFAULT_REGION = "FR"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MOBILE_TYPES = (
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+)
+
+group = AppGroup("accounts", help="Member accounts of each tenant.")
+
+
+def _tenant(slug: str) -> Tenant:
+    tenants = services().tenants
+    if slug not in tenants:
+        known = ", ".join(sorted(tenants))
+        raise click.BadParameter(f"unknown tenant {slug!r} (known: {known})", param_hint="--tenant")
+    return tenants[slug]
+
+
+@contextmanager
+def _transaction() -> Iterator[Session]:
+    """The command's session; committed if the command succeeds, rolled back otherwise."""
+    session = db()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _interactive() -> bool:
+    return click.get_text_stream("stdin").isatty()
+
+
+def _read_password(tenant: Tenant) -> str:
+    """Twice at a terminal (hidden), else one line from the pipe."""
+    if _interactive():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        if not password:
+            raise click.UsageError("no password: give it on standard input (one line)")
+    policy = tenant.password
+    # The full policy (character classes, common passwords…) comes with the password service.
+    if len(password) < policy.min_length:
+        raise click.UsageError(f"the password must have at least {policy.min_length} characters")
+    if len(password) > policy.max_length:
+        raise click.UsageError(f"the password must have at most {policy.max_length} characters")
+    return password
+
+
+def _name(value: str, option: str) -> str:
+    value = value.strip()
+    if not value or len(value) > MAX_NAME_LENGTH:
+        raise click.BadParameter(f"1 to {MAX_NAME_LENGTH} characters", param_hint=option)
+    return value
+
+
+def _mobile(value: str) -> str:
+    try:
+        number = phonenumbers.parse(value, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        raise click.BadParameter(f"{value!r} is not a phone number", param_hint="--phone") from None
+    mobile = phonenumbers.number_type(number) in _MOBILE_TYPES
+    if not (phonenumbers.is_valid_number(number) and mobile):
+        raise click.BadParameter(f"{value!r} is not a valid mobile number", param_hint="--phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@group.command("create")
+@click.option("--tenant", required=True, help="Tenant of the account (e.g. malakoff).")
+@click.option("--given-name", required=True, help="First name.")
+@click.option("--family-name", required=True, help="Last name.")
+@click.option("--email", help="Email address; required where members sign in with it (malakoff).")
+@click.option(
+    "--member-number",
+    help="8-digit member number; required where members sign in with it (miel).",
+)
+@click.option(
+    "--birthdate", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+    help="Birth date.",
+)
+@click.option("--phone", help="Mobile phone number (French unless it starts with +).")
+def create(
+    tenant: str,
+    given_name: str,
+    family_name: str,
+    email: str | None,
+    member_number: str | None,
+    birthdate: datetime | None,
+    phone: str | None,
+) -> None:
+    """Create an active account. The password is read from standard input.
+
+    At a terminal it is asked twice, hidden; otherwise the first line of the
+    input is the password, e.g. `idp accounts create … < password-file`.
+    It is never accepted as an option.
+    """
+    the_tenant = _tenant(tenant)
+    given_name = _name(given_name, "--given-name")
+    family_name = _name(family_name, "--family-name")
+    if email is not None:
+        email = email.strip().lower()
+        if len(email) > 254 or not _EMAIL.match(email):
+            raise click.BadParameter(f"{email!r} is not an email address", param_hint="--email")
+    if the_tenant.logs_in_with_email and not email:
+        raise click.UsageError(f"{the_tenant.slug} accounts sign in with an email: give --email")
+    if not the_tenant.logs_in_with_email and not member_number:
+        raise click.UsageError(
+            f"{the_tenant.slug} accounts sign in with a member number: give --member-number"
+        )
+    if member_number is not None and not re.fullmatch(r"[0-9]{8}", member_number):
+        raise click.BadParameter(
+            "a member number has exactly 8 digits", param_hint="--member-number"
+        )
+    birth = birthdate.date() if birthdate else None
+    if birth is not None and birth > date.today():
+        raise click.BadParameter("the birth date is in the future", param_hint="--birthdate")
+    phone_number = _mobile(phone) if phone else None
+    password = _read_password(the_tenant)
+
+    try:
+        with _transaction() as session:
+            account = create_account(
+                session, services().hasher, the_tenant,
+                given_name=given_name, family_name=family_name, password=password,
+                email=email, member_number=member_number, birthdate=birth,
+                phone_number=phone_number,
+            )
+    except (AccountExists, IntegrityError):
+        raise click.ClickException(
+            f"an account with this email or member number already exists in {the_tenant.slug}"
+        ) from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    identifier = account.email if the_tenant.logs_in_with_email else account.member_number
+    click.echo(f"created account {account.id} in {the_tenant.slug}: signs in as {identifier}")
+
+
+@group.command("list")
+@click.option("--tenant", required=True, help="Tenant whose accounts to list.")
+@click.option(
+    "--status", type=click.Choice(ACCOUNT_STATUSES),
+    help="Only accounts in this state.",
+)
+def list_command(tenant: str, status: str | None) -> None:
+    """List a tenant's accounts, oldest first: id (the OIDC sub), identifier, status."""
+    the_tenant = _tenant(tenant)
+    query = select(
+        Account.id, Account.email, Account.member_number, Account.status, Account.created_at
+    ).where(Account.tenant == the_tenant.slug)
+    if status:
+        query = query.where(Account.status == status)
+    with _transaction() as session:
+        count = 0
+        click.echo(f"{'ID':<36}  {'IDENTIFIER':<40}  {'STATUS':<8}  CREATED")
+        for row in session.execute(query.order_by(Account.created_at, Account.id)):
+            count += 1
+            if the_tenant.logs_in_with_email:
+                identifier = row.email or f"{row.member_number} (legacy)"
+            else:
+                identifier = row.member_number or row.email or "-"
+            created = row.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            click.echo(f"{row.id:<36}  {identifier:<40}  {row.status:<8}  {created}")
+    click.echo(f"{count} account(s)")

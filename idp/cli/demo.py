@@ -1,0 +1,60 @@
+"""`idp demo`: the whole product on one machine, with no server to install."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from idp import create_app
+from idp.config import ConfigError
+from idp.demo.setup import DEMO_ACCOUNTS, DemoServers, build_portals, prepare
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1024, 65533),
+              help="Provider port; the portals take the next two.")
+@click.option("--database", default="sqlite:///var/demo.sqlite3", show_default=True,
+              help="Database URL for the demo data.")
+def group(host: str, port: int, database: str) -> None:
+    """Run the provider, both tenants and their demo portals (SQLite, in-process store, outbox)."""
+    if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
+        Path(database.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    base_url = f"http://localhost:{port}"
+    try:
+        app = create_app({
+            "database_url": database, "redis_url": "", "base_url": base_url,
+            "outbox_page": True, "mail_backend": "outbox", "sms_backend": "outbox",
+        })
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    tenants = list(app.extensions["idp"].tenants)
+    portal_urls = {slug: f"http://localhost:{port + 1 + i}" for i, slug in enumerate(tenants)}
+    portals = prepare(app, portal_urls)
+    portal_apps = build_portals(app, portals)
+    apps = {port: app} | {port + 1 + i: portal_apps[slug] for i, slug in enumerate(tenants)}
+    try:
+        servers = DemoServers(host, apps)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}: {exc} (try --port)") from None
+
+    click.echo(f"Member identity provider — demo on {base_url}")
+    for slug in tenants:
+        tenant = app.extensions["idp"].tenants[slug]
+        click.echo(f"  {tenant.brand} ({tenant.portal_name})")
+        click.echo(f"    portal   {portal_urls[slug]}")
+        click.echo(f"    issuer   {tenant.issuer}")
+        for account in (a for a in DEMO_ACCOUNTS if a.tenant == slug):
+            click.echo(f"    member   {account.identifier} / {account.password}  ({account.note})")
+    click.echo(f"  Outbox (emails and SMS sent): {base_url}/_outbox")
+    click.echo("Press Ctrl-C to stop.")
+    servers.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        servers.stop()

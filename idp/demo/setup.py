@@ -1,0 +1,127 @@
+"""What `idp demo` prepares and serves: both tenants, their portals, demo accounts.
+
+``prepare`` is idempotent: it migrates the database, makes sure signing keys
+exist, registers one first-party portal client per tenant (with a fresh
+secret each run) and creates the demo accounts if they are missing.
+``DemoServers`` runs the provider and the two portals on local ports.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date
+
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from idp import schema
+from idp.accounts.models import Account
+from idp.accounts.services import create_account
+from idp.demo.portal import create_portal
+from idp.oidc.clients import find_client, register_client, remove_client
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    tenant: str
+    identifier: str
+    password: str
+    given_name: str
+    family_name: str
+    email: str | None
+    member_number: str
+    note: str
+
+
+DEMO_ACCOUNTS = (
+    DemoAccount("malakoff", "jeanne.martin@example.org", "Demo-Malakoff-2026!", "Jeanne", "Martin",
+                "jeanne.martin@example.org", "12345678", "signs in with her email"),
+    DemoAccount("miel", "87654321", "Demo-Miel-2026!", "Étienne", "Lefèvre",
+                "etienne.lefevre@example.org", "87654321", "signs in with his member number"),
+)
+
+
+@dataclass(frozen=True)
+class Portal:
+    tenant: str
+    url: str
+    client_id: str
+    secret: str
+
+
+def portal_client_id(tenant: str) -> str:
+    return f"{tenant}-demo-portal"
+
+
+def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:
+    """Make the database, keys, portal clients and demo accounts ready; return the portals."""
+    services = app.extensions["idp"]
+    schema.upgrade(services.database.engine)
+    services.keystore.ensure_initialized()
+    portals = []
+    session = services.database.session()
+    try:
+        for slug, tenant in services.tenants.items():
+            url = portal_urls[slug]
+            client_id = portal_client_id(slug)
+            # A fresh secret every run: the portal process only knows the new one.
+            if find_client(session, client_id) is not None:
+                remove_client(session, client_id)
+            _client, secret = register_client(
+                session, tenant, name=f"{tenant.brand} — {tenant.portal_name} (démo)",
+                redirect_uris=[f"{url}/callback"], post_logout_redirect_uris=[f"{url}/"],
+                auth_method="client_secret_basic", first_party=True, client_id=client_id,
+            )
+            portals.append(Portal(slug, url, client_id, secret))
+        for demo in DEMO_ACCOUNTS:
+            exists = session.scalar(select(Account.id).where(
+                Account.tenant == demo.tenant, Account.member_number == demo.member_number))
+            if exists is None:
+                create_account(
+                    session, services.hasher, services.tenants[demo.tenant],
+                    given_name=demo.given_name, family_name=demo.family_name, password=demo.password,
+                    email=demo.email, member_number=demo.member_number,
+                    birthdate=date(1956, 4, 2), phone_number="+33612345688",
+                )
+        session.commit()
+    finally:
+        session.close()
+    return portals
+
+
+def build_portals(app: Flask, portals: list[Portal]) -> dict[str, Flask]:
+    tenants = app.extensions["idp"].tenants
+    return {
+        portal.tenant: create_portal(
+            tenant=portal.tenant, brand=tenants[portal.tenant].brand,
+            portal_name=tenants[portal.tenant].portal_name, issuer=tenants[portal.tenant].issuer,
+            client_id=portal.client_id, client_secret=portal.secret, base_url=portal.url,
+            primary_color=tenants[portal.tenant].primary_color,
+        )
+        for portal in portals
+    }
+
+
+class DemoServers:
+    """The provider and the portals, each on its own local port, in threads."""
+
+    def __init__(self, host: str, apps: dict[int, Flask]):
+        self.servers: list[BaseWSGIServer] = [
+            make_server(host, port, app, threaded=True) for port, app in apps.items()
+        ]
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for server in self.servers:
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+        for thread in self.threads:
+            thread.join(timeout=5)

@@ -1,0 +1,414 @@
+"""Member registry import from the insurer's CSV extract (SPEC §2).
+
+Two passes over the file, streamed line by line so a file of any size fits in
+memory: the first checks every line and collects every problem; only a file
+without any problem is imported, by the second pass, in batches inside one
+transaction committed at the end. The import is an idempotent upsert keyed on
+the member number: new members are added, changed ones updated, identical ones
+left untouched, and members absent from the file are left as they are.
+
+CSV format: UTF-8 (with or without BOM), ``;`` or ``,`` as delimiter, a header
+row naming the columns of ``COLUMNS`` in any order.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from idp import events
+from idp.db import utcnow
+from idp.registry.models import KINDS, ROLES, STATUSES, Member
+from idp.registry.nir import InvalidNir, validate_nir
+from idp.tenancy import Tenant
+
+# Column: what it holds (shown by `idp members import --help`).
+COLUMNS: dict[str, str] = {
+    "member_number": "8 digits, unique in the file (the key of the upsert)",
+    "nir": "social security number, 15 characters with its key; optional",
+    "last_name": "1 to 100 characters",
+    "first_name": "1 to 100 characters",
+    "birth_date": "YYYY-MM-DD or DD/MM/YYYY, not in the future",
+    "role": " | ".join(ROLES),
+    "kind": " | ".join(KINDS),
+    "email": "optional; stored lowercased",
+    "mobile": "optional; a mobile number (French unless it starts with +)",
+    "status": " | ".join(STATUSES),
+}
+FIELDS = tuple(COLUMNS)  # the Member attributes an import sets
+BATCH_SIZE = 1000
+MAX_NAME_LENGTH = 100
+MAX_KEPT_ERRORS = 1000  # the report counts every error but keeps only the first ones
+OLDEST_BIRTH_DATE = date(1900, 1, 1)
+DEFAULT_REGION = "FR"
+
+_MEMBER_NUMBER = re.compile(r"^[0-9]{8}$")
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_FRENCH_DATE = re.compile(r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$")
+# Deliberately basic: one @, something on each side, a dot in the domain, no spaces.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MOBILE_TYPES = (
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+)
+
+Progress = Callable[[int], Any]
+
+
+class ImportAborted(Exception):
+    """The file changed between the check and the import; nothing was imported."""
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.reason}"
+
+
+@dataclass
+class ImportReport:
+    """What an import found (first pass) and did (second pass)."""
+
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error_count: int = 0
+    errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def add_error(self, line: int, field_name: str, reason: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_KEPT_ERRORS:
+            self.errors.append(LineError(line, field_name, reason))
+
+    def summary(self) -> str:
+        return f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged"
+
+
+def read_lines(path: str | Path) -> Iterator[bytes]:
+    """The file's lines as bytes, read lazily (decoding happens per line, to report bad ones)."""
+    with open(path, "rb") as file:
+        yield from file
+
+
+def count_lines(path: str | Path) -> int:
+    """Number of lines after the header, cheaply (for a progress bar)."""
+    newlines, last = 0, b"\n"
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    total = newlines + (last != b"\n")
+    return max(0, total - 1)
+
+
+class MemberImporter:
+    """Checks then upserts the member records of one tenant from CSV lines.
+
+    ``check`` never writes. ``apply`` owns its transaction: it commits once, at
+    the end, and rolls everything back if anything goes wrong.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        tenant: Tenant,
+        *,
+        today: date | None = None,
+        batch_size: int = BATCH_SIZE,
+    ):
+        self.session = session
+        self.tenant = tenant
+        self.today = today or date.today()
+        self.batch_size = batch_size
+
+    def check(self, lines: Iterable[bytes | str], progress: Progress | None = None) -> ImportReport:
+        """First pass: every problem of every line, with its line number."""
+        report = ImportReport()
+        seen: dict[str, int] = {}
+        for line, record, problems in self._records(lines, report, progress):
+            for field_name, reason in problems:
+                report.add_error(line, field_name, reason)
+            number = record.get("member_number")
+            if number is None:
+                continue
+            if number in seen:
+                report.add_error(line, "member_number", f"duplicate of line {seen[number]}")
+            else:
+                seen[number] = line
+        return report
+
+    def apply(
+        self,
+        lines: Iterable[bytes | str],
+        progress: Progress | None = None,
+        *,
+        source: str | None = None,
+    ) -> ImportReport:
+        """Second pass, on a file ``check`` accepted: upsert in batches, one commit at the end."""
+        report = ImportReport()
+        try:
+            batch: list[dict[str, Any]] = []
+            for line, record, problems in self._records(lines, report, progress):
+                if problems or report.error_count:
+                    raise ImportAborted(
+                        f"line {line} changed since it was checked; run the import again"
+                    )
+                batch.append(record)
+                if len(batch) >= self.batch_size:
+                    self._upsert(batch, report)
+                    batch = []
+            if report.error_count:
+                raise ImportAborted(f"{report.errors[0]}; run the import again")
+            if batch:
+                self._upsert(batch, report)
+            events.record_event(
+                self.session, events.MEMBERS_IMPORTED, tenant=self.tenant.slug, source=source,
+                rows=report.rows, added=report.added, updated=report.updated,
+                unchanged=report.unchanged,
+            )
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+        return report
+
+    # -- reading ---------------------------------------------------------------
+
+    def _records(
+        self, lines: Iterable[bytes | str], report: ImportReport, progress: Progress | None
+    ) -> Iterator[tuple[int, dict[str, Any], list[tuple[str, str]]]]:
+        """(line number, record, problems) for each data line; file-level errors go to report."""
+        source = _Lines(lines)
+        header_text = next(source, None)
+        if header_text is None or not header_text.strip():
+            report.add_error(
+                1, "header", f"the file must start with a header row: {', '.join(COLUMNS)}"
+            )
+            return
+        delimiter = ";" if header_text.count(";") > header_text.count(",") else ","
+        names = next(csv.reader([header_text], delimiter=delimiter))
+        header = [name.strip().lower() for name in names]
+        if not self._header_ok(header, report) or 1 in source.bad:
+            if 1 in source.bad:
+                report.add_error(1, "header", "not valid UTF-8")
+            return
+        reader = csv.reader(source, delimiter=delimiter)
+        done = 1
+        while True:
+            start = source.number + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                report.rows += 1
+                report.add_error(start, "line", f"not readable as CSV ({exc})")
+                continue
+            finally:
+                if progress is not None and source.number > done:
+                    progress(source.number - done)
+                done = source.number
+            if not any(value.strip() for value in fields):
+                continue  # a blank line
+            report.rows += 1
+            if any(number in source.bad for number in range(start, source.number + 1)):
+                yield start, {}, [("line", "not valid UTF-8")]
+                continue
+            if len(fields) != len(header):
+                yield start, {}, [("line", f"expected {len(header)} fields, found {len(fields)}")]
+                continue
+            yield start, *self._parse(dict(zip(header, fields, strict=True)))
+
+    def _header_ok(self, header: list[str], report: ImportReport) -> bool:
+        missing = [name for name in COLUMNS if name not in header]
+        unknown = [name for name in header if name not in COLUMNS]
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if missing:
+            report.add_error(1, "header", f"missing column(s): {', '.join(missing)}")
+        if unknown:
+            report.add_error(1, "header", f"unknown column(s): {', '.join(unknown)}")
+        if repeated:
+            report.add_error(1, "header", f"repeated column(s): {', '.join(repeated)}")
+        return not (missing or unknown or repeated)
+
+    # -- checking one line -------------------------------------------------------
+
+    def _parse(self, raw: dict[str, str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """The record to store, and what is wrong with the line (field, reason)."""
+        values = {name: value.strip() for name, value in raw.items()}
+        record: dict[str, Any] = {}
+        problems: list[tuple[str, str]] = []
+        for name in FIELDS:
+            try:
+                record[name] = getattr(self, f"_{name}")(values[name])
+            except ValueError as exc:
+                problems.append((name, str(exc)))
+        return record, problems
+
+    @staticmethod
+    def _member_number(value: str) -> str:
+        if not _MEMBER_NUMBER.match(value):
+            raise ValueError("must be exactly 8 digits" if value else "is required")
+        return value
+
+    @staticmethod
+    def _nir(value: str) -> str | None:
+        if not value:
+            return None
+        try:
+            return validate_nir(value).value
+        except InvalidNir as exc:
+            # The reason, never the value: a NIR is personal data and reports get shared.
+            raise ValueError(f"invalid NIR ({exc.reason}): {exc}") from None
+
+    @staticmethod
+    def _name(value: str) -> str:
+        if not value:
+            raise ValueError("is required")
+        if len(value) > MAX_NAME_LENGTH:
+            raise ValueError(f"is longer than {MAX_NAME_LENGTH} characters")
+        return value
+
+    _last_name = _name
+    _first_name = _name
+
+    def _birth_date(self, value: str) -> date:
+        if _ISO_DATE.match(value):
+            pattern = "%Y-%m-%d"
+        elif _FRENCH_DATE.match(value):
+            pattern = "%d/%m/%Y"
+        else:
+            raise ValueError("is not a date (expected YYYY-MM-DD or DD/MM/YYYY)")
+        try:
+            parsed = datetime.strptime(value, pattern).date()
+        except ValueError:
+            raise ValueError(f"{value!r} is not a valid date") from None
+        if parsed > self.today:
+            raise ValueError("is in the future")
+        if parsed < OLDEST_BIRTH_DATE:
+            raise ValueError("is before 1900")
+        return parsed
+
+    @staticmethod
+    def _choice(value: str, allowed: tuple[str, ...]) -> str:
+        value = value.lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    def _role(self, value: str) -> str:
+        return self._choice(value, ROLES)
+
+    def _kind(self, value: str) -> str:
+        return self._choice(value, KINDS)
+
+    def _status(self, value: str) -> str:
+        return self._choice(value, STATUSES)
+
+    @staticmethod
+    def _email(value: str) -> str | None:
+        if not value:
+            return None
+        value = value.lower()
+        if len(value) > 254 or not _EMAIL.match(value):
+            raise ValueError("is not a valid email address")
+        return value
+
+    @staticmethod
+    def _mobile(value: str) -> str | None:
+        if not value:
+            return None
+        try:
+            number = phonenumbers.parse(value, DEFAULT_REGION)
+        except phonenumbers.NumberParseException:
+            raise ValueError("is not a phone number") from None
+        if not phonenumbers.is_valid_number(number):
+            raise ValueError("is not a valid phone number")
+        if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+            raise ValueError("is not a mobile number")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    # -- writing ---------------------------------------------------------------
+
+    def _upsert(self, batch: list[dict[str, Any]], report: ImportReport) -> None:
+        """One query for the batch's existing members, then bulk inserts and updates."""
+        numbers = [record["member_number"] for record in batch]
+        existing = {
+            row.member_number: row
+            for row in self.session.execute(
+                select(Member.id, *(getattr(Member, name) for name in FIELDS)).where(
+                    Member.tenant == self.tenant.slug, Member.member_number.in_(numbers)
+                )
+            )
+        }
+        now = utcnow()
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for record in batch:
+            row = existing.get(record["member_number"])
+            if row is None:
+                inserts.append({**record, "tenant": self.tenant.slug, "updated_at": now})
+            elif any(getattr(row, name) != record[name] for name in FIELDS):
+                updates.append({**record, "id": row.id, "updated_at": now})
+            else:
+                report.unchanged += 1
+        if inserts:
+            self.session.execute(insert(Member), inserts)
+            report.added += len(inserts)
+        if updates:
+            self.session.execute(update(Member), updates)
+            report.updated += len(updates)
+
+
+def import_members(
+    session: Session, tenant: Tenant, path: str | Path, *, today: date | None = None
+) -> ImportReport:
+    """Check the file, then import it if it has no error; the report says which happened."""
+    importer = MemberImporter(session, tenant, today=today)
+    report = importer.check(read_lines(path))
+    if not report.ok:
+        return report
+    return importer.apply(read_lines(path), source=Path(path).name)
+
+
+class _Lines:
+    """Decodes lines one at a time, remembering their numbers and which were not UTF-8."""
+
+    def __init__(self, lines: Iterable[bytes | str]):
+        self._lines = iter(lines)
+        self.number = 0
+        self.bad: set[int] = set()
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.number += 1
+        if isinstance(line, bytes):
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                self.bad.add(self.number)
+                text = line.decode("utf-8", "replace")
+        else:
+            text = line
+        return text.removeprefix("\ufeff") if self.number == 1 else text

@@ -1,0 +1,59 @@
+"""End to end: a relying party built on Authlib's client completes the code flow with
+PKCE against the provider running on a real port (the demo portals)."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import pytest
+import requests
+
+from idp.demo.setup import DEMO_ACCOUNTS
+
+pytestmark = pytest.mark.server
+
+
+def _form(html: str) -> tuple[str, dict[str, str]]:
+    action = unescape(re.search(r'<form method="post" action="([^"]+)"', html).group(1))
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', html))
+    return action, {k: unescape(v) for k, v in fields.items()}
+
+
+@pytest.mark.parametrize("account", DEMO_ACCOUNTS, ids=lambda a: a.tenant)
+def test_portal_signs_in_through_the_provider(live, account):
+    browser = requests.Session()
+    portal = live.portals[account.tenant]
+
+    login_page = browser.get(f"{portal}/login", timeout=10)
+    assert login_page.status_code == 200
+    assert login_page.url.startswith(f"{live.base_url}/{account.tenant}/login?interaction=")
+
+    action, fields = _form(login_page.text)
+    fields.update(identifier=account.identifier, password=account.password)
+    back = browser.post(f"{live.base_url}{action}", data=fields, timeout=10)
+
+    assert back.status_code == 200, back.text[:500]
+    assert back.url == f"{portal}/"
+    assert f"Bonjour {account.given_name}" in back.text
+    assert account.member_number in back.text          # member claim shown by the portal
+    assert "urn:mh:acr:pwd" in back.text                # acr claim
+
+
+def test_portal_logout_ends_the_provider_session(live):
+    account = DEMO_ACCOUNTS[0]
+    browser = requests.Session()
+    portal = live.portals[account.tenant]
+    action, fields = _form(browser.get(f"{portal}/login", timeout=10).text)
+    fields.update(identifier=account.identifier, password=account.password)
+    browser.post(f"{live.base_url}{action}", data=fields, timeout=10)
+
+    confirm = browser.get(f"{portal}/logout", timeout=10)
+    assert confirm.url == f"{live.base_url}/{account.tenant}/logout/confirm"
+    action, fields = _form(confirm.text)
+    fields.pop("cancel", None)
+    done = browser.post(f"{live.base_url}{action}", data=fields, timeout=10)
+    assert done.url.startswith(f"{portal}/")
+    # Signing in again needs the password: the provider session is gone.
+    again = browser.get(f"{portal}/login", timeout=10)
+    assert "/login?interaction=" in again.url
