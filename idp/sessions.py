@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
-from idp.store import Store
+from idp.store import Store, StoreUnavailable
 
 # A session touched less than this long ago is not written back just to bump
 # its idle timer: it saves a store write on most requests.
@@ -33,6 +34,8 @@ class ServerSession(CallbackDict, SessionMixin):
         self.previous_sid: str | None = None
         self.modified = False
         self.touched_at: float | None = None
+        # Set when the store could not be read: the request must fail closed.
+        self.unavailable = False
 
     @property
     def new(self) -> bool:  # type: ignore[override]
@@ -53,8 +56,11 @@ class ServerSession(CallbackDict, SessionMixin):
 
 
 class StoreSessionInterface(SessionInterface):
-    def __init__(self, store: Store, *, idle: int, absolute: int, secure: bool):
+    def __init__(self, store: Store, *, idle: int, absolute: int, secure: bool,
+                 on_unavailable: Callable[[Response], None] | None = None):
         self.store = store
+        # Turns the response into a "try again later" page when the store fails on save.
+        self.on_unavailable = on_unavailable
         self.idle = idle
         self.absolute = absolute
         self.secure = secure
@@ -67,7 +73,12 @@ class StoreSessionInterface(SessionInterface):
         sid = request.cookies.get(self.cookie_name)
         if not sid or len(sid) > 64:
             return ServerSession()
-        raw = self.store.get(self._key(sid))
+        try:
+            raw = self.store.get(self._key(sid))
+        except StoreUnavailable:
+            session = ServerSession()
+            session.unavailable = True
+            return session
         if not raw:
             return ServerSession()
         record = json.loads(raw)
@@ -79,6 +90,16 @@ class StoreSessionInterface(SessionInterface):
         return session
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
+        if session.unavailable:
+            return
+        try:
+            self._save(session, response)
+        except StoreUnavailable:
+            if self.on_unavailable is None:
+                raise
+            self.on_unavailable(response)
+
+    def _save(self, session: ServerSession, response: Response) -> None:
         if session.previous_sid:
             self.store.delete(self._key(session.previous_sid))
             session.previous_sid = None

@@ -91,6 +91,15 @@ def _error(status: int, code: str, message: str):
     return render("error.html", status=status, error_code=code, message=message)
 
 
+def _unavailable():
+    response, status = _error(
+        503,
+        "temporarily_unavailable",
+        _("Le service est momentanément indisponible. Veuillez réessayer dans quelques minutes."),
+    )
+    return response, status, {"Retry-After": "30"}
+
+
 def _security_headers(response):
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
@@ -124,12 +133,25 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def unavailable(exc):
         log.error("dependency unavailable: %s", type(exc).__name__)
-        response, status = _error(
-            503,
-            "temporarily_unavailable",
-            _("Le service est momentanément indisponible. Veuillez réessayer dans quelques minutes."),
-        )
-        return response, status, {"Retry-After": "30"}
+        return _unavailable()
+
+    @app.before_request
+    def store_must_be_readable():
+        if getattr(session, "unavailable", False):
+            raise StoreUnavailable("session store unreachable")
+
+    def unavailable_on_save(response) -> None:
+        log.error("dependency unavailable: session store (on save)")
+        body, status, headers = _unavailable()
+        response.set_data(body.get_data() if hasattr(body, "get_data") else body)
+        response.status_code = status
+        response.headers.pop("Location", None)
+        response.headers.pop("Set-Cookie", None)
+        response.headers.update(headers)
+        response.headers["Content-Type"] = (
+            "application/json" if _wants_json() else "text/html; charset=utf-8")
+
+    app.session_interface.on_unavailable = unavailable_on_save
 
     @app.errorhandler(Exception)
     def internal(exc):

@@ -15,7 +15,7 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -93,6 +93,19 @@ class Provider(AuthorizationServer):
             error = InvalidRequestError("Parameters must not be repeated.")
             return self.handle_error_response(request, error)
         return super().create_token_response(request)
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        # RFC 6749 2.3 and 5.2: more than one authentication mechanism is invalid_request
+        # (Authlib would take the first that succeeds).
+        form = request.form
+        used = [
+            bool(request.headers.get("Authorization")),
+            "client_secret" in form,
+            "client_assertion" in form or "client_assertion_type" in form,
+        ]
+        if sum(used) > 1:
+            raise InvalidRequestError("Use one client authentication method only.")
+        return super().authenticate_client(request, methods, endpoint)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         settings = services().settings
@@ -326,7 +339,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def resolve_client_public_key(self, client: Client):
         if not client.jwks:
-            raise InvalidRequestError("The client has no registered keys.")
+            # RFC 6749 5.2: the client cannot authenticate this way.
+            raise InvalidClientError(description="The client has no registered keys.")
         return KeySet.import_key_set(client.jwks)
 
     def validate_jti(self, claims, jti) -> bool:

@@ -1,0 +1,444 @@
+"""Client authentication at the token endpoint (RFC 6749 2.3, 3.2.1; OIDC Core 9; RFC 7523 3)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
+from sqlalchemy import func, select
+
+from idp.oidc.models import Token
+from tests.oidc.conftest import Flow, query
+
+TOKEN_URL = "/malakoff/token"
+AUDIENCE = "http://localhost/malakoff/token"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def token_count(db) -> int:
+    db.rollback()
+    return db.scalar(select(func.count()).select_from(Token))
+
+
+def assert_invalid_client(response, *, challenge: bool = True) -> None:
+    assert response.status_code == 401, (response.status_code, response.data[:300])
+    assert response.json["error"] == "invalid_client"
+    if challenge:
+        # RFC 6749 5.2: 401 with a challenge for the scheme the client used.
+        assert response.headers["WWW-Authenticate"].startswith("Basic ")
+        assert 'error="invalid_client"' in response.headers["WWW-Authenticate"]
+
+
+def code_request(flow: Flow, code: str) -> dict:
+    return {"grant_type": "authorization_code", "code": code,
+            "redirect_uri": flow.rp.redirect_uris[0], "code_verifier": flow.verifier}
+
+
+# -- client_secret_basic ------------------------------------------------------------------------
+
+
+def test_client_secret_basic(flow):
+    code = flow.code()
+
+    response = flow.http.post(TOKEN_URL, data=code_request(flow, code),
+                              auth=(flow.rp.client_id, flow.rp.secret))
+
+    assert response.status_code == 200
+    assert "access_token" in response.json
+
+
+def test_client_secret_basic_with_url_encoded_credentials(client, make, member):
+    # RFC 6749 2.3.1: client_id and secret are form-urlencoded before Basic encoding.
+    rp = make.client(client_id="malakoff-a:b+c")
+    flow = Flow(client, "malakoff", rp, member)
+    code = flow.code()
+    raw = f"malakoff-a%3Ab%2Bc:{rp.secret}"
+    header = "Basic " + base64.b64encode(raw.encode()).decode()
+
+    response = client.post(TOKEN_URL, data=code_request(flow, code), headers={"Authorization": header})
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        lambda rp: (rp.client_id, "wrong-secret"),
+        lambda rp: (rp.client_id, rp.secret[:-1]),
+        lambda rp: (rp.client_id, rp.secret.upper()),
+        lambda rp: ("unknown-client", rp.secret),
+        lambda rp: (rp.client_id, ""),
+    ],
+    ids=["wrong-secret", "truncated", "case", "unknown-client", "empty-secret"],
+)
+def test_client_secret_basic_failures(flow, db, credentials):
+    code = flow.code()
+
+    response = flow.http.post(TOKEN_URL, data=code_request(flow, code), auth=credentials(flow.rp))
+
+    assert_invalid_client(response)
+    assert token_count(db) == 0
+    # Client authentication comes first: the code was not spent.
+    assert flow.token(code).status_code == 200
+
+
+@pytest.mark.parametrize("header", ["Basic", "Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode(),
+                                    "Bearer abc", "Digest username=x"])
+def test_malformed_authorization_headers(flow, db, header):
+    code = flow.code()
+
+    response = flow.http.post(TOKEN_URL, data=code_request(flow, code), headers={"Authorization": header})
+
+    assert_invalid_client(response)
+    assert token_count(db) == 0
+
+
+def test_no_client_authentication(flow, db):
+    code = flow.code()
+
+    response = flow.http.post(TOKEN_URL, data={**code_request(flow, code), "client_id": flow.rp.client_id})
+
+    # A confidential client may not fall back to "none" (RFC 6749 3.2.1).
+    assert_invalid_client(response)
+    assert token_count(db) == 0
+
+
+def test_client_of_the_other_tenant_is_unknown(client, make, member, db):
+    miel_rp = make.client("miel")
+    flow = Flow(client, "malakoff", make.client("malakoff"), member)
+    code = flow.code()
+
+    response = client.post(TOKEN_URL, data=code_request(flow, code), auth=(miel_rp.client_id, miel_rp.secret))
+
+    assert_invalid_client(response)
+    assert token_count(db) == 0
+
+
+def test_basic_client_may_not_use_client_secret_post(flow, db):
+    code = flow.code()
+
+    response = flow.http.post(TOKEN_URL, data={
+        **code_request(flow, code), "client_id": flow.rp.client_id, "client_secret": flow.rp.secret,
+    })
+
+    assert_invalid_client(response)
+    assert token_count(db) == 0
+
+
+def test_two_authentication_methods_at_once_are_refused(flow, db):
+    code = flow.code()
+
+    response = flow.http.post(TOKEN_URL, data={
+        **code_request(flow, code), "client_id": flow.rp.client_id, "client_secret": flow.rp.secret,
+    }, auth=(flow.rp.client_id, flow.rp.secret))
+
+    # RFC 6749 2.3 and 5.2: more than one mechanism is invalid_request.
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+    assert token_count(db) == 0
+
+
+# -- client_secret_post ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def post_flow(client, make, member):
+    return Flow(client, "malakoff", make.client(auth_method="client_secret_post"), member)
+
+
+def test_client_secret_post(post_flow):
+    code = post_flow.code()
+
+    response = post_flow.token(code, client_id=post_flow.rp.client_id, client_secret=post_flow.rp.secret)
+
+    assert response.status_code == 200
+    assert response.json["token_type"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        lambda rp: {"client_id": rp.client_id, "client_secret": "wrong"},
+        lambda rp: {"client_id": rp.client_id},
+        lambda rp: {"client_secret": rp.secret},
+        lambda rp: {"client_id": "unknown", "client_secret": rp.secret},
+    ],
+    ids=["wrong-secret", "no-secret", "no-client-id", "unknown-client"],
+)
+def test_client_secret_post_failures(post_flow, db, credentials):
+    code = post_flow.code()
+
+    response = post_flow.token(code, **credentials(post_flow.rp))
+
+    assert response.status_code in (400, 401)
+    assert response.json["error"] == "invalid_client"
+    assert token_count(db) == 0
+
+
+def test_post_client_may_not_use_client_secret_basic(post_flow, db):
+    code = post_flow.code()
+
+    response = post_flow.http.post(TOKEN_URL, data=code_request(post_flow, code),
+                                   auth=(post_flow.rp.client_id, post_flow.rp.secret))
+
+    assert_invalid_client(response)
+    assert token_count(db) == 0
+
+
+# -- public clients (auth method none) ------------------------------------------------------------
+
+
+@pytest.fixture
+def public_flow(client, make, member):
+    return Flow(client, "malakoff", make.client(auth_method="none", first_party=True), member)
+
+
+def test_public_client_with_pkce(public_flow):
+    code = public_flow.code()
+
+    response = public_flow.token(code, client_id=public_flow.rp.client_id)
+
+    assert response.status_code == 200
+    assert public_flow.id_token_claims(response.json["id_token"])["aud"] == [public_flow.rp.client_id]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"code_challenge": None, "code_challenge_method": None},
+        {"code_challenge_method": None},  # plain by default (RFC 7636 4.3)
+        {"code_challenge_method": "plain"},
+        {"code_challenge": None},
+    ],
+    ids=["no-pkce", "method-missing", "plain", "challenge-missing"],
+)
+def test_public_client_without_s256_pkce_is_refused_at_authorize(public_flow, overrides):
+    public_flow.code()  # signed in: only the request can be at fault
+
+    response = public_flow.authorize(**overrides)
+
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(public_flow.rp.redirect_uris[0] + "?")
+    params = query(location)
+    assert params["error"] == "invalid_request"
+    assert params["iss"] == "http://localhost/malakoff"
+    assert "code" not in params
+
+
+def test_public_client_must_send_the_verifier(public_flow, db):
+    code = public_flow.code()
+
+    response = public_flow.token(code, verifier=None, client_id=public_flow.rp.client_id)
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+    assert token_count(db) == 0
+
+
+def test_public_client_needs_its_client_id(public_flow, db):
+    code = public_flow.code()
+
+    response = public_flow.token(code)
+
+    assert response.status_code in (400, 401)
+    assert response.json["error"] == "invalid_client"
+    assert token_count(db) == 0
+
+
+def test_public_client_may_not_send_a_secret(public_flow, db):
+    code = public_flow.code()
+
+    response = public_flow.token(code, client_id=public_flow.rp.client_id, client_secret="anything")
+
+    assert response.status_code in (400, 401)
+    assert response.json["error"] == "invalid_client"
+    assert token_count(db) == 0
+
+
+# -- private_key_jwt (OIDC Core 9, RFC 7523 3) ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> RSAKey:
+    return RSAKey.generate_key(2048, auto_kid=True)
+
+
+@pytest.fixture(scope="module")
+def other_rsa_key() -> RSAKey:
+    return RSAKey.generate_key(2048, auto_kid=True)
+
+
+@pytest.fixture
+def jwt_flow(client, make, member, rsa_key):
+    jwks = KeySet([rsa_key]).as_dict(private=False)
+    rp = make.client(auth_method="private_key_jwt", jwks=jwks)
+    return Flow(client, "malakoff", rp, member)
+
+
+def assertion(client_id: str, key, *, alg: str = "RS256", header: dict | None = None, **overrides) -> str:
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": AUDIENCE, "jti": secrets.token_urlsafe(16),
+              "iat": now, "exp": now + 60}
+    claims.update(overrides)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode({"alg": alg, "kid": key.kid, **(header or {})}, claims, key)
+
+
+def unsigned(client_id: str) -> str:
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": AUDIENCE, "jti": secrets.token_urlsafe(16),
+              "exp": now + 60}
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def with_assertion(value: str) -> dict:
+    return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": value}
+
+
+def test_private_key_jwt(jwt_flow, rsa_key):
+    code = jwt_flow.code()
+
+    response = jwt_flow.token(code, **with_assertion(assertion(jwt_flow.rp.client_id, rsa_key)))
+
+    assert response.status_code == 200
+    assert "access_token" in response.json
+
+
+@pytest.mark.parametrize("aud", [AUDIENCE, "http://localhost/malakoff", [AUDIENCE, "https://other"]])
+def test_private_key_jwt_accepts_the_issuer_and_token_endpoint_as_audience(jwt_flow, rsa_key, aud):
+    code = jwt_flow.code()
+
+    response = jwt_flow.token(code, **with_assertion(assertion(jwt_flow.rp.client_id, rsa_key, aud=aud)))
+
+    assert response.status_code == 200
+
+
+def test_private_key_jwt_with_an_ec_key(client, make, member):
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    rp = make.client(auth_method="private_key_jwt", jwks=KeySet([key]).as_dict(private=False))
+    flow = Flow(client, "malakoff", rp, member)
+    code = flow.code()
+
+    response = flow.token(code, **with_assertion(assertion(rp.client_id, key, alg="ES256")))
+
+    assert response.status_code == 200
+
+
+def test_replayed_assertion_is_refused(jwt_flow, rsa_key, db):
+    value = assertion(jwt_flow.rp.client_id, rsa_key)
+    assert jwt_flow.token(jwt_flow.code(), **with_assertion(value)).status_code == 200
+    code = query(jwt_flow.authorize().headers["Location"])["code"]
+
+    response = jwt_flow.token(code, **with_assertion(value))
+
+    assert response.status_code in (400, 401)
+    assert response.json["error"] == "invalid_client"
+    assert token_count(db) == 1
+
+
+def test_jti_is_remembered_only_from_verified_assertions(jwt_flow, rsa_key, other_rsa_key):
+    # A forged assertion must not burn the jti of the real client's next one.
+    jti = "chosen-jti"
+    forged = assertion(jwt_flow.rp.client_id, other_rsa_key, jti=jti)
+    code = jwt_flow.code()
+    assert jwt_flow.token(code, **with_assertion(forged)).json["error"] == "invalid_client"
+
+    response = jwt_flow.token(code, **with_assertion(assertion(jwt_flow.rp.client_id, rsa_key, jti=jti)))
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "make_assertion",
+    [
+        lambda cid, key, other: assertion(cid, key, aud="http://localhost/miel/token"),
+        lambda cid, key, other: assertion(cid, key, aud="http://localhost/malakoff/userinfo"),
+        lambda cid, key, other: assertion(cid, key, aud=None),
+        lambda cid, key, other: assertion(cid, other),
+        lambda cid, key, other: assertion(cid, other, header={"kid": key.kid}),
+        lambda cid, key, other: assertion(cid, key, exp=int(time.time()) - 3600),
+        lambda cid, key, other: assertion(cid, key, exp=None),
+        lambda cid, key, other: assertion(cid, key, nbf=int(time.time()) + 3600),
+        lambda cid, key, other: assertion(cid, key, jti=None),
+        lambda cid, key, other: assertion(cid, key, iss="someone-else"),
+        lambda cid, key, other: assertion(cid, key, iss=None),
+        lambda cid, key, other: unsigned(cid),
+        lambda cid, key, other: assertion(cid, OctKey.import_key(secrets.token_bytes(32)), alg="HS256",
+                                             header={"kid": key.kid}),
+        lambda cid, key, other: assertion(cid, key)[:-4] + "AAAA",
+        lambda cid, key, other: "not-a-jwt",
+        lambda cid, key, other: "a.b.c",
+    ],
+    ids=["aud-other-tenant", "aud-other-endpoint", "aud-missing", "other-key", "other-key-same-kid",
+         "expired", "exp-missing", "not-yet-valid", "jti-missing", "iss-not-sub", "iss-missing",
+         "alg-none", "hs256", "bad-signature", "garbage", "garbage-segments"],
+)
+def test_private_key_jwt_failures(jwt_flow, rsa_key, other_rsa_key, db, make_assertion):
+    code = jwt_flow.code()
+
+    response = jwt_flow.token(code, **with_assertion(make_assertion(jwt_flow.rp.client_id, rsa_key,
+                                                                    other_rsa_key)))
+
+    assert response.status_code in (400, 401), response.data[:300]
+    assert response.json["error"] == "invalid_client"
+    assert token_count(db) == 0
+    # Client authentication comes first: the code was not spent.
+    good = assertion(jwt_flow.rp.client_id, rsa_key)
+    assert jwt_flow.token(code, **with_assertion(good)).status_code == 200
+
+
+def test_assertion_for_another_client(jwt_flow, make, rsa_key, db):
+    other = make.client(auth_method="private_key_jwt", jwks=KeySet([rsa_key]).as_dict(private=False))
+    code = jwt_flow.code()
+
+    # Signed properly, but for another client: the code is not theirs.
+    response = jwt_flow.token(code, **with_assertion(assertion(other.client_id, rsa_key)))
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_grant"
+    assert token_count(db) == 0
+
+
+def test_assertion_for_a_client_registered_for_another_method(flow, rsa_key, db):
+    code = flow.code()
+
+    response = flow.http.post(TOKEN_URL, data={
+        **code_request(flow, code), **with_assertion(assertion(flow.rp.client_id, rsa_key)),
+    })
+
+    assert response.status_code in (400, 401)
+    assert response.json["error"] == "invalid_client"
+    assert token_count(db) == 0
+
+
+def test_private_key_jwt_client_without_keys(client, make, member, rsa_key, db):
+    rp = make.client(auth_method="private_key_jwt", jwks=None)
+    flow = Flow(client, "malakoff", rp, member)
+    code = flow.code()
+
+    response = flow.token(code, **with_assertion(assertion(rp.client_id, rsa_key)))
+
+    assert response.status_code in (400, 401)
+    assert response.json["error"] == "invalid_client"
+    assert token_count(db) == 0
+
+
+@pytest.mark.parametrize("assertion_type", ["", "urn:ietf:params:oauth:grant-type:jwt-bearer", "jwt"])
+def test_wrong_assertion_type(jwt_flow, rsa_key, db, assertion_type):
+    code = jwt_flow.code()
+
+    response = jwt_flow.token(code, client_assertion_type=assertion_type,
+                              client_assertion=assertion(jwt_flow.rp.client_id, rsa_key))
+
+    assert response.status_code in (400, 401)
+    assert response.json["error"] == "invalid_client"
+    assert token_count(db) == 0
