@@ -8,6 +8,7 @@ response modes, always carrying ``iss`` (RFC 9207).
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -30,6 +31,23 @@ from idp.oidc.server import StoredRequest, current_server
 from idp.web import choose_ui_locale, render
 
 RESPONSE_MODES = ("query", "fragment", "form_post")
+MAX_PARAMETERS = 50
+MAX_VALUE_LENGTH = 8192
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# RFC 6749 A.7: what an error description may contain. Authlib echoes response_type
+# and grant_type into descriptions, so those values must fit it.
+ECHOABLE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]{0,200}$")
+ECHOED_PARAMETERS = ("response_type", "grant_type")
+
+
+def well_formed(params: list[list[str]]) -> bool:
+    """Bounded, printable parameters: anything else is not worth a redirect to the client."""
+    return len(params) <= MAX_PARAMETERS and all(
+        len(key) <= 64 and len(value) <= MAX_VALUE_LENGTH
+        and not CONTROL_CHARACTERS.search(key) and not CONTROL_CHARACTERS.search(value)
+        and (key not in ECHOED_PARAMETERS or ECHOABLE.match(value))
+        for key, value in params
+    )
 
 
 class RequestNotSupported(OAuth2Error):

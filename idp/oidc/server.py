@@ -273,7 +273,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token: Token):
         account = refresh_token.account
-        return account if account.is_active else None
+        if not account.is_active:
+            # RFC 6749 5.2: the grant is no longer valid; Authlib would say invalid_request.
+            raise InvalidGrantError("The account is not active.")
+        return account
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
         claimed = db().execute(

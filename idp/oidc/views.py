@@ -32,6 +32,23 @@ def _cacheable(payload: dict):
     return response.make_conditional(request)
 
 
+@api.before_request
+def authorization_header_shape():
+    """A malformed Authorization header is the client's error (Authlib assumes two parts)."""
+    header = request.headers.get("Authorization")
+    if header is None or len(header.split(None, 1)) == 2:
+        return None
+    if request.endpoint == "oidc_api.userinfo":
+        # RFC 6750 3.1
+        response = jsonify(error="invalid_request", error_description="Malformed Authorization header.")
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_request"'
+        return response, 400
+    # RFC 6749 5.2
+    response = jsonify(error="invalid_client", error_description="Malformed Authorization header.")
+    response.headers["WWW-Authenticate"] = "Basic"
+    return response, 401
+
+
 @api.get("/.well-known/openid-configuration")
 @_cors
 def discovery():
@@ -79,6 +96,9 @@ def jwks():
 @api.route("/token", methods=["POST", "OPTIONS"])
 @_cors
 def token():
+    params = [[key, value] for key, values in request.form.lists() for value in values]
+    if not authorization.well_formed(params):
+        return jsonify(error="invalid_request", error_description="Malformed parameters."), 400
     response = current_server().create_token_response()
     if response.status_code == 200:
         db().commit()
@@ -109,6 +129,10 @@ def authorize():
     # OIDC Core 3.1.2.1: GET and POST are both supported; parameters in one place only.
     source = request.form if request.method == "POST" else request.args
     params = [[key, value] for key, values in source.lists() for value in values]
+    if not authorization.well_formed(params):
+        message = _("La requête n’est pas valide.")
+        return render("error.html", status=400, error_code="invalid_request", message=message,
+                      protocol_error=True)
     return authorization.authorize(params)
 
 

@@ -1,0 +1,36 @@
+"""Server-side sessions: idle and absolute timeouts, server-side logout."""
+
+from __future__ import annotations
+
+import time
+
+from tests.oidc.conftest import Flow, query
+
+
+def _signed_in(client, make):
+    flow = Flow(client, "malakoff", make.client(), make.account())
+    flow.code()
+    return flow
+
+
+def test_idle_timeout_ends_the_session(client, make, app):
+    flow = _signed_in(client, make)
+    sid = client.get_cookie("__Host-idp-session").value
+    store = app.extensions["idp"].store
+    # The store's time to live is the idle timeout.
+    assert 0 < store.ttl(f"session:{sid}") <= app.extensions["idp"].settings.session_idle_timeout
+    store.delete(f"session:{sid}")  # what expiry does
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+
+
+def test_absolute_timeout_ends_the_session_even_when_active(client, make, app, monkeypatch):
+    flow = _signed_in(client, make)
+    later = time.time() + app.extensions["idp"].settings.session_absolute_timeout + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+
+
+def test_a_forged_session_id_is_ignored(client, make):
+    flow = Flow(client, "malakoff", make.client(), make.account())
+    client.set_cookie("__Host-idp-session", "forged-session-id", domain="localhost")
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"

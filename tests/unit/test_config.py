@@ -1,0 +1,106 @@
+"""Settings: defaults, environment overrides, and refusal of unsafe values at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from idp.config import DEFAULT_SECRET_KEY, ConfigError, load_settings
+from idp.tenancy import load_tenants
+
+ROOT = Path(__file__).resolve().parents[2]
+STRONG = "x" * 40
+
+
+def test_defaults_are_a_working_development_setup():
+    settings = load_settings(environ={})
+    assert settings.env == "development"
+    assert settings.secret_key == DEFAULT_SECRET_KEY
+    assert (settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism) == (
+        2, 19456, 1)
+
+
+def test_environment_overrides_are_typed():
+    settings = load_settings(environ={"IDP_ACCESS_TOKEN_TTL": "120", "IDP_COOKIE_SECURE": "false"})
+    assert settings.access_token_ttl == 120
+    assert settings.cookie_secure is False
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"IDP_ENV": "production"}, "IDP_SECRET_KEY"),
+    ({"IDP_ENV": "production", "IDP_SECRET_KEY": "short"}, "IDP_SECRET_KEY"),
+    ({"IDP_ENV": "production", "IDP_SECRET_KEY": STRONG}, "https"),
+    ({"IDP_ENV": "production", "IDP_SECRET_KEY": STRONG, "IDP_BASE_URL": "https://id.example.org",
+      "IDP_OUTBOX_PAGE": "1"}, "OUTBOX"),
+    ({"IDP_ENV": "staging"}, "IDP_ENV"),
+    ({"IDP_ACCESS_TOKEN_TTL": "ten"}, "IDP_ACCESS_TOKEN_TTL"),
+    ({"IDP_ACCESS_TOKEN_TTL": "0"}, "IDP_ACCESS_TOKEN_TTL"),
+    ({"IDP_COOKIE_SECURE": "maybe"}, "IDP_COOKIE_SECURE"),
+    ({"IDP_BASE_URL": "localhost:5000"}, "IDP_BASE_URL"),
+    ({"IDP_BASE_URL": "http://localhost:5000/"}, "IDP_BASE_URL"),
+    ({"IDP_MAIL_BACKEND": "pigeon"}, "IDP_MAIL_BACKEND"),
+    ({"IDP_CONFIG_FILE": "/nonexistent.toml"}, "IDP_CONFIG_FILE"),
+])
+def test_bad_values_are_refused_with_the_setting_named(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=environ)
+
+
+def test_production_with_a_strong_key_and_https_starts():
+    settings = load_settings(environ={"IDP_ENV": "production", "IDP_SECRET_KEY": STRONG,
+                                      "IDP_BASE_URL": "https://id.example.org"})
+    assert settings.is_production
+
+
+def test_config_file_values_and_unknown_keys(tmp_path):
+    good = tmp_path / "idp.toml"
+    good.write_text('access_token_ttl = 300\nredis_url = "redis://cache:6379/0"\n')
+    settings = load_settings(environ={"IDP_CONFIG_FILE": str(good)})
+    assert settings.access_token_ttl == 300 and settings.redis_url == "redis://cache:6379/0"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("acces_token_ttl = 300\n")
+    with pytest.raises(ConfigError, match="unknown setting 'acces_token_ttl'"):
+        load_settings(environ={"IDP_CONFIG_FILE": str(bad)})
+
+
+def test_shipped_tenants_load():
+    tenants = load_tenants(ROOT / "config" / "tenants", "https://id.example.org")
+    assert set(tenants) == {"malakoff", "miel"}
+    assert tenants["malakoff"].issuer == "https://id.example.org/malakoff"
+    assert tenants["malakoff"].login_identifier == "email"
+    assert tenants["miel"].login_identifier == "member_number"
+    assert tenants["malakoff"].links.activation_ttl_hours == 72
+    assert tenants["malakoff"].mfa.otp_ttl_seconds == 180
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier = "phone"\nterms_version = "1"',
+     "login_identifier"),
+    ('slug = "other"\nbrand = "A"\nportal_name = "P"\nlogin_identifier = "email"\nterms_version = "1"',
+     "match the file name"),
+    ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier = "email"\nterms_version = "1"\n'
+     "[password]\nmax_length = 20", "max_length"),
+    ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier = "email"\nterms_version = "1"\n'
+     "[mfa]\notp_ttl_seconds = -3", "positive"),
+    ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier = "email"\nterms_version = "1"\n'
+     'primary_color = "blue"', "colour"),
+    ('slug = "acme"', "missing"),
+    ("not toml [", "acme.toml"),
+])
+def test_bad_tenant_files_are_refused(tmp_path, text, message):
+    (tmp_path / "acme.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_tenants(tmp_path, "https://id.example.org")
+
+
+def test_the_cli_reports_configuration_errors_cleanly(monkeypatch):
+    from click.testing import CliRunner
+
+    from idp.cli import main
+
+    monkeypatch.setenv("IDP_ENV", "production")
+    result = CliRunner().invoke(main, ["db", "current"])
+    assert result.exit_code != 0
+    assert "IDP_SECRET_KEY" in result.output
+    assert "Traceback" not in result.output

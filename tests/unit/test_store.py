@@ -1,0 +1,75 @@
+"""The Redis store and the in-process store behave the same."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from idp.store import MemoryStore, RedisStore, StoreUnavailable
+from tests.conftest import REDIS_URL
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request):
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    if not REDIS_URL:
+        pytest.skip("no IDP_TEST_REDIS_URL: the Redis store is exercised by .ci/run")
+    redis_store = RedisStore(REDIS_URL, prefix=f"test:{time.time_ns()}:")
+    yield redis_store
+    redis_store.client.flushdb()
+
+
+def test_set_get_delete(store):
+    assert store.get("a") is None
+    assert store.set("a", "1", 60)
+    assert store.get("a") == "1"
+    store.delete("a")
+    assert store.get("a") is None
+
+
+def test_set_only_if_absent(store):
+    assert store.set("k", "first", 60, only_if_absent=True)
+    assert not store.set("k", "second", 60, only_if_absent=True)
+    assert store.get("k") == "first"
+
+
+def test_take_is_single_use(store):
+    store.set("once", "v", 60)
+    assert store.take("once") == "v"
+    assert store.take("once") is None
+
+
+def test_incr_keeps_the_first_ttl(store):
+    assert store.incr("c", 60) == 1
+    assert store.incr("c", 3600) == 2
+    assert 0 < store.ttl("c") <= 60
+    assert store.ttl("missing") == 0
+
+
+def test_memory_store_expires_values():
+    clock = Clock()
+    store = MemoryStore(clock=clock)
+    store.set("a", "1", 10)
+    store.incr("n", 10)
+    clock.now += 10
+    assert store.get("a") is None
+    assert store.incr("n", 10) == 1
+
+
+def test_unreachable_redis_raises_store_unavailable():
+    store = RedisStore("redis://127.0.0.1:1/0")
+    with pytest.raises(StoreUnavailable):
+        store.get("a")
+    with pytest.raises(StoreUnavailable):
+        store.ping()
