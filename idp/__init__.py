@@ -9,6 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.accounts.hashing import PasswordHasher
+from idp.channels.services import Channels
 from idp.config import load_settings
 from idp.db import Database
 from idp.extensions import Services, close_db
@@ -63,6 +64,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             memory_cost=settings.argon2_memory_cost,
             parallelism=settings.argon2_parallelism,
         ),
+        channels=Channels.from_settings(settings),
     )
     app.extensions["idp"] = services
     app.session_interface = StoreSessionInterface(

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
+SMTP_SECURITY = ("starttls", "ssl", "none")
+# An alphanumeric SMS sender id (GSM: at most 11 characters) or an E.164 number.
+SMS_SENDER_RE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9]{0,10}|\+[1-9][0-9]{6,14})$")
 
 
 class ConfigError(Exception):
@@ -69,6 +74,27 @@ class Settings:
     # outbox page (demo); "smtp"/"http" are the real channels.
     mail_backend: str = "outbox"
     sms_backend: str = "outbox"
+    # SMTP relay for mail_backend "smtp". smtp_security: "starttls" (upgrade on
+    # the submission port, 587), "ssl" (TLS from the start, 465) or "none"
+    # (plain, for a local mail catcher only). Login only when a username is set.
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_security: str = "starttls"
+    # The From header of every email.
+    mail_from: str = "Espace membre <no-reply@example.org>"
+    # SMS gateway for sms_backend "http": a JSON POST {"to", "from", "text"} with
+    # "Authorization: Bearer <token>"; the sender is the name or number shown
+    # on the member's phone (up to 11 letters and digits, or a number).
+    sms_gateway_url: str = ""
+    sms_gateway_token: str = ""
+    sms_sender: str = "MALAKOFF"
+    # Emails and SMS are queued and retried: after a failed attempt the next
+    # one waits retry_base * 2^(attempts - 1) seconds, at most one hour; after
+    # max_attempts the message is "failed" and listed by `idp outbox list`.
+    message_max_attempts: int = 20
+    message_retry_base_seconds: int = 30
     # Show the outbox page (/_outbox). Never in production.
     outbox_page: bool = False
     # Trust X-Forwarded-* from this many proxies in front of the provider.
@@ -110,7 +136,49 @@ class Settings:
             raise ConfigError("IDP_MAIL_BACKEND must be 'outbox' or 'smtp'")
         if self.sms_backend not in ("outbox", "http"):
             raise ConfigError("IDP_SMS_BACKEND must be 'outbox' or 'http'")
+        self._validate_channels()
         return self
+
+    def _validate_channels(self) -> None:
+        if self.smtp_security not in SMTP_SECURITY:
+            raise ConfigError("IDP_SMTP_SECURITY must be 'starttls', 'ssl' or 'none'")
+        if not 0 < self.smtp_port < 65536:
+            raise ConfigError("IDP_SMTP_PORT must be a port number (1-65535)")
+        # One colon is "host:port"; IPv6 addresses have several.
+        if any(char in self.smtp_host for char in " /@") or self.smtp_host.count(":") == 1:
+            raise ConfigError(
+                "IDP_SMTP_HOST must be a host name or address, without port or scheme"
+            )
+        if self.smtp_password and not self.smtp_username:
+            raise ConfigError("IDP_SMTP_PASSWORD is set but IDP_SMTP_USERNAME is empty")
+        _name, address = parseaddr(self.mail_from)
+        if "@" not in address or any(char in self.mail_from for char in "\r\n"):
+            raise ConfigError(
+                "IDP_MAIL_FROM must be an address, e.g. 'Espace membre <no-reply@example.org>'"
+            )
+        if not SMS_SENDER_RE.match(self.sms_sender):
+            raise ConfigError(
+                "IDP_SMS_SENDER must be up to 11 letters and digits (starting with a letter) "
+                "or a phone number in international format (+33…)"
+            )
+        if self.sms_gateway_url and not self.sms_gateway_url.startswith(("http://", "https://")):
+            raise ConfigError("IDP_SMS_GATEWAY_URL must be an http(s) URL")
+        if self.message_max_attempts <= 0 or self.message_retry_base_seconds <= 0:
+            raise ConfigError(
+                "IDP_MESSAGE_MAX_ATTEMPTS and IDP_MESSAGE_RETRY_BASE_SECONDS must be positive"
+            )
+        if self.mail_backend == "smtp" and not self.smtp_host:
+            raise ConfigError("IDP_MAIL_BACKEND=smtp needs IDP_SMTP_HOST")
+        if self.sms_backend == "http" and not self.sms_gateway_url:
+            raise ConfigError("IDP_SMS_BACKEND=http needs IDP_SMS_GATEWAY_URL")
+        if self.is_production:
+            if self.mail_backend == "smtp" and self.smtp_username and self.smtp_security == "none":
+                raise ConfigError(
+                    "IDP_SMTP_SECURITY=none would send the SMTP password in clear: "
+                    "use starttls or ssl in production"
+                )
+            if self.sms_backend == "http" and not self.sms_gateway_url.startswith("https://"):
+                raise ConfigError("IDP_SMS_GATEWAY_URL must be an https:// URL in production")
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

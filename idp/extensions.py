@@ -8,6 +8,7 @@ from flask import abort, current_app, g
 from sqlalchemy.orm import Session
 
 from idp.accounts.hashing import PasswordHasher
+from idp.channels.services import Channels
 from idp.config import Settings
 from idp.db import Database
 from idp.keystore import KeyStore
@@ -23,6 +24,7 @@ class Services:
     keystore: KeyStore
     tenants: dict[str, Tenant]
     hasher: PasswordHasher
+    channels: Channels
 
 
 def services() -> Services:

@@ -161,6 +161,7 @@ def _register_errors(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     from idp.accounts.views import bp as accounts_bp  # noqa: PLC0415
+    from idp.mfa.views import bp as mfa_bp  # noqa: PLC0415
     from idp.oidc.views import api as oidc_api  # noqa: PLC0415
     from idp.oidc.views import bp as oidc_bp  # noqa: PLC0415
     from idp.ops import bp as ops_bp  # noqa: PLC0415
@@ -170,7 +171,7 @@ def init_app(app: Flask) -> None:
     app.extensions["idp_oidc"] = build_server(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
-    for blueprint in (oidc_api, oidc_bp, accounts_bp, ops_bp):
+    for blueprint in (oidc_api, oidc_bp, accounts_bp, mfa_bp, ops_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(oidc_api)
     app.after_request(_security_headers)

@@ -7,7 +7,9 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from idp import events
-from idp.accounts.authn import ACR_PASSWORD, current_authentication, sign_in
+from idp import ratelimit
+from idp.accounts import flow
+from idp.accounts.authn import ACR_PASSWORD, current_authentication
 from idp.accounts.forms import ConsentForm, LoginForm
 from idp.accounts.models import Account
 from idp.accounts.services import Authenticator, SignInContext
@@ -15,7 +17,9 @@ from idp.extensions import current_tenant, db, services
 from idp.oidc import authorization
 from idp.oidc.claims import SCOPE_CLAIMS
 from idp.oidc.interactions import Interaction
+from idp.mfa.views import device_cookie_name, trusted_devices
 from idp.oidc.models import Client, Consent
+from idp.ratelimit import RateLimiter, TooManyAttempts
 from idp.web import render, tenant_blueprint
 
 bp = tenant_blueprint("accounts", __name__)
@@ -50,21 +54,59 @@ def login():
     if request.method == "GET" and interaction is not None and not form.identifier.data:
         form.identifier.data = interaction.param("login_hint") or ""
     error = None
+    status = 200
     if form.validate_on_submit():
-        authenticator = Authenticator(db(), services().hasher)
-        context = SignInContext(ip=request.remote_addr, user_agent=request.user_agent.string)
-        account = authenticator.authenticate(tenant, form.identifier.data, form.password.data, context)
-        if account is not None:
-            sign_in(tenant, account.id, amr=["pwd"], acr=ACR_PASSWORD)
-            if interaction is None:
-                return redirect(url_for("accounts.signed_in"), 303)
-            interaction.login_done = True
-            authorization.interactions().save(interaction)
-            return redirect(url_for("oidc.resume", interaction=interaction.id), 303)
-        # One message whatever was wrong: never tell whether the identifier exists.
-        error = _("Identifiant ou mot de passe incorrect.")
-    status = 401 if error else 200
+        try:
+            account = _check_password(tenant, form.identifier.data, form.password.data)
+        except TooManyAttempts as exc:
+            minutes = max(1, (exc.retry_after + 59) // 60)
+            error = _("Trop de tentatives. Par sécurité, la connexion est bloquée pendant "
+                      "%(minutes)s minutes. Pour la débloquer tout de suite, réinitialisez votre "
+                      "mot de passe.", minutes=minutes)
+            status = 429
+        else:
+            if account is not None:
+                return _after_password(tenant, account, interaction)
+            # One message whatever was wrong: never tell whether the identifier exists.
+            error = _("Identifiant ou mot de passe incorrect.")
+            status = 401
     return render("login.html", status=status, form=form, error=error, interaction=interaction)
+
+
+def _check_password(tenant, identifier: str, password: str) -> Account | None:
+    """The password check, bounded per identifier and per address (SPEC §5)."""
+    store = services().store
+    per_identifier = RateLimiter(store, ratelimit.LOGIN_PER_IDENTIFIER)
+    per_ip = RateLimiter(store, ratelimit.LOGIN_PER_IP)
+    # Keyed on what was typed, so unknown identifiers lock exactly like real ones.
+    subject = f"{tenant.slug}:{identifier.strip().lower()}"
+    ip = request.remote_addr or "?"
+    per_identifier.test(subject)
+    per_ip.test(ip)
+    authenticator = Authenticator(db(), services().hasher)
+    context = SignInContext(ip=ip, user_agent=request.user_agent.string)
+    account = authenticator.authenticate(tenant, identifier, password, context)
+    if account is None:
+        per_ip.hit(ip)
+        if per_identifier.hit(subject) >= ratelimit.LOGIN_PER_IDENTIFIER.limit:
+            events.record_event(db(), events.LOGIN_LOCKED, tenant=tenant.slug, ip=ip)
+            db().commit()
+            per_identifier.test(subject)
+        return None
+    per_identifier.clear(subject)
+    return account
+
+
+def _after_password(tenant, account: Account, interaction):
+    """A trusted browser skips the code, unless the request needs a fresh one."""
+    if not flow.needs_fresh_code(interaction):
+        device = trusted_devices().recognise(tenant, account.id, request.cookies.get(
+            device_cookie_name(tenant)))
+        if device is not None:
+            db().commit()
+            return flow.complete(tenant, account.id, amr=["pwd"], acr=ACR_PASSWORD,
+                                 interaction_id=interaction.id if interaction else None)
+    return flow.begin_second_factor(tenant, account.id, interaction, "login")
 
 
 @bp.get("/signed-in")

@@ -1,0 +1,11 @@
+"""Outgoing messages (email and SMS): senders behind protocols, a queue with retries.
+
+- ``idp.channels.senders``: the ``EmailSender`` and ``SmsSender`` protocols,
+  their SMTP / HTTP-gateway implementations and the outbox ones, chosen by
+  ``IDP_MAIL_BACKEND`` and ``IDP_SMS_BACKEND``.
+- ``idp.channels.services``: the ``Messages`` queue (render per tenant, store,
+  deliver with retries) and ``messages_service()`` for views.
+- ``idp.channels.models``: the ``Message`` rows the queue and the outbox page use.
+
+``idp outbox work`` delivers what request code could not send at once.
+"""

@@ -7,6 +7,7 @@ it would end in the shell history and the process list.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -55,7 +56,7 @@ def _transaction() -> Iterator[Session]:
 
 
 def _interactive() -> bool:
-    return click.get_text_stream("stdin").isatty()
+    return sys.stdin.isatty()
 
 
 def _read_password(tenant: Tenant) -> str:
@@ -63,7 +64,7 @@ def _read_password(tenant: Tenant) -> str:
     if _interactive():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise click.UsageError("no password: give it on standard input (one line)")
     policy = tenant.password

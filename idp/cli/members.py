@@ -6,10 +6,12 @@ adds the progress bars and the report.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
 
 from idp.extensions import db, services
 from idp.registry.importer import (
@@ -60,10 +62,9 @@ def import_command(file: Path, tenant: str) -> None:
     the_tenant = _tenant(tenant)
     session = db()
     importer = MemberImporter(session, the_tenant)
-    stderr = click.get_text_stream("stderr")
     try:
         total = count_lines(file)
-        with click.progressbar(length=total, label="checking ", file=stderr) as bar:
+        with click.progressbar(length=total, label="checking ", file=sys.stderr) as bar:
             report = importer.check(read_lines(file), progress=bar.update)
     except OSError as exc:
         raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
@@ -77,12 +78,17 @@ def import_command(file: Path, tenant: str) -> None:
             f"{report.error_count} error(s) in {file.name}; nothing was imported"
         )
     try:
-        with click.progressbar(length=total, label="importing", file=stderr) as bar:
+        with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
             report = importer.apply(read_lines(file), progress=bar.update, source=file.name)
     except ImportAborted as exc:
         raise click.ClickException(f"{exc}; nothing was imported") from None
     except OSError as exc:
         raise click.ClickException(
             f"cannot read {file}: {exc.strerror or exc}; nothing was imported"
+        ) from None
+    except SQLAlchemyError as exc:
+        # apply() has rolled back: the registry is as it was before the command.
+        raise click.ClickException(
+            f"database error ({type(exc).__name__}); nothing was imported"
         ) from None
     click.echo(f"{file.name} ({the_tenant.slug}): {report.rows} members, {report.summary()}")

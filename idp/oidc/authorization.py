@@ -187,16 +187,18 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None):
             reasons.append("id_token_hint")
         requested_acr = [v for v in (data.get("acr_values") or "").split() if v in ACR_LEVELS]
         requested_acr += [v for v in requested_acr_values(claims) if v in ACR_LEVELS]
-        if account is not None and not just_logged_in and requested_acr and not any(
-            acr_satisfies(authentication.acr, level) for level in requested_acr
-        ):
-            # The second factor arrives with step-up; until then a stronger level
-            # than the session's means signing in again.
-            reasons.append("acr_values")
-        if reasons:
+        step_up = (
+            account is not None and not just_logged_in and bool(requested_acr)
+            and not any(acr_satisfies(authentication.acr, level) for level in requested_acr)
+        )
+        if reasons or step_up:
             if "none" in prompts:
                 raise LoginRequiredError(redirect_uri=redirect_uri)
-            return _interact(interaction, params, "login", reasons, data)
+            if step_up:
+                reasons.append("acr_values")
+            # Signed in but not strongly enough: a fresh code, not the password again.
+            prompt = "login" if set(reasons) - {"acr_values"} else "step_up"
+            return _interact(interaction, params, prompt, reasons, data)
 
         if _consent_needed(account, grant.request.client, oauth_request.scope) or (
             "consent" in prompts and not (interaction and interaction.consent_done)
@@ -239,5 +241,5 @@ def _interact(interaction: Interaction | None, params, prompt: str, reasons: lis
         interaction.prompt, interaction.reasons = prompt, reasons
         store.save(interaction)
     choose_ui_locale(data.get("ui_locales"))
-    endpoint = "accounts.login" if prompt == "login" else "accounts.consent"
+    endpoint = {"login": "accounts.login", "step_up": "mfa.step_up", "consent": "accounts.consent"}[prompt]
     return redirect(url_for(endpoint, interaction=interaction.id), 303)

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-from authlib.oauth2 import OAuth2Request
+from authlib.oauth2 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidRequestError
-from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    MissingAuthorizationError,
+    UnsupportedTokenTypeError,
+)
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -30,7 +36,7 @@ from sqlalchemy import select, update
 from idp import events
 from idp.db import utcnow
 from idp.extensions import current_tenant, db, services
-from idp.oidc.claims import parse_claims_parameter, user_claims
+from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
 from idp.oidc.models import SUPPORTED_SCOPES, AuthorizationCode, Client, Token, token_digest
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -171,6 +177,22 @@ class S256Only(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
+def _claims_within(claims: dict[str, Any] | None, client: Client) -> dict[str, Any] | None:
+    """The `claims` request limited to what the client's allowed scopes release.
+
+    OIDC Core 5.5 lets a client name claims individually; without this, a client
+    registered for "openid profile" could obtain phone or member claims by name.
+    """
+    if not claims:
+        return claims
+    allowed = {name for scope in client.scopes for name in SCOPE_CLAIMS.get(scope, ())}
+    refused = RELEASABLE - allowed
+    return {
+        target: {name: spec for name, spec in members.items() if name not in refused}
+        for target, members in claims.items()
+    }
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
@@ -186,7 +208,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 redirect_uri=request.payload.redirect_uri,
                 scope=request.scope,
                 nonce=data.get("nonce"),
-                claims=parse_claims_parameter(data.get("claims")),
+                claims=_claims_within(parse_claims_parameter(data.get("claims")), request.client),
                 auth_time=context.auth_time,
                 acr=context.acr,
                 amr=context.amr,
@@ -352,7 +374,19 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return services().store.set(f"jti:{claims['sub']}:{jti}", "1", ttl, only_if_absent=True)
 
 
+class UnsupportedTokenType(OAuth2Error):
+    """RFC 7009 2.2.1, presented as RFC 6749 5.2 says: 400 (Authlib's is a bare 401)."""
+
+    error = "unsupported_token_type"
+
+
 class _TokenLookup:
+    def check_params(self, request, client) -> None:
+        try:
+            super().check_params(request, client)
+        except UnsupportedTokenTypeError:
+            raise UnsupportedTokenType() from None
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         if not isinstance(token_string, str) or len(token_string) > 200:
             return None
@@ -386,6 +420,11 @@ class Revocation(_TokenLookup, RevocationEndpoint):
         )
 
 
+def _epoch(value: datetime) -> int:
+    # Stored timestamps are naive UTC; a naive .timestamp() would read them as local time.
+    return int(value.replace(tzinfo=UTC).timestamp())
+
+
 class Introspection(_TokenLookup, IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
@@ -394,8 +433,13 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
         return token.client_id == client.client_id
 
     def create_introspection_payload(self, token: Token | None):
-        if token is not None and token.matched_as == "refresh_token" and not token.is_refresh_usable():
+        # As at the userinfo endpoint, a disabled account's tokens are not active.
+        if token is None or not token.account.is_active:
             return {"active": False}
+        if token.matched_as == "refresh_token":
+            # Judged on its own lifetime: Authlib's check is the access token's,
+            # which expires long before the refresh token stored on the same row.
+            return self.introspect_token(token) if token.is_refresh_usable() else {"active": False}
         return super().create_introspection_payload(token)
 
     def introspect_token(self, token: Token) -> dict[str, Any]:
@@ -410,8 +454,8 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
             "sub": token.account_id,
             "aud": token.client_id,
             "iss": current_tenant().issuer,
-            "iat": int(token.issued_at.timestamp()),
-            "exp": int(expires.timestamp()) if expires else None,
+            "iat": _epoch(token.issued_at),
+            "exp": _epoch(expires) if expires else None,
             "auth_time": token.auth_time,
             "acr": token.acr,
         }
@@ -437,7 +481,44 @@ class AccessTokenValidator(BearerTokenValidator):
             raise InvalidTokenError(realm=self.realm)
 
 
+class BearerChallenge(OAuth2Error):
+    """A UserInfo failure with the challenge RFC 6750 3 asks for.
+
+    Authlib answers a missing token or another scheme with its own
+    "missing_authorization"/"unsupported_token_type" codes, and insufficient
+    scope without any WWW-Authenticate header.
+    """
+
+    def __init__(self, error: str | None = None, description: str | None = None,
+                 status_code: int = 401, scope: str | None = None):
+        super().__init__(description=description, status_code=status_code)
+        self.error = error
+        self.scope = scope
+
+    def get_body(self):
+        return super().get_body() if self.error else []
+
+    def get_headers(self):
+        # RFC 6750 3.1: no error code when the request carried no bearer token at all.
+        params = []
+        if self.error:
+            params.append(f'error="{self.error}"')
+        if self.scope:
+            params.append(f'scope="{self.scope}"')
+        challenge = "Bearer " + ", ".join(params) if params else "Bearer"
+        return [*super().get_headers(), ("WWW-Authenticate", challenge)]
+
+
 class UserInfoResponder(UserInfoEndpoint):
+    def __call__(self, request):
+        try:
+            return super().__call__(request)
+        except (MissingAuthorizationError, UnsupportedTokenTypeError):
+            raise BearerChallenge() from None
+        except InsufficientScopeError:
+            raise BearerChallenge("insufficient_scope", "The access token lacks the openid scope.",
+                                  403, scope="openid") from None
+
     def get_issuer(self) -> str:
         return current_tenant().issuer
 

@@ -6,6 +6,7 @@ import pytest
 
 from idp.demo.setup import DEMO_ACCOUNTS
 from tests.browser.conftest import screenshot
+from tests.oidc.conftest import last_code
 
 pytestmark = pytest.mark.browser
 
@@ -24,6 +25,14 @@ def test_member_signs_in_from_the_portal(page, live_secure, account):
     page.get_by_label(label).fill(account.identifier)
     page.get_by_label("Mot de passe").fill(account.password)
     page.get_by_role("button", name="Me connecter").click()
+
+    page.wait_for_url(f"{live_secure.base_url}/{account.tenant}/login/code")
+    screenshot(page, f"code-choice-{account.tenant}")
+    page.get_by_label("Par e-mail", exact=False).check()
+    page.get_by_role("button", name="Recevoir mon code").click()
+    page.get_by_label("Code à 6 chiffres").fill(last_code(live_secure.app, "email"))
+    screenshot(page, f"code-entry-{account.tenant}")
+    page.get_by_role("button", name="Valider").click()
 
     page.wait_for_url(f"{portal}/")
     assert f"Bonjour {account.given_name}" in page.content()

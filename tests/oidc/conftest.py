@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlalchemy import select
+
+from idp.channels.models import Message
 
 from tests.factories import PASSWORD
 
@@ -60,8 +64,10 @@ class Flow:
             return self.http.post(url, data=params)
         return self.http.get(url, query_string=params)
 
-    def login(self, response, identifier: str | None = None, password: str = PASSWORD):
-        """From a redirect to the sign-in page, sign in and follow back to /authorize/resume."""
+    def login(self, response, identifier: str | None = None, password: str = PASSWORD,
+              channel: str | None = None, remember: bool = False):
+        """From a redirect to the sign-in page: password, then the code (unless this browser
+        is trusted), then follow back to /authorize/resume. Returns the last response."""
         assert response.status_code in (302, 303), response.data[:500]
         login_url = response.headers["Location"]
         assert f"/{self.tenant}/login" in login_url
@@ -79,7 +85,29 @@ class Flow:
         )
         if posted.status_code != 303:
             return posted
+        if posted.headers["Location"].endswith(f"/{self.tenant}/login/code"):
+            posted = self.second_factor(channel=channel, remember=remember)
+            if posted.status_code != 303:
+                return posted
         return self.http.get(posted.headers["Location"])
+
+    def second_factor(self, channel: str | None = None, remember: bool = False):
+        """Choose a channel (email when the account has one), read the code from the outbox,
+        enter it."""
+        channel = channel or ("email" if self.account.email else "sms")
+        choose = self.http.get(f"/{self.tenant}/login/code")
+        assert choose.status_code == 200, choose.data[:300]
+        sent = self.http.post(f"/{self.tenant}/login/code",
+                              data={"channel": channel, "csrf_token": csrf_token(choose.data)})
+        assert sent.status_code == 303, sent.data[:500]
+        verify = self.http.get(sent.headers["Location"])
+        data = {"code": self.last_code(channel), "csrf_token": csrf_token(verify.data)}
+        if remember:
+            data["remember"] = "y"
+        return self.http.post(f"/{self.tenant}/login/code/verify", data=data)
+
+    def last_code(self, channel: str = "email") -> str:
+        return last_code(self.http.application, channel)
 
     def sign_in(self, **overrides):
         """Authorize and sign in; returns the response that carries the code to the client."""
@@ -119,6 +147,19 @@ class Flow:
     def id_token_claims(self, id_token: str) -> dict:
         keys = KeySet.import_key_set(self.http.get(f"/{self.tenant}/jwks").json)
         return jwt.decode(id_token, keys).claims
+
+
+def last_code(app, channel: str = "email") -> str:
+    """The one-time code in the newest message of that channel in the outbox."""
+    session = app.extensions["idp"].database.session()
+    try:
+        message = session.scalar(
+            select(Message).where(Message.channel == channel, Message.template == "otp_code")
+            .order_by(Message.id.desc()).limit(1))
+    finally:
+        session.close()
+    assert message is not None, "no code was sent"
+    return re.search(r"\b(\d{6})\b", message.body_text).group(1)
 
 
 def csrf_token(html: bytes) -> str:

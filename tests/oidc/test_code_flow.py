@@ -27,8 +27,8 @@ def test_code_flow_issues_tokens_and_id_token(client, make, tenant):
     assert claims["aud"] == [rp.client_id]
     assert claims["sub"] == account.id
     assert claims["nonce"].startswith("n-")
-    assert claims["acr"] == "urn:mh:acr:pwd"
-    assert claims["amr"] == ["pwd"]
+    assert claims["acr"] == "urn:mh:acr:otp"
+    assert claims["amr"] == ["pwd", "otp", "mail" if account.email else "sms"]
     assert isinstance(claims["auth_time"], int)
     assert claims["member_number"] == account.member_number
     assert claims["tenant"] == tenant

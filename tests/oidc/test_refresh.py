@@ -80,8 +80,9 @@ def test_each_refresh_rotates_again(flow, offline, db):
 
 
 def test_refreshed_tokens_keep_the_grant(flow, client, db):
-    first = flow.tokens(scope="openid member offline_access",
-                        claims='{"userinfo": {"email": null}}')
+    first = flow.tokens(
+        scope="openid member offline_access", claims='{"userinfo": {"email": null}}'
+    )
 
     body = flow.refresh(first["refresh_token"]).json
 
@@ -140,9 +141,14 @@ def test_refresh_by_another_client_is_refused(flow, client, make, offline, db):
 
 
 def test_refresh_at_the_other_tenant_is_refused(flow, client, offline, db):
-    response = client.post("/miel/token", data={
-        "grant_type": "refresh_token", "refresh_token": offline["refresh_token"],
-    }, auth=(flow.rp.client_id, flow.rp.secret))
+    response = client.post(
+        "/miel/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": offline["refresh_token"],
+        },
+        auth=(flow.rp.client_id, flow.rp.secret),
+    )
 
     assert response.status_code == 401
     assert response.json["error"] == "invalid_client"
@@ -150,10 +156,14 @@ def test_refresh_at_the_other_tenant_is_refused(flow, client, offline, db):
 
 
 def test_refresh_needs_client_authentication(flow, client, offline, db):
-    response = client.post("/malakoff/token", data={
-        "grant_type": "refresh_token", "refresh_token": offline["refresh_token"],
-        "client_id": flow.rp.client_id,
-    })
+    response = client.post(
+        "/malakoff/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": offline["refresh_token"],
+            "client_id": flow.rp.client_id,
+        },
+    )
 
     assert response.status_code == 401
     assert response.json["error"] == "invalid_client"
@@ -241,8 +251,11 @@ def test_access_token_is_not_a_refresh_token(flow, offline, db):
 
 
 def test_missing_refresh_token_is_invalid_request(flow, client, offline, db):
-    response = client.post("/malakoff/token", data={"grant_type": "refresh_token"},
-                           auth=(flow.rp.client_id, flow.rp.secret))
+    response = client.post(
+        "/malakoff/token",
+        data={"grant_type": "refresh_token"},
+        auth=(flow.rp.client_id, flow.rp.secret),
+    )
 
     assert_error(response, 400, "invalid_request")
     assert token_count(db) == 1

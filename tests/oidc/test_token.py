@@ -1,14 +1,15 @@
-"""Token endpoint, authorization_code grant (RFC 6749 4.1.3-4.1.4, 5; RFC 7636 4.6; OIDC Core 3.1.3)."""
+"""Token endpoint, authorization_code grant (RFC 6749 4.1.3, 5; RFC 7636 4.6; OIDC Core 3.1.3)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select, update
 
 from idp.db import utcnow
-from idp.events import AuditEvent, CODE_REUSED
+from idp.events import CODE_REUSED, AuditEvent
 from idp.oidc.models import AuthorizationCode, Token, token_digest
 from tests.oidc.conftest import Flow, pkce_pair, query
 
@@ -22,11 +23,15 @@ def token_count(db) -> int:
 
 def code_row(db, code: str) -> AuthorizationCode:
     db.rollback()
-    return db.scalar(select(AuthorizationCode).where(AuthorizationCode.code_digest == token_digest(code)))
+    return db.scalar(
+        select(AuthorizationCode).where(AuthorizationCode.code_digest == token_digest(code))
+    )
 
 
 def userinfo_status(http, access_token: str, tenant: str = "malakoff") -> int:
-    return http.get(f"/{tenant}/userinfo", headers={"Authorization": f"Bearer {access_token}"}).status_code
+    return http.get(
+        f"/{tenant}/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+    ).status_code
 
 
 def assert_error(response, status: int, error: str) -> None:
@@ -193,8 +198,11 @@ def test_codes_expire_after_the_configured_ttl(flow, db):
 def test_redirect_uri_must_match_the_authorization_request(flow, db, redirect_uri):
     code = flow.code()
 
-    response = flow.token(code, redirect_uri=redirect_uri) if redirect_uri is not None else _without(
-        flow, code, "redirect_uri")
+    response = (
+        flow.token(code, redirect_uri=redirect_uri)
+        if redirect_uri is not None
+        else _without(flow, code, "redirect_uri")
+    )
 
     assert_error(response, 400, "invalid_grant")
     assert token_count(db) == 0
@@ -229,10 +237,16 @@ def test_code_of_the_other_tenant_is_refused(client, make, db):
     code = miel_flow.code()
 
     # The same client credentials and code, sent to the other tenant's token endpoint.
-    response = client.post(TOKEN_URL, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": miel_rp.redirect_uris[0],
-        "code_verifier": miel_flow.verifier,
-    }, auth=(miel_rp.client_id, miel_rp.secret))
+    response = client.post(
+        TOKEN_URL,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": miel_rp.redirect_uris[0],
+            "code_verifier": miel_flow.verifier,
+        },
+        auth=(miel_rp.client_id, miel_rp.secret),
+    )
 
     assert_error(response, 401, "invalid_client")
     assert token_count(db) == 0
@@ -335,10 +349,16 @@ def test_a_failed_redemption_uses_the_code_up(flow, db):
     ],
 )
 def test_unsupported_grant_types(client, rp, member, db, grant_type):
-    response = client.post(TOKEN_URL, data={
-        "grant_type": grant_type, "username": member.email, "password": "Correct-Horse-7!",
-        "scope": "openid",
-    }, auth=(rp.client_id, rp.secret))
+    response = client.post(
+        TOKEN_URL,
+        data={
+            "grant_type": grant_type,
+            "username": member.email,
+            "password": "Correct-Horse-7!",
+            "scope": "openid",
+        },
+        auth=(rp.client_id, rp.secret),
+    )
 
     assert_error(response, 400, "unsupported_grant_type")
     assert token_count(db) == 0
@@ -351,8 +371,9 @@ def test_missing_grant_type_is_invalid_request(flow, db):
     assert token_count(db) == 0
 
 
-@pytest.mark.parametrize("response_type", ["token", "id_token", "id_token token", "code id_token",
-                                           "code token"])
+@pytest.mark.parametrize(
+    "response_type", ["token", "id_token", "id_token token", "code id_token", "code token"]
+)
 def test_implicit_and_hybrid_response_types_are_unsupported(flow, response_type):
     flow.code()  # a session, so only the response type can be at fault
 
@@ -373,22 +394,33 @@ def test_implicit_and_hybrid_response_types_are_unsupported(flow, response_type)
 @pytest.mark.parametrize(
     ("body", "content_type", "error"),
     [
-        ('{"grant_type": "authorization_code", "code": "abc"}', "application/json", "invalid_request"),
+        (
+            '{"grant_type": "authorization_code", "code": "abc"}',
+            "application/json",
+            "invalid_request",
+        ),
         ("grant_type=authorization_code&code=abc", "text/plain", "invalid_request"),
         ("", "application/x-www-form-urlencoded", "invalid_request"),
         ("%%%&&&===", "application/x-www-form-urlencoded", "invalid_request"),
         (b"\xff\xfe\x00garbage", "application/x-www-form-urlencoded", "invalid_request"),
         ("--x\r\nbroken", "multipart/form-data; boundary=x", "invalid_request"),
         ("grant_type=%ZZ&code=%", "application/x-www-form-urlencoded", "unsupported_grant_type"),
-        ("grant_type=authorization_code&code=%ff%fe", "application/x-www-form-urlencoded",
-         "invalid_grant"),
-        ("grant_type=authorization_code&code=abc", "application/x-www-form-urlencoded; charset=nope",
-         "invalid_grant"),
+        (
+            "grant_type=authorization_code&code=%ff%fe",
+            "application/x-www-form-urlencoded",
+            "invalid_grant",
+        ),
+        (
+            "grant_type=authorization_code&code=abc",
+            "application/x-www-form-urlencoded; charset=nope",
+            "invalid_grant",
+        ),
     ],
 )
 def test_malformed_token_requests_get_an_oauth_error(client, rp, db, body, content_type, error):
-    response = client.post(TOKEN_URL, data=body, content_type=content_type,
-                           auth=(rp.client_id, rp.secret))
+    response = client.post(
+        TOKEN_URL, data=body, content_type=content_type, auth=(rp.client_id, rp.secret)
+    )
 
     assert_error(response, 400, error)
     assert token_count(db) == 0
@@ -397,10 +429,16 @@ def test_malformed_token_requests_get_an_oauth_error(client, rp, db, body, conte
 def test_json_body_is_not_a_token_request(flow, db):
     code = flow.code()
 
-    response = flow.http.post(TOKEN_URL, json={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": flow.rp.redirect_uris[0],
-        "code_verifier": flow.verifier,
-    }, auth=(flow.rp.client_id, flow.rp.secret))
+    response = flow.http.post(
+        TOKEN_URL,
+        json={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": flow.rp.redirect_uris[0],
+            "code_verifier": flow.verifier,
+        },
+        auth=(flow.rp.client_id, flow.rp.secret),
+    )
 
     # RFC 6749 4.1.3: application/x-www-form-urlencoded only.
     assert_error(response, 400, "invalid_request")
@@ -411,11 +449,20 @@ def test_json_body_is_not_a_token_request(flow, db):
 
 def test_repeated_parameters_are_invalid_request(flow, db):
     code = flow.code()
-    data = [("grant_type", "authorization_code"), ("code", code), ("code", "other"),
-            ("redirect_uri", flow.rp.redirect_uris[0]), ("code_verifier", flow.verifier)]
+    data = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("code", "other"),
+        ("redirect_uri", flow.rp.redirect_uris[0]),
+        ("code_verifier", flow.verifier),
+    ]
 
-    response = flow.http.post(TOKEN_URL, data=_encode(data), content_type="application/x-www-form-urlencoded",
-                              auth=(flow.rp.client_id, flow.rp.secret))
+    response = flow.http.post(
+        TOKEN_URL,
+        data=_encode(data),
+        content_type="application/x-www-form-urlencoded",
+        auth=(flow.rp.client_id, flow.rp.secret),
+    )
 
     # RFC 6749 3.2: parameters MUST NOT be included more than once.
     assert_error(response, 400, "invalid_request")
@@ -425,9 +472,14 @@ def test_repeated_parameters_are_invalid_request(flow, db):
 def test_token_endpoint_only_accepts_post(flow):
     code = flow.code()
 
-    response = flow.http.get(TOKEN_URL, query_string={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": flow.rp.redirect_uris[0],
-    })
+    response = flow.http.get(
+        TOKEN_URL,
+        query_string={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": flow.rp.redirect_uris[0],
+        },
+    )
 
     assert response.status_code == 405
 
@@ -439,10 +491,17 @@ def test_token_responses_allow_cors(flow):
     origin = {"Origin": "https://spa.example.org"}
 
     code = flow.code()
-    ok = flow.http.post(TOKEN_URL, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": flow.rp.redirect_uris[0],
-        "code_verifier": flow.verifier,
-    }, auth=(flow.rp.client_id, flow.rp.secret), headers=origin)
+    ok = flow.http.post(
+        TOKEN_URL,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": flow.rp.redirect_uris[0],
+            "code_verifier": flow.verifier,
+        },
+        auth=(flow.rp.client_id, flow.rp.secret),
+        headers=origin,
+    )
     error = flow.http.post(TOKEN_URL, data={"grant_type": "password"}, headers=origin)
 
     assert ok.status_code == 200
@@ -452,11 +511,14 @@ def test_token_responses_allow_cors(flow):
 
 
 def test_token_preflight(client):
-    response = client.options(TOKEN_URL, headers={
-        "Origin": "https://spa.example.org",
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "Authorization, Content-Type",
-    })
+    response = client.options(
+        TOKEN_URL,
+        headers={
+            "Origin": "https://spa.example.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        },
+    )
 
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == "*"
@@ -470,14 +532,16 @@ def test_token_preflight(client):
 
 
 def _without(flow: Flow, code: str | None, name: str):
-    data = {"grant_type": "authorization_code", "code": code,
-            "redirect_uri": flow.rp.redirect_uris[0], "code_verifier": flow.verifier}
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": flow.rp.redirect_uris[0],
+        "code_verifier": flow.verifier,
+    }
     data.pop(name)
     data = {k: v for k, v in data.items() if v is not None}
     return flow.http.post(TOKEN_URL, data=data, auth=(flow.rp.client_id, flow.rp.secret))
 
 
 def _encode(pairs) -> str:
-    from urllib.parse import urlencode
-
     return urlencode(pairs)

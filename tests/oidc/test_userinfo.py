@@ -6,8 +6,9 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from idp.db import utcnow
 from idp.oidc.models import Token, token_digest
 from tests.oidc.conftest import Flow
 
@@ -33,6 +34,18 @@ def assert_bare_challenge(response) -> None:
     assert challenge.split()[0] == "Bearer"
     assert "error=" not in challenge
     assert "error" not in (response.get_json(silent=True) or {})
+
+
+def age(db, access_token: str, *, seconds: int) -> None:
+    """Move the token's issue time back, as if `seconds` had passed."""
+    db.rollback()
+    row = db.scalar(select(Token).where(Token.access_token_digest == token_digest(access_token)))
+    db.execute(
+        update(Token)
+        .where(Token.id == row.id)
+        .values(issued_at=row.issued_at - timedelta(seconds=seconds))
+    )
+    db.commit()
 
 
 # -- retrieval (OIDC Core 5.3.1) ------------------------------------------------------------------
@@ -101,9 +114,22 @@ def test_token_in_form_body_or_query_is_not_accepted(flow, client):
         ("openid phone", {"sub", "phone_number", "phone_number_verified"}),
         ("openid member", {"sub", "member_number", "tenant", "role"}),
         ("openid offline_access", {"sub"}),
-        ("openid profile email phone member",
-         {"sub", "given_name", "family_name", "birthdate", "email", "email_verified", "phone_number",
-          "phone_number_verified", "member_number", "tenant", "role"}),
+        (
+            "openid profile email phone member",
+            {
+                "sub",
+                "given_name",
+                "family_name",
+                "birthdate",
+                "email",
+                "email_verified",
+                "phone_number",
+                "phone_number_verified",
+                "member_number",
+                "tenant",
+                "role",
+            },
+        ),
     ],
 )
 def test_claims_released_per_scope(flow, client, scope, expected):
@@ -182,7 +208,9 @@ def test_claims_requested_for_the_id_token_only_stay_out_of_userinfo(flow, clien
     assert id_token["email"] == flow.account.email
 
 
-@pytest.mark.parametrize("name", ["password_hash", "status", "id", "created_at", "terms_version", "name"])
+@pytest.mark.parametrize(
+    "name", ["password_hash", "status", "id", "created_at", "terms_version", "name"]
+)
 def test_claims_parameter_cannot_reach_other_attributes(flow, client, name):
     request = {"userinfo": {name: {"essential": True}}}
     access_token = flow.tokens(scope="openid", claims=json.dumps(request))["access_token"]
@@ -195,8 +223,9 @@ def test_claims_parameter_cannot_reach_other_attributes(flow, client, name):
 def test_claims_parameter_is_limited_to_the_clients_scopes(client, make, member):
     rp = make.client(scopes=("openid", "profile"))
     flow = Flow(client, "malakoff", rp, member)
-    request = {"userinfo": {"phone_number": None, "email": None, "member_number": None,
-                            "given_name": None}}
+    request = {
+        "userinfo": {"phone_number": None, "email": None, "member_number": None, "given_name": None}
+    }
     access_token = flow.tokens(scope="openid", claims=json.dumps(request))["access_token"]
 
     claims = client.get(USERINFO, headers=bearer(access_token)).json
@@ -212,26 +241,23 @@ def test_claims_parameter_is_limited_to_the_clients_scopes(client, make, member)
 def test_unknown_token(client, flow, token):
     flow.tokens()
 
-    assert_invalid_token(client.get(USERINFO, headers={"Authorization": f"Bearer {token}".encode()
-                                                       .decode("latin-1")}))
+    assert_invalid_token(
+        client.get(
+            USERINFO, headers={"Authorization": f"Bearer {token}".encode().decode("latin-1")}
+        )
+    )
 
 
 def test_expired_token(flow, client, db):
     access_token = flow.tokens()["access_token"]
-    db.rollback()
-    db.execute(update(Token).where(Token.access_token_digest == token_digest(access_token))
-               .values(issued_at=Token.issued_at - timedelta(seconds=601)))
-    db.commit()
+    age(db, access_token, seconds=601)
 
     assert_invalid_token(client.get(USERINFO, headers=bearer(access_token)))
 
 
 def test_token_still_valid_just_before_expiry(flow, client, db):
     access_token = flow.tokens()["access_token"]
-    db.rollback()
-    db.execute(update(Token).where(Token.access_token_digest == token_digest(access_token))
-               .values(issued_at=Token.issued_at - timedelta(seconds=590)))
-    db.commit()
+    age(db, access_token, seconds=590)
 
     assert client.get(USERINFO, headers=bearer(access_token)).status_code == 200
 
@@ -239,7 +265,7 @@ def test_token_still_valid_just_before_expiry(flow, client, db):
 def test_revoked_token(flow, client, db):
     access_token = flow.tokens()["access_token"]
     db.rollback()
-    db.execute(update(Token).values(revoked_at=Token.issued_at))
+    db.execute(update(Token).values(revoked_at=utcnow()))
     db.commit()
 
     assert_invalid_token(client.get(USERINFO, headers=bearer(access_token)))
@@ -266,7 +292,9 @@ def test_token_of_a_disabled_account(flow, client, db):
     assert_invalid_token(client.get(USERINFO, headers=bearer(access_token)))
 
 
-@pytest.mark.parametrize(("issued_by", "presented_to"), [("miel", "malakoff"), ("malakoff", "miel")])
+@pytest.mark.parametrize(
+    ("issued_by", "presented_to"), [("miel", "malakoff"), ("malakoff", "miel")]
+)
 def test_token_of_the_other_tenant(client, make, issued_by, presented_to):
     flow = Flow(client, issued_by, make.client(issued_by), make.account(issued_by))
     access_token = flow.tokens()["access_token"]
@@ -280,14 +308,22 @@ def test_no_token(client):
     assert_bare_challenge(client.post(USERINFO))
 
 
-@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Token abc", ""])
-def test_not_a_bearer_token(flow, client, header):
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Token abc", "DPoP abc"])
+def test_another_scheme_gets_a_bearer_challenge(flow, client, header):
     flow.tokens()
 
+    assert_bare_challenge(client.get(USERINFO, headers={"Authorization": header}))
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", ""])
+def test_malformed_authorization_header_is_invalid_request(client, header):
     response = client.get(USERINFO, headers={"Authorization": header})
 
-    assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"].split()[0] == "Bearer"
+    # RFC 6750 3.1: a malformed request is 400 invalid_request.
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+    assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
 
 
 def test_token_without_openid_scope_is_insufficient(flow, client):
@@ -320,11 +356,14 @@ def test_userinfo_allows_cors(flow, client):
 
 
 def test_userinfo_preflight(client):
-    response = client.options(USERINFO, headers={
-        "Origin": "https://spa.example.org",
-        "Access-Control-Request-Method": "GET",
-        "Access-Control-Request-Headers": "Authorization",
-    })
+    response = client.options(
+        USERINFO,
+        headers={
+            "Origin": "https://spa.example.org",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Authorization",
+        },
+    )
 
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == "*"

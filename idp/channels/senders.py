@@ -1,0 +1,263 @@
+"""Email and SMS senders: one protocol per channel, a real backend and an outbox one.
+
+A sender transmits one message and either returns or raises ``DeliveryError``;
+queueing, retries and bookkeeping are ``idp.channels.services.Messages``'s job.
+Nothing here logs or reports a message's content (it carries one-time codes
+and links): errors name the failure, never the text.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Protocol, runtime_checkable
+
+import requests
+
+from idp.config import Settings
+
+TIMEOUT_SECONDS = 10
+# Longest error kept on a message (the column holds 500).
+MAX_ERROR_LENGTH = 300
+
+
+class DeliveryError(Exception):
+    """A message could not be handed over; ``permanent`` when retrying cannot help.
+
+    The text is short and free of secrets: it is stored on the message and
+    shown to operators.
+    """
+
+    def __init__(self, reason: str, *, permanent: bool = False):
+        super().__init__(reason[:MAX_ERROR_LENGTH])
+        self.permanent = permanent
+
+
+@runtime_checkable
+class EmailSender(Protocol):
+    """Sends one email with a plain-text body and its HTML alternative."""
+
+    def send(self, recipient: str, subject: str, text: str, html: str | None) -> None:
+        """Hand the email over for delivery, or raise ``DeliveryError``."""
+
+
+@runtime_checkable
+class SmsSender(Protocol):
+    """Sends one SMS to a phone number in E.164 form (+33612345678)."""
+
+    def send(self, recipient_e164: str, text: str) -> None:
+        """Hand the SMS over for delivery, or raise ``DeliveryError``."""
+
+
+class OutboxEmailSender:
+    """Sends nothing: the queued message row is what the outbox page shows."""
+
+    def send(self, recipient: str, subject: str, text: str, html: str | None) -> None:  # noqa: ARG002 - the protocol's signature
+        return None
+
+
+class OutboxSmsSender:
+    """Sends nothing: the queued message row is what the outbox page shows."""
+
+    def send(self, recipient_e164: str, text: str) -> None:  # noqa: ARG002 - the protocol's signature
+        return None
+
+
+class SmtpEmailSender:
+    """Sends through an SMTP relay, one connection per message.
+
+    ``security`` is "starttls" (the connection must upgrade: a server that
+    does not offer STARTTLS is an error, never a silent downgrade), "ssl"
+    (TLS from the first byte) or "none" (a local mail catcher).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        mail_from: str,
+        security: str = "starttls",
+        username: str = "",
+        password: str = "",
+        timeout: float = TIMEOUT_SECONDS,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        if security not in ("starttls", "ssl", "none"):
+            raise ValueError(f"unknown SMTP security {security!r}")
+        self.host = host
+        self.port = port
+        self.mail_from = mail_from
+        self.security = security
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpEmailSender:
+        return cls(
+            settings.smtp_host,
+            settings.smtp_port,
+            mail_from=settings.mail_from,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+        )
+
+    def _context(self) -> ssl.SSLContext:
+        return self.ssl_context or ssl.create_default_context()
+
+    def build(self, recipient: str, subject: str, text: str, html: str | None) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.mail_from
+        message["To"] = recipient
+        message["Subject"] = subject
+        message["Date"] = formatdate(usegmt=True)
+        domain = parseaddr(self.mail_from)[1].rpartition("@")[2] or None
+        message["Message-ID"] = make_msgid(domain=domain)
+        # RFC 3834: an automatic message; auto-responders should not answer it.
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(text)
+        if html is not None:
+            message.add_alternative(html, subtype="html")
+        return message
+
+    def send(self, recipient: str, subject: str, text: str, html: str | None) -> None:
+        message = self.build(recipient, subject, text, html)
+        try:
+            if self.security == "ssl":
+                connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=self._context()
+                )
+            else:
+                connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            with connection as smtp:
+                if self.security == "starttls":
+                    smtp.starttls(context=self._context())
+                if self.username:
+                    smtp.login(self.username, self.password)
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({code for code, _text in exc.recipients.values()})
+            raise DeliveryError(
+                f"SMTP server refused the recipient ({', '.join(map(str, codes))})",
+                permanent=all(code >= 500 for code in codes),
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise DeliveryError(f"SMTP server {self._where()} does not offer STARTTLS") from None
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(
+                f"SMTP login refused by {self._where()} ({exc.smtp_code})"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(
+                f"SMTP server {self._where()} answered {exc.smtp_code} "
+                f"({type(exc).__name__})"
+            ) from None
+        except smtplib.SMTPException as exc:
+            raise DeliveryError(f"SMTP error with {self._where()}: {type(exc).__name__}") from None
+        except ssl.SSLError as exc:
+            raise DeliveryError(
+                f"TLS with SMTP server {self._where()} failed: {exc.reason or type(exc).__name__}"
+            ) from None
+        except TimeoutError:
+            raise DeliveryError(f"SMTP server {self._where()} timed out") from None
+        except OSError as exc:
+            raise DeliveryError(
+                f"cannot reach SMTP server {self._where()}: {exc.strerror or type(exc).__name__}"
+            ) from None
+
+    def _where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class HttpSmsSender:
+    """Posts each SMS as JSON ``{"to", "from", "text"}`` to the gateway, with a bearer token.
+
+    Any answer other than 2xx (redirects included: they would drop the token
+    or the body) and any network error is a ``DeliveryError``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        sender: str,
+        *,
+        timeout: float = TIMEOUT_SECONDS,
+        session: requests.Session | None = None,
+    ):
+        self.url = url
+        self.token = token
+        self.sender = sender
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpSmsSender:
+        return cls(settings.sms_gateway_url, settings.sms_gateway_token, settings.sms_sender)
+
+    def close(self) -> None:
+        """Close the pooled connections to the gateway."""
+        self.session.close()
+
+    def send(self, recipient_e164: str, text: str) -> None:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = self.session.post(
+                self.url,
+                json={"to": recipient_e164, "from": self.sender, "text": text},
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise DeliveryError("SMS gateway timed out") from None
+        except requests.RequestException as exc:
+            # The exception text can repeat the URL; the type is enough to act on.
+            raise DeliveryError(f"cannot reach the SMS gateway: {type(exc).__name__}") from None
+        status = response.status_code
+        response.close()
+        if not 200 <= status < 300:
+            # 400/422: the gateway rejects this message itself (e.g. a number it
+            # cannot serve); anything else (401, 429, 5xx…) can succeed later.
+            raise DeliveryError(
+                f"SMS gateway answered HTTP {status}", permanent=status in (400, 422)
+            )
+
+
+def build_senders(settings: Settings) -> tuple[EmailSender, SmsSender]:
+    """The email and SMS senders that ``mail_backend`` and ``sms_backend`` select."""
+    email: EmailSender = (
+        SmtpEmailSender.from_settings(settings)
+        if settings.mail_backend == "smtp"
+        else OutboxEmailSender()
+    )
+    sms: SmsSender = (
+        HttpSmsSender.from_settings(settings)
+        if settings.sms_backend == "http"
+        else OutboxSmsSender()
+    )
+    return email, sms
+
+
+def mask_recipient(channel: str, recipient: str) -> str:
+    """Enough of an address or number for an operator to tell messages apart, no more.
+
+    ``jeanne.martin@example.org`` → ``j•••@example.org``;
+    ``+33612345688`` → ``+336•••••88``.
+    """
+    if channel == "email":
+        local, _at, domain = recipient.rpartition("@")
+        if not local:
+            return "•••"
+        return f"{local[0]}•••@{domain}"
+    if len(recipient) <= 6:
+        return "•••"
+    return f"{recipient[:4]}{'•' * (len(recipient) - 6)}{recipient[-2:]}"
+

@@ -1,0 +1,372 @@
+"""The message queue: emails and SMS are stored first, then delivered with retries.
+
+Request code queues a message in its own transaction (so the message exists
+exactly when the change that caused it does), commits, then asks for an
+immediate attempt with ``send_now``. Whatever is not delivered then is picked
+up by ``idp outbox work`` (``deliver_due``), with exponential backoff, until it
+is sent or, after ``message_max_attempts``, marked "failed" for operators
+(`idp outbox list --status failed`, `idp outbox retry`). An outage delays
+messages; it never loses them.
+
+Delivery is at least once: a message whose attempt succeeded but whose
+status could not be saved (database gone at that instant) is sent again.
+Two workers never send the same message concurrently: on PostgreSQL each
+claims one row at a time with ``SELECT … FOR UPDATE SKIP LOCKED`` and holds
+the lock while sending.
+
+Message bodies carry one-time codes and links: nothing here logs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from jinja2 import TemplateNotFound
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.channels.models import CHANNELS, Message
+from idp.channels.senders import (
+    DeliveryError,
+    EmailSender,
+    SmsSender,
+    build_senders,
+    mask_recipient,
+)
+from idp.config import Settings
+from idp.db import utcnow
+from idp.tenancy import Tenant
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+# render(candidate_template_names, **context) -> str: the first name that exists wins.
+Render = Callable[..., str]
+
+MAX_BACKOFF = timedelta(hours=1)
+SUBJECT_MAX_LENGTH = 200
+ERROR_MAX_LENGTH = 500
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class InvalidRecipient(ValueError):
+    """Not an email address (email) or not an E.164 number (SMS): the caller's mistake."""
+
+
+class MessageAlreadySent(Exception):
+    """A sent message cannot be put back in the queue."""
+
+
+class Batch(NamedTuple):
+    """What one ``deliver_due`` run did."""
+
+    sent: int
+    still_pending: int
+    failed: int
+
+
+class Messages:
+    """Queues emails and SMS in the database and delivers them, with retries.
+
+    Collaborators come in through the constructor: the caller's database
+    session, one sender per channel, the settings (retry policy), a
+    ``render(names, **context)`` callable that renders the first existing
+    template of ``names``, and a clock returning naive UTC.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        email_sender: EmailSender,
+        sms_sender: SmsSender,
+        settings: Settings,
+        render: Render,
+        clock: Clock = utcnow,
+    ):
+        self.session = session
+        self.email_sender = email_sender
+        self.sms_sender = sms_sender
+        self.settings = settings
+        self.render = render
+        self.clock = clock
+
+    # -- queueing -------------------------------------------------------------
+
+    def queue(
+        self, tenant: Tenant, channel: str, template: str, recipient: str, **context: Any
+    ) -> Message:
+        """Render ``template`` for ``tenant`` and store it as a pending message.
+
+        Email: ``templates/email/<template>/{subject.txt, body.txt, body.html}``;
+        SMS: ``templates/sms/<template>.txt``; a tenant's own version
+        (``templates/<tenant>/email/…``, ``templates/<tenant>/sms/…``) wins.
+        The templates get ``tenant`` and ``context``. The message is added to
+        the caller's transaction (flushed, so it has an id); the caller
+        commits, then may call ``send_now``. Must run inside an app context
+        when the default (Flask) renderer is used.
+        """
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}")
+        recipient = recipient.strip()
+        context = {**context, "tenant": tenant}
+        now = self.clock()
+        if channel == "email":
+            if not EMAIL_RE.match(recipient) or len(recipient) > 254:
+                raise InvalidRecipient("not an email address")
+            base = f"email/{template}"
+            subject = " ".join(self._render(tenant, f"{base}/subject.txt", context).split())
+            message = Message(
+                subject=subject[:SUBJECT_MAX_LENGTH],
+                body_text=self._render(tenant, f"{base}/body.txt", context).strip() + "\n",
+                body_html=self._render_optional(tenant, f"{base}/body.html", context),
+            )
+        else:
+            if not E164_RE.match(recipient):
+                raise InvalidRecipient("not a phone number in E.164 form (+33612345678)")
+            message = Message(
+                subject=None,
+                body_text=self._render(tenant, f"sms/{template}.txt", context).strip(),
+                body_html=None,
+            )
+        message.tenant = tenant.slug
+        message.channel = channel
+        message.template = template
+        message.recipient = recipient
+        message.status = "pending"
+        message.attempts = 0
+        message.created_at = now
+        message.next_attempt_at = now
+        self.session.add(message)
+        self.session.flush()
+        log.info("message %s queued: %s %s to %s (%s)", message.id, channel, template,
+                 mask_recipient(channel, recipient), tenant.slug)
+        return message
+
+    def _render(self, tenant: Tenant, name: str, context: dict[str, Any]) -> str:
+        return self.render([f"{tenant.slug}/{name}", name], **context)
+
+    def _render_optional(self, tenant: Tenant, name: str, context: dict[str, Any]) -> str | None:
+        try:
+            return self._render(tenant, name, context)
+        except TemplateNotFound:
+            return None
+
+    # -- delivery -------------------------------------------------------------
+
+    def send_now(self, message: Message) -> bool:
+        """Try ``message`` once, at once; True when it was delivered.
+
+        For request code, right AFTER the transaction that queued the message
+        committed, so that the member gets a code within a second. False means
+        it is delayed (the worker retries it); the page should say so. If a
+        worker holds the message, this waits for its attempt and reports it.
+        """
+        locked = self._lock(message.id)
+        if locked.status != "pending":
+            self.session.commit()
+            return locked.status == "sent"
+        if locked.attempts and locked.next_attempt_at > self.clock():
+            # A worker just tried and failed: the backoff applies to us too.
+            self.session.commit()
+            return False
+        return self._attempt(locked)
+
+    def deliver(self, message: Message) -> bool:
+        """One attempt at ``message`` now, whatever its schedule; True when it was delivered.
+
+        A message already sent is not sent again (True); a failed one is left
+        alone (False; `idp outbox retry` puts it back). Commits.
+        """
+        locked = self._lock(message.id)
+        if locked.status != "pending":
+            self.session.commit()
+            return locked.status == "sent"
+        return self._attempt(locked)
+
+    def deliver_due(
+        self, limit: int = 100, *, should_stop: Callable[[], bool] | None = None
+    ) -> Batch:
+        """Deliver up to ``limit`` pending messages that are due, oldest first.
+
+        Each message is claimed, attempted and committed on its own, so a
+        crash loses at most the one attempt in flight, and concurrent workers
+        share the queue without sending anything twice. ``should_stop`` is
+        asked before each message (a worker told to stop ends early).
+        """
+        sent = still_pending = failed = 0
+        tried: set[int] = set()
+        for _ in range(limit):
+            if should_stop is not None and should_stop():
+                break
+            message = self._claim_next(tried)
+            if message is None:
+                break
+            tried.add(message.id)
+            if self._attempt(message):
+                sent += 1
+            elif message.status == "failed":
+                failed += 1
+            else:
+                still_pending += 1
+        self.session.commit()
+        return Batch(sent, still_pending, failed)
+
+    def retry(self, message: Message) -> None:
+        """Put a failed (or waiting) message back in the queue, due now, with a fresh
+        allowance of attempts. The caller commits."""
+        if message.status == "sent":
+            raise MessageAlreadySent(f"message {message.id} was already sent")
+        message.status = "pending"
+        message.attempts = 0
+        message.next_attempt_at = self.clock()
+        log.info("message %s put back in the queue", message.id)
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Wait before the next try after ``attempts`` failed ones: base·2^(n−1), at most 1 h."""
+        exponent = min(max(attempts - 1, 0), 20)  # 2^20 · base is far beyond the cap
+        delay = timedelta(seconds=self.settings.message_retry_base_seconds * 2**exponent)
+        return min(delay, MAX_BACKOFF)
+
+    # -- internals --------------------------------------------------------------
+
+    def _lock(self, message_id: int) -> Message:
+        """The message's row, locked until the next commit (waits for another holder)."""
+        statement = (
+            select(Message)
+            .where(Message.id == message_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        message = self.session.scalars(statement).one_or_none()
+        if message is None:
+            raise LookupError(f"no message {message_id}")
+        return message
+
+    def _claim_next(self, tried: set[int]) -> Message | None:
+        # PostgreSQL: rows another worker holds are skipped, not waited for.
+        # SQLite has no row locks; SQLAlchemy leaves FOR UPDATE out there (a
+        # single-process set-up: the demo and tests).
+        statement = (
+            select(Message)
+            .where(Message.status == "pending", Message.next_attempt_at <= self.clock())
+            .order_by(Message.created_at, Message.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        if tried:
+            statement = statement.where(Message.id.not_in(tried))
+        return self.session.scalars(statement).first()
+
+    def _attempt(self, message: Message) -> bool:
+        """Send a locked, pending message once; record the outcome and commit."""
+        who = mask_recipient(message.channel, message.recipient)
+        permanent = False
+        try:
+            self._transmit(message)
+        except DeliveryError as exc:
+            error, permanent = str(exc), exc.permanent
+        except Exception as exc:  # one broken message must not stop the queue
+            # Only the type: an exception's text could quote the message.
+            error = f"unexpected error: {type(exc).__name__}"
+        else:
+            now = self.clock()
+            message.attempts += 1
+            message.status = "sent"
+            message.sent_at = now
+            self.session.commit()
+            log.info("message %s sent: %s %s to %s (attempt %d)", message.id, message.channel,
+                     message.template, who, message.attempts)
+            return True
+
+        now = self.clock()
+        message.attempts += 1
+        message.last_error = error[:ERROR_MAX_LENGTH]
+        if permanent or message.attempts >= self.settings.message_max_attempts:
+            message.status = "failed"
+            self.session.commit()
+            log.error("message %s failed for good after %d attempt(s): %s %s to %s: %s",
+                      message.id, message.attempts, message.channel, message.template, who, error)
+            return False
+        message.next_attempt_at = now + self.backoff(message.attempts)
+        self.session.commit()
+        log.warning("message %s delayed: %s %s to %s, attempt %d failed (%s); next try at %s",
+                    message.id, message.channel, message.template, who, message.attempts, error,
+                    message.next_attempt_at.isoformat(timespec="seconds"))
+        return False
+
+    def _transmit(self, message: Message) -> None:
+        if message.channel == "email":
+            self.email_sender.send(
+                message.recipient, message.subject or "", message.body_text, message.body_html
+            )
+        elif message.channel == "sms":
+            self.sms_sender.send(message.recipient, message.body_text)
+        else:
+            raise DeliveryError(f"unknown channel {message.channel!r}", permanent=True)
+
+
+def _flask_render(names: list[str], **context: Any) -> str:
+    """Render the first existing template of ``names`` with the app's Jinja environment.
+
+    Its loader and autoescaping (on for .html, off for .txt), but not the
+    pages' context processors: those read the request (locale, language
+    links), and messages are also rendered by commands, outside any request.
+    """
+    from flask import current_app  # the only Flask tie, kept at the edge
+
+    return current_app.jinja_env.get_or_select_template(names).render(context)
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The senders chosen by configuration, built once per app.
+
+    ``messages(session)`` gives the ``Messages`` service on a session (a
+    request's, a command's); views use ``idp.channels.messages()``.
+    """
+
+    settings: Settings
+    email_sender: EmailSender
+    sms_sender: SmsSender
+    render: Render = _flask_render
+    clock: Clock = utcnow
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Channels:
+        email_sender, sms_sender = build_senders(settings)
+        return cls(settings=settings, email_sender=email_sender, sms_sender=sms_sender)
+
+    def messages(self, session: Session) -> Messages:
+        return Messages(
+            session,
+            email_sender=self.email_sender,
+            sms_sender=self.sms_sender,
+            settings=self.settings,
+            render=self.render,
+            clock=self.clock,
+        )
+
+
+def messages_service() -> Messages:
+    """The ``Messages`` service on the current request's (or command's) session.
+
+    For views and commands, inside an app context. Queue, commit, then
+    ``send_now``::
+
+        outgoing = messages_service()
+        message = outgoing.queue(tenant, "sms", "otp_code", phone, code=code, ttl_minutes=3)
+        db().commit()
+        delivered = outgoing.send_now(message)   # False: delayed, the worker retries
+    """
+    # Late: idp.extensions needs this module (Services.channels).
+    from idp.extensions import db, services
+
+    return services().channels.messages(db())

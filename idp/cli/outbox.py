@@ -1,0 +1,198 @@
+"""`idp outbox`: deliver queued emails and SMS, list them, retry failed ones.
+
+The queue is ``idp.channels.services.Messages``; these commands only drive it
+and print what it did. Bodies are never printed (they carry one-time codes and
+links) and recipients are masked.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from idp.channels.models import MESSAGE_STATUSES, Message
+from idp.channels.senders import mask_recipient
+from idp.channels.services import MessageAlreadySent, Messages
+from idp.db import utcnow
+from idp.extensions import db, services
+
+group = AppGroup(
+    "outbox",
+    help=(
+        "The queue of emails and SMS. Request code tries each message once at "
+        "once; `idp outbox work` (its own process in production) delivers the "
+        "rest, retrying with backoff until IDP_MESSAGE_MAX_ATTEMPTS, after "
+        "which a message is 'failed' until an operator retries it."
+    ),
+)
+
+
+def _messages() -> Messages:
+    return services().channels.messages(db())
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT; the previous handlers come back afterwards."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signals reach the main thread only; the caller stops us otherwise
+        return
+
+    def handle(signum, _frame):
+        click.echo(f"{signal.Signals(signum).name} received: stopping after the current message",
+                   err=True)
+        stop.set()
+
+    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@group.command("work")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds to wait when nothing is due before looking again.")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="Messages handled per look at the queue.")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+def work(interval: float, batch: int, once: bool) -> None:
+    """Deliver queued messages until stopped (SIGTERM or Ctrl-C).
+
+    Run it as its own process next to the web servers; several can run at
+    once (on PostgreSQL each message is claimed by one of them). It stops
+    cleanly between two messages: nothing is sent twice or lost.
+    """
+    messages = _messages()
+    with _stop_on_signals() as stop:
+        if not once:
+            click.echo(f"delivering queued messages every {interval:g} s; SIGTERM or Ctrl-C stops")
+        while not stop.is_set():
+            try:
+                result = messages.deliver_due(batch, should_stop=stop.is_set)
+            except SQLAlchemyError as exc:
+                messages.session.rollback()
+                if once:
+                    raise click.ClickException(
+                        f"database error ({type(exc).__name__}); nothing was lost"
+                    ) from None
+                click.echo(f"{_when(utcnow())} database error ({type(exc).__name__}); "
+                           f"retrying in {interval:g} s", err=True)
+                stop.wait(interval)
+                continue
+            if any(result) or once:
+                click.echo(f"{_when(utcnow())} sent {result.sent}, delayed "
+                           f"{result.still_pending}, failed {result.failed}")
+            if once:
+                return
+            # A full batch means more may be due: look again at once.
+            if sum(result) < batch:
+                stop.wait(interval)
+    click.echo("stopped")
+
+
+@group.command("list")
+@click.option("--status", type=click.Choice(MESSAGE_STATUSES),
+              help="Only messages in this state (default: all).")
+@click.option("--tenant", help="Only this tenant's messages.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="Show at most this many, newest first.")
+def list_messages(status: str | None, tenant: str | None, limit: int) -> None:
+    """List queued, sent and failed messages, newest first (never their content)."""
+    session = db()
+    statement = select(Message).order_by(Message.id.desc()).limit(limit)
+    count = select(Message.status, func.count()).group_by(Message.status)
+    if status:
+        statement = statement.where(Message.status == status)
+    if tenant:
+        if tenant not in services().tenants:
+            known = ", ".join(sorted(services().tenants))
+            raise click.BadParameter(f"unknown tenant {tenant!r} (known: {known})",
+                                     param_hint="--tenant")
+        statement = statement.where(Message.tenant == tenant)
+        count = count.where(Message.tenant == tenant)
+    rows = session.scalars(statement).all()
+    totals: dict[str, int] = dict(session.execute(count).all())
+    if rows:
+        header = ("ID", "CREATED (UTC)", "STATUS", "TENANT", "CHANNEL", "TEMPLATE", "RECIPIENT",
+                  "ATTEMPTS", "NEXT TRY / SENT", "LAST ERROR")
+        table = [header] + [
+            (
+                str(message.id),
+                _when(message.created_at),
+                message.status,
+                message.tenant,
+                message.channel,
+                message.template,
+                mask_recipient(message.channel, message.recipient),
+                str(message.attempts),
+                _when(message.sent_at if message.status == "sent"
+                      else message.next_attempt_at if message.status == "pending" else None),
+                message.last_error or "-",
+            )
+            for message in rows
+        ]
+        widths = [max(len(row[column]) for row in table) for column in range(len(header))]
+        for row in table:
+            click.echo("  ".join(cell.ljust(width)
+                                 for cell, width in zip(row, widths, strict=True)).rstrip())
+    else:
+        click.echo("no messages")
+    click.echo(", ".join(f"{name}: {totals.get(name, 0)}" for name in MESSAGE_STATUSES))
+
+
+@group.command("retry")
+@click.argument("ids", nargs=-1, type=click.IntRange(min=1), metavar="[ID]...")
+@click.option("--all-failed", is_flag=True, help="Every failed message.")
+def retry(ids: tuple[int, ...], all_failed: bool) -> None:
+    """Put failed messages back in the queue, due now with a fresh set of attempts.
+
+    Give message ids (from `idp outbox list`) or --all-failed. A pending
+    message given by id is made due now. All or nothing: if any id is
+    unknown or already sent, nothing changes.
+    """
+    if bool(ids) == all_failed:
+        raise click.UsageError("give message ids or --all-failed (not both)")
+    session = db()
+    if all_failed:
+        chosen = session.scalars(
+            select(Message).where(Message.status == "failed").order_by(Message.id)
+        ).all()
+    else:
+        found = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))}
+        missing = [str(i) for i in ids if i not in found]
+        if missing:
+            raise click.ClickException(f"no message {', '.join(missing)}; nothing was changed")
+        chosen = [found[i] for i in dict.fromkeys(ids)]
+    messages = _messages()
+    try:
+        for message in chosen:
+            messages.retry(message)
+        session.commit()
+    except MessageAlreadySent as exc:
+        session.rollback()
+        raise click.ClickException(f"{exc}; nothing was changed") from None
+    except SQLAlchemyError as exc:
+        session.rollback()
+        raise click.ClickException(
+            f"database error ({type(exc).__name__}); nothing was changed"
+        ) from None
+    if not chosen:
+        click.echo("no failed messages")
+        return
+    click.echo(f"{len(chosen)} message(s) back in the queue: "
+               f"{', '.join(str(message.id) for message in chosen)}")

@@ -1,0 +1,181 @@
+"""Second factor: one-time code challenges (in the store) and trusted devices (in the database)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from idp import events
+from idp.db import utcnow
+from idp.mfa import otp
+from idp.mfa.models import TrustedDevice
+from idp.store import Store
+from idp.tenancy import Tenant
+from idp.tokens import InvalidToken, TokenService
+
+CHANNELS = ("email", "sms")
+
+
+class OtpError(Exception):
+    """Base of the one-time code failures."""
+
+
+class OtpExpired(OtpError):
+    """No live challenge: expired, already used, or replaced by a newer code."""
+
+
+class OtpInvalid(OtpError):
+    def __init__(self, remaining: int):
+        super().__init__(f"wrong code, {remaining} tries left")
+        self.remaining = remaining
+
+
+class OtpLocked(OtpError):
+    """Too many wrong codes for this challenge: a new code is needed."""
+
+
+class ResendTooSoon(OtpError):
+    def __init__(self, retry_after: int):
+        super().__init__(f"resend in {retry_after}s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class Challenge:
+    id: str
+    tenant: str
+    account_id: str
+    channel: str
+    digest: str
+    issued_at: float
+    expires_at: float
+
+
+class OtpService:
+    """Issues and checks codes. A challenge lives in the store for the code's lifetime."""
+
+    def __init__(self, store: Store, secret: bytes, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.secret = secret
+        self.clock = clock
+
+    def _key(self, challenge_id: str) -> str:
+        return f"otp:{challenge_id}"
+
+    def issue(self, tenant: Tenant, account_id: str, channel: str,
+              previous: Challenge | None = None) -> tuple[Challenge, str]:
+        """A new code for this sign-in attempt; it replaces the previous one."""
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}")
+        now = self.clock()
+        if previous is not None and previous.channel == channel:
+            wait = int(previous.issued_at + tenant.mfa.otp_resend_cooldown_seconds - now + 0.999)
+            if wait > 0:
+                raise ResendTooSoon(wait)
+        if previous is not None:
+            self.store.delete(self._key(previous.id))
+        challenge_id = secrets.token_urlsafe(24)
+        code = otp.generate_code()
+        challenge = Challenge(
+            id=challenge_id, tenant=tenant.slug, account_id=account_id, channel=channel,
+            digest=otp.code_digest(self.secret, challenge_id, code), issued_at=now,
+            expires_at=now + tenant.mfa.otp_ttl_seconds,
+        )
+        self.store.set(self._key(challenge_id), json.dumps(asdict(challenge)),
+                       tenant.mfa.otp_ttl_seconds)
+        return challenge, code
+
+    def verify(self, tenant: Tenant, challenge: Challenge, raw_code: str) -> None:
+        """Accept the code once; raise OtpExpired, OtpLocked or OtpInvalid otherwise."""
+        if self.clock() >= challenge.expires_at or self.store.get(self._key(challenge.id)) is None:
+            raise OtpExpired()
+        tries = self.store.incr(f"{self._key(challenge.id)}:tries", tenant.mfa.otp_ttl_seconds)
+        maximum = tenant.mfa.otp_max_attempts
+        if tries > maximum:
+            self.store.delete(self._key(challenge.id))
+            raise OtpLocked()
+        code = otp.normalize_code(raw_code)
+        if code is None or not otp.codes_match(self.secret, challenge.id, code, challenge.digest):
+            if tries >= maximum:
+                self.store.delete(self._key(challenge.id))
+                raise OtpLocked()
+            raise OtpInvalid(maximum - tries)
+        # Single use: of two concurrent correct submissions only one takes the challenge.
+        if self.store.take(self._key(challenge.id)) is None:
+            raise OtpExpired()
+
+
+class TrustedDevices:
+    """"Se souvenir de moi": a signed cookie naming a server-side record, revocable at any time."""
+
+    def __init__(self, db: Session, tokens: TokenService):
+        self.db = db
+        self.tokens = tokens
+
+    def remember(self, tenant: Tenant, account_id: str, label: str) -> tuple[TrustedDevice, str]:
+        now = utcnow()
+        device = TrustedDevice(
+            tenant=tenant.slug, account_id=account_id, label=label[:120] or "?",
+            created_at=now, last_used_at=now,
+            expires_at=now + timedelta(days=tenant.mfa.trusted_device_days),
+        )
+        self.db.add(device)
+        self.db.flush()
+        events.record_event(self.db, events.DEVICE_TRUSTED, tenant=tenant.slug, account_id=account_id)
+        return device, self.tokens.dumps({"d": device.id, "a": account_id})
+
+    def recognise(self, tenant: Tenant, account_id: str, cookie: str | None) -> TrustedDevice | None:
+        """The device this cookie names, if it is this account's and still trusted."""
+        if not cookie:
+            return None
+        try:
+            payload = self.tokens.loads(cookie, max_age=tenant.mfa.trusted_device_days * 86400)
+        except InvalidToken:
+            return None
+        if not isinstance(payload, dict) or payload.get("a") != account_id:
+            return None
+        device = self.db.get(TrustedDevice, str(payload.get("d")))
+        now = utcnow()
+        if (device is None or device.account_id != account_id or device.tenant != tenant.slug
+                or not device.is_usable(now)):
+            return None
+        device.last_used_at = now
+        return device
+
+    def list(self, account_id: str) -> list[TrustedDevice]:
+        now = utcnow()
+        rows = self.db.scalars(
+            select(TrustedDevice)
+            .where(TrustedDevice.account_id == account_id, TrustedDevice.revoked_at.is_(None))
+            .order_by(TrustedDevice.last_used_at.desc())
+        ).all()
+        return [row for row in rows if row.is_usable(now)]
+
+    def revoke(self, account_id: str, device_id: str) -> bool:
+        done = self.db.execute(
+            update(TrustedDevice)
+            .where(TrustedDevice.id == device_id, TrustedDevice.account_id == account_id,
+                   TrustedDevice.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount
+        if done:
+            events.record_event(self.db, events.DEVICE_REVOKED, account_id=account_id)
+        return bool(done)
+
+    def revoke_all(self, account_id: str) -> int:
+        """Forget every trusted browser (password change or reset, or the member's choice)."""
+        done = self.db.execute(
+            update(TrustedDevice)
+            .where(TrustedDevice.account_id == account_id, TrustedDevice.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount
+        if done:
+            events.record_event(self.db, events.DEVICE_REVOKED, account_id=account_id, count=done)
+        return done

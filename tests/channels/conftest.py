@@ -1,0 +1,268 @@
+"""Real servers for the channels: an SMTP server (aiosmtpd), an SMS gateway (http.server),
+a self-signed certificate for TLS, and a clock the tests move by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import ipaddress
+import json
+import ssl
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from idp.channels.senders import HttpSmsSender, SmtpEmailSender
+from tests.conftest import free_port
+
+SMTP_USER = "relay-user"
+SMTP_PASSWORD = "relay-password-0123"
+GATEWAY_TOKEN = "gateway-token-abcdef"
+MAIL_FROM = "Espace membre <no-reply@example.org>"
+
+
+class Clock:
+    """Naive UTC, frozen until the test moves it."""
+
+    def __init__(self):
+        self.now = dt.datetime(2026, 3, 14, 9, 0, 0)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client that trusts this certificate (and checks the host name against it)."""
+        return ssl.create_default_context(cafile=str(self.cert_file))
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory) -> Certificate:
+    """A self-signed certificate for 127.0.0.1 and localhost."""
+    directory = tmp_path_factory.mktemp("tls")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test SMTP server")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = directory / "cert.pem"
+    key_file = directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return Certificate(cert_file, key_file)
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+    login: str | None
+
+
+class _Handler:
+    def __init__(self, inbox: list[Received]):
+        self.inbox = inbox
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ARG002 - aiosmtpd's hook
+        login = session.auth_data.login.decode() if session.auth_data else None
+        self.inbox.append(Received(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            message_from_bytes(envelope.content, policy=policy.default),
+            login,
+        ))
+        return "250 Message accepted"
+
+
+def _authenticate(server, session, envelope, mechanism, auth_data):
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == SMTP_USER.encode()
+        and auth_data.password == SMTP_PASSWORD.encode()
+    )
+    return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+
+@dataclass
+class SmtpServer:
+    """A real SMTP server on a free local port; stop() and start() keep the port."""
+
+    mode: str = "none"  # "none", "starttls" (STARTTLS then AUTH required), "ssl"
+    certificate: Certificate | None = None
+    port: int = field(default_factory=free_port)
+    inbox: list[Received] = field(default_factory=list)
+    controller: Controller | None = None
+
+    def start(self) -> SmtpServer:
+        options = {}
+        if self.mode == "starttls":
+            options = {
+                "tls_context": self.certificate.server_context(),
+                "require_starttls": True,
+                "auth_required": True,
+                "auth_require_tls": True,
+                "authenticator": _authenticate,
+            }
+        elif self.mode == "ssl":
+            options = {"ssl_context": self.certificate.server_context()}
+        self.controller = Controller(
+            _Handler(self.inbox), hostname="127.0.0.1", port=self.port, **options
+        )
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def sender(self, security: str = "none", **options) -> SmtpEmailSender:
+        if self.certificate is not None and "ssl_context" not in options:
+            options["ssl_context"] = self.certificate.client_context()
+        return SmtpEmailSender("127.0.0.1", self.port, mail_from=MAIL_FROM, security=security,
+                               timeout=5, **options)
+
+
+@pytest.fixture
+def smtp_server():
+    """A plain SMTP server (a local relay or mail catcher)."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_servers(certificate):
+    """Start SMTP servers in other modes: smtp_servers("starttls"), smtp_servers("ssl")."""
+    started: list[SmtpServer] = []
+
+    def start(mode: str) -> SmtpServer:
+        server = SmtpServer(mode=mode, certificate=certificate).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@dataclass
+class GatewayRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict
+
+
+class SmsGateway:
+    """A local HTTP SMS gateway: records each POST and answers ``status``."""
+
+    def __init__(self):
+        self.requests: list[GatewayRequest] = []
+        self.status = 202
+        self.location: str | None = None
+        self.delay = 0.0
+        self.release = threading.Event()  # ends a delay early when the gateway closes
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                gateway.requests.append(GatewayRequest(self.path, dict(self.headers), body))
+                if gateway.delay:
+                    gateway.release.wait(gateway.delay)
+                payload = b'{"id": "sms-1"}'
+                self.send_response(gateway.status)
+                if gateway.location:
+                    self.send_header("Location", gateway.location)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *_args):  # quiet
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A client that gave up (timeout test) makes the late answer fail: expected.
+        self.server.handle_error = lambda _request, _address: None
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/sms"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def sender(self, **options) -> HttpSmsSender:
+        return HttpSmsSender(self.url, GATEWAY_TOKEN, "MALAKOFF", **options)
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def sms_gateway():
+    gateway = SmsGateway()
+    yield gateway
+    gateway.close()
+
+
+@pytest.fixture
+def channels(app, clock):
+    """The app's channels on the test clock; replace senders with ``channels(email_sender=…)``."""
+
+    def build(**changes):
+        return dataclasses.replace(app.extensions["idp"].channels, clock=clock, **changes)
+
+    return build

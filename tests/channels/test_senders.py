@@ -1,0 +1,197 @@
+"""The real channels against real local servers: SMTP (aiosmtpd) and an HTTP SMS gateway."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from idp.channels.senders import (
+    DeliveryError,
+    EmailSender,
+    HttpSmsSender,
+    OutboxEmailSender,
+    OutboxSmsSender,
+    SmsSender,
+    SmtpEmailSender,
+    build_senders,
+    mask_recipient,
+)
+from idp.config import load_settings
+from tests.channels.conftest import GATEWAY_TOKEN, MAIL_FROM, SMTP_PASSWORD, SMTP_USER, SmtpServer
+
+TEXT = "Votre code : 482913\n"
+HTML = "<p>Votre code : <strong>482913</strong></p>\n"
+
+
+def _content(message, subtype: str) -> str:
+    """A body part's text, with the wire's CRLF line ends back to LF."""
+    return message.get_body((subtype,)).get_content().replace("\r\n", "\n")
+
+
+def test_plain_smtp_sends_a_multipart_alternative(smtp_server):
+    smtp_server.sender().send("jeanne@example.org", "Votre code de connexion", TEXT, HTML)
+
+    [received] = smtp_server.inbox
+    assert received.recipients == ["jeanne@example.org"]
+    assert received.sender == "no-reply@example.org"
+    message = received.message
+    assert message["From"] == MAIL_FROM
+    assert message["To"] == "jeanne@example.org"
+    assert message["Subject"] == "Votre code de connexion"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["Message-ID"].endswith("@example.org>")
+    assert message.get_content_type() == "multipart/alternative"
+    assert _content(message, "plain") == TEXT
+    assert _content(message, "html") == HTML
+    assert received.login is None
+
+
+def test_text_only_email_when_there_is_no_html(smtp_server):
+    smtp_server.sender().send("jeanne@example.org", "Sujet accentué é", TEXT, None)
+    message = smtp_server.inbox[0].message
+    assert message.get_content_type() == "text/plain"
+    assert message["Subject"] == "Sujet accentué é"
+
+
+def test_starttls_with_login(smtp_servers):
+    server = smtp_servers("starttls")
+    server.sender("starttls", username=SMTP_USER, password=SMTP_PASSWORD).send(
+        "jeanne@example.org", "Sujet", TEXT, HTML)
+    [received] = server.inbox
+    assert received.login == SMTP_USER
+    assert _content(received.message, "plain") == TEXT
+
+
+def test_starttls_server_refuses_mail_without_login(smtp_servers):
+    server = smtp_servers("starttls")
+    with pytest.raises(DeliveryError) as caught:
+        server.sender("starttls").send("jeanne@example.org", "Sujet", TEXT, HTML)
+    assert "530" in str(caught.value)
+    assert not server.inbox
+
+
+def test_wrong_password_is_a_delivery_error_without_the_password(smtp_servers):
+    server = smtp_servers("starttls")
+    sender = server.sender("starttls", username=SMTP_USER, password="not-the-password")
+    with pytest.raises(DeliveryError, match="login refused") as caught:
+        sender.send("jeanne@example.org", "Sujet", TEXT, HTML)
+    assert "not-the-password" not in str(caught.value)
+    assert not server.inbox
+
+
+def test_starttls_never_downgrades_to_plain(smtp_server):
+    """A server that does not offer STARTTLS gets nothing, not a cleartext message."""
+    with pytest.raises(DeliveryError, match="STARTTLS"):
+        smtp_server.sender("starttls").send("jeanne@example.org", "Sujet", TEXT, HTML)
+    assert not smtp_server.inbox
+
+
+def test_untrusted_certificate_is_refused(smtp_servers):
+    server = smtp_servers("starttls")
+    sender = server.sender("starttls", username=SMTP_USER, password=SMTP_PASSWORD,
+                           ssl_context=ssl.create_default_context())
+    with pytest.raises(DeliveryError, match="TLS"):
+        sender.send("jeanne@example.org", "Sujet", TEXT, HTML)
+    assert not server.inbox
+
+
+def test_implicit_tls(smtp_servers):
+    server = smtp_servers("ssl")
+    server.sender("ssl").send("jeanne@example.org", "Sujet", TEXT, HTML)
+    assert len(server.inbox) == 1
+
+
+def test_no_server_is_a_delivery_error():
+    server = SmtpServer()  # a free port, nothing listening
+    with pytest.raises(DeliveryError, match="cannot reach SMTP server") as caught:
+        server.sender().send("jeanne@example.org", "Sujet", TEXT, HTML)
+    assert not caught.value.permanent
+
+
+def test_sender_from_settings():
+    settings = load_settings({"mail_backend": "smtp", "smtp_host": "relay.example.org",
+                              "smtp_port": "465", "smtp_security": "ssl",
+                              "smtp_username": "u", "smtp_password": "p",
+                              "mail_from": "Miel <noreply@miel.example>"}, environ={})
+    email, sms = build_senders(settings)
+    assert isinstance(email, SmtpEmailSender)
+    assert isinstance(sms, OutboxSmsSender)
+    assert (email.host, email.port, email.security, email.username, email.password) == (
+        "relay.example.org", 465, "ssl", "u", "p")
+    assert email.mail_from == "Miel <noreply@miel.example>"
+    assert email.timeout == 10
+
+
+def test_outbox_senders_by_default_and_http_when_configured():
+    email, sms = build_senders(load_settings(environ={}))
+    assert isinstance(email, OutboxEmailSender)
+    assert isinstance(sms, OutboxSmsSender)
+    assert isinstance(email, EmailSender)
+    assert isinstance(sms, SmsSender)
+    _email, sms = build_senders(load_settings(
+        {"sms_backend": "http", "sms_gateway_url": "https://sms.example/v1/sms",
+         "sms_gateway_token": "t", "sms_sender": "MIEL"}, environ={}))
+    assert isinstance(sms, HttpSmsSender)
+    assert (sms.url, sms.token, sms.sender, sms.timeout) == ("https://sms.example/v1/sms", "t",
+                                                             "MIEL", 10)
+    sms.close()
+
+
+# -- SMS gateway ------------------------------------------------------------------
+
+
+def test_sms_is_posted_as_json_with_the_bearer_token(sms_gateway):
+    sender = sms_gateway.sender()
+    sender.send("+33612345688", "482913 est votre code")
+    sender.close()
+    [request] = sms_gateway.requests
+    assert request.path == "/v1/sms"
+    assert request.headers["Authorization"] == f"Bearer {GATEWAY_TOKEN}"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.body == {"to": "+33612345688", "from": "MALAKOFF",
+                            "text": "482913 est votre code"}
+
+
+@pytest.mark.parametrize(("status", "permanent"), [
+    (500, False), (503, False), (401, False), (429, False), (400, True), (422, True),
+])
+def test_sms_gateway_errors(sms_gateway, status, permanent):
+    sms_gateway.status = status
+    sender = sms_gateway.sender()
+    with pytest.raises(DeliveryError, match=f"HTTP {status}") as caught:
+        sender.send("+33612345688", "482913 est votre code")
+    sender.close()
+    assert caught.value.permanent is permanent
+    assert "482913" not in str(caught.value)
+
+
+def test_sms_gateway_redirect_is_not_followed(sms_gateway):
+    sms_gateway.status = 302
+    sms_gateway.location = "http://127.0.0.1:9/elsewhere"
+    sender = sms_gateway.sender()
+    with pytest.raises(DeliveryError, match="HTTP 302"):
+        sender.send("+33612345688", "texte")
+    sender.close()
+    assert len(sms_gateway.requests) == 1
+
+
+def test_sms_gateway_timeout(sms_gateway):
+    sms_gateway.delay = 1.0
+    sender = sms_gateway.sender(timeout=0.2)
+    with pytest.raises(DeliveryError, match="timed out"):
+        sender.send("+33612345688", "texte")
+    sender.close()
+
+
+def test_sms_gateway_unreachable():
+    sender = HttpSmsSender(f"http://127.0.0.1:{SmtpServer().port}/sms", "t", "MALAKOFF")
+    with pytest.raises(DeliveryError, match="cannot reach the SMS gateway"):
+        sender.send("+33612345688", "texte")
+    sender.close()
+
+
+def test_recipients_are_masked():
+    assert mask_recipient("email", "jeanne.martin@example.org") == "j•••@example.org"
+    assert mask_recipient("sms", "+33612345688") == "+336••••••88"
+    assert mask_recipient("email", "nobody") == "•••"

@@ -1,0 +1,192 @@
+"""`idp accounts …`: operators create and list member accounts (SPEC §11)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from idp import events
+from idp.accounts.models import Account
+from idp.events import AuditEvent
+
+PASSWORD = "Correct-Horse-7!"
+MALAKOFF = ["--tenant", "malakoff", "--given-name", "Jeanne", "--family-name", "Martin",
+            "--email", "Jeanne.Martin@Example.org"]
+MIEL = ["--tenant", "miel", "--given-name", "Paul", "--family-name", "Durand",
+        "--member-number", "20000001"]
+
+
+def accounts(runner, *args: str, **kwargs):
+    return runner.invoke(args=["accounts", *args], **kwargs)
+
+
+def create(runner, *args: str, password: str | None = PASSWORD):
+    return accounts(runner, "create", *args, input=None if password is None else f"{password}\n")
+
+
+def stored(db) -> list[Account]:
+    db.rollback()
+    return list(db.scalars(select(Account).order_by(Account.created_at)))
+
+
+def assert_refused(result, message: str) -> None:
+    assert result.exit_code != 0, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("command", ["create", "list"])
+def test_every_command_has_help(runner, command):
+    result = accounts(runner, command, "--help")
+
+    assert result.exit_code == 0, result.output
+    assert f"accounts {command}" in result.output
+
+
+def test_help_says_where_the_password_comes_from(runner):
+    result = accounts(runner, "create", "--help")
+
+    assert "standard input" in result.output
+    assert "--password" not in result.output
+
+
+class TestCreate:
+    def test_a_malakoff_account_with_a_piped_password(self, runner, db, app):
+        result = create(runner, *MALAKOFF, "--birthdate", "1958-03-14", "--phone", "06 12 34 56 78")
+
+        assert result.exit_code == 0, result.output
+        (account,) = stored(db)
+        assert account.id in result.output
+        assert "jeanne.martin@example.org" in result.output
+        assert PASSWORD not in result.output
+        assert account.tenant == "malakoff"
+        assert account.email == "jeanne.martin@example.org"
+        assert (account.given_name, account.family_name) == ("Jeanne", "Martin")
+        assert account.birthdate == date(1958, 3, 14)
+        assert account.phone_number == "+33612345678"
+        assert account.status == "active"
+        assert PASSWORD not in account.password_hash
+        assert app.extensions["idp"].hasher.verify(account.password_hash, PASSWORD).ok
+        event = db.scalar(select(AuditEvent).where(AuditEvent.tag == events.ACCOUNT_CREATED))
+        assert event.account_id == account.id
+
+    def test_a_miel_account_signs_in_with_its_member_number(self, runner, db):
+        result = create(runner, *MIEL)
+
+        assert result.exit_code == 0, result.output
+        assert "signs in as 20000001" in result.output
+        (account,) = stored(db)
+        assert (account.tenant, account.member_number, account.email) == ("miel", "20000001", None)
+
+    def test_at_a_terminal_the_password_is_asked_twice_hidden(self, runner, db, monkeypatch):
+        monkeypatch.setattr("idp.cli.accounts._interactive", lambda: True)
+
+        result = accounts(runner, "create", *MIEL, input=f"{PASSWORD}\n{PASSWORD}\n")
+
+        assert result.exit_code == 0, result.output
+        assert "Password:" in result.output
+        assert "Repeat for confirmation:" in result.output
+        assert PASSWORD not in result.output
+        assert len(stored(db)) == 1
+
+    def test_at_a_terminal_both_entries_must_match(self, runner, db, monkeypatch):
+        monkeypatch.setattr("idp.cli.accounts._interactive", lambda: True)
+
+        result = accounts(runner, "create", *MIEL, input=f"{PASSWORD}\nsomething-else\n")
+
+        assert_refused(result, "do not match")
+        assert stored(db) == []
+
+    def test_the_password_cannot_be_given_on_the_command_line(self, runner, db):
+        result = create(runner, *MIEL, "--password", PASSWORD, password=None)
+
+        assert_refused(result, "No such option '--password'")
+        assert PASSWORD not in result.output
+        assert stored(db) == []
+
+    def test_an_existing_account_is_refused(self, runner, db, make):
+        make.account("malakoff", email="jeanne.martin@example.org")
+
+        result = create(runner, *MALAKOFF)
+
+        assert_refused(result, "already exists in malakoff")
+        assert result.exit_code == 1
+        assert len(stored(db)) == 1
+
+    def test_the_same_member_number_in_another_tenant_is_another_account(self, runner, db):
+        assert create(runner, *MIEL).exit_code == 0
+
+        result = create(runner, *MALAKOFF, "--member-number", "20000001")
+
+        assert result.exit_code == 0, result.output
+        assert len(stored(db)) == 2
+
+    @pytest.mark.parametrize(
+        ("args", "password", "message"),
+        [
+            (["--tenant", "acme", "--given-name", "A", "--family-name", "B", "--email", "a@b.fr"],
+             PASSWORD, "unknown tenant 'acme'"),
+            (MALAKOFF[:-2], PASSWORD, "malakoff accounts sign in with an email: give --email"),
+            (MIEL[:-2], PASSWORD, "miel accounts sign in with a member number"),
+            ([*MIEL[:-1], "2000001"], PASSWORD, "a member number has exactly 8 digits"),
+            ([*MALAKOFF[:-1], "jeanne.example.org"], PASSWORD, "is not an email address"),
+            ([*MALAKOFF, "--phone", "01 23 45 67 89"], PASSWORD, "is not a valid mobile number"),
+            ([*MALAKOFF, "--phone", "not a phone"], PASSWORD, "is not a phone number"),
+            ([*MALAKOFF, "--birthdate", "14/03/1958"], PASSWORD, "Invalid value for '--birthdate'"),
+            ([*MALAKOFF, "--birthdate", "2999-01-01"], PASSWORD, "the birth date is in the future"),
+            ([*MALAKOFF[:2], "--given-name", " ", *MALAKOFF[4:]], PASSWORD, "1 to 100 characters"),
+            (MALAKOFF, "short", "at least 8 characters"),
+            (MALAKOFF, "x" * 129, "at most 128 characters"),
+            (MALAKOFF, "", "no password: give it on standard input"),
+            (MALAKOFF, None, "no password: give it on standard input"),
+        ],
+    )
+    def test_bad_input_is_refused_and_creates_nothing(self, runner, db, args, password, message):
+        result = create(runner, *args, password=password)
+
+        assert_refused(result, message)
+        assert stored(db) == []
+        if password:
+            assert password not in result.output
+
+
+class TestList:
+    def test_lists_a_tenants_accounts_with_their_identifier(self, runner, make):
+        first = make.account("malakoff", email="first@example.org")
+        second = make.account("malakoff", email="second@example.org")
+        other = make.account("miel")
+
+        result = accounts(runner, "list", "--tenant", "malakoff")
+
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert lines[0].split() == ["ID", "IDENTIFIER", "STATUS", "CREATED"]
+        assert lines[1].split()[:3] == [first.id, "first@example.org", "active"]
+        assert lines[2].split()[:3] == [second.id, "second@example.org", "active"]
+        assert other.id not in result.output
+        assert lines[-1] == "2 account(s)"
+
+    def test_miel_accounts_are_listed_by_member_number(self, runner, make):
+        account = make.account("miel")
+
+        result = accounts(runner, "list", "--tenant", "miel")
+
+        assert result.output.splitlines()[1].split()[:2] == [account.id, account.member_number]
+
+    def test_filter_by_status(self, runner, db, make):
+        make.account("miel")
+        disabled = make.account("miel")
+        disabled.status = "disabled"
+        db.commit()
+
+        result = accounts(runner, "list", "--tenant", "miel", "--status", "disabled")
+
+        assert result.exit_code == 0, result.output
+        assert disabled.id in result.output
+        assert result.output.splitlines()[-1] == "1 account(s)"
+
+    def test_unknown_tenant(self, runner):
+        assert_refused(accounts(runner, "list", "--tenant", "acme"), "unknown tenant 'acme'")
