@@ -24,6 +24,7 @@ from idp.db import Base
 from idp.demo.setup import DemoServers, build_portals, prepare
 from idp.keystore import KeyStore
 from tests import factories
+from tests.flows import Flow
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -176,3 +177,20 @@ def live(settings):
     yield running
     servers.stop()
     _reset(running.app)
+
+
+@pytest.fixture
+def rp(make):
+    """A first-party confidential client of Malakoff."""
+    return make.client("malakoff")
+
+
+@pytest.fixture
+def member(make):
+    return make.account("malakoff")
+
+
+@pytest.fixture
+def flow(client, rp, member):
+    """A Malakoff member's browser and a portal, ready to sign in."""
+    return Flow(client, "malakoff", rp, member)

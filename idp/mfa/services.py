@@ -61,10 +61,11 @@ class Challenge:
 class OtpService:
     """Issues and checks codes. A challenge lives in the store for the code's lifetime."""
 
-    def __init__(self, store: Store, secret: bytes, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Store, secret: bytes, clock: Callable[[], float] | None = None):
         self.store = store
         self.secret = secret
-        self.clock = clock
+        # Looked up at call time, so a test can freeze time.time.
+        self.clock = clock or (lambda: time.time())
 
     def _key(self, challenge_id: str) -> str:
         return f"otp:{challenge_id}"

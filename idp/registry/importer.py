@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from idp import events
@@ -138,6 +138,7 @@ class MemberImporter:
         self.tenant = tenant
         self.today = today or date.today()
         self.batch_size = batch_size
+        self._tenant_had_members = True
 
     def check(self, lines: Iterable[bytes | str], progress: Progress | None = None) -> ImportReport:
         """First pass: every problem of every line, with its line number."""
@@ -165,6 +166,9 @@ class MemberImporter:
         """Second pass, on a file ``check`` accepted: upsert in batches, one commit at the end."""
         report = ImportReport()
         try:
+            self._tenant_had_members = self.session.scalar(
+                select(Member.id).where(Member.tenant == self.tenant.slug).limit(1)
+            ) is not None
             batch: list[dict[str, Any]] = []
             for line, record, problems in self._records(lines, report, progress):
                 if problems or report.error_count:
@@ -352,15 +356,7 @@ class MemberImporter:
 
     def _upsert(self, batch: list[dict[str, Any]], report: ImportReport) -> None:
         """One query for the batch's existing members, then bulk inserts and updates."""
-        numbers = [record["member_number"] for record in batch]
-        existing = {
-            row.member_number: row
-            for row in self.session.execute(
-                select(Member.id, *(getattr(Member, name) for name in FIELDS)).where(
-                    Member.tenant == self.tenant.slug, Member.member_number.in_(numbers)
-                )
-            )
-        }
+        existing = self._existing([record["member_number"] for record in batch])
         now = utcnow()
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -378,6 +374,18 @@ class MemberImporter:
         if updates:
             self.session.execute(update(Member), updates)
             report.updated += len(updates)
+
+    def _existing(self, numbers: list[str]) -> dict[str, Any]:
+        if not self._tenant_had_members:
+            # A first load: nothing to compare with (rows this import adds never recur in it).
+            return {}
+        # The numbers are inlined as literals (they are 8 validated digits): with 1000 bind
+        # parameters PostgreSQL's generic plan compares every row with each of them in turn.
+        numbers_in = bindparam("numbers", numbers, expanding=True, literal_execute=True)
+        query = select(Member.id, *(getattr(Member, name) for name in FIELDS)).where(
+            Member.tenant == self.tenant.slug, Member.member_number.in_(numbers_in)
+        )
+        return {row.member_number: row for row in self.session.execute(query)}
 
 
 def import_members(

@@ -6,7 +6,7 @@ import pytest
 
 from idp.demo.setup import DEMO_ACCOUNTS
 from tests.browser.conftest import screenshot
-from tests.oidc.conftest import last_code
+from tests.flows import last_code
 
 pytestmark = pytest.mark.browser
 

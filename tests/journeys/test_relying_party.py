@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from idp.demo.setup import DEMO_ACCOUNTS
-from tests.oidc.conftest import last_code
+from tests.flows import last_code
 
 pytestmark = pytest.mark.server
 

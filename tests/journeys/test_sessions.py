@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.oidc.conftest import Flow, query
+from tests.flows import Flow, query
 
 
 def _signed_in(client, make):

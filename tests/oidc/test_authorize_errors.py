@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.oidc.conftest import Flow, query
+from tests.flows import Flow, query
 
 
 def test_missing_client_id_shows_a_page(flow):

@@ -13,7 +13,7 @@ from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 from sqlalchemy import func, select
 
 from idp.oidc.models import Token
-from tests.oidc.conftest import Flow, query
+from tests.flows import Flow, query
 
 TOKEN_URL = "/malakoff/token"
 AUDIENCE = "http://localhost/malakoff/token"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.oidc.conftest import Flow, query
+from tests.flows import Flow, query
 
 
 @pytest.mark.parametrize("tenant", ["malakoff", "miel"])

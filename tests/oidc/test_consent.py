@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.oidc.conftest import Flow, csrf_token, query
+from tests.flows import Flow, csrf_token, query
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from idp.db import utcnow
 from idp.oidc.models import Token, token_digest
-from tests.oidc.conftest import Flow
+from tests.flows import Flow
 
 INTROSPECT = "/malakoff/introspect"
 OFFLINE = "openid profile offline_access"

@@ -8,7 +8,7 @@ from base64 import urlsafe_b64decode
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.oidc.conftest import query
+from tests.flows import query
 
 
 def _kid(token: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.oidc.conftest import Flow, query
+from tests.flows import Flow, query
 
 
 def test_prompt_none_without_a_session_answers_login_required(flow):

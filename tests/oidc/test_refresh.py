@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from idp.db import utcnow
 from idp.events import REFRESH_REUSED, AuditEvent
 from idp.oidc.models import Token, token_digest
-from tests.oidc.conftest import Flow, query
+from tests.flows import Flow, query
 
 OFFLINE = "openid profile email member offline_access"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.oidc.conftest import query
+from tests.flows import query
 
 
 def test_fragment_mode_puts_the_response_in_the_fragment(flow):

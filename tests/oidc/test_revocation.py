@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from idp.events import TOKEN_REVOKED, AuditEvent
 from idp.oidc.models import Token
-from tests.oidc.conftest import Flow, query
+from tests.flows import Flow, query
 
 REVOKE = "/malakoff/revoke"
 OFFLINE = "openid profile offline_access"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.oidc.conftest import Flow
+from tests.flows import Flow
 
 
 def test_an_account_of_one_tenant_cannot_sign_in_to_the_other(client, make):

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from idp.db import utcnow
 from idp.events import CODE_REUSED, AuditEvent
 from idp.oidc.models import AuthorizationCode, Token, token_digest
-from tests.oidc.conftest import Flow, pkce_pair, query
+from tests.flows import Flow, pkce_pair, query
 
 TOKEN_URL = "/malakoff/token"
 

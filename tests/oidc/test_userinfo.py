@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from idp.db import utcnow
 from idp.oidc.models import Token, token_digest
-from tests.oidc.conftest import Flow
+from tests.flows import Flow
 
 USERINFO = "/malakoff/userinfo"
 

@@ -1,0 +1,167 @@
+"""Drive the provider as a relying party and a member's browser would, over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from urllib.parse import parse_qs, urlsplit
+
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from sqlalchemy import select
+
+from idp.channels.models import Message
+
+from tests.factories import PASSWORD
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    return verifier, challenge.decode()
+
+
+def query(location: str) -> dict[str, str]:
+    parts = urlsplit(location)
+    return {k: v[0] for k, v in parse_qs(parts.query or parts.fragment).items()}
+
+
+class Flow:
+    """A relying party plus the member's browser, both speaking to the test client."""
+
+    def __init__(self, http, tenant: str, rp, account):
+        self.http = http
+        self.tenant = tenant
+        self.rp = rp
+        self.account = account
+        self.verifier, self.challenge = pkce_pair()
+
+    @property
+    def identifier(self) -> str:
+        return self.account.email if self.tenant == "malakoff" else self.account.member_number
+
+    def params(self, **overrides) -> dict:
+        params = {
+            "response_type": "code",
+            "client_id": self.rp.client_id,
+            "redirect_uri": self.rp.redirect_uris[0],
+            "scope": "openid profile email member",
+            "state": "st-" + secrets.token_hex(4),
+            "nonce": "n-" + secrets.token_hex(4),
+            "code_challenge": self.challenge,
+            "code_challenge_method": "S256",
+        }
+        params.update(overrides)
+        return {k: v for k, v in params.items() if v is not None}
+
+    def authorize(self, method: str = "GET", **overrides):
+        url = f"/{self.tenant}/authorize"
+        params = self.params(**overrides)
+        if method == "POST":
+            return self.http.post(url, data=params)
+        return self.http.get(url, query_string=params)
+
+    def login(self, response, identifier: str | None = None, password: str = PASSWORD,
+              channel: str | None = None, remember: bool = False):
+        """From a redirect to the sign-in page: password, then the code (unless this browser
+        is trusted), then follow back to /authorize/resume. Returns the last response."""
+        assert response.status_code in (302, 303), response.data[:500]
+        login_url = response.headers["Location"]
+        assert f"/{self.tenant}/login" in login_url
+        page = self.http.get(login_url)
+        assert page.status_code == 200
+        interaction = query(login_url)["interaction"]
+        posted = self.http.post(
+            f"/{self.tenant}/login",
+            data={
+                "interaction": interaction,
+                "identifier": identifier or self.identifier,
+                "password": password,
+                "csrf_token": csrf_token(page.data),
+            },
+        )
+        if posted.status_code != 303:
+            return posted
+        if posted.headers["Location"].endswith(f"/{self.tenant}/login/code"):
+            posted = self.second_factor(channel=channel, remember=remember)
+            if posted.status_code != 303:
+                return posted
+        return self.http.get(posted.headers["Location"])
+
+    def second_factor(self, channel: str | None = None, remember: bool = False):
+        """Choose a channel (email when the account has one), read the code from the outbox,
+        enter it."""
+        channel = channel or ("email" if self.account.email else "sms")
+        choose = self.http.get(f"/{self.tenant}/login/code")
+        assert choose.status_code == 200, choose.data[:300]
+        sent = self.http.post(f"/{self.tenant}/login/code",
+                              data={"channel": channel, "csrf_token": csrf_token(choose.data)})
+        assert sent.status_code == 303, sent.data[:500]
+        verify = self.http.get(sent.headers["Location"])
+        data = {"code": self.last_code(channel), "csrf_token": csrf_token(verify.data)}
+        if remember:
+            data["remember"] = "y"
+        return self.http.post(f"/{self.tenant}/login/code/verify", data=data)
+
+    def last_code(self, channel: str = "email") -> str:
+        return last_code(self.http.application, channel)
+
+    def sign_in(self, **overrides):
+        """Authorize and sign in; returns the response that carries the code to the client."""
+        return self.login(self.authorize(**overrides))
+
+    def code(self, **overrides) -> str:
+        response = self.sign_in(**overrides)
+        assert response.status_code in (302, 303), response.data[:800]
+        params = query(response.headers["Location"])
+        assert "code" in params, params
+        return params["code"]
+
+    def token(self, code: str, *, verifier: str | None = "default", **extra):
+        data = {"grant_type": "authorization_code", "code": code,
+                "redirect_uri": self.rp.redirect_uris[0]}
+        if verifier == "default":
+            verifier = self.verifier
+        if verifier:
+            data["code_verifier"] = verifier
+        data.update(extra)
+        return self.http.post(f"/{self.tenant}/token", data=data, **self.client_auth())
+
+    def refresh(self, refresh_token: str, **extra):
+        data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+        return self.http.post(f"/{self.tenant}/token", data=data, **self.client_auth())
+
+    def client_auth(self) -> dict:
+        if self.rp.auth_method == "client_secret_basic":
+            return {"auth": (self.rp.client_id, self.rp.secret)}
+        return {}
+
+    def tokens(self, **overrides) -> dict:
+        response = self.token(self.code(**overrides))
+        assert response.status_code == 200, response.json
+        return response.json
+
+    def id_token_claims(self, id_token: str) -> dict:
+        keys = KeySet.import_key_set(self.http.get(f"/{self.tenant}/jwks").json)
+        return jwt.decode(id_token, keys).claims
+
+
+def last_code(app, channel: str = "email") -> str:
+    """The one-time code in the newest message of that channel in the outbox."""
+    session = app.extensions["idp"].database.session()
+    try:
+        message = session.scalar(
+            select(Message).where(Message.channel == channel, Message.template == "otp_code")
+            .order_by(Message.id.desc()).limit(1))
+    finally:
+        session.close()
+    assert message is not None, "no code was sent"
+    return re.search(r"\b(\d{6})\b", message.body_text).group(1)
+
+
+def csrf_token(html: bytes) -> str:
+    marker = b'name="csrf_token" type="hidden" value="'
+    start = html.index(marker) + len(marker)
+    return html[start:html.index(b'"', start)].decode()

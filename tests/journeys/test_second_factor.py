@@ -1,0 +1,300 @@
+"""Second factor after the password: codes by email and SMS, expiry, tries, resend, switch,
+trusted devices, step-up and the honest acr/amr (SPEC §5)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from idp.mfa.models import TrustedDevice
+from tests.flows import Flow, csrf_token, query
+
+
+@pytest.fixture(params=["malakoff", "miel"])
+def member_flow(request, client, make):
+    tenant = request.param
+    extra = {"email": f"adherent.{tenant}@example.org"} if tenant == "miel" else {}
+    return Flow(client, tenant, make.client(tenant), make.account(tenant, **extra))
+
+
+def _password(flow):
+    """Authorize (asking a fresh sign-in) and give the password; returns the answer."""
+    response = flow.authorize(prompt="login")
+    page = flow.http.get(response.headers["Location"])
+    return flow.http.post(f"/{flow.tenant}/login", data={
+        "interaction": query(response.headers["Location"])["interaction"],
+        "identifier": flow.identifier, "password": "Correct-Horse-7!",
+        "csrf_token": csrf_token(page.data)})
+
+
+def _send(flow, channel):
+    choose = flow.http.get(f"/{flow.tenant}/login/code")
+    return flow.http.post(f"/{flow.tenant}/login/code",
+                          data={"channel": channel, "csrf_token": csrf_token(choose.data)})
+
+
+def _enter(flow, code, remember=False):
+    page = flow.http.get(f"/{flow.tenant}/login/code/verify")
+    data = {"code": code, "csrf_token": csrf_token(page.data)}
+    if remember:
+        data["remember"] = "y"
+    return flow.http.post(f"/{flow.tenant}/login/code/verify", data=data)
+
+
+def _claims_after(flow, response):
+    final = flow.http.get(response.headers["Location"])
+    tokens = flow.token(query(final.headers["Location"])["code"]).json
+    return flow.id_token_claims(tokens["id_token"])
+
+
+@pytest.mark.parametrize("channel", ["email", "sms"])
+def test_password_then_code_signs_in_with_honest_amr(member_flow, channel):
+    assert _password(member_flow).headers["Location"].endswith(f"/{member_flow.tenant}/login/code")
+    assert _send(member_flow, channel).status_code == 303
+    response = _enter(member_flow, member_flow.last_code(channel))
+    claims = _claims_after(member_flow, response)
+    assert claims["acr"] == "urn:mh:acr:otp"
+    assert claims["amr"] == ["pwd", "otp", "mail" if channel == "email" else "sms"]
+
+
+def test_the_code_page_masks_the_destinations(flow):
+    _password(flow)
+    page = flow.http.get("/malakoff/login/code").data.decode()
+    assert "+33 6 •• •• •• 88" in page
+    assert "j••••@example.org" in page
+    assert "0612345688" not in page and "+33612345688" not in page
+
+
+def test_code_input_helps_phones_and_password_managers(flow):
+    _password(flow)
+    _send(flow, "email")
+    page = flow.http.get("/malakoff/login/code/verify").data.decode()
+    assert 'autocomplete="one-time-code"' in page and 'inputmode="numeric"' in page
+
+
+def test_messages_say_validity_and_never_by_phone(flow, db):
+    from sqlalchemy import select
+
+    from idp.channels.models import Message
+
+    _password(flow)
+    _send(flow, "sms")
+    page = flow.http.get("/malakoff/login/code/verify")
+    flow.http.post("/malakoff/login/code/send", data={"channel": "email",
+                                                       "csrf_token": csrf_token(page.data)})
+    sms, email = db.scalars(select(Message).where(Message.template == "otp_code")
+                            .order_by(Message.id)).all()
+    assert sms.channel == "sms" and "3 min" in sms.body_text
+    assert email.channel == "email" and "3 minutes" in email.body_text
+    assert "téléphone" in email.body_text and "mot de passe" in email.body_text
+
+
+def test_a_code_expires_after_three_minutes(flow, monkeypatch):
+    _password(flow)
+    _send(flow, "email")
+    code = flow.last_code()
+    later = time.time() + 181
+    monkeypatch.setattr(time, "time", lambda: later)
+    response = _enter(flow, code)
+    assert response.status_code == 400
+    assert "Ce code a expiré".encode() in response.data
+
+
+def test_a_code_is_single_use(flow, app):
+    _password(flow)
+    _send(flow, "email")
+    code = flow.last_code()
+    assert _enter(flow, code).status_code == 303
+    # Replaying the same code in another browser's pending sign-in fails: it is bound to its challenge.
+    other = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
+    _password(other)
+    _send(other, "email")
+    assert _enter(other, code).status_code == 400 or code == other.last_code()
+
+
+def test_the_sixth_try_is_refused_even_with_the_right_code(flow):
+    _password(flow)
+    _send(flow, "email")
+    code = flow.last_code()
+    wrong = "000000" if code != "000000" else "111111"
+    messages = []
+    for _ in range(5):
+        response = _enter(flow, wrong)
+        assert response.status_code == 400
+        messages.append(response.data)
+    assert "Il vous reste 4 essai(s)".encode() in messages[0]
+    assert "Trop de codes incorrects".encode() in messages[-1]
+    response = _enter(flow, code)
+    assert response.status_code == 400
+
+
+def test_resend_has_a_cooldown_and_replaces_the_code(flow, monkeypatch):
+    _password(flow)
+    _send(flow, "email")
+    first = flow.last_code()
+    page = flow.http.get("/malakoff/login/code/verify")
+    too_soon = flow.http.post("/malakoff/login/code/send",
+                              data={"channel": "email", "csrf_token": csrf_token(page.data)})
+    assert too_soon.status_code == 429
+    assert "secondes".encode() in too_soon.data
+    later = time.time() + 31
+    monkeypatch.setattr(time, "time", lambda: later)
+    again = flow.http.post("/malakoff/login/code/send",
+                           data={"channel": "email", "csrf_token": csrf_token(page.data)})
+    assert again.status_code == 303
+    second = flow.last_code()
+    if second != first:
+        assert _enter(flow, first).status_code == 400
+    assert _enter(flow, second).status_code == 303
+
+
+def test_switching_channel_sends_a_code_by_the_other_way(flow):
+    _password(flow)
+    _send(flow, "email")
+    page = flow.http.get("/malakoff/login/code/verify")
+    assert "Je demande un code par SMS".encode() in page.data
+    switched = flow.http.post("/malakoff/login/code/send",
+                              data={"channel": "sms", "csrf_token": csrf_token(page.data)})
+    assert switched.status_code == 303
+    response = _enter(flow, flow.last_code("sms"))
+    assert _claims_after(flow, response)["amr"] == ["pwd", "otp", "sms"]
+
+
+def test_remember_me_skips_the_code_on_this_browser_only(flow, app):
+    _password(flow)
+    _send(flow, "email")
+    _enter(flow, flow.last_code(), remember=True)
+    cookie = flow.http.get_cookie("__Host-idp-device-malakoff")
+    assert cookie is not None and cookie.secure and cookie.http_only and cookie.same_site == "Strict"
+    assert cookie.expires is not None
+
+    # Same browser, new sign-in: no code asked; honest level: password only.
+    response = flow.login(flow.authorize(prompt="login"))
+    claims = flow.id_token_claims(flow.token(query(response.headers["Location"])["code"]).json["id_token"])
+    assert claims["amr"] == ["pwd"] and claims["acr"] == "urn:mh:acr:pwd"
+
+    # Another browser is asked for a code.
+    other = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
+    assert _password(other).headers["Location"].endswith("/malakoff/login/code")
+
+
+def test_a_revoked_trusted_device_asks_for_a_code_again(flow, db):
+    _password(flow)
+    _send(flow, "email")
+    _enter(flow, flow.last_code(), remember=True)
+    from sqlalchemy import update
+
+    from idp.db import utcnow
+
+    db.execute(update(TrustedDevice).values(revoked_at=utcnow()))
+    db.commit()
+    flow.authorize(prompt="login")
+    assert _password(flow).headers["Location"].endswith("/malakoff/login/code")
+
+
+def test_a_tampered_or_foreign_device_cookie_is_ignored(flow, make, app):
+    _password(flow)
+    _send(flow, "email")
+    _enter(flow, flow.last_code(), remember=True)
+    cookie = flow.http.get_cookie("__Host-idp-device-malakoff").value
+    # Another account in another browser presenting this cookie still needs a code.
+    other = Flow(app.test_client(), "malakoff", flow.rp, make.account())
+    other.http.set_cookie("__Host-idp-device-malakoff", cookie, domain="localhost")
+    assert _password(other).headers["Location"].endswith("/malakoff/login/code")
+    # A tampered cookie on the member's own browser is refused.
+    flow.http.set_cookie("__Host-idp-device-malakoff", cookie[:-2] + "xx", domain="localhost")
+    assert _password(flow).headers["Location"].endswith("/malakoff/login/code")
+
+
+def test_step_up_on_a_trusted_device_asks_a_code_and_reports_the_level(flow):
+    _password(flow)
+    _send(flow, "email")
+    _enter(flow, flow.last_code(), remember=True)
+    # Signed in at the password level from the trusted device.
+    response = flow.login(flow.authorize(prompt="login"))
+    assert "code" in query(response.headers["Location"])
+
+    stepped = flow.authorize(acr_values="urn:mh:acr:otp")
+    assert "/malakoff/login/step-up?interaction=" in stepped.headers["Location"]
+    choose = flow.http.get(stepped.headers["Location"])
+    assert choose.headers["Location"].endswith("/malakoff/login/code")
+    _send(flow, "email")
+    response = _enter(flow, flow.last_code())
+    claims = _claims_after(flow, response)
+    assert claims["acr"] == "urn:mh:acr:otp"
+
+
+def test_max_age_asks_a_fresh_code_even_on_a_trusted_device(flow, monkeypatch):
+    _password(flow)
+    _send(flow, "email")
+    _enter(flow, flow.last_code(), remember=True)
+    later = time.time() + 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    response = flow.authorize(max_age="10")
+    assert "/malakoff/login?interaction=" in response.headers["Location"]
+    page = flow.http.get(response.headers["Location"])
+    posted = flow.http.post("/malakoff/login", data={
+        "interaction": query(response.headers["Location"])["interaction"],
+        "identifier": flow.identifier, "password": "Correct-Horse-7!",
+        "csrf_token": csrf_token(page.data)})
+    assert posted.headers["Location"].endswith("/malakoff/login/code")
+
+
+def test_prompt_none_step_up_answers_login_required(flow):
+    flow.code()
+    params = query(flow.authorize(prompt="none", acr_values="urn:mh:acr:phr").headers["Location"])
+    assert params["error"] == "login_required"
+
+
+def test_the_code_page_without_a_pending_sign_in_starts_over(client):
+    response = client.get("/malakoff/login/code")
+    assert response.status_code == 400
+    assert client.get("/malakoff/login/code/verify").status_code == 400
+
+
+def test_a_new_browser_gets_a_notification_email_once(flow, db):
+    from sqlalchemy import select
+
+    from idp.channels.models import Message
+
+    flow.code()
+    flow.code(prompt="login")
+    notices = db.scalars(select(Message).where(Message.template == "new_device")).all()
+    assert len(notices) == 1
+    assert notices[0].recipient == flow.account.email
+
+
+def test_repeated_wrong_passwords_lock_sign_in_for_known_and_unknown_identifiers(flow):
+    for identifier in (flow.identifier, "nobody@example.org"):
+        statuses = []
+        for _ in range(5):
+            response = flow.login(flow.authorize(), identifier=identifier, password="wrong")
+            statuses.append(response.status_code)
+        assert statuses[:4] == [401] * 4
+        assert statuses[4] == 429
+        assert "réinitialisez votre mot de passe".encode() in response.data
+        # Even the right password is refused while locked.
+        locked = flow.login(flow.authorize(), identifier=identifier)
+        assert locked.status_code == 429
+
+
+def test_code_guessing_is_bounded_across_resends(flow, monkeypatch):
+    """5 tries per code, 10 wrong codes per account per 15 minutes, 5 sends per 15 minutes:
+    at most 10 guesses in a window, a 1 in 100 000 chance for a 6-digit code."""
+    _password(flow)
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    refused = 0
+    for _round in range(3):
+        _send(flow, "email")
+        code = flow.last_code()
+        wrong = "000000" if code != "000000" else "111111"
+        for _ in range(5):
+            if _enter(flow, wrong).status_code == 429:
+                refused += 1
+        clock[0] += 31
+    assert refused >= 5
+    # Once the account limit is reached, even the right code is refused.
+    _send(flow, "email")
+    assert _enter(flow, flow.last_code()).status_code == 429
