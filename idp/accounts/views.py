@@ -10,7 +10,7 @@ from idp import events
 from idp import ratelimit
 from idp.accounts import flow
 from idp.accounts.authn import ACR_PASSWORD, current_authentication
-from idp.accounts.forms import ConsentForm, LoginForm
+from idp.accounts.forms import ConfirmForm, ConsentForm, LoginForm
 from idp.accounts.models import Account
 from idp.accounts.services import Authenticator, SignInContext
 from idp.extensions import current_tenant, db, services
@@ -111,11 +111,39 @@ def _after_password(tenant, account: Account, interaction):
 
 @bp.get("/signed-in")
 def signed_in():
+    return redirect(url_for("accounts.account"), 303)
+
+
+def _signed_in_account() -> Account | None:
     authentication = current_authentication(current_tenant())
-    if authentication is None:
+    account = db().get(Account, authentication.account_id) if authentication else None
+    return account if account is not None and account.is_active else None
+
+
+@bp.get("/account")
+def account():
+    """The member's own page: who they are and the browsers they trust."""
+    member = _signed_in_account()
+    if member is None:
         return redirect(url_for("accounts.login"), 303)
-    account = db().get(Account, authentication.account_id)
-    return render("signed_in.html", account=account)
+    devices = trusted_devices().list(member.id)
+    return render("account.html", account=member, devices=devices, form=ConfirmForm())
+
+
+@bp.post("/account/devices/revoke")
+def revoke_devices():
+    member = _signed_in_account()
+    if member is None:
+        return redirect(url_for("accounts.login"), 303)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        device_id = request.form.get("device")
+        if device_id:
+            trusted_devices().revoke(member.id, device_id)
+        else:
+            trusted_devices().revoke_all(member.id)
+        db().commit()
+    return redirect(url_for("accounts.account"), 303)
 
 
 @bp.route("/consent", methods=["GET", "POST"])

@@ -298,3 +298,43 @@ def test_code_guessing_is_bounded_across_resends(flow, monkeypatch):
     # Once the account limit is reached, even the right code is refused.
     _send(flow, "email")
     assert _enter(flow, flow.last_code()).status_code == 429
+
+
+def test_the_member_lists_and_revokes_trusted_devices(flow, app):
+    _password(flow)
+    _send(flow, "email")
+    _enter(flow, flow.last_code(), remember=True)
+    page = flow.http.get("/malakoff/account", headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"})
+    assert page.status_code == 200
+    assert "Appareils de confiance".encode() in page.data
+    assert page.data.count(b'name="device"') == 1
+    device_id = page.data.split(b'name="device" value="')[1].split(b'"')[0].decode()
+
+    revoked = flow.http.post("/malakoff/account/devices/revoke", data={
+        "device": device_id, "confirm": "1", "csrf_token": csrf_token(page.data)})
+    assert revoked.status_code == 303
+    assert b'name="device"' not in flow.http.get("/malakoff/account").data
+    flow.authorize(prompt="login")
+    assert _password(flow).headers["Location"].endswith("/malakoff/login/code")
+
+
+def test_revoke_all_forgets_every_browser(flow, app, db):
+    from sqlalchemy import func, select
+
+    for browser in (flow, Flow(app.test_client(), "malakoff", flow.rp, flow.account)):
+        _password(browser)
+        _send(browser, "email")
+        _enter(browser, browser.last_code(), remember=True)
+    assert db.scalar(select(func.count()).select_from(TrustedDevice)) == 2
+    page = flow.http.get("/malakoff/account")
+    flow.http.post("/malakoff/account/devices/revoke", data={
+        "confirm": "1", "csrf_token": csrf_token(page.data)})
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(TrustedDevice)
+                     .where(TrustedDevice.revoked_at.is_(None))) == 0
+
+
+def test_the_account_page_needs_a_signed_in_member(client):
+    response = client.get("/malakoff/account")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/malakoff/login")

@@ -288,6 +288,19 @@ class TestApply:
             assert after[number].updated_at == before[number]
             assert after[number].status == "active"
 
+    def test_a_file_mixing_new_changed_and_identical_members(self, importer, db):
+        importer.apply(csv_lines(line(member_number="10000001"), line(member_number="10000002")))
+
+        report = importer.apply(csv_lines(
+            line(member_number="10000001"),
+            line(member_number="10000002", first_name="Jeannette"),
+            line(member_number="10000003"),
+        ))
+
+        assert (report.added, report.updated, report.unchanged) == (1, 1, 1)
+        assert members(db)["10000002"].first_name == "Jeannette"
+        assert set(members(db)) == {"10000001", "10000002", "10000003"}
+
     def test_members_absent_from_the_file_and_other_tenants_are_kept(self, importer, db, app):
         other = MemberImporter(db, app.extensions["idp"].tenants["malakoff"], today=TODAY)
         other.apply(csv_lines(line(member_number="10000001", first_name="Autre")))
