@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 
 import click
@@ -17,11 +15,11 @@ import phonenumbers
 from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from idp.accounts.models import ACCOUNT_STATUSES, Account
 from idp.accounts.services import AccountExists, create_account
-from idp.extensions import db, services
+from idp.cli.common import tenant_by_slug, transaction
+from idp.extensions import services
 from idp.tenancy import Tenant
 
 MAX_NAME_LENGTH = 100
@@ -35,24 +33,7 @@ _MOBILE_TYPES = (
 group = AppGroup("accounts", help="Member accounts of each tenant.")
 
 
-def _tenant(slug: str) -> Tenant:
-    tenants = services().tenants
-    if slug not in tenants:
-        known = ", ".join(sorted(tenants))
-        raise click.BadParameter(f"unknown tenant {slug!r} (known: {known})", param_hint="--tenant")
-    return tenants[slug]
 
-
-@contextmanager
-def _transaction() -> Iterator[Session]:
-    """The command's session; committed if the command succeeds, rolled back otherwise."""
-    session = db()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def _interactive() -> bool:
@@ -123,7 +104,7 @@ def create(
     input is the password, e.g. `idp accounts create … < password-file`.
     It is never accepted as an option.
     """
-    the_tenant = _tenant(tenant)
+    the_tenant = tenant_by_slug(tenant)
     given_name = _name(given_name, "--given-name")
     family_name = _name(family_name, "--family-name")
     if email is not None:
@@ -147,7 +128,7 @@ def create(
     password = _read_password(the_tenant)
 
     try:
-        with _transaction() as session:
+        with transaction() as session:
             account = create_account(
                 session, services().hasher, the_tenant,
                 given_name=given_name, family_name=family_name, password=password,
@@ -172,13 +153,13 @@ def create(
 )
 def list_command(tenant: str, status: str | None) -> None:
     """List a tenant's accounts, oldest first: id (the OIDC sub), identifier, status."""
-    the_tenant = _tenant(tenant)
+    the_tenant = tenant_by_slug(tenant)
     query = select(
         Account.id, Account.email, Account.member_number, Account.status, Account.created_at
     ).where(Account.tenant == the_tenant.slug)
     if status:
         query = query.where(Account.status == status)
-    with _transaction() as session:
+    with transaction() as session:
         count = 0
         click.echo(f"{'ID':<36}  {'IDENTIFIER':<40}  {'STATUS':<8}  CREATED")
         for row in session.execute(query.order_by(Account.created_at, Account.id)):

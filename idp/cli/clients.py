@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from idp.extensions import db, services
+from idp.cli.common import tenant_by_slug, transaction
 from idp.oidc.clients import (
     DEFAULT_AUTH_METHOD,
     DEFAULT_SCOPES,
@@ -30,7 +28,6 @@ from idp.oidc.clients import (
     remove_client,
 )
 from idp.oidc.models import AUTH_METHODS, SUPPORTED_SCOPES, Client
-from idp.tenancy import Tenant
 
 group = AppGroup(
     "clients",
@@ -54,24 +51,7 @@ def _operator_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _tenant(slug: str) -> Tenant:
-    tenants = services().tenants
-    if slug not in tenants:
-        known = ", ".join(sorted(tenants))
-        raise click.BadParameter(f"unknown tenant {slug!r} (known: {known})", param_hint="--tenant")
-    return tenants[slug]
 
-
-@contextmanager
-def _transaction() -> Iterator[Session]:
-    """The command's session; committed if the command succeeds, rolled back otherwise."""
-    session = db()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
 
 
 @group.command("add")
@@ -122,7 +102,7 @@ def add(
     as_json: bool,
 ) -> None:
     """Register a client. Its secret, if any, is printed once: store it now."""
-    the_tenant = _tenant(tenant)
+    the_tenant = tenant_by_slug(tenant)
     jwks = None
     if jwks_file is not None:
         try:
@@ -133,7 +113,7 @@ def add(
             ) from None
         jwks = parse_jwks(text)
     try:
-        with _transaction() as session:
+        with transaction() as session:
             client, secret = register_client(
                 session, the_tenant, name=name, redirect_uris=redirect_uris,
                 post_logout_redirect_uris=post_logout_uris, scopes=scopes,
@@ -165,8 +145,8 @@ def add(
 @click.option("--tenant", required=True, help="Tenant whose clients to list.")
 def list_command(tenant: str) -> None:
     """List a tenant's clients, oldest first."""
-    the_tenant = _tenant(tenant)
-    with _transaction() as session:
+    the_tenant = tenant_by_slug(tenant)
+    with transaction() as session:
         clients = list_clients(session, the_tenant)
     if not clients:
         click.echo(f"no clients in tenant {the_tenant.slug}; add one with `idp clients add`")
@@ -195,7 +175,7 @@ def list_command(tenant: str) -> None:
 @_operator_errors
 def show(client_id: str) -> None:
     """Show every setting of CLIENT_ID (never its secret, which is not stored)."""
-    with _transaction() as session:
+    with transaction() as session:
         client = find_client(session, client_id)
     if client is None:
         raise ClientRegistrationError(f"no client with id {client_id!r}")
@@ -236,7 +216,7 @@ def show(client_id: str) -> None:
 @_operator_errors
 def remove(client_id: str, yes: bool) -> None:
     """Remove CLIENT_ID with its codes, tokens and consents (members are signed out of it)."""
-    with _transaction() as session:
+    with transaction() as session:
         client = find_client(session, client_id)
         if client is None:
             raise ClientRegistrationError(f"no client with id {client_id!r}")

@@ -13,7 +13,8 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from idp.extensions import db, services
+from idp.cli.common import tenant_by_slug
+from idp.extensions import db
 from idp.registry.importer import (
     COLUMNS,
     ImportAborted,
@@ -21,19 +22,11 @@ from idp.registry.importer import (
     count_lines,
     read_lines,
 )
-from idp.tenancy import Tenant
 
 MAX_ERRORS_SHOWN = 50
 
 group = AppGroup("members", help="The member registry: who may register.")
 
-
-def _tenant(slug: str) -> Tenant:
-    tenants = services().tenants
-    if slug not in tenants:
-        known = ", ".join(sorted(tenants))
-        raise click.BadParameter(f"unknown tenant {slug!r} (known: {known})", param_hint="--tenant")
-    return tenants[slug]
 
 
 _COLUMNS_HELP = "\n".join(f"  {name:<14} {meaning}" for name, meaning in COLUMNS.items())
@@ -59,7 +52,7 @@ with a header row naming these columns, in any order:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--tenant", required=True, help="Tenant whose registry this is (e.g. miel).")
 def import_command(file: Path, tenant: str) -> None:
-    the_tenant = _tenant(tenant)
+    the_tenant = tenant_by_slug(tenant)
     session = db()
     importer = MemberImporter(session, the_tenant)
     try:
