@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-GARBAGE = ["", "\x00", "%ff%fe", "a" * 5000, "é" * 300, "[]", "{}", "' OR 1=1 --", "<script>"]
+GARBAGE = ["", "\x00", "a\x00b", "%ff%fe", "a" * 5000, "é" * 300, "[]", "{}", "' OR 1=1 --", "<script>"]
 ENDPOINTS = [
     ("GET", "/malakoff/authorize"), ("POST", "/malakoff/authorize"),
     ("POST", "/malakoff/token"), ("GET", "/malakoff/userinfo"), ("POST", "/malakoff/userinfo"),

@@ -90,14 +90,18 @@ def test_compose_file_has_the_stack_and_demands_a_secret():
     assert {"services", "volumes"} <= set(_compose_keys(text, 0))
 
     services = _compose_block(text, "services", 0)
-    assert set(_compose_keys(services, 2)) == {"postgres", "redis", "mailcatcher", "idp"}
+    assert set(_compose_keys(services, 2)) == {"postgres", "redis", "mailcatcher", "idp", "worker"}
     for name in ("postgres", "redis"):
         assert "healthcheck:" in _compose_block(services, name, 2)
 
     idp = _compose_block(services, "idp", 2)
     assert re.search(r"^ {4}build: \.$", idp, re.M)
-    assert "IDP_SECRET_KEY: ${IDP_SECRET_KEY:?" in idp, "compose must stop without a secret key"
-    assert "IDP_ENV: production" in idp
+    environment = _compose_block(text, "x-idp-environment", 0)
+    assert "IDP_SECRET_KEY: ${IDP_SECRET_KEY:?" in environment, "compose must stop without a secret key"
+    assert "IDP_ENV: production" in environment
+    worker = _compose_block(services, "worker", 2)
+    assert "environment: *idp-environment" in idp and "environment: *idp-environment" in worker
+    assert '"outbox", "work"' in worker
     depends_on = _compose_block(idp, "depends_on", 4)
     for name in ("postgres", "redis"):
         assert "condition: service_healthy" in _compose_block(depends_on, name, 6)

@@ -320,7 +320,7 @@ def _flask_render(names: list[str], **context: Any) -> str:
     pages' context processors: those read the request (locale, language
     links), and messages are also rendered by commands, outside any request.
     """
-    from flask import current_app  # the only Flask tie, kept at the edge
+    from flask import current_app  # noqa: PLC0415 - the only Flask tie, kept at the edge
 
     return current_app.jinja_env.get_or_select_template(names).render(context)
 
@@ -367,6 +367,6 @@ def messages_service() -> Messages:
         delivered = outgoing.send_now(message)   # False: delayed, the worker retries
     """
     # Late: idp.extensions needs this module (Services.channels).
-    from idp.extensions import db, services
+    from idp.extensions import db, services  # noqa: PLC0415
 
     return services().channels.messages(db())

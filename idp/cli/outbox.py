@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from idp.channels.models import MESSAGE_STATUSES, Message
 from idp.channels.senders import mask_recipient
 from idp.channels.services import MessageAlreadySent, Messages
+from idp.cli.common import tenant_by_slug, transaction
 from idp.db import utcnow
 from idp.extensions import db, services
 
@@ -119,10 +120,7 @@ def list_messages(status: str | None, tenant: str | None, limit: int) -> None:
     if status:
         statement = statement.where(Message.status == status)
     if tenant:
-        if tenant not in services().tenants:
-            known = ", ".join(sorted(services().tenants))
-            raise click.BadParameter(f"unknown tenant {tenant!r} (known: {known})",
-                                     param_hint="--tenant")
+        tenant_by_slug(tenant)
         statement = statement.where(Message.tenant == tenant)
         count = count.where(Message.tenant == tenant)
     rows = session.scalars(statement).all()
@@ -180,14 +178,12 @@ def retry(ids: tuple[int, ...], all_failed: bool) -> None:
         chosen = [found[i] for i in dict.fromkeys(ids)]
     messages = _messages()
     try:
-        for message in chosen:
-            messages.retry(message)
-        session.commit()
+        with transaction():
+            for message in chosen:
+                messages.retry(message)
     except MessageAlreadySent as exc:
-        session.rollback()
         raise click.ClickException(f"{exc}; nothing was changed") from None
     except SQLAlchemyError as exc:
-        session.rollback()
         raise click.ClickException(
             f"database error ({type(exc).__name__}); nothing was changed"
         ) from None

@@ -232,14 +232,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         if row is None or row.is_expired():
             return None
-        # Claim the code atomically: of two concurrent redemptions only one wins.
-        claimed = session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == row.id, AuthorizationCode.consumed_at.is_(None))
-            .values(consumed_at=utcnow())
-        ).rowcount
-        session.commit()
-        if claimed:
+        if row.consumed_at is None:
+            # Claimed only once every check passed (delete_authorization_code), so a failed
+            # attempt (wrong verifier, wrong redirect_uri) leaves the code to its owner.
             return row
         # RFC 6749 4.1.2: a code used twice revokes what it produced.
         revoked = session.execute(
@@ -255,8 +250,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return None
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
-        # Already marked consumed when claimed in query_authorization_code.
-        return None
+        """Mark the code consumed, atomically: of two concurrent redemptions only one wins.
+
+        Runs after the tokens were added to the transaction; the loser's error
+        response means its transaction is rolled back (the token view commits on success only).
+        """
+        claimed = db().execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == authorization_code.id,
+                   AuthorizationCode.consumed_at.is_(None))
+            .values(consumed_at=utcnow())
+        ).rowcount
+        if not claimed:
+            raise InvalidGrantError("Invalid 'code' in request.")
 
     def authenticate_user(self, authorization_code: AuthorizationCode):
         account = authorization_code.account
@@ -407,7 +413,8 @@ class Revocation(_TokenLookup, RevocationEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
     def revoke_token(self, token: Token, request) -> None:
-        # Revoking a refresh token ends its family; an access token ends alone (RFC 7009 2.1).
+        # Revoking a refresh token ends its family; an access token ends its own row, which also
+        # holds the refresh token issued with it (RFC 7009 2.1 allows revoking both).
         query = update(Token).where(Token.revoked_at.is_(None))
         if token.matched_as == "refresh_token":
             query = query.where(Token.family_id == token.family_id)

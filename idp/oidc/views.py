@@ -33,8 +33,12 @@ def _cacheable(payload: dict):
 
 
 @api.before_request
-def authorization_header_shape():
-    """A malformed Authorization header is the client's error (Authlib assumes two parts)."""
+def well_formed_request():
+    """Malformed parameters or Authorization header are the client's error, answered here
+    (Authlib assumes printable parameters and a two-part header)."""
+    params = [[key, value] for key, values in request.values.lists() for value in values]
+    if not authorization.well_formed(params):
+        return jsonify(error="invalid_request", error_description="Malformed parameters."), 400
     header = request.headers.get("Authorization")
     if header is None or len(header.split(None, 1)) == 2:
         return None
@@ -96,9 +100,6 @@ def jwks():
 @api.route("/token", methods=["POST", "OPTIONS"])
 @_cors
 def token():
-    params = [[key, value] for key, values in request.form.lists() for value in values]
-    if not authorization.well_formed(params):
-        return jsonify(error="invalid_request", error_description="Malformed parameters."), 400
     response = current_server().create_token_response()
     if response.status_code == 200:
         db().commit()

@@ -10,8 +10,10 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from idp.channels.models import Message
+from idp.channels.services import Messages
 
 CODE = "482913"
 
@@ -152,3 +154,13 @@ def test_every_outbox_command_has_help(runner):
         result = runner.invoke(args=["outbox", command, "--help"])
         assert result.exit_code == 0
         assert "Usage:" in result.output
+
+
+def test_work_once_reports_a_database_outage(runner, monkeypatch):
+    def unreachable(*_args, **_kwargs):
+        raise OperationalError("SELECT", {}, ConnectionRefusedError())
+
+    monkeypatch.setattr(Messages, "deliver_due", unreachable)
+    result = runner.invoke(args=["outbox", "work", "--once"])
+    assert result.exit_code == 1
+    assert "database error (OperationalError); nothing was lost" in result.output

@@ -322,14 +322,17 @@ def test_confidential_client_without_pkce_still_works(flow):
     assert flow.token(code, verifier=None).status_code == 200
 
 
-def test_a_failed_redemption_uses_the_code_up(flow, db):
-    """Single use counts attempts, not successes: a wrong verifier burns the code."""
+def test_a_failed_redemption_leaves_the_code_to_its_owner(flow, db):
+    """A wrong verifier (an attacker replaying a stolen code) neither consumes the code nor
+    counts as a reuse that would revoke the owner's tokens (PKCE is checked first)."""
     code = flow.code()
-    flow.token(code, verifier=pkce_pair()[0])
+    assert_error(flow.token(code, verifier=pkce_pair()[0]), 400, "invalid_grant")
 
-    assert code_row(db, code).consumed_at is not None
-    assert_error(flow.token(code), 400, "invalid_grant")
+    assert code_row(db, code).consumed_at is None
     assert token_count(db) == 0
+    assert flow.token(code).status_code == 200
+    db.expire_all()
+    assert code_row(db, code).consumed_at is not None
 
 
 # -- grant types (RFC 6749 5.2; SPEC §9: no ROPC, no implicit) -----------------------------------
