@@ -119,11 +119,6 @@ class Settings:
                 raise ConfigError("IDP_BASE_URL must be an https:// URL in production")
             if self.outbox_page:
                 raise ConfigError("IDP_OUTBOX_PAGE cannot be enabled in production")
-            # The outbox keeps messages for the demo page: in production nobody would receive them.
-            if self.mail_backend != "smtp" or self.sms_backend != "http":
-                raise ConfigError(
-                    "production needs real channels: IDP_MAIL_BACKEND=smtp and IDP_SMS_BACKEND=http"
-                )
         if not self.base_url.startswith(("http://", "https://")) or self.base_url.endswith("/"):
             raise ConfigError("IDP_BASE_URL must be an http(s) URL without a trailing slash")
         for name in (
@@ -184,6 +179,11 @@ class Settings:
                 )
             if self.sms_backend == "http" and not self.sms_gateway_url.startswith("https://"):
                 raise ConfigError("IDP_SMS_GATEWAY_URL must be an https:// URL in production")
+            # The outbox keeps messages for the demo page: in production nobody would receive them.
+            if self.mail_backend != "smtp" or self.sms_backend != "http":
+                raise ConfigError(
+                    "production needs real channels: IDP_MAIL_BACKEND=smtp and IDP_SMS_BACKEND=http"
+                )
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

@@ -26,6 +26,8 @@ from idp.keystore import KeyStore
 from tests import factories
 from tests.flows import Flow
 
+pytest_plugins = ["tests.servers"]
+
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DATABASE_URL = os.environ.get("IDP_TEST_DATABASE_URL", "")

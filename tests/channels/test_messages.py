@@ -90,7 +90,7 @@ def test_sms_text_is_short_and_names_the_brand(app_ctx, db, channels, malakoff, 
     messages = channels().messages(db)
     assert _otp(messages, malakoff, "sms", MOBILE).body_text == (
         f"{CODE} est votre code de connexion Malakoff Humanis, valable 3 min. "
-        "Ne le communiquez jamais, même à un conseiller.")
+        "Ne le donnez à personne, y compris à un conseiller.")
     sms = _otp(messages, miel, "sms", MOBILE)
     assert "code de connexion Miel mutuelle" in sms.body_text
     assert (sms.subject, sms.body_html) == (None, None)

@@ -18,7 +18,7 @@ from idp.channels.senders import (
     mask_recipient,
 )
 from idp.config import load_settings
-from tests.channels.conftest import GATEWAY_TOKEN, MAIL_FROM, SMTP_PASSWORD, SMTP_USER, SmtpServer
+from tests.servers import GATEWAY_TOKEN, MAIL_FROM, SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 TEXT = "Votre code : 482913\n"
 HTML = "<p>Votre code : <strong>482913</strong></p>\n"

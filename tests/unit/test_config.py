@@ -47,10 +47,18 @@ def test_bad_values_are_refused_with_the_setting_named(environ, message):
         load_settings(environ=environ)
 
 
-def test_production_with_a_strong_key_and_https_starts():
-    settings = load_settings(environ={"IDP_ENV": "production", "IDP_SECRET_KEY": STRONG,
-                                      "IDP_BASE_URL": "https://id.example.org"})
+def test_production_with_a_strong_key_https_and_real_channels_starts():
+    settings = load_settings(environ={
+        "IDP_ENV": "production", "IDP_SECRET_KEY": STRONG, "IDP_BASE_URL": "https://id.example.org",
+        "IDP_MAIL_BACKEND": "smtp", "IDP_SMS_BACKEND": "http",
+        "IDP_SMS_GATEWAY_URL": "https://sms.example.org/v1"})
     assert settings.is_production
+
+
+def test_production_refuses_the_outbox_channels():
+    with pytest.raises(ConfigError, match="real channels"):
+        load_settings(environ={"IDP_ENV": "production", "IDP_SECRET_KEY": STRONG,
+                               "IDP_BASE_URL": "https://id.example.org"})
 
 
 def test_config_file_values_and_unknown_keys(tmp_path):

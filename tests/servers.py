@@ -1,5 +1,5 @@
-"""Real servers for the channels: an SMTP server (aiosmtpd), an SMS gateway (http.server),
-a self-signed certificate for TLS, and a clock the tests move by hand."""
+"""Real servers the tests start on local ports: an SMTP server (aiosmtpd), an SMS gateway
+(http.server), a Redis server, a self-signed certificate for TLS, and a clock moved by hand."""
 
 from __future__ import annotations
 
