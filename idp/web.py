@@ -135,11 +135,6 @@ def _register_errors(app: Flask) -> None:
         log.error("dependency unavailable: %s", type(exc).__name__)
         return _unavailable()
 
-    @app.before_request
-    def store_must_be_readable():
-        if getattr(session, "unavailable", False):
-            raise StoreUnavailable("session store unreachable")
-
     def unavailable_on_save(response) -> None:
         log.error("dependency unavailable: session store (on save)")
         body, status, headers = _unavailable()
@@ -169,6 +164,13 @@ def init_app(app: Flask) -> None:
     from idp.oidc.server import build_server  # noqa: PLC0415
 
     app.extensions["idp_oidc"] = build_server(app)
+
+    @app.before_request
+    def store_must_be_readable():
+        # Before CSRF checks (registered next), which would read the unreadable session.
+        if getattr(session, "unavailable", False):
+            raise StoreUnavailable("session store unreachable")
+
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     for blueprint in (oidc_api, oidc_bp, accounts_bp, mfa_bp, ops_bp):
