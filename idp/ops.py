@@ -24,7 +24,7 @@ def readyz():
     try:
         db().execute(text("SELECT 1"))
         checks["database"] = "ok"
-    except Exception:  # noqa: BLE001 - any failure means not ready
+    except Exception:
         checks["database"] = "unavailable"
     try:
         services().store.ping()

@@ -59,7 +59,7 @@ class Tenant:
 
 def _section(cls, data: dict[str, Any], name: str, source: str):
     raw = data.pop(name, {})
-    allowed = {f for f in cls.__dataclass_fields__}
+    allowed = set(cls.__dataclass_fields__)
     unknown = set(raw) - allowed
     if unknown:
         raise ConfigError(f"{source}: unknown keys in [{name}]: {', '.join(sorted(unknown))}")

@@ -157,11 +157,10 @@ def _register_errors(app: Flask) -> None:
 def init_app(app: Flask) -> None:
     from idp.accounts.views import bp as accounts_bp  # noqa: PLC0415
     from idp.mfa.views import bp as mfa_bp  # noqa: PLC0415
+    from idp.oidc.server import build_server  # noqa: PLC0415
     from idp.oidc.views import api as oidc_api  # noqa: PLC0415
     from idp.oidc.views import bp as oidc_bp  # noqa: PLC0415
     from idp.ops import bp as ops_bp  # noqa: PLC0415
-
-    from idp.oidc.server import build_server  # noqa: PLC0415
 
     app.extensions["idp_oidc"] = build_server(app)
 

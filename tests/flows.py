@@ -13,7 +13,6 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from idp.channels.models import Message
-
 from tests.factories import PASSWORD
 
 

@@ -118,7 +118,7 @@ class _Handler:
     def __init__(self, inbox: list[Received]):
         self.inbox = inbox
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ARG002 - aiosmtpd's hook
+    async def handle_DATA(self, server, session, envelope):
         login = session.auth_data.login.decode() if session.auth_data else None
         self.inbox.append(Received(
             envelope.mail_from,

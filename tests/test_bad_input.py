@@ -23,12 +23,9 @@ PARAMS = ["client_id", "redirect_uri", "response_type", "scope", "code", "grant_
 @pytest.mark.parametrize("value", GARBAGE)
 def test_garbage_parameters_never_cause_a_server_error(client, make, method, path, value):
     rp = make.client()
-    data = {name: value for name in PARAMS}
+    data = dict.fromkeys(PARAMS, value)
     data["client_id"] = rp.client_id if value == "" else value
-    if method == "GET":
-        response = client.get(path, query_string=data)
-    else:
-        response = client.post(path, data=data)
+    response = client.get(path, query_string=data) if method == "GET" else client.post(path, data=data)
     assert response.status_code < 500, (method, path, value, response.data[:300])
     assert b"Traceback" not in response.data
 
@@ -37,7 +34,8 @@ def test_garbage_parameters_never_cause_a_server_error(client, make, method, pat
                                   "/malakoff/authorize", "/malakoff/login"])
 def test_json_and_oversized_bodies_are_refused_cleanly(client, path):
     assert client.post(path, json={"grant_type": ["x"]}).status_code < 500
-    assert client.post(path, data=b"\xff\xfe\x00", content_type="application/x-www-form-urlencoded").status_code < 500
+    form = "application/x-www-form-urlencoded"
+    assert client.post(path, data=b"\xff\xfe\x00", content_type=form).status_code < 500
     assert client.post(path, data="x" * (2 * 1024 * 1024)).status_code == 413
 
 
@@ -45,5 +43,6 @@ def test_json_and_oversized_bodies_are_refused_cleanly(client, path):
                                     "Basic " + "eA==", "Negotiate abc"])
 def test_malformed_authorization_headers(client, header):
     for path in ("/malakoff/userinfo", "/malakoff/token", "/malakoff/introspect"):
-        response = client.post(path, headers={"Authorization": header}, data={"grant_type": "authorization_code", "token": "x"})
+        data = {"grant_type": "authorization_code", "token": "x"}
+        response = client.post(path, headers={"Authorization": header}, data=data)
         assert response.status_code in (400, 401), (path, header, response.status_code)

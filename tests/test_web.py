@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from werkzeug.exceptions import InternalServerError
+
+from idp import create_app
+from idp.channels.models import Message
+from idp.store import StoreUnavailable
 
 
 def test_pages_carry_the_security_headers(client):
@@ -50,8 +53,6 @@ def test_health_and_readiness(client):
 
 
 def test_readiness_reports_an_unreachable_store(app, client, monkeypatch):
-    from idp.store import StoreUnavailable
-
     def down():
         raise StoreUnavailable("down")
 
@@ -62,8 +63,6 @@ def test_readiness_reports_an_unreachable_store(app, client, monkeypatch):
 
 
 def test_store_outage_during_sign_in_is_a_503_page(app, client, monkeypatch):
-    from idp.store import StoreUnavailable
-
     def down(*_args, **_kwargs):
         raise StoreUnavailable("down")
 
@@ -76,8 +75,6 @@ def test_store_outage_during_sign_in_is_a_503_page(app, client, monkeypatch):
 
 
 def test_outbox_page_lists_messages(app, client, db):
-    from idp.channels.models import Message
-
     db.add(Message(tenant="malakoff", channel="email", template="test", recipient="a@example.org",
                    subject="Bonjour", body_text="Votre code : 123456"))
     db.commit()
@@ -86,8 +83,6 @@ def test_outbox_page_lists_messages(app, client, db):
 
 
 def test_outbox_page_is_off_unless_enabled(settings):
-    from idp import create_app
-
     app = create_app({**settings, "outbox_page": False})
     assert app.test_client().get("/_outbox").status_code == 404
 
@@ -107,8 +102,6 @@ def test_english_is_available(client):
 
 
 def test_store_outage_when_saving_the_session_is_a_503_page(app, client, monkeypatch):
-    from idp.store import StoreUnavailable
-
     def down(*_args, **_kwargs):
         raise StoreUnavailable("down")
 

@@ -15,7 +15,7 @@ from flask import session
 
 from idp.tenancy import Tenant
 
-ACR_PASSWORD = "urn:mh:acr:pwd"
+ACR_PASSWORD = "urn:mh:acr:pwd"  # noqa: S105 - a level name, not a password
 ACR_OTP = "urn:mh:acr:otp"
 ACR_PASSKEY = "urn:mh:acr:phr"
 # Weakest first: a level satisfies a request for itself or any level before it.

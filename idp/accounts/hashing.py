@@ -6,6 +6,7 @@ the caller to store a fresh hash after a successful sign-in.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher as Argon2Hasher
@@ -48,7 +49,5 @@ class PasswordHasher:
         return Verification(ok=True, needs_rehash=self._argon2.check_needs_rehash(stored_hash))
 
     def _burn(self, password: str) -> None:
-        try:
+        with contextlib.suppress(VerificationError):
             self._argon2.verify(self._dummy_hash, password)
-        except VerificationError:
-            pass

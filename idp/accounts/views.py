@@ -6,18 +6,17 @@ from flask import make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from idp import events
-from idp import ratelimit
+from idp import events, ratelimit
 from idp.accounts import flow
 from idp.accounts.authn import ACR_PASSWORD, current_authentication
 from idp.accounts.forms import ConfirmForm, ConsentForm, LoginForm
 from idp.accounts.models import Account
 from idp.accounts.services import Authenticator, SignInContext
 from idp.extensions import current_tenant, db, services
+from idp.mfa.views import device_cookie_name, trusted_devices
 from idp.oidc import authorization
 from idp.oidc.claims import SCOPE_CLAIMS
 from idp.oidc.interactions import Interaction
-from idp.mfa.views import device_cookie_name, trusted_devices
 from idp.oidc.models import Client, Consent
 from idp.ratelimit import RateLimiter, TooManyAttempts
 from idp.web import render, tenant_blueprint

@@ -54,14 +54,14 @@ class SmsSender(Protocol):
 class OutboxEmailSender:
     """Sends nothing: the queued message row is what the outbox page shows."""
 
-    def send(self, recipient: str, subject: str, text: str, html: str | None) -> None:  # noqa: ARG002 - the protocol's signature
+    def send(self, recipient: str, subject: str, text: str, html: str | None) -> None:
         return None
 
 
 class OutboxSmsSender:
     """Sends nothing: the queued message row is what the outbox page shows."""
 
-    def send(self, recipient_e164: str, text: str) -> None:  # noqa: ARG002 - the protocol's signature
+    def send(self, recipient_e164: str, text: str) -> None:
         return None
 
 

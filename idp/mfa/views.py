@@ -62,7 +62,7 @@ def mask_phone(e164: str) -> str:
         return "•" * 6
     groups = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL).split()
     masked = [groups[0], groups[1]] + ["••" for _ in groups[2:-1]] + [groups[-1]]
-    return " ".join(masked if len(groups) > 3 else groups[:1] + ["••••"])
+    return " ".join(masked if len(groups) > 3 else [*groups[:1], "••••"])
 
 
 def _state():

@@ -145,7 +145,7 @@ class Provider(AuthorizationServer):
         return current_tenant().issuer
 
 
-def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None,
+def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None,  # noqa: ARG001 - Authlib's generator signature
                           include_refresh_token=True):
     settings = services().settings
     token = {
@@ -164,7 +164,7 @@ class S256Only(CodeChallenge):
     """PKCE with S256 only; required for public clients (OAuth 2.0 Security BCP 2.1.1)."""
 
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
-    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    SUPPORTED_CODE_CHALLENGE_METHOD = ("S256",)
 
     def validate_code_challenge(self, grant, redirect_uri):
         data = grant.request.payload.data
@@ -398,8 +398,8 @@ class _TokenLookup:
             return None
         digest = token_digest(token_string)
         tenant = current_tenant().slug
-        order = ["refresh_token", "access_token"] if token_type_hint == "refresh_token" else [
-            "access_token", "refresh_token"]
+        kinds = ("access_token", "refresh_token")
+        order = reversed(kinds) if token_type_hint == kinds[1] else kinds
         for kind in order:
             column = Token.access_token_digest if kind == "access_token" else Token.refresh_token_digest
             row = db().scalar(select(Token).where(column == digest, Token.tenant == tenant))

@@ -7,8 +7,8 @@ from flask import abort, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_cors import cross_origin
 
-from idp.accounts.forms import ConfirmForm
 from idp.accounts.authn import ACR_LEVELS, current_authentication, sign_out
+from idp.accounts.forms import ConfirmForm
 from idp.events import LOGOUT, record_event
 from idp.extensions import current_tenant, db, services
 from idp.oidc import authorization

@@ -6,7 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import func, select, update
 
+from idp.channels.models import Message
+from idp.db import utcnow
 from idp.mfa.models import TrustedDevice
 from tests.flows import Flow, csrf_token, query
 
@@ -74,9 +77,6 @@ def test_code_input_helps_phones_and_password_managers(flow):
 
 
 def test_messages_say_validity_and_never_by_phone(flow, db):
-    from sqlalchemy import select
-
-    from idp.channels.models import Message
 
     _password(flow)
     _send(flow, "sms")
@@ -123,8 +123,8 @@ def test_the_sixth_try_is_refused_even_with_the_right_code(flow):
         response = _enter(flow, wrong)
         assert response.status_code == 400
         messages.append(response.data)
-    assert "Il vous reste 4 essai(s)".encode() in messages[0]
-    assert "Trop de codes incorrects".encode() in messages[-1]
+    assert b"Il vous reste 4 essai(s)" in messages[0]
+    assert b"Trop de codes incorrects" in messages[-1]
     response = _enter(flow, code)
     assert response.status_code == 400
 
@@ -137,7 +137,7 @@ def test_resend_has_a_cooldown_and_replaces_the_code(flow, monkeypatch):
     too_soon = flow.http.post("/malakoff/login/code/send",
                               data={"channel": "email", "csrf_token": csrf_token(page.data)})
     assert too_soon.status_code == 429
-    assert "secondes".encode() in too_soon.data
+    assert b"secondes" in too_soon.data
     later = time.time() + 31
     monkeypatch.setattr(time, "time", lambda: later)
     again = flow.http.post("/malakoff/login/code/send",
@@ -153,7 +153,7 @@ def test_switching_channel_sends_a_code_by_the_other_way(flow):
     _password(flow)
     _send(flow, "email")
     page = flow.http.get("/malakoff/login/code/verify")
-    assert "Je demande un code par SMS".encode() in page.data
+    assert b"Je demande un code par SMS" in page.data
     switched = flow.http.post("/malakoff/login/code/send",
                               data={"channel": "sms", "csrf_token": csrf_token(page.data)})
     assert switched.status_code == 303
@@ -183,9 +183,6 @@ def test_a_revoked_trusted_device_asks_for_a_code_again(flow, db):
     _password(flow)
     _send(flow, "email")
     _enter(flow, flow.last_code(), remember=True)
-    from sqlalchemy import update
-
-    from idp.db import utcnow
 
     db.execute(update(TrustedDevice).values(revoked_at=utcnow()))
     db.commit()
@@ -254,9 +251,6 @@ def test_the_code_page_without_a_pending_sign_in_starts_over(client):
 
 
 def test_a_new_browser_gets_a_notification_email_once(flow, db):
-    from sqlalchemy import select
-
-    from idp.channels.models import Message
 
     flow.code()
     flow.code(prompt="login")
@@ -304,9 +298,10 @@ def test_the_member_lists_and_revokes_trusted_devices(flow, app):
     _password(flow)
     _send(flow, "email")
     _enter(flow, flow.last_code(), remember=True)
-    page = flow.http.get("/malakoff/account", headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"})
+    firefox = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"}
+    page = flow.http.get("/malakoff/account", headers=firefox)
     assert page.status_code == 200
-    assert "Appareils de confiance".encode() in page.data
+    assert b"Appareils de confiance" in page.data
     assert page.data.count(b'name="device"') == 1
     device_id = page.data.split(b'name="device" value="')[1].split(b'"')[0].decode()
 
@@ -319,7 +314,6 @@ def test_the_member_lists_and_revokes_trusted_devices(flow, app):
 
 
 def test_revoke_all_forgets_every_browser(flow, app, db):
-    from sqlalchemy import func, select
 
     for browser in (flow, Flow(app.test_client(), "malakoff", flow.rp, flow.account)):
         _password(browser)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from base64 import urlsafe_b64decode
+
 import pytest
 
 from tests.flows import Flow, query
@@ -49,9 +52,6 @@ def test_second_authorization_uses_the_session(flow):
 
 
 def test_id_token_header_names_the_active_key(flow, app):
-    import json
-    from base64 import urlsafe_b64decode
-
     id_token = flow.tokens()["id_token"]
     header = json.loads(urlsafe_b64decode(id_token.split(".")[0] + "=="))
     keystore = app.extensions["idp"].keystore

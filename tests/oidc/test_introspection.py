@@ -7,6 +7,8 @@ import time
 from datetime import timedelta
 
 import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import select, update
 
 from idp.db import utcnow
@@ -254,9 +256,6 @@ def test_introspection_only_by_post(flow, offline):
 
 
 def test_introspection_with_private_key_jwt(client, make, member):
-    from joserfc import jwt
-    from joserfc.jwk import KeySet, RSAKey
-
     key = RSAKey.generate_key(2048, auto_kid=True)
     rp = make.client(auth_method="private_key_jwt", jwks=KeySet([key]).as_dict(private=False))
     flow = Flow(client, "malakoff", rp, member)

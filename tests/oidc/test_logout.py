@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.flows import csrf_token, query
+from tests.flows import Flow, csrf_token, query
 
 
 def _logout(flow, **params):
@@ -59,8 +59,6 @@ def test_invalid_id_token_hint_shows_an_error_page(flow):
 
 
 def test_logout_of_one_tenant_keeps_the_other(client, make, flow):
-    from tests.flows import Flow
-
     miel = Flow(client, "miel", make.client("miel"), make.account("miel"))
     miel.code()
     flow.code()

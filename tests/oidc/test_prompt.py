@@ -35,7 +35,8 @@ def test_max_age_zero_forces_a_fresh_sign_in_and_reports_auth_time(flow, monkeyp
     monkeypatch.setattr(time, "time", lambda: later)
     response = flow.authorize(max_age="0")
     assert "/malakoff/login" in response.headers["Location"]
-    claims = flow.id_token_claims(flow.token(query(flow.login(response).headers["Location"])["code"]).json["id_token"])
+    code = query(flow.login(response).headers["Location"])["code"]
+    claims = flow.id_token_claims(flow.token(code).json["id_token"])
     assert claims["auth_time"] >= first["auth_time"] + 5
 
 
@@ -82,7 +83,7 @@ def test_ui_locales_chooses_the_language_of_the_sign_in_page(flow):
 def test_wrong_password_keeps_the_member_on_the_sign_in_page(flow):
     response = flow.login(flow.authorize(), password="wrong-password")
     assert response.status_code == 401
-    assert "Identifiant ou mot de passe incorrect.".encode() in response.data
+    assert b"Identifiant ou mot de passe incorrect." in response.data
 
 
 def test_unknown_identifier_gets_the_same_answer_as_a_wrong_password(flow):

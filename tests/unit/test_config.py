@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from idp.cli import main
 from idp.config import DEFAULT_SECRET_KEY, ConfigError, load_settings
 from idp.tenancy import load_tenants
 
@@ -103,10 +105,6 @@ def test_bad_tenant_files_are_refused(tmp_path, text, message):
 
 
 def test_the_cli_reports_configuration_errors_cleanly(monkeypatch):
-    from click.testing import CliRunner
-
-    from idp.cli import main
-
     monkeypatch.setenv("IDP_ENV", "production")
     result = CliRunner().invoke(main, ["db", "current"])
     assert result.exit_code != 0
