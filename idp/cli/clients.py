@@ -6,17 +6,14 @@ print results. A client secret is printed once, when the client is added.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import click
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 
-from idp.cli.common import tenant_by_slug, transaction
+from idp.cli.common import operator_errors, tenant_by_slug, transaction
 from idp.oidc.clients import (
     DEFAULT_AUTH_METHOD,
     DEFAULT_SCOPES,
@@ -34,21 +31,6 @@ group = AppGroup(
     help="Manage the relying parties (OIDC clients) registered with each tenant.",
 )
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _operator_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Show a ClientRegistrationError as a one-line message and exit 1, without a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except ClientRegistrationError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 
@@ -88,7 +70,7 @@ def _operator_errors(command: Callable[P, R]) -> Callable[P, R]:
 )
 @click.option("--client-id", help="Client id to use (default: generated, '<tenant>-<random>').")
 @click.option("--json", "as_json", is_flag=True, help="Print client_id and secret as JSON.")
-@_operator_errors
+@operator_errors(ClientRegistrationError)
 def add(
     tenant: str,
     name: str,
@@ -172,7 +154,7 @@ def list_command(tenant: str) -> None:
 
 @group.command("show")
 @click.argument("client_id")
-@_operator_errors
+@operator_errors(ClientRegistrationError)
 def show(client_id: str) -> None:
     """Show every setting of CLIENT_ID (never its secret, which is not stored)."""
     with transaction() as session:
@@ -213,7 +195,7 @@ def show(client_id: str) -> None:
 @group.command("remove")
 @click.argument("client_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_operator_errors
+@operator_errors(ClientRegistrationError)
 def remove(client_id: str, yes: bool) -> None:
     """Remove CLIENT_ID with its codes, tokens and consents (members are signed out of it)."""
     with transaction() as session:

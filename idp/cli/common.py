@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 import click
 from sqlalchemy.orm import Session
 
 from idp.extensions import db, services
 from idp.tenancy import Tenant
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def tenant_by_slug(slug: str) -> Tenant:
@@ -30,3 +35,19 @@ def transaction() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+def operator_errors(*errors: type[Exception]):
+    """Show these domain errors as a one-line message and exit 1, without a traceback."""
+
+    def decorate(command: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(command)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return command(*args, **kwargs)
+            except errors as exc:
+                raise click.ClickException(str(exc)) from None
+
+        return wrapper
+
+    return decorate

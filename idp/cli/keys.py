@@ -7,14 +7,11 @@ request, so changes made here take effect without restarting the servers.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
-
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from idp.cli.common import operator_errors
 from idp.keystore import ALGORITHMS, KeyInfo, KeyStore, KeyStoreError, format_time
 
 group = AppGroup(
@@ -27,21 +24,6 @@ group = AppGroup(
 )
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _operator_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Show a KeyStoreError as a one-line message and exit 1, without a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except KeyStoreError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 def _store() -> KeyStore:
@@ -53,7 +35,7 @@ def _when(timestamp: float | None) -> str:
 
 
 @group.command("list")
-@_operator_errors
+@operator_errors(KeyStoreError)
 def list_keys() -> None:
     """List the keys, oldest first; '*' marks the key that signs."""
     store = _store()
@@ -90,7 +72,7 @@ def list_keys() -> None:
     show_default=True,
     help="Signature algorithm: RS256 (RSA 2048) or ES256 (P-256).",
 )
-@_operator_errors
+@operator_errors(KeyStoreError)
 def generate(alg: str) -> None:
     """Publish a new key as 'next' (in the JWKS, not signing yet)."""
     store = _store()
@@ -110,7 +92,7 @@ def generate(alg: str) -> None:
     help="Activate even if the key was published too recently: relying parties "
     "that cached the JWKS before it may reject tokens until they refresh it.",
 )
-@_operator_errors
+@operator_errors(KeyStoreError)
 def activate(kid: str, force: bool) -> None:
     """Make KID the signing key; the key signing until now is retired."""
     store = _store()
@@ -126,7 +108,7 @@ def activate(kid: str, force: bool) -> None:
 
 @group.command("retire")
 @click.argument("kid")
-@_operator_errors
+@operator_errors(KeyStoreError)
 def retire(kid: str) -> None:
     """Retire KID, a key published as 'next' that should never sign.
 
@@ -143,7 +125,7 @@ def retire(kid: str) -> None:
     is_flag=True,
     help="Activate the next key even if it was published too recently.",
 )
-@_operator_errors
+@operator_errors(KeyStoreError)
 def rotate(force: bool) -> None:
     """Activate the next key, publish a new next key, prune expired keys.
 
@@ -156,7 +138,7 @@ def rotate(force: bool) -> None:
 
 
 @group.command("prune")
-@_operator_errors
+@operator_errors(KeyStoreError)
 def prune() -> None:
     """Delete retired keys whose tokens have all expired."""
     for line in _store().prune() or ["nothing to prune"]:

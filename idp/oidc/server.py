@@ -193,6 +193,18 @@ def _claims_within(claims: dict[str, Any] | None, client: Client) -> dict[str, A
     }
 
 
+def revoke_tokens(session, condition, tag: str, origin: AuthorizationCode | Token, **data) -> int:
+    """Revoke the live tokens matching ``condition`` and record why, in the caller's transaction."""
+    revoked = session.execute(
+        update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=utcnow())
+    ).rowcount
+    events.record_event(
+        session, tag, tenant=origin.tenant, account_id=origin.account_id,
+        client_id=origin.client_id, revoked_tokens=revoked, **data,
+    )
+    return revoked
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
@@ -237,15 +249,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             # attempt (wrong verifier, wrong redirect_uri) leaves the code to its owner.
             return row
         # RFC 6749 4.1.2: a code used twice revokes what it produced.
-        revoked = session.execute(
-            update(Token)
-            .where(Token.code_id == row.id, Token.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        ).rowcount
-        events.record_event(
-            session, events.CODE_REUSED, tenant=row.tenant, account_id=row.account_id,
-            client_id=row.client_id, revoked_tokens=revoked,
-        )
+        revoke_tokens(session, Token.code_id == row.id, events.CODE_REUSED, row)
         session.commit()
         return None
 
@@ -286,15 +290,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if row.rotated_at is not None and row.revoked_at is None:
             # A rotated refresh token presented again: stolen or replayed.
             # Revoke the whole family (OAuth 2.0 Security BCP 4.14.2).
-            revoked = session.execute(
-                update(Token)
-                .where(Token.family_id == row.family_id, Token.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            ).rowcount
-            events.record_event(
-                session, events.REFRESH_REUSED, tenant=row.tenant, account_id=row.account_id,
-                client_id=row.client_id, revoked_tokens=revoked,
-            )
+            revoke_tokens(session, Token.family_id == row.family_id, events.REFRESH_REUSED, row)
             session.commit()
             return None
         return row if row.is_refresh_usable() else None
@@ -415,16 +411,11 @@ class Revocation(_TokenLookup, RevocationEndpoint):
     def revoke_token(self, token: Token, request) -> None:
         # Revoking a refresh token ends its family; an access token ends its own row, which also
         # holds the refresh token issued with it (RFC 7009 2.1 allows revoking both).
-        query = update(Token).where(Token.revoked_at.is_(None))
         if token.matched_as == "refresh_token":
-            query = query.where(Token.family_id == token.family_id)
+            condition = Token.family_id == token.family_id
         else:
-            query = query.where(Token.id == token.id)
-        db().execute(query.values(revoked_at=utcnow()))
-        events.record_event(
-            db(), events.TOKEN_REVOKED, tenant=token.tenant, account_id=token.account_id,
-            client_id=token.client_id, kind=token.matched_as,
-        )
+            condition = Token.id == token.id
+        revoke_tokens(db(), condition, events.TOKEN_REVOKED, token, kind=token.matched_as)
 
 
 def _epoch(value: datetime) -> int:

@@ -55,7 +55,7 @@ def test_revoke_access_token(flow, client, offline, db, hint):
     assert userinfo_status(client, offline["access_token"]) == 401
     assert revoked_count(db) == 1
     event = db.scalar(select(AuditEvent).where(AuditEvent.tag == TOKEN_REVOKED))
-    assert event.data == {"kind": "access_token"}
+    assert event.data == {"kind": "access_token", "revoked_tokens": 1}
     assert event.client_id == flow.rp.client_id
 
 
