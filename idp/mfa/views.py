@@ -107,7 +107,8 @@ def choose():
         return _restart()
     destinations = _destinations(account)
     form = ChannelForm()
-    if len(destinations) == 1 and request.method == "GET":
+    if request.method == "GET" and destinations:
+        # The first way (email when there is one) is preselected: one tap less on a phone.
         form.channel.data = next(iter(destinations))
     if form.validate_on_submit():
         if form.channel.data in destinations:
