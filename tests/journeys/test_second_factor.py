@@ -332,3 +332,15 @@ def test_the_account_page_needs_a_signed_in_member(client):
     response = client.get("/malakoff/account")
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/malakoff/login")
+
+
+def test_sign_in_with_an_unknown_identifier_still_verifies_a_hash(flow, app, monkeypatch):
+    """Same work whether the identifier exists or not: no timing oracle."""
+    hasher = app.extensions["idp"].hasher
+    calls = []
+    original = hasher.verify
+    monkeypatch.setattr(hasher, "verify", lambda h, p: calls.append(h) or original(h, p))
+    flow.login(flow.authorize(), identifier="nobody@example.org", password="wrong")
+    flow.login(flow.authorize(), password="wrong")
+    assert len(calls) == 2
+    assert calls[0] is None and calls[1] is not None
