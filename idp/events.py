@@ -21,6 +21,7 @@ DEVICE_TRUSTED = "mfa:device:trust"
 DEVICE_REVOKED = "mfa:device:revoke"
 NEW_DEVICE_NOTIFIED = "account:login:new-device"
 ACCOUNT_CREATED = "account:create"
+PASSWORD_CHANGED = "account:password:change"  # noqa: S105 - an event tag
 CONSENT_GRANTED = "oidc:consent:grant"
 CODE_REUSED = "oidc:code:reuse"
 REFRESH_REUSED = "oidc:refresh:reuse"

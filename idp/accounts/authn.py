@@ -12,7 +12,9 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from flask import session
+from sqlalchemy.orm import Session
 
+from idp.accounts.models import Account
 from idp.tenancy import Tenant
 
 ACR_PASSWORD = "urn:mh:acr:pwd"  # noqa: S105 - a level name, not a password
@@ -34,6 +36,8 @@ class Authentication:
     auth_time: int
     amr: list[str]
     acr: str
+    # The account's password_changed_at when it signed in: a later change ends this session.
+    password_version: str | None = None
     # Identifies this sign-in to relying parties (OIDC Front/Back-Channel `sid`).
     sid: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
@@ -43,10 +47,33 @@ def current_authentication(tenant: Tenant) -> Authentication | None:
     return Authentication(**entry) if entry else None
 
 
-def sign_in(tenant: Tenant, account_id: str, *, amr: list[str], acr: str) -> Authentication:
+def session_account(db: Session, tenant: Tenant) -> tuple[Authentication, Account] | None:
+    """The signed-in member of this tenant, if the sign-in still stands.
+
+    It does not once the account is disabled, or its password changed after
+    this sign-in (a new password ends every other session, SPEC §6).
+    """
+    authentication = current_authentication(tenant)
+    if authentication is None:
+        return None
+    account = db.get(Account, authentication.account_id)
+    if account is None or not account.is_active or account.tenant != tenant.slug:
+        return None
+    if authentication.password_version != _password_version(account):
+        return None
+    return authentication, account
+
+
+def _password_version(account: Account) -> str | None:
+    changed = account.password_changed_at
+    return changed.isoformat() if changed else None
+
+
+def sign_in(tenant: Tenant, account: Account, *, amr: list[str], acr: str) -> Authentication:
     """Record a completed sign-in; the session gets a new id (fixation defence)."""
     authentication = Authentication(
-        account_id=account_id, auth_time=int(time.time()), amr=amr, acr=acr
+        account_id=account.id, auth_time=int(time.time()), amr=amr, acr=acr,
+        password_version=_password_version(account),
     )
     session.regenerate()  # type: ignore[attr-defined]
     entries = dict(session.get("auth") or {})

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from flask import redirect, session, url_for
 
 from idp.accounts.authn import sign_in
+from idp.accounts.models import Account
 from idp.mfa.services import Challenge
 from idp.oidc import authorization
 from idp.oidc.interactions import Interaction
@@ -73,11 +74,11 @@ def needs_fresh_code(interaction: Interaction | None) -> bool:
     return bool(interaction and FRESH_CODE_REASONS & set(interaction.reasons))
 
 
-def complete(tenant: Tenant, account_id: str, *, amr: list[str], acr: str,
+def complete(tenant: Tenant, account: Account, *, amr: list[str], acr: str,
              interaction_id: str | None):
     """Sign the member in and go back to the authorization request (or the signed-in page)."""
     clear_pending(tenant)
-    sign_in(tenant, account_id, amr=amr, acr=acr)
+    sign_in(tenant, account, amr=amr, acr=acr)
     store = authorization.interactions()
     interaction = store.load(interaction_id, tenant.slug) if interaction_id else None
     if interaction is None:

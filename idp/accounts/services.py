@@ -13,6 +13,9 @@ from idp import events
 from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account
 from idp.db import utcnow
+from idp.mfa.services import TrustedDevices
+from idp.oidc.models import Token
+from idp.oidc.server import revoke_tokens
 from idp.tenancy import Tenant
 
 MEMBER_NUMBER_RE = re.compile(r"^\d{8}$")
@@ -75,6 +78,21 @@ class Authenticator:
         )
         self.db.commit()
         return account
+
+
+def set_password(db: Session, hasher: PasswordHasher, account: Account, password: str,
+                 *, reason: str) -> None:
+    """A new password ends everything the old one opened (SPEC §5, §6).
+
+    Trusted devices and tokens are revoked here; browser sessions that signed
+    in before ``password_changed_at`` are refused where sessions are read
+    (``accounts.authn``). The caller commits.
+    """
+    account.password_hash = hasher.hash(password)
+    account.password_changed_at = utcnow()
+    TrustedDevices(db).revoke_all(account.id)
+    revoke_tokens(db, Token.account_id == account.id, events.PASSWORD_CHANGED,
+                  tenant=account.tenant, account_id=account.id, reason=reason)
 
 
 def create_account(

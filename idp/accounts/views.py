@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from idp import events, ratelimit
 from idp.accounts import flow
-from idp.accounts.authn import ACR_PASSWORD, current_authentication
+from idp.accounts.authn import ACR_PASSWORD, session_account
 from idp.accounts.forms import ConfirmForm, ConsentForm, LoginForm
 from idp.accounts.models import Account
 from idp.accounts.services import Authenticator, SignInContext
@@ -103,7 +103,7 @@ def _after_password(tenant, account: Account, interaction):
             device_cookie_name(tenant)))
         if device is not None:
             db().commit()
-            return flow.complete(tenant, account.id, amr=["pwd"], acr=ACR_PASSWORD,
+            return flow.complete(tenant, account, amr=["pwd"], acr=ACR_PASSWORD,
                                  interaction_id=interaction.id if interaction else None)
     return flow.begin_second_factor(tenant, account.id, interaction, "login")
 
@@ -114,9 +114,8 @@ def signed_in():
 
 
 def _signed_in_account() -> Account | None:
-    authentication = current_authentication(current_tenant())
-    account = db().get(Account, authentication.account_id) if authentication else None
-    return account if account is not None and account.is_active else None
+    signed_in = session_account(db(), current_tenant())
+    return signed_in[1] if signed_in else None
 
 
 @bp.get("/account")
@@ -149,9 +148,10 @@ def revoke_devices():
 def consent():
     tenant = current_tenant()
     interaction = _interaction(request.values.get("interaction"))
-    authentication = current_authentication(tenant)
-    if interaction is None or authentication is None:
+    signed_in = session_account(db(), tenant)
+    if interaction is None or signed_in is None:
         return _expired()
+    authentication = signed_in[0]
     client = _client_for(interaction)
     if client is None:
         return _expired()

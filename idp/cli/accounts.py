@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp.accounts.models import ACCOUNT_STATUSES, Account
-from idp.accounts.services import AccountExists, create_account
+from idp.accounts.services import AccountExists, create_account, find_by_identifier, set_password
 from idp.cli.common import tenant_by_slug, transaction
 from idp.extensions import services
 from idp.tenancy import Tenant
@@ -171,3 +171,22 @@ def list_command(tenant: str, status: str | None) -> None:
             created = row.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
             click.echo(f"{row.id:<36}  {identifier:<40}  {row.status:<8}  {created}")
     click.echo(f"{count} account(s)")
+
+
+@group.command("set-password")
+@click.option("--tenant", required=True, help="Tenant of the account.")
+@click.argument("identifier")
+def set_password_command(tenant: str, identifier: str) -> None:
+    """Give an account a new password, read from standard input (never from arguments).
+
+    Like a member's own change: every trusted device, token and other session
+    of the account ends.
+    """
+    the_tenant = tenant_by_slug(tenant)
+    password = _read_password(the_tenant)
+    with transaction() as session:
+        account = find_by_identifier(session, the_tenant, identifier)
+        if account is None:
+            raise click.ClickException(f"no account {identifier!r} in {the_tenant.slug}")
+        set_password(session, services().hasher, account, password, reason="operator")
+    click.echo(f"new password set for account {account.id}; its devices, tokens and sessions are revoked")

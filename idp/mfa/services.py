@@ -116,7 +116,8 @@ class OtpService:
 class TrustedDevices:
     """"Se souvenir de moi": a signed cookie naming a server-side record, revocable at any time."""
 
-    def __init__(self, db: Session, tokens: TokenService):
+    def __init__(self, db: Session, tokens: TokenService | None = None):
+        # ``tokens`` signs and reads the cookie; listing and revoking do not need it.
         self.db = db
         self.tokens = tokens
 

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from idp import events, ratelimit
 from idp.accounts import flow
-from idp.accounts.authn import ACR_OTP, current_authentication
+from idp.accounts.authn import ACR_OTP, session_account
 from idp.accounts.models import Account
 from idp.channels.services import messages_service
 from idp.db import utcnow
@@ -94,10 +94,10 @@ def step_up():
     """A signed-in member asked for a stronger level by the client: a code, no password."""
     tenant = current_tenant()
     interaction = authorization.interactions().load(request.args.get("interaction"), tenant.slug)
-    authentication = current_authentication(tenant)
-    if interaction is None or authentication is None:
+    signed_in = session_account(db(), tenant)
+    if interaction is None or signed_in is None:
         return _restart()
-    return flow.begin_second_factor(tenant, authentication.account_id, interaction, "step_up")
+    return flow.begin_second_factor(tenant, signed_in[1].id, interaction, "step_up")
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
@@ -221,7 +221,7 @@ def verify():
     db().commit()
     if notice is not None:
         messages_service().send_now(notice)
-    response = flow.complete(tenant, account.id, amr=amr, acr=ACR_OTP,
+    response = flow.complete(tenant, account, amr=amr, acr=ACR_OTP,
                              interaction_id=state.interaction)
     if remembered:
         _set_cookie(response, device_cookie_name(tenant), remembered,

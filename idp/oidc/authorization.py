@@ -21,7 +21,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import select
 
-from idp.accounts.authn import ACR_LEVELS, Authentication, acr_satisfies, current_authentication
+from idp.accounts.authn import ACR_LEVELS, acr_satisfies, session_account
 from idp.accounts.models import Account
 from idp.extensions import current_tenant, db, services
 from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter, requested_acr_values
@@ -102,15 +102,6 @@ def error_response(error: OAuth2Error, context: _Context):
     return respond(redirect_uri, params, mode)
 
 
-def _active_account(authentication: Authentication | None) -> Account | None:
-    if authentication is None:
-        return None
-    account = db().get(Account, authentication.account_id)
-    if account is None or not account.is_active or account.tenant != current_tenant().slug:
-        return None
-    return account
-
-
 def _hint_subject(id_token_hint: str | None, redirect_uri: str) -> str | None:
     """The subject of an ID token we issued, expired or not (OIDC Core 3.1.2.1)."""
     if not id_token_hint:
@@ -147,8 +138,8 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None):
     oauth_request = StoredRequest(request.url, params)
     data = oauth_request.payload.data
     context = _Context(data.get("response_mode") or "query", data.get("state"), None)
-    authentication = current_authentication(tenant)
-    account = _active_account(authentication)
+    signed_in = session_account(db(), tenant)
+    authentication, account = signed_in if signed_in else (None, None)
 
     try:
         grant = current_server().get_consent_grant(request=oauth_request, end_user=account)

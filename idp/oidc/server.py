@@ -193,16 +193,19 @@ def _claims_within(claims: dict[str, Any] | None, client: Client) -> dict[str, A
     }
 
 
-def revoke_tokens(session, condition, tag: str, origin: AuthorizationCode | Token, **data) -> int:
+def revoke_tokens(session, condition, tag: str, *, tenant: str, account_id: str,
+                  client_id: str | None = None, **data) -> int:
     """Revoke the live tokens matching ``condition`` and record why, in the caller's transaction."""
     revoked = session.execute(
         update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=utcnow())
     ).rowcount
-    events.record_event(
-        session, tag, tenant=origin.tenant, account_id=origin.account_id,
-        client_id=origin.client_id, revoked_tokens=revoked, **data,
-    )
+    events.record_event(session, tag, tenant=tenant, account_id=account_id, client_id=client_id,
+                        revoked_tokens=revoked, **data)
     return revoked
+
+
+def _about(row: AuthorizationCode | Token) -> dict[str, str]:
+    return {"tenant": row.tenant, "account_id": row.account_id, "client_id": row.client_id}
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -249,7 +252,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             # attempt (wrong verifier, wrong redirect_uri) leaves the code to its owner.
             return row
         # RFC 6749 4.1.2: a code used twice revokes what it produced.
-        revoke_tokens(session, Token.code_id == row.id, events.CODE_REUSED, row)
+        revoke_tokens(session, Token.code_id == row.id, events.CODE_REUSED, **_about(row))
         session.commit()
         return None
 
@@ -290,7 +293,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if row.rotated_at is not None and row.revoked_at is None:
             # A rotated refresh token presented again: stolen or replayed.
             # Revoke the whole family (OAuth 2.0 Security BCP 4.14.2).
-            revoke_tokens(session, Token.family_id == row.family_id, events.REFRESH_REUSED, row)
+            revoke_tokens(session, Token.family_id == row.family_id, events.REFRESH_REUSED,
+                          **_about(row))
             session.commit()
             return None
         return row if row.is_refresh_usable() else None
@@ -415,7 +419,7 @@ class Revocation(_TokenLookup, RevocationEndpoint):
             condition = Token.family_id == token.family_id
         else:
             condition = Token.id == token.id
-        revoke_tokens(db(), condition, events.TOKEN_REVOKED, token, kind=token.matched_as)
+        revoke_tokens(db(), condition, events.TOKEN_REVOKED, kind=token.matched_as, **_about(token))
 
 
 def _epoch(value: datetime) -> int:

@@ -190,3 +190,19 @@ class TestList:
 
     def test_unknown_tenant(self, runner):
         assert_refused(accounts(runner, "list", "--tenant", "acme"), "unknown tenant 'acme'")
+
+
+def test_set_password_reads_stdin_and_refuses_unknown_accounts(runner, make):
+    member = make.account("malakoff")
+    unknown = runner.invoke(args=["accounts", "set-password", "--tenant", "malakoff",
+                                  "nobody@example.org"], input="Brand-New-Pass-42!\n")
+    assert unknown.exit_code == 1 and "no account" in unknown.output
+    short = runner.invoke(args=["accounts", "set-password", "--tenant", "malakoff", member.email],
+                          input="short\n")
+    assert short.exit_code != 0 and "at least 8" in short.output
+    extra = runner.invoke(args=["accounts", "set-password", "--tenant", "malakoff", member.email,
+                                "Brand-New-Pass-42!"])
+    assert extra.exit_code == 2
+    done = runner.invoke(args=["accounts", "set-password", "--tenant", "malakoff", member.email],
+                         input="Brand-New-Pass-42!\n")
+    assert done.exit_code == 0, done.output

@@ -344,3 +344,33 @@ def test_sign_in_with_an_unknown_identifier_still_verifies_a_hash(flow, app, mon
     flow.login(flow.authorize(), password="wrong")
     assert len(calls) == 2
     assert calls[0] is None and calls[1] is not None
+
+
+def test_a_new_password_revokes_devices_tokens_and_other_sessions(flow, app, runner, db):
+    _password(flow)
+    _send(flow, "email")
+    verified = _enter(flow, flow.last_code(), remember=True)
+    final = flow.http.get(verified.headers["Location"])
+    assert "code=" in final.headers["Location"], final.headers["Location"]
+    tokens = flow.token(query(final.headers["Location"])["code"]).json
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert flow.http.get("/malakoff/userinfo", headers=bearer).status_code == 200
+
+    result = runner.invoke(args=["accounts", "set-password", "--tenant", "malakoff", flow.identifier],
+                           input="Brand-New-Pass-42!\n")
+    assert result.exit_code == 0, result.output
+
+    assert flow.http.get("/malakoff/userinfo", headers=bearer).status_code == 401
+    assert flow.refresh(tokens.get("refresh_token") or "none").status_code == 400
+    # The browser session that signed in before the change is over.
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+    # And the trusted device no longer skips the code.
+    response = flow.authorize()
+    page = flow.http.get(response.headers["Location"])
+    posted = flow.http.post("/malakoff/login", data={
+        "interaction": query(response.headers["Location"])["interaction"],
+        "identifier": flow.identifier, "password": "Brand-New-Pass-42!",
+        "csrf_token": csrf_token(page.data)})
+    assert posted.headers["Location"].endswith("/malakoff/login/code")
+    assert db.scalar(select(func.count()).select_from(TrustedDevice)
+                     .where(TrustedDevice.revoked_at.is_(None))) == 0
