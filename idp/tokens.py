@@ -19,6 +19,8 @@ class Purpose:
 
 
 TRUSTED_DEVICE = Purpose("trusted-device", 90 * 24 * 3600)
+# The tenant's [links] activation_ttl_hours applies when the link is read.
+ACTIVATION = Purpose("activation", 72 * 3600)
 KNOWN_BROWSER = Purpose("known-browser", 400 * 24 * 3600)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, utcnow
@@ -42,7 +43,37 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The registry record this account belongs to (null for operator-made accounts).
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    # Random, changed whenever an activation link is issued: only the newest link works,
+    # and cleared once used (single use).
+    activation_nonce: Mapped[str | None] = mapped_column(String(64))
+    terms_accepted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Communication preferences (Miel): statements/letters by "email" or "post", marketing consent.
+    preferences: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     @property
     def is_active(self) -> bool:
         return self.status == "active"
+
+
+REQUEST_STATUSES = ("pending", "approved", "rejected")
+
+
+class RegistrationRequest(Base):
+    """A registration that matched the registry only nearly: support decides (SPEC §2)."""
+
+    __tablename__ = "registration_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(32), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    # "near_miss" (a name differs) or "contact_mismatch" (email/mobile differ from the records).
+    reason: Mapped[str] = mapped_column(String(32))
+    # What the member typed, for the reviewer: names, birth date, email, mobile, terms version.
+    submitted: Mapped[dict[str, Any]] = mapped_column(JSON)
+    differences: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    decision_reason: Mapped[str | None] = mapped_column(String(500))

@@ -1,0 +1,240 @@
+"""Registration against the member registry, manual review, and activation (SPEC §2, §3).
+
+Nothing is half-created: an account exists (status ``pending``) only in the
+same transaction as the activation email that lets its member finish. Every
+answer that could tell whether someone is registered is the same on the page;
+what differs goes by email to the address concerned.
+
+The service queues messages in the caller's transaction and returns them; the
+caller commits, then sends them (``Messages.send_now``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp import events
+from idp.accounts.hashing import PasswordHasher
+from idp.accounts.models import Account, RegistrationRequest
+from idp.accounts.services import normalize_email
+from idp.channels.models import Message
+from idp.channels.services import Messages
+from idp.db import utcnow
+from idp.registry.matching import MatchResult, contact_matches
+from idp.registry.models import Member
+from idp.tenancy import Tenant
+from idp.tokens import ACTIVATION, InvalidToken, TokenService
+
+# What the member is told, whatever happened behind it (the page never says more).
+ACTIVATION_SENT = "activation_sent"   # also for "already registered": the email says which
+IN_REVIEW = "in_review"
+NO_MATCH = "no_match"
+BENEFICIARY = "beneficiary"
+TERMINATED = "terminated"
+
+
+class ActivationLinkInvalid(Exception):
+    """Tampered, expired, already used, or replaced by a newer link."""
+
+
+class ReviewError(Exception):
+    """A review decision that cannot be taken (unknown request, already decided)."""
+
+
+@dataclass
+class Applicant:
+    first_name: str
+    last_name: str
+    birth_date: date
+    email: str
+    mobile: str | None
+    terms_version: str
+    ip: str | None = None
+
+
+@dataclass
+class Outcome:
+    status: str
+    messages: list[Message] = field(default_factory=list)
+
+
+class Registrations:
+    def __init__(self, db: Session, tenant: Tenant, messages: Messages, secret_key: str):
+        self.db = db
+        self.tenant = tenant
+        self.messages = messages
+        self.tokens = TokenService(secret_key, ACTIVATION)
+
+    # -- registration -------------------------------------------------------------------------
+
+    def register(self, applicant: Applicant, match: MatchResult) -> Outcome:
+        """Decide on a registration whose identity was matched against the registry."""
+        if match.outcome == "miss" or match.member is None:
+            events.record_event(self.db, events.REGISTRATION_MISS, tenant=self.tenant.slug,
+                                ip=applicant.ip)
+            return Outcome(NO_MATCH)
+        member = match.member
+        if match.outcome in (BENEFICIARY, TERMINATED):
+            return Outcome(match.outcome)
+        email = normalize_email(applicant.email)
+        existing = self._account_of(member)
+        if existing is not None and existing.is_active:
+            # Registering again: the member is told by email, the page says nothing more.
+            message = self._queue(existing.email or email, "already_registered",
+                                  login_url=f"{self.tenant.issuer}/login")
+            return Outcome(ACTIVATION_SENT, [message])
+        if match.outcome == "near_miss" or not contact_matches(member, email, applicant.mobile):
+            reason = "near_miss" if match.outcome == "near_miss" else "contact_mismatch"
+            return self._to_review(member, applicant, email, reason, match.differences)
+        email_owner = self.db.scalar(select(Account).where(
+            Account.tenant == self.tenant.slug, Account.email == email))
+        if email_owner is not None and email_owner.member_id != member.id:
+            # The address belongs to someone else's account: tell that address, not the page.
+            message = self._queue(email, "email_in_use", login_url=f"{self.tenant.issuer}/login")
+            return Outcome(ACTIVATION_SENT, [message])
+        account = existing or self._new_account(member, applicant, email)
+        account.email = email
+        account.phone_number = applicant.mobile
+        account.terms_version = applicant.terms_version
+        account.terms_accepted_at = utcnow()
+        outcome = Outcome(ACTIVATION_SENT, [self._activation_email(account)])
+        outcome.messages += self._notify_address_on_file(member, email, "registration_notice")
+        events.record_event(self.db, events.REGISTRATION_ACCEPTED, tenant=self.tenant.slug,
+                            account_id=account.id, ip=applicant.ip)
+        return outcome
+
+    def _account_of(self, member: Member) -> Account | None:
+        return self.db.scalar(select(Account).where(
+            Account.tenant == self.tenant.slug, Account.member_number == member.member_number))
+
+    def _new_account(self, member: Member, applicant: Applicant, email: str) -> Account:
+        # Names and birth date come from the registry: it is the source of truth.
+        account = Account(
+            tenant=self.tenant.slug, member_id=member.id, member_number=member.member_number,
+            email=email, given_name=member.first_name, family_name=member.last_name,
+            birthdate=member.birth_date, role=member.role, status="pending",
+            phone_number=applicant.mobile,
+        )
+        self.db.add(account)
+        self.db.flush()
+        return account
+
+    def _to_review(self, member: Member, applicant: Applicant, email: str, reason: str,
+                   differences: list[str]) -> Outcome:
+        pending = self.db.scalar(select(RegistrationRequest).where(
+            RegistrationRequest.member_id == member.id, RegistrationRequest.status == "pending"))
+        submitted = {
+            "first_name": applicant.first_name, "last_name": applicant.last_name,
+            "birth_date": applicant.birth_date.isoformat(), "email": email,
+            "mobile": applicant.mobile, "terms_version": applicant.terms_version,
+        }
+        if pending is None:
+            pending = RegistrationRequest(tenant=self.tenant.slug, member_id=member.id)
+            self.db.add(pending)
+        # A new attempt replaces what the member typed before: reviewers see the latest.
+        pending.reason, pending.submitted, pending.differences = reason, submitted, differences
+        self.db.flush()
+        events.record_event(self.db, events.REGISTRATION_REVIEW, tenant=self.tenant.slug,
+                            ip=applicant.ip, request=pending.id, reason=reason)
+        messages = [self._queue(email, "registration_received")]
+        messages += self._notify_address_on_file(member, email, "registration_notice")
+        return Outcome(IN_REVIEW, messages)
+
+    # -- review ---------------------------------------------------------------------------------
+
+    def pending_requests(self) -> list[RegistrationRequest]:
+        return list(self.db.scalars(select(RegistrationRequest).where(
+            RegistrationRequest.tenant == self.tenant.slug, RegistrationRequest.status == "pending",
+        ).order_by(RegistrationRequest.id)))
+
+    def _undecided(self, request_id: int) -> RegistrationRequest:
+        request = self.db.get(RegistrationRequest, request_id, with_for_update=True)
+        if request is None or request.tenant != self.tenant.slug:
+            raise ReviewError(f"no registration request {request_id} in {self.tenant.slug}")
+        if request.status != "pending":
+            raise ReviewError(f"request {request_id} was already {request.status}")
+        return request
+
+    def approve(self, request_id: int) -> list[Message]:
+        """Support vouches for the member: the account is created and the activation sent."""
+        request = self._undecided(request_id)
+        member = self.db.get(Member, request.member_id)
+        submitted = request.submitted
+        applicant = Applicant(
+            first_name=submitted["first_name"], last_name=submitted["last_name"],
+            birth_date=date.fromisoformat(submitted["birth_date"]), email=submitted["email"],
+            mobile=submitted.get("mobile"), terms_version=submitted["terms_version"],
+        )
+        request.status, request.decided_at = "approved", utcnow()
+        account = self._account_of(member) or self._new_account(member, applicant, applicant.email)
+        account.email, account.phone_number = applicant.email, applicant.mobile
+        account.terms_version, account.terms_accepted_at = applicant.terms_version, utcnow()
+        events.record_event(self.db, events.REVIEW_APPROVED, tenant=self.tenant.slug,
+                            account_id=account.id, request=request.id)
+        return [self._activation_email(account)]
+
+    def reject(self, request_id: int, reason: str) -> list[Message]:
+        request = self._undecided(request_id)
+        request.status, request.decided_at, request.decision_reason = "rejected", utcnow(), reason
+        events.record_event(self.db, events.REVIEW_REJECTED, tenant=self.tenant.slug,
+                            request=request.id)
+        return [self._queue(request.submitted["email"], "registration_rejected")]
+
+    # -- activation -----------------------------------------------------------------------------
+
+    def _activation_email(self, account: Account) -> Message:
+        account.activation_nonce = secrets.token_urlsafe(24)
+        token = self.tokens.dumps({"a": account.id, "n": account.activation_nonce})
+        return self._queue(account.email, "activation",
+                           activation_url=f"{self.tenant.issuer}/activate/{token}",
+                           hours=self.tenant.links.activation_ttl_hours)
+
+    def account_for_link(self, token: str) -> Account:
+        """The pending account a link activates; ActivationLinkInvalid otherwise."""
+        try:
+            payload = self.tokens.loads(token, max_age=self.tenant.links.activation_ttl_hours * 3600)
+        except InvalidToken:
+            raise ActivationLinkInvalid() from None
+        if not isinstance(payload, dict):
+            raise ActivationLinkInvalid()
+        account = self.db.get(Account, str(payload.get("a")))
+        if (account is None or account.tenant != self.tenant.slug or account.status != "pending"
+                or not account.activation_nonce or payload.get("n") != account.activation_nonce):
+            raise ActivationLinkInvalid()
+        return account
+
+    def activate(self, account: Account, password: str, hasher: PasswordHasher) -> list[Message]:
+        """Set the first password; the link dies with it (its nonce is cleared)."""
+        account.password_hash = hasher.hash(password)
+        account.password_changed_at = utcnow()
+        account.activation_nonce = None
+        account.status = "active"
+        account.email_verified = True
+        events.record_event(self.db, events.ACCOUNT_ACTIVATED, tenant=self.tenant.slug,
+                            account_id=account.id)
+        member = self.db.get(Member, account.member_id) if account.member_id else None
+        return self._notify_address_on_file(member, account.email, "activation_notice")
+
+    def resend_activation(self, email: str) -> list[Message]:
+        """A new link for a pending account with this address; nothing (and no sign) otherwise."""
+        account = self.db.scalar(select(Account).where(
+            Account.tenant == self.tenant.slug, Account.email == normalize_email(email),
+            Account.status == "pending"))
+        return [self._activation_email(account)] if account is not None else []
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def _queue(self, recipient: str, template: str, **context) -> Message:
+        return self.messages.queue(self.tenant, "email", template, recipient, **context)
+
+    def _notify_address_on_file(self, member: Member | None, entered: str,
+                                template: str) -> list[Message]:
+        """The registry's address hears of every registration and activation (SPEC §3.3)."""
+        if member is None or not member.email or normalize_email(member.email) == entered:
+            return []
+        return [self._queue(member.email, template)]
