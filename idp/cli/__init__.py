@@ -32,9 +32,9 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from idp.cli import accounts, clients, db, demo, keys, members, outbox  # noqa: PLC0415
+    from idp.cli import accounts, clients, db, demo, keys, members, outbox, review  # noqa: PLC0415
 
-    for module in (db, keys, clients, members, accounts, outbox, demo):
+    for module in (db, keys, clients, members, accounts, review, outbox, demo):
         main.add_command(module.group)
 
 

@@ -1,0 +1,89 @@
+"""`idp review`: the manual review queue of near-miss registrations (SPEC §2)."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from idp.accounts.models import RegistrationRequest
+from idp.accounts.registration import Registrations, ReviewError
+from idp.channels.services import messages_service
+from idp.cli.common import operator_errors, tenant_by_slug, transaction
+from idp.extensions import db, services
+from idp.registry.models import Member
+
+group = AppGroup("review", help="Registrations that need a person's decision (near misses).")
+
+
+def _service(tenant: str) -> Registrations:
+    return Registrations(db(), tenant_by_slug(tenant), messages_service(), services().settings.secret_key)
+
+
+def _send(messages) -> None:
+    outgoing = messages_service()
+    for message in messages:
+        outgoing.send_now(message)
+
+
+@group.command("list")
+@click.option("--tenant", required=True, help="Tenant whose queue to show.")
+def list_command(tenant: str) -> None:
+    """Pending requests, oldest first."""
+    requests = _service(tenant).pending_requests()
+    if not requests:
+        click.echo("no pending request")
+        return
+    click.echo(f"{'ID':>6}  {'RECEIVED (UTC)':19}  {'REASON':16}  DIFFERENCES")
+    for request in requests:
+        click.echo(f"{request.id:>6}  {request.created_at:%Y-%m-%d %H:%M:%S}  {request.reason:16}  "
+                   f"{', '.join(request.differences) or '-'}")
+
+
+@group.command("show")
+@click.option("--tenant", required=True, help="Tenant of the request.")
+@click.argument("request_id", type=int)
+def show(tenant: str, request_id: int) -> None:
+    """What the member typed next to what the registry holds."""
+    the_tenant = tenant_by_slug(tenant)
+    request = db().get(RegistrationRequest, request_id)
+    if request is None or request.tenant != the_tenant.slug:
+        raise click.ClickException(f"no registration request {request_id} in {the_tenant.slug}")
+    member = db().get(Member, request.member_id)
+    typed = request.submitted
+    click.echo(f"request {request.id} — {request.status} — {request.reason}")
+    rows = [("member number", member.member_number, member.member_number),
+            ("last name", typed["last_name"], member.last_name),
+            ("first name", typed["first_name"], member.first_name),
+            ("birth date", typed["birth_date"], member.birth_date.isoformat()),
+            ("email", typed["email"], member.email or "-"),
+            ("mobile", typed.get("mobile") or "-", member.mobile or "-")]
+    click.echo(f"{'':14}  {'TYPED':32}  ON FILE")
+    for label, entered, on_file in rows:
+        click.echo(f"{label:14}  {entered:32}  {on_file}")
+
+
+@group.command("approve")
+@click.option("--tenant", required=True, help="Tenant of the request.")
+@click.argument("request_id", type=int)
+@operator_errors(ReviewError)
+def approve(tenant: str, request_id: int) -> None:
+    """Accept the request: the account is created and the activation email sent."""
+    with transaction():
+        messages = _service(tenant).approve(request_id)
+    _send(messages)
+    click.echo(f"request {request_id} approved; activation email sent")
+
+
+@group.command("reject")
+@click.option("--tenant", required=True, help="Tenant of the request.")
+@click.option("--reason", required=True, help="Why (kept for the audit trail).")
+@click.argument("request_id", type=int)
+@operator_errors(ReviewError)
+def reject(tenant: str, request_id: int, reason: str) -> None:
+    """Refuse the request: the member receives a rejection email."""
+    if not reason.strip():
+        raise click.BadParameter("give a reason", param_hint="--reason")
+    with transaction():
+        messages = _service(tenant).reject(request_id, reason.strip())
+    _send(messages)
+    click.echo(f"request {request_id} rejected; the member was told by email")
