@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import select
@@ -21,6 +22,8 @@ from idp.accounts.models import Account
 from idp.accounts.services import create_account
 from idp.demo.portal import create_portal
 from idp.oidc.clients import find_client, register_client, remove_client
+from idp.registry.importer import import_members
+from idp.registry.models import Member
 
 
 @dataclass(frozen=True)
@@ -55,14 +58,22 @@ def portal_client_id(tenant: str) -> str:
     return f"{tenant}-demo-portal"
 
 
+DEMO_REGISTRY = Path(__file__).resolve().parents[2] / "config" / "demo"
+
+
 def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:
-    """Make the database, keys, portal clients and demo accounts ready; return the portals."""
+    """Make the database, keys, registry, portal clients and demo accounts ready."""
     services = app.extensions["idp"]
     schema.upgrade(services.database.engine)
     services.keystore.ensure_initialized()
     portals = []
     session = services.database.session()
     try:
+        for slug, tenant in services.tenants.items():
+            registry = DEMO_REGISTRY / f"members-{slug}.csv"
+            if registry.exists():
+                # Idempotent: members already imported are left as they are.
+                import_members(session, tenant, registry)
         for slug, tenant in services.tenants.items():
             url = portal_urls[slug]
             client_id = portal_client_id(slug)
@@ -79,12 +90,14 @@ def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:
             exists = session.scalar(select(Account.id).where(
                 Account.tenant == demo.tenant, Account.member_number == demo.member_number))
             if exists is None:
-                create_account(
+                account = create_account(
                     session, services.hasher, services.tenants[demo.tenant],
                     given_name=demo.given_name, family_name=demo.family_name, password=demo.password,
                     email=demo.email, member_number=demo.member_number,
                     birthdate=date(1956, 4, 2), phone_number="+33612345688",
                 )
+                account.member_id = session.scalar(select(Member.id).where(
+                    Member.tenant == demo.tenant, Member.member_number == demo.member_number))
         session.commit()
     finally:
         session.close()
