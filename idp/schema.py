@@ -11,6 +11,16 @@ from sqlalchemy.engine import Engine
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def load_models() -> None:
+    """Import every model module, so that Base.metadata describes the whole schema."""
+    from idp import events  # noqa: F401, PLC0415
+    from idp.accounts import models as _accounts  # noqa: F401, PLC0415
+    from idp.channels import models as _channels  # noqa: F401, PLC0415
+    from idp.mfa import models as _mfa  # noqa: F401, PLC0415
+    from idp.oidc import models as _oidc  # noqa: F401, PLC0415
+    from idp.registry import models as _registry  # noqa: F401, PLC0415
+
+
 def alembic_config(engine: Engine) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

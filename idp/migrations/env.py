@@ -2,13 +2,10 @@
 
 from alembic import context
 
-from idp import events  # noqa: F401 - models register on Base
-from idp.accounts import models as _accounts  # noqa: F401
-from idp.channels import models as _channels  # noqa: F401
 from idp.db import Base
-from idp.mfa import models as _mfa  # noqa: F401
-from idp.oidc import models as _oidc  # noqa: F401
-from idp.registry import models as _registry  # noqa: F401
+from idp.schema import load_models
+
+load_models()
 
 config = context.config
 
