@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp.accounts.models import ACCOUNT_STATUSES, Account
+from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.services import AccountExists, create_account, find_by_identifier, set_password
 from idp.cli.common import tenant_by_slug, transaction
 from idp.extensions import services
@@ -40,8 +41,8 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _read_password(tenant: Tenant) -> str:
-    """Twice at a terminal (hidden), else one line from the pipe."""
+def _read_password(tenant: Tenant, personal: PersonalData | None = None) -> str:
+    """Twice at a terminal (hidden), else one line from the pipe; the tenant's rules apply."""
     if _interactive():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
@@ -49,11 +50,16 @@ def _read_password(tenant: Tenant) -> str:
         if not password:
             raise click.UsageError("no password: give it on standard input (one line)")
     policy = tenant.password
-    # The full policy (character classes, common passwords…) comes with the password service.
-    if len(password) < policy.min_length:
-        raise click.UsageError(f"the password must have at least {policy.min_length} characters")
-    if len(password) > policy.max_length:
-        raise click.UsageError(f"the password must have at most {policy.max_length} characters")
+    failed = password_errors(password, policy, personal)
+    if failed:
+        explained = {
+            "length": f"{policy.min_length} to {policy.max_length} characters",
+            "lowercase": "a lowercase letter", "uppercase": "an uppercase letter",
+            "digit": "a digit",
+            "special": f"a special character ({policy.specials or 'any symbol'})",
+            "common": "not a common password", "personal": "no name, birth date, number or email",
+        }
+        raise click.UsageError("the password must have: " + "; ".join(explained[c] for c in failed))
     return password
 
 
@@ -125,7 +131,9 @@ def create(
     if birth is not None and birth > date.today():
         raise click.BadParameter("the birth date is in the future", param_hint="--birthdate")
     phone_number = _mobile(phone) if phone else None
-    password = _read_password(the_tenant)
+    password = _read_password(the_tenant, PersonalData(
+        first_name=given_name, last_name=family_name, birth_date=birth,
+        member_number=member_number, email=email))
 
     try:
         with transaction() as session:
