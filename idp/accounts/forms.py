@@ -7,8 +7,12 @@ from datetime import date, datetime
 import phonenumbers
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, StringField, SubmitField
+from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
+
+from idp.registry.departments import DEPARTMENTS
+from idp.registry.nir import InvalidNir, nir_matches_birth_date, nir_matches_department, validate_nir
 
 
 class LoginForm(FlaskForm):
@@ -114,3 +118,89 @@ class ResendActivationForm(FlaskForm):
         DataRequired(_l("Saisissez votre adresse e-mail.")), Length(max=254),
         Regexp(EMAIL_RE, message=_l("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."))])
     submit = SubmitField(_l("Recevoir un nouveau lien"))
+
+
+def _department_choices() -> list[SelectChoice]:
+    choices = [SelectChoice("", _l("Choisissez…"))]
+    for code, name in DEPARTMENTS:
+        label = _l("99 — Né(e) à l’étranger") if code == "99" else f"{code} — {name}"
+        choices.append(SelectChoice(code, label))
+    return choices
+
+
+NIR_MESSAGES = {
+    "format": _l("Le numéro de sécurité sociale comporte 15 caractères (13 chiffres et une "
+                 "clé de 2 chiffres ; 2A ou 2B pour la Corse)."),
+    "sex": _l("Le numéro de sécurité sociale doit commencer par 1 ou 2."),
+    "month": _l("Le mois de naissance indiqué dans le numéro n’est pas valide."),
+    "department": _l("Le département de naissance indiqué dans le numéro n’est pas valide."),
+    "key": _l("La clé du numéro de sécurité sociale (les 2 derniers chiffres) ne correspond "
+              "pas : vérifiez votre saisie."),
+}
+
+
+class Nir:
+    """A structurally valid NIR with a correct key (SPEC §10); the reason says what is wrong."""
+
+    def __call__(self, form, field):
+        try:
+            field.parsed = validate_nir(field.data or "")
+        except InvalidNir as exc:
+            raise ValidationError(NIR_MESSAGES[exc.reason]) from None
+
+
+class MielIdentityForm(FlaskForm):
+    nir = StringField(_l("Numéro de sécurité sociale"), validators=[
+        DataRequired(_l("Saisissez votre numéro de sécurité sociale.")), Length(max=30), Nir()])
+    birth_date = StringField(_l("Date de naissance"), validators=[
+        DataRequired(_l("Saisissez votre date de naissance.")), BirthDate()])
+    birth_department = SelectField(
+        _l("Département de naissance"), choices=_department_choices(),
+        validators=[DataRequired(_l("Choisissez votre département de naissance."))])
+    last_name = StringField(_l("Nom"), validators=[
+        DataRequired(_l("Saisissez votre nom.")), Length(max=100)])
+    first_name = StringField(_l("Prénom"), validators=[
+        DataRequired(_l("Saisissez votre prénom.")), Length(max=100)])
+    submit = SubmitField(_l("Continuer"))
+
+    def validate(self, extra_validators=None) -> bool:
+        if not super().validate(extra_validators):
+            return False
+        nir = self.nir.parsed
+        if not nir_matches_department(nir, self.birth_department.data):
+            self.birth_department.errors = [_l(
+                "Le département de naissance ne correspond pas à votre numéro de sécurité sociale.")]
+            return False
+        if not nir_matches_birth_date(nir, self.birth_date.parsed):
+            self.birth_date.errors = [_l(
+                "La date de naissance ne correspond pas à votre numéro de sécurité sociale "
+                "(année et mois).")]
+            return False
+        return True
+
+
+class ContactForm(FlaskForm):
+    email = StringField(_l("Adresse e-mail"), validators=[
+        DataRequired(_l("Saisissez votre adresse e-mail.")), Length(max=254),
+        Regexp(EMAIL_RE, message=_l("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."))])
+    email_confirm = StringField(_l("Confirmation de l’adresse e-mail"), validators=[
+        DataRequired(_l("Saisissez à nouveau votre adresse e-mail.")),
+        EqualTo("email", message=_l("Les deux adresses emails ne sont pas identiques."))])
+    mobile = StringField(_l("Téléphone mobile"), validators=[
+        DataRequired(_l("Saisissez votre numéro de téléphone mobile.")), Mobile()])
+    accept_terms = BooleanField(validators=[DataRequired(
+        _l("Vous devez accepter les mentions légales et les conditions générales d’utilisation."))])
+    submit = SubmitField(_l("Recevoir le code par SMS"))
+
+
+class SmsCodeForm(FlaskForm):
+    code = StringField(_l("Code à 6 chiffres"), validators=[
+        DataRequired(_l("Saisissez le code reçu.")), Length(max=20)])
+    submit = SubmitField(_l("Valider"))
+
+
+class NewPasswordWithBirthDateForm(NewPasswordForm):
+    """Miel's set-password page asks the birth date again (SPEC §3.2)."""
+
+    birth_date = StringField(_l("Date de naissance"), validators=[
+        DataRequired(_l("Saisissez votre date de naissance.")), BirthDate()])

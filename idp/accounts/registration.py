@@ -102,7 +102,7 @@ class Registrations:
         account.phone_number = applicant.mobile
         account.terms_version = applicant.terms_version
         account.terms_accepted_at = utcnow()
-        outcome = Outcome(ACTIVATION_SENT, [self._activation_email(account)])
+        outcome = Outcome(ACTIVATION_SENT, self._welcome_emails(account))
         outcome.messages += self._notify_address_on_file(member, email, "registration_notice")
         events.record_event(self.db, events.REGISTRATION_ACCEPTED, tenant=self.tenant.slug,
                             account_id=account.id, ip=applicant.ip)
@@ -176,7 +176,7 @@ class Registrations:
         account.terms_version, account.terms_accepted_at = applicant.terms_version, utcnow()
         events.record_event(self.db, events.REVIEW_APPROVED, tenant=self.tenant.slug,
                             account_id=account.id, request=request.id)
-        return [self._activation_email(account)]
+        return self._welcome_emails(account)
 
     def reject(self, request_id: int, reason: str) -> list[Message]:
         request = self._undecided(request_id)
@@ -186,6 +186,15 @@ class Registrations:
         return [self._queue(request.submitted["email"], "registration_rejected")]
 
     # -- activation -----------------------------------------------------------------------------
+
+    def _welcome_emails(self, account: Account) -> list[Message]:
+        """The activation link; members who sign in with their number also get it (Miel)."""
+        messages = [self._activation_email(account)]
+        if not self.tenant.logs_in_with_email:
+            messages.insert(0, self._queue(account.email, "identifier",
+                                           member_number=account.member_number,
+                                           login_url=f"{self.tenant.issuer}/login"))
+        return messages
 
     def _activation_email(self, account: Account) -> Message:
         account.activation_nonce = secrets.token_urlsafe(24)

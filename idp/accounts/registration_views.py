@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from flask import abort, redirect, request, session, url_for
+from dataclasses import asdict
+from datetime import date
+
+from flask import redirect, request, session, url_for
 from flask_babel import gettext as _
 
 from idp import ratelimit
-from idp.accounts.forms import MalakoffRegistrationForm, NewPasswordForm, ResendActivationForm
+from idp.accounts.forms import (
+    ContactForm,
+    MalakoffRegistrationForm,
+    MielIdentityForm,
+    NewPasswordForm,
+    NewPasswordWithBirthDateForm,
+    ResendActivationForm,
+    SmsCodeForm,
+)
 from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.registration import (
     ACTIVATION_SENT,
@@ -20,8 +31,11 @@ from idp.accounts.registration import (
 )
 from idp.channels.services import messages_service
 from idp.extensions import current_tenant, db, services
+from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked, ResendTooSoon
+from idp.mfa.views import otp_service
 from idp.ratelimit import RateLimiter, TooManyAttempts
-from idp.registry.matching import match_by_member_number
+from idp.registry.matching import MatchResult, match_by_member_number, match_by_nir
+from idp.registry.models import Member
 from idp.web import render, tenant_blueprint
 
 bp = tenant_blueprint("registration", __name__)
@@ -53,20 +67,15 @@ def _outcome_message(status: str) -> str | None:
 def register():
     tenant = current_tenant()
     if not tenant.logs_in_with_email:
-        # Miel members register by NIR, in three steps: not this page.
-        abort(404)
+        return _nir_identity()
     form = MalakoffRegistrationForm()
     error = None
     status = 200
     if form.validate_on_submit():
-        limiter = RateLimiter(services().store, ratelimit.REGISTRATION_PER_IP)
         ip = request.remote_addr or "?"
-        try:
-            limiter.test(ip)
-        except TooManyAttempts:
+        if not _within_registration_limit(ip):
             error = _("Trop de tentatives. Veuillez réessayer dans une heure.")
             return render("register.html", status=429, form=form, error=error)
-        limiter.hit(ip)
         match = match_by_member_number(db(), tenant, form.member_number.data,
                                        form.first_name.data, form.last_name.data,
                                        form.birth_date.parsed)
@@ -88,6 +97,123 @@ def register():
     return render("register.html", status=status, form=form, error=error)
 
 
+def _within_registration_limit(ip: str) -> bool:
+    limiter = RateLimiter(services().store, ratelimit.REGISTRATION_PER_IP)
+    try:
+        limiter.test(ip)
+    except TooManyAttempts:
+        return False
+    limiter.hit(ip)
+    return True
+
+
+# -- Miel: three steps (identity with the NIR, contact, SMS code) -------------------------------
+
+NIR_STATE = "nir_registration"
+
+
+def _nir_identity():
+    """Step 1: NIR, birth date, birth department and names, checked against the registry."""
+    tenant = current_tenant()
+    form = MielIdentityForm()
+    error, status = None, 200
+    if form.validate_on_submit():
+        ip = request.remote_addr or "?"
+        if not _within_registration_limit(ip):
+            error = _("Trop de tentatives. Veuillez réessayer dans une heure.")
+            return render("register_nir.html", status=429, form=form, error=error, step=1)
+        match = match_by_nir(db(), tenant, form.nir.data, form.first_name.data,
+                             form.last_name.data, form.birth_date.parsed)
+        if match.outcome in ("match", "near_miss"):
+            session[NIR_STATE] = {
+                "member_id": match.member.id, "outcome": match.outcome,
+                "differences": match.differences, "first_name": form.first_name.data.strip(),
+                "last_name": form.last_name.data.strip(),
+                "birth_date": form.birth_date.parsed.isoformat(), "challenge": None,
+            }
+            return redirect(url_for("registration.nir_contact"), 303)
+        error, status = _outcome_message(match.outcome), 400
+    elif form.is_submitted():
+        status = 400
+    return render("register_nir.html", status=status, form=form, error=error, step=1)
+
+
+def _nir_state():
+    state = session.get(NIR_STATE)
+    return state if state and not current_tenant().logs_in_with_email else None
+
+
+@bp.route("/register/contact", methods=["GET", "POST"])
+def nir_contact():
+    """Step 2: email and mobile; a code is sent to the mobile."""
+    tenant = current_tenant()
+    state = _nir_state()
+    if state is None:
+        return redirect(url_for("registration.register"), 303)
+    form = ContactForm()
+    status = 200
+    if form.validate_on_submit():
+        previous = Challenge(**state["challenge"]) if state["challenge"] else None
+        limiter = RateLimiter(services().store, ratelimit.OTP_SEND_PER_PHONE)
+        try:
+            limiter.test(form.mobile.e164)
+            challenge, code = otp_service().issue(tenant, f"registration:{state['member_id']}",
+                                                  "sms", previous)
+        except (TooManyAttempts, ResendTooSoon) as exc:
+            form.mobile.errors = [_("Un code vient d’être envoyé. Vous pourrez en demander un "
+                                    "nouveau dans %(seconds)s secondes.", seconds=exc.retry_after)]
+            return render("register_contact.html", status=429, form=form, step=2)
+        limiter.hit(form.mobile.e164)
+        state.update(challenge=asdict(challenge), email=form.email.data.strip(),
+                     mobile=form.mobile.e164)
+        session[NIR_STATE] = state
+        message = messages_service().queue(tenant, "sms", "registration_code", form.mobile.e164,
+                                           code=code, ttl_minutes=tenant.mfa.otp_ttl_seconds // 60)
+        db().commit()
+        messages_service().send_now(message)
+        return redirect(url_for("registration.nir_code"), 303)
+    if form.is_submitted():
+        status = 400
+    return render("register_contact.html", status=status, form=form, step=2)
+
+
+@bp.route("/register/code", methods=["GET", "POST"])
+def nir_code():
+    """Step 3: the SMS code proves the mobile; then the two emails go out."""
+    tenant = current_tenant()
+    state = _nir_state()
+    if state is None or not state.get("challenge"):
+        return redirect(url_for("registration.register"), 303)
+    form = SmsCodeForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            otp_service().verify(tenant, Challenge(**state["challenge"]), form.code.data)
+        except OtpInvalid as exc:
+            form.code.errors = [_("Code incorrect. Il vous reste %(count)s essai(s).",
+                                  count=exc.remaining)]
+        except (OtpLocked, OtpExpired):
+            form.code.errors = [_("Ce code n’est plus valable. Revenez à l’étape précédente pour "
+                                  "en recevoir un nouveau.")]
+        else:
+            member = db().get(Member, state["member_id"])
+            applicant = Applicant(
+                first_name=state["first_name"], last_name=state["last_name"],
+                birth_date=date.fromisoformat(state["birth_date"]), email=state["email"],
+                mobile=state["mobile"], terms_version=tenant.terms_version,
+                ip=request.remote_addr,
+            )
+            match = MatchResult(state["outcome"], member, state["differences"])
+            outcome = registrations().register(applicant, match)
+            db().commit()
+            _send_all(outcome.messages)
+            session.pop(NIR_STATE, None)
+            session["registered"] = outcome.status
+            return redirect(url_for("registration.registered"), 303)
+        status = 400
+    return render("register_code.html", status=status, form=form, step=3)
+
+
 @bp.get("/register/sent")
 def registered():
     # The same page for a new account and for one that already existed (no enumeration).
@@ -102,9 +228,14 @@ def activate(token: str):
         account = service.account_for_link(token)
     except ActivationLinkInvalid:
         return redirect(url_for("registration.link_expired"), 303)
-    form = NewPasswordForm()
+    asks_birth_date = not tenant.logs_in_with_email
+    form = NewPasswordWithBirthDateForm() if asks_birth_date else NewPasswordForm()
     failed: list[str] = []
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if valid and asks_birth_date and form.birth_date.parsed != account.birthdate:
+        form.birth_date.errors = [_("Cette date de naissance ne correspond pas à votre dossier.")]
+        valid = False
+    if valid:
         personal = PersonalData(first_name=account.given_name, last_name=account.family_name,
                                 birth_date=account.birthdate, member_number=account.member_number,
                                 email=account.email)

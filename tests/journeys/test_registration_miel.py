@@ -1,0 +1,144 @@
+"""Miel registration by NIR in three steps, then the set-password page (SPEC §3.2, §10)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from idp.accounts.models import Account, RegistrationRequest
+from idp.channels.models import Message
+from idp.registry.models import Member
+from idp.registry.nir import compute_key
+from tests.flows import Flow, csrf_token, query
+
+NIR = "262082A00403607"
+PASSWORD = "Granit-Rose-Bastion-48!"
+
+
+def nir(first13: str) -> str:
+    return first13 + compute_key(first13)
+
+
+@pytest.fixture
+def registry(db):
+    db.add_all([
+        Member(tenant="miel", member_number="76543210", nir=NIR, last_name="N'DIAYE",
+               first_name="Françoise", birth_date=date(1962, 8, 30), role="principal",
+               kind="health", status="active"),
+        Member(tenant="miel", member_number="76543211", nir=nir("2940313206118"),
+               last_name="N'DIAYE", first_name="Awa", birth_date=date(1994, 3, 15),
+               role="beneficiary", kind="health", status="active"),
+    ])
+    db.commit()
+
+
+def _step1(client, **overrides):
+    page = client.get("/miel/register")
+    data = {"nir": "2 62 08 2A 004 036 07", "birth_date": "30/08/1962", "birth_department": "2A",
+            "last_name": "Ndiaye", "first_name": "francoise", "csrf_token": csrf_token(page.data)}
+    data.update(overrides)
+    return client.post("/miel/register", data=data)
+
+
+def _step2(client, **overrides):
+    page = client.get("/miel/register/contact")
+    data = {"email": "f.ndiaye@example.org", "email_confirm": "f.ndiaye@example.org",
+            "mobile": "07 81 22 33 44", "accept_terms": "y", "csrf_token": csrf_token(page.data)}
+    data.update(overrides)
+    return client.post("/miel/register/contact", data=data)
+
+
+def _step3(client, code):
+    page = client.get("/miel/register/code")
+    return client.post("/miel/register/code", data={"code": code, "csrf_token": csrf_token(page.data)})
+
+
+def _mail(db, template):
+    db.expire_all()
+    return db.scalars(select(Message).where(Message.template == template)).all()
+
+
+def test_three_steps_then_two_emails_then_password_then_sign_in(app, client, db, registry, make):
+    first = _step1(client)
+    assert first.status_code == 303 and first.headers["Location"].endswith("/miel/register/contact")
+    second = _step2(client)
+    assert second.headers["Location"].endswith("/miel/register/code")
+    assert 'aria-current="step"' in client.get("/miel/register/code").data.decode()
+    sms = _mail(db, "registration_code")
+    assert sms[0].channel == "sms" and sms[0].recipient == "+33781223344"
+    third = _step3(client, re.search(r"\d{6}", sms[0].body_text)[0])
+    assert third.status_code == 303
+
+    identifier = _mail(db, "identifier")[0]
+    assert "76543210" in identifier.body_text and identifier.recipient == "f.ndiaye@example.org"
+    link = re.search(r"http://localhost(/miel/activate/\S+)", _mail(db, "activation")[0].body_text)[1]
+
+    page = client.get(link)
+    assert b"Date de naissance" in page.data
+    wrong = client.post(link, data={"birth_date": "30/08/1963", "password": PASSWORD,
+                                    "password_confirm": PASSWORD, "csrf_token": csrf_token(page.data)})
+    assert wrong.status_code == 400
+    assert "ne correspond pas à votre dossier".encode() in wrong.data
+    done = client.post(link, data={"birth_date": "30/08/1962", "password": PASSWORD,
+                                   "password_confirm": PASSWORD, "csrf_token": csrf_token(page.data)})
+    assert done.status_code == 303
+
+    account = db.scalar(select(Account).where(Account.member_number == "76543210"))
+    assert account.status == "active" and account.phone_number == "+33781223344"
+    flow = Flow(client, "miel", make.client("miel"), account)
+    response = flow.login(flow.authorize(), password=PASSWORD)
+    assert "code" in query(response.headers["Location"])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"nir": "262082A00403608"}, "La clé du numéro de sécurité sociale"),
+    ({"nir": "262082B00403607"}, "La clé du numéro de sécurité sociale"),  # 2B key differs from 2A
+    ({"nir": "26208"}, "15 caractères"),
+    ({"nir": "562082A00403607"}, "doit commencer par 1 ou 2"),
+    ({"nir": nir("2621375004036")}, "Le mois de naissance"),
+    ({"birth_department": "75"}, "Le département de naissance ne correspond pas"),
+    ({"birth_date": "30/09/1962"}, "La date de naissance ne correspond pas"),
+    ({"birth_date": "30/08/1972"}, "La date de naissance ne correspond pas"),
+    ({"birth_department": ""}, "Choisissez votre département de naissance."),
+])
+def test_step_one_refuses_inconsistent_identities(client, db, registry, overrides, message):
+    response = _step1(client, **overrides)
+    assert response.status_code == 400
+    assert message.encode() in response.data
+
+
+def test_corsica_accepts_the_historical_department_20(client, db, registry):
+    # Born in 1962, before the 2A/2B split: the NIR may carry 2A; the list offers 2A and 2B.
+    assert _step1(client, birth_department="2B").status_code == 303
+
+
+def test_a_beneficiary_is_told_the_principal_account_covers_them(client, db, registry):
+    response = _step1(client, nir=nir("2940313206118"), birth_date="15/03/1994",
+                      birth_department="13", first_name="Awa")
+    assert response.status_code == 400
+    assert b"membre principal" in response.data
+
+
+def test_a_wrong_sms_code_is_refused_and_nothing_is_created(client, db, registry):
+    _step1(client)
+    _step2(client)
+    response = _step3(client, "000000")
+    assert response.status_code == 400
+    assert db.scalar(select(Account)) is None
+
+
+def test_a_near_miss_goes_to_review_after_the_sms(app, client, db, registry):
+    _step1(client, first_name="Francoisse")
+    _step2(client)
+    code = re.search(r"\d{6}", _mail(db, "registration_code")[0].body_text)[0]
+    assert _step3(client, code).status_code == 303
+    assert db.scalar(select(RegistrationRequest)).reason == "near_miss"
+    assert db.scalar(select(Account)) is None
+
+
+def test_the_steps_cannot_be_skipped(client, registry):
+    assert client.get("/miel/register/contact").headers["Location"].endswith("/miel/register")
+    assert client.get("/miel/register/code").headers["Location"].endswith("/miel/register")
