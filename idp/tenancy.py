@@ -51,6 +51,8 @@ class Tenant:
     links: LinkPolicy
     password: PasswordPolicy
     mfa: MfaPolicy
+    # Ask members their communication preferences at first sign-in (exposed as a claim).
+    communication_preferences: bool = False
 
     @property
     def logs_in_with_email(self) -> bool:
@@ -98,6 +100,8 @@ def load_tenant(path: Path, base_url: str) -> Tenant:
         if not COLOR_RE.match(data[key]):
             raise ConfigError(f"{source}: {key} must be a #rrggbb colour")
     data.setdefault("default_locale", "fr")
+    if not isinstance(data.setdefault("communication_preferences", False), bool):
+        raise ConfigError(f"{source}: communication_preferences must be true or false")
     if data["default_locale"] not in ("fr", "en"):
         raise ConfigError(f"{source}: default_locale must be fr or en")
     issuer = data.pop("issuer", f"{base_url}/{slug}")

@@ -32,7 +32,11 @@ class Factories:
         if tenant == "malakoff":
             values["email"] = f"jeanne.{number}@example.org"
         values.update(fields)
+        preferences = values.pop("preferences", {"statements": "email", "letters": "email",
+                                                 "marketing": False})
         account = create_account(self.db, self.services.hasher, self.services.tenants[tenant], **values)
+        if self.services.tenants[tenant].communication_preferences:
+            account.preferences = preferences  # an established member who already chose
         self.db.commit()
         return account
 

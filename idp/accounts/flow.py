@@ -34,6 +34,9 @@ class Pending:
     reason: str
     started_at: float
     challenge: dict | None = None
+    # Set once every factor is proven, while the member still has terms to accept.
+    amr: list[str] | None = None
+    acr: str | None = None
 
     @property
     def current_challenge(self) -> Challenge | None:
@@ -74,9 +77,25 @@ def needs_fresh_code(interaction: Interaction | None) -> bool:
     return bool(interaction and FRESH_CODE_REASONS & set(interaction.reasons))
 
 
+def needs_first_sign_in_step(tenant: Tenant, account: Account) -> bool:
+    """Terms of the current version not yet accepted, or preferences never set (SPEC §3.2)."""
+    return account.terms_version != tenant.terms_version or (
+        tenant.communication_preferences and account.preferences is None)
+
+
 def complete(tenant: Tenant, account: Account, *, amr: list[str], acr: str,
              interaction_id: str | None):
-    """Sign the member in and go back to the authorization request (or the signed-in page)."""
+    """Sign the member in and go back to the authorization request (or the signed-in page).
+
+    A member with terms to accept (first sign-in, or a new version) goes through that page
+    first; the proven factors wait in the pending sign-in.
+    """
+    if needs_first_sign_in_step(tenant, account):
+        state = pending(tenant) or Pending(account_id=account.id, interaction=interaction_id,
+                                           reason="login", started_at=time.time())
+        state.amr, state.acr, state.interaction = amr, acr, interaction_id
+        save_pending(tenant, state)
+        return redirect(url_for("accounts.terms"), 303)
     clear_pending(tenant)
     sign_in(tenant, account, amr=amr, acr=acr)
     store = authorization.interactions()

@@ -7,7 +7,15 @@ from datetime import date, datetime
 import phonenumbers
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    SubmitField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
 
@@ -188,8 +196,6 @@ class ContactForm(FlaskForm):
         EqualTo("email", message=_l("Les deux adresses emails ne sont pas identiques."))])
     mobile = StringField(_l("Téléphone mobile"), validators=[
         DataRequired(_l("Saisissez votre numéro de téléphone mobile.")), Mobile()])
-    accept_terms = BooleanField(validators=[DataRequired(
-        _l("Vous devez accepter les mentions légales et les conditions générales d’utilisation."))])
     submit = SubmitField(_l("Recevoir le code par SMS"))
 
 
@@ -204,3 +210,16 @@ class NewPasswordWithBirthDateForm(NewPasswordForm):
 
     birth_date = StringField(_l("Date de naissance"), validators=[
         DataRequired(_l("Saisissez votre date de naissance.")), BirthDate()])
+
+
+class TermsForm(FlaskForm):
+    accept_terms = BooleanField(validators=[DataRequired(
+        _l("Vous devez accepter les mentions légales et les conditions générales d’utilisation."))])
+    statements = RadioField(_l("Vos relevés de remboursement"), default="email",
+                            choices=[SelectChoice("email", _l("Par e-mail")),
+                                     SelectChoice("post", _l("Par courrier"))])
+    letters = RadioField(_l("Vos courriers"), default="email",
+                         choices=[SelectChoice("email", _l("Par e-mail")),
+                                  SelectChoice("post", _l("Par courrier"))])
+    marketing = BooleanField(_l("J’accepte de recevoir des offres et des informations de Miel mutuelle"))
+    submit = SubmitField(_l("Continuer"))

@@ -53,7 +53,7 @@ class Applicant:
     birth_date: date
     email: str
     mobile: str | None
-    terms_version: str
+    terms_version: str | None
     ip: str | None = None
 
 
@@ -100,8 +100,8 @@ class Registrations:
         account = existing or self._new_account(member, applicant, email)
         account.email = email
         account.phone_number = applicant.mobile
-        account.terms_version = applicant.terms_version
-        account.terms_accepted_at = utcnow()
+        if applicant.terms_version:
+            account.terms_version, account.terms_accepted_at = applicant.terms_version, utcnow()
         outcome = Outcome(ACTIVATION_SENT, self._welcome_emails(account))
         outcome.messages += self._notify_address_on_file(member, email, "registration_notice")
         events.record_event(self.db, events.REGISTRATION_ACCEPTED, tenant=self.tenant.slug,
@@ -168,12 +168,13 @@ class Registrations:
         applicant = Applicant(
             first_name=submitted["first_name"], last_name=submitted["last_name"],
             birth_date=date.fromisoformat(submitted["birth_date"]), email=submitted["email"],
-            mobile=submitted.get("mobile"), terms_version=submitted["terms_version"],
+            mobile=submitted.get("mobile"), terms_version=submitted.get("terms_version"),
         )
         request.status, request.decided_at = "approved", utcnow()
         account = self._account_of(member) or self._new_account(member, applicant, applicant.email)
         account.email, account.phone_number = applicant.email, applicant.mobile
-        account.terms_version, account.terms_accepted_at = applicant.terms_version, utcnow()
+        if applicant.terms_version:
+            account.terms_version, account.terms_accepted_at = applicant.terms_version, utcnow()
         events.record_event(self.db, events.REVIEW_APPROVED, tenant=self.tenant.slug,
                             account_id=account.id, request=request.id)
         return self._welcome_emails(account)

@@ -200,8 +200,8 @@ def nir_code():
             applicant = Applicant(
                 first_name=state["first_name"], last_name=state["last_name"],
                 birth_date=date.fromisoformat(state["birth_date"]), email=state["email"],
-                mobile=state["mobile"], terms_version=tenant.terms_version,
-                ip=request.remote_addr,
+                # Miel members accept the terms at their first sign-in (SPEC §3.2).
+                mobile=state["mobile"], terms_version=None, ip=request.remote_addr,
             )
             match = MatchResult(state["outcome"], member, state["differences"])
             outcome = registrations().register(applicant, match)

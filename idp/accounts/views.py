@@ -9,9 +9,10 @@ from sqlalchemy import select
 from idp import events, ratelimit
 from idp.accounts import flow
 from idp.accounts.authn import ACR_PASSWORD, session_account
-from idp.accounts.forms import ConfirmForm, ConsentForm, LoginForm
+from idp.accounts.forms import ConfirmForm, ConsentForm, LoginForm, TermsForm
 from idp.accounts.models import Account
 from idp.accounts.services import Authenticator, SignInContext
+from idp.db import utcnow
 from idp.extensions import current_tenant, db, services
 from idp.mfa.views import device_cookie_name, trusted_devices
 from idp.oidc import authorization
@@ -106,6 +107,35 @@ def _after_password(tenant, account: Account, interaction):
             return flow.complete(tenant, account, amr=["pwd"], acr=ACR_PASSWORD,
                                  interaction_id=interaction.id if interaction else None)
     return flow.begin_second_factor(tenant, account.id, interaction, "login")
+
+
+@bp.route("/login/terms", methods=["GET", "POST"])
+def terms():
+    """Accept the current terms (first sign-in or new version); Miel: communication preferences."""
+    tenant = current_tenant()
+    state = flow.pending(tenant)
+    account = db().get(Account, state.account_id) if state and state.amr else None
+    if account is None or not account.is_active:
+        message = _("Votre demande de connexion a expiré. Veuillez recommencer.")
+        return render("error.html", status=400, error_code="expired", message=message)
+    form = TermsForm()
+    if request.method == "GET" and account.preferences:
+        form.statements.data = account.preferences.get("statements", "email")
+        form.letters.data = account.preferences.get("letters", "email")
+        form.marketing.data = bool(account.preferences.get("marketing"))
+    if form.validate_on_submit():
+        account.terms_version, account.terms_accepted_at = tenant.terms_version, utcnow()
+        if tenant.communication_preferences:
+            account.preferences = {"statements": form.statements.data,
+                                   "letters": form.letters.data,
+                                   "marketing": bool(form.marketing.data)}
+        events.record_event(db(), events.TERMS_ACCEPTED, tenant=tenant.slug,
+                            account_id=account.id, version=tenant.terms_version)
+        db().commit()
+        return flow.complete(tenant, account, amr=state.amr, acr=state.acr,
+                             interaction_id=state.interaction)
+    status = 400 if form.is_submitted() else 200
+    return render("terms.html", status=status, form=form)
 
 
 @bp.get("/signed-in")

@@ -98,6 +98,10 @@ def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:
                 )
                 account.member_id = session.scalar(select(Member.id).where(
                     Member.tenant == demo.tenant, Member.member_number == demo.member_number))
+                if services.tenants[demo.tenant].communication_preferences:
+                    # An established member: the first-sign-in page is for new registrations.
+                    account.preferences = {"statements": "email", "letters": "post",
+                                           "marketing": False}
         session.commit()
     finally:
         session.close()

@@ -13,7 +13,7 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "profile": ("given_name", "family_name", "birthdate"),
     "email": ("email", "email_verified"),
     "phone": ("phone_number", "phone_number_verified"),
-    "member": ("member_number", "tenant", "role"),
+    "member": ("member_number", "tenant", "role", "communication_preferences"),
 }
 SUPPORTED_CLAIMS = sorted({"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
                            "azp", "at_hash", "sid"} | {c for cs in SCOPE_CLAIMS.values() for c in cs})
@@ -58,6 +58,8 @@ def requested_acr_values(claims: dict[str, Any] | None) -> list[str]:
 def _value(account: Account, name: str) -> Any:
     if name == "birthdate":
         return account.birthdate.isoformat() if account.birthdate else None
+    if name == "communication_preferences":
+        return account.preferences
     return getattr(account, name, None)
 
 

@@ -89,8 +89,33 @@ def test_three_steps_then_two_emails_then_password_then_sign_in(app, client, db,
     account = db.scalar(select(Account).where(Account.member_number == "76543210"))
     assert account.status == "active" and account.phone_number == "+33781223344"
     flow = Flow(client, "miel", make.client("miel"), account)
-    response = flow.login(flow.authorize(), password=PASSWORD)
-    assert "code" in query(response.headers["Location"])
+    terms = flow.login(flow.authorize(scope="openid member"), password=PASSWORD)
+    assert terms.status_code == 200 and b"Avant de continuer" in terms.data
+    refused = client.post("/miel/login/terms", data={"statements": "post", "letters": "email",
+                                                     "csrf_token": csrf_token(terms.data)})
+    assert refused.status_code == 400 and b"Vous devez accepter" in refused.data
+    accepted = client.post("/miel/login/terms", data={
+        "accept_terms": "y", "statements": "post", "letters": "email",
+        "csrf_token": csrf_token(terms.data)})
+    final = client.get(accepted.headers["Location"])
+    claims = flow.id_token_claims(flow.token(query(final.headers["Location"])["code"]).json["id_token"])
+    assert claims["communication_preferences"] == {"statements": "post", "letters": "email",
+                                                   "marketing": False}
+    db.expire_all()
+    assert db.get(Account, account.id).terms_version == "2026-01"
+
+
+def test_terms_are_asked_again_when_the_version_changes(client, db, make):
+    member = make.account("malakoff")
+    member.terms_version = "2025-06"
+    db.commit()
+    flow = Flow(client, "malakoff", make.client(), member)
+    page = flow.login(flow.authorize())
+    assert b"Avant de continuer" in page.data
+    assert "préférences".encode() not in page.data  # Malakoff does not ask them
+    accepted = client.post("/malakoff/login/terms", data={"accept_terms": "y",
+                                                          "csrf_token": csrf_token(page.data)})
+    assert "code" in query(client.get(accepted.headers["Location"]).headers["Location"])
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
