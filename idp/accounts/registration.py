@@ -55,6 +55,8 @@ class Applicant:
     mobile: str | None
     terms_version: str | None
     ip: str | None = None
+    # True when the mobile was proven by an SMS code during registration (Miel).
+    mobile_verified: bool = False
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Registrations:
         account = existing or self._new_account(member, applicant, email)
         account.email = email
         account.phone_number = applicant.mobile
+        account.phone_number_verified = applicant.mobile_verified
         if applicant.terms_version:
             account.terms_version, account.terms_accepted_at = applicant.terms_version, utcnow()
         outcome = Outcome(ACTIVATION_SENT, self._welcome_emails(account))

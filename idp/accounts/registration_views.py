@@ -202,6 +202,7 @@ def nir_code():
                 birth_date=date.fromisoformat(state["birth_date"]), email=state["email"],
                 # Miel members accept the terms at their first sign-in (SPEC §3.2).
                 mobile=state["mobile"], terms_version=None, ip=request.remote_addr,
+                mobile_verified=True,
             )
             match = MatchResult(state["outcome"], member, state["differences"])
             outcome = registrations().register(applicant, match)

@@ -30,7 +30,9 @@ def test_member_signs_in_from_the_portal(page, live_secure, account):
     screenshot(page, f"code-choice-{account.tenant}")
     page.get_by_label("Par e-mail", exact=False).check()
     page.get_by_role("button", name="Recevoir mon code").click()
-    page.get_by_label("Code à 6 chiffres").fill(last_code(live_secure.app, "email"))
+    code_input = page.get_by_label("Code à 6 chiffres")
+    code_input.wait_for()  # the code is in the outbox once this page is shown
+    code_input.fill(last_code(live_secure.app, "email"))
     screenshot(page, f"code-entry-{account.tenant}")
     page.get_by_role("button", name="Valider").click()
 

@@ -88,6 +88,7 @@ def test_three_steps_then_two_emails_then_password_then_sign_in(app, client, db,
 
     account = db.scalar(select(Account).where(Account.member_number == "76543210"))
     assert account.status == "active" and account.phone_number == "+33781223344"
+    assert account.phone_number_verified  # proven by the SMS code at step 3
     flow = Flow(client, "miel", make.client("miel"), account)
     terms = flow.login(flow.authorize(scope="openid member"), password=PASSWORD)
     assert terms.status_code == 200 and b"Avant de continuer" in terms.data
