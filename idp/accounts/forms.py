@@ -89,7 +89,21 @@ class Mobile:
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-class MalakoffRegistrationForm(FlaskForm):
+class ContactForm(FlaskForm):
+    email = StringField(_l("Adresse e-mail"), validators=[
+        DataRequired(_l("Saisissez votre adresse e-mail.")), Length(max=254),
+        Regexp(EMAIL_RE, message=_l("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."))])
+    email_confirm = StringField(_l("Confirmation de l’adresse e-mail"), validators=[
+        DataRequired(_l("Saisissez à nouveau votre adresse e-mail.")),
+        EqualTo("email", message=_l("Les deux adresses emails ne sont pas identiques."))])
+    mobile = StringField(_l("Téléphone mobile"), validators=[
+        DataRequired(_l("Saisissez votre numéro de téléphone mobile.")), Mobile()])
+    submit = SubmitField(_l("Recevoir le code par SMS"))
+
+
+class MalakoffRegistrationForm(ContactForm):
+    """SPEC §3.1: one page; the contact fields come from ContactForm."""
+
     member_number = StringField(_l("Numéro d’adhérent"), validators=[
         DataRequired(_l("Saisissez votre numéro d’adhérent.")),
         Regexp(r"^\d{8}$", message=_l("Le numéro d’adhérent comporte 8 chiffres."))])
@@ -99,14 +113,6 @@ class MalakoffRegistrationForm(FlaskForm):
         DataRequired(_l("Saisissez votre nom.")), Length(max=100)])
     birth_date = StringField(_l("Date de naissance"), validators=[
         DataRequired(_l("Saisissez votre date de naissance.")), BirthDate()])
-    email = StringField(_l("Adresse e-mail"), validators=[
-        DataRequired(_l("Saisissez votre adresse e-mail.")), Length(max=254),
-        Regexp(EMAIL_RE, message=_l("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."))])
-    email_confirm = StringField(_l("Confirmation de l’adresse e-mail"), validators=[
-        DataRequired(_l("Saisissez à nouveau votre adresse e-mail.")),
-        EqualTo("email", message=_l("Les deux adresses emails ne sont pas identiques."))])
-    mobile = StringField(_l("Téléphone mobile"), validators=[
-        DataRequired(_l("Saisissez votre numéro de téléphone mobile.")), Mobile()])
     accept_terms = BooleanField(validators=[DataRequired(
         _l("Vous devez accepter les mentions légales et les conditions générales d’utilisation."))])
     submit = SubmitField(_l("Créer mon compte"))
@@ -185,18 +191,6 @@ class MielIdentityForm(FlaskForm):
                 "(année et mois).")]
             return False
         return True
-
-
-class ContactForm(FlaskForm):
-    email = StringField(_l("Adresse e-mail"), validators=[
-        DataRequired(_l("Saisissez votre adresse e-mail.")), Length(max=254),
-        Regexp(EMAIL_RE, message=_l("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."))])
-    email_confirm = StringField(_l("Confirmation de l’adresse e-mail"), validators=[
-        DataRequired(_l("Saisissez à nouveau votre adresse e-mail.")),
-        EqualTo("email", message=_l("Les deux adresses emails ne sont pas identiques."))])
-    mobile = StringField(_l("Téléphone mobile"), validators=[
-        DataRequired(_l("Saisissez votre numéro de téléphone mobile.")), Mobile()])
-    submit = SubmitField(_l("Recevoir le code par SMS"))
 
 
 class SmsCodeForm(FlaskForm):
