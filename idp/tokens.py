@@ -22,6 +22,8 @@ TRUSTED_DEVICE = Purpose("trusted-device", 90 * 24 * 3600)
 # The tenant's [links] activation_ttl_hours applies when the link is read.
 ACTIVATION = Purpose("activation", 72 * 3600)
 KNOWN_BROWSER = Purpose("known-browser", 400 * 24 * 3600)
+# The tenant's [links] reset_ttl_minutes applies when the link is read.
+PASSWORD_RESET = Purpose("password-reset", 30 * 60)
 
 
 class TokenService:

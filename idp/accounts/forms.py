@@ -217,3 +217,9 @@ class TermsForm(FlaskForm):
                                   SelectChoice("post", _l("Par courrier"))])
     marketing = BooleanField(_l("J’accepte de recevoir des offres et des informations de Miel mutuelle"))
     submit = SubmitField(_l("Continuer"))
+
+
+class ForgotPasswordForm(FlaskForm):
+    identifier = StringField(validators=[DataRequired(_l("Saisissez votre identifiant.")),
+                                         Length(max=254)])
+    submit = SubmitField(_l("Recevoir un lien"))

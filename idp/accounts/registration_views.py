@@ -45,13 +45,6 @@ def registrations() -> Registrations:
     return Registrations(db(), current_tenant(), messages_service(), services().settings.secret_key)
 
 
-def _send_all(messages) -> None:
-    """After the commit: try each message now; the queue retries what could not go."""
-    outgoing = messages_service()
-    for message in messages:
-        outgoing.send_now(message)
-
-
 def _outcome_message(status: str) -> str | None:
     return {
         NO_MATCH: _("Les informations saisies ne correspondent pas à celles de votre contrat. "
@@ -86,7 +79,7 @@ def register():
         )
         outcome = registrations().register(applicant, match)
         db().commit()
-        _send_all(outcome.messages)
+        messages_service().send_all_now(outcome.messages)
         if outcome.status in (ACTIVATION_SENT, IN_REVIEW):
             session["registered"] = outcome.status
             return redirect(url_for("registration.registered"), 303)
@@ -207,7 +200,7 @@ def nir_code():
             match = MatchResult(state["outcome"], member, state["differences"])
             outcome = registrations().register(applicant, match)
             db().commit()
-            _send_all(outcome.messages)
+            messages_service().send_all_now(outcome.messages)
             session.pop(NIR_STATE, None)
             session["registered"] = outcome.status
             return redirect(url_for("registration.registered"), 303)
@@ -244,7 +237,7 @@ def activate(token: str):
         if not failed:
             messages = service.activate(account, form.password.data, services().hasher)
             db().commit()
-            _send_all(messages)
+            messages_service().send_all_now(messages)
             return redirect(url_for("registration.welcome"), 303)
         form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
     status = 400 if form.is_submitted() else 200
@@ -258,7 +251,7 @@ def link_expired():
     if form.validate_on_submit():
         messages = registrations().resend_activation(form.email.data)
         db().commit()
-        _send_all(messages)
+        messages_service().send_all_now(messages)
         sent = True  # the same answer whether or not a pending account has this address
     return render("activation_expired.html", form=form, sent=sent)
 

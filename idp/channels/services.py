@@ -160,6 +160,11 @@ class Messages:
 
     # -- delivery -------------------------------------------------------------
 
+    def send_all_now(self, messages: list[Message]) -> None:
+        """``send_now`` each message (after the commit); the queue retries what could not go."""
+        for message in messages:
+            self.send_now(message)
+
     def send_now(self, message: Message) -> bool:
         """Try ``message`` once, at once; True when it was delivered.
 

@@ -19,12 +19,6 @@ def _service(tenant: str) -> Registrations:
     return Registrations(db(), tenant_by_slug(tenant), messages_service(), services().settings.secret_key)
 
 
-def _send(messages) -> None:
-    outgoing = messages_service()
-    for message in messages:
-        outgoing.send_now(message)
-
-
 @group.command("list")
 @click.option("--tenant", required=True, help="Tenant whose queue to show.")
 def list_command(tenant: str) -> None:
@@ -70,7 +64,7 @@ def approve(tenant: str, request_id: int) -> None:
     """Accept the request: the account is created and the activation email sent."""
     with transaction():
         messages = _service(tenant).approve(request_id)
-    _send(messages)
+    messages_service().send_all_now(messages)
     click.echo(f"request {request_id} approved; activation email sent")
 
 
@@ -85,5 +79,5 @@ def reject(tenant: str, request_id: int, reason: str) -> None:
         raise click.BadParameter("give a reason", param_hint="--reason")
     with transaction():
         messages = _service(tenant).reject(request_id, reason.strip())
-    _send(messages)
+    messages_service().send_all_now(messages)
     click.echo(f"request {request_id} rejected; the member was told by email")

@@ -262,7 +262,7 @@ def _notify_new_device(tenant: Tenant, account: Account):
         return None
     message = messages_service().queue(
         tenant, "email", "new_device", account.email, device=_browser_label(),
-        when=utcnow().strftime("%d/%m/%Y %H:%M UTC"), reset_url=f"{tenant.issuer}/login",
+        when=utcnow().strftime("%d/%m/%Y %H:%M UTC"), reset_url=f"{tenant.issuer}/forgot-password",
     )
     events.record_event(db(), events.NEW_DEVICE_NOTIFIED, tenant=tenant.slug, account_id=account.id)
     return message

@@ -1,0 +1,91 @@
+"""Recovery: a password reset link by email, and (Miel) the member number by email (SPEC §6).
+
+Answers never tell whether an identifier exists: what differs goes by email.
+A reset link carries a fingerprint of the current password hash, so it dies
+as soon as the password changes — including by its own use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp import events, ratelimit
+from idp.accounts.hashing import PasswordHasher
+from idp.accounts.models import Account
+from idp.accounts.services import find_by_identifier, set_password
+from idp.channels.models import Message
+from idp.channels.services import Messages
+from idp.ratelimit import RateLimiter
+from idp.registry.models import Member
+from idp.store import Store
+from idp.tenancy import Tenant
+from idp.tokens import PASSWORD_RESET, InvalidToken, TokenService
+
+
+class ResetLinkInvalid(Exception):
+    """Tampered, expired, or made for a password that has changed since."""
+
+
+def _fingerprint(account: Account) -> str:
+    return hashlib.sha256((account.password_hash or "").encode()).hexdigest()[:16]
+
+
+class Recovery:
+    def __init__(self, db: Session, tenant: Tenant, messages: Messages, secret_key: str):
+        self.db = db
+        self.tenant = tenant
+        self.messages = messages
+        self.tokens = TokenService(secret_key, PASSWORD_RESET)
+
+    def request_reset(self, identifier: str) -> list[Message]:
+        """Queue a reset link if the identifier names an active account with an email."""
+        account = find_by_identifier(self.db, self.tenant, identifier)
+        if account is None or not account.is_active or not account.email:
+            return []
+        token = self.tokens.dumps({"a": account.id, "p": _fingerprint(account)})
+        events.record_event(self.db, events.RESET_REQUESTED, tenant=self.tenant.slug,
+                            account_id=account.id)
+        return [self.messages.queue(
+            self.tenant, "email", "password_reset", account.email,
+            reset_url=f"{self.tenant.issuer}/reset-password/{token}",
+            minutes=self.tenant.links.reset_ttl_minutes)]
+
+    def account_for_link(self, token: str) -> Account:
+        try:
+            payload = self.tokens.loads(token, max_age=self.tenant.links.reset_ttl_minutes * 60)
+        except InvalidToken:
+            raise ResetLinkInvalid() from None
+        account = self.db.get(Account, str(payload.get("a"))) if isinstance(payload, dict) else None
+        if (account is None or account.tenant != self.tenant.slug or not account.is_active
+                or payload.get("p") != _fingerprint(account)):
+            raise ResetLinkInvalid()
+        return account
+
+    def reset(self, account: Account, password: str, hasher: PasswordHasher,
+              store: Store) -> list[Message]:
+        """New password; sessions, tokens and trusted devices end; sign-in is unlocked."""
+        set_password(self.db, hasher, account, password, reason="reset")
+        unlock = RateLimiter(store, ratelimit.LOGIN_PER_IDENTIFIER)
+        for identifier in (account.email, account.member_number):
+            if identifier:
+                unlock.clear(f"{self.tenant.slug}:{identifier.lower()}")
+        return [self.messages.queue(self.tenant, "email", "password_changed", account.email,
+                                    login_url=f"{self.tenant.issuer}/login")]
+
+    def remind_identifier(self, member: Member | None) -> list[Message]:
+        """Miel: the member number, sent to the account's email (SPEC §6)."""
+        if member is None:
+            return []
+        account = self.db.scalar(select(Account).where(
+            Account.tenant == self.tenant.slug, Account.member_number == member.member_number,
+            Account.status == "active"))
+        if account is None or not account.email:
+            return []
+        events.record_event(self.db, events.IDENTIFIER_REMINDED, tenant=self.tenant.slug,
+                            account_id=account.id)
+        return [self.messages.queue(self.tenant, "email", "identifier", account.email,
+                                    member_number=account.member_number,
+                                    login_url=f"{self.tenant.issuer}/login")]

@@ -1,0 +1,100 @@
+"""Recovery pages: forgot password, reset link, forgot identifier (SPEC §6)."""
+
+from __future__ import annotations
+
+from flask import redirect, url_for
+from flask_babel import gettext as _
+
+from idp import ratelimit
+from idp.accounts.forms import ForgotPasswordForm, MielIdentityForm, NewPasswordForm
+from idp.accounts.passwords import PersonalData, password_errors
+from idp.accounts.recovery import Recovery, ResetLinkInvalid
+from idp.channels.services import messages_service
+from idp.extensions import current_tenant, db, services
+from idp.ratelimit import RateLimiter, TooManyAttempts
+from idp.registry.matching import match_by_nir
+from idp.web import render, tenant_blueprint
+
+bp = tenant_blueprint("recovery", __name__)
+
+
+def recovery() -> Recovery:
+    return Recovery(db(), current_tenant(), messages_service(), services().settings.secret_key)
+
+
+def _within_limit(subject: str) -> bool:
+    limiter = RateLimiter(services().store, ratelimit.RECOVERY_PER_IDENTIFIER)
+    try:
+        limiter.test(subject)
+    except TooManyAttempts:
+        return False
+    limiter.hit(subject)
+    return True
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+def forgot_password():
+    tenant = current_tenant()
+    form = ForgotPasswordForm()
+    sent = False
+    if form.validate_on_submit():
+        identifier = form.identifier.data.strip()
+        # Over the limit, nothing more is sent, and the page says the same (no enumeration).
+        if _within_limit(f"{tenant.slug}:{identifier.lower()}"):
+            messages = recovery().request_reset(identifier)
+            db().commit()
+            messages_service().send_all_now(messages)
+        sent = True
+    return render("forgot_password.html", form=form, sent=sent)
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    tenant = current_tenant()
+    service = recovery()
+    try:
+        account = service.account_for_link(token)
+    except ResetLinkInvalid:
+        message = _("Ce lien n’est plus valable : il a expiré ou a déjà servi. Demandez-en un "
+                    "nouveau depuis « Mot de passe oublié ».")
+        return render("error.html", status=400, error_code="expired", message=message)
+    form = NewPasswordForm()
+    failed: list[str] = []
+    if form.validate_on_submit():
+        personal = PersonalData(first_name=account.given_name, last_name=account.family_name,
+                                birth_date=account.birthdate, member_number=account.member_number,
+                                email=account.email)
+        failed = password_errors(form.password.data, tenant.password, personal)
+        if not failed:
+            messages = service.reset(account, form.password.data, services().hasher,
+                                     services().store)
+            db().commit()
+            messages_service().send_all_now(messages)
+            return redirect(url_for("recovery.password_reset_done"), 303)
+        form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
+    status = 400 if form.is_submitted() else 200
+    return render("reset_password.html", status=status, form=form, failed=failed, token=token)
+
+
+@bp.get("/reset-password/done")
+def password_reset_done():
+    return render("reset_done.html")
+
+
+@bp.route("/forgot-identifier", methods=["GET", "POST"])
+def forgot_identifier():
+    """Miel: prove who you are as at registration; the member number goes to your email."""
+    tenant = current_tenant()
+    form = MielIdentityForm()
+    sent = False
+    if form.validate_on_submit():
+        if _within_limit(f"{tenant.slug}:nir:{form.nir.parsed.value}"):
+            match = match_by_nir(db(), tenant, form.nir.data, form.first_name.data,
+                                 form.last_name.data, form.birth_date.parsed)
+            member = match.member if match.outcome == "match" else None
+            messages = recovery().remind_identifier(member)
+            db().commit()
+            messages_service().send_all_now(messages)
+        sent = True
+    status = 400 if form.is_submitted() and not sent else 200
+    return render("forgot_identifier.html", status=status, form=form, sent=sent)

@@ -1,0 +1,152 @@
+"""Forgot password and forgot identifier (SPEC §6): same answers whatever the identifier,
+single-use links tied to the current password, and everything the old password opened ends."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from idp.accounts.models import Account
+from idp.channels.models import Message
+from idp.registry.models import Member
+from tests.flows import Flow, csrf_token, query
+
+NEW_PASSWORD = "Lavande-Valensole-83!"
+
+
+def _mails(db, template):
+    db.expire_all()
+    return db.scalars(select(Message).where(Message.template == template).order_by(Message.id)).all()
+
+
+def _ask(client, tenant, identifier):
+    page = client.get(f"/{tenant}/forgot-password")
+    return client.post(f"/{tenant}/forgot-password",
+                       data={"identifier": identifier, "csrf_token": csrf_token(page.data)})
+
+
+def _link(db, tenant="malakoff"):
+    return re.search(rf"http://localhost(/{tenant}/reset-password/\S+)",
+                     _mails(db, "password_reset")[-1].body_text)[1]
+
+
+def _reset(client, path, password=NEW_PASSWORD):
+    page = client.get(path)
+    return client.post(path, data={"password": password, "password_confirm": password,
+                                   "csrf_token": csrf_token(page.data)})
+
+
+def test_reset_ends_old_sessions_and_tokens_and_the_new_password_works(app, client, db, flow):
+    tokens = flow.tokens()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    other_browser = app.test_client()
+    answer = _ask(other_browser, "malakoff", flow.account.email)
+    assert b"Si un compte correspond" in answer.data
+    done = _reset(other_browser, _link(db))
+    assert done.status_code == 303
+    assert "déconnecté de tous vos appareils".encode() in other_browser.get(done.headers["Location"]).data
+
+    assert client.get("/malakoff/userinfo", headers=bearer).status_code == 401
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+    assert flow.login(flow.authorize()).status_code == 401  # the old password
+    response = flow.login(flow.authorize(), password=NEW_PASSWORD)
+    assert "code" in query(response.headers["Location"])
+    assert _mails(db, "password_changed")[0].recipient == flow.account.email
+
+
+def test_the_link_is_single_use_and_expires(app, client, db, flow, monkeypatch):
+    _ask(client, "malakoff", flow.account.email)
+    path = _link(db)
+    assert _reset(client, path).status_code == 303
+    assert client.get(path).status_code == 400  # the password changed: the link is dead
+    _ask(client, "malakoff", flow.account.email)
+    later = time.time() + 31 * 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    expired = client.get(_link(db))
+    assert expired.status_code == 400 and b"plus valable" in expired.data
+
+
+def test_unknown_identifiers_get_the_same_answer_and_no_email(client, db, flow):
+    known = _ask(client, "malakoff", flow.account.email)
+    unknown = _ask(client, "malakoff", "nobody@example.org")
+    strip = lambda r: r.data.split(b'name="csrf_token"')[0]  # noqa: E731
+    assert known.status_code == unknown.status_code == 200
+    assert strip(known) == strip(unknown)
+    assert len(_mails(db, "password_reset")) == 1
+
+
+def test_requests_are_limited_per_identifier(client, db, flow):
+    for _ in range(5):
+        assert _ask(client, "malakoff", flow.account.email).status_code == 200
+    assert len(_mails(db, "password_reset")) == 3
+
+
+def test_a_reset_unlocks_a_locked_sign_in(app, client, db, flow):
+    for _ in range(5):
+        flow.login(flow.authorize(), password="wrong")
+    assert flow.login(flow.authorize()).status_code == 429
+    _ask(app.test_client(), "malakoff", flow.account.email)
+    _reset(app.test_client(), _link(db))
+    response = flow.login(flow.authorize(), password=NEW_PASSWORD)
+    assert "code" in query(response.headers["Location"])
+
+
+def test_weak_passwords_are_refused_on_reset(client, db, flow):
+    before = flow.account.password_hash
+    _ask(client, "malakoff", flow.account.email)
+    weak = _reset(client, _link(db), password="jeanne1958")
+    assert weak.status_code == 400
+    db.expire_all()
+    assert db.get(Account, flow.account.id).password_hash == before
+
+
+@pytest.fixture
+def miel_member(db, make):
+    db.add(Member(tenant="miel", member_number="76543210", nir="262082A00403607",
+                  last_name="N'DIAYE", first_name="Françoise", birth_date=date(1962, 8, 30),
+                  role="principal", kind="health", status="active"))
+    db.commit()
+    return make.account("miel", member_number="76543210", email="f.ndiaye@example.org",
+                        given_name="Françoise", family_name="N'DIAYE", birthdate=date(1962, 8, 30))
+
+
+def _forgot_identifier(client, **overrides):
+    page = client.get("/miel/forgot-identifier")
+    data = {"nir": "262082A00403607", "birth_date": "30/08/1962", "birth_department": "2A",
+            "last_name": "N'Diaye", "first_name": "Françoise", "csrf_token": csrf_token(page.data)}
+    data.update(overrides)
+    return client.post("/miel/forgot-identifier", data=data)
+
+
+def test_a_miel_member_gets_their_member_number_by_email(client, db, miel_member):
+    answer = _forgot_identifier(client)
+    assert answer.status_code == 200 and b"Consultez votre messagerie" in answer.data
+    mail = _mails(db, "identifier")[0]
+    assert mail.recipient == "f.ndiaye@example.org" and "76543210" in mail.body_text
+
+
+def test_forgot_identifier_answers_the_same_for_a_near_miss(client, db, miel_member):
+    answer = _forgot_identifier(client, first_name="Francoisse")
+    assert b"Consultez votre messagerie" in answer.data
+    assert _mails(db, "identifier") == []
+
+
+def test_forgot_identifier_checks_the_nir_like_registration(client, db, miel_member):
+    answer = _forgot_identifier(client, birth_department="75")
+    assert answer.status_code == 400
+    assert _mails(db, "identifier") == []
+
+
+def test_miel_reset_by_member_number(app, client, db, make):
+    member = make.account("miel")
+    _ask(client, "miel", member.member_number)
+    assert _mails(db, "password_reset") == []  # no email on this account: nothing can be sent
+    with_email = make.account("miel", email="adherent@example.org")
+    _ask(client, "miel", with_email.member_number)
+    assert _reset(client, _link(db, "miel")).status_code == 303
+    flow = Flow(app.test_client(), "miel", make.client("miel"), with_email)
+    assert "code" in query(flow.login(flow.authorize(), password=NEW_PASSWORD).headers["Location"])
