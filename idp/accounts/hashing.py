@@ -1,14 +1,22 @@
 """Password hashing: argon2id with the configured cost.
 
 A hash made with other parameters still verifies, and ``needs_rehash`` tells
-the caller to store a fresh hash after a successful sign-in.
+the caller to store a fresh hash after a successful sign-in. Hashes imported
+from the previous system verify too, and are always upgraded the same way:
+
+- PBKDF2-SHA256 in Django's format ``pbkdf2_sha256$<iterations>$<salt>$<base64 digest>``;
+- bcrypt, ``$2a$``, ``$2b$`` or ``$2y$`` (modular crypt format).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 from dataclasses import dataclass
 
+import bcrypt
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -39,6 +47,9 @@ class PasswordHasher:
         if not stored_hash:
             self._burn(password)
             return Verification(ok=False)
+        legacy = _legacy_verifier(stored_hash)
+        if legacy is not None:
+            return Verification(ok=legacy(stored_hash, password), needs_rehash=True)
         try:
             self._argon2.verify(stored_hash, password)
         except InvalidHashError:
@@ -51,3 +62,31 @@ class PasswordHasher:
     def _burn(self, password: str) -> None:
         with contextlib.suppress(VerificationError):
             self._argon2.verify(self._dummy_hash, password)
+
+
+def _verify_pbkdf2_sha256(stored_hash: str, password: str) -> bool:
+    try:
+        _algorithm, iterations, salt, digest = stored_hash.split("$", 3)
+        rounds = int(iterations)
+    except ValueError:
+        return False
+    if not 1 <= rounds <= 10_000_000:
+        return False
+    computed = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), rounds)
+    return hmac.compare_digest(base64.b64encode(computed).decode(), digest)
+
+
+def _verify_bcrypt(stored_hash: str, password: str) -> bool:
+    try:
+        # bcrypt reads at most 72 bytes; longer passwords were cut the same way when hashed.
+        return bcrypt.checkpw(password.encode()[:72], stored_hash.encode())
+    except ValueError:
+        return False
+
+
+def _legacy_verifier(stored_hash: str):
+    if stored_hash.startswith("pbkdf2_sha256$"):
+        return _verify_pbkdf2_sha256
+    if stored_hash.startswith(("$2a$", "$2b$", "$2y$")):
+        return _verify_bcrypt
+    return None

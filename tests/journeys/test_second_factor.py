@@ -3,11 +3,14 @@ trusted devices, step-up and the honest acr/amr (SPEC §5)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 
 import pytest
 from sqlalchemy import func, select, update
 
+from idp.accounts.models import Account
 from idp.channels.models import Message
 from idp.db import utcnow
 from idp.mfa.models import TrustedDevice
@@ -374,3 +377,14 @@ def test_a_new_password_revokes_devices_tokens_and_other_sessions(flow, app, run
     assert posted.headers["Location"].endswith("/malakoff/login/code")
     assert db.scalar(select(func.count()).select_from(TrustedDevice)
                      .where(TrustedDevice.revoked_at.is_(None))) == 0
+
+
+def test_a_legacy_pbkdf2_hash_is_upgraded_to_argon2id_at_sign_in(flow, db):
+    digest = hashlib.pbkdf2_hmac("sha256", b"Ancien-Systeme-1!", b"salt", 1000)
+    account = db.get(Account, flow.account.id)
+    account.password_hash = f"pbkdf2_sha256$1000$salt${base64.b64encode(digest).decode()}"
+    db.commit()
+    response = flow.login(flow.authorize(), password="Ancien-Systeme-1!")
+    assert "code" in query(response.headers["Location"])
+    db.expire_all()
+    assert db.get(Account, flow.account.id).password_hash.startswith("$argon2id$")
