@@ -223,3 +223,8 @@ class ForgotPasswordForm(FlaskForm):
     identifier = StringField(validators=[DataRequired(_l("Saisissez votre identifiant.")),
                                          Length(max=254)])
     submit = SubmitField(_l("Recevoir un lien"))
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current_password = PasswordField(_l("Mot de passe actuel"), validators=[
+        DataRequired(_l("Saisissez votre mot de passe actuel.")), Length(max=256)])

@@ -8,10 +8,12 @@ from sqlalchemy import select
 
 from idp import events, ratelimit
 from idp.accounts import flow
-from idp.accounts.authn import ACR_PASSWORD, session_account
-from idp.accounts.forms import ConfirmForm, ConsentForm, LoginForm, TermsForm
+from idp.accounts.authn import ACR_PASSWORD, session_account, sign_in
+from idp.accounts.forms import ChangePasswordForm, ConfirmForm, ConsentForm, LoginForm, TermsForm
 from idp.accounts.models import Account
-from idp.accounts.services import Authenticator, SignInContext
+from idp.accounts.passwords import PersonalData, password_errors
+from idp.accounts.services import Authenticator, SignInContext, set_password
+from idp.channels.services import messages_service
 from idp.db import utcnow
 from idp.extensions import current_tenant, db, services
 from idp.mfa.views import device_cookie_name, trusted_devices
@@ -155,7 +157,42 @@ def account():
     if member is None:
         return redirect(url_for("accounts.login"), 303)
     devices = trusted_devices().list(member.id)
-    return render("account.html", account=member, devices=devices, form=ConfirmForm())
+    return render("account.html", account=member, devices=devices, form=ConfirmForm(),
+                  password_changed=request.args.get("changed") == "password")
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password():
+    """Change the password (the current one is asked again); every other session ends."""
+    tenant = current_tenant()
+    signed_in = session_account(db(), tenant)
+    if signed_in is None:
+        return redirect(url_for("accounts.login"), 303)
+    authentication, member = signed_in
+    form = ChangePasswordForm()
+    failed: list[str] = []
+    if form.validate_on_submit():
+        if not services().hasher.verify(member.password_hash, form.current_password.data).ok:
+            form.current_password.errors = [_("Mot de passe actuel incorrect.")]
+        else:
+            personal = PersonalData(first_name=member.given_name, last_name=member.family_name,
+                                    birth_date=member.birthdate, member_number=member.member_number,
+                                    email=member.email)
+            failed = password_errors(form.password.data, tenant.password, personal)
+            if not failed:
+                set_password(db(), services().hasher, member, form.password.data, reason="change")
+                notice = (messages_service().queue(
+                    tenant, "email", "password_changed", member.email,
+                    login_url=f"{tenant.issuer}/login") if member.email else None)
+                db().commit()
+                if notice is not None:
+                    messages_service().send_now(notice)
+                # This browser stays signed in, at the level it had; all others are signed out.
+                sign_in(tenant, member, amr=authentication.amr, acr=authentication.acr)
+                return redirect(url_for("accounts.account", changed="password"), 303)
+            form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
+    status = 400 if form.is_submitted() else 200
+    return render("change_password.html", status=status, form=form, failed=failed)
 
 
 @bp.post("/account/devices/revoke")

@@ -1,0 +1,63 @@
+"""The member's account page: change password (SPEC §6)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from idp.channels.models import Message
+from idp.mfa.models import TrustedDevice
+from tests.factories import PASSWORD
+from tests.flows import Flow, csrf_token, query
+
+NEW_PASSWORD = "Bruyere-Monts-Arree-29!"
+
+
+def _change(flow, current=PASSWORD, new=NEW_PASSWORD, confirm=None):
+    page = flow.http.get("/malakoff/account/password")
+    assert page.status_code == 200
+    return flow.http.post("/malakoff/account/password", data={
+        "current_password": current, "password": new, "password_confirm": confirm or new,
+        "csrf_token": csrf_token(page.data)})
+
+
+def test_change_password_keeps_this_session_and_ends_the_others(app, flow, db):
+    flow.login(flow.authorize(), remember=True)
+    other = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
+    other.code()
+    tokens = flow.token(query(flow.authorize().headers["Location"])["code"]).json
+    done = _change(flow)
+    assert done.status_code == 303 and "changed=password" in done.headers["Location"]
+    assert "Votre mot de passe est changé".encode() in flow.http.get(done.headers["Location"]).data
+
+    # This browser is still signed in; the other one is not; tokens and devices are gone.
+    assert "code" in query(flow.authorize(prompt="none").headers["Location"])
+    assert query(other.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert flow.http.get("/malakoff/userinfo", headers=bearer).status_code == 401
+    assert db.scalar(select(func.count()).select_from(TrustedDevice)
+                     .where(TrustedDevice.revoked_at.is_(None))) == 0
+    assert db.scalar(select(func.count()).select_from(Message)
+                     .where(Message.template == "password_changed")) == 1
+    # The new password signs in; the old one does not.
+    assert other.login(other.authorize(prompt="login")).status_code == 401
+    fresh = other.login(other.authorize(prompt="login"), password=NEW_PASSWORD)
+    assert "code" in query(fresh.headers["Location"])
+
+
+def test_a_wrong_current_password_changes_nothing(flow, db):
+    flow.code()
+    response = _change(flow, current="not-my-password")
+    assert response.status_code == 400
+    assert b"Mot de passe actuel incorrect." in response.data
+    assert "code" in query(flow.authorize(prompt="none").headers["Location"])
+
+
+def test_the_new_password_must_follow_the_rules(flow):
+    flow.code()
+    assert _change(flow, new="azerty123").status_code == 400
+    assert _change(flow, confirm="Something-Else-99!").status_code == 400
+
+
+def test_the_page_needs_a_signed_in_member(client):
+    response = client.get("/malakoff/account/password")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/malakoff/login")
