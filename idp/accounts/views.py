@@ -15,6 +15,7 @@ from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.services import Authenticator, SignInContext, set_password
 from idp.channels.services import messages_service
 from idp.db import utcnow
+from idp.events import AuditEvent
 from idp.extensions import current_tenant, db, services
 from idp.mfa.views import device_cookie_name, trusted_devices
 from idp.oidc import authorization
@@ -157,8 +158,13 @@ def account():
     if member is None:
         return redirect(url_for("accounts.login"), 303)
     devices = trusted_devices().list(member.id)
+    sign_ins = db().scalars(
+        select(AuditEvent)
+        .where(AuditEvent.account_id == member.id, AuditEvent.tag == events.LOGIN_SUCCESS)
+        .order_by(AuditEvent.id.desc()).limit(10)
+    ).all()
     return render("account.html", account=member, devices=devices, form=ConfirmForm(),
-                  password_changed=request.args.get("changed") == "password")
+                  sign_ins=sign_ins, password_changed=request.args.get("changed") == "password")
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

@@ -61,3 +61,11 @@ def test_the_new_password_must_follow_the_rules(flow):
 def test_the_page_needs_a_signed_in_member(client):
     response = client.get("/malakoff/account/password")
     assert response.status_code == 303 and response.headers["Location"].endswith("/malakoff/login")
+
+
+def test_recent_sign_ins_are_listed(flow):
+    flow.code()
+    flow.login(flow.authorize(prompt="login"))
+    page = flow.http.get("/malakoff/account").data.decode()
+    assert "Connexions récentes" in page
+    assert page.count("<tr><td>") == 2
