@@ -107,6 +107,16 @@ class Flow:
     def last_code(self, channel: str = "email") -> str:
         return last_code(self.http.application, channel)
 
+    def give_password(self, password: str = PASSWORD, **overrides):
+        """Authorize (a fresh sign-in unless ``prompt`` says otherwise) and give the password;
+        returns the answer to the password form (a redirect to the code page when it was right)."""
+        response = self.authorize(**{"prompt": "login", **overrides})
+        page = self.http.get(response.headers["Location"])
+        return self.http.post(f"/{self.tenant}/login", data={
+            "interaction": query(response.headers["Location"])["interaction"],
+            "identifier": self.identifier, "password": password,
+            "csrf_token": csrf_token(page.data)})
+
     def sign_in(self, **overrides):
         """Authorize and sign in; returns the response that carries the code to the client."""
         return self.login(self.authorize(**overrides))

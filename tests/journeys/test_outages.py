@@ -28,12 +28,7 @@ def smtp_app(settings):
 
 
 def _to_code_page(flow):
-    response = flow.authorize()
-    page = flow.http.get(response.headers["Location"])
-    posted = flow.http.post("/malakoff/login", data={
-        "interaction": query(response.headers["Location"])["interaction"],
-        "identifier": flow.identifier, "password": "Correct-Horse-7!",
-        "csrf_token": csrf_token(page.data)})
+    posted = flow.give_password(prompt=None)
     assert posted.headers["Location"].endswith("/malakoff/login/code")
     return flow.http.get("/malakoff/login/code")
 

@@ -25,13 +25,7 @@ def member_flow(request, client, make):
 
 
 def _password(flow):
-    """Authorize (asking a fresh sign-in) and give the password; returns the answer."""
-    response = flow.authorize(prompt="login")
-    page = flow.http.get(response.headers["Location"])
-    return flow.http.post(f"/{flow.tenant}/login", data={
-        "interaction": query(response.headers["Location"])["interaction"],
-        "identifier": flow.identifier, "password": "Correct-Horse-7!",
-        "csrf_token": csrf_token(page.data)})
+    return flow.give_password()
 
 
 def _send(flow, channel):
@@ -231,13 +225,8 @@ def test_max_age_asks_a_fresh_code_even_on_a_trusted_device(flow, monkeypatch):
     _enter(flow, flow.last_code(), remember=True)
     later = time.time() + 60
     monkeypatch.setattr(time, "time", lambda: later)
-    response = flow.authorize(max_age="10")
-    assert "/malakoff/login?interaction=" in response.headers["Location"]
-    page = flow.http.get(response.headers["Location"])
-    posted = flow.http.post("/malakoff/login", data={
-        "interaction": query(response.headers["Location"])["interaction"],
-        "identifier": flow.identifier, "password": "Correct-Horse-7!",
-        "csrf_token": csrf_token(page.data)})
+    assert "/malakoff/login?interaction=" in flow.authorize(max_age="10").headers["Location"]
+    posted = flow.give_password(prompt=None, max_age="10")
     assert posted.headers["Location"].endswith("/malakoff/login/code")
 
 
@@ -368,12 +357,7 @@ def test_a_new_password_revokes_devices_tokens_and_other_sessions(flow, app, run
     # The browser session that signed in before the change is over.
     assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
     # And the trusted device no longer skips the code.
-    response = flow.authorize()
-    page = flow.http.get(response.headers["Location"])
-    posted = flow.http.post("/malakoff/login", data={
-        "interaction": query(response.headers["Location"])["interaction"],
-        "identifier": flow.identifier, "password": "Brand-New-Pass-42!",
-        "csrf_token": csrf_token(page.data)})
+    posted = flow.give_password("Brand-New-Pass-42!", prompt=None)
     assert posted.headers["Location"].endswith("/malakoff/login/code")
     assert db.scalar(select(func.count()).select_from(TrustedDevice)
                      .where(TrustedDevice.revoked_at.is_(None))) == 0
