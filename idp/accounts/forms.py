@@ -228,3 +228,11 @@ class ForgotPasswordForm(FlaskForm):
 class ChangePasswordForm(NewPasswordForm):
     current_password = PasswordField(_l("Mot de passe actuel"), validators=[
         DataRequired(_l("Saisissez votre mot de passe actuel.")), Length(max=256)])
+
+
+class DeleteAccountForm(FlaskForm):
+    current_password = PasswordField(_l("Mot de passe actuel"), validators=[
+        DataRequired(_l("Saisissez votre mot de passe actuel.")), Length(max=256)])
+    confirm = BooleanField(validators=[DataRequired(
+        _l("Cochez la case pour confirmer la suppression."))])
+    submit = SubmitField(_l("Supprimer mon compte"))

@@ -8,8 +8,15 @@ from sqlalchemy import select
 
 from idp import events, ratelimit
 from idp.accounts import flow
-from idp.accounts.authn import ACR_PASSWORD, session_account, sign_in
-from idp.accounts.forms import ChangePasswordForm, ConfirmForm, ConsentForm, LoginForm, TermsForm
+from idp.accounts.authn import ACR_PASSWORD, session_account, sign_in, sign_out
+from idp.accounts.forms import (
+    ChangePasswordForm,
+    ConfirmForm,
+    ConsentForm,
+    DeleteAccountForm,
+    LoginForm,
+    TermsForm,
+)
 from idp.accounts.models import Account
 from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.services import Authenticator, SignInContext, set_password
@@ -199,6 +206,38 @@ def change_password():
             form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
     status = 400 if form.is_submitted() else 200
     return render("change_password.html", status=status, form=form, failed=failed)
+
+
+@bp.route("/account/delete", methods=["GET", "POST"])
+def delete_account():
+    """Delete the account after the password is given again (SPEC §6); audit-logged."""
+    tenant = current_tenant()
+    signed_in = session_account(db(), tenant)
+    if signed_in is None:
+        return redirect(url_for("accounts.login"), 303)
+    member = signed_in[1]
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        if services().hasher.verify(member.password_hash, form.current_password.data).ok:
+            email = member.email
+            events.record_event(db(), events.ACCOUNT_DELETED, tenant=tenant.slug,
+                                account_id=member.id, ip=request.remote_addr)
+            # Tokens, codes, consents and trusted devices go with the account (ON DELETE CASCADE).
+            db().delete(member)
+            notice = messages_service().queue(tenant, "email", "account_deleted", email) if email else None
+            db().commit()
+            if notice is not None:
+                messages_service().send_now(notice)
+            sign_out(tenant)
+            return redirect(url_for("accounts.account_deleted"), 303)
+        form.current_password.errors = [_("Mot de passe actuel incorrect.")]
+    status = 400 if form.is_submitted() else 200
+    return render("delete_account.html", status=status, form=form)
+
+
+@bp.get("/account/deleted")
+def account_deleted():
+    return render("account_deleted.html")
 
 
 @bp.post("/account/devices/revoke")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from idp.accounts.models import Account
 from idp.channels.models import Message
+from idp.events import AuditEvent
 from idp.mfa.models import TrustedDevice
 from tests.factories import PASSWORD
 from tests.flows import Flow, csrf_token, query
@@ -69,3 +71,30 @@ def test_recent_sign_ins_are_listed(flow):
     page = flow.http.get("/malakoff/account").data.decode()
     assert "Connexions récentes" in page
     assert page.count("<tr><td>") == 2
+
+
+def _delete(flow, password=PASSWORD, confirm=True):
+    page = flow.http.get("/malakoff/account/delete")
+    data = {"current_password": password, "csrf_token": csrf_token(page.data)}
+    if confirm:
+        data["confirm"] = "y"
+    return flow.http.post("/malakoff/account/delete", data=data)
+
+
+def test_deleting_the_account_needs_the_password_and_ends_everything(flow, db):
+    account_id, identifier = flow.account.id, flow.identifier
+    tokens = flow.tokens()
+    assert _delete(flow, password="wrong").status_code == 400
+    assert _delete(flow, confirm=False).status_code == 400
+    assert db.get(Account, account_id) is not None
+
+    done = _delete(flow)
+    assert done.status_code == 303 and done.headers["Location"].endswith("/malakoff/account/deleted")
+    db.expunge_all()
+    assert db.get(Account, account_id) is None
+    event = db.scalar(select(AuditEvent).where(AuditEvent.tag == "account:delete"))
+    assert event.account_id == account_id
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert flow.http.get("/malakoff/userinfo", headers=bearer).status_code == 401
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+    assert flow.login(flow.authorize(), identifier=identifier).status_code == 401
