@@ -9,7 +9,7 @@ import click
 
 from idp import create_app
 from idp.config import ConfigError
-from idp.demo.setup import DEMO_ACCOUNTS, DemoServers, build_portals, prepare
+from idp.demo.setup import DEMO_ACCOUNTS, DEMO_REGISTRATIONS, DemoServers, build_portals, prepare
 
 
 @click.command("demo")
@@ -48,6 +48,8 @@ def group(host: str, port: int, database: str) -> None:
         click.echo(f"    issuer   {tenant.issuer}")
         for account in (a for a in DEMO_ACCOUNTS if a.tenant == slug):
             click.echo(f"    member   {account.identifier} / {account.password}  ({account.note})")
+        if slug in DEMO_REGISTRATIONS:
+            click.echo(f"    register {DEMO_REGISTRATIONS[slug]}")
     click.echo(f"  Outbox (emails and SMS sent): {base_url}/_outbox")
     click.echo("Press Ctrl-C to stop.")
     servers.start()

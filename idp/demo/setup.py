@@ -46,6 +46,13 @@ DEMO_ACCOUNTS = (
 )
 
 
+# Registry members without an account, to try "Créer mon compte" (config/demo/members-*.csv).
+DEMO_REGISTRATIONS = {
+    "malakoff": "member number 23456789, Jean-Pierre Dupont-Morel, born 23/11/1949",
+    "miel": "NIR 2 62 08 2A 004 036 07, Françoise N'Diaye, born 30/08/1962 in 2A",
+}
+
+
 @dataclass(frozen=True)
 class Portal:
     tenant: str
