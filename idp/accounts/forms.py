@@ -236,3 +236,11 @@ class DeleteAccountForm(FlaskForm):
     confirm = BooleanField(validators=[DataRequired(
         _l("Cochez la case pour confirmer la suppression."))])
     submit = SubmitField(_l("Supprimer mon compte"))
+
+
+class ChangeMobileForm(FlaskForm):
+    current_password = PasswordField(_l("Mot de passe actuel"), validators=[
+        DataRequired(_l("Saisissez votre mot de passe actuel.")), Length(max=256)])
+    mobile = StringField(_l("Nouveau numéro de mobile"), validators=[
+        DataRequired(_l("Saisissez votre numéro de téléphone mobile.")), Mobile()])
+    submit = SubmitField(_l("Recevoir le code par SMS"))

@@ -1,6 +1,8 @@
-"""The member's account page: change password (SPEC §6)."""
+"""The member's account page: password, mobile, sign-ins, deletion (SPEC §6)."""
 
 from __future__ import annotations
+
+import re
 
 from sqlalchemy import func, select
 
@@ -98,3 +100,45 @@ def test_deleting_the_account_needs_the_password_and_ends_everything(flow, db):
     assert flow.http.get("/malakoff/userinfo", headers=bearer).status_code == 401
     assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
     assert flow.login(flow.authorize(), identifier=identifier).status_code == 401
+
+
+def _new_mobile(flow, number="07 81 99 88 77", password=PASSWORD):
+    page = flow.http.get("/malakoff/account/mobile")
+    return flow.http.post("/malakoff/account/mobile", data={
+        "current_password": password, "mobile": number, "csrf_token": csrf_token(page.data)})
+
+
+def _sms_code(db) -> str:
+    db.expire_all()
+    message = db.scalars(select(Message).where(Message.template == "mobile_change")
+                         .order_by(Message.id.desc())).first()
+    return re.search(r"\d{6}", message.body_text)[0]
+
+
+def _confirm(flow, code):
+    page = flow.http.get("/malakoff/account/mobile/confirm")
+    return flow.http.post("/malakoff/account/mobile/confirm",
+                          data={"code": code, "csrf_token": csrf_token(page.data)})
+
+
+def test_a_new_mobile_is_proven_by_an_sms_code_and_the_email_is_told(flow, db):
+    flow.code()
+    sent = _new_mobile(flow)
+    assert sent.status_code == 303 and sent.headers["Location"].endswith("/account/mobile/confirm")
+    assert "+33 7 •• •• •• 77".encode() in flow.http.get(sent.headers["Location"]).data
+    assert _confirm(flow, "000000" if _sms_code(db) != "000000" else "111111").status_code == 400
+    done = _confirm(flow, _sms_code(db))
+    assert done.status_code == 303 and "changed=mobile" in done.headers["Location"]
+    db.expire_all()
+    account = db.get(Account, flow.account.id)
+    assert account.phone_number == "+33781998877" and account.phone_number_verified
+    notice = db.scalar(select(Message).where(Message.template == "mobile_changed"))
+    assert notice.recipient == flow.account.email and "77" in notice.body_text
+
+
+def test_changing_the_mobile_needs_the_password_and_a_mobile_number(flow, db):
+    flow.code()
+    assert _new_mobile(flow, password="wrong").status_code == 400
+    assert _new_mobile(flow, number="01 45 67 89 10").status_code == 400
+    assert db.scalar(select(Message).where(Message.template == "mobile_change")) is None
+    assert flow.http.get("/malakoff/account/mobile/confirm").status_code == 303
