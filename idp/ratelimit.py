@@ -67,6 +67,15 @@ class RateLimiter:
         """Count one event; returns how many so far in the window."""
         return self.store.incr(self._key(subject), self.limit.window)
 
+    def allow(self, subject: str) -> bool:
+        """Count one event if the limit is not reached yet; False (and nothing counted) if it is."""
+        try:
+            self.test(subject)
+        except TooManyAttempts:
+            return False
+        self.hit(subject)
+        return True
+
     def clear(self, subject: str) -> None:
         self.store.delete(self._key(subject))
 

@@ -80,6 +80,13 @@ class PersonalData:
     member_number: str | None = None
     email: str | None = None
 
+    @classmethod
+    def of(cls, account) -> PersonalData:
+        """What an account knows of its member (an ``accounts.models.Account``)."""
+        return cls(first_name=account.given_name, last_name=account.family_name,
+                   birth_date=account.birthdate, member_number=account.member_number,
+                   email=account.email)
+
 
 def fold(text: str) -> str:
     """Case- and accent-insensitive form: "Étienne" and "ETIENNE" both give "etienne"."""

@@ -11,7 +11,7 @@ from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.recovery import Recovery, ResetLinkInvalid
 from idp.channels.services import messages_service
 from idp.extensions import current_tenant, db, services
-from idp.ratelimit import RateLimiter, TooManyAttempts
+from idp.ratelimit import RateLimiter
 from idp.registry.matching import match_by_nir
 from idp.web import render, tenant_blueprint
 
@@ -23,13 +23,7 @@ def recovery() -> Recovery:
 
 
 def _within_limit(subject: str) -> bool:
-    limiter = RateLimiter(services().store, ratelimit.RECOVERY_PER_IDENTIFIER)
-    try:
-        limiter.test(subject)
-    except TooManyAttempts:
-        return False
-    limiter.hit(subject)
-    return True
+    return RateLimiter(services().store, ratelimit.RECOVERY_PER_IDENTIFIER).allow(subject)
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
@@ -61,9 +55,7 @@ def reset_password(token: str):
     form = NewPasswordForm()
     failed: list[str] = []
     if form.validate_on_submit():
-        personal = PersonalData(first_name=account.given_name, last_name=account.family_name,
-                                birth_date=account.birthdate, member_number=account.member_number,
-                                email=account.email)
+        personal = PersonalData.of(account)
         failed = password_errors(form.password.data, tenant.password, personal)
         if not failed:
             messages = service.reset(account, form.password.data, services().hasher,

@@ -91,13 +91,7 @@ def register():
 
 
 def _within_registration_limit(ip: str) -> bool:
-    limiter = RateLimiter(services().store, ratelimit.REGISTRATION_PER_IP)
-    try:
-        limiter.test(ip)
-    except TooManyAttempts:
-        return False
-    limiter.hit(ip)
-    return True
+    return RateLimiter(services().store, ratelimit.REGISTRATION_PER_IP).allow(ip)
 
 
 # -- Miel: three steps (identity with the NIR, contact, SMS code) -------------------------------
@@ -230,9 +224,7 @@ def activate(token: str):
         form.birth_date.errors = [_("Cette date de naissance ne correspond pas à votre dossier.")]
         valid = False
     if valid:
-        personal = PersonalData(first_name=account.given_name, last_name=account.family_name,
-                                birth_date=account.birthdate, member_number=account.member_number,
-                                email=account.email)
+        personal = PersonalData.of(account)
         failed = password_errors(form.password.data, tenant.password, personal)
         if not failed:
             messages = service.activate(account, form.password.data, services().hasher)

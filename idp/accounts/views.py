@@ -193,9 +193,7 @@ def change_password():
         if not services().hasher.verify(member.password_hash, form.current_password.data).ok:
             form.current_password.errors = [_("Mot de passe actuel incorrect.")]
         else:
-            personal = PersonalData(first_name=member.given_name, last_name=member.family_name,
-                                    birth_date=member.birthdate, member_number=member.member_number,
-                                    email=member.email)
+            personal = PersonalData.of(member)
             failed = password_errors(form.password.data, tenant.password, personal)
             if not failed:
                 set_password(db(), services().hasher, member, form.password.data, reason="change")
