@@ -24,6 +24,13 @@ ACCOUNT_CREATED = "account:create"
 ACCOUNT_ACTIVATED = "account:activate"
 ACCOUNT_DELETED = "account:delete"
 MOBILE_CHANGED = "account:mobile:change"
+EMAIL_CHANGED = "account:email:change"
+LOGIN_MIGRATED = "account:migration:done"
+MIGRATION_INVITED = "account:migration:invite"
+# A wrong member number or password typed where members now sign in with their email.
+LEGACY_LOGIN_FAILURE = "account:login:legacy-failure"
+# A member number typed after the migration's cut-off date.
+LEGACY_LOGIN_REFUSED = "account:login:legacy-refused"
 TERMS_ACCEPTED = "account:terms:accept"
 RESET_REQUESTED = "account:password:reset-request"
 IDENTIFIER_REMINDED = "account:identifier:remind"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from idp.config import ConfigError
 
@@ -37,6 +39,34 @@ class MfaPolicy:
     trusted_device_days: int = 90
 
 
+# Migration dates are calendar days in France, where the members are.
+MIGRATION_TIMEZONE = ZoneInfo("Europe/Paris")
+
+
+@dataclass(frozen=True)
+class MigrationPolicy:
+    """The move of the login identifier from member number to email (SPEC §7).
+
+    Before ``starts_on`` legacy accounts sign in with their member number as before;
+    from it, such a sign-in leads to "update my login identifier"; from ``cutoff_on``
+    member-number sign-ins are refused with a way to recover the identifier.
+    """
+
+    starts_on: date | None = None
+    cutoff_on: date | None = None
+
+    def phase(self, today: date | None = None) -> str:
+        """Where the migration stands today: "none" (none planned), "before", "open" or "closed"."""
+        today = today or datetime.now(MIGRATION_TIMEZONE).date()
+        if self.starts_on is None:
+            return "none"
+        if today < self.starts_on:
+            return "before"
+        if self.cutoff_on is not None and today >= self.cutoff_on:
+            return "closed"
+        return "open"
+
+
 @dataclass(frozen=True)
 class Tenant:
     slug: str
@@ -53,6 +83,7 @@ class Tenant:
     mfa: MfaPolicy
     # Ask members their communication preferences at first sign-in (exposed as a claim).
     communication_preferences: bool = False
+    migration: MigrationPolicy = field(default_factory=MigrationPolicy)
 
     @property
     def logs_in_with_email(self) -> bool:
@@ -72,6 +103,25 @@ def _section(cls, data: dict[str, Any], name: str, source: str):
         if expected is int and value <= 0:
             raise ConfigError(f"{source}: [{name}] {key} must be positive")
     return cls(**raw)
+
+
+def _migration(data: dict[str, Any], source: str, login_identifier: str) -> MigrationPolicy:
+    raw = data.pop("migration", {})
+    unknown = set(raw) - set(MigrationPolicy.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys in [migration]: {', '.join(sorted(unknown))}")
+    for key, value in raw.items():
+        # TOML dates are bare: starts_on = 2026-09-01
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise ConfigError(f"{source}: [migration] {key} must be a date (YYYY-MM-DD, unquoted)")
+    policy = MigrationPolicy(**raw)
+    if raw and login_identifier != "email":
+        raise ConfigError(f"{source}: [migration] applies only where members sign in with an email")
+    if policy.cutoff_on and not policy.starts_on:
+        raise ConfigError(f"{source}: [migration] cutoff_on needs starts_on")
+    if policy.cutoff_on and policy.starts_on and policy.cutoff_on <= policy.starts_on:
+        raise ConfigError(f"{source}: [migration] cutoff_on must come after starts_on")
+    return policy
 
 
 def load_tenant(path: Path, base_url: str) -> Tenant:
@@ -104,9 +154,11 @@ def load_tenant(path: Path, base_url: str) -> Tenant:
         raise ConfigError(f"{source}: communication_preferences must be true or false")
     if data["default_locale"] not in ("fr", "en"):
         raise ConfigError(f"{source}: default_locale must be fr or en")
+    migration = _migration(data, source, data["login_identifier"])
     issuer = data.pop("issuer", f"{base_url}/{slug}")
     try:
-        return Tenant(slug=slug, issuer=issuer, links=links, password=password, mfa=mfa, **data)
+        return Tenant(slug=slug, issuer=issuer, links=links, password=password, mfa=mfa,
+                      migration=migration, **data)
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

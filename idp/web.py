@@ -155,6 +155,7 @@ def _register_errors(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from idp.accounts.contact_views import bp as contact_bp  # noqa: PLC0415
     from idp.accounts.recovery_views import bp as recovery_bp  # noqa: PLC0415
     from idp.accounts.registration_views import bp as registration_bp  # noqa: PLC0415
     from idp.accounts.views import bp as accounts_bp  # noqa: PLC0415
@@ -174,8 +175,8 @@ def init_app(app: Flask) -> None:
 
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
-    for blueprint in (oidc_api, oidc_bp, accounts_bp, registration_bp, recovery_bp, mfa_bp,
-                      ops_bp):
+    for blueprint in (oidc_api, oidc_bp, accounts_bp, contact_bp, registration_bp, recovery_bp,
+                      mfa_bp, ops_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(oidc_api)
     app.after_request(_security_headers)

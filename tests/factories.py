@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import secrets
-from datetime import date
+import shutil
+from datetime import date, datetime, timedelta
 from itertools import count
+from pathlib import Path
 
 from idp.accounts.services import create_account
 from idp.oidc.models import Client, token_digest
+from idp.tenancy import MIGRATION_TIMEZONE
 
 PASSWORD = "Correct-Horse-7!"
 _numbers = count(10000001)
+TENANTS = Path(__file__).resolve().parent.parent / "config" / "tenants"
 
 
 class Factories:
@@ -69,3 +74,19 @@ class Factories:
         self.db.commit()
         client.secret = secret
         return client
+
+
+# (starts_on, cutoff_on) in days from today, per phase.
+PHASES = {"before": (10, 40), "open": (-10, 30), "closed": (-40, -1)}
+
+
+def tenants_in_phase(directory, phase: str) -> str:
+    """A copy of the tenants' configuration with Malakoff's migration in ``phase`` today."""
+    shutil.copytree(TENANTS, directory)
+    malakoff = directory / "malakoff.toml"
+    today = datetime.now(MIGRATION_TIMEZONE).date()
+    starts, cutoff = (today + timedelta(days=days) for days in PHASES[phase])
+    text = re.sub(r"\n\[migration\].*", "", malakoff.read_text(encoding="utf-8"), flags=re.S)
+    malakoff.write_text(f"{text}\n[migration]\nstarts_on = {starts}\ncutoff_on = {cutoff}\n",
+                        encoding="utf-8")
+    return str(directory)

@@ -157,12 +157,12 @@ class Flow:
         return jwt.decode(id_token, keys).claims
 
 
-def last_code(app, channel: str = "email") -> str:
-    """The one-time code in the newest message of that channel in the outbox."""
+def last_code(app, channel: str = "email", template: str = "otp_code") -> str:
+    """The one-time code in the newest message of that channel and template in the outbox."""
     session = app.extensions["idp"].database.session()
     try:
         message = session.scalar(
-            select(Message).where(Message.channel == channel, Message.template == "otp_code")
+            select(Message).where(Message.channel == channel, Message.template == template)
             .order_by(Message.id.desc()).limit(1))
     finally:
         session.close()

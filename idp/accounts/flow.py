@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from flask import redirect, session, url_for
 
 from idp.accounts.authn import sign_in
+from idp.accounts.migration import needs_migration
 from idp.accounts.models import Account
 from idp.mfa.services import Challenge
 from idp.oidc import authorization
@@ -87,15 +88,18 @@ def complete(tenant: Tenant, account: Account, *, amr: list[str], acr: str,
              interaction_id: str | None):
     """Sign the member in and go back to the authorization request (or the signed-in page).
 
-    A member with terms to accept (first sign-in, or a new version) goes through that page
-    first; the proven factors wait in the pending sign-in.
+    A legacy account during the email-as-login migration updates its identifier first
+    (SPEC §7), and a member with terms to accept (first sign-in, or a new version) goes
+    through that page; meanwhile the proven factors wait in the pending sign-in.
     """
-    if needs_first_sign_in_step(tenant, account):
+    step = ("contact.update_identifier" if needs_migration(tenant, account)
+            else "accounts.terms" if needs_first_sign_in_step(tenant, account) else None)
+    if step is not None:
         state = pending(tenant) or Pending(account_id=account.id, interaction=interaction_id,
                                            reason="login", started_at=time.time())
         state.amr, state.acr, state.interaction = amr, acr, interaction_id
         save_pending(tenant, state)
-        return redirect(url_for("accounts.terms"), 303)
+        return redirect(url_for(step), 303)
     clear_pending(tenant)
     sign_in(tenant, account, amr=amr, acr=acr)
     store = authorization.interactions()

@@ -89,13 +89,23 @@ class Mobile:
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-class ContactForm(FlaskForm):
-    email = StringField(_l("Adresse e-mail"), validators=[
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+class ConfirmedEmailForm(FlaskForm):
+    """An address typed twice: a typo here would lock the member out of their own mail."""
+
+    # Phones and copy-paste add spaces around addresses; they are never part of one.
+    email = StringField(_l("Adresse e-mail"), filters=[_strip], validators=[
         DataRequired(_l("Saisissez votre adresse e-mail.")), Length(max=254),
         Regexp(EMAIL_RE, message=_l("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."))])
-    email_confirm = StringField(_l("Confirmation de l’adresse e-mail"), validators=[
+    email_confirm = StringField(_l("Confirmation de l’adresse e-mail"), filters=[_strip], validators=[
         DataRequired(_l("Saisissez à nouveau votre adresse e-mail.")),
         EqualTo("email", message=_l("Les deux adresses emails ne sont pas identiques."))])
+
+
+class ContactForm(ConfirmedEmailForm):
     mobile = StringField(_l("Téléphone mobile"), validators=[
         DataRequired(_l("Saisissez votre numéro de téléphone mobile.")), Mobile()])
     submit = SubmitField(_l("Recevoir le code par SMS"))
@@ -193,7 +203,7 @@ class MielIdentityForm(FlaskForm):
         return True
 
 
-class SmsCodeForm(FlaskForm):
+class ReceivedCodeForm(FlaskForm):
     code = StringField(_l("Code à 6 chiffres"), validators=[
         DataRequired(_l("Saisissez le code reçu.")), Length(max=20)])
     submit = SubmitField(_l("Valider"))
@@ -225,22 +235,42 @@ class ForgotPasswordForm(FlaskForm):
     submit = SubmitField(_l("Recevoir un lien"))
 
 
-class ChangePasswordForm(NewPasswordForm):
+class ReauthenticationForm(FlaskForm):
+    """Sensitive changes ask the password again: an open session alone is not enough."""
+
     current_password = PasswordField(_l("Mot de passe actuel"), validators=[
         DataRequired(_l("Saisissez votre mot de passe actuel.")), Length(max=256)])
 
 
-class DeleteAccountForm(FlaskForm):
-    current_password = PasswordField(_l("Mot de passe actuel"), validators=[
-        DataRequired(_l("Saisissez votre mot de passe actuel.")), Length(max=256)])
+class ChangePasswordForm(NewPasswordForm, ReauthenticationForm):
+    pass
+
+
+class DeleteAccountForm(ReauthenticationForm):
     confirm = BooleanField(validators=[DataRequired(
         _l("Cochez la case pour confirmer la suppression."))])
     submit = SubmitField(_l("Supprimer mon compte"))
 
 
-class ChangeMobileForm(FlaskForm):
-    current_password = PasswordField(_l("Mot de passe actuel"), validators=[
-        DataRequired(_l("Saisissez votre mot de passe actuel.")), Length(max=256)])
+class ChangeMobileForm(ReauthenticationForm):
     mobile = StringField(_l("Nouveau numéro de mobile"), validators=[
         DataRequired(_l("Saisissez votre numéro de téléphone mobile.")), Mobile()])
     submit = SubmitField(_l("Recevoir le code par SMS"))
+
+
+class ChangeEmailForm(ReauthenticationForm, ConfirmedEmailForm):
+    submit = SubmitField(_l("Recevoir le code par e-mail"))
+
+
+class UpdateIdentifierForm(FlaskForm):
+    """SPEC §7: the email that becomes the login identifier (prefilled with the one on file)."""
+
+    email = ConfirmedEmailForm.email
+    submit = SubmitField(_l("Continuer"))
+
+
+class MemberNumberForm(FlaskForm):
+    member_number = StringField(_l("Numéro d’adhérent"), validators=[
+        DataRequired(_l("Saisissez votre numéro d’adhérent.")),
+        Regexp(r"^\s*\d{8}\s*$", message=_l("Le numéro d’adhérent comporte 8 chiffres."))])
+    submit = SubmitField(_l("Recevoir mon identifiant"))

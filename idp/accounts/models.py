@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, utcnow
@@ -51,6 +51,12 @@ class Account(Base):
     terms_accepted_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Communication preferences (Miel): statements/letters by "email" or "post", marketing consent.
     preferences: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Where members sign in with an email: an account from the previous system that still
+    # signs in with its member number until it makes its email its identifier (SPEC §7).
+    legacy_login: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    login_migrated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # When the invitation to migrate was queued: never twice to the same member.
+    migration_invited_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     @property
     def is_active(self) -> bool:

@@ -75,6 +75,19 @@ class Recovery:
         return [self.messages.queue(self.tenant, "email", "password_changed", account.email,
                                     login_url=f"{self.tenant.issuer}/login")]
 
+    def remind_login_email(self, member_number: str) -> list[Message]:
+        """Where members sign in with their email: which address it is, sent to it (SPEC §7)."""
+        account = self.db.scalar(select(Account).where(
+            Account.tenant == self.tenant.slug, Account.member_number == member_number.strip(),
+            Account.status == "active"))
+        if account is None or not account.email:
+            return []
+        events.record_event(self.db, events.IDENTIFIER_REMINDED, tenant=self.tenant.slug,
+                            account_id=account.id)
+        return [self.messages.queue(self.tenant, "email", "identifier_email", account.email,
+                                    email=account.email, legacy=account.legacy_login,
+                                    login_url=f"{self.tenant.issuer}/login")]
+
     def remind_identifier(self, member: Member | None) -> list[Message]:
         """Miel: the member number, sent to the account's email (SPEC §6)."""
         if member is None:

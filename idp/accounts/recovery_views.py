@@ -6,7 +6,7 @@ from flask import redirect, url_for
 from flask_babel import gettext as _
 
 from idp import ratelimit
-from idp.accounts.forms import ForgotPasswordForm, MielIdentityForm, NewPasswordForm
+from idp.accounts.forms import ForgotPasswordForm, MemberNumberForm, MielIdentityForm, NewPasswordForm
 from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.recovery import Recovery, ResetLinkInvalid
 from idp.channels.services import messages_service
@@ -75,18 +75,28 @@ def password_reset_done():
 
 @bp.route("/forgot-identifier", methods=["GET", "POST"])
 def forgot_identifier():
-    """Miel: prove who you are as at registration; the member number goes to your email."""
+    """The identifier goes to the account's email, never to the page (SPEC §6, §7).
+
+    Miel: prove who you are as at registration, the member number is sent. Where members
+    sign in with their email: the member number is enough, since only that account's own
+    address hears which address is the identifier.
+    """
     tenant = current_tenant()
-    form = MielIdentityForm()
+    form = MemberNumberForm() if tenant.logs_in_with_email else MielIdentityForm()
     sent = False
     if form.validate_on_submit():
-        if _within_limit(f"{tenant.slug}:nir:{form.nir.parsed.value}"):
+        if tenant.logs_in_with_email:
+            number = form.member_number.data.strip()
+            messages = (recovery().remind_login_email(number)
+                        if _within_limit(f"{tenant.slug}:number:{number}") else [])
+        elif _within_limit(f"{tenant.slug}:nir:{form.nir.parsed.value}"):
             match = match_by_nir(db(), tenant, form.nir.data, form.first_name.data,
                                  form.last_name.data, form.birth_date.parsed)
-            member = match.member if match.outcome == "match" else None
-            messages = recovery().remind_identifier(member)
-            db().commit()
-            messages_service().send_all_now(messages)
+            messages = recovery().remind_identifier(match.member if match.outcome == "match" else None)
+        else:
+            messages = []
+        db().commit()
+        messages_service().send_all_now(messages)
         sent = True
     status = 400 if form.is_submitted() and not sent else 200
     return render("forgot_identifier.html", status=status, form=form, sent=sent)

@@ -9,14 +9,15 @@ from flask import redirect, request, session, url_for
 from flask_babel import gettext as _
 
 from idp import ratelimit
+from idp.accounts.contact_views import code_accepted
 from idp.accounts.forms import (
     ContactForm,
     MalakoffRegistrationForm,
     MielIdentityForm,
     NewPasswordForm,
     NewPasswordWithBirthDateForm,
+    ReceivedCodeForm,
     ResendActivationForm,
-    SmsCodeForm,
 )
 from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.registration import (
@@ -31,7 +32,7 @@ from idp.accounts.registration import (
 )
 from idp.channels.services import messages_service
 from idp.extensions import current_tenant, db, services
-from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked, ResendTooSoon
+from idp.mfa.services import Challenge, ResendTooSoon
 from idp.mfa.views import otp_service
 from idp.ratelimit import RateLimiter, TooManyAttempts
 from idp.registry.matching import MatchResult, match_by_member_number, match_by_nir
@@ -171,18 +172,11 @@ def nir_code():
     state = _nir_state()
     if state is None or not state.get("challenge"):
         return redirect(url_for("registration.register"), 303)
-    form = SmsCodeForm()
+    form = ReceivedCodeForm()
     status = 200
+    expired = _("Ce code n’est plus valable. Revenez à l’étape précédente pour en recevoir un nouveau.")
     if form.validate_on_submit():
-        try:
-            otp_service().verify(tenant, Challenge(**state["challenge"]), form.code.data)
-        except OtpInvalid as exc:
-            form.code.errors = [_("Code incorrect. Il vous reste %(count)s essai(s).",
-                                  count=exc.remaining)]
-        except (OtpLocked, OtpExpired):
-            form.code.errors = [_("Ce code n’est plus valable. Revenez à l’étape précédente pour "
-                                  "en recevoir un nouveau.")]
-        else:
+        if code_accepted(tenant, state["challenge"], form.code, expired):
             member = db().get(Member, state["member_id"])
             applicant = Applicant(
                 first_name=state["first_name"], last_name=state["last_name"],

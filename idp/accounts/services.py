@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 from idp import events
 from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account
+from idp.channels.masking import mask_email
+from idp.channels.models import Message
+from idp.channels.services import Messages
 from idp.db import utcnow
 from idp.mfa.services import TrustedDevices
 from idp.oidc.models import Token
@@ -25,6 +28,10 @@ class AccountExists(Exception):
     """An account with this email or member number already exists in the tenant."""
 
 
+class EmailInUse(Exception):
+    """Another account of the tenant already has this email address."""
+
+
 def normalize_email(value: str) -> str:
     return value.strip().lower()
 
@@ -32,14 +39,45 @@ def normalize_email(value: str) -> str:
 def find_by_identifier(db: Session, tenant: Tenant, identifier: str) -> Account | None:
     """The account an identifier names in this tenant: email or member number per tenant."""
     identifier = identifier.strip()
+    query = select(Account).where(Account.tenant == tenant.slug)
     if MEMBER_NUMBER_RE.match(identifier):
-        # Malakoff accounts not yet migrated to email still sign in with their number (SPEC §7).
-        column = Account.member_number
+        query = query.where(Account.member_number == identifier)
+        if tenant.logs_in_with_email:
+            # Only accounts not yet migrated to their email still sign in with the number (SPEC §7).
+            query = query.where(Account.legacy_login.is_(True))
     elif tenant.logs_in_with_email and "@" in identifier:
-        column, identifier = Account.email, normalize_email(identifier)
+        query = query.where(Account.email == normalize_email(identifier))
     else:
         return None
-    return db.scalar(select(Account).where(Account.tenant == tenant.slug, column == identifier))
+    return db.scalar(query)
+
+
+def is_member_number(identifier: str) -> bool:
+    return bool(MEMBER_NUMBER_RE.match(identifier.strip()))
+
+
+def email_in_use(db: Session, tenant: Tenant, email: str, account: Account) -> bool:
+    """Whether another account of the tenant has this address."""
+    return db.scalar(select(Account.id).where(
+        Account.tenant == tenant.slug, Account.email == normalize_email(email),
+        Account.id != account.id)) is not None
+
+
+def change_email(db: Session, messages: Messages, tenant: Tenant, account: Account, email: str,
+                 *, reason: str) -> list[Message]:
+    """Give the account a proven address; the previous one, if any, is told (SPEC §6).
+
+    The caller has proven the address (a code sent there), checked it is not in use
+    (``email_in_use``), and commits.
+    """
+    previous, account.email = account.email, normalize_email(email)
+    account.email_verified = True
+    events.record_event(db, events.EMAIL_CHANGED, tenant=tenant.slug, account_id=account.id,
+                        reason=reason)
+    if not previous or previous == account.email:
+        return []
+    return [messages.queue(tenant, "email", "email_changed", previous,
+                           masked_email=mask_email(account.email))]
 
 
 @dataclass
@@ -62,8 +100,12 @@ class Authenticator:
         usable = account is not None and account.is_active
         result = self.hasher.verify(account.password_hash if usable else None, password)
         if not result.ok:
+            # Failures on member numbers where the email is the identifier are the migration's
+            # follow-up figure (SPEC §7).
+            legacy = tenant.logs_in_with_email and is_member_number(identifier)
             events.record_event(
-                self.db, events.LOGIN_FAILURE, tenant=tenant.slug,
+                self.db, events.LEGACY_LOGIN_FAILURE if legacy else events.LOGIN_FAILURE,
+                tenant=tenant.slug,
                 account_id=account.id if account else None, ip=context.ip,
                 user_agent=context.user_agent,
             )
@@ -107,12 +149,19 @@ def create_account(
     member_number: str | None = None,
     birthdate: date | None = None,
     phone_number: str | None = None,
+    legacy_login: bool = False,
 ) -> Account:
-    """Create an active account (operators, demo); the caller commits."""
+    """Create an active account (operators, demo); the caller commits.
+
+    ``legacy_login``: an account of the previous system, which signs in with its member
+    number until it moves to its email (SPEC §7); its email on file is not proven yet.
+    """
     if not email and not member_number:
         raise ValueError("an account needs an email or a member number")
     if member_number is not None and not MEMBER_NUMBER_RE.match(member_number):
         raise ValueError("a member number has exactly 8 digits")
+    if legacy_login and not (tenant.logs_in_with_email and member_number):
+        raise ValueError("a legacy account has a member number, where members sign in with an email")
     email = normalize_email(email) if email else None
     clauses = []
     if email:
@@ -125,8 +174,9 @@ def create_account(
     account = Account(
         tenant=tenant.slug,
         email=email,
-        email_verified=bool(email),
+        email_verified=bool(email) and not legacy_login,
         member_number=member_number,
+        legacy_login=legacy_login,
         given_name=given_name,
         family_name=family_name,
         birthdate=birthdate,

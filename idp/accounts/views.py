@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
-from flask import make_response, redirect, render_template, request, session, url_for
+from flask import make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -12,24 +10,22 @@ from idp import events, ratelimit
 from idp.accounts import flow
 from idp.accounts.authn import ACR_PASSWORD, session_account, sign_in, sign_out
 from idp.accounts.forms import (
-    ChangeMobileForm,
     ChangePasswordForm,
     ConfirmForm,
     ConsentForm,
     DeleteAccountForm,
     LoginForm,
-    SmsCodeForm,
     TermsForm,
 )
 from idp.accounts.models import Account
 from idp.accounts.passwords import PersonalData, password_errors
-from idp.accounts.services import Authenticator, SignInContext, set_password
+from idp.accounts.services import Authenticator, SignInContext, is_member_number, set_password
+from idp.channels.masking import mask_phone
 from idp.channels.services import messages_service
 from idp.db import utcnow
 from idp.events import AuditEvent
 from idp.extensions import current_tenant, db, services
-from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked, ResendTooSoon
-from idp.mfa.views import device_cookie_name, mask_phone, otp_service, trusted_devices
+from idp.mfa.views import device_cookie_name, trusted_devices
 from idp.oidc import authorization
 from idp.oidc.claims import SCOPE_CLAIMS
 from idp.oidc.interactions import Interaction
@@ -70,6 +66,14 @@ def login():
         form.identifier.data = interaction.param("login_hint") or ""
     error = None
     status = 200
+    legacy_identifier = tenant.logs_in_with_email and is_member_number(form.identifier.data or "")
+    if legacy_identifier and tenant.migration.phase() == "closed" and form.validate_on_submit():
+        # Refused whatever the number and password: the answer tells nothing about the account.
+        events.record_event(db(), events.LEGACY_LOGIN_REFUSED, tenant=tenant.slug,
+                            ip=request.remote_addr)
+        db().commit()
+        return render("login.html", status=403, form=form, error=None, interaction=interaction,
+                      refused_legacy=True)
     if form.validate_on_submit():
         try:
             account = _check_password(tenant, form.identifier.data, form.password.data)
@@ -84,8 +88,12 @@ def login():
                 return _after_password(tenant, account, interaction)
             # One message whatever was wrong: never tell whether the identifier exists.
             error = _("Identifiant ou mot de passe incorrect.")
+            if legacy_identifier:
+                error += " " + _("Si vous avez déjà choisi votre adresse e-mail comme identifiant, "
+                                 "connectez-vous avec elle : votre numéro d’adhérent ne sert plus.")
             status = 401
-    return render("login.html", status=status, form=form, error=error, interaction=interaction)
+    return render("login.html", status=status, form=form, error=error, interaction=interaction,
+                  refused_legacy=False)
 
 
 def _check_password(tenant, identifier: str, password: str) -> Account | None:
@@ -175,8 +183,9 @@ def account():
         .where(AuditEvent.account_id == member.id, AuditEvent.tag == events.LOGIN_SUCCESS)
         .order_by(AuditEvent.id.desc()).limit(10)
     ).all()
+    masked_phone = mask_phone(member.phone_number) if member.phone_number else None
     return render("account.html", account=member, devices=devices, form=ConfirmForm(),
-                  sign_ins=sign_ins, changed=request.args.get("changed"))
+                  sign_ins=sign_ins, changed=request.args.get("changed"), masked_phone=masked_phone)
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -209,78 +218,6 @@ def change_password():
             form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
     status = 400 if form.is_submitted() else 200
     return render("change_password.html", status=status, form=form, failed=failed)
-
-
-MOBILE_CHANGE = "mobile_change"
-
-
-@bp.route("/account/mobile", methods=["GET", "POST"])
-def change_mobile():
-    """New mobile: the password again (a session alone is not enough), then an SMS code to it."""
-    tenant = current_tenant()
-    signed_in = session_account(db(), tenant)
-    if signed_in is None:
-        return redirect(url_for("accounts.login"), 303)
-    member = signed_in[1]
-    form = ChangeMobileForm()
-    if form.validate_on_submit():
-        if not services().hasher.verify(member.password_hash, form.current_password.data).ok:
-            form.current_password.errors = [_("Mot de passe actuel incorrect.")]
-        else:
-            pending = session.get(MOBILE_CHANGE)
-            previous = Challenge(**pending["challenge"]) if pending else None
-            limiter = RateLimiter(services().store, ratelimit.OTP_SEND_PER_PHONE)
-            try:
-                limiter.test(form.mobile.e164)
-                challenge, code = otp_service().issue(tenant, f"mobile:{member.id}", "sms", previous)
-            except (TooManyAttempts, ResendTooSoon) as exc:
-                form.mobile.errors = [_("Un code vient d’être envoyé. Vous pourrez en demander un "
-                                        "nouveau dans %(seconds)s secondes.", seconds=exc.retry_after)]
-                return render("change_mobile.html", status=429, form=form)
-            limiter.hit(form.mobile.e164)
-            session[MOBILE_CHANGE] = {"number": form.mobile.e164, "challenge": asdict(challenge)}
-            message = messages_service().queue(tenant, "sms", "mobile_change", form.mobile.e164,
-                                               code=code,
-                                               ttl_minutes=tenant.mfa.otp_ttl_seconds // 60)
-            db().commit()
-            messages_service().send_now(message)
-            return redirect(url_for("accounts.confirm_mobile"), 303)
-    status = 400 if form.is_submitted() else 200
-    return render("change_mobile.html", status=status, form=form)
-
-
-@bp.route("/account/mobile/confirm", methods=["GET", "POST"])
-def confirm_mobile():
-    tenant = current_tenant()
-    signed_in = session_account(db(), tenant)
-    pending = session.get(MOBILE_CHANGE)
-    if signed_in is None or pending is None:
-        return redirect(url_for("accounts.account"), 303)
-    member = signed_in[1]
-    form = SmsCodeForm()
-    if form.validate_on_submit():
-        try:
-            otp_service().verify(tenant, Challenge(**pending["challenge"]), form.code.data)
-        except OtpInvalid as exc:
-            form.code.errors = [_("Code incorrect. Il vous reste %(count)s essai(s).",
-                                  count=exc.remaining)]
-        except (OtpLocked, OtpExpired):
-            form.code.errors = [_("Ce code n’est plus valable. Demandez-en un nouveau.")]
-        else:
-            session.pop(MOBILE_CHANGE, None)
-            member.phone_number, member.phone_number_verified = pending["number"], True
-            events.record_event(db(), events.MOBILE_CHANGED, tenant=tenant.slug,
-                                account_id=member.id)
-            notice = messages_service().queue(
-                tenant, "email", "mobile_changed", member.email,
-                last_digits=pending["number"][-2:]) if member.email else None
-            db().commit()
-            if notice is not None:
-                messages_service().send_now(notice)
-            return redirect(url_for("accounts.account", changed="mobile"), 303)
-    status = 400 if form.is_submitted() else 200
-    return render("confirm_mobile.html", status=status, form=form,
-                  number=mask_phone(pending["number"]))
 
 
 @bp.route("/account/delete", methods=["GET", "POST"])

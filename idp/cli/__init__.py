@@ -32,9 +32,19 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from idp.cli import accounts, clients, db, demo, keys, members, outbox, review  # noqa: PLC0415
+    from idp.cli import (  # noqa: PLC0415
+        accounts,
+        clients,
+        db,
+        demo,
+        keys,
+        members,
+        migration,
+        outbox,
+        review,
+    )
 
-    for module in (db, keys, clients, members, accounts, review, outbox, demo):
+    for module in (db, keys, clients, members, accounts, review, migration, outbox, demo):
         main.add_command(module.group)
 
 

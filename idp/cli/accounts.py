@@ -95,6 +95,9 @@ def _mobile(value: str) -> str:
     help="Birth date.",
 )
 @click.option("--phone", help="Mobile phone number (French unless it starts with +).")
+@click.option("--legacy", is_flag=True,
+              help="An account of the previous system (malakoff): signs in with its member number "
+                   "until it moves to its email (`idp migration`).")
 def create(
     tenant: str,
     given_name: str,
@@ -103,6 +106,7 @@ def create(
     member_number: str | None,
     birthdate: datetime | None,
     phone: str | None,
+    legacy: bool,
 ) -> None:
     """Create an active account. The password is read from standard input.
 
@@ -117,7 +121,10 @@ def create(
         email = email.strip().lower()
         if len(email) > 254 or not _EMAIL.match(email):
             raise click.BadParameter(f"{email!r} is not an email address", param_hint="--email")
-    if the_tenant.logs_in_with_email and not email:
+    if legacy and not (the_tenant.logs_in_with_email and member_number):
+        raise click.UsageError("--legacy needs --member-number, in a tenant whose members sign in "
+                               "with an email")
+    if the_tenant.logs_in_with_email and not email and not legacy:
         raise click.UsageError(f"{the_tenant.slug} accounts sign in with an email: give --email")
     if not the_tenant.logs_in_with_email and not member_number:
         raise click.UsageError(
@@ -141,7 +148,7 @@ def create(
                 session, services().hasher, the_tenant,
                 given_name=given_name, family_name=family_name, password=password,
                 email=email, member_number=member_number, birthdate=birth,
-                phone_number=phone_number,
+                phone_number=phone_number, legacy_login=legacy,
             )
     except (AccountExists, IntegrityError):
         raise click.ClickException(
@@ -149,7 +156,7 @@ def create(
         ) from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    identifier = account.email if the_tenant.logs_in_with_email else account.member_number
+    identifier = account.email if the_tenant.logs_in_with_email and not legacy else account.member_number
     click.echo(f"created account {account.id} in {the_tenant.slug}: signs in as {identifier}")
 
 
@@ -163,7 +170,8 @@ def list_command(tenant: str, status: str | None) -> None:
     """List a tenant's accounts, oldest first: id (the OIDC sub), identifier, status."""
     the_tenant = tenant_by_slug(tenant)
     query = select(
-        Account.id, Account.email, Account.member_number, Account.status, Account.created_at
+        Account.id, Account.email, Account.member_number, Account.status, Account.created_at,
+        Account.legacy_login,
     ).where(Account.tenant == the_tenant.slug)
     if status:
         query = query.where(Account.status == status)
@@ -173,7 +181,7 @@ def list_command(tenant: str, status: str | None) -> None:
         for row in session.execute(query.order_by(Account.created_at, Account.id)):
             count += 1
             if the_tenant.logs_in_with_email:
-                identifier = row.email or f"{row.member_number} (legacy)"
+                identifier = f"{row.member_number} (legacy)" if row.legacy_login else row.email
             else:
                 identifier = row.member_number or row.email or "-"
             created = row.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -115,6 +115,11 @@ class PortalSettings:
     def register_url(self) -> str:
         return f"{self.issuer.rstrip('/')}/register"
 
+    @property
+    def account_url(self) -> str:
+        """The member's account page on the provider (password, email, mobile, devices)."""
+        return f"{self.issuer.rstrip('/')}/account"
+
 
 class SignedInStore:
     """The signed-in members' tokens and claims, in this process's memory.

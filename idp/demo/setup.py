@@ -36,11 +36,16 @@ class DemoAccount:
     email: str | None
     member_number: str
     note: str
+    legacy: bool = False
 
 
 DEMO_ACCOUNTS = (
     DemoAccount("malakoff", "jeanne.martin@example.org", "Demo-Malakoff-2026!", "Jeanne", "Martin",
                 "jeanne.martin@example.org", "12345678", "signs in with her email"),
+    DemoAccount("malakoff", "11223344", "Demo-Legacy-2026!", "Charles-Henri", "D'Artagnan",
+                "charles-henri.dartagnan@example.org", "11223344",
+                "legacy account: signs in with her member number, then moves to her email",
+                legacy=True),
     DemoAccount("miel", "87654321", "Demo-Miel-2026!", "Étienne", "Lefèvre",
                 "etienne.lefevre@example.org", "87654321", "signs in with his member number"),
 )
@@ -102,6 +107,7 @@ def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:
                     given_name=demo.given_name, family_name=demo.family_name, password=demo.password,
                     email=demo.email, member_number=demo.member_number,
                     birthdate=date(1956, 4, 2), phone_number="+33612345688",
+                    legacy_login=demo.legacy,
                 )
                 account.member_id = session.scalar(select(Member.id).where(
                     Member.tenant == demo.tenant, Member.member_number == demo.member_number))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import phonenumbers
 from flask import Response, abort, redirect, request, url_for
 from flask_babel import gettext as _
 
@@ -12,6 +11,7 @@ from idp import events, ratelimit
 from idp.accounts import flow
 from idp.accounts.authn import ACR_OTP, session_account
 from idp.accounts.models import Account
+from idp.channels.masking import mask_email, mask_phone
 from idp.channels.services import messages_service
 from idp.db import utcnow
 from idp.extensions import current_tenant, db, services
@@ -47,22 +47,6 @@ def trusted_devices() -> TrustedDevices:
 
 def otp_service() -> OtpService:
     return OtpService(services().store, services().settings.secret_key.encode())
-
-
-def mask_email(email: str) -> str:
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}{'•' * 4}@{domain}"
-
-
-def mask_phone(e164: str) -> str:
-    """+33 6 •• •• •• 88: enough to recognise one's number, not enough to learn it."""
-    try:
-        number = phonenumbers.parse(e164)
-    except phonenumbers.NumberParseException:
-        return "•" * 6
-    groups = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL).split()
-    masked = [groups[0], groups[1]] + ["••" for _ in groups[2:-1]] + [groups[-1]]
-    return " ".join(masked if len(groups) > 3 else [*groups[:1], "••••"])
 
 
 def _state():

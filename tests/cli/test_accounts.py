@@ -73,6 +73,15 @@ class TestCreate:
         event = db.scalar(select(AuditEvent).where(AuditEvent.tag == events.ACCOUNT_CREATED))
         assert event.account_id == account.id
 
+    def test_a_legacy_malakoff_account_signs_in_with_its_member_number(self, runner, db):
+        result = create(runner, *MALAKOFF[:6], "--member-number", "30000001", "--legacy")
+        assert result.exit_code == 0, result.output
+        assert "signs in as 30000001" in result.output
+        [account] = stored(db)
+        assert account.legacy_login and account.email is None
+        listed = accounts(runner, "list", "--tenant", "malakoff")
+        assert "30000001 (legacy)" in listed.output
+
     def test_a_miel_account_signs_in_with_its_member_number(self, runner, db):
         result = create(runner, *MIEL)
 
@@ -143,6 +152,8 @@ class TestCreate:
             (MALAKOFF, "Azerty123!", "not a common password"),
             (MALAKOFF, "", "no password: give it on standard input"),
             (MALAKOFF, None, "no password: give it on standard input"),
+            ([*MALAKOFF, "--legacy"], PASSWORD, "--legacy needs --member-number"),
+            ([*MIEL, "--legacy"], PASSWORD, "--legacy needs --member-number"),
         ],
     )
     def test_bad_input_is_refused_and_creates_nothing(self, runner, db, args, password, message):

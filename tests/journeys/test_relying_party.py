@@ -36,7 +36,7 @@ def sign_in(browser, live, account, channel="email"):
     return browser.post(f"{live.base_url}{action}", data=fields, timeout=10)
 
 
-@pytest.mark.parametrize("account", DEMO_ACCOUNTS, ids=lambda a: a.tenant)
+@pytest.mark.parametrize("account", [a for a in DEMO_ACCOUNTS if not a.legacy], ids=lambda a: a.tenant)
 def test_portal_signs_in_through_the_provider(live, account):
     browser = requests.Session()
     portal = live.portals[account.tenant]

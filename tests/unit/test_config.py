@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 
 from idp.cli import main
 from idp.config import DEFAULT_SECRET_KEY, ConfigError, load_settings
-from idp.tenancy import load_tenants
+from idp.tenancy import MigrationPolicy, load_tenants
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG = "x" * 40
@@ -82,6 +83,21 @@ def test_shipped_tenants_load():
     assert tenants["miel"].login_identifier == "member_number"
     assert tenants["malakoff"].links.activation_ttl_hours == 72
     assert tenants["malakoff"].mfa.otp_ttl_seconds == 180
+    assert tenants["malakoff"].migration == MigrationPolicy(date(2026, 10, 1), date(2027, 6, 30))
+    assert tenants["miel"].migration.phase() == "none"
+
+
+@pytest.mark.parametrize(("today", "phase"), [
+    (date(2026, 9, 30), "before"), (date(2026, 10, 1), "open"), (date(2027, 6, 29), "open"),
+    (date(2027, 6, 30), "closed"), (date(2030, 1, 1), "closed"),
+])
+def test_the_migration_phase_turns_on_its_dates(today, phase):
+    assert MigrationPolicy(date(2026, 10, 1), date(2027, 6, 30)).phase(today) == phase
+    assert MigrationPolicy(date(2026, 10, 1)).phase(date(2040, 1, 1)) == "open"
+
+
+HEAD_EMAIL = ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier = "email"\n'
+              'terms_version = "1"\n')
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -97,6 +113,13 @@ def test_shipped_tenants_load():
      'primary_color = "blue"', "colour"),
     ('slug = "acme"', "missing"),
     ("not toml [", "acme.toml"),
+    (HEAD_EMAIL + '[migration]\nstarts_on = "2026-10-01"', "must be a date"),
+    (HEAD_EMAIL + "[migration]\nstarts_on = 2026-10-01T10:00:00", "must be a date"),
+    (HEAD_EMAIL + "[migration]\nstart = 2026-10-01", "unknown keys in \\[migration\\]"),
+    (HEAD_EMAIL + "[migration]\ncutoff_on = 2026-10-01", "cutoff_on needs starts_on"),
+    (HEAD_EMAIL + "[migration]\nstarts_on = 2026-10-01\ncutoff_on = 2026-10-01", "after starts_on"),
+    (HEAD_EMAIL.replace('"email"', '"member_number"') + "[migration]\nstarts_on = 2026-10-01",
+     "only where members sign in with an email"),
 ])
 def test_bad_tenant_files_are_refused(tmp_path, text, message):
     (tmp_path / "acme.toml").write_text(text)

@@ -1,0 +1,293 @@
+"""Proving a new address with a code: change of mobile or email on the account page, and
+the move of the login identifier to the email at sign-in (SPEC §6, §7).
+
+Each change has two pages: one that takes the new address (and, on the account page,
+the password again) and sends a code there, one that takes the code. Between them the
+browser session holds the address and its code challenge, under ``CODE_STATE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from flask import redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from idp import events, ratelimit
+from idp.accounts import flow
+from idp.accounts.authn import session_account
+from idp.accounts.forms import ChangeEmailForm, ChangeMobileForm, ReceivedCodeForm, UpdateIdentifierForm
+from idp.accounts.migration import is_legacy, migrate
+from idp.accounts.models import Account
+from idp.accounts.services import change_email, email_in_use, normalize_email
+from idp.channels.masking import mask_email, mask_phone
+from idp.channels.services import messages_service
+from idp.extensions import current_tenant, db, services
+from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked, ResendTooSoon
+from idp.mfa.views import otp_service
+from idp.ratelimit import RateLimiter, TooManyAttempts
+from idp.tenancy import Tenant
+from idp.web import render, tenant_blueprint
+
+bp = tenant_blueprint("contact", __name__)
+
+CODE_STATE = "contact_code"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One kind of address change: where its code goes and what its pages say."""
+
+    kind: str
+    channel: str
+    template: str
+    title: str
+    retry_endpoint: str
+
+
+MOBILE = Change("mobile", "sms", "mobile_change", _l("Code reçu par SMS"), "contact.change_mobile")
+EMAIL = Change("email", "email", "email_code", _l("Code reçu par e-mail"), "contact.change_email")
+IDENTIFIER = Change("identifier", "email", "email_code", _l("Code reçu par e-mail"),
+                    "contact.update_identifier")
+CHANGES = {change.kind: change for change in (MOBILE, EMAIL, IDENTIFIER)}
+
+EMAIL_TAKEN = _l("Cette adresse e-mail est déjà celle d’un autre compte. Choisissez-en une autre.")
+
+
+def _send_code(tenant: Tenant, change: Change, account: Account, address: str) -> int | None:
+    """Send a code to ``address``; the seconds to wait instead when asked again too soon."""
+    pending = session.get(CODE_STATE)
+    previous = (Challenge(**pending["challenge"])
+                if pending and pending["kind"] == change.kind else None)
+    store = services().store
+    limits = [(RateLimiter(store, ratelimit.OTP_SEND_PER_ACCOUNT), account.id),
+              (RateLimiter(store, ratelimit.OTP_SEND_PER_IP), request.remote_addr or "?")]
+    if change.channel == "sms":
+        limits.append((RateLimiter(store, ratelimit.OTP_SEND_PER_PHONE), address))
+    try:
+        for limiter, subject in limits:
+            limiter.test(subject)
+        challenge, code = otp_service().issue(tenant, f"{change.kind}:{account.id}", change.channel,
+                                              previous)
+    except (TooManyAttempts, ResendTooSoon) as exc:
+        return exc.retry_after
+    for limiter, subject in limits:
+        limiter.hit(subject)
+    session[CODE_STATE] = {"kind": change.kind, "address": address, "challenge": asdict(challenge)}
+    message = messages_service().queue(tenant, change.channel, change.template, address, code=code,
+                                       ttl_minutes=tenant.mfa.otp_ttl_seconds // 60)
+    db().commit()
+    messages_service().send_now(message)
+    return None
+
+
+def code_accepted(tenant: Tenant, challenge: dict, field,
+                  expired: str | None = None) -> bool:
+    """Check the code typed in ``field`` against its challenge; say what is wrong on the field."""
+    try:
+        otp_service().verify(tenant, Challenge(**challenge), field.data)
+    except OtpInvalid as exc:
+        field.errors = [_("Code incorrect. Il vous reste %(count)s essai(s).", count=exc.remaining)]
+    except (OtpLocked, OtpExpired):
+        field.errors = [expired or _("Ce code n’est plus valable. Demandez-en un nouveau.")]
+    else:
+        return True
+    return False
+
+
+def _too_soon(seconds: int) -> str:
+    return _("Un code vient d’être envoyé. Vous pourrez en demander un nouveau dans "
+             "%(seconds)s secondes.", seconds=seconds)
+
+
+def _code_state(kind: str) -> dict | None:
+    pending = session.get(CODE_STATE)
+    return pending if pending and pending.get("kind") == kind else None
+
+
+def _code_page(change: Change, endpoint: str, apply):
+    """The code page of a change: ``apply(address)`` runs once the code is right."""
+    tenant = current_tenant()
+    pending = _code_state(change.kind)
+    if pending is None:
+        return redirect(url_for(change.retry_endpoint), 303)
+    form = ReceivedCodeForm()
+    if form.validate_on_submit() and code_accepted(tenant, pending["challenge"], form.code):
+        session.pop(CODE_STATE, None)
+        return apply(pending["address"])
+    shown = mask_phone(pending["address"]) if change.channel == "sms" else pending["address"]
+    status = 400 if form.is_submitted() else 200
+    return render("confirm_code.html", status=status, form=form, change=change, address=shown,
+                  action=url_for(endpoint))
+
+
+def _signed_in():
+    return session_account(db(), current_tenant())
+
+
+def _password_ok(account: Account, form) -> bool:
+    if services().hasher.verify(account.password_hash, form.current_password.data).ok:
+        return True
+    form.current_password.errors = [_("Mot de passe actuel incorrect.")]
+    return False
+
+
+@bp.route("/account/mobile", methods=["GET", "POST"])
+def change_mobile():
+    """New mobile: the password again, then an SMS code to the new number."""
+    signed_in = _signed_in()
+    if signed_in is None:
+        return redirect(url_for("accounts.login"), 303)
+    member = signed_in[1]
+    form = ChangeMobileForm()
+    if form.validate_on_submit() and _password_ok(member, form):
+        wait = _send_code(current_tenant(), MOBILE, member, form.mobile.e164)
+        if wait is None:
+            return redirect(url_for("contact.confirm_mobile"), 303)
+        form.mobile.errors = [_too_soon(wait)]
+        return render("change_mobile.html", status=429, form=form)
+    status = 400 if form.is_submitted() else 200
+    return render("change_mobile.html", status=status, form=form)
+
+
+def _apply_mobile(member: Account, number: str):
+    tenant = current_tenant()
+    member.phone_number, member.phone_number_verified = number, True
+    events.record_event(db(), events.MOBILE_CHANGED, tenant=tenant.slug, account_id=member.id)
+    notice = messages_service().queue(tenant, "email", "mobile_changed", member.email,
+                                      last_digits=number[-2:]) if member.email else None
+    db().commit()
+    if notice is not None:
+        messages_service().send_now(notice)
+    return redirect(url_for("accounts.account", changed="mobile"), 303)
+
+
+def _apply_email(member: Account, address: str):
+    tenant = current_tenant()
+    # Another account may have taken the address while the code was on its way.
+    if email_in_use(db(), tenant, address, member):
+        form = ChangeEmailForm()
+        form.email.errors = [str(EMAIL_TAKEN)]
+        return render("change_email.html", status=409, form=form)
+    notices = change_email(db(), messages_service(), tenant, member, address, reason="change")
+    db().commit()
+    messages_service().send_all_now(notices)
+    return redirect(url_for("accounts.account", changed="email"), 303)
+
+
+def _account_code_page(change: Change, endpoint: str, apply):
+    """The code page of an account-page change: ``apply(member, address)`` once it is right."""
+    signed_in = _signed_in()
+    if signed_in is None:
+        return redirect(url_for("accounts.account"), 303)
+    return _code_page(change, endpoint, lambda address: apply(signed_in[1], address))
+
+
+@bp.route("/account/mobile/confirm", methods=["GET", "POST"])
+def confirm_mobile():
+    return _account_code_page(MOBILE, "contact.confirm_mobile", _apply_mobile)
+
+
+@bp.route("/account/email", methods=["GET", "POST"], endpoint="change_email")
+def change_email_page():
+    """New email: the password again, then a code to the new address; the old one is told."""
+    tenant = current_tenant()
+    signed_in = _signed_in()
+    if signed_in is None:
+        return redirect(url_for("accounts.login"), 303)
+    member = signed_in[1]
+    form = ChangeEmailForm()
+    status = 400 if form.is_submitted() else 200
+    if form.validate_on_submit() and _password_ok(member, form):
+        address = normalize_email(form.email.data)
+        if address == member.email:
+            form.email.errors = [_("C’est déjà l’adresse e-mail de votre compte.")]
+        elif email_in_use(db(), tenant, address, member):
+            form.email.errors = [str(EMAIL_TAKEN)]
+            status = 409
+        else:
+            wait = _send_code(tenant, EMAIL, member, address)
+            if wait is None:
+                return redirect(url_for("contact.confirm_email"), 303)
+            form.email.errors = [_too_soon(wait)]
+            status = 429
+    return render("change_email.html", status=status, form=form)
+
+
+@bp.route("/account/email/confirm", methods=["GET", "POST"])
+def confirm_email():
+    return _account_code_page(EMAIL, "contact.confirm_email", _apply_email)
+
+
+def _migrating() -> tuple[flow.Pending, Account] | None:
+    """The pending sign-in of a legacy account that proved every factor (SPEC §7)."""
+    tenant = current_tenant()
+    state = flow.pending(tenant)
+    account = db().get(Account, state.account_id) if state and state.amr else None
+    if account is None or not account.is_active or not is_legacy(tenant, account):
+        return None
+    return state, account
+
+
+def _sign_in_expired():
+    message = _("Votre demande de connexion a expiré. Veuillez recommencer.")
+    return render("error.html", status=400, error_code="expired", message=message)
+
+
+def _finish_migration(state: flow.Pending, account: Account, address: str):
+    tenant = current_tenant()
+    notices = migrate(db(), messages_service(), tenant, account, address)
+    db().commit()
+    messages_service().send_all_now(notices)
+    return flow.complete(tenant, account, amr=state.amr, acr=state.acr,
+                         interaction_id=state.interaction)
+
+
+@bp.route("/login/update-identifier", methods=["GET", "POST"])
+def update_identifier():
+    """The page "Mettre à jour mon identifiant": the email that replaces the member number."""
+    tenant = current_tenant()
+    migrating = _migrating()
+    if migrating is None:
+        return _sign_in_expired()
+    state, account = migrating
+    form = UpdateIdentifierForm()
+    if request.method == "GET" and account.email:
+        form.email.data = account.email
+    status = 400 if form.is_submitted() else 200
+    if form.validate_on_submit():
+        address = normalize_email(form.email.data)
+        if email_in_use(db(), tenant, address, account):
+            form.email.errors = [str(EMAIL_TAKEN)]
+            status = 409
+        elif address == account.email and "mail" in state.amr:
+            # The sign-in's own code went to this very address: it is proven already.
+            return _finish_migration(state, account, address)
+        else:
+            wait = _send_code(tenant, IDENTIFIER, account, address)
+            if wait is None:
+                return redirect(url_for("contact.update_identifier_code"), 303)
+            form.email.errors = [_too_soon(wait)]
+            status = 429
+    return render("update_identifier.html", status=status, form=form, account=account,
+                  masked=mask_email(account.email) if account.email else None)
+
+
+@bp.route("/login/update-identifier/code", methods=["GET", "POST"])
+def update_identifier_code():
+    tenant = current_tenant()
+    migrating = _migrating()
+    if migrating is None:
+        return _sign_in_expired()
+    state, account = migrating
+
+    def apply(address: str):
+        if email_in_use(db(), tenant, address, account):
+            form = UpdateIdentifierForm()
+            form.email.errors = [str(EMAIL_TAKEN)]
+            return render("update_identifier.html", status=409, form=form, account=account,
+                          masked=None)
+        return _finish_migration(state, account, address)
+
+    return _code_page(IDENTIFIER, "contact.update_identifier_code", apply)

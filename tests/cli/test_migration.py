@@ -1,0 +1,113 @@
+"""`idp migration invite|status`: invitations to move the login to the email (SPEC §7)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from idp.accounts.models import Account
+from idp.channels.models import Message
+from idp.channels.services import Messages
+from tests.cli.test_accounts import assert_refused
+
+
+def migration(runner, *args: str):
+    return runner.invoke(args=["migration", *args])
+
+
+@pytest.fixture
+def legacy_accounts(make):
+    """Five legacy accounts with an email on file, one without, one already migrated."""
+    accounts = [make.account("malakoff", legacy_login=True) for _ in range(5)]
+    make.account("malakoff", legacy_login=True, email=None)
+    make.account("malakoff")
+    return accounts
+
+
+def invitations(db) -> Counter:
+    db.rollback()
+    return Counter(db.scalars(select(Message.recipient)
+                              .where(Message.template == "migration_invitation")).all())
+
+
+def test_invite_emails_each_legacy_account_once(runner, legacy_accounts, db):
+    result = migration(runner, "invite", "--tenant", "malakoff", "--batch", "2", "--rate", "1000")
+    assert result.exit_code == 0, result.output
+    assert "invited now: 5 (sent: 5" in result.output
+    assert "legacy without an email on file (asked at their next sign-in): 1" in result.output
+    assert invitations(db) == Counter(account.email for account in legacy_accounts)
+    body = db.scalar(select(Message.body_text).where(Message.recipient == legacy_accounts[0].email))
+    assert legacy_accounts[0].member_number in body and "30/06/2027" in body
+
+    again = migration(runner, "invite", "--tenant", "malakoff")
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert sum(invitations(db).values()) == 5
+
+
+def test_an_interrupted_run_finishes_without_duplicates(runner, legacy_accounts, db, monkeypatch):
+    real_send_now = Messages.send_now
+    calls = []
+
+    def crash_on_the_third(self, message):
+        calls.append(message.id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the operator's Ctrl-C, or the process killed
+        return real_send_now(self, message)
+
+    monkeypatch.setattr(Messages, "send_now", crash_on_the_third)
+    interrupted = migration(runner, "invite", "--tenant", "malakoff", "--batch", "2", "--rate", "1000")
+    assert interrupted.exit_code != 0
+    # Two batches were committed: four invitations queued, the third and fourth not sent yet.
+    assert sum(invitations(db).values()) == 4
+    monkeypatch.setattr(Messages, "send_now", real_send_now)
+
+    resumed = migration(runner, "invite", "--tenant", "malakoff", "--batch", "2", "--rate", "1000")
+    assert resumed.exit_code == 0, resumed.output
+    assert "invited now: 1" in resumed.output
+    assert invitations(db) == Counter(account.email for account in legacy_accounts)
+    # The emails left unsent by the interruption are still queued for the worker: not lost.
+    assert db.scalar(select(func.count()).select_from(Message)
+                     .where(Message.template == "migration_invitation", Message.status == "pending")) == 2
+
+
+def test_the_rate_paces_the_batches(runner, legacy_accounts, monkeypatch):
+    pauses = []
+    monkeypatch.setattr("idp.cli.migration.time.sleep", pauses.append)
+    result = migration(runner, "invite", "--tenant", "malakoff", "--batch", "2", "--rate", "0.5")
+    assert result.exit_code == 0, result.output
+    # Three batches (2, 2, 1) at 0.5 email/s: about 4, 4 and 2 seconds each.
+    assert [round(pause) for pause in pauses] == [4, 4, 2]
+
+
+def test_status_reports_what_support_follows(runner, legacy_accounts, db):
+    migration(runner, "invite", "--tenant", "malakoff", "--rate", "1000")
+    moved = db.get(Account, legacy_accounts[0].id)
+    moved.legacy_login = False
+    moved.login_migrated_at = func.now()
+    db.commit()
+    result = migration(runner, "status", "--tenant", "malakoff")
+    assert result.exit_code == 0, result.output
+    lines = {line[:42].strip(): line[42:].strip() for line in result.output.splitlines()}
+    assert lines["still legacy (member number)"] == "5"
+    assert lines["of which without an email on file"] == "1"
+    assert lines["invited"] == "5"
+    assert lines["invited, not migrated yet"] == "4"
+    assert lines["migrated to email"] == "1"
+    assert lines["failed sign-ins with a member number"] == "0"
+    assert "starts 2026-10-01, cut-off 2027-06-30" in lines["phase"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["invite", "--tenant", "miel"], "nothing to migrate"),
+    (["invite", "--tenant", "nowhere"], "unknown tenant"),
+    (["invite", "--tenant", "malakoff", "--batch", "0"], "--batch"),
+    (["invite", "--tenant", "malakoff", "--rate", "0"], "--rate"),
+    (["invite", "--tenant", "malakoff", "--rate", "fast"], "--rate"),
+    (["status", "--tenant", "miel"], "nothing to migrate"),
+    (["status"], "--tenant"),
+])
+def test_bad_options_are_refused_and_change_nothing(runner, legacy_accounts, db, args, message):
+    assert_refused(migration(runner, *args), message)
+    assert sum(invitations(db).values()) == 0
