@@ -42,6 +42,17 @@ class PasswordHasher:
     def hash(self, password: str) -> str:
         return self._argon2.hash(password)
 
+    @staticmethod
+    def importable(stored_hash: str) -> bool:
+        """A hash of the previous system (or argon2id) that ``verify`` can check."""
+        if _legacy_verifier(stored_hash) is _verify_pbkdf2_sha256:
+            parts = stored_hash.split("$")
+            return len(parts) == 4 and parts[1].isdigit() and 1 <= int(parts[1]) <= 10_000_000 \
+                and all(parts[2:])
+        if _legacy_verifier(stored_hash) is _verify_bcrypt:
+            return len(stored_hash) == 60
+        return stored_hash.startswith("$argon2id$")
+
     def verify(self, stored_hash: str | None, password: str) -> Verification:
         """Check a password; takes the same time whether or not a hash exists."""
         if not stored_hash:

@@ -144,18 +144,23 @@ def create_account(
     *,
     given_name: str,
     family_name: str,
-    password: str,
+    password: str | None,
     email: str | None = None,
     member_number: str | None = None,
     birthdate: date | None = None,
     phone_number: str | None = None,
     legacy_login: bool = False,
+    password_hash: str | None = None,
 ) -> Account:
     """Create an active account (operators, demo); the caller commits.
 
     ``legacy_login``: an account of the previous system, which signs in with its member
     number until it moves to its email (SPEC §7); its email on file is not proven yet.
+    ``password_hash``: instead of ``password``, a hash imported from the previous system,
+    kept as is and upgraded to argon2id at the first sign-in.
     """
+    if (password is None) == (password_hash is None):
+        raise ValueError("give a password or a password hash")
     if not email and not member_number:
         raise ValueError("an account needs an email or a member number")
     if member_number is not None and not MEMBER_NUMBER_RE.match(member_number):
@@ -182,7 +187,7 @@ def create_account(
         birthdate=birthdate,
         phone_number=phone_number,
         phone_number_verified=bool(phone_number),
-        password_hash=hasher.hash(password),
+        password_hash=password_hash or hasher.hash(password),
         password_changed_at=utcnow(),
         status="active",
         terms_version=tenant.terms_version,

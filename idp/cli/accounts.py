@@ -95,6 +95,10 @@ def _mobile(value: str) -> str:
     help="Birth date.",
 )
 @click.option("--phone", help="Mobile phone number (French unless it starts with +).")
+@click.option("--hash-on-stdin", "hash_from_stdin", is_flag=True,
+              help="Standard input holds the account's password hash from the previous system "
+                   "(pbkdf2_sha256$…, bcrypt $2b$…, or $argon2id$…) instead of a password; "
+                   "it is upgraded to argon2id at the first sign-in.")
 @click.option("--legacy", is_flag=True,
               help="An account of the previous system (malakoff): signs in with its member number "
                    "until it moves to its email (`idp migration`).")
@@ -106,6 +110,7 @@ def create(
     member_number: str | None,
     birthdate: datetime | None,
     phone: str | None,
+    hash_from_stdin: bool,
     legacy: bool,
 ) -> None:
     """Create an active account. The password is read from standard input.
@@ -138,9 +143,15 @@ def create(
     if birth is not None and birth > date.today():
         raise click.BadParameter("the birth date is in the future", param_hint="--birthdate")
     phone_number = _mobile(phone) if phone else None
-    password = _read_password(the_tenant, PersonalData(
-        first_name=given_name, last_name=family_name, birth_date=birth,
-        member_number=member_number, email=email))
+    if hash_from_stdin:
+        password, password_hash = None, sys.stdin.readline().strip()
+        if not services().hasher.importable(password_hash):
+            raise click.UsageError("--hash-on-stdin: standard input holds no supported hash "
+                                   "(pbkdf2_sha256$…, $2a$/$2b$/$2y$…, $argon2id$…)")
+    else:
+        password_hash, password = None, _read_password(the_tenant, PersonalData(
+            first_name=given_name, last_name=family_name, birth_date=birth,
+            member_number=member_number, email=email))
 
     try:
         with transaction() as session:
@@ -148,7 +159,7 @@ def create(
                 session, services().hasher, the_tenant,
                 given_name=given_name, family_name=family_name, password=password,
                 email=email, member_number=member_number, birthdate=birth,
-                phone_number=phone_number, legacy_login=legacy,
+                phone_number=phone_number, legacy_login=legacy, password_hash=password_hash,
             )
     except (AccountExists, IntegrityError):
         raise click.ClickException(

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from datetime import date
 
+import bcrypt
 import pytest
 from sqlalchemy import select
 
 from idp import events
 from idp.accounts.models import Account
 from idp.events import AuditEvent
+from tests.factories import Factories
+from tests.flows import Flow
+from tests.unit.test_hashing import _pbkdf2
+
+
+def make_client(app, db):
+    return Factories(app, db).client("malakoff")
 
 PASSWORD = "Correct-Horse-7!"
 MALAKOFF = ["--tenant", "malakoff", "--given-name", "Jeanne", "--family-name", "Martin",
@@ -81,6 +89,31 @@ class TestCreate:
         assert account.legacy_login and account.email is None
         listed = accounts(runner, "list", "--tenant", "malakoff")
         assert "30000001 (legacy)" in listed.output
+
+    @pytest.mark.parametrize("scheme", ["pbkdf2_sha256", "bcrypt"])
+    def test_a_hash_of_the_previous_system_signs_in_and_is_upgraded(self, runner, db, app, scheme):
+        legacy_hash = _pbkdf2(PASSWORD) if scheme == "pbkdf2_sha256" else bcrypt.hashpw(
+            PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+        result = accounts(runner, "create", *MALAKOFF, "--member-number", "30000002", "--legacy",
+                          "--hash-on-stdin", input=f"{legacy_hash}\n")
+        assert result.exit_code == 0, result.output
+        assert legacy_hash not in result.output
+        [account] = stored(db)
+        assert account.password_hash == legacy_hash
+        flow = Flow(app.test_client(), "malakoff", make_client(app, db), account)
+        answer = flow.login(flow.authorize(), identifier=account.email)
+        # Password and code accepted; the legacy account is now asked to confirm its email.
+        assert answer.status_code == 200 and "Mettre à jour mon identifiant".encode() in answer.data
+        db.expire_all()
+        assert stored(db)[0].password_hash.startswith("$argon2id$")
+
+    @pytest.mark.parametrize("bad", ["", "Correct-Horse-7!", "pbkdf2_sha256$x$s$d", "$2b$04$short",
+                                     "md5$abc"])
+    def test_an_unsupported_hash_is_refused(self, runner, db, bad):
+        result = accounts(runner, "create", *MALAKOFF[:6], "--member-number", "30000003", "--legacy",
+                          "--hash-on-stdin", input=f"{bad}\n")
+        assert_refused(result, "no supported hash")
+        assert stored(db) == []
 
     def test_a_miel_account_signs_in_with_its_member_number(self, runner, db):
         result = create(runner, *MIEL)
