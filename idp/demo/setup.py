@@ -44,7 +44,7 @@ DEMO_ACCOUNTS = (
                 "jeanne.martin@example.org", "12345678", "signs in with her email"),
     DemoAccount("malakoff", "11223344", "Demo-Legacy-2026!", "Charles-Henri", "D'Artagnan",
                 "charles-henri.dartagnan@example.org", "11223344",
-                "legacy account: signs in with her member number, then moves to her email",
+                "legacy account: signs in with his member number, then moves to his email",
                 legacy=True),
     DemoAccount("miel", "87654321", "Demo-Miel-2026!", "Étienne", "Lefèvre",
                 "etienne.lefevre@example.org", "87654321", "signs in with his member number"),
