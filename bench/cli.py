@@ -1,0 +1,327 @@
+"""`python -m bench` (or bench/run): our provider and node-oidc-provider, side by side, one run.
+
+Both servers run pinned to the server core, the load generators (wrk, the
+async driver) and this harness to the load core. Each scenario runs against
+ours, then at once against the peer, so that both see the same machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from argon2 import PasswordHasher as Argon2Hasher
+
+from bench import driver, loadgen, seed, targets
+from bench.options import Options, parse_args
+from bench.report import Memory, Result, Run, render
+from idp.accounts.hashing import PasswordHasher
+from idp.config import Settings
+
+WRK_SCENARIOS = ("discovery", "jwks", "token", "refresh", "userinfo", "introspection", "revocation")
+FLOW_SCENARIOS = ("flow", "flow+password", "flow+password+otp")
+# The cheapest argon2id argon2-cffi accepts: the "flow" scenario measures everything but the hash.
+CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8, "argon2_parallelism": 1}
+# Fresh inputs minted per second of a consuming scenario, above what each provider can take.
+MINT_PER_SECOND = {"ours": 2500, "peer": 10000}
+
+
+def machine() -> dict[str, str]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    node = subprocess.run(["node", "--version"],  # noqa: S607 - node from PATH, as bench/run checked
+                          capture_output=True, text=True, check=False).stdout.strip()
+    return {
+        "cpu": model, "cores": str(os.cpu_count()), "kernel": platform.release(),
+        "python": platform.python_version(), "node": node,
+        "load_average": " ".join(f"{value:.2f}" for value in os.getloadavg()),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def argon2_verify_ms(core: int) -> float:
+    """One argon2id verify at the configured parameters, timed on the server core."""
+    cost = Settings()
+    script = (
+        "import time\nfrom argon2 import PasswordHasher\n"
+        f"h = PasswordHasher(time_cost={cost.argon2_time_cost}, memory_cost={cost.argon2_memory_cost}, "
+        f"parallelism={cost.argon2_parallelism})\n"
+        "s = h.hash('x'); h.verify(s, 'x'); n = 30; t = time.perf_counter()\n"
+        "for _ in range(n): h.verify(s, 'x')\n"
+        "print((time.perf_counter() - t) / n * 1000)\n"
+    )
+    done = subprocess.run(["taskset", "-c", str(core), sys.executable, "-c", script],  # noqa: S603,S607
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
+class Bench:
+    def __init__(self, options: Options, workdir: Path):
+        self.options = options
+        self.workdir = workdir
+        self.run = Run(machine=machine(), settings={
+            "seconds": options.seconds, "connections": options.connections, "workers": options.workers,
+            "threads": options.threads, "server_core": options.server_core, "load_core": options.load_core,
+        })
+        self.servers: list[targets.Server] = []
+        self.secret_key = secrets.token_urlsafe(48)
+        self.ours_url = f"http://127.0.0.1:{options.ours_port}"
+        self.peer_url = f"http://127.0.0.1:{options.peer_port}"
+
+    # -- servers -----------------------------------------------------------------
+
+    def ours_settings(self, **overrides) -> dict:
+        return {
+            "env": "development", "secret_key": self.secret_key, "base_url": self.ours_url,
+            "database_url": self.options.database_url, "redis_url": self.options.redis_url,
+            "keys_dir": str(self.workdir / "keys"), "tenants_dir": str(targets.ROOT / "config" / "tenants"),
+            "cookie_secure": False,
+            # Each virtual browser has its own address (X-Forwarded-For), as behind a load balancer.
+            "trusted_proxies": 1,
+            # Minted codes must outlive the scenarios that use them.
+            "authorization_code_ttl": 3600,
+            **overrides,
+        }
+
+    def start(self, server: targets.Server) -> targets.Server:
+        self.servers.append(server)
+        server.start()
+        # bench/run kills what is listed here if this process dies without cleaning up.
+        with open(self.options.out / "pids", "a") as pids:
+            pids.write(f"{server.process.pid}\n")
+        return server
+
+    def start_ours(self, name: str, **overrides) -> targets.Ours:
+        env = {f"IDP_{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+               for key, value in self.ours_settings(**overrides).items()}
+        return self.start(targets.ours(core=self.options.server_core, port=self.options.ours_port, env=env,
+                                       workers=self.options.workers, threads=self.options.threads,
+                                       log=self.options.out / f"{name}.log"))
+
+    def stop(self, server: targets.Server) -> None:
+        server.stop()
+        self.servers.remove(server)
+
+    def stop_all(self) -> None:
+        for server in list(self.servers):
+            self.stop(server)
+
+    # -- measuring -----------------------------------------------------------------
+
+    def wrk(self, base_url: str, requests: list[loadgen.Request], mode: str = "cycle",
+            seconds: float | None = None) -> loadgen.Measure:
+        return loadgen.run_wrk(base_url, requests, mode=mode, seconds=seconds or self.options.seconds,
+                               connections=self.options.connections, core=self.options.load_core,
+                               workdir=self.workdir)
+
+    def record(self, scenario: str, target: str, measure: loadgen.Measure) -> None:
+        result = Result(scenario, target, measure.requests, measure.seconds, measure.p50_ms, measure.p99_ms,
+                        measure.errors)
+        if measure.exhausted:
+            result.notes.append("ran out of minted inputs before the end: the rate is understated")
+        self.run.results.append(result)
+        self.say(f"  {target:4} {scenario:18} {result.rate:9,.0f} req/s  p99 {result.p99_ms:7.1f} ms  "
+                 f"errors {result.errors}")
+
+    def flows(self, scenario: str, target: str, flows, base_url: str, members: list[seed.Member]) -> None:
+        tally, elapsed = asyncio.run(driver.drive(flows, base_url, scenario, members,
+                                                  seconds=self.options.seconds,
+                                                  concurrency=self.options.connections))
+        result = Result(scenario, target, tally.flows, elapsed, driver.percentile(tally.flow_ms, 0.5),
+                        driver.percentile(tally.flow_ms, 0.99), tally.errors,
+                        request_p99_ms=driver.percentile(tally.request_ms, 0.99))
+        if tally.first_error:
+            result.notes.append(f"first error: {tally.first_error[:160]}")
+        self.run.results.append(result)
+        self.say(f"  {target:4} {scenario:18} {result.rate:9,.1f} flows/s  p99 {result.p99_ms:7.1f} ms  "
+                 f"errors {result.errors}")
+
+    def memory(self, target: str, server: targets.Server, requests: int) -> None:
+        self.run.memory.append(Memory(target, requests, server.rss_mib()))
+
+    def soak(self, target: str, server: targets.Server, base_url: str,
+             requests: list[loadgen.Request]) -> None:
+        """Steady traffic until ``soak_requests`` more were served, reading RSS halfway and at the end."""
+        sent, halfway = 0, False
+        while sent < self.options.soak_requests:
+            sent += self.wrk(base_url, requests, seconds=5).requests
+            if not halfway and sent >= self.options.soak_requests / 2:
+                self.memory(target, server, sent)
+                halfway = True
+        self.memory(target, server, sent)
+        rss = ", ".join(f"{value:.0f}" for value in server.rss_mib())
+        self.say(f"  {target:4} soak: {sent:,} requests, RSS {rss} MiB")
+
+    @staticmethod
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    # -- the run -------------------------------------------------------------------
+
+    def measure_tools(self) -> None:
+        self.run.argon2_ms = argon2_verify_ms(self.options.server_core)
+        self.say(f"argon2id verify on the server core: {self.run.argon2_ms:.1f} ms")
+        trivial = self.start(targets.trivial(core=self.options.server_core, port=self.options.peer_port,
+                                             log=self.options.out / "trivial.log"))
+        try:
+            measure = self.wrk(self.peer_url, [loadgen.Request("GET", "/")], seconds=2)
+            self.run.driver_ceiling["wrk"] = measure.requests / measure.seconds
+            self.run.driver_ceiling["async driver (aiohttp)"] = asyncio.run(
+                driver.ceiling(self.peer_url, seconds=2, concurrency=self.options.connections))
+        finally:
+            self.stop(trivial)
+        self.say("load generators against a trivial server: " + ", ".join(
+            f"{name} {value:,.0f} req/s" for name, value in self.run.driver_ceiling.items()))
+
+    def peer_config(self, seeded: seed.Seeded) -> Path:
+        defaults = Settings()
+        hasher = Argon2Hasher(time_cost=defaults.argon2_time_cost, memory_cost=defaults.argon2_memory_cost,
+                              parallelism=defaults.argon2_parallelism)
+        stored = hasher.hash(seed.PASSWORD)
+        config = {
+            "client_id": seeded.client_id, "client_secret": seeded.client_secret,
+            "redirect_uri": seed.REDIRECT_URI, "scope": seed.SCOPE, "code_challenge": seed.CODE_CHALLENGE,
+            "cookie_key": secrets.token_urlsafe(32),
+            "ttl": {"access_token": defaults.access_token_ttl, "authorization_code": 3600,
+                    "id_token": defaults.id_token_ttl, "refresh_token": defaults.refresh_token_ttl,
+                    "interaction": defaults.interaction_ttl, "session": defaults.session_absolute_timeout},
+            "accounts": [{
+                "id": member.id, "login": member.login, "password_hash": stored, "given_name": "Jeanne",
+                "family_name": "Martin", "birthdate": "1958-03-14", "email": member.login,
+                "phone_number": "+33612345688", "member_number": f"8{number:07d}",
+            } for number, member in enumerate(seeded.members)],
+        }
+        path = self.workdir / "peer.json"
+        path.write_text(json.dumps(config))
+        return path
+
+    def peer_mint(self, kind: str, count: int) -> list[str]:
+        query = urlencode({"kind": kind, "count": count})
+        done = subprocess.run(["curl", "-sf", "-X", "POST", f"{self.peer_url}/bench/mint?{query}"],  # noqa: S603,S607
+                              capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    def scenario_requests(self, target: str, seeded: seed.Seeded, minter: seed.Minter | None,
+                          scenario: str) -> tuple[list[loadgen.Request], str]:
+        """The requests of one wrk scenario, and how wrk sends them."""
+        ours = target == "ours"
+        prefix = f"/{seed.TENANT}" if ours else ""
+        auth = driver.basic(seeded.client_id, seeded.client_secret)
+        count = int(self.options.seconds * MINT_PER_SECOND[target])
+        bearer = self.bearer[target]
+        if scenario == "discovery":
+            return [loadgen.Request("GET", f"{prefix}/.well-known/openid-configuration")], "cycle"
+        if scenario == "jwks":
+            return [loadgen.Request("GET", f"{prefix}/jwks")], "cycle"
+        if scenario == "userinfo":
+            path = f"{prefix}/userinfo" if ours else "/me"
+            return [loadgen.Request("GET", path, f"Bearer {bearer}")], "cycle"
+        if scenario == "introspection":
+            path = f"{prefix}/introspect" if ours else "/token/introspection"
+            return [loadgen.Request("POST", path, auth, f"token={bearer}")], "cycle"
+        if scenario == "token":
+            codes = minter.codes(count) if ours else self.peer_mint("code", count)
+            body = (f"grant_type=authorization_code&redirect_uri={seed.REDIRECT_URI}"
+                    f"&code_verifier={seed.CODE_VERIFIER}")
+            return [loadgen.Request("POST", f"{prefix}/token", auth, f"{body}&code={code}")
+                    for code in codes], "consume"
+        if scenario == "refresh":
+            seeds = 4 * self.options.connections
+            tokens = ([refresh for _access, refresh in minter.tokens(seeds)] if ours
+                      else self.peer_mint("refresh", seeds))
+            body = "grant_type=refresh_token&refresh_token="
+            return [loadgen.Request("POST", f"{prefix}/token", auth, body + token)
+                    for token in tokens], "chain"
+        # revocation
+        tokens = ([access for access, _refresh in minter.tokens(count)] if ours
+                  else self.peer_mint("access", count))
+        path = f"{prefix}/revoke" if ours else "/token/revocation"
+        return [loadgen.Request("POST", path, auth, f"token={token}&token_type_hint=access_token")
+                for token in tokens], "consume"
+
+    def execute(self) -> Run:
+        options = self.options
+        options.out.mkdir(parents=True, exist_ok=True)
+        self.say(f"machine: {self.run.machine}")
+        self.measure_tools()
+
+        self.say("seeding our database (idp_bench) and Redis …")
+        seed.reset_database(options.database_url)
+        cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+        seeded = seed.seed(self.ours_settings(), members=options.members, cheap=cheap)
+        minter = seed.Minter(self.ours_settings(), seeded)
+        try:
+            self.compare(seeded, minter)
+        finally:
+            minter.close()
+        return self.run
+
+    def compare(self, seeded: seed.Seeded, minter: seed.Minter) -> None:
+        options = self.options
+        ours = self.start_ours("ours")
+        peer = self.start(targets.peer(core=options.server_core, port=options.peer_port,
+                                       config=self.peer_config(seeded), log=options.out / "peer.log"))
+        self.bearer = {"ours": minter.tokens(1)[0][0], "peer": self.peer_mint("access", 1)[0]}
+        steady = {
+            target: [request for scenario in ("discovery", "jwks", "userinfo", "introspection")
+                     for request in self.scenario_requests(target, seeded, None, scenario)[0]]
+            for target in ("ours", "peer")
+        }
+        for target, server, url in (("ours", ours, self.ours_url), ("peer", peer, self.peer_url)):
+            self.wrk(url, steady[target], seconds=2)  # warm-up: imports, caches, connection pools
+            self.memory(target, server, 0)
+        flows = {"ours": driver.OurFlows(seeded.client_id, seeded.client_secret, options.database_url),
+                 "peer": driver.PeerFlows(seeded.client_id, seeded.client_secret)}
+        for scenario in options.scenarios:
+            if scenario in WRK_SCENARIOS:
+                self.say(f"{scenario}:")
+                for target, url in (("ours", self.ours_url), ("peer", self.peer_url)):
+                    requests, mode = self.scenario_requests(target, seeded, minter, scenario)
+                    self.record(scenario, target, self.wrk(url, requests, mode))
+            elif scenario != "flow":
+                self.say(f"{scenario}:")
+                self.flows(scenario, "ours", flows["ours"], self.ours_url, seeded.members)
+                self.flows(scenario, "peer", flows["peer"], self.peer_url, seeded.members)
+        if options.soak_requests:
+            self.say("soak (RSS after steady traffic):")
+            self.soak("ours", ours, self.ours_url, steady["ours"])
+            self.soak("peer", peer, self.peer_url, steady["peer"])
+        if "flow" in options.scenarios:
+            # The flow without the hash: our server again, at the cheapest argon2 cost, with members
+            # whose hash was made at that cost (so nothing is rehashed).
+            self.stop(ours)
+            self.start_ours("ours-cheap-hash", **CHEAP_ARGON2)
+            self.say("flow (sign-in without the password hash):")
+            self.flows("flow", "ours", flows["ours"], self.ours_url, seeded.cheap_members)
+            self.flows("flow", "peer", flows["peer"], self.peer_url, seeded.members)
+        self.stop_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    # This harness drives the async flows: it belongs on the load core with wrk.
+    os.sched_setaffinity(0, {options.load_core})
+    # SIGTERM (bench/run's trap, a CI timeout) unwinds like Ctrl-C: every server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with tempfile.TemporaryDirectory(prefix="idp-bench-") as workdir:
+        bench = Bench(options, Path(workdir))
+        try:
+            run = bench.execute()
+        finally:
+            bench.stop_all()
+    results = options.out / "results.json"
+    results.write_text(json.dumps(run.as_dict(), indent=2) + "\n")
+    print()
+    print(render(run))
+    print(f"\n(results: {results})")
+    return 0

@@ -1,0 +1,117 @@
+"""The servers under test, each pinned to the server core: our provider under gunicorn, the peer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER_DIR = Path(__file__).resolve().parent / "peer"
+
+
+class Server:
+    """A process started with taskset, stopped by ``stop`` (also from the run's cleanup)."""
+
+    name = "server"
+
+    def __init__(self, command: list[str], *, core: int, env: dict[str, str], ready_url: str,
+                 log: Path):
+        self.command = ["taskset", "-c", str(core), *command]
+        self.env = env
+        self.ready_url = ready_url
+        self.log = log
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        with open(self.log, "ab") as log:
+            # A process group of its own: stop() ends the server and its workers, nothing else.
+            self.process = subprocess.Popen(  # noqa: S603 - our own fixed command line
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=2) as response:  # noqa: S310 - local
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(
+            f"{self.name} did not answer {self.ready_url} within {timeout:.0f}s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def pids(self) -> list[int]:
+        """The processes that serve requests (gunicorn: the workers, not the arbiter)."""
+        return [self.process.pid] if self.process else []
+
+    def rss_mib(self) -> list[float]:
+        return [rss_mib(pid) for pid in self.pids()]
+
+
+class Ours(Server):
+    name = "ours (gunicorn)"
+
+    def pids(self) -> list[int]:
+        if self.process is None:
+            return []
+        # taskset execs gunicorn, so the group leader is the arbiter and its children are the workers.
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+
+
+class Peer(Server):
+    name = "peer (node-oidc-provider)"
+
+
+def ours(*, core: int, port: int, env: dict[str, str], workers: int, threads: int, log: Path) -> Ours:
+    command = [
+        str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py"),
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--access-logfile", str(log.with_suffix(".access.log")),
+    ]
+    if threads > 1:
+        command += ["--worker-class", "gthread", "--threads", str(threads)]
+    command.append("idp:create_app()")
+    return Ours(command, core=core, env={**os.environ, **env}, ready_url=f"http://127.0.0.1:{port}/healthz",
+                log=log)
+
+
+def peer(*, core: int, port: int, config: Path, log: Path) -> Peer:
+    command = ["node", str(PEER_DIR / "provider.mjs"), str(port), str(config)]
+    return Peer(command, core=core, env=dict(os.environ), ready_url=f"http://127.0.0.1:{port}/bench/ready",
+                log=log)
+
+
+def trivial(*, core: int, port: int, log: Path) -> Peer:
+    """The smallest HTTP server node offers: measures what the load generators can send."""
+    script = (f"require('http').createServer((q, s) => s.end('ok'))"
+              f".listen({port}, '127.0.0.1')")
+    server = Peer(["node", "-e", script], core=core, env=dict(os.environ),
+                  ready_url=f"http://127.0.0.1:{port}/", log=log)
+    server.name = "trivial server"
+    return server
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
