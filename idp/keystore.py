@@ -106,6 +106,8 @@ class _Material:
     signing_key: SigningKey | None
     public_jwks: tuple[DictKey, ...]
     keyset: KeySet | None
+    # The JWKS document as served, serialized once per keys.json.
+    public_json: bytes
 
 
 @dataclass
@@ -201,6 +203,10 @@ class KeyStore:
         The active key comes first, for relying parties that take the first key.
         """
         return {"keys": [dict(jwk) for jwk in self._loaded().public_jwks]}
+
+    def public_jwks_json(self) -> bytes:
+        """``public_jwks()`` as JSON bytes, made once per change of keys.json (the JWKS endpoint)."""
+        return self._loaded().public_json
 
     def verification_keyset(self) -> KeySet:
         """The published keys as a joserfc KeySet, to verify our own tokens."""
@@ -508,7 +514,8 @@ class KeyStore:
                 # as_dict(private=False) drops d, p, q, dp, dq, qi (RFC 7518 §6).
                 public.append(key.as_dict(private=False))
             keyset = KeySet([_import_public(jwk) for jwk in public]) if public else None
-            snapshot.material = _Material(signing_key, tuple(public), keyset)
+            document = json.dumps({"keys": public}, separators=(",", ":")).encode()
+            snapshot.material = _Material(signing_key, tuple(public), keyset, document)
             return snapshot.material
 
     def _parse_key_file(self, info: KeyInfo) -> SigningKey:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
 from authlib.oauth2 import OAuth2Error
-from flask import abort, jsonify, redirect, request, session, url_for
+from flask import Response, abort, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_cors import cross_origin
 
@@ -25,8 +28,9 @@ _cors = cross_origin(origins="*", send_wildcard=True, allow_headers=["Authorizat
                      max_age=600)
 
 
-def _cacheable(payload: dict):
-    response = jsonify(payload)
+def _cacheable(document: bytes):
+    """A metadata document, cacheable by clients and revalidated by ETag."""
+    response = Response(document, mimetype="application/json")
     response.headers["Cache-Control"] = f"public, max-age={services().settings.metadata_max_age}"
     response.add_etag()
     return response.make_conditional(request)
@@ -56,9 +60,14 @@ def well_formed_request():
 @api.get("/.well-known/openid-configuration")
 @_cors
 def discovery():
-    issuer = current_tenant().issuer
+    return _cacheable(_discovery_document(current_tenant().issuer))
+
+
+@functools.lru_cache(maxsize=32)
+def _discovery_document(issuer: str) -> bytes:
+    """OIDC Discovery 1.0 section 3, serialized once per issuer: it only changes with a release."""
     signing_algs = ["RS256", "ES256"]
-    return _cacheable({
+    return json.dumps({
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
@@ -88,13 +97,13 @@ def discovery():
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["fr-FR", "en"],
         "authorization_response_iss_parameter_supported": True,
-    })
+    }, separators=(",", ":")).encode()
 
 
 @api.get("/jwks")
 @_cors
 def jwks():
-    return _cacheable(services().keystore.public_jwks())
+    return _cacheable(services().keystore.public_jwks_json())
 
 
 @api.route("/token", methods=["POST", "OPTIONS"])

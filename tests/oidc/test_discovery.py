@@ -46,6 +46,26 @@ def test_discovery_and_jwks_are_cacheable_with_etag(client):
         assert second.status_code == 304
 
 
+def test_served_jwks_follows_the_keys_directory(client, app):
+    """The JWKS body is serialized once per keys.json: a new key changes it and its ETag."""
+    before = client.get("/malakoff/jwks")
+    assert client.get("/malakoff/jwks").data == before.data
+    app.extensions["idp"].keystore.generate("ES256")
+    after = client.get("/malakoff/jwks", headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert len(after.json["keys"]) == len(before.json["keys"]) + 1
+    assert after.json == app.extensions["idp"].keystore.public_jwks()
+
+
+def test_discovery_is_served_as_json_per_issuer(client):
+    malakoff = client.get("/malakoff/.well-known/openid-configuration")
+    miel = client.get("/miel/.well-known/openid-configuration")
+    assert malakoff.mimetype == miel.mimetype == "application/json"
+    assert malakoff.json["issuer"] != miel.json["issuer"]
+    assert malakoff.headers["ETag"] != miel.headers["ETag"]
+
+
 def test_cors_on_discovery_and_jwks_not_on_authorize(client, rp):
     origin = {"Origin": "https://spa.example.org"}
     assert client.get("/malakoff/jwks", headers=origin).headers["Access-Control-Allow-Origin"] == "*"
