@@ -99,7 +99,7 @@ class Bench:
         self.servers.append(server)
         server.start()
         # bench/run kills what is listed here if this process dies without cleaning up.
-        with open(self.options.out / "pids", "a") as pids:
+        with open(os.environ.get("BENCH_PIDS_FILE", self.options.out / "pids"), "a") as pids:
             pids.write(f"{server.process.pid}\n")
         return server
 
