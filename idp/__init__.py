@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from idp import metrics
 from idp.accounts.hashing import PasswordHasher
 from idp.channels.services import Channels
 from idp.config import load_settings
@@ -48,9 +49,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         )
 
     store = create_store(settings.redis_url)
+    database = Database(settings.database_url)
+    metrics.count_committed_events(database.sessionmaker)
     services = Services(
         settings=settings,
-        database=Database(settings.database_url),
+        database=database,
         store=store,
         keystore=KeyStore(
             settings.keys_dir,

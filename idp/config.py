@@ -97,8 +97,11 @@ class Settings:
     message_retry_base_seconds: int = 30
     # Show the outbox page (/_outbox). Never in production.
     outbox_page: bool = False
-    # Trust X-Forwarded-* from this many proxies in front of the provider.
+    # Trust X-Forwarded-* (and X-Request-ID) from this many proxies in front of the provider.
     trusted_proxies: int = 0
+    # Bearer token Prometheus sends to /metrics. Empty: /metrics is open
+    # (development only; production requires a token).
+    metrics_token: str = ""
     # Extra values, kept for the modules that read them.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -137,6 +140,11 @@ class Settings:
         if self.sms_backend not in ("outbox", "http"):
             raise ConfigError("IDP_SMS_BACKEND must be 'outbox' or 'http'")
         self._validate_channels()
+        if self.is_production and len(self.metrics_token) < 32:
+            raise ConfigError(
+                "IDP_METRICS_TOKEN must be set to a random value of at least 32 characters "
+                "in production: Prometheus sends it as a bearer token to /metrics"
+            )
         return self
 
     def _validate_channels(self) -> None:

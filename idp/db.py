@@ -35,15 +35,21 @@ def _sqlite_pragmas(dbapi_connection, _record):
 
 
 class Database:
-    """Owns the engine; hands out sessions (one per request, one per CLI command)."""
+    """Owns the engine; hands out sessions (one per request, one per CLI command).
+
+    Statement parameters are left out of SQL errors and SQL logs: they carry
+    password hashes, message bodies with codes, and personal data.
+    """
 
     def __init__(self, url: str):
         self.url = url
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"check_same_thread": False})
+            engine = create_engine(url, connect_args={"check_same_thread": False},
+                                   hide_parameters=True)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                                   hide_parameters=True)
         self.engine: Engine = engine
         self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
 

@@ -1,10 +1,14 @@
-"""Operational endpoints: health, readiness, and the demo outbox."""
+"""Operational endpoints: health, readiness, metrics, and the demo outbox."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify
+import hmac
+
+from flask import Blueprint, Response, abort, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import select, text
 
+from idp import metrics
 from idp.channels.models import Message
 from idp.extensions import db, services
 from idp.store import StoreUnavailable
@@ -33,6 +37,17 @@ def readyz():
         checks["store"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())
     return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def prometheus():
+    """Prometheus text exposition; with IDP_METRICS_TOKEN set, only for that bearer token."""
+    token = services().settings.metrics_token
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return jsonify(error="unauthorized"), 401, {"WWW-Authenticate": 'Bearer realm="metrics"'}
+    return Response(metrics.exposition(services().database), content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/_outbox")

@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, NotFound
 
+from idp import logs
 from idp.extensions import services
 from idp.store import StoreUnavailable
 
@@ -166,6 +167,7 @@ def init_app(app: Flask) -> None:
     from idp.ops import bp as ops_bp  # noqa: PLC0415
 
     app.extensions["idp_oidc"] = build_server(app)
+    logs.init_app(app, app.extensions["idp"].settings.trusted_proxies)
 
     @app.before_request
     def store_must_be_readable():

@@ -40,6 +40,7 @@ from idp.channels.senders import (
 )
 from idp.config import Settings
 from idp.db import utcnow
+from idp.metrics import DELIVERIES
 from idp.tenancy import Tenant
 
 log = logging.getLogger(__name__)
@@ -287,6 +288,7 @@ class Messages:
             message.status = "sent"
             message.sent_at = now
             self.session.commit()
+            DELIVERIES.labels(message.channel, message.template, "sent").inc()
             log.info("message %s sent: %s %s to %s (attempt %d)", message.id, message.channel,
                      message.template, who, message.attempts)
             return True
@@ -297,11 +299,13 @@ class Messages:
         if permanent or message.attempts >= self.settings.message_max_attempts:
             message.status = "failed"
             self.session.commit()
+            DELIVERIES.labels(message.channel, message.template, "failed").inc()
             log.error("message %s failed for good after %d attempt(s): %s %s to %s: %s",
                       message.id, message.attempts, message.channel, message.template, who, error)
             return False
         message.next_attempt_at = now + self.backoff(message.attempts)
         self.session.commit()
+        DELIVERIES.labels(message.channel, message.template, "delayed").inc()
         log.warning("message %s delayed: %s %s to %s, attempt %d failed (%s); next try at %s",
                     message.id, message.channel, message.template, who, message.attempts, error,
                     message.next_attempt_at.isoformat(timespec="seconds"))

@@ -184,7 +184,7 @@ def verify():
         per_account.hit(account.id)
         per_ip.hit(ip)
         events.record_event(db(), events.OTP_FAILURE, tenant=tenant.slug, account_id=account.id,
-                            reason=type(exc).__name__)
+                            channel=challenge.channel, reason=type(exc).__name__)
         db().commit()
         if isinstance(exc, OtpInvalid):
             message = _("Code incorrect. Il vous reste %(count)s essai(s).", count=exc.remaining)

@@ -7,7 +7,7 @@ import pytest
 from idp.config import ConfigError, load_settings
 
 PRODUCTION = {"IDP_ENV": "production", "IDP_SECRET_KEY": "x" * 40,
-              "IDP_BASE_URL": "https://id.example.org"}
+              "IDP_BASE_URL": "https://id.example.org", "IDP_METRICS_TOKEN": "m" * 32}
 
 
 def test_defaults():

@@ -50,12 +50,20 @@ def test_bad_values_are_refused_with_the_setting_named(environ, message):
         load_settings(environ=environ)
 
 
-def test_production_with_a_strong_key_https_and_real_channels_starts():
-    settings = load_settings(environ={
-        "IDP_ENV": "production", "IDP_SECRET_KEY": STRONG, "IDP_BASE_URL": "https://id.example.org",
-        "IDP_MAIL_BACKEND": "smtp", "IDP_SMS_BACKEND": "http",
-        "IDP_SMS_GATEWAY_URL": "https://sms.example.org/v1"})
-    assert settings.is_production
+PRODUCTION_READY = {
+    "IDP_ENV": "production", "IDP_SECRET_KEY": STRONG, "IDP_BASE_URL": "https://id.example.org",
+    "IDP_MAIL_BACKEND": "smtp", "IDP_SMS_BACKEND": "http",
+    "IDP_SMS_GATEWAY_URL": "https://sms.example.org/v1", "IDP_METRICS_TOKEN": "m" * 32}
+
+
+def test_production_with_a_strong_key_https_real_channels_and_a_metrics_token_starts():
+    assert load_settings(environ=PRODUCTION_READY).is_production
+
+
+@pytest.mark.parametrize("token", ["", "short-token"])
+def test_production_needs_a_metrics_token(token):
+    with pytest.raises(ConfigError, match="IDP_METRICS_TOKEN"):
+        load_settings(environ={**PRODUCTION_READY, "IDP_METRICS_TOKEN": token})
 
 
 def test_production_refuses_the_outbox_channels():

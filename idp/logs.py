@@ -1,0 +1,124 @@
+"""Structured logs: one JSON object per line, with the request they belong to.
+
+Every record logged while a request is served carries its request id, tenant,
+method and path; the request itself is logged once, when answered, with its
+status and duration (``log_requests``). What never goes in a log: passwords,
+one-time codes, tokens, links, cookies, query strings (an authorization
+request's ``login_hint`` is an email or a member number) and NIRs. Paths are
+logged with their secret segments (activation and reset links) replaced.
+
+Gunicorn installs ``JsonFormatter`` through ``config/gunicorn.conf.py``;
+``idp outbox work`` through ``configure``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+
+from flask import Flask, g, has_request_context, request, request_finished, request_started
+from werkzeug.wrappers import Response
+
+from idp import metrics
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# What a trusted proxy may send as a request id (nginx's $request_id is 32 hex digits).
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# URL parts that are secrets (single-use links): logged as this placeholder.
+SECRET_VIEW_ARGS = ("token",)
+REDACTED = "[redacted]"
+# Fields a log call may add with ``extra=``.
+EXTRA_FIELDS = ("status", "duration_ms", "endpoint")
+
+log = logging.getLogger("idp.request")
+
+
+def request_fields() -> dict[str, str | None]:
+    """The current request's id, tenant, method and path (no query string, no secret segment)."""
+    if not has_request_context():
+        return {}
+    tenant = g.get("tenant")
+    return {
+        "request_id": g.get("request_id"),
+        "tenant": tenant.slug if tenant is not None else None,
+        "method": request.method,
+        "path": loggable_path(),
+    }
+
+
+def loggable_path() -> str:
+    path = request.path
+    for name in SECRET_VIEW_ARGS:
+        value = (request.view_args or {}).get(name)
+        if value:
+            path = path.replace(str(value), REDACTED)
+    return path
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the request's fields, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(request_fields())
+        for name in EXTRA_FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
+        if record.exc_info:
+            entry["error"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure(level: str = "INFO") -> None:
+    """JSON lines on stderr for a process whose logging nobody has set up yet."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def init_app(app: Flask, trusted_proxies: int) -> None:
+    """Give each request an id (echoed in X-Request-ID), then log and measure it once answered.
+
+    An incoming X-Request-ID is kept only behind trusted proxies (the edge one
+    sets it; clients could send anything) and only when it looks like an id.
+    The id is given when the request starts, before any hook that could refuse it.
+    """
+
+    def assign_request_id(_app: Flask, **_extra) -> None:
+        g.request_started = time.perf_counter()
+        incoming = request.headers.get(REQUEST_ID_HEADER, "") if trusted_proxies else ""
+        g.request_id = incoming if REQUEST_ID_RE.match(incoming) else secrets.token_hex(16)
+
+    request_started.connect(assign_request_id, app, weak=False)
+
+    @app.after_request
+    def echo_request_id(response: Response) -> Response:
+        response.headers[REQUEST_ID_HEADER] = g.request_id
+        return response
+
+    # After the session is saved, which can still turn the answer into a 503.
+    request_finished.connect(_log_request, app, weak=False)
+
+
+def _log_request(_app: Flask, response: Response, **_extra) -> None:
+    seconds = time.perf_counter() - g.request_started
+    endpoint = request.endpoint or "unmatched"
+    metrics.observe_request(endpoint, request.method, response.status_code, seconds)
+    log.info("%s %s %s", request.method, loggable_path(), response.status_code, extra={
+        "status": response.status_code, "duration_ms": round(seconds * 1000, 1),
+        "endpoint": endpoint})
