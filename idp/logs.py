@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import re
 import secrets
-import sys
 import time
 from datetime import UTC, datetime
 
@@ -32,6 +32,9 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 # URL parts that are secrets (single-use links): logged as this placeholder.
 SECRET_VIEW_ARGS = ("token",)
 REDACTED = "[redacted]"
+# Libraries that log secrets below these levels (Authlib logs every token it issues at
+# DEBUG): they stay at these levels whatever the provider's own level is.
+LIBRARY_LEVELS = {"authlib": "INFO"}
 # Fields a log call may add with ``extra=``.
 EXTRA_FIELDS = ("status", "duration_ms", "endpoint")
 
@@ -80,15 +83,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+def dict_config(level: str = "INFO", stream: str = "ext://sys.stderr") -> dict:
+    """A ``logging.config.dictConfig`` for the provider's processes: JSON lines on ``stream``."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json",
+                              "stream": stream}},
+        "root": {"level": level, "handlers": ["json"]},
+        "loggers": {name: {"level": floor} for name, floor in LIBRARY_LEVELS.items()},
+    }
+
+
 def configure(level: str = "INFO") -> None:
-    """JSON lines on stderr for a process whose logging nobody has set up yet."""
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root.addHandler(handler)
-    root.setLevel(level)
+    """JSON lines on stderr, for a command whose process has no logging set up yet."""
+    if not logging.getLogger().handlers:
+        logging.config.dictConfig(dict_config(level))
 
 
 def init_app(app: Flask, trusted_proxies: int) -> None:

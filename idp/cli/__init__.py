@@ -34,6 +34,7 @@ def main(ctx: click.Context) -> None:
 def _register() -> None:
     from idp.cli import (  # noqa: PLC0415
         accounts,
+        audit,
         clients,
         db,
         demo,
@@ -44,7 +45,7 @@ def _register() -> None:
         review,
     )
 
-    for module in (db, keys, clients, members, accounts, review, migration, outbox, demo):
+    for module in (db, keys, clients, members, accounts, review, migration, outbox, audit, demo):
         main.add_command(module.group)
 
 

@@ -1,9 +1,9 @@
-"""What the command modules share: resolving --tenant, and one transaction per command."""
+"""What the command modules share: resolving --tenant, one transaction per command, tables."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
@@ -51,3 +51,11 @@ def operator_errors(*errors: type[Exception]):
         return wrapper
 
     return decorate
+
+
+def echo_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print rows under a header, each column as wide as its widest cell."""
+    table = [tuple(header), *(tuple(row) for row in rows)]
+    widths = [max(len(row[column]) for row in table) for column in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from idp.channels.models import MESSAGE_STATUSES, Message
 from idp.channels.senders import mask_recipient
 from idp.channels.services import MessageAlreadySent, Messages
-from idp.cli.common import tenant_by_slug, transaction
+from idp.cli.common import echo_table, tenant_by_slug, transaction
 from idp.db import utcnow
 from idp.extensions import db, services
 
@@ -126,28 +126,26 @@ def list_messages(status: str | None, tenant: str | None, limit: int) -> None:
     rows = session.scalars(statement).all()
     totals: dict[str, int] = dict(session.execute(count).all())
     if rows:
-        header = ("ID", "CREATED (UTC)", "STATUS", "TENANT", "CHANNEL", "TEMPLATE", "RECIPIENT",
-                  "ATTEMPTS", "NEXT TRY / SENT", "LAST ERROR")
-        table = [header] + [
-            (
-                str(message.id),
-                _when(message.created_at),
-                message.status,
-                message.tenant,
-                message.channel,
-                message.template,
-                mask_recipient(message.channel, message.recipient),
-                str(message.attempts),
-                _when(message.sent_at if message.status == "sent"
-                      else message.next_attempt_at if message.status == "pending" else None),
-                message.last_error or "-",
-            )
-            for message in rows
-        ]
-        widths = [max(len(row[column]) for row in table) for column in range(len(header))]
-        for row in table:
-            click.echo("  ".join(cell.ljust(width)
-                                 for cell, width in zip(row, widths, strict=True)).rstrip())
+        echo_table(
+            ("ID", "CREATED (UTC)", "STATUS", "TENANT", "CHANNEL", "TEMPLATE", "RECIPIENT",
+             "ATTEMPTS", "NEXT TRY / SENT", "LAST ERROR"),
+            [
+                (
+                    str(message.id),
+                    _when(message.created_at),
+                    message.status,
+                    message.tenant,
+                    message.channel,
+                    message.template,
+                    mask_recipient(message.channel, message.recipient),
+                    str(message.attempts),
+                    _when(message.sent_at if message.status == "sent"
+                          else message.next_attempt_at if message.status == "pending" else None),
+                    message.last_error or "-",
+                )
+                for message in rows
+            ],
+        )
     else:
         click.echo("no messages")
     click.echo(", ".join(f"{name}: {totals.get(name, 0)}" for name in MESSAGE_STATUSES))

@@ -1,0 +1,126 @@
+"""`idp audit`: read the audit log of security events (newest first).
+
+Events are never changed by this command. Their details carry ids and
+reasons, never a password, code, token or link.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from idp.accounts.services import find_by_identifier
+from idp.cli.common import echo_table, tenant_by_slug
+from idp.db import utcnow
+from idp.events import AuditEvent
+from idp.extensions import db, services
+
+# "7d", "24h", "30m": that long before now.
+_RELATIVE = re.compile(r"^(\d{1,5})([dhm])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+# A tag or the start of one, whole parts only: "account:login" selects "account:login:failure".
+_TAG = re.compile(r"^[a-z0-9-]+(?::[a-z0-9-]+)*$")
+_ACCOUNT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """A naive UTC moment from an ISO 8601 date or time, or a duration back from ``now``."""
+    relative = _RELATIVE.match(value.strip())
+    if relative:
+        return now - timedelta(**{_UNITS[relative[2]]: int(relative[1])})
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither an ISO date or time (2026-03-01, 2026-03-01T08:30Z) "
+            "nor a duration (7d, 24h, 30m)", param_hint="--since") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _account_id(session: Session, value: str, tenant: str | None) -> str:
+    value = value.strip()
+    if _ACCOUNT_ID.match(value.lower()):
+        return value.lower()
+    tenants = [tenant_by_slug(tenant)] if tenant else list(services().tenants.values())
+    found = [account for t in tenants if (account := find_by_identifier(session, t, value))]
+    if not found:
+        raise click.BadParameter(f"no account with the id or identifier {value!r}",
+                                 param_hint="--account")
+    if len(found) > 1:
+        raise click.BadParameter(
+            f"{value!r} names accounts in several tenants "
+            f"({', '.join(a.tenant for a in found)}): add --tenant", param_hint="--account")
+    return found[0].id
+
+
+def _tag_filter(tag: str):
+    if not _TAG.match(tag):
+        raise click.BadParameter(f"{tag!r} is not an event tag (e.g. account:login:failure)",
+                                 param_hint="--tag")
+    return or_(AuditEvent.tag == tag, AuditEvent.tag.startswith(tag + ":"))
+
+
+def _as_dict(event: AuditEvent) -> dict:
+    return {
+        "id": event.id,
+        "time": event.created_at.isoformat(timespec="seconds") + "Z",
+        "tag": event.tag,
+        "tenant": event.tenant,
+        "account_id": event.account_id,
+        "client_id": event.client_id,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "data": event.data or {},
+    }
+
+
+@click.command("audit")
+@click.option("--tenant", help="Only this tenant's events.")
+@click.option("--account", "account",
+              help="Only events of this account: its id (the OIDC sub) or its identifier "
+                   "(email or member number; add --tenant if several tenants have it).")
+@click.option("--since", help="From this moment: an ISO date or time in UTC unless it says "
+                              "otherwise (2026-03-01, 2026-03-01T08:30+01:00), or a duration "
+                              "back from now (7d, 24h, 30m).")
+@click.option("--tag", "tags", multiple=True,
+              help="Only events with this tag or under it (account:login selects "
+                   "account:login:success and account:login:failure). Repeat for several.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="Show at most this many events, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@with_appcontext
+def group(tenant: str | None, account: str | None, since: str | None, tags: tuple[str, ...],
+          limit: int, as_json: bool) -> None:
+    """The audit log of security events, newest first."""
+    session = db()
+    statement = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    if tenant:
+        statement = statement.where(AuditEvent.tenant == tenant_by_slug(tenant).slug)
+    if account:
+        statement = statement.where(AuditEvent.account_id == _account_id(session, account, tenant))
+    if since:
+        statement = statement.where(AuditEvent.created_at >= parse_since(since, utcnow()))
+    if tags:
+        statement = statement.where(or_(*(_tag_filter(tag) for tag in tags)))
+    found = session.scalars(statement.limit(limit)).all()
+    if as_json:
+        for event in found:
+            click.echo(json.dumps(_as_dict(event), ensure_ascii=False))
+        return
+    if not found:
+        click.echo("no events")
+        return
+    echo_table(("TIME (UTC)", "TAG", "TENANT", "ACCOUNT", "CLIENT", "IP", "DETAILS"), [
+        (event.created_at.strftime("%Y-%m-%d %H:%M:%S"), event.tag, event.tenant or "-",
+         event.account_id or "-", event.client_id or "-", event.ip or "-",
+         " ".join(f"{key}={value}" for key, value in (event.data or {}).items()) or "-")
+        for event in found
+    ])
