@@ -6,10 +6,9 @@ Nodes are stateless (state lives in PostgreSQL and Redis), so any number of
 workers and nodes can serve any step of a sign-in.
 """
 
-import json
 import os
 
-from gunicorn import glogging
+from idp import logs
 
 # Inside the container; publish the port or put a reverse proxy in front.
 bind = "0.0.0.0:8000"
@@ -29,33 +28,28 @@ worker_tmp_dir = "/dev/shm"  # noqa: S108
 # No management socket: nothing uses it, and the service user's home is read-only.
 control_socket_disable = True
 
-# Logs go to stdout (access) and stderr (errors) for the container runtime to collect.
-accesslog = "-"
-errorlog = "-"
+# Every log line is one JSON object on stdout, for the container runtime to
+# collect (idp.logs): the provider logs each request once, when answered, with
+# its request id, tenant, method, path (never the query string: /authorize
+# queries can carry a login_hint), status and duration; gunicorn's own
+# messages take the same form. Gunicorn's access log would say the same
+# without the request id: it is off.
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
-
-# One JSON object per request. The path is logged without its query string:
-# /authorize queries can carry a login_hint (an email or a member number), and
-# nothing personal or secret belongs in logs.
-access_log_format = (
-    '{"time": "%(t)s", "remote": "%(h)s", "forwarded_for": "%({x-forwarded-for}i)s", '
-    '"method": "%(m)s", "path": "%(U)s", "status": %(s)s, "bytes": "%(b)s", '
-    '"duration_ms": %(M)s, "user_agent": "%(a)s"}'
-)
+accesslog = None
+logconfig_dict = logs.dict_config(loglevel.upper(), stream="ext://sys.stdout")
+logconfig_dict["loggers"] |= {
+    "gunicorn.error": {"level": loglevel.upper(), "handlers": ["json"], "propagate": False},
+    "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+}
 
 
-class JsonAtoms(glogging.SafeAtoms):
-    """Escapes every value for a JSON string (gunicorn's own wrapper escapes only quotes)."""
-
-    def __init__(self, atoms):
-        super().__init__(atoms)
-        for name, value in atoms.items():
-            if isinstance(value, str):
-                self[name] = json.dumps(value)[1:-1]
-
-
-class JsonAccessLogger(glogging.Logger):
-    atoms_wrapper_class = JsonAtoms
-
-
-logger_class = JsonAccessLogger
+# With several workers, PROMETHEUS_MULTIPROC_DIR names a directory where each
+# worker keeps its counters, so that a scrape of any worker adds them all up
+# (idp.metrics). Files of a previous run would add old counts: start empty.
+def on_starting(_server):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))

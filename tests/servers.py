@@ -1,5 +1,6 @@
 """Real servers the tests start on local ports: an SMTP server (aiosmtpd), an SMS gateway
-(http.server), a Redis server, a self-signed certificate for TLS, and a clock moved by hand."""
+(http.server), a Redis server, a PostgreSQL cluster, the provider itself under gunicorn,
+a self-signed certificate for TLS, and a clock moved by hand."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import json
+import os
+import secrets
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,15 +25,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import create_engine, text
 
+from idp import schema
 from idp.channels.senders import HttpSmsSender, SmtpEmailSender
-from tests.conftest import IN_CI, free_port
+from tests.conftest import IN_CI, ROOT, free_port
 
 SMTP_USER = "relay-user"
 SMTP_PASSWORD = "relay-password-0123"
@@ -313,3 +321,172 @@ def redis_server():
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+PG_BIN = Path(os.environ.get("IDP_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _as_postgres() -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the postgres user then."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of the test run's own (initdb in a temporary directory, a free
+    port), to stop and start during a flow; the machine's own server is never touched."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="idp-test-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        self.data = self.directory / "data"
+        self.log = self.directory / "postgres.log"
+
+    def _run(self, *command: str) -> None:
+        result = subprocess.run(  # noqa: S603 - fixed local binaries and arguments
+            [*_as_postgres(), *command], capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed: {result.stderr or result.stdout}")
+
+    def init(self) -> PostgresServer:
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
+                  "--auth=trust", "--encoding=UTF8", "--no-sync")
+        return self
+
+    def start(self) -> PostgresServer:
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
+                  "-t", "30", "-o", options, "start")
+        return self
+
+    def stop(self) -> None:
+        """Stop at once, as a crash would: connections are cut, open transactions lost."""
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    @property
+    def running(self) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new, empty database with the provider's schema; its URL."""
+        name = f"idp_{secrets.token_hex(4)}"
+        engine = create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+        engine.dispose()
+        engine = create_engine(self.url(name))
+        schema.upgrade(engine)
+        engine.dispose()
+        return self.url(name)
+
+    def remove(self) -> None:
+        if self.running:
+            self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _missing(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true but {what}")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    if not (PG_BIN / "initdb").exists():
+        _missing(f"PostgreSQL's initdb is not in {PG_BIN} (set IDP_TEST_PG_BIN)")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        _missing("running as root without runuser to start PostgreSQL as its own user")
+    server = PostgresServer().init().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def postgres_server(postgres_cluster):
+    """The test run's PostgreSQL, running at the start of the test whatever the last one did."""
+    if not postgres_cluster.running:
+        postgres_cluster.start()
+    return postgres_cluster
+
+
+def node_environment(settings: dict, **overrides) -> dict[str, str]:
+    """The environment of a provider process for these settings (IDP_<NAME> variables)."""
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("IDP_", "PROMETHEUS_"))}
+    for key, value in {**settings, **overrides}.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        environment[f"IDP_{key.upper()}"] = str(value)
+    return environment
+
+
+class ProviderNode:
+    """The provider under gunicorn with the production settings file, on a free local port."""
+
+    def __init__(self, environment: dict[str, str], log_file: Path, *, workers: int = 1):
+        self.environment = environment
+        self.log_file = log_file
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ProviderNode:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - a fixed command
+                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
+                 "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
+                 "--worker-tmp-dir", tempfile.gettempdir(), "idp:create_app()"],
+                cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the provider did not start:\n{self.log_file.read_text()[-3000:]}")
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers (children of the master), from /proc."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def log_lines(self) -> list[str]:
+        return self.log_file.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.fixture
+def provider_nodes(tmp_path):
+    """Start provider nodes: provider_nodes(environment, workers=1); all stopped after the test."""
+    started: list[ProviderNode] = []
+
+    def start(environment: dict[str, str], *, workers: int = 1) -> ProviderNode:
+        node = ProviderNode(environment, tmp_path / f"node-{len(started) + 1}.log", workers=workers)
+        started.append(node.start())
+        return node
+
+    yield start
+    for node in started:
+        node.stop()
