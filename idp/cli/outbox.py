@@ -18,6 +18,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from idp import logs
 from idp.channels.models import MESSAGE_STATUSES, Message
 from idp.channels.senders import mask_recipient
 from idp.channels.services import MessageAlreadySent, Messages
@@ -76,8 +77,10 @@ def work(interval: float, batch: int, once: bool) -> None:
 
     Run it as its own process next to the web servers; several can run at
     once (on PostgreSQL each message is claimed by one of them). It stops
-    cleanly between two messages: nothing is sent twice or lost.
+    cleanly between two messages: nothing is sent twice or lost. Logs
+    are JSON lines on standard error, as the web servers' are.
     """
+    logs.configure()
     messages = _messages()
     with _stop_on_signals() as stop:
         if not once:

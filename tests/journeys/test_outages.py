@@ -1,18 +1,36 @@
-"""Outages during sign-in: a stopped SMTP server delays the code, never loses it; an
-unreachable Redis gives a clear 503, never a 500 and never a skipped code check."""
+"""Outages during sign-in and registration, on servers the tests start and stop: a stopped
+SMTP server delays a message, never loses it, and the worker delivers it once back; an
+unreachable Redis or PostgreSQL gives a clear 503, never a 500 and never a skipped code
+check, and the flow goes on once it is back; a registration cut short (database crash,
+worker killed) leaves nothing half-created."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
 import time
+from datetime import date
+from pathlib import Path
 
 import pytest
+import requests
+from sqlalchemy import create_engine, func, select, text
 
 from idp import create_app
+from idp.accounts.models import Account
+from idp.channels.models import Message
+from idp.registry.models import Member
 from tests.conftest import IdpCliRunner, _reset
 from tests.factories import Factories
 from tests.flows import Flow, csrf_token, query
-from tests.servers import SmtpServer
+from tests.servers import SmtpServer, node_environment
+
+UNAVAILABLE = "momentanément indisponible".encode()
 
 
 @pytest.fixture
@@ -86,5 +104,222 @@ def test_redis_outage_is_a_503_and_the_code_is_never_skipped(settings, redis_ser
     assert app.test_client().get("/readyz").status_code == 200
     fresh = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
     assert "code" in query(fresh.sign_in().headers["Location"])
+    db.close()
+    _reset(app)
+
+
+# -- PostgreSQL, and registrations cut short ------------------------------------------------
+
+
+@pytest.fixture
+def pg_settings(settings, postgres_server):
+    """The test settings on a fresh database of the test run's own PostgreSQL."""
+    return {**settings, "database_url": postgres_server.create_database()}
+
+
+def _counts(database_url: str) -> tuple[int, int]:
+    """(accounts, messages) as committed."""
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        counted = (connection.scalar(select(func.count()).select_from(Account)),
+                   connection.scalar(select(func.count()).select_from(Message)))
+    engine.dispose()
+    return counted
+
+
+def _add_member(app) -> None:
+    db = app.extensions["idp"].database.session()
+    db.add(Member(tenant="malakoff", member_number="23456789", last_name="DUPONT-MOREL",
+                  first_name="Jean-Pierre", birth_date=date(1949, 11, 23), role="principal",
+                  kind="health", status="active"))
+    db.commit()
+    db.close()
+
+
+def _registration(page: bytes) -> dict:
+    return {"member_number": "23456789", "last_name": "Dupont-Morel", "first_name": "Jean-Pierre",
+            "birth_date": "23/11/1949", "email": "jp.dupont@example.org",
+            "email_confirm": "jp.dupont@example.org", "mobile": "06 12 34 56 78",
+            "accept_terms": "y", "csrf_token": csrf_token(page)}
+
+
+class MessagesLocked:
+    """Holds the messages table so that a registration stops inside its transaction: after
+    the account row, before the activation email that must come with it."""
+
+    def __init__(self, database_url: str):
+        self.engine = create_engine(database_url)
+        self.connection = self.engine.connect()
+        self.connection.execute(text("LOCK TABLE messages IN EXCLUSIVE MODE"))
+
+    def wait_for_a_blocked_insert(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with self.engine.connect() as probe:
+                if probe.scalar(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE 'INSERT INTO messages%'")):
+                    return
+            time.sleep(0.05)
+        raise AssertionError("the registration never reached the activation email")
+
+    def release(self) -> None:
+        self.connection.rollback()
+        self.connection.close()
+        self.engine.dispose()
+
+
+def test_postgres_outage_mid_sign_in_is_a_503_and_the_sign_in_goes_on_after(
+        pg_settings, postgres_server):
+    app = create_app(pg_settings)
+    db = app.extensions["idp"].database.session()
+    factories = Factories(app, db)
+    flow = Flow(app.test_client(), "malakoff", factories.client(), factories.account())
+    choose = _to_code_page(flow)
+    operator = app.test_client()
+
+    postgres_server.stop()
+    send = flow.http.post("/malakoff/login/code", data={"channel": "email",
+                                                        "csrf_token": csrf_token(choose.data)})
+    assert send.status_code == 503 and UNAVAILABLE in send.data
+    assert send.headers["Retry-After"]
+    ready = operator.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json["checks"] == {"database": "unavailable", "store": "ok"}
+    assert operator.get("/healthz").status_code == 200
+    scrape = operator.get("/metrics")
+    assert scrape.status_code == 200 and b"idp_metrics_database_up 0.0" in scrape.data
+
+    postgres_server.start()
+    assert operator.get("/readyz").status_code == 200
+    # The same browser goes on where it was: its sign-in lives in the store, not in the database.
+    sent = flow.http.post("/malakoff/login/code", data={"channel": "email",
+                                                        "csrf_token": csrf_token(choose.data)})
+    assert sent.status_code == 303
+    page = flow.http.get(sent.headers["Location"])
+    verified = flow.http.post("/malakoff/login/code/verify", data={
+        "code": flow.last_code(), "csrf_token": csrf_token(page.data)})
+    assert verified.status_code == 303
+    assert "code" in query(flow.http.get(verified.headers["Location"]).headers["Location"])
+    db.close()
+    _reset(app)
+
+
+def test_a_database_crash_inside_a_registration_leaves_nothing_half_created(
+        pg_settings, postgres_server):
+    app = create_app(pg_settings)
+    _add_member(app)
+    browser = app.test_client()
+    form = _registration(browser.get("/malakoff/register").data)
+    lock = MessagesLocked(pg_settings["database_url"])
+    answers = []
+    request = threading.Thread(target=lambda: answers.append(
+        browser.post("/malakoff/register", data=form)))
+    request.start()
+    lock.wait_for_a_blocked_insert()
+
+    postgres_server.stop()
+    request.join(timeout=30)
+    (answer,) = answers
+    assert answer.status_code == 503 and UNAVAILABLE in answer.data
+
+    postgres_server.start()
+    assert _counts(pg_settings["database_url"]) == (0, 0)
+    # The member tries again, and gets the one account with its activation email.
+    again = browser.post("/malakoff/register", data=_registration(
+        browser.get("/malakoff/register").data))
+    assert again.status_code == 303
+    assert _counts(pg_settings["database_url"]) == (1, 1)
+    _reset(app)
+
+
+@pytest.mark.server
+def test_a_worker_killed_inside_a_registration_leaves_nothing_half_created(
+        pg_settings, redis_server, provider_nodes):
+    app = create_app({**pg_settings, "redis_url": redis_server.url})
+    _add_member(app)
+    node = provider_nodes(node_environment(pg_settings, redis_url=redis_server.url,
+                                           cookie_secure=False))
+    browser = requests.Session()
+    form = _registration(browser.get(f"{node.url}/malakoff/register", timeout=10).content)
+    lock = MessagesLocked(pg_settings["database_url"])
+    outcome = []
+
+    def register():
+        try:
+            outcome.append(browser.post(f"{node.url}/malakoff/register", data=form,
+                                        allow_redirects=False, timeout=30).status_code)
+        except requests.ConnectionError as exc:
+            outcome.append(exc)
+
+    request = threading.Thread(target=register)
+    request.start()
+    lock.wait_for_a_blocked_insert()
+    (worker,) = node.worker_pids()
+    os.kill(worker, signal.SIGKILL)
+    request.join(timeout=30)
+    assert isinstance(outcome[0], requests.ConnectionError)
+    lock.release()
+    assert _counts(pg_settings["database_url"]) == (0, 0)
+
+    # Gunicorn starts a new worker; the member tries again and it works.
+    deadline = time.monotonic() + 20
+    while node.worker_pids() in ([], [worker]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    again = browser.post(f"{node.url}/malakoff/register", allow_redirects=False, timeout=30,
+                         data=_registration(browser.get(f"{node.url}/malakoff/register",
+                                                        timeout=30).content))
+    assert again.status_code == 303
+    assert _counts(pg_settings["database_url"]) == (1, 1)
+    _reset(app)
+
+
+def test_the_worker_delivers_what_smtp_and_database_outages_held_back(
+        pg_settings, postgres_server, tmp_path):
+    smtp = SmtpServer()  # a port, with nothing listening yet
+    smtp_settings = {**pg_settings, "mail_backend": "smtp", "smtp_host": "127.0.0.1",
+                     "smtp_port": smtp.port, "smtp_security": "none",
+                     "message_retry_base_seconds": 1}
+    app = create_app(smtp_settings)
+    _add_member(app)
+    browser = app.test_client()
+    registered = browser.post("/malakoff/register", data=_registration(
+        browser.get("/malakoff/register").data))
+    assert registered.status_code == 303
+    assert _counts(pg_settings["database_url"]) == (1, 1)  # the account and its queued email
+
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(  # noqa: S603 - the idp command of this environment
+        [str(Path(sys.executable).with_name("idp")), "outbox", "work", "--interval", "0.2"],
+        env=node_environment(smtp_settings), stdout=log, stderr=subprocess.STDOUT)
+    output = tmp_path / "worker.log"
+    try:
+        deadline = time.monotonic() + 30
+        while b"delivering queued messages" not in output.read_bytes():
+            assert time.monotonic() < deadline and worker.poll() is None, output.read_text()
+            time.sleep(0.1)
+        postgres_server.stop()
+        time.sleep(1)
+        postgres_server.start()
+        smtp.start()
+        deadline = time.monotonic() + 30
+        while not smtp.inbox and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert worker.poll() is None, "the worker must ride out the outages"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=15)
+        log.close()
+        smtp.stop()
+    lines = output.read_text().splitlines()
+    assert worker.returncode == 0, lines
+    assert any("database error" in line for line in lines), lines
+    logged = [json.loads(line) for line in lines if line.startswith("{")]
+    assert any(record["message"].startswith("message 1 sent") for record in logged), lines
+    assert [mail.message["To"] for mail in smtp.inbox] == ["jp.dupont@example.org"]
+    db = app.extensions["idp"].database.session()
+    message = db.scalar(select(Message))
+    assert message.status == "sent" and message.attempts >= 2
     db.close()
     _reset(app)
