@@ -315,15 +315,22 @@ class RedisServer:
 @pytest.fixture
 def redis_server():
     if REDIS_SERVER is None:
-        if IN_CI:
-            pytest.fail("CI=true but redis-server is not installed")
-        pytest.skip("redis-server is not installed")
+        _missing("redis-server is not installed")
     server = RedisServer().start()
     yield server
     server.stop()
 
 
-PG_BIN = Path(os.environ.get("IDP_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+def _postgres_binaries() -> Path:
+    """IDP_TEST_PG_BIN, else the newest of Debian's installed PostgreSQL versions."""
+    if os.environ.get("IDP_TEST_PG_BIN"):
+        return Path(os.environ["IDP_TEST_PG_BIN"])
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                      key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0)
+    return versions[-1] if versions else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _postgres_binaries()
 
 
 def _as_postgres() -> list[str]:
@@ -392,6 +399,7 @@ class PostgresServer:
 
 
 def _missing(what: str) -> None:
+    """Skip a test that needs a server binary, except under CI, where it is an error."""
     if IN_CI:
         pytest.fail(f"CI=true but {what}")
     pytest.skip(what)

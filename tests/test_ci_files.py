@@ -7,15 +7,18 @@ the mistakes that would otherwise surface only on a fresh clone or a deploy.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import runpy
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from idp.config import Settings
+from idp.logs import JsonFormatter
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/idp demo"
@@ -69,44 +72,78 @@ def test_readme_documents_every_setting():
     assert documented - expected == set(), "README documents settings that do not exist"
 
 
-def _compose_keys(text: str, indent: int) -> list[str]:
-    return re.findall(rf"^ {{{indent}}}([A-Za-z0-9_.-]+):", text, re.M)
-
-
-def _compose_block(text: str, key: str, indent: int) -> str:
-    """The lines nested under `key:` at `indent` spaces (a structural look, not a YAML parser)."""
-    match = re.search(
-        rf"^ {{{indent}}}{re.escape(key)}:.*\n((?: {{{indent + 1},}}.*\n|\s*\n)*)", text, re.M
-    )
-    assert match, f"no '{key}:' at indent {indent}"
-    return match.group(1)
-
-
-def test_compose_file_has_the_stack_and_demands_a_secret():
+def _compose() -> dict:
     text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     assert "\t" not in text, "YAML forbids tabs for indentation"
-    indents = {len(line) - len(line.lstrip(" ")) for line in text.splitlines() if line.strip()}
-    assert all(indent % 2 == 0 for indent in indents), "two-space indentation throughout"
-    assert {"services", "volumes"} <= set(_compose_keys(text, 0))
+    return yaml.safe_load(text)
 
-    services = _compose_block(text, "services", 0)
-    assert set(_compose_keys(services, 2)) == {"postgres", "redis", "mailcatcher", "idp", "worker"}
-    for name in ("postgres", "redis"):
-        assert "healthcheck:" in _compose_block(services, name, 2)
 
-    idp = _compose_block(services, "idp", 2)
-    assert re.search(r"^ {4}build: \.$", idp, re.M)
-    environment = _compose_block(text, "x-idp-environment", 0)
-    assert "IDP_SECRET_KEY: ${IDP_SECRET_KEY:?" in environment, "compose must stop without a secret key"
-    assert "IDP_ENV: production" in environment
-    worker = _compose_block(services, "worker", 2)
-    assert "environment: *idp-environment" in idp and "environment: *idp-environment" in worker
-    assert '"outbox", "work"' in worker
-    depends_on = _compose_block(idp, "depends_on", 4)
+def test_compose_file_has_the_stack_and_demands_the_secrets():
+    compose = _compose()
+    services = compose["services"]
+    assert set(services) == {"postgres", "redis", "mailcatcher", "init", "idp-1", "idp-2",
+                             "proxy", "worker"}
     for name in ("postgres", "redis"):
-        assert "condition: service_healthy" in _compose_block(depends_on, name, 6)
-    assert "idp-keys:/app/keys" in idp
-    assert "idp-keys:" in _compose_block(text, "volumes", 0)
+        assert "healthcheck" in services[name]
+    environment = compose["x-idp-environment"]
+    assert environment["IDP_ENV"] == "production"
+    for secret in ("IDP_SECRET_KEY", "IDP_METRICS_TOKEN"):
+        assert environment[secret].startswith(f"${{{secret}:?"), f"compose must stop without {secret}"
+    assert services["worker"]["environment"] == environment
+    assert services["worker"]["entrypoint"] == ["idp", "outbox", "work"]
+    assert services["init"]["command"] == ["true"]
+    assert "idp-keys:/app/keys" in services["init"]["volumes"]
+    assert "idp-keys" in compose["volumes"]
+
+
+def test_compose_runs_two_nodes_sharing_state_behind_the_proxy_only():
+    services = _compose()["services"]
+    one, two = services["idp-1"], services["idp-2"]
+    assert one == two, "the nodes are interchangeable"
+    assert one["build"] == "."
+    assert one["environment"]["IDP_TRUSTED_PROXIES"] == "1"
+    assert one["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+    assert "idp-keys:/app/keys" in one["volumes"]
+    assert "ports" not in one, "nodes are reached through the proxy only"
+    assert one["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    for name in ("postgres", "redis"):
+        assert one["depends_on"][name]["condition"] == "service_healthy"
+    assert "/readyz" in " ".join(one["healthcheck"]["test"])
+    proxy = services["proxy"]
+    assert {"idp-1", "idp-2"} <= set(proxy["depends_on"])
+    mounted = {volume.split(":")[0] for volume in proxy["volumes"]}
+    assert {"./config/nginx/nginx.conf", "./config/nginx/tls"} <= mounted
+    assert (ROOT / "config" / "nginx" / "nginx.conf").is_file()
+
+
+def test_proxy_sets_the_forwarded_headers_itself_and_hides_metrics():
+    config = (ROOT / "config" / "nginx" / "nginx.conf").read_text(encoding="utf-8")
+    upstream = re.search(r"upstream idp \{(.*?)\}", config, re.S).group(1)
+    assert re.findall(r"server (\S+):8000", upstream) == ["idp-1", "idp-2"]
+    for header, value in [("X-Forwarded-For", "$remote_addr"), ("X-Forwarded-Proto", "$scheme"),
+                          ("X-Forwarded-Host", "$host"), ("X-Request-ID", "$request_id")]:
+        assert f"proxy_set_header {header} {value};" in config
+    assert "$proxy_add_x_forwarded_for" not in config, "a client's own X-Forwarded-For is dropped"
+    assert re.search(r"location = /metrics \{\s*return 404;", config)
+    assert "access_log off;" in config
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    assert "config/nginx/tls" in ignored, "the TLS private key must stay out of the image"
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None,
+                    reason="nginx is not installed (Debian's nginx package): syntax not checked")
+def test_proxy_configuration_passes_nginx_syntax_check(tmp_path, certificate):
+    # nginx -t resolves upstream names and opens the certificate: point them at local ones.
+    config = (ROOT / "config" / "nginx" / "nginx.conf").read_text(encoding="utf-8")
+    config = re.sub(r"server idp-\d:8000", "server 127.0.0.1:8000", config)
+    config = config.replace("/etc/nginx/tls/fullchain.pem", str(certificate.cert_file))
+    config = config.replace("/etc/nginx/tls/privkey.pem", str(certificate.key_file))
+    config = config.replace("pid /tmp/nginx.pid;", f"pid {tmp_path / 'nginx.pid'};")
+    (tmp_path / "nginx.conf").write_text(config, encoding="utf-8")
+    result = subprocess.run(  # noqa: S603 - the system's nginx on a file of ours
+        [shutil.which("nginx"), "-t", "-q", "-p", str(tmp_path), "-e", "stderr",
+         "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
 
 
 def test_image_runs_unprivileged_and_never_carries_keys():
@@ -120,30 +157,21 @@ def test_image_runs_unprivileged_and_never_carries_keys():
     assert "README.md" not in ignored, "pyproject.toml names README.md: the build needs it"
 
 
-@pytest.mark.parametrize(
-    "user_agent",
-    ["plain/1.0", 'quote " inside', "backslash \\ inside", "control \x01 and newline \n"],
-)
-def test_gunicorn_access_log_lines_are_json(user_agent):
+def test_gunicorn_logs_json_lines_and_leaves_the_access_log_to_the_provider():
     settings = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
     assert settings["bind"] == "0.0.0.0:8000"
-    atoms = settings["logger_class"].atoms_wrapper_class(
-        {
-            "t": "[23/Nov/2026:12:00:00 +0000]",
-            "h": "192.0.2.1",
-            "m": "GET",
-            "U": "/miel/authorize",
-            "s": "302",
-            "b": "0",
-            "M": 3,
-            "a": user_agent,
-        }
-    )
-    line = settings["access_log_format"] % atoms
-    record = json.loads(line)
-    assert record["user_agent"] == user_agent
-    assert record["status"] == 302
-    assert record["forwarded_for"] == "-"
-    # The query string can carry a login_hint: neither %(q)s nor the request line %(r)s.
-    assert "%(q)s" not in settings["access_log_format"]
-    assert "%(r)s" not in settings["access_log_format"]
+    assert settings["accesslog"] is None
+    config = settings["logconfig_dict"]
+    assert config["formatters"]["json"]["()"] is JsonFormatter
+    assert config["handlers"]["json"]["stream"] == "ext://sys.stdout"
+    assert config["loggers"]["gunicorn.error"]["handlers"] == ["json"]
+    assert config["loggers"]["authlib"]["level"] == "INFO", "Authlib logs tokens at DEBUG"
+
+
+def test_gunicorn_empties_the_metrics_directory_at_start(tmp_path, monkeypatch):
+    settings = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
+    stale = tmp_path / "counter_123.db"
+    stale.write_bytes(b"old counts")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    settings["on_starting"](None)
+    assert not stale.exists()

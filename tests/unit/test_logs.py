@@ -1,0 +1,113 @@
+"""JSON log lines, request ids and proxy headers (idp.logs, IDP_TRUSTED_PROXIES)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+
+import pytest
+from sqlalchemy import select
+
+from idp import create_app
+from idp.events import LOGIN_FAILURE, AuditEvent
+from idp.logs import JsonFormatter
+from tests.conftest import _reset
+from tests.factories import Factories
+from tests.flows import Flow
+
+
+@pytest.fixture
+def lines():
+    """The lines the provider's loggers write while the test runs, as production formats them."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("idp")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+@pytest.mark.parametrize("text", ['quote " inside', "back\\slash", "new\nline", "control \x01",
+                                  "accents éà"])
+def test_every_record_is_one_json_line(text):
+    record = logging.LogRecord("idp.test", logging.WARNING, __file__, 1, "said %s", (text,), None)
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == f"said {text}"
+    assert entry["level"] == "WARNING" and entry["logger"] == "idp.test"
+    assert entry["time"].endswith("+00:00")
+    assert "request_id" not in entry  # outside a request
+
+
+def test_an_exception_is_logged_with_its_type_and_traceback():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("idp.test", logging.ERROR, __file__, 1, "failed", (), True)
+        record.exc_info = sys.exc_info()
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["error"] == "ValueError" and "Traceback" in entry["traceback"]
+
+
+def test_each_request_gets_an_id_echoed_and_logged_once(client, lines):
+    response = client.get("/malakoff/.well-known/openid-configuration?login_hint=secret@example.org")
+    request_id = response.headers["X-Request-ID"]
+    assert len(request_id) == 32
+    (entry,) = [e for e in lines() if e["logger"] == "idp.request"]
+    assert entry["request_id"] == request_id
+    assert entry["path"] == "/malakoff/.well-known/openid-configuration"
+    assert entry["tenant"] == "malakoff" and entry["method"] == "GET" and entry["status"] == 200
+    assert entry["endpoint"] == "oidc_api.discovery"
+    assert isinstance(entry["duration_ms"], float)
+    assert client.get("/healthz").headers["X-Request-ID"] != request_id
+
+
+def test_unknown_tenants_and_urls_still_get_an_id(client, lines):
+    for url in ("/nowhere/authorize", "/no/such/page"):
+        response = client.get(url)
+        assert response.status_code == 404 and response.headers["X-Request-ID"]
+    # Labelled by route, whatever was asked: an unknown tenant's authorize is still that route.
+    assert [e["endpoint"] for e in lines() if e["logger"] == "idp.request"] == [
+        "oidc.authorize", "unmatched"]
+
+
+def test_an_incoming_request_id_is_ignored_without_a_trusted_proxy(client):
+    response = client.get("/healthz", headers={"X-Request-ID": "from-the-client-1234"})
+    assert response.headers["X-Request-ID"] != "from-the-client-1234"
+
+
+@pytest.mark.parametrize(("sent", "kept"), [
+    ("9f1c2e4a8b7d6c5e4f3a2b1c0d9e8f7a", True),
+    ("req_2026-03-14:node.1", True),
+    ("has space", False),
+    ("-starts-with-a-dash", False),
+    ("x" * 129, False),
+    ("é-accented", False),
+])
+def test_behind_a_trusted_proxy_a_sane_request_id_is_kept(settings, sent, kept):
+    app = create_app({**settings, "trusted_proxies": 1})
+    response = app.test_client().get("/healthz", headers={"X-Request-ID": sent})
+    assert (response.headers["X-Request-ID"] == sent) is kept
+    app.extensions["idp"].database.engine.dispose()
+
+
+@pytest.mark.parametrize(("trusted", "recorded"), [(0, "127.0.0.1"), (1, "198.51.100.7")])
+def test_the_client_address_comes_from_a_trusted_proxy_only(settings, trusted, recorded):
+    app = create_app({**settings, "trusted_proxies": trusted})
+    db = app.extensions["idp"].database.session()
+    factories = Factories(app, db)
+    client = app.test_client()
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.66, 198.51.100.7"
+    flow = Flow(client, "malakoff", factories.client(), factories.account())
+    assert flow.give_password("Wrong-password-1!").status_code == 401
+    failure = db.scalar(select(AuditEvent).where(AuditEvent.tag == LOGIN_FAILURE))
+    assert failure.ip == recorded
+    db.close()
+    _reset(app)
