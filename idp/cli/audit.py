@@ -15,11 +15,12 @@ from flask.cli import with_appcontext
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from idp.accounts.services import find_by_identifier
+from idp.accounts.models import Account
+from idp.accounts.services import is_member_number, normalize_email
 from idp.cli.common import echo_table, tenant_by_slug
 from idp.db import utcnow
 from idp.events import AuditEvent
-from idp.extensions import db, services
+from idp.extensions import db
 
 # "7d", "24h", "30m": that long before now.
 _RELATIVE = re.compile(r"^(\d{1,5})([dhm])$")
@@ -46,11 +47,17 @@ def parse_since(value: str, now: datetime) -> datetime:
 
 
 def _account_id(session: Session, value: str, tenant: str | None) -> str:
+    """An account id as given, or the id of the account with that email or member number
+    (whatever the account signs in with today)."""
     value = value.strip()
     if _ACCOUNT_ID.match(value.lower()):
         return value.lower()
-    tenants = [tenant_by_slug(tenant)] if tenant else list(services().tenants.values())
-    found = [account for t in tenants if (account := find_by_identifier(session, t, value))]
+    column = Account.member_number if is_member_number(value) else Account.email
+    query = select(Account).where(column == (value if is_member_number(value)
+                                             else normalize_email(value)))
+    if tenant:
+        query = query.where(Account.tenant == tenant_by_slug(tenant).slug)
+    found = session.scalars(query.order_by(Account.tenant)).all()
     if not found:
         raise click.BadParameter(f"no account with the id or identifier {value!r}",
                                  param_hint="--account")
