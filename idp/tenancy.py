@@ -68,6 +68,17 @@ class MigrationPolicy:
 
 
 @dataclass(frozen=True)
+class AccessibilityContact:
+    """Who answers the accessibility statement (/<tenant>/accessibilite) and when it was written."""
+
+    email: str = ""
+    # A contact form, when the brand has one; shown beside the email.
+    url: str = ""
+    # YYYY-MM-DD: the day the statement was written (RGAA asks for it).
+    statement_date: str = ""
+
+
+@dataclass(frozen=True)
 class Tenant:
     slug: str
     brand: str
@@ -81,6 +92,7 @@ class Tenant:
     links: LinkPolicy
     password: PasswordPolicy
     mfa: MfaPolicy
+    accessibility: AccessibilityContact = field(default_factory=AccessibilityContact)
     # Ask members their communication preferences at first sign-in (exposed as a claim).
     communication_preferences: bool = False
     migration: MigrationPolicy = field(default_factory=MigrationPolicy)
@@ -133,6 +145,9 @@ def load_tenant(path: Path, base_url: str) -> Tenant:
     links = _section(LinkPolicy, data, "links", source)
     password = _section(PasswordPolicy, data, "password", source)
     mfa = _section(MfaPolicy, data, "mfa", source)
+    accessibility = _section(AccessibilityContact, data, "accessibility", source)
+    if accessibility.statement_date and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", accessibility.statement_date):
+        raise ConfigError(f"{source}: [accessibility] statement_date must be YYYY-MM-DD")
     if password.min_length < 8 or password.max_length < 64 or password.max_length < password.min_length:
         raise ConfigError(f"{source}: [password] needs min_length >= 8 and max_length >= 64")
 
@@ -158,7 +173,7 @@ def load_tenant(path: Path, base_url: str) -> Tenant:
     issuer = data.pop("issuer", f"{base_url}/{slug}")
     try:
         return Tenant(slug=slug, issuer=issuer, links=links, password=password, mfa=mfa,
-                      migration=migration, **data)
+                      migration=migration, accessibility=accessibility, **data)
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

@@ -76,16 +76,14 @@ def keys_template(tmp_path_factory) -> Path:
     return directory
 
 
-@pytest.fixture
-def settings(database_url, keys_template, tmp_path) -> dict:
-    keys_dir = tmp_path / "keys"
-    shutil.copytree(keys_template, keys_dir)
+def provider_settings(database_url: str, keys_dir: Path, redis_url: str = REDIS_URL) -> dict:
+    """The provider's settings for tests (and the screenshot tour): cheap hashing, outbox page."""
     return {
         "env": "development",
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
         "base_url": "http://localhost",
         "database_url": database_url,
-        "redis_url": REDIS_URL,
+        "redis_url": redis_url,
         "keys_dir": str(keys_dir),
         "tenants_dir": str(ROOT / "config" / "tenants"),
         "key_prepublish_seconds": 0,
@@ -94,6 +92,13 @@ def settings(database_url, keys_template, tmp_path) -> dict:
         "argon2_memory_cost": 1024,
         "outbox_page": True,
     }
+
+
+@pytest.fixture
+def settings(database_url, keys_template, tmp_path) -> dict:
+    keys_dir = tmp_path / "keys"
+    shutil.copytree(keys_template, keys_dir)
+    return provider_settings(database_url, keys_dir)
 
 
 @pytest.fixture

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from idp import create_app
 from idp.channels.models import Message
+from idp.pages import AXE_CORE_VERSION
 from idp.store import StoreUnavailable
+from tests.conftest import ROOT
+from tests.flows import csrf_token
 
 
 def test_pages_carry_the_security_headers(client):
@@ -110,3 +115,55 @@ def test_store_outage_when_saving_the_session_is_a_503_page(app, client, monkeyp
     assert response.status_code == 503
     assert "momentanément indisponible".encode() in response.data
     assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize(("accept", "lang"), [
+    ("en-GB,en;q=0.9", "en"), ("fr-FR,fr;q=0.9,en;q=0.5", "fr"), ("de-DE,en;q=0.3", "en"), ("de-DE", "fr"),
+])
+def test_the_browser_language_chooses_the_pages_language(client, accept, lang):
+    html = client.get("/miel/login", headers={"Accept-Language": accept}).data.decode()
+    assert f'<html lang="{lang}">' in html
+
+
+def test_an_explicit_choice_wins_over_the_browser_language(client):
+    english = {"Accept-Language": "en"}
+    assert '<html lang="fr">' in client.get("/malakoff/login?lang=fr", headers=english).data.decode()
+    assert '<html lang="fr">' in client.get("/malakoff/login", headers=english).data.decode()
+
+
+@pytest.mark.parametrize("tenant", ["malakoff", "miel"])
+def test_every_page_links_the_tenants_accessibility_statement(client, app, tenant):
+    login = client.get(f"/{tenant}/login").data.decode()
+    assert f'<a href="/{tenant}/accessibilite">Accessibilité\u00a0: partiellement conforme</a>' in login
+    statement = client.get(f"/{tenant}/accessibilite")
+    html = statement.data.decode()
+    contact = app.extensions["idp"].tenants[tenant].accessibility
+    assert statement.status_code == 200 and html.count("<h1") == 1
+    assert "<strong>partiellement conformes</strong>" in html
+    assert f'href="mailto:{contact.email}"' in html and "Défenseur des droits" in html
+    english = client.get(f"/{tenant}/accessibilite?lang=en").data.decode()
+    assert "Accessibility statement" in english and "<strong>partially compliant</strong>" in english
+
+
+def test_the_statement_names_the_axe_core_version_the_browser_tests_pin(client):
+    package = json.loads((ROOT / "tests" / "browser" / "axe" / "package.json").read_text())
+    assert package["dependencies"]["axe-core"] == AXE_CORE_VERSION
+    assert f"axe-core {AXE_CORE_VERSION}" in client.get("/malakoff/accessibilite").data.decode()
+
+
+def test_pages_outside_a_tenant_link_every_statement(client):
+    html = client.get("/_outbox").data.decode()
+    assert 'href="/malakoff/accessibilite"' in html and 'href="/miel/accessibilite"' in html
+
+
+def test_a_failed_submit_puts_a_focused_error_summary_first(client):
+    page = client.get("/malakoff/forgot-password")
+    response = client.post("/malakoff/forgot-password",
+                           data={"identifier": "", "csrf_token": csrf_token(page.data)})
+    html = response.data.decode()
+    assert "<title>Erreur\u00a0: Mot de passe oublié" in html
+    main = html[html.index('<main id="main"'):]
+    summary = 'class="alert alert-error error-summary" role="alert" tabindex="-1" autofocus'
+    assert main.index(summary) < main.index("<h1>")
+    assert '<a href="#identifier">Saisissez votre identifiant.</a>' in html
+    assert 'aria-describedby="identifier-error"' in html and 'aria-invalid="true"' in html

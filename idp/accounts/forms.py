@@ -154,12 +154,12 @@ def _department_choices() -> list[SelectChoice]:
 
 NIR_MESSAGES = {
     "format": _l("Le numéro de sécurité sociale comporte 15 caractères (13 chiffres et une "
-                 "clé de 2 chiffres ; 2A ou 2B pour la Corse)."),
+                 "clé de 2 chiffres ; 2A ou 2B pour la Corse)."),
     "sex": _l("Le numéro de sécurité sociale doit commencer par 1 ou 2."),
     "month": _l("Le mois de naissance indiqué dans le numéro n’est pas valide."),
     "department": _l("Le département de naissance indiqué dans le numéro n’est pas valide."),
     "key": _l("La clé du numéro de sécurité sociale (les 2 derniers chiffres) ne correspond "
-              "pas : vérifiez votre saisie."),
+              "pas : vérifiez votre saisie."),
 }
 
 

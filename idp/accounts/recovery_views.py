@@ -49,8 +49,8 @@ def reset_password(token: str):
     try:
         account = service.account_for_link(token)
     except ResetLinkInvalid:
-        message = _("Ce lien n’est plus valable : il a expiré ou a déjà servi. Demandez-en un "
-                    "nouveau depuis « Mot de passe oublié ».")
+        message = _("Ce lien n’est plus valable : il a expiré ou a déjà servi. Demandez-en un "
+                    "nouveau depuis « Mot de passe oublié ».")
         return render("error.html", status=400, error_code="expired", message=message)
     form = NewPasswordForm()
     failed: list[str] = []

@@ -90,7 +90,7 @@ def login():
             error = _("Identifiant ou mot de passe incorrect.")
             if legacy_identifier:
                 error += " " + _("Si vous avez déjà choisi votre adresse e-mail comme identifiant, "
-                                 "connectez-vous avec elle : votre numéro d’adhérent ne sert plus.")
+                                 "connectez-vous avec elle : votre numéro d’adhérent ne sert plus.")
             status = 401
     return render("login.html", status=status, form=form, error=error, interaction=interaction,
                   refused_legacy=False)

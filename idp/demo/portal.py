@@ -76,14 +76,14 @@ ERROR_EXPLANATIONS = {
     "server_error": "Le fournisseur d’identité a rencontré une erreur.",
     "temporarily_unavailable": "Le service est momentanément indisponible.",
     "mismatching_state": (
-        "Cette réponse ne correspond à aucune demande de connexion en cours : "
+        "Cette réponse ne correspond à aucune demande de connexion en cours : "
         "le lien a peut-être expiré ou a été ouvert dans un autre navigateur."
     ),
     "issuer_mismatch": (
-        "La réponse ne vient pas du fournisseur d’identité attendu ; "
+        "La réponse ne vient pas du fournisseur d’identité attendu ; "
         "elle a été refusée par précaution."
     ),
-    "invalid_id_token": "Le jeton d’identité reçu n’est pas valide ; il a été refusé.",
+    "invalid_id_token": "Le jeton d’identité reçu n’est pas valide ; il a été refusé.",
     "invalid_grant": "L’autorisation a expiré ou a déjà été utilisée.",
     "invalid_csrf_token": "Le formulaire a expiré. Veuillez recommencer.",
 }
@@ -299,7 +299,7 @@ def callback():
         _forget_state(state)
         return _error_page(
             "issuer_mismatch",
-            f"iss reçu : {issuer or '(absent)'} ; attendu : {expected}",
+            f"iss reçu : {issuer or '(absent)'} ; attendu : {expected}",
             _ERRORS_FROM_PROVIDER_STATUS,
         )
 
@@ -356,7 +356,7 @@ def refresh():
     refresh_token = record["tokens"].get("refresh_token")
     if not refresh_token:
         flash(
-            "Aucun jeton de rafraîchissement : la portée offline_access n’a pas été accordée.",
+            "Aucun jeton de rafraîchissement : la portée offline_access n’a pas été accordée.",
             "error",
         )
         return redirect(url_for(".home"), 303)
@@ -369,11 +369,11 @@ def refresh():
         )
         claims = _refreshed_id_token_claims(token, record["claims"])
     except JoseError as exc:
-        flash(f"Le nouveau jeton d’identité a été refusé : {exc}", "error")
+        flash(f"Le nouveau jeton d’identité a été refusé : {exc}", "error")
         return redirect(url_for(".home"), 303)
     except AuthlibBaseError as exc:
         detail = f" ({exc.description})" if exc.description else ""
-        flash(f"Le rafraîchissement a échoué : {exc.error}{detail}", "error")
+        flash(f"Le rafraîchissement a échoué : {exc.error}{detail}", "error")
         return redirect(url_for(".home"), 303)
     except (requests.RequestException, ValueError):
         flash("Le fournisseur d’identité est injoignable. Réessayez dans un instant.", "error")
@@ -467,7 +467,7 @@ def _confirm_logout() -> None:
         _client().validate_logout_response()
     except AuthlibBaseError:
         return
-    flash("Vous êtes déconnecté. À bientôt !", "success")
+    flash("Vous êtes déconnecté. À bientôt !", "success")
 
 
 def _keep_tokens(token: dict[str, Any]) -> dict[str, Any]:
@@ -481,11 +481,11 @@ def _load_userinfo(record: dict[str, Any]) -> None:
     try:
         userinfo = dict(_client().userinfo(token=record["tokens"]))
     except (AuthlibBaseError, requests.RequestException, ValueError, KeyError) as exc:
-        record["userinfo_error"] = f"Le point userinfo n’a pas répondu : {exc}"
+        record["userinfo_error"] = f"Le point userinfo n’a pas répondu : {exc}"
         return
     # OIDC Core 5.3.2: a userinfo answer about someone else must not be used.
     if userinfo.get("sub") != record["claims"].get("sub"):
-        record["userinfo_error"] = "Réponse userinfo refusée : son sub diffère de celui du jeton."
+        record["userinfo_error"] = "Réponse userinfo refusée : son sub diffère de celui du jeton."
         return
     record["userinfo"] = userinfo
 

@@ -13,7 +13,7 @@ from idp.mfa.services import CHANNELS
 class ChannelForm(FlaskForm):
     # Rendered as radio buttons by the template, which knows the member's destinations.
     channel = StringField(
-        _l("Où souhaitez-vous recevoir votre code ?"),
+        _l("Où souhaitez-vous recevoir votre code ?"),
         validators=[DataRequired(_l("Choisissez où recevoir votre code.")),
                     AnyOf(CHANNELS, message=_l("Choisissez où recevoir votre code."))],
     )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.a11y import AccessibilityCheck, AxeUnavailable, axe_source
+from tests.browser.journeys import Member
 from tests.conftest import IN_CI, _reset, start_live
 
 CHROMIUM = Path(os.environ.get("IDP_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -36,13 +38,32 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(locale="fr-FR", viewport={"width": 390, "height": 844})
+@pytest.fixture(scope="session")
+def check():
+    """check(page, name): axe-core finds nothing, the page reflows, targets are large enough."""
+    try:
+        return AccessibilityCheck(axe_source())
+    except AxeUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true but axe-core could not be installed: {exc}")
+        pytest.skip(f"axe-core unavailable: {exc}")
+
+
+def open_page(browser, locale: str = "fr-FR", check: AccessibilityCheck | None = None):
+    """A page in a new browser context (its own cookies), at desktop size; axe-core in it if checked."""
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
+    if check is not None:
+        check.attach(context)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    return page
+
+
+@pytest.fixture
+def page(chromium, check):
+    page = open_page(chromium, check=check)
     yield page
-    context.close()
+    page.context.close()
 
 
 @pytest.fixture
@@ -52,6 +73,13 @@ def live_secure(settings):
     yield running
     servers.stop()
     _reset(running.app)
+
+
+
+@pytest.fixture
+def browse(page, live_secure, check):
+    """browse(tenant): a member's browser on that tenant's provider and portal, every page checked."""
+    return lambda tenant: Member(page, live_secure, tenant, check)
 
 
 def screenshot(page, name: str) -> Path:

@@ -22,7 +22,7 @@ def test_logout_with_id_token_hint_redirects_with_state(flow):
     page = _logout(flow, id_token_hint=id_token, post_logout_redirect_uri="https://rp.example.org/",
                    state="bye", client_id=flow.rp.client_id)
     assert page.status_code == 200
-    assert "Voulez-vous vous déconnecter ?".encode() in page.data
+    assert "Voulez-vous vous déconnecter\u00a0?".encode() in page.data
     done = _confirm(flow, page)
     assert done.status_code == 303
     assert done.headers["Location"] == "https://rp.example.org/?state=bye"

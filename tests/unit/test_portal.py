@@ -470,7 +470,7 @@ def test_refresh_failure_is_reported(client, provider, monkeypatch):
     response = client.post("/refresh", data={"csrf_token": csrf})
 
     assert response.status_code == 303
-    assert "Le rafraîchissement a échoué : invalid_grant" in client.get("/").get_data(as_text=True)
+    assert "Le rafraîchissement a échoué\u00a0: invalid_grant" in client.get("/").get_data(as_text=True)
 
 
 def test_refresh_without_the_csrf_token_is_refused(client, provider):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
@@ -50,3 +51,36 @@ def test_compiled_catalog_matches_the_source_catalog():
         compiled = {m.id: m.string for m in read_mo(handle) if m.id}
     source = {m.id: m.string for m in _po() if m.id and m.string}
     assert compiled == source, "run: pybabel compile -d idp/translations"
+
+
+NBSP = "\u00a0"
+# French typography: a no-break space before the double punctuation and inside « ».
+FRENCH_SPACING = re.compile(r"(?:[^\s\u00a0\u202f]|^)[?!:;](?=\s|$)|[ \t][?!:;]|« | »")
+# English typography: nothing before them.
+ENGLISH_SPACING = re.compile(r"[\s\u00a0\u202f][?!:;](?=\s|$)")
+# Apostrophes in French text are typographic (’).
+ASCII_APOSTROPHE = re.compile(r"(?<=[A-Za-zÀ-ÿ])'(?=[A-Za-zÀ-ÿ])")
+MESSAGE_TEMPLATES = [*(ROOT / "templates" / "email").glob("*/*"), *(ROOT / "templates" / "sms").glob("*.txt")]
+
+
+def _french_typos(text: str) -> list[str]:
+    text = re.sub(r"https?://\S+|%\(\w+\)s|\{\{.*?\}\}|\{%.*?%\}", "", text)
+    return [match.group() for match in FRENCH_SPACING.finditer(text)] + [
+        match.group() for match in ASCII_APOSTROPHE.finditer(text)]
+
+
+def test_french_strings_use_no_break_spaces_and_typographic_apostrophes():
+    wrong = {message: typos for message in _source_messages() if (typos := _french_typos(message))}
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("path", MESSAGE_TEMPLATES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_emails_and_sms_follow_french_typography(path):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    wrong = [line for line in lines if _french_typos(line.replace("<br>", ""))]
+    assert not wrong, wrong
+
+
+def test_english_strings_have_no_space_before_punctuation():
+    wrong = [m.string for m in _po() if m.id and ENGLISH_SPACING.search(m.string)]
+    assert not wrong, wrong

@@ -1,0 +1,27 @@
+"""Information pages of each tenant: the accessibility statement (RGAA)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from idp.extensions import current_tenant
+from idp.web import render, tenant_blueprint
+
+bp = tenant_blueprint("pages", __name__)
+
+#: The axe-core release the browser tests check every page with; the statement names it.
+#: tests/browser/axe/package.json pins the same version (a test compares them).
+AXE_CORE_VERSION = "4.14.1"
+#: The axe-core rule tags checked: WCAG 2.0 and 2.1, levels A and AA.
+AXE_TAGS = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
+#: Checked on top of those tags: minimum target size (WCAG 2.2, 2.5.8).
+AXE_EXTRA_RULES = ("target-size",)
+
+
+@bp.get("/accessibilite")
+def accessibility():
+    tenant = current_tenant()
+    written = tenant.accessibility.statement_date
+    return render("accessibility.html", axe_version=AXE_CORE_VERSION, axe_tags=AXE_TAGS,
+                  axe_extra_rules=AXE_EXTRA_RULES,
+                  statement_date=date.fromisoformat(written) if written else None)
