@@ -157,8 +157,8 @@ class Flow:
         return jwt.decode(id_token, keys).claims
 
 
-def last_code(app, channel: str = "email", template: str = "otp_code") -> str:
-    """The one-time code in the newest message of that channel and template in the outbox."""
+def newest_message(app, template: str, channel: str = "email") -> Message:
+    """The newest message of that template and channel in the outbox."""
     session = app.extensions["idp"].database.session()
     try:
         message = session.scalar(
@@ -166,8 +166,13 @@ def last_code(app, channel: str = "email", template: str = "otp_code") -> str:
             .order_by(Message.id.desc()).limit(1))
     finally:
         session.close()
-    assert message is not None, "no code was sent"
-    return re.search(r"\b(\d{6})\b", message.body_text).group(1)
+    assert message is not None, f"no {channel} message {template!r} in the outbox"
+    return message
+
+
+def last_code(app, channel: str = "email", template: str = "otp_code") -> str:
+    """The one-time code in the newest message of that channel and template in the outbox."""
+    return re.search(r"\b(\d{6})\b", newest_message(app, template, channel).body_text).group(1)
 
 
 def csrf_token(html: bytes) -> str:

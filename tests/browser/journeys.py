@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from playwright.sync_api import Page, expect
-from sqlalchemy import select
 
 from idp.channels.models import Message
 from idp.demo.setup import DEMO_ACCOUNTS, DemoAccount
 from idp.oidc.clients import register_client
+from tests import flows
 from tests.flows import pkce_pair
 
 #: Called with the page and a name ("malakoff-sign-in") at every page a journey reaches.
@@ -34,23 +34,12 @@ def demo_account(tenant: str) -> DemoAccount:
 
 
 def newest_message(live, template: str, channel: str = "email") -> Message:
-    session = live.app.extensions["idp"].database.session()
-    try:
-        message = session.scalar(
-            select(Message).where(Message.template == template, Message.channel == channel)
-            .order_by(Message.id.desc()).limit(1))
-    finally:
-        session.close()
-    assert message is not None, f"no {channel} message {template!r} in the outbox"
-    return message
+    return flows.newest_message(live.app, template, channel)
 
 
 def code_in(live, template: str, channel: str) -> str:
     """The 6-digit code of the newest such message."""
-    body = newest_message(live, template, channel).body_text
-    found = re.search(r"\b\d{6}\b", body)
-    assert found, body
-    return found[0]
+    return flows.last_code(live.app, channel, template)
 
 
 def link_in(live, template: str, path: str) -> str:
