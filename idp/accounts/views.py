@@ -72,7 +72,9 @@ def login():
         events.record_event(db(), events.LEGACY_LOGIN_REFUSED, tenant=tenant.slug,
                             ip=request.remote_addr)
         db().commit()
-        return render("login.html", status=403, form=form, error=None, interaction=interaction,
+        error = _("Votre numéro d’adhérent ne permet plus de vous connecter : votre identifiant est "
+                  "désormais votre adresse e-mail, avec le même mot de passe.")
+        return render("login.html", status=403, form=form, error=error, interaction=interaction,
                       refused_legacy=True)
     if form.validate_on_submit():
         try:

@@ -382,6 +382,41 @@ class Member:
         expect(self.page.get_by_role("status")).to_contain_text("Votre numéro de mobile est enregistré.")
         self.sees("account-mobile-changed")
 
+    def changes_email(self, password: str, new: str) -> None:
+        self.click("link", "Changer mon adresse e-mail")
+        self.sees("change-email", "Changer mon adresse e-mail")
+        self.page.get_by_label("Mot de passe actuel").fill(password)
+        self.page.get_by_label("Nouvelle adresse e-mail", exact=True).fill(new)
+        self.page.get_by_label("Confirmation de la nouvelle adresse e-mail").fill("autre" + new)
+        self.click("button", "Recevoir le code par e-mail")
+        self.sees_errors("change-email-error", "Les deux adresses emails ne sont pas identiques.")
+        self.page.get_by_label("Mot de passe actuel").fill(password)
+        self.page.get_by_label("Confirmation de la nouvelle adresse e-mail").fill(new)
+        self.click("button", "Recevoir le code par e-mail")
+        self.page.wait_for_url(f"{self.provider}/account/email/confirm")
+        self.sees("confirm-email", "Code reçu par e-mail")
+        code = code_in(self.live, "email_code", "email")
+        assert newest_message(self.live, "email_code").recipient == new
+        self.page.get_by_label("Code à 6 chiffres").fill(wrong(code))
+        self.click("button", "Valider")
+        self.sees_errors("confirm-email-error", "Code incorrect.")
+        self.page.get_by_label("Code à 6 chiffres").fill(code)
+        self.click("button", "Valider")
+        expect(self.page.get_by_role("status")).to_contain_text("Votre adresse e-mail est enregistrée.")
+        self.sees("account-email-changed")
+
+    def updates_identifier(self, email_on_file: str) -> None:
+        """A legacy account during the migration: confirm the email that becomes the identifier."""
+        self.page.wait_for_url(f"{self.provider}/login/update-identifier")
+        self.sees("update-identifier", "Mettre à jour mon identifiant")
+        field = self.page.get_by_label("Votre adresse e-mail, votre nouvel identifiant")
+        expect(field).to_have_value(email_on_file)
+        field.fill("pas-une-adresse")
+        self.click("button", "Continuer")
+        self.sees_errors("update-identifier-error", "Saisissez une adresse e-mail valide")
+        self.page.get_by_label("Votre adresse e-mail, votre nouvel identifiant").fill(email_on_file)
+        self.click("button", "Continuer")
+
     def revokes_device(self) -> None:
         devices = self.page.locator(".devices li")
         expect(devices).to_have_count(1)
@@ -438,6 +473,17 @@ class Member:
         self.click("button", "Recevoir mon numéro")
         self.sees("forgot-identifier-sent", "Consultez votre messagerie")
         return newest_message(self.live, "identifier").body_text
+
+    def recovers_login_email(self, member_number: str) -> str:
+        """Where members sign in with their email: the member number, then the address is told."""
+        self.sees("forgot-identifier", "Identifiant oublié")
+        self.page.get_by_label("Numéro d’adhérent").fill("1234")
+        self.click("button", "Recevoir mon identifiant")
+        self.sees_errors("forgot-identifier-error", "Le numéro d’adhérent comporte 8 chiffres.")
+        self.page.get_by_label("Numéro d’adhérent").fill(member_number)
+        self.click("button", "Recevoir mon identifiant")
+        self.sees("forgot-identifier-sent", "Consultez votre messagerie")
+        return newest_message(self.live, "identifier_email").body_text
 
     # --- the accessibility statement ----------------------------------------------------------
 

@@ -29,3 +29,13 @@ def test_member_manages_their_account_then_deletes_it(browse, tenant):
     member.is_asked_password()
     member.gives_password(account.identifier, NEW_PASSWORD)
     member.sees_errors("sign-in-error", "Identifiant ou mot de passe incorrect.")
+
+
+def test_the_member_changes_their_email_and_signs_in_with_the_new_one(browse):
+    account = demo_account("malakoff")
+    member = browse("malakoff")
+    member.signs_in_as(account, "sms")
+    member.opens_account(account.given_name)
+    member.changes_email(account.password, "jeanne.nouvelle@example.net")
+    member.page.context.clear_cookies()
+    member.signs_in("jeanne.nouvelle@example.net", account.password, account.given_name, "email")
