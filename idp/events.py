@@ -31,6 +31,12 @@ MIGRATION_INVITED = "account:migration:invite"
 LEGACY_LOGIN_FAILURE = "account:login:legacy-failure"
 # A member number typed after the migration's cut-off date.
 LEGACY_LOGIN_REFUSED = "account:login:legacy-refused"
+PASSKEY_ADDED = "account:passkey:add"
+PASSKEY_RENAMED = "account:passkey:rename"
+PASSKEY_REMOVED = "account:passkey:remove"
+PASSKEY_FAILURE = "account:passkey:failure"
+# A passkey's signature counter went backwards: it is blocked (WebAuthn §6.1.1).
+PASSKEY_CLONED = "account:passkey:clone-detected"
 TERMS_ACCEPTED = "account:terms:accept"
 RESET_REQUESTED = "account:password:reset-request"
 IDENTIFIER_REMINDED = "account:identifier:remind"

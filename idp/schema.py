@@ -18,6 +18,7 @@ def load_models() -> None:
     from idp.channels import models as _channels  # noqa: F401, PLC0415
     from idp.mfa import models as _mfa  # noqa: F401, PLC0415
     from idp.oidc import models as _oidc  # noqa: F401, PLC0415
+    from idp.passkeys import models as _passkeys  # noqa: F401, PLC0415
     from idp.registry import models as _registry  # noqa: F401, PLC0415
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from idp.config import ConfigError
@@ -79,6 +80,63 @@ class AccessibilityContact:
 
 
 @dataclass(frozen=True)
+class PasskeyPolicy:
+    """WebAuthn relying party: the domain passkeys are bound to, and the pages that may use them."""
+
+    rp_id: str
+    origins: tuple[str, ...]
+
+
+LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+HOST_RE = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})*$")
+
+
+def _origin(url: str) -> tuple[str, str] | None:
+    """(origin, host) of an http(s) URL without path, query or credentials; None otherwise."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if (parts.scheme not in ("http", "https") or not HOST_RE.match(host) or parts.username
+            or parts.password or parts.path not in ("", "/") or parts.query or parts.fragment):
+        return None
+    return f"{parts.scheme}://{parts.netloc.lower()}", host
+
+
+def _passkeys(data: dict[str, Any], base_url: str, source: str) -> PasskeyPolicy:
+    """[passkeys] rp_id and origins, by default the host and origin of the provider's base URL.
+
+    WebAuthn §5.1.4.1 and §13.4.9: the RP ID is a domain, every origin must be on it
+    (or a subdomain), and only https origins are secure, except on localhost.
+    """
+    raw = data.pop("passkeys", {})
+    unknown = set(raw) - {"rp_id", "origins"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys in [passkeys]: {', '.join(sorted(unknown))}")
+    base = _origin(base_url.rstrip("/")) if base_url else None
+    rp_id = raw.get("rp_id", base[1] if base else "")
+    origins = raw.get("origins", [base[0]] if base else [])
+    if not isinstance(rp_id, str) or not HOST_RE.match(rp_id):
+        raise ConfigError(f"{source}: [passkeys] rp_id must be a domain name, like example.org")
+    if not isinstance(origins, list) or not origins or not all(isinstance(o, str) for o in origins):
+        raise ConfigError(f"{source}: [passkeys] origins must be a list of URLs")
+    checked = []
+    for origin in origins:
+        parsed = _origin(origin)
+        if parsed is None:
+            raise ConfigError(f"{source}: [passkeys] origin {origin!r} must be like https://host[:port]")
+        value, host = parsed
+        if host != rp_id and not host.endswith(f".{rp_id}"):
+            raise ConfigError(f"{source}: [passkeys] origin {origin!r} is not on rp_id {rp_id!r}")
+        if value.startswith("http:") and host != "localhost" and not host.endswith(".localhost"):
+            raise ConfigError(f"{source}: [passkeys] origin {origin!r} must use https")
+        checked.append(value)
+    return PasskeyPolicy(rp_id=rp_id, origins=tuple(checked))
+
+
+@dataclass(frozen=True)
 class Tenant:
     slug: str
     brand: str
@@ -92,6 +150,7 @@ class Tenant:
     links: LinkPolicy
     password: PasswordPolicy
     mfa: MfaPolicy
+    passkeys: PasskeyPolicy
     accessibility: AccessibilityContact = field(default_factory=AccessibilityContact)
     # Ask members their communication preferences at first sign-in (exposed as a claim).
     communication_preferences: bool = False
@@ -148,6 +207,7 @@ def load_tenant(path: Path, base_url: str) -> Tenant:
     accessibility = _section(AccessibilityContact, data, "accessibility", source)
     if accessibility.statement_date and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", accessibility.statement_date):
         raise ConfigError(f"{source}: [accessibility] statement_date must be YYYY-MM-DD")
+    passkeys = _passkeys(data, base_url, source)
     if password.min_length < 8 or password.max_length < 64 or password.max_length < password.min_length:
         raise ConfigError(f"{source}: [password] needs min_length >= 8 and max_length >= 64")
 
@@ -173,7 +233,7 @@ def load_tenant(path: Path, base_url: str) -> Tenant:
     issuer = data.pop("issuer", f"{base_url}/{slug}")
     try:
         return Tenant(slug=slug, issuer=issuer, links=links, password=password, mfa=mfa,
-                      migration=migration, accessibility=accessibility, **data)
+                      migration=migration, accessibility=accessibility, passkeys=passkeys, **data)
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

@@ -166,6 +166,7 @@ def init_app(app: Flask) -> None:
     from idp.oidc.views import bp as oidc_bp  # noqa: PLC0415
     from idp.ops import bp as ops_bp  # noqa: PLC0415
     from idp.pages import bp as pages_bp  # noqa: PLC0415
+    from idp.passkeys.views import bp as passkeys_bp  # noqa: PLC0415
 
     app.extensions["idp_oidc"] = build_server(app)
     logs.init_app(app, app.extensions["idp"].settings.trusted_proxies)
@@ -179,7 +180,7 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     for blueprint in (oidc_api, oidc_bp, accounts_bp, contact_bp, registration_bp, recovery_bp,
-                      mfa_bp, pages_bp, ops_bp):
+                      mfa_bp, pages_bp, passkeys_bp, ops_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(oidc_api)
     app.after_request(_security_headers)

@@ -30,6 +30,7 @@ from idp.oidc import authorization
 from idp.oidc.claims import SCOPE_CLAIMS
 from idp.oidc.interactions import Interaction
 from idp.oidc.models import Client, Consent
+from idp.passkeys.services import Passkeys
 from idp.ratelimit import RateLimiter, TooManyAttempts
 from idp.web import render, tenant_blueprint
 
@@ -175,7 +176,7 @@ def _signed_in_account() -> Account | None:
 
 @bp.get("/account")
 def account():
-    """The member's own page: who they are and the browsers they trust."""
+    """The member's own page: who they are, their passkeys and the browsers they trust."""
     member = _signed_in_account()
     if member is None:
         return redirect(url_for("accounts.login"), 303)
@@ -187,7 +188,8 @@ def account():
     ).all()
     masked_phone = mask_phone(member.phone_number) if member.phone_number else None
     return render("account.html", account=member, devices=devices, form=ConfirmForm(),
-                  sign_ins=sign_ins, changed=request.args.get("changed"), masked_phone=masked_phone)
+                  sign_ins=sign_ins, passkeys=Passkeys(db(), services().store).list(member.id),
+                  changed=request.args.get("changed"), masked_phone=masked_phone)
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -236,7 +238,7 @@ def delete_account():
             email = member.email
             events.record_event(db(), events.ACCOUNT_DELETED, tenant=tenant.slug,
                                 account_id=member.id, ip=request.remote_addr)
-            # Tokens, codes, consents and trusted devices go with the account (ON DELETE CASCADE).
+            # Tokens, codes, consents, trusted devices and passkeys go with the account (ON DELETE CASCADE).
             db().delete(member)
             notice = messages_service().queue(tenant, "email", "account_deleted", email) if email else None
             db().commit()

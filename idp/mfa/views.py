@@ -198,18 +198,24 @@ def verify():
     amr = ["pwd", "otp", "mail" if challenge.channel == "email" else "sms"]
     remembered = None
     if form.remember.data:
-        _device, remembered = trusted_devices().remember(tenant, account.id, _browser_label())
+        _device, remembered = trusted_devices().remember(tenant, account.id, browser_label())
+    response = finish_sign_in(tenant, account, amr=amr, acr=ACR_OTP, interaction_id=state.interaction)
+    if remembered:
+        _set_cookie(response, device_cookie_name(tenant), remembered,
+                    tenant.mfa.trusted_device_days * 86400, samesite="Strict")
+    return response
+
+
+def finish_sign_in(tenant: Tenant, account: Account, *, amr: list[str], acr: str,
+                   interaction_id: str | None):
+    """The last factor is proven: commit, tell the member of a new browser, and sign in."""
     known = _known_accounts()
     new_browser = account.id not in known
     notice = _notify_new_device(tenant, account) if new_browser else None
     db().commit()
     if notice is not None:
         messages_service().send_now(notice)
-    response = flow.complete(tenant, account, amr=amr, acr=ACR_OTP,
-                             interaction_id=state.interaction)
-    if remembered:
-        _set_cookie(response, device_cookie_name(tenant), remembered,
-                    tenant.mfa.trusted_device_days * 86400, samesite="Strict")
+    response = flow.complete(tenant, account, amr=amr, acr=acr, interaction_id=interaction_id)
     if new_browser:
         known = [account.id, *known][:MAX_KNOWN_ACCOUNTS]
         _set_cookie(response, _cookie(KNOWN_BROWSER_COOKIE), _known_tokens().dumps(known),
@@ -233,7 +239,7 @@ def _known_accounts() -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _browser_label() -> str:
+def browser_label() -> str:
     agent = request.user_agent
     browser = (agent.browser or "").capitalize() or _("Navigateur")
     platform = (agent.platform or "").capitalize()
@@ -245,7 +251,7 @@ def _notify_new_device(tenant: Tenant, account: Account):
     if not account.email:
         return None
     message = messages_service().queue(
-        tenant, "email", "new_device", account.email, device=_browser_label(),
+        tenant, "email", "new_device", account.email, device=browser_label(),
         when=utcnow().strftime("%d/%m/%Y %H:%M UTC"), reset_url=f"{tenant.issuer}/forgot-password",
     )
     events.record_event(db(), events.NEW_DEVICE_NOTIFIED, tenant=tenant.slug, account_id=account.id)

@@ -32,5 +32,5 @@ def test_sign_in_pages_carry_each_brand(client):
     miel = client.get("/miel/login").data.decode()
     assert "Malakoff Humanis" in malakoff and "Espace Client" in malakoff
     assert "Miel mutuelle" in miel and "Espace Affilié" in miel
-    assert 'autocomplete="username"' in miel and 'inputmode="numeric"' in miel
+    assert 'autocomplete="username webauthn"' in miel and 'inputmode="numeric"' in miel
     assert 'inputmode="email"' in malakoff

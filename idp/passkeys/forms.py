@@ -1,0 +1,47 @@
+"""Form shapes and CSRF for the passkey pages; no side effects."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from idp.passkeys.services import NAME_MAX_LENGTH
+
+# A browser's JSON for one credential is a few hundred bytes to a few kilobytes.
+RESPONSE_MAX_LENGTH = 16_384
+
+
+def _name_field():
+    return StringField(_l("Nom de la clé d’accès"), validators=[
+        DataRequired(_l("Donnez un nom à votre clé d’accès.")),
+        Length(max=NAME_MAX_LENGTH,
+               message=_l("Choisissez un nom plus court (%(max)d caractères au plus)."))])
+
+
+def _response_field():
+    return HiddenField(validators=[DataRequired(), Length(max=RESPONSE_MAX_LENGTH)])
+
+
+class PasskeyPasswordForm(FlaskForm):
+    current_password = PasswordField(_l("Mot de passe actuel"), validators=[
+        DataRequired(_l("Saisissez votre mot de passe actuel.")), Length(max=256)])
+    submit = SubmitField(_l("Continuer"))
+
+
+class NewPasskeyForm(FlaskForm):
+    name = _name_field()
+    credential = _response_field()
+    submit = SubmitField(_l("Créer ma clé d’accès"))
+
+
+class RenamePasskeyForm(FlaskForm):
+    name = _name_field()
+    submit = SubmitField(_l("Renommer"))
+
+
+class PasskeySignInForm(FlaskForm):
+    interaction = HiddenField()
+    credential = _response_field()
+
