@@ -21,7 +21,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import select
 
-from idp.accounts.authn import ACR_LEVELS, acr_satisfies, session_account
+from idp.accounts.authn import ACR_LEVELS, ACR_OTP, acr_satisfies, session_account
 from idp.accounts.models import Account
 from idp.extensions import current_tenant, db, services
 from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter, requested_acr_values
@@ -187,8 +187,10 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None):
                 raise LoginRequiredError(redirect_uri=redirect_uri)
             if step_up:
                 reasons.append("acr_values")
-            # Signed in but not strongly enough: a fresh code, not the password again.
-            prompt = "login" if set(reasons) - {"acr_values"} else "step_up"
+            # Signed in but not strongly enough: a fresh code, not the password again, unless
+            # only a passkey reaches the level asked; the sign-in page offers it.
+            code_suffices = any(acr_satisfies(ACR_OTP, level) for level in requested_acr)
+            prompt = "step_up" if code_suffices and not set(reasons) - {"acr_values"} else "login"
             return _interact(interaction, params, prompt, reasons, data)
 
         if _consent_needed(account, grant.request.client, oauth_request.scope) or (
