@@ -7,6 +7,7 @@ ordinary form, so that answers are the usual pages and redirects.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from flask import abort, jsonify, redirect, request, session, url_for
@@ -22,6 +23,7 @@ from idp.extensions import current_tenant, db, services
 from idp.mfa.views import browser_label, finish_sign_in
 from idp.oidc import authorization
 from idp.passkeys.forms import NewPasskeyForm, PasskeyPasswordForm, PasskeySignInForm, RenamePasskeyForm
+from idp.passkeys.models import Passkey
 from idp.passkeys.services import (
     CeremonyExpired,
     PasskeyAlreadyRegistered,
@@ -67,6 +69,24 @@ def _member() -> Account | None:
     return signed_in[1] if signed_in else None
 
 
+def _member_required(view):
+    """The view gets the signed-in member; anyone else goes to the sign-in page."""
+    @functools.wraps(view)
+    def with_member(**kwargs):
+        member = _member()
+        if member is None:
+            return redirect(url_for("accounts.login"), 303)
+        return view(member, **kwargs)
+    return with_member
+
+
+def _own_passkey(member: Account, passkey_id: str) -> Passkey:
+    passkey = passkeys().get(member.id, passkey_id)
+    if passkey is None:
+        abort(404)
+    return passkey
+
+
 def _reauthenticated_member() -> Account | None:
     """The signed-in member, if they gave their password again a moment ago."""
     member = _member()
@@ -92,12 +112,10 @@ def _record_failure(tenant: Tenant, exc: PasskeyError, account_id: str | None = 
 
 
 @bp.route("/account/passkeys/new", methods=["GET", "POST"])
-def add():
+@_member_required
+def add(member: Account):
     """First the password again (a session alone is not enough to add a way in)."""
     tenant = current_tenant()
-    member = _member()
-    if member is None:
-        return redirect(url_for("accounts.login"), 303)
     form = PasskeyPasswordForm()
     if form.validate_on_submit():
         if services().hasher.verify(member.password_hash, form.current_password.data).ok:
@@ -154,14 +172,10 @@ def create():
 
 
 @bp.route("/account/passkeys/<passkey_id>", methods=["GET", "POST"])
-def manage(passkey_id: str):
+@_member_required
+def manage(member: Account, passkey_id: str):
     """Rename a passkey, or go on to remove it."""
-    member = _member()
-    if member is None:
-        return redirect(url_for("accounts.login"), 303)
-    passkey = passkeys().get(member.id, passkey_id)
-    if passkey is None:
-        abort(404)
+    passkey = _own_passkey(member, passkey_id)
     form = RenamePasskeyForm()
     if request.method == "GET":
         form.name.data = passkey.name
@@ -175,19 +189,14 @@ def manage(passkey_id: str):
 
 
 @bp.post("/account/passkeys/<passkey_id>/remove")
-def remove(passkey_id: str):
-    tenant = current_tenant()
-    member = _member()
-    if member is None:
-        return redirect(url_for("accounts.login"), 303)
-    passkey = passkeys().get(member.id, passkey_id)
-    if passkey is None:
-        abort(404)
+@_member_required
+def remove(member: Account, passkey_id: str):
+    passkey = _own_passkey(member, passkey_id)
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("passkeys.manage", passkey_id=passkey.id), 303)
     name = passkey.name
     passkeys().remove(passkey)
-    _commit_and_notify(tenant, member, "passkey_removed", name=name,
+    _commit_and_notify(current_tenant(), member, "passkey_removed", name=name,
                        account_url=url_for("accounts.account", _external=True))
     return redirect(url_for("accounts.account", changed="passkey-removed"), 303)
 

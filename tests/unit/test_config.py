@@ -108,6 +108,21 @@ HEAD_EMAIL = ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier =
               'terms_version = "1"\n')
 
 
+def test_passkeys_default_to_the_base_url_and_may_name_subdomains(tmp_path):
+    (tmp_path / "acme.toml").write_text(HEAD_EMAIL)
+    default = load_tenants(tmp_path, "https://id.example.org:8443")["acme"].passkeys
+    assert default.rp_id == "id.example.org" and default.origins == ("https://id.example.org:8443",)
+    (tmp_path / "acme.toml").write_text(
+        HEAD_EMAIL + '[passkeys]\nrp_id = "example.org"\norigins = ["https://id.example.org", '
+        '"https://Example.org/"]')
+    passkeys = load_tenants(tmp_path, "https://id.example.org")["acme"].passkeys
+    assert passkeys.rp_id == "example.org"
+    assert passkeys.origins == ("https://id.example.org", "https://example.org")
+    (tmp_path / "acme.toml").write_text(HEAD_EMAIL)
+    local = load_tenants(tmp_path, "http://localhost:5000")["acme"].passkeys
+    assert local.rp_id == "localhost" and local.origins == ("http://localhost:5000",)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier = "phone"\nterms_version = "1"',
      "login_identifier"),
@@ -128,6 +143,15 @@ HEAD_EMAIL = ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier =
     (HEAD_EMAIL + "[migration]\nstarts_on = 2026-10-01\ncutoff_on = 2026-10-01", "after starts_on"),
     (HEAD_EMAIL.replace('"email"', '"member_number"') + "[migration]\nstarts_on = 2026-10-01",
      "only where members sign in with an email"),
+    (HEAD_EMAIL + '[passkeys]\nrp_id = "Not A Domain"', "rp_id"),
+    (HEAD_EMAIL + '[passkeys]\norigins = "https://id.example.org"', "list"),
+    (HEAD_EMAIL + '[passkeys]\norigins = []', "list"),
+    (HEAD_EMAIL + '[passkeys]\norigins = ["https://evil.example"]', "not on rp_id"),
+    (HEAD_EMAIL + '[passkeys]\norigins = ["https://notexample.org"]\nrp_id = "example.org"', "not on rp_id"),
+    (HEAD_EMAIL + '[passkeys]\norigins = ["http://id.example.org"]', "https"),
+    (HEAD_EMAIL + '[passkeys]\norigins = ["https://id.example.org/login"]', "https://host"),
+    (HEAD_EMAIL + '[passkeys]\norigins = ["https://id.example.org:99999"]', "https://host"),
+    (HEAD_EMAIL + '[passkeys]\nrp = "id.example.org"', "unknown keys"),
 ])
 def test_bad_tenant_files_are_refused(tmp_path, text, message):
     (tmp_path / "acme.toml").write_text(text)
