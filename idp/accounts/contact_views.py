@@ -126,7 +126,9 @@ def _signed_in():
     return session_account(db(), current_tenant())
 
 
-def _password_ok(account: Account, form) -> bool:
+def password_given_again(account: Account, form) -> bool:
+    """The current password, asked again before a change a session alone may not make;
+    a wrong one is said next to the form's ``current_password`` field."""
     if services().hasher.verify(account.password_hash, form.current_password.data).ok:
         return True
     form.current_password.errors = [_("Mot de passe actuel incorrect.")]
@@ -141,7 +143,7 @@ def change_mobile():
         return redirect(url_for("accounts.login"), 303)
     member = signed_in[1]
     form = ChangeMobileForm()
-    if form.validate_on_submit() and _password_ok(member, form):
+    if form.validate_on_submit() and password_given_again(member, form):
         wait = _send_code(current_tenant(), MOBILE, member, form.mobile.e164)
         if wait is None:
             return redirect(url_for("contact.confirm_mobile"), 303)
@@ -199,7 +201,7 @@ def change_email_page():
     member = signed_in[1]
     form = ChangeEmailForm()
     status = 400 if form.is_submitted() else 200
-    if form.validate_on_submit() and _password_ok(member, form):
+    if form.validate_on_submit() and password_given_again(member, form):
         address = normalize_email(form.email.data)
         if address == member.email:
             form.email.errors = [_("C’est déjà l’adresse e-mail de votre compte.")]

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 
 from idp import events, ratelimit
 from idp.accounts.authn import ACR_PASSKEY, session_account
+from idp.accounts.contact_views import password_given_again
 from idp.accounts.forms import ConfirmForm, LoginForm
 from idp.accounts.models import Account
 from idp.accounts.services import SignInContext
@@ -117,12 +118,10 @@ def add(member: Account):
     """First the password again (a session alone is not enough to add a way in)."""
     tenant = current_tenant()
     form = PasskeyPasswordForm()
-    if form.validate_on_submit():
-        if services().hasher.verify(member.password_hash, form.current_password.data).ok:
-            session[REAUTHENTICATED] = {**(session.get(REAUTHENTICATED) or {}),
-                                        tenant.slug: [member.id, time.time()]}
-            return redirect(url_for("passkeys.create"), 303)
-        form.current_password.errors = [_("Mot de passe actuel incorrect.")]
+    if form.validate_on_submit() and password_given_again(member, form):
+        session[REAUTHENTICATED] = {**(session.get(REAUTHENTICATED) or {}),
+                                    tenant.slug: [member.id, time.time()]}
+        return redirect(url_for("passkeys.create"), 303)
     status = 400 if form.is_submitted() else 200
     return render("passkey_password.html", status=status, form=form)
 
