@@ -99,7 +99,8 @@ def _reauthenticated_member() -> Account | None:
 
 def _commit_and_notify(tenant: Tenant, member: Account, template: str, **context) -> None:
     """Commit the change, then tell the member by email (when the account has one)."""
-    notice = (messages_service().queue(tenant, "email", template, member.email, **context)
+    notice = (messages_service().queue(tenant, "email", template, member.email,
+                                       account_url=f"{tenant.issuer}/account", **context)
               if member.email else None)
     db().commit()
     if notice is not None:
@@ -160,8 +161,7 @@ def create():
         else:
             session[REAUTHENTICATED] = {k: v for k, v in (session.get(REAUTHENTICATED) or {}).items()
                                         if k != tenant.slug}
-            _commit_and_notify(tenant, member, "passkey_added", name=passkey.name,
-                               account_url=url_for("accounts.account", _external=True))
+            _commit_and_notify(tenant, member, "passkey_added", name=passkey.name)
             return redirect(url_for("accounts.account", changed="passkey-added"), 303)
     elif form.credential.errors:
         error = _("Votre navigateur n’a pas créé de clé d’accès. Il faut un navigateur récent, "
@@ -195,8 +195,7 @@ def remove(member: Account, passkey_id: str):
         return redirect(url_for("passkeys.manage", passkey_id=passkey.id), 303)
     name = passkey.name
     passkeys().remove(passkey)
-    _commit_and_notify(current_tenant(), member, "passkey_removed", name=name,
-                       account_url=url_for("accounts.account", _external=True))
+    _commit_and_notify(current_tenant(), member, "passkey_removed", name=name)
     return redirect(url_for("accounts.account", changed="passkey-removed"), 303)
 
 

@@ -99,6 +99,7 @@ def test_a_member_adds_a_passkey_then_it_alone_signs_in(app, flow, db, key):
     assert "Mon téléphone" in page and "Ajoutée le" in page and "Jamais utilisée" in page
     notice = db.scalar(select(Message).where(Message.template == "passkey_added"))
     assert notice.recipient == flow.account.email and "Mon téléphone" in notice.body_text
+    assert "http://localhost/malakoff/account" in notice.body_text
     assert len(_events(db, "account:passkey:add")) == 1
 
     browser = _fresh_browser(app, flow)
