@@ -9,19 +9,12 @@ from wtforms.validators import DataRequired, Length
 
 from idp.passkeys.services import NAME_MAX_LENGTH
 
-# A browser's JSON for one credential is a few hundred bytes to a few kilobytes.
-RESPONSE_MAX_LENGTH = 16_384
-
 
 def _name_field():
     return StringField(_l("Nom de la clé d’accès"), validators=[
         DataRequired(_l("Donnez un nom à votre clé d’accès.")),
         Length(max=NAME_MAX_LENGTH,
                message=_l("Choisissez un nom plus court (%(max)d caractères au plus)."))])
-
-
-def _response_field():
-    return HiddenField(validators=[DataRequired(), Length(max=RESPONSE_MAX_LENGTH)])
 
 
 class PasskeyPasswordForm(FlaskForm):
@@ -32,7 +25,8 @@ class PasskeyPasswordForm(FlaskForm):
 
 class NewPasskeyForm(FlaskForm):
     name = _name_field()
-    credential = _response_field()
+    # The browser's credential (JSON), checked by the service: its faults are the page's error.
+    credential = HiddenField()
     submit = SubmitField(_l("Créer ma clé d’accès"))
 
 
@@ -43,5 +37,5 @@ class RenamePasskeyForm(FlaskForm):
 
 class PasskeySignInForm(FlaskForm):
     interaction = HiddenField()
-    credential = _response_field()
+    credential = HiddenField()
 

@@ -44,6 +44,8 @@ from idp.tenancy import Tenant
 # Seconds a ceremony may take, from the options to the response (also the browser's timeout).
 CEREMONY_TTL = 300
 NAME_MAX_LENGTH = 64
+# A browser's JSON for one credential is a few hundred bytes to a few kilobytes.
+RESPONSE_MAX_LENGTH = 16_384
 # Transports of a roaming security key; "hybrid" (a phone) and "internal" are not.
 SECURITY_KEY_TRANSPORTS = {"usb", "nfc", "ble", "smart-card"}
 # What the library may raise on a response it cannot parse, beyond its own exceptions.
@@ -102,6 +104,10 @@ def key_kind(attachment: Any, transports: list[str], multi_device: bool) -> str:
 
 def parse_response(raw: str) -> dict[str, Any]:
     """The browser's PublicKeyCredential as JSON: an object with an id, or PasskeyRejected."""
+    if not raw:
+        raise PasskeyRejected("missing")
+    if len(raw) > RESPONSE_MAX_LENGTH:
+        raise PasskeyRejected("too long")
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):

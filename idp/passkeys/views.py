@@ -150,22 +150,23 @@ def create():
         form.name.data = browser_label()
     error = None
     if form.validate_on_submit():
-        try:
-            passkey = passkeys().register(tenant, member, _ceremony(tenant, "create", take=True),
-                                          form.credential.data, form.name.data)
-        except PasskeyAlreadyRegistered:
-            error = _("Cette clé d’accès est déjà enregistrée dans votre compte.")
-        except PasskeyError as exc:
-            _record_failure(tenant, exc, member.id)
-            error = _("La clé d’accès n’a pas pu être enregistrée. Veuillez réessayer.")
+        if not form.credential.data:
+            error = _("Votre navigateur n’a pas créé de clé d’accès. Il faut un navigateur récent, "
+                      "avec JavaScript activé.")
         else:
-            session[REAUTHENTICATED] = {k: v for k, v in (session.get(REAUTHENTICATED) or {}).items()
-                                        if k != tenant.slug}
-            _commit_and_notify(tenant, member, "passkey_added", name=passkey.name)
-            return redirect(url_for("accounts.account", changed="passkey-added"), 303)
-    elif form.credential.errors:
-        error = _("Votre navigateur n’a pas créé de clé d’accès. Il faut un navigateur récent, "
-                  "avec JavaScript activé.")
+            try:
+                passkey = passkeys().register(tenant, member, _ceremony(tenant, "create", take=True),
+                                              form.credential.data, form.name.data)
+            except PasskeyAlreadyRegistered:
+                error = _("Cette clé d’accès est déjà enregistrée dans votre compte.")
+            except PasskeyError as exc:
+                _record_failure(tenant, exc, member.id)
+                error = _("La clé d’accès n’a pas pu être enregistrée. Veuillez réessayer.")
+            else:
+                session[REAUTHENTICATED] = {k: v for k, v in (session.get(REAUTHENTICATED) or {}).items()
+                                            if k != tenant.slug}
+                _commit_and_notify(tenant, member, "passkey_added", name=passkey.name)
+                return redirect(url_for("accounts.account", changed="passkey-added"), 303)
     status = 400 if form.is_submitted() else 200
     return render("passkey_create.html", status=status, form=form, error=error)
 

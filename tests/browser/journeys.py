@@ -349,6 +349,27 @@ class Member:
         self.page.goto(f"{self.provider}/account")
         self.sees("account", f"Bonjour {given_name}")
 
+    def adds_passkey(self, password: str, name: str) -> None:
+        """From the account page: the password again, then the device creates the passkey."""
+        self.click("link", "Ajouter une clé d’accès")
+        self.page.wait_for_url(f"{self.provider}/account/passkeys/new")
+        self.sees("passkey-password", "Ajouter une clé d’accès")
+        self.page.get_by_label("Mot de passe actuel", exact=True).fill(password)
+        self.click("button", "Continuer")
+        self.page.wait_for_url(f"{self.provider}/account/passkeys/create")
+        self.sees("passkey-create", "Ajouter une clé d’accès")
+        self.page.get_by_label("Nom de la clé d’accès", exact=True).fill(name)
+        self.click("button", "Créer ma clé d’accès")
+        self.page.wait_for_url(f"{self.provider}/account?changed=passkey-added")
+        passkeys = self.page.get_by_role("region", name="Clés d’accès")
+        expect(passkeys).to_contain_text(name)
+        expect(passkeys).to_contain_text("Jamais utilisée")
+        self.sees("account-passkey-added")
+
+    def signs_in_with_passkey(self) -> None:
+        """"Me connecter en 1 clic": the device's passkey, no password, no code."""
+        self.click("button", "Me connecter en 1 clic")
+
     def changes_password(self, current: str, new: str) -> None:
         self.click("link", "Changer mon mot de passe")
         self.sees("change-password", "Changer mon mot de passe")
