@@ -9,6 +9,7 @@ from sqlalchemy import select
 from idp import events, ratelimit
 from idp.accounts import flow
 from idp.accounts.authn import ACR_PASSWORD, session_account, sign_in, sign_out
+from idp.accounts.contact_views import password_given_again
 from idp.accounts.forms import (
     ChangePasswordForm,
     ConfirmForm,
@@ -202,24 +203,20 @@ def change_password():
     authentication, member = signed_in
     form = ChangePasswordForm()
     failed: list[str] = []
-    if form.validate_on_submit():
-        if not services().hasher.verify(member.password_hash, form.current_password.data).ok:
-            form.current_password.errors = [_("Mot de passe actuel incorrect.")]
-        else:
-            personal = PersonalData.of(member)
-            failed = password_errors(form.password.data, tenant.password, personal)
-            if not failed:
-                set_password(db(), services().hasher, member, form.password.data, reason="change")
-                notice = (messages_service().queue(
-                    tenant, "email", "password_changed", member.email,
-                    login_url=f"{tenant.issuer}/login") if member.email else None)
-                db().commit()
-                if notice is not None:
-                    messages_service().send_now(notice)
-                # This browser stays signed in, at the level it had; all others are signed out.
-                sign_in(tenant, member, amr=authentication.amr, acr=authentication.acr)
-                return redirect(url_for("accounts.account", changed="password"), 303)
-            form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
+    if form.validate_on_submit() and password_given_again(member, form):
+        failed = password_errors(form.password.data, tenant.password, PersonalData.of(member))
+        if not failed:
+            set_password(db(), services().hasher, member, form.password.data, reason="change")
+            notice = (messages_service().queue(
+                tenant, "email", "password_changed", member.email,
+                login_url=f"{tenant.issuer}/login") if member.email else None)
+            db().commit()
+            if notice is not None:
+                messages_service().send_now(notice)
+            # This browser stays signed in, at the level it had; all others are signed out.
+            sign_in(tenant, member, amr=authentication.amr, acr=authentication.acr)
+            return redirect(url_for("accounts.account", changed="password"), 303)
+        form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
     status = 400 if form.is_submitted() else 200
     return render("change_password.html", status=status, form=form, failed=failed)
 
@@ -233,20 +230,18 @@ def delete_account():
         return redirect(url_for("accounts.login"), 303)
     member = signed_in[1]
     form = DeleteAccountForm()
-    if form.validate_on_submit():
-        if services().hasher.verify(member.password_hash, form.current_password.data).ok:
-            email = member.email
-            events.record_event(db(), events.ACCOUNT_DELETED, tenant=tenant.slug,
-                                account_id=member.id, ip=request.remote_addr)
-            # Tokens, codes, consents, trusted devices and passkeys go with the account (ON DELETE CASCADE).
-            db().delete(member)
-            notice = messages_service().queue(tenant, "email", "account_deleted", email) if email else None
-            db().commit()
-            if notice is not None:
-                messages_service().send_now(notice)
-            sign_out(tenant)
-            return redirect(url_for("accounts.account_deleted"), 303)
-        form.current_password.errors = [_("Mot de passe actuel incorrect.")]
+    if form.validate_on_submit() and password_given_again(member, form):
+        email = member.email
+        events.record_event(db(), events.ACCOUNT_DELETED, tenant=tenant.slug,
+                            account_id=member.id, ip=request.remote_addr)
+        # Tokens, codes, consents, trusted devices and passkeys go with the account (ON DELETE CASCADE).
+        db().delete(member)
+        notice = messages_service().queue(tenant, "email", "account_deleted", email) if email else None
+        db().commit()
+        if notice is not None:
+            messages_service().send_now(notice)
+        sign_out(tenant)
+        return redirect(url_for("accounts.account_deleted"), 303)
     status = 400 if form.is_submitted() else 200
     return render("delete_account.html", status=status, form=form)
 
