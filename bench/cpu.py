@@ -105,6 +105,7 @@ class Counts:
     def __init__(self, app: Flask):
         self.services = app.extensions["idp"]
         self.redis = 0
+        self.statements: list[str] = []
         self.trace = Path(tempfile.mkstemp(prefix="bench-cpu-trace-")[1])
 
     @contextlib.contextmanager
@@ -117,6 +118,9 @@ class Counts:
             self.redis += 1
             return call_store(fn, *args, **kwargs)
 
+        def statement(_conn, _cursor, text, _params, _context, _many):
+            self.statements.append(" ".join(text.split()))
+
         def traced(dbapi_connection, _record):
             dbapi_connection.pgconn.trace(trace.fileno())
             dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
@@ -124,22 +128,21 @@ class Counts:
         # Fresh connections, each traced from its first message.
         engine.dispose()
         event.listen(engine, "connect", traced)
+        event.listen(engine, "before_cursor_execute", statement)
         store._call = counted
         try:
             yield
         finally:
             del store._call
             event.remove(engine, "connect", traced)
+            event.remove(engine, "before_cursor_execute", statement)
             engine.dispose()
             trace.close()
 
-    def postgres(self) -> tuple[int, list[str]]:
-        """(round trips, the statements sent) since the trace began."""
+    def postgres(self) -> int:
+        """Round trips since the trace began: BEGIN, COMMIT, ROLLBACK and pings count, as statements do."""
         lines = self.trace.read_text(errors="replace").splitlines()
-        sent = [line.split("\t", 3)[3].strip() for line in lines
-                if line.startswith("F\t") and line.split("\t")[2] in ("Query", "Parse")]
-        trips = sum(1 for line in lines if line.startswith("B\t") and "\tReadyForQuery\t" in line)
-        return trips, sent
+        return sum(1 for line in lines if line.startswith("B\t") and "\tReadyForQuery\t" in line)
 
 
 class Flows:
@@ -180,6 +183,7 @@ class Measure:
     postgres: float
     redis: float
     statuses: Counter
+    # The statements of one request (as SQLAlchemy sends them), with how many times each.
     statements: list[str]
 
 
@@ -196,10 +200,12 @@ def measure(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Count
     batch(min(50, count))()  # warm-up: imports, templates, pool, key material
     sample = 10
     counts.redis = 0
+    counts.statements = []
     with counts.counting():
         batch(sample)()
-    trips, sent = counts.postgres()
+    trips = counts.postgres()
     redis_calls = counts.redis
+    statements = Counter(text[:150] for text in counts.statements)
     # CPU time, not wall time: waits on PostgreSQL and Redis are not this process's cost.
     # Other processes still slow ours down (caches, frequency): the best of ``repeat`` runs is kept.
     profiler = cProfile.Profile(time.process_time) if profile else None
@@ -218,7 +224,7 @@ def measure(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Count
     if profiler:
         _write_profile(profiler, profile, scenario)
     return Measure(scenario, count, best * 1000 / count, trips / sample, redis_calls / sample, statuses,
-                   sent[len(sent) - len(sent) // sample:])
+                   [f"{n / sample:4.1f} x {text}" for text, n in statements.items()])
 
 
 def _write_profile(profiler: cProfile.Profile, directory: Path, scenario: str) -> None:
@@ -319,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{result.redis:6.1f}  {statuses}", flush=True)
                 if args.statements:
                     for statement in result.statements:
-                        print(f"    {statement[:160]}")
+                        print(f"    {statement}")
             if args.soak:
                 soak(app, args.soak, inputs, allocations=args.allocations)
         finally:

@@ -58,6 +58,12 @@ class Settings:
     id_token_ttl: int = 3600
     refresh_token_ttl: int = 30 * 24 * 3600
     interaction_ttl: int = 1800
+    # The token, introspection and revocation endpoints authenticate clients
+    # against a per-process copy read at most this many seconds ago (0: read
+    # the database every time). A removed client can obtain nothing from the
+    # moment of removal (its codes and tokens go with it) and stops
+    # authenticating within this bound.
+    client_cache_seconds: int = 10
     # Server-side session: ends after this much inactivity, and in any case
     # this long after sign-in.
     session_idle_timeout: int = 30 * 60
@@ -131,8 +137,9 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"IDP_{name.upper()} must be a positive number")
-        if self.key_prepublish_seconds < 0 or self.trusted_proxies < 0:
-            raise ConfigError("IDP_KEY_PREPUBLISH_SECONDS and IDP_TRUSTED_PROXIES cannot be negative")
+        for name in ("key_prepublish_seconds", "trusted_proxies", "client_cache_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"IDP_{name.upper()} cannot be negative")
         if self.argon2_memory_cost < 8 * self.argon2_parallelism:
             raise ConfigError("IDP_ARGON2_MEMORY_COST must be at least 8 KiB per lane")
         if self.mail_backend not in ("outbox", "smtp"):

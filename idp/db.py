@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import select
 from datetime import UTC, datetime
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -34,6 +36,25 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
+def _replace_if_closed_by_server(dbapi_connection, _record, _proxy):
+    """Pool checkout: a connection the server has ended is replaced before it is used.
+
+    When PostgreSQL stops (restart, failover, an idle session killed) it sends each
+    client an error message and closes the socket, so a dead pooled connection has
+    something to read while a healthy idle one has nothing. A poll() with no wait
+    tells them apart without the round trip of ``pool_pre_ping``; raising
+    DisconnectionError makes the pool discard it and check out another (or a new one).
+    """
+    try:
+        fileno = dbapi_connection.pgconn.socket
+    except Exception as exc:  # psycopg.OperationalError once the connection is closed
+        raise DisconnectionError() from exc
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
+        raise DisconnectionError()
+
+
 class Database:
     """Owns the engine; hands out sessions (one per request, one per CLI command).
 
@@ -48,10 +69,22 @@ class Database:
                                    hide_parameters=True)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
-                                   hide_parameters=True)
+            engine = create_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
+            event.listen(engine, "checkout", _replace_if_closed_by_server)
         self.engine: Engine = engine
         self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        # Same pool, each statement its own transaction: no BEGIN and ROLLBACK around reads.
+        self.reader_sessionmaker = sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
 
     def session(self) -> Session:
         return self.sessionmaker()
+
+    def reader(self) -> Session:
+        """A session for requests that only read: one round trip per query, none around them.
+
+        Under READ COMMITTED each statement sees its own snapshot anyway, so reads
+        outside a transaction see what they would inside one; nothing may be
+        written through this session.
+        """
+        return self.reader_sessionmaker()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from flask import abort, current_app, g
@@ -36,6 +37,17 @@ def db() -> Session:
     if "db" not in g:
         g.db = services().database.session()
     return g.db
+
+
+def read_only(view):
+    """For views that never write: their queries run outside a transaction (``Database.reader``)."""
+
+    @functools.wraps(view)
+    def reading(*args, **kwargs):
+        g.db = services().database.reader()
+        return view(*args, **kwargs)
+
+    return reading
 
 
 def close_db(_exc=None) -> None:

@@ -10,7 +10,8 @@ import base64
 import json
 import re
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -232,6 +233,40 @@ def register_client(
         redirect_uris=redirects, scopes=allowed_scopes,
     )
     return client, secret
+
+
+class ClientCache:
+    """Clients as read from the database at most ``ttl`` seconds ago, per process.
+
+    The machine endpoints authenticate a client on every call; its record changes
+    only through ``idp clients``. Entries are detached copies, read-only; unknown
+    ids are not remembered (a client just added works at once). At most
+    ``max_entries`` are kept, the oldest dropped first.
+    """
+
+    def __init__(self, ttl: float, *, max_entries: int = 1024,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[tuple[str, str], tuple[Client, float]] = {}
+
+    def get(self, db: Session, tenant: str, client_id: str) -> Client | None:
+        key = (tenant, client_id)
+        now = self.clock()
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        client = db.scalar(select(Client).where(Client.client_id == client_id, Client.tenant == tenant))
+        if client is None or self.ttl <= 0:
+            self._entries.pop(key, None)
+            return client
+        db.expunge(client)
+        self._entries.pop(key, None)
+        while len(self._entries) >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)), None)
+        self._entries[key] = (client, now + self.ttl)
+        return client
 
 
 def find_client(db: Session, client_id: str) -> Client | None:

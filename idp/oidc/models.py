@@ -166,8 +166,9 @@ class Token(Base, TokenMixin):
     rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    account: Mapped[Account] = relationship(lazy="joined")
-    client: Mapped[Client] = relationship(lazy="joined")
+    # Loaded only by the lookups that need them (each names what it loads), not on every token query.
+    account: Mapped[Account] = relationship()
+    client: Mapped[Client] = relationship()
 
     @property
     def expires_at(self) -> datetime:

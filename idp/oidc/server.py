@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749 import grants
@@ -29,17 +30,22 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import current_app, g
+from flask import current_app, g, request
 from joserfc.jwk import KeySet
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from idp import events
+from idp.accounts.models import Account
 from idp.db import utcnow
 from idp.extensions import current_tenant, db, services
 from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
+from idp.oidc.clients import ClientCache
 from idp.oidc.models import SUPPORTED_SCOPES, AuthorizationCode, Client, Token, token_digest
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+# Refresh and introspection only ask whether the token's account is still active.
+ACCOUNT_STATUS = joinedload(Token.account).load_only(Account.status)
 
 
 class StoredRequest(OAuth2Request):
@@ -75,9 +81,17 @@ class _Payload:
 
 
 class Provider(AuthorizationServer):
+    def __init__(self, client_cache: ClientCache):
+        super().__init__()
+        self.client_cache = client_cache
+
     def query_client(self, client_id: str) -> Client | None:
         if not isinstance(client_id, str) or len(client_id) > 64:
             return None
+        if request.blueprint == "oidc_api":
+            # Token, introspection, revocation: see Settings.client_cache_seconds.
+            return self.client_cache.get(db(), current_tenant().slug, client_id)
+        # The browser-facing endpoints read the record as it is now (redirect URIs, consent).
         return db().scalar(
             select(Client).where(Client.client_id == client_id, Client.tenant == current_tenant().slug)
         )
@@ -283,7 +297,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
         session = db()
         row = session.scalar(
-            select(Token).where(
+            select(Token).options(ACCOUNT_STATUS).where(
                 Token.refresh_token_digest == token_digest(refresh_token),
                 Token.tenant == current_tenant().slug,
             )
@@ -387,6 +401,9 @@ class UnsupportedTokenType(OAuth2Error):
 
 
 class _TokenLookup:
+    # What the endpoint needs of the token's account, loaded in the same query.
+    account_loading: tuple = ()
+
     def check_params(self, request, client) -> None:
         try:
             super().check_params(request, client)
@@ -402,7 +419,8 @@ class _TokenLookup:
         order = reversed(kinds) if token_type_hint == kinds[1] else kinds
         for kind in order:
             column = Token.access_token_digest if kind == "access_token" else Token.refresh_token_digest
-            row = db().scalar(select(Token).where(column == digest, Token.tenant == tenant))
+            row = db().scalar(
+                select(Token).options(*self.account_loading).where(column == digest, Token.tenant == tenant))
             if row is not None:
                 row.matched_as = kind
                 return row
@@ -429,6 +447,7 @@ def _epoch(value: datetime) -> int:
 
 class Introspection(_TokenLookup, IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
+    account_loading = (ACCOUNT_STATUS,)
 
     def check_permission(self, token: Token, client: Client, request) -> bool:
         # A client may introspect the tokens issued to it.
@@ -468,7 +487,7 @@ class AccessTokenValidator(BearerTokenValidator):
         if not isinstance(token_string, str) or len(token_string) > 200:
             return None
         token = db().scalar(
-            select(Token).where(
+            select(Token).options(joinedload(Token.account)).where(
                 Token.access_token_digest == token_digest(token_string),
                 Token.tenant == current_tenant().slug,
             )
@@ -514,22 +533,19 @@ class BearerChallenge(OAuth2Error):
 class UserInfoResponder(UserInfoEndpoint):
     def __call__(self, request):
         try:
-            return super().__call__(request)
+            token: Token = self.resource_protector.acquire_token("openid")
         except (MissingAuthorizationError, UnsupportedTokenTypeError):
             raise BearerChallenge() from None
         except InsufficientScopeError:
             raise BearerChallenge("insufficient_scope", "The access token lacks the openid scope.",
                                   403, scope="openid") from None
-
-    def get_issuer(self) -> str:
-        return current_tenant().issuer
+        # OIDC Core 5.3.2: plain JSON, as no client registers userinfo_signed_response_alg
+        # (Authlib's own __call__ would load the token's client only to look for it).
+        return 200, self.generate_user_info(token.account, token.scope), default_json_headers
 
     def generate_user_info(self, user, scope: str) -> UserInfo:
         token: Token = g.userinfo_token
         return UserInfo(user_claims(user, scope, token.claims, "userinfo"))
-
-    def resolve_private_key(self):
-        return services().keystore.signing_key()
 
 
 class EndSession(EndSessionEndpoint):
@@ -546,7 +562,7 @@ resource_protector.register_token_validator(AccessTokenValidator())
 
 
 def build_server(app) -> Provider:
-    server = Provider()
+    server = Provider(ClientCache(app.extensions["idp"].settings.client_cache_seconds))
     server.init_app(app)
     server.register_token_generator("default", generate_bearer_token)
     server.scopes_supported = list(SUPPORTED_SCOPES)

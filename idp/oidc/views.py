@@ -13,7 +13,7 @@ from flask_cors import cross_origin
 from idp.accounts.authn import ACR_LEVELS, current_authentication, sign_out
 from idp.accounts.forms import ConfirmForm
 from idp.events import LOGOUT, record_event
-from idp.extensions import current_tenant, db, services
+from idp.extensions import current_tenant, db, read_only, services
 from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.models import SUPPORTED_SCOPES
@@ -117,6 +117,7 @@ def token():
 
 @api.route("/userinfo", methods=["GET", "POST", "OPTIONS"])
 @_cors
+@read_only
 def userinfo():
     return current_server().create_endpoint_response("userinfo")
 
@@ -129,6 +130,7 @@ def revoke():
 
 
 @api.post("/introspect")
+@read_only
 def introspect():
     return current_server().create_endpoint_response("introspection")
 
