@@ -75,6 +75,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         idle=settings.session_idle_timeout,
         absolute=settings.session_absolute_timeout,
         secure=settings.cookie_secure,
+        # Token, userinfo, introspection, revocation, JWKS, discovery (idp.oidc.views.api).
+        stateless_blueprints=frozenset({"oidc_api"}),
     )
     app.teardown_appcontext(close_db)
 

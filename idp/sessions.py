@@ -15,6 +15,7 @@ from collections.abc import Callable
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
+from werkzeug.exceptions import HTTPException
 
 from idp.store import Store, StoreUnavailable
 
@@ -57,8 +58,12 @@ class ServerSession(CallbackDict, SessionMixin):
 
 class StoreSessionInterface(SessionInterface):
     def __init__(self, store: Store, *, idle: int, absolute: int, secure: bool,
-                 on_unavailable: Callable[[Response], None] | None = None):
+                 on_unavailable: Callable[[Response], None] | None = None,
+                 stateless_blueprints: frozenset[str] = frozenset()):
         self.store = store
+        # Endpoints that never use the session (machine-to-machine APIs): a browser's
+        # cookie sent to them is neither read from the store nor written back.
+        self.stateless_blueprints = stateless_blueprints
         # Turns the response into a "try again later" page when the store fails on save.
         self.on_unavailable = on_unavailable
         self.idle = idle
@@ -73,6 +78,8 @@ class StoreSessionInterface(SessionInterface):
         sid = request.cookies.get(self.cookie_name)
         if not sid or len(sid) > 64:
             return ServerSession()
+        if self._blueprint(app, request) in self.stateless_blueprints:
+            return None  # Flask's null session: empty, and never saved
         try:
             raw = self.store.get(self._key(sid))
         except StoreUnavailable:
@@ -88,6 +95,15 @@ class StoreSessionInterface(SessionInterface):
         session = ServerSession(record["data"], sid=sid, created=record["created"])
         session.touched_at = record.get("touched", record["created"])
         return session
+
+    @staticmethod
+    def _blueprint(app: Flask, request: Request) -> str | None:
+        # The session opens before Flask matches the URL, so match it here (only when a cookie came).
+        try:
+            endpoint, _args = app.create_url_adapter(request).match()
+        except HTTPException:
+            return None
+        return endpoint.rpartition(".")[0] or None
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
         if session.unavailable:

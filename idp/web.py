@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, g, jsonify, render_template, request, session
+from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request, session
 from flask_babel import Babel, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -54,7 +54,8 @@ def select_locale() -> str:
     """Explicit choice (?lang= or ui_locales, kept in the session), then the browser's."""
     chosen = request.args.get("lang")
     if chosen in LOCALES:
-        session["lang"] = chosen
+        if not current_app.session_interface.is_null_session(session):  # the APIs keep none
+            session["lang"] = chosen
         return chosen
     if session.get("lang") in LOCALES:
         return session["lang"]

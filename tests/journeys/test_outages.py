@@ -328,3 +328,30 @@ def test_the_worker_delivers_what_smtp_and_database_outages_held_back(
     assert message.status == "sent" and message.attempts >= 2
     db.close()
     _reset(app)
+
+
+def test_the_first_request_after_postgresql_ended_the_connections_succeeds(flow, app):
+    """What a restart or failover does to the pooled connections: the server ends them.
+    The pool replaces them at checkout, so no request fails once the server is back."""
+    database = app.extensions["idp"].database
+    if not database.url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL ends its clients' connections")
+    tokens = flow.tokens()
+    admin = create_engine(database.url)
+    with admin.connect() as connection:
+        ended = connection.execute(text(
+            "SELECT pid FROM pg_stat_activity, pg_terminate_backend(pid) "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalars().all()
+    assert ended
+    for _ in range(100):
+        with admin.connect() as connection:
+            alive = connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                                       {"pids": ended}).scalar()
+        if not alive:
+            break
+        time.sleep(0.05)
+    admin.dispose()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert flow.http.get("/malakoff/userinfo", headers=bearer).status_code == 200
+    code = query(flow.authorize(prompt="none").headers["Location"])["code"]
+    assert flow.token(code).status_code == 200

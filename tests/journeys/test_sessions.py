@@ -34,3 +34,34 @@ def test_a_forged_session_id_is_ignored(client, make):
     flow = Flow(client, "malakoff", make.client(), make.account())
     client.set_cookie("__Host-idp-session", "forged-session-id", domain="localhost")
     assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+
+
+def test_the_machine_endpoints_neither_read_nor_write_the_session(client, make, app, monkeypatch):
+    flow = Flow(client, "malakoff", make.client(), make.account())
+    tokens = flow.tokens(scope="openid profile offline_access")
+    assert client.get_cookie("__Host-idp-session") is not None
+    store = app.extensions["idp"].store
+    touched = []
+    for name in ("get", "set", "delete"):
+        original = getattr(store, name)
+
+        def spy(key, *args, _original=original, **kwargs):
+            touched.append(key)
+            return _original(key, *args, **kwargs)
+
+        monkeypatch.setattr(store, name, spy)
+
+    # The member's browser sends its session cookie along; these endpoints ignore it.
+    answers = [
+        flow.refresh(tokens["refresh_token"]),
+        client.get("/malakoff/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}),
+        client.post("/malakoff/introspect", data={"token": tokens["access_token"]},
+                    auth=(flow.rp.client_id, flow.rp.secret)),
+        client.get("/malakoff/jwks"),
+        client.get("/malakoff/.well-known/openid-configuration?lang=en"),
+    ]
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert not any("Set-Cookie" in answer.headers for answer in answers)
+    assert [key for key in touched if key.startswith("session:")] == []
+    # The session itself is untouched and still signs the member in.
+    assert "code" in query(flow.authorize(prompt="none").headers["Location"])
