@@ -45,7 +45,7 @@ def code_request(flow: Flow, code: str) -> dict:
 
 
 def test_client_secret_basic(flow):
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
 
     response = flow.http.post(
         TOKEN_URL, data=code_request(flow, code), auth=(flow.rp.client_id, flow.rp.secret)
@@ -59,7 +59,7 @@ def test_client_secret_basic_with_url_encoded_credentials(client, make, member):
     # RFC 6749 2.3.1: client_id and secret are form-urlencoded before Basic encoding.
     rp = make.client(client_id="malakoff-a:b+c")
     flow = Flow(client, "malakoff", rp, member)
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
     raw = f"malakoff-a%3Ab%2Bc:{rp.secret}"
     header = "Basic " + base64.b64encode(raw.encode()).decode()
 
@@ -82,7 +82,7 @@ def test_client_secret_basic_with_url_encoded_credentials(client, make, member):
     ids=["wrong-secret", "truncated", "case", "unknown-client", "empty-secret"],
 )
 def test_client_secret_basic_failures(flow, db, credentials):
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
 
     response = flow.http.post(TOKEN_URL, data=code_request(flow, code), auth=credentials(flow.rp))
 
@@ -104,7 +104,7 @@ def test_client_secret_basic_failures(flow, db, credentials):
     ],
 )
 def test_malformed_authorization_headers(flow, db, header):
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
 
     response = flow.http.post(
         TOKEN_URL, data=code_request(flow, code), headers={"Authorization": header}
@@ -115,7 +115,7 @@ def test_malformed_authorization_headers(flow, db, header):
 
 
 def test_no_client_authentication(flow, db):
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
 
     response = flow.http.post(
         TOKEN_URL, data={**code_request(flow, code), "client_id": flow.rp.client_id}
@@ -129,7 +129,7 @@ def test_no_client_authentication(flow, db):
 def test_client_of_the_other_tenant_is_unknown(client, make, member, db):
     miel_rp = make.client("miel")
     flow = Flow(client, "malakoff", make.client("malakoff"), member)
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
 
     response = client.post(
         TOKEN_URL, data=code_request(flow, code), auth=(miel_rp.client_id, miel_rp.secret)
@@ -140,7 +140,7 @@ def test_client_of_the_other_tenant_is_unknown(client, make, member, db):
 
 
 def test_basic_client_may_not_use_client_secret_post(flow, db):
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
 
     response = flow.http.post(
         TOKEN_URL,
@@ -156,7 +156,7 @@ def test_basic_client_may_not_use_client_secret_post(flow, db):
 
 
 def test_two_authentication_methods_at_once_are_refused(flow, db):
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
 
     response = flow.http.post(
         TOKEN_URL,
@@ -381,7 +381,7 @@ def test_private_key_jwt_with_an_ec_key(client, make, member):
     key = ECKey.generate_key("P-256", auto_kid=True)
     rp = make.client(auth_method="private_key_jwt", jwks=KeySet([key]).as_dict(private=False))
     flow = Flow(client, "malakoff", rp, member)
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
 
     response = flow.token(code, **with_assertion(assertion(rp.client_id, key, alg="ES256")))
 
@@ -495,7 +495,7 @@ def test_assertion_for_another_client(jwt_flow, make, rsa_key, db):
 
 
 def test_assertion_for_a_client_registered_for_another_method(flow, rsa_key, db):
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
 
     response = flow.http.post(
         TOKEN_URL,
@@ -513,7 +513,7 @@ def test_assertion_for_a_client_registered_for_another_method(flow, rsa_key, db)
 def test_private_key_jwt_client_without_keys(client, make, member, rsa_key, db):
     rp = make.client(auth_method="private_key_jwt", jwks=None)
     flow = Flow(client, "malakoff", rp, member)
-    code = query(flow.authorize(prompt="none").headers["Location"])["code"]  # signed in already
+    code = flow.code()
 
     response = flow.token(code, **with_assertion(assertion(rp.client_id, rsa_key)))
 
