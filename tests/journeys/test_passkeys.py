@@ -75,7 +75,8 @@ def _count(db, model, *where) -> int:
 
 def _events(db, tag: str) -> list[AuditEvent]:
     db.expire_all()
-    return list(db.scalars(select(AuditEvent).where(AuditEvent.tag == tag)))
+    # In the order they were recorded: a table emptied between tests reuses its free space.
+    return list(db.scalars(select(AuditEvent).where(AuditEvent.tag == tag).order_by(AuditEvent.id)))
 
 
 @pytest.fixture
