@@ -86,7 +86,7 @@ class Bench:
         return {
             "env": "development", "secret_key": self.secret_key, "base_url": self.ours_url,
             "database_url": self.options.database_url, "redis_url": self.options.redis_url,
-            "keys_dir": str(self.workdir / "keys"), "tenants_dir": str(targets.ROOT / "config" / "tenants"),
+            "keys_dir": str(self.workdir / "keys"), "tenants_dir": targets.tenants_dir(self.workdir),
             "cookie_secure": False,
             # Each virtual browser has its own address (X-Forwarded-For), as behind a load balancer.
             "trusted_proxies": 1,

@@ -38,7 +38,7 @@ from psycopg import pq
 from sqlalchemy import event
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from bench import seed
+from bench import seed, targets
 from bench.cli import CHEAP_ARGON2
 from idp import create_app
 from idp.accounts.hashing import PasswordHasher
@@ -269,7 +269,7 @@ def build(database_url: str, redis_url: str, keys_dir: Path) -> tuple[Flask, Inp
         "env": "development", "secret_key": "bench-cpu-secret-key-0123456789-abcdefghijklmnop",
         "base_url": BASE_URL, "database_url": database_url, "redis_url": redis_url,
         "keys_dir": str(keys_dir), "cookie_secure": False, "authorization_code_ttl": 3600,
-        "tenants_dir": str(Path(__file__).resolve().parent.parent / "config" / "tenants"),
+        "tenants_dir": targets.tenants_dir(keys_dir),
         **CHEAP_ARGON2,
     }
     seed.reset_database(database_url)

@@ -11,6 +11,18 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def tenants_dir(workdir: Path) -> str:
+    """The shipped tenants, with passkeys set on localhost: the bench serves 127.0.0.1 over
+    plain HTTP, which cannot be a WebAuthn relying party, and passkeys are not measured."""
+    directory = workdir / "tenants"
+    directory.mkdir(parents=True, exist_ok=True)
+    for source in (ROOT / "config" / "tenants").glob("*.toml"):
+        text = source.read_text(encoding="utf-8")
+        (directory / source.name).write_text(
+            f'{text}\n[passkeys]\nrp_id = "localhost"\norigins = ["http://localhost"]\n', encoding="utf-8")
+    return str(directory)
 PEER_DIR = Path(__file__).resolve().parent / "peer"
 
 
