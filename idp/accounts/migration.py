@@ -85,11 +85,15 @@ class LoginMigration:
         return select(Account).where(Account.tenant == self.tenant.slug,
                                      Account.legacy_login.is_(True), Account.status == "active")
 
-    def to_invite(self) -> int:
+    def _uninvited(self):
         """Legacy accounts with an email on file that have not been invited yet."""
-        query = self._legacy().where(Account.email.is_not(None),
-                                     Account.migration_invited_at.is_(None))
+        return self._legacy().where(Account.email.is_not(None), Account.migration_invited_at.is_(None))
+
+    def _count(self, query) -> int:
         return self.db.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+    def to_invite(self) -> int:
+        return self._count(self._uninvited())
 
     def invite(self, batch_size: int) -> Iterator[list[Message]]:
         """Queue and commit one batch of invitations at a time; yields each batch's messages.
@@ -99,9 +103,7 @@ class LoginMigration:
         """
         login_url = f"{self.tenant.issuer}/login"
         while True:
-            query = (self._legacy()
-                     .where(Account.email.is_not(None), Account.migration_invited_at.is_(None))
-                     .order_by(Account.id).limit(batch_size))
+            query = self._uninvited().order_by(Account.id).limit(batch_size)
             if self.db.get_bind().dialect.name == "postgresql":
                 # Two operators running it at once never invite the same member twice.
                 query = query.with_for_update(skip_locked=True)
@@ -122,9 +124,7 @@ class LoginMigration:
             yield batch
 
     def status(self) -> MigrationStatus:
-        def count(query) -> int:
-            return self.db.scalar(select(func.count()).select_from(query.subquery())) or 0
-
+        count = self._count
         tenant_accounts = select(Account).where(Account.tenant == self.tenant.slug)
         migrated = tenant_accounts.where(Account.login_migrated_at.is_not(None))
 

@@ -77,28 +77,22 @@ class Recovery:
 
     def remind_login_email(self, member_number: str) -> list[Message]:
         """Where members sign in with their email: which address it is, sent to it (SPEC §7)."""
-        account = self.db.scalar(select(Account).where(
-            Account.tenant == self.tenant.slug, Account.member_number == member_number.strip(),
-            Account.status == "active"))
-        if account is None or not account.email:
-            return []
-        events.record_event(self.db, events.IDENTIFIER_REMINDED, tenant=self.tenant.slug,
-                            account_id=account.id)
-        return [self.messages.queue(self.tenant, "email", "identifier_email", account.email,
-                                    email=account.email, legacy=account.legacy_login,
-                                    login_url=f"{self.tenant.issuer}/login")]
+        return self._remind(member_number.strip(), "identifier_email")
 
     def remind_identifier(self, member: Member | None) -> list[Message]:
         """Miel: the member number, sent to the account's email (SPEC §6)."""
-        if member is None:
-            return []
+        return self._remind(member.member_number, "identifier") if member is not None else []
+
+    def _remind(self, member_number: str, template: str) -> list[Message]:
+        """The identifier reminder ``template``, to the email of the active account with this number."""
         account = self.db.scalar(select(Account).where(
-            Account.tenant == self.tenant.slug, Account.member_number == member.member_number,
+            Account.tenant == self.tenant.slug, Account.member_number == member_number,
             Account.status == "active"))
         if account is None or not account.email:
             return []
         events.record_event(self.db, events.IDENTIFIER_REMINDED, tenant=self.tenant.slug,
                             account_id=account.id)
-        return [self.messages.queue(self.tenant, "email", "identifier", account.email,
-                                    member_number=account.member_number,
+        return [self.messages.queue(self.tenant, "email", template, account.email,
+                                    email=account.email, member_number=account.member_number,
+                                    legacy=account.legacy_login,
                                     login_url=f"{self.tenant.issuer}/login")]
