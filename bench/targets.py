@@ -97,7 +97,6 @@ def ours(*, core: int, port: int, env: dict[str, str], workers: int, threads: in
     command = [
         str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py"),
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--access-logfile", str(log.with_suffix(".access.log")),
     ]
     if threads > 1:
         command += ["--worker-class", "gthread", "--threads", str(threads)]
