@@ -14,8 +14,9 @@ from flask import redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from idp import events, ratelimit
+from idp import ratelimit
 from idp.accounts import flow
+from idp.accounts import services as accounts
 from idp.accounts.authn import session_account
 from idp.accounts.forms import ChangeEmailForm, ChangeMobileForm, ReceivedCodeForm, UpdateIdentifierForm
 from idp.accounts.migration import is_legacy, migrate
@@ -154,14 +155,10 @@ def change_mobile():
 
 
 def _apply_mobile(member: Account, number: str):
-    tenant = current_tenant()
-    member.phone_number, member.phone_number_verified = number, True
-    events.record_event(db(), events.MOBILE_CHANGED, tenant=tenant.slug, account_id=member.id)
-    notice = messages_service().queue(tenant, "email", "mobile_changed", member.email,
-                                      last_digits=number[-2:]) if member.email else None
+    notices = accounts.change_mobile(db(), messages_service(), current_tenant(), member, number,
+                                     reason="change")
     db().commit()
-    if notice is not None:
-        messages_service().send_now(notice)
+    messages_service().send_all_now(notices)
     return redirect(url_for("accounts.account", changed="mobile"), 303)
 
 

@@ -80,6 +80,20 @@ def change_email(db: Session, messages: Messages, tenant: Tenant, account: Accou
                            masked_email=mask_email(account.email))]
 
 
+def change_mobile(db: Session, messages: Messages, tenant: Tenant, account: Account, number: str,
+                  *, reason: str) -> list[Message]:
+    """Give the account a proven mobile number (E.164); its email address, if any, is told.
+
+    The caller has proven the number (a code sent there, or support) and commits.
+    """
+    account.phone_number, account.phone_number_verified = number, True
+    events.record_event(db, events.MOBILE_CHANGED, tenant=tenant.slug, account_id=account.id,
+                        reason=reason)
+    if not account.email:
+        return []
+    return [messages.queue(tenant, "email", "mobile_changed", account.email, last_digits=number[-2:])]
+
+
 @dataclass
 class SignInContext:
     ip: str | None

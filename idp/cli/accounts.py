@@ -18,7 +18,16 @@ from sqlalchemy.exc import IntegrityError
 
 from idp.accounts.models import ACCOUNT_STATUSES, Account
 from idp.accounts.passwords import PersonalData, password_errors
-from idp.accounts.services import AccountExists, create_account, find_by_identifier, set_password
+from idp.accounts.services import (
+    AccountExists,
+    change_email,
+    change_mobile,
+    create_account,
+    email_in_use,
+    find_by_identifier,
+    set_password,
+)
+from idp.channels.services import messages_service
 from idp.cli.common import tenant_by_slug, transaction
 from idp.extensions import services
 from idp.tenancy import Tenant
@@ -68,6 +77,13 @@ def _name(value: str, option: str) -> str:
     if not value or len(value) > MAX_NAME_LENGTH:
         raise click.BadParameter(f"1 to {MAX_NAME_LENGTH} characters", param_hint=option)
     return value
+
+
+def _email(value: str) -> str:
+    email = value.strip().lower()
+    if len(email) > 254 or not _EMAIL.match(email):
+        raise click.BadParameter(f"{value!r} is not an email address", param_hint="--email")
+    return email
 
 
 def _mobile(value: str) -> str:
@@ -123,9 +139,7 @@ def create(
     given_name = _name(given_name, "--given-name")
     family_name = _name(family_name, "--family-name")
     if email is not None:
-        email = email.strip().lower()
-        if len(email) > 254 or not _EMAIL.match(email):
-            raise click.BadParameter(f"{email!r} is not an email address", param_hint="--email")
+        email = _email(email)
     if legacy and not (the_tenant.logs_in_with_email and member_number):
         raise click.UsageError("--legacy needs --member-number, in a tenant whose members sign in "
                                "with an email")
@@ -217,3 +231,41 @@ def set_password_command(tenant: str, identifier: str) -> None:
             raise click.ClickException(f"no account {identifier!r} in {the_tenant.slug}")
         set_password(session, services().hasher, account, password, reason="operator")
     click.echo(f"new password set for account {account.id}; its devices, tokens and sessions are revoked")
+
+
+@group.command("set-contact")
+@click.option("--tenant", required=True, help="Tenant of the account.")
+@click.option("--email", help="The member's email address, checked with the member by support.")
+@click.option("--phone", help="The member's mobile number (French unless it starts with +).")
+@click.argument("identifier")
+def set_contact_command(tenant: str, identifier: str, email: str | None, phone: str | None) -> None:
+    """Give an account the email address and/or mobile number support has checked with the member.
+
+    For an account that cannot receive its sign-in code: no contact on file
+    (an imported legacy account), or a number or address the member has lost.
+    Both count as verified. The previous address, if any, is told of the
+    change; each change is in the audit log with the reason "operator".
+    Where members sign in with their email, a new address is also the new
+    identifier of an account that no longer signs in with its member number.
+    """
+    if email is None and phone is None:
+        raise click.UsageError("give --email, --phone or both")
+    the_tenant = tenant_by_slug(tenant)
+    address = _email(email) if email is not None else None
+    number = _mobile(phone) if phone is not None else None
+    with transaction() as session:
+        account = find_by_identifier(session, the_tenant, identifier)
+        if account is None:
+            raise click.ClickException(f"no account {identifier!r} in {the_tenant.slug}")
+        if address is not None and email_in_use(session, the_tenant, address, account):
+            raise click.ClickException(f"another account of {the_tenant.slug} has the address {address}")
+        notices = []
+        if address is not None:
+            notices += change_email(session, messages_service(), the_tenant, account, address,
+                                    reason="operator")
+        if number is not None:
+            notices += change_mobile(session, messages_service(), the_tenant, account, number,
+                                     reason="operator")
+    messages_service().send_all_now(notices)
+    changed = " and ".join(what for what, value in (("email", address), ("mobile", number)) if value)
+    click.echo(f"{changed} of account {account.id} set and verified")

@@ -12,7 +12,7 @@ from idp import events
 from idp.accounts.models import Account
 from idp.events import AuditEvent
 from tests.factories import Factories
-from tests.flows import Flow
+from tests.flows import Flow, newest_message
 from tests.unit.test_hashing import _pbkdf2
 
 
@@ -46,7 +46,7 @@ def assert_refused(result, message: str) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
-@pytest.mark.parametrize("command", ["create", "list"])
+@pytest.mark.parametrize("command", ["create", "list", "set-password", "set-contact"])
 def test_every_command_has_help(runner, command):
     result = accounts(runner, command, "--help")
 
@@ -251,3 +251,71 @@ def test_set_password_reads_stdin_and_refuses_unknown_accounts(runner, make):
     done = runner.invoke(args=["accounts", "set-password", "--tenant", "malakoff", member.email],
                          input="Brand-New-Pass-42!\n")
     assert done.exit_code == 0, done.output
+
+
+class TestSetContact:
+    def set_contact(self, runner, tenant: str, identifier: str, *options: str):
+        return accounts(runner, "set-contact", "--tenant", tenant, identifier, *options)
+
+    def test_a_legacy_account_without_contact_can_then_sign_in_with_a_code(self, runner, db, client, make):
+        created = create(runner, *MALAKOFF[:6], "--member-number", "30000009", "--legacy")
+        assert created.exit_code == 0, created.output
+        [account] = stored(db)
+        assert account.email is None and account.phone_number is None
+
+        result = self.set_contact(runner, "malakoff", "30000009", "--email", " Jeanne@Example.ORG ",
+                                  "--phone", "06 12 34 56 78")
+
+        assert result.exit_code == 0, result.output
+        [account] = stored(db)
+        assert (account.email, account.email_verified) == ("jeanne@example.org", True)
+        assert (account.phone_number, account.phone_number_verified) == ("+33612345678", True)
+        assert account.legacy_login  # still signs in with the member number until it migrates
+        changes = db.scalars(select(AuditEvent).where(
+            AuditEvent.tag.in_([events.EMAIL_CHANGED, events.MOBILE_CHANGED]))).all()
+        assert {(e.tag, e.account_id, e.data["reason"]) for e in changes} == {
+            (events.EMAIL_CHANGED, account.id, "operator"), (events.MOBILE_CHANGED, account.id, "operator")}
+        # The member's sign-in passes its code, sent to the new address, and (the migration
+        # being open) lands on the page that makes that address the identifier.
+        flow = Flow(client, "malakoff", make.client(), account)
+        response = flow.login(flow.authorize(prompt="login"), identifier="30000009")
+        assert newest_message(client.application, "otp_code").recipient == "jeanne@example.org"
+        assert response.status_code == 200 and "jeanne@example.org" in response.text
+        assert "Mettre à jour mon identifiant" in response.text
+
+    def test_the_previous_address_is_told_and_a_new_mobile_notified(self, runner, db, client, make):
+        member = make.account("malakoff", email="old@example.org")
+        result = self.set_contact(runner, "malakoff", "old@example.org", "--email", "new@example.org")
+        assert result.exit_code == 0, result.output
+        assert newest_message(client.application, "email_changed").recipient == "old@example.org"
+        # The address is now the identifier.
+        result = self.set_contact(runner, "malakoff", "new@example.org", "--phone", "+33 7 81 23 45 42")
+        assert result.exit_code == 0, result.output
+        notice = newest_message(client.application, "mobile_changed")
+        assert notice.recipient == "new@example.org" and "par 42" in notice.body_text
+        db.refresh(member)
+        assert member.phone_number == "+33781234542"
+
+    @pytest.mark.parametrize(("options", "message"), [
+        ((), "give --email, --phone or both"),
+        (("--email", "not-an-address"), "is not an email address"),
+        (("--phone", "01 23 45 67 89"), "is not a valid mobile number"),
+        (("--phone", "garbage"), "is not a phone number"),
+        (("--email", "taken@example.org"), "another account of malakoff has the address taken@example.org"),
+    ])
+    def test_bad_input_changes_nothing(self, runner, db, make, options, message):
+        make.account("malakoff", email="taken@example.org")
+        member = make.account("malakoff", email="member@example.org", phone_number=None)
+        before = db.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1))
+
+        assert_refused(self.set_contact(runner, "malakoff", "member@example.org", *options), message)
+
+        db.refresh(member)
+        assert (member.email, member.phone_number) == ("member@example.org", None)
+        assert db.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1)) == before
+
+    def test_unknown_account_or_tenant(self, runner):
+        assert_refused(self.set_contact(runner, "malakoff", "nobody@example.org", "--email", "a@example.org"),
+                       "no account 'nobody@example.org' in malakoff")
+        assert_refused(self.set_contact(runner, "acme", "x", "--email", "a@example.org"),
+                       "unknown tenant 'acme'")
