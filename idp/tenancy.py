@@ -15,6 +15,8 @@ from idp.config import ConfigError
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+# The languages of the pages, emails and SMS (French first).
+LOCALES = ("fr", "en")
 LOGIN_IDENTIFIERS = ("email", "member_number")
 
 
@@ -227,8 +229,8 @@ def load_tenant(path: Path, base_url: str) -> Tenant:
     data.setdefault("default_locale", "fr")
     if not isinstance(data.setdefault("communication_preferences", False), bool):
         raise ConfigError(f"{source}: communication_preferences must be true or false")
-    if data["default_locale"] not in ("fr", "en"):
-        raise ConfigError(f"{source}: default_locale must be fr or en")
+    if data["default_locale"] not in LOCALES:
+        raise ConfigError(f"{source}: default_locale must be one of {', '.join(LOCALES)}")
     migration = _migration(data, source, data["login_identifier"])
     issuer = data.pop("issuer", f"{base_url}/{slug}")
     try:

@@ -15,10 +15,10 @@ from werkzeug.exceptions import HTTPException, NotFound
 from idp import logs
 from idp.extensions import services
 from idp.store import StoreUnavailable
+from idp.tenancy import LOCALES
 
 log = logging.getLogger(__name__)
 
-LOCALES = ("fr", "en")
 csrf = CSRFProtect()
 babel = Babel()
 

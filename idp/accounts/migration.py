@@ -115,7 +115,7 @@ class LoginMigration:
             for account in accounts:
                 account.migration_invited_at = now
                 batch.append(self.messages.queue(
-                    self.tenant, "email", "migration_invitation", account.email,
+                    self.tenant, "email", "migration_invitation", account.email, reader=account,
                     member_number=account.member_number, email=account.email,
                     login_url=login_url, cutoff_on=self.tenant.migration.cutoff_on))
                 events.record_event(self.db, events.MIGRATION_INVITED, tenant=self.tenant.slug,

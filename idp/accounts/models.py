@@ -57,6 +57,10 @@ class Account(Base):
     login_migrated_at: Mapped[datetime | None] = mapped_column(DateTime)
     # When the invitation to migrate was queued: never twice to the same member.
     migration_invited_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The language of the member's emails and SMS when they are not at the screen (commands,
+    # operators' decisions): the one of the pages they registered, activated and signed in on.
+    # Null: the tenant's default.
+    locale: Mapped[str | None] = mapped_column(String(8))
 
     @property
     def is_active(self) -> bool:
@@ -83,3 +87,5 @@ class RegistrationRequest(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime)
     decision_reason: Mapped[str | None] = mapped_column(String(500))
+    # The language of the pages the member registered on: support's decision is written in it.
+    locale: Mapped[str | None] = mapped_column(String(8))

@@ -6,7 +6,9 @@ answer that could tell whether someone is registered is the same on the page;
 what differs goes by email to the address concerned.
 
 The service queues messages in the caller's transaction and returns them; the
-caller commits, then sends them (``Messages.send_now``).
+caller commits, then sends them (``Messages.send_now``). The language the
+member registers in is kept (on the account, or on the request under review)
+for the messages they get when they are not at the screen: support's decision.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account, RegistrationRequest
 from idp.accounts.services import normalize_email
 from idp.channels.models import Message
-from idp.channels.services import Messages
+from idp.channels.services import Messages, Reader
 from idp.db import utcnow
 from idp.registry.matching import MatchResult, contact_matches
 from idp.registry.models import Member
@@ -96,10 +98,13 @@ class Registrations:
         email_owner = self.db.scalar(select(Account).where(
             Account.tenant == self.tenant.slug, Account.email == email))
         if email_owner is not None and email_owner.member_id != member.id:
-            # The address belongs to someone else's account: tell that address, not the page.
-            message = self._queue(email, "email_in_use", login_url=f"{self.tenant.issuer}/login")
+            # The address belongs to someone else's account: tell that address, not the page,
+            # in that account's language.
+            message = self._queue(email, "email_in_use", reader=email_owner,
+                                  login_url=f"{self.tenant.issuer}/login")
             return Outcome(ACTIVATION_SENT, [message])
         account = existing or self._new_account(member, applicant, email)
+        account.locale = self.messages.locale_for(self.tenant)
         account.email = email
         account.phone_number = applicant.mobile
         account.phone_number_verified = applicant.mobile_verified
@@ -141,6 +146,7 @@ class Registrations:
             self.db.add(pending)
         # A new attempt replaces what the member typed before: reviewers see the latest.
         pending.reason, pending.submitted, pending.differences = reason, submitted, differences
+        pending.locale = self.messages.locale_for(self.tenant)
         self.db.flush()
         events.record_event(self.db, events.REGISTRATION_REVIEW, tenant=self.tenant.slug,
                             ip=applicant.ip, request=pending.id, reason=reason)
@@ -176,34 +182,38 @@ class Registrations:
         request.status, request.decided_at = "approved", utcnow()
         account = self._account_of(member) or self._new_account(member, applicant, applicant.email)
         account.email, account.phone_number = applicant.email, applicant.mobile
+        account.locale = request.locale
         if applicant.terms_version:
             account.terms_version, account.terms_accepted_at = applicant.terms_version, utcnow()
         events.record_event(self.db, events.REVIEW_APPROVED, tenant=self.tenant.slug,
                             account_id=account.id, request=request.id)
-        return self._welcome_emails(account)
+        return self._welcome_emails(account, reader=account)
 
     def reject(self, request_id: int, reason: str) -> list[Message]:
         request = self._undecided(request_id)
         request.status, request.decided_at, request.decision_reason = "rejected", utcnow(), reason
         events.record_event(self.db, events.REVIEW_REJECTED, tenant=self.tenant.slug,
                             request=request.id)
-        return [self._queue(request.submitted["email"], "registration_rejected")]
+        return [self._queue(request.submitted["email"], "registration_rejected", reader=request)]
 
     # -- activation -----------------------------------------------------------------------------
 
-    def _welcome_emails(self, account: Account) -> list[Message]:
-        """The activation link; members who sign in with their number also get it (Miel)."""
-        messages = [self._activation_email(account)]
+    def _welcome_emails(self, account: Account, reader: Reader | None = None) -> list[Message]:
+        """The activation link; members who sign in with their number also get it (Miel).
+
+        ``reader``: see ``Messages.locale_for`` (given when support decided).
+        """
+        messages = [self._activation_email(account, reader)]
         if not self.tenant.logs_in_with_email:
-            messages.insert(0, self._queue(account.email, "identifier",
+            messages.insert(0, self._queue(account.email, "identifier", reader=reader,
                                            member_number=account.member_number,
                                            login_url=f"{self.tenant.issuer}/login"))
         return messages
 
-    def _activation_email(self, account: Account) -> Message:
+    def _activation_email(self, account: Account, reader: Reader | None = None) -> Message:
         account.activation_nonce = secrets.token_urlsafe(24)
         token = self.tokens.dumps({"a": account.id, "n": account.activation_nonce})
-        return self._queue(account.email, "activation",
+        return self._queue(account.email, "activation", reader=reader,
                            activation_url=f"{self.tenant.issuer}/activate/{token}",
                            hours=self.tenant.links.activation_ttl_hours)
 
@@ -226,6 +236,7 @@ class Registrations:
         account.password_hash = hasher.hash(password)
         account.password_changed_at = utcnow()
         account.activation_nonce = None
+        account.locale = self.messages.locale_for(self.tenant)
         account.status = "active"
         account.email_verified = True
         events.record_event(self.db, events.ACCOUNT_ACTIVATED, tenant=self.tenant.slug,
@@ -242,8 +253,10 @@ class Registrations:
 
     # -- messages -------------------------------------------------------------------------------
 
-    def _queue(self, recipient: str, template: str, **context) -> Message:
-        return self.messages.queue(self.tenant, "email", template, recipient, **context)
+    def _queue(self, recipient: str, template: str, *, reader: Reader | None = None,
+               **context) -> Message:
+        return self.messages.queue(self.tenant, "email", template, recipient, reader=reader,
+                                   **context)
 
     def _notify_address_on_file(self, member: Member | None, entered: str,
                                 template: str) -> list[Message]:

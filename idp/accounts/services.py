@@ -98,6 +98,18 @@ def change_mobile(db: Session, messages: Messages, tenant: Tenant, account: Acco
 class SignInContext:
     ip: str | None
     user_agent: str | None
+    # The language of the pages signed in on: it becomes the account's (``record_sign_in``).
+    locale: str | None = None
+
+
+def record_sign_in(db: Session, tenant: Tenant, account: Account, context: SignInContext,
+                   **data) -> None:
+    """The member proved who they are: audit it, and keep the language of the pages they
+    used for the messages they get when they are not at the screen. The caller commits."""
+    if context.locale:
+        account.locale = context.locale
+    events.record_event(db, events.LOGIN_SUCCESS, tenant=tenant.slug, account_id=account.id,
+                        ip=context.ip, user_agent=context.user_agent, **data)
 
 
 class Authenticator:
@@ -128,10 +140,7 @@ class Authenticator:
         if result.needs_rehash:
             account.password_hash = self.hasher.hash(password)
             account.password_changed_at = account.password_changed_at or utcnow()
-        events.record_event(
-            self.db, events.LOGIN_SUCCESS, tenant=tenant.slug, account_id=account.id,
-            ip=context.ip, user_agent=context.user_agent,
-        )
+        record_sign_in(self.db, tenant, account, context)
         self.db.commit()
         return account
 

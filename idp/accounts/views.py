@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import make_response, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -111,7 +112,7 @@ def _check_password(tenant, identifier: str, password: str) -> Account | None:
     per_identifier.test(subject)
     per_ip.test(ip)
     authenticator = Authenticator(db(), services().hasher)
-    context = SignInContext(ip=ip, user_agent=request.user_agent.string)
+    context = SignInContext(ip=ip, user_agent=request.user_agent.string, locale=str(get_locale()))
     account = authenticator.authenticate(tenant, identifier, password, context)
     if account is None:
         per_ip.hit(ip)

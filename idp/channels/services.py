@@ -14,6 +14,11 @@ Two workers never send the same message concurrently: on PostgreSQL each
 claims one row at a time with ``SELECT … FOR UPDATE SKIP LOCKED`` and holds
 the lock while sending.
 
+Each message is written in one language, chosen by ``Messages.locale_for``:
+the pages' language for the person making the request, the stored language
+of a member who is not (commands, operators' decisions, someone else's
+request), the tenant's default otherwise.
+
 Message bodies carry one-time codes and links: nothing here logs them.
 """
 
@@ -24,7 +29,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from jinja2 import TemplateNotFound
 from sqlalchemy import select
@@ -41,19 +46,29 @@ from idp.channels.senders import (
 from idp.config import Settings
 from idp.db import utcnow
 from idp.metrics import DELIVERIES
-from idp.tenancy import Tenant
+from idp.tenancy import LOCALES, Tenant
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-# render(candidate_template_names, **context) -> str: the first name that exists wins.
+# render(candidate_template_names, locale, context) -> str: the first name that exists wins,
+# rendered in ``locale``.
 Render = Callable[..., str]
+# The language of the pages of the request being served; None outside a request.
+CurrentLocale = Callable[[], str | None]
 
 MAX_BACKOFF = timedelta(hours=1)
 SUBJECT_MAX_LENGTH = 200
 ERROR_MAX_LENGTH = 500
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class Reader(Protocol):
+    """A member a message is for who may not be the one making the request: an account, a
+    pending registration. ``locale`` is the language stored for them (None: never known)."""
+
+    locale: str | None
 
 
 class InvalidRecipient(ValueError):
@@ -77,8 +92,10 @@ class Messages:
 
     Collaborators come in through the constructor: the caller's database
     session, one sender per channel, the settings (retry policy), a
-    ``render(names, **context)`` callable that renders the first existing
-    template of ``names``, and a clock returning naive UTC.
+    ``render(names, locale, context)`` callable that renders the first
+    existing template of ``names`` in ``locale``, a ``current_locale()``
+    callable giving the language of the request being served (None outside
+    one), and a clock returning naive UTC.
     """
 
     def __init__(
@@ -89,6 +106,7 @@ class Messages:
         sms_sender: SmsSender,
         settings: Settings,
         render: Render,
+        current_locale: CurrentLocale,
         clock: Clock = utcnow,
     ):
         self.session = session
@@ -96,27 +114,45 @@ class Messages:
         self.sms_sender = sms_sender
         self.settings = settings
         self.render = render
+        self.current_locale = current_locale
         self.clock = clock
 
     # -- queueing -------------------------------------------------------------
 
+    def locale_for(self, tenant: Tenant, reader: Reader | None = None) -> str:
+        """The language of a message, the one rule for all of them.
+
+        Without ``reader`` the message is for the person making the current
+        request: the language of the pages they see. With one (a member who
+        may not be at the screen: a command, an operator's decision, someone
+        else's request), the language stored for that member. Failing either,
+        the tenant's default.
+        """
+        locale = reader.locale if reader is not None else self.current_locale()
+        return locale if locale in LOCALES else tenant.default_locale
+
     def queue(
-        self, tenant: Tenant, channel: str, template: str, recipient: str, **context: Any
+        self, tenant: Tenant, channel: str, template: str, recipient: str, *,
+        reader: Reader | None = None, **context: Any
     ) -> Message:
         """Render ``template`` for ``tenant`` and store it as a pending message.
 
         Email: ``templates/email/<template>/{subject.txt, body.txt, body.html}``;
         SMS: ``templates/sms/<template>.txt``; a tenant's own version
         (``templates/<tenant>/email/…``, ``templates/<tenant>/sms/…``) wins.
-        The templates get ``tenant`` and ``context``. The message is added to
-        the caller's transaction (flushed, so it has an id); the caller
-        commits, then may call ``send_now``. Must run inside an app context
-        when the default (Flask) renderer is used.
+        The language is ``locale_for(tenant, reader)``. The templates get
+        ``tenant``, its ``brand`` and ``portal`` name (for ``{% trans %}``
+        blocks, which take plain names), ``locale`` and ``context``. The
+        message is added to the caller's transaction (flushed, so it has an
+        id); the caller commits, then may call ``send_now``. Must run inside
+        an app context when the default (Flask) renderer is used.
         """
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}")
         recipient = recipient.strip()
-        context = {**context, "tenant": tenant}
+        locale = self.locale_for(tenant, reader)
+        context = {**context, "tenant": tenant, "brand": tenant.brand,
+                   "portal": tenant.portal_name, "locale": locale}
         now = self.clock()
         if channel == "email":
             if not EMAIL_RE.match(recipient) or len(recipient) > 254:
@@ -151,7 +187,7 @@ class Messages:
         return message
 
     def _render(self, tenant: Tenant, name: str, context: dict[str, Any]) -> str:
-        return self.render([f"{tenant.slug}/{name}", name], **context)
+        return self.render([f"{tenant.slug}/{name}", name], context["locale"], context)
 
     def _render_optional(self, tenant: Tenant, name: str, context: dict[str, Any]) -> str | None:
         try:
@@ -322,16 +358,29 @@ class Messages:
             raise DeliveryError(f"unknown channel {message.channel!r}", permanent=True)
 
 
-def _flask_render(names: list[str], **context: Any) -> str:
-    """Render the first existing template of ``names`` with the app's Jinja environment.
+def _flask_render(names: list[str], locale: str, context: dict[str, Any]) -> str:
+    """Render the first existing template of ``names`` in ``locale`` with the app's Jinja
+    environment.
 
-    Its loader and autoescaping (on for .html, off for .txt), but not the
-    pages' context processors: those read the request (locale, language
+    Its loader, autoescaping (on for .html, off for .txt) and ``{% trans %}``
+    (Flask-Babel's catalog, here in ``locale`` whatever the pages use), but not
+    the pages' context processors: those read the request (locale, language
     links), and messages are also rendered by commands, outside any request.
     """
-    from flask import current_app  # noqa: PLC0415 - the only Flask tie, kept at the edge
+    # The only Flask ties, kept at the edge.
+    from flask import current_app  # noqa: PLC0415
+    from flask_babel import force_locale  # noqa: PLC0415
 
-    return current_app.jinja_env.get_or_select_template(names).render(context)
+    with force_locale(locale):
+        return current_app.jinja_env.get_or_select_template(names).render(context)
+
+
+def _request_locale() -> str | None:
+    """The language the current request's pages are shown in (``idp.web.select_locale``)."""
+    from flask import has_request_context  # noqa: PLC0415
+    from flask_babel import get_locale  # noqa: PLC0415
+
+    return str(get_locale()) if has_request_context() else None
 
 
 @dataclass(frozen=True)
@@ -346,6 +395,7 @@ class Channels:
     email_sender: EmailSender
     sms_sender: SmsSender
     render: Render = _flask_render
+    current_locale: CurrentLocale = _request_locale
     clock: Clock = utcnow
 
     @classmethod
@@ -360,6 +410,7 @@ class Channels:
             sms_sender=self.sms_sender,
             settings=self.settings,
             render=self.render,
+            current_locale=self.current_locale,
             clock=self.clock,
         )
 

@@ -35,7 +35,7 @@ from webauthn.helpers.structs import (
 
 from idp import events
 from idp.accounts.models import Account
-from idp.accounts.services import SignInContext
+from idp.accounts.services import SignInContext, record_sign_in
 from idp.db import utcnow
 from idp.passkeys.models import HARDWARE_KEY, SOFTWARE_KEY, Passkey
 from idp.store import Store
@@ -259,8 +259,7 @@ class Passkeys:
         passkey.last_used_at = utcnow()
         if verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE:
             passkey.key_kind = SOFTWARE_KEY  # it became a synced passkey
-        events.record_event(self.db, events.LOGIN_SUCCESS, tenant=tenant.slug, account_id=account.id,
-                            ip=context.ip, user_agent=context.user_agent, method="passkey")
+        record_sign_in(self.db, tenant, account, context, method="passkey")
         return passkey, account
 
     # The member's list

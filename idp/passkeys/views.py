@@ -11,6 +11,7 @@ import functools
 import time
 
 from flask import abort, jsonify, redirect, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from idp import events, ratelimit
@@ -230,7 +231,8 @@ def sign_in():
             limiter.test(ip)
             passkey, account = passkeys().authenticate(
                 tenant, _ceremony(tenant, "get", take=True), form.credential.data,
-                SignInContext(ip=ip, user_agent=request.user_agent.string))
+                SignInContext(ip=ip, user_agent=request.user_agent.string,
+                              locale=str(get_locale())))
         except TooManyAttempts:
             status = 429
             error = _("Trop de tentatives. Patientez quelques minutes avant de réessayer.")

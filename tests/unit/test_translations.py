@@ -7,23 +7,25 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "idp" / "translations" / "en" / "LC_MESSAGES"
-METHODS = [("idp/**.py", "python"), ("templates/base/**.html", "jinja2"),
-           ("templates/malakoff/**.html", "jinja2"), ("templates/miel/**.html", "jinja2"),
-           ("templates/email/**.html", "jinja2")]
+# What `pybabel extract -F babel.cfg` reads: pages, emails and SMS.
+with open(ROOT / "babel.cfg", encoding="utf-8") as _cfg:
+    METHODS, _OPTIONS = parse_mapping_cfg(_cfg)
 KEYWORDS = {"_": None, "gettext": None, "_l": None, "lazy_gettext": None, "ngettext": (1, 2)}
 
 
 def _source_messages() -> set[str]:
+    """Every msgid in the sources; a plural message gives its singular and its plural."""
     found = set()
     for _filename, _lineno, message, _comments, _context in extract_from_dir(
-        ROOT, METHODS, keywords=KEYWORDS
+        ROOT, METHODS, _OPTIONS, keywords=KEYWORDS
     ):
-        found.add(message if isinstance(message, str) else message[0])
+        found.update([message] if isinstance(message, str) else message)
     return found
 
 
@@ -32,24 +34,35 @@ def _po():
         return read_po(handle)
 
 
+def _pairs(catalog):
+    """(msgid, msgstr) of every entry; a plural entry gives one pair per form."""
+    for message in catalog:
+        if not message.id:
+            continue
+        if isinstance(message.id, str):
+            yield message.id, message.string
+        else:
+            singular, plural = message.id
+            strings = message.string or ("", "")
+            yield singular, strings[0]
+            yield plural, strings[-1]
+
+
 def test_every_source_string_has_an_english_translation():
-    catalog = _po()
-    translated = {m.id: m.string for m in catalog if m.id}
+    translated = dict(_pairs(_po()))
     missing = sorted(m for m in _source_messages() if not translated.get(m))
     assert not missing, f"untranslated (update idp/translations, see README): {missing}"
 
 
 def test_translations_keep_their_placeholders():
-    for message in _po():
-        if message.id:
-            assert set(re.findall(r"%\(\w+\)s", message.id)) == set(
-                re.findall(r"%\(\w+\)s", message.string)), message.id
+    for msgid, msgstr in _pairs(_po()):
+        assert set(re.findall(r"%\(\w+\)s", msgid)) == set(re.findall(r"%\(\w+\)s", msgstr)), msgid
 
 
 def test_compiled_catalog_matches_the_source_catalog():
     with open(CATALOG / "messages.mo", "rb") as handle:
-        compiled = {m.id: m.string for m in read_mo(handle) if m.id}
-    source = {m.id: m.string for m in _po() if m.id and m.string}
+        compiled = dict(_pairs(read_mo(handle)))
+    source = {msgid: msgstr for msgid, msgstr in _pairs(_po()) if msgstr}
     assert compiled == source, "run: pybabel compile -d idp/translations"
 
 
@@ -82,5 +95,5 @@ def test_emails_and_sms_follow_french_typography(path):
 
 
 def test_english_strings_have_no_space_before_punctuation():
-    wrong = [m.string for m in _po() if m.id and ENGLISH_SPACING.search(m.string)]
+    wrong = [msgstr for _msgid, msgstr in _pairs(_po()) if ENGLISH_SPACING.search(msgstr)]
     assert not wrong, wrong
