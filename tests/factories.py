@@ -39,7 +39,9 @@ class Factories:
         values.update(fields)
         preferences = values.pop("preferences", {"statements": "email", "letters": "email",
                                                  "marketing": False})
+        locale = values.pop("locale", None)
         account = create_account(self.db, self.services.hasher, self.services.tenants[tenant], **values)
+        account.locale = locale  # as if the member had registered or signed in in that language
         if self.services.tenants[tenant].communication_preferences:
             account.preferences = preferences  # an established member who already chose
         self.db.commit()

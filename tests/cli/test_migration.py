@@ -111,3 +111,22 @@ def test_status_reports_what_support_follows(runner, legacy_accounts, db):
 def test_bad_options_are_refused_and_change_nothing(runner, legacy_accounts, db, args, message):
     assert_refused(migration(runner, *args), message)
     assert sum(invitations(db).values()) == 0
+
+
+def test_each_invitation_is_in_the_language_of_its_member(runner, make, db):
+    english = make.account("malakoff", legacy_login=True, locale="en")
+    french = make.account("malakoff", legacy_login=True, locale="fr")
+    never_said = make.account("malakoff", legacy_login=True)  # the tenant's default: French
+    result = migration(runner, "invite", "--tenant", "malakoff", "--rate", "1000")
+    assert result.exit_code == 0, result.output
+    db.rollback()
+    sent = {recipient: (subject, body) for recipient, subject, body in db.execute(
+        select(Message.recipient, Message.subject, Message.body_text)
+        .where(Message.template == "migration_invitation"))}
+    subject, body = sent[english.email]
+    assert subject == "From now on, sign in with your email address"
+    assert "From 30/06/2027, you will no longer be able to sign in with your member number" in body
+    for account in (french, never_said):
+        subject, body = sent[account.email]
+        assert subject == "Connectez-vous désormais avec votre adresse e-mail"
+        assert "À partir du 30/06/2027" in body

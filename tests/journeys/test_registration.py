@@ -224,3 +224,67 @@ def test_the_activation_page_checks_the_password_rules(client, db, registry):
     assert b"Les deux mots de passe ne sont pas identiques." in mismatch.data
     db.expire_all()
     assert db.scalar(select(Account)).status == "pending"
+
+
+@pytest.mark.parametrize(("accept_language", "subject", "locale"), [
+    (None, "Activez votre Espace Client", "fr"),
+    ("en-GB,en;q=0.9", "Activate your Espace Client", "en"),
+    ("fr-FR,fr;q=0.9,en;q=0.8", "Activez votre Espace Client", "fr"),
+])
+def test_the_activation_email_is_in_the_language_of_the_pages_which_the_account_keeps(
+        client, db, registry, accept_language, subject, locale):
+    if accept_language:
+        client.environ_base["HTTP_ACCEPT_LANGUAGE"] = accept_language
+    _form(client)
+    [activation] = _mails(db, "activation")
+    assert activation.subject == subject
+    assert ("This link is valid for 72 hours" in activation.body_text) is (locale == "en")
+    assert db.scalar(select(Account.locale)) == locale
+
+
+def test_activating_in_another_language_makes_it_the_accounts(client, db, registry):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    _form(client)
+    assert db.scalar(select(Account.locale)) == "en"
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    assert _define_password(client, _activation_path(db)).status_code == 303
+    db.expire_all()
+    assert db.scalar(select(Account.locale)) == "fr"
+
+
+@pytest.mark.parametrize(("decision", "template", "english_subject"), [
+    (["approve"], "activation", "Activate your Espace Client"),
+    (["reject", "--reason", "not the member"], "registration_rejected",
+     "Your account request could not be completed"),
+])
+def test_support_answers_in_the_language_the_member_registered_in(
+        client, db, registry, runner, decision, template, english_subject):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    _form(client, first_name="Jean-Piere")  # a near miss: support decides later, from the CLI
+    [received] = _mails(db, "registration_received")
+    assert received.subject == "Your account request is being checked"
+    request = db.scalar(select(RegistrationRequest))
+    assert request.locale == "en"
+    decided = runner.invoke(args=["review", decision[0], "--tenant", "malakoff", str(request.id),
+                                  *decision[1:]])
+    assert decided.exit_code == 0, decided.output
+    [answer] = _mails(db, template)
+    assert answer.subject == english_subject and answer.body_text.startswith("Hello,")
+    if template == "activation":
+        assert db.scalar(select(Account.locale)) == "en"
+
+
+def test_a_french_registration_under_review_is_answered_in_french(client, db, registry, runner):
+    _form(client, first_name="Jean-Piere")
+    request = db.scalar(select(RegistrationRequest))
+    assert request.locale == "fr"
+    runner.invoke(args=["review", "approve", "--tenant", "malakoff", str(request.id)])
+    assert _mails(db, "activation")[0].subject == "Activez votre Espace Client"
+
+
+def test_an_address_of_another_account_is_told_in_that_accounts_language(client, db, registry, make):
+    make.account("malakoff", email="jp.dupont@example.org", locale="fr")
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    assert _form(client).status_code == 303
+    [notice] = _mails(db, "email_in_use")
+    assert notice.subject == "Cette adresse e-mail est déjà utilisée"

@@ -372,3 +372,27 @@ def test_a_legacy_pbkdf2_hash_is_upgraded_to_argon2id_at_sign_in(flow, db):
     assert "code" in query(response.headers["Location"])
     db.expire_all()
     assert db.get(Account, flow.account.id).password_hash.startswith("$argon2id$")
+
+
+@pytest.mark.parametrize(("ui_locales", "subject", "sms_words", "locale"), [
+    (None, "Votre code de connexion", "est votre code de connexion", "fr"),
+    ("en-GB fr", "Your sign-in code", "sign-in code, valid for 3 min", "en"),
+])
+def test_codes_are_in_the_language_of_the_sign_in_pages_which_the_account_keeps(
+        member_flow, db, ui_locales, subject, sms_words, locale):
+    # The account said the other language before: the pages of this sign-in win.
+    db.execute(update(Account).where(Account.id == member_flow.account.id)
+               .values(locale="en" if locale == "fr" else "fr"))
+    db.commit()
+    assert member_flow.give_password(ui_locales=ui_locales).status_code == 303
+    _send(member_flow, "email")
+    page = member_flow.http.get(f"/{member_flow.tenant}/login/code/verify")
+    member_flow.http.post(f"/{member_flow.tenant}/login/code/send",
+                          data={"channel": "sms", "csrf_token": csrf_token(page.data)})
+    email, sms = db.scalars(select(Message).where(Message.template == "otp_code")
+                            .order_by(Message.id)).all()
+    assert (email.channel, sms.channel) == ("email", "sms")
+    assert email.subject == subject
+    assert sms_words in sms.body_text
+    db.expire_all()
+    assert db.get(Account, member_flow.account.id).locale == locale
