@@ -367,7 +367,7 @@ def _flask_render(names: list[str], locale: str, context: dict[str, Any]) -> str
     the pages' context processors: those read the request (locale, language
     links), and messages are also rendered by commands, outside any request.
     """
-    # The only Flask ties, kept at the edge.
+    # Flask only at the edge: here and in _request_locale.
     from flask import current_app  # noqa: PLC0415
     from flask_babel import force_locale  # noqa: PLC0415
 
