@@ -67,8 +67,10 @@ def change_email(db: Session, messages: Messages, tenant: Tenant, account: Accou
                  *, reason: str) -> list[Message]:
     """Give the account a proven address; the previous one, if any, is told (SPEC §6).
 
-    The caller has proven the address (a code sent there), checked it is not in use
-    (``email_in_use``), and commits.
+    The caller has proven the address (a code sent there, or support), checked it is not
+    in use (``email_in_use``), and commits. Notices about the account go out in its
+    language: they are for its owner, whoever made the change (the member, or support
+    from the CLI).
     """
     previous, account.email = account.email, normalize_email(email)
     account.email_verified = True
@@ -76,7 +78,7 @@ def change_email(db: Session, messages: Messages, tenant: Tenant, account: Accou
                         reason=reason)
     if not previous or previous == account.email:
         return []
-    return [messages.queue(tenant, "email", "email_changed", previous,
+    return [messages.queue(tenant, "email", "email_changed", previous, reader=account,
                            masked_email=mask_email(account.email))]
 
 
@@ -84,14 +86,16 @@ def change_mobile(db: Session, messages: Messages, tenant: Tenant, account: Acco
                   *, reason: str) -> list[Message]:
     """Give the account a proven mobile number (E.164); its email address, if any, is told.
 
-    The caller has proven the number (a code sent there, or support) and commits.
+    The caller has proven the number (a code sent there, or support) and commits. The
+    notice is in the account's language, as in ``change_email``.
     """
     account.phone_number, account.phone_number_verified = number, True
     events.record_event(db, events.MOBILE_CHANGED, tenant=tenant.slug, account_id=account.id,
                         reason=reason)
     if not account.email:
         return []
-    return [messages.queue(tenant, "email", "mobile_changed", account.email, last_digits=number[-2:])]
+    return [messages.queue(tenant, "email", "mobile_changed", account.email, reader=account,
+                           last_digits=number[-2:])]
 
 
 @dataclass

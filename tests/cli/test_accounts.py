@@ -296,6 +296,19 @@ class TestSetContact:
         db.refresh(member)
         assert member.phone_number == "+33781234542"
 
+    @pytest.mark.parametrize(("locale", "email_subject", "mobile_subject"), [
+        ("en", "Your account’s email address has been changed", "Your mobile number has been changed"),
+        (None, "L’adresse e-mail de votre compte a été changée", "Votre numéro de mobile a été changé"),
+    ])
+    def test_the_notices_are_in_the_members_language(self, runner, client, make, locale,
+                                                     email_subject, mobile_subject):
+        make.account("malakoff", email="old@example.org", locale=locale)
+        result = self.set_contact(runner, "malakoff", "old@example.org", "--email", "new@example.org",
+                                  "--phone", "+33 7 81 23 45 42")
+        assert result.exit_code == 0, result.output
+        assert newest_message(client.application, "email_changed").subject == email_subject
+        assert newest_message(client.application, "mobile_changed").subject == mobile_subject
+
     @pytest.mark.parametrize(("options", "message"), [
         ((), "give --email, --phone or both"),
         (("--email", "not-an-address"), "is not an email address"),
