@@ -152,7 +152,10 @@ class Token(Base, TokenMixin):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     access_token_digest: Mapped[str] = mapped_column(String(64), unique=True)
     refresh_token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The access token's scope, and the refresh token's when it differs: a client may narrow an
+    # access token at refresh, never the grant (RFC 6749 6), so None means "the same as scope".
     scope: Mapped[str] = mapped_column(String(500))
+    refresh_scope: Mapped[str | None] = mapped_column(String(500))
     claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     issued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_in: Mapped[int] = mapped_column(Integer)
@@ -177,8 +180,16 @@ class Token(Base, TokenMixin):
     def check_client(self, client: Client) -> bool:
         return self.client_id == client.client_id
 
+    # A row holds two credentials; lookups say which one was presented ("refresh_token" or this).
+    matched_as = "access_token"
+
+    @property
+    def granted_scope(self) -> str:
+        """The refresh token's scope: what the member granted the client."""
+        return self.refresh_scope or self.scope
+
     def get_scope(self) -> str:
-        return self.scope
+        return self.granted_scope if self.matched_as == "refresh_token" else self.scope
 
     def get_expires_in(self) -> int:
         return self.expires_in

@@ -143,6 +143,8 @@ class Provider(AuthorizationServer):
                 utcnow() + timedelta(seconds=settings.refresh_token_ttl) if refresh else None
             ),
             scope=token["scope"],
+            refresh_scope=(previous.granted_scope
+                           if refresh and previous and previous.granted_scope != token["scope"] else None),
             expires_in=token["expires_in"],
             family_id=previous.family_id if previous else secrets.token_hex(16),
             code_id=code.id if code else (previous.code_id if previous else None),
@@ -168,8 +170,10 @@ def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=
         "expires_in": expires_in or settings.access_token_ttl,
         "scope": scope,
     }
-    # Refresh tokens only with offline_access (OIDC Core 11).
-    if include_refresh_token and "offline_access" in (scope or "").split():
+    # Refresh tokens only with offline_access (OIDC Core 11). At a refresh the grant keeps its
+    # scope whatever the access token asks (RFC 6749 6): the rotated refresh token always follows.
+    granted = grant_type == "refresh_token" or "offline_access" in (scope or "").split()
+    if include_refresh_token and granted:
         token["refresh_token"] = secrets.token_urlsafe(32)
     return token
 
@@ -304,6 +308,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         )
         if row is None:
             return None
+        row.matched_as = "refresh_token"
         if row.rotated_at is not None and row.revoked_at is None:
             # A rotated refresh token presented again: stolen or replayed.
             # Revoke the whole family (OAuth 2.0 Security BCP 4.14.2).
@@ -471,7 +476,7 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
             "active": True,
             "client_id": token.client_id,
             "token_type": "Bearer" if token.matched_as == "access_token" else "refresh_token",
-            "scope": token.scope,
+            "scope": token.get_scope(),
             "sub": token.account_id,
             "aud": token.client_id,
             "iss": current_tenant().issuer,

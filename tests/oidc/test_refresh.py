@@ -184,6 +184,33 @@ def test_scope_may_be_narrowed(flow, client, offline):
     assert "member_number" not in claims
 
 
+def introspected_scope(flow, client, token: str) -> str:
+    response = client.post("/malakoff/introspect", data={"token": token}, **flow.client_auth())
+    assert response.json["active"], response.json
+    return response.json["scope"]
+
+
+def test_a_narrowed_access_token_leaves_the_grant_whole(flow, client, offline):
+    # RFC 6749 6: the new refresh token's scope is the one the member granted, whatever the
+    # access token asked for; even without offline_access in the request, the grant goes on.
+    narrowed = flow.refresh(offline["refresh_token"], scope="openid").json
+    assert narrowed["scope"] == "openid"
+    assert "email" not in userinfo(client, narrowed["access_token"]).json
+    assert introspected_scope(flow, client, narrowed["access_token"]) == "openid"
+    assert introspected_scope(flow, client, narrowed["refresh_token"]) == OFFLINE
+
+    # Another narrowing may ask for what the first one left out.
+    email = flow.refresh(narrowed["refresh_token"], scope="openid email").json
+    assert email["scope"] == "openid email"
+    assert userinfo(client, email["access_token"]).json["email"] == flow.account.email
+
+    # Without a scope, the whole grant again.
+    whole = flow.refresh(email["refresh_token"]).json
+    assert whole["scope"] == OFFLINE
+    assert userinfo(client, whole["access_token"]).json["member_number"] == flow.account.member_number
+    assert flow.refresh(whole["refresh_token"], scope=f"{OFFLINE} phone").json["error"] == "invalid_scope"
+
+
 @pytest.mark.parametrize(
     "scope",
     [
