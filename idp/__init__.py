@@ -61,7 +61,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             # A retired key stays published while anything it signed may still be verified.
             retain_seconds=max(settings.id_token_ttl, settings.access_token_ttl) + 300,
         ),
-        tenants=load_tenants(Path(settings.tenants_dir), settings.base_url),
+        tenants=load_tenants(Path(settings.tenants_dir), settings.base_url,
+                             production=settings.is_production),
         hasher=PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_cost,

@@ -18,6 +18,9 @@ COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 # The languages of the pages, emails and SMS (French first).
 LOCALES = ("fr", "en")
 LOGIN_IDENTIFIERS = ("email", "member_number")
+# Domains reserved for documentation and tests (RFC 2606, RFC 6761): no brand's mailbox is there.
+RESERVED_DOMAINS = ("example.org", "example.com", "example.net", "example", "test", "invalid",
+                    "localhost")
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,23 @@ def _migration(data: dict[str, Any], source: str, login_identifier: str) -> Migr
     return policy
 
 
-def load_tenant(path: Path, base_url: str) -> Tenant:
+def is_reserved_domain(domain: str) -> bool:
+    domain = domain.lower().rstrip(".")
+    return any(domain == reserved or domain.endswith(f".{reserved}") for reserved in RESERVED_DOMAINS)
+
+
+def _check_accessibility_contact(contact: AccessibilityContact, source: str) -> None:
+    """In production the statement must name a mailbox someone reads (RGAA: "retour d'information")."""
+    _local, _at, domain = contact.email.rpartition("@")
+    if not _local or is_reserved_domain(domain):
+        raise ConfigError(
+            f"{source}: [accessibility] email must be the brand's own address in production, "
+            f"not {contact.email!r}: members report accessibility barriers there"
+        )
+
+
+def load_tenant(path: Path, base_url: str, *, production: bool = False) -> Tenant:
+    """One tenant's file; ``production`` also refuses the placeholders shipped for development."""
     source = str(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -209,6 +228,8 @@ def load_tenant(path: Path, base_url: str) -> Tenant:
     accessibility = _section(AccessibilityContact, data, "accessibility", source)
     if accessibility.statement_date and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", accessibility.statement_date):
         raise ConfigError(f"{source}: [accessibility] statement_date must be YYYY-MM-DD")
+    if production:
+        _check_accessibility_contact(accessibility, source)
     passkeys = _passkeys(data, base_url, source)
     if password.min_length < 8 or password.max_length < 64 or password.max_length < password.min_length:
         raise ConfigError(f"{source}: [password] needs min_length >= 8 and max_length >= 64")
@@ -240,8 +261,9 @@ def load_tenant(path: Path, base_url: str) -> Tenant:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def load_tenants(directory: Path, base_url: str) -> dict[str, Tenant]:
+def load_tenants(directory: Path, base_url: str, *, production: bool = False) -> dict[str, Tenant]:
     paths = sorted(directory.glob("*.toml"))
     if not paths:
         raise ConfigError(f"no tenant configuration found in {directory}/ (expected <slug>.toml files)")
-    return {tenant.slug: tenant for tenant in (load_tenant(p, base_url) for p in paths)}
+    return {tenant.slug: tenant
+            for tenant in (load_tenant(p, base_url, production=production) for p in paths)}

@@ -141,6 +141,9 @@ def test_every_page_links_the_tenants_accessibility_statement(client, app, tenan
     assert statement.status_code == 200 and html.count("<h1") == 1
     assert "<strong>partiellement conformes</strong>" in html
     assert f'href="mailto:{contact.email}"' in html and "Défenseur des droits" in html
+    # The recourse RGAA requires: the Défenseur des droits online and by post.
+    assert '<a href="https://formulaire.defenseurdesdroits.fr/">' in html
+    assert "Défenseur des droits, Libre réponse 71120, 75342 Paris CEDEX 07" in html
     english = client.get(f"/{tenant}/accessibilite?lang=en").data.decode()
     assert "Accessibility statement" in english and "<strong>partially compliant</strong>" in english
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from idp import create_app
 from idp.cli import main
 from idp.config import DEFAULT_SECRET_KEY, ConfigError, load_settings
 from idp.tenancy import MigrationPolicy, load_tenants
@@ -93,6 +95,37 @@ def test_shipped_tenants_load():
     assert tenants["malakoff"].mfa.otp_ttl_seconds == 180
     assert tenants["malakoff"].migration == MigrationPolicy(date(2026, 10, 1), date(2027, 6, 30))
     assert tenants["miel"].migration.phase() == "none"
+
+
+def tenants_with_accessibility_email(directory: Path, email: str) -> Path:
+    """A copy of the shipped tenants whose statements name ``email``."""
+    directory.mkdir()
+    for shipped in (ROOT / "config" / "tenants").glob("*.toml"):
+        text = re.sub(r'(?m)^email = ".*"$', f'email = "{email}"', shipped.read_text(encoding="utf-8"))
+        (directory / shipped.name).write_text(text, encoding="utf-8")
+    return directory
+
+
+@pytest.mark.parametrize("email", [
+    "", "accessibilite@malakoff.example.org", "a11y@example.com", "a11y@EXAMPLE.NET",
+    "a11y@mutuelle.example", "a11y@mutuelle.test", "a11y@mutuelle.invalid", "a11y@localhost",
+    "no-at-sign.fr",
+])
+def test_production_refuses_to_start_without_a_real_accessibility_contact(tmp_path, email):
+    tenants = tenants_with_accessibility_email(tmp_path / "tenants", email)
+    overrides = {key.removeprefix("IDP_").lower(): value for key, value in PRODUCTION_READY.items()}
+    with pytest.raises(ConfigError, match=r"malakoff\.toml: \[accessibility\] email must be the brand"):
+        create_app({**overrides, "tenants_dir": str(tenants), "keys_dir": str(tmp_path / "keys")})
+
+
+def test_production_starts_with_a_real_looking_accessibility_contact(tmp_path):
+    tenants = tenants_with_accessibility_email(tmp_path / "tenants", "accessibilite@mutuelle-ouest.fr")
+    overrides = {key.removeprefix("IDP_").lower(): value for key, value in PRODUCTION_READY.items()}
+    app = create_app({**overrides, "tenants_dir": str(tenants), "keys_dir": str(tmp_path / "keys")})
+    assert app.extensions["idp"].tenants["miel"].accessibility.email == "accessibilite@mutuelle-ouest.fr"
+    # Development and the demo keep the shipped placeholders.
+    shipped = load_tenants(ROOT / "config" / "tenants", "http://localhost:5000")
+    assert shipped["malakoff"].accessibility.email == "accessibilite@malakoff.example.org"
 
 
 @pytest.mark.parametrize(("today", "phase"), [
