@@ -84,7 +84,8 @@ def render(name: str, status: int = 200, **context):
 
 
 def _wants_json() -> bool:
-    return request.blueprint == "oidc_api"
+    """The API, and the pages' scripts (they ask for JSON), get errors as JSON."""
+    return request.blueprint == "oidc_api" or request.accept_mimetypes.best == "application/json"
 
 
 def _error(status: int, code: str, message: str):

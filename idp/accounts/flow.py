@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from urllib.parse import urlencode
 
 from flask import redirect, session, url_for
+from flask_babel import gettext as _
 
 from idp.accounts.authn import sign_in
 from idp.accounts.migration import needs_migration
 from idp.accounts.models import Account
+from idp.deadlines import Deadline, sign_in_deadline
+from idp.extensions import services
 from idp.mfa.services import Challenge
 from idp.oidc import authorization
 from idp.oidc.interactions import Interaction
@@ -33,6 +37,7 @@ class Pending:
     interaction: str | None
     # "login" after a password; "step_up" when a signed-in member needs a stronger level.
     reason: str
+    # When the password was proven, or the member last asked for more time.
     started_at: float
     challenge: dict | None = None
     # Set once every factor is proven, while the member still has terms to accept.
@@ -65,6 +70,93 @@ def clear_pending(tenant: Tenant) -> None:
     entries = dict(session.get("pending") or {})
     if entries.pop(tenant.slug, None) is not None:
         session["pending"] = entries
+
+
+@dataclass
+class InProgress:
+    """A sign-in under way in this browser: its parked request, its pending steps, or both."""
+
+    interaction: Interaction | None
+    state: Pending | None
+
+    @property
+    def key(self) -> str:
+        """What the cap on extensions counts: this authorization request, or this member's sign-in."""
+        if self.interaction is not None:
+            return f"interaction:{self.interaction.id}"
+        return f"account:{self.state.account_id}"
+
+
+def in_progress(tenant: Tenant, interaction_id: str | None, *,
+                with_pending: bool = True) -> InProgress | None:
+    """The sign-in this page belongs to, if it is still alive (and this browser's, this tenant's).
+
+    The sign-in page itself leaves out steps pending from an earlier password: a new one restarts them.
+    """
+    state = pending(tenant) if with_pending else None
+    interaction_id = interaction_id or (state.interaction if state else None)
+    interaction = authorization.interactions().load(interaction_id, tenant.slug) if interaction_id else None
+    if (interaction_id and interaction is None) or (interaction is None and state is None):
+        return None
+    return InProgress(interaction, state)
+
+
+def deadline(found: InProgress) -> Deadline:
+    """When the sign-in ends: its parked request or its pending steps, whichever first."""
+    limits = []  # (seconds left, lifetime)
+    if found.interaction is not None:
+        limits.append((authorization.interactions().expires_in(found.interaction),
+                       services().settings.interaction_ttl))
+    if found.state is not None:
+        limits.append((int(found.state.started_at + PENDING_TTL - time.time()), PENDING_TTL))
+    return sign_in_deadline(*min(limits))
+
+
+@dataclass(frozen=True)
+class SignInTime:
+    """What a sign-in page shows of its time limit (macros.html, sign_in_deadline)."""
+
+    deadline: Deadline
+    interaction_id: str | None
+    # Once the time is out: the same authorization request again, or the sign-in page.
+    restart_url: str
+
+    @property
+    def message(self) -> str:
+        return time_left_message(self.deadline)
+
+
+def time_left_message(deadline: Deadline) -> str:
+    """The time left, in words: pages say it without JavaScript (WCAG 2.2.1)."""
+    if deadline.seconds_left >= 120:
+        # Whole minutes, not cut short by the few seconds the page took to come.
+        return _("Pour votre sécurité, il vous reste %(minutes)s minutes pour terminer votre connexion.",
+                 minutes=(deadline.seconds_left + 10) // 60)
+    return _("Pour votre sécurité, il vous reste moins de 2 minutes pour terminer votre connexion.")
+
+
+def sign_in_time(tenant: Tenant, interaction_id: str | None, *,
+                 with_pending: bool = True) -> SignInTime | None:
+    found = in_progress(tenant, interaction_id, with_pending=with_pending)
+    if found is None:
+        return None
+    interaction = found.interaction
+    if interaction is None:
+        return SignInTime(deadline(found), None, url_for("accounts.login"))
+    query = urlencode([tuple(pair) for pair in interaction.params])
+    return SignInTime(deadline(found), interaction.id, f"{url_for('oidc.authorize')}?{query}")
+
+
+def extend(tenant: Tenant, found: InProgress) -> Deadline:
+    """Give the sign-in its whole time again (WCAG 2.2.1); the caller caps how often."""
+    if found.interaction is not None:
+        authorization.interactions().save(found.interaction)
+    if found.state is not None:
+        found.state.started_at = time.time()
+        save_pending(tenant, found.state)
+    # The session's idle timer restarts too: it carries the CSRF token and the pending steps.
+    session.modified = True
+    return deadline(found)
 
 
 def begin_second_factor(tenant: Tenant, account_id: str, interaction: Interaction | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import make_response, redirect, render_template, request, url_for
+from flask import jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -65,6 +65,7 @@ def login():
     if interaction_id and interaction is None:
         return _expired()
     form = LoginForm(interaction=interaction_id)
+    timing = flow.sign_in_time(tenant, interaction_id, with_pending=False) if interaction else None
     if request.method == "GET" and interaction is not None and not form.identifier.data:
         form.identifier.data = interaction.param("login_hint") or ""
     error = None
@@ -78,7 +79,7 @@ def login():
         error = _("Votre numéro d’adhérent ne permet plus de vous connecter : votre identifiant est "
                   "désormais votre adresse e-mail, avec le même mot de passe.")
         return render("login.html", status=403, form=form, error=error, interaction=interaction,
-                      refused_legacy=True)
+                      refused_legacy=True, timing=timing)
     if form.validate_on_submit():
         try:
             account = _check_password(tenant, form.identifier.data, form.password.data)
@@ -98,7 +99,24 @@ def login():
                                  "connectez-vous avec elle : votre numéro d’adhérent ne sert plus.")
             status = 401
     return render("login.html", status=status, form=form, error=error, interaction=interaction,
-                  refused_legacy=False)
+                  refused_legacy=False, timing=timing)
+
+
+@bp.post("/login/extend")
+def extend_sign_in():
+    """More time for the sign-in in progress, asked from its pages by deadline.js (WCAG 2.2.1)."""
+    tenant = current_tenant()
+    found = flow.in_progress(tenant, request.form.get("interaction"))
+    if found is None:
+        return jsonify(error="expired", error_description=_(
+            "Le temps pour vous connecter est écoulé. Pour votre sécurité, recommencez la connexion.")), 404
+    if not RateLimiter(services().store, ratelimit.SIGN_IN_EXTENSIONS).allow(found.key):
+        return jsonify(error="too_many_extensions", error_description=_(
+            "Vous avez déjà eu plus de temps plusieurs fois. Terminez votre connexion, ou "
+            "recommencez-la plus tard.")), 429
+    deadline = flow.extend(tenant, found)
+    message = _("C’est fait : vous avez plus de temps.") + " " + flow.time_left_message(deadline)
+    return jsonify(expires_in=deadline.seconds_left, message=message)
 
 
 def _check_password(tenant, identifier: str, password: str) -> Account | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 from flask import Response, abort, redirect, request, url_for
@@ -14,6 +15,7 @@ from idp.accounts.models import Account
 from idp.channels.masking import mask_email, mask_phone
 from idp.channels.services import messages_service
 from idp.db import utcnow
+from idp.deadlines import code_deadline
 from idp.extensions import current_tenant, db, services
 from idp.mfa.forms import ChannelForm, CodeForm, ResendForm
 from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked, OtpService, ResendTooSoon, TrustedDevices
@@ -98,7 +100,8 @@ def choose():
         if form.channel.data in destinations:
             return _send(tenant, state, account, form.channel.data)
         form.channel.errors = [_("Choisissez où recevoir votre code.")]
-    return render("mfa_choose.html", form=form, destinations=destinations)
+    return render("mfa_choose.html", form=form, destinations=destinations,
+                  timing=flow.sign_in_time(tenant, None))
 
 
 @bp.post("/login/code/send")
@@ -155,6 +158,9 @@ def _verify_page(tenant, state, account, form, *, status=200, error=None, notice
         other_channel=next((c for c in destinations if challenge and c != challenge.channel), None),
         resend_form=ResendForm(), ttl_minutes=tenant.mfa.otp_ttl_seconds // 60,
         delayed=request.args.get("delayed") == "1", can_remember=True,
+        code_deadline=code_deadline(challenge.expires_at - time.time(), tenant.mfa.otp_ttl_seconds)
+        if challenge else None,
+        timing=flow.sign_in_time(tenant, None),
     )
 
 

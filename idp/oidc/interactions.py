@@ -59,6 +59,10 @@ class Interactions:
     def save(self, interaction: Interaction) -> None:
         self.store.set(self._key(interaction.id), json.dumps(asdict(interaction)), self.ttl)
 
+    def expires_in(self, interaction: Interaction) -> int:
+        """Seconds before the request is forgotten (0 when it already is)."""
+        return self.store.ttl(self._key(interaction.id))
+
     def load(self, interaction_id: str | None, tenant: str) -> Interaction | None:
         """The interaction, if it exists, is this tenant's and belongs to this browser."""
         if not interaction_id or interaction_id not in session.get("interactions", []):
