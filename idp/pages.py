@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from idp.extensions import current_tenant
+from idp import ratelimit
+from idp.accounts.flow import PENDING_TTL
+from idp.extensions import current_tenant, services
 from idp.web import render, tenant_blueprint
 
 bp = tenant_blueprint("pages", __name__)
@@ -24,4 +26,7 @@ def accessibility():
     written = tenant.accessibility.statement_date
     return render("accessibility.html", axe_version=AXE_CORE_VERSION, axe_tags=AXE_TAGS,
                   axe_extra_rules=AXE_EXTRA_RULES,
-                  statement_date=date.fromisoformat(written) if written else None)
+                  statement_date=date.fromisoformat(written) if written else None,
+                  sign_in_minutes=services().settings.interaction_ttl // 60,
+                  after_password_minutes=PENDING_TTL // 60,
+                  max_extensions=ratelimit.SIGN_IN_EXTENSIONS.limit)

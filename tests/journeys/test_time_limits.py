@@ -156,3 +156,11 @@ def test_the_limits_are_said_in_english_too(flow, lang):
     html = flow.http.get(f"{location}&lang={lang}").data.decode()
     assert "For your security, you have 30 minutes left to finish signing in." in html
     assert "I need more time" in html
+
+
+def test_the_statement_describes_the_warning_instead_of_listing_the_limits_as_a_barrier(client):
+    html = client.get("/malakoff/accessibilite").data.decode()
+    assert "sans avertissement préalable" not in html
+    assert ("une demande de connexion est valable 30 minutes, et 15 minutes une fois le mot de passe "
+            "saisi\u00a0; un code reçu par e-mail ou par SMS est valable 3 minutes") in html
+    assert "vous redonne tout le délai, jusqu’à 20 fois" in html
