@@ -63,6 +63,23 @@ def register_third_party(live, tenant: str, name: str) -> str:
         session.close()
 
 
+def virtual_authenticator(page: Page) -> tuple[object, str]:
+    """Chromium's virtual authenticator (DevTools protocol, WebAuthn domain) playing a phone's
+    built-in one: resident keys, user verification that succeeds. The DevTools session and its id."""
+    devtools = page.context.new_cdp_session(page)
+    devtools.send("WebAuthn.enable")
+    added = devtools.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True}})
+    return devtools, added["authenticatorId"]
+
+
+def without_passkey_autofill(page: Page) -> None:
+    """A browser that offers no passkey in the identifier's autofill: "Me connecter en 1 clic" does it."""
+    page.add_init_script("PublicKeyCredential.isConditionalMediationAvailable = "
+                         "() => Promise.resolve(false);")
+
+
 def wrong(code: str) -> str:
     """Another 6-digit code than ``code``."""
     return str((int(code[0]) + 1) % 10) + code[1:]
@@ -239,6 +256,44 @@ class Member:
             "Par courrier").check()
         self.click("button", "Continuer")
 
+    # --- time limits (WCAG 2.2.1) --------------------------------------------------------------
+
+    def time_runs_short(self, limit: int = 0):
+        """The page's clock (page.clock installed before it loaded; the server's is untouched) jumps
+        to the warning of its ``limit``-th time limit; that limit's message."""
+        notice = self.page.locator("[data-deadline]").nth(limit)
+        left = int(notice.get_attribute("data-deadline"))
+        self.page.clock.fast_forward((left - int(notice.get_attribute("data-deadline-warn")) + 1) * 1000)
+        return notice.locator("[data-deadline-message]")
+
+    def asks_more_time(self) -> None:
+        """The sign-in page's warning, then "J’ai besoin de plus de temps"."""
+        message = self.time_runs_short()
+        expect(message).to_contain_text("Avez-vous besoin de plus de temps\u00a0?")
+        self.sees("sign-in-time-warning")
+        self.click("button", "J’ai besoin de plus de temps")
+        expect(message).to_contain_text("C’est fait\u00a0: vous avez plus de temps.")
+        self.sees("sign-in-time-extended")
+
+    def runs_out_of_time_and_starts_again(self) -> None:
+        message = self.page.locator("[data-deadline-message]").first
+        self.page.clock.fast_forward(int(self.page.locator("[data-deadline]").first.get_attribute(
+            "data-deadline")) * 1000 + 60_000)
+        expect(message).to_contain_text("Le temps pour vous connecter est écoulé.")
+        self.sees("sign-in-time-out")
+        self.click("link", "Recommencer la connexion")
+        self.is_asked_password()
+
+    def is_warned_the_code_expires(self) -> None:
+        """On the code page, whose second limit is the code's: the warning, then the time out."""
+        message = self.time_runs_short(1)
+        expect(message).to_contain_text("Votre code expire dans moins d’une minute.")
+        expect(self.page.get_by_role("button", name="Recevoir un nouveau code")).to_be_visible()
+        self.sees("code-time-warning")
+        self.page.clock.fast_forward(61_000)
+        expect(message).to_have_text("Ce code a expiré. Demandez un nouveau code.")
+        self.sees("code-time-out")
+
     # --- registration -------------------------------------------------------------------------
 
     def starts_registration(self) -> None:
@@ -365,6 +420,28 @@ class Member:
         expect(passkeys).to_contain_text(name)
         expect(passkeys).to_contain_text("Jamais utilisée")
         self.sees("account-passkey-added")
+
+    def opens_passkey(self, name: str) -> None:
+        self.page.get_by_role("region", name="Clés d’accès").get_by_role(
+            "link", name=f"Renommer ou retirer {name}").click()
+        self.page.wait_for_url(re.compile(rf"{re.escape(self.provider)}/account/passkeys/[\w-]+$"))
+        self.sees("passkey-manage")
+
+    def renames_passkey(self, name: str, new_name: str) -> None:
+        self.opens_passkey(name)
+        self.page.get_by_label("Nom de la clé d’accès", exact=True).fill(new_name)
+        self.click("button", "Renommer")
+        self.page.wait_for_url(f"{self.provider}/account?changed=passkey-renamed")
+        expect(self.page.get_by_role("region", name="Clés d’accès")).to_contain_text(new_name)
+        self.sees("account-passkey-renamed")
+
+    def removes_passkey(self, name: str) -> None:
+        self.opens_passkey(name)
+        self.click("button", "Retirer cette clé d’accès")
+        self.page.wait_for_url(f"{self.provider}/account?changed=passkey-removed")
+        expect(self.page.get_by_role("status")).to_contain_text("Votre clé d’accès est retirée.")
+        expect(self.page.get_by_role("region", name="Clés d’accès")).not_to_contain_text(name)
+        self.sees("account-passkey-removed")
 
     def signs_in_with_passkey(self) -> None:
         """"Me connecter en 1 clic": the device's passkey, no password, no code."""

@@ -5,9 +5,11 @@
 Starts the provider and both demo portals in this process on free local ports (a temporary
 SQLite database, the in-process store, the outbox), then walks each tenant through the same
 journey steps as the browser tests (tests/browser/journeys.py): portal, registration, sign-in
-and its errors, codes, terms, account page, password and mobile changes, recovery, consent,
-logout, the accessibility statement, error pages. Each page is written once per width as
-``<tenant>-<page>-<width>.png``. Needs the test extra (playwright) and Debian's Chromium.
+and its errors, codes, terms, account page, password and mobile changes, passkeys (added with
+Chromium's virtual authenticator, renamed, "Me connecter en 1 clic", removed), the warnings before
+a time limit, recovery, consent, logout, the accessibility statement, error pages. Each page is
+written once per width as ``<tenant>-<page>-<width>.png``. Needs the test extra (playwright) and
+Debian's Chromium.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from tests.browser.conftest import CHROMIUM, FLAGS, open_page
-from tests.browser.journeys import Member, demo_account
+from tests.browser.journeys import Member, demo_account, virtual_authenticator, without_passkey_autofill
 from tests.conftest import provider_settings, start_live
 
 WIDTHS = (360, 1280)
@@ -95,7 +97,36 @@ def tour(member: Member) -> None:
     member.page.goto(f"{member.provider}/no-such-page")
     member.sees("not-found")
 
+    # Passkeys, Chromium's virtual authenticator playing the phone's: add, rename, "Me connecter
+    # en 1 clic", remove.
+    virtual_authenticator(member.page)
     member.signs_in(identifier, NEW_PASSWORD, given_name, "email")
+    member.opens_account(given_name)
+    member.adds_passkey(NEW_PASSWORD, "Mon téléphone")
+    member.renames_passkey("Mon téléphone", "Téléphone de la cuisine")
+    member.opens_portal()
+    member.logs_out()
+    without_passkey_autofill(member.page)
+    member.signs_in_from_portal()
+    member.is_asked_password()
+    member.sees("passkey-sign-in")
+    member.signs_in_with_passkey()
+    member.is_back_at_portal(given_name)
+    member.opens_account(given_name)
+    member.removes_passkey("Téléphone de la cuisine")
+    member.opens_portal()
+    member.logs_out()
+
+    # Time limits: the page's clock jumps to each warning; the server's time is untouched.
+    member.page.clock.install()
+    member.starts_sign_in()
+    member.asks_more_time()
+    member.runs_out_of_time_and_starts_again()
+    member.gives_password(identifier, NEW_PASSWORD)
+    member.receives_code("email")
+    member.is_warned_the_code_expires()
+    member.enters_code("email")
+    member.is_back_at_portal(given_name)
     member.opens_account(given_name)
     member.changes_password(NEW_PASSWORD, "Lune-Rousse-Cascade-93!")
     member.deletes_account("Lune-Rousse-Cascade-93!")

@@ -1,8 +1,5 @@
-"""A member adds a passkey in headless Chromium and signs in with it in one click.
-
-Chromium's virtual authenticator (DevTools protocol, WebAuthn domain) plays a
-phone's built-in authenticator: resident keys, user verification that succeeds.
-"""
+"""A member adds a passkey in headless Chromium and signs in with it in one click, Chromium's
+virtual authenticator playing the phone's (journeys.virtual_authenticator)."""
 
 from __future__ import annotations
 
@@ -10,18 +7,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import screenshot
-from tests.browser.journeys import demo_account
+from tests.browser.journeys import demo_account, virtual_authenticator, without_passkey_autofill
 
 pytestmark = pytest.mark.browser
-
-
-def _virtual_authenticator(page) -> tuple[object, str]:
-    devtools = page.context.new_cdp_session(page)
-    devtools.send("WebAuthn.enable")
-    added = devtools.send("WebAuthn.addVirtualAuthenticator", {"options": {
-        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
-        "hasUserVerification": True, "isUserVerified": True}})
-    return devtools, added["authenticatorId"]
 
 
 def _credentials(devtools, authenticator: str) -> list[dict]:
@@ -32,7 +20,7 @@ def _credentials(devtools, authenticator: str) -> list[dict]:
 def member_with_a_passkey(browse, page):
     """The Malakoff demo member, signed in with a code, who added a passkey, then signed out."""
     account = demo_account("malakoff")
-    devtools, authenticator = _virtual_authenticator(page)
+    devtools, authenticator = virtual_authenticator(page)
     member = browse("malakoff")
     member.signs_in_as(account, "email")
     member.opens_account(account.given_name)
@@ -45,9 +33,7 @@ def member_with_a_passkey(browse, page):
 
 def test_a_member_adds_a_passkey_then_signs_in_in_one_click(member_with_a_passkey):
     member, devtools, authenticator = member_with_a_passkey
-    # A browser that offers no passkey in the autofill: the button does it.
-    member.page.add_init_script("PublicKeyCredential.isConditionalMediationAvailable = "
-                                "() => Promise.resolve(false);")
+    without_passkey_autofill(member.page)
     member.signs_in_from_portal()
     member.is_asked_password()
     expect(member.page.get_by_label("Adresse e-mail", exact=True)).to_have_attribute(

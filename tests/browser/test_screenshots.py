@@ -30,7 +30,11 @@ def test_screenshots_of_every_page_of_a_tenant(tmp_path):
                  "welcome", "sign-in", "sign-in-error", "code-choice", "code-entry", "code-error", "terms",
                  "account", "change-password", "change-mobile", "confirm-mobile", "delete-account",
                  "account-deleted", "forgot-password", "reset-password", "forgot-identifier", "consent",
-                 "logout", "portal-signed-out", "accessibility", "not-found", "activation-expired"):
+                 "logout", "portal-signed-out", "accessibility", "not-found", "activation-expired",
+                 "passkey-password", "passkey-create", "account-passkey-added", "passkey-manage",
+                 "account-passkey-renamed", "passkey-sign-in", "account-passkey-removed",
+                 "sign-in-time-warning", "sign-in-time-extended", "sign-in-time-out", "code-time-warning",
+                 "code-time-out"):
         assert f"miel-{page}-360.png" in names, sorted(names)
     assert not any(name.startswith("malakoff-") for name in names)
     assert png_width(tmp_path / "miel-sign-in-360.png") == 360
