@@ -7,10 +7,10 @@
 //   data-deadline-warning="TEXT" data-deadline-expired="TEXT"
 // holding a live region [data-deadline-message] (role="alert", empty at first) and
 // elements [data-deadline-when="warning expired"] shown only in those states.
-// A form [data-deadline-extend] is posted in the background (its CSRF token with
-// it); the JSON answer gives the new seconds left and a message, or an error.
-// Focus moves only after the member activated that form, to the message that
-// replaces its button.
+// A button [data-deadline-extend="URL"] posts, in the background, its
+// data-deadline-csrf token and data-deadline-interaction to URL; the JSON answer
+// gives the new seconds left and a message, or an error. Focus moves only after
+// the member pressed that button, to the message that replaces it.
 (function () {
   "use strict";
 
@@ -39,17 +39,19 @@
       }
     }
 
-    var extend = notice.querySelector("form[data-deadline-extend]");
+    var extend = notice.querySelector("[data-deadline-extend]");
     if (extend) {
-      extend.addEventListener("submit", function (event) {
-        event.preventDefault();
+      extend.addEventListener("click", function () {
         if (state === "asking") { return; }
         state = "asking";
-        window.fetch(extend.action, {
+        var body = new URLSearchParams();
+        body.set("csrf_token", extend.getAttribute("data-deadline-csrf"));
+        body.set("interaction", extend.getAttribute("data-deadline-interaction"));
+        window.fetch(extend.getAttribute("data-deadline-extend"), {
           method: "POST",
           credentials: "same-origin",
           headers: { "Accept": "application/json" },
-          body: new URLSearchParams(new FormData(extend))
+          body: body
         }).then(function (response) {
           return response.json().then(function (answer) { return { ok: response.ok, answer: answer }; });
         }).then(function (result) {
