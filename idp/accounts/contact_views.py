@@ -270,7 +270,8 @@ def update_identifier():
             form.email.errors = [_too_soon(wait)]
             status = 429
     return render("update_identifier.html", status=status, form=form, account=account,
-                  masked=mask_email(account.email) if account.email else None)
+                  masked=mask_email(account.email) if account.email else None,
+                  timing=flow.sign_in_time(tenant, None))
 
 
 @bp.route("/login/update-identifier/code", methods=["GET", "POST"])

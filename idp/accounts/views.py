@@ -181,7 +181,7 @@ def terms():
         return flow.complete(tenant, account, amr=state.amr, acr=state.acr,
                              interaction_id=state.interaction)
     status = 400 if form.is_submitted() else 200
-    return render("terms.html", status=status, form=form)
+    return render("terms.html", status=status, form=form, timing=flow.sign_in_time(tenant, None))
 
 
 @bp.get("/signed-in")
@@ -321,7 +321,8 @@ def consent():
         authorization.interactions().save(interaction)
         return redirect(url_for("oidc.resume", interaction=interaction.id), 303)
     claims = {scope: SCOPE_CLAIMS.get(scope, ()) for scope in scopes}
-    return render("consent.html", form=form, client=client, scopes=scopes, claims=claims)
+    return render("consent.html", form=form, client=client, scopes=scopes, claims=claims,
+                  timing=flow.sign_in_time(tenant, interaction.id, with_pending=False))
 
 
 @bp.get("/brand.css")

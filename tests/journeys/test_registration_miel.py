@@ -114,6 +114,9 @@ def test_terms_are_asked_again_when_the_version_changes(client, db, make):
     page = flow.login(flow.authorize())
     assert b"Avant de continuer" in page.data
     assert "préférences".encode() not in page.data  # Malakoff does not ask them
+    # A step of the sign-in: its time limit is said, and deadline.js warns before it ends.
+    assert b"il vous reste 15 minutes pour terminer votre connexion." in page.data
+    assert b'class="deadline"' in page.data and b'src="/static/deadline.js"' in page.data
     accepted = client.post("/malakoff/login/terms", data={"accept_terms": "y",
                                                           "csrf_token": csrf_token(page.data)})
     assert "code" in query(client.get(accepted.headers["Location"]).headers["Location"])
