@@ -315,7 +315,7 @@ class RedisServer:
 @pytest.fixture
 def redis_server():
     if REDIS_SERVER is None:
-        _missing("redis-server is not installed")
+        missing("redis-server is not installed")
     server = RedisServer().start()
     yield server
     server.stop()
@@ -400,7 +400,7 @@ class PostgresServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _missing(what: str) -> None:
+def missing(what: str) -> None:
     """Skip a test that needs a server binary, except under CI, where it is an error."""
     if IN_CI:
         pytest.fail(f"CI=true but {what}")
@@ -410,9 +410,9 @@ def _missing(what: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_cluster():
     if not (PG_BIN / "initdb").exists():
-        _missing(f"PostgreSQL's initdb is not in {PG_BIN} (set IDP_TEST_PG_BIN)")
+        missing(f"PostgreSQL's initdb is not in {PG_BIN} (set IDP_TEST_PG_BIN)")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
-        _missing("running as root without runuser to start PostgreSQL as its own user")
+        missing("running as root without runuser to start PostgreSQL as its own user")
     server = PostgresServer().init().start()
     yield server
     server.remove()

@@ -15,11 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from idp.config import Settings
 from idp.logs import JsonFormatter
+from tests.servers import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/idp demo"
@@ -131,9 +131,10 @@ def test_proxy_sets_the_forwarded_headers_itself_and_hides_metrics():
     assert "config/nginx/tls" in ignored, "the TLS private key must stay out of the image"
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None,
-                    reason="nginx is not installed (Debian's nginx package): syntax not checked")
 def test_proxy_configuration_passes_nginx_syntax_check(tmp_path, certificate):
+    if shutil.which("nginx") is None:
+        missing("nginx is not installed (Debian's nginx package, which .ci/run installs): "
+                "syntax not checked")
     # nginx -t resolves upstream names and opens the certificate: point them at local ones.
     config = (ROOT / "config" / "nginx" / "nginx.conf").read_text(encoding="utf-8")
     config = re.sub(r"server idp-\d:8000", "server 127.0.0.1:8000", config)
