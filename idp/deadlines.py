@@ -13,6 +13,7 @@ from dataclasses import dataclass
 # How long before the end the warning comes, when the limit is long enough.
 SIGN_IN_WARNING = 120
 CODE_WARNING = 60
+SESSION_WARNING = 120
 # WCAG 2.2.1: the member has at least 20 seconds to act on the warning.
 MIN_WARNING = 20
 
@@ -52,3 +53,7 @@ def sign_in_deadline(seconds_left: int, lifetime: int) -> Deadline:
 
 def code_deadline(seconds_left: float, lifetime: int) -> Deadline:
     return Deadline(max(0, int(seconds_left)), lifetime, CODE_WARNING)
+
+
+def session_deadline(seconds_left: int, lifetime: int) -> Deadline:
+    return Deadline(max(0, seconds_left), lifetime, SESSION_WARNING)

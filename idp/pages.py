@@ -29,4 +29,6 @@ def accessibility():
                   statement_date=date.fromisoformat(written) if written else None,
                   sign_in_minutes=services().settings.interaction_ttl // 60,
                   after_password_minutes=PENDING_TTL // 60,
-                  max_extensions=ratelimit.SIGN_IN_EXTENSIONS.limit)
+                  max_extensions=ratelimit.SIGN_IN_EXTENSIONS.limit,
+                  idle_minutes=services().settings.session_idle_timeout // 60,
+                  absolute_hours=services().settings.session_absolute_timeout // 3600)

@@ -115,6 +115,18 @@ class StoreSessionInterface(SessionInterface):
                 raise
             self.on_unavailable(response)
 
+    @staticmethod
+    def _written_now(session: ServerSession, now: float) -> bool:
+        """Whether this response writes the session back, restarting its idle timer."""
+        stale = session.touched_at is None or now - session.touched_at >= TOUCH_INTERVAL
+        return session.modified or session.new or stale
+
+    def expires_in(self, session: ServerSession) -> int:
+        """Seconds until the session ends if nothing more happens (as of this response)."""
+        now = time.time()
+        last_write = now if self._written_now(session, now) else session.touched_at or now
+        return max(0, int(min(last_write + self.idle, session.created + self.absolute) - now))
+
     def _save(self, session: ServerSession, response: Response) -> None:
         if session.previous_sid:
             self.store.delete(self._key(session.previous_sid))
@@ -125,8 +137,7 @@ class StoreSessionInterface(SessionInterface):
                 self.store.delete(self._key(session.sid))
                 response.delete_cookie(self.cookie_name, path="/", secure=self.secure, httponly=True)
             return
-        stale = session.touched_at is None or now - session.touched_at >= TOUCH_INTERVAL
-        if not (session.modified or session.new or stale):
+        if not self._written_now(session, now):
             return
         if session.sid is None:
             session.sid = secrets.token_urlsafe(32)

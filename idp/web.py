@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, ngettext
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, NotFound
 
-from idp import logs
+from idp import deadlines, logs
 from idp.extensions import services
 from idp.store import StoreUnavailable
 from idp.tenancy import LOCALES
@@ -119,7 +120,9 @@ def _security_headers(response):
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(_exc):
-        return _error(400, "invalid_request", _("Votre session a expiré. Veuillez recommencer."))
+        # The usual cause: the session holding the form's token ended (idle timeout).
+        code = "expired" if getattr(session, "new", True) else "invalid_request"
+        return _error(400, code, _("Votre session a expiré. Veuillez recommencer."))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -191,7 +194,41 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def page_context():
         return {"tenant": g.get("tenant"), "locale": str(get_locale()), "locales": LOCALES,
-                "lang_url": _lang_url, "all_tenants": list(services().tenants.values())}
+                "lang_url": _lang_url, "all_tenants": list(services().tenants.values()),
+                "session_time": session_time}
+
+
+@dataclass(frozen=True)
+class SessionTime:
+    """The inactivity limit of a page, what it says in words, and where to load the page afresh."""
+
+    deadline: deadlines.Deadline
+    message: str
+    reload_url: str
+
+
+def session_time() -> SessionTime | None:
+    """The inactivity limit of a page whose forms hold a token of the session (WCAG 2.2.1).
+
+    None for a page without such a form. Called by the layout after the page's content, so a
+    form rendered above has made its token by then.
+    """
+    if "csrf_token" not in g:
+        return None
+    deadline = session_deadline()
+    return SessionTime(deadline, session_time_message(deadline), request.path)
+
+
+def session_deadline() -> deadlines.Deadline:
+    """When the browser's session ends if nothing more happens, as of this response."""
+    interface = current_app.session_interface
+    return deadlines.session_deadline(interface.expires_in(session), interface.idle)
+
+
+def session_time_message(deadline: deadlines.Deadline) -> str:
+    return ngettext("Pour votre sécurité, cette page expire après %(num)s minute sans activité.",
+                    "Pour votre sécurité, cette page expire après %(num)s minutes sans activité.",
+                    deadline.lifetime_minutes)
 
 
 def _lang_url(code: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import jsonify, make_response, redirect, render_template, request, url_for
+from flask import jsonify, make_response, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -34,7 +34,7 @@ from idp.oidc.interactions import Interaction
 from idp.oidc.models import Client, Consent
 from idp.passkeys.services import Passkeys
 from idp.ratelimit import RateLimiter, TooManyAttempts
-from idp.web import render, tenant_blueprint
+from idp.web import render, session_deadline, session_time_message, tenant_blueprint
 
 bp = tenant_blueprint("accounts", __name__)
 
@@ -116,6 +116,19 @@ def extend_sign_in():
             "recommencez-la plus tard.")), 429
     deadline = flow.extend(tenant, found)
     message = _("C’est fait : vous avez plus de temps.") + " " + flow.time_left_message(deadline)
+    return jsonify(expires_in=deadline.seconds_left, message=message)
+
+
+@bp.post("/session/extend")
+def extend_session():
+    """More time on a page whose forms depend on the session, asked by deadline.js (WCAG 2.2.1).
+
+    The CSRF check has already found the session alive; writing it back restarts its idle timer.
+    The absolute timeout still ends it.
+    """
+    session.modified = True
+    deadline = session_deadline()
+    message = _("C’est fait : vous avez plus de temps.") + " " + session_time_message(deadline)
     return jsonify(expires_in=deadline.seconds_left, message=message)
 
 

@@ -8,7 +8,7 @@
 // holding a live region [data-deadline-message] (role="alert", empty at first) and
 // elements [data-deadline-when="warning expired"] shown only in those states.
 // A button [data-deadline-extend="URL"] posts, in the background, its
-// data-deadline-csrf token and data-deadline-interaction to URL; the JSON answer
+// data-deadline-csrf token (and data-deadline-interaction, if any) to URL; the JSON answer
 // gives the new seconds left and a message, or an error. Focus moves only after
 // the member pressed that button, to the message that replaces it.
 (function () {
@@ -27,6 +27,10 @@
       notice.querySelectorAll("[data-deadline-when]").forEach(function (element) {
         element.hidden = element.getAttribute("data-deadline-when").split(" ").indexOf(next) < 0;
       });
+      // A warning kept at the bottom of the screen (idp.css) must not hide the field the member
+      // moves to: scrolling to a focused element leaves that much room below it.
+      var sticky = window.getComputedStyle(notice).position === "sticky";
+      document.documentElement.style.scrollPaddingBottom = sticky ? notice.offsetHeight + "px" : "";
     }
 
     // Checked every second against the clock, so a phone waking from sleep catches up at once.
@@ -46,7 +50,9 @@
         state = "asking";
         var body = new URLSearchParams();
         body.set("csrf_token", extend.getAttribute("data-deadline-csrf"));
-        body.set("interaction", extend.getAttribute("data-deadline-interaction"));
+        if (extend.hasAttribute("data-deadline-interaction")) {
+          body.set("interaction", extend.getAttribute("data-deadline-interaction"));
+        }
         window.fetch(extend.getAttribute("data-deadline-extend"), {
           method: "POST",
           credentials: "same-origin",

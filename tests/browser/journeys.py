@@ -294,6 +294,31 @@ class Member:
         expect(message).to_have_text("Ce code a expiré. Demandez un nouveau code.")
         self.sees("code-time-out")
 
+    def is_warned_the_page_expires(self, name: str) -> None:
+        """A form's inactivity warning, its page's only limit; it stays in view at the bottom."""
+        message = self.time_runs_short()
+        expect(message).to_have_text("Cette page expire dans moins de 2 minutes faute d’activité. "
+                                     "Avez-vous besoin de plus de temps\u00a0?")
+        self.page.evaluate("window.scrollTo(0, 0)")
+        expect(self.page.locator(".deadline-session")).to_be_in_viewport()
+        self.sees(f"{name}-time-warning")
+
+    def keeps_the_page(self, name: str) -> None:
+        self.click("button", "J’ai besoin de plus de temps")
+        message = self.page.locator(".deadline-session [data-deadline-message]")
+        expect(message).to_have_text("C’est fait\u00a0: vous avez plus de temps. Pour votre sécurité, "
+                                     "cette page expire après 30 minutes sans activité.")
+        expect(message).to_be_focused()
+        self.sees(f"{name}-time-extended")
+
+    def lets_the_page_expire(self, name: str) -> None:
+        notice = self.page.locator(".deadline-session")
+        self.page.clock.fast_forward(int(notice.get_attribute("data-deadline")) * 1000 + 60_000)
+        expect(notice.locator("[data-deadline-message]")).to_contain_text(
+            "Cette page a expiré faute d’activité.")
+        self.sees(f"{name}-time-out")
+        self.click("link", "Charger la page de nouveau")
+
     # --- registration -------------------------------------------------------------------------
 
     def starts_registration(self) -> None:

@@ -7,9 +7,9 @@ SQLite database, the in-process store, the outbox), then walks each tenant throu
 journey steps as the browser tests (tests/browser/journeys.py): portal, registration, sign-in
 and its errors, codes, terms, account page, password and mobile changes, passkeys (added with
 Chromium's virtual authenticator, renamed, "Me connecter en 1 clic", removed), the warnings before
-a time limit, recovery, consent, logout, the accessibility statement, error pages. Each page is
-written once per width as ``<tenant>-<page>-<width>.png``. Needs the test extra (playwright) and
-Debian's Chromium.
+a time limit (the sign-in's, a code's, a form page's), recovery, consent, logout, the accessibility
+statement, error pages. Each page is written once per width as ``<tenant>-<page>-<width>.png``.
+Needs the test extra (playwright) and Debian's Chromium.
 """
 
 from __future__ import annotations
@@ -128,6 +128,10 @@ def tour(member: Member) -> None:
     member.enters_code("email")
     member.is_back_at_portal(given_name)
     member.opens_account(given_name)
+    member.is_warned_the_page_expires("account")
+    member.keeps_the_page("account")
+    member.lets_the_page_expire("account")
+    member.sees("account")
     member.changes_password(NEW_PASSWORD, "Lune-Rousse-Cascade-93!")
     member.deletes_account("Lune-Rousse-Cascade-93!")
 

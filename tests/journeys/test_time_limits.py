@@ -56,8 +56,9 @@ def test_the_sign_in_page_says_its_limit_in_words_and_warns_two_minutes_before(f
     assert "Avez-vous besoin de plus de temps\u00a0?" in notice["deadline-warning"]
     assert 'src="/static/deadline.js"' in html
     assert "J’ai besoin de plus de temps" in html and "Recommencer la connexion" in html
-    # Without an authorization request in progress there is no limit to show.
-    assert "data-deadline" not in flow.http.get("/malakoff/login").data.decode()
+    # Without an authorization request in progress only the session's inactivity limit remains
+    # (tests/journeys/test_session_time.py).
+    assert "il vous reste" not in flow.http.get("/malakoff/login").data.decode()
 
 
 def test_the_code_page_states_both_limits(flow):

@@ -1,0 +1,96 @@
+"""The inactivity limit of a page with a form, in headless Chromium (WCAG 2.2.1): a member slow to
+fill the registration form is warned, asks for more time with the keyboard, and registers after the
+first deadline; once the time is out, the page says so and loads afresh."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_keyboard import FOCUS_SHOWN
+
+pytestmark = pytest.mark.browser
+
+# Seconds of inactivity a session survives here: the warning comes 20 seconds before the end.
+IDLE = 30
+
+
+@pytest.fixture
+def idle() -> int:
+    return IDLE
+
+
+@pytest.fixture
+def settings(settings, idle):
+    return {**settings, "session_idle_timeout": idle}
+
+
+def test_a_slow_member_asks_for_more_time_with_the_keyboard_and_registers_after_the_first_deadline(browse):
+    member = browse("malakoff")
+    page = member.page
+    member.starts_registration()
+    # The session began with this page: without more time, the form would be refused after this.
+    first_deadline = time.monotonic() + IDLE
+    page.get_by_label("Numéro d’adhérent").fill("23456789")
+    page.get_by_label("Nom", exact=True).fill("Dupont Morel")
+    page.get_by_label("Prénom").fill("Jean-Pierre")
+    page.get_by_label("Date de naissance").fill("23/11/1949")
+    page.get_by_label("Adresse e-mail", exact=True).fill("jp.dupont-morel@example.org")
+    page.get_by_label("Confirmation de l’adresse e-mail").fill("jp.dupont-morel@example.org")
+    mobile = page.get_by_label("Téléphone mobile")
+    mobile.fill("06 12 34 56 78")
+    page.get_by_label("J’accepte les mentions légales", exact=False).check()
+    mobile.focus()
+
+    warning = page.locator(".deadline-session [data-deadline-message]")
+    expect(warning).to_have_text("Cette page expire dans moins de 2 minutes faute d’activité. "
+                                 "Avez-vous besoin de plus de temps\u00a0?", timeout=IDLE * 1000)
+    expect(warning).to_have_attribute("role", "alert")
+    expect(mobile).to_be_focused()
+
+    more_time = page.get_by_role("button", name="J’ai besoin de plus de temps")
+    for _ in range(10):
+        if more_time.evaluate("button => button === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    expect(more_time).to_be_focused()
+    assert page.evaluate(FOCUS_SHOWN)
+    page.keyboard.press("Enter")
+    expect(warning).to_contain_text("C’est fait\u00a0: vous avez plus de temps.")
+    expect(warning).to_be_focused()
+
+    time.sleep(max(0.0, first_deadline - time.monotonic()) + 2)
+    member.click("button", "Créer mon compte")
+    member.sees("register-sent", "Consultez votre messagerie")
+
+
+@pytest.mark.parametrize("idle", [30 * 60])
+def test_once_the_time_is_out_the_page_says_so_and_loads_afresh(browse):
+    member = browse("malakoff")
+    member.page.clock.install()
+    member.starts_registration()
+    member.is_warned_the_page_expires("register")
+    # The warning kept at the bottom of the screen hides no field the member moves to.
+    page = member.page
+    page.get_by_label("Confirmation de l’adresse e-mail").focus()
+    page.evaluate("window.scrollTo(0, 0)")
+    page.keyboard.press("Tab")
+    mobile = page.get_by_label("Téléphone mobile")
+    expect(mobile).to_be_focused()
+    notice = page.locator(".deadline-session")
+
+    def above_the_warning() -> bool:
+        box = mobile.bounding_box()
+        return box["y"] + box["height"] <= notice.bounding_box()["y"]
+
+    assert above_the_warning()
+    # Chromium centres a focused field; browsers that scroll it just into view keep room too.
+    page.evaluate("window.scrollTo(0, 0)")
+    mobile.evaluate("field => field.scrollIntoView({block: 'nearest'})")
+    assert above_the_warning()
+    member.lets_the_page_expire("register")
+    member.sees("register", "Créer mon compte Espace Client")
+    expect(member.page.locator(".deadline-session")).to_contain_text(
+        "Pour votre sécurité, cette page expire après 30 minutes sans activité.")
