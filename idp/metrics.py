@@ -58,7 +58,7 @@ REGISTRATIONS = Counter(
 DELIVERIES = Counter(
     "idp_message_deliveries",
     "Attempts at delivering an email or SMS, by channel, template and outcome "
-    "(sent; delayed: retried later; failed: given up).",
+    "(sent; delayed: retried later; failed: given up; expired: a code no longer valid, not sent).",
     ["channel", "template", "outcome"])
 REQUESTS = Counter(
     "idp_http_requests", "HTTP requests, by endpoint, method and status.",

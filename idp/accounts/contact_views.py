@@ -77,7 +77,8 @@ def _send_code(tenant: Tenant, change: Change, account: Account, address: str) -
         limiter.hit(subject)
     session[CODE_STATE] = {"kind": change.kind, "address": address, "challenge": asdict(challenge)}
     message = messages_service().queue(tenant, change.channel, change.template, address, code=code,
-                                       ttl_minutes=tenant.mfa.otp_ttl_seconds // 60)
+                                       ttl_minutes=tenant.mfa.otp_ttl_seconds // 60,
+                                       expires_at=challenge.valid_until)
     db().commit()
     messages_service().send_now(message)
     return None

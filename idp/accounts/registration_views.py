@@ -156,7 +156,8 @@ def nir_contact():
                      mobile=form.mobile.e164)
         session[NIR_STATE] = state
         message = messages_service().queue(tenant, "sms", "registration_code", form.mobile.e164,
-                                           code=code, ttl_minutes=tenant.mfa.otp_ttl_seconds // 60)
+                                           code=code, ttl_minutes=tenant.mfa.otp_ttl_seconds // 60,
+                                           expires_at=challenge.valid_until)
         db().commit()
         messages_service().send_now(message)
         return redirect(url_for("registration.nir_code"), 303)

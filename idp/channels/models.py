@@ -10,7 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from idp.db import Base, utcnow
 
 CHANNELS = ("email", "sms")
-MESSAGE_STATUSES = ("pending", "sent", "failed")
+# expired: not sent, because what it carried (a one-time code) was no longer valid when its turn came.
+MESSAGE_STATUSES = ("pending", "sent", "failed", "expired")
 
 
 class Message(Base):
@@ -30,3 +31,5 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # After this, delivering the message is pointless: it is dropped (status expired), not sent.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -79,12 +79,17 @@ class MessageAlreadySent(Exception):
     """A sent message cannot be put back in the queue."""
 
 
+class MessageExpired(Exception):
+    """The message carried something (a one-time code) that is no longer valid."""
+
+
 class Batch(NamedTuple):
     """What one ``deliver_due`` run did."""
 
     sent: int
     still_pending: int
     failed: int
+    expired: int = 0
 
 
 class Messages:
@@ -133,14 +138,16 @@ class Messages:
 
     def queue(
         self, tenant: Tenant, channel: str, template: str, recipient: str, *,
-        reader: Reader | None = None, **context: Any
+        reader: Reader | None = None, expires_at: datetime | None = None, **context: Any
     ) -> Message:
         """Render ``template`` for ``tenant`` and store it as a pending message.
 
         Email: ``templates/email/<template>/{subject.txt, body.txt, body.html}``;
         SMS: ``templates/sms/<template>.txt``; a tenant's own version
         (``templates/<tenant>/email/…``, ``templates/<tenant>/sms/…``) wins.
-        The language is ``locale_for(tenant, reader)``. The templates get
+        The language is ``locale_for(tenant, reader)``. A message given
+        ``expires_at`` (naive UTC: a one-time code's end) is never delivered
+        after it: delayed past it, it is marked expired instead. The templates get
         ``tenant``, its ``brand`` and ``portal`` name (for ``{% trans %}``
         blocks, which take plain names), ``locale`` and ``context``. The
         message is added to the caller's transaction (flushed, so it has an
@@ -180,6 +187,7 @@ class Messages:
         message.attempts = 0
         message.created_at = now
         message.next_attempt_at = now
+        message.expires_at = expires_at
         self.session.add(message)
         self.session.flush()
         log.info("message %s queued: %s %s to %s (%s)", message.id, channel, template,
@@ -242,7 +250,7 @@ class Messages:
         share the queue without sending anything twice. ``should_stop`` is
         asked before each message (a worker told to stop ends early).
         """
-        sent = still_pending = failed = 0
+        sent = still_pending = failed = expired = 0
         tried: set[int] = set()
         for _ in range(limit):
             if should_stop is not None and should_stop():
@@ -255,20 +263,41 @@ class Messages:
                 sent += 1
             elif message.status == "failed":
                 failed += 1
+            elif message.status == "expired":
+                expired += 1
             else:
                 still_pending += 1
         self.session.commit()
-        return Batch(sent, still_pending, failed)
+        return Batch(sent, still_pending, failed, expired)
 
     def retry(self, message: Message) -> None:
         """Put a failed (or waiting) message back in the queue, due now, with a fresh
         allowance of attempts. The caller commits."""
         if message.status == "sent":
             raise MessageAlreadySent(f"message {message.id} was already sent")
+        if message.status == "expired" or (message.expires_at is not None
+                                           and message.expires_at <= self.clock()):
+            raise MessageExpired(f"message {message.id} carried a code that has expired")
         message.status = "pending"
         message.attempts = 0
         message.next_attempt_at = self.clock()
         log.info("message %s put back in the queue", message.id)
+
+    def retry_failed(self) -> tuple[list[Message], list[Message]]:
+        """Every failed message back in the queue, like ``retry``, except those whose code has
+        expired since: they are marked expired. Both lists, oldest first; the caller commits."""
+        failed = self.session.scalars(
+            select(Message).where(Message.status == "failed").order_by(Message.id)).all()
+        now = self.clock()
+        retried, expired = [], []
+        for message in failed:
+            if message.expires_at is not None and message.expires_at <= now:
+                message.status = "expired"
+                expired.append(message)
+            else:
+                self.retry(message)
+                retried.append(message)
+        return retried, expired
 
     def backoff(self, attempts: int) -> timedelta:
         """Wait before the next try after ``attempts`` failed ones: base·2^(n−1), at most 1 h."""
@@ -310,6 +339,14 @@ class Messages:
     def _attempt(self, message: Message) -> bool:
         """Send a locked, pending message once; record the outcome and commit."""
         who = mask_recipient(message.channel, message.recipient)
+        if message.expires_at is not None and message.expires_at <= self.clock():
+            # A code that no longer works would only confuse the member who finally gets it.
+            message.status = "expired"
+            self.session.commit()
+            DELIVERIES.labels(message.channel, message.template, "expired").inc()
+            log.warning("message %s expired before it could be sent: %s %s to %s (%d attempt(s))",
+                        message.id, message.channel, message.template, who, message.attempts)
+            return False
         permanent = False
         try:
             self._transmit(message)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from idp import logs
 from idp.channels.models import MESSAGE_STATUSES, Message
 from idp.channels.senders import mask_recipient
-from idp.channels.services import MessageAlreadySent, Messages
+from idp.channels.services import MessageAlreadySent, MessageExpired, Messages
 from idp.cli.common import echo_table, tenant_by_slug, transaction
 from idp.db import utcnow
 from idp.extensions import db, services
@@ -100,7 +100,7 @@ def work(interval: float, batch: int, once: bool) -> None:
                 continue
             if any(result) or once:
                 click.echo(f"{_when(utcnow())} sent {result.sent}, delayed "
-                           f"{result.still_pending}, failed {result.failed}")
+                           f"{result.still_pending}, failed {result.failed}, expired {result.expired}")
             if once:
                 return
             # A full batch means more may be due: look again at once.
@@ -162,34 +162,37 @@ def retry(ids: tuple[int, ...], all_failed: bool) -> None:
 
     Give message ids (from `idp outbox list`) or --all-failed. A pending
     message given by id is made due now. All or nothing: if any id is
-    unknown or already sent, nothing changes.
+    unknown, already sent or carries a code that has expired, nothing
+    changes. --all-failed marks those with an expired code expired instead.
     """
     if bool(ids) == all_failed:
         raise click.UsageError("give message ids or --all-failed (not both)")
     session = db()
-    if all_failed:
-        chosen = session.scalars(
-            select(Message).where(Message.status == "failed").order_by(Message.id)
-        ).all()
-    else:
-        found = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))}
-        missing = [str(i) for i in ids if i not in found]
-        if missing:
-            raise click.ClickException(f"no message {', '.join(missing)}; nothing was changed")
-        chosen = [found[i] for i in dict.fromkeys(ids)]
     messages = _messages()
+    expired: list[Message] = []
     try:
         with transaction():
-            for message in chosen:
-                messages.retry(message)
-    except MessageAlreadySent as exc:
+            if all_failed:
+                chosen, expired = messages.retry_failed()
+            else:
+                found = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))}
+                missing = [str(i) for i in ids if i not in found]
+                if missing:
+                    raise click.ClickException(f"no message {', '.join(missing)}; nothing was changed")
+                chosen = [found[i] for i in dict.fromkeys(ids)]
+                for message in chosen:
+                    messages.retry(message)
+    except (MessageAlreadySent, MessageExpired) as exc:
         raise click.ClickException(f"{exc}; nothing was changed") from None
     except SQLAlchemyError as exc:
         raise click.ClickException(
             f"database error ({type(exc).__name__}); nothing was changed"
         ) from None
+    if expired:
+        click.echo(f"{len(expired)} message(s) not requeued, their code has expired: "
+                   f"{', '.join(str(message.id) for message in expired)}")
     if not chosen:
-        click.echo("no failed messages")
+        click.echo("no failed messages" if not expired else "no other failed messages")
         return
     click.echo(f"{len(chosen)} message(s) back in the queue: "
                f"{', '.join(str(message.id) for message in chosen)}")

@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -56,6 +56,11 @@ class Challenge:
     digest: str
     issued_at: float
     expires_at: float
+
+    @property
+    def valid_until(self) -> datetime:
+        """The code's end in naive UTC, as messages store times (a late message is not sent)."""
+        return datetime.fromtimestamp(self.expires_at, UTC).replace(tzinfo=None)
 
 
 class OtpService:

@@ -140,7 +140,8 @@ def _send(tenant: Tenant, state: flow.Pending, account: Account, channel: str):
     flow.save_pending(tenant, state)
     messages = messages_service()
     message = messages.queue(tenant, channel, "otp_code", recipient, code=code,
-                             ttl_minutes=tenant.mfa.otp_ttl_seconds // 60)
+                             ttl_minutes=tenant.mfa.otp_ttl_seconds // 60,
+                             expires_at=challenge.valid_until)
     events.record_event(db(), events.OTP_SENT, tenant=tenant.slug, account_id=account.id,
                         channel=channel)
     db().commit()

@@ -19,14 +19,14 @@ CODE = "482913"
 
 
 def _message(db, *, status="pending", channel="email", recipient="jeanne@example.org",
-             attempts=0, error=None, tenant="malakoff") -> Message:
+             attempts=0, error=None, tenant="malakoff", expires_at=None) -> Message:
     now = datetime(2026, 3, 14, 9, 0)
     message = Message(
         tenant=tenant, channel=channel, template="otp_code", recipient=recipient,
         subject="Votre code de connexion" if channel == "email" else None,
         body_text=f"Votre code : {CODE}", body_html=None, status=status, attempts=attempts,
         last_error=error, created_at=now, next_attempt_at=now,
-        sent_at=now if status == "sent" else None,
+        sent_at=now if status == "sent" else None, expires_at=expires_at,
     )
     db.add(message)
     db.commit()
@@ -94,14 +94,14 @@ def test_list_shows_no_content_and_masks_recipients(runner, db):
     assert "j•••@example.org" in result.output
     assert "+336••••••88" in result.output
     assert "answered 451" in result.output
-    assert lines[-1] == "pending: 1, sent: 1, failed: 1"
+    assert lines[-1] == "pending: 1, sent: 1, failed: 1, expired: 0"
 
     only_failed = runner.invoke(args=["outbox", "list", "--status", "failed"]).output
     assert f"\n{failed.id} " in only_failed
     assert f"\n{sent.id} " not in only_failed
     miel = runner.invoke(args=["outbox", "list", "--tenant", "miel", "--status", "sent"]).output
     assert "no messages" in miel
-    assert miel.splitlines()[-1] == "pending: 1, sent: 0, failed: 0"
+    assert miel.splitlines()[-1] == "pending: 1, sent: 0, failed: 0, expired: 0"
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -139,6 +139,42 @@ def test_retry_is_all_or_nothing(runner, db):
     already = runner.invoke(args=["outbox", "retry", str(failed.id), str(sent.id)])
     assert already.exit_code == 1
     assert f"message {sent.id} was already sent; nothing was changed" in already.output
+    assert _statuses(db) == before
+
+
+def test_work_once_drops_a_code_that_expired_while_it_waited(runner, db):
+    ended = datetime(2026, 3, 14, 9, 3)  # long past: the code in it no longer works
+    late = _message(db, attempts=3, error="down", expires_at=ended)
+    timeless = _message(db)
+    result = runner.invoke(args=["outbox", "work", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "sent 1, delayed 0, failed 0, expired 1" in result.output
+    assert _statuses(db) == {late.id: ("expired", 3), timeless.id: ("sent", 1)}
+    listed = runner.invoke(args=["outbox", "list", "--status", "expired"])
+    assert listed.exit_code == 0
+    assert f"{late.id} " in listed.output and f"{timeless.id} " not in listed.output
+    assert "pending: 0, sent: 1, failed: 0, expired: 1" in listed.output
+
+
+def test_retry_all_failed_marks_expired_codes_instead_of_requeueing_them(runner, db):
+    ended = _message(db, status="failed", attempts=20, error="down", expires_at=datetime(2026, 3, 14, 9, 3))
+    valid = _message(db, status="failed", attempts=20, error="down",
+                     expires_at=datetime(2999, 1, 1))
+    plain = _message(db, status="failed", attempts=20, error="down")
+    result = runner.invoke(args=["outbox", "retry", "--all-failed"])
+    assert result.exit_code == 0, result.output
+    assert f"1 message(s) not requeued, their code has expired: {ended.id}" in result.output
+    assert f"2 message(s) back in the queue: {valid.id}, {plain.id}" in result.output
+    assert _statuses(db) == {ended.id: ("expired", 20), valid.id: ("pending", 0), plain.id: ("pending", 0)}
+
+
+def test_retry_by_id_refuses_an_expired_code(runner, db):
+    failed = _message(db, status="failed", attempts=20, error="down")
+    ended = _message(db, status="failed", attempts=20, error="down", expires_at=datetime(2026, 3, 14, 9, 3))
+    before = _statuses(db)
+    result = runner.invoke(args=["outbox", "retry", str(failed.id), str(ended.id)])
+    assert result.exit_code == 1
+    assert f"message {ended.id} carried a code that has expired; nothing was changed" in result.output
     assert _statuses(db) == before
 
 

@@ -7,6 +7,7 @@ worker killed) leaves nothing half-created."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,33 @@ def test_code_email_is_delayed_while_smtp_is_down_and_arrives_after(smtp_app):
     assert verified.status_code == 303
     final = flow.http.get(verified.headers["Location"])
     assert "code" in query(final.headers["Location"])
+    db.close()
+
+
+def test_a_code_held_back_past_its_end_is_never_sent(smtp_app):
+    app, smtp = smtp_app
+    db = app.extensions["idp"].database.session()
+    make = Factories(app, db)
+    flow = Flow(app.test_client(), "malakoff", make.client(), make.account())
+    choose = _to_code_page(flow)
+    sent = flow.http.post("/malakoff/login/code", data={
+        "channel": "email", "csrf_token": csrf_token(choose.data)})
+    assert "delayed=1" in sent.headers["Location"]
+    queued = db.scalars(select(Message).where(Message.template == "otp_code")).one()
+    # The message ends with its code: the tenant's 3 minutes.
+    assert 175 <= (queued.expires_at - queued.created_at).total_seconds() <= 180
+
+    smtp.start()
+    services = app.extensions["idp"]
+    later = queued.expires_at + timedelta(seconds=1)
+    services.channels = dataclasses.replace(services.channels, clock=lambda: later)
+    runner = IdpCliRunner(app)
+    result = runner.invoke(args=["outbox", "work", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "sent 0, delayed 0, failed 0, expired 1" in result.output
+    assert smtp.inbox == []
+    listed = runner.invoke(args=["outbox", "list", "--status", "expired"])
+    assert f"{queued.id} " in listed.output and "expired: 1" in listed.output
     db.close()
 
 
