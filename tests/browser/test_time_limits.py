@@ -1,5 +1,6 @@
-"""The sign-in's time limit, in headless Chromium: warned before the end, more time asked with the
-keyboard, the sign-in finished after the first deadline (WCAG 2.2.1)."""
+"""Time limits in headless Chromium (WCAG 2.2.1): the sign-in's, and the inactivity limit of a page
+with a form; each warned before the end, more time asked with the keyboard, the journey finished
+after the first deadline; once the time is out, the page says so."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ pytestmark = pytest.mark.browser
 
 # Seconds a sign-in may take here: the warning comes 20 seconds before the end (the least WCAG allows).
 LIFETIME = 40
+# Seconds of inactivity a session survives in the tests that shorten it (by parametrizing ``idle``).
+IDLE = 30
 
 
 @pytest.fixture
@@ -23,8 +26,13 @@ def lifetime() -> int:
 
 
 @pytest.fixture
-def settings(settings, lifetime):
-    return {**settings, "interaction_ttl": lifetime}
+def idle() -> int:
+    return 30 * 60
+
+
+@pytest.fixture
+def settings(settings, lifetime, idle):
+    return {**settings, "interaction_ttl": lifetime, "session_idle_timeout": idle}
 
 
 def test_the_member_asks_for_more_time_with_the_keyboard_and_signs_in_after_the_first_deadline(browse):
@@ -75,3 +83,72 @@ def test_once_the_time_is_out_the_page_says_so_and_starts_again(browse):
     member.is_asked_password()
     member.gives_password(account.identifier, account.password)
     member.receives_code("email")
+
+
+@pytest.mark.parametrize("idle", [IDLE])
+def test_a_slow_member_asks_for_more_time_with_the_keyboard_and_registers_after_the_first_deadline(browse):
+    member = browse("malakoff")
+    page = member.page
+    member.starts_registration()
+    # The session began with this page: without more time, the form would be refused after this.
+    first_deadline = time.monotonic() + IDLE
+    page.get_by_label("Numéro d’adhérent").fill("23456789")
+    page.get_by_label("Nom", exact=True).fill("Dupont Morel")
+    page.get_by_label("Prénom").fill("Jean-Pierre")
+    page.get_by_label("Date de naissance").fill("23/11/1949")
+    page.get_by_label("Adresse e-mail", exact=True).fill("jp.dupont-morel@example.org")
+    page.get_by_label("Confirmation de l’adresse e-mail").fill("jp.dupont-morel@example.org")
+    mobile = page.get_by_label("Téléphone mobile")
+    mobile.fill("06 12 34 56 78")
+    page.get_by_label("J’accepte les mentions légales", exact=False).check()
+    mobile.focus()
+
+    warning = page.locator(".deadline-session [data-deadline-message]")
+    expect(warning).to_have_text("Cette page expire dans moins de 2 minutes faute d’activité. "
+                                 "Avez-vous besoin de plus de temps\u00a0?", timeout=IDLE * 1000)
+    expect(warning).to_have_attribute("role", "alert")
+    expect(mobile).to_be_focused()
+
+    more_time = page.get_by_role("button", name="J’ai besoin de plus de temps")
+    for _ in range(10):
+        if more_time.evaluate("button => button === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    expect(more_time).to_be_focused()
+    assert page.evaluate(FOCUS_SHOWN)
+    page.keyboard.press("Enter")
+    expect(warning).to_contain_text("C’est fait\u00a0: vous avez plus de temps.")
+    expect(warning).to_be_focused()
+
+    time.sleep(max(0.0, first_deadline - time.monotonic()) + 2)
+    member.click("button", "Créer mon compte")
+    member.sees("register-sent", "Consultez votre messagerie")
+
+
+def test_once_a_forms_time_is_out_the_page_says_so_and_loads_afresh(browse):
+    member = browse("malakoff")
+    member.page.clock.install()
+    member.starts_registration()
+    member.is_warned_the_page_expires("register")
+    # The warning kept at the bottom of the screen hides no field the member moves to.
+    page = member.page
+    page.get_by_label("Confirmation de l’adresse e-mail").focus()
+    page.evaluate("window.scrollTo(0, 0)")
+    page.keyboard.press("Tab")
+    mobile = page.get_by_label("Téléphone mobile")
+    expect(mobile).to_be_focused()
+    notice = page.locator(".deadline-session")
+
+    def above_the_warning() -> bool:
+        box = mobile.bounding_box()
+        return box["y"] + box["height"] <= notice.bounding_box()["y"]
+
+    assert above_the_warning()
+    # Chromium centres a focused field; browsers that scroll it just into view keep room too.
+    page.evaluate("window.scrollTo(0, 0)")
+    mobile.evaluate("field => field.scrollIntoView({block: 'nearest'})")
+    assert above_the_warning()
+    member.lets_the_page_expire("register")
+    member.sees("register", "Créer mon compte Espace Client")
+    expect(member.page.locator(".deadline-session")).to_contain_text(
+        "Pour votre sécurité, cette page expire après 30 minutes sans activité.")
