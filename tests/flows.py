@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from idp.channels.models import Message
 from tests.factories import PASSWORD
@@ -173,6 +173,19 @@ def newest_message(app, template: str, channel: str = "email") -> Message:
 def last_code(app, channel: str = "email", template: str = "otp_code") -> str:
     """The one-time code in the newest message of that channel and template in the outbox."""
     return re.search(r"\b(\d{6})\b", newest_message(app, template, channel).body_text).group(1)
+
+
+def hold_back(db, template: str) -> None:
+    """As if an outage had held back the messages of ``template``: pending again."""
+    db.execute(update(Message).where(Message.template == template).values(status="pending"))
+    db.commit()
+
+
+def statuses(db, template: str) -> list[str]:
+    """The statuses of the messages of ``template``, oldest first."""
+    db.expire_all()
+    return list(db.scalars(select(Message.status).where(Message.template == template)
+                           .order_by(Message.id)))
 
 
 def csrf_token(html: bytes) -> str:

@@ -75,10 +75,11 @@ def _send_code(tenant: Tenant, change: Change, account: Account, address: str) -
         return exc.retry_after
     for limiter, subject in limits:
         limiter.hit(subject)
-    session[CODE_STATE] = {"kind": change.kind, "address": address, "challenge": asdict(challenge)}
-    message = messages_service().queue(tenant, change.channel, change.template, address, code=code,
-                                       ttl_minutes=tenant.mfa.otp_ttl_seconds // 60,
-                                       expires_at=challenge.valid_until)
+    message = messages_service().queue_code(
+        tenant, change.channel, change.template, address, code=code,
+        valid_until=challenge.valid_until, replaces=pending.get("message") if pending else None)
+    session[CODE_STATE] = {"kind": change.kind, "address": address, "challenge": asdict(challenge),
+                           "message": message.id}
     db().commit()
     messages_service().send_now(message)
     return None

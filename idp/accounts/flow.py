@@ -40,6 +40,8 @@ class Pending:
     # When the password was proven, or the member last asked for more time.
     started_at: float
     challenge: dict | None = None
+    # The message carrying the challenge's code (withdrawn if still held back when replaced).
+    code_message: int | None = None
     # Set once every factor is proven, while the member still has terms to accept.
     amr: list[str] | None = None
     acr: str | None = None

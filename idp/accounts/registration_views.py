@@ -152,12 +152,12 @@ def nir_contact():
                                     "nouveau dans %(seconds)s secondes.", seconds=exc.retry_after)]
             return render("register_contact.html", status=429, form=form, step=2)
         limiter.hit(form.mobile.e164)
-        state.update(challenge=asdict(challenge), email=form.email.data.strip(),
-                     mobile=form.mobile.e164)
+        message = messages_service().queue_code(
+            tenant, "sms", "registration_code", form.mobile.e164, code=code,
+            valid_until=challenge.valid_until, replaces=state.get("code_message"))
+        state.update(challenge=asdict(challenge), code_message=message.id,
+                     email=form.email.data.strip(), mobile=form.mobile.e164)
         session[NIR_STATE] = state
-        message = messages_service().queue(tenant, "sms", "registration_code", form.mobile.e164,
-                                           code=code, ttl_minutes=tenant.mfa.otp_ttl_seconds // 60,
-                                           expires_at=challenge.valid_until)
         db().commit()
         messages_service().send_now(message)
         return redirect(url_for("registration.nir_code"), 303)

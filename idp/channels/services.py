@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from jinja2 import TemplateNotFound
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp.channels.models import CHANNELS, Message
@@ -193,6 +193,23 @@ class Messages:
         log.info("message %s queued: %s %s to %s (%s)", message.id, channel, template,
                  mask_recipient(channel, recipient), tenant.slug)
         return message
+
+    def queue_code(
+        self, tenant: Tenant, channel: str, template: str, recipient: str, *, code: str,
+        valid_until: datetime, replaces: int | None = None
+    ) -> Message:
+        """Queue a one-time code's message, which ends with the code (``valid_until``).
+
+        ``replaces``: the message of the code this one replaces (a resend, another channel);
+        if it is still held back, it is withdrawn, so a member never gets a dead code late.
+        """
+        if replaces is not None:
+            self.session.execute(
+                update(Message)
+                .where(Message.id == replaces, Message.status == "pending")
+                .values(status="expired"))
+        return self.queue(tenant, channel, template, recipient, code=code,
+                          ttl_minutes=tenant.mfa.otp_ttl_seconds // 60, expires_at=valid_until)
 
     def _render(self, tenant: Tenant, name: str, context: dict[str, Any]) -> str:
         return self.render([f"{tenant.slug}/{name}", name], context["locale"], context)
@@ -459,7 +476,7 @@ def messages_service() -> Messages:
     ``send_now``::
 
         outgoing = messages_service()
-        message = outgoing.queue(tenant, "sms", "otp_code", phone, code=code, ttl_minutes=3)
+        message = outgoing.queue(tenant, "email", "password_changed", account.email, reader=account)
         db().commit()
         delivered = outgoing.send_now(message)   # False: delayed, the worker retries
     """

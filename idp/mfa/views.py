@@ -136,12 +136,12 @@ def _send(tenant: Tenant, state: flow.Pending, account: Account, channel: str):
             "%(seconds)s secondes.", seconds=seconds))
     for limiter, subject in limits:
         limiter.hit(subject)
-    state.challenge = asdict(challenge)
-    flow.save_pending(tenant, state)
     messages = messages_service()
-    message = messages.queue(tenant, channel, "otp_code", recipient, code=code,
-                             ttl_minutes=tenant.mfa.otp_ttl_seconds // 60,
-                             expires_at=challenge.valid_until)
+    message = messages.queue_code(tenant, channel, "otp_code", recipient, code=code,
+                                  valid_until=challenge.valid_until, replaces=state.code_message)
+    state.challenge = asdict(challenge)
+    state.code_message = message.id
+    flow.save_pending(tenant, state)
     events.record_event(db(), events.OTP_SENT, tenant=tenant.slug, account_id=account.id,
                         channel=channel)
     db().commit()

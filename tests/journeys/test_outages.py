@@ -120,6 +120,29 @@ def test_a_code_held_back_past_its_end_is_never_sent(code_held_back):
     assert f"{queued.id} " in listed.output and "expired: 1" in listed.output
 
 
+def test_a_code_replaced_while_held_back_is_withdrawn(code_held_back):
+    app, smtp, db, flow, page = code_held_back
+    switched = flow.http.post("/malakoff/login/code/send", data={
+        "channel": "sms", "csrf_token": csrf_token(page.data)})
+    assert switched.status_code == 303
+    db.expire_all()
+    email, sms = db.scalars(select(Message).where(Message.template == "otp_code")
+                            .order_by(Message.id)).all()
+    assert (email.channel, email.status) == ("email", "expired")
+    assert (sms.channel, sms.status) == ("sms", "sent")
+
+    smtp.start()
+    result = IdpCliRunner(app).invoke(args=["outbox", "work", "--once"])
+    assert result.exit_code == 0, result.output
+    assert smtp.inbox == [], "the email's code no longer works: it never goes out"
+    # The SMS code is the one that signs in.
+    code = re.search(r"\b(\d{6})\b", sms.body_text).group(1)
+    verify = flow.http.get("/malakoff/login/code/verify")
+    verified = flow.http.post("/malakoff/login/code/verify", data={
+        "code": code, "csrf_token": csrf_token(verify.data)})
+    assert verified.status_code == 303
+
+
 def test_redis_outage_is_a_503_and_the_code_is_never_skipped(settings, redis_server):
     app = create_app({**settings, "redis_url": redis_server.url})
     db = app.extensions["idp"].database.session()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import date
 
 import pytest
@@ -12,7 +13,7 @@ from idp.accounts.models import Account, RegistrationRequest
 from idp.channels.models import Message
 from idp.registry.models import Member
 from idp.registry.nir import compute_key
-from tests.flows import Flow, csrf_token, query
+from tests.flows import Flow, csrf_token, hold_back, query, statuses
 
 NIR = "262082A00403607"
 PASSWORD = "Granit-Rose-Bastion-48!"
@@ -171,3 +172,13 @@ def test_a_near_miss_goes_to_review_after_the_sms(app, client, db, registry):
 def test_the_steps_cannot_be_skipped(client, registry):
     assert client.get("/miel/register/contact").headers["Location"].endswith("/miel/register")
     assert client.get("/miel/register/code").headers["Location"].endswith("/miel/register")
+
+
+def test_a_new_code_withdraws_the_one_still_held_back(client, db, registry, monkeypatch):
+    _step1(client)
+    assert _step2(client).status_code == 303
+    hold_back(db, "registration_code")
+    later = time.time() + 31  # past the resend cooldown
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert _step2(client, mobile="07 81 22 33 55").status_code == 303
+    assert statuses(db, "registration_code") == ["expired", "sent"]
