@@ -33,3 +33,7 @@ class Message(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     # After this, delivering the message is pointless: it is dropped (status expired), not sent.
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    def outlived_by(self, now: datetime) -> bool:
+        """Whether what the message carries (a one-time code) has ended by ``now``."""
+        return self.expires_at is not None and self.expires_at <= now

@@ -292,8 +292,7 @@ class Messages:
         allowance of attempts. The caller commits."""
         if message.status == "sent":
             raise MessageAlreadySent(f"message {message.id} was already sent")
-        if message.status == "expired" or (message.expires_at is not None
-                                           and message.expires_at <= self.clock()):
+        if message.status == "expired" or message.outlived_by(self.clock()):
             raise MessageExpired(f"message {message.id} carried a code that has expired")
         message.status = "pending"
         message.attempts = 0
@@ -308,7 +307,7 @@ class Messages:
         now = self.clock()
         retried, expired = [], []
         for message in failed:
-            if message.expires_at is not None and message.expires_at <= now:
+            if message.outlived_by(now):
                 message.status = "expired"
                 expired.append(message)
             else:
@@ -356,7 +355,7 @@ class Messages:
     def _attempt(self, message: Message) -> bool:
         """Send a locked, pending message once; record the outcome and commit."""
         who = mask_recipient(message.channel, message.recipient)
-        if message.expires_at is not None and message.expires_at <= self.clock():
+        if message.outlived_by(self.clock()):
             # A code that no longer works would only confuse the member who finally gets it.
             message.status = "expired"
             self.session.commit()
