@@ -6,6 +6,7 @@ import base64
 import hashlib
 import re
 import secrets
+import time
 from urllib.parse import parse_qs, urlsplit
 
 from joserfc import jwt
@@ -175,14 +176,16 @@ def last_code(app, channel: str = "email", template: str = "otp_code") -> str:
     return re.search(r"\b(\d{6})\b", newest_message(app, template, channel).body_text).group(1)
 
 
-def hold_back(db, template: str) -> None:
-    """As if an outage had held back the messages of ``template``: pending again."""
+def code_asked_again_while_held_back(db, monkeypatch, template: str, ask, ask_again) -> list[str]:
+    """``ask`` sends a code of ``template``; an outage holds its message back (pending again);
+    ``ask_again``, past the resend cooldown, sends a new one. The statuses of the messages of
+    ``template``, oldest first."""
+    assert ask().status_code == 303
     db.execute(update(Message).where(Message.template == template).values(status="pending"))
     db.commit()
-
-
-def statuses(db, template: str) -> list[str]:
-    """The statuses of the messages of ``template``, oldest first."""
+    later = time.time() + 31
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert ask_again().status_code == 303
     db.expire_all()
     return list(db.scalars(select(Message.status).where(Message.template == template)
                            .order_by(Message.id)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 from sqlalchemy import func, select
 
@@ -12,7 +11,7 @@ from idp.channels.models import Message
 from idp.events import AuditEvent
 from idp.mfa.models import TrustedDevice
 from tests.factories import PASSWORD
-from tests.flows import Flow, csrf_token, hold_back, query, statuses
+from tests.flows import Flow, code_asked_again_while_held_back, csrf_token, query
 
 NEW_PASSWORD = "Bruyere-Monts-Arree-29!"
 
@@ -124,12 +123,9 @@ def _confirm(flow, code):
 
 def test_a_new_code_withdraws_the_one_still_held_back(flow, db, monkeypatch):
     flow.code()
-    assert _new_mobile(flow).status_code == 303
-    hold_back(db, "mobile_change")
-    later = time.time() + 31  # past the resend cooldown
-    monkeypatch.setattr(time, "time", lambda: later)
-    assert _new_mobile(flow, number="07 81 99 88 66").status_code == 303
-    assert statuses(db, "mobile_change") == ["expired", "sent"]
+    assert code_asked_again_while_held_back(
+        db, monkeypatch, "mobile_change", lambda: _new_mobile(flow),
+        lambda: _new_mobile(flow, number="07 81 99 88 66")) == ["expired", "sent"]
 
 
 def test_a_new_mobile_is_proven_by_an_sms_code_and_the_email_is_told(flow, db):
