@@ -5,27 +5,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp import metrics
+from idp import metrics, web
+from idp.accounts.contact_views import bp as contact_bp
 from idp.accounts.hashing import PasswordHasher
+from idp.accounts.recovery_views import bp as recovery_bp
+from idp.accounts.registration_views import bp as registration_bp
+from idp.accounts.views import bp as accounts_bp
 from idp.channels.services import Channels
 from idp.config import load_settings
 from idp.db import Database
 from idp.extensions import Services, close_db
 from idp.keystore import KeyStore
+from idp.oidc.server import build_server
+from idp.oidc.views import api as oidc_api
+from idp.oidc.views import bp as oidc_bp
+from idp.ops import bp as ops_bp
+from idp.pages import bp as pages_bp
+from idp.passkeys.views import bp as passkeys_bp
 from idp.sessions import StoreSessionInterface
+from idp.signin.views import bp as signin_bp
 from idp.store import create_store
 from idp.tenancy import load_tenants
+from idp.web.transactions import Provider
+from idp.wiring import register_services
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+def create_app(overrides: dict[str, Any] | None = None) -> Provider:
     """Build the provider. ``overrides`` take precedence over files and environment."""
     settings = load_settings(overrides)
-    app = Flask(
+    app = Provider(
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(Path(__file__).parent / "static"),
@@ -70,6 +82,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         ),
         channels=Channels.from_settings(settings),
     )
+    register_services(services.registry)
+    services.channels.install_dispatch(database.sessionmaker)
     app.extensions["idp"] = services
     app.session_interface = StoreSessionInterface(
         store,
@@ -81,7 +95,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     app.teardown_appcontext(close_db)
 
-    from idp import web  # noqa: PLC0415 - views import the app's collaborators
-
-    web.init_app(app)
+    app.extensions["idp_oidc"] = build_server(app)
+    web.init_app(app, trusted_proxies=settings.trusted_proxies)
+    for blueprint in (oidc_api, oidc_bp, signin_bp, accounts_bp, contact_bp, registration_bp,
+                      recovery_bp, passkeys_bp, pages_bp, ops_bp):
+        app.register_blueprint(blueprint)
+    web.csrf.exempt(oidc_api)
     return app

@@ -1,20 +1,54 @@
-"""The provider's collaborators, built once per app and reached from views and the CLI."""
+"""The provider's collaborators, built once per app, and the one place to find a service.
+
+``Services`` holds what is built once (settings, database, store, keys, tenants,
+hasher, channels). Per-request services (the OTP service, trusted devices, the
+sign-in, the message queue …) are made by factories registered once in
+``create_app`` (``idp.wiring``) and found by their class, Warehouse's
+``find_service`` model: views and commands ask ``find_service(OtpService)``,
+nothing defines accessors of its own.
+"""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from flask import abort, current_app, g
 from sqlalchemy.orm import Session
 
 from idp.accounts.hashing import PasswordHasher
+from idp.channels.dispatch import dispatch_at_commit
 from idp.channels.services import Channels
 from idp.config import Settings
 from idp.db import Database
 from idp.keystore import KeyStore
 from idp.store import Store
 from idp.tenancy import Tenant
+
+T = TypeVar("T")
+# factory(collaborators, database session of the request or command) -> service
+Factory = Callable[["Services", Session], Any]
+
+
+class ServiceRegistry:
+    """Factories by the class of what they make; each service is made once per request."""
+
+    def __init__(self) -> None:
+        self._factories: dict[type, Factory] = {}
+
+    def register(self, kind: type[T], factory: Callable[[Services, Session], T]) -> None:
+        if kind in self._factories:
+            raise ValueError(f"{kind.__name__} already has a factory")
+        self._factories[kind] = factory
+
+    def create(self, kind: type[T], collaborators: Services, session: Session) -> T:
+        try:
+            factory = self._factories[kind]
+        except KeyError:
+            raise LookupError(f"no factory registered for {kind.__name__}") from None
+        return factory(collaborators, session)
 
 
 @dataclass
@@ -26,16 +60,25 @@ class Services:
     tenants: dict[str, Tenant]
     hasher: PasswordHasher
     channels: Channels
+    registry: ServiceRegistry = field(default_factory=ServiceRegistry)
 
 
 def services() -> Services:
     return current_app.extensions["idp"]
 
 
+def find_service(kind: type[T]) -> T:
+    """The ``kind`` service of the current request (or command), on its database session."""
+    found = g.setdefault("services", {})
+    if kind not in found:
+        found[kind] = services().registry.create(kind, services(), db())
+    return found[kind]
+
+
 def db() -> Session:
     """The session of the current request or command, closed at teardown."""
     if "db" not in g:
-        g.db = services().database.session()
+        g.db = dispatch_at_commit(services().database.session())
     return g.db
 
 

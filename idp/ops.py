@@ -12,7 +12,7 @@ from idp import metrics
 from idp.channels.models import Message
 from idp.extensions import db, services
 from idp.store import StoreUnavailable
-from idp.web import render
+from idp.web.rendering import render
 
 bp = Blueprint("ops", __name__)
 

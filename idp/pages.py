@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 from idp import ratelimit
-from idp.accounts.flow import PENDING_TTL
 from idp.extensions import current_tenant, services
-from idp.web import render, tenant_blueprint
+from idp.signin.state import PENDING_TTL
+from idp.web.rendering import render
+from idp.web.tenants import tenant_blueprint
 
 bp = tenant_blueprint("pages", __name__)
 

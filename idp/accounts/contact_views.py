@@ -14,22 +14,25 @@ from flask import redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from idp import ratelimit
-from idp.accounts import flow
 from idp.accounts import services as accounts
 from idp.accounts.authn import session_account
+from idp.accounts.codes import code_accepted
 from idp.accounts.forms import ChangeEmailForm, ChangeMobileForm, ReceivedCodeForm, UpdateIdentifierForm
 from idp.accounts.migration import is_legacy, migrate
 from idp.accounts.models import Account
+from idp.accounts.reauthentication import password_given_again
 from idp.accounts.services import change_email, email_in_use, normalize_email
 from idp.channels.masking import mask_email, mask_phone
-from idp.channels.services import messages_service
-from idp.extensions import current_tenant, db, services
-from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked, ResendTooSoon
-from idp.mfa.views import otp_service
-from idp.ratelimit import RateLimiter, TooManyAttempts
+from idp.channels.services import Messages
+from idp.errors import SignInExpired
+from idp.extensions import current_tenant, db, find_service
+from idp.mfa.services import Challenge
+from idp.signin import state as sign_in_state
+from idp.signin.completion import complete
+from idp.signin.services import CodeSender
 from idp.tenancy import Tenant
-from idp.web import render, tenant_blueprint
+from idp.web.rendering import render
+from idp.web.tenants import tenant_blueprint
 
 bp = tenant_blueprint("contact", __name__)
 
@@ -56,52 +59,18 @@ CHANGES = {change.kind: change for change in (MOBILE, EMAIL, IDENTIFIER)}
 EMAIL_TAKEN = _l("Cette adresse e-mail est déjà celle d’un autre compte. Choisissez-en une autre.")
 
 
-def _send_code(tenant: Tenant, change: Change, account: Account, address: str) -> int | None:
-    """Send a code to ``address``; the seconds to wait instead when asked again too soon."""
+def _send_code(tenant: Tenant, change: Change, account: Account, address: str) -> None:
+    """Send a code to ``address`` (``CodeSender``: its limits, its cooldown; it commits)."""
     pending = session.get(CODE_STATE)
     previous = (Challenge(**pending["challenge"])
                 if pending and pending["kind"] == change.kind else None)
-    store = services().store
-    limits = [(RateLimiter(store, ratelimit.OTP_SEND_PER_ACCOUNT), account.id),
-              (RateLimiter(store, ratelimit.OTP_SEND_PER_IP), request.remote_addr or "?")]
-    if change.channel == "sms":
-        limits.append((RateLimiter(store, ratelimit.OTP_SEND_PER_PHONE), address))
-    try:
-        for limiter, subject in limits:
-            limiter.test(subject)
-        challenge, code = otp_service().issue(tenant, f"{change.kind}:{account.id}", change.channel,
-                                              previous)
-    except (TooManyAttempts, ResendTooSoon) as exc:
-        return exc.retry_after
-    for limiter, subject in limits:
-        limiter.hit(subject)
-    message = messages_service().queue_code(
-        tenant, change.channel, change.template, address, code=code,
-        valid_until=challenge.valid_until, replaces=pending.get("message") if pending else None)
-    session[CODE_STATE] = {"kind": change.kind, "address": address, "challenge": asdict(challenge),
-                           "message": message.id}
-    db().commit()
-    messages_service().send_now(message)
-    return None
-
-
-def code_accepted(tenant: Tenant, challenge: dict, field,
-                  expired: str | None = None) -> bool:
-    """Check the code typed in ``field`` against its challenge; say what is wrong on the field."""
-    try:
-        otp_service().verify(tenant, Challenge(**challenge), field.data)
-    except OtpInvalid as exc:
-        field.errors = [_("Code incorrect. Il vous reste %(count)s essai(s).", count=exc.remaining)]
-    except (OtpLocked, OtpExpired):
-        field.errors = [expired or _("Ce code n’est plus valable. Demandez-en un nouveau.")]
-    else:
-        return True
-    return False
-
-
-def _too_soon(seconds: int) -> str:
-    return _("Un code vient d’être envoyé. Vous pourrez en demander un nouveau dans "
-             "%(seconds)s secondes.", seconds=seconds)
+    sent = find_service(CodeSender).send(
+        tenant, challenge_subject=f"{change.kind}:{account.id}", limit_subject=account.id,
+        channel=change.channel, recipient=address, template=change.template,
+        ip=request.remote_addr or "?", previous=previous,
+        replaces=pending.get("message") if pending else None)
+    session[CODE_STATE] = {"kind": change.kind, "address": address,
+                           "challenge": asdict(sent.challenge), "message": sent.message_id}
 
 
 def _code_state(kind: str) -> dict | None:
@@ -129,38 +98,24 @@ def _signed_in():
     return session_account(db(), current_tenant())
 
 
-def password_given_again(account: Account, form) -> bool:
-    """The current password, asked again before a change a session alone may not make;
-    a wrong one is said next to the form's ``current_password`` field."""
-    if services().hasher.verify(account.password_hash, form.current_password.data).ok:
-        return True
-    form.current_password.errors = [_("Mot de passe actuel incorrect.")]
-    return False
-
-
 @bp.route("/account/mobile", methods=["GET", "POST"])
 def change_mobile():
     """New mobile: the password again, then an SMS code to the new number."""
     signed_in = _signed_in()
     if signed_in is None:
-        return redirect(url_for("accounts.login"), 303)
+        return redirect(url_for("signin.login"), 303)
     member = signed_in[1]
     form = ChangeMobileForm()
     if form.validate_on_submit() and password_given_again(member, form):
-        wait = _send_code(current_tenant(), MOBILE, member, form.mobile.e164)
-        if wait is None:
-            return redirect(url_for("contact.confirm_mobile"), 303)
-        form.mobile.errors = [_too_soon(wait)]
-        return render("change_mobile.html", status=429, form=form)
+        _send_code(current_tenant(), MOBILE, member, form.mobile.e164)
+        return redirect(url_for("contact.confirm_mobile"), 303)
     status = 400 if form.is_submitted() else 200
     return render("change_mobile.html", status=status, form=form)
 
 
 def _apply_mobile(member: Account, number: str):
-    notices = accounts.change_mobile(db(), messages_service(), current_tenant(), member, number,
-                                     reason="change")
-    db().commit()
-    messages_service().send_all_now(notices)
+    accounts.change_mobile(db(), find_service(Messages), current_tenant(), member, number,
+                           reason="change")
     return redirect(url_for("accounts.account", changed="mobile"), 303)
 
 
@@ -171,9 +126,7 @@ def _apply_email(member: Account, address: str):
         form = ChangeEmailForm()
         form.email.errors = [str(EMAIL_TAKEN)]
         return render("change_email.html", status=409, form=form)
-    notices = change_email(db(), messages_service(), tenant, member, address, reason="change")
-    db().commit()
-    messages_service().send_all_now(notices)
+    change_email(db(), find_service(Messages), tenant, member, address, reason="change")
     return redirect(url_for("accounts.account", changed="email"), 303)
 
 
@@ -196,7 +149,7 @@ def change_email_page():
     tenant = current_tenant()
     signed_in = _signed_in()
     if signed_in is None:
-        return redirect(url_for("accounts.login"), 303)
+        return redirect(url_for("signin.login"), 303)
     member = signed_in[1]
     form = ChangeEmailForm()
     status = 400 if form.is_submitted() else 200
@@ -208,11 +161,8 @@ def change_email_page():
             form.email.errors = [str(EMAIL_TAKEN)]
             status = 409
         else:
-            wait = _send_code(tenant, EMAIL, member, address)
-            if wait is None:
-                return redirect(url_for("contact.confirm_email"), 303)
-            form.email.errors = [_too_soon(wait)]
-            status = 429
+            _send_code(tenant, EMAIL, member, address)
+            return redirect(url_for("contact.confirm_email"), 303)
     return render("change_email.html", status=status, form=form)
 
 
@@ -221,38 +171,28 @@ def confirm_email():
     return _account_code_page(EMAIL, "contact.confirm_email", _apply_email)
 
 
-def _migrating() -> tuple[flow.Pending, Account] | None:
+def _migrating() -> tuple[sign_in_state.Pending, Account]:
     """The pending sign-in of a legacy account that proved every factor (SPEC §7)."""
     tenant = current_tenant()
-    state = flow.pending(tenant)
-    account = db().get(Account, state.account_id) if state and state.amr else None
+    state = sign_in_state.required_pending(tenant, proven=True)
+    account = db().get(Account, state.account_id)
     if account is None or not account.is_active or not is_legacy(tenant, account):
-        return None
+        raise SignInExpired()
     return state, account
 
 
-def _sign_in_expired():
-    message = _("Votre demande de connexion a expiré. Veuillez recommencer.")
-    return render("error.html", status=400, error_code="expired", message=message)
-
-
-def _finish_migration(state: flow.Pending, account: Account, address: str):
+def _finish_migration(state: sign_in_state.Pending, account: Account, address: str):
     tenant = current_tenant()
-    notices = migrate(db(), messages_service(), tenant, account, address)
-    db().commit()
-    messages_service().send_all_now(notices)
-    return flow.complete(tenant, account, amr=state.amr, acr=state.acr,
-                         interaction_id=state.interaction)
+    migrate(db(), find_service(Messages), tenant, account, address)
+    return complete(tenant, account, amr=state.amr or [], acr=state.acr or "",
+                    interaction_id=state.interaction)
 
 
 @bp.route("/login/update-identifier", methods=["GET", "POST"])
 def update_identifier():
     """The page "Mettre à jour mon identifiant": the email that replaces the member number."""
     tenant = current_tenant()
-    migrating = _migrating()
-    if migrating is None:
-        return _sign_in_expired()
-    state, account = migrating
+    state, account = _migrating()
     form = UpdateIdentifierForm()
     if request.method == "GET" and account.email:
         form.email.data = account.email
@@ -266,23 +206,17 @@ def update_identifier():
             # The sign-in's own code went to this very address: it is proven already.
             return _finish_migration(state, account, address)
         else:
-            wait = _send_code(tenant, IDENTIFIER, account, address)
-            if wait is None:
-                return redirect(url_for("contact.update_identifier_code"), 303)
-            form.email.errors = [_too_soon(wait)]
-            status = 429
+            _send_code(tenant, IDENTIFIER, account, address)
+            return redirect(url_for("contact.update_identifier_code"), 303)
     return render("update_identifier.html", status=status, form=form, account=account,
                   masked=mask_email(account.email) if account.email else None,
-                  timing=flow.sign_in_time(tenant, None))
+                  timing=sign_in_state.sign_in_time(tenant, None))
 
 
 @bp.route("/login/update-identifier/code", methods=["GET", "POST"])
 def update_identifier_code():
     tenant = current_tenant()
-    migrating = _migrating()
-    if migrating is None:
-        return _sign_in_expired()
-    state, account = migrating
+    state, account = _migrating()
 
     def apply(address: str):
         if email_in_use(db(), tenant, address, account):

@@ -98,8 +98,9 @@ class LoginMigration:
     def invite(self, batch_size: int) -> Iterator[list[Message]]:
         """Queue and commit one batch of invitations at a time; yields each batch's messages.
 
-        The caller sends them (``send_all_now``) and paces the batches; a message
-        not sent then is delivered by the queue's worker.
+        Each batch's messages leave when it commits (``Messages.delivered`` tells which
+        did); the caller paces the batches; a message not sent then is delivered by the
+        queue's worker.
         """
         login_url = f"{self.tenant.issuer}/login"
         while True:

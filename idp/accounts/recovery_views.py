@@ -9,17 +9,13 @@ from idp import ratelimit
 from idp.accounts.forms import ForgotPasswordForm, MemberNumberForm, MielIdentityForm, NewPasswordForm
 from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.recovery import Recovery, ResetLinkInvalid
-from idp.channels.services import messages_service
-from idp.extensions import current_tenant, db, services
+from idp.extensions import current_tenant, db, find_service, services
 from idp.ratelimit import RateLimiter
 from idp.registry.matching import match_by_nir
-from idp.web import render, tenant_blueprint
+from idp.web.rendering import render
+from idp.web.tenants import tenant_blueprint
 
 bp = tenant_blueprint("recovery", __name__)
-
-
-def recovery() -> Recovery:
-    return Recovery(db(), current_tenant(), messages_service(), services().settings.secret_key)
 
 
 def _within_limit(subject: str) -> bool:
@@ -35,9 +31,7 @@ def forgot_password():
         identifier = form.identifier.data.strip()
         # Over the limit, nothing more is sent, and the page says the same (no enumeration).
         if _within_limit(f"{tenant.slug}:{identifier.lower()}"):
-            messages = recovery().request_reset(identifier)
-            db().commit()
-            messages_service().send_all_now(messages)
+            find_service(Recovery).request_reset(identifier)
         sent = True
     return render("forgot_password.html", form=form, sent=sent)
 
@@ -45,7 +39,7 @@ def forgot_password():
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
 def reset_password(token: str):
     tenant = current_tenant()
-    service = recovery()
+    service = find_service(Recovery)
     try:
         account = service.account_for_link(token)
     except ResetLinkInvalid:
@@ -58,10 +52,7 @@ def reset_password(token: str):
         personal = PersonalData.of(account)
         failed = password_errors(form.password.data, tenant.password, personal)
         if not failed:
-            messages = service.reset(account, form.password.data, services().hasher,
-                                     services().store)
-            db().commit()
-            messages_service().send_all_now(messages)
+            service.reset(account, form.password.data, services().hasher, services().store)
             return redirect(url_for("recovery.password_reset_done"), 303)
         form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
     status = 400 if form.is_submitted() else 200
@@ -87,16 +78,13 @@ def forgot_identifier():
     if form.validate_on_submit():
         if tenant.logs_in_with_email:
             number = form.member_number.data.strip()
-            messages = (recovery().remind_login_email(number)
-                        if _within_limit(f"{tenant.slug}:number:{number}") else [])
+            if _within_limit(f"{tenant.slug}:number:{number}"):
+                find_service(Recovery).remind_login_email(number)
         elif _within_limit(f"{tenant.slug}:nir:{form.nir.parsed.value}"):
             match = match_by_nir(db(), tenant, form.nir.data, form.first_name.data,
                                  form.last_name.data, form.birth_date.parsed)
-            messages = recovery().remind_identifier(match.member if match.outcome == "match" else None)
-        else:
-            messages = []
-        db().commit()
-        messages_service().send_all_now(messages)
+            find_service(Recovery).remind_identifier(
+                match.member if match.outcome == "match" else None)
         sent = True
     status = 400 if form.is_submitted() and not sent else 200
     return render("forgot_identifier.html", status=status, form=form, sent=sent)

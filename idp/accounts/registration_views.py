@@ -9,7 +9,7 @@ from flask import redirect, request, session, url_for
 from flask_babel import gettext as _
 
 from idp import ratelimit
-from idp.accounts.contact_views import code_accepted
+from idp.accounts.codes import code_accepted
 from idp.accounts.forms import (
     ContactForm,
     MalakoffRegistrationForm,
@@ -30,20 +30,16 @@ from idp.accounts.registration import (
     Applicant,
     Registrations,
 )
-from idp.channels.services import messages_service
-from idp.extensions import current_tenant, db, services
-from idp.mfa.services import Challenge, ResendTooSoon
-from idp.mfa.views import otp_service
-from idp.ratelimit import RateLimiter, TooManyAttempts
+from idp.extensions import current_tenant, db, find_service, services
+from idp.mfa.services import Challenge
+from idp.ratelimit import RateLimiter
 from idp.registry.matching import MatchResult, match_by_member_number, match_by_nir
 from idp.registry.models import Member
-from idp.web import render, tenant_blueprint
+from idp.signin.services import CodeSender
+from idp.web.rendering import render
+from idp.web.tenants import tenant_blueprint
 
 bp = tenant_blueprint("registration", __name__)
-
-
-def registrations() -> Registrations:
-    return Registrations(db(), current_tenant(), messages_service(), services().settings.secret_key)
 
 
 def _outcome_message(status: str) -> str | None:
@@ -67,9 +63,7 @@ def register():
     status = 200
     if form.validate_on_submit():
         ip = request.remote_addr or "?"
-        if not _within_registration_limit(ip):
-            error = _("Trop de tentatives. Veuillez réessayer dans une heure.")
-            return render("register.html", status=429, form=form, error=error)
+        _count_registration_attempt(ip)
         match = match_by_member_number(db(), tenant, form.member_number.data,
                                        form.first_name.data, form.last_name.data,
                                        form.birth_date.parsed)
@@ -78,9 +72,7 @@ def register():
             birth_date=form.birth_date.parsed, email=form.email.data, mobile=form.mobile.e164,
             terms_version=tenant.terms_version, ip=ip,
         )
-        outcome = registrations().register(applicant, match)
-        db().commit()
-        messages_service().send_all_now(outcome.messages)
+        outcome = find_service(Registrations).register(applicant, match)
         if outcome.status in (ACTIVATION_SENT, IN_REVIEW):
             session["registered"] = outcome.status
             return redirect(url_for("registration.registered"), 303)
@@ -91,8 +83,11 @@ def register():
     return render("register.html", status=status, form=form, error=error)
 
 
-def _within_registration_limit(ip: str) -> bool:
-    return RateLimiter(services().store, ratelimit.REGISTRATION_PER_IP).allow(ip)
+def _count_registration_attempt(ip: str) -> None:
+    """Identity checks per address (SPEC §9); TooManyAttempts past the limit."""
+    limiter = RateLimiter(services().store, ratelimit.REGISTRATION_PER_IP)
+    limiter.test(ip)
+    limiter.hit(ip)
 
 
 # -- Miel: three steps (identity with the NIR, contact, SMS code) -------------------------------
@@ -106,10 +101,7 @@ def _nir_identity():
     form = MielIdentityForm()
     error, status = None, 200
     if form.validate_on_submit():
-        ip = request.remote_addr or "?"
-        if not _within_registration_limit(ip):
-            error = _("Trop de tentatives. Veuillez réessayer dans une heure.")
-            return render("register_nir.html", status=429, form=form, error=error, step=1)
+        _count_registration_attempt(request.remote_addr or "?")
         match = match_by_nir(db(), tenant, form.nir.data, form.first_name.data,
                              form.last_name.data, form.birth_date.parsed)
         if match.outcome in ("match", "near_miss"):
@@ -141,25 +133,15 @@ def nir_contact():
     form = ContactForm()
     status = 200
     if form.validate_on_submit():
-        previous = Challenge(**state["challenge"]) if state["challenge"] else None
-        limiter = RateLimiter(services().store, ratelimit.OTP_SEND_PER_PHONE)
-        try:
-            limiter.test(form.mobile.e164)
-            challenge, code = otp_service().issue(tenant, f"registration:{state['member_id']}",
-                                                  "sms", previous)
-        except (TooManyAttempts, ResendTooSoon) as exc:
-            form.mobile.errors = [_("Un code vient d’être envoyé. Vous pourrez en demander un "
-                                    "nouveau dans %(seconds)s secondes.", seconds=exc.retry_after)]
-            return render("register_contact.html", status=429, form=form, step=2)
-        limiter.hit(form.mobile.e164)
-        message = messages_service().queue_code(
-            tenant, "sms", "registration_code", form.mobile.e164, code=code,
-            valid_until=challenge.valid_until, replaces=state.get("code_message"))
-        state.update(challenge=asdict(challenge), code_message=message.id,
+        subject = f"registration:{state['member_id']}"
+        sent = find_service(CodeSender).send(
+            tenant, challenge_subject=subject, limit_subject=subject, channel="sms",
+            recipient=form.mobile.e164, template="registration_code", ip=request.remote_addr or "?",
+            previous=Challenge(**state["challenge"]) if state["challenge"] else None,
+            replaces=state.get("code_message"))
+        state.update(challenge=asdict(sent.challenge), code_message=sent.message_id,
                      email=form.email.data.strip(), mobile=form.mobile.e164)
         session[NIR_STATE] = state
-        db().commit()
-        messages_service().send_now(message)
         return redirect(url_for("registration.nir_code"), 303)
     if form.is_submitted():
         status = 400
@@ -187,9 +169,7 @@ def nir_code():
                 mobile_verified=True,
             )
             match = MatchResult(state["outcome"], member, state["differences"])
-            outcome = registrations().register(applicant, match)
-            db().commit()
-            messages_service().send_all_now(outcome.messages)
+            outcome = find_service(Registrations).register(applicant, match)
             session.pop(NIR_STATE, None)
             session["registered"] = outcome.status
             return redirect(url_for("registration.registered"), 303)
@@ -206,7 +186,7 @@ def registered():
 @bp.route("/activate/<token>", methods=["GET", "POST"])
 def activate(token: str):
     tenant = current_tenant()
-    service = registrations()
+    service = find_service(Registrations)
     try:
         account = service.account_for_link(token)
     except ActivationLinkInvalid:
@@ -222,9 +202,7 @@ def activate(token: str):
         personal = PersonalData.of(account)
         failed = password_errors(form.password.data, tenant.password, personal)
         if not failed:
-            messages = service.activate(account, form.password.data, services().hasher)
-            db().commit()
-            messages_service().send_all_now(messages)
+            service.activate(account, form.password.data, services().hasher)
             return redirect(url_for("registration.welcome"), 303)
         form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
     status = 400 if form.is_submitted() else 200
@@ -236,9 +214,7 @@ def link_expired():
     form = ResendActivationForm()
     sent = False
     if form.validate_on_submit():
-        messages = registrations().resend_activation(form.email.data)
-        db().commit()
-        messages_service().send_all_now(messages)
+        find_service(Registrations).resend_activation(form.email.data)
         sent = True  # the same answer whether or not a pending account has this address
     return render("activation_expired.html", form=form, sent=sent)
 

@@ -4,7 +4,8 @@
   their SMTP / HTTP-gateway implementations and the outbox ones, chosen by
   ``IDP_MAIL_BACKEND`` and ``IDP_SMS_BACKEND``.
 - ``idp.channels.services``: the ``Messages`` queue (render per tenant, store,
-  deliver with retries) and ``messages_service()`` for views.
+  deliver with retries).
+- ``idp.channels.dispatch``: what a transaction queued leaves when it commits.
 - ``idp.channels.models``: the ``Message`` rows the queue and the outbox page use.
 
 ``idp outbox work`` delivers what request code could not send at once.

@@ -1,8 +1,8 @@
 """The message queue: emails and SMS are stored first, then delivered with retries.
 
 Request code queues a message in its own transaction (so the message exists
-exactly when the change that caused it does), commits, then asks for an
-immediate attempt with ``send_now``. Whatever is not delivered then is picked
+exactly when the change that caused it does); when that transaction commits,
+one immediate attempt is made (``idp.channels.dispatch``). Whatever is not delivered then is picked
 up by ``idp outbox work`` (``deliver_due``), with exponential backoff, until it
 is sent or, after ``message_max_attempts``, marked "failed" for operators
 (`idp outbox list --status failed`, `idp outbox retry`). An outage delays
@@ -33,8 +33,9 @@ from typing import Any, NamedTuple, Protocol
 
 from jinja2 import TemplateNotFound
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from idp.channels import dispatch
 from idp.channels.models import CHANNELS, Message
 from idp.channels.senders import (
     DeliveryError,
@@ -151,8 +152,9 @@ class Messages:
         ``tenant``, its ``brand`` and ``portal`` name (for ``{% trans %}``
         blocks, which take plain names), ``locale`` and ``context``. The
         message is added to the caller's transaction (flushed, so it has an
-        id); the caller commits, then may call ``send_now``. Must run inside
-        an app context when the default (Flask) renderer is used.
+        id); once that transaction commits, one attempt is made at once
+        (``idp.channels.dispatch``; ``delivered`` tells how it went). Must run
+        inside an app context when the default (Flask) renderer is used.
         """
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}")
@@ -190,6 +192,7 @@ class Messages:
         message.expires_at = expires_at
         self.session.add(message)
         self.session.flush()
+        dispatch.note_queued(self.session, message)
         log.info("message %s queued: %s %s to %s (%s)", message.id, channel, template,
                  mask_recipient(channel, recipient), tenant.slug)
         return message
@@ -222,18 +225,17 @@ class Messages:
 
     # -- delivery -------------------------------------------------------------
 
-    def send_all_now(self, messages: list[Message]) -> None:
-        """``send_now`` each message (after the commit); the queue retries what could not go."""
-        for message in messages:
-            self.send_now(message)
+    def delivered(self, message: Message) -> bool:
+        """Whether ``message`` went out when its transaction committed (False: delayed, the
+        worker retries it; the page should say so)."""
+        return bool(dispatch.delivered(self.session, message))
 
     def send_now(self, message: Message) -> bool:
         """Try ``message`` once, at once; True when it was delivered.
 
-        For request code, right AFTER the transaction that queued the message
-        committed, so that the member gets a code within a second. False means
-        it is delayed (the worker retries it); the page should say so. If a
-        worker holds the message, this waits for its attempt and reports it.
+        Run by the after-commit dispatch on a session of its own, so that the member
+        gets a code within a second. If a worker holds the message, this waits for
+        its attempt and reports it.
         """
         locked = self._lock(message.id)
         if locked.status != "pending":
@@ -441,7 +443,7 @@ class Channels:
     """The senders chosen by configuration, built once per app.
 
     ``messages(session)`` gives the ``Messages`` service on a session (a
-    request's, a command's); views use ``idp.channels.messages()``.
+    request's, a command's); views and commands ask ``find_service(Messages)``.
     """
 
     settings: Settings
@@ -456,6 +458,14 @@ class Channels:
         email_sender, sms_sender = build_senders(settings)
         return cls(settings=settings, email_sender=email_sender, sms_sender=sms_sender)
 
+    def install_dispatch(self, factory: sessionmaker) -> None:
+        """Messages queued on sessions of ``factory`` go out when their transaction commits."""
+        dispatch.install(factory, self._attempt_each)
+
+    def _attempt_each(self, session: Session, outgoing: list[Message]) -> dict[int, bool]:
+        messages = self.messages(session)
+        return {message.id: messages.send_now(message) for message in outgoing}
+
     def messages(self, session: Session) -> Messages:
         return Messages(
             session,
@@ -466,20 +476,3 @@ class Channels:
             current_locale=self.current_locale,
             clock=self.clock,
         )
-
-
-def messages_service() -> Messages:
-    """The ``Messages`` service on the current request's (or command's) session.
-
-    For views and commands, inside an app context. Queue, commit, then
-    ``send_now``::
-
-        outgoing = messages_service()
-        message = outgoing.queue(tenant, "email", "password_changed", account.email, reader=account)
-        db().commit()
-        delivered = outgoing.send_now(message)   # False: delayed, the worker retries
-    """
-    # Late: idp.extensions needs this module (Services.channels).
-    from idp.extensions import db, services  # noqa: PLC0415
-
-    return services().channels.messages(db())

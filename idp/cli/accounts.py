@@ -27,9 +27,9 @@ from idp.accounts.services import (
     find_by_identifier,
     set_password,
 )
-from idp.channels.services import messages_service
+from idp.channels.services import Messages
 from idp.cli.common import tenant_by_slug, transaction
-from idp.extensions import services
+from idp.extensions import find_service, services
 from idp.tenancy import Tenant
 
 MAX_NAME_LENGTH = 100
@@ -259,13 +259,11 @@ def set_contact_command(tenant: str, identifier: str, email: str | None, phone: 
             raise click.ClickException(f"no account {identifier!r} in {the_tenant.slug}")
         if address is not None and email_in_use(session, the_tenant, address, account):
             raise click.ClickException(f"another account of {the_tenant.slug} has the address {address}")
-        notices = []
         if address is not None:
-            notices += change_email(session, messages_service(), the_tenant, account, address,
-                                    reason="operator")
+            change_email(session, find_service(Messages), the_tenant, account, address,
+                         reason="operator")
         if number is not None:
-            notices += change_mobile(session, messages_service(), the_tenant, account, number,
-                                     reason="operator")
-    messages_service().send_all_now(notices)
+            change_mobile(session, find_service(Messages), the_tenant, account, number,
+                          reason="operator")
     changed = " and ".join(what for what, value in (("email", address), ("mobile", number)) if value)
     click.echo(f"{changed} of account {account.id} set and verified")

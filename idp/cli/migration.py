@@ -12,9 +12,9 @@ import click
 from flask.cli import AppGroup
 
 from idp.accounts.migration import LoginMigration
-from idp.channels.services import messages_service
+from idp.channels.services import Messages
 from idp.cli.common import tenant_by_slug
-from idp.extensions import db
+from idp.extensions import db, find_service
 
 group = AppGroup("migration", help="Email-as-login migration: invitations and follow-up.")
 
@@ -24,7 +24,7 @@ def _migration(tenant: str) -> LoginMigration:
     if not the_tenant.logs_in_with_email:
         raise click.BadParameter(f"{the_tenant.slug} members sign in with their member number, "
                                  "not an email: there is nothing to migrate", param_hint="--tenant")
-    return LoginMigration(db(), messages_service(), the_tenant)
+    return LoginMigration(db(), find_service(Messages), the_tenant)
 
 
 @group.command("invite")
@@ -48,11 +48,11 @@ def invite(tenant: str, batch_size: int, rate: float) -> None:
         _summary(migration, invited=0, sent=0)
         return
     invited = sent = 0
-    messages = messages_service()
+    messages = find_service(Messages)
     with click.progressbar(length=total, label=f"inviting {total} account(s)") as bar:
         for batch in migration.invite(batch_size):
             started = time.monotonic()
-            sent += sum(1 for message in batch if messages.send_now(message))
+            sent += sum(1 for message in batch if messages.delivered(message))
             invited += len(batch)
             bar.update(len(batch))
             # Pace by the batch: never faster than --rate emails per second on average.

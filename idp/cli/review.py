@@ -7,16 +7,17 @@ from flask.cli import AppGroup
 
 from idp.accounts.models import RegistrationRequest
 from idp.accounts.registration import Registrations, ReviewError
-from idp.channels.services import messages_service
 from idp.cli.common import operator_errors, tenant_by_slug, transaction
-from idp.extensions import db, services
+from idp.channels.services import Messages
+from idp.extensions import db, find_service, services
 from idp.registry.models import Member
 
 group = AppGroup("review", help="Registrations that need a person's decision (near misses).")
 
 
 def _service(tenant: str) -> Registrations:
-    return Registrations(db(), tenant_by_slug(tenant), messages_service(), services().settings.secret_key)
+    return Registrations(db(), tenant_by_slug(tenant), find_service(Messages),
+                         services().settings.secret_key)
 
 
 @group.command("list")
@@ -63,8 +64,7 @@ def show(tenant: str, request_id: int) -> None:
 def approve(tenant: str, request_id: int) -> None:
     """Accept the request: the account is created and the activation email sent."""
     with transaction():
-        messages = _service(tenant).approve(request_id)
-    messages_service().send_all_now(messages)
+        _service(tenant).approve(request_id)
     click.echo(f"request {request_id} approved; activation email sent")
 
 
@@ -78,6 +78,5 @@ def reject(tenant: str, request_id: int, reason: str) -> None:
     if not reason.strip():
         raise click.BadParameter("give a reason", param_hint="--reason")
     with transaction():
-        messages = _service(tenant).reject(request_id, reason.strip())
-    messages_service().send_all_now(messages)
+        _service(tenant).reject(request_id, reason.strip())
     click.echo(f"request {request_id} rejected; the member was told by email")

@@ -28,7 +28,8 @@ from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter, requ
 from idp.oidc.interactions import Interaction, Interactions
 from idp.oidc.models import Consent
 from idp.oidc.server import StoredRequest, current_server
-from idp.web import choose_ui_locale, render
+from idp.web.locale import choose_ui_locale
+from idp.web.rendering import render
 
 RESPONSE_MODES = ("query", "fragment", "form_post")
 MAX_PARAMETERS = 50
@@ -234,5 +235,5 @@ def _interact(interaction: Interaction | None, params, prompt: str, reasons: lis
         interaction.prompt, interaction.reasons = prompt, reasons
         store.save(interaction)
     choose_ui_locale(data.get("ui_locales"))
-    endpoint = {"login": "accounts.login", "step_up": "mfa.step_up", "consent": "accounts.consent"}[prompt]
+    endpoint = {"login": "signin.login", "step_up": "signin.step_up", "consent": "accounts.consent"}[prompt]
     return redirect(url_for(endpoint, interaction=interaction.id), 303)

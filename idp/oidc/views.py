@@ -12,13 +12,16 @@ from flask_cors import cross_origin
 
 from idp.accounts.authn import ACR_LEVELS, current_authentication, sign_out
 from idp.accounts.forms import ConfirmForm
+from idp.errors import SignInExpired
 from idp.events import LOGOUT, record_event
 from idp.extensions import current_tenant, db, read_only, services
 from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.models import SUPPORTED_SCOPES
 from idp.oidc.server import AUTH_METHODS, current_server
-from idp.web import csrf, render, tenant_blueprint
+from idp.web import csrf
+from idp.web.rendering import render
+from idp.web.tenants import tenant_blueprint
 
 api = tenant_blueprint("oidc_api", __name__)
 bp = tenant_blueprint("oidc", __name__)
@@ -109,10 +112,7 @@ def jwks():
 @api.route("/token", methods=["POST", "OPTIONS"])
 @_cors
 def token():
-    response = current_server().create_token_response()
-    if response.status_code == 200:
-        db().commit()
-    return response
+    return current_server().create_token_response()
 
 
 @api.route("/userinfo", methods=["GET", "POST", "OPTIONS"])
@@ -124,9 +124,7 @@ def userinfo():
 
 @api.post("/revoke")
 def revoke():
-    response = current_server().create_endpoint_response("revocation")
-    db().commit()
-    return response
+    return current_server().create_endpoint_response("revocation")
 
 
 @api.post("/introspect")
@@ -152,8 +150,7 @@ def authorize():
 def resume():
     interaction = authorization.interactions().load(request.args.get("interaction"), current_tenant().slug)
     if interaction is None:
-        message = _("Cette demande de connexion a expiré. Retournez sur votre espace et recommencez.")
-        return render("error.html", status=400, error_code="invalid_request", message=message)
+        raise SignInExpired()
     return authorization.authorize(interaction.params, interaction)
 
 
@@ -189,7 +186,6 @@ def logout_confirm():
         authentication = sign_out(tenant)
         if authentication:
             record_event(db(), LOGOUT, tenant=tenant.slug, account_id=authentication.account_id)
-            db().commit()
         return redirect(pending["redirect_uri"] or url_for("oidc.logged_out"), 303)
     signed_in = current_authentication(current_tenant()) is not None
     return render("logout.html", form=form, client_name=pending["client"], signed_in=signed_in)

@@ -16,14 +16,12 @@ from flask_babel import gettext as _
 
 from idp import events, ratelimit
 from idp.accounts.authn import ACR_PASSKEY, session_account
-from idp.accounts.contact_views import password_given_again
 from idp.accounts.forms import ConfirmForm, LoginForm
 from idp.accounts.models import Account
+from idp.accounts.reauthentication import password_given_again
 from idp.accounts.services import SignInContext
-from idp.channels.services import messages_service
-from idp.extensions import current_tenant, db, services
-from idp.mfa.views import browser_label, finish_sign_in
-from idp.oidc import authorization
+from idp.channels.services import Messages
+from idp.extensions import current_tenant, db, find_service, services
 from idp.passkeys.forms import NewPasskeyForm, PasskeyPasswordForm, PasskeySignInForm, RenamePasskeyForm
 from idp.passkeys.models import Passkey
 from idp.passkeys.services import (
@@ -34,9 +32,13 @@ from idp.passkeys.services import (
     Passkeys,
     UnknownPasskey,
 )
-from idp.ratelimit import RateLimiter, TooManyAttempts
+from idp.ratelimit import RateLimiter
+from idp.signin import state as sign_in_state
+from idp.signin.completion import finish_sign_in
+from idp.signin.cookies import browser_label
 from idp.tenancy import Tenant
-from idp.web import render, tenant_blueprint
+from idp.web.rendering import render
+from idp.web.tenants import tenant_blueprint
 
 bp = tenant_blueprint("passkeys", __name__)
 
@@ -46,10 +48,6 @@ REAUTHENTICATED = "passkey_reauth"
 CEREMONIES = "passkey_ceremonies"
 # Adding a passkey must follow the password within this many seconds.
 REAUTH_TTL = 5 * 60
-
-
-def passkeys() -> Passkeys:
-    return Passkeys(db(), services().store)
 
 
 def _ceremony(tenant: Tenant, purpose: str, *, take: bool = False) -> str | None:
@@ -77,13 +75,13 @@ def _member_required(view):
     def with_member(**kwargs):
         member = _member()
         if member is None:
-            return redirect(url_for("accounts.login"), 303)
+            return redirect(url_for("signin.login"), 303)
         return view(member, **kwargs)
     return with_member
 
 
 def _own_passkey(member: Account, passkey_id: str) -> Passkey:
-    passkey = passkeys().get(member.id, passkey_id)
+    passkey = find_service(Passkeys).get(member.id, passkey_id)
     if passkey is None:
         abort(404)
     return passkey
@@ -98,20 +96,16 @@ def _reauthenticated_member() -> Account | None:
     return member
 
 
-def _commit_and_notify(tenant: Tenant, member: Account, template: str, **context) -> None:
-    """Commit the change, then tell the member by email (when the account has one)."""
-    notice = (messages_service().queue(tenant, "email", template, member.email,
-                                       account_url=f"{tenant.issuer}/account", **context)
-              if member.email else None)
-    db().commit()
-    if notice is not None:
-        messages_service().send_now(notice)
+def _notify(tenant: Tenant, member: Account, template: str, **context) -> None:
+    """Tell the member of the change by email (when the account has one)."""
+    if member.email:
+        find_service(Messages).queue(tenant, "email", template, member.email,
+                                     account_url=f"{tenant.issuer}/account", **context)
 
 
 def _record_failure(tenant: Tenant, exc: PasskeyError, account_id: str | None = None) -> None:
     events.record_event(db(), events.PASSKEY_FAILURE, tenant=tenant.slug, account_id=account_id,
                         ip=request.remote_addr, reason=exc.reason)
-    db().commit()
 
 
 @bp.route("/account/passkeys/new", methods=["GET", "POST"])
@@ -135,7 +129,8 @@ def creation_options():
     member = _reauthenticated_member()
     if member is None:
         return jsonify(error="login_required"), 403
-    ceremony, options = passkeys().registration_options(tenant, member, _ceremony(tenant, "create"))
+    ceremony, options = find_service(Passkeys).registration_options(
+        tenant, member, _ceremony(tenant, "create"))
     _keep_ceremony(tenant, "create", ceremony)
     return jsonify(options)
 
@@ -156,8 +151,9 @@ def create():
                       "avec JavaScript activé.")
         else:
             try:
-                passkey = passkeys().register(tenant, member, _ceremony(tenant, "create", take=True),
-                                              form.credential.data, form.name.data)
+                passkey = find_service(Passkeys).register(
+                    tenant, member, _ceremony(tenant, "create", take=True), form.credential.data,
+                    form.name.data)
             except PasskeyAlreadyRegistered:
                 error = _("Cette clé d’accès est déjà enregistrée dans votre compte.")
             except PasskeyError as exc:
@@ -166,7 +162,7 @@ def create():
             else:
                 session[REAUTHENTICATED] = {k: v for k, v in (session.get(REAUTHENTICATED) or {}).items()
                                             if k != tenant.slug}
-                _commit_and_notify(tenant, member, "passkey_added", name=passkey.name)
+                _notify(tenant, member, "passkey_added", name=passkey.name)
                 return redirect(url_for("accounts.account", changed="passkey-added"), 303)
     status = 400 if form.is_submitted() else 200
     return render("passkey_create.html", status=status, form=form, error=error)
@@ -181,8 +177,7 @@ def manage(member: Account, passkey_id: str):
     if request.method == "GET":
         form.name.data = passkey.name
     if form.validate_on_submit():
-        passkeys().rename(passkey, form.name.data)
-        db().commit()
+        find_service(Passkeys).rename(passkey, form.name.data)
         return redirect(url_for("accounts.account", changed="passkey-renamed"), 303)
     status = 400 if form.is_submitted() else 200
     return render("passkey_manage.html", status=status, form=form, passkey=passkey,
@@ -196,8 +191,8 @@ def remove(member: Account, passkey_id: str):
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("passkeys.manage", passkey_id=passkey.id), 303)
     name = passkey.name
-    passkeys().remove(passkey)
-    _commit_and_notify(current_tenant(), member, "passkey_removed", name=name)
+    find_service(Passkeys).remove(passkey)
+    _notify(current_tenant(), member, "passkey_removed", name=name)
     return redirect(url_for("accounts.account", changed="passkey-removed"), 303)
 
 
@@ -205,7 +200,7 @@ def remove(member: Account, passkey_id: str):
 def request_options():
     """Options for navigator.credentials.get(); a new challenge replaces the previous one."""
     tenant = current_tenant()
-    ceremony, options = passkeys().authentication_options(tenant, _ceremony(tenant, "get"))
+    ceremony, options = find_service(Passkeys).authentication_options(tenant, _ceremony(tenant, "get"))
     _keep_ceremony(tenant, "get", ceremony)
     return jsonify(options)
 
@@ -216,10 +211,7 @@ def sign_in():
     tenant = current_tenant()
     form = PasskeySignInForm()
     interaction_id = form.interaction.data or None
-    interaction = authorization.interactions().load(interaction_id, tenant.slug)
-    if interaction_id and interaction is None:
-        message = _("Cette demande de connexion a expiré. Retournez sur votre espace et recommencez.")
-        return render("error.html", status=400, error_code="invalid_request", message=message)
+    interaction = sign_in_state.required_interaction(tenant, interaction_id)
     limiter = RateLimiter(services().store, ratelimit.PASSKEY_PER_IP)
     ip = request.remote_addr or "?"
     status = 400
@@ -227,15 +219,12 @@ def sign_in():
         error = _("La connexion par clé d’accès n’a pas abouti. Réessayez, ou connectez-vous avec "
                   "votre mot de passe.")
     else:
+        limiter.test(ip)
         try:
-            limiter.test(ip)
-            passkey, account = passkeys().authenticate(
+            passkey, account = find_service(Passkeys).authenticate(
                 tenant, _ceremony(tenant, "get", take=True), form.credential.data,
                 SignInContext(ip=ip, user_agent=request.user_agent.string,
                               locale=str(get_locale())))
-        except TooManyAttempts:
-            status = 429
-            error = _("Trop de tentatives. Patientez quelques minutes avant de réessayer.")
         except PasskeyError as exc:
             limiter.hit(ip)
             _record_failure(tenant, exc)

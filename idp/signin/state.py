@@ -1,10 +1,5 @@
-"""The steps of a sign-in, across pages: password, then (unless trusted) a one-time code.
-
-Between the steps, the browser session holds a *pending* sign-in per tenant:
-who proved their password, for which interaction, and the current code
-challenge. Only when the last step succeeds does ``complete`` sign the member
-in (new session id) and resume the authorization request.
-"""
+"""The pending sign-in: who proved their password, for which interaction, and the current code
+challenge, kept in the browser session per tenant until the last step completes."""
 
 from __future__ import annotations
 
@@ -12,17 +7,14 @@ import time
 from dataclasses import asdict, dataclass
 from urllib.parse import urlencode
 
-from flask import redirect, session, url_for
+from flask import session, url_for
 from flask_babel import gettext as _
 
-from idp.accounts.authn import sign_in
-from idp.accounts.migration import needs_migration
-from idp.accounts.models import Account
 from idp.deadlines import Deadline, sign_in_deadline
-from idp.extensions import services
+from idp.errors import SignInExpired
+from idp.extensions import find_service, services
 from idp.mfa.services import Challenge
-from idp.oidc import authorization
-from idp.oidc.interactions import Interaction
+from idp.oidc.interactions import Interaction, Interactions
 from idp.tenancy import Tenant
 
 # A pending sign-in older than this starts again from the password.
@@ -62,6 +54,14 @@ def pending(tenant: Tenant) -> Pending | None:
     return state
 
 
+def required_pending(tenant: Tenant, *, proven: bool = False) -> Pending:
+    """The pending sign-in, or SignInExpired; ``proven``: every factor already proven."""
+    state = pending(tenant)
+    if state is None or (proven and not state.amr):
+        raise SignInExpired()
+    return state
+
+
 def save_pending(tenant: Tenant, state: Pending) -> None:
     entries = dict(session.get("pending") or {})
     entries[tenant.slug] = asdict(state)
@@ -72,6 +72,23 @@ def clear_pending(tenant: Tenant) -> None:
     entries = dict(session.get("pending") or {})
     if entries.pop(tenant.slug, None) is not None:
         session["pending"] = entries
+
+
+def interaction(tenant: Tenant, interaction_id: str | None) -> Interaction | None:
+    """The parked authorization request a page names, if it is still this browser's."""
+    return find_service(Interactions).load(interaction_id, tenant.slug) if interaction_id else None
+
+
+def required_interaction(tenant: Tenant, interaction_id: str | None) -> Interaction | None:
+    """The interaction a page names (None when it names none); SignInExpired when it is gone."""
+    found = interaction(tenant, interaction_id)
+    if interaction_id and found is None:
+        raise SignInExpired()
+    return found
+
+
+def needs_fresh_code(found: Interaction | None) -> bool:
+    return bool(found and FRESH_CODE_REASONS & set(found.reasons))
 
 
 @dataclass
@@ -86,6 +103,7 @@ class InProgress:
         """What the cap on extensions counts: this authorization request, or this member's sign-in."""
         if self.interaction is not None:
             return f"interaction:{self.interaction.id}"
+        assert self.state is not None
         return f"account:{self.state.account_id}"
 
 
@@ -97,17 +115,17 @@ def in_progress(tenant: Tenant, interaction_id: str | None, *,
     """
     state = pending(tenant) if with_pending else None
     interaction_id = interaction_id or (state.interaction if state else None)
-    interaction = authorization.interactions().load(interaction_id, tenant.slug) if interaction_id else None
-    if (interaction_id and interaction is None) or (interaction is None and state is None):
+    found = interaction(tenant, interaction_id)
+    if (interaction_id and found is None) or (found is None and state is None):
         return None
-    return InProgress(interaction, state)
+    return InProgress(found, state)
 
 
 def deadline(found: InProgress) -> Deadline:
     """When the sign-in ends: its parked request or its pending steps, whichever first."""
     limits = []  # (seconds left, lifetime)
     if found.interaction is not None:
-        limits.append((authorization.interactions().expires_in(found.interaction),
+        limits.append((find_service(Interactions).expires_in(found.interaction),
                        services().settings.interaction_ttl))
     if found.state is not None:
         limits.append((int(found.state.started_at + PENDING_TTL - time.time()), PENDING_TTL))
@@ -128,12 +146,12 @@ class SignInTime:
         return time_left_message(self.deadline)
 
 
-def time_left_message(deadline: Deadline) -> str:
+def time_left_message(limit: Deadline) -> str:
     """The time left, in words: pages say it without JavaScript (WCAG 2.2.1)."""
-    if deadline.seconds_left >= 120:
+    if limit.seconds_left >= 120:
         # Whole minutes, not cut short by the few seconds the page took to come.
         return _("Pour votre sécurité, il vous reste %(minutes)s minutes pour terminer votre connexion.",
-                 minutes=(deadline.seconds_left + 10) // 60)
+                 minutes=(limit.seconds_left + 10) // 60)
     return _("Pour votre sécurité, il vous reste moins de 2 minutes pour terminer votre connexion.")
 
 
@@ -142,64 +160,19 @@ def sign_in_time(tenant: Tenant, interaction_id: str | None, *,
     found = in_progress(tenant, interaction_id, with_pending=with_pending)
     if found is None:
         return None
-    interaction = found.interaction
-    if interaction is None:
-        return SignInTime(deadline(found), None, url_for("accounts.login"))
-    query = urlencode([tuple(pair) for pair in interaction.params])
-    return SignInTime(deadline(found), interaction.id, f"{url_for('oidc.authorize')}?{query}")
+    if found.interaction is None:
+        return SignInTime(deadline(found), None, url_for("signin.login"))
+    query = urlencode([tuple(pair) for pair in found.interaction.params])
+    return SignInTime(deadline(found), found.interaction.id, f"{url_for('oidc.authorize')}?{query}")
 
 
 def extend(tenant: Tenant, found: InProgress) -> Deadline:
     """Give the sign-in its whole time again (WCAG 2.2.1); the caller caps how often."""
     if found.interaction is not None:
-        authorization.interactions().save(found.interaction)
+        find_service(Interactions).save(found.interaction)
     if found.state is not None:
         found.state.started_at = time.time()
         save_pending(tenant, found.state)
     # The session's idle timer restarts too: it carries the CSRF token and the pending steps.
     session.modified = True
     return deadline(found)
-
-
-def begin_second_factor(tenant: Tenant, account_id: str, interaction: Interaction | None,
-                        reason: str):
-    save_pending(tenant, Pending(account_id=account_id, interaction=interaction.id if interaction
-                                 else None, reason=reason, started_at=time.time()))
-    return redirect(url_for("mfa.choose"), 303)
-
-
-def needs_fresh_code(interaction: Interaction | None) -> bool:
-    return bool(interaction and FRESH_CODE_REASONS & set(interaction.reasons))
-
-
-def needs_first_sign_in_step(tenant: Tenant, account: Account) -> bool:
-    """Terms of the current version not yet accepted, or preferences never set (SPEC §3.2)."""
-    return account.terms_version != tenant.terms_version or (
-        tenant.communication_preferences and account.preferences is None)
-
-
-def complete(tenant: Tenant, account: Account, *, amr: list[str], acr: str,
-             interaction_id: str | None):
-    """Sign the member in and go back to the authorization request (or the signed-in page).
-
-    A legacy account during the email-as-login migration updates its identifier first
-    (SPEC §7), and a member with terms to accept (first sign-in, or a new version) goes
-    through that page; meanwhile the proven factors wait in the pending sign-in.
-    """
-    step = ("contact.update_identifier" if needs_migration(tenant, account)
-            else "accounts.terms" if needs_first_sign_in_step(tenant, account) else None)
-    if step is not None:
-        state = pending(tenant) or Pending(account_id=account.id, interaction=interaction_id,
-                                           reason="login", started_at=time.time())
-        state.amr, state.acr, state.interaction = amr, acr, interaction_id
-        save_pending(tenant, state)
-        return redirect(url_for(step), 303)
-    clear_pending(tenant)
-    sign_in(tenant, account, amr=amr, acr=acr)
-    store = authorization.interactions()
-    interaction = store.load(interaction_id, tenant.slug) if interaction_id else None
-    if interaction is None:
-        return redirect(url_for("accounts.signed_in"), 303)
-    interaction.login_done = True
-    store.save(interaction)
-    return redirect(url_for("oidc.resume", interaction=interaction.id), 303)

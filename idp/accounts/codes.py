@@ -1,0 +1,23 @@
+"""A code typed in a form, checked against its challenge, with what is wrong said on the field."""
+
+from __future__ import annotations
+
+from flask_babel import gettext as _
+
+from idp.extensions import find_service
+from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked
+from idp.signin.services import CodeSender
+from idp.tenancy import Tenant
+
+
+def code_accepted(tenant: Tenant, challenge: dict, field, expired: str | None = None) -> bool:
+    """Check the code typed in ``field`` against its challenge; say what is wrong on the field."""
+    try:
+        find_service(CodeSender).check(tenant, Challenge(**challenge), field.data)
+    except OtpInvalid as exc:
+        field.errors = [_("Code incorrect. Il vous reste %(count)s essai(s).", count=exc.remaining)]
+    except (OtpLocked, OtpExpired):
+        field.errors = [expired or _("Ce code n’est plus valable. Demandez-en un nouveau.")]
+    else:
+        return True
+    return False

@@ -1,0 +1,77 @@
+"""What the hosted pages may tell the protocol about an interaction, and nothing more.
+
+node-oidc-provider's ``interactionFinished`` model: a page that did what the interaction
+asked calls ``finish(interaction, login=…)`` or ``finish(interaction, consent=…)`` and
+sends the browser where it says; a member who refuses calls ``abort``. Pages never set
+flags on interactions; consent is stored here, by the protocol that reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp import events
+from idp.oidc import authorization
+from idp.oidc.interactions import Interaction, Interactions
+from idp.oidc.models import Client, Consent
+
+
+@dataclass(frozen=True)
+class Login:
+    """The member of ``account_id`` signed in (the session already says so)."""
+
+    account_id: str
+
+
+@dataclass(frozen=True)
+class ConsentGiven:
+    """The member allowed ``client_id`` the ``scopes`` shown to them."""
+
+    account_id: str
+    client_id: str
+    scopes: list[str]
+
+
+class InteractionApi:
+    def __init__(self, interactions: Interactions, session: Session):
+        self.interactions = interactions
+        self.session = session
+
+    def load(self, interaction_id: str | None, tenant: str) -> Interaction | None:
+        """The interaction, if it exists, is this tenant's and belongs to this browser."""
+        return self.interactions.load(interaction_id, tenant)
+
+    def client(self, interaction: Interaction) -> Client | None:
+        """The client whose request is parked (its name and scopes, for the consent page)."""
+        return self.session.scalar(select(Client).where(
+            Client.client_id == interaction.param("client_id"), Client.tenant == interaction.tenant))
+
+    def finish(self, interaction: Interaction, *, login: Login | None = None,
+               consent: ConsentGiven | None = None) -> str:
+        """Record what the member did; the URL where the authorization request resumes."""
+        if login is not None:
+            interaction.login_done = True
+        if consent is not None:
+            self._store_consent(interaction.tenant, consent)
+            interaction.consent_done = True
+        self.interactions.save(interaction)
+        return url_for("oidc.resume", interaction=interaction.id)
+
+    def abort(self, interaction: Interaction):
+        """The member refused: the client gets access_denied (RFC 6749 4.1.2.1)."""
+        return authorization.deny(interaction)
+
+    def _store_consent(self, tenant: str, consent: ConsentGiven) -> None:
+        row = self.session.scalar(select(Consent).where(
+            Consent.account_id == consent.account_id, Consent.client_id == consent.client_id))
+        if row is None:
+            row = Consent(account_id=consent.account_id, client_id=consent.client_id, scopes=[])
+            self.session.add(row)
+        row.scopes = sorted(set(row.scopes) | set(consent.scopes))
+        events.record_event(self.session, events.CONSENT_GRANTED, tenant=tenant,
+                            account_id=consent.account_id, client_id=consent.client_id,
+                            scopes=consent.scopes)

@@ -1,0 +1,169 @@
+"""The sign-in's domain work, without Flask: its collaborators come in through the constructor.
+
+``SignIn`` owns the rate limits of a sign-in (password per identifier and per address,
+code checks per account and per address); ``CodeSender`` owns those of sending a code
+(per account, per address, per phone number), for every code the provider sends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from idp import events, ratelimit
+from idp.accounts.hashing import PasswordHasher
+from idp.accounts.models import Account
+from idp.accounts.services import Authenticator, SignInContext
+from idp.channels.services import Messages
+from idp.db import utcnow
+from idp.mfa.services import Challenge, OtpError, OtpService, TrustedDevices
+from idp.ratelimit import Limit, RateLimiter
+from idp.store import Store
+from idp.tenancy import Tenant
+
+
+@dataclass(frozen=True)
+class SentCode:
+    """A code on its way: its challenge, the message carrying it, and whether it left at once."""
+
+    challenge: Challenge
+    message_id: int
+    delivered: bool
+
+
+class CodeSender:
+    """Every one-time code goes through here, with the same limits whatever it proves.
+
+    ``send`` commits (the code's message leaves at commit, and the page says whether it
+    did). It raises ``TooManyAttempts`` when a send limit is reached and ``ResendTooSoon``
+    within the cooldown of the code it replaces; nothing is sent or counted then.
+    """
+
+    def __init__(self, session: Session, store: Store, otp: OtpService, messages: Messages):
+        self.session = session
+        self.store = store
+        self.otp = otp
+        self.messages = messages
+
+    def send(self, tenant: Tenant, *, challenge_subject: str, limit_subject: str, channel: str,
+             recipient: str, template: str, ip: str, previous: Challenge | None = None,
+             replaces: int | None = None) -> SentCode:
+        """Send a code for ``challenge_subject`` (what it proves) to ``recipient``.
+
+        ``limit_subject`` is who the per-account limit counts (an account, a registration);
+        ``previous`` the code this one replaces (its cooldown applies), ``replaces`` its
+        message, withdrawn if still held back.
+        """
+        limits: list[tuple[Limit, str]] = [(ratelimit.OTP_SEND_PER_ACCOUNT, limit_subject),
+                                           (ratelimit.OTP_SEND_PER_IP, ip)]
+        if channel == "sms":
+            limits.append((ratelimit.OTP_SEND_PER_PHONE, recipient))
+        limiters = [(RateLimiter(self.store, limit), subject) for limit, subject in limits]
+        for limiter, subject in limiters:
+            limiter.test(subject)
+        challenge, code = self.otp.issue(tenant, challenge_subject, channel, previous)
+        for limiter, subject in limiters:
+            limiter.hit(subject)
+        message = self.messages.queue_code(tenant, channel, template, recipient, code=code,
+                                           valid_until=challenge.valid_until, replaces=replaces)
+        self.session.commit()
+        return SentCode(challenge, message.id, self.messages.delivered(message))
+
+    def check(self, tenant: Tenant, challenge: Challenge, code: str) -> None:
+        """Accept the code once; OtpExpired, OtpLocked or OtpInvalid otherwise."""
+        self.otp.verify(tenant, challenge, code)
+
+
+class SignIn:
+    """The steps of a sign-in: the password, a trusted browser or a code, a new-browser notice."""
+
+    def __init__(self, session: Session, store: Store, hasher: PasswordHasher,
+                 trusted_devices: TrustedDevices, codes: CodeSender, messages: Messages):
+        self.session = session
+        self.store = store
+        self.hasher = hasher
+        self.trusted_devices = trusted_devices
+        self.codes = codes
+        self.messages = messages
+
+    def check_password(self, tenant: Tenant, identifier: str, password: str,
+                       context: SignInContext) -> Account | None:
+        """The account, or None for a wrong identifier or password (one answer for both).
+
+        Bounded per identifier and per address (SPEC §5): ``TooManyAttempts`` once either is
+        reached; the failure that reaches the identifier's limit is recorded and committed
+        before that answer.
+        """
+        per_identifier = RateLimiter(self.store, ratelimit.LOGIN_PER_IDENTIFIER)
+        per_ip = RateLimiter(self.store, ratelimit.LOGIN_PER_IP)
+        # Keyed on what was typed, so unknown identifiers lock exactly like real ones.
+        subject = f"{tenant.slug}:{identifier.strip().lower()}"
+        ip = context.ip or "?"
+        per_identifier.test(subject)
+        per_ip.test(ip)
+        account = Authenticator(self.session, self.hasher).authenticate(
+            tenant, identifier, password, context)
+        if account is None:
+            per_ip.hit(ip)
+            if per_identifier.hit(subject) >= ratelimit.LOGIN_PER_IDENTIFIER.limit:
+                events.record_event(self.session, events.LOGIN_LOCKED, tenant=tenant.slug, ip=ip)
+                self.session.commit()
+                per_identifier.test(subject)
+            return None
+        per_identifier.clear(subject)
+        return account
+
+    def trusted_browser(self, tenant: Tenant, account: Account, cookie: str | None) -> bool:
+        """Whether this browser's trusted-device cookie stands for ``account`` (it is then used)."""
+        return self.trusted_devices.recognise(tenant, account.id, cookie) is not None
+
+    def send_code(self, tenant: Tenant, account: Account, channel: str, *, ip: str,
+                  previous: Challenge | None, replaces: int | None) -> SentCode:
+        """A sign-in code to the account's email or mobile (``CodeSender.send``; commits)."""
+        recipient = account.email if channel == "email" else account.phone_number
+        if not recipient:
+            raise ValueError(f"no {channel} on the account")
+        sent = self.codes.send(tenant, challenge_subject=account.id, limit_subject=account.id,
+                               channel=channel, recipient=recipient, template="otp_code", ip=ip,
+                               previous=previous, replaces=replaces)
+        events.record_event(self.session, events.OTP_SENT, tenant=tenant.slug,
+                            account_id=account.id, channel=channel)
+        return sent
+
+    def check_code(self, tenant: Tenant, account: Account, challenge: Challenge, code: str, *,
+                   ip: str) -> None:
+        """The sign-in code, bounded per account and per address across codes.
+
+        Raises ``TooManyAttempts`` (nothing checked) or an ``OtpError`` (counted and audited).
+        """
+        per_account = RateLimiter(self.store, ratelimit.OTP_VERIFY_PER_ACCOUNT)
+        per_ip = RateLimiter(self.store, ratelimit.OTP_VERIFY_PER_IP)
+        per_account.test(account.id)
+        per_ip.test(ip)
+        try:
+            self.codes.check(tenant, challenge, code)
+        except OtpError as exc:
+            per_account.hit(account.id)
+            per_ip.hit(ip)
+            events.record_event(self.session, events.OTP_FAILURE, tenant=tenant.slug,
+                                account_id=account.id, channel=challenge.channel,
+                                reason=type(exc).__name__)
+            raise
+        per_account.clear(account.id)
+
+    def remember_browser(self, tenant: Tenant, account: Account, label: str) -> str:
+        """Trust this browser for the tenant's days; the cookie value that proves it."""
+        _device, token = self.trusted_devices.remember(tenant, account.id, label)
+        return token
+
+    def notify_new_browser(self, tenant: Tenant, account: Account, label: str) -> None:
+        """Queue the "new sign-in from …" email (SPEC §5); it leaves when the request commits."""
+        if not account.email:
+            return
+        self.messages.queue(
+            tenant, "email", "new_device", account.email, device=label,
+            when=utcnow().strftime("%d/%m/%Y %H:%M UTC"), reset_url=f"{tenant.issuer}/forgot-password",
+        )
+        events.record_event(self.session, events.NEW_DEVICE_NOTIFIED, tenant=tenant.slug,
+                            account_id=account.id)

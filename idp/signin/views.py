@@ -1,0 +1,239 @@
+"""The sign-in pages: password, where the code goes, the code, first-sign-in terms, more time.
+
+Views translate HTTP only: they bind the form, call ``SignIn`` and the interaction API, and
+render or redirect. Refusals (too many attempts, a sign-in gone) are raised and answered by
+the error boundary (``idp.web.errors``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+from flask import jsonify, redirect, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from idp import events, ratelimit
+from idp.accounts.authn import ACR_OTP, ACR_PASSWORD, session_account
+from idp.accounts.forms import LoginForm, TermsForm
+from idp.accounts.models import Account
+from idp.accounts.services import SignInContext, is_member_number
+from idp.channels.masking import mask_email, mask_phone
+from idp.db import utcnow
+from idp.deadlines import code_deadline
+from idp.errors import SignInExpired
+from idp.extensions import current_tenant, db, find_service, services
+from idp.mfa.forms import ChannelForm, CodeForm, ResendForm
+from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked
+from idp.ratelimit import RateLimiter
+from idp.signin import cookies, state
+from idp.signin.completion import begin_second_factor, complete, finish_sign_in
+from idp.signin.services import SignIn
+from idp.tenancy import Tenant
+from idp.web.errors import onward
+from idp.web.rendering import render
+from idp.web.tenants import tenant_blueprint
+
+bp = tenant_blueprint("signin", __name__)
+
+
+def _context() -> SignInContext:
+    return SignInContext(ip=request.remote_addr, user_agent=request.user_agent.string,
+                         locale=str(get_locale()))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    tenant = current_tenant()
+    interaction_id = request.values.get("interaction")
+    interaction = state.required_interaction(tenant, interaction_id)
+    form = LoginForm(interaction=interaction_id)
+    timing = state.sign_in_time(tenant, interaction_id, with_pending=False) if interaction else None
+    if request.method == "GET" and interaction is not None and not form.identifier.data:
+        form.identifier.data = interaction.param("login_hint") or ""
+    legacy_identifier = tenant.logs_in_with_email and is_member_number(form.identifier.data or "")
+    if not form.validate_on_submit():
+        return render("login.html", form=form, error=None, interaction=interaction,
+                      refused_legacy=False, timing=timing)
+    if legacy_identifier and tenant.migration.phase() == "closed":
+        # Refused whatever the number and password: the answer tells nothing about the account.
+        events.record_event(db(), events.LEGACY_LOGIN_REFUSED, tenant=tenant.slug,
+                            ip=request.remote_addr)
+        error = _("Votre numéro d’adhérent ne permet plus de vous connecter : votre identifiant est "
+                  "désormais votre adresse e-mail, avec le même mot de passe.")
+        return render("login.html", status=403, form=form, error=error, interaction=interaction,
+                      refused_legacy=True, timing=timing)
+    account = find_service(SignIn).check_password(tenant, form.identifier.data, form.password.data,
+                                                  _context())
+    if account is None:
+        # One message whatever was wrong: never tell whether the identifier exists.
+        error = _("Identifiant ou mot de passe incorrect.")
+        if legacy_identifier:
+            error += " " + _("Si vous avez déjà choisi votre adresse e-mail comme identifiant, "
+                             "connectez-vous avec elle : votre numéro d’adhérent ne sert plus.")
+        return render("login.html", status=401, form=form, error=error, interaction=interaction,
+                      refused_legacy=False, timing=timing)
+    # A trusted browser skips the code, unless the request needs a fresh one.
+    if not state.needs_fresh_code(interaction) and find_service(SignIn).trusted_browser(
+            tenant, account, cookies.device_cookie(tenant)):
+        return complete(tenant, account, amr=["pwd"], acr=ACR_PASSWORD,
+                        interaction_id=interaction.id if interaction else None)
+    return begin_second_factor(tenant, account.id, interaction, "login")
+
+
+@bp.post("/login/extend")
+def extend_sign_in():
+    """More time for the sign-in in progress, asked from its pages by deadline.js (WCAG 2.2.1)."""
+    tenant = current_tenant()
+    found = state.in_progress(tenant, request.form.get("interaction"))
+    if found is None:
+        return jsonify(error="expired", error_description=_(
+            "Le temps pour vous connecter est écoulé. Pour votre sécurité, recommencez la connexion.")), 404
+    limiter = RateLimiter(services().store, ratelimit.SIGN_IN_EXTENSIONS)
+    limiter.test(found.key)
+    limiter.hit(found.key)
+    deadline = state.extend(tenant, found)
+    message = _("C’est fait : vous avez plus de temps.") + " " + state.time_left_message(deadline)
+    return jsonify(expires_in=deadline.seconds_left, message=message)
+
+
+@bp.route("/login/terms", methods=["GET", "POST"])
+def terms():
+    """Accept the current terms (first sign-in or new version); Miel: communication preferences."""
+    tenant = current_tenant()
+    pending = state.required_pending(tenant, proven=True)
+    account = _pending_account(pending)
+    form = TermsForm()
+    if request.method == "GET" and account.preferences:
+        form.statements.data = account.preferences.get("statements", "email")
+        form.letters.data = account.preferences.get("letters", "email")
+        form.marketing.data = bool(account.preferences.get("marketing"))
+    if form.validate_on_submit():
+        account.terms_version, account.terms_accepted_at = tenant.terms_version, utcnow()
+        if tenant.communication_preferences:
+            account.preferences = {"statements": form.statements.data,
+                                   "letters": form.letters.data,
+                                   "marketing": bool(form.marketing.data)}
+        events.record_event(db(), events.TERMS_ACCEPTED, tenant=tenant.slug,
+                            account_id=account.id, version=tenant.terms_version)
+        return complete(tenant, account, amr=pending.amr or [], acr=pending.acr or ACR_PASSWORD,
+                        interaction_id=pending.interaction)
+    status = 400 if form.is_submitted() else 200
+    return render("terms.html", status=status, form=form, timing=state.sign_in_time(tenant, None))
+
+
+def _pending_account(pending: state.Pending) -> Account:
+    account = db().get(Account, pending.account_id)
+    if account is None or not account.is_active:
+        raise SignInExpired()
+    return account
+
+
+def _destinations(account: Account) -> dict[str, str]:
+    options = {}
+    if account.email:
+        options["email"] = _("Par e-mail à %(address)s", address=mask_email(account.email))
+    if account.phone_number:
+        options["sms"] = _("Par SMS au %(number)s", number=mask_phone(account.phone_number))
+    return options
+
+
+@bp.get("/login/step-up")
+def step_up():
+    """A signed-in member asked for a stronger level by the client: a code, no password."""
+    tenant = current_tenant()
+    interaction = state.interaction(tenant, request.args.get("interaction"))
+    signed_in = session_account(db(), tenant)
+    if interaction is None or signed_in is None:
+        raise SignInExpired()
+    return begin_second_factor(tenant, signed_in[1].id, interaction, "step_up")
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def choose():
+    tenant = current_tenant()
+    pending = state.required_pending(tenant)
+    account = _pending_account(pending)
+    destinations = _destinations(account)
+    form = ChannelForm()
+    if request.method == "GET" and destinations:
+        # The first way (email when there is one) is preselected: one tap less on a phone.
+        form.channel.data = next(iter(destinations))
+    if form.validate_on_submit():
+        if form.channel.data in destinations:
+            return _send(tenant, pending, account, form.channel.data)
+        form.channel.errors = [_("Choisissez où recevoir votre code.")]
+    return render("mfa_choose.html", form=form, destinations=destinations,
+                  timing=state.sign_in_time(tenant, None))
+
+
+@bp.post("/login/code/send")
+@onward("signin.verify")
+def resend():
+    tenant = current_tenant()
+    pending = state.required_pending(tenant)
+    account = _pending_account(pending)
+    form = ResendForm()
+    if not form.validate_on_submit() or form.channel.data not in _destinations(account):
+        return redirect(url_for("signin.verify"), 303)
+    return _send(tenant, pending, account, form.channel.data)
+
+
+def _send(tenant: Tenant, pending: state.Pending, account: Account, channel: str):
+    sent = find_service(SignIn).send_code(tenant, account, channel, ip=request.remote_addr or "?",
+                                          previous=pending.current_challenge,
+                                          replaces=pending.code_message)
+    pending.challenge = asdict(sent.challenge)
+    pending.code_message = sent.message_id
+    state.save_pending(tenant, pending)
+    return redirect(url_for("signin.verify", delayed=None if sent.delivered else "1"), 303)
+
+
+def _verify_page(tenant, pending: state.Pending, account, form, *, status=200, error=None):
+    challenge = pending.current_challenge
+    destinations = _destinations(account)
+    return render(
+        "mfa_verify.html", status=status, form=form, error=error, notice=None,
+        channel=challenge.channel if challenge else None,
+        destination=destinations.get(challenge.channel) if challenge else None,
+        other_channel=next((c for c in destinations if challenge and c != challenge.channel), None),
+        resend_form=ResendForm(), ttl_minutes=tenant.mfa.otp_ttl_seconds // 60,
+        delayed=request.args.get("delayed") == "1", can_remember=True,
+        code_deadline=code_deadline(challenge.expires_at - time.time(), tenant.mfa.otp_ttl_seconds)
+        if challenge else None,
+        timing=state.sign_in_time(tenant, None),
+    )
+
+
+@bp.route("/login/code/verify", methods=["GET", "POST"])
+def verify():
+    tenant = current_tenant()
+    pending = state.required_pending(tenant)
+    account = _pending_account(pending)
+    challenge = pending.current_challenge
+    if challenge is None:
+        return redirect(url_for("signin.choose"), 303)
+    form = CodeForm()
+    if not form.validate_on_submit():
+        return _verify_page(tenant, pending, account, form)
+    sign_in = find_service(SignIn)
+    try:
+        sign_in.check_code(tenant, account, challenge, form.code.data, ip=request.remote_addr or "?")
+    except (OtpInvalid, OtpLocked, OtpExpired) as exc:
+        if isinstance(exc, OtpInvalid):
+            message = _("Code incorrect. Il vous reste %(count)s essai(s).", count=exc.remaining)
+        elif isinstance(exc, OtpLocked):
+            message = _("Trop de codes incorrects. Demandez un nouveau code.")
+        else:
+            message = _("Ce code a expiré. Demandez un nouveau code.")
+        form.code.errors = [message]
+        return _verify_page(tenant, pending, account, form, status=400)
+    amr = ["pwd", "otp", "mail" if challenge.channel == "email" else "sms"]
+    remembered = (sign_in.remember_browser(tenant, account, cookies.browser_label())
+                  if form.remember.data else None)
+    response = finish_sign_in(tenant, account, amr=amr, acr=ACR_OTP,
+                              interaction_id=pending.interaction)
+    if remembered:
+        cookies.set_device_cookie(response, tenant, remembered)
+    return response

@@ -1,0 +1,166 @@
+"""The one error boundary of the HTTP layer: every failure becomes a page or a JSON answer.
+
+Views raise; they do not build error pages. A page's scripts and the APIs get JSON
+(``error``, ``error_description``), browsers get the tenant's error page with a way onward.
+Refusals that lift with time (rate limits, a resend too soon, a dependency down) say when,
+in the page and in ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import Flask, current_app, g, jsonify, request, session, url_for
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BuildError
+
+from idp.errors import SignInExpired
+from idp.mfa.services import ResendTooSoon
+from idp.ratelimit import TooManyAttempts
+from idp.store import StoreUnavailable
+from idp.web.rendering import render
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE_RETRY_AFTER = 30
+
+
+def onward(endpoint: str) -> Callable:
+    """Where a refused request's page leads back to, for a view only reached by POST
+    (for instance "send a new code" leads back to the code page)."""
+
+    def mark(view: Callable) -> Callable:
+        view.onward_endpoint = endpoint  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def wants_json() -> bool:
+    """The API, and the pages' scripts (they ask for JSON), get errors as JSON."""
+    return request.blueprint == "oidc_api" or request.accept_mimetypes.best == "application/json"
+
+
+def error_answer(status: int, code: str, message: str, *, retry_after: int | None = None,
+                 onward_url: str | None = None):
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    if wants_json():
+        return jsonify(error=code, error_description=message), status, headers
+    body, status = render("error.html", status=status, error_code=code, message=message,
+                          onward_url=onward_url)
+    return body, status, headers
+
+
+def _onward_url() -> str | None:
+    """The page to go back to after a refusal: the view's own page when it has one."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    endpoint = getattr(view, "onward_endpoint", None)
+    if endpoint is None:
+        return request.path if request.method == "POST" and request.url_rule and \
+            "GET" in (request.url_rule.methods or ()) else None
+    try:
+        return url_for(endpoint)
+    except BuildError:
+        return None
+
+
+def _in_minutes(seconds: int) -> int:
+    return max(1, (seconds + 59) // 60)
+
+
+def _too_many(limit: str, retry_after: int) -> tuple[str, str]:
+    """The error code and the member's words for a limit reached, by the limit's name."""
+    family = limit.split(":")[0]
+    if family == "login":
+        return "too_many_attempts", _(
+            "Trop de tentatives. Par sécurité, la connexion est bloquée pendant %(minutes)s minutes. "
+            "Pour la débloquer tout de suite, réinitialisez votre mot de passe.",
+            minutes=_in_minutes(retry_after))
+    if family == "otp-send":
+        return "too_many_attempts", _(
+            "Vous avez demandé un code il y a peu. Vous pourrez en demander un nouveau dans "
+            "%(seconds)s secondes.", seconds=retry_after)
+    if family == "otp-verify":
+        return "too_many_attempts", _(
+            "Trop de codes incorrects. Patientez quelques minutes avant de réessayer.")
+    if family == "sign-in-extend":
+        return "too_many_extensions", _(
+            "Vous avez déjà eu plus de temps plusieurs fois. Terminez votre connexion, ou "
+            "recommencez-la plus tard.")
+    return "too_many_attempts", _(
+        "Trop de tentatives. Veuillez réessayer dans %(minutes)s minutes.",
+        minutes=_in_minutes(retry_after))
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(_exc):
+        # The usual cause: the session holding the form's token ended (idle timeout).
+        code = "expired" if getattr(session, "new", True) else "invalid_request"
+        return error_answer(400, code, _("Votre session a expiré. Veuillez recommencer."),
+                            onward_url=request.path if request.method == "POST" else None)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        messages = {
+            404: _("Cette page n’existe pas."),
+            405: _("Cette méthode n’est pas autorisée ici."),
+            413: _("La requête est trop volumineuse."),
+        }
+        code = "not_found" if exc.code == 404 else "invalid_request"
+        message = messages.get(exc.code or 400, _("La requête n’est pas valide."))
+        return error_answer(exc.code or 400, code, message)
+
+    @app.errorhandler(SignInExpired)
+    def sign_in_expired(_exc):
+        return error_answer(400, "expired", _(
+            "Votre demande de connexion a expiré. Retournez sur votre espace, ou connectez-vous "
+            "à nouveau."), onward_url=url_for("signin.login") if g.get("tenant") else None)
+
+    @app.errorhandler(TooManyAttempts)
+    def too_many_attempts(exc: TooManyAttempts):
+        code, message = _too_many(exc.limit, exc.retry_after)
+        return error_answer(429, code, message, retry_after=exc.retry_after,
+                            onward_url=_onward_url())
+
+    @app.errorhandler(ResendTooSoon)
+    def resend_too_soon(exc: ResendTooSoon):
+        code, message = _too_many("otp-send", exc.retry_after)
+        return error_answer(429, code, message, retry_after=exc.retry_after,
+                            onward_url=_onward_url())
+
+    @app.errorhandler(StoreUnavailable)
+    @app.errorhandler(OperationalError)
+    def unavailable(exc):
+        log.error("dependency unavailable: %s", type(exc).__name__)
+        return _unavailable()
+
+    def unavailable_on_save(response) -> None:
+        log.error("dependency unavailable: session store (on save)")
+        body, status, headers = _unavailable()
+        response.set_data(body.get_data() if hasattr(body, "get_data") else body)
+        response.status_code = status
+        response.headers.pop("Location", None)
+        response.headers.pop("Set-Cookie", None)
+        response.headers.update(headers)
+        response.headers["Content-Type"] = (
+            "application/json" if wants_json() else "text/html; charset=utf-8")
+
+    app.session_interface.on_unavailable = unavailable_on_save  # type: ignore[attr-defined]
+
+    @app.errorhandler(Exception)
+    def internal(exc):
+        log.exception("unhandled error", exc_info=exc)
+        return error_answer(500, "server_error",
+                            _("Une erreur inattendue est survenue. Veuillez réessayer."))
+
+
+def _unavailable():
+    return error_answer(
+        503, "temporarily_unavailable",
+        _("Le service est momentanément indisponible. Veuillez réessayer dans quelques minutes."),
+        retry_after=UNAVAILABLE_RETRY_AFTER)

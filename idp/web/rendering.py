@@ -1,0 +1,61 @@
+"""Rendering pages: the tenant's own template first, and what every page's layout is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, g, render_template, request, session
+from flask_babel import get_locale, ngettext
+
+from idp import deadlines
+from idp.extensions import services
+from idp.tenancy import LOCALES
+from idp.web.locale import lang_url
+
+
+def render(name: str, status: int = 200, **context):
+    """Render a page, the tenant's own version first, then the shared one."""
+    tenant = g.get("tenant")
+    candidates = [f"{tenant.slug}/{name}"] if tenant else []
+    candidates.append(f"base/{name}")
+    return render_template(candidates, **context), status
+
+
+def page_context() -> dict:
+    """What the layout of every page gets (a context processor)."""
+    return {"tenant": g.get("tenant"), "locale": str(get_locale()), "locales": LOCALES,
+            "lang_url": lang_url, "all_tenants": list(services().tenants.values()),
+            "session_time": session_time}
+
+
+@dataclass(frozen=True)
+class SessionTime:
+    """The inactivity limit of a page, what it says in words, and where to load the page afresh."""
+
+    deadline: deadlines.Deadline
+    message: str
+    reload_url: str
+
+
+def session_time() -> SessionTime | None:
+    """The inactivity limit of a page whose forms hold a token of the session (WCAG 2.2.1).
+
+    None for a page without such a form. Called by the layout after the page's content, so a
+    form rendered above has made its token by then.
+    """
+    if "csrf_token" not in g:
+        return None
+    deadline = session_deadline()
+    return SessionTime(deadline, session_time_message(deadline), request.path)
+
+
+def session_deadline() -> deadlines.Deadline:
+    """When the browser's session ends if nothing more happens, as of this response."""
+    interface = current_app.session_interface
+    return deadlines.session_deadline(interface.expires_in(session), interface.idle)  # type: ignore[attr-defined]
+
+
+def session_time_message(deadline: deadlines.Deadline) -> str:
+    return ngettext("Pour votre sécurité, cette page expire après %(num)s minute sans activité.",
+                    "Pour votre sécurité, cette page expire après %(num)s minutes sans activité.",
+                    deadline.lifetime_minutes)

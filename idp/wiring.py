@@ -1,0 +1,53 @@
+"""The services' factories, registered once per app: what each needs, in one place.
+
+Views and commands find a service by its class (``idp.extensions.find_service``); this
+module is the only one that knows how each is built.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from idp.accounts.recovery import Recovery
+from idp.accounts.registration import Registrations
+from idp.channels.services import Messages
+from idp.extensions import ServiceRegistry, Services, current_tenant
+from idp.mfa.services import OtpService, TrustedDevices
+from idp.oidc.interaction_api import InteractionApi
+from idp.oidc.interactions import Interactions
+from idp.passkeys.services import Passkeys
+from idp.signin.services import CodeSender, SignIn
+from idp.tokens import TRUSTED_DEVICE, TokenService
+
+
+def _otp(c: Services) -> OtpService:
+    return OtpService(c.store, c.settings.secret_key.encode())
+
+
+def _trusted_devices(c: Services, s: Session) -> TrustedDevices:
+    return TrustedDevices(s, TokenService(c.settings.secret_key, TRUSTED_DEVICE))
+
+
+def _interactions(c: Services) -> Interactions:
+    return Interactions(c.store, c.settings.interaction_ttl)
+
+
+def _code_sender(c: Services, s: Session) -> CodeSender:
+    return CodeSender(s, c.store, _otp(c), c.channels.messages(s))
+
+
+def register_services(registry: ServiceRegistry) -> None:
+    registry.register(Messages, lambda c, s: c.channels.messages(s))
+    registry.register(OtpService, lambda c, _s: _otp(c))
+    registry.register(TrustedDevices, _trusted_devices)
+    registry.register(Passkeys, lambda c, s: Passkeys(s, c.store))
+    registry.register(Interactions, lambda c, _s: _interactions(c))
+    registry.register(InteractionApi, lambda c, s: InteractionApi(_interactions(c), s))
+    registry.register(CodeSender, _code_sender)
+    registry.register(SignIn, lambda c, s: SignIn(s, c.store, c.hasher, _trusted_devices(c, s),
+                                                  _code_sender(c, s), c.channels.messages(s)))
+    # Tenant-bound: made for the tenant of the request being served.
+    registry.register(Recovery, lambda c, s: Recovery(s, current_tenant(), c.channels.messages(s),
+                                                      c.settings.secret_key))
+    registry.register(Registrations, lambda c, s: Registrations(
+        s, current_tenant(), c.channels.messages(s), c.settings.secret_key))
