@@ -7,8 +7,8 @@ from flask.cli import AppGroup
 
 from idp.accounts.models import RegistrationRequest
 from idp.accounts.registration import Registrations, ReviewError
-from idp.cli.common import operator_errors, tenant_by_slug, transaction
 from idp.channels.services import Messages
+from idp.cli.common import operator_errors, tenant_by_slug, transaction
 from idp.extensions import db, find_service, services
 from idp.registry.models import Member
 

@@ -8,9 +8,9 @@ import re
 import time
 
 import pytest
-from idp.signin.state import PENDING_TTL
 
 from idp import ratelimit
+from idp.signin.state import PENDING_TTL
 from tests.factories import PASSWORD
 from tests.flows import csrf_token, query
 
