@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask_babel import lazy_gettext as _l  # type: ignore[import-untyped]
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
 from wtforms import (  # type: ignore[import-untyped]
@@ -69,27 +71,33 @@ class ConfirmForm(FlaskForm):
     cancel = SubmitField(_l("Annuler"))
 
 
-class BirthDate:
-    """Sets ``field.parsed`` to the date (see ``parse_birth_date`` for the accepted forms)."""
+class _Reads:
+    """Reads the field's text with an ``idp.identifiers`` parser into ``field.<attribute>``
+    (None when it does not read), for the view."""
+
+    def __init__(self, parse: Callable[[str], object], attribute: str, message: str):
+        self.parse, self.attribute, self.message = parse, attribute, message
 
     def __call__(self, form, field):
         try:
-            field.parsed = parse_birth_date(field.data or "")
+            value = self.parse(field.data or "")
         except InvalidIdentifier:
-            field.parsed = None
-            raise ValidationError(_l("Saisissez votre date de naissance au format JJ/MM/AAAA.")) from None
+            value = None
+            raise ValidationError(self.message) from None
+        finally:
+            setattr(field, self.attribute, value)
 
 
-class Mobile:
-    """Sets ``field.e164`` to the number in E.164."""
+class BirthDate(_Reads):
+    def __init__(self):
+        super().__init__(parse_birth_date, "parsed",
+                         _l("Saisissez votre date de naissance au format JJ/MM/AAAA."))
 
-    def __call__(self, form, field):
-        try:
-            field.e164 = parse_mobile(field.data or "")
-        except InvalidIdentifier:
-            field.e164 = None
-            raise ValidationError(
-                _l("Saisissez un numéro de téléphone mobile valide, par exemple 06 12 34 56 78.")) from None
+
+class Mobile(_Reads):
+    def __init__(self):
+        super().__init__(parse_mobile, "e164",
+                         _l("Saisissez un numéro de téléphone mobile valide, par exemple 06 12 34 56 78."))
 
 
 class EmailAddress:
