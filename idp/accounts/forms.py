@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Callable
 
-import phonenumbers
-from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
-from wtforms import (
+from flask_babel import lazy_gettext as _l  # type: ignore[import-untyped]
+from flask_wtf import FlaskForm  # type: ignore[import-untyped]
+from wtforms import (  # type: ignore[import-untyped]
     BooleanField,
     HiddenField,
     PasswordField,
@@ -16,16 +15,43 @@ from wtforms import (
     StringField,
     SubmitField,
 )
-from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
+from wtforms.fields.choices import SelectChoice  # type: ignore[import-untyped]
+from wtforms.validators import (  # type: ignore[import-untyped]
+    DataRequired,
+    EqualTo,
+    Length,
+    ValidationError,
+)
 
+from idp.identifiers import (
+    InvalidIdentifier,
+    is_email,
+    parse_birth_date,
+    parse_member_number,
+    parse_mobile,
+)
 from idp.registry.departments import DEPARTMENTS
 from idp.registry.nir import InvalidNir, nir_matches_birth_date, nir_matches_department, validate_nir
 
 
+def _member_number_digits(value: str | None) -> str | None:
+    """A member number as its 8 digits, anything else as typed.
+
+    Pages, rate limits and lookups then see one spelling of a number, whoever typed
+    "2345 6789" and whoever "23456789".
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_member_number(value)
+    except InvalidIdentifier:
+        return value
+
+
 class LoginForm(FlaskForm):
     interaction = HiddenField()
-    identifier = StringField(validators=[DataRequired(_l("Saisissez votre identifiant.")),
+    identifier = StringField(filters=[_member_number_digits],
+                             validators=[DataRequired(_l("Saisissez votre identifiant.")),
                                          Length(max=254)])
     password = PasswordField(
         _l("Mot de passe"),
@@ -45,48 +71,50 @@ class ConfirmForm(FlaskForm):
     cancel = SubmitField(_l("Annuler"))
 
 
-def parse_birth_date(raw: str) -> date | None:
-    """JJ/MM/AAAA as printed on French documents (also AAAA-MM-JJ from date pickers)."""
-    raw = (raw or "").strip()
-    for pattern in ("%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y"):
+class _Reads:
+    """Reads the field's text with an ``idp.identifiers`` parser into ``field.<attribute>``
+    (None when it does not read), for the view."""
+
+    def __init__(self, parse: Callable[[str], object], attribute: str, message: str):
+        self.parse, self.attribute, self.message = parse, attribute, message
+
+    def __call__(self, form, field):
         try:
-            value = datetime.strptime(raw, pattern).date()
-        except ValueError:
-            continue
-        if date(1900, 1, 1) <= value <= date.today():
-            return value
-    return None
+            value = self.parse(field.data or "")
+        except InvalidIdentifier:
+            value = None
+            raise ValidationError(self.message) from None
+        finally:
+            setattr(field, self.attribute, value)
 
 
-def mobile_e164(raw: str, region: str = "FR") -> str | None:
-    """A mobile number in E.164 (+33 by default), or None when it is not a valid mobile."""
-    try:
-        number = phonenumbers.parse((raw or "").strip(), region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in (
-        phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    ):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+class BirthDate(_Reads):
+    def __init__(self):
+        super().__init__(parse_birth_date, "parsed",
+                         _l("Saisissez votre date de naissance au format JJ/MM/AAAA."))
 
 
-class BirthDate:
+class Mobile(_Reads):
+    def __init__(self):
+        super().__init__(parse_mobile, "e164",
+                         _l("Saisissez un numéro de téléphone mobile valide, par exemple 06 12 34 56 78."))
+
+
+class EmailAddress:
     def __call__(self, form, field):
-        field.parsed = parse_birth_date(field.data)
-        if field.parsed is None:
-            raise ValidationError(_l("Saisissez votre date de naissance au format JJ/MM/AAAA."))
-
-
-class Mobile:
-    def __call__(self, form, field):
-        field.e164 = mobile_e164(field.data)
-        if field.e164 is None:
+        if not is_email(field.data or ""):
             raise ValidationError(
-                _l("Saisissez un numéro de téléphone mobile valide, par exemple 06 12 34 56 78."))
+                _l("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."))
 
 
-EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+class MemberNumber:
+    """Leaves the number as its 8 digits in ``field.data``, for the view's lookups."""
+
+    def __call__(self, form, field):
+        try:
+            field.data = parse_member_number(field.data or "")
+        except InvalidIdentifier:
+            raise ValidationError(_l("Le numéro d’adhérent comporte 8 chiffres.")) from None
 
 
 def _strip(value: str | None) -> str | None:
@@ -99,7 +127,7 @@ class ConfirmedEmailForm(FlaskForm):
     # Phones and copy-paste add spaces around addresses; they are never part of one.
     email = StringField(_l("Adresse e-mail"), filters=[_strip], validators=[
         DataRequired(_l("Saisissez votre adresse e-mail.")), Length(max=254),
-        Regexp(EMAIL_RE, message=_l("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."))])
+        EmailAddress()])
     email_confirm = StringField(_l("Confirmation de l’adresse e-mail"), filters=[_strip], validators=[
         DataRequired(_l("Saisissez à nouveau votre adresse e-mail.")),
         EqualTo("email", message=_l("Les deux adresses emails ne sont pas identiques."))])
@@ -115,8 +143,7 @@ class MalakoffRegistrationForm(ContactForm):
     """SPEC §3.1: one page; the contact fields come from ContactForm."""
 
     member_number = StringField(_l("Numéro d’adhérent"), validators=[
-        DataRequired(_l("Saisissez votre numéro d’adhérent.")),
-        Regexp(r"^\d{8}$", message=_l("Le numéro d’adhérent comporte 8 chiffres."))])
+        DataRequired(_l("Saisissez votre numéro d’adhérent.")), MemberNumber()])
     first_name = StringField(_l("Prénom"), validators=[
         DataRequired(_l("Saisissez votre prénom.")), Length(max=100)])
     last_name = StringField(_l("Nom"), validators=[
@@ -140,7 +167,7 @@ class NewPasswordForm(FlaskForm):
 class ResendActivationForm(FlaskForm):
     email = StringField(_l("Adresse e-mail"), validators=[
         DataRequired(_l("Saisissez votre adresse e-mail.")), Length(max=254),
-        Regexp(EMAIL_RE, message=_l("Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."))])
+        EmailAddress()])
     submit = SubmitField(_l("Recevoir un nouveau lien"))
 
 
@@ -230,7 +257,8 @@ class TermsForm(FlaskForm):
 
 
 class ForgotPasswordForm(FlaskForm):
-    identifier = StringField(validators=[DataRequired(_l("Saisissez votre identifiant.")),
+    identifier = StringField(filters=[_member_number_digits],
+                             validators=[DataRequired(_l("Saisissez votre identifiant.")),
                                          Length(max=254)])
     submit = SubmitField(_l("Recevoir un lien"))
 
@@ -271,6 +299,5 @@ class UpdateIdentifierForm(FlaskForm):
 
 class MemberNumberForm(FlaskForm):
     member_number = StringField(_l("Numéro d’adhérent"), validators=[
-        DataRequired(_l("Saisissez votre numéro d’adhérent.")),
-        Regexp(r"^\s*\d{8}\s*$", message=_l("Le numéro d’adhérent comporte 8 chiffres."))])
+        DataRequired(_l("Saisissez votre numéro d’adhérent.")), MemberNumber()])
     submit = SubmitField(_l("Recevoir mon identifiant"))

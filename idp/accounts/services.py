@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -16,12 +15,11 @@ from idp.channels.masking import mask_email
 from idp.channels.models import Message
 from idp.channels.services import Messages
 from idp.db import utcnow
+from idp.identifiers import InvalidIdentifier, is_member_number, normalize_email, parse_member_number
 from idp.mfa.services import TrustedDevices
 from idp.oidc.models import Token
 from idp.oidc.server import revoke_tokens
 from idp.tenancy import Tenant
-
-MEMBER_NUMBER_RE = re.compile(r"^\d{8}$")
 
 
 class AccountExists(Exception):
@@ -32,16 +30,15 @@ class EmailInUse(Exception):
     """Another account of the tenant already has this email address."""
 
 
-def normalize_email(value: str) -> str:
-    return value.strip().lower()
-
-
 def find_by_identifier(db: Session, tenant: Tenant, identifier: str) -> Account | None:
     """The account an identifier names in this tenant: email or member number per tenant."""
-    identifier = identifier.strip()
     query = select(Account).where(Account.tenant == tenant.slug)
-    if MEMBER_NUMBER_RE.match(identifier):
-        query = query.where(Account.member_number == identifier)
+    try:
+        member_number: str | None = parse_member_number(identifier)
+    except InvalidIdentifier:
+        member_number = None
+    if member_number is not None:
+        query = query.where(Account.member_number == member_number)
         if tenant.logs_in_with_email:
             # Only accounts not yet migrated to their email still sign in with the number (SPEC §7).
             query = query.where(Account.legacy_login.is_(True))
@@ -50,10 +47,6 @@ def find_by_identifier(db: Session, tenant: Tenant, identifier: str) -> Account 
     else:
         return None
     return db.scalar(query)
-
-
-def is_member_number(identifier: str) -> bool:
-    return bool(MEMBER_NUMBER_RE.match(identifier.strip()))
 
 
 def email_in_use(db: Session, tenant: Tenant, email: str, account: Account) -> bool:
@@ -127,9 +120,9 @@ class Authenticator:
         self, tenant: Tenant, identifier: str, password: str, context: SignInContext
     ) -> Account | None:
         account = find_by_identifier(self.db, tenant, identifier)
-        usable = account is not None and account.is_active
-        result = self.hasher.verify(account.password_hash if usable else None, password)
-        if not result.ok:
+        usable = account if account is not None and account.is_active else None
+        result = self.hasher.verify(usable.password_hash if usable else None, password)
+        if usable is None or not result.ok:
             # Failures on member numbers where the email is the identifier are the migration's
             # follow-up figure (SPEC §7).
             legacy = tenant.logs_in_with_email and is_member_number(identifier)
@@ -142,11 +135,11 @@ class Authenticator:
             self.db.commit()
             return None
         if result.needs_rehash:
-            account.password_hash = self.hasher.hash(password)
-            account.password_changed_at = account.password_changed_at or utcnow()
-        record_sign_in(self.db, tenant, account, context)
+            usable.password_hash = self.hasher.hash(password)
+            usable.password_changed_at = usable.password_changed_at or utcnow()
+        record_sign_in(self.db, tenant, usable, context)
         self.db.commit()
-        return account
+        return usable
 
 
 def set_password(db: Session, hasher: PasswordHasher, account: Account, password: str,
@@ -190,8 +183,11 @@ def create_account(
         raise ValueError("give a password or a password hash")
     if not email and not member_number:
         raise ValueError("an account needs an email or a member number")
-    if member_number is not None and not MEMBER_NUMBER_RE.match(member_number):
-        raise ValueError("a member number has exactly 8 digits")
+    if member_number is not None:
+        try:
+            member_number = parse_member_number(member_number)
+        except InvalidIdentifier:
+            raise ValueError("a member number has exactly 8 digits") from None
     if legacy_login and not (tenant.logs_in_with_email and member_number):
         raise ValueError("a legacy account has a member number, where members sign in with an email")
     email = normalize_email(email) if email else None
@@ -214,7 +210,7 @@ def create_account(
         birthdate=birthdate,
         phone_number=phone_number,
         phone_number_verified=bool(phone_number),
-        password_hash=password_hash or hasher.hash(password),
+        password_hash=hasher.hash(password) if password is not None else password_hash,
         password_changed_at=utcnow(),
         status="active",
         terms_version=tenant.terms_version,

@@ -6,12 +6,10 @@ it would end in the shell history and the process list.
 
 from __future__ import annotations
 
-import re
 import sys
-from datetime import date, datetime
+from datetime import date
 
 import click
-import phonenumbers
 from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -30,20 +28,19 @@ from idp.accounts.services import (
 from idp.channels.services import Messages
 from idp.cli.common import tenant_by_slug, transaction
 from idp.extensions import find_service, services
+from idp.identifiers import (
+    YYYY_MM_DD,
+    InvalidIdentifier,
+    parse_birth_date,
+    parse_email,
+    parse_member_number,
+    parse_mobile,
+)
 from idp.tenancy import Tenant
 
 MAX_NAME_LENGTH = 100
-DEFAULT_REGION = "FR"
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MOBILE_TYPES = (
-    phonenumbers.PhoneNumberType.MOBILE,
-    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-)
 
 group = AppGroup("accounts", help="Member accounts of each tenant.")
-
-
-
 
 
 def _interactive() -> bool:
@@ -80,21 +77,37 @@ def _name(value: str, option: str) -> str:
 
 
 def _email(value: str) -> str:
-    email = value.strip().lower()
-    if len(email) > 254 or not _EMAIL.match(email):
-        raise click.BadParameter(f"{value!r} is not an email address", param_hint="--email")
-    return email
+    try:
+        return parse_email(value)
+    except InvalidIdentifier:
+        raise click.BadParameter(f"{value!r} is not an email address", param_hint="--email") from None
 
 
 def _mobile(value: str) -> str:
     try:
-        number = phonenumbers.parse(value, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        raise click.BadParameter(f"{value!r} is not a phone number", param_hint="--phone") from None
-    mobile = phonenumbers.number_type(number) in _MOBILE_TYPES
-    if not (phonenumbers.is_valid_number(number) and mobile):
-        raise click.BadParameter(f"{value!r} is not a valid mobile number", param_hint="--phone")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return parse_mobile(value)
+    except InvalidIdentifier as exc:
+        what = "a phone number" if exc.reason == "not_a_number" else "a valid mobile number"
+        raise click.BadParameter(f"{value!r} is not {what}", param_hint="--phone") from None
+
+
+def _member_number(value: str) -> str:
+    try:
+        return parse_member_number(value)
+    except InvalidIdentifier:
+        raise click.BadParameter("a member number has exactly 8 digits",
+                                 param_hint="--member-number") from None
+
+
+def _birth_date(_context: click.Context, _parameter: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return parse_birth_date(value, layouts=(YYYY_MM_DD,))
+    except InvalidIdentifier as exc:
+        if exc.reason in ("future", "too_old"):
+            raise click.BadParameter(f"the birth date {exc}") from None
+        raise click.BadParameter(f"{value!r} is not a date ({YYYY_MM_DD})") from None
 
 
 @group.command("create")
@@ -106,10 +119,7 @@ def _mobile(value: str) -> str:
     "--member-number",
     help="8-digit member number; required where members sign in with it (miel).",
 )
-@click.option(
-    "--birthdate", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
-    help="Birth date.",
-)
+@click.option("--birthdate", callback=_birth_date, metavar=YYYY_MM_DD, help="Birth date.")
 @click.option("--phone", help="Mobile phone number (French unless it starts with +).")
 @click.option("--hash-on-stdin", "hash_from_stdin", is_flag=True,
               help="Standard input holds the account's password hash from the previous system "
@@ -124,7 +134,7 @@ def create(
     family_name: str,
     email: str | None,
     member_number: str | None,
-    birthdate: datetime | None,
+    birthdate: date | None,
     phone: str | None,
     hash_from_stdin: bool,
     legacy: bool,
@@ -149,13 +159,8 @@ def create(
         raise click.UsageError(
             f"{the_tenant.slug} accounts sign in with a member number: give --member-number"
         )
-    if member_number is not None and not re.fullmatch(r"[0-9]{8}", member_number):
-        raise click.BadParameter(
-            "a member number has exactly 8 digits", param_hint="--member-number"
-        )
-    birth = birthdate.date() if birthdate else None
-    if birth is not None and birth > date.today():
-        raise click.BadParameter("the birth date is in the future", param_hint="--birthdate")
+    if member_number is not None:
+        member_number = _member_number(member_number)
     phone_number = _mobile(phone) if phone else None
     if hash_from_stdin:
         password, password_hash = None, sys.stdin.readline().strip()
@@ -164,7 +169,7 @@ def create(
                                    "(pbkdf2_sha256$…, $2a$/$2b$/$2y$…, $argon2id$…)")
     else:
         password_hash, password = None, _read_password(the_tenant, PersonalData(
-            first_name=given_name, last_name=family_name, birth_date=birth,
+            first_name=given_name, last_name=family_name, birth_date=birthdate,
             member_number=member_number, email=email))
 
     try:
@@ -172,7 +177,7 @@ def create(
             account = create_account(
                 session, services().hasher, the_tenant,
                 given_name=given_name, family_name=family_name, password=password,
-                email=email, member_number=member_number, birthdate=birth,
+                email=email, member_number=member_number, birthdate=birthdate,
                 phone_number=phone_number, legacy_login=legacy, password_hash=password_hash,
             )
     except (AccountExists, IntegrityError):

@@ -16,11 +16,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import Account
-from idp.accounts.services import is_member_number, normalize_email
 from idp.cli.common import echo_table, tenant_by_slug
 from idp.db import utcnow
 from idp.events import AuditEvent
 from idp.extensions import db
+from idp.identifiers import InvalidIdentifier, normalize_email, parse_member_number
 
 # "7d", "24h", "30m": that long before now.
 _RELATIVE = re.compile(r"^(\d{1,5})([dhm])$")
@@ -52,9 +52,10 @@ def _account_id(session: Session, value: str, tenant: str | None) -> str:
     value = value.strip()
     if _ACCOUNT_ID.match(value.lower()):
         return value.lower()
-    column = Account.member_number if is_member_number(value) else Account.email
-    query = select(Account).where(column == (value if is_member_number(value)
-                                             else normalize_email(value)))
+    try:
+        query = select(Account).where(Account.member_number == parse_member_number(value))
+    except InvalidIdentifier:
+        query = select(Account).where(Account.email == normalize_email(value))
     if tenant:
         query = query.where(Account.tenant == tenant_by_slug(tenant).slug)
     found = session.scalars(query.order_by(Account.tenant)).all()

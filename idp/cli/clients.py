@@ -13,7 +13,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 
-from idp.cli.common import operator_errors, tenant_by_slug, transaction
+from idp.cli.common import echo_table, operator_errors, tenant_by_slug, transaction
 from idp.oidc.clients import (
     DEFAULT_AUTH_METHOD,
     DEFAULT_SCOPES,
@@ -30,10 +30,6 @@ group = AppGroup(
     "clients",
     help="Manage the relying parties (OIDC clients) registered with each tenant.",
 )
-
-
-
-
 
 
 @group.command("add")
@@ -133,8 +129,7 @@ def list_command(tenant: str) -> None:
     if not clients:
         click.echo(f"no clients in tenant {the_tenant.slug}; add one with `idp clients add`")
         return
-    header = ("CLIENT_ID", "NAME", "AUTH_METHOD", "PARTY", "REDIRECT_URIS", "CREATED")
-    rows = [header] + [
+    echo_table(("CLIENT_ID", "NAME", "AUTH_METHOD", "PARTY", "REDIRECT_URIS", "CREATED"), [
         (
             client.client_id,
             client.name,
@@ -144,12 +139,7 @@ def list_command(tenant: str) -> None:
             _when(client),
         )
         for client in clients
-    ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    for row in rows:
-        click.echo(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    ])
 
 
 @group.command("show")

@@ -27,8 +27,6 @@ MAX_ERRORS_SHOWN = 50
 
 group = AppGroup("members", help="The member registry: who may register.")
 
-
-
 _COLUMNS_HELP = "\n".join(f"  {name:<14} {meaning}" for name, meaning in COLUMNS.items())
 
 

@@ -43,7 +43,7 @@ def show(tenant: str, request_id: int) -> None:
     request = db().get(RegistrationRequest, request_id)
     if request is None or request.tenant != the_tenant.slug:
         raise click.ClickException(f"no registration request {request_id} in {the_tenant.slug}")
-    member = db().get(Member, request.member_id)
+    member = db().get_one(Member, request.member_id)  # the request goes when its member does
     typed = request.submitted
     click.echo(f"request {request.id} — {request.status} — {request.reason}")
     rows = [("member number", member.member_number, member.member_number),

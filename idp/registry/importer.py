@@ -14,30 +14,37 @@ row naming the columns of ``COLUMNS`` in any order.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import BindParameter, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from idp import events
 from idp.db import utcnow
+from idp.identifiers import (
+    DD_MM_YYYY,
+    YYYY_MM_DD,
+    parse_birth_date,
+    parse_email,
+    parse_member_number,
+    parse_mobile,
+)
 from idp.registry.models import KINDS, ROLES, STATUSES, Member
 from idp.registry.nir import InvalidNir, validate_nir
 from idp.tenancy import Tenant
 
+BIRTH_DATE_LAYOUTS = (YYYY_MM_DD, DD_MM_YYYY)
 # Column: what it holds (shown by `idp members import --help`).
 COLUMNS: dict[str, str] = {
     "member_number": "8 digits, unique in the file (the key of the upsert)",
     "nir": "social security number, 15 characters with its key; optional",
     "last_name": "1 to 100 characters",
     "first_name": "1 to 100 characters",
-    "birth_date": "YYYY-MM-DD or DD/MM/YYYY, not in the future",
+    "birth_date": f"{' or '.join(BIRTH_DATE_LAYOUTS)}, not in the future",
     "role": " | ".join(ROLES),
     "kind": " | ".join(KINDS),
     "email": "optional; stored lowercased",
@@ -48,18 +55,6 @@ FIELDS = tuple(COLUMNS)  # the Member attributes an import sets
 BATCH_SIZE = 1000
 MAX_NAME_LENGTH = 100
 MAX_KEPT_ERRORS = 1000  # the report counts every error but keeps only the first ones
-OLDEST_BIRTH_DATE = date(1900, 1, 1)
-DEFAULT_REGION = "FR"
-
-_MEMBER_NUMBER = re.compile(r"^[0-9]{8}$")
-_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_FRENCH_DATE = re.compile(r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$")
-# Deliberately basic: one @, something on each side, a dot in the domain, no spaces.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MOBILE_TYPES = (
-    phonenumbers.PhoneNumberType.MOBILE,
-    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-)
 
 Progress = Callable[[int], Any]
 
@@ -269,9 +264,7 @@ class MemberImporter:
 
     @staticmethod
     def _member_number(value: str) -> str:
-        if not _MEMBER_NUMBER.match(value):
-            raise ValueError("must be exactly 8 digits" if value else "is required")
-        return value
+        return parse_member_number(value)
 
     @staticmethod
     def _nir(value: str) -> str | None:
@@ -295,21 +288,7 @@ class MemberImporter:
     _first_name = _name
 
     def _birth_date(self, value: str) -> date:
-        if _ISO_DATE.match(value):
-            year, month, day = value.split("-")
-        elif _FRENCH_DATE.match(value):
-            day, month, year = value.split("/")
-        else:
-            raise ValueError("is not a date (expected YYYY-MM-DD or DD/MM/YYYY)")
-        try:
-            parsed = date(int(year), int(month), int(day))
-        except ValueError:
-            raise ValueError(f"{value!r} is not a valid date") from None
-        if parsed > self.today:
-            raise ValueError("is in the future")
-        if parsed < OLDEST_BIRTH_DATE:
-            raise ValueError("is before 1900")
-        return parsed
+        return parse_birth_date(value, today=self.today, layouts=BIRTH_DATE_LAYOUTS)
 
     @staticmethod
     def _choice(value: str, allowed: tuple[str, ...]) -> str:
@@ -329,28 +308,11 @@ class MemberImporter:
 
     @staticmethod
     def _email(value: str) -> str | None:
-        if not value:
-            return None
-        value = value.lower()
-        if len(value) > 254 or not _EMAIL.match(value):
-            raise ValueError("is not a valid email address")
-        return value
+        return parse_email(value) if value else None
 
     @staticmethod
     def _mobile(value: str) -> str | None:
-        if not value:
-            return None
-        try:
-            number = phonenumbers.parse(value, DEFAULT_REGION)
-        except phonenumbers.NumberParseException:
-            raise ValueError("is not a phone number") from None
-        # number_type is UNKNOWN for an invalid number: one call checks both (half the cost).
-        kind = phonenumbers.number_type(number)
-        if kind == phonenumbers.PhoneNumberType.UNKNOWN:
-            raise ValueError("is not a valid phone number")
-        if kind not in _MOBILE_TYPES:
-            raise ValueError("is not a mobile number")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return parse_mobile(value) if value else None
 
     # -- writing ---------------------------------------------------------------
 
@@ -381,7 +343,8 @@ class MemberImporter:
             return {}
         # The numbers are inlined as literals (they are 8 validated digits): with 1000 bind
         # parameters PostgreSQL's generic plan compares every row with each of them in turn.
-        numbers_in = bindparam("numbers", numbers, expanding=True, literal_execute=True)
+        numbers_in: BindParameter[list[str]] = bindparam(
+            "numbers", numbers, expanding=True, literal_execute=True)
         query = select(Member.id, *(getattr(Member, name) for name in FIELDS)).where(
             Member.tenant == self.tenant.slug, Member.member_number.in_(numbers_in)
         )

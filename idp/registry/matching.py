@@ -73,10 +73,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
-import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp.identifiers import InvalidIdentifier, normalize_email, parse_member_number, parse_mobile
 from idp.registry.models import Member
 from idp.registry.nir import normalize_nir
 from idp.tenancy import Tenant
@@ -103,7 +103,6 @@ _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": 
 # Anything that is not a letter or digit separates words: hyphens, apostrophes (' and ’),
 # spaces (also non-breaking), dots, commas…
 _SEPARATORS = re.compile(r"[\W_]+")
-_WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass
@@ -138,7 +137,10 @@ def match_by_member_number(
     birth_date: date,
 ) -> MatchResult:
     """Match a Malakoff-style request keyed on the 8-digit member number (SPEC §3.1)."""
-    number = _WHITESPACE.sub("", member_number)
+    try:
+        number = parse_member_number(member_number)
+    except InvalidIdentifier:
+        return MatchResult(MISS)
     member = session.scalar(
         select(Member).where(Member.tenant == tenant.slug, Member.member_number == number)
     )
@@ -171,13 +173,13 @@ def contact_matches(member: Member, email: str | None, mobile: str | None) -> bo
 
     Only what the registry holds is checked: an email on file must equal the
     entered one (trimmed, lowercased), a mobile on file the entered one (both
-    read as phone numbers, French unless they start with +, and compared in
+    read as mobile numbers, French unless they start with +, and compared in
     E.164). Nothing on file accepts anything. ``False`` sends the request to
     manual review; it is not a reason to reject it.
     """
-    if member.email and _email(member.email) != _email(email):
+    if member.email and normalize_email(member.email) != normalize_email(email or ""):
         return False
-    return not member.mobile or _e164(member.mobile) == _e164(mobile)
+    return not member.mobile or _same_mobile(member.mobile, mobile or "")
 
 
 # -- internals -------------------------------------------------------------------
@@ -272,15 +274,10 @@ def osa_distance(a: str, b: str) -> int:
     return previous[len(b)]
 
 
-def _email(value: str | None) -> str:
-    return (value or "").strip().lower()
-
-
-def _e164(value: str | None) -> str:
-    """E.164 when the value reads as a phone number, else the value without spaces."""
-    raw = _WHITESPACE.sub("", value or "")
+def _same_mobile(on_file: str, typed: str) -> bool:
+    # Both were read as mobiles on their way in (page, import); one that is not agrees with
+    # nothing, which sends the request to a person rather than guessing.
     try:
-        number = phonenumbers.parse(raw, "FR")
-    except phonenumbers.NumberParseException:
-        return raw
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return parse_mobile(on_file) == parse_mobile(typed)
+    except InvalidIdentifier:
+        return False
