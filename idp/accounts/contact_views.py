@@ -21,11 +21,12 @@ from idp.accounts.forms import ChangeEmailForm, ChangeMobileForm, ReceivedCodeFo
 from idp.accounts.migration import is_legacy, migrate
 from idp.accounts.models import Account
 from idp.accounts.reauthentication import password_given_again
-from idp.accounts.services import change_email, email_in_use, normalize_email
+from idp.accounts.services import change_email, email_in_use
 from idp.channels.masking import mask_email, mask_phone
 from idp.channels.services import Messages
 from idp.errors import SignInExpired
 from idp.extensions import current_tenant, db, find_service
+from idp.identifiers import normalize_email
 from idp.mfa.services import Challenge
 from idp.signin import state as sign_in_state
 from idp.signin.completion import complete

@@ -1,8 +1,8 @@
 """Messages leave once the transaction that queued them has committed, and never before.
 
-``Messages.queue`` notes each message on its database session; when that session
-commits, this hook makes one delivery attempt per message on a session of its own
-(the committed one can no longer run SQL), and notes whether each went, so the
+``Messages.queue`` notes each message on its database session; once that session's
+transaction has committed and ended (its connection back in the pool), this hook makes
+one delivery attempt per message on a session of its own, and notes whether each went, so the
 page can say "sent" or "delayed" (``Messages.delivered``). A rolled-back
 transaction sends nothing. What the attempt could not deliver stays queued for
 ``idp outbox work``. Views and commands never send: they commit, or the request
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 OUTGOING = "idp.messages.outgoing"
 DELIVERED = "idp.messages.delivered"
 DISPATCHES = "idp.messages.dispatches"
+READY = "idp.messages.ready"
 
 
 def dispatch_at_commit(session: Session) -> Session:
@@ -50,10 +51,17 @@ def install(factory: sessionmaker, attempt: Callable[[Session, list], dict[int, 
     """
 
     @event.listens_for(factory, "after_commit")
-    def dispatch(session: Session) -> None:
-        outgoing = session.info.pop(OUTGOING, None)
-        if not outgoing or not session.info.get(DISPATCHES):
+    def committed(session: Session) -> None:
+        if session.info.get(DISPATCHES) and session.info.get(OUTGOING):
+            session.info[READY] = session.info.pop(OUTGOING)
+
+    @event.listens_for(factory, "after_transaction_end")
+    def dispatch(session: Session, transaction) -> None:
+        # Once the transaction is over and its connection back in the pool: whatever
+        # happens while sending (an error, an interruption) leaves it in a clean state.
+        if transaction.parent is not None or not session.info.get(READY):
             return
+        outgoing = session.info.pop(READY)
         try:
             with factory() as delivery:
                 session.info.setdefault(DELIVERED, {}).update(attempt(delivery, outgoing))

@@ -46,6 +46,7 @@ from idp.channels.senders import (
 )
 from idp.config import Settings
 from idp.db import utcnow
+from idp.identifiers import is_email
 from idp.metrics import DELIVERIES
 from idp.tenancy import LOCALES, Tenant
 
@@ -61,7 +62,6 @@ CurrentLocale = Callable[[], str | None]
 MAX_BACKOFF = timedelta(hours=1)
 SUBJECT_MAX_LENGTH = 200
 ERROR_MAX_LENGTH = 500
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
@@ -164,7 +164,7 @@ class Messages:
                    "portal": tenant.portal_name, "locale": locale}
         now = self.clock()
         if channel == "email":
-            if not EMAIL_RE.match(recipient) or len(recipient) > 254:
+            if not is_email(recipient):
                 raise InvalidRecipient("not an email address")
             base = f"email/{template}"
             subject = " ".join(self._render(tenant, f"{base}/subject.txt", context).split())

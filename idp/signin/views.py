@@ -18,12 +18,13 @@ from idp import events, ratelimit
 from idp.accounts.authn import ACR_OTP, ACR_PASSWORD, session_account
 from idp.accounts.forms import LoginForm, TermsForm
 from idp.accounts.models import Account
-from idp.accounts.services import SignInContext, is_member_number
+from idp.accounts.services import SignInContext
 from idp.channels.masking import mask_email, mask_phone
 from idp.db import utcnow
 from idp.deadlines import code_deadline
 from idp.errors import SignInExpired
 from idp.extensions import current_tenant, db, find_service, services
+from idp.identifiers import is_member_number
 from idp.mfa.forms import ChannelForm, CodeForm, ResendForm
 from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked
 from idp.ratelimit import RateLimiter

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from idp.channels.models import Message
 from idp.channels.senders import DeliveryError
-from idp.channels.services import Batch, InvalidRecipient, MessageAlreadySent, messages_service
+from idp.channels.services import Batch, InvalidRecipient, MessageAlreadySent, Messages
+from idp.extensions import find_service
 
 CODE = "482913"
 EMAIL = "jeanne.martin@example.org"
@@ -334,7 +335,7 @@ def test_the_outbox_backend_delivers_at_once_and_the_outbox_page_shows_it(
     app, client, db, malakoff
 ):
     with app.app_context():
-        outgoing = messages_service()
+        outgoing = find_service(Messages)
         message = _otp(outgoing, malakoff)
         outgoing.session.commit()
         assert outgoing.send_now(message) is True
