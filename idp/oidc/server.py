@@ -30,12 +30,13 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import current_app, g, request
+from flask import current_app, request
 from joserfc.jwk import KeySet
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from idp import events
+from idp.accounts.authn import Authentication
 from idp.accounts.models import Account
 from idp.db import utcnow
 from idp.extensions import current_tenant, db, services
@@ -54,6 +55,9 @@ class StoredRequest(OAuth2Request):
     def __init__(self, uri: str, params: list[list[str]]):
         super().__init__(method="GET", uri=uri, headers={})
         self.payload = _Payload(params)
+        # The member's sign-in the code will carry (auth_time, acr, amr, sid), set by the
+        # authorization endpoint once it decided to issue the code.
+        self.authentication: Authentication | None = None
 
     @property
     def args(self):
@@ -230,7 +234,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
-        context = g.authorization_context
+        authentication = request.authentication if isinstance(request, StoredRequest) else None
+        if authentication is None:
+            # Codes are issued by authorization.authorize only, for a signed-in member.
+            raise RuntimeError("An authorization code needs the member's authentication.")
         data = request.payload.data
         db().add(
             AuthorizationCode(
@@ -242,10 +249,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 scope=request.scope,
                 nonce=data.get("nonce"),
                 claims=_claims_within(parse_claims_parameter(data.get("claims")), request.client),
-                auth_time=context.auth_time,
-                acr=context.acr,
-                amr=context.amr,
-                sid=context.sid,
+                auth_time=authentication.auth_time,
+                acr=authentication.acr,
+                amr=authentication.amr,
+                sid=authentication.sid,
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),
                 expires_at=utcnow() + timedelta(seconds=services().settings.authorization_code_ttl),
@@ -363,19 +370,18 @@ class OpenIDConnect(OpenIDCode):
             "exp": now + services().settings.id_token_ttl,
         }
 
-    def get_authorization_code_claims(self, authorization_code: AuthorizationCode):
-        claims = super().get_authorization_code_claims(authorization_code)
+    def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict[str, Any]:
+        claims: dict[str, Any] = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
             claims["sid"] = authorization_code.sid
+        # OIDC Core 5.5: the claims requested by name for the ID token were kept with the code,
+        # which this hook sees and generate_user_info does not.
+        claims.update(user_claims(authorization_code.account, "", authorization_code.claims, "id_token"))
         return claims
 
-    def generate_user_info(self, user, scope: str) -> UserInfo:
-        code: AuthorizationCode | None = getattr(g, "redeemed_code", None)
-        return UserInfo(user_claims(user, scope, code.claims if code else None, "id_token"))
-
-    def process_token(self, grant, response):
-        g.redeemed_code = grant.request.authorization_code
-        return super().process_token(grant, response)
+    def generate_user_info(self, user: Account, scope: str) -> UserInfo:
+        # OIDC Core 5.4: the claims the granted scopes release.
+        return UserInfo(user_claims(user, scope, None, "id_token"))
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -491,15 +497,12 @@ class AccessTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> Token | None:
         if not isinstance(token_string, str) or len(token_string) > 200:
             return None
-        token = db().scalar(
+        return db().scalar(
             select(Token).options(joinedload(Token.account)).where(
                 Token.access_token_digest == token_digest(token_string),
                 Token.tenant == current_tenant().slug,
             )
         )
-        # Kept for the userinfo endpoint, which releases the claims this token was granted.
-        g.userinfo_token = token
-        return token
 
     def validate_token(self, token, scopes, request):
         super().validate_token(token, scopes, request)
@@ -546,11 +549,14 @@ class UserInfoResponder(UserInfoEndpoint):
                                   403, scope="openid") from None
         # OIDC Core 5.3.2: plain JSON, as no client registers userinfo_signed_response_alg
         # (Authlib's own __call__ would load the token's client only to look for it).
-        return 200, self.generate_user_info(token.account, token.scope), default_json_headers
+        return 200, self.token_user_info(token), default_json_headers
 
-    def generate_user_info(self, user, scope: str) -> UserInfo:
-        token: Token = g.userinfo_token
-        return UserInfo(user_claims(user, scope, token.claims, "userinfo"))
+    def token_user_info(self, token: Token) -> UserInfo:
+        """The claims the token's scope releases and those its request named (OIDC Core 5.3.2, 5.5).
+
+        Authlib's generate_user_info(user, scope) does not see the token, which holds the latter.
+        """
+        return UserInfo(user_claims(token.account, token.scope, token.claims, "userinfo"))
 
 
 class EndSession(EndSessionEndpoint):
