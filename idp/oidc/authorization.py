@@ -12,10 +12,11 @@ import re
 import time
 from dataclasses import dataclass, replace
 
-from authlib.common.urls import add_params_to_uri
-from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+# Authlib ships no type information (no py.typed marker).
+from authlib.common.urls import add_params_to_uri  # type: ignore[import-untyped]
+from authlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError  # type: ignore[import-untyped]
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError  # type: ignore[import-untyped]
 from flask import redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from joserfc import jwt

@@ -10,30 +10,31 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from authlib.consts import default_json_headers
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-from authlib.oauth2 import OAuth2Error, OAuth2Request
-from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import (
+# Authlib ships no type information (no py.typed marker).
+from authlib.consts import default_json_headers  # type: ignore[import-untyped]
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector  # type: ignore[import-untyped]
+from authlib.oauth2 import OAuth2Error, OAuth2Request  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749 import TokenEndpoint, grants  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749.errors import (  # type: ignore[import-untyped]
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     MissingAuthorizationError,
     UnsupportedTokenTypeError,
 )
-from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
-from authlib.oauth2.rfc7009 import RevocationEndpoint
-from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from authlib.oauth2.rfc7636 import CodeChallenge
-from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
-from authlib.oidc.rpinitiated import EndSessionEndpoint
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7009 import RevocationEndpoint  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7636 import CodeChallenge  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint  # type: ignore[import-untyped]
+from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint  # type: ignore[import-untyped]
+from authlib.oidc.rpinitiated import EndSessionEndpoint  # type: ignore[import-untyped]
 from flask import current_app, request
 from joserfc.jwk import KeySet
-from sqlalchemy import select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import ColumnElement, CursorResult, Result, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from idp import events
 from idp.accounts.authn import Authentication
@@ -136,6 +137,9 @@ class Provider(AuthorizationServer):
         code: AuthorizationCode | None = request.authorization_code
         previous: Token | None = request.refresh_token
         origin = code or previous
+        if origin is None:
+            # Tokens come from the code and refresh grants only: one of the two is set.
+            raise RuntimeError("A token needs the code or refresh token it was issued for.")
         refresh = token.get("refresh_token")
         row = Token(
             tenant=current_tenant().slug,
@@ -215,12 +219,17 @@ def _claims_within(claims: dict[str, Any] | None, client: Client) -> dict[str, A
     }
 
 
-def revoke_tokens(session, condition, tag: str, *, tenant: str, account_id: str,
-                  client_id: str | None = None, **data) -> int:
+def _rowcount(result: Result[Any]) -> int:
+    # Session.execute is annotated as returning a Result; for an UPDATE it is a CursorResult.
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def revoke_tokens(session: Session, condition: ColumnElement[bool], tag: str, *, tenant: str,
+                  account_id: str, client_id: str | None = None, **data: Any) -> int:
     """Revoke the live tokens matching ``condition`` and record why, in the caller's transaction."""
-    revoked = session.execute(
+    revoked = _rowcount(session.execute(
         update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=utcnow())
-    ).rowcount
+    ))
     events.record_event(session, tag, tenant=tenant, account_id=account_id, client_id=client_id,
                         revoked_tokens=revoked, **data)
     return revoked
@@ -287,12 +296,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         Runs after the tokens were added to the transaction; the loser's error
         response means its transaction is rolled back (the token view commits on success only).
         """
-        claimed = db().execute(
+        claimed = _rowcount(db().execute(
             update(AuthorizationCode)
             .where(AuthorizationCode.id == authorization_code.id,
                    AuthorizationCode.consumed_at.is_(None))
             .values(consumed_at=utcnow())
-        ).rowcount
+        ))
         if not claimed:
             raise InvalidGrantError("Invalid 'code' in request.")
 
@@ -333,11 +342,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return account
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
-        claimed = db().execute(
+        claimed = _rowcount(db().execute(
             update(Token)
             .where(Token.id == refresh_token.id, Token.rotated_at.is_(None))
             .values(rotated_at=utcnow())
-        ).rowcount
+        ))
         if not claimed:
             # Lost a race with a concurrent use of the same refresh token.
             raise InvalidGrantError()
@@ -358,6 +367,9 @@ class OpenIDConnect(OpenIDCode):
 
     def get_encode_header(self, client) -> dict[str, str]:
         key = services().keystore.signing_key()
+        if key.kid is None:
+            # The keystore names every key; a header without kid would defeat rotation.
+            raise RuntimeError("The signing key has no kid.")
         return {"alg": services().keystore.signing_alg(), "kid": key.kid, "typ": "JWT"}
 
     def get_client_claims(self, client) -> dict[str, Any]:
@@ -397,7 +409,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if not client.jwks:
             # RFC 6749 5.2: the client cannot authenticate this way.
             raise InvalidClientError(description="The client has no registered keys.")
-        return KeySet.import_key_set(client.jwks)
+        return KeySet.import_key_set({"keys": client.jwks["keys"]})
 
     def validate_jti(self, claims, jti) -> bool:
         # Each assertion is single use: remember its jti until it expires.
@@ -411,7 +423,7 @@ class UnsupportedTokenType(OAuth2Error):
     error = "unsupported_token_type"
 
 
-class _TokenLookup:
+class _TokenLookup(TokenEndpoint):
     # What the endpoint needs of the token's account, loaded in the same query.
     account_loading: tuple = ()
 
@@ -539,7 +551,7 @@ class BearerChallenge(OAuth2Error):
 
 
 class UserInfoResponder(UserInfoEndpoint):
-    def __call__(self, request):
+    def __call__(self, request: OAuth2Request) -> tuple[int, UserInfo, list[tuple[str, str]]]:
         try:
             token: Token = self.resource_protector.acquire_token("openid")
         except (MissingAuthorizationError, UnsupportedTokenTypeError):
