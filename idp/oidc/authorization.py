@@ -162,8 +162,8 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
     oauth_request = StoredRequest(request.url, params)
     data = oauth_request.payload.data
     context = _Context(data.get("response_mode") or "query", data.get("state"), None)
-    session = session_account(db(), tenant)
-    signed_in = SignedIn(*session) if session else None
+    found = session_account(db(), tenant)
+    signed_in = SignedIn(*found) if found else None
     account = signed_in.account if signed_in else None
 
     try:
