@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from authlib.common.urls import add_params_to_uri
-from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import g, redirect, request, url_for
+# Authlib ships no type information (no py.typed marker).
+from authlib.common.urls import add_params_to_uri  # type: ignore[import-untyped]
+from authlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError  # type: ignore[import-untyped]
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError  # type: ignore[import-untyped]
+from flask import redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import select
 
-from idp.accounts.authn import ACR_LEVELS, ACR_OTP, acr_satisfies, session_account
+from idp.accounts.authn import session_account
 from idp.accounts.models import Account
 from idp.extensions import current_tenant, db, services
-from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter, requested_acr_values
+from idp.oidc import prompts
+from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter
 from idp.oidc.interactions import Interaction, Interactions
-from idp.oidc.models import Consent
+from idp.oidc.models import Client, Consent
+from idp.oidc.prompts import PromptContext, SignedIn
 from idp.oidc.server import StoredRequest, current_server
 from idp.web.locale import choose_ui_locale
 from idp.web.rendering import render
@@ -74,7 +78,7 @@ class _Context:
     redirect_uri: str | None
 
 
-def respond(redirect_uri: str, params: list[tuple[str, str]], response_mode: str):
+def respond(redirect_uri: str, params: list[tuple[str, str]], response_mode: str) -> ResponseReturnValue:
     """Send the authorization response (or error) to the client, with iss (RFC 9207 2)."""
     params = [*params, ("iss", current_tenant().issuer)]
     if response_mode == "form_post":
@@ -83,7 +87,7 @@ def respond(redirect_uri: str, params: list[tuple[str, str]], response_mode: str
     return redirect(location, 303 if request.method == "POST" else 302)
 
 
-def error_response(error: OAuth2Error, context: _Context):
+def error_response(error: OAuth2Error, context: _Context) -> ResponseReturnValue:
     """Redirect errors only to a validated redirect URI; otherwise show a page (RFC 6749 4.1.2.1)."""
     redirect_uri = error.redirect_uri or None
     if not redirect_uri:
@@ -124,27 +128,49 @@ def _max_age(raw: str | None, redirect_uri: str) -> int | None:
     return int(raw)
 
 
-def _consent_needed(account: Account, client, scope: str) -> bool:
-    if client.first_party:
-        return False
+def _consented_scopes(account: Account, client: Client) -> frozenset[str] | None:
     consent = db().scalar(
         select(Consent).where(Consent.account_id == account.id, Consent.client_id == client.client_id)
     )
-    return consent is None or not set(scope.split()) <= set(consent.scopes)
+    return frozenset(consent.scopes) if consent is not None else None
 
 
-def authorize(params: list[list[str]], interaction: Interaction | None = None):
+def _prompt_context(data: dict[str, str], signed_in: SignedIn | None, client: Client,
+                    interaction: Interaction | None, redirect_uri: str) -> PromptContext:
+    """The request's parameters, parsed; invalid ones are the client's error (OIDC Core 3.1.2.2)."""
+    try:
+        claims = parse_claims_parameter(data.get("claims"))
+    except InvalidClaimsParameter as exc:
+        raise InvalidRequestError(str(exc), redirect_uri=redirect_uri) from None
+    return PromptContext(
+        signed_in=signed_in,
+        prompt=frozenset((data.get("prompt") or "").split()),
+        max_age=_max_age(data.get("max_age"), redirect_uri),
+        hint_subject=_hint_subject(data.get("id_token_hint"), redirect_uri),
+        acr_values=tuple((data.get("acr_values") or "").split()),
+        claims=claims,
+        scopes=frozenset((data.get("scope") or "").split()),
+        first_party=client.first_party,
+        just_logged_in=bool(interaction and interaction.login_done),
+        just_consented=bool(interaction and interaction.consent_done),
+        now=time.time(),
+    )
+
+
+def authorize(params: list[list[str]], interaction: Interaction | None = None) -> ResponseReturnValue:
     """Evaluate an authorization request and answer it."""
     tenant = current_tenant()
     oauth_request = StoredRequest(request.url, params)
     data = oauth_request.payload.data
     context = _Context(data.get("response_mode") or "query", data.get("state"), None)
-    signed_in = session_account(db(), tenant)
-    authentication, account = signed_in if signed_in else (None, None)
+    found = session_account(db(), tenant)
+    signed_in = SignedIn(*found) if found else None
+    account = signed_in.account if signed_in else None
 
     try:
         grant = current_server().get_consent_grant(request=oauth_request, end_user=account)
-        redirect_uri = grant.redirect_uri
+        redirect_uri: str = grant.redirect_uri
+        client: Client = oauth_request.client
         context.redirect_uri = redirect_uri
         if context.response_mode not in RESPONSE_MODES:
             context.response_mode = "query"
@@ -158,56 +184,34 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None):
             raise RegistrationNotSupported(redirect_uri=redirect_uri)
         if "openid" not in (oauth_request.scope or "").split():
             raise InvalidRequestError("The 'openid' scope is required.", redirect_uri=redirect_uri)
-        try:
-            claims = parse_claims_parameter(data.get("claims"))
-        except InvalidClaimsParameter as exc:
-            raise InvalidRequestError(str(exc), redirect_uri=redirect_uri) from None
-        max_age = _max_age(data.get("max_age"), redirect_uri)
-        hint_subject = _hint_subject(data.get("id_token_hint"), redirect_uri)
-        prompts = set((data.get("prompt") or "").split())
-        just_logged_in = bool(interaction and interaction.login_done)
+        checked = _prompt_context(data, signed_in, client, interaction, redirect_uri)
 
-        reasons = []
-        if account is None:
-            reasons.append("no_session")
-        elif not just_logged_in:
-            if "login" in prompts:
-                reasons.append("prompt_login")
-            if max_age is not None and time.time() - authentication.auth_time > max_age:
-                reasons.append("max_age")
-        if account is not None and hint_subject and hint_subject != account.id:
-            reasons.append("id_token_hint")
-        requested_acr = [v for v in (data.get("acr_values") or "").split() if v in ACR_LEVELS]
-        requested_acr += [v for v in requested_acr_values(claims) if v in ACR_LEVELS]
-        step_up = (
-            account is not None and not just_logged_in and bool(requested_acr)
-            and not any(acr_satisfies(authentication.acr, level) for level in requested_acr)
-        )
-        if reasons or step_up:
-            if "none" in prompts:
+        login_reasons = prompts.reasons(prompts.LOGIN_CHECKS, checked)
+        if login_reasons:
+            # OIDC Core 3.1.2.6
+            if "none" in checked.prompt:
                 raise LoginRequiredError(redirect_uri=redirect_uri)
-            if step_up:
-                reasons.append("acr_values")
-            # Signed in but not strongly enough: a fresh code, not the password again, unless
-            # only a passkey reaches the level asked; the sign-in page offers it.
-            code_suffices = any(acr_satisfies(ACR_OTP, level) for level in requested_acr)
-            prompt = "step_up" if code_suffices and not set(reasons) - {"acr_values"} else "login"
-            return _interact(interaction, params, prompt, reasons, data)
+            prompt = prompts.login_prompt(checked, login_reasons)
+            return _interact(interaction, params, prompt, login_reasons, data)
 
-        if _consent_needed(account, grant.request.client, oauth_request.scope) or (
-            "consent" in prompts and not (interaction and interaction.consent_done)
-            and not grant.request.client.first_party
-        ):
-            if "none" in prompts:
+        # The login checks passed, so a member is signed in. First-party clients never ask
+        # (prompts.consent_missing): their consent is not looked up.
+        if signed_in is not None and not client.first_party:
+            checked = replace(checked, consented_scopes=_consented_scopes(signed_in.account, client))
+        consent_reasons = prompts.reasons(prompts.CONSENT_CHECKS, checked)
+        if consent_reasons:
+            # OIDC Core 3.1.2.6
+            if "none" in checked.prompt:
                 raise ConsentRequiredError(redirect_uri=redirect_uri)
-            return _interact(interaction, params, "consent", ["consent"], data)
+            return _interact(interaction, params, prompts.CONSENT, consent_reasons, data)
     except OAuth2Error as error:
         return error_response(error, context)
 
-    g.authorization_context = authentication
-    grant.request.user = account
+    # Read back by AuthorizationCodeGrant.save_authorization_code.
+    oauth_request.user = account
+    oauth_request.authentication = signed_in.authentication if signed_in else None
     code = grant.generate_authorization_code()
-    grant.save_authorization_code(code, grant.request)
+    grant.save_authorization_code(code, oauth_request)
     db().commit()
     if interaction is not None:
         interactions().finish(interaction)
@@ -217,7 +221,7 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None):
     return respond(redirect_uri, response_params, context.response_mode)
 
 
-def deny(interaction: Interaction):
+def deny(interaction: Interaction) -> ResponseReturnValue:
     """The member refused consent: the client gets access_denied (RFC 6749 4.1.2.1)."""
     interactions().finish(interaction)
     # The redirect URI was validated before the interaction was created.
@@ -227,7 +231,8 @@ def deny(interaction: Interaction):
     return error_response(AccessDeniedError(redirect_uri=redirect_uri), context)
 
 
-def _interact(interaction: Interaction | None, params, prompt: str, reasons: list[str], data):
+def _interact(interaction: Interaction | None, params: list[list[str]], prompt: str, reasons: list[str],
+              data: dict[str, str]) -> ResponseReturnValue:
     store = interactions()
     if interaction is None:
         interaction = store.start(current_tenant().slug, params, prompt, reasons)
@@ -235,5 +240,6 @@ def _interact(interaction: Interaction | None, params, prompt: str, reasons: lis
         interaction.prompt, interaction.reasons = prompt, reasons
         store.save(interaction)
     choose_ui_locale(data.get("ui_locales"))
-    endpoint = {"login": "signin.login", "step_up": "signin.step_up", "consent": "accounts.consent"}[prompt]
+    endpoint = {prompts.LOGIN: "signin.login", prompts.STEP_UP: "signin.step_up",
+                prompts.CONSENT: "accounts.consent"}[prompt]
     return redirect(url_for(endpoint, interaction=interaction.id), 303)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from authlib.oauth2.rfc6749.util import scope_to_list
+# Authlib ships no type information (no py.typed marker).
+from authlib.oauth2.rfc6749.util import scope_to_list  # type: ignore[import-untyped]
 
 from idp.accounts.models import Account
 

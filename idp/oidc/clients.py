@@ -152,7 +152,7 @@ def check_jwks(document: Any) -> dict[str, Any]:
     if len(keys) > 1 and len(kids) != len(keys):
         raise ClientRegistrationError("with several keys, each key needs its own kid")
     try:
-        key_set = KeySet.import_key_set(document)
+        key_set = KeySet.import_key_set({"keys": keys})
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         detail = str(exc) or type(exc).__name__
         raise ClientRegistrationError(f"the JWKS cannot be read: {detail}") from None

@@ -10,32 +10,34 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from authlib.consts import default_json_headers
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-from authlib.oauth2 import OAuth2Error, OAuth2Request
-from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import (
+# Authlib ships no type information (no py.typed marker).
+from authlib.consts import default_json_headers  # type: ignore[import-untyped]
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector  # type: ignore[import-untyped]
+from authlib.oauth2 import OAuth2Error, OAuth2Request  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749 import TokenEndpoint, grants  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749.errors import (  # type: ignore[import-untyped]
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     MissingAuthorizationError,
     UnsupportedTokenTypeError,
 )
-from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
-from authlib.oauth2.rfc7009 import RevocationEndpoint
-from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from authlib.oauth2.rfc7636 import CodeChallenge
-from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
-from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import current_app, g, request
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7009 import RevocationEndpoint  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7636 import CodeChallenge  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint  # type: ignore[import-untyped]
+from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint  # type: ignore[import-untyped]
+from authlib.oidc.rpinitiated import EndSessionEndpoint  # type: ignore[import-untyped]
+from flask import current_app, request
 from joserfc.jwk import KeySet
-from sqlalchemy import select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import ColumnElement, CursorResult, Result, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from idp import events
+from idp.accounts.authn import Authentication
 from idp.accounts.models import Account
 from idp.db import utcnow
 from idp.extensions import current_tenant, db, services
@@ -54,6 +56,9 @@ class StoredRequest(OAuth2Request):
     def __init__(self, uri: str, params: list[list[str]]):
         super().__init__(method="GET", uri=uri, headers={})
         self.payload = _Payload(params)
+        # The member's sign-in the code will carry (auth_time, acr, amr, sid), set by the
+        # authorization endpoint once it decided to issue the code.
+        self.authentication: Authentication | None = None
 
     @property
     def args(self):
@@ -132,6 +137,9 @@ class Provider(AuthorizationServer):
         code: AuthorizationCode | None = request.authorization_code
         previous: Token | None = request.refresh_token
         origin = code or previous
+        if origin is None:
+            # Tokens come from the code and refresh grants only: one of the two is set.
+            raise RuntimeError("A token needs the code or refresh token it was issued for.")
         refresh = token.get("refresh_token")
         row = Token(
             tenant=current_tenant().slug,
@@ -211,12 +219,17 @@ def _claims_within(claims: dict[str, Any] | None, client: Client) -> dict[str, A
     }
 
 
-def revoke_tokens(session, condition, tag: str, *, tenant: str, account_id: str,
-                  client_id: str | None = None, **data) -> int:
+def _rowcount(result: Result[Any]) -> int:
+    # Session.execute is annotated as returning a Result; for an UPDATE it is a CursorResult.
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def revoke_tokens(session: Session, condition: ColumnElement[bool], tag: str, *, tenant: str,
+                  account_id: str, client_id: str | None = None, **data: Any) -> int:
     """Revoke the live tokens matching ``condition`` and record why, in the caller's transaction."""
-    revoked = session.execute(
+    revoked = _rowcount(session.execute(
         update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=utcnow())
-    ).rowcount
+    ))
     events.record_event(session, tag, tenant=tenant, account_id=account_id, client_id=client_id,
                         revoked_tokens=revoked, **data)
     return revoked
@@ -230,7 +243,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
-        context = g.authorization_context
+        authentication = request.authentication if isinstance(request, StoredRequest) else None
+        if authentication is None:
+            # Codes are issued by authorization.authorize only, for a signed-in member.
+            raise RuntimeError("An authorization code needs the member's authentication.")
         data = request.payload.data
         db().add(
             AuthorizationCode(
@@ -242,10 +258,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 scope=request.scope,
                 nonce=data.get("nonce"),
                 claims=_claims_within(parse_claims_parameter(data.get("claims")), request.client),
-                auth_time=context.auth_time,
-                acr=context.acr,
-                amr=context.amr,
-                sid=context.sid,
+                auth_time=authentication.auth_time,
+                acr=authentication.acr,
+                amr=authentication.amr,
+                sid=authentication.sid,
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),
                 expires_at=utcnow() + timedelta(seconds=services().settings.authorization_code_ttl),
@@ -280,12 +296,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         Runs after the tokens were added to the transaction; the loser's error
         response means its transaction is rolled back (the token view commits on success only).
         """
-        claimed = db().execute(
+        claimed = _rowcount(db().execute(
             update(AuthorizationCode)
             .where(AuthorizationCode.id == authorization_code.id,
                    AuthorizationCode.consumed_at.is_(None))
             .values(consumed_at=utcnow())
-        ).rowcount
+        ))
         if not claimed:
             raise InvalidGrantError("Invalid 'code' in request.")
 
@@ -326,11 +342,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return account
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
-        claimed = db().execute(
+        claimed = _rowcount(db().execute(
             update(Token)
             .where(Token.id == refresh_token.id, Token.rotated_at.is_(None))
             .values(rotated_at=utcnow())
-        ).rowcount
+        ))
         if not claimed:
             # Lost a race with a concurrent use of the same refresh token.
             raise InvalidGrantError()
@@ -351,6 +367,9 @@ class OpenIDConnect(OpenIDCode):
 
     def get_encode_header(self, client) -> dict[str, str]:
         key = services().keystore.signing_key()
+        if key.kid is None:
+            # The keystore names every key; a header without kid would defeat rotation.
+            raise RuntimeError("The signing key has no kid.")
         return {"alg": services().keystore.signing_alg(), "kid": key.kid, "typ": "JWT"}
 
     def get_client_claims(self, client) -> dict[str, Any]:
@@ -363,19 +382,18 @@ class OpenIDConnect(OpenIDCode):
             "exp": now + services().settings.id_token_ttl,
         }
 
-    def get_authorization_code_claims(self, authorization_code: AuthorizationCode):
-        claims = super().get_authorization_code_claims(authorization_code)
+    def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict[str, Any]:
+        claims: dict[str, Any] = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
             claims["sid"] = authorization_code.sid
+        # OIDC Core 5.5: the claims requested by name for the ID token were kept with the code,
+        # which this hook sees and generate_user_info does not.
+        claims.update(user_claims(authorization_code.account, "", authorization_code.claims, "id_token"))
         return claims
 
-    def generate_user_info(self, user, scope: str) -> UserInfo:
-        code: AuthorizationCode | None = getattr(g, "redeemed_code", None)
-        return UserInfo(user_claims(user, scope, code.claims if code else None, "id_token"))
-
-    def process_token(self, grant, response):
-        g.redeemed_code = grant.request.authorization_code
-        return super().process_token(grant, response)
+    def generate_user_info(self, user: Account, scope: str) -> UserInfo:
+        # OIDC Core 5.4: the claims the granted scopes release.
+        return UserInfo(user_claims(user, scope, None, "id_token"))
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -391,7 +409,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if not client.jwks:
             # RFC 6749 5.2: the client cannot authenticate this way.
             raise InvalidClientError(description="The client has no registered keys.")
-        return KeySet.import_key_set(client.jwks)
+        return KeySet.import_key_set({"keys": client.jwks["keys"]})
 
     def validate_jti(self, claims, jti) -> bool:
         # Each assertion is single use: remember its jti until it expires.
@@ -405,7 +423,7 @@ class UnsupportedTokenType(OAuth2Error):
     error = "unsupported_token_type"
 
 
-class _TokenLookup:
+class _TokenLookup(TokenEndpoint):
     # What the endpoint needs of the token's account, loaded in the same query.
     account_loading: tuple = ()
 
@@ -491,15 +509,12 @@ class AccessTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> Token | None:
         if not isinstance(token_string, str) or len(token_string) > 200:
             return None
-        token = db().scalar(
+        return db().scalar(
             select(Token).options(joinedload(Token.account)).where(
                 Token.access_token_digest == token_digest(token_string),
                 Token.tenant == current_tenant().slug,
             )
         )
-        # Kept for the userinfo endpoint, which releases the claims this token was granted.
-        g.userinfo_token = token
-        return token
 
     def validate_token(self, token, scopes, request):
         super().validate_token(token, scopes, request)
@@ -536,7 +551,7 @@ class BearerChallenge(OAuth2Error):
 
 
 class UserInfoResponder(UserInfoEndpoint):
-    def __call__(self, request):
+    def __call__(self, request: OAuth2Request) -> tuple[int, UserInfo, list[tuple[str, str]]]:
         try:
             token: Token = self.resource_protector.acquire_token("openid")
         except (MissingAuthorizationError, UnsupportedTokenTypeError):
@@ -546,11 +561,14 @@ class UserInfoResponder(UserInfoEndpoint):
                                   403, scope="openid") from None
         # OIDC Core 5.3.2: plain JSON, as no client registers userinfo_signed_response_alg
         # (Authlib's own __call__ would load the token's client only to look for it).
-        return 200, self.generate_user_info(token.account, token.scope), default_json_headers
+        return 200, self.token_user_info(token), default_json_headers
 
-    def generate_user_info(self, user, scope: str) -> UserInfo:
-        token: Token = g.userinfo_token
-        return UserInfo(user_claims(user, scope, token.claims, "userinfo"))
+    def token_user_info(self, token: Token) -> UserInfo:
+        """The claims the token's scope releases and those its request named (OIDC Core 5.3.2, 5.5).
+
+        Authlib's generate_user_info(user, scope) does not see the token, which holds the latter.
+        """
+        return UserInfo(user_claims(token.account, token.scope, token.claims, "userinfo"))
 
 
 class EndSession(EndSessionEndpoint):

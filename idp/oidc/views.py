@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import json
 
-from authlib.oauth2 import OAuth2Error
+# Authlib and Flask-Babel ship no type information (no py.typed marker).
+from authlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
 from flask import Response, abort, jsonify, redirect, request, session, url_for
-from flask_babel import gettext as _
+from flask_babel import gettext as _  # type: ignore[import-untyped]
 from flask_cors import cross_origin
 
 from idp.accounts.authn import ACR_LEVELS, current_authentication, sign_out
