@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
@@ -24,9 +25,10 @@ from idp.store import Store, StoreUnavailable
 TOUCH_INTERVAL = 60
 
 
-class ServerSession(CallbackDict, SessionMixin):
-    def __init__(self, data=None, sid: str | None = None, created: float | None = None):
-        def on_update(_self):
+class ServerSession(CallbackDict[str, Any], SessionMixin):
+    def __init__(self, data: Mapping[str, Any] | None = None, sid: str | None = None,
+                 created: float | None = None) -> None:
+        def on_update(_self: CallbackDict[str, Any]) -> None:
             self.modified = True
 
         super().__init__(data or {}, on_update)
@@ -59,7 +61,7 @@ class ServerSession(CallbackDict, SessionMixin):
 class StoreSessionInterface(SessionInterface):
     def __init__(self, store: Store, *, idle: int, absolute: int, secure: bool,
                  on_unavailable: Callable[[Response], None] | None = None,
-                 stateless_blueprints: frozenset[str] = frozenset()):
+                 stateless_blueprints: frozenset[str] = frozenset()) -> None:
         self.store = store
         # Endpoints that never use the session (machine-to-machine APIs): a browser's
         # cookie sent to them is neither read from the store nor written back.
@@ -74,7 +76,7 @@ class StoreSessionInterface(SessionInterface):
     def _key(self, sid: str) -> str:
         return f"session:{sid}"
 
-    def open_session(self, app: Flask, request: Request) -> ServerSession:
+    def open_session(self, app: Flask, request: Request) -> ServerSession | None:
         sid = request.cookies.get(self.cookie_name)
         if not sid or len(sid) > 64:
             return ServerSession()
@@ -99,14 +101,18 @@ class StoreSessionInterface(SessionInterface):
     @staticmethod
     def _blueprint(app: Flask, request: Request) -> str | None:
         # The session opens before Flask matches the URL, so match it here (only when a cookie came).
+        adapter = app.create_url_adapter(request)
+        if adapter is None:  # only without a request, which open_session always has
+            return None
         try:
-            endpoint, _args = app.create_url_adapter(request).match()
+            endpoint, _args = adapter.match()
         except HTTPException:
             return None
         return endpoint.rpartition(".")[0] or None
 
-    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
-        if session.unavailable:
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        # Flask passes back what open_session made, and never its null session.
+        if not isinstance(session, ServerSession) or session.unavailable:
             return
         try:
             self._save(session, response)

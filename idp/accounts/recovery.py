@@ -72,6 +72,8 @@ class Recovery:
         for identifier in (account.email, account.member_number):
             if identifier:
                 unlock.clear(f"{self.tenant.slug}:{identifier.lower()}")
+        if not account.email:
+            return []  # an account without an address has none to be warned at
         return [self.messages.queue(self.tenant, "email", "password_changed", account.email,
                                     login_url=f"{self.tenant.issuer}/login")]
 

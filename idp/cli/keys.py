@@ -39,7 +39,7 @@ def _when(timestamp: float | None) -> str:
 def list_keys() -> None:
     """List the keys, oldest first; '*' marks the key that signs."""
     store = _store()
-    keys = store.list()
+    keys = store.all_keys()
     if not keys:
         click.echo(f"no keys in {store.directory}; run `idp keys generate`")
         return
@@ -146,4 +146,4 @@ def prune() -> None:
 
 
 def _active(store: KeyStore) -> KeyInfo | None:
-    return next((info for info in store.list() if info.state == "active"), None)
+    return next((info for info in store.all_keys() if info.state == "active"), None)

@@ -27,8 +27,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.flask_client import OAuth
+
+# Authlib ships no type information (no py.typed) and its stubs, types-Authlib, are not installed.
+from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untyped]
+from authlib.integrations.flask_client import OAuth  # type: ignore[import-untyped]
 from flask import (
     Blueprint,
     Flask,
@@ -516,7 +518,7 @@ def _csrf_token() -> str:
 def _csrf_ok() -> bool:
     expected = session.get("csrf")
     given = request.form.get("csrf_token", "")
-    return bool(expected) and hmac.compare_digest(expected, given)
+    return isinstance(expected, str) and bool(expected) and hmac.compare_digest(expected, given)
 
 
 def _error_page(code: str | None, description: str | None, status: int):

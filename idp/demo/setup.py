@@ -97,6 +97,8 @@ def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:
                 redirect_uris=[f"{url}/callback"], post_logout_redirect_uris=[f"{url}/"],
                 auth_method="client_secret_basic", first_party=True, client_id=client_id,
             )
+            if secret is None:  # client_secret_basic always gets one; only key and public clients do not
+                raise RuntimeError(f"{client_id} was registered without a client secret")
             portals.append(Portal(slug, url, client_id, secret))
         for demo in DEMO_ACCOUNTS:
             exists = session.scalar(select(Account.id).where(

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.orm import Session
 
 from idp import events
@@ -136,14 +137,14 @@ class TrustedDevices:
         self.db.add(device)
         self.db.flush()
         events.record_event(self.db, events.DEVICE_TRUSTED, tenant=tenant.slug, account_id=account_id)
-        return device, self.tokens.dumps({"d": device.id, "a": account_id})
+        return device, self._signer().dumps({"d": device.id, "a": account_id})
 
     def recognise(self, tenant: Tenant, account_id: str, cookie: str | None) -> TrustedDevice | None:
         """The device this cookie names, if it is this account's and still trusted."""
         if not cookie:
             return None
         try:
-            payload = self.tokens.loads(cookie, max_age=tenant.mfa.trusted_device_days * 86400)
+            payload = self._signer().loads(cookie, max_age=tenant.mfa.trusted_device_days * 86400)
         except InvalidToken:
             return None
         if not isinstance(payload, dict) or payload.get("a") != account_id:
@@ -166,23 +167,35 @@ class TrustedDevices:
         return [row for row in rows if row.is_usable(now)]
 
     def revoke(self, account_id: str, device_id: str) -> bool:
-        done = self.db.execute(
+        done = self._updated(
             update(TrustedDevice)
             .where(TrustedDevice.id == device_id, TrustedDevice.account_id == account_id,
                    TrustedDevice.revoked_at.is_(None))
             .values(revoked_at=utcnow())
-        ).rowcount
+        )
         if done:
             events.record_event(self.db, events.DEVICE_REVOKED, account_id=account_id)
         return bool(done)
 
     def revoke_all(self, account_id: str) -> int:
         """Forget every trusted browser (password change or reset, or the member's choice)."""
-        done = self.db.execute(
+        done = self._updated(
             update(TrustedDevice)
             .where(TrustedDevice.account_id == account_id, TrustedDevice.revoked_at.is_(None))
             .values(revoked_at=utcnow())
-        ).rowcount
+        )
         if done:
             events.record_event(self.db, events.DEVICE_REVOKED, account_id=account_id, count=done)
         return done
+
+    def _signer(self) -> TokenService:
+        if self.tokens is None:
+            raise RuntimeError("TrustedDevices needs a TokenService to sign or read the cookie")
+        return self.tokens
+
+    def _updated(self, statement: Update) -> int:
+        """Rows changed by an UPDATE without RETURNING."""
+        # Session.execute is annotated as returning Result for every statement;
+        # for an UPDATE it is a CursorResult, which alone carries rowcount.
+        result = cast("CursorResult[Any]", self.db.execute(statement))
+        return result.rowcount

@@ -45,7 +45,7 @@ def test_rotation_loses_no_token_in_flight(flow, runner, app):
 def test_new_key_is_published_before_it_signs(flow, runner, app):
     keystore = app.extensions["idp"].keystore
     published = {k["kid"] for k in flow.http.get("/malakoff/jwks").json["keys"]}
-    upcoming = [k.kid for k in keystore.list() if k.state == "next"]
+    upcoming = [k.kid for k in keystore.all_keys() if k.state == "next"]
     assert upcoming and set(upcoming) <= published
     runner.invoke(args=["keys", "rotate"])
     assert keystore.signing_key().kid in published

@@ -57,7 +57,7 @@ def store(make_store) -> KeyStore:
 
 
 def by_state(store: KeyStore, state: str) -> list[KeyInfo]:
-    return [info for info in store.list() if info.state == state]
+    return [info for info in store.all_keys() if info.state == state]
 
 
 def the(store: KeyStore, state: str) -> KeyInfo:
@@ -84,7 +84,7 @@ def verify(token: str, jwks: dict) -> dict:
 
 
 def test_empty_directory_has_no_keys_and_reads_create_nothing(store, keys_dir):
-    assert store.list() == []
+    assert store.all_keys() == []
     assert store.public_jwks() == {"keys": []}
     with pytest.raises(KeyStoreError, match=r"no active signing key.*idp keys generate"):
         store.signing_key()
@@ -104,11 +104,11 @@ def test_ensure_initialized_creates_an_active_and_a_next_key(store, keys_dir, cl
 
 def test_ensure_initialized_is_idempotent(store):
     store.ensure_initialized()
-    before = store.list()
+    before = store.all_keys()
 
     store.ensure_initialized()
 
-    assert store.list() == before
+    assert store.all_keys() == before
 
 
 def test_ensure_initialized_from_concurrent_nodes_creates_one_set(make_store):
@@ -121,7 +121,7 @@ def test_ensure_initialized_from_concurrent_nodes_creates_one_set(make_store):
     for thread in threads:
         thread.join()
 
-    assert sorted(info.state for info in stores[0].list()) == ["active", "next"]
+    assert sorted(info.state for info in stores[0].all_keys()) == ["active", "next"]
 
 
 # -- files -----------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_private_key_files_are_0600_and_metadata_has_no_private_material(store, 
     store.generate("ES256")
 
     pems = sorted(keys_dir.glob("*.pem"))
-    assert [p.stem for p in pems] == sorted(info.kid for info in store.list())
+    assert [p.stem for p in pems] == sorted(info.kid for info in store.all_keys())
     for pem in pems:
         assert stat.S_IMODE(pem.stat().st_mode) == 0o600
         assert pem.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8
@@ -184,7 +184,7 @@ def test_missing_key_file_is_reported(store, keys_dir):
 
     with pytest.raises(KeyStoreError, match=f"{active.kid}.pem is missing"):
         fresh_node.signing_key()
-    assert active.kid in {info.kid for info in fresh_node.list()}  # list still works
+    assert active.kid in {info.kid for info in fresh_node.all_keys()}  # keys() still works
 
 
 @pytest.mark.parametrize(
@@ -209,7 +209,7 @@ def test_invalid_metadata_is_refused(store, keys_dir, entries, message):
     (keys_dir / "keys.json").write_text(json.dumps({"version": 1, "keys": entries}))
 
     with pytest.raises(KeyStoreError, match=message):
-        store.list()
+        store.all_keys()
 
 
 # -- generate / activate / retire ---------------------------------------------------------
@@ -250,7 +250,7 @@ def test_activate_waits_for_prepublication(store, clock):
     assert activated.state == "active"
     assert activated.activated_at == clock.now
     assert store.signing_key().kid == info.kid
-    retired = next(i for i in store.list() if i.kid == old.kid)
+    retired = next(i for i in store.all_keys() if i.kid == old.kid)
     assert retired.state == "retired"
     assert retired.retired_at == clock.now
     assert old.kid in published_kids(store)
@@ -326,7 +326,7 @@ def test_rotate_activates_the_prepublished_key_and_publishes_the_next(store, clo
     lines = store.rotate()
 
     assert store.signing_key().kid == upcoming.kid
-    assert next(i for i in store.list() if i.kid == old.kid).state == "retired"
+    assert next(i for i in store.all_keys() if i.kid == old.kid).state == "retired"
     fresh = the(store, "next")
     assert fresh.kid not in {old.kid, upcoming.kid}
     assert fresh.alg == "RS256"
@@ -339,12 +339,12 @@ def test_rotate_activates_the_prepublished_key_and_publishes_the_next(store, clo
 
 def test_rotate_refuses_a_key_published_too_recently(store, clock):
     store.ensure_initialized()
-    before = store.list()
+    before = store.all_keys()
     clock.advance(PREPUBLISH - 10)
 
     with pytest.raises(KeyStoreError, match=r"idp keys rotate` again in 10s .*--force"):
         store.rotate()
-    assert store.list() == before  # nothing half done
+    assert store.all_keys() == before  # nothing half done
 
 
 def test_rotate_with_force(store):
@@ -374,7 +374,7 @@ def test_rotate_keeps_the_algorithm_of_the_active_key(store, clock):
 
     store.rotate()
 
-    assert {info.alg for info in store.list()} == {"ES256"}
+    assert {info.alg for info in store.all_keys()} == {"ES256"}
     assert store.signing_alg() == "ES256"
 
 
@@ -393,7 +393,7 @@ def test_prune_removes_retired_keys_only_after_retention(store, keys_dir, clock)
 
     assert len(lines) == 1
     assert lines[0].startswith(f"removed {old.kid}")
-    assert old.kid not in {info.kid for info in store.list()}
+    assert old.kid not in {info.kid for info in store.all_keys()}
     assert old.kid not in published_kids(store)
     assert not (keys_dir / f"{old.kid}.pem").exists()
 
@@ -408,7 +408,7 @@ def test_rotate_prunes(store, clock):
     lines = store.rotate()
 
     assert any(line.startswith(f"removed {first.kid}") for line in lines)
-    assert len(store.list()) == 3  # retired, active, next
+    assert len(store.all_keys()) == 3  # retired, active, next
 
 
 # -- several nodes, tokens in flight -----------------------------------------------------------

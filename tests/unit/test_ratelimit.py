@@ -1,0 +1,263 @@
+"""Named rate limits: test before, hit on failure, clear on success, on both stores."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from idp import ratelimit
+from idp.ratelimit import ALL_LIMITS, Limit, RateLimiter, TooManyAttempts
+from idp.store import MemoryStore, RedisStore, StoreUnavailable
+from tests.conftest import REDIS_URL
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SUBJECT = "malakoff:jean.dupont@example.fr"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Backend:
+    """A store and a way to let time pass for it.
+
+    The in-process store reads a fake clock, so time jumps; Redis keeps its own
+    time, so the test waits for real (keep the windows of those tests short).
+    """
+
+    def __init__(self, store: MemoryStore | RedisStore, clock: Clock | None) -> None:
+        self.store = store
+        self.clock = clock
+
+    def advance(self, seconds: float) -> None:
+        if self.clock is not None:
+            self.clock.now += seconds
+        else:
+            time.sleep(seconds)
+
+    def keys(self) -> list[str]:
+        if isinstance(self.store, MemoryStore):
+            return list(self.store._data)
+        return [key.removeprefix(self.store.prefix)
+                for key in self.store.client.scan_iter(f"{self.store.prefix}*")]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request):
+    if request.param == "memory":
+        clock = Clock()
+        yield Backend(MemoryStore(clock=clock), clock)
+        return
+    if not REDIS_URL:
+        pytest.skip("no IDP_TEST_REDIS_URL: the Redis store is exercised by .ci/run")
+    store = RedisStore(REDIS_URL, prefix=f"test:{time.time_ns()}:")
+    yield Backend(store, None)
+    store.client.flushdb()
+    store.client.close()
+
+
+@pytest.fixture
+def memory():
+    clock = Clock()
+    return Backend(MemoryStore(clock=clock), clock)
+
+
+THREE_PER_MINUTE = Limit("test:three", 3, 60)
+# Redis counts TTLs in whole seconds: the expiry tests wait this long for real.
+TWO_PER_TWO_SECONDS = Limit("test:short", 2, 2)
+
+
+def test_hit_counts_within_the_window(backend):
+    limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
+
+    assert [limiter.hit(SUBJECT) for _ in range(4)] == [1, 2, 3, 4]
+
+
+def test_test_passes_below_the_limit_and_raises_at_it(backend):
+    limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
+    for _ in range(2):
+        limiter.hit(SUBJECT)
+    limiter.test(SUBJECT)  # 2 of 3: still allowed
+
+    limiter.hit(SUBJECT)
+
+    with pytest.raises(TooManyAttempts) as caught:
+        limiter.test(SUBJECT)
+    assert caught.value.limit == "test:three"
+    # The window started at the first hit, a moment ago.
+    assert caught.value.retry_after == 60
+    assert str(caught.value) == "test:three: retry after 60s"
+
+
+def test_test_counts_nothing(backend):
+    limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
+
+    for _ in range(5):
+        limiter.test(SUBJECT)
+
+    assert limiter.remaining(SUBJECT) == 3
+    assert limiter.hit(SUBJECT) == 1
+
+
+def test_remaining(backend):
+    limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
+    assert limiter.remaining(SUBJECT) == 3
+    limiter.hit(SUBJECT)
+    assert limiter.remaining(SUBJECT) == 2
+    for _ in range(5):
+        limiter.hit(SUBJECT)
+    assert limiter.remaining(SUBJECT) == 0  # never negative
+
+
+def test_clear_lifts_the_limit_at_once(backend):
+    limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
+    for _ in range(3):
+        limiter.hit(SUBJECT)
+
+    limiter.clear(SUBJECT)
+
+    limiter.test(SUBJECT)
+    assert limiter.remaining(SUBJECT) == 3
+    assert limiter.hit(SUBJECT) == 1
+    limiter.clear("never hit")  # clearing nothing is no error
+
+
+def test_allow_counts_until_the_limit_then_refuses_without_counting(backend):
+    limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
+
+    assert [limiter.allow(SUBJECT) for _ in range(5)] == [True, True, True, False, False]
+
+    # The refusals were not counted: the next event is the fourth.
+    assert limiter.hit(SUBJECT) == 4
+
+
+def test_subjects_and_limits_are_counted_apart(backend):
+    login = RateLimiter(backend.store, ratelimit.LOGIN_PER_IDENTIFIER)
+    recovery = RateLimiter(backend.store, ratelimit.RECOVERY_PER_IDENTIFIER)
+    for _ in range(5):
+        login.hit(SUBJECT)
+
+    with pytest.raises(TooManyAttempts):
+        login.test(SUBJECT)
+    login.test("malakoff:marie.martin@example.fr")
+    recovery.test(SUBJECT)
+    assert recovery.remaining(SUBJECT) == 3
+
+
+def test_the_limit_lifts_when_the_window_ends(backend):
+    limiter = RateLimiter(backend.store, TWO_PER_TWO_SECONDS)
+    limiter.hit(SUBJECT)
+    limiter.hit(SUBJECT)
+    with pytest.raises(TooManyAttempts):
+        limiter.test(SUBJECT)
+
+    backend.advance(2.1)
+
+    limiter.test(SUBJECT)
+    assert limiter.remaining(SUBJECT) == 2
+    assert limiter.hit(SUBJECT) == 1
+
+
+def test_the_window_starts_at_the_first_event_and_later_events_do_not_extend_it(backend):
+    limiter = RateLimiter(backend.store, TWO_PER_TWO_SECONDS)
+    limiter.hit(SUBJECT)
+    backend.advance(1.1)
+    limiter.hit(SUBJECT)
+    with pytest.raises(TooManyAttempts):
+        limiter.test(SUBJECT)
+
+    backend.advance(1.0)  # 2.1 s after the first event, 1 s after the second
+
+    limiter.test(SUBJECT)
+    assert limiter.hit(SUBJECT) == 1
+
+
+def test_retry_after_is_what_is_left_of_the_window(memory):
+    limiter = RateLimiter(memory.store, ratelimit.LOGIN_PER_IDENTIFIER)
+    for attempt in range(5):
+        memory.advance(60 if attempt else 0)  # the fifth wrong password comes 4 minutes after the first
+        limiter.hit(SUBJECT)
+
+    memory.advance(6 * 60 - 0.5)  # 9 min 59.5 s after the first
+
+    with pytest.raises(TooManyAttempts) as caught:
+        limiter.test(SUBJECT)
+    # Rounded up: a member told to wait 5 min 0 s would be refused at 4 min 59.5 s.
+    assert caught.value.retry_after == 301
+
+    memory.advance(301)
+    limiter.test(SUBJECT)
+
+
+def test_retry_after_is_at_least_one_second():
+    """When the counter expires between reading it and reading its TTL, still ask for a wait."""
+
+    class ExpiringStore(MemoryStore):
+        def ttl(self, key: str) -> int:
+            return 0
+
+    store = ExpiringStore()
+    limiter = RateLimiter(store, THREE_PER_MINUTE)
+    for _ in range(3):
+        limiter.hit(SUBJECT)
+
+    with pytest.raises(TooManyAttempts) as caught:
+        limiter.test(SUBJECT)
+    assert caught.value.retry_after == 1
+
+
+def test_keys_hold_no_personal_data(backend):
+    RateLimiter(backend.store, ratelimit.OTP_SEND_PER_PHONE).hit("+33612345678")
+    RateLimiter(backend.store, ratelimit.LOGIN_PER_IDENTIFIER).hit(SUBJECT)
+
+    keys = sorted(backend.keys())
+
+    assert len(keys) == 2
+    assert re.fullmatch(r"rl:login:identifier:[0-9a-f]{32}", keys[0])
+    assert re.fullmatch(r"rl:otp-send:phone:[0-9a-f]{32}", keys[1])
+    assert not any("33612345678" in key or "dupont" in key for key in keys)
+
+
+@pytest.mark.parametrize("limit", ALL_LIMITS, ids=lambda limit: limit.name)
+def test_each_named_limit_allows_its_number_then_waits_its_window(memory, limit):
+    limiter = RateLimiter(memory.store, limit)
+
+    for _ in range(limit.limit):
+        limiter.test(SUBJECT)
+        limiter.hit(SUBJECT)
+
+    with pytest.raises(TooManyAttempts) as caught:
+        limiter.test(SUBJECT)
+    assert caught.value.limit == limit.name
+    assert caught.value.retry_after == limit.window
+    memory.advance(limit.window)
+    limiter.test(SUBJECT)
+
+
+def test_named_limits_are_the_documented_ones():
+    """The README's "Rate limits" table states each limit's number and window."""
+    units = {"min": 60, "hour": 3600, "hours": 3600}
+    documented = {}
+    section = README.read_text().split("### Rate limits", 1)[1].split("\n#", 1)[0]
+    for name, allowed in re.findall(r"^\| `([a-z:-]+)` \| [^|]+ \| ([^|]+) \|$", section, flags=re.MULTILINE):
+        number, count, unit = re.search(r"^(\d+) .*?/ (\d+ )?(min|hours?)\b", allowed).groups()
+        documented[name] = (int(number), int(count or 1) * units[unit])
+
+    assert documented == {limit.name: (limit.limit, limit.window) for limit in ALL_LIMITS}
+    assert len({limit.name for limit in ALL_LIMITS}) == len(ALL_LIMITS)
+
+
+def test_an_unreachable_store_fails_closed():
+    limiter = RateLimiter(RedisStore("redis://127.0.0.1:1/0"), ratelimit.LOGIN_PER_IP)
+
+    with pytest.raises(StoreUnavailable):
+        limiter.test("192.0.2.1")
+    with pytest.raises(StoreUnavailable):
+        limiter.allow("192.0.2.1")
