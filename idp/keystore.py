@@ -540,10 +540,6 @@ class KeyStore:
     def _unknown(self, kid: str) -> KeyStoreError:
         return KeyStoreError(f"no key {kid!r} in {self.directory}; `idp keys list` shows the kids")
 
-    # The former name of all_keys(), until its last callers move. It stays the last
-    # name in the class: above it, ``list`` in an annotation is the builtin.
-    list = all_keys
-
 
 def _check_alg(alg: str) -> None:
     if alg not in ALGORITHMS:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask_babel import lazy_gettext as _l  # type: ignore[import-untyped]
-from flask_wtf import FlaskForm  # type: ignore[import-untyped]
-from wtforms import (  # type: ignore[import-untyped]
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
     BooleanField,
     HiddenField,
     PasswordField,
@@ -15,8 +15,8 @@ from wtforms import (  # type: ignore[import-untyped]
     StringField,
     SubmitField,
 )
-from wtforms.fields.choices import SelectChoice  # type: ignore[import-untyped]
-from wtforms.validators import (  # type: ignore[import-untyped]
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import (
     DataRequired,
     EqualTo,
     Length,

@@ -6,7 +6,7 @@ answer that could tell whether someone is registered is the same on the page;
 what differs goes by email to the address concerned.
 
 The service queues messages in the caller's transaction and returns them; the
-caller commits, then sends them (``Messages.send_now``). The language the
+caller commits; they leave at commit (``idp.channels.dispatch``). The language the
 member registers in is kept (on the account, or on the request under review)
 for the messages they get when they are not at the screen: support's decision.
 """
@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 from idp import events
 from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account, RegistrationRequest
-from idp.accounts.services import normalize_email
 from idp.channels.models import Message
 from idp.channels.services import Messages, Reader
 from idp.db import utcnow
+from idp.identifiers import normalize_email
 from idp.registry.matching import MatchResult, contact_matches
 from idp.registry.models import Member
 from idp.tenancy import Tenant

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from jinja2 import TemplateNotFound
+from jinja2 import Template, TemplateNotFound
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -427,7 +427,8 @@ def _flask_render(names: list[str], locale: str, context: dict[str, Any]) -> str
     from flask_babel import force_locale  # noqa: PLC0415
 
     with force_locale(locale):
-        return current_app.jinja_env.get_or_select_template(names).render(context)
+        candidates: list[str | Template] = list(names)
+        return current_app.jinja_env.get_or_select_template(candidates).render(context)
 
 
 def _request_locale() -> str | None:

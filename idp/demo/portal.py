@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 import requests
 
 # Authlib ships no type information (no py.typed) and its stubs, types-Authlib, are not installed.
-from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untyped]
-from authlib.integrations.flask_client import OAuth  # type: ignore[import-untyped]
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.flask_client import OAuth
 from flask import (
     Blueprint,
     Flask,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l  # type: ignore[import-untyped]
-from flask_wtf import FlaskForm  # type: ignore[import-untyped]
-from wtforms import BooleanField, HiddenField, StringField, SubmitField  # type: ignore[import-untyped]
-from wtforms.validators import AnyOf, DataRequired, Length  # type: ignore[import-untyped]
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, StringField, SubmitField
+from wtforms.validators import AnyOf, DataRequired, Length
 
 from idp.mfa.services import CHANNELS
 

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, replace
 
 # Authlib ships no type information (no py.typed marker).
-from authlib.common.urls import add_params_to_uri  # type: ignore[import-untyped]
-from authlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
-from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError  # type: ignore[import-untyped]
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError  # type: ignore[import-untyped]
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from joserfc import jwt
@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from idp.accounts.authn import session_account
 from idp.accounts.models import Account
-from idp.extensions import current_tenant, db, services
+from idp.extensions import current_tenant, db, find_service, services
 from idp.oidc import prompts
 from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter
 from idp.oidc.interactions import Interaction, Interactions
@@ -65,10 +65,6 @@ class RequestUriNotSupported(OAuth2Error):
 
 class RegistrationNotSupported(OAuth2Error):
     error = "registration_not_supported"
-
-
-def interactions() -> Interactions:
-    return Interactions(services().store, services().settings.interaction_ttl)
 
 
 @dataclass
@@ -214,7 +210,7 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
     grant.save_authorization_code(code, oauth_request)
     db().commit()
     if interaction is not None:
-        interactions().finish(interaction)
+        find_service(Interactions).finish(interaction)
     response_params = [("code", code)]
     if context.state:
         response_params.append(("state", context.state))
@@ -223,7 +219,7 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
 
 def deny(interaction: Interaction) -> ResponseReturnValue:
     """The member refused consent: the client gets access_denied (RFC 6749 4.1.2.1)."""
-    interactions().finish(interaction)
+    find_service(Interactions).finish(interaction)
     # The redirect URI was validated before the interaction was created.
     redirect_uri = interaction.param("redirect_uri")
     context = _Context(interaction.param("response_mode") or "query", interaction.param("state"),
@@ -233,7 +229,7 @@ def deny(interaction: Interaction) -> ResponseReturnValue:
 
 def _interact(interaction: Interaction | None, params: list[list[str]], prompt: str, reasons: list[str],
               data: dict[str, str]) -> ResponseReturnValue:
-    store = interactions()
+    store = find_service(Interactions)
     if interaction is None:
         interaction = store.start(current_tenant().slug, params, prompt, reasons)
     else:

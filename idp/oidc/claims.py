@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 # Authlib ships no type information (no py.typed marker).
-from authlib.oauth2.rfc6749.util import scope_to_list  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749.util import scope_to_list
 
 from idp.accounts.models import Account
 

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 # Authlib ships no type information (no py.typed marker).
-from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin  # type: ignore[import-untyped]
-from authlib.oauth2.rfc6749.util import scope_to_list  # type: ignore[import-untyped]
-from authlib.oidc.core import AuthorizationCodeMixin  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oidc.core import AuthorizationCodeMixin
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 

@@ -13,24 +13,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 # Authlib ships no type information (no py.typed marker).
-from authlib.consts import default_json_headers  # type: ignore[import-untyped]
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector  # type: ignore[import-untyped]
-from authlib.oauth2 import OAuth2Error, OAuth2Request  # type: ignore[import-untyped]
-from authlib.oauth2.rfc6749 import TokenEndpoint, grants  # type: ignore[import-untyped]
-from authlib.oauth2.rfc6749.errors import (  # type: ignore[import-untyped]
+from authlib.consts import default_json_headers
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2 import OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749 import TokenEndpoint, grants
+from authlib.oauth2.rfc6749.errors import (
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     MissingAuthorizationError,
     UnsupportedTokenTypeError,
 )
-from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError  # type: ignore[import-untyped]
-from authlib.oauth2.rfc7009 import RevocationEndpoint  # type: ignore[import-untyped]
-from authlib.oauth2.rfc7523 import JWTBearerClientAssertion  # type: ignore[import-untyped]
-from authlib.oauth2.rfc7636 import CodeChallenge  # type: ignore[import-untyped]
-from authlib.oauth2.rfc7662 import IntrospectionEndpoint  # type: ignore[import-untyped]
-from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint  # type: ignore[import-untyped]
-from authlib.oidc.rpinitiated import EndSessionEndpoint  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, request
 from joserfc.jwk import KeySet
 from sqlalchemy import ColumnElement, CursorResult, Result, select, update

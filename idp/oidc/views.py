@@ -6,18 +6,19 @@ import functools
 import json
 
 # Authlib and Flask-Babel ship no type information (no py.typed marker).
-from authlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
+from authlib.oauth2 import OAuth2Error
 from flask import Response, abort, jsonify, redirect, request, session, url_for
-from flask_babel import gettext as _  # type: ignore[import-untyped]
+from flask_babel import gettext as _
 from flask_cors import cross_origin
 
 from idp.accounts.authn import ACR_LEVELS, current_authentication, sign_out
 from idp.accounts.forms import ConfirmForm
 from idp.errors import SignInExpired
 from idp.events import LOGOUT, record_event
-from idp.extensions import current_tenant, db, read_only, services
+from idp.extensions import current_tenant, db, find_service, read_only, services
 from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
+from idp.oidc.interactions import Interactions
 from idp.oidc.models import SUPPORTED_SCOPES
 from idp.oidc.server import AUTH_METHODS, current_server
 from idp.web import csrf
@@ -149,7 +150,7 @@ def authorize():
 
 @bp.get("/authorize/resume")
 def resume():
-    interaction = authorization.interactions().load(request.args.get("interaction"), current_tenant().slug)
+    interaction = find_service(Interactions).load(request.args.get("interaction"), current_tenant().slug)
     if interaction is None:
         raise SignInExpired()
     return authorization.authorize(interaction.params, interaction)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l  # type: ignore[import-untyped]
-from flask_wtf import FlaskForm  # type: ignore[import-untyped]
-from wtforms import HiddenField, PasswordField, StringField, SubmitField  # type: ignore[import-untyped]
-from wtforms.validators import DataRequired, Length  # type: ignore[import-untyped]
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
 
 from idp.passkeys.services import NAME_MAX_LENGTH
 

@@ -162,7 +162,7 @@ def sign_in_time(tenant: Tenant, interaction_id: str | None, *,
         return None
     if found.interaction is None:
         return SignInTime(deadline(found), None, url_for("signin.login"))
-    query = urlencode([tuple(pair) for pair in found.interaction.params])
+    query = urlencode([(key, value) for key, value in found.interaction.params])
     return SignInTime(deadline(found), found.interaction.id, f"{url_for('oidc.authorize')}?{query}")
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app, g, render_template, request, session
 from flask_babel import get_locale, ngettext
+from jinja2 import Template
 
 from idp import deadlines
 from idp.extensions import services
@@ -16,7 +17,7 @@ from idp.web.locale import lang_url
 def render(name: str, status: int = 200, **context):
     """Render a page, the tenant's own version first, then the shared one."""
     tenant = g.get("tenant")
-    candidates = [f"{tenant.slug}/{name}"] if tenant else []
+    candidates: list[str | Template] = [f"{tenant.slug}/{name}"] if tenant else []
     candidates.append(f"base/{name}")
     return render_template(candidates, **context), status
 

@@ -18,7 +18,7 @@ class Provider(Flask):
     #: Blueprints whose error answers leave nothing behind.
     commit_on_success_only: frozenset[str] = frozenset({"oidc_api"})
 
-    def dispatch_request(self):  # type: ignore[no-untyped-def]
+    def dispatch_request(self):
         response = self.make_response(super().dispatch_request())
         session = g.get("db")
         if session is not None:

@@ -17,7 +17,7 @@ def keystore(app) -> KeyStore:
 
 
 def the(store: KeyStore, state: str) -> KeyInfo:
-    (info,) = [info for info in store.list() if info.state == state]
+    (info,) = [info for info in store.all_keys() if info.state == state]
     return info
 
 
@@ -61,7 +61,7 @@ def test_generate_publishes_a_next_key(runner, keystore):
     result = keys(runner, "generate", "--alg", "ES256")
 
     assert result.exit_code == 0, result.output
-    created = [info for info in keystore.list() if info.alg == "ES256"]
+    created = [info for info in keystore.all_keys() if info.alg == "ES256"]
     assert len(created) == 1
     assert created[0].state == "next"
     assert created[0].kid in result.output
@@ -69,13 +69,13 @@ def test_generate_publishes_a_next_key(runner, keystore):
 
 
 def test_generate_rejects_an_unknown_algorithm(runner, keystore):
-    before = keystore.list()
+    before = keystore.all_keys()
 
     result = keys(runner, "generate", "--alg", "HS256")
 
     assert result.exit_code == 2
     assert "Invalid value for '--alg'" in result.output
-    assert keystore.list() == before
+    assert keystore.all_keys() == before
 
 
 def test_activate_waits_for_prepublication_unless_forced(runner, keystore, monkeypatch):
@@ -106,7 +106,7 @@ def test_retire_a_next_key(runner, keystore):
 
     assert result.exit_code == 0, result.output
     assert f"retired {upcoming.kid}" in result.output
-    assert [info.state for info in keystore.list() if info.kid == upcoming.kid] == ["retired"]
+    assert [info.state for info in keystore.all_keys() if info.kid == upcoming.kid] == ["retired"]
 
 
 def test_retire_the_active_key_is_refused(runner, keystore):
@@ -150,4 +150,4 @@ def test_prune(runner, keystore, monkeypatch):
 
     assert result.exit_code == 0, result.output
     assert f"removed {upcoming.kid}" in result.output
-    assert upcoming.kid not in {info.kid for info in keystore.list()}
+    assert upcoming.kid not in {info.kid for info in keystore.all_keys()}
