@@ -13,7 +13,7 @@ from idp.accounts.hashing import PasswordHasher
 from idp.accounts.recovery_views import bp as recovery_bp
 from idp.accounts.registration_views import bp as registration_bp
 from idp.accounts.views import bp as accounts_bp
-from idp.channels.services import Channels
+from idp.channels.assembly import Channels
 from idp.config import load_settings
 from idp.db import Database
 from idp.extensions import Services, close_db

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import select
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -21,6 +22,15 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows changed by an UPDATE or DELETE without RETURNING.
+
+    ``Session.execute`` is annotated as returning a ``Result``; for those statements it is a
+    ``CursorResult``, which alone carries ``rowcount``.
+    """
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def utcnow() -> datetime:

@@ -19,8 +19,8 @@ from flask import abort, current_app, g
 from sqlalchemy.orm import Session
 
 from idp.accounts.hashing import PasswordHasher
+from idp.channels.assembly import Channels
 from idp.channels.dispatch import dispatch_at_commit
-from idp.channels.services import Channels
 from idp.config import Settings
 from idp.db import Database
 from idp.keystore import KeyStore

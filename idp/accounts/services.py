@@ -18,7 +18,7 @@ from idp.db import utcnow
 from idp.identifiers import InvalidIdentifier, is_member_number, normalize_email, parse_member_number
 from idp.mfa.services import TrustedDevices
 from idp.oidc.models import Token
-from idp.oidc.server import revoke_tokens
+from idp.oidc.revocation import revoke_tokens
 from idp.tenancy import Tenant
 
 

@@ -27,13 +27,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from jinja2 import Template, TemplateNotFound
+from jinja2 import TemplateNotFound
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from idp.channels import dispatch
 from idp.channels.models import CHANNELS, Message
@@ -41,7 +40,6 @@ from idp.channels.senders import (
     DeliveryError,
     EmailSender,
     SmsSender,
-    build_senders,
     mask_recipient,
 )
 from idp.config import Settings
@@ -411,69 +409,3 @@ class Messages:
             self.sms_sender.send(message.recipient, message.body_text)
         else:
             raise DeliveryError(f"unknown channel {message.channel!r}", permanent=True)
-
-
-def _flask_render(names: list[str], locale: str, context: dict[str, Any]) -> str:
-    """Render the first existing template of ``names`` in ``locale`` with the app's Jinja
-    environment.
-
-    Its loader, autoescaping (on for .html, off for .txt) and ``{% trans %}``
-    (Flask-Babel's catalog, here in ``locale`` whatever the pages use), but not
-    the pages' context processors: those read the request (locale, language
-    links), and messages are also rendered by commands, outside any request.
-    """
-    # Flask only at the edge: here and in _request_locale.
-    from flask import current_app  # noqa: PLC0415
-    from flask_babel import force_locale  # noqa: PLC0415
-
-    with force_locale(locale):
-        candidates: list[str | Template] = list(names)
-        return current_app.jinja_env.get_or_select_template(candidates).render(context)
-
-
-def _request_locale() -> str | None:
-    """The language the current request's pages are shown in (``idp.web.select_locale``)."""
-    from flask import has_request_context  # noqa: PLC0415
-    from flask_babel import get_locale  # noqa: PLC0415
-
-    return str(get_locale()) if has_request_context() else None
-
-
-@dataclass(frozen=True)
-class Channels:
-    """The senders chosen by configuration, built once per app.
-
-    ``messages(session)`` gives the ``Messages`` service on a session (a
-    request's, a command's); views and commands ask ``find_service(Messages)``.
-    """
-
-    settings: Settings
-    email_sender: EmailSender
-    sms_sender: SmsSender
-    render: Render = _flask_render
-    current_locale: CurrentLocale = _request_locale
-    clock: Clock = utcnow
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Channels:
-        email_sender, sms_sender = build_senders(settings)
-        return cls(settings=settings, email_sender=email_sender, sms_sender=sms_sender)
-
-    def install_dispatch(self, factory: sessionmaker) -> None:
-        """Messages queued on sessions of ``factory`` go out when their transaction commits."""
-        dispatch.install(factory, self._attempt_each)
-
-    def _attempt_each(self, session: Session, outgoing: list[Message]) -> dict[int, bool]:
-        messages = self.messages(session)
-        return {message.id: messages.send_now(message) for message in outgoing}
-
-    def messages(self, session: Session) -> Messages:
-        return Messages(
-            session,
-            email_sender=self.email_sender,
-            sms_sender=self.sms_sender,
-            settings=self.settings,
-            render=self.render,
-            current_locale=self.current_locale,
-            clock=self.clock,
-        )

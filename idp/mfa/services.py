@@ -8,13 +8,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Update, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp import events
-from idp.db import utcnow
+from idp.db import rowcount, utcnow
 from idp.mfa import otp
 from idp.mfa.models import TrustedDevice
 from idp.store import Store
@@ -167,23 +166,23 @@ class TrustedDevices:
         return [row for row in rows if row.is_usable(now)]
 
     def revoke(self, account_id: str, device_id: str) -> bool:
-        done = self._updated(
+        done = rowcount(self.db.execute(
             update(TrustedDevice)
             .where(TrustedDevice.id == device_id, TrustedDevice.account_id == account_id,
                    TrustedDevice.revoked_at.is_(None))
             .values(revoked_at=utcnow())
-        )
+        ))
         if done:
             events.record_event(self.db, events.DEVICE_REVOKED, account_id=account_id)
         return bool(done)
 
     def revoke_all(self, account_id: str) -> int:
         """Forget every trusted browser (password change or reset, or the member's choice)."""
-        done = self._updated(
+        done = rowcount(self.db.execute(
             update(TrustedDevice)
             .where(TrustedDevice.account_id == account_id, TrustedDevice.revoked_at.is_(None))
             .values(revoked_at=utcnow())
-        )
+        ))
         if done:
             events.record_event(self.db, events.DEVICE_REVOKED, account_id=account_id, count=done)
         return done
@@ -192,10 +191,3 @@ class TrustedDevices:
         if self.tokens is None:
             raise RuntimeError("TrustedDevices needs a TokenService to sign or read the cookie")
         return self.tokens
-
-    def _updated(self, statement: Update) -> int:
-        """Rows changed by an UPDATE without RETURNING."""
-        # Session.execute is annotated as returning Result for every statement;
-        # for an UPDATE it is a CursorResult, which alone carries rowcount.
-        result = cast("CursorResult[Any]", self.db.execute(statement))
-        return result.rowcount

@@ -15,14 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from idp.accounts.authn import ACR_LEVELS, ACR_OTP, acr_satisfies
+from idp.accounts.levels import ACR_LEVELS, ACR_OTP, acr_satisfies
 from idp.oidc.claims import requested_acr_values
 
 if TYPE_CHECKING:
-    from idp.accounts.authn import Authentication
+    from idp.accounts.levels import Authentication
     from idp.accounts.models import Account
 
-# Reasons, as recorded on the interaction (idp.accounts.flow reads some of them).
+# Reasons, as recorded on the interaction (idp.signin.state reads some of them).
 NO_SESSION = "no_session"
 PROMPT_LOGIN = "prompt_login"
 MAX_AGE = "max_age"

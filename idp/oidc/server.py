@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 # Authlib ships no type information (no py.typed marker).
 from authlib.consts import default_json_headers
@@ -33,17 +33,18 @@ from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, request
 from joserfc.jwk import KeySet
-from sqlalchemy import ColumnElement, CursorResult, Result, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from idp import events
-from idp.accounts.authn import Authentication
+from idp.accounts.levels import Authentication
 from idp.accounts.models import Account
-from idp.db import utcnow
+from idp.db import rowcount, utcnow
 from idp.extensions import current_tenant, db, services
 from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
 from idp.oidc.clients import ClientCache
 from idp.oidc.models import SUPPORTED_SCOPES, AuthorizationCode, Client, Token, token_digest
+from idp.oidc.revocation import revoke_tokens
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 # Refresh and introspection only ask whether the token's account is still active.
@@ -219,22 +220,6 @@ def _claims_within(claims: dict[str, Any] | None, client: Client) -> dict[str, A
     }
 
 
-def _rowcount(result: Result[Any]) -> int:
-    # Session.execute is annotated as returning a Result; for an UPDATE it is a CursorResult.
-    return cast("CursorResult[Any]", result).rowcount
-
-
-def revoke_tokens(session: Session, condition: ColumnElement[bool], tag: str, *, tenant: str,
-                  account_id: str, client_id: str | None = None, **data: Any) -> int:
-    """Revoke the live tokens matching ``condition`` and record why, in the caller's transaction."""
-    revoked = _rowcount(session.execute(
-        update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=utcnow())
-    ))
-    events.record_event(session, tag, tenant=tenant, account_id=account_id, client_id=client_id,
-                        revoked_tokens=revoked, **data)
-    return revoked
-
-
 def _about(row: AuthorizationCode | Token) -> dict[str, str]:
     return {"tenant": row.tenant, "account_id": row.account_id, "client_id": row.client_id}
 
@@ -296,7 +281,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         Runs after the tokens were added to the transaction; the loser's error
         response means its transaction is rolled back (the token view commits on success only).
         """
-        claimed = _rowcount(db().execute(
+        claimed = rowcount(db().execute(
             update(AuthorizationCode)
             .where(AuthorizationCode.id == authorization_code.id,
                    AuthorizationCode.consumed_at.is_(None))
@@ -342,7 +327,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return account
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
-        claimed = _rowcount(db().execute(
+        claimed = rowcount(db().execute(
             update(Token)
             .where(Token.id == refresh_token.id, Token.rotated_at.is_(None))
             .values(rotated_at=utcnow())

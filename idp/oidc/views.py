@@ -11,8 +11,9 @@ from flask import Response, abort, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_cors import cross_origin
 
-from idp.accounts.authn import ACR_LEVELS, current_authentication, sign_out
+from idp.accounts.authn import current_authentication, sign_out
 from idp.accounts.forms import ConfirmForm
+from idp.accounts.levels import ACR_LEVELS
 from idp.errors import SignInExpired
 from idp.events import LOGOUT, record_event
 from idp.extensions import current_tenant, db, find_service, read_only, services

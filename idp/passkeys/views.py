@@ -15,8 +15,9 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from idp import events, ratelimit
-from idp.accounts.authn import ACR_PASSKEY, session_account
+from idp.accounts.authn import session_account
 from idp.accounts.forms import ConfirmForm, LoginForm
+from idp.accounts.levels import ACR_PASSKEY
 from idp.accounts.models import Account
 from idp.accounts.reauthentication import password_given_again
 from idp.accounts.services import SignInContext

@@ -15,8 +15,9 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from idp import events, ratelimit
-from idp.accounts.authn import ACR_OTP, ACR_PASSWORD, session_account
+from idp.accounts.authn import session_account
 from idp.accounts.forms import LoginForm, TermsForm
+from idp.accounts.levels import ACR_OTP, ACR_PASSWORD
 from idp.accounts.models import Account
 from idp.accounts.services import SignInContext
 from idp.channels.masking import mask_email, mask_phone

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from idp.accounts.authn import ACR_OTP, ACR_PASSKEY, ACR_PASSWORD, Authentication
+from idp.accounts.levels import ACR_OTP, ACR_PASSKEY, ACR_PASSWORD, Authentication
 from idp.accounts.models import Account
 from idp.oidc import prompts
 from idp.oidc.prompts import PromptContext, SignedIn
