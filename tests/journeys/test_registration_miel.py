@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import date
 
 import pytest
 from sqlalchemy import select
 
+from idp import ratelimit
 from idp.accounts.models import Account, RegistrationRequest
 from idp.channels.models import Message
 from idp.registry.models import Member
@@ -178,3 +180,16 @@ def test_a_new_code_withdraws_the_one_still_held_back(client, db, registry, monk
     assert code_asked_again_while_held_back(
         db, monkeypatch, "registration_code", lambda: _step2(client),
         lambda: _step2(client, mobile="07 81 22 33 55")) == ["expired", "sent"]
+
+
+def test_registration_codes_count_in_the_send_budget_of_the_address(client, registry, monkeypatch):
+    """One address cannot have SMS sent to number after number: the registration code goes
+    through the same limits as every other code."""
+    monkeypatch.setattr(ratelimit, "OTP_SEND_PER_IP", ratelimit.Limit("otp-send:ip", 1, 900))
+    _step1(client)
+    assert _step2(client).status_code == 303
+    later = time.time() + 31
+    monkeypatch.setattr(time, "time", lambda: later)
+    refused = _step2(client, mobile="07 81 22 33 99")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0

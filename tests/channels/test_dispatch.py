@@ -1,0 +1,50 @@
+"""Messages leave once the transaction that queued them commits, and only then."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from idp.channels.models import Message
+from idp.channels.services import Messages
+from idp.extensions import db, find_service
+
+EMAIL = "jeanne.martin@example.org"
+
+
+def _queue(app):
+    tenant = app.extensions["idp"].tenants["malakoff"]
+    return find_service(Messages).queue(tenant, "email", "password_changed", EMAIL,
+                                        login_url="https://example.org/login")
+
+
+def _statuses(app) -> list[str]:
+    with app.extensions["idp"].database.session() as session:
+        return list(session.scalars(select(Message.status)))
+
+
+def test_a_message_leaves_when_its_transaction_commits(app):
+    with app.test_request_context("/"):
+        message = _queue(app)
+        assert _statuses(app) == []  # not even visible before the commit
+        assert find_service(Messages).delivered(message) is False
+        db().commit()
+        assert find_service(Messages).delivered(message) is True
+    assert _statuses(app) == ["sent"]
+
+
+def test_a_rolled_back_transaction_sends_nothing(app):
+    with app.test_request_context("/"):
+        _queue(app)
+        db().rollback()
+        db().commit()
+    assert _statuses(app) == []
+
+
+def test_a_session_of_its_own_leaves_delivery_to_the_worker(app):
+    """Only the request's (or command's) session dispatches: the worker's, or a test's, does not."""
+    with app.app_context(), app.extensions["idp"].database.session() as session:
+        tenant = app.extensions["idp"].tenants["malakoff"]
+        messages = app.extensions["idp"].channels.messages(session)
+        messages.queue(tenant, "email", "password_changed", EMAIL, login_url="https://example.org/login")
+        session.commit()
+    assert _statuses(app) == ["pending"]
