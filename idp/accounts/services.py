@@ -157,6 +157,40 @@ def set_password(db: Session, hasher: PasswordHasher, account: Account, password
                   tenant=account.tenant, account_id=account.id, reason=reason)
 
 
+def change_password(db: Session, hasher: PasswordHasher, messages: Messages, tenant: Tenant,
+                    account: Account, password: str) -> None:
+    """The member's own change (the current password given again): ``set_password``, and the
+    account's address is told. The caller commits."""
+    set_password(db, hasher, account, password, reason="change")
+    if account.email:
+        messages.queue(tenant, "email", "password_changed", account.email,
+                       login_url=f"{tenant.issuer}/login")
+
+
+def delete_account(db: Session, messages: Messages, tenant: Tenant, account: Account, *,
+                   ip: str | None) -> None:
+    """Delete the account (SPEC §6), audit-logged; its address is told. The caller commits.
+
+    Tokens, codes, consents, trusted devices and passkeys go with it (ON DELETE CASCADE).
+    """
+    events.record_event(db, events.ACCOUNT_DELETED, tenant=tenant.slug, account_id=account.id,
+                        ip=ip)
+    if account.email:
+        messages.queue(tenant, "email", "account_deleted", account.email)
+    db.delete(account)
+
+
+def accept_terms(db: Session, tenant: Tenant, account: Account,
+                 preferences: dict[str, object] | None) -> None:
+    """The current terms accepted (first sign-in or a new version, SPEC §3.2), with the
+    communication preferences where the tenant asks them. The caller commits."""
+    account.terms_version, account.terms_accepted_at = tenant.terms_version, utcnow()
+    if preferences is not None:
+        account.preferences = preferences
+    events.record_event(db, events.TERMS_ACCEPTED, tenant=tenant.slug, account_id=account.id,
+                        version=tenant.terms_version)
+
+
 def create_account(
     db: Session,
     hasher: PasswordHasher,

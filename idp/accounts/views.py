@@ -7,12 +7,12 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from idp import events
+from idp.accounts import services as accounts
 from idp.accounts.authn import session_account, sign_in, sign_out
 from idp.accounts.forms import ChangePasswordForm, ConfirmForm, ConsentForm, DeleteAccountForm
 from idp.accounts.models import Account
 from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.reauthentication import password_given_again
-from idp.accounts.services import set_password
 from idp.channels.masking import mask_phone
 from idp.channels.services import Messages
 from idp.errors import SignInExpired
@@ -83,10 +83,8 @@ def change_password():
     if form.validate_on_submit() and password_given_again(member, form):
         failed = password_errors(form.password.data, tenant.password, PersonalData.of(member))
         if not failed:
-            set_password(db(), services().hasher, member, form.password.data, reason="change")
-            if member.email:
-                find_service(Messages).queue(tenant, "email", "password_changed", member.email,
-                                             login_url=f"{tenant.issuer}/login")
+            accounts.change_password(db(), services().hasher, find_service(Messages), tenant, member,
+                                     form.password.data)
             # This browser stays signed in, at the level it had; all others are signed out.
             sign_in(tenant, member, amr=authentication.amr, acr=authentication.acr)
             return redirect(url_for("accounts.account", changed="password"), 303)
@@ -105,13 +103,7 @@ def delete_account():
     member = signed_in[1]
     form = DeleteAccountForm()
     if form.validate_on_submit() and password_given_again(member, form):
-        email = member.email
-        events.record_event(db(), events.ACCOUNT_DELETED, tenant=tenant.slug,
-                            account_id=member.id, ip=request.remote_addr)
-        # Tokens, codes, consents, trusted devices and passkeys go with the account (ON DELETE CASCADE).
-        db().delete(member)
-        if email:
-            find_service(Messages).queue(tenant, "email", "account_deleted", email)
+        accounts.delete_account(db(), find_service(Messages), tenant, member, ip=request.remote_addr)
         sign_out(tenant)
         return redirect(url_for("accounts.account_deleted"), 303)
     status = 400 if form.is_submitted() else 200

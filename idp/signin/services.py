@@ -114,6 +114,11 @@ class SignIn:
         per_identifier.clear(subject)
         return account
 
+    def refuse_legacy_identifier(self, tenant: Tenant, *, ip: str | None) -> None:
+        """After the migration's cut-off a member number no longer signs in (SPEC §7): audited
+        for the migration's follow-up, whatever the number and password."""
+        events.record_event(self.session, events.LEGACY_LOGIN_REFUSED, tenant=tenant.slug, ip=ip)
+
     def trusted_browser(self, tenant: Tenant, account: Account, cookie: str | None) -> bool:
         """Whether this browser's trusted-device cookie stands for ``account`` (it is then used)."""
         return self.trusted_devices.recognise(tenant, account.id, cookie) is not None

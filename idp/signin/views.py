@@ -14,14 +14,13 @@ from flask import jsonify, redirect, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from idp import events, ratelimit
+from idp import ratelimit
 from idp.accounts.authn import session_account
 from idp.accounts.forms import LoginForm, TermsForm
 from idp.accounts.levels import ACR_OTP, ACR_PASSWORD
 from idp.accounts.models import Account
-from idp.accounts.services import SignInContext
+from idp.accounts.services import SignInContext, accept_terms
 from idp.channels.masking import mask_email, mask_phone
-from idp.db import utcnow
 from idp.deadlines import code_deadline
 from idp.errors import SignInExpired
 from idp.extensions import current_tenant, db, find_service, services
@@ -60,8 +59,7 @@ def login():
                       refused_legacy=False, timing=timing)
     if legacy_identifier and tenant.migration.phase() == "closed":
         # Refused whatever the number and password: the answer tells nothing about the account.
-        events.record_event(db(), events.LEGACY_LOGIN_REFUSED, tenant=tenant.slug,
-                            ip=request.remote_addr)
+        find_service(SignIn).refuse_legacy_identifier(tenant, ip=request.remote_addr)
         error = _("Votre numéro d’adhérent ne permet plus de vous connecter : votre identifiant est "
                   "désormais votre adresse e-mail, avec le même mot de passe.")
         return render("login.html", status=403, form=form, error=error, interaction=interaction,
@@ -112,13 +110,10 @@ def terms():
         form.letters.data = account.preferences.get("letters", "email")
         form.marketing.data = bool(account.preferences.get("marketing"))
     if form.validate_on_submit():
-        account.terms_version, account.terms_accepted_at = tenant.terms_version, utcnow()
-        if tenant.communication_preferences:
-            account.preferences = {"statements": form.statements.data,
-                                   "letters": form.letters.data,
-                                   "marketing": bool(form.marketing.data)}
-        events.record_event(db(), events.TERMS_ACCEPTED, tenant=tenant.slug,
-                            account_id=account.id, version=tenant.terms_version)
+        preferences = ({"statements": form.statements.data, "letters": form.letters.data,
+                        "marketing": bool(form.marketing.data)}
+                       if tenant.communication_preferences else None)
+        accept_terms(db(), tenant, account, preferences)
         return complete(tenant, account, amr=pending.amr or [], acr=pending.acr or ACR_PASSWORD,
                         interaction_id=pending.interaction)
     status = 400 if form.is_submitted() else 200
