@@ -56,16 +56,17 @@ def error_answer(status: int, code: str, message: str, *, retry_after: int | Non
 
 
 def _onward_url() -> str | None:
-    """The page to go back to after a refusal: the view's own page when it has one."""
+    """The page to go back to after a refusal: the one its view names (``onward``), else the
+    form's own page for a form posted to the address that shows it."""
     view = current_app.view_functions.get(request.endpoint or "")
     endpoint = getattr(view, "onward_endpoint", None)
-    if endpoint is None:
-        return request.path if request.method == "POST" and request.url_rule and \
-            "GET" in (request.url_rule.methods or ()) else None
-    try:
-        return url_for(endpoint)
-    except BuildError:
-        return None
+    if endpoint is not None:
+        try:
+            return url_for(endpoint)
+        except BuildError:
+            return None
+    shows_itself = request.url_rule is not None and "GET" in (request.url_rule.methods or ())
+    return request.path if request.method == "POST" and shows_itself else None
 
 
 def _in_minutes(seconds: int) -> int:
