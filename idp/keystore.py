@@ -438,7 +438,11 @@ class KeyStore:
         try:
             self.directory.mkdir(parents=True, mode=0o700)
         except FileExistsError:
+            if not self.directory.is_dir():
+                raise self._unusable(NotADirectoryError(20, "not a directory")) from None
             return  # an operator's existing directory keeps its permissions
+        except OSError as exc:
+            raise self._unusable(exc) from None
         # mkdir's mode goes through the umask; the directory holds private keys.
         self.directory.chmod(0o700)
 
@@ -479,7 +483,7 @@ class KeyStore:
         except FileNotFoundError:
             return _Snapshot(signature=None, keys=())
         except OSError as exc:
-            raise KeyStoreError(f"cannot read {self._metadata_path}: {exc.strerror}") from None
+            raise self._unusable(exc) from None
         signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         return _Snapshot(signature=signature, keys=_parse_metadata(raw, self._metadata_path))
 
@@ -491,6 +495,8 @@ class KeyStore:
             stat = os.stat(self._metadata_path)
         except FileNotFoundError:
             signature = None
+        except OSError as exc:
+            raise self._unusable(exc) from None
         else:
             signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         with self._cache_lock:
@@ -555,6 +561,13 @@ class KeyStore:
             return ECKey.import_key(pem, parameters)
         except (JoseError, ValueError, TypeError) as exc:
             raise KeyStoreError(f"{path} is not a valid {info.alg} private key: {exc}") from None
+
+    def _unusable(self, exc: OSError) -> KeyStoreError:
+        if isinstance(exc, NotADirectoryError) or (self.directory.exists()
+                                                   and not self.directory.is_dir()):
+            return KeyStoreError(f"the keys directory {self.directory} is not a directory: set "
+                                 "IDP_KEYS_DIR to a directory (it is created if missing)")
+        return KeyStoreError(f"cannot read {self._metadata_path}: {exc.strerror or exc}")
 
     def _unknown(self, kid: str) -> KeyStoreError:
         return KeyStoreError(f"no key {kid!r} in {self.directory}; `idp keys list` shows the kids")

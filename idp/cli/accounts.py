@@ -211,8 +211,10 @@ def list_command(tenant: str, status: str | None) -> None:
         query = query.where(Account.status == status)
     with transaction() as session:
         count = 0
+        rows = session.execute(query.order_by(Account.created_at, Account.id))
+        # The header once the query has answered: a failure is then the command's only line.
         click.echo(f"{'ID':<36}  {'IDENTIFIER':<40}  {'STATUS':<8}  CREATED")
-        for row in session.execute(query.order_by(Account.created_at, Account.id)):
+        for row in rows:
             count += 1
             if the_tenant.logs_in_with_email:
                 identifier = f"{row.member_number} (legacy)" if row.legacy_login else row.email
