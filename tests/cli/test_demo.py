@@ -15,7 +15,7 @@ def _portal_clients(db) -> dict[str, str | None]:
     db.rollback()
     ids = [portal_client_id(slug) for slug in ("malakoff", "miel")]
     return dict(db.execute(
-        select(Client.client_id, Client.secret_digest).where(Client.client_id.in_(ids))))
+        select(Client.client_id, Client.secret_digest).where(Client.client_id.in_(ids))).all())
 
 
 def test_a_second_demo_fails_on_the_port_and_keeps_the_running_demos_clients(
