@@ -143,7 +143,7 @@ def _bounded_connect(timeouts: Timeouts):
     return connect
 
 
-def _connect_args(timeouts: Timeouts) -> dict[str, Any]:
+def connect_args(timeouts: Timeouts) -> dict[str, Any]:
     """libpq parameters: bounded connection set-up, statements, and dead-peer detection."""
     arguments: dict[str, Any] = {
         "keepalives": 1,
@@ -180,7 +180,7 @@ class Database:
             engine = create_engine(
                 url, pool_size=10, max_overflow=10, hide_parameters=True,
                 pool_timeout=self.timeouts.pool or None,
-                connect_args=_connect_args(self.timeouts))
+                connect_args=connect_args(self.timeouts))
             if engine.dialect.driver == "psycopg":
                 event.listen(engine, "do_connect", _bounded_connect(self.timeouts))
             event.listen(engine, "checkout", _replace_if_closed_by_server)
