@@ -15,7 +15,7 @@ from idp.accounts.registration_views import bp as registration_bp
 from idp.accounts.views import bp as accounts_bp
 from idp.channels.assembly import Channels
 from idp.config import load_settings
-from idp.db import Database
+from idp.db import Database, Timeouts
 from idp.extensions import Services, close_db
 from idp.keystore import KeyStore
 from idp.oidc.server import build_server
@@ -61,7 +61,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Provider:
         )
 
     store = create_store(settings.redis_url)
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, Timeouts.from_settings(settings))
     metrics.count_committed_events(database.sessionmaker)
     services = Services(
         settings=settings,

@@ -40,6 +40,18 @@ class Settings:
     base_url: str = "http://localhost:5000"
     # SQLAlchemy URL. PostgreSQL in production: postgresql+psycopg://user@host/db
     database_url: str = "sqlite:///var/idp.sqlite3"
+    # Bounded waits on PostgreSQL, in seconds, so that a request answers 503
+    # instead of hanging: to open a connection;
+    database_connect_timeout: int = 3
+    # for one statement (PostgreSQL cancels it; the client gives up on any
+    # unanswered exchange one second later; 0: no bound);
+    database_statement_timeout: int = 2
+    # for a free connection of the pool (10 per process, plus 10 overflow);
+    database_pool_timeout: int = 3
+    # of silence on an idle connection before TCP keepalive probes start (3, 10 s apart);
+    database_keepalives_idle: int = 30
+    # for sent data to be acknowledged before the kernel drops the connection.
+    database_tcp_user_timeout: int = 10
     # Redis for short-lived state (sessions, interactions, rate counters).
     # Empty: an in-process store, correct for a single process only (the demo).
     redis_url: str = ""
@@ -137,6 +149,13 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"IDP_{name.upper()} must be a positive number")
+        for name in ("database_connect_timeout", "database_pool_timeout",
+                     "database_keepalives_idle", "database_tcp_user_timeout"):
+            if not 1 <= getattr(self, name) <= 600:
+                raise ConfigError(f"IDP_{name.upper()} must be between 1 and 600 seconds")
+        if not 0 <= self.database_statement_timeout <= 3600:
+            raise ConfigError("IDP_DATABASE_STATEMENT_TIMEOUT must be between 0 (no bound) and "
+                              "3600 seconds")
         for name in ("key_prepublish_seconds", "trusted_proxies", "client_cache_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"IDP_{name.upper()} cannot be negative")

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import select
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import MetaData, create_engine, event
+import psycopg
+from psycopg import errors as pg_errors
+from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+if TYPE_CHECKING:
+    from idp.config import Settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -65,23 +73,121 @@ def _replace_if_closed_by_server(dbapi_connection, _record, _proxy):
         raise DisconnectionError()
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long, in seconds, the provider waits on PostgreSQL (0: no bound).
+
+    ``statement`` is enforced twice: PostgreSQL cancels a statement that runs
+    longer, and the client gives up on any exchange (statement, commit,
+    rollback) unanswered for ``statement`` + ``CLIENT_MARGIN`` seconds, which
+    is what bounds a wait on a server that stopped answering altogether.
+    """
+
+    connect: int = 3
+    statement: int = 2
+    pool: int = 3
+    keepalives_idle: int = 30
+    tcp_user_timeout: int = 10
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Timeouts:
+        return cls(connect=settings.database_connect_timeout,
+                   statement=settings.database_statement_timeout,
+                   pool=settings.database_pool_timeout,
+                   keepalives_idle=settings.database_keepalives_idle,
+                   tcp_user_timeout=settings.database_tcp_user_timeout)
+
+    def without_statement_bound(self) -> Timeouts:
+        """The same, with no bound on statements (schema migrations)."""
+        return Timeouts(self.connect, 0, self.pool, self.keepalives_idle, self.tcp_user_timeout)
+
+
+# The client waits this much longer than the server's statement_timeout, so that a
+# slow statement on a live server is cancelled by the server (the connection stays
+# usable) rather than abandoned by the client (the connection is lost).
+CLIENT_MARGIN = 1.0
+# Keepalive probes after keepalives_idle seconds of silence, this often, this many
+# times, before the kernel declares an idle pooled connection dead.
+KEEPALIVES_INTERVAL = 10
+KEEPALIVES_COUNT = 3
+
+
+class BoundedConnection(psycopg.Connection):
+    """A psycopg connection whose every exchange with the server has a deadline.
+
+    libpq has no read timeout: a server (or a network path) that stops answering
+    holds the caller forever. psycopg's wait loop takes a timeout; past it, the
+    protocol is mid-stream, so the connection is closed (the pool replaces it)
+    and the caller gets an OperationalError, which the web answers with a 503.
+    """
+
+    operation_timeout: float | None = None
+
+    def wait(self, gen, interval=0.1, timeout=None):
+        try:
+            return super().wait(gen, interval, self.operation_timeout if timeout is None
+                                else timeout)
+        except pg_errors._WaitTimeout:  # psycopg raises this private subclass of OperationalError
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.operation_timeout}s") from None
+
+
+def _bounded_connect(timeouts: Timeouts):
+    def connect(_dialect, _record, cargs, cparams):
+        connection = BoundedConnection.connect(*cargs, **cparams)
+        if timeouts.statement:
+            connection.operation_timeout = timeouts.statement + CLIENT_MARGIN
+        return connection
+
+    return connect
+
+
+def connect_args(timeouts: Timeouts) -> dict[str, Any]:
+    """libpq parameters: bounded connection set-up, statements, and dead-peer detection."""
+    arguments: dict[str, Any] = {
+        "keepalives": 1,
+        "keepalives_idle": timeouts.keepalives_idle,
+        "keepalives_interval": KEEPALIVES_INTERVAL,
+        "keepalives_count": KEEPALIVES_COUNT,
+        # Milliseconds sent data may stay unacknowledged before the kernel drops the connection.
+        "tcp_user_timeout": timeouts.tcp_user_timeout * 1000,
+    }
+    if timeouts.connect:
+        arguments["connect_timeout"] = timeouts.connect
+    if timeouts.statement:
+        arguments["options"] = f"-c statement_timeout={timeouts.statement * 1000}"
+    return arguments
+
+
 class Database:
     """Owns the engine; hands out sessions (one per request, one per CLI command).
 
     Statement parameters are left out of SQL errors and SQL logs: they carry
-    password hashes, message bodies with codes, and personal data.
+    password hashes, message bodies with codes, and personal data. On
+    PostgreSQL every wait is bounded (``Timeouts``): opening a connection,
+    taking one from the pool, and every exchange on it.
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeouts: Timeouts | None = None):
         self.url = url
+        self.timeouts = timeouts or Timeouts()
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False},
                                    hide_parameters=True)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
+            engine = create_engine(
+                url, pool_size=10, max_overflow=10, hide_parameters=True,
+                pool_timeout=self.timeouts.pool or None,
+                connect_args=connect_args(self.timeouts))
+            if engine.dialect.driver == "psycopg":
+                event.listen(engine, "do_connect", _bounded_connect(self.timeouts))
             event.listen(engine, "checkout", _replace_if_closed_by_server)
         self.engine: Engine = engine
+        # Readiness checks run here, so that the probe answers in time whatever the
+        # database does; two threads at most, however many checks are stuck.
+        self._probes: ThreadPoolExecutor | None = None
         self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
         # Same pool, each statement its own transaction: no BEGIN and ROLLBACK around reads.
         self.reader_sessionmaker = sessionmaker(
@@ -89,6 +195,24 @@ class Database:
 
     def session(self) -> Session:
         return self.sessionmaker()
+
+    def answers(self, within: float) -> bool:
+        """Whether the database runs a trivial query within ``within`` seconds."""
+        if self._probes is None:
+            self._probes = ThreadPoolExecutor(max_workers=2, thread_name_prefix="db-probe")
+        future = self._probes.submit(self._select_one)
+        try:
+            return future.result(timeout=within)
+        except FutureTimeout:
+            return False
+
+    def _select_one(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:  # any failure means "not ready"; the cause is in the server's logs
+            return False
+        return True
 
     def reader(self) -> Session:
         """A session for requests that only read: one round trip per query, none around them.

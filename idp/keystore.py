@@ -89,6 +89,20 @@ def format_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class Signer:
+    """The active key as one immutable value: what signs one token, read once.
+
+    ``kid`` and ``alg`` go in the JWS header and ``key`` signs, all three from the
+    same reading of keys.json, so a key activated while a token is being made
+    cannot give it the header of one key and the signature of another.
+    """
+
+    kid: str
+    alg: str
+    key: SigningKey
+
+
 @dataclass
 class _Snapshot:
     """keys.json as read at one point, plus what was derived from it."""
@@ -103,7 +117,7 @@ class _Snapshot:
 
 @dataclass(frozen=True)
 class _Material:
-    signing_key: SigningKey | None
+    signer: Signer | None
     public_jwks: tuple[DictKey, ...]
     keyset: KeySet | None
     # The JWKS document as served, serialized once per keys.json.
@@ -179,23 +193,28 @@ class KeyStore:
             return None
         return info.retired_at + self.retain_seconds
 
-    def signing_key(self) -> SigningKey:
-        """The private key of the single active key, with its kid and alg set.
+    def signer(self) -> Signer:
+        """The single active key with its kid and alg, as one snapshot.
 
-        Put its ``kid`` in the JWS header of everything it signs, so that
-        verifiers pick the right key from the JWKS across rotations.
+        Take it once per token and use its ``kid`` and ``alg`` for the JWS header
+        and its ``key`` to sign, so that verifiers pick the right key from the
+        JWKS across rotations, even one that happens while the token is made.
         """
-        key = self._loaded().signing_key
-        if key is None:
+        signer = self._loaded().signer
+        if signer is None:
             raise KeyStoreError(
                 f"no active signing key in {self.directory}; run `idp keys generate`, then "
                 "`idp keys activate KID` once it has been published (or with --force)"
             )
-        return key
+        return signer
+
+    def signing_key(self) -> SigningKey:
+        """The private key of the single active key, with its kid and alg set."""
+        return self.signer().key
 
     def signing_alg(self) -> str:
         """The JWS ``alg`` of the active key ("RS256" or "ES256")."""
-        return cast(str, self.signing_key().alg)
+        return self.signer().alg
 
     def public_jwks(self) -> dict[str, Any]:
         """The JWKS to publish: next, active and retired keys, public parts only.
@@ -419,7 +438,11 @@ class KeyStore:
         try:
             self.directory.mkdir(parents=True, mode=0o700)
         except FileExistsError:
+            if not self.directory.is_dir():
+                raise self._unusable(NotADirectoryError(20, "not a directory")) from None
             return  # an operator's existing directory keeps its permissions
+        except OSError as exc:
+            raise self._unusable(exc) from None
         # mkdir's mode goes through the umask; the directory holds private keys.
         self.directory.chmod(0o700)
 
@@ -460,7 +483,7 @@ class KeyStore:
         except FileNotFoundError:
             return _Snapshot(signature=None, keys=())
         except OSError as exc:
-            raise KeyStoreError(f"cannot read {self._metadata_path}: {exc.strerror}") from None
+            raise self._unusable(exc) from None
         signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         return _Snapshot(signature=signature, keys=_parse_metadata(raw, self._metadata_path))
 
@@ -472,6 +495,8 @@ class KeyStore:
             stat = os.stat(self._metadata_path)
         except FileNotFoundError:
             signature = None
+        except OSError as exc:
+            raise self._unusable(exc) from None
         else:
             signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         with self._cache_lock:
@@ -500,7 +525,7 @@ class KeyStore:
         with self._cache_lock:
             if snapshot.material is not None:
                 return snapshot.material
-            signing_key = None
+            signer = None
             public: list[DictKey] = []
             # Active first, then the others oldest first.
             ordered = sorted(snapshot.keys, key=lambda info: info.state != "active")
@@ -510,12 +535,12 @@ class KeyStore:
                     key = self._parse_key_file(info)
                     self._parsed[info.kid] = key
                 if info.state == "active":
-                    signing_key = key
+                    signer = Signer(kid=info.kid, alg=info.alg, key=key)
                 # as_dict(private=False) drops d, p, q, dp, dq, qi (RFC 7518 §6).
                 public.append(key.as_dict(private=False))
             keyset = KeySet([_import_public(jwk) for jwk in public]) if public else None
             document = json.dumps({"keys": public}, separators=(",", ":")).encode()
-            snapshot.material = _Material(signing_key, tuple(public), keyset, document)
+            snapshot.material = _Material(signer, tuple(public), keyset, document)
             return snapshot.material
 
     def _parse_key_file(self, info: KeyInfo) -> SigningKey:
@@ -536,6 +561,13 @@ class KeyStore:
             return ECKey.import_key(pem, parameters)
         except (JoseError, ValueError, TypeError) as exc:
             raise KeyStoreError(f"{path} is not a valid {info.alg} private key: {exc}") from None
+
+    def _unusable(self, exc: OSError) -> KeyStoreError:
+        if isinstance(exc, NotADirectoryError) or (self.directory.exists()
+                                                   and not self.directory.is_dir()):
+            return KeyStoreError(f"the keys directory {self.directory} is not a directory: set "
+                                 "IDP_KEYS_DIR to a directory (it is created if missing)")
+        return KeyStoreError(f"cannot read {self._metadata_path}: {exc.strerror or exc}")
 
     def _unknown(self, kid: str) -> KeyStoreError:
         return KeyStoreError(f"no key {kid!r} in {self.directory}; `idp keys list` shows the kids")

@@ -7,6 +7,11 @@ one-time codes, tokens, links, cookies, query strings (an authorization
 request's ``login_hint`` is an email or a member number) and NIRs. Paths are
 logged with their secret segments (activation and reset links) replaced.
 
+Those are found by their shape (``redact``), not by the route that matched: a
+mistyped link (a trailing slash, a 404) carries the same token. Every message
+formatted here goes through it too, and so do the request lines werkzeug's
+server logs (the demo), which carry whole URLs with their query strings.
+
 Gunicorn installs ``JsonFormatter`` through ``config/gunicorn.conf.py``;
 ``idp outbox work`` through ``configure``.
 """
@@ -32,6 +37,17 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 # URL parts that are secrets (single-use links): logged as this placeholder.
 SECRET_VIEW_ARGS = ("token",)
 REDACTED = "[redacted]"
+# The segment after a single-use link's path (/activate/<token>, /reset-password/<token>),
+# whatever follows it.
+_LINK_TOKEN = re.compile(r"(/(?:activate|reset-password)/)[^/?#\s\"']+")
+# Values of parameters that carry codes, tokens, hints and secrets (code=, token=,
+# refresh_token=, id_token_hint=, client_secret=, login_hint=…) wherever they appear.
+_SECRET_PARAMETER = re.compile(
+    r"(?<![A-Za-z0-9_])((?:code|token|[a-z_]*_token|[a-z_]*_token_hint|[a-z_]*_secret|login_hint"
+    r"|code_verifier)=)[^&\s\"';,]+", re.IGNORECASE)
+# The query string of an HTTP request line, as werkzeug logs it: "GET /path?query HTTP/1.1"
+# (at a terminal, in colour: an ANSI sequence before the method).
+_REQUEST_LINE_QUERY = re.compile(r'("(?:\x1b\[[0-9;]*m)?[A-Z]+ [^ ?"]*)\?[^ "]*( HTTP/)')
 # Libraries that log secrets below these levels (Authlib logs every token it issues at
 # DEBUG): they stay at these levels whatever the provider's own level is.
 LIBRARY_LEVELS = {"authlib": "INFO"}
@@ -54,13 +70,34 @@ def request_fields() -> dict[str, str | None]:
     }
 
 
+def redact(text: str) -> str:
+    """``text`` without link tokens, secret parameter values, or request lines' query strings."""
+    text = _REQUEST_LINE_QUERY.sub(r"\1\2", text)
+    text = _LINK_TOKEN.sub(rf"\1{REDACTED}", text)
+    return _SECRET_PARAMETER.sub(rf"\1{REDACTED}", text)
+
+
 def loggable_path() -> str:
     path = request.path
     for name in SECRET_VIEW_ARGS:
         value = (request.view_args or {}).get(name)
         if value:
             path = path.replace(str(value), REDACTED)
-    return path
+    return redact(path)
+
+
+class Redacting(logging.Filter):
+    """Rewrites a record's message through ``redact`` before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_REDACTING = Redacting()
 
 
 class JsonFormatter(logging.Formatter):
@@ -71,7 +108,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         entry.update(request_fields())
         for name in EXTRA_FIELDS:
@@ -79,7 +116,7 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = getattr(record, name)
         if record.exc_info:
             entry["error"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-            entry["traceback"] = self.formatException(record.exc_info)
+            entry["traceback"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -109,6 +146,11 @@ def init_app(app: Flask, trusted_proxies: int) -> None:
     sets it; clients could send anything) and only when it looks like an id.
     The id is given when the request starts, before any hook that could refuse it.
     """
+
+    # Werkzeug's server (the demo's) logs each request line, URL and query string included.
+    werkzeug_log = logging.getLogger("werkzeug")
+    if _REDACTING not in werkzeug_log.filters:
+        werkzeug_log.addFilter(_REDACTING)
 
     def assign_request_id(_app: Flask, **_extra) -> None:
         g.request_started = time.perf_counter()

@@ -164,9 +164,13 @@ def create(
     phone_number = _mobile(phone) if phone else None
     if hash_from_stdin:
         password, password_hash = None, sys.stdin.readline().strip()
-        if not services().hasher.importable(password_hash):
-            raise click.UsageError("--hash-on-stdin: standard input holds no supported hash "
-                                   "(pbkdf2_sha256$…, $2a$/$2b$/$2y$…, $argon2id$…)")
+        problem = services().hasher.import_problem(password_hash)
+        if problem is not None:
+            # A hash costlier than the bounds would hold a worker at every sign-in attempt.
+            raise click.UsageError(f"--hash-on-stdin: standard input holds {problem}"
+                                   if problem.startswith("no ") else
+                                   f"--hash-on-stdin: {problem} (a sign-in would hold a worker "
+                                   "that long); rehash it, or create the account with a password")
     else:
         password_hash, password = None, _read_password(the_tenant, PersonalData(
             first_name=given_name, last_name=family_name, birth_date=birthdate,
@@ -207,8 +211,10 @@ def list_command(tenant: str, status: str | None) -> None:
         query = query.where(Account.status == status)
     with transaction() as session:
         count = 0
+        rows = session.execute(query.order_by(Account.created_at, Account.id))
+        # The header once the query has answered: a failure is then the command's only line.
         click.echo(f"{'ID':<36}  {'IDENTIFIER':<40}  {'STATUS':<8}  CREATED")
-        for row in session.execute(query.order_by(Account.created_at, Account.id)):
+        for row in rows:
             count += 1
             if the_tenant.logs_in_with_email:
                 identifier = f"{row.member_number} (legacy)" if row.legacy_login else row.email

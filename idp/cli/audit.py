@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import Account
-from idp.cli.common import echo_table, tenant_by_slug
+from idp.cli.common import echo_table, printable_json, tenant_by_slug
 from idp.db import utcnow
 from idp.events import AuditEvent
 from idp.extensions import db
@@ -42,7 +42,10 @@ def parse_since(value: str, now: datetime) -> datetime:
             f"{value!r} is neither an ISO date or time (2026-03-01, 2026-03-01T08:30Z) "
             "nor a duration (7d, 24h, 30m)", param_hint="--since") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 9999-12-31T23:59-14:00 is after the last representable moment
+            raise click.BadParameter(f"{value!r} is out of range", param_hint="--since") from None
     return moment
 
 
@@ -121,7 +124,7 @@ def group(tenant: str | None, account: str | None, since: str | None, tags: tupl
     found = session.scalars(statement.limit(limit)).all()
     if as_json:
         for event in found:
-            click.echo(json.dumps(_as_dict(event), ensure_ascii=False))
+            click.echo(printable_json(json.dumps(_as_dict(event), ensure_ascii=False)))
         return
     if not found:
         click.echo("no events")

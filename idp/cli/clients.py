@@ -89,7 +89,12 @@ def add(
             raise click.BadParameter(
                 f"cannot read {jwks_file}: {exc}", param_hint="--jwks"
             ) from None
-        jwks = parse_jwks(text)
+        try:
+            jwks = parse_jwks(text)
+        except RecursionError:
+            # json.loads recurses once per nesting level; a JWKS has three.
+            raise click.BadParameter(f"{jwks_file} is nested too deeply to be a JWKS",
+                                     param_hint="--jwks") from None
     try:
         with transaction() as session:
             client, secret = register_client(

@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 from flask.cli import AppGroup
+from sqlalchemy.engine import Engine
 
 from idp import schema
+from idp.db import Database
 from idp.extensions import services
 
 group = AppGroup("db", help="Database schema (Alembic migrations).")
+
+
+@contextmanager
+def _migrating() -> Iterator[Engine]:
+    """An engine whose statements may run as long as a migration needs (an index on a big
+    table); connecting stays bounded."""
+    database = services().database
+    migrating = Database(database.url, database.timeouts.without_statement_bound())
+    try:
+        yield migrating.engine
+    finally:
+        migrating.engine.dispose()
 
 
 @group.command("upgrade")
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the latest)."""
-    schema.upgrade(services().database.engine, revision)
-    click.echo(f"database at {schema.current(services().database.engine)}")
+    with _migrating() as engine:
+        schema.upgrade(engine, revision)
+        click.echo(f"database at {schema.current(engine)}")
 
 
 @group.command("downgrade")
 @click.argument("revision")
 def downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (e.g. -1, or base)."""
-    schema.downgrade(services().database.engine, revision)
-    click.echo(f"database at {schema.current(services().database.engine) or 'base'}")
+    with _migrating() as engine:
+        schema.downgrade(engine, revision)
+        click.echo(f"database at {schema.current(engine) or 'base'}")
 
 
 @group.command("current")

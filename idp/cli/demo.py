@@ -31,14 +31,23 @@ def group(host: str, port: int, database: str) -> None:
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
     tenants = list(app.extensions["idp"].tenants)
-    portal_urls = {slug: f"http://localhost:{port + 1 + i}" for i, slug in enumerate(tenants)}
-    portals = prepare(app, portal_urls)
-    portal_apps = build_portals(app, portals)
-    apps = {port: app} | {port + 1 + i: portal_apps[slug] for i, slug in enumerate(tenants)}
+    portal_ports = {slug: port + 1 + i for i, slug in enumerate(tenants)}
+    # The ports first: a demo already running holds them, and must keep its portals'
+    # clients, which prepare() would register again with new secrets.
     try:
-        servers = DemoServers(host, apps)
+        servers = DemoServers(host, [port, *portal_ports.values()])
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}: {exc} (try --port)") from None
+        raise click.ClickException(
+            f"cannot listen on {host} ports {port}-{port + len(tenants)}: {exc.strerror or exc} "
+            "(is a demo already running? try another --port)") from None
+    try:
+        portal_urls = {slug: f"http://localhost:{number}" for slug, number in portal_ports.items()}
+        portals = prepare(app, portal_urls)
+        portal_apps = build_portals(app, portals)
+        servers.mount({port: app} | {portal_ports[slug]: portal_apps[slug] for slug in tenants})
+    except BaseException:
+        servers.close()
+        raise
 
     click.echo(f"Member identity provider — demo on {base_url}")
     for slug in tenants:

@@ -8,9 +8,13 @@ from flask.cli import AppGroup
 from idp.accounts.models import RegistrationRequest
 from idp.accounts.registration import Registrations, ReviewError
 from idp.channels.services import Messages
-from idp.cli.common import operator_errors, tenant_by_slug, transaction
+from idp.cli.common import operator_errors, printable, tenant_by_slug, transaction
 from idp.extensions import db, find_service, services
 from idp.registry.models import Member
+
+# Request ids are PostgreSQL integers: a larger number names no request, and would not
+# even fit in the query.
+REQUEST_ID = click.IntRange(1, 2**31 - 1)
 
 group = AppGroup("review", help="Registrations that need a person's decision (near misses).")
 
@@ -36,7 +40,7 @@ def list_command(tenant: str) -> None:
 
 @group.command("show")
 @click.option("--tenant", required=True, help="Tenant of the request.")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=REQUEST_ID)
 def show(tenant: str, request_id: int) -> None:
     """What the member typed next to what the registry holds."""
     the_tenant = tenant_by_slug(tenant)
@@ -46,6 +50,7 @@ def show(tenant: str, request_id: int) -> None:
     member = db().get_one(Member, request.member_id)  # the request goes when its member does
     typed = request.submitted
     click.echo(f"request {request.id} — {request.status} — {request.reason}")
+    # What the member typed is shown as text, never as terminal control sequences.
     rows = [("member number", member.member_number, member.member_number),
             ("last name", typed["last_name"], member.last_name),
             ("first name", typed["first_name"], member.first_name),
@@ -54,12 +59,12 @@ def show(tenant: str, request_id: int) -> None:
             ("mobile", typed.get("mobile") or "-", member.mobile or "-")]
     click.echo(f"{'':14}  {'TYPED':32}  ON FILE")
     for label, entered, on_file in rows:
-        click.echo(f"{label:14}  {entered:32}  {on_file}")
+        click.echo(f"{label:14}  {printable(entered):32}  {printable(on_file)}")
 
 
 @group.command("approve")
 @click.option("--tenant", required=True, help="Tenant of the request.")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=REQUEST_ID)
 @operator_errors(ReviewError)
 def approve(tenant: str, request_id: int) -> None:
     """Accept the request: the account is created and the activation email sent."""
@@ -71,7 +76,7 @@ def approve(tenant: str, request_id: int) -> None:
 @group.command("reject")
 @click.option("--tenant", required=True, help="Tenant of the request.")
 @click.option("--reason", required=True, help="Why (kept for the audit trail).")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=REQUEST_ID)
 @operator_errors(ReviewError)
 def reject(tenant: str, request_id: int, reason: str) -> None:
     """Refuse the request: the member receives a rejection email."""

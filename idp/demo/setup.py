@@ -8,6 +8,7 @@ secret each run) and creates the demo accounts if they are missing.
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
 from idp import schema
 from idp.accounts.models import Account
@@ -137,23 +138,71 @@ def build_portals(app: Flask, portals: list[Portal]) -> dict[str, Flask]:
 
 
 class DemoServers:
-    """The provider and the portals, each on its own local port, in threads."""
+    """The provider and the portals, each on its own local port, in threads.
 
-    def __init__(self, host: str, apps: dict[int, Flask]):
-        self.servers: list[BaseWSGIServer] = [
-            make_server(host, port, app, threaded=True) for port, app in apps.items()
-        ]
+    The ports are bound when this is built, so that a port already taken fails
+    before anything else is done; the applications may be given then, or later
+    with ``mount`` (the portals' apps need their clients, which ``prepare``
+    registers only once the ports are known to be ours).
+    """
+
+    def __init__(self, host: str, apps: dict[int, Flask] | list[int]):
+        self.servers: dict[int, BaseWSGIServer] = {}
+        try:
+            for port in apps:
+                with _listening(host, port) as listener:
+                    self.servers[port] = make_server(host, port, _not_ready, threaded=True,
+                                                     fd=listener.fileno())
+        except BaseException:
+            self.close()
+            raise
+        if isinstance(apps, dict):
+            self.mount(apps)
         self.threads: list[threading.Thread] = []
 
+    def mount(self, apps: dict[int, Flask]) -> None:
+        for port, app in apps.items():
+            self.servers[port].app = app
+
     def start(self) -> None:
-        for server in self.servers:
+        for server in self.servers.values():
             thread = threading.Thread(target=server.serve_forever, daemon=True)
             thread.start()
             self.threads.append(thread)
 
     def stop(self) -> None:
-        for server in self.servers:
+        for server in self.servers.values():
             server.shutdown()
-            server.server_close()
+        self.close()
         for thread in self.threads:
             thread.join(timeout=5)
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.server_close()
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    """A socket bound to the port and listening; OSError if it is taken.
+
+    Bound here rather than by werkzeug, which prints its own message and exits
+    the process when a port is taken.
+    """
+    family = select_address_family(host, port)
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(get_sockaddr(host, port, family))
+        listener.listen(128)
+    except BaseException:
+        listener.close()
+        raise
+    # The server listens on its own duplicate; closing this one on leaving keeps that open.
+    return listener
+
+
+def _not_ready(_environ, start_response):
+    """What a bound port answers before its application is mounted (never served in practice:
+    the servers start once every application is mounted)."""
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("Retry-After", "1")])
+    return [b"starting\n"]

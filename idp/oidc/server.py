@@ -30,8 +30,10 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
+from authlib.oidc.core.grants.util import create_half_hash
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, request
+from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
@@ -344,18 +346,23 @@ class OpenIDConnect(OpenIDCode):
         # Nonce replay is the relying party's check (OIDC Core 3.1.3.7 step 11).
         return False
 
-    def resolve_client_private_key(self, client):
-        return services().keystore.signing_key()
-
-    def get_client_algorithm(self, client) -> str:
-        return services().keystore.signing_alg()
-
-    def get_encode_header(self, client) -> dict[str, str]:
-        key = services().keystore.signing_key()
-        if key.kid is None:
-            # The keystore names every key; a header without kid would defeat rotation.
-            raise RuntimeError("The signing key has no kid.")
-        return {"alg": services().keystore.signing_alg(), "kid": key.kid, "typ": "JWT"}
+    def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
+        # Authlib's version asks the key store three times (alg, header, key): a key
+        # activated in between would sign under another key's kid. One snapshot per
+        # token keeps the header's kid and alg, at_hash and the signature together.
+        signer = services().keystore.signer()
+        claims = self.get_compatible_claims(request)
+        if request.authorization_code:
+            claims.update(self.get_authorization_code_claims(request.authorization_code))
+        access_token = token.get("access_token")
+        if access_token:
+            # OIDC Core 3.1.3.6: the hash function of the ID token's own alg.
+            at_hash = create_half_hash(access_token, signer.alg)
+            if at_hash is not None:
+                claims["at_hash"] = at_hash.decode()
+        claims.update(self.generate_user_info(request.user, token["scope"]))
+        header = {"alg": signer.alg, "kid": signer.kid, "typ": "JWT"}
+        return jwt.encode(header, claims, signer.key, [signer.alg])
 
     def get_client_claims(self, client) -> dict[str, Any]:
         now = int(time.time())

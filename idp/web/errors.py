@@ -15,6 +15,7 @@ from flask import Flask, current_app, g, jsonify, request, session, url_for
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 
@@ -136,6 +137,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(StoreUnavailable)
     @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)  # no connection free in the pool within its timeout
     def unavailable(exc):
         log.error("dependency unavailable: %s", type(exc).__name__)
         return _unavailable()

@@ -1,0 +1,176 @@
+"""A database that stops answering (a frozen host, a broken network path) costs a request a few
+seconds at most: pages and the token endpoint answer 503 with Retry-After, what needs no
+database keeps answering, and everything works again once it answers (SPEC §11)."""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy.engine import make_url
+
+from idp import create_app
+from idp.demo.setup import DemoServers
+from tests.conftest import DATABASE_URL, _reset, free_port
+from tests.flows import Flow, csrf_token, query
+
+pytestmark = pytest.mark.skipif(
+    not DATABASE_URL.startswith("postgresql"),
+    reason="the bounded waits are PostgreSQL's (set IDP_TEST_DATABASE_URL)")
+
+# Every request touching the database answers within this, frozen or not.
+BOUND = 3.0
+
+
+class FreezableProxy:
+    """Forwards TCP connections to PostgreSQL until frozen: then it keeps every socket open
+    and forwards nothing, in either direction, as a host that stopped answering would."""
+
+    def __init__(self, upstream: tuple[str, int]):
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.closed = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.sockets.append(client)
+            threading.Thread(target=self._forward, args=(client,), daemon=True).start()
+
+    def _forward(self, client: socket.socket) -> None:
+        # A connection opened while frozen is accepted by the kernel, then never answered.
+        while not self.flowing.wait(0.05):
+            if self.closed.is_set():
+                return
+        upstream = socket.create_connection(self.upstream)
+        self.sockets.append(upstream)
+        other = {client: upstream, upstream: client}
+        try:
+            while not self.closed.is_set():
+                if not self.flowing.wait(0.05):
+                    continue
+                readable, _, _ = select.select(list(other), [], [], 0.05)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    other[sock].sendall(data)
+        except OSError:
+            return
+        finally:
+            client.close()
+            upstream.close()
+
+
+@pytest.fixture
+def proxy():
+    url = make_url(DATABASE_URL)
+    running = FreezableProxy((url.host or "127.0.0.1", url.port or 5432))
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def frozen_app(settings, proxy):
+    url = make_url(DATABASE_URL).set(host="127.0.0.1", port=proxy.port)
+    app = create_app({
+        **settings, "database_url": url.render_as_string(hide_password=False),
+        "database_connect_timeout": 2, "database_statement_timeout": 1,
+        "database_pool_timeout": 1, "client_cache_seconds": 0})
+    app.config["TESTING"] = True
+    yield app
+    proxy.thaw()
+    _reset(app)
+
+
+def timed(call):
+    started = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - started
+
+
+def assert_unavailable(answer, elapsed) -> None:
+    assert answer.status_code == 503, answer.data[:300]
+    assert int(answer.headers["Retry-After"]) > 0
+    assert elapsed < BOUND, elapsed
+
+
+def test_a_frozen_database_costs_a_few_seconds_and_nothing_else(frozen_app, proxy, rp, member):
+    http = frozen_app.test_client()
+    flow = Flow(http, "malakoff", rp, member)
+    code = flow.code()  # signed in, with a code to redeem, while the database answers
+    login = flow.authorize(prompt="login").headers["Location"]
+    page = http.get(login)
+
+    proxy.freeze()
+    assert_unavailable(*timed(flow.authorize))
+    assert_unavailable(*timed(lambda: http.post("/malakoff/login", data={
+        "interaction": query(login)["interaction"], "identifier": flow.identifier,
+        "password": "Wrong-Password-1!", "csrf_token": csrf_token(page.data)})))
+    token, elapsed = timed(lambda: flow.token(code))
+    assert_unavailable(token, elapsed)
+    assert token.json["error"] == "temporarily_unavailable"
+    for path in ("/malakoff/jwks", "/malakoff/.well-known/openid-configuration", "/healthz"):
+        answer, elapsed = timed(lambda path=path: http.get(path))
+        assert answer.status_code == 200, path
+        assert elapsed < 0.5, path
+    ready, elapsed = timed(lambda: http.get("/readyz"))
+    assert ready.status_code == 503 and ready.json["checks"]["database"] == "unavailable"
+    assert elapsed < 2
+
+    proxy.thaw()
+    # The code was not used up by the failed attempt.
+    assert flow.token(code).status_code == 200
+    assert http.get("/readyz").status_code == 200
+    assert flow.authorize().status_code in (302, 303)
+
+
+def test_more_requests_than_connections_all_answer_503_in_time(frozen_app, proxy, rp):
+    """Past the pool's 20 connections, requests wait for one at most the pool timeout."""
+    port = free_port()
+    servers = DemoServers("127.0.0.1", {port: frozen_app})
+    servers.start()
+    url = f"http://127.0.0.1:{port}/malakoff/authorize"
+    params = Flow(None, "malakoff", rp, None).params()
+
+    def authorize():
+        started = time.monotonic()
+        answer = requests.get(url, params=params, allow_redirects=False, timeout=30)
+        return answer.status_code, answer.headers.get("Retry-After"), time.monotonic() - started
+
+    try:
+        assert authorize()[0] in (302, 303)
+        proxy.freeze()
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            answers = list(pool.map(lambda _: authorize(), range(30)))
+    finally:
+        proxy.thaw()
+        servers.stop()
+    assert {(status, bool(retry_after)) for status, retry_after, _ in answers} == {(503, True)}
+    # Pool wait, then a connection that never opens: each bounded.
+    assert max(elapsed for *_, elapsed in answers) < 1 + 2 + 1.5

@@ -1,0 +1,92 @@
+"""Keys activated while tokens are issued in parallel: every ID token is signed by the key
+its header names, with that key's alg (SPEC §8: no token in flight fails verification)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from base64 import urlsafe_b64decode
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey
+
+from idp.demo.setup import DemoServers
+from idp.keystore import KeyStore
+from tests.conftest import free_port
+from tests.flows import query
+
+ACTIVATIONS = 100
+TOKENS = 120
+
+
+def _header(token: str) -> dict:
+    return json.loads(urlsafe_b64decode(token.split(".")[0] + "=="))
+
+
+def _mismatch(id_token: str, published: dict[str, dict]) -> str | None:
+    """Why ``id_token`` does not verify against the JWKS key its header names, if it does not."""
+    header = _header(id_token)
+    jwk = published.get(header.get("kid", ""))
+    if jwk is None:
+        return f"kid {header.get('kid')!r} is not published"
+    if header["alg"] != jwk["alg"]:
+        return f"header alg {header['alg']} but key {jwk['kid']} is {jwk['alg']}"
+    key = RSAKey.import_key(jwk) if jwk["kty"] == "RSA" else ECKey.import_key(jwk)
+    try:
+        jwt.decode(id_token, key, algorithms=[jwk["alg"]])
+    except JoseError as exc:
+        return f"signature does not verify with {jwk['kid']}: {exc}"
+    return None
+
+
+def test_tokens_issued_during_activations_verify_with_the_key_their_header_names(
+        app, flow, settings):
+    # Another process's view of the same keys directory, as `idp keys activate` would have.
+    operator = KeyStore(settings["keys_dir"], prepublish_seconds=0, retain_seconds=3600)
+    upcoming = [operator.generate("ES256" if i % 2 else "RS256").kid for i in range(ACTIVATIONS)]
+    flow.sign_in()
+    codes = [query(flow.authorize().headers["Location"])["code"] for _ in range(TOKENS)]
+
+    port = free_port()
+    servers = DemoServers("127.0.0.1", {port: app})
+    servers.start()
+    url = f"http://127.0.0.1:{port}/malakoff/token"
+    issued: list[str] = []
+    failures: list[str] = []
+    done = threading.Event()
+
+    def exchange(code: str) -> None:
+        answer = requests.post(url, timeout=30, auth=(flow.rp.client_id, flow.rp.secret), data={
+            "grant_type": "authorization_code", "code": code,
+            "redirect_uri": flow.rp.redirect_uris[0], "code_verifier": flow.verifier})
+        if answer.status_code == 200:
+            issued.append(answer.json()["id_token"])
+        else:
+            failures.append(f"{answer.status_code} {answer.text[:200]}")
+
+    def activate_all() -> None:
+        for kid in upcoming:
+            if done.is_set():
+                return
+            operator.activate(kid, force=True)
+
+    try:
+        activator = threading.Thread(target=activate_all)
+        activator.start()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(exchange, codes))
+        done.set()
+        activator.join(timeout=60)
+        published = {jwk["kid"]: jwk for jwk in
+                     requests.get(f"http://127.0.0.1:{port}/malakoff/jwks", timeout=10).json()["keys"]}
+    finally:
+        servers.stop()
+
+    assert failures == []
+    assert len(issued) == TOKENS
+    assert [why for token in issued if (why := _mismatch(token, published))] == []
+    # Both algorithms signed during the run: the activations did overlap the issuing.
+    assert {_header(token)["alg"] for token in issued} == {"RS256", "ES256"}
