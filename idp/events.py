@@ -50,8 +50,10 @@ CONSENT_GRANTED = "oidc:consent:grant"
 CODE_REUSED = "oidc:code:reuse"
 REFRESH_REUSED = "oidc:refresh:reuse"
 TOKEN_REVOKED = "oidc:token:revoke"  # noqa: S105 - an event tag
+SESSION_TOKENS_REVOKED = "oidc:logout:revoke"
 CLIENT_ADDED = "admin:client:add"
 CLIENT_REMOVED = "admin:client:remove"
+CLIENT_UPDATED = "admin:client:update"
 KEY_ROTATED = "admin:key:rotate"
 MEMBERS_IMPORTED = "admin:members:import"
 

@@ -19,7 +19,6 @@ from idp.errors import SignInExpired
 from idp.events import AuditEvent
 from idp.extensions import current_tenant, db, find_service, services
 from idp.mfa.services import TrustedDevices
-from idp.oidc.claims import SCOPE_CLAIMS
 from idp.oidc.interaction_api import ConsentGiven, InteractionApi
 from idp.passkeys.services import Passkeys
 from idp.signin.state import sign_in_time
@@ -140,15 +139,14 @@ def consent():
     if interaction is None or signed_in is None or client is None:
         raise SignInExpired()
     authentication = signed_in[0]
-    scopes = [s for s in (interaction.param("scope") or "").split() if s in client.scopes]
+    asked = api.consent_request(interaction, client)
     form = ConsentForm(interaction=interaction.id)
     if form.validate_on_submit():
         if form.deny.data:
             return api.abort(interaction)
-        given = ConsentGiven(authentication.account_id, client.client_id, scopes)
+        given = ConsentGiven(authentication.account_id, client.client_id, asked.scopes, asked.claims)
         return redirect(api.finish(interaction, consent=given), 303)
-    claims = {scope: SCOPE_CLAIMS.get(scope, ()) for scope in scopes}
-    return render("consent.html", form=form, client=client, scopes=scopes, claims=claims,
+    return render("consent.html", form=form, client=client, scopes=asked.scopes, claims=asked.claims,
                   timing=sign_in_time(tenant, interaction.id, with_pending=False))
 
 

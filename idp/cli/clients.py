@@ -23,6 +23,7 @@ from idp.oidc.clients import (
     parse_jwks,
     register_client,
     remove_client,
+    update_client,
 )
 from idp.oidc.models import AUTH_METHODS, SUPPORTED_SCOPES, Client
 
@@ -64,6 +65,16 @@ group = AppGroup(
     "--first-party/--third-party", default=False, show_default=True,
     help="First-party portals skip the consent screen.",
 )
+@click.option(
+    "--pkce/--no-pkce", "require_pkce", default=True, show_default=True,
+    help="Require PKCE (S256) at the authorization endpoint. --no-pkce only for a legacy "
+    "confidential client that cannot send it.",
+)
+@click.option(
+    "--refresh-lifetime", "refresh_token_ttl", type=int, metavar="SECONDS",
+    help="Absolute lifetime of its refresh tokens, counted from the sign-in "
+    "(default: IDP_REFRESH_TOKEN_TTL).",
+)
 @click.option("--client-id", help="Client id to use (default: generated, '<tenant>-<random>').")
 @click.option("--json", "as_json", is_flag=True, help="Print client_id and secret as JSON.")
 @operator_errors(ClientRegistrationError)
@@ -76,6 +87,8 @@ def add(
     auth_method: str,
     jwks_file: Path | None,
     first_party: bool,
+    require_pkce: bool,
+    refresh_token_ttl: int | None,
     client_id: str | None,
     as_json: bool,
 ) -> None:
@@ -101,7 +114,7 @@ def add(
                 session, the_tenant, name=name, redirect_uris=redirect_uris,
                 post_logout_redirect_uris=post_logout_uris, scopes=scopes,
                 auth_method=auth_method, jwks=jwks, first_party=first_party,
-                client_id=client_id,
+                client_id=client_id, require_pkce=require_pkce, refresh_token_ttl=refresh_token_ttl,
             )
     except IntegrityError:
         # Another operator registered the same client id in the meantime.
@@ -173,6 +186,9 @@ def show(client_id: str) -> None:
         ("auth method", [client.auth_method]),
         ("secret", [credential]),
         ("party", ["first (no consent screen)" if client.first_party else "third (consent asked)"]),
+        ("PKCE", ["required" if client.pkce_required else "not required (legacy exemption)"]),
+        ("refresh lifetime", [f"{client.refresh_token_ttl} s" if client.refresh_token_ttl
+                              else "default (IDP_REFRESH_TOKEN_TTL)"]),
         ("scopes", [" ".join(client.scopes or [])]),
         ("redirect URIs", list(client.redirect_uris or [])),
         ("post-logout URIs", list(client.post_logout_redirect_uris or [])),
@@ -185,6 +201,37 @@ def show(client_id: str) -> None:
         click.echo(f"{label + ':':<{width}} {values[0]}")
         for value in values[1:]:
             click.echo(f"{'':<{width}} {value}")
+
+
+@group.command("update")
+@click.argument("client_id")
+@click.option(
+    "--pkce/--no-pkce", "require_pkce", default=None,
+    help="Require PKCE, or exempt a legacy confidential client from it.",
+)
+@click.option(
+    "--refresh-lifetime", "refresh_token_ttl", type=int, metavar="SECONDS",
+    help="Absolute lifetime of the refresh tokens issued from now on.",
+)
+@click.option(
+    "--default-refresh-lifetime", is_flag=True,
+    help="Go back to the provider's refresh token lifetime (IDP_REFRESH_TOKEN_TTL).",
+)
+@operator_errors(ClientRegistrationError)
+def update(client_id: str, require_pkce: bool | None, refresh_token_ttl: int | None,
+           default_refresh_lifetime: bool) -> None:
+    """Change the PKCE requirement or the refresh token lifetime of CLIENT_ID."""
+    if require_pkce is None and refresh_token_ttl is None and not default_refresh_lifetime:
+        raise click.UsageError("nothing to change: give --pkce/--no-pkce or a refresh lifetime")
+    if refresh_token_ttl is not None and default_refresh_lifetime:
+        raise click.UsageError("--refresh-lifetime and --default-refresh-lifetime exclude each other")
+    with transaction() as session:
+        client = update_client(session, client_id, require_pkce=require_pkce,
+                               refresh_token_ttl=refresh_token_ttl,
+                               default_refresh_token_ttl=default_refresh_lifetime)
+        pkce = "required" if client.pkce_required else "not required"
+        lifetime = f"{client.refresh_token_ttl} s" if client.refresh_token_ttl else "default"
+    click.echo(f"updated client {client_id}: PKCE {pkce}, refresh lifetime {lifetime}")
 
 
 @group.command("remove")

@@ -24,10 +24,11 @@ from joserfc.errors import JoseError
 from sqlalchemy import select
 
 from idp.accounts.authn import session_account
+from idp.accounts.levels import Authentication
 from idp.accounts.models import Account
 from idp.extensions import current_tenant, db, find_service, services
 from idp.oidc import prompts
-from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter
+from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter, requested_claim_names
 from idp.oidc.interactions import Interaction, Interactions
 from idp.oidc.models import Client, Consent
 from idp.oidc.prompts import PromptContext, SignedIn
@@ -124,14 +125,18 @@ def _max_age(raw: str | None, redirect_uri: str) -> int | None:
     return int(raw)
 
 
-def _consented_scopes(account: Account, client: Client) -> frozenset[str] | None:
+def _with_consent(checked: PromptContext, account: Account, client: Client) -> PromptContext:
+    """The context with what the member consented to for this client (scopes, claims by name)."""
     consent = db().scalar(
         select(Consent).where(Consent.account_id == account.id, Consent.client_id == client.client_id)
     )
-    return frozenset(consent.scopes) if consent is not None else None
+    if consent is None:
+        return checked
+    return replace(checked, consented_scopes=frozenset(consent.scopes),
+                   consented_claims=frozenset(consent.claims or ()))
 
 
-def _prompt_context(data: dict[str, str], signed_in: SignedIn | None, client: Client,
+def _prompt_context(data: dict[str, str], granted_scope: str, signed_in: SignedIn | None, client: Client,
                     interaction: Interaction | None, redirect_uri: str) -> PromptContext:
     """The request's parameters, parsed; invalid ones are the client's error (OIDC Core 3.1.2.2)."""
     try:
@@ -145,7 +150,8 @@ def _prompt_context(data: dict[str, str], signed_in: SignedIn | None, client: Cl
         hint_subject=_hint_subject(data.get("id_token_hint"), redirect_uri),
         acr_values=tuple((data.get("acr_values") or "").split()),
         claims=claims,
-        scopes=frozenset((data.get("scope") or "").split()),
+        scopes=frozenset(granted_scope.split()),
+        claim_names=frozenset(requested_claim_names(claims, client.scopes)),
         first_party=client.first_party,
         just_logged_in=bool(interaction and interaction.login_done),
         just_consented=bool(interaction and interaction.consent_done),
@@ -180,7 +186,8 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
             raise RegistrationNotSupported(redirect_uri=redirect_uri)
         if "openid" not in (oauth_request.scope or "").split():
             raise InvalidRequestError("The 'openid' scope is required.", redirect_uri=redirect_uri)
-        checked = _prompt_context(data, signed_in, client, interaction, redirect_uri)
+        checked = _prompt_context(data, oauth_request.scope or "", signed_in, client, interaction,
+                                  redirect_uri)
 
         login_reasons = prompts.reasons(prompts.LOGIN_CHECKS, checked)
         if login_reasons:
@@ -193,19 +200,20 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
         # The login checks passed, so a member is signed in. First-party clients never ask
         # (prompts.consent_missing): their consent is not looked up.
         if signed_in is not None and not client.first_party:
-            checked = replace(checked, consented_scopes=_consented_scopes(signed_in.account, client))
+            checked = _with_consent(checked, signed_in.account, client)
         consent_reasons = prompts.reasons(prompts.CONSENT_CHECKS, checked)
         if consent_reasons:
             # OIDC Core 3.1.2.6
             if "none" in checked.prompt:
                 raise ConsentRequiredError(redirect_uri=redirect_uri)
             return _interact(interaction, params, prompts.CONSENT, consent_reasons, data)
+        authentication = _stated_authentication(signed_in, checked, redirect_uri)
     except OAuth2Error as error:
         return error_response(error, context)
 
     # Read back by AuthorizationCodeGrant.save_authorization_code.
     oauth_request.user = account
-    oauth_request.authentication = signed_in.authentication if signed_in else None
+    oauth_request.authentication = authentication
     code = grant.generate_authorization_code()
     grant.save_authorization_code(code, oauth_request)
     db().commit()
@@ -215,6 +223,20 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
     if context.state:
         response_params.append(("state", context.state))
     return respond(redirect_uri, response_params, context.response_mode)
+
+
+def _stated_authentication(signed_in: SignedIn | None, checked: PromptContext,
+                           redirect_uri: str) -> Authentication | None:
+    """The sign-in as the code will state it, with the acr an essential request asks for."""
+    if signed_in is None:
+        return None
+    authentication = signed_in.authentication
+    acr = prompts.granted_acr(authentication.acr, checked.claims)
+    if acr is None:
+        # OIDC Core 5.5.1.1: an essential acr that cannot be met is a failed authentication.
+        raise AccessDeniedError("The authentication level required was not reached.",
+                                redirect_uri=redirect_uri)
+    return replace(authentication, acr=acr) if acr != authentication.acr else authentication
 
 
 def deny(interaction: Interaction) -> ResponseReturnValue:

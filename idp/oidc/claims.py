@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 # Authlib ships no type information (no py.typed marker).
@@ -54,6 +55,27 @@ def requested_acr_values(claims: dict[str, Any] | None) -> list[str]:
         return [spec["value"]]
     values = spec.get("values")
     return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
+
+def essential_acr_values(claims: dict[str, Any] | None) -> list[str]:
+    """The acr values asked through claims.id_token.acr when it is essential (OIDC Core 5.5.1)."""
+    spec = ((claims or {}).get("id_token") or {}).get("acr")
+    if not isinstance(spec, dict) or spec.get("essential") is not True:
+        return []
+    return requested_acr_values(claims)
+
+
+def claims_released_by(scopes: Iterable[str]) -> frozenset[str]:
+    """The member's claims the scopes release (OIDC Core 5.4)."""
+    return frozenset(name for scope in scopes for name in SCOPE_CLAIMS.get(scope, ()))
+
+
+def requested_claim_names(claims: dict[str, Any] | None, allowed_scopes: Iterable[str]) -> list[str]:
+    """The member's claims asked by name in `claims` (either target) that a client registered for
+    ``allowed_scopes`` may receive, in the order asked."""
+    allowed = claims_released_by(allowed_scopes)
+    names = [name for target in ("userinfo", "id_token") for name in ((claims or {}).get(target) or {})]
+    return [name for name in dict.fromkeys(names) if name in allowed]
 
 
 def _value(account: Account, name: str) -> Any:

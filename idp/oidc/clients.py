@@ -36,6 +36,8 @@ MAX_URI_LENGTH = 2000  # the width of authorization_codes.redirect_uri
 PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 ASYMMETRIC_KEY_TYPES = ("RSA", "EC", "OKP")
 MIN_RSA_BITS = 2048
+# A refresh token lifetime an operator may set per client: an hour to a year.
+REFRESH_TTL_BOUNDS = (3600, 366 * 24 * 3600)
 
 
 class ClientRegistrationError(ValueError):
@@ -173,6 +175,8 @@ def register_client(
     jwks: dict[str, Any] | None = None,
     first_party: bool = False,
     client_id: str | None = None,
+    require_pkce: bool = True,
+    refresh_token_ttl: int | None = None,
 ) -> tuple[Client, str | None]:
     """Register a client of ``tenant``; return it with its secret (None for keys or public).
 
@@ -203,6 +207,8 @@ def register_client(
         jwks = check_jwks(jwks)
     elif jwks is not None:
         raise ClientRegistrationError("a JWKS is only used with the private_key_jwt auth method")
+    check_pkce_setting(auth_method, require_pkce)
+    check_refresh_token_ttl(refresh_token_ttl)
     if client_id is None:
         client_id = generate_client_id(tenant)
     elif not CLIENT_ID_RE.match(client_id):
@@ -224,15 +230,61 @@ def register_client(
         scopes=allowed_scopes,
         jwks=jwks,
         first_party=first_party,
+        require_pkce=require_pkce,
+        refresh_token_ttl=refresh_token_ttl,
     )
     db.add(client)
     db.flush()
     events.record_event(
         db, events.CLIENT_ADDED, tenant=tenant.slug, client_id=client_id,
         name=name, auth_method=auth_method, first_party=first_party,
-        redirect_uris=redirects, scopes=allowed_scopes,
+        redirect_uris=redirects, scopes=allowed_scopes, require_pkce=require_pkce,
+        refresh_token_ttl=refresh_token_ttl,
     )
     return client, secret
+
+
+def check_pkce_setting(auth_method: str, require_pkce: bool) -> None:
+    """Only a confidential client may be exempt from PKCE (RFC 9700 2.1.1)."""
+    if auth_method == "none" and not require_pkce:
+        raise ClientRegistrationError("a public client (auth method none) must use PKCE")
+
+
+def check_refresh_token_ttl(seconds: int | None) -> None:
+    low, high = REFRESH_TTL_BOUNDS
+    if seconds is not None and not low <= seconds <= high:
+        raise ClientRegistrationError(
+            f"the refresh token lifetime must be between {low} and {high} seconds"
+        )
+
+
+def update_client(
+    db: Session,
+    client_id: str,
+    *,
+    require_pkce: bool | None = None,
+    refresh_token_ttl: int | None = None,
+    default_refresh_token_ttl: bool = False,
+) -> Client:
+    """Change the PKCE requirement or the refresh token lifetime of a client; None keeps a value,
+    ``default_refresh_token_ttl`` goes back to the provider's setting. The caller commits."""
+    client = find_client(db, client_id)
+    if client is None:
+        raise ClientRegistrationError(f"no client with id {client_id!r}")
+    if require_pkce is not None:
+        check_pkce_setting(client.auth_method, require_pkce)
+        client.require_pkce = require_pkce
+    if default_refresh_token_ttl:
+        client.refresh_token_ttl = None
+    elif refresh_token_ttl is not None:
+        check_refresh_token_ttl(refresh_token_ttl)
+        client.refresh_token_ttl = refresh_token_ttl
+    db.flush()
+    events.record_event(
+        db, events.CLIENT_UPDATED, tenant=client.tenant, client_id=client.client_id,
+        require_pkce=client.require_pkce, refresh_token_ttl=client.refresh_token_ttl,
+    )
+    return client
 
 
 class ClientCache:

@@ -8,7 +8,7 @@ flags on interactions; consent is stored here, by the protocol that reads it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import url_for
 from sqlalchemy import select
@@ -16,6 +16,12 @@ from sqlalchemy.orm import Session
 
 from idp import events
 from idp.oidc import authorization
+from idp.oidc.claims import (
+    InvalidClaimsParameter,
+    claims_released_by,
+    parse_claims_parameter,
+    requested_claim_names,
+)
 from idp.oidc.interactions import Interaction, Interactions
 from idp.oidc.models import Client, Consent
 
@@ -28,12 +34,21 @@ class Login:
 
 
 @dataclass(frozen=True)
+class ConsentRequest:
+    """What the consent page asks: the scopes, and the claims asked by name that they leave out."""
+
+    scopes: list[str]
+    claims: list[str]
+
+
+@dataclass(frozen=True)
 class ConsentGiven:
-    """The member allowed ``client_id`` the ``scopes`` shown to them."""
+    """The member allowed ``client_id`` the ``scopes`` and ``claims`` shown to them."""
 
     account_id: str
     client_id: str
     scopes: list[str]
+    claims: list[str] = field(default_factory=list)
 
 
 class InteractionApi:
@@ -49,6 +64,18 @@ class InteractionApi:
         """The client whose request is parked (its name and scopes, for the consent page)."""
         return self.session.scalar(select(Client).where(
             Client.client_id == interaction.param("client_id"), Client.tenant == interaction.tenant))
+
+    def consent_request(self, interaction: Interaction, client: Client) -> ConsentRequest:
+        """The scopes of the parked request the client may have, and the claims it asks by name
+        (OIDC Core 5.5) that those scopes do not already release: the member consents to both."""
+        scopes = [s for s in dict.fromkeys((interaction.param("scope") or "").split()) if s in client.scopes]
+        try:
+            claims = parse_claims_parameter(interaction.param("claims"))
+        except InvalidClaimsParameter:
+            claims = None  # refused by the authorization endpoint before any interaction
+        released = claims_released_by(scopes)
+        named = [name for name in requested_claim_names(claims, client.scopes) if name not in released]
+        return ConsentRequest(scopes, named)
 
     def finish(self, interaction: Interaction, *, login: Login | None = None,
                consent: ConsentGiven | None = None) -> str:
@@ -72,6 +99,7 @@ class InteractionApi:
             row = Consent(account_id=consent.account_id, client_id=consent.client_id, scopes=[])
             self.session.add(row)
         row.scopes = sorted(set(row.scopes) | set(consent.scopes))
+        row.claims = sorted(set(row.claims or ()) | set(consent.claims))
         events.record_event(self.session, events.CONSENT_GRANTED, tenant=tenant,
                             account_id=consent.account_id, client_id=consent.client_id,
-                            scopes=consent.scopes)
+                            scopes=consent.scopes, claims=consent.claims)

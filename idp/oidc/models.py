@@ -11,7 +11,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.accounts.models import Account
@@ -46,7 +46,15 @@ class Client(Base, ClientMixin):
     # Public keys for private_key_jwt, as a JWKS document.
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     first_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    # PKCE at the authorization endpoint (RFC 9700 2.1.1); only a confidential client may be exempt.
+    require_pkce: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The absolute lifetime of its refresh tokens, in seconds; None: IDP_REFRESH_TOKEN_TTL.
+    refresh_token_ttl: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def pkce_required(self) -> bool:
+        return self.is_public or self.require_pkce
 
     @property
     def is_public(self) -> bool:
@@ -224,4 +232,7 @@ class Consent(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Claims the member allowed by name, through the `claims` request parameter (OIDC Core 5.5),
+    # beyond those the consented scopes release.
+    claims: Mapped[list[str] | None] = mapped_column(JSON, default=list)
     granted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

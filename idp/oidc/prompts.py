@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from idp.accounts.levels import ACR_LEVELS, ACR_OTP, acr_satisfies
-from idp.oidc.claims import requested_acr_values
+from idp.accounts.levels import ACR_LEVELS, ACR_OTP, ACR_PASSWORD, acr_satisfies
+from idp.oidc.claims import claims_released_by, essential_acr_values, requested_acr_values
 
 if TYPE_CHECKING:
     from idp.accounts.levels import Authentication
@@ -55,10 +55,15 @@ class PromptContext:
     acr_values: tuple[str, ...] = ()
     # The parsed `claims` parameter (OIDC Core 5.5).
     claims: dict[str, Any] | None = None
+    # The scopes granted: those asked that the client is registered for (unknown ones ignored).
     scopes: frozenset[str] = frozenset()
+    # The member's claims asked by name through `claims` that the client may receive.
+    claim_names: frozenset[str] = frozenset()
     first_party: bool = False
     # The scopes the member consented to for this client; None when never asked.
     consented_scopes: frozenset[str] | None = None
+    # The claims the member allowed this client by name, beyond those scopes.
+    consented_claims: frozenset[str] = frozenset()
     # What the member did in the interaction this request resumes.
     just_logged_in: bool = False
     just_consented: bool = False
@@ -107,12 +112,19 @@ def other_subject(context: PromptContext) -> str | None:
 
 
 def acr_not_met(context: PromptContext) -> str | None:
-    # OIDC Core 3.1.2.1 and 5.5.1.1: the session's level must reach one of the levels asked.
-    if context.signed_in is None or context.just_logged_in:
+    # OIDC Core 3.1.2.1 and 5.5.1.1: the sign-in must reach one of the levels asked. A sign-in
+    # still to come (no session, prompt=login, max_age, another member) is held to it as well:
+    # on a trusted browser the password alone would only reach urn:mh:acr:pwd, and this reason
+    # is what tells the sign-in page to ask for the code all the same.
+    if context.just_logged_in:
         return None
     requested = context.requested_acr
-    achieved = context.signed_in.authentication.acr
-    if not requested or any(acr_satisfies(achieved, level) for level in requested):
+    if not requested:
+        return None
+    signing_in_again = any(check(context) for check in REAUTHENTICATION_CHECKS)
+    achieved = (ACR_PASSWORD if context.signed_in is None or signing_in_again
+                else context.signed_in.authentication.acr)
+    if any(acr_satisfies(achieved, level) for level in requested):
         return None
     return ACR_VALUES
 
@@ -121,9 +133,13 @@ def consent_missing(context: PromptContext) -> str | None:
     # First-party clients are the insurer's own services: the member is not asked.
     if context.first_party:
         return None
-    if context.consented_scopes is not None and context.scopes <= context.consented_scopes:
-        return None
-    return CONSENT
+    consented = context.consented_scopes
+    if consented is None or not context.scopes <= consented:
+        return CONSENT
+    # OIDC Core 5.5: claims asked by name are released like those of a scope, so the member's
+    # consent must cover them too.
+    covered = claims_released_by(consented) | context.consented_claims
+    return None if context.claim_names <= covered else CONSENT
 
 
 def prompt_consent(context: PromptContext) -> str | None:
@@ -133,6 +149,8 @@ def prompt_consent(context: PromptContext) -> str | None:
     return CONSENT if CONSENT in context.prompt else None
 
 
+# The checks after which the member signs in again, whatever the session's level.
+REAUTHENTICATION_CHECKS: tuple[Check, ...] = (no_session, prompt_login, max_age_exceeded, other_subject)
 # The order is the order of the reasons recorded on the interaction.
 LOGIN_CHECKS: tuple[Check, ...] = (no_session, prompt_login, max_age_exceeded, other_subject, acr_not_met)
 CONSENT_CHECKS: tuple[Check, ...] = (consent_missing, prompt_consent)
@@ -148,3 +166,19 @@ def login_prompt(context: PromptContext, login_reasons: Sequence[str]) -> str:
     and a code reaches it, the sign-in page otherwise (it offers passkeys)."""
     code_suffices = any(acr_satisfies(ACR_OTP, level) for level in context.requested_acr)
     return STEP_UP if code_suffices and set(login_reasons) == {ACR_VALUES} else LOGIN
+
+
+def granted_acr(achieved: str, claims: dict[str, Any] | None) -> str | None:
+    """The ``acr`` the ID token states for a sign-in that reached ``achieved``.
+
+    OIDC Core 5.5.1.1: an essential ``acr`` request with values gets one of those values: the
+    session's own level, or else the highest level asked that it satisfies (a code sign-in asked
+    for ``urn:mh:acr:pwd`` says ``urn:mh:acr:pwd``); None when none is met, which the
+    authorization endpoint answers as a failed authentication. Voluntary requests (acr_values,
+    or the claim without ``essential``) get the level reached, possibly above the one asked.
+    """
+    essential = essential_acr_values(claims)
+    if not essential or achieved in essential:
+        return achieved
+    met = [level for level in ACR_LEVELS if level in essential and acr_satisfies(achieved, level)]
+    return met[-1] if met else None

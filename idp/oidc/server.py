@@ -104,6 +104,11 @@ class Provider(AuthorizationServer):
             select(Client).where(Client.client_id == client_id, Client.tenant == current_tenant().slug)
         )
 
+    def validate_requested_scope(self, scope) -> None:
+        # OIDC Core 3.1.2.1: scope values that are not understood SHOULD be ignored. The client's
+        # get_allowed_scope then keeps the scopes it is registered for, all of them supported.
+        return None
+
     def create_oauth2_request(self, request):
         if isinstance(request, OAuth2Request):
             return request
@@ -136,7 +141,6 @@ class Provider(AuthorizationServer):
         return super().authenticate_client(request, methods, endpoint)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        settings = services().settings
         code: AuthorizationCode | None = request.authorization_code
         previous: Token | None = request.refresh_token
         origin = code or previous
@@ -144,15 +148,14 @@ class Provider(AuthorizationServer):
             # Tokens come from the code and refresh grants only: one of the two is set.
             raise RuntimeError("A token needs the code or refresh token it was issued for.")
         refresh = token.get("refresh_token")
+        refresh_expires_at = _refresh_expiry(request.client, origin, previous) if refresh else None
         row = Token(
             tenant=current_tenant().slug,
             client_id=request.client.client_id,
             account_id=request.user.id,
             access_token_digest=token_digest(token["access_token"]),
             refresh_token_digest=token_digest(refresh) if refresh else None,
-            refresh_expires_at=(
-                utcnow() + timedelta(seconds=settings.refresh_token_ttl) if refresh else None
-            ),
+            refresh_expires_at=refresh_expires_at,
             scope=token["scope"],
             refresh_scope=(previous.granted_scope
                            if refresh and previous and previous.granted_scope != token["scope"] else None),
@@ -170,6 +173,19 @@ class Provider(AuthorizationServer):
 
     def issuer(self) -> str:
         return current_tenant().issuer
+
+
+def _refresh_expiry(client: Client, origin: AuthorizationCode | Token, previous: Token | None) -> datetime:
+    """When the refresh token family ends: an absolute lifetime from the sign-in.
+
+    A rotation carries the family's end over (RFC 9700 4.14.2: a refresh token lifetime that each
+    use renewed would let a stolen or forgotten grant live for ever).
+    """
+    if previous is not None and previous.refresh_expires_at is not None:
+        return previous.refresh_expires_at
+    ttl = client.refresh_token_ttl or services().settings.refresh_token_ttl
+    signed_in = datetime.fromtimestamp(origin.auth_time, UTC).replace(tzinfo=None)
+    return signed_in + timedelta(seconds=ttl)
 
 
 def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None,  # noqa: ARG001 - Authlib's generator signature
@@ -190,7 +206,8 @@ def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=
 
 
 class S256Only(CodeChallenge):
-    """PKCE with S256 only; required for public clients (OAuth 2.0 Security BCP 2.1.1)."""
+    """PKCE with S256 only, required of every client unless a confidential one was exempted
+    (RFC 9700 2.1.1: authorization servers MUST support it and SHOULD require it)."""
 
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
     SUPPORTED_CODE_CHALLENGE_METHOD = ("S256",)
@@ -198,12 +215,19 @@ class S256Only(CodeChallenge):
     def validate_code_challenge(self, grant, redirect_uri):
         data = grant.request.payload.data
         challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
-        if grant.request.client.is_public and not challenge:
-            raise InvalidRequestError("Public clients must use PKCE (code_challenge with S256).")
+        if grant.request.client.pkce_required and not challenge:
+            raise InvalidRequestError("PKCE is required (code_challenge with S256).")
         if challenge and method != "S256":
             # RFC 7636 4.3: a missing method means "plain", which is refused.
             raise InvalidRequestError("code_challenge_method must be S256.")
         super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant, result):
+        # A code issued without a challenge before the client was held to PKCE is not redeemed.
+        code: AuthorizationCode = grant.request.authorization_code
+        if grant.request.client.pkce_required and not code.code_challenge:
+            raise InvalidGrantError("The authorization request had no 'code_challenge'.")
+        super().validate_code_verifier(grant, result)
 
 
 def _claims_within(claims: dict[str, Any] | None, client: Client) -> dict[str, Any] | None:
@@ -384,8 +408,10 @@ class OpenIDConnect(OpenIDCode):
         return claims
 
     def generate_user_info(self, user: Account, scope: str) -> UserInfo:
-        # OIDC Core 5.4: the claims the granted scopes release.
-        return UserInfo(user_claims(user, scope, None, "id_token"))
+        # OIDC Core 5.4: with the code flow an access token is always issued, so the claims the
+        # scopes release are served by the UserInfo endpoint, not put in the ID token; it carries
+        # those asked by name in claims.id_token (get_authorization_code_claims).
+        return UserInfo(sub=user.id)
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -542,6 +568,27 @@ class BearerChallenge(OAuth2Error):
         return [*super().get_headers(), ("WWW-Authenticate", challenge)]
 
 
+class UserInfoProtector(ResourceProtector):
+    """The access token from the Authorization header (RFC 6750 2.1) or from a form-encoded
+    POST body (2.2); never from the query (2.3: it ends up in logs, RFC 9700 4.3.2)."""
+
+    def parse_request_authorization(self, request):
+        body_token = _form_body_token()
+        if body_token is None:
+            return super().parse_request_authorization(request)
+        if request.headers.get("Authorization"):
+            # RFC 6750 2: clients MUST NOT use more than one method in a request.
+            raise BearerChallenge("invalid_request", "Send the access token in one place only.", 400)
+        return self.get_token_validator("Bearer"), body_token
+
+
+def _form_body_token() -> str | None:
+    """The access_token of a form-encoded, non-GET request body (RFC 6750 2.2), if any."""
+    if request.method == "GET" or request.mimetype != "application/x-www-form-urlencoded":
+        return None
+    return request.form.get("access_token") or None
+
+
 class UserInfoResponder(UserInfoEndpoint):
     def __call__(self, request: OAuth2Request) -> tuple[int, UserInfo, list[tuple[str, str]]]:
         try:
@@ -567,12 +614,35 @@ class EndSession(EndSessionEndpoint):
     def get_server_jwks(self):
         return services().keystore.verification_keyset()
 
+    def validate_request(self, request):
+        logout_request = super().validate_request(request)
+        claims = logout_request.id_token_claims
+        # RP-Initiated Logout 1.0 2: the OP MUST validate that it issued the hint. The keys may be
+        # shared between tenants, so the signature alone does not tell which issuer it was.
+        if claims is not None and claims.get("iss") != current_tenant().issuer:
+            raise InvalidRequestError("The 'id_token_hint' was not issued by this provider.")
+        return logout_request
+
+    def resolve_client_from_id_token_claims(self, id_token_claims: dict[str, Any]) -> Client | None:
+        """The client the hint was issued to (RP-Initiated Logout 1.0 2-3): its ``azp``, or the
+        one audience; ``aud`` is an array in the ID tokens of this provider (OIDC Core 2)."""
+        aud = id_token_claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        azp = id_token_claims.get("azp")
+        if isinstance(azp, str) and azp in audiences:
+            client_id = azp
+        elif len(audiences) == 1 and isinstance(audiences[0], str):
+            client_id = audiences[0]
+        else:
+            return None
+        return self.server.query_client(client_id)
+
     def end_session(self, end_session_request) -> None:
         # The view signs the member out once they confirmed; nothing to do here.
         return None
 
 
-resource_protector = ResourceProtector()
+resource_protector = UserInfoProtector()
 resource_protector.register_token_validator(AccessTokenValidator())
 
 

@@ -21,6 +21,7 @@ from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.interactions import Interactions
 from idp.oidc.models import SUPPORTED_SCOPES
+from idp.oidc.revocation import revoke_session_tokens
 from idp.oidc.server import AUTH_METHODS, current_server
 from idp.web import csrf
 from idp.web.rendering import render
@@ -88,7 +89,6 @@ def _discovery_document(issuer: str) -> bytes:
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": signing_algs,
-        "userinfo_signing_alg_values_supported": signing_algs,
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": signing_algs,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
@@ -189,6 +189,8 @@ def logout_confirm():
         authentication = sign_out(tenant)
         if authentication:
             record_event(db(), LOGOUT, tenant=tenant.slug, account_id=authentication.account_id)
+            revoke_session_tokens(db(), tenant=tenant.slug, account_id=authentication.account_id,
+                                  sid=authentication.sid)
         return redirect(pending["redirect_uri"] or url_for("oidc.logged_out"), 303)
     signed_in = current_authentication(current_tenant()) is not None
     return render("logout.html", form=form, client_name=pending["client"], signed_in=signed_in)

@@ -33,10 +33,40 @@ def test_code_flow_issues_tokens_and_id_token(client, make, tenant):
     assert claims["acr"] == "urn:mh:acr:otp"
     assert claims["amr"] == ["pwd", "otp", "mail" if account.email else "sms"]
     assert isinstance(claims["auth_time"], int)
-    assert claims["member_number"] == account.member_number
-    assert claims["tenant"] == tenant
-    assert claims["given_name"] == "Jeanne"
     assert "at_hash" in claims
+    # OIDC Core 5.4: the scopes' claims are the UserInfo endpoint's, as an access token is issued.
+    assert "member_number" not in claims and "given_name" not in claims
+    userinfo = client.get(f"/{tenant}/userinfo",
+                          headers={"Authorization": f"Bearer {tokens['access_token']}"}).json
+    assert userinfo["member_number"] == account.member_number
+    assert userinfo["tenant"] == tenant
+    assert userinfo["given_name"] == "Jeanne"
+
+
+PERSONAL = {"given_name", "family_name", "birthdate", "email", "email_verified", "phone_number",
+            "phone_number_verified", "member_number", "tenant", "role", "communication_preferences"}
+
+
+def test_id_token_carries_no_personal_claim_the_scopes_release(flow):
+    tokens = flow.tokens(scope="openid profile email phone member")
+
+    claims = flow.id_token_claims(tokens["id_token"])
+
+    assert not PERSONAL & set(claims), claims
+    assert {"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
+            "at_hash"} <= set(claims)
+
+
+def test_id_token_carries_the_claims_asked_for_it_by_name(flow):
+    # OIDC Core 5.5: claims.id_token names what the ID token itself must carry.
+    request = {"id_token": {"phone_number": None, "birthdate": {"essential": True}}}
+    tokens = flow.tokens(scope="openid profile email phone", claims=json.dumps(request))
+
+    claims = flow.id_token_claims(tokens["id_token"])
+
+    assert PERSONAL & set(claims) == {"phone_number", "birthdate"}
+    assert claims["phone_number"] == "+33612345688"
+    assert claims["birthdate"] == "1958-03-14"
 
 
 def test_authorization_request_by_post(flow):

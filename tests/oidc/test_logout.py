@@ -69,3 +69,49 @@ def test_logout_of_one_tenant_keeps_the_other(client, make, flow):
 
 def test_confirmation_page_requires_a_pending_logout(client):
     assert client.get("/malakoff/logout/confirm").status_code == 404
+
+
+def test_logout_with_id_token_hint_and_no_client_id_returns_to_the_client(flow):
+    # RP-Initiated Logout 1.0 2-3: the client is the one the hint was issued to; its `aud` is an
+    # array here (OIDC Core 2), with `azp` naming the client.
+    id_token = flow.tokens()["id_token"]
+    claims = flow.id_token_claims(id_token)
+    assert claims["aud"] == [flow.rp.client_id] and claims["azp"] == flow.rp.client_id
+
+    page = _logout(flow, id_token_hint=id_token, post_logout_redirect_uri="https://rp.example.org/",
+                   state="bye")
+    assert page.status_code == 200
+    assert b"Portail de test" in page.data
+    done = _confirm(flow, page)
+
+    assert done.headers["Location"] == "https://rp.example.org/?state=bye"
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+
+
+def test_logout_hint_of_one_client_never_redirects_to_anothers_uri(client, make, flow):
+    other = make.client(post_logout_redirect_uris=("https://other.example.org/",))
+    id_token = flow.tokens()["id_token"]
+
+    done = _confirm(flow, _logout(flow, id_token_hint=id_token,
+                                  post_logout_redirect_uri="https://other.example.org/"))
+
+    assert done.headers["Location"].endswith("/malakoff/logout/done")
+    assert other.client_id != flow.rp.client_id
+
+
+def test_id_token_hint_of_another_tenant_is_refused(client, make):
+    # The keys are shared between tenants: the signature alone does not tell the issuer.
+    malakoff = Flow(client, "malakoff", make.client(), make.account())
+    id_token = malakoff.tokens()["id_token"]
+    make.client("miel", post_logout_redirect_uris=("https://rp.example.org/",))
+
+    response = client.get("/miel/logout", query_string={
+        "id_token_hint": id_token, "post_logout_redirect_uri": "https://rp.example.org/",
+        "state": "bye"})
+
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert b"invalid_request" in response.data
+    # Nothing pending: no confirmation page, and the Malakoff session is untouched.
+    assert client.get("/miel/logout/confirm").status_code == 404
+    assert "code" in query(malakoff.authorize(prompt="none").headers["Location"])

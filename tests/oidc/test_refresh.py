@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from idp.db import utcnow
 from idp.events import REFRESH_REUSED, AuditEvent
 from idp.oidc.models import Token, token_digest
-from tests.flows import Flow, query
+from tests.flows import Flow, csrf_token, query
 
 OFFLINE = "openid profile email member offline_access"
 
@@ -316,3 +316,81 @@ def test_client_without_offline_access_may_not_use_the_refresh_grant(client, mak
 
     assert_error(response, 400, "unauthorized_client")
     assert token_count(db) == 1
+
+
+# -- absolute lifetime and the end of the session ---------------------------------------------------
+
+
+def test_rotation_keeps_the_familys_absolute_lifetime(flow, offline, db):
+    """Each rotation used to start a new 30 days: the family's end is fixed at the sign-in."""
+    first = token_rows(db)[0]
+    signed_in = datetime.fromtimestamp(first.auth_time, UTC).replace(tzinfo=None)
+    assert first.refresh_expires_at == signed_in + timedelta(days=30)
+    db.execute(update(Token).values(issued_at=Token.issued_at - timedelta(days=10)))
+    db.commit()
+
+    second = flow.refresh(offline["refresh_token"]).json
+    flow.refresh(second["refresh_token"])
+
+    rows = token_rows(db)
+    assert len(rows) == 3
+    assert {row.refresh_expires_at for row in rows} == {first.refresh_expires_at}
+
+
+def test_a_refresh_past_the_familys_end_is_refused_even_just_rotated(flow, offline, db):
+    second = flow.refresh(offline["refresh_token"]).json
+    db.rollback()
+    db.execute(update(Token).values(refresh_expires_at=utcnow() - timedelta(seconds=1)))
+    db.commit()
+
+    assert_error(flow.refresh(second["refresh_token"]), 400, "invalid_grant")
+
+
+def test_a_client_may_have_its_own_refresh_lifetime(flow, runner, db):
+    result = runner.invoke(args=["clients", "update", flow.rp.client_id, "--refresh-lifetime", "86400"])
+    assert result.exit_code == 0, result.output
+    assert "86400 s" in runner.invoke(args=["clients", "show", flow.rp.client_id]).output
+
+    tokens = flow.tokens(scope=OFFLINE)
+    flow.refresh(tokens["refresh_token"])
+
+    rows = token_rows(db)
+    signed_in = datetime.fromtimestamp(rows[0].auth_time, UTC).replace(tzinfo=None)
+    assert {row.refresh_expires_at for row in rows} == {signed_in + timedelta(days=1)}
+
+
+@pytest.mark.parametrize("seconds", ["0", "59", "-1", str(400 * 86400)])
+def test_a_client_refresh_lifetime_is_bounded(flow, runner, seconds):
+    result = runner.invoke(args=["clients", "update", flow.rp.client_id, "--refresh-lifetime", seconds])
+    assert result.exit_code != 0
+
+
+def _log_out(flow, id_token: str):
+    flow.http.get("/malakoff/logout", query_string={"id_token_hint": id_token})
+    page = flow.http.get("/malakoff/logout/confirm")
+    return flow.http.post("/malakoff/logout/confirm", data={
+        "confirm": "x", "csrf_token": csrf_token(page.data)})
+
+
+def test_logging_out_ends_the_refresh_tokens_of_that_sign_in(flow, client, app, offline, db):
+    # Another browser of the same member keeps its own sign-in and tokens.
+    other = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
+    elsewhere = other.tokens(scope=OFFLINE)
+    rotated = flow.refresh(offline["refresh_token"]).json
+
+    assert _log_out(flow, offline["id_token"]).status_code == 303
+
+    assert_error(flow.refresh(rotated["refresh_token"]), 400, "invalid_grant")
+    assert userinfo(client, rotated["access_token"]).status_code == 401
+    assert flow.refresh(elsewhere["refresh_token"]).status_code == 200
+    db.rollback()
+    event = db.scalar(select(AuditEvent).where(AuditEvent.tag == "oidc:logout:revoke"))
+    assert event is not None and event.data["revoked_tokens"] == 2
+
+
+def test_cancelling_the_logout_keeps_the_refresh_tokens(flow, offline):
+    flow.http.get("/malakoff/logout", query_string={"id_token_hint": offline["id_token"]})
+    page = flow.http.get("/malakoff/logout/confirm")
+    flow.http.post("/malakoff/logout/confirm", data={"cancel": "x", "csrf_token": csrf_token(page.data)})
+
+    assert flow.refresh(offline["refresh_token"]).status_code == 200

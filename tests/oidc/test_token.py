@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from idp.db import utcnow
 from idp.events import CODE_REUSED, AuditEvent
-from idp.oidc.models import AuthorizationCode, Token, token_digest
+from idp.oidc.models import AuthorizationCode, Client, Token, token_digest
 from tests.flows import Flow, pkce_pair, query
 
 TOKEN_URL = "/malakoff/token"
@@ -310,13 +310,15 @@ def test_missing_code_verifier_when_a_challenge_was_sent_is_invalid_request(flow
 
 def test_code_verifier_without_a_challenge_is_refused(flow, db):
     # PKCE downgrade (RFC 9700 4.8.2): a verifier for a code that had no challenge.
+    exempt_from_pkce(db, flow.rp)
     code = flow.code(code_challenge=None, code_challenge_method=None)
 
     assert_error(flow.token(code), 400, "invalid_request")
     assert token_count(db) == 0
 
 
-def test_confidential_client_without_pkce_still_works(flow):
+def test_confidential_client_exempted_from_pkce_still_works(flow, db):
+    exempt_from_pkce(db, flow.rp)
     code = flow.code(code_challenge=None, code_challenge_method=None)
 
     assert flow.token(code, verifier=None).status_code == 200
@@ -548,3 +550,10 @@ def _without(flow: Flow, code: str | None, name: str):
 
 def _encode(pairs) -> str:
     return urlencode(pairs)
+
+
+def exempt_from_pkce(db, rp) -> None:
+    """A legacy confidential client, as `idp clients update --no-pkce` leaves it."""
+    db.rollback()
+    db.execute(update(Client).where(Client.client_id == rp.client_id).values(require_pkce=False))
+    db.commit()

@@ -90,16 +90,47 @@ def test_sub_matches_the_id_token(flow, client):
     assert claims["sub"] == flow.id_token_claims(tokens["id_token"])["sub"]
 
 
-def test_token_in_form_body_or_query_is_not_accepted(flow, client):
-    """Only the Authorization header (RFC 6750 2.1) is supported: 2.2 and 2.3 are optional,
-    and the query form leaks tokens into logs (OAuth 2.0 Security BCP 4.3.2)."""
+def test_token_in_a_form_encoded_post_body_is_accepted(flow, client):
+    """RFC 6750 2.2: a form-encoded body parameter, for clients that cannot set the header."""
     access_token = flow.tokens()["access_token"]
 
-    by_form = client.post(USERINFO, data={"access_token": access_token})
-    by_query = client.get(USERINFO, query_string={"access_token": access_token})
+    response = client.post(USERINFO, data={"access_token": access_token})
 
-    assert_bare_challenge(by_form)
-    assert_bare_challenge(by_query)
+    assert response.status_code == 200
+    assert response.json["sub"] == flow.account.id
+
+
+def test_token_in_the_query_or_a_get_or_multipart_body_is_not_accepted(flow, client):
+    """RFC 6750 2.2 needs a form-encoded body of a method that has one; the query form (2.3)
+    leaks tokens into logs (RFC 9700 4.3.2)."""
+    access_token = flow.tokens()["access_token"]
+
+    by_query = client.get(USERINFO, query_string={"access_token": access_token})
+    by_post_query = client.post(USERINFO, query_string={"access_token": access_token})
+    by_multipart = client.post(USERINFO, data={"access_token": access_token},
+                               content_type="multipart/form-data")
+    by_get_body = client.get(USERINFO, data={"access_token": access_token},
+                             content_type="application/x-www-form-urlencoded")
+
+    for response in (by_query, by_post_query, by_multipart, by_get_body):
+        assert_bare_challenge(response)
+
+
+def test_token_in_the_header_and_the_body_is_invalid_request(flow, client):
+    # RFC 6750 2: clients MUST NOT use more than one method to transmit the token.
+    access_token = flow.tokens()["access_token"]
+
+    response = client.post(USERINFO, headers=bearer(access_token), data={"access_token": access_token})
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+    assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
+
+
+def test_an_unknown_token_in_the_body_is_invalid_token(flow, client):
+    flow.tokens()
+
+    assert_invalid_token(client.post(USERINFO, data={"access_token": "garbage"}))
 
 
 # -- claims released per scope (OIDC Core 5.4) ---------------------------------------------------

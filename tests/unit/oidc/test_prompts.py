@@ -122,17 +122,31 @@ def test_other_subject(changes, expected):
         (ACR_PASSWORD, {"claims": acr_claim({"values": [ACR_OTP], "essential": False})}, "acr_values"),
         (ACR_OTP, {"claims": acr_claim({"values": [ACR_OTP], "essential": True})}, None),
         (ACR_PASSWORD, {"acr_values": (ACR_OTP,), "just_logged_in": True}, None),
-        (ACR_PASSWORD, {"acr_values": (ACR_OTP,), "signed_in": None}, None),
+        # A sign-in still to come must reach the level too: a trusted browser's password alone
+        # does not (OIDC Core 3.1.2.1), so the reason is recorded for the sign-in page.
+        (ACR_PASSWORD, {"acr_values": (ACR_OTP,), "signed_in": None}, "acr_values"),
+        (ACR_PASSWORD, {"claims": acr_claim({"value": ACR_OTP, "essential": True}), "signed_in": None},
+         "acr_values"),
+        (ACR_PASSWORD, {"acr_values": (ACR_PASSWORD,), "signed_in": None}, None),
+        (ACR_PASSWORD, {"acr_values": (ACR_OTP, ACR_PASSWORD), "signed_in": None}, None),
+        (ACR_PASSWORD, {"signed_in": None}, None),
+        (ACR_OTP, {"acr_values": (ACR_OTP,), "prompt": frozenset({"login"})}, "acr_values"),
+        (ACR_OTP, {"acr_values": (ACR_OTP,), "max_age": 10}, "acr_values"),
+        (ACR_OTP, {"acr_values": (ACR_OTP,), "hint_subject": "another-member"}, "acr_values"),
+        (ACR_OTP, {"acr_values": (ACR_OTP,), "prompt": frozenset({"login"}), "just_logged_in": True},
+         None),
     ],
     ids=[
         "none asked", "password asked", "code asked of a password", "code asked of a code",
         "code asked of a passkey", "passkey asked of a code", "one of several", "unknown level",
         "essential claim", "voluntary claim value", "voluntary claim values", "essential claim met",
-        "just logged in", "no session",
+        "just logged in", "no session", "no session, essential claim", "no session, password asked",
+        "no session, password among others", "no session, none asked", "prompt=login above a code",
+        "max_age above a code", "another subject above a code", "prompt=login done",
     ],
 )
 def test_acr_not_met(achieved, changes, expected):
-    checked = context(signed_in=signed_in(acr=achieved))
+    checked = context(signed_in=signed_in(acr=achieved, auth_time=NOW - 100))
     assert prompts.acr_not_met(replace(checked, **changes)) == expected
 
 
@@ -148,10 +162,20 @@ def test_acr_not_met(achieved, changes, expected):
         ({"consented_scopes": frozenset({"openid"}), "first_party": True}, None),
         # Consent is stored by the consent page: having just been there is not enough.
         ({"consented_scopes": None, "just_consented": True}, "consent"),
+        # Claims asked by name (OIDC Core 5.5) need the member's consent like scopes.
+        ({"claim_names": frozenset({"phone_number"})}, "consent"),
+        ({"claim_names": frozenset({"given_name", "birthdate"})}, None),
+        ({"claim_names": frozenset({"phone_number"}), "consented_claims": frozenset({"phone_number"})},
+         None),
+        ({"claim_names": frozenset({"phone_number", "email"}),
+          "consented_claims": frozenset({"phone_number"})}, "consent"),
+        ({"claim_names": frozenset({"phone_number"}), "first_party": True}, None),
     ],
     ids=[
         "never consented", "same scopes", "consented to more", "asks for more", "consented to none",
         "first party never asked", "first party asking for more", "just consented but not stored",
+        "claim never consented", "claims of a consented scope", "claim consented", "one claim more",
+        "first party asking claims",
     ],
 )
 def test_consent_missing(changes, expected):
@@ -232,3 +256,27 @@ def test_consent_reasons_are_recorded_once(changes, expected):
 )
 def test_login_prompt(acr_values, login_reasons, expected):
     assert prompts.login_prompt(context(acr_values=acr_values), login_reasons) == expected
+
+
+@pytest.mark.parametrize(
+    ("achieved", "claims", "expected"),
+    [
+        (ACR_OTP, None, ACR_OTP),
+        # Voluntary requests get the level reached, even above the one asked.
+        (ACR_OTP, acr_claim({"values": [ACR_PASSWORD]}), ACR_OTP),
+        (ACR_OTP, acr_claim({"values": [ACR_PASSWORD], "essential": False}), ACR_OTP),
+        # Essential: one of the values asked (OIDC Core 5.5.1.1), the highest the sign-in meets.
+        (ACR_OTP, acr_claim({"values": [ACR_PASSWORD], "essential": True}), ACR_PASSWORD),
+        (ACR_OTP, acr_claim({"value": ACR_PASSWORD, "essential": True}), ACR_PASSWORD),
+        (ACR_PASSKEY, acr_claim({"values": [ACR_PASSWORD, ACR_OTP], "essential": True}), ACR_OTP),
+        (ACR_OTP, acr_claim({"values": [ACR_OTP, ACR_PASSWORD], "essential": True}), ACR_OTP),
+        (ACR_PASSWORD, acr_claim({"values": [ACR_OTP], "essential": True}), None),
+        (ACR_OTP, acr_claim({"values": ["urn:other:acr"], "essential": True}), None),
+        (ACR_OTP, acr_claim({"essential": True}), ACR_OTP),
+    ],
+    ids=["nothing asked", "voluntary below", "voluntary, essential false", "essential below",
+         "essential value below", "highest met", "reached exactly", "not met", "unknown level",
+         "essential without values"],
+)
+def test_granted_acr(achieved, claims, expected):
+    assert prompts.granted_acr(achieved, claims) == expected
