@@ -171,21 +171,25 @@ class SignIn:
         """The sign-in code, bounded per account and per address across codes.
 
         Raises ``TooManyAttempts`` (nothing checked) or an ``OtpError`` (counted and audited).
+        Each check is counted before it runs; a right code is given back to the address.
         """
         per_account = RateLimiter(self.store, ratelimit.OTP_VERIFY_PER_ACCOUNT)
         per_ip = RateLimiter(self.store, ratelimit.OTP_VERIFY_PER_IP)
-        per_account.test(account.id)
-        per_ip.test(ip)
+        per_account.consume(account.id)
+        try:
+            per_ip.consume(ip)
+        except ratelimit.TooManyAttempts:
+            per_account.refund(account.id)
+            raise
         try:
             self.codes.check(tenant, challenge, code)
         except OtpError as exc:
-            per_account.hit(account.id)
-            per_ip.hit(ip)
             events.record_event(self.session, events.OTP_FAILURE, tenant=tenant.slug,
                                 account_id=account.id, channel=challenge.channel,
                                 reason=type(exc).__name__)
             raise
         per_account.clear(account.id)
+        per_ip.refund(ip)
 
     def remember_browser(self, tenant: Tenant, account: Account, label: str) -> str:
         """Trust this browser for the tenant's days; the cookie value that proves it."""

@@ -100,9 +100,7 @@ def extend_sign_in():
     if found is None:
         return jsonify(error="expired", error_description=_(
             "Le temps pour vous connecter est écoulé. Pour votre sécurité, recommencez la connexion.")), 404
-    limiter = RateLimiter(services().store, ratelimit.SIGN_IN_EXTENSIONS)
-    limiter.test(found.key)
-    limiter.hit(found.key)
+    RateLimiter(services().store, ratelimit.SIGN_IN_EXTENSIONS).consume(found.key)
     deadline = state.extend(tenant, found)
     message = _("C’est fait : vous avez plus de temps.") + " " + state.time_left_message(deadline)
     return jsonify(expires_in=deadline.seconds_left, message=message)
