@@ -3,6 +3,8 @@ tokens and its trusted browsers; the browser that made the change stays signed i
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.factories import PASSWORD
@@ -122,3 +124,18 @@ def test_a_sign_in_after_the_change_stands(app, flow):
     assert "code" in query(again.headers["Location"])
     assert "code" in query(other.authorize(prompt="none").headers["Location"])
     assert "code" in query(flow.authorize(prompt="none").headers["Location"])
+
+
+def test_a_sign_in_ends_at_the_absolute_timeout_even_in_a_session_renewed_since(
+        app, client, flow, make, monkeypatch):
+    """Why the record of a change need not outlive the absolute timeout: no sign-in does."""
+    start = time.time()
+    flow.code()
+    miel = Flow(client, "miel", make.client("miel"), make.account("miel"))
+    monkeypatch.setattr(time, "time", lambda: start + 11 * 3600)
+    miel.code()  # a new session id and a new absolute timeout for the browser's session
+
+    monkeypatch.setattr(time, "time", lambda: start + 12 * 3600 + 60)
+
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
+    assert "code" in query(miel.authorize(prompt="none").headers["Location"])
