@@ -1,4 +1,5 @@
-"""Named rate limits, kept in the store: test before, hit on failure, clear on success.
+"""Named rate limits, kept in the store: count before the check, refuse past the limit,
+clear on success.
 
 Each limit allows ``limit`` events per ``window`` seconds for one key (an
 account, an identifier, an IP address, a phone number). Past it, callers get
@@ -24,14 +25,35 @@ class TooManyAttempts(Exception):
 
 @dataclass(frozen=True)
 class Limit:
+    """``limit`` events per ``window`` seconds for one key.
+
+    With a ``backoff``, reaching the limit slows events down instead of stopping them for
+    the rest of the window: the limit-th event is followed by a wait of ``backoff`` seconds,
+    each later one by twice the previous wait, up to ``backoff_max``.
+    """
+
     name: str
     limit: int
     window: int
+    backoff: int = 0
+    backoff_max: int = 0
+
+    def delay(self, beyond: int) -> int:
+        """The wait after the ``beyond``-th event from the limit on (1: the limit-th)."""
+        return min(self.backoff_max, self.backoff * 2 ** min(beyond - 1, 32))
 
 
 # The documented numbers (README, "Rate limits").
-LOGIN_PER_IDENTIFIER = Limit("login:identifier", 5, 15 * 60)
+# Past 5 wrong passwords, sign-in slows down (30 s, 1 min, 2 min … 15 min between two
+# checks) rather than stopping: the count is forgotten a day after it starts.
+LOGIN_PER_IDENTIFIER = Limit("login:identifier", 5, 24 * 3600, backoff=30, backoff_max=15 * 60)
 LOGIN_PER_IP = Limit("login:ip", 30, 15 * 60)
+# A browser that already completed a sign-in to the account is not slowed down by the
+# identifier's count (others' failures); its own wrong passwords have this budget instead,
+# so a copied cookie buys at most this many guesses a day.
+LOGIN_KNOWN_BROWSER = Limit("login:known-browser", 5, 24 * 3600)
+# The password given again on the account pages, per account; reaching it ends the session.
+REAUTH_PER_ACCOUNT = Limit("reauth:account", 5, 15 * 60)
 OTP_SEND_PER_ACCOUNT = Limit("otp-send:account", 5, 15 * 60)
 OTP_SEND_PER_PHONE = Limit("otp-send:phone", 5, 60 * 60)
 OTP_SEND_PER_IP = Limit("otp-send:ip", 20, 15 * 60)
@@ -45,6 +67,7 @@ PASSKEY_PER_IP = Limit("passkey:ip", 30, 15 * 60)
 SIGN_IN_EXTENSIONS = Limit("sign-in-extend", 20, 12 * 3600)
 
 ALL_LIMITS = (
+    LOGIN_KNOWN_BROWSER, REAUTH_PER_ACCOUNT,
     LOGIN_PER_IDENTIFIER, LOGIN_PER_IP, OTP_SEND_PER_ACCOUNT, OTP_SEND_PER_PHONE, OTP_SEND_PER_IP,
     OTP_VERIFY_PER_ACCOUNT, OTP_VERIFY_PER_IP, REGISTRATION_PER_IP, RECOVERY_PER_IDENTIFIER,
     PASSKEY_PER_IP, SIGN_IN_EXTENSIONS,
@@ -52,6 +75,13 @@ ALL_LIMITS = (
 
 
 class RateLimiter:
+    """Counts events per subject in the store; ``consume`` counts one before the work it guards.
+
+    Counting first, with one atomic increment, is what makes a limit hold under parallel
+    requests on any number of nodes: a check-then-count leaves a gap in which every request
+    already past the check runs the guarded work.
+    """
+
     def __init__(self, store: Store, limit: Limit):
         self.store = store
         self.limit = limit
@@ -61,28 +91,70 @@ class RateLimiter:
         digest = hashlib.sha256(subject.encode()).hexdigest()[:32]
         return f"rl:{self.limit.name}:{digest}"
 
+    def consume(self, subject: str) -> int:
+        """Count one event before the work it guards; how many so far in the window.
+
+        Raises ``TooManyAttempts`` when it is over the limit, the event then not counted.
+        With a backoff, the events from the limit on go one at a time: each closes the way
+        for its delay, and the event that finds it closed is refused.
+        """
+        key = self._key(subject)
+        count = self.store.incr(key, self.limit.window)
+        if not self.limit.backoff:
+            if count > self.limit.limit:
+                self.store.decr(key)
+                raise TooManyAttempts(self.limit.name, max(1, self.store.ttl(key)))
+            return count
+        if count < self.limit.limit:
+            return count
+        gate = f"{key}:wait"
+        # Claimed for the longest delay, then set to this event's: no one passes in between.
+        if not self.store.set(gate, "1", self.limit.backoff_max, only_if_absent=True):
+            self.store.decr(key)
+            raise TooManyAttempts(self.limit.name, max(1, self.store.ttl(gate)))
+        beyond = self.store.incr(f"{key}:beyond", self.limit.window)
+        self.store.set(gate, "1", self.limit.delay(beyond))
+        return count
+
+    def refund(self, subject: str) -> None:
+        """Give back an event counted by ``consume`` that the limit is not about (a right
+        password, for a limit on wrong ones)."""
+        self.store.decr(self._key(subject))
+
     def test(self, subject: str) -> None:
-        """Raise TooManyAttempts if the limit is already reached."""
+        """Raise TooManyAttempts if the next event would be refused (nothing counted)."""
         key = self._key(subject)
         raw = self.store.get(key)
-        if raw is not None and int(raw) >= self.limit.limit:
+        if raw is None or int(raw) < self.limit.limit:
+            return
+        if not self.limit.backoff:
             raise TooManyAttempts(self.limit.name, max(1, self.store.ttl(key)))
+        wait = self.store.ttl(f"{key}:wait")
+        if wait:
+            raise TooManyAttempts(self.limit.name, wait)
 
     def hit(self, subject: str) -> int:
-        """Count one event; returns how many so far in the window."""
-        return self.store.incr(self._key(subject), self.limit.window)
+        """Count one event after the fact; returns how many so far in the window. From the
+        limit on, a backoff makes the next event wait (``consume``)."""
+        key = self._key(subject)
+        count = self.store.incr(key, self.limit.window)
+        if self.limit.backoff and count >= self.limit.limit:
+            beyond = self.store.incr(f"{key}:beyond", self.limit.window)
+            self.store.set(f"{key}:wait", "1", self.limit.delay(beyond))
+        return count
 
     def allow(self, subject: str) -> bool:
-        """Count one event if the limit is not reached yet; False (and nothing counted) if it is."""
+        """Count one event if the limit allows it; False (and nothing counted) if not."""
         try:
-            self.test(subject)
+            self.consume(subject)
         except TooManyAttempts:
             return False
-        self.hit(subject)
         return True
 
     def clear(self, subject: str) -> None:
-        self.store.delete(self._key(subject))
+        key = self._key(subject)
+        for name in (key, f"{key}:wait", f"{key}:beyond"):
+            self.store.delete(name)
 
     def remaining(self, subject: str) -> int:
         raw = self.store.get(self._key(subject))

@@ -27,9 +27,18 @@ class Store(Protocol):
         """Get and delete in one atomic step (single-use values)."""
     def incr(self, key: str, ttl: int) -> int:
         """Increment a counter; the time to live starts at the first increment."""
+    def decr(self, key: str) -> None:
+        """Decrement a counter that exists (its time to live unchanged); a missing one stays missing."""
     def ttl(self, key: str) -> int:
         """Seconds left, or 0 when the key does not exist."""
     def ping(self) -> None: ...
+
+
+# DECR on a missing key would make one without a time to live, kept for ever.
+_DECR_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
 
 
 class RedisStore:
@@ -66,6 +75,9 @@ class RedisStore:
             return pipe.execute()[0]
 
         return int(self._call(run))
+
+    def decr(self, key: str) -> None:
+        self._call(self.client.eval, _DECR_IF_EXISTS, 1, self.prefix + key)
 
     def ttl(self, key: str) -> int:
         return max(0, int(self._call(self.client.ttl, self.prefix + key)))
@@ -116,6 +128,12 @@ class MemoryStore:
             expires = item[1] if item else self.clock() + ttl
             self._data[key] = (str(value), expires)
             return value
+
+    def decr(self, key: str) -> None:
+        with self._lock:
+            item = self._live(key)
+            if item:
+                self._data[key] = (str(int(item[0]) - 1), item[1])
 
     def ttl(self, key: str) -> int:
         with self._lock:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.recovery import Recovery
 from idp.accounts.registration import Registrations
+from idp.accounts.services import EndedSessions, Reauthentication
 from idp.channels.services import Messages
 from idp.extensions import ServiceRegistry, Services, current_tenant
 from idp.mfa.services import OtpService, TrustedDevices
@@ -44,6 +45,9 @@ def register_services(registry: ServiceRegistry) -> None:
     registry.register(Interactions, lambda c, _s: _interactions(c))
     registry.register(InteractionApi, lambda c, s: InteractionApi(_interactions(c), s))
     registry.register(CodeSender, _code_sender)
+    registry.register(Reauthentication, lambda c, s: Reauthentication(s, c.store, c.hasher))
+    registry.register(EndedSessions, lambda c, _s: EndedSessions(
+        c.store, c.settings.session_absolute_timeout))
     registry.register(SignIn, lambda c, s: SignIn(s, c.store, c.hasher, _trusted_devices(c, s),
                                                   _code_sender(c, s), c.channels.messages(s)))
     # Tenant-bound: made for the tenant of the request being served.

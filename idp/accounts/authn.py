@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.levels import Authentication
 from idp.accounts.models import Account
+from idp.accounts.services import EndedSessions
+from idp.extensions import find_service, services
 from idp.tenancy import Tenant
 
 
@@ -26,8 +28,9 @@ def current_authentication(tenant: Tenant) -> Authentication | None:
 def session_account(db: Session, tenant: Tenant) -> tuple[Authentication, Account] | None:
     """The signed-in member of this tenant, if the sign-in still stands.
 
-    It does not once the account is disabled, or its password changed after
-    this sign-in (a new password ends every other session, SPEC §6).
+    It does not once the account is disabled, or its password changed after this sign-in,
+    or a change of factor ended its sessions (``EndedSessions``, SPEC §6): this browser is
+    then signed out of the tenant.
     """
     authentication = current_authentication(tenant)
     if authentication is None:
@@ -35,9 +38,28 @@ def session_account(db: Session, tenant: Tenant) -> tuple[Authentication, Accoun
     account = db.get(Account, authentication.account_id)
     if account is None or not account.is_active or account.tenant != tenant.slug:
         return None
-    if authentication.password_version != _password_version(account):
+    if (authentication.password_version != _password_version(account)
+            or _ended(authentication)):
+        _forget(tenant)
         return None
     return authentication, account
+
+
+def _ended(authentication: Authentication) -> bool:
+    since = authentication.since or 0.0
+    # The record of a change lasts as long as a session may; so must the entry it ends, even
+    # in a session kept alive by a later sign-in to the other tenant.
+    lifetime = services().settings.session_absolute_timeout
+    if authentication.since is not None and since + lifetime <= time.time():
+        return True
+    ended = find_service(EndedSessions).ended_before(authentication.account_id)
+    return ended is not None and since < ended
+
+
+def _forget(tenant: Tenant) -> None:
+    entries = dict(session.get("auth") or {})
+    entries.pop(tenant.slug, None)
+    session["auth"] = entries
 
 
 def _password_version(account: Account) -> str | None:
@@ -47,15 +69,32 @@ def _password_version(account: Account) -> str | None:
 
 def sign_in(tenant: Tenant, account: Account, *, amr: list[str], acr: str) -> Authentication:
     """Record a completed sign-in; the session gets a new id (fixation defence)."""
+    now = time.time()
     authentication = Authentication(
-        account_id=account.id, auth_time=int(time.time()), amr=amr, acr=acr,
-        password_version=_password_version(account),
+        account_id=account.id, auth_time=int(now), amr=amr, acr=acr,
+        password_version=_password_version(account), since=now,
     )
     session.regenerate()  # type: ignore[attr-defined]
     entries = dict(session.get("auth") or {})
     entries[tenant.slug] = asdict(authentication)
     session["auth"] = entries
     return authentication
+
+
+def renew(tenant: Tenant, account: Account) -> None:
+    """Keep this browser signed in after a change of factor ended the account's other
+    sessions (``end_other_sign_ins``), under a new session id. What the sign-in proved, and
+    when, stays as it was."""
+    entries = dict(session.get("auth") or {})
+    entry = entries.get(tenant.slug)
+    if not entry or entry.get("account_id") != account.id:
+        return
+    # Not before the change's own instant, whatever the clocks of the nodes say.
+    since = max(time.time(), find_service(EndedSessions).ended_before(account.id) or 0.0)
+    entries[tenant.slug] = {**entry, "password_version": _password_version(account),
+                            "since": since}
+    session.regenerate()  # type: ignore[attr-defined]
+    session["auth"] = entries
 
 
 def sign_out(tenant: Tenant) -> Authentication | None:

@@ -15,13 +15,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from idp.accounts import services as accounts
-from idp.accounts.authn import session_account
+from idp.accounts.authn import renew, session_account
 from idp.accounts.codes import code_accepted
 from idp.accounts.forms import ChangeEmailForm, ChangeMobileForm, ReceivedCodeForm, UpdateIdentifierForm
 from idp.accounts.migration import is_legacy, migrate
 from idp.accounts.models import Account
 from idp.accounts.reauthentication import password_given_again
-from idp.accounts.services import change_email, email_in_use
+from idp.accounts.services import EndedSessions, change_email, email_in_use
 from idp.channels.masking import mask_email, mask_phone
 from idp.channels.services import Messages
 from idp.errors import SignInExpired
@@ -115,8 +115,11 @@ def change_mobile():
 
 
 def _apply_mobile(member: Account, number: str):
-    accounts.change_mobile(db(), find_service(Messages), current_tenant(), member, number,
-                           reason="change")
+    tenant = current_tenant()
+    accounts.change_mobile(db(), find_service(Messages), tenant, member, number, reason="change",
+                           ended=find_service(EndedSessions))
+    # A change of factor signed the account out everywhere else; this browser stays.
+    renew(tenant, member)
     return redirect(url_for("accounts.account", changed="mobile"), 303)
 
 
@@ -127,7 +130,9 @@ def _apply_email(member: Account, address: str):
         form = ChangeEmailForm()
         form.email.errors = [str(EMAIL_TAKEN)]
         return render("change_email.html", status=409, form=form)
-    change_email(db(), find_service(Messages), tenant, member, address, reason="change")
+    change_email(db(), find_service(Messages), tenant, member, address, reason="change",
+                 ended=find_service(EndedSessions))
+    renew(tenant, member)
     return redirect(url_for("accounts.account", changed="email"), 303)
 
 

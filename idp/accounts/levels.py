@@ -30,3 +30,6 @@ class Authentication:
     password_version: str | None = None
     # Identifies this sign-in to relying parties (OIDC Front/Back-Channel `sid`).
     sid: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    # When this browser's session was signed in, or kept after a change of factor: a session
+    # from before the account's latest change has ended (``accounts.authn``).
+    since: float | None = None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from idp import events
+from idp import events, ratelimit
 from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account
 from idp.channels.masking import mask_email
@@ -19,6 +21,8 @@ from idp.identifiers import InvalidIdentifier, is_member_number, normalize_email
 from idp.mfa.services import TrustedDevices
 from idp.oidc.models import Token
 from idp.oidc.revocation import revoke_tokens
+from idp.ratelimit import RateLimiter, TooManyAttempts
+from idp.store import Store
 from idp.tenancy import Tenant
 
 
@@ -56,19 +60,65 @@ def email_in_use(db: Session, tenant: Tenant, email: str, account: Account) -> b
         Account.id != account.id)) is not None
 
 
+class EndedSessions:
+    """Per account, the instant before which its browser sessions are over (SPEC §6).
+
+    Sessions live in the store, so this record does too; it is read wherever a session is
+    read (``accounts.authn``). It is kept as long as the longest session (the absolute
+    timeout, ``ttl``): no session signed in before it can outlive it.
+    """
+
+    def __init__(self, store: Store, ttl: int, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.ttl = ttl
+        self.clock = clock
+
+    @staticmethod
+    def _key(account_id: str) -> str:
+        return f"sessions-ended:{account_id}"
+
+    def end_all(self, account_id: str) -> float:
+        """Every session of the account signed in until now is over; this instant."""
+        instant = self.clock()
+        self.store.set(self._key(account_id), repr(instant), self.ttl)
+        return instant
+
+    def ended_before(self, account_id: str) -> float | None:
+        raw = self.store.get(self._key(account_id))
+        return float(raw) if raw else None
+
+
+def end_other_sign_ins(db: Session, ended: EndedSessions, account: Account, *,
+                       cause: str) -> float:
+    """What a change of factor ends (SPEC §6): every browser session of the account, its
+    tokens (refresh tokens included) and its trusted browsers. Returns the instant from which
+    a session is kept: the browser that made the change signs in again from it
+    (``accounts.authn.renew``). Tokens and devices go in the caller's transaction."""
+    TrustedDevices(db).revoke_all(account.id)
+    revoke_tokens(db, Token.account_id == account.id, events.TOKEN_REVOKED, tenant=account.tenant,
+                  account_id=account.id, reason=cause)
+    return ended.end_all(account.id)
+
+
 def change_email(db: Session, messages: Messages, tenant: Tenant, account: Account, email: str,
-                 *, reason: str) -> list[Message]:
+                 *, reason: str, ended: EndedSessions | None = None) -> list[Message]:
     """Give the account a proven address; the previous one, if any, is told (SPEC §6).
 
     The caller has proven the address (a code sent there, or support), checked it is not
     in use (``email_in_use``), and commits. Notices about the account go out in its
     language: they are for its owner, whoever made the change (the member, or support
     from the CLI).
+
+    ``ended``: a change of factor (the member's, or support's) ends the account's sessions,
+    tokens and trusted browsers (``end_other_sign_ins``). Without it nothing ends: the move
+    of the identifier to the email (SPEC §7) is made while signing in.
     """
     previous, account.email = account.email, normalize_email(email)
     account.email_verified = True
     events.record_event(db, events.EMAIL_CHANGED, tenant=tenant.slug, account_id=account.id,
                         reason=reason)
+    if ended is not None:
+        end_other_sign_ins(db, ended, account, cause=f"email-change:{reason}")
     if not previous or previous == account.email:
         return []
     return [messages.queue(tenant, "email", "email_changed", previous, reader=account,
@@ -76,15 +126,17 @@ def change_email(db: Session, messages: Messages, tenant: Tenant, account: Accou
 
 
 def change_mobile(db: Session, messages: Messages, tenant: Tenant, account: Account, number: str,
-                  *, reason: str) -> list[Message]:
+                  *, reason: str, ended: EndedSessions) -> list[Message]:
     """Give the account a proven mobile number (E.164); its email address, if any, is told.
 
     The caller has proven the number (a code sent there, or support) and commits. The
-    notice is in the account's language, as in ``change_email``.
+    notice is in the account's language, as in ``change_email``. A change of factor: the
+    account's sessions, tokens and trusted browsers end (``end_other_sign_ins``).
     """
     account.phone_number, account.phone_number_verified = number, True
     events.record_event(db, events.MOBILE_CHANGED, tenant=tenant.slug, account_id=account.id,
                         reason=reason)
+    end_other_sign_ins(db, ended, account, cause=f"mobile-change:{reason}")
     if not account.email:
         return []
     return [messages.queue(tenant, "email", "mobile_changed", account.email, reader=account,
@@ -119,7 +171,16 @@ class Authenticator:
     def authenticate(
         self, tenant: Tenant, identifier: str, password: str, context: SignInContext
     ) -> Account | None:
-        account = find_by_identifier(self.db, tenant, identifier)
+        return self.verify(tenant, identifier, self.find(tenant, identifier), password, context)
+
+    def find(self, tenant: Tenant, identifier: str) -> Account | None:
+        """The account the identifier names, active or not (``verify`` takes it)."""
+        return find_by_identifier(self.db, tenant, identifier)
+
+    def verify(self, tenant: Tenant, identifier: str, account: Account | None, password: str,
+               context: SignInContext) -> Account | None:
+        """The password against ``account`` (``find``): the account, or None, audited and
+        committed either way; without an account a hash is verified all the same."""
         usable = account if account is not None and account.is_active else None
         result = self.hasher.verify(usable.password_hash if usable else None, password)
         if usable is None or not result.ok:
@@ -140,6 +201,54 @@ class Authenticator:
         record_sign_in(self.db, tenant, usable, context)
         self.db.commit()
         return usable
+
+
+class TooManyPasswordChecks(Exception):
+    """The password given again on the account pages was wrong too often (``REAUTH_PER_ACCOUNT``):
+    the session it was asked in must end."""
+
+
+class Reauthentication:
+    """The current password asked again before a change a session alone may not make (SPEC §6).
+
+    Every check is counted per account before it runs, whichever session asks, so a session
+    taken over cannot be used to guess the password; each wrong one is audited.
+    """
+
+    def __init__(self, db: Session, store: Store, hasher: PasswordHasher):
+        self.db = db
+        self.store = store
+        self.hasher = hasher
+
+    def check(self, tenant: Tenant, account: Account, password: str, *, ip: str | None,
+              user_agent: str | None, page: str | None) -> bool:
+        """Whether ``password`` is the account's.
+
+        Raises ``TooManyPasswordChecks`` for the wrong password that reaches the limit, and for
+        any check once it is reached (none runs then); the audit is committed before.
+        """
+        limiter = RateLimiter(self.store, ratelimit.REAUTH_PER_ACCOUNT)
+        try:
+            count = limiter.consume(account.id)
+        except TooManyAttempts:
+            self._locked(tenant, account, ip=ip, user_agent=user_agent, page=page)
+            raise TooManyPasswordChecks() from None
+        if self.hasher.verify(account.password_hash, password).ok:
+            limiter.clear(account.id)
+            return True
+        events.record_event(self.db, events.REAUTH_FAILURE, tenant=tenant.slug,
+                            account_id=account.id, ip=ip, user_agent=user_agent, page=page)
+        if count >= ratelimit.REAUTH_PER_ACCOUNT.limit:
+            self._locked(tenant, account, ip=ip, user_agent=user_agent, page=page)
+            raise TooManyPasswordChecks()
+        return False
+
+    def _locked(self, tenant: Tenant, account: Account, *, ip: str | None,
+                user_agent: str | None, page: str | None) -> None:
+        events.record_event(self.db, events.REAUTH_LOCKED, tenant=tenant.slug,
+                            account_id=account.id, ip=ip, user_agent=user_agent, page=page)
+        # The page answers by ending the session, not with an error: keep the record whatever.
+        self.db.commit()
 
 
 def set_password(db: Session, hasher: PasswordHasher, account: Account, password: str,

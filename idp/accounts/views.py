@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from idp import events
 from idp.accounts import services as accounts
-from idp.accounts.authn import session_account, sign_in, sign_out
+from idp.accounts.authn import renew, session_account, sign_out
 from idp.accounts.forms import ChangePasswordForm, ConfirmForm, ConsentForm, DeleteAccountForm
 from idp.accounts.models import Account
 from idp.accounts.passwords import PersonalData, password_errors
@@ -76,7 +76,7 @@ def change_password():
     signed_in = session_account(db(), tenant)
     if signed_in is None:
         return redirect(url_for("signin.login"), 303)
-    authentication, member = signed_in
+    member = signed_in[1]
     form = ChangePasswordForm()
     failed: list[str] = []
     if form.validate_on_submit() and password_given_again(member, form):
@@ -85,7 +85,7 @@ def change_password():
             accounts.change_password(db(), services().hasher, find_service(Messages), tenant, member,
                                      form.password.data)
             # This browser stays signed in, at the level it had; all others are signed out.
-            sign_in(tenant, member, amr=authentication.amr, acr=authentication.acr)
+            renew(tenant, member)
             return redirect(url_for("accounts.account", changed="password"), 303)
         form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
     status = 400 if form.is_submitted() else 200

@@ -18,6 +18,7 @@ from idp.accounts.models import ACCOUNT_STATUSES, Account
 from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.services import (
     AccountExists,
+    EndedSessions,
     change_email,
     change_mobile,
     create_account,
@@ -270,11 +271,13 @@ def set_contact_command(tenant: str, identifier: str, email: str | None, phone: 
             raise click.ClickException(f"no account {identifier!r} in {the_tenant.slug}")
         if address is not None and email_in_use(session, the_tenant, address, account):
             raise click.ClickException(f"another account of {the_tenant.slug} has the address {address}")
+        # A change of factor: the member's sessions, tokens and trusted browsers end.
+        ended = find_service(EndedSessions)
         if address is not None:
             change_email(session, find_service(Messages), the_tenant, account, address,
-                         reason="operator")
+                         reason="operator", ended=ended)
         if number is not None:
             change_mobile(session, find_service(Messages), the_tenant, account, number,
-                          reason="operator")
+                          reason="operator", ended=ended)
     changed = " and ".join(what for what, value in (("email", address), ("mobile", number)) if value)
     click.echo(f"{changed} of account {account.id} set and verified")

@@ -1,5 +1,6 @@
 """The sign-in's cookies: the trusted device ("Se souvenir de moi", per tenant, Strict) and the
-accounts that already signed in from this browser (for the new-browser notice, Lax)."""
+accounts that already signed in from this browser (Lax): no new-browser notice for them, and
+others' wrong passwords on their identifier do not slow their sign-in here (``SignIn``)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _known_tokens() -> TokenService:
 
 
 def known_accounts() -> list[str]:
-    """Accounts that already signed in from this browser (for new-device notices)."""
+    """Accounts that completed a sign-in in this browser (signed: it cannot be made up)."""
     raw = request.cookies.get(cookie_name(KNOWN_BROWSER_COOKIE))
     if not raw:
         return []

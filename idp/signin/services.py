@@ -7,6 +7,7 @@ code checks per account and per address); ``CodeSender`` owns those of sending a
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -88,31 +89,60 @@ class SignIn:
         self.messages = messages
 
     def check_password(self, tenant: Tenant, identifier: str, password: str,
-                       context: SignInContext) -> Account | None:
+                       context: SignInContext, *, known_accounts: Collection[str] = ()
+                       ) -> Account | None:
         """The account, or None for a wrong identifier or password (one answer for both).
 
-        Bounded per identifier and per address (SPEC §5): ``TooManyAttempts`` once either is
-        reached; the failure that reaches the identifier's limit is recorded and committed
-        before that answer.
+        Every check is counted before it runs (SPEC §5): per address (a right password is
+        given back) and per identifier typed, where the fifth wrong password and each one
+        after it make the next check wait (``LOGIN_PER_IDENTIFIER``'s backoff).
+        ``TooManyAttempts`` when a check must wait; the wrong password that starts a wait
+        is recorded and committed before that answer.
+
+        ``known_accounts``: the accounts that completed a sign-in in this browser. For those,
+        others' failures on the identifier do not apply; the browser's own wrong passwords
+        count against ``LOGIN_KNOWN_BROWSER`` instead, and past it the browser is treated
+        like any other.
         """
-        per_identifier = RateLimiter(self.store, ratelimit.LOGIN_PER_IDENTIFIER)
         per_ip = RateLimiter(self.store, ratelimit.LOGIN_PER_IP)
-        # Keyed on what was typed, so unknown identifiers lock exactly like real ones.
+        per_identifier = RateLimiter(self.store, ratelimit.LOGIN_PER_IDENTIFIER)
+        # Keyed on what was typed, so unknown identifiers count exactly like real ones.
         subject = f"{tenant.slug}:{identifier.strip().lower()}"
         ip = context.ip or "?"
-        per_identifier.test(subject)
-        per_ip.test(ip)
-        account = Authenticator(self.session, self.hasher).authenticate(
-            tenant, identifier, password, context)
-        if account is None:
-            per_ip.hit(ip)
-            if per_identifier.hit(subject) >= ratelimit.LOGIN_PER_IDENTIFIER.limit:
+        authenticator = Authenticator(self.session, self.hasher)
+        account = authenticator.find(tenant, identifier)
+        per_ip.consume(ip)
+        try:
+            limiter, counted = self._password_limiter(account, known_accounts, subject)
+        except ratelimit.TooManyAttempts:
+            per_ip.refund(ip)
+            raise
+        signed_in = authenticator.verify(tenant, identifier, account, password, context)
+        if signed_in is None:
+            backoff = ratelimit.LOGIN_PER_IDENTIFIER
+            if limiter.limit is backoff and counted >= backoff.limit:
                 events.record_event(self.session, events.LOGIN_LOCKED, tenant=tenant.slug, ip=ip)
                 self.session.commit()
                 per_identifier.test(subject)
             return None
+        per_ip.refund(ip)
         per_identifier.clear(subject)
-        return account
+        RateLimiter(self.store, ratelimit.LOGIN_KNOWN_BROWSER).clear(signed_in.id)
+        # The password is proven: the account pages may ask it again with a fresh budget.
+        RateLimiter(self.store, ratelimit.REAUTH_PER_ACCOUNT).clear(signed_in.id)
+        return signed_in
+
+    def _password_limiter(self, account: Account | None, known_accounts: Collection[str],
+                          subject: str) -> tuple[RateLimiter, int]:
+        """The limit this check counts against, and the count with it (``consume``)."""
+        if account is not None and account.id in known_accounts:
+            known = RateLimiter(self.store, ratelimit.LOGIN_KNOWN_BROWSER)
+            try:
+                return known, known.consume(account.id)
+            except ratelimit.TooManyAttempts:
+                pass  # its own budget spent: this browser is treated like any other
+        per_identifier = RateLimiter(self.store, ratelimit.LOGIN_PER_IDENTIFIER)
+        return per_identifier, per_identifier.consume(subject)
 
     def refuse_legacy_identifier(self, tenant: Tenant, *, ip: str | None) -> None:
         """After the migration's cut-off a member number no longer signs in (SPEC §7): audited
@@ -141,21 +171,25 @@ class SignIn:
         """The sign-in code, bounded per account and per address across codes.
 
         Raises ``TooManyAttempts`` (nothing checked) or an ``OtpError`` (counted and audited).
+        Each check is counted before it runs; a right code is given back to the address.
         """
         per_account = RateLimiter(self.store, ratelimit.OTP_VERIFY_PER_ACCOUNT)
         per_ip = RateLimiter(self.store, ratelimit.OTP_VERIFY_PER_IP)
-        per_account.test(account.id)
-        per_ip.test(ip)
+        per_account.consume(account.id)
+        try:
+            per_ip.consume(ip)
+        except ratelimit.TooManyAttempts:
+            per_account.refund(account.id)
+            raise
         try:
             self.codes.check(tenant, challenge, code)
         except OtpError as exc:
-            per_account.hit(account.id)
-            per_ip.hit(ip)
             events.record_event(self.session, events.OTP_FAILURE, tenant=tenant.slug,
                                 account_id=account.id, channel=challenge.channel,
                                 reason=type(exc).__name__)
             raise
         per_account.clear(account.id)
+        per_ip.refund(ip)
 
     def remember_browser(self, tenant: Tenant, account: Account, label: str) -> str:
         """Trust this browser for the tenant's days; the cookie value that proves it."""

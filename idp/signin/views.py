@@ -19,6 +19,7 @@ from idp.accounts.authn import session_account
 from idp.accounts.forms import LoginForm, TermsForm
 from idp.accounts.levels import ACR_OTP, ACR_PASSWORD
 from idp.accounts.models import Account
+from idp.accounts.reauthentication import ENDED_BY_WRONG_PASSWORDS
 from idp.accounts.services import SignInContext, accept_terms
 from idp.channels.masking import mask_email, mask_phone
 from idp.deadlines import code_deadline
@@ -56,7 +57,7 @@ def login():
     legacy_identifier = tenant.logs_in_with_email and is_member_number(form.identifier.data or "")
     if not form.validate_on_submit():
         return render("login.html", form=form, error=None, interaction=interaction,
-                      refused_legacy=False, timing=timing)
+                      refused_legacy=False, timing=timing, notice=_ended_notice())
     if legacy_identifier and tenant.migration.phase() == "closed":
         # Refused whatever the number and password: the answer tells nothing about the account.
         find_service(SignIn).refuse_legacy_identifier(tenant, ip=request.remote_addr)
@@ -65,7 +66,7 @@ def login():
         return render("login.html", status=403, form=form, error=error, interaction=interaction,
                       refused_legacy=True, timing=timing)
     account = find_service(SignIn).check_password(tenant, form.identifier.data, form.password.data,
-                                                  _context())
+                                                  _context(), known_accounts=cookies.known_accounts())
     if account is None:
         # One message whatever was wrong: never tell whether the identifier exists.
         error = _("Identifiant ou mot de passe incorrect.")
@@ -82,6 +83,15 @@ def login():
     return begin_second_factor(tenant, account.id, interaction, "login")
 
 
+def _ended_notice() -> str | None:
+    """Why the account pages signed the member out, when they did."""
+    if request.method == "GET" and request.args.get("ended") == ENDED_BY_WRONG_PASSWORDS:
+        return _("Pour protéger votre compte, vous avez été déconnecté après plusieurs mots de "
+                 "passe incorrects. Connectez-vous de nouveau, ou réinitialisez votre mot de passe "
+                 "si vous l’avez oublié.")
+    return None
+
+
 @bp.post("/login/extend")
 def extend_sign_in():
     """More time for the sign-in in progress, asked from its pages by deadline.js (WCAG 2.2.1)."""
@@ -90,9 +100,7 @@ def extend_sign_in():
     if found is None:
         return jsonify(error="expired", error_description=_(
             "Le temps pour vous connecter est écoulé. Pour votre sécurité, recommencez la connexion.")), 404
-    limiter = RateLimiter(services().store, ratelimit.SIGN_IN_EXTENSIONS)
-    limiter.test(found.key)
-    limiter.hit(found.key)
+    RateLimiter(services().store, ratelimit.SIGN_IN_EXTENSIONS).consume(found.key)
     deadline = state.extend(tenant, found)
     message = _("C’est fait : vous avez plus de temps.") + " " + state.time_left_message(deadline)
     return jsonify(expires_in=deadline.seconds_left, message=message)

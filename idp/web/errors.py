@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from flask import Flask, current_app, g, jsonify, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -78,10 +79,12 @@ def _too_many(limit: str, retry_after: int) -> tuple[str, str]:
     """The error code and the member's words for a limit reached, by the limit's name."""
     family = limit.split(":")[0]
     if family == "login":
+        # Waits grow from 30 seconds (``ratelimit.LOGIN_PER_IDENTIFIER``): say seconds below a minute.
+        wait = (ngettext("%(num)s seconde", "%(num)s secondes", retry_after) if retry_after < 60
+                else ngettext("%(num)s minute", "%(num)s minutes", _in_minutes(retry_after)))
         return "too_many_attempts", _(
-            "Trop de tentatives. Par sécurité, la connexion est bloquée pendant %(minutes)s minutes. "
-            "Pour la débloquer tout de suite, réinitialisez votre mot de passe.",
-            minutes=_in_minutes(retry_after))
+            "Trop de tentatives. Par sécurité, la connexion reprendra dans %(wait)s. "
+            "Pour la débloquer tout de suite, réinitialisez votre mot de passe.", wait=wait)
     if family == "otp-send":
         return "too_many_attempts", _(
             "Vous avez demandé un code il y a peu. Vous pourrez en demander un nouveau dans "

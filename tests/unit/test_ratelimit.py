@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +72,7 @@ def memory():
 
 
 THREE_PER_MINUTE = Limit("test:three", 3, 60)
+FIVE_PER_FIFTEEN_MINUTES = Limit("test:five", 5, 15 * 60)
 # Redis counts TTLs in whole seconds: the expiry tests wait this long for real.
 TWO_PER_TWO_SECONDS = Limit("test:short", 2, 2)
 
@@ -180,7 +183,7 @@ def test_the_window_starts_at_the_first_event_and_later_events_do_not_extend_it(
 
 
 def test_retry_after_is_what_is_left_of_the_window(memory):
-    limiter = RateLimiter(memory.store, ratelimit.LOGIN_PER_IDENTIFIER)
+    limiter = RateLimiter(memory.store, FIVE_PER_FIFTEEN_MINUTES)
     for attempt in range(5):
         memory.advance(60 if attempt else 0)  # the fifth wrong password comes 4 minutes after the first
         limiter.hit(SUBJECT)
@@ -236,8 +239,10 @@ def test_each_named_limit_allows_its_number_then_waits_its_window(memory, limit)
     with pytest.raises(TooManyAttempts) as caught:
         limiter.test(SUBJECT)
     assert caught.value.limit == limit.name
-    assert caught.value.retry_after == limit.window
-    memory.advance(limit.window)
+    # A limit with a backoff slows down past its number instead (tested below).
+    wait = limit.backoff or limit.window
+    assert caught.value.retry_after == wait
+    memory.advance(wait)
     limiter.test(SUBJECT)
 
 
@@ -261,3 +266,134 @@ def test_an_unreachable_store_fails_closed():
         limiter.test("192.0.2.1")
     with pytest.raises(StoreUnavailable):
         limiter.allow("192.0.2.1")
+
+
+# Counting before the check: consume, refund, backoff, and parallel callers.
+
+FIVE_THEN_SLOWER = Limit("test:backoff", 5, 24 * 3600, backoff=30, backoff_max=15 * 60)
+
+
+def test_consume_counts_first_and_refuses_past_the_limit_without_counting(backend):
+    limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
+
+    assert [limiter.consume(SUBJECT) for _ in range(3)] == [1, 2, 3]
+    for _ in range(3):
+        with pytest.raises(TooManyAttempts) as caught:
+            limiter.consume(SUBJECT)
+        assert caught.value.limit == "test:three" and 0 < caught.value.retry_after <= 60
+
+    assert limiter.remaining(SUBJECT) == 0
+    assert limiter.hit(SUBJECT) == 4  # the refusals were not counted
+
+
+def test_refund_gives_back_one_event_and_never_creates_a_counter(backend):
+    limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
+    for _ in range(3):
+        limiter.consume(SUBJECT)
+
+    limiter.refund(SUBJECT)
+
+    assert limiter.consume(SUBJECT) == 3
+    limiter.refund("never counted")
+    assert backend.keys() == [limiter._key(SUBJECT)]
+
+
+def test_a_backoff_lets_one_event_through_per_doubling_wait(memory):
+    limiter = RateLimiter(memory.store, FIVE_THEN_SLOWER)
+    for _ in range(5):  # the fifth passes, and starts the first wait
+        limiter.consume(SUBJECT)
+
+    waits = []
+    for _ in range(7):
+        with pytest.raises(TooManyAttempts) as caught:
+            limiter.consume(SUBJECT)
+        waits.append(caught.value.retry_after)
+        memory.advance(caught.value.retry_after - 1)
+        with pytest.raises(TooManyAttempts):  # a second too early: refused, wait unchanged
+            limiter.consume(SUBJECT)
+        memory.advance(1)
+        limiter.consume(SUBJECT)
+
+    assert waits == [30, 60, 120, 240, 480, 900, 900]
+
+
+def test_attempts_refused_during_a_wait_do_not_lengthen_it(memory):
+    limiter = RateLimiter(memory.store, FIVE_THEN_SLOWER)
+    for _ in range(5):
+        limiter.consume(SUBJECT)
+    for _ in range(20):
+        memory.advance(1)
+        with pytest.raises(TooManyAttempts):
+            limiter.consume(SUBJECT)
+
+    memory.advance(10)
+    limiter.consume(SUBJECT)
+    with pytest.raises(TooManyAttempts) as caught:
+        limiter.consume(SUBJECT)
+    assert caught.value.retry_after == 60
+
+
+def test_test_and_hit_follow_the_backoff_too(backend):
+    limiter = RateLimiter(backend.store, FIVE_THEN_SLOWER)
+    for _ in range(4):
+        limiter.hit(SUBJECT)
+    limiter.test(SUBJECT)
+
+    limiter.hit(SUBJECT)
+
+    with pytest.raises(TooManyAttempts) as caught:
+        limiter.test(SUBJECT)
+    assert 0 < caught.value.retry_after <= 30
+
+
+def test_clear_lifts_a_backoff_and_forgets_its_stage(memory):
+    limiter = RateLimiter(memory.store, FIVE_THEN_SLOWER)
+    for _ in range(5):
+        limiter.consume(SUBJECT)
+    memory.advance(30)
+    limiter.consume(SUBJECT)  # the wait after this one would be a minute
+
+    limiter.clear(SUBJECT)
+
+    assert [limiter.consume(SUBJECT) for _ in range(5)] == [1, 2, 3, 4, 5]
+    with pytest.raises(TooManyAttempts) as caught:
+        limiter.consume(SUBJECT)
+    assert caught.value.retry_after == 30
+    assert memory.keys() == [limiter._key(SUBJECT), f"{limiter._key(SUBJECT)}:wait",
+                             f"{limiter._key(SUBJECT)}:beyond"]
+
+
+def test_the_sign_in_backoff_is_the_documented_one():
+    limit = ratelimit.LOGIN_PER_IDENTIFIER
+    assert (limit.limit, limit.window) == (5, 24 * 3600)
+    assert [limit.delay(n) for n in range(1, 9)] == [30, 60, 120, 240, 480, 900, 900, 900]
+    section = README.read_text().split("### Rate limits", 1)[1].split("\n## ", 1)[0]
+    assert "a wait of 30 s before the next check, then 1 min, 2 min, 4 min, 8 min, and 15 min" in section
+
+
+@pytest.mark.parametrize("limit", [THREE_PER_MINUTE, FIVE_THEN_SLOWER], ids=["flat", "backoff"])
+def test_parallel_callers_never_pass_more_than_the_limit(limit):
+    """Real threads on one Redis: no gap between counting and checking."""
+    if not REDIS_URL:
+        pytest.skip("no IDP_TEST_REDIS_URL: parallel callers need a store shared between threads")
+    store = RedisStore(REDIS_URL, prefix=f"test:{time.time_ns()}:")
+    passed: list[int] = []
+    start = threading.Barrier(20)
+
+    def attempt() -> None:
+        limiter = RateLimiter(store, limit)
+        start.wait()
+        with contextlib.suppress(TooManyAttempts):
+            passed.append(limiter.consume(SUBJECT))
+
+    try:
+        threads = [threading.Thread(target=attempt) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(passed) == limit.limit
+        assert RateLimiter(store, limit).remaining(SUBJECT) == 0
+    finally:
+        store.client.flushdb()
+        store.client.close()
