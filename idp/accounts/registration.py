@@ -154,7 +154,9 @@ class Registrations:
 
     def _email_in_use(self, email: str, owner: Account) -> Outcome:
         """The address belongs to someone else's account: tell that address, not the page,
-        in that account's language."""
+        in that account's language. Its row is locked first, so that registrations racing
+        for one address tell it once."""
+        self.db.refresh(owner, with_for_update=True)
         if self._queued_lately(email, "email_in_use"):
             return Outcome(ACTIVATION_SENT)
         return Outcome(ACTIVATION_SENT, [self._queue(email, "email_in_use", reader=owner,

@@ -125,6 +125,30 @@ def test_twenty_identical_registrations_make_one_account_and_one_email(db, regis
     assert len(_mails(db, "activation")) == 1
 
 
+def test_twenty_members_registering_one_address_at_once_give_it_to_one_account(db, node):
+    """The address is unique per tenant: the registrations that lose it end cleanly."""
+    db.add_all([Member(tenant="malakoff", member_number=f"{30000000 + n}", last_name="MARTIN",
+                       first_name="Paul", birth_date=date(1950, 1, 1 + n), role="principal",
+                       kind="health", status="active") for n in range(PARALLEL)])
+    db.commit()
+    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
+
+    def form(browser: Browser) -> dict:
+        n = browsers.index(browser)
+        return {**_register_form(browser), "member_number": f"{30000000 + n}",
+                "last_name": "Martin", "first_name": "Paul", "birth_date": f"{1 + n:02d}/01/1950"}
+
+    answers = at_once(browsers, form, lambda browser, data: browser.post("/malakoff/register", data))
+
+    _no_server_error(answers)
+    assert {a.headers.get("Location") for a in answers} == {"/malakoff/register/sent"}
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Account).where(
+        Account.email == "jp.dupont@example.org")) == 1
+    assert len(_mails(db, "activation")) == 1
+    assert len(_mails(db, "email_in_use")) <= 1
+
+
 def _activation_path(db, tenant: str = "malakoff") -> str:
     body = _mails(db, "activation")[-1].body_text
     return re.search(rf"http://localhost(/{tenant}/activate/\S+)", body)[1]
