@@ -65,12 +65,21 @@ PASSKEY_PER_IP = Limit("passkey:ip", 30, 15 * 60)
 # "More time" on a sign-in in progress (WCAG 2.2.1 asks for at least 10); the window
 # outlasts the longest session, so this is a cap per sign-in.
 SIGN_IN_EXTENSIONS = Limit("sign-in-extend", 20, 12 * 3600)
+# Every SMS a tenant sends, whoever asks: a ceiling on what a fleet of addresses can cost it.
+# The number is the tenant's ``[sms] budget_per_hour``; this is its default.
+SMS_PER_TENANT = Limit("sms:tenant", 500, 60 * 60)
+# Requests that send an email to an address the requester need not own: past these, the page
+# says the same and nothing more is sent.
+ACTIVATION_RESEND_PER_IP = Limit("activation-resend:ip", 5, 60 * 60)
+RECOVERY_PER_IP = Limit("recovery:ip", 10, 60 * 60)
+IDENTIFIER_REMINDER_PER_IP = Limit("identifier-reminder:ip", 10, 60 * 60)
 
 ALL_LIMITS = (
     LOGIN_KNOWN_BROWSER, REAUTH_PER_ACCOUNT,
     LOGIN_PER_IDENTIFIER, LOGIN_PER_IP, OTP_SEND_PER_ACCOUNT, OTP_SEND_PER_PHONE, OTP_SEND_PER_IP,
     OTP_VERIFY_PER_ACCOUNT, OTP_VERIFY_PER_IP, REGISTRATION_PER_IP, RECOVERY_PER_IDENTIFIER,
-    PASSKEY_PER_IP, SIGN_IN_EXTENSIONS,
+    PASSKEY_PER_IP, SIGN_IN_EXTENSIONS, SMS_PER_TENANT, ACTIVATION_RESEND_PER_IP, RECOVERY_PER_IP,
+    IDENTIFIER_REMINDER_PER_IP,
 )
 
 

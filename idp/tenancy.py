@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import phonenumbers
+
 from idp.config import ConfigError
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
@@ -43,6 +45,48 @@ class MfaPolicy:
     otp_max_attempts: int = 5
     otp_resend_cooldown_seconds: int = 30
     trusted_device_days: int = 90
+
+
+# France and its overseas departments and territories, by ITU region code: +33, +262 (La
+# Réunion, Mayotte), +590 (Guadeloupe, Saint-Barthélemy, Saint-Martin), +594, +596, +508,
+# +681, +687, +689. Regions, not calling codes: +269 is the Comoros, not Mayotte.
+FRANCE_AND_OVERSEAS = ("FR", "RE", "YT", "GP", "GF", "MQ", "PM", "WF", "NC", "PF", "BL", "MF")
+
+
+@dataclass(frozen=True)
+class SmsPolicy:
+    """Where and how many SMS a tenant sends: every SMS costs money, and an open form that
+    sends one to any number is a way to spend it (SMS pumping)."""
+
+    # Region codes (ISO 3166 as phonenumbers knows them) whose mobiles may receive an SMS.
+    countries: tuple[str, ...] = FRANCE_AND_OVERSEAS
+    # Every SMS of the tenant in a rolling hour, whoever asked; past it, none until it lifts.
+    budget_per_hour: int = 500
+
+    def allows(self, e164: str) -> bool:
+        """Whether an SMS may go to this number (E.164): it belongs to an allowed region."""
+        try:
+            number = phonenumbers.parse(e164, None)
+        except phonenumbers.NumberParseException:
+            return False
+        return any(phonenumbers.is_valid_number_for_region(number, region)
+                   for region in self.countries)
+
+
+def _sms(data: dict[str, Any], source: str) -> SmsPolicy:
+    raw = data.pop("sms", {})
+    unknown = set(raw) - set(SmsPolicy.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys in [sms]: {', '.join(sorted(unknown))}")
+    countries = raw.get("countries", list(FRANCE_AND_OVERSEAS))
+    if (not isinstance(countries, list) or not countries
+            or not all(isinstance(c, str) and c in phonenumbers.SUPPORTED_REGIONS for c in countries)):
+        raise ConfigError(f"{source}: [sms] countries must be a list of region codes, like "
+                          f'["FR", "RE"]')
+    budget = raw.get("budget_per_hour", SmsPolicy.budget_per_hour)
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
+        raise ConfigError(f"{source}: [sms] budget_per_hour must be a positive int")
+    return SmsPolicy(countries=tuple(countries), budget_per_hour=budget)
 
 
 # Migration dates are calendar days in France, where the members are.
@@ -160,6 +204,7 @@ class Tenant:
     # Ask members their communication preferences at first sign-in (exposed as a claim).
     communication_preferences: bool = False
     migration: MigrationPolicy = field(default_factory=MigrationPolicy)
+    sms: SmsPolicy = field(default_factory=SmsPolicy)
 
     @property
     def logs_in_with_email(self) -> bool:
@@ -231,6 +276,7 @@ def load_tenant(path: Path, base_url: str, *, production: bool = False) -> Tenan
     if production:
         _check_accessibility_contact(accessibility, source)
     passkeys = _passkeys(data, base_url, source)
+    sms = _sms(data, source)
     if password.min_length < 8 or password.max_length < 64 or password.max_length < password.min_length:
         raise ConfigError(f"{source}: [password] needs min_length >= 8 and max_length >= 64")
 
@@ -256,7 +302,8 @@ def load_tenant(path: Path, base_url: str, *, production: bool = False) -> Tenan
     issuer = data.pop("issuer", f"{base_url}/{slug}")
     try:
         return Tenant(slug=slug, issuer=issuer, links=links, password=password, mfa=mfa,
-                      migration=migration, accessibility=accessibility, passkeys=passkeys, **data)
+                      migration=migration, accessibility=accessibility, passkeys=passkeys, sms=sms,
+                      **data)
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

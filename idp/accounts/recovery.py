@@ -2,7 +2,10 @@
 
 Answers never tell whether an identifier exists: what differs goes by email.
 A reset link carries a fingerprint of the current password hash, so it dies
-as soon as the password changes — including by its own use.
+as soon as the password changes — including by its own use — and a digest of
+the address it was sent to, so it dies when the account's email changes: a link
+in a mailbox the member gave up opens nothing. Of concurrent uses of one link, one
+changes the password: each locks the account's row and checks the link again.
 """
 
 from __future__ import annotations
@@ -26,11 +29,16 @@ from idp.tokens import PASSWORD_RESET, InvalidToken, TokenService
 
 
 class ResetLinkInvalid(Exception):
-    """Tampered, expired, or made for a password that has changed since."""
+    """Tampered, expired, or made for a password or an address that has changed since."""
 
 
 def _fingerprint(account: Account) -> str:
     return hashlib.sha256((account.password_hash or "").encode()).hexdigest()[:16]
+
+
+def _address_digest(account: Account) -> str:
+    """The address the link is sent to, as a digest: links are not to carry it in clear."""
+    return hashlib.sha256(f"reset-link:{(account.email or '').lower()}".encode()).hexdigest()[:16]
 
 
 class Recovery:
@@ -45,7 +53,8 @@ class Recovery:
         account = find_by_identifier(self.db, self.tenant, identifier)
         if account is None or not account.is_active or not account.email:
             return []
-        token = self.tokens.dumps({"a": account.id, "p": _fingerprint(account)})
+        token = self.tokens.dumps({"a": account.id, "p": _fingerprint(account),
+                                   "e": _address_digest(account)})
         events.record_event(self.db, events.RESET_REQUESTED, tenant=self.tenant.slug,
                             account_id=account.id)
         return [self.messages.queue(
@@ -59,14 +68,23 @@ class Recovery:
         except InvalidToken:
             raise ResetLinkInvalid() from None
         account = self.db.get(Account, str(payload.get("a"))) if isinstance(payload, dict) else None
-        if (account is None or account.tenant != self.tenant.slug or not account.is_active
-                or payload.get("p") != _fingerprint(account)):
+        if account is None or account.tenant != self.tenant.slug or not _opens(payload, account):
             raise ResetLinkInvalid()
         return account
 
     def reset(self, account: Account, password: str, hasher: PasswordHasher,
               store: Store) -> list[Message]:
-        """New password; sessions, tokens and trusted devices end; sign-in is unlocked."""
+        """New password; sessions, tokens and trusted devices end; sign-in is unlocked.
+
+        ``account`` is the one ``account_for_link`` gave. Its row is locked and read again
+        first: a concurrent use of the same link that came first has changed the password
+        (and so the link's fingerprint), and this one raises ResetLinkInvalid, changing
+        nothing.
+        """
+        link = {"p": _fingerprint(account), "e": _address_digest(account)}
+        self.db.refresh(account, with_for_update=True)
+        if not _opens(link, account):
+            raise ResetLinkInvalid()
         set_password(self.db, hasher, account, password, reason="reset")
         unlock = RateLimiter(store, ratelimit.LOGIN_PER_IDENTIFIER)
         for identifier in (account.email, account.member_number):
@@ -98,3 +116,10 @@ class Recovery:
                                     email=account.email, member_number=account.member_number,
                                     legacy=account.legacy_login,
                                     login_url=f"{self.tenant.issuer}/login")]
+
+
+def _opens(link: dict, account: Account) -> bool:
+    """Whether a reset link made for ``link`` (password fingerprint, address digest) still
+    opens ``account``: active, same password, same address."""
+    return (account.is_active and link.get("p") == _fingerprint(account)
+            and link.get("e") == _address_digest(account))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import redirect, url_for
+from flask import redirect, request, url_for
 from flask_babel import gettext as _
 
 from idp import ratelimit
@@ -18,8 +18,18 @@ from idp.web.tenants import tenant_blueprint
 bp = tenant_blueprint("recovery", __name__)
 
 
-def _within_limit(subject: str) -> bool:
-    return RateLimiter(services().store, ratelimit.RECOVERY_PER_IDENTIFIER).allow(subject)
+def _within_limit(subject: str, per_ip: ratelimit.Limit) -> bool:
+    """Both the identifier's limit and the address's; past either, nothing is sent and the
+    page says the same (no enumeration)."""
+    return (RateLimiter(services().store, per_ip).allow(request.remote_addr or "?")
+            and RateLimiter(services().store, ratelimit.RECOVERY_PER_IDENTIFIER).allow(subject))
+
+
+def _link_expired():
+    message = _("Ce lien n’est plus valable : il a expiré ou a déjà servi. Demandez-en un "
+                "nouveau depuis « Mot de passe oublié ».")
+    return render("error.html", status=400, error_code="expired", message=message,
+                  onward_url=url_for("recovery.forgot_password"))
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
@@ -30,7 +40,7 @@ def forgot_password():
     if form.validate_on_submit():
         identifier = form.identifier.data.strip()
         # Over the limit, nothing more is sent, and the page says the same (no enumeration).
-        if _within_limit(f"{tenant.slug}:{identifier.lower()}"):
+        if _within_limit(f"{tenant.slug}:{identifier.lower()}", ratelimit.RECOVERY_PER_IP):
             find_service(Recovery).request_reset(identifier)
         sent = True
     return render("forgot_password.html", form=form, sent=sent)
@@ -43,16 +53,17 @@ def reset_password(token: str):
     try:
         account = service.account_for_link(token)
     except ResetLinkInvalid:
-        message = _("Ce lien n’est plus valable : il a expiré ou a déjà servi. Demandez-en un "
-                    "nouveau depuis « Mot de passe oublié ».")
-        return render("error.html", status=400, error_code="expired", message=message)
+        return _link_expired()
     form = NewPasswordForm()
     failed: list[str] = []
     if form.validate_on_submit():
         personal = PersonalData.of(account)
         failed = password_errors(form.password.data, tenant.password, personal)
         if not failed:
-            service.reset(account, form.password.data, services().hasher, services().store)
+            try:
+                service.reset(account, form.password.data, services().hasher, services().store)
+            except ResetLinkInvalid:  # another use of the link came first
+                return _link_expired()
             return redirect(url_for("recovery.password_reset_done"), 303)
         form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
     status = 400 if form.is_submitted() else 200
@@ -78,9 +89,10 @@ def forgot_identifier():
     if form.validate_on_submit():
         if tenant.logs_in_with_email:
             number = form.member_number.data.strip()
-            if _within_limit(f"{tenant.slug}:number:{number}"):
+            if _within_limit(f"{tenant.slug}:number:{number}", ratelimit.IDENTIFIER_REMINDER_PER_IP):
                 find_service(Recovery).remind_login_email(number)
-        elif _within_limit(f"{tenant.slug}:nir:{form.nir.parsed.value}"):
+        elif _within_limit(f"{tenant.slug}:nir:{form.nir.parsed.value}",
+                           ratelimit.IDENTIFIER_REMINDER_PER_IP):
             match = match_by_nir(db(), tenant, form.nir.data, form.first_name.data,
                                  form.last_name.data, form.birth_date.parsed)
             find_service(Recovery).remind_identifier(

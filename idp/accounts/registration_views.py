@@ -6,6 +6,7 @@ from dataclasses import asdict
 from datetime import date
 
 from flask import redirect, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from idp import ratelimit
@@ -27,6 +28,7 @@ from idp.accounts.registration import (
     NO_MATCH,
     TERMINATED,
     ActivationLinkInvalid,
+    ActivationLinkUsed,
     Applicant,
     Registrations,
 )
@@ -36,6 +38,7 @@ from idp.ratelimit import RateLimiter
 from idp.registry.matching import MatchResult, match_by_member_number, match_by_nir
 from idp.registry.models import Member
 from idp.signin.services import CodeSender
+from idp.tenancy import Tenant
 from idp.web.rendering import render
 from idp.web.tenants import tenant_blueprint
 
@@ -53,6 +56,22 @@ def _outcome_message(status: str) -> str | None:
     }.get(status)
 
 
+def _sms_reaches(tenant: Tenant, form: ContactForm) -> bool:
+    """Whether the tenant sends SMS to the form's mobile; if not, the field says where it does.
+
+    The mobile receives the codes (here, and at every sign-in by SMS): a number that
+    cannot receive them is refused before anything is recorded or sent.
+    """
+    if tenant.sms.allows(form.mobile.e164):
+        return True
+    names = get_locale().territories if get_locale() else {}
+    countries = ", ".join(dict.fromkeys(names.get(code, code) for code in tenant.sms.countries))
+    form.mobile.errors = [_(
+        "Nous ne pouvons pas envoyer de SMS vers ce numéro. Saisissez un numéro de mobile de "
+        "l’un de ces pays et territoires : %(countries)s.", countries=countries)]
+    return False
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register():
     tenant = current_tenant()
@@ -61,7 +80,7 @@ def register():
     form = MalakoffRegistrationForm()
     error = None
     status = 200
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _sms_reaches(tenant, form):
         ip = request.remote_addr or "?"
         _count_registration_attempt(ip)
         match = match_by_member_number(db(), tenant, form.member_number.data,
@@ -132,7 +151,7 @@ def nir_contact():
         return redirect(url_for("registration.register"), 303)
     form = ContactForm()
     status = 200
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _sms_reaches(tenant, form):
         subject = f"registration:{state['member_id']}"
         sent = find_service(CodeSender).send(
             tenant, challenge_subject=subject, limit_subject=subject, channel="sms",
@@ -189,6 +208,8 @@ def activate(token: str):
     service = find_service(Registrations)
     try:
         account = service.account_for_link(token)
+    except ActivationLinkUsed:
+        return _link_used()
     except ActivationLinkInvalid:
         return redirect(url_for("registration.link_expired"), 303)
     asks_birth_date = not tenant.logs_in_with_email
@@ -202,20 +223,38 @@ def activate(token: str):
         personal = PersonalData.of(account)
         failed = password_errors(form.password.data, tenant.password, personal)
         if not failed:
-            service.activate(account, form.password.data, services().hasher)
+            try:
+                service.activate(account, form.password.data, services().hasher)
+            except ActivationLinkUsed:  # another use of the link came first
+                return _link_used()
             return redirect(url_for("registration.welcome"), 303)
         form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
     status = 400 if form.is_submitted() else 200
     return render("activate.html", status=status, form=form, failed=failed, token=token)
 
 
+LINK_USED = "activation_link_used"
+
+
+def _link_used():
+    """The link did its work: its page says so, and leads to sign-in rather than a new link."""
+    session[LINK_USED] = True
+    return redirect(url_for("registration.link_expired"), 303)
+
+
 @bp.route("/activate/expired", methods=["GET", "POST"])
 def link_expired():
     form = ResendActivationForm()
     sent = False
+    if request.method == "GET" and session.pop(LINK_USED, False):
+        return render("activation_expired.html", form=form, sent=False, used=True)
     if form.validate_on_submit():
-        find_service(Registrations).resend_activation(form.email.data)
-        sent = True  # the same answer whether or not a pending account has this address
+        # Past the address's limit nothing more is sent; the page says the same either way,
+        # as it does whether or not a pending account has this address.
+        limiter = RateLimiter(services().store, ratelimit.ACTIVATION_RESEND_PER_IP)
+        if limiter.allow(request.remote_addr or "?"):
+            find_service(Registrations).resend_activation(form.email.data)
+        sent = True
     return render("activation_expired.html", form=form, sent=sent)
 
 

@@ -2,13 +2,14 @@
 
 ``SignIn`` owns the rate limits of a sign-in (password per identifier and per address,
 code checks per account and per address); ``CodeSender`` owns those of sending a code
-(per account, per address, per phone number), for every code the provider sends.
+(per account, per address, per phone number, and the tenant's SMS budget and countries),
+for every code the provider sends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
@@ -33,12 +34,18 @@ class SentCode:
     delivered: bool
 
 
+class SmsCountryRefused(Exception):
+    """The tenant sends no SMS to this number's country (``[sms] countries``)."""
+
+
 class CodeSender:
     """Every one-time code goes through here, with the same limits whatever it proves.
 
     ``send`` commits (the code's message leaves at commit, and the page says whether it
-    did). It raises ``TooManyAttempts`` when a send limit is reached and ``ResendTooSoon``
-    within the cooldown of the code it replaces; nothing is sent or counted then.
+    did). It raises ``SmsCountryRefused`` for a mobile outside the tenant's countries,
+    ``TooManyAttempts`` when a send limit (or the tenant's SMS budget) is reached and
+    ``ResendTooSoon`` within the cooldown of the code it replaces; nothing is sent or
+    counted then.
     """
 
     def __init__(self, session: Session, store: Store, otp: OtpService, messages: Messages):
@@ -59,7 +66,10 @@ class CodeSender:
         limits: list[tuple[Limit, str]] = [(ratelimit.OTP_SEND_PER_ACCOUNT, limit_subject),
                                            (ratelimit.OTP_SEND_PER_IP, ip)]
         if channel == "sms":
-            limits.append((ratelimit.OTP_SEND_PER_PHONE, recipient))
+            if not tenant.sms.allows(recipient):
+                raise SmsCountryRefused()
+            budget = replace(ratelimit.SMS_PER_TENANT, limit=tenant.sms.budget_per_hour)
+            limits += [(ratelimit.OTP_SEND_PER_PHONE, recipient), (budget, tenant.slug)]
         limiters = [(RateLimiter(self.store, limit), subject) for limit, subject in limits]
         for limiter, subject in limiters:
             limiter.test(subject)

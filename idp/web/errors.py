@@ -23,6 +23,7 @@ from werkzeug.routing import BuildError
 from idp.errors import SignInExpired
 from idp.mfa.services import ResendTooSoon
 from idp.ratelimit import TooManyAttempts
+from idp.signin.services import SmsCountryRefused
 from idp.store import StoreUnavailable
 from idp.web.rendering import render
 
@@ -92,6 +93,10 @@ def _too_many(limit: str, retry_after: int) -> tuple[str, str]:
     if family == "otp-verify":
         return "too_many_attempts", _(
             "Trop de codes incorrects. Patientez quelques minutes avant de réessayer.")
+    if family == "sms":
+        return "too_many_sms", _(
+            "Trop de SMS ont été envoyés ces dernières minutes : l’envoi de codes par SMS "
+            "reprendra dans %(minutes)s minutes.", minutes=_in_minutes(retry_after))
     if family == "sign-in-extend":
         return "too_many_extensions", _(
             "Vous avez déjà eu plus de temps plusieurs fois. Terminez votre connexion, ou "
@@ -137,6 +142,15 @@ def register_error_handlers(app: Flask) -> None:
         code, message = _too_many("otp-send", exc.retry_after)
         return error_answer(429, code, message, retry_after=exc.retry_after,
                             onward_url=_onward_url())
+
+    @app.errorhandler(SmsCountryRefused)
+    def sms_country_refused(_exc):
+        # Forms that take a new number say it next to the field; this answers a number
+        # already on an account (imported, or saved before its country was refused).
+        return error_answer(400, "invalid_request", _(
+            "Nous ne pouvons pas envoyer de SMS vers ce numéro de téléphone. Choisissez de "
+            "recevoir le code par e-mail, ou indiquez un numéro de mobile français."),
+            onward_url=_onward_url())
 
     @app.errorhandler(StoreUnavailable)
     @app.errorhandler(OperationalError)

@@ -1,0 +1,312 @@
+"""Single use under concurrency (SPEC §3.3): twenty browsers using one activation link, one
+reset link or one registration at the same moment, against a provider under gunicorn with
+several workers on PostgreSQL and Redis, and twenty operators deciding one review request
+at once. Exactly one use succeeds and sends its email; the others get a clear page (or a
+clear refusal), never a 500."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import click
+import pytest
+import requests
+from flask.cli import ScriptInfo
+from sqlalchemy import func, select
+
+from idp import events
+from idp.accounts.models import Account, RegistrationRequest
+from idp.channels.models import Message
+from idp.cli import main
+from idp.events import AuditEvent
+from idp.registry.models import Member
+from tests.conftest import DATABASE_URL, REDIS_URL
+from tests.flows import csrf_token
+from tests.servers import node_environment
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(
+        not (DATABASE_URL and REDIS_URL),
+        reason="concurrent workers need a shared PostgreSQL and Redis: set IDP_TEST_DATABASE_URL "
+               "and IDP_TEST_REDIS_URL"),
+]
+
+PARALLEL = 20
+
+
+@pytest.fixture
+def node(settings, provider_nodes):
+    """The provider under gunicorn, four workers: requests really overlap. It trusts one proxy,
+    so that each browser can come from its own address (the per-address limits stay out of
+    the way of what is measured here)."""
+    return provider_nodes(node_environment(settings, cookie_secure=False, trusted_proxies=1),
+                          workers=4)
+
+
+class Browser:
+    """One member's browser (its own cookie jar) at its own address."""
+
+    def __init__(self, base: str, number: int):
+        self.base = base
+        self.http = requests.Session()
+        self.http.headers["X-Forwarded-For"] = f"198.51.100.{number + 1}"
+
+    def get(self, path: str) -> requests.Response:
+        return self.http.get(self.base + path, allow_redirects=False, timeout=30)
+
+    def post(self, path: str, data: dict) -> requests.Response:
+        return self.http.post(self.base + path, data=data, allow_redirects=False, timeout=60)
+
+
+def at_once(browsers: list[Browser], prepare: Callable[[Browser], dict],
+            act: Callable[[Browser, dict], requests.Response]) -> list[requests.Response]:
+    """``prepare`` in each browser (its form, its token), then every ``act`` released together."""
+    forms = [prepare(browser) for browser in browsers]
+    start = threading.Barrier(len(browsers))
+
+    def run(index: int) -> requests.Response:
+        start.wait(timeout=30)
+        return act(browsers[index], forms[index])
+
+    with ThreadPoolExecutor(len(browsers)) as pool:
+        return list(pool.map(run, range(len(browsers))))
+
+
+def _mails(db, template: str) -> list[Message]:
+    db.expire_all()
+    return list(db.scalars(select(Message).where(Message.template == template).order_by(Message.id)))
+
+
+def _events(db, tag: str) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.tag == tag))
+
+
+def _no_server_error(answers: list[requests.Response]) -> None:
+    assert [a.status_code for a in answers if a.status_code >= 500] == []
+
+
+@pytest.fixture
+def registry(db):
+    db.add(Member(tenant="malakoff", member_number="23456789", last_name="DUPONT-MOREL",
+                  first_name="Jean-Pierre", birth_date=date(1949, 11, 23), role="principal",
+                  kind="health", status="active"))
+    db.commit()
+
+
+REGISTRATION = {
+    "member_number": "23456789", "last_name": "dupont morel", "first_name": "jean pierre",
+    "birth_date": "23/11/1949", "email": "jp.dupont@example.org",
+    "email_confirm": "jp.dupont@example.org", "mobile": "06 12 34 56 78", "accept_terms": "y",
+}
+
+
+def _register_form(browser: Browser) -> dict:
+    page = browser.get("/malakoff/register")
+    assert page.status_code == 200
+    return {**REGISTRATION, "csrf_token": csrf_token(page.content)}
+
+
+def test_twenty_identical_registrations_make_one_account_and_one_email(db, registry, node):
+    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
+    answers = at_once(browsers, _register_form,
+                      lambda browser, form: browser.post("/malakoff/register", form))
+
+    _no_server_error(answers)
+    # Every browser gets the same page: nothing tells one attempt from another.
+    assert {a.status_code for a in answers} == {303}
+    assert {a.headers["Location"] for a in answers} == {"/malakoff/register/sent"}
+    assert db.scalar(select(func.count()).select_from(Account)) == 1
+    assert len(_mails(db, "activation")) == 1
+
+
+def test_twenty_members_registering_one_address_at_once_give_it_to_one_account(db, node):
+    """The address is unique per tenant: the registrations that lose it end cleanly."""
+    db.add_all([Member(tenant="malakoff", member_number=f"{30000000 + n}", last_name="MARTIN",
+                       first_name="Paul", birth_date=date(1950, 1, 1 + n), role="principal",
+                       kind="health", status="active") for n in range(PARALLEL)])
+    db.commit()
+    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
+
+    def form(browser: Browser) -> dict:
+        n = browsers.index(browser)
+        return {**_register_form(browser), "member_number": f"{30000000 + n}",
+                "last_name": "Martin", "first_name": "Paul", "birth_date": f"{1 + n:02d}/01/1950"}
+
+    answers = at_once(browsers, form, lambda browser, data: browser.post("/malakoff/register", data))
+
+    _no_server_error(answers)
+    assert {a.headers.get("Location") for a in answers} == {"/malakoff/register/sent"}
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Account).where(
+        Account.email == "jp.dupont@example.org")) == 1
+    assert len(_mails(db, "activation")) == 1
+    assert len(_mails(db, "email_in_use")) <= 1
+
+
+def _activation_path(db, tenant: str = "malakoff") -> str:
+    body = _mails(db, "activation")[-1].body_text
+    return re.search(rf"http://localhost(/{tenant}/activate/\S+)", body)[1]
+
+
+def test_twenty_uses_of_one_activation_link_activate_once(app, db, registry, node):
+    first = Browser(node.url, 99)
+    assert first.post("/malakoff/register", _register_form(first)).status_code == 303
+    path = _activation_path(db)
+    passwords = [f"Nouveau-Depart-{n:02d}!" for n in range(PARALLEL)]
+
+    def form(browser: Browser) -> dict:
+        page = browser.get(path)
+        assert page.status_code == 200
+        return {"csrf_token": csrf_token(page.content)}
+
+    def define(browser: Browser, data: dict) -> requests.Response:
+        password = passwords[browsers.index(browser)]
+        return browser.post(path, {**data, "password": password, "password_confirm": password})
+
+    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
+    answers = at_once(browsers, form, define)
+
+    _no_server_error(answers)
+    welcomed = [n for n, a in enumerate(answers) if a.headers.get("Location") == "/malakoff/welcome"]
+    assert len(welcomed) == 1
+    others = [n for n in range(PARALLEL) if n not in welcomed]
+    assert {answers[n].headers.get("Location") for n in others} == {"/malakoff/activate/expired"}
+    for n in others:
+        used = browsers[n].get("/malakoff/activate/expired")
+        assert used.status_code == 200 and "Ce lien a déjà servi" in used.text
+        assert 'href="/malakoff/login"' in used.text  # the way onward: sign in
+
+    db.expire_all()
+    account = db.scalar(select(Account))
+    assert account.status == "active"
+    hasher = app.extensions["idp"].hasher
+    assert [n for n, p in enumerate(passwords) if hasher.verify(account.password_hash, p).ok] == welcomed
+    assert _events(db, events.ACCOUNT_ACTIVATED) == 1
+
+
+def test_twenty_uses_of_one_reset_link_change_the_password_once(app, db, make, node):
+    account = make.account("malakoff")
+    asked = Browser(node.url, 99)
+    page = asked.get("/malakoff/forgot-password")
+    asked.post("/malakoff/forgot-password", {"identifier": account.email,
+                                             "csrf_token": csrf_token(page.content)})
+    path = re.search(r"http://localhost(/malakoff/reset-password/\S+)",
+                     _mails(db, "password_reset")[-1].body_text)[1]
+    passwords = [f"Lavande-Valensole-{n:02d}!" for n in range(PARALLEL)]
+
+    def form(browser: Browser) -> dict:
+        page = browser.get(path)
+        assert page.status_code == 200
+        return {"csrf_token": csrf_token(page.content)}
+
+    def reset(browser: Browser, data: dict) -> requests.Response:
+        password = passwords[browsers.index(browser)]
+        return browser.post(path, {**data, "password": password, "password_confirm": password})
+
+    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
+    answers = at_once(browsers, form, reset)
+
+    _no_server_error(answers)
+    done = [n for n, a in enumerate(answers)
+            if a.headers.get("Location") == "/malakoff/reset-password/done"]
+    assert len(done) == 1
+    for n, answer in enumerate(answers):
+        if n not in done:
+            assert answer.status_code == 400 and "déjà servi" in answer.text, answer.text[:500]
+            assert 'href="/malakoff/forgot-password"' in answer.text
+    db.expire_all()
+    hasher = app.extensions["idp"].hasher
+    changed = db.get(Account, account.id)
+    assert [n for n, p in enumerate(passwords) if hasher.verify(changed.password_hash, p).ok] == done
+    assert len(_mails(db, "password_changed")) == 1
+
+
+@pytest.fixture
+def miel_registry(db):
+    db.add(Member(tenant="miel", member_number="76543210", nir="262082A00403607",
+                  last_name="N'DIAYE", first_name="Françoise", birth_date=date(1962, 8, 30),
+                  role="principal", kind="health", status="active"))
+    db.commit()
+
+
+def test_twenty_submissions_of_miels_last_step_register_once(db, miel_registry, node):
+    browser = Browser(node.url, 99)
+    page = browser.get("/miel/register")
+    assert browser.post("/miel/register", {
+        "nir": "262082A00403607", "birth_date": "30/08/1962", "birth_department": "2A",
+        "last_name": "Ndiaye", "first_name": "francoise",
+        "csrf_token": csrf_token(page.content)}).status_code == 303
+    page = browser.get("/miel/register/contact")
+    assert browser.post("/miel/register/contact", {
+        "email": "f.ndiaye@example.org", "email_confirm": "f.ndiaye@example.org",
+        "mobile": "07 81 22 33 44", "csrf_token": csrf_token(page.content)}).status_code == 303
+    code = re.search(r"\d{6}", _mails(db, "registration_code")[0].body_text)[0]
+
+    def form(tab: Browser) -> dict:
+        # Twenty tabs of the one browser: the same session, the same code.
+        tab.http.cookies.update(browser.http.cookies)
+        page = tab.get("/miel/register/code")
+        assert page.status_code == 200
+        return {"code": code, "csrf_token": csrf_token(page.content)}
+
+    tabs = [Browser(node.url, 99) for _ in range(PARALLEL)]
+    answers = at_once(tabs, form, lambda tab, data: tab.post("/miel/register/code", data))
+
+    _no_server_error(answers)
+    registered = [a for a in answers if a.headers.get("Location") == "/miel/register/sent"]
+    assert len(registered) == 1
+    assert all(a.status_code == 400 and "plus valable" in a.text
+               for a in answers if a not in registered)
+    assert db.scalar(select(func.count()).select_from(Account)) == 1
+    assert len(_mails(db, "activation")) == 1 and len(_mails(db, "identifier")) == 1
+
+
+# -- review decisions: twenty operators at once ---------------------------------------------------
+
+
+@pytest.fixture
+def review_request(db, registry, client):
+    page = client.get("/malakoff/register")
+    client.post("/malakoff/register", data={**REGISTRATION, "first_name": "Jean-Piere",
+                                            "csrf_token": csrf_token(page.data)})
+    request = db.scalar(select(RegistrationRequest))
+    assert request is not None and request.status == "pending"
+    return request
+
+
+def test_twenty_operators_deciding_one_request_decide_it_once(app, db, review_request):
+    """Twenty `idp review approve|reject` at once, each in its own thread, application
+    context and database session (as twenty operators' commands would be)."""
+    decisions = [["approve"] if n % 2 else ["reject", "--reason", "not the member"]
+                 for n in range(PARALLEL)]
+    start = threading.Barrier(PARALLEL)
+
+    def decide(args: list[str]) -> str:
+        start.wait(timeout=30)
+        try:
+            main.main(["review", args[0], "--tenant", "malakoff", str(review_request.id),
+                       *args[1:]], standalone_mode=False, obj=ScriptInfo(create_app=lambda: app))
+        except click.ClickException as exc:  # what the operator reads, with exit status 1
+            return f"refused: {exc.format_message()}"
+        return args[0]
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        outcomes = list(pool.map(decide, decisions))
+
+    decided = [outcome for outcome in outcomes if not outcome.startswith("refused")]
+    assert len(decided) == 1, outcomes
+    assert all(re.fullmatch(rf"refused: request {review_request.id} was already (approved|rejected)",
+                            outcome) for outcome in outcomes if outcome not in decided), outcomes
+    db.expire_all()
+    request = db.get(RegistrationRequest, review_request.id)
+    approved = decided == ["approve"]
+    assert request.status == ("approved" if approved else "rejected")
+    assert len(_mails(db, "activation")) == (1 if approved else 0)
+    assert len(_mails(db, "registration_rejected")) == (0 if approved else 1)
+    assert _events(db, events.REVIEW_APPROVED) + _events(db, events.REVIEW_REJECTED) == 1
