@@ -105,8 +105,7 @@ def register():
 def _count_registration_attempt(ip: str) -> None:
     """Identity checks per address (SPEC §9); TooManyAttempts past the limit."""
     limiter = RateLimiter(services().store, ratelimit.REGISTRATION_PER_IP)
-    limiter.test(ip)
-    limiter.hit(ip)
+    limiter.consume(ip)
 
 
 # -- Miel: three steps (identity with the NIR, contact, SMS code) -------------------------------

@@ -220,17 +220,18 @@ def sign_in():
         error = _("La connexion par clé d’accès n’a pas abouti. Réessayez, ou connectez-vous avec "
                   "votre mot de passe.")
     else:
-        limiter.test(ip)
+        # Counted before the check (parallel attempts cannot overrun it); a success gives it back.
+        limiter.consume(ip)
         try:
             passkey, account = find_service(Passkeys).authenticate(
                 tenant, _ceremony(tenant, "get", take=True), form.credential.data,
                 SignInContext(ip=ip, user_agent=request.user_agent.string,
                               locale=str(get_locale())))
         except PasskeyError as exc:
-            limiter.hit(ip)
             _record_failure(tenant, exc)
             error, status = _sign_in_error(exc)
         else:
+            limiter.refund(ip)
             return finish_sign_in(tenant, account, amr=[passkey.key_kind, "user"], acr=ACR_PASSKEY,
                                   interaction_id=interaction.id if interaction else None)
     return render("login.html", status=status, form=LoginForm(interaction=interaction_id),

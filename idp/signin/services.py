@@ -19,8 +19,8 @@ from idp.accounts.models import Account
 from idp.accounts.services import Authenticator, SignInContext
 from idp.channels.services import Messages
 from idp.db import utcnow
-from idp.mfa.services import Challenge, OtpError, OtpService, TrustedDevices
-from idp.ratelimit import Limit, RateLimiter
+from idp.mfa.services import Challenge, OtpError, OtpService, ResendTooSoon, TrustedDevices
+from idp.ratelimit import Limit, RateLimiter, TooManyAttempts
 from idp.store import Store
 from idp.tenancy import Tenant
 
@@ -70,12 +70,19 @@ class CodeSender:
                 raise SmsCountryRefused()
             budget = replace(ratelimit.SMS_PER_TENANT, limit=tenant.sms.budget_per_hour)
             limits += [(ratelimit.OTP_SEND_PER_PHONE, recipient), (budget, tenant.slug)]
-        limiters = [(RateLimiter(self.store, limit), subject) for limit, subject in limits]
-        for limiter, subject in limiters:
-            limiter.test(subject)
-        challenge, code = self.otp.issue(tenant, challenge_subject, channel, previous)
-        for limiter, subject in limiters:
-            limiter.hit(subject)
+        # Counted before the code is made, so that parallel requests cannot overrun a limit;
+        # what a refusal counted is given back (nothing was sent).
+        counted: list[tuple[RateLimiter, str]] = []
+        try:
+            for limit, subject in limits:
+                limiter = RateLimiter(self.store, limit)
+                limiter.consume(subject)
+                counted.append((limiter, subject))
+            challenge, code = self.otp.issue(tenant, challenge_subject, channel, previous)
+        except (TooManyAttempts, ResendTooSoon):
+            for limiter, subject in counted:
+                limiter.refund(subject)
+            raise
         message = self.messages.queue_code(tenant, channel, template, recipient, code=code,
                                            valid_until=challenge.valid_until, replaces=replaces)
         self.session.commit()
