@@ -154,11 +154,11 @@ def _activation_path(db, tenant: str = "malakoff") -> str:
     return re.search(rf"http://localhost(/{tenant}/activate/\S+)", body)[1]
 
 
-def test_twenty_uses_of_one_activation_link_activate_once(app, db, registry, node):
-    first = Browser(node.url, 99)
-    assert first.post("/malakoff/register", _register_form(first)).status_code == 303
-    path = _activation_path(db)
-    passwords = [f"Nouveau-Depart-{n:02d}!" for n in range(PARALLEL)]
+def _new_passwords_at_once(node, path: str, stem: str):
+    """Twenty browsers open the password form of one link, then all post it at once, each
+    with its own new password: the browsers, their passwords and the answers."""
+    passwords = [f"{stem}-{n:02d}!" for n in range(PARALLEL)]
+    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
 
     def form(browser: Browser) -> dict:
         page = browser.get(path)
@@ -169,8 +169,14 @@ def test_twenty_uses_of_one_activation_link_activate_once(app, db, registry, nod
         password = passwords[browsers.index(browser)]
         return browser.post(path, {**data, "password": password, "password_confirm": password})
 
-    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
-    answers = at_once(browsers, form, define)
+    return browsers, passwords, at_once(browsers, form, define)
+
+
+def test_twenty_uses_of_one_activation_link_activate_once(app, db, registry, node):
+    first = Browser(node.url, 99)
+    assert first.post("/malakoff/register", _register_form(first)).status_code == 303
+    path = _activation_path(db)
+    browsers, passwords, answers = _new_passwords_at_once(node, path, "Nouveau-Depart")
 
     _no_server_error(answers)
     welcomed = [n for n, a in enumerate(answers) if a.headers.get("Location") == "/malakoff/welcome"]
@@ -198,19 +204,7 @@ def test_twenty_uses_of_one_reset_link_change_the_password_once(app, db, make, n
                                              "csrf_token": csrf_token(page.content)})
     path = re.search(r"http://localhost(/malakoff/reset-password/\S+)",
                      _mails(db, "password_reset")[-1].body_text)[1]
-    passwords = [f"Lavande-Valensole-{n:02d}!" for n in range(PARALLEL)]
-
-    def form(browser: Browser) -> dict:
-        page = browser.get(path)
-        assert page.status_code == 200
-        return {"csrf_token": csrf_token(page.content)}
-
-    def reset(browser: Browser, data: dict) -> requests.Response:
-        password = passwords[browsers.index(browser)]
-        return browser.post(path, {**data, "password": password, "password_confirm": password})
-
-    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
-    answers = at_once(browsers, form, reset)
+    _browsers, passwords, answers = _new_passwords_at_once(node, path, "Lavande-Valensole")
 
     _no_server_error(answers)
     done = [n for n, a in enumerate(answers)
