@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from idp.cli.common import operator_errors
+from idp.cli.common import echo_table, operator_errors
 from idp.keystore import ALGORITHMS, KeyInfo, KeyStore, KeyStoreError, format_time
 
 group = AppGroup(
@@ -43,24 +43,11 @@ def list_keys() -> None:
     if not keys:
         click.echo(f"no keys in {store.directory}; run `idp keys generate`")
         return
-    header = ("", "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED")
-    rows = [header] + [
-        (
-            "*" if info.state == "active" else "",
-            info.kid,
-            info.alg,
-            info.state,
-            _when(info.created_at),
-            _when(info.activated_at),
-            _when(info.retired_at),
-        )
+    echo_table(("", "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"), [
+        ("*" if info.state == "active" else "", info.kid, info.alg, info.state,
+         _when(info.created_at), _when(info.activated_at), _when(info.retired_at))
         for info in keys
-    ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    for row in rows:
-        click.echo(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    ])
     click.echo("* signs new tokens; every key listed is published in the JWKS")
 
 
