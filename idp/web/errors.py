@@ -49,12 +49,14 @@ def wants_json() -> bool:
 
 
 def error_answer(status: int, code: str, message: str, *, retry_after: int | None = None,
-                 onward_url: str | None = None):
+                 onward_url: str | None = None, onward_label: str | None = None):
+    """The answer to a refusal: JSON for scripts and the API, else the error page, with a link
+    onward (``onward_label``, by default "Continuer") where there is one."""
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
     if wants_json():
         return jsonify(error=code, error_description=message), status, headers
     body, status = render("error.html", status=status, error_code=code, message=message,
-                          onward_url=onward_url)
+                          onward_url=onward_url, onward_label=onward_label or _("Continuer"))
     return body, status, headers
 
 
@@ -129,7 +131,8 @@ def register_error_handlers(app: Flask) -> None:
     def sign_in_expired(_exc):
         return error_answer(400, "expired", _(
             "Votre demande de connexion a expiré. Retournez sur votre espace, ou connectez-vous "
-            "à nouveau."), onward_url=url_for("signin.login") if g.get("tenant") else None)
+            "à nouveau."), onward_url=url_for("signin.login") if g.get("tenant") else None,
+            onward_label=_("Me connecter"))
 
     @app.errorhandler(TooManyAttempts)
     def too_many_attempts(exc: TooManyAttempts):
