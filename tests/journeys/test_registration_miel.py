@@ -101,7 +101,9 @@ def test_three_steps_then_two_emails_then_password_then_sign_in(app, client, db,
         "accept_terms": "y", "statements": "post", "letters": "email",
         "csrf_token": csrf_token(terms.data)})
     final = client.get(accepted.headers["Location"])
-    claims = flow.id_token_claims(flow.token(query(final.headers["Location"])["code"]).json["id_token"])
+    access_token = flow.token(query(final.headers["Location"])["code"]).json["access_token"]
+    # OIDC Core 5.4: with an access token, scope claims are released at the UserInfo endpoint.
+    claims = client.get("/miel/userinfo", headers={"Authorization": f"Bearer {access_token}"}).json
     assert claims["communication_preferences"] == {"statements": "post", "letters": "email",
                                                    "marketing": False}
     db.expire_all()
