@@ -46,6 +46,8 @@ IDENTIFIER_REMINDED = "account:identifier:remind"
 REGISTRATION_ACCEPTED = "registration:accepted"
 REGISTRATION_MISS = "registration:miss"
 REGISTRATION_REVIEW = "registration:review"
+# An identity check refused, unmade, past the failed matches allowed on its member number or NIR.
+REGISTRATION_LIMITED = "registration:match:limited"
 REVIEW_APPROVED = "registration:review:approve"
 REVIEW_REJECTED = "registration:review:reject"
 PASSWORD_CHANGED = "account:password:change"  # noqa: S105 - an event tag

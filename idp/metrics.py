@@ -53,7 +53,8 @@ OTP_FAILED = Counter(
     ["tenant", "channel", "reason"])
 REGISTRATIONS = Counter(
     "idp_registrations",
-    "Registrations matched against the registry, by tenant and outcome (accepted, review, miss).",
+    "Registrations matched against the registry, by tenant and outcome (accepted, review, miss; "
+    "limited: refused unchecked, past the failed matches allowed on the member number or NIR).",
     ["tenant", "outcome"])
 DELIVERIES = Counter(
     "idp_message_deliveries",
@@ -74,7 +75,7 @@ _SIGN_IN_OUTCOMES = {
 }
 _REGISTRATION_OUTCOMES = {
     events.REGISTRATION_ACCEPTED: "accepted", events.REGISTRATION_REVIEW: "review",
-    events.REGISTRATION_MISS: "miss",
+    events.REGISTRATION_MISS: "miss", events.REGISTRATION_LIMITED: "limited",
 }
 _OTP_REASONS = {"OtpInvalid": "invalid", "OtpExpired": "expired", "OtpLocked": "locked"}
 

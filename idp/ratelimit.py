@@ -73,13 +73,20 @@ SMS_PER_TENANT = Limit("sms:tenant", 500, 60 * 60)
 ACTIVATION_RESEND_PER_IP = Limit("activation-resend:ip", 5, 60 * 60)
 RECOVERY_PER_IP = Limit("recovery:ip", 10, 60 * 60)
 IDENTIFIER_REMINDER_PER_IP = Limit("identifier-reminder:ip", 10, 60 * 60)
+# Identity checks that failed, per key typed (member number, NIR), whichever addresses they
+# come from: past them, the key answers as a miss for the rest of the day, even when right.
+MATCH_PER_MEMBER_NUMBER = Limit("match:member-number", 5, 24 * 3600)
+MATCH_PER_NIR = Limit("match:nir", 5, 24 * 3600)
+# Birth dates typed on one activation link (Miel); the link then opens nothing. The window
+# outlasts any link's life, so this is a cap per link.
+ACTIVATION_BIRTH_DATE_TRIES = Limit("activation:birth-date", 5, 31 * 24 * 3600)
 
 ALL_LIMITS = (
     LOGIN_KNOWN_BROWSER, REAUTH_PER_ACCOUNT,
     LOGIN_PER_IDENTIFIER, LOGIN_PER_IP, OTP_SEND_PER_ACCOUNT, OTP_SEND_PER_PHONE, OTP_SEND_PER_IP,
     OTP_VERIFY_PER_ACCOUNT, OTP_VERIFY_PER_IP, REGISTRATION_PER_IP, RECOVERY_PER_IDENTIFIER,
     PASSKEY_PER_IP, SIGN_IN_EXTENSIONS, SMS_PER_TENANT, ACTIVATION_RESEND_PER_IP, RECOVERY_PER_IP,
-    IDENTIFIER_REMINDER_PER_IP,
+    IDENTIFIER_REMINDER_PER_IP, MATCH_PER_MEMBER_NUMBER, MATCH_PER_NIR, ACTIVATION_BIRTH_DATE_TRIES,
 )
 
 

@@ -125,7 +125,8 @@ def _apply_mobile(member: Account, number: str):
 
 def _apply_email(member: Account, address: str):
     tenant = current_tenant()
-    # Another account may have taken the address while the code was on its way.
+    # The code proved the mailbox is the member's: it may hear that the address is taken
+    # (never by whom), whether it was already or since the code left.
     if email_in_use(db(), tenant, address, member):
         form = ChangeEmailForm()
         form.email.errors = [str(EMAIL_TAKEN)]
@@ -163,10 +164,10 @@ def change_email_page():
         address = normalize_email(form.email.data)
         if address == member.email:
             form.email.errors = [_("C’est déjà l’adresse e-mail de votre compte.")]
-        elif email_in_use(db(), tenant, address, member):
-            form.email.errors = [str(EMAIL_TAKEN)]
-            status = 409
         else:
+            # Whoever holds the address, a code goes there: this page does not tell which
+            # addresses have an account. Only the holder of the mailbox learns it, at
+            # confirmation (``_apply_email``).
             _send_code(tenant, EMAIL, member, address)
             return redirect(url_for("contact.confirm_email"), 303)
     return render("change_email.html", status=status, form=form)

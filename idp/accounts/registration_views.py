@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import date
 
 from flask import redirect, request, session, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 
 from idp import ratelimit
@@ -35,7 +35,7 @@ from idp.accounts.registration import (
 from idp.extensions import current_tenant, db, find_service, services
 from idp.mfa.services import Challenge
 from idp.ratelimit import RateLimiter
-from idp.registry.matching import MatchResult, match_by_member_number, match_by_nir
+from idp.registry.matching import IdentityChecks, MatchResult
 from idp.registry.models import Member
 from idp.signin.services import CodeSender
 from idp.tenancy import Tenant
@@ -45,7 +45,8 @@ from idp.web.tenants import tenant_blueprint
 bp = tenant_blueprint("registration", __name__)
 
 
-def _outcome_message(status: str) -> str | None:
+def _outcome_message(status: str) -> str:
+    """What the page says of a registration that goes no further; every refusal has its words."""
     return {
         NO_MATCH: _("Les informations saisies ne correspondent pas à celles de votre contrat. "
                     "Vérifiez-les (elles figurent sur votre carte de tiers payant) et réessayez."),
@@ -53,7 +54,7 @@ def _outcome_message(status: str) -> str | None:
                        "principal de votre contrat qui vous donne accès à vos informations."),
         TERMINATED: _("Votre contrat n’est plus actif : vous ne pouvez pas créer de compte. "
                       "Contactez-nous pour toute question."),
-    }.get(status)
+    }[status]
 
 
 def _sms_reaches(tenant: Tenant, form: ContactForm) -> bool:
@@ -83,9 +84,9 @@ def register():
     if form.validate_on_submit() and _sms_reaches(tenant, form):
         ip = request.remote_addr or "?"
         _count_registration_attempt(ip)
-        match = match_by_member_number(db(), tenant, form.member_number.data,
-                                       form.first_name.data, form.last_name.data,
-                                       form.birth_date.parsed)
+        match = _identity_checks().by_member_number(
+            form.member_number.data, form.first_name.data, form.last_name.data,
+            form.birth_date.parsed, ip=ip)
         applicant = Applicant(
             first_name=form.first_name.data.strip(), last_name=form.last_name.data.strip(),
             birth_date=form.birth_date.parsed, email=form.email.data, mobile=form.mobile.e164,
@@ -102,6 +103,10 @@ def register():
     return render("register.html", status=status, form=form, error=error)
 
 
+def _identity_checks() -> IdentityChecks:
+    return IdentityChecks(db(), services().store, current_tenant())
+
+
 def _count_registration_attempt(ip: str) -> None:
     """Identity checks per address (SPEC §9); TooManyAttempts past the limit."""
     limiter = RateLimiter(services().store, ratelimit.REGISTRATION_PER_IP)
@@ -115,13 +120,13 @@ NIR_STATE = "nir_registration"
 
 def _nir_identity():
     """Step 1: NIR, birth date, birth department and names, checked against the registry."""
-    tenant = current_tenant()
     form = MielIdentityForm()
     error, status = None, 200
     if form.validate_on_submit():
-        _count_registration_attempt(request.remote_addr or "?")
-        match = match_by_nir(db(), tenant, form.nir.data, form.first_name.data,
-                             form.last_name.data, form.birth_date.parsed)
+        ip = request.remote_addr or "?"
+        _count_registration_attempt(ip)
+        match = _identity_checks().by_nir(form.nir.data, form.first_name.data,
+                                          form.last_name.data, form.birth_date.parsed, ip=ip)
         if match.outcome in ("match", "near_miss"):
             session[NIR_STATE] = {
                 "member_id": match.member.id, "outcome": match.outcome,
@@ -130,7 +135,12 @@ def _nir_identity():
                 "birth_date": form.birth_date.parsed.isoformat(), "challenge": None,
             }
             return redirect(url_for("registration.nir_contact"), 303)
-        error, status = _outcome_message(match.outcome), 400
+        # The contact comes at step 2: a refusal is decided (and recorded) without it.
+        applicant = Applicant(
+            first_name=form.first_name.data.strip(), last_name=form.last_name.data.strip(),
+            birth_date=form.birth_date.parsed, email="", mobile=None, terms_version=None, ip=ip)
+        outcome = find_service(Registrations).register(applicant, match)
+        error, status = _outcome_message(outcome.status), 400
     elif form.is_submitted():
         status = 400
     return render("register_nir.html", status=status, form=form, error=error, step=1)
@@ -214,10 +224,14 @@ def activate(token: str):
     asks_birth_date = not tenant.logs_in_with_email
     form = NewPasswordWithBirthDateForm() if asks_birth_date else NewPasswordForm()
     failed: list[str] = []
+    tries = RateLimiter(services().store, ratelimit.ACTIVATION_BIRTH_DATE_TRIES)
+    if asks_birth_date and not tries.remaining(token):
+        return _tries_exhausted()
     valid = form.validate_on_submit()
-    if valid and asks_birth_date and form.birth_date.parsed != account.birthdate:
-        form.birth_date.errors = [_("Cette date de naissance ne correspond pas à votre dossier.")]
-        valid = False
+    if valid and asks_birth_date:
+        valid = _birth_date_agrees(tries, token, form, account.birthdate)
+        if not valid and not tries.remaining(token):
+            return _tries_exhausted()
     if valid:
         personal = PersonalData.of(account)
         failed = password_errors(form.password.data, tenant.password, personal)
@@ -232,7 +246,34 @@ def activate(token: str):
     return render("activate.html", status=status, form=form, failed=failed, token=token)
 
 
+def _birth_date_agrees(tries: RateLimiter, token: str, form, on_file: date | None) -> bool:
+    """The birth date asked on the link, ``ACTIVATION_BIRTH_DATE_TRIES`` times at most.
+
+    A link in the wrong mailbox must not become a way to find a member's birth date:
+    each date is counted before it is compared (parallel posts cannot pass the count),
+    and the right one gives its try back.
+    """
+    try:
+        tries.consume(token)
+    except ratelimit.TooManyAttempts:
+        return False
+    if form.birth_date.parsed == on_file:
+        tries.refund(token)
+        return True
+    left = tries.remaining(token)
+    form.birth_date.errors = [" ".join((
+        _("Cette date de naissance ne correspond pas à votre dossier."),
+        ngettext("Il vous reste %(num)d essai.", "Il vous reste %(num)d essais.", left)))]
+    return False
+
+
+def _tries_exhausted():
+    session[TRIES_EXHAUSTED] = True
+    return redirect(url_for("registration.link_expired"), 303)
+
+
 LINK_USED = "activation_link_used"
+TRIES_EXHAUSTED = "activation_tries_exhausted"
 
 
 def _link_used():
@@ -247,6 +288,9 @@ def link_expired():
     sent = False
     if request.method == "GET" and session.pop(LINK_USED, False):
         return render("activation_expired.html", form=form, sent=False, used=True)
+    # The page says how many dates the link took before it stopped opening.
+    exhausted = (request.method == "GET" and session.pop(TRIES_EXHAUSTED, False)
+                 and ratelimit.ACTIVATION_BIRTH_DATE_TRIES.limit)
     if form.validate_on_submit():
         # Past the address's limit nothing more is sent; the page says the same either way,
         # as it does whether or not a pending account has this address.
@@ -254,7 +298,7 @@ def link_expired():
         if limiter.allow(request.remote_addr or "?"):
             find_service(Registrations).resend_activation(form.email.data)
         sent = True
-    return render("activation_expired.html", form=form, sent=sent)
+    return render("activation_expired.html", form=form, sent=sent, exhausted=exhausted)
 
 
 @bp.get("/welcome")

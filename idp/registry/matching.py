@@ -76,9 +76,12 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp import events, ratelimit
 from idp.identifiers import InvalidIdentifier, normalize_email, parse_member_number, parse_mobile
+from idp.ratelimit import Limit, RateLimiter, TooManyAttempts
 from idp.registry.models import Member
 from idp.registry.nir import normalize_nir
+from idp.store import Store
 from idp.tenancy import Tenant
 
 MATCH = "match"
@@ -166,6 +169,54 @@ def match_by_nir(
         .order_by(Member.member_number)
     ).all()
     return _best(list(members), first_name, last_name, birth_date)
+
+
+class IdentityChecks:
+    """Identity matches limited per key typed, member number or NIR (SPEC §3.3).
+
+    A member number or a NIR is printed on cards and payslips; names and a birth date
+    can be guessed. So failed matches are counted per key, whichever addresses they come
+    from (``MATCH_PER_MEMBER_NUMBER``, ``MATCH_PER_NIR``): past the limit the key answers
+    ``miss`` for the rest of the window, even to the right names and birth date, so the
+    answer tells a guesser nothing, and an audit event (``REGISTRATION_LIMITED``) tells
+    operators. Each check is counted before it is made (parallel guesses cannot slip
+    through between a check and its count) and given back when the identity agreed.
+    """
+
+    def __init__(self, db: Session, store: Store, tenant: Tenant):
+        self.db = db
+        self.store = store
+        self.tenant = tenant
+
+    def by_member_number(self, member_number: str, first_name: str, last_name: str,
+                         birth_date: date, *, ip: str | None = None) -> MatchResult:
+        try:
+            key = parse_member_number(member_number)
+        except InvalidIdentifier:
+            return MatchResult(MISS)
+        return self._limited(ratelimit.MATCH_PER_MEMBER_NUMBER, key, ip, lambda: match_by_member_number(
+            self.db, self.tenant, key, first_name, last_name, birth_date))
+
+    def by_nir(self, nir: str, first_name: str, last_name: str, birth_date: date, *,
+               ip: str | None = None) -> MatchResult:
+        return self._limited(ratelimit.MATCH_PER_NIR, normalize_nir(nir), ip, lambda: match_by_nir(
+            self.db, self.tenant, nir, first_name, last_name, birth_date))
+
+    def _limited(self, limit: Limit, key: str, ip: str | None, match) -> MatchResult:
+        limiter = RateLimiter(self.store, limit)
+        subject = f"{self.tenant.slug}:{key}"
+        try:
+            limiter.consume(subject)
+        except TooManyAttempts:
+            # Which key is not recorded: it is personal data (a NIR), and the limit's name
+            # says which kind was guessed at.
+            events.record_event(self.db, events.REGISTRATION_LIMITED, tenant=self.tenant.slug,
+                                ip=ip, limit=limit.name)
+            return MatchResult(MISS)
+        result = match()
+        if result.outcome != MISS:
+            limiter.refund(subject)
+        return result
 
 
 def contact_matches(member: Member, email: str | None, mobile: str | None) -> bool:

@@ -87,13 +87,23 @@ def test_an_expired_code_is_refused(app, flow, db, monkeypatch):
     assert db.get(Account, flow.account.id).email == flow.account.email
 
 
-def test_an_address_of_another_account_is_refused(flow, make, db):
+def test_an_address_of_another_account_gets_its_code_and_is_refused_at_confirmation(app, flow, make, db):
     taken = make.account("malakoff", email="deja.pris@example.org")
     flow.code()
-    response = _ask(flow, address=taken.email)
+    # Asked, a taken address and a free one get the same answer: a code is on its way.
+    asked = _ask(flow, address=taken.email)
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/malakoff/account/email/confirm")
+    assert _codes_sent(db) == 1
+    code_page = flow.http.get(asked.headers["Location"])
+    assert code_page.status_code == 200 and taken.email.encode() in code_page.data
+    # Only who reads that mailbox learns, with the code, that the address is taken, not by whom.
+    response = _confirm(flow, last_code(app, template="email_code"))
     assert response.status_code == 409
     assert "déjà celle d’un autre compte".encode() in response.data
-    assert _codes_sent(db) == 0
+    assert taken.member_number.encode() not in response.data
+    db.expire_all()
+    assert db.get(Account, flow.account.id).email == flow.account.email
+    assert db.get(Account, taken.id).email == taken.email
 
 
 def test_the_address_taken_while_the_code_travels_is_refused(app, flow, make, db):
