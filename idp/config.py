@@ -113,6 +113,20 @@ class Settings:
     # max_attempts the message is "failed" and listed by `idp outbox list`.
     message_max_attempts: int = 20
     message_retry_base_seconds: int = 30
+    # Who delivers: "worker" (`idp outbox work`, woken when a message is committed;
+    # a request never waits on SMTP or the gateway) or "inline" (the request that
+    # queued a message also tries it once right after its commit, holding its web
+    # worker meanwhile: tests and single-process development only, refused in production).
+    message_delivery: str = "worker"
+    # How long, in milliseconds after its commit, a page that sent a code waits for
+    # the worker to report it sent before saying it is delayed (0-5000).
+    message_sent_wait_ms: int = 1000
+    # Seconds each exchange with the SMTP relay (connecting, then every command) may
+    # take before the attempt fails and the message waits for its next try (1-120).
+    smtp_timeout_seconds: int = 10
+    # Seconds to connect to the SMS gateway, and again to wait for each part of its
+    # answer, before the attempt fails and the message waits for its next try (1-120).
+    sms_gateway_timeout_seconds: int = 10
     # Show the outbox page (/_outbox). Never in production.
     outbox_page: bool = False
     # Trust X-Forwarded-* (and X-Request-ID) from this many proxies in front of the provider.
@@ -201,6 +215,13 @@ class Settings:
             raise ConfigError(
                 "IDP_MESSAGE_MAX_ATTEMPTS and IDP_MESSAGE_RETRY_BASE_SECONDS must be positive"
             )
+        if self.message_delivery not in ("worker", "inline"):
+            raise ConfigError("IDP_MESSAGE_DELIVERY must be 'worker' or 'inline'")
+        if not 0 <= self.message_sent_wait_ms <= 5000:
+            raise ConfigError("IDP_MESSAGE_SENT_WAIT_MS must be between 0 and 5000")
+        for name in ("smtp_timeout_seconds", "sms_gateway_timeout_seconds"):
+            if not 1 <= getattr(self, name) <= 120:
+                raise ConfigError(f"IDP_{name.upper()} must be between 1 and 120 seconds")
         if self.mail_backend == "smtp" and not self.smtp_host:
             raise ConfigError("IDP_MAIL_BACKEND=smtp needs IDP_SMTP_HOST")
         if self.sms_backend == "http" and not self.sms_gateway_url:
@@ -213,6 +234,11 @@ class Settings:
                 )
             if self.sms_backend == "http" and not self.sms_gateway_url.startswith("https://"):
                 raise ConfigError("IDP_SMS_GATEWAY_URL must be an https:// URL in production")
+            if self.message_delivery != "worker":
+                raise ConfigError(
+                    "IDP_MESSAGE_DELIVERY=inline would hold a web worker on every SMTP or "
+                    "gateway exchange: production delivers through `idp outbox work`"
+                )
             # The outbox keeps messages for the demo page: in production nobody would receive them.
             if self.mail_backend != "smtp" or self.sms_backend != "http":
                 raise ConfigError(

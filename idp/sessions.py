@@ -61,11 +61,13 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
 class StoreSessionInterface(SessionInterface):
     def __init__(self, store: Store, *, idle: int, absolute: int, secure: bool,
                  on_unavailable: Callable[[Response], None] | None = None,
-                 stateless_blueprints: frozenset[str] = frozenset()) -> None:
+                 stateless_blueprints: frozenset[str] = frozenset(),
+                 stateless_endpoints: frozenset[str] = frozenset({"static"})) -> None:
         self.store = store
-        # Endpoints that never use the session (machine-to-machine APIs): a browser's
-        # cookie sent to them is neither read from the store nor written back.
+        # Endpoints that never use the session (machine-to-machine APIs, static files): a
+        # browser's cookie sent to them is neither read from the store nor written back.
         self.stateless_blueprints = stateless_blueprints
+        self.stateless_endpoints = stateless_endpoints
         # Turns the response into a "try again later" page when the store fails on save.
         self.on_unavailable = on_unavailable
         self.idle = idle
@@ -80,7 +82,9 @@ class StoreSessionInterface(SessionInterface):
         sid = request.cookies.get(self.cookie_name)
         if not sid or len(sid) > 64:
             return ServerSession()
-        if self._blueprint(app, request) in self.stateless_blueprints:
+        endpoint = self._endpoint(app, request)
+        if endpoint in self.stateless_endpoints or (
+                endpoint.rpartition(".")[0] or None) in self.stateless_blueprints:
             return None  # Flask's null session: empty, and never saved
         try:
             raw = self.store.get(self._key(sid))
@@ -99,20 +103,24 @@ class StoreSessionInterface(SessionInterface):
         return session
 
     @staticmethod
-    def _blueprint(app: Flask, request: Request) -> str | None:
+    def _endpoint(app: Flask, request: Request) -> str:
         # The session opens before Flask matches the URL, so match it here (only when a cookie came).
         adapter = app.create_url_adapter(request)
         if adapter is None:  # only without a request, which open_session always has
-            return None
+            return ""
         try:
             endpoint, _args = adapter.match()
         except HTTPException:
-            return None
-        return endpoint.rpartition(".")[0] or None
+            return ""
+        return endpoint
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         # Flask passes back what open_session made, and never its null session.
         if not isinstance(session, ServerSession) or session.unavailable:
+            return
+        if response.cache_control.public:
+            # A shared cache may keep this response and serve it to others: it must not
+            # carry anyone's session id. A view that changes the session is not public.
             return
         try:
             self._save(session, response)

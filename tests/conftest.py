@@ -91,6 +91,10 @@ def provider_settings(database_url: str, keys_dir: Path, redis_url: str = REDIS_
         "argon2_time_cost": 1,
         "argon2_memory_cost": 1024,
         "outbox_page": True,
+        # Each request tries what it queued right after its commit, so that a test reads
+        # the code it asked for as soon as the page has answered, with no worker running.
+        # Production's "worker" mode has tests of its own (tests/channels/test_worker_delivery.py).
+        "message_delivery": "inline",
     }
 
 

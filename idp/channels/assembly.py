@@ -63,8 +63,10 @@ class Channels:
         return cls(settings=settings, email_sender=email_sender, sms_sender=sms_sender)
 
     def install_dispatch(self, factory: sessionmaker) -> None:
-        """Messages queued on sessions of ``factory`` go out when their transaction commits."""
-        dispatch.install(factory, self._attempt_each)
+        """Messages queued on sessions of ``factory`` are handed to the worker when their
+        transaction commits, and also tried at once in the "inline" delivery mode."""
+        inline = self.settings.message_delivery == "inline"
+        dispatch.install(factory, self._attempt_each if inline else None)
 
     def _attempt_each(self, session: Session, outgoing: list[Message]) -> dict[int, bool]:
         messages = self.messages(session)

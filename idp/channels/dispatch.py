@@ -1,65 +1,117 @@
-"""Messages leave once the transaction that queued them has committed, and never before.
+"""Messages are handed to the worker when the transaction that queued them commits.
 
-``Messages.queue`` notes each message on its database session; once that session's
-transaction has committed and ended (its connection back in the pool), this hook makes
-one delivery attempt per message on a session of its own, and notes whether each went, so the
-page can say "sent" or "delayed" (``Messages.delivered``). A rolled-back
-transaction sends nothing. What the attempt could not deliver stays queued for
-``idp outbox work``. Views and commands never send: they commit, or the request
-commits for them (``idp.web.transactions``).
+``Messages.queue`` notes each message on its database session. On PostgreSQL it also
+issues ``NOTIFY idp_messages`` in that transaction: PostgreSQL delivers it to the
+listening workers (``idp.channels.worker``) only once the transaction has committed,
+and drops it if it rolls back, so a worker is woken exactly when there is something new
+for it to read. After the commit, the session's messages also ring an in-process bell,
+which a worker running in the same process (the demo's, on SQLite) waits on.
+
+In the "worker" mode (``message_delivery``, the default and production's) nothing is
+sent here: the page that queued a code asks ``Messages.delivered``, which waits a short
+bounded time for the worker to report it sent. In the "inline" mode (tests,
+single-process development) the session that queued messages also makes one attempt at
+each once its transaction has ended (its connection back in the pool), on a session of
+its own, and notes whether each went. Either way a rolled-back transaction sends
+nothing, and what is not delivered at once stays queued for ``idp outbox work``. Views
+and commands never send: they commit, or the request commits for them
+(``idp.web.transactions``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
+# The PostgreSQL notification channel the workers LISTEN on.
+CHANNEL = "idp_messages"
+
 OUTGOING = "idp.messages.outgoing"
 DELIVERED = "idp.messages.delivered"
+COMMITTED = "idp.messages.committed"
 DISPATCHES = "idp.messages.dispatches"
 READY = "idp.messages.ready"
 
 
-def dispatch_at_commit(session: Session) -> Session:
-    """Make ``session`` (a request's or a command's) send what it queued when it commits.
+class Bell:
+    """Rung after every commit that queued messages, for a worker in the same process.
 
-    Other sessions (the worker's, a test's own) leave messages to explicit delivery.
+    Workers in other processes are woken by PostgreSQL's NOTIFY instead; this one
+    covers SQLite (the demo), which has no notifications.
     """
+
+    def __init__(self) -> None:
+        self._rung = threading.Event()
+
+    def ring(self) -> None:
+        self._rung.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a ring; True (and reset) when there was one."""
+        rung = self._rung.wait(timeout)
+        self._rung.clear()
+        return rung
+
+
+BELL = Bell()
+
+
+def dispatch_at_commit(session: Session) -> Session:
+    """Make ``session`` (a request's or a command's) try what it queued when it commits, in the
+    "inline" mode. Other sessions (the worker's, a test's own) leave messages to the worker."""
     session.info[DISPATCHES] = True
     return session
 
 
 def note_queued(session: Session, message) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        # Transactional: PostgreSQL sends it at commit, once however many were issued.
+        session.execute(text(f"NOTIFY {CHANNEL}"))
     session.info.setdefault(OUTGOING, []).append(message)
 
 
 def delivered(session: Session, message) -> bool | None:
-    """True when ``message`` went out at commit, False when it is delayed, None before the commit."""
+    """True or False when ``message`` was tried at commit (inline mode), None otherwise."""
     return session.info.get(DELIVERED, {}).get(message.id)
 
 
-def install(factory: sessionmaker, attempt: Callable[[Session, list], dict[int, bool]]) -> None:
-    """Dispatch after every commit of a session made by ``factory``.
+def committed_at(session: Session, message) -> float | None:
+    """When (``time.monotonic``) the transaction that queued ``message`` committed; None before."""
+    return session.info.get(COMMITTED, {}).get(message.id)
 
-    ``attempt(session, messages)`` tries each message once on the given fresh session and
-    returns {message id: delivered}.
+
+def install(factory: sessionmaker,
+            attempt: Callable[[Session, list], dict[int, bool]] | None = None) -> None:
+    """Hand what sessions of ``factory`` queued to the worker when they commit.
+
+    With ``attempt`` (the "inline" mode), also try each message once after the commit of a
+    session marked by ``dispatch_at_commit``: ``attempt(session, messages)`` tries each on
+    the given fresh session and returns {message id: delivered}.
     """
 
     @event.listens_for(factory, "after_commit")
     def committed(session: Session) -> None:
-        if session.info.get(DISPATCHES) and session.info.get(OUTGOING):
-            session.info[READY] = session.info.pop(OUTGOING)
+        outgoing = session.info.pop(OUTGOING, None)
+        if not outgoing:
+            return
+        now = time.monotonic()
+        session.info.setdefault(COMMITTED, {}).update({message.id: now for message in outgoing})
+        BELL.ring()
+        if attempt is not None and session.info.get(DISPATCHES):
+            session.info[READY] = outgoing
 
     @event.listens_for(factory, "after_transaction_end")
     def dispatch(session: Session, transaction) -> None:
         # Once the transaction is over and its connection back in the pool: whatever
         # happens while sending (an error, an interruption) leaves it in a clean state.
-        if transaction.parent is not None or not session.info.get(READY):
+        if attempt is None or transaction.parent is not None or not session.info.get(READY):
             return
         outgoing = session.info.pop(READY)
         try:

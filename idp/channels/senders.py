@@ -18,6 +18,8 @@ import requests
 
 from idp.config import Settings
 
+# Every exchange with a relay or gateway is bounded, so that one that accepts the
+# connection and never answers holds the worker this long, not forever.
 TIMEOUT_SECONDS = 10
 # Longest error kept on a message (the column holds 500).
 MAX_ERROR_LENGTH = 300
@@ -105,6 +107,7 @@ class SmtpEmailSender:
             security=settings.smtp_security,
             username=settings.smtp_username,
             password=settings.smtp_password,
+            timeout=settings.smtp_timeout_seconds,
         )
 
     def _context(self) -> ssl.SSLContext:
@@ -158,13 +161,17 @@ class SmtpEmailSender:
                 f"({type(exc).__name__})"
             ) from None
         except smtplib.SMTPException as exc:
+            if isinstance(exc.__context__, TimeoutError):  # smtplib reports it as a disconnection
+                raise DeliveryError(f"SMTP server {self._where()} timed out "
+                                    f"({self.timeout:g} s without an answer)") from None
             raise DeliveryError(f"SMTP error with {self._where()}: {type(exc).__name__}") from None
         except ssl.SSLError as exc:
             raise DeliveryError(
                 f"TLS with SMTP server {self._where()} failed: {exc.reason or type(exc).__name__}"
             ) from None
         except TimeoutError:
-            raise DeliveryError(f"SMTP server {self._where()} timed out") from None
+            raise DeliveryError(f"SMTP server {self._where()} timed out "
+                                f"({self.timeout:g} s without an answer)") from None
         except OSError as exc:
             raise DeliveryError(
                 f"cannot reach SMTP server {self._where()}: {exc.strerror or type(exc).__name__}"
@@ -198,7 +205,8 @@ class HttpSmsSender:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpSmsSender:
-        return cls(settings.sms_gateway_url, settings.sms_gateway_token, settings.sms_sender)
+        return cls(settings.sms_gateway_url, settings.sms_gateway_token, settings.sms_sender,
+                   timeout=settings.sms_gateway_timeout_seconds)
 
     def close(self) -> None:
         """Close the pooled connections to the gateway."""
@@ -217,7 +225,7 @@ class HttpSmsSender:
                 allow_redirects=False,
             )
         except requests.Timeout:
-            raise DeliveryError("SMS gateway timed out") from None
+            raise DeliveryError(f"SMS gateway timed out ({self.timeout:g} s without an answer)") from None
         except requests.RequestException as exc:
             # The exception text can repeat the URL; the type is enough to act on.
             raise DeliveryError(f"cannot reach the SMS gateway: {type(exc).__name__}") from None

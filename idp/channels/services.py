@@ -2,9 +2,9 @@
 
 Request code queues a message in its own transaction (so the message exists
 exactly when the change that caused it does); when that transaction commits,
-one immediate attempt is made (``idp.channels.dispatch``). Whatever is not delivered then is picked
-up by ``idp outbox work`` (``deliver_due``), with exponential backoff, until it
-is sent or, after ``message_max_attempts``, marked "failed" for operators
+the worker is woken (``idp.channels.dispatch``) and ``idp outbox work``
+(``deliver_due``) sends it, retrying with exponential backoff until it is sent
+or, after ``message_max_attempts``, marked "failed" for operators
 (`idp outbox list --status failed`, `idp outbox retry`). An outage delays
 messages; it never loses them.
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -61,6 +62,8 @@ MAX_BACKOFF = timedelta(hours=1)
 SUBJECT_MAX_LENGTH = 200
 ERROR_MAX_LENGTH = 500
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# How often ``delivered`` reads a message's status while it waits for the worker.
+SENT_POLL_SECONDS = 0.05
 
 
 class Reader(Protocol):
@@ -150,8 +153,8 @@ class Messages:
         ``tenant``, its ``brand`` and ``portal`` name (for ``{% trans %}``
         blocks, which take plain names), ``locale`` and ``context``. The
         message is added to the caller's transaction (flushed, so it has an
-        id); once that transaction commits, one attempt is made at once
-        (``idp.channels.dispatch``; ``delivered`` tells how it went). Must run
+        id); once that transaction commits, the worker is woken to send it
+        (``idp.channels.dispatch``; ``delivered`` tells whether it went). Must run
         inside an app context when the default (Flask) renderer is used.
         """
         if channel not in CHANNELS:
@@ -224,16 +227,38 @@ class Messages:
     # -- delivery -------------------------------------------------------------
 
     def delivered(self, message: Message) -> bool:
-        """Whether ``message`` went out when its transaction committed (False: delayed, the
-        worker retries it; the page should say so)."""
-        return bool(dispatch.delivered(self.session, message))
+        """Whether ``message`` was sent soon after its transaction committed (False: delayed,
+        the worker retries it; the page should say so).
+
+        Tried at commit ("inline" mode): how that went. Otherwise the queue says: this
+        reads the message's status until it is "sent", at most ``message_sent_wait_ms``
+        after the commit (the worker, woken by it, usually sends a code well within that).
+        Calls for the messages of one commit share that one wait. False before the commit.
+        """
+        tried = dispatch.delivered(self.session, message)
+        if tried is not None:
+            return tried
+        committed = dispatch.committed_at(self.session, message)
+        if committed is None:
+            return False
+        deadline = committed + self.settings.message_sent_wait_ms / 1000
+        engine = self.session.get_bind().engine
+        while True:
+            # A connection of its own, one statement each time: each read sees the latest
+            # commit, and the caller's session (and its transaction) is left alone.
+            with engine.connect() as connection:
+                status = connection.scalar(select(Message.status).where(Message.id == message.id))
+            remaining = deadline - time.monotonic()
+            if status != "pending" or remaining <= 0:
+                return status == "sent"
+            time.sleep(min(SENT_POLL_SECONDS, remaining))
 
     def send_now(self, message: Message) -> bool:
         """Try ``message`` once, at once; True when it was delivered.
 
-        Run by the after-commit dispatch on a session of its own, so that the member
-        gets a code within a second. If a worker holds the message, this waits for
-        its attempt and reports it.
+        Run after the commit on a session of its own in the "inline" delivery mode
+        (``idp.channels.dispatch``). If a worker holds the message, this waits for its
+        attempt and reports it.
         """
         locked = self._lock(message.id)
         if locked.status != "pending":

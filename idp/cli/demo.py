@@ -9,7 +9,14 @@ import click
 
 from idp import create_app
 from idp.config import ConfigError
-from idp.demo.setup import DEMO_ACCOUNTS, DEMO_REGISTRATIONS, DemoServers, build_portals, prepare
+from idp.demo.setup import (
+    DEMO_ACCOUNTS,
+    DEMO_REGISTRATIONS,
+    DemoServers,
+    DemoWorker,
+    build_portals,
+    prepare,
+)
 
 
 @click.command("demo")
@@ -61,6 +68,7 @@ def group(host: str, port: int, database: str) -> None:
             click.echo(f"    register {DEMO_REGISTRATIONS[slug]}")
     click.echo(f"  Outbox (emails and SMS sent): {base_url}/_outbox")
     click.echo("Press Ctrl-C to stop.")
+    delivery = DemoWorker(app).start()
     servers.start()
     try:
         while True:
@@ -69,3 +77,4 @@ def group(host: str, port: int, database: str) -> None:
         click.echo("stopping")
     finally:
         servers.stop()
+        delivery.stop()

@@ -19,20 +19,23 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from idp import logs
+from idp.channels import worker
 from idp.channels.models import MESSAGE_STATUSES, Message
 from idp.channels.senders import mask_recipient
-from idp.channels.services import MessageAlreadySent, MessageExpired, Messages
+from idp.channels.services import Batch, MessageAlreadySent, MessageExpired, Messages
+from idp.channels.worker import Wakeups
 from idp.cli.common import echo_table, tenant_by_slug, transaction
-from idp.db import utcnow
+from idp.db import connect_args, utcnow
 from idp.extensions import db, services
 
 group = AppGroup(
     "outbox",
     help=(
-        "The queue of emails and SMS. Request code tries each message once at "
-        "once; `idp outbox work` (its own process in production) delivers the "
-        "rest, retrying with backoff until IDP_MESSAGE_MAX_ATTEMPTS, after "
-        "which a message is 'failed' until an operator retries it."
+        "The queue of emails and SMS. Pages and commands queue messages; "
+        "`idp outbox work` (its own process in production, woken by each new "
+        "message) delivers them, retrying with backoff until "
+        "IDP_MESSAGE_MAX_ATTEMPTS, after which a message is 'failed' until an "
+        "operator retries it."
     ),
 )
 
@@ -68,45 +71,52 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 @group.command("work")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="Seconds to wait when nothing is due before looking again.")
+              help="Longest wait between two looks at the queue; a new message wakes the "
+                   "worker at once.")
 @click.option("--batch", type=click.IntRange(1, 10_000), default=100, show_default=True,
               help="Messages handled per look at the queue.")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
 def work(interval: float, batch: int, once: bool) -> None:
     """Deliver queued messages until stopped (SIGTERM or Ctrl-C).
 
-    Run it as its own process next to the web servers; several can run at
-    once (on PostgreSQL each message is claimed by one of them). It stops
-    cleanly between two messages: nothing is sent twice or lost. Logs
-    are JSON lines on standard error, as the web servers' are.
+    Run it as its own process next to the web servers: pages never send, they
+    queue and wake it (on PostgreSQL through LISTEN/NOTIFY, one more database
+    connection per worker), and it also looks at the queue every --interval
+    seconds for retries that are due. Several can run at once (on PostgreSQL
+    each message is claimed by one of them). It stops cleanly between two
+    messages: nothing is sent twice or lost. Logs are JSON lines on standard
+    error, as the web servers' are.
     """
     logs.configure()
     messages = _messages()
+    if once:
+        try:
+            result = messages.deliver_due(batch)
+        except SQLAlchemyError as exc:
+            messages.session.rollback()
+            raise click.ClickException(
+                f"database error ({type(exc).__name__}); nothing was lost") from None
+        _report(result)
+        return
+    database = services().database
+    wakeups = Wakeups(database.engine, connect_args(database.timeouts))
+
+    def database_error(exc: SQLAlchemyError) -> None:
+        click.echo(f"{_when(utcnow())} database error ({type(exc).__name__}); "
+                   f"retrying in {interval:g} s", err=True)
+
     with _stop_on_signals() as stop:
-        if not once:
-            click.echo(f"delivering queued messages every {interval:g} s; SIGTERM or Ctrl-C stops")
-        while not stop.is_set():
-            try:
-                result = messages.deliver_due(batch, should_stop=stop.is_set)
-            except SQLAlchemyError as exc:
-                messages.session.rollback()
-                if once:
-                    raise click.ClickException(
-                        f"database error ({type(exc).__name__}); nothing was lost"
-                    ) from None
-                click.echo(f"{_when(utcnow())} database error ({type(exc).__name__}); "
-                           f"retrying in {interval:g} s", err=True)
-                stop.wait(interval)
-                continue
-            if any(result) or once:
-                click.echo(f"{_when(utcnow())} sent {result.sent}, delayed "
-                           f"{result.still_pending}, failed {result.failed}, expired {result.expired}")
-            if once:
-                return
-            # A full batch means more may be due: look again at once.
-            if sum(result) < batch:
-                stop.wait(interval)
+        wakeups.listen()  # before saying we run: nothing committed from now on goes unannounced
+        click.echo(f"delivering queued messages as they are queued (and every {interval:g} s); "
+                   "SIGTERM or Ctrl-C stops")
+        worker.run(messages, wakeups, stop, interval=interval, batch=batch, report=_report,
+                   on_database_error=database_error)
     click.echo("stopped")
+
+
+def _report(result: Batch) -> None:
+    click.echo(f"{_when(utcnow())} sent {result.sent}, delayed "
+               f"{result.still_pending}, failed {result.failed}, expired {result.expired}")
 
 
 @group.command("list")

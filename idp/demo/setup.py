@@ -3,7 +3,8 @@
 ``prepare`` is idempotent: it migrates the database, makes sure signing keys
 exist, registers one first-party portal client per tenant (with a fresh
 secret each run) and creates the demo accounts if they are missing.
-``DemoServers`` runs the provider and the two portals on local ports.
+``DemoServers`` runs the provider and the two portals on local ports, ``DemoWorker``
+the delivery of emails and SMS (``idp outbox work``) in a thread of the same process.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_a
 from idp import schema
 from idp.accounts.models import Account
 from idp.accounts.services import create_account
+from idp.channels import worker
+from idp.db import connect_args
 from idp.demo.portal import create_portal
 from idp.oidc.clients import find_client, register_client, remove_client
 from idp.registry.importer import import_members
@@ -180,6 +183,38 @@ class DemoServers:
     def close(self) -> None:
         for server in self.servers.values():
             server.server_close()
+
+
+class DemoWorker:
+    """``idp outbox work`` in a thread: pages never send, even in the demo.
+
+    Woken by the in-process bell after each commit that queued messages (the demo runs
+    on SQLite, which has no notifications), so the outbox page shows a code within a
+    second; it also looks at the queue every ``interval`` seconds for retries.
+    """
+
+    def __init__(self, app: Flask, *, interval: float = 5.0):
+        self.app = app
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
+
+    def start(self) -> DemoWorker:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        services = self.app.extensions["idp"]
+        database = services.database
+        with self.app.app_context(), database.session() as session:
+            worker.run(services.channels.messages(session),
+                       worker.Wakeups(database.engine, connect_args(database.timeouts)),
+                       self.stopping, interval=self.interval, batch=100,
+                       report=lambda _batch: None, on_database_error=lambda _exc: None)
 
 
 def _listening(host: str, port: int) -> socket.socket:

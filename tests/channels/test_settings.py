@@ -66,3 +66,29 @@ def test_production_with_real_channels_starts():
     })
     assert settings.mail_backend == "smtp"
     assert settings.sms_backend == "http"
+
+
+def test_delivery_and_timeout_defaults():
+    settings = load_settings(environ={})
+    assert (settings.message_delivery, settings.message_sent_wait_ms) == ("worker", 1000)
+    assert (settings.smtp_timeout_seconds, settings.sms_gateway_timeout_seconds) == (10, 10)
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"IDP_MESSAGE_DELIVERY": "now"}, "IDP_MESSAGE_DELIVERY"),
+    ({"IDP_MESSAGE_SENT_WAIT_MS": "-1"}, "IDP_MESSAGE_SENT_WAIT_MS"),
+    ({"IDP_MESSAGE_SENT_WAIT_MS": "5001"}, "IDP_MESSAGE_SENT_WAIT_MS"),
+    ({"IDP_SMTP_TIMEOUT_SECONDS": "0"}, "IDP_SMTP_TIMEOUT_SECONDS"),
+    ({"IDP_SMS_GATEWAY_TIMEOUT_SECONDS": "121"}, "IDP_SMS_GATEWAY_TIMEOUT_SECONDS"),
+])
+def test_bad_delivery_values_are_refused(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=environ)
+
+
+def test_production_never_delivers_inside_a_request():
+    real = {**PRODUCTION, "IDP_MAIL_BACKEND": "smtp", "IDP_SMTP_HOST": "relay.example.org",
+            "IDP_SMS_BACKEND": "http", "IDP_SMS_GATEWAY_URL": "https://sms.example.org/v1"}
+    assert load_settings(environ=real).message_delivery == "worker"
+    with pytest.raises(ConfigError, match="IDP_MESSAGE_DELIVERY=inline"):
+        load_settings(environ={**real, "IDP_MESSAGE_DELIVERY": "inline"})

@@ -1,0 +1,245 @@
+"""Production's delivery ("worker" mode): a request queues and wakes the worker, it never
+talks to SMTP or the SMS gateway itself, so a relay that hangs never holds a page; the
+worker, woken at the commit, sends a code within a second; the senders' waits are bounded."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from idp import create_app
+from idp.channels.models import Message
+from idp.channels.senders import DeliveryError, HttpSmsSender, SmtpEmailSender
+from idp.config import load_settings
+from idp.demo.setup import DemoWorker
+from tests.conftest import IdpCliRunner, _reset, free_port
+from tests.factories import Factories
+from tests.flows import Flow, csrf_token
+from tests.journeys.test_outages import _add_member, _registration
+from tests.servers import SmtpServer, node_environment
+
+BOUND = 3.0
+
+
+class BlackHole:
+    """A server that accepts connections and never says a word (a hung relay or gateway)."""
+
+    def __init__(self, port: int | None = None):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port or 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _address = self.listener.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.thread.join(timeout=5)
+        for connection in self.accepted:
+            connection.close()
+
+
+def worker_settings(settings: dict, port: int, **changes) -> dict:
+    # Production's delivery, with short waits so the test does not sit out 10 s timeouts.
+    return {**settings, "message_delivery": "worker", "mail_backend": "smtp",
+            "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none",
+            "smtp_timeout_seconds": 1, "message_retry_base_seconds": 1, **changes}
+
+
+@pytest.fixture
+def make_app(settings):
+    built = []
+
+    def make(port: int, **changes):
+        app = create_app(worker_settings(settings, port, **changes))
+        app.config["TESTING"] = True
+        built.append(app)
+        return app
+
+    yield make
+    for app in built:
+        _reset(app)
+
+
+def timed(call):
+    started = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - started
+
+
+def ask_email_code(app):
+    """A member at the code page asks for an email code: (the answer, seconds it took)."""
+    db = app.extensions["idp"].database.session()
+    make = Factories(app, db)
+    flow = Flow(app.test_client(), "malakoff", make.client(), make.account())
+    db.close()
+    posted = flow.give_password(prompt=None)
+    assert posted.headers["Location"].endswith("/malakoff/login/code")
+    choose = flow.http.get("/malakoff/login/code")
+    return timed(lambda: flow.http.post("/malakoff/login/code", data={
+        "channel": "email", "csrf_token": csrf_token(choose.data)}))
+
+
+def register(app):
+    _add_member(app)
+    browser = app.test_client()
+    page = browser.get("/malakoff/register")
+    return timed(lambda: browser.post("/malakoff/register", data=_registration(page.data)))
+
+
+def statuses(app) -> list[tuple[str, str]]:
+    with app.extensions["idp"].database.session() as session:
+        return [(row.template, row.status)
+                for row in session.execute(select(Message.template, Message.status)
+                                           .order_by(Message.id))]
+
+
+def wait_for(condition, within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_request_never_delivers_a_message_itself(make_app, smtp_server):
+    """SMTP answers, but no worker runs: the page queues the code and says it is delayed."""
+    app = make_app(smtp_server.port)
+    (answer, elapsed) = ask_email_code(app)
+    assert answer.status_code == 303 and "delayed=1" in answer.headers["Location"]
+    assert elapsed < BOUND
+    assert smtp_server.inbox == []
+    assert statuses(app) == [("otp_code", "pending")]
+
+    result = IdpCliRunner(app).invoke(args=["outbox", "work", "--once"])
+    assert result.exit_code == 0, result.output
+    assert len(smtp_server.inbox) == 1
+    assert statuses(app) == [("otp_code", "sent")]
+
+
+def test_a_hung_smtp_server_never_holds_a_page_and_its_mail_leaves_once_it_answers(make_app):
+    hole = BlackHole()
+    # Half the default bound: a request that waited on the relay would take this long.
+    app = make_app(hole.port, smtp_timeout_seconds=5)
+    worker = DemoWorker(app, interval=0.2).start()
+    smtp = SmtpServer(port=hole.port)
+    try:
+        registered, took = register(app)
+        assert registered.status_code == 303
+        assert took < BOUND, took
+        answer, took = ask_email_code(app)
+        assert answer.status_code == 303 and "delayed=1" in answer.headers["Location"]
+        assert took < BOUND, took
+        # The worker tried and is waiting to try again.
+        wait_for(lambda: hole.accepted)
+        assert all(status == "pending" for _template, status in statuses(app))
+
+        hole.close()
+        smtp.start()  # the relay answers again, on the same port
+        wait_for(lambda: len(smtp.inbox) == 2)
+        time.sleep(1.5)  # retries a second apart: long enough for a duplicate to show
+    finally:
+        worker.stop()
+        smtp.stop()
+    assert [status for _template, status in statuses(app)] == ["sent", "sent"]
+    assert len(smtp.inbox) == 2, "each message exactly once"
+    assert [mail.recipients for mail in smtp.inbox].count(["jp.dupont@example.org"]) == 1
+
+
+def test_the_worker_in_process_sends_a_code_within_a_second(make_app, smtp_server):
+    """The demo's way: a worker thread, woken by the commit (30 s between its polls)."""
+    app = make_app(smtp_server.port)
+    worker = DemoWorker(app, interval=30).start()
+    try:
+        time.sleep(0.2)  # its first look at the (empty) queue is done: now it waits
+        answer, took = ask_email_code(app)
+    finally:
+        worker.stop()
+    assert answer.status_code == 303 and "delayed" not in answer.headers["Location"]
+    assert took < 2
+    assert len(smtp_server.inbox) == 1
+    assert statuses(app) == [("otp_code", "sent")]
+
+
+def test_a_worker_process_is_woken_by_postgresql_at_the_commit(make_app, settings, smtp_server,
+                                                              tmp_path):
+    if not settings["database_url"].startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY wakes workers in other processes on PostgreSQL only")
+    app = make_app(smtp_server.port)
+    output = tmp_path / "worker.log"
+    with output.open("wb") as log:
+        # Polls every 60 s: only the notification can make it send within the test.
+        worker = subprocess.Popen(  # noqa: S603 - the idp command of this environment
+            [str(Path(sys.executable).with_name("idp")), "outbox", "work", "--interval", "60"],
+            env=node_environment(worker_settings(settings, smtp_server.port)),
+            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b"delivering queued messages" in output.read_bytes()
+                 or worker.poll() is not None, within=30)
+        assert worker.poll() is None, output.read_text()
+        time.sleep(0.3)  # past its first look at the queue
+        answer, _took = ask_email_code(app)
+        assert answer.status_code == 303 and "delayed" not in answer.headers["Location"], (
+            output.read_text())
+        assert len(smtp_server.inbox) == 1
+        # A second member, a second wake-up: the first one did not use up the listener.
+        again, _took = ask_email_code(app)
+        assert "delayed" not in again.headers["Location"], output.read_text()
+        assert len(smtp_server.inbox) == 2
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+    assert worker.returncode == 0, output.read_text()
+    assert [status for _template, status in statuses(app)] == ["sent", "sent"]
+
+
+def test_the_smtp_timeout_bounds_an_attempt(settings):
+    hole = BlackHole()
+    try:
+        sender = SmtpEmailSender.from_settings(load_settings(
+            worker_settings(settings, hole.port, smtp_timeout_seconds=1)))
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match="timed out"):
+            sender.send("jeanne.martin@example.org", "Sujet", "Texte", None)
+        assert time.monotonic() - started < 2
+    finally:
+        hole.close()
+
+
+def test_the_gateway_timeout_bounds_an_attempt(settings):
+    hole = BlackHole()
+    try:
+        sender = HttpSmsSender.from_settings(load_settings({
+            **settings, "sms_backend": "http", "sms_gateway_timeout_seconds": 1,
+            "sms_gateway_url": f"http://127.0.0.1:{hole.port}/v1/sms"}))
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match="timed out"):
+            sender.send("+33612345678", "Votre code : 123456")
+        assert time.monotonic() - started < 2
+        sender.close()
+    finally:
+        hole.close()
+
+
+def test_an_unused_port_is_refused_quickly(settings):
+    """The control for the bounds above: nothing listening fails at once, not after them."""
+    sender = SmtpEmailSender.from_settings(load_settings(worker_settings(settings, free_port())))
+    with pytest.raises(DeliveryError, match="cannot reach"):
+        sender.send("jeanne.martin@example.org", "Sujet", "Texte", None)
