@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import quote_from_bytes
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
@@ -151,3 +154,150 @@ def test_json_bodies_are_parsed_once_and_bounded(client):
     response = client.post("/malakoff/login", data=body, content_type="application/json",
                            headers={"X-CSRFToken": csrf_token(page.data)})
     assert response.status_code < 500
+
+
+# --- properties: whatever arrives, a clear answer --------------------------------------------
+
+PROTOCOL = {
+    ("GET", "/malakoff/authorize"): ["client_id", "redirect_uri", "response_type", "scope", "state",
+                                     "nonce", "code_challenge", "code_challenge_method", "prompt",
+                                     "max_age", "id_token_hint", "claims", "login_hint",
+                                     "acr_values", "ui_locales", "response_mode"],
+    ("POST", "/malakoff/authorize"): ["client_id", "redirect_uri", "response_type", "scope", "nonce",
+                                      "state", "code_challenge", "code_challenge_method", "claims"],
+    ("POST", "/malakoff/token"): ["grant_type", "code", "redirect_uri", "code_verifier", "client_id",
+                                  "client_secret", "refresh_token", "client_assertion",
+                                  "client_assertion_type", "scope"],
+    ("GET", "/malakoff/userinfo"): ["access_token"],
+    ("POST", "/malakoff/userinfo"): ["access_token"],
+    ("POST", "/malakoff/introspect"): ["token", "token_type_hint", "client_id", "client_secret"],
+    ("POST", "/malakoff/revoke"): ["token", "token_type_hint", "client_id", "client_secret"],
+    ("GET", "/malakoff/logout"): ["id_token_hint", "client_id", "post_logout_redirect_uri", "state",
+                                  "ui_locales"],
+    ("POST", "/malakoff/logout"): ["id_token_hint", "client_id", "post_logout_redirect_uri", "state"],
+}
+FORMS = {
+    "/malakoff/login": ["identifier", "password", "interaction"],
+    "/malakoff/register": ["member_number", "given_name", "family_name", "birthdate", "email",
+                           "email_confirm", "mobile", "accept_terms"],
+    "/miel/register": ["nir", "birthdate", "birth_department", "family_name", "given_name"],
+    "/malakoff/forgot-password": ["identifier"],
+    "/miel/forgot-identifier": ["nir", "birthdate", "family_name", "given_name"],
+    "/malakoff/login/code": ["channel"],
+    "/malakoff/login/code/verify": ["code", "remember"],
+    "/malakoff/register/code": ["code"],
+}
+# What fuzzers send: controls, NUL, invisible and right-to-left characters, what breaks quoting,
+# what is not UTF-8 (an escaped surrogate among them).
+NASTY = [b"\x00", b"\x1b", b"\x7f", "\u202e".encode(), "\u200b".encode(), "\ufeff".encode(),
+         "\u2066".encode(), b"\xed\xa0\x80", b"\xff", b"\xc3", b'"', b"\\", b"'", b"%", b"&", b"=",
+         b"+", b" ", "\u00e9".encode(), "\U0001f600".encode(), b"\r\n", b"\t"]
+
+settings_ = settings(max_examples=40, deadline=None, derandomize=True,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def texts() -> st.SearchStrategy[bytes]:
+    unicode_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40).map(str.encode)
+    pieces = st.lists(st.one_of(st.sampled_from(NASTY), unicode_text, st.binary(max_size=8)),
+                      max_size=6).map(b"".join)
+    long = st.tuples(st.sampled_from([b"a", b"\xc3\xa9", b"\x00", b"%"]),
+                     st.sampled_from([64, 65, 500, 501, 2001, 8193])).map(lambda t: t[0] * t[1])
+    return st.one_of(pieces, long)
+
+
+def pairs(names: list[str]) -> st.SearchStrategy[list[tuple[bytes, bytes]]]:
+    name = st.one_of(st.sampled_from(names).map(str.encode), texts())
+    # Repeats come from drawing the same name twice.
+    return st.lists(st.tuples(name, texts()), max_size=8)
+
+
+def encoded(items: list[tuple[bytes, bytes]]) -> str:
+    return "&".join(f"{quote_from_bytes(key)}={quote_from_bytes(value)}" for key, value in items)
+
+
+def assert_no_server_error(response, what) -> None:
+    assert response.status_code < 500, (what, response.status_code, response.data[:300])
+    assert b"Traceback" not in response.data, what
+
+
+@pytest.mark.parametrize(("method", "path"), list(PROTOCOL))
+@settings_
+@given(data=st.data())
+def test_the_protocol_endpoints_answer_any_parameters(client, rp, method, path, data):
+    items = data.draw(pairs(PROTOCOL[method, path]))
+    if data.draw(st.booleans()):
+        # A known client and its redirect URI, so that the request gets past them.
+        items = [(b"client_id", rp.client_id.encode()), (b"response_type", b"code"),
+                 (b"redirect_uri", rp.redirect_uris[0].encode()), *items]
+    body = encoded(items)
+    if method == "GET":
+        response = client.get(path, query_string=body)
+    else:
+        response = client.post(path, data=body, content_type="application/x-www-form-urlencoded")
+    assert_no_server_error(response, (method, path, items))
+
+
+@pytest.mark.parametrize("path", ["/malakoff/token", "/malakoff/introspect", "/malakoff/revoke",
+                                  "/malakoff/userinfo"])
+@settings_
+@given(credentials=st.lists(st.one_of(texts(), st.binary(max_size=40)), min_size=1, max_size=3),
+       scheme=st.sampled_from(["Basic", "basic", "Bearer", "BASIC"]), encode=st.booleans())
+def test_authorization_headers_of_any_bytes_get_an_oauth_error(client, path, credentials, scheme,
+                                                               encode):
+    # No HTTP server passes a line break inside a header.
+    headers = [("Authorization", f"{scheme} " + (base64.b64encode(raw).decode() if encode else
+                                                 raw.decode("latin-1").replace("\r", "").replace("\n", "")))
+               for raw in credentials]
+    response = client.post(path, headers=headers, data={"grant_type": "authorization_code",
+                                                        "code": "x", "token": "x"})
+    assert_no_server_error(response, (path, headers))
+    assert response.status_code in (400, 401, 200), response.status_code
+
+
+@pytest.mark.parametrize("path", list(FORMS))
+@settings_
+@given(data=st.data())
+def test_the_forms_answer_any_fields(client, path, data):
+    page = client.get("/malakoff/login")
+    items = [(b"csrf_token", csrf_token(page.data).encode()), *data.draw(pairs(FORMS[path]))]
+    response = client.post(path, data=encoded(items), content_type="application/x-www-form-urlencoded")
+    assert_no_server_error(response, (path, items))
+
+
+@pytest.mark.parametrize("path", ["/malakoff/login", "/malakoff/register", "/malakoff/forgot-password",
+                                  "/malakoff/token", "/malakoff/login/code/verify"])
+@settings_
+@given(document=st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.text(max_size=10), children, max_size=4)),
+    max_leaves=20), depth=st.sampled_from([0, 0, 20, 900]))
+def test_json_bodies_of_any_shape_get_a_clear_answer(client, path, document, depth):
+    page = client.get("/malakoff/login")
+    # ensure_ascii: a lone surrogate travels escaped, as JSON allows.
+    body = "[" * depth + json.dumps(document) + "]" * depth
+    response = client.post(path, data=body, content_type="application/json",
+                           headers={"X-CSRFToken": csrf_token(page.data)})
+    assert_no_server_error(response, (path, body[:200]))
+
+
+@settings_
+@given(host=st.one_of(st.text(st.characters(max_codepoint=0xFF, exclude_categories=["Cs"]),
+                              max_size=80),
+                      st.sampled_from(["localhost", "127.0.0.1:5000", "[::1]", "idp.example.org",
+                                       "localhost:0", "localhost:65536", "a..b", "-a.b"])),
+       path=st.sampled_from(["/malakoff/login", "/malakoff/authorize", "/malakoff/token",
+                             "/malakoff/logout", "/malakoff/jwks", "/healthz"]))
+def test_any_host_header_gets_a_clear_answer(client, host, path):
+    response = client.get(path, headers={"Host": host})
+    assert_no_server_error(response, (host, path))
+
+
+@settings_
+@given(segment=texts())
+def test_any_path_gets_a_clear_answer(client, segment):
+    for prefix in ("/malakoff/activate/", "/malakoff/reset-password/", "/malakoff/account/passkeys/",
+                   "/"):
+        response = client.get(prefix + quote_from_bytes(segment))
+        assert_no_server_error(response, (prefix, segment))

@@ -1,6 +1,6 @@
 """The input gate: what no view, form or protocol handler ever has to cope with.
 
-One ``before_request`` hook, run before the CSRF check, the session and any view, refuses
+One ``before_request`` hook, run before the CSRF check and any view, refuses
 with a clear 400 (JSON for the API and the pages' scripts, a page otherwise) and before
 anything is read from or written to a store:
 
@@ -11,8 +11,8 @@ anything is read from or written to a store:
   body: NUL and the other control characters, unpaired surrogates, U+FFFD (what bytes that
   are not UTF-8 decode to), non-characters, and the bidirectional overrides that make text
   read differently from what it holds;
-- too many parameters, names or values longer than any field takes, JSON nested or sized
-  beyond what a form needs;
+- too many parameters, names or values longer than any field takes, a JSON body that is not
+  shaped and sized as a form;
 - on the protocol's endpoints, a parameter repeated (RFC 6749 3.1, 3.2) or holding what its
   grammar does not allow (RFC 6749 appendix A: identifiers and URIs are ASCII), or longer
   than the column that keeps it.
@@ -21,9 +21,7 @@ anything is read from or written to a store:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from ipaddress import ip_address
-from typing import Any
 
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -36,7 +34,7 @@ MAX_PARAMETERS = 100
 MAX_NAME_LENGTH = 64
 MAX_VALUE_LENGTH = 8192
 MAX_JSON_BYTES = 64 * 1024
-MAX_JSON_DEPTH = 8
+MAX_JSON_DEPTH = 2
 
 # Never typed, never sent by a client: controls (tab and line breaks aside), surrogates,
 # U+FFFD, non-characters, bidirectional embeddings, overrides and isolates.
@@ -57,32 +55,34 @@ URI = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 # (idp/oidc/models.py). Others (nonce, login_hint, claims) are text, checked as any text.
 PROTOCOL_PARAMETERS: dict[str, tuple[re.Pattern[str], int]] = {
     "client_id": (VSCHAR, 64),  # A.1; clients.client_id
-    "client_secret": (VSCHAR, 256),  # A.2
-    "response_type": (VSCHAR, 200),  # A.3
+    "client_secret": (VSCHAR, MAX_VALUE_LENGTH),  # A.2
+    "response_type": (VSCHAR, MAX_VALUE_LENGTH),  # A.3
     "scope": (NQSCHAR, 500),  # A.4; authorization_codes.scope
     "state": (VSCHAR, MAX_VALUE_LENGTH),  # A.5
     "redirect_uri": (URI, 2000),  # A.6; authorization_codes.redirect_uri
     "post_logout_redirect_uri": (URI, 2000),
-    "grant_type": (VSCHAR, 200),  # A.10
-    "code": (VSCHAR, 200),  # A.11
+    "grant_type": (VSCHAR, MAX_VALUE_LENGTH),  # A.10
+    "code": (VSCHAR, MAX_VALUE_LENGTH),  # A.11
     "access_token": (VSCHAR, MAX_VALUE_LENGTH),  # A.12
     "refresh_token": (VSCHAR, MAX_VALUE_LENGTH),  # A.17
     "token": (VSCHAR, MAX_VALUE_LENGTH),  # RFC 7009 2.1, RFC 7662 2.1
-    "token_type_hint": (VSCHAR, 64),
-    "code_verifier": (VSCHAR, 200),  # RFC 7636 4.1: 43 to 128 unreserved characters
-    "code_challenge": (VSCHAR, 200),  # authorization_codes.code_challenge (checked: 43 to 128)
-    "code_challenge_method": (VSCHAR, 10),
-    "client_assertion_type": (URI, 200),  # RFC 7521 4.2
+    "token_type_hint": (VSCHAR, MAX_VALUE_LENGTH),
+    # RFC 7636 4.1, 4.2: 43 to 128 unreserved characters, checked by the grant (invalid_request
+    # or invalid_grant), which keeps authorization_codes.code_challenge within its size.
+    "code_verifier": (VSCHAR, MAX_VALUE_LENGTH),
+    "code_challenge": (VSCHAR, MAX_VALUE_LENGTH),
+    "code_challenge_method": (VSCHAR, MAX_VALUE_LENGTH),
+    "client_assertion_type": (URI, MAX_VALUE_LENGTH),  # RFC 7521 4.2
     "client_assertion": (VSCHAR, MAX_VALUE_LENGTH),
     "id_token_hint": (VSCHAR, MAX_VALUE_LENGTH),  # a JWS in compact form
-    "response_mode": (VSCHAR, 64),
-    "prompt": (VSCHAR, 200),
-    "display": (VSCHAR, 64),
-    "max_age": (VSCHAR, 64),
-    "acr_values": (VSCHAR, 1000),
-    "ui_locales": (VSCHAR, 200),
-    "claims_locales": (VSCHAR, 200),
-    "interaction": (VSCHAR, 200),
+    "response_mode": (VSCHAR, MAX_VALUE_LENGTH),
+    "prompt": (VSCHAR, MAX_VALUE_LENGTH),
+    "display": (VSCHAR, MAX_VALUE_LENGTH),
+    "max_age": (VSCHAR, MAX_VALUE_LENGTH),
+    "acr_values": (VSCHAR, MAX_VALUE_LENGTH),
+    "ui_locales": (VSCHAR, MAX_VALUE_LENGTH),
+    "claims_locales": (VSCHAR, MAX_VALUE_LENGTH),
+    "interaction": (VSCHAR, MAX_VALUE_LENGTH),
 }
 PROTOCOL_BLUEPRINTS = frozenset({"oidc", "oidc_api"})
 # Probes and scrapers reach a node directly on its private address, over plain HTTP; they
@@ -170,23 +170,27 @@ def _check_name(name: str) -> None:
 
 
 def _check_json() -> None:
+    """A JSON body is read as a form (Flask-WTF): it has a form's shape, an object whose values
+    are strings or lists of strings, and a form's size."""
     if not request.is_json:
         return
     data = request.get_data(cache=True)
     if not data:
         return
+    # Measured before parsing: a parser recurses.
     if len(data) > MAX_JSON_BYTES or json_depth(data) > MAX_JSON_DEPTH:
         raise Refused
     parsed = request.get_json(silent=True)
-    if parsed is None:
+    if not isinstance(parsed, dict) or len(parsed) > MAX_PARAMETERS:
         raise Refused
-    for count, (text, is_name) in enumerate(_strings(parsed), 1):
-        if count > MAX_PARAMETERS * 2:
+    for name, value in parsed.items():
+        _check_name(name)
+        values = value if isinstance(value, list) else [value]
+        if len(values) > MAX_PARAMETERS or not all(isinstance(item, str) for item in values):
             raise Refused
-        if is_name:
-            _check_name(text)
-        elif len(text) > MAX_VALUE_LENGTH or REFUSED_TEXT.search(text):
-            raise Refused
+        for item in values:
+            if len(item) > MAX_VALUE_LENGTH or REFUSED_TEXT.search(item):
+                raise Refused
 
 
 def json_depth(data: bytes) -> int:
@@ -209,19 +213,6 @@ def json_depth(data: bytes) -> int:
         elif byte in (0x5D, 0x7D):  # ] }
             depth -= 1
     return deepest
-
-
-def _strings(value: Any) -> Iterator[tuple[str, bool]]:
-    """Every string of a parsed JSON document (its depth is bounded), and whether it is a name."""
-    if isinstance(value, str):
-        yield value, False
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key, True
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 def protocol_parameters(parameters: list[tuple[str, str]] | list[list[str]]) -> None:
