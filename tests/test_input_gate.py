@@ -176,16 +176,22 @@ PROTOCOL = {
                                   "ui_locales"],
     ("POST", "/malakoff/logout"): ["id_token_hint", "client_id", "post_logout_redirect_uri", "state"],
 }
+# Each form with values that pass its own checks, so that a hostile value in one field reaches
+# the service behind it.
 FORMS = {
-    "/malakoff/login": ["identifier", "password", "interaction"],
-    "/malakoff/register": ["member_number", "given_name", "family_name", "birthdate", "email",
-                           "email_confirm", "mobile", "accept_terms"],
-    "/miel/register": ["nir", "birthdate", "birth_department", "family_name", "given_name"],
-    "/malakoff/forgot-password": ["identifier"],
-    "/miel/forgot-identifier": ["nir", "birthdate", "family_name", "given_name"],
-    "/malakoff/login/code": ["channel"],
-    "/malakoff/login/code/verify": ["code", "remember"],
-    "/malakoff/register/code": ["code"],
+    "/malakoff/login": {"identifier": "jeanne@example.org", "password": "Secret-2026!"},
+    "/malakoff/register": {"member_number": "23456789", "given_name": "Jean", "family_name": "Dupont",
+                           "birthdate": "23/11/1949", "email": "jean@example.org",
+                           "email_confirm": "jean@example.org", "mobile": "0612345678",
+                           "accept_terms": "y"},
+    "/miel/register": {"nir": "262082A00403607", "birthdate": "30/08/1962", "birth_department": "2A",
+                       "family_name": "N'Diaye", "given_name": "Françoise"},
+    "/malakoff/forgot-password": {"identifier": "jeanne@example.org"},
+    "/miel/forgot-identifier": {"nir": "262082A00403607", "birthdate": "30/08/1962",
+                                "family_name": "N'Diaye", "given_name": "Françoise"},
+    "/malakoff/login/code": {"channel": "email"},
+    "/malakoff/login/code/verify": {"code": "123456", "remember": "y"},
+    "/malakoff/register/code": {"code": "123456"},
 }
 # What fuzzers send: controls, NUL, invisible and right-to-left characters, what breaks quoting,
 # what is not UTF-8 (an escaped surrogate among them).
@@ -260,7 +266,14 @@ def test_authorization_headers_of_any_bytes_get_an_oauth_error(client, path, cre
 @given(data=st.data())
 def test_the_forms_answer_any_fields(client, path, data):
     page = client.get("/malakoff/login")
-    items = [(b"csrf_token", csrf_token(page.data).encode()), *data.draw(pairs(FORMS[path]))]
+    fields = FORMS[path]
+    # A field's own value with one nasty piece in it, or anything at all.
+    hostile = {name: data.draw(st.one_of(st.sampled_from(NASTY).map(fields[name].encode().__add__),
+                                         texts()))
+               for name in data.draw(st.sets(st.sampled_from(sorted(fields)), min_size=1))}
+    items = [(b"csrf_token", csrf_token(page.data).encode()),
+             *((name.encode(), hostile.get(name, value.encode())) for name, value in fields.items()),
+             *data.draw(pairs(list(fields)))]
     response = client.post(path, data=encoded(items), content_type="application/x-www-form-urlencoded")
     assert_no_server_error(response, (path, items))
 
