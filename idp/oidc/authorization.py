@@ -33,6 +33,7 @@ from idp.oidc.interactions import Interaction, Interactions
 from idp.oidc.models import Client, Consent
 from idp.oidc.prompts import PromptContext, SignedIn
 from idp.oidc.server import StoredRequest, current_server
+from idp.web.gate import Refused, protocol_parameters
 from idp.web.locale import choose_ui_locale
 from idp.web.rendering import render
 
@@ -40,6 +41,8 @@ RESPONSE_MODES = ("query", "fragment", "form_post")
 MAX_PARAMETERS = 50
 MAX_VALUE_LENGTH = 8192
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# authorization_codes.nonce (idp/oidc/models.py): a longer one could not be kept with the code.
+MAX_NONCE_LENGTH = 500
 # RFC 6749 A.7: what an error description may contain. Authlib echoes response_type
 # and grant_type into descriptions, so those values must fit it.
 ECHOABLE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]{0,200}$")
@@ -47,7 +50,12 @@ ECHOED_PARAMETERS = ("response_type", "grant_type")
 
 
 def well_formed(params: list[list[str]]) -> bool:
-    """Bounded, printable parameters: anything else is not worth a redirect to the client."""
+    """Bounded, printable parameters, each once and of its grammar (``idp.web.gate``):
+    anything else is not worth a redirect to the client."""
+    try:
+        protocol_parameters(params)
+    except Refused:
+        return False
     return len(params) <= MAX_PARAMETERS and all(
         len(key) <= 64 and len(value) <= MAX_VALUE_LENGTH
         and not CONTROL_CHARACTERS.search(key) and not CONTROL_CHARACTERS.search(value)
@@ -186,6 +194,9 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
             raise RegistrationNotSupported(redirect_uri=redirect_uri)
         if "openid" not in (oauth_request.scope or "").split():
             raise InvalidRequestError("The 'openid' scope is required.", redirect_uri=redirect_uri)
+        if len(data.get("nonce") or "") > MAX_NONCE_LENGTH:
+            # Refused before the member signs in, not when the code is kept.
+            raise InvalidRequestError("'nonce' is too long.", redirect_uri=redirect_uri)
         checked = _prompt_context(data, oauth_request.scope or "", signed_in, client, interaction,
                                   redirect_uri)
 
@@ -210,6 +221,11 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
         authentication = _stated_authentication(signed_in, checked, redirect_uri)
     except OAuth2Error as error:
         return error_response(error, context)
+    except ValueError:
+        # Authlib refuses to build an error whose description would echo characters RFC 6749
+        # 4.1.2.1 forbids in error_description (an unregistered redirect_uri, say): the
+        # request is invalid, and the redirect URI is not to be trusted.
+        return error_response(InvalidRequestError(), _Context(context.response_mode, None, None))
 
     # Read back by AuthorizationCodeGrant.save_authorization_code.
     oauth_request.user = account

@@ -7,10 +7,13 @@ tenant is unknown to the other.
 
 from __future__ import annotations
 
+import base64
+import logging
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 # Authlib ships no type information (no py.typed marker).
 from authlib.consts import default_json_headers
@@ -47,6 +50,9 @@ from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, us
 from idp.oidc.clients import ClientCache
 from idp.oidc.models import SUPPORTED_SCOPES, AuthorizationCode, Client, Token, token_digest
 from idp.oidc.revocation import revoke_tokens
+from idp.web.gate import VSCHAR
+
+log = logging.getLogger(__name__)
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 # Refresh and introspection only ask whether the token's account is still active.
@@ -125,7 +131,22 @@ class Provider(AuthorizationServer):
         if any(len(values) > 1 for values in request.payload.datalist.values()):
             error = InvalidRequestError("Parameters must not be repeated.")
             return self.handle_error_response(request, error)
-        return super().create_token_response(request)
+        try:
+            return super().create_token_response(request)
+        except ValueError as exc:
+            return self.handle_error_response(request, _unsayable(exc))
+
+    def create_endpoint_response(self, name, request=None):
+        try:
+            return super().create_endpoint_response(name, request)
+        except ValueError as exc:
+            return self.handle_error_response(self.create_oauth2_request(request), _unsayable(exc))
+
+    def validate_endpoint_request(self, name, request=None):
+        try:
+            return super().validate_endpoint_request(name, request)
+        except ValueError as exc:
+            raise _unsayable(exc) from None
 
     def authenticate_client(self, request, methods, endpoint="token"):
         # RFC 6749 2.3 and 5.2: more than one authentication mechanism is invalid_request
@@ -138,6 +159,7 @@ class Provider(AuthorizationServer):
         ]
         if sum(used) > 1:
             raise InvalidRequestError("Use one client authentication method only.")
+        _check_basic_credentials(request.headers.get("Authorization"))
         return super().authenticate_client(request, methods, endpoint)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
@@ -173,6 +195,33 @@ class Provider(AuthorizationServer):
 
     def issuer(self) -> str:
         return current_tenant().issuer
+
+
+def _unsayable(exc: ValueError) -> InvalidRequestError:
+    """The answer to a request Authlib could not even describe: it refuses to build an error
+    whose description would echo characters RFC 6749 5.2 forbids in error_description (the
+    request's own values, a JOSE header's ``kid``)."""
+    log.warning("request refused: %s", type(exc).__name__)
+    return InvalidRequestError("The request is not valid.")
+
+
+def _check_basic_credentials(header: str | None) -> None:
+    """Basic credentials that decode (RFC 7617 2: base64 of UTF-8), each part form-urlencoded
+    (RFC 6749 2.3.1) and made of VSCHAR (appendix A.1, A.2); otherwise invalid_client, with
+    the challenge of the scheme used (RFC 6749 5.2)."""
+    if not header:
+        return
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        client_id, secret = decoded.split(":", 1)
+        parts = [unquote(client_id, errors="strict"), unquote(secret, errors="strict")]
+    except ValueError:  # binascii.Error and UnicodeDecodeError among them
+        parts = []
+    if not parts or not all(VSCHAR.fullmatch(part) for part in parts):
+        raise InvalidClientError(description="Malformed Basic credentials.", status_code=401)
 
 
 def _refresh_expiry(client: Client, origin: AuthorizationCode | Token, previous: Token | None) -> datetime:

@@ -1,9 +1,9 @@
 """HTTP plumbing shared by every page, one module per concern.
 
-``tenants`` (URLs under /<tenant>/), ``locale`` (the pages' language), ``rendering``
-(templates and what every layout gets), ``headers`` (security headers), ``errors`` (the one
-error boundary), ``transactions`` (one database transaction per request). ``init_app``
-installs them; ``create_app`` registers the blueprints.
+``gate`` (input no view has to cope with), ``tenants`` (URLs under /<tenant>/), ``locale``
+(the pages' language), ``rendering`` (templates and what every layout gets), ``headers``
+(security headers), ``errors`` (the one error boundary), ``transactions`` (one database
+transaction per request). ``init_app`` installs them; ``create_app`` registers the blueprints.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from idp import logs
 from idp.store import StoreUnavailable
+from idp.web import gate
 from idp.web.errors import register_error_handlers
 from idp.web.headers import security_headers
 from idp.web.locale import select_locale
@@ -25,6 +26,7 @@ babel = Babel()
 
 def init_app(app: Flask, *, trusted_proxies: int) -> None:
     logs.init_app(app, trusted_proxies)
+    gate.install(app)
 
     @app.before_request
     def store_must_be_readable():
