@@ -100,7 +100,13 @@ class OtpService:
 
     def verify(self, tenant: Tenant, challenge: Challenge, raw_code: str) -> None:
         """Accept the code once; raise OtpExpired, OtpLocked or OtpInvalid otherwise."""
-        if self.clock() >= challenge.expires_at or self.store.get(self._key(challenge.id)) is None:
+        if self.clock() >= challenge.expires_at:
+            raise OtpExpired()
+        if self.store.get(self._key(challenge.id)) is None:
+            # Gone after its last allowed try: the member is told so, not that it expired.
+            spent = self.store.get(f"{self._key(challenge.id)}:tries")
+            if spent is not None and int(spent) >= tenant.mfa.otp_max_attempts:
+                raise OtpLocked()
             raise OtpExpired()
         tries = self.store.incr(f"{self._key(challenge.id)}:tries", tenant.mfa.otp_ttl_seconds)
         maximum = tenant.mfa.otp_max_attempts
@@ -116,6 +122,7 @@ class OtpService:
         # Single use: of two concurrent correct submissions only one takes the challenge.
         if self.store.take(self._key(challenge.id)) is None:
             raise OtpExpired()
+        self.store.delete(f"{self._key(challenge.id)}:tries")
 
 
 class TrustedDevices:

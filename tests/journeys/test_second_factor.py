@@ -124,6 +124,8 @@ def test_the_sixth_try_is_refused_even_with_the_right_code(flow):
     assert b"Trop de codes incorrects" in messages[-1]
     response = _enter(flow, code)
     assert response.status_code == 400
+    # Said as what it is: too many tries, not an expired code.
+    assert b"Trop de codes incorrects" in response.data
 
 
 def test_resend_has_a_cooldown_and_replaces_the_code(flow, monkeypatch):

@@ -158,8 +158,8 @@ def test_wrong_codes_count_down_then_lock_the_challenge(service):
     with pytest.raises(OtpLocked):
         service.verify(TENANT, challenge, wrong)  # the fifth wrong code
 
-    # Locked for good: even the right code needs a new challenge now.
-    with pytest.raises(OtpExpired):
+    # Locked for good, and said so: even the right code needs a new challenge now.
+    with pytest.raises(OtpLocked):
         service.verify(TENANT, challenge, code)
 
 
