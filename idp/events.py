@@ -46,6 +46,8 @@ IDENTIFIER_REMINDED = "account:identifier:remind"
 REGISTRATION_ACCEPTED = "registration:accepted"
 REGISTRATION_MISS = "registration:miss"
 REGISTRATION_REVIEW = "registration:review"
+REGISTRATION_LETTER = "registration:letter:sent"
+REGISTRATION_LETTER_FAILURE = "registration:letter:failure"
 # An identity check refused, unmade, past the failed matches allowed on its member number or NIR.
 REGISTRATION_LIMITED = "registration:match:limited"
 REVIEW_APPROVED = "registration:review:approve"

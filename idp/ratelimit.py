@@ -79,6 +79,8 @@ MATCH_PER_MEMBER_NUMBER = Limit("match:member-number", 5, 24 * 3600)
 MATCH_PER_NIR = Limit("match:nir", 5, 24 * 3600)
 # Birth dates typed on one activation link (Miel); the link then opens nothing. The window
 # outlasts any link's life, so this is a cap per link.
+# Codes received by post, typed back, per address (each code also has its own 5 tries).
+LETTER_CODE_PER_IP = Limit("letter-code:ip", 10, 60 * 60)
 ACTIVATION_BIRTH_DATE_TRIES = Limit("activation:birth-date", 5, 31 * 24 * 3600)
 
 ALL_LIMITS = (

@@ -39,6 +39,21 @@ class PasswordPolicy:
     specials: str = "!@#*$%"
 
 
+# What registration does for a member whose record holds neither an email nor a mobile: card
+# data alone (member number, names, birth date) is printed on cards and letters, so it never
+# activates an account by itself.
+WITHOUT_CONTACT = ("letter", "review")
+
+
+@dataclass(frozen=True)
+class RegistrationPolicy:
+    # "letter": an activation code goes by post to the registry's postal address (review when
+    # there is none); "review": support checks every such request.
+    without_contact: str = "letter"
+    # How long the code of a letter stays valid.
+    letter_code_days: int = 30
+
+
 @dataclass(frozen=True)
 class MfaPolicy:
     otp_ttl_seconds: int = 180
@@ -205,6 +220,7 @@ class Tenant:
     communication_preferences: bool = False
     migration: MigrationPolicy = field(default_factory=MigrationPolicy)
     sms: SmsPolicy = field(default_factory=SmsPolicy)
+    registration: RegistrationPolicy = field(default_factory=RegistrationPolicy)
 
     @property
     def logs_in_with_email(self) -> bool:
@@ -277,6 +293,10 @@ def load_tenant(path: Path, base_url: str, *, production: bool = False) -> Tenan
         _check_accessibility_contact(accessibility, source)
     passkeys = _passkeys(data, base_url, source)
     sms = _sms(data, source)
+    registration = _section(RegistrationPolicy, data, "registration", source)
+    if registration.without_contact not in WITHOUT_CONTACT:
+        raise ConfigError(f"{source}: [registration] without_contact must be one of "
+                          f"{', '.join(WITHOUT_CONTACT)}")
     if password.min_length < 8 or password.max_length < 64 or password.max_length < password.min_length:
         raise ConfigError(f"{source}: [password] needs min_length >= 8 and max_length >= 64")
 
@@ -303,7 +323,7 @@ def load_tenant(path: Path, base_url: str, *, production: bool = False) -> Tenan
     try:
         return Tenant(slug=slug, issuer=issuer, links=links, password=password, mfa=mfa,
                       migration=migration, accessibility=accessibility, passkeys=passkeys, sms=sms,
-                      **data)
+                      registration=registration, **data)
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

@@ -176,6 +176,17 @@ def last_code(app, channel: str = "email", template: str = "otp_code") -> str:
     return re.search(r"\b(\d{6})\b", newest_message(app, template, channel).body_text).group(1)
 
 
+def sms_code_step(client, tenant: str, response):
+    """Registration's last step as a member takes it: the code of the SMS typed, when the step
+    before (``response``) sent one; otherwise ``response`` itself."""
+    if response.status_code != 303 or not response.headers["Location"].endswith("/register/code"):
+        return response
+    page = client.get(f"/{tenant}/register/code")
+    code = last_code(client.application, "sms", "registration_code")
+    return client.post(f"/{tenant}/register/code",
+                       data={"code": code, "csrf_token": csrf_token(page.data)})
+
+
 def code_asked_again_while_held_back(db, monkeypatch, template: str, ask, ask_again) -> list[str]:
     """``ask`` sends a code of ``template``; an outage holds its message back (pending again);
     ``ask_again``, past the resend cooldown, sends a new one. The statuses of the messages of

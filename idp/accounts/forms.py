@@ -301,3 +301,11 @@ class MemberNumberForm(FlaskForm):
     member_number = StringField(_l("Numéro d’adhérent"), validators=[
         DataRequired(_l("Saisissez votre numéro d’adhérent.")), MemberNumber()])
     submit = SubmitField(_l("Recevoir mon identifiant"))
+
+
+class LetterCodeForm(MemberNumberForm):
+    """The activation code received by post, and the member number printed beside it."""
+
+    code = StringField(_l("Code reçu par courrier"), validators=[
+        DataRequired(_l("Saisissez le code reçu par courrier.")), Length(max=20)])
+    submit = SubmitField(_l("Valider"))

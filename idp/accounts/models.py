@@ -6,7 +6,17 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, String, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, utcnow
@@ -49,6 +59,13 @@ class Account(Base):
     # and cleared once used (single use).
     activation_nonce: Mapped[str | None] = mapped_column(String(64))
     terms_accepted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A member without contacts on file proves who they are with a code sent by post to the
+    # registry's address: its digest (never the code), until when it is valid, and how many
+    # tries it has taken. Set while the account waits for the letter; no activation link is
+    # sent until the code comes back.
+    letter_code_digest: Mapped[str | None] = mapped_column(String(64))
+    letter_code_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    letter_code_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Communication preferences (Miel): statements/letters by "email" or "post", marketing consent.
     preferences: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Where members sign in with an email: an account from the previous system that still
@@ -66,6 +83,11 @@ class Account(Base):
     def is_active(self) -> bool:
         return self.status == "active"
 
+    @property
+    def awaits_letter(self) -> bool:
+        """Pending until the code sent by post comes back (see ``letter_code_digest``)."""
+        return self.letter_code_digest is not None
+
 
 REQUEST_STATUSES = ("pending", "approved", "rejected")
 
@@ -78,7 +100,9 @@ class RegistrationRequest(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant: Mapped[str] = mapped_column(String(32), index=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
-    # "near_miss" (a name differs) or "contact_mismatch" (email/mobile differ from the records).
+    # "near_miss" (a name differs), "contact_mismatch" (email/mobile differ from the records),
+    # "no_contact" (nothing on file to prove the member's hold of, and no letter possible) or
+    # "pending_elsewhere" (an account waits for activation with other contacts).
     reason: Mapped[str] = mapped_column(String(32))
     # What the member typed, for the reviewer: names, birth date, email, mobile, terms version.
     submitted: Mapped[dict[str, Any]] = mapped_column(JSON)

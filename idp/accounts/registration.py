@@ -5,8 +5,8 @@ same transaction as the activation email that lets its member finish. Every
 answer that could tell whether someone is registered is the same on the page;
 what differs goes by email to the address concerned.
 
-The service queues messages in the caller's transaction and returns them; the
-caller commits; they leave at commit (``idp.channels.dispatch``). The language the
+The service queues messages in the caller's transaction; the caller commits; they
+leave at commit (``idp.channels.dispatch``). The language the
 member registers in is kept (on the account, or on the request under review)
 for the messages they get when they are not at the screen: support's decision.
 
@@ -19,9 +19,11 @@ state transition ``pending`` → ``approved``/``rejected`` taken the same way.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,14 +35,15 @@ from idp.accounts.models import Account, RegistrationRequest
 from idp.channels.models import Message
 from idp.channels.services import Messages, Reader
 from idp.db import rowcount, utcnow
-from idp.identifiers import normalize_email
-from idp.registry.matching import MatchResult, contact_matches
+from idp.identifiers import InvalidIdentifier, normalize_email, parse_mobile
+from idp.registry.matching import MatchResult, contact_matches, same_mobile
 from idp.registry.models import Member
 from idp.tenancy import Tenant
 from idp.tokens import ACTIVATION, InvalidToken, TokenService
 
 # What the member is told, whatever happened behind it (the page never says more).
 ACTIVATION_SENT = "activation_sent"   # also for "already registered": the email says which
+LETTER_SENT = "letter_sent"   # no contact on file: the activation code goes by post
 IN_REVIEW = "in_review"
 NO_MATCH = "no_match"
 BENEFICIARY = "beneficiary"
@@ -51,6 +54,12 @@ TERMINATED = "terminated"
 # a member who starts again later gets a new one.
 REPEAT_WINDOW = timedelta(minutes=5)
 
+# The code of a letter: 8 characters without the look-alikes 0/O, 1/I/L (40 bits), printed
+# in two groups of four; 5 wrong tries kill it.
+LETTER_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+LETTER_CODE_LENGTH = 8
+LETTER_CODE_TRIES = 5
+
 
 class ActivationLinkInvalid(Exception):
     """Tampered, expired, or replaced by a newer link."""
@@ -58,6 +67,19 @@ class ActivationLinkInvalid(Exception):
 
 class ActivationLinkUsed(ActivationLinkInvalid):
     """The link did its work already: the account it was for is active."""
+
+
+class LetterCodeRefused(Exception):
+    """A code that does not open a registration; ``tries_left`` when one was counted (None
+    when nothing waits under that number, which the page does not tell apart)."""
+
+    def __init__(self, tries_left: int | None):
+        super().__init__("letter code refused")
+        self.tries_left = tries_left
+
+
+class LetterCodeUsed(Exception):
+    """The code did its work already (another use of it came first)."""
 
 
 class ReviewError(Exception):
@@ -80,7 +102,20 @@ class Applicant:
 @dataclass
 class Outcome:
     status: str
-    messages: list[Message] = field(default_factory=list)
+
+
+def normalize_letter_code(typed: str) -> str:
+    """A code as typed from paper: case, spaces and hyphens do not matter."""
+    return "".join(char for char in typed.upper() if char.isalnum())
+
+
+def format_letter_code(code: str) -> str:
+    return f"{code[:4]}-{code[4:]}"
+
+
+def _letter_code_alive(account: Account, now: datetime) -> bool:
+    return (account.letter_code_expires_at is not None and account.letter_code_expires_at > now
+            and account.letter_code_tries < LETTER_CODE_TRIES)
 
 
 class Registrations:
@@ -89,11 +124,22 @@ class Registrations:
         self.tenant = tenant
         self.messages = messages
         self.tokens = TokenService(secret_key, ACTIVATION)
+        self.secret_key = secret_key.encode()
 
     # -- registration -------------------------------------------------------------------------
 
     def register(self, applicant: Applicant, match: MatchResult) -> Outcome:
         """Decide on a registration whose identity was matched against the registry.
+
+        The mobile has been proven by an SMS code before this is called (both tenants);
+        the email is proven by the activation link. What the registry holds decides the rest:
+
+        - contacts on file must agree with those typed, or support reviews the request;
+        - with none on file, card data alone does not open an account: the activation code
+          goes by post to the registry's address (``LETTER_SENT``), or support reviews it
+          (the tenant's ``[registration] without_contact``, or no address on file);
+        - an account already waiting for activation keeps its contacts: a request with
+          others goes to review and those contacts are told; the same ones get the link again.
 
         Registrations of one member are taken one after the other (a lock on the member's
         row until the caller commits); an email already queued for the same purpose to the
@@ -108,15 +154,24 @@ class Registrations:
         member = self._locked(match.member)
         email = normalize_email(applicant.email)
         existing = self._account_of(member)
+        by_letter = not member.email and not member.mobile
+        sent = LETTER_SENT if by_letter else ACTIVATION_SENT
         if existing is not None and existing.is_active:
             # Registering again: the member is told by email, the page says nothing more.
             address = existing.email or email
-            messages = [] if self._queued_lately(address, "already_registered") else [
-                self._queue(address, "already_registered", login_url=f"{self.tenant.issuer}/login")]
-            return Outcome(ACTIVATION_SENT, messages)
+            if not self._queued_lately(address, "already_registered"):
+                self._queue(address, "already_registered", login_url=f"{self.tenant.issuer}/login")
+            return Outcome(sent)
         if match.outcome == "near_miss" or not contact_matches(member, email, applicant.mobile):
             reason = "near_miss" if match.outcome == "near_miss" else "contact_mismatch"
             return self._to_review(member, applicant, email, reason, match.differences)
+        if existing is not None and (existing.email, existing.phone_number) != (email, applicant.mobile):
+            # Never re-targeted: the contacts waiting for their link keep it, and hear of this.
+            self._tell_pending_contacts(existing)
+            return self._to_review(member, applicant, email, "pending_elsewhere", [])
+        if by_letter and (self.tenant.registration.without_contact != "letter"
+                          or member.postal_address is None):
+            return self._to_review(member, applicant, email, "no_contact", [])
         email_owner = self.db.scalar(select(Account).where(
             Account.tenant == self.tenant.slug, Account.email == email))
         if email_owner is not None and email_owner.member_id != member.id:
@@ -126,11 +181,9 @@ class Registrations:
             # moment (the unique address per tenant decides), and this one then ends cleanly.
             with self.db.begin_nested():
                 account = existing or self._new_account(member, applicant, email)
-                already_sent = (account.activation_nonce is not None and account.email == email
+                already_sent = (account.activation_nonce is not None
                                 and self._queued_lately(email, "activation"))
                 account.locale = self.messages.locale_for(self.tenant)
-                account.email = email
-                account.phone_number = applicant.mobile
                 account.phone_number_verified = applicant.mobile_verified
                 if applicant.terms_version:
                     account.terms_version, account.terms_accepted_at = applicant.terms_version, utcnow()
@@ -138,15 +191,17 @@ class Registrations:
         except IntegrityError:
             email_owner = self.db.scalar(select(Account).where(
                 Account.tenant == self.tenant.slug, Account.email == email))
-            return self._email_in_use(email, email_owner) if email_owner else Outcome(ACTIVATION_SENT)
+            return self._email_in_use(email, email_owner) if email_owner else Outcome(sent)
+        if by_letter:
+            return self._letter(account, member, applicant.ip)
         if already_sent:
             # The link sent moments ago still works (its nonce is kept): nothing more to send.
             return Outcome(ACTIVATION_SENT)
-        outcome = Outcome(ACTIVATION_SENT, self._welcome_emails(account))
-        outcome.messages += self._notify_address_on_file(member, email, "registration_notice")
+        self._welcome_emails(account)
+        self._tell_contacts_on_file(member, email, applicant.mobile, "registration_notice")
         events.record_event(self.db, events.REGISTRATION_ACCEPTED, tenant=self.tenant.slug,
                             account_id=account.id, ip=applicant.ip)
-        return outcome
+        return Outcome(ACTIVATION_SENT)
 
     def _locked(self, member: Member) -> Member:
         """The member's row, locked until the caller commits: one registration at a time."""
@@ -157,10 +212,9 @@ class Registrations:
         in that account's language. Its row is locked first, so that registrations racing
         for one address tell it once."""
         self.db.refresh(owner, with_for_update=True)
-        if self._queued_lately(email, "email_in_use"):
-            return Outcome(ACTIVATION_SENT)
-        return Outcome(ACTIVATION_SENT, [self._queue(email, "email_in_use", reader=owner,
-                                                     login_url=f"{self.tenant.issuer}/login")])
+        if not self._queued_lately(email, "email_in_use"):
+            self._queue(email, "email_in_use", reader=owner, login_url=f"{self.tenant.issuer}/login")
+        return Outcome(ACTIVATION_SENT)
 
     def _account_of(self, member: Member) -> Account | None:
         return self.db.scalar(select(Account).where(
@@ -196,11 +250,86 @@ class Registrations:
         self.db.flush()
         events.record_event(self.db, events.REGISTRATION_REVIEW, tenant=self.tenant.slug,
                             ip=applicant.ip, request=pending.id, reason=reason)
-        if self._queued_lately(email, "registration_received"):
-            return Outcome(IN_REVIEW)
-        messages = [self._queue(email, "registration_received")]
-        messages += self._notify_address_on_file(member, email, "registration_notice")
-        return Outcome(IN_REVIEW, messages)
+        if not self._queued_lately(email, "registration_received"):
+            self._queue(email, "registration_received")
+            self._tell_contacts_on_file(member, email, applicant.mobile, "registration_notice")
+        return Outcome(IN_REVIEW)
+
+    def _tell_pending_contacts(self, account: Account) -> None:
+        """The address of an account waiting for activation hears of a request with other
+        contacts: its own link keeps working, and support looks at the other one."""
+        if account.email and not self._queued_lately(account.email, "registration_contested"):
+            self._queue(account.email, "registration_contested", reader=account)
+
+    # -- by post --------------------------------------------------------------------------------
+
+    def _letter(self, account: Account, member: Member, ip: str | None) -> Outcome:
+        """The activation code by post, to the registry's address: the member proves they
+        live where the insurer writes to them. A code still valid is not sent again (a letter
+        takes days, and costs); a dead one (expired, or out of tries) is replaced."""
+        now = self.messages.clock()
+        if account.awaits_letter and _letter_code_alive(account, now):
+            return Outcome(LETTER_SENT)
+        address = member.postal_address
+        if address is None:  # checked by register(); kept for the type checker
+            raise ValueError(f"member {member.id} has no postal address")
+        code = "".join(secrets.choice(LETTER_CODE_ALPHABET) for _ in range(LETTER_CODE_LENGTH))
+        valid_until = now + timedelta(days=self.tenant.registration.letter_code_days)
+        account.letter_code_digest = self._letter_digest(account, code)
+        account.letter_code_expires_at, account.letter_code_tries = valid_until, 0
+        account.activation_nonce = None
+        self.messages.queue(self.tenant, "letter", "registration_letter", address.recipient(),
+                            code=format_letter_code(code), valid_until=valid_until.date(),
+                            member_number=account.member_number,
+                            letter_url=f"{self.tenant.issuer}/register/letter")
+        events.record_event(self.db, events.REGISTRATION_LETTER, tenant=self.tenant.slug,
+                            account_id=account.id, ip=ip)
+        return Outcome(LETTER_SENT)
+
+    def _letter_digest(self, account: Account, code: str) -> str:
+        return hmac.new(self.secret_key, f"{account.id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+    def accept_letter_code(self, member_number: str, code: str) -> Account:
+        """The code of a letter, typed back: the activation email goes to the account's address.
+
+        Each try is counted before it is compared (parallel tries cannot pass the count);
+        ``LETTER_CODE_TRIES`` wrong ones kill the code. The right one is spent by a conditional
+        UPDATE: of concurrent uses one wins, the others get LetterCodeUsed. LetterCodeRefused
+        says nothing of which part was wrong, nor whether such an account exists.
+        """
+        account = self.db.scalar(select(Account).where(
+            Account.tenant == self.tenant.slug, Account.member_number == member_number.strip(),
+            Account.status == "pending", Account.letter_code_digest.is_not(None)))
+        if account is None:
+            raise LetterCodeRefused(None)
+        now = self.messages.clock()
+        counted = rowcount(self.db.execute(
+            update(Account)
+            .where(Account.id == account.id, Account.letter_code_digest.is_not(None),
+                   Account.letter_code_tries < LETTER_CODE_TRIES,
+                   Account.letter_code_expires_at > now)
+            .values(letter_code_tries=Account.letter_code_tries + 1)
+            .execution_options(synchronize_session=False)))
+        self.db.refresh(account)
+        if counted != 1:
+            raise LetterCodeRefused(0) if account.awaits_letter else LetterCodeUsed()
+        digest = self._letter_digest(account, normalize_letter_code(code))
+        if not hmac.compare_digest(digest, account.letter_code_digest or ""):
+            events.record_event(self.db, events.REGISTRATION_LETTER_FAILURE, tenant=self.tenant.slug,
+                                account_id=account.id)
+            raise LetterCodeRefused(LETTER_CODE_TRIES - account.letter_code_tries)
+        spent = rowcount(self.db.execute(
+            update(Account)
+            .where(Account.id == account.id, Account.letter_code_digest == digest)
+            .values(letter_code_digest=None, letter_code_expires_at=None, letter_code_tries=0)
+            .execution_options(synchronize_session=False)))
+        self.db.refresh(account)
+        if spent != 1:
+            raise LetterCodeUsed()
+        self._welcome_emails(account)
+        events.record_event(self.db, events.REGISTRATION_ACCEPTED, tenant=self.tenant.slug,
+                            account_id=account.id)
+        return account
 
     # -- review ---------------------------------------------------------------------------------
 
@@ -226,52 +355,69 @@ class Registrations:
             raise ReviewError(f"request {request_id} was already {request.status}")
         return request
 
-    def approve(self, request_id: int) -> list[Message]:
-        """Support vouches for the member: the account is created and the activation sent."""
+    def approve(self, request_id: int) -> None:
+        """Support vouches for the member: the account is created and the activation sent.
+
+        Refused (ReviewError, nothing changed once the caller rolls back) when the member's
+        account has become active since the request: an active account's contacts change
+        only through support's own command, after checking who asks.
+        """
         request = self._decide(request_id, "approved")
         # get_one: the request's member_id is a cascading foreign key, so the member is there.
-        member = self.db.get_one(Member, request.member_id)
+        member = self._locked(self.db.get_one(Member, request.member_id))
+        existing = self._account_of(member)
+        if existing is not None and existing.is_active:
+            raise ReviewError(
+                f"the account of member {member.member_number} is active: its contacts are not "
+                f"changed by a registration; reject this request, and change them with "
+                f"`idp accounts set-contact` once the member's identity is checked")
         submitted = request.submitted
+        owner = self.db.scalar(select(Account).where(
+            Account.tenant == self.tenant.slug, Account.email == submitted["email"]))
+        if owner is not None and owner.member_id != member.id:
+            raise ReviewError(f"{submitted['email']} is now the address of another account; "
+                              f"reject this request")
         applicant = Applicant(
             first_name=submitted["first_name"], last_name=submitted["last_name"],
             birth_date=date.fromisoformat(submitted["birth_date"]), email=submitted["email"],
             mobile=submitted.get("mobile"), terms_version=submitted.get("terms_version"),
         )
-        account = self._account_of(member) or self._new_account(member, applicant, applicant.email)
+        account = existing or self._new_account(member, applicant, applicant.email)
         account.email, account.phone_number = applicant.email, applicant.mobile
+        # Support vouched for the person, not for the mobile: only an SMS code proves it.
+        account.phone_number_verified = False
+        account.letter_code_digest = account.letter_code_expires_at = None
         account.locale = request.locale
         if applicant.terms_version:
             account.terms_version, account.terms_accepted_at = applicant.terms_version, utcnow()
         events.record_event(self.db, events.REVIEW_APPROVED, tenant=self.tenant.slug,
                             account_id=account.id, request=request.id)
-        return self._welcome_emails(account, reader=account)
+        self._welcome_emails(account, reader=account)
 
-    def reject(self, request_id: int, reason: str) -> list[Message]:
+    def reject(self, request_id: int, reason: str) -> None:
         request = self._decide(request_id, "rejected", reason)
         events.record_event(self.db, events.REVIEW_REJECTED, tenant=self.tenant.slug,
                             request=request.id)
-        return [self._queue(request.submitted["email"], "registration_rejected", reader=request)]
+        self._queue(request.submitted["email"], "registration_rejected", reader=request)
 
     # -- activation -----------------------------------------------------------------------------
 
-    def _welcome_emails(self, account: Account, reader: Reader | None = None) -> list[Message]:
+    def _welcome_emails(self, account: Account, reader: Reader | None = None) -> None:
         """The activation link; members who sign in with their number also get it (Miel).
 
         ``reader``: see ``Messages.locale_for`` (given when support decided).
         """
-        messages = [self._activation_email(account, reader)]
         if not self.tenant.logs_in_with_email:
-            messages.insert(0, self._queue(_address(account), "identifier", reader=reader,
-                                           member_number=account.member_number,
-                                           login_url=f"{self.tenant.issuer}/login"))
-        return messages
+            self._queue(_address(account), "identifier", reader=reader,
+                        member_number=account.member_number, login_url=f"{self.tenant.issuer}/login")
+        self._activation_email(account, reader)
 
-    def _activation_email(self, account: Account, reader: Reader | None = None) -> Message:
+    def _activation_email(self, account: Account, reader: Reader | None = None) -> None:
         account.activation_nonce = secrets.token_urlsafe(24)
         token = self.tokens.dumps({"a": account.id, "n": account.activation_nonce})
-        return self._queue(_address(account), "activation", reader=reader,
-                           activation_url=f"{self.tenant.issuer}/activate/{token}",
-                           hours=self.tenant.links.activation_ttl_hours)
+        self._queue(_address(account), "activation", reader=reader,
+                    activation_url=f"{self.tenant.issuer}/activate/{token}",
+                    hours=self.tenant.links.activation_ttl_hours)
 
     def account_for_link(self, token: str) -> Account:
         """The pending account a link activates; ActivationLinkUsed once it is active,
@@ -292,7 +438,7 @@ class Registrations:
             raise ActivationLinkInvalid()
         return account
 
-    def activate(self, account: Account, password: str, hasher: PasswordHasher) -> list[Message]:
+    def activate(self, account: Account, password: str, hasher: PasswordHasher) -> None:
         """Set the first password; the link dies with it (its nonce is cleared).
 
         One conditional UPDATE spends the link: of concurrent uses, the one that changes
@@ -316,37 +462,55 @@ class Registrations:
         events.record_event(self.db, events.ACCOUNT_ACTIVATED, tenant=self.tenant.slug,
                             account_id=account.id)
         member = self.db.get(Member, account.member_id) if account.member_id else None
-        return self._notify_address_on_file(member, account.email, "activation_notice")
+        self._tell_contacts_on_file(member, account.email, account.phone_number, "activation_notice")
 
-    def resend_activation(self, email: str) -> list[Message]:
-        """A new link for a pending account with this address; nothing (and no sign) otherwise."""
+    def resend_activation(self, email: str) -> None:
+        """A new link for a pending account with this address; nothing (and no sign) otherwise.
+
+        Not for an account waiting for its letter: its link comes once the code is back.
+        """
         account = self.db.scalar(select(Account).where(
             Account.tenant == self.tenant.slug, Account.email == normalize_email(email),
-            Account.status == "pending"))
-        return [self._activation_email(account)] if account is not None else []
+            Account.status == "pending", Account.letter_code_digest.is_(None)))
+        if account is not None:
+            self._activation_email(account)
 
     # -- messages -------------------------------------------------------------------------------
 
     def _queue(self, recipient: str, template: str, *, reader: Reader | None = None,
                **context) -> Message:
+        """An email of the registration's, in ``reader``'s language (see Messages.locale_for)."""
         return self.messages.queue(self.tenant, "email", template, recipient, reader=reader,
                                    **context)
 
     def _queued_lately(self, recipient: str, template: str) -> bool:
-        """Whether this email went to this address within ``REPEAT_WINDOW``."""
+        """Whether this message went to this recipient within ``REPEAT_WINDOW``."""
         since = self.messages.clock() - REPEAT_WINDOW
         return bool(self.db.scalar(select(func.count()).select_from(Message).where(
             Message.tenant == self.tenant.slug, Message.template == template,
             Message.recipient == recipient.strip(), Message.created_at >= since)))
 
-    def _notify_address_on_file(self, member: Member | None, entered: str | None,
-                                template: str) -> list[Message]:
-        """The registry's address hears of every registration and activation (SPEC §3.3)."""
-        if member is None or not member.email or normalize_email(member.email) == entered:
-            return []
-        if template == "registration_notice" and self._queued_lately(member.email, template):
-            return []
-        return [self._queue(member.email, template)]
+    def _tell_contacts_on_file(self, member: Member | None, email: str | None,
+                               mobile: str | None, template: str) -> None:
+        """The registry's contact hears of every registration and activation made with other
+        contacts than its own (SPEC §3.3): its email, or failing one its mobile, by SMS."""
+        if member is None:
+            return
+        if member.email:
+            if normalize_email(member.email) != normalize_email(email or ""):
+                recipient, channel = member.email, "email"
+            else:
+                return
+        elif member.mobile and not same_mobile(member.mobile, mobile or ""):
+            try:
+                recipient, channel = parse_mobile(member.mobile), "sms"
+            except InvalidIdentifier:
+                return  # a number on file that is no mobile receives nothing
+        else:
+            return
+        if template == "registration_notice" and self._queued_lately(recipient, template):
+            return
+        self.messages.queue(self.tenant, channel, template, recipient)
 
 
 def _address(account: Account) -> str:

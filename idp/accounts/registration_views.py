@@ -13,6 +13,7 @@ from idp import ratelimit
 from idp.accounts.codes import code_accepted
 from idp.accounts.forms import (
     ContactForm,
+    LetterCodeForm,
     MalakoffRegistrationForm,
     MielIdentityForm,
     NewPasswordForm,
@@ -24,18 +25,19 @@ from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.registration import (
     ACTIVATION_SENT,
     BENEFICIARY,
-    IN_REVIEW,
     NO_MATCH,
     TERMINATED,
     ActivationLinkInvalid,
     ActivationLinkUsed,
     Applicant,
+    LetterCodeRefused,
+    LetterCodeUsed,
     Registrations,
 )
 from idp.extensions import current_tenant, db, find_service, services
 from idp.mfa.services import Challenge
 from idp.ratelimit import RateLimiter
-from idp.registry.matching import IdentityChecks, MatchResult
+from idp.registry.matching import MATCH, NEAR_MISS, IdentityChecks, MatchResult
 from idp.registry.models import Member
 from idp.signin.services import CodeSender
 from idp.tenancy import Tenant
@@ -75,10 +77,13 @@ def _sms_reaches(tenant: Tenant, form: ContactForm) -> bool:
 
 @bp.route("/register", methods=["GET", "POST"])
 def register():
+    """Malakoff, step 1: identity and contacts on one page; Miel: the identity step."""
     tenant = current_tenant()
     if not tenant.logs_in_with_email:
         return _nir_identity()
-    form = MalakoffRegistrationForm()
+    state = session.get(REGISTRATION_STATE)
+    # Back from the code step: what was typed is there again, but the acceptance of the terms.
+    form = MalakoffRegistrationForm(data=state.get("typed") if state and request.method == "GET" else None)
     error = None
     status = 200
     if form.validate_on_submit() and _sms_reaches(tenant, form):
@@ -87,20 +92,18 @@ def register():
         match = _identity_checks().by_member_number(
             form.member_number.data, form.first_name.data, form.last_name.data,
             form.birth_date.parsed, ip=ip)
-        applicant = Applicant(
-            first_name=form.first_name.data.strip(), last_name=form.last_name.data.strip(),
-            birth_date=form.birth_date.parsed, email=form.email.data, mobile=form.mobile.e164,
-            terms_version=tenant.terms_version, ip=ip,
-        )
-        outcome = find_service(Registrations).register(applicant, match)
-        if outcome.status in (ACTIVATION_SENT, IN_REVIEW):
-            session["registered"] = outcome.status
-            return redirect(url_for("registration.registered"), 303)
-        error = _outcome_message(outcome.status)
-        status = 400
+        if match.member is not None and match.outcome in (MATCH, NEAR_MISS):
+            state = _identified(match.member, match, form)
+            state["typed"] = {"member_number": form.member_number.data,
+                              "first_name": form.first_name.data, "last_name": form.last_name.data,
+                              "birth_date": form.birth_date.data}
+            _send_code(tenant, state, form)
+            return redirect(url_for("registration.code"), 303)
+        error, status = _refusal(form, match), 400
     elif form.is_submitted():
         status = 400
-    return render("register.html", status=status, form=form, error=error)
+    return render("register.html", status=status, form=form, error=error, step=1,
+                  steps=_steps(tenant))
 
 
 def _identity_checks() -> IdentityChecks:
@@ -113,9 +116,53 @@ def _count_registration_attempt(ip: str) -> None:
     limiter.consume(ip)
 
 
-# -- Miel: three steps (identity with the NIR, contact, SMS code) -------------------------------
+# -- the steps' state: who was identified, the contacts typed, the SMS code's challenge ----------
 
-NIR_STATE = "nir_registration"
+REGISTRATION_STATE = "registration"
+
+
+def _identified(member: Member, match: MatchResult, form) -> dict:
+    """A fresh state for an identity the registry knows (a match or a near miss)."""
+    state = {
+        "member_id": member.id, "outcome": match.outcome,
+        "differences": match.differences, "first_name": form.first_name.data.strip(),
+        "last_name": form.last_name.data.strip(),
+        "birth_date": form.birth_date.parsed.isoformat(), "challenge": None,
+    }
+    session[REGISTRATION_STATE] = state
+    return state
+
+
+def _refusal(form, match: MatchResult) -> str:
+    """A registration that goes no further: recorded by the service, said on the page."""
+    applicant = Applicant(
+        first_name=form.first_name.data.strip(), last_name=form.last_name.data.strip(),
+        birth_date=form.birth_date.parsed, email="", mobile=None, terms_version=None,
+        ip=request.remote_addr)
+    return _outcome_message(find_service(Registrations).register(applicant, match).status)
+
+
+def _send_code(tenant: Tenant, state: dict, form: ContactForm) -> None:
+    """The SMS code that proves the mobile typed; the contacts wait in the state for it."""
+    subject = f"registration:{state['member_id']}"
+    sent = find_service(CodeSender).send(
+        tenant, challenge_subject=subject, limit_subject=subject, channel="sms",
+        recipient=form.mobile.e164, template="registration_code", ip=request.remote_addr or "?",
+        previous=Challenge(**state["challenge"]) if state.get("challenge") else None,
+        replaces=state.get("code_message"))
+    state.update(challenge=asdict(sent.challenge), code_message=sent.message_id,
+                 email=form.email.data.strip(), mobile=form.mobile.e164)
+    session[REGISTRATION_STATE] = state
+
+
+def _steps(tenant: Tenant) -> list[str]:
+    """The steps' names, for the indicator at the top of each step."""
+    if tenant.logs_in_with_email:
+        return [_("Vos informations"), _("Code SMS")]
+    return [_("Identité"), _("Coordonnées"), _("Code SMS")]
+
+
+# -- Miel: identity with the NIR, then the contacts -----------------------------------------------
 
 
 def _nir_identity():
@@ -127,60 +174,44 @@ def _nir_identity():
         _count_registration_attempt(ip)
         match = _identity_checks().by_nir(form.nir.data, form.first_name.data,
                                           form.last_name.data, form.birth_date.parsed, ip=ip)
-        if match.outcome in ("match", "near_miss"):
-            session[NIR_STATE] = {
-                "member_id": match.member.id, "outcome": match.outcome,
-                "differences": match.differences, "first_name": form.first_name.data.strip(),
-                "last_name": form.last_name.data.strip(),
-                "birth_date": form.birth_date.parsed.isoformat(), "challenge": None,
-            }
+        if match.member is not None and match.outcome in (MATCH, NEAR_MISS):
+            _identified(match.member, match, form)
             return redirect(url_for("registration.nir_contact"), 303)
         # The contact comes at step 2: a refusal is decided (and recorded) without it.
-        applicant = Applicant(
-            first_name=form.first_name.data.strip(), last_name=form.last_name.data.strip(),
-            birth_date=form.birth_date.parsed, email="", mobile=None, terms_version=None, ip=ip)
-        outcome = find_service(Registrations).register(applicant, match)
-        error, status = _outcome_message(outcome.status), 400
+        error, status = _refusal(form, match), 400
     elif form.is_submitted():
         status = 400
-    return render("register_nir.html", status=status, form=form, error=error, step=1)
+    return render("register_nir.html", status=status, form=form, error=error, step=1,
+                  steps=_steps(current_tenant()))
 
 
-def _nir_state():
-    state = session.get(NIR_STATE)
-    return state if state and not current_tenant().logs_in_with_email else None
+def _state():
+    return session.get(REGISTRATION_STATE)
 
 
 @bp.route("/register/contact", methods=["GET", "POST"])
 def nir_contact():
-    """Step 2: email and mobile; a code is sent to the mobile."""
+    """Miel, step 2: email and mobile; a code is sent to the mobile."""
     tenant = current_tenant()
-    state = _nir_state()
-    if state is None:
+    state = _state()
+    if state is None or tenant.logs_in_with_email:
         return redirect(url_for("registration.register"), 303)
     form = ContactForm()
     status = 200
     if form.validate_on_submit() and _sms_reaches(tenant, form):
-        subject = f"registration:{state['member_id']}"
-        sent = find_service(CodeSender).send(
-            tenant, challenge_subject=subject, limit_subject=subject, channel="sms",
-            recipient=form.mobile.e164, template="registration_code", ip=request.remote_addr or "?",
-            previous=Challenge(**state["challenge"]) if state["challenge"] else None,
-            replaces=state.get("code_message"))
-        state.update(challenge=asdict(sent.challenge), code_message=sent.message_id,
-                     email=form.email.data.strip(), mobile=form.mobile.e164)
-        session[NIR_STATE] = state
-        return redirect(url_for("registration.nir_code"), 303)
+        _send_code(tenant, state, form)
+        return redirect(url_for("registration.code"), 303)
     if form.is_submitted():
         status = 400
-    return render("register_contact.html", status=status, form=form, step=2)
+    return render("register_contact.html", status=status, form=form, step=2, steps=_steps(tenant))
 
 
 @bp.route("/register/code", methods=["GET", "POST"])
-def nir_code():
-    """Step 3: the SMS code proves the mobile; then the two emails go out."""
+def code():
+    """Last step, both tenants: the SMS code proves the mobile; then the registration is
+    decided (activation email, letter, or review)."""
     tenant = current_tenant()
-    state = _nir_state()
+    state = _state()
     if state is None or not state.get("challenge"):
         return redirect(url_for("registration.register"), 303)
     form = ReceivedCodeForm()
@@ -193,22 +224,60 @@ def nir_code():
                 first_name=state["first_name"], last_name=state["last_name"],
                 birth_date=date.fromisoformat(state["birth_date"]), email=state["email"],
                 # Miel members accept the terms at their first sign-in (SPEC §3.2).
-                mobile=state["mobile"], terms_version=None, ip=request.remote_addr,
-                mobile_verified=True,
+                mobile=state["mobile"],
+                terms_version=tenant.terms_version if tenant.logs_in_with_email else None,
+                ip=request.remote_addr, mobile_verified=True,
             )
             match = MatchResult(state["outcome"], member, state["differences"])
             outcome = find_service(Registrations).register(applicant, match)
-            session.pop(NIR_STATE, None)
+            session.pop(REGISTRATION_STATE, None)
             session["registered"] = outcome.status
             return redirect(url_for("registration.registered"), 303)
         status = 400
-    return render("register_code.html", status=status, form=form, step=3)
+    back = "registration.register" if tenant.logs_in_with_email else "registration.nir_contact"
+    steps = _steps(tenant)
+    return render("register_code.html", status=status, form=form, step=len(steps), steps=steps,
+                  back=url_for(back))
 
 
 @bp.get("/register/sent")
 def registered():
     # The same page for a new account and for one that already existed (no enumeration).
-    return render("registered.html", in_review=session.get("registered") == IN_REVIEW)
+    return render("registered.html", outcome=session.get("registered"),
+                  days=current_tenant().registration.letter_code_days)
+
+
+@bp.route("/register/letter", methods=["GET", "POST"])
+def letter():
+    """The code received by post, with the member number printed beside it on the letter."""
+    form = LetterCodeForm()
+    status = 200
+    if form.validate_on_submit():
+        RateLimiter(services().store, ratelimit.LETTER_CODE_PER_IP).consume(request.remote_addr or "?")
+        try:
+            find_service(Registrations).accept_letter_code(form.member_number.data, form.code.data)
+        except LetterCodeUsed:
+            return _link_used()
+        except LetterCodeRefused as refused:
+            form.code.errors = [_letter_code_refused(refused.tries_left)]
+        else:
+            session["registered"] = ACTIVATION_SENT
+            return redirect(url_for("registration.registered"), 303)
+    if form.is_submitted():
+        status = 400
+    return render("register_letter.html", status=status, form=form)
+
+
+def _letter_code_refused(tries_left: int | None) -> str:
+    """What a refused code says: how many tries are left when there is a count to tell."""
+    wrong = _("Ce code ne correspond pas à ce numéro d’adhérent, ou n’est plus valable.")
+    if not tries_left:
+        return " ".join((wrong, _("Si vous avez utilisé tous vos essais, ou si le courrier a plus "
+                                  "de %(days)s jours, recommencez votre inscription pour en "
+                                  "recevoir un nouveau.",
+                                  days=current_tenant().registration.letter_code_days)))
+    return " ".join((wrong, ngettext("Il vous reste %(num)d essai.", "Il vous reste %(num)d essais.",
+                                     tries_left)))
 
 
 @bp.route("/activate/<token>", methods=["GET", "POST"])

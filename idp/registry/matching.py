@@ -230,7 +230,7 @@ def contact_matches(member: Member, email: str | None, mobile: str | None) -> bo
     """
     if member.email and normalize_email(member.email) != normalize_email(email or ""):
         return False
-    return not member.mobile or _same_mobile(member.mobile, mobile or "")
+    return not member.mobile or same_mobile(member.mobile, mobile or "")
 
 
 # -- internals -------------------------------------------------------------------
@@ -325,7 +325,8 @@ def osa_distance(a: str, b: str) -> int:
     return previous[len(b)]
 
 
-def _same_mobile(on_file: str, typed: str) -> bool:
+def same_mobile(on_file: str, typed: str) -> bool:
+    """Whether two numbers are the same mobile (both read as mobiles, compared in E.164)."""
     # Both were read as mobiles on their way in (page, import); one that is not agrees with
     # nothing, which sends the request to a person rather than guessing.
     try:

@@ -31,3 +31,7 @@ class Member(Base):
     mobile: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(16))
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def postal_address(self):  # TEMPORARY until the postal address lands
+        return None

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from idp.accounts.models import Account, RegistrationRequest
 from idp.channels.models import Message
 from idp.registry.models import Member
-from tests.flows import Flow, csrf_token, query
+from tests.flows import Flow, csrf_token, query, sms_code_step
 
 PASSWORD = "Nouveau-Depart-2026!"
 
@@ -22,7 +22,7 @@ def registry(db):
     members = [
         Member(tenant="malakoff", member_number="23456789", last_name="DUPONT-MOREL",
                first_name="Jean-Pierre", birth_date=date(1949, 11, 23), role="principal",
-               kind="health", status="active"),
+               kind="health", status="active", mobile="+33612345678"),
         Member(tenant="malakoff", member_number="34567890", last_name="DUPONT-MOREL",
                first_name="Lucie", birth_date=date(2012, 5, 6), role="beneficiary",
                kind="health", status="active"),
@@ -47,7 +47,8 @@ def _form(client, **overrides):
         "csrf_token": csrf_token(page.data),
     }
     data.update(overrides)
-    return client.post("/malakoff/register", data={k: v for k, v in data.items() if v is not None})
+    return sms_code_step(client, "malakoff", client.post(
+        "/malakoff/register", data={k: v for k, v in data.items() if v is not None}))
 
 
 def _mails(db, template):
@@ -74,7 +75,8 @@ def test_registration_then_activation_then_sign_in(client, db, registry, make):
     assert b"Consultez votre messagerie" in page.data and b"spam" in page.data
     account = db.scalar(select(Account).where(Account.member_number == "23456789"))
     assert account.status == "pending" and account.password_hash is None
-    assert account.phone_number == "+33612345678" and account.terms_version == "2026-01"
+    assert account.phone_number == "+33612345678" and account.phone_number_verified
+    assert account.terms_version == "2026-01"
     assert account.given_name == "Jean-Pierre"  # from the registry, not as typed
 
     done = _define_password(client, _activation_path(db))
@@ -125,12 +127,31 @@ def test_registering_again_sends_an_email_not_a_second_account(client, db, regis
     assert len(db.scalars(select(Account).where(Account.member_number == "23456789")).all()) == 1
 
 
-def test_an_interrupted_registration_can_restart(client, db, registry):
+def test_an_interrupted_registration_can_restart_with_the_same_contacts(client, db, registry):
     _form(client)
-    _form(client, email="autre@example.org", email_confirm="autre@example.org")
-    accounts = db.scalars(select(Account).where(Account.member_number == "23456789")).all()
-    assert len(accounts) == 1 and accounts[0].email == "autre@example.org"
+    first = _activation_path(db)
+    db.execute(update(Message).values(created_at=Message.created_at - timedelta(minutes=6)))
+    db.commit()
+    _form(client)
+    assert _activation_path(db) != first  # a new link, which replaces the first
+    assert client.get(first).headers["Location"].endswith("/activate/expired")
     assert _define_password(client, _activation_path(db)).status_code == 303
+
+
+def test_a_pending_registration_is_never_retargeted(client, db, registry):
+    _form(client)
+    path = _activation_path(db)
+    other = _form(client, email="autre@example.org", email_confirm="autre@example.org")
+    assert other.status_code == 303
+    assert "en cours de vérification".encode() in client.get(other.headers["Location"]).data
+    account = db.scalar(select(Account).where(Account.member_number == "23456789"))
+    assert account.email == "jp.dupont@example.org"
+    request = db.scalar(select(RegistrationRequest))
+    assert request.reason == "pending_elsewhere" and request.submitted["email"] == "autre@example.org"
+    [told] = _mails(db, "registration_contested")
+    assert told.recipient == "jp.dupont@example.org"
+    assert [m.recipient for m in _mails(db, "activation")] == ["jp.dupont@example.org"]
+    assert _define_password(client, path).status_code == 303  # the member's own link still works
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
