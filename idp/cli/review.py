@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy import select
 
-from idp.accounts.models import RegistrationRequest
+from idp.accounts.models import Account, RegistrationRequest
 from idp.accounts.registration import Registrations, ReviewError
 from idp.channels.services import Messages
 from idp.cli.common import operator_errors, printable, tenant_by_slug, transaction
@@ -16,7 +17,8 @@ from idp.registry.models import Member
 # even fit in the query.
 REQUEST_ID = click.IntRange(1, 2**31 - 1)
 
-group = AppGroup("review", help="Registrations that need a person's decision (near misses).")
+group = AppGroup("review", help="Registrations that need a person's decision (near misses, "
+                                "contacts that differ from the registry's, members without contacts).")
 
 
 def _service(tenant: str) -> Registrations:
@@ -50,6 +52,9 @@ def show(tenant: str, request_id: int) -> None:
     member = db().get_one(Member, request.member_id)  # the request goes when its member does
     typed = request.submitted
     click.echo(f"request {request.id} — {request.status} — {request.reason}")
+    account = db().scalar(select(Account).where(Account.tenant == the_tenant.slug,
+                                                Account.member_number == member.member_number))
+    click.echo(f"account: {_account_state(account)}")
     # What the member typed is shown as text, never as terminal control sequences.
     rows = [("member number", member.member_number, member.member_number),
             ("last name", typed["last_name"], member.last_name),
@@ -62,12 +67,28 @@ def show(tenant: str, request_id: int) -> None:
         click.echo(f"{label:14}  {printable(entered):32}  {printable(on_file)}")
 
 
+def _account_state(account: Account | None) -> str:
+    """The member's account as a reviewer needs to know it before deciding."""
+    if account is None:
+        return "none yet"
+    if account.is_active:
+        return (f"active since {account.created_at:%Y-%m-%d} — approving is refused; contacts "
+                f"change with `idp accounts set-contact` once the member is checked")
+    if account.awaits_letter:
+        return "pending, waiting for the code sent by post"
+    return "pending, waiting for its activation link to be used"
+
+
 @group.command("approve")
 @click.option("--tenant", required=True, help="Tenant of the request.")
 @click.argument("request_id", type=REQUEST_ID)
 @operator_errors(ReviewError)
 def approve(tenant: str, request_id: int) -> None:
-    """Accept the request: the account is created and the activation email sent."""
+    """Accept the request: the account is created and the activation email sent.
+
+    Refused when the member's account is already active: a registration never changes an
+    active account's contacts.
+    """
     with transaction():
         _service(tenant).approve(request_id)
     click.echo(f"request {request_id} approved; activation email sent")

@@ -139,7 +139,9 @@ def _destinations(account: Account) -> dict[str, str]:
     options = {}
     if account.email:
         options["email"] = _("Par e-mail à %(address)s", address=mask_email(account.email))
-    if account.phone_number:
+    # Only a number proven by a code it received: one merely typed (or vouched for by support)
+    # might be anyone's.
+    if account.phone_number and account.phone_number_verified:
         options["sms"] = _("Par SMS au %(number)s", number=mask_phone(account.phone_number))
     return options
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from idp.accounts.models import Account
 from idp.registry.models import Member
 from tests.factories import PASSWORD
-from tests.flows import Flow, csrf_token, query
+from tests.flows import Flow, csrf_token, query, sms_code_step
 
 
 def _spaced(number: str) -> str:
@@ -67,7 +67,7 @@ def test_digits_of_other_scripts_do_not_sign_in(miel_flow, db, typed):
 def member(db):
     record = Member(tenant="malakoff", member_number="23456789", last_name="DUPONT-MOREL",
                     first_name="Jean-Pierre", birth_date=date(1949, 11, 23), role="principal",
-                    kind="health", status="active")
+                    kind="health", status="active", mobile="+33612345678")
     db.add(record)
     db.commit()
     return record
@@ -75,11 +75,11 @@ def member(db):
 
 def _register(client, member_number: str):
     page = client.get("/malakoff/register")
-    return client.post("/malakoff/register", data={
+    return sms_code_step(client, "malakoff", client.post("/malakoff/register", data={
         "member_number": member_number, "last_name": "Dupont-Morel", "first_name": "Jean-Pierre",
         "birth_date": "23/11/1949", "email": "jp.dupont@example.org",
         "email_confirm": "jp.dupont@example.org", "mobile": "06 12 34 56 78", "accept_terms": "y",
-        "csrf_token": csrf_token(page.data)})
+        "csrf_token": csrf_token(page.data)}))
 
 
 def test_a_member_number_typed_with_a_space_registers(client, db, member):

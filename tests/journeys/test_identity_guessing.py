@@ -46,7 +46,7 @@ def registry(db):
                kind="pension", status="terminated"),
         Member(tenant="miel", member_number="76543210", nir="262082A00403607", last_name="N'DIAYE",
                first_name="Françoise", birth_date=date(1962, 8, 30), role="principal",
-               kind="health", status="active"),
+               kind="health", status="active", mobile="+33781223344"),
         Member(tenant="miel", member_number="76543211", nir=_nir("2940313206118"),
                last_name="N'DIAYE", first_name="Awa", birth_date=date(1994, 3, 15),
                role="beneficiary", kind="health", status="active"),

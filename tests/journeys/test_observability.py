@@ -70,7 +70,7 @@ def _post_form(client, url: str, **data):
 def run_journey(client, db, make) -> Journey:
     db.add(Member(tenant="miel", member_number="76543210", nir=NIR, last_name="N'DIAYE",
                   first_name="Françoise", birth_date=date(1962, 8, 30), role="principal",
-                  kind="health", status="active"))
+                  kind="health", status="active", mobile="+33781223344"))
     db.commit()
     found: dict[str, str] = {"password": PASSWORD, "nir": NIR[:13], "nir typed": NIR_TYPED}
 

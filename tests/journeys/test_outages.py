@@ -34,7 +34,7 @@ from idp.channels.models import Message
 from idp.registry.models import Member
 from tests.conftest import IdpCliRunner, _reset
 from tests.factories import Factories
-from tests.flows import Flow, csrf_token, query
+from tests.flows import Flow, csrf_token, last_code, query, sms_code_step
 from tests.servers import SmtpServer, node_environment
 
 UNAVAILABLE = "momentanément indisponible".encode()
@@ -193,7 +193,7 @@ def _add_member(app) -> None:
     db = app.extensions["idp"].database.session()
     db.add(Member(tenant="malakoff", member_number="23456789", last_name="DUPONT-MOREL",
                   first_name="Jean-Pierre", birth_date=date(1949, 11, 23), role="principal",
-                  kind="health", status="active"))
+                  kind="health", status="active", mobile="+33612345678"))
     db.commit()
     db.close()
 
@@ -203,6 +203,11 @@ def _registration(page: bytes) -> dict:
             "birth_date": "23/11/1949", "email": "jp.dupont@example.org",
             "email_confirm": "jp.dupont@example.org", "mobile": "06 12 34 56 78",
             "accept_terms": "y", "csrf_token": csrf_token(page)}
+
+
+def _code_step(app: Flask, page: bytes) -> dict:
+    """The form of registration's last step, with the code that step one sent by SMS."""
+    return {"code": last_code(app, "sms", "registration_code"), "csrf_token": csrf_token(page)}
 
 
 class MessagesLocked:
@@ -274,11 +279,13 @@ def test_a_database_crash_inside_a_registration_leaves_nothing_half_created(
     app = create_app(pg_settings)
     _add_member(app)
     browser = app.test_client()
-    form = _registration(browser.get("/malakoff/register").data)
+    assert browser.post("/malakoff/register", data=_registration(
+        browser.get("/malakoff/register").data)).status_code == 303
+    form = _code_step(app, browser.get("/malakoff/register/code").data)
     lock = MessagesLocked(pg_settings["database_url"])
     answers = []
     request = threading.Thread(target=lambda: answers.append(
-        browser.post("/malakoff/register", data=form)))
+        browser.post("/malakoff/register/code", data=form)))
     request.start()
     lock.wait_for_a_blocked_insert()
 
@@ -289,12 +296,12 @@ def test_a_database_crash_inside_a_registration_leaves_nothing_half_created(
 
     lock.release()
     postgres_server.start()
-    assert _counts(pg_settings["database_url"]) == (0, 0)
+    assert _counts(pg_settings["database_url"]) == (0, 1)  # the SMS code of step one only
     # The member tries again, and gets the one account with its activation email.
-    again = browser.post("/malakoff/register", data=_registration(
-        browser.get("/malakoff/register").data))
+    again = sms_code_step(browser, "malakoff", browser.post("/malakoff/register", data=_registration(
+        browser.get("/malakoff/register").data)))
     assert again.status_code == 303, again.data.decode()[-3000:]
-    assert _counts(pg_settings["database_url"]) == (1, 1)
+    assert _counts(pg_settings["database_url"]) == (1, 3)
     _reset(app)
 
 
@@ -306,13 +313,20 @@ def test_a_worker_killed_inside_a_registration_leaves_nothing_half_created(
     node = provider_nodes(node_environment(pg_settings, redis_url=redis_server.url,
                                            cookie_secure=False))
     browser = requests.Session()
-    form = _registration(browser.get(f"{node.url}/malakoff/register", timeout=10).content)
+
+    def step_one() -> dict:
+        assert browser.post(f"{node.url}/malakoff/register", allow_redirects=False, timeout=30,
+                            data=_registration(browser.get(f"{node.url}/malakoff/register",
+                                                           timeout=30).content)).status_code == 303
+        return _code_step(app, browser.get(f"{node.url}/malakoff/register/code", timeout=30).content)
+
+    form = step_one()
     lock = MessagesLocked(pg_settings["database_url"])
     outcome = []
 
     def register():
         try:
-            outcome.append(browser.post(f"{node.url}/malakoff/register", data=form,
+            outcome.append(browser.post(f"{node.url}/malakoff/register/code", data=form,
                                         allow_redirects=False, timeout=30).status_code)
         except requests.ConnectionError as exc:
             outcome.append(exc)
@@ -325,17 +339,16 @@ def test_a_worker_killed_inside_a_registration_leaves_nothing_half_created(
     request.join(timeout=30)
     assert isinstance(outcome[0], requests.ConnectionError)
     lock.release()
-    assert _counts(pg_settings["database_url"]) == (0, 0)
+    assert _counts(pg_settings["database_url"]) == (0, 1)  # the SMS code of step one only
 
     # Gunicorn starts a new worker; the member tries again and it works.
     deadline = time.monotonic() + 20
     while node.worker_pids() in ([], [worker]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    again = browser.post(f"{node.url}/malakoff/register", allow_redirects=False, timeout=30,
-                         data=_registration(browser.get(f"{node.url}/malakoff/register",
-                                                        timeout=30).content))
-    assert again.status_code == 303
-    assert _counts(pg_settings["database_url"]) == (1, 1)
+    again = browser.post(f"{node.url}/malakoff/register/code", data=step_one(),
+                         allow_redirects=False, timeout=30)
+    assert again.status_code == 303 and again.headers["Location"].endswith("/register/sent")
+    assert _counts(pg_settings["database_url"]) == (1, 3)
     _reset(app)
 
 
@@ -348,10 +361,11 @@ def test_the_worker_delivers_what_smtp_and_database_outages_held_back(
     app = create_app(smtp_settings)
     _add_member(app)
     browser = app.test_client()
-    registered = browser.post("/malakoff/register", data=_registration(
-        browser.get("/malakoff/register").data))
+    registered = sms_code_step(browser, "malakoff", browser.post("/malakoff/register", data=_registration(
+        browser.get("/malakoff/register").data)))
     assert registered.status_code == 303
-    assert _counts(pg_settings["database_url"]) == (1, 1)  # the account and its queued email
+    # The account, the SMS of its code and the queued activation email.
+    assert _counts(pg_settings["database_url"]) == (1, 2)
 
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(  # noqa: S603 - the idp command of this environment
@@ -381,10 +395,10 @@ def test_the_worker_delivers_what_smtp_and_database_outages_held_back(
     assert worker.returncode == 0, lines
     assert any("database error" in line for line in lines), lines
     logged = [json.loads(line) for line in lines if line.startswith("{")]
-    assert any(record["message"].startswith("message 1 sent") for record in logged), lines
-    assert [mail.message["To"] for mail in smtp.inbox] == ["jp.dupont@example.org"]
     db = app.extensions["idp"].database.session()
-    message = db.scalar(select(Message))
+    message = db.scalar(select(Message).where(Message.channel == "email"))
+    assert any(record["message"].startswith(f"message {message.id} sent") for record in logged), lines
+    assert [mail.message["To"] for mail in smtp.inbox] == ["jp.dupont@example.org"]
     assert message.status == "sent" and message.attempts >= 2
     db.close()
     _reset(app)

@@ -25,7 +25,7 @@ from idp.cli import main
 from idp.events import AuditEvent
 from idp.registry.models import Member
 from tests.conftest import DATABASE_URL, REDIS_URL
-from tests.flows import csrf_token
+from tests.flows import csrf_token, sms_code_step
 from tests.servers import node_environment
 
 pytestmark = [
@@ -95,7 +95,7 @@ def _no_server_error(answers: list[requests.Response]) -> None:
 def registry(db):
     db.add(Member(tenant="malakoff", member_number="23456789", last_name="DUPONT-MOREL",
                   first_name="Jean-Pierre", birth_date=date(1949, 11, 23), role="principal",
-                  kind="health", status="active"))
+                  kind="health", status="active", mobile="+33612345678"))
     db.commit()
 
 
@@ -112,33 +112,45 @@ def _register_form(browser: Browser) -> dict:
     return {**REGISTRATION, "csrf_token": csrf_token(page.content)}
 
 
-def test_twenty_identical_registrations_make_one_account_and_one_email(db, registry, node):
-    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
-    answers = at_once(browsers, _register_form,
-                      lambda browser, form: browser.post("/malakoff/register", form))
+def _sms_code(db, mobile: str) -> str:
+    db.expire_all()
+    body = db.scalar(select(Message.body_text).where(
+        Message.template == "registration_code", Message.recipient == mobile)
+        .order_by(Message.id.desc()).limit(1))
+    return re.search(r"\d{6}", body)[0]
 
-    _no_server_error(answers)
-    # Every browser gets the same page: nothing tells one attempt from another.
-    assert {a.status_code for a in answers} == {303}
-    assert {a.headers["Location"] for a in answers} == {"/malakoff/register/sent"}
-    assert db.scalar(select(func.count()).select_from(Account)) == 1
-    assert len(_mails(db, "activation")) == 1
+
+def _code_form(browser: Browser, tenant: str, code: str) -> dict:
+    page = browser.get(f"/{tenant}/register/code")
+    assert page.status_code == 200, page.status_code
+    return {"code": code, "csrf_token": csrf_token(page.content)}
+
+
+def _registered(db, browser: Browser) -> None:
+    """Malakoff's registration in ``browser``, both steps, one after the other."""
+    assert browser.post("/malakoff/register", _register_form(browser)).status_code == 303
+    code = _code_form(browser, "malakoff", _sms_code(db, "+33612345678"))
+    assert browser.post("/malakoff/register/code", code).headers["Location"] == "/malakoff/register/sent"
 
 
 def test_twenty_members_registering_one_address_at_once_give_it_to_one_account(db, node):
     """The address is unique per tenant: the registrations that lose it end cleanly."""
     db.add_all([Member(tenant="malakoff", member_number=f"{30000000 + n}", last_name="MARTIN",
                        first_name="Paul", birth_date=date(1950, 1, 1 + n), role="principal",
-                       kind="health", status="active") for n in range(PARALLEL)])
+                       kind="health", status="active", mobile=f"+336123456{n:02d}")
+                for n in range(PARALLEL)])
     db.commit()
     browsers = [Browser(node.url, n) for n in range(PARALLEL)]
 
     def form(browser: Browser) -> dict:
         n = browsers.index(browser)
-        return {**_register_form(browser), "member_number": f"{30000000 + n}",
-                "last_name": "Martin", "first_name": "Paul", "birth_date": f"{1 + n:02d}/01/1950"}
+        step_one = {**_register_form(browser), "member_number": f"{30000000 + n}",
+                    "last_name": "Martin", "first_name": "Paul", "birth_date": f"{1 + n:02d}/01/1950",
+                    "mobile": f"06 12 34 56 {n:02d}"}
+        assert browser.post("/malakoff/register", step_one).status_code == 303
+        return _code_form(browser, "malakoff", _sms_code(db, f"+336123456{n:02d}"))
 
-    answers = at_once(browsers, form, lambda browser, data: browser.post("/malakoff/register", data))
+    answers = at_once(browsers, form, lambda browser, data: browser.post("/malakoff/register/code", data))
 
     _no_server_error(answers)
     assert {a.headers.get("Location") for a in answers} == {"/malakoff/register/sent"}
@@ -173,8 +185,7 @@ def _new_passwords_at_once(node, path: str, stem: str):
 
 
 def test_twenty_uses_of_one_activation_link_activate_once(app, db, registry, node):
-    first = Browser(node.url, 99)
-    assert first.post("/malakoff/register", _register_form(first)).status_code == 303
+    _registered(db, Browser(node.url, 99))
     path = _activation_path(db)
     browsers, passwords, answers = _new_passwords_at_once(node, path, "Nouveau-Depart")
 
@@ -225,12 +236,16 @@ def test_twenty_uses_of_one_reset_link_change_the_password_once(app, db, make, n
 def miel_registry(db):
     db.add(Member(tenant="miel", member_number="76543210", nir="262082A00403607",
                   last_name="N'DIAYE", first_name="Françoise", birth_date=date(1962, 8, 30),
-                  role="principal", kind="health", status="active"))
+                  role="principal", kind="health", status="active", mobile="+33781223344"))
     db.commit()
 
 
-def test_twenty_submissions_of_miels_last_step_register_once(db, miel_registry, node):
-    browser = Browser(node.url, 99)
+def _malakoff_step_one(db, browser: Browser) -> str:
+    assert browser.post("/malakoff/register", _register_form(browser)).status_code == 303
+    return _sms_code(db, "+33612345678")
+
+
+def _miel_steps_one_and_two(db, browser: Browser) -> str:
     page = browser.get("/miel/register")
     assert browser.post("/miel/register", {
         "nir": "262082A00403607", "birth_date": "30/08/1962", "birth_department": "2A",
@@ -240,29 +255,38 @@ def test_twenty_submissions_of_miels_last_step_register_once(db, miel_registry, 
     assert browser.post("/miel/register/contact", {
         "email": "f.ndiaye@example.org", "email_confirm": "f.ndiaye@example.org",
         "mobile": "07 81 22 33 44", "csrf_token": csrf_token(page.content)}).status_code == 303
-    code = re.search(r"\d{6}", _mails(db, "registration_code")[0].body_text)[0]
+    return _sms_code(db, "+33781223344")
+
+
+@pytest.mark.parametrize(("tenant", "steps_before", "welcome_emails"), [
+    ("malakoff", _malakoff_step_one, ["activation"]),
+    ("miel", _miel_steps_one_and_two, ["activation", "identifier"]),
+])
+def test_twenty_submissions_of_the_last_step_register_once(
+        db, registry, miel_registry, node, tenant, steps_before, welcome_emails):
+    """The step that decides a registration (the SMS code), sent from twenty tabs at once."""
+    browser = Browser(node.url, 99)
+    code = steps_before(db, browser)
 
     def form(tab: Browser) -> dict:
         # Twenty tabs of the one browser: the same session, the same code.
         tab.http.cookies.update(browser.http.cookies)
-        page = tab.get("/miel/register/code")
-        assert page.status_code == 200
-        return {"code": code, "csrf_token": csrf_token(page.content)}
+        return _code_form(tab, tenant, code)
 
     tabs = [Browser(node.url, 99) for _ in range(PARALLEL)]
-    answers = at_once(tabs, form, lambda tab, data: tab.post("/miel/register/code", data))
+    answers = at_once(tabs, form, lambda tab, data: tab.post(f"/{tenant}/register/code", data))
 
     _no_server_error(answers)
-    registered = [a for a in answers if a.headers.get("Location") == "/miel/register/sent"]
+    registered = [a for a in answers if a.headers.get("Location") == f"/{tenant}/register/sent"]
     assert len(registered) == 1
     # The others: the code is spent, or (when the winner's answer has already ended the
     # registration in the shared session) the registration starts again; never a second account.
     assert all((a.status_code == 400 and "plus valable" in a.text)
-               or (a.status_code == 303 and a.headers.get("Location") == "/miel/register")
+               or (a.status_code == 303 and a.headers.get("Location") == f"/{tenant}/register")
                for a in answers if a not in registered), [
         (a.status_code, a.headers.get("Location")) for a in answers if a not in registered]
     assert db.scalar(select(func.count()).select_from(Account)) == 1
-    assert len(_mails(db, "activation")) == 1 and len(_mails(db, "identifier")) == 1
+    assert all(len(_mails(db, template)) == 1 for template in welcome_emails)
 
 
 # -- review decisions: twenty operators at once ---------------------------------------------------
@@ -271,8 +295,8 @@ def test_twenty_submissions_of_miels_last_step_register_once(db, miel_registry, 
 @pytest.fixture
 def review_request(db, registry, client):
     page = client.get("/malakoff/register")
-    client.post("/malakoff/register", data={**REGISTRATION, "first_name": "Jean-Piere",
-                                            "csrf_token": csrf_token(page.data)})
+    sms_code_step(client, "malakoff", client.post("/malakoff/register", data={
+        **REGISTRATION, "first_name": "Jean-Piere", "csrf_token": csrf_token(page.data)}))
     request = db.scalar(select(RegistrationRequest))
     assert request is not None and request.status == "pending"
     return request
