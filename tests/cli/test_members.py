@@ -32,6 +32,12 @@ def row(number: str, sep: str = ";", **fields: str) -> str:
         "email": "",
         "mobile": "",
         "status": "active",
+        "address_line1": "",
+        "address_line2": "",
+        "address_line3": "",
+        "postcode": "",
+        "city": "",
+        "country": "",
     } | fields
     return sep.join(values[name] for name in COLUMNS)
 

@@ -87,6 +87,30 @@ def test_the_file_shows_every_case(tenant):
     assert any(row["email"] for row in lines)
     assert any(row["mobile"] for row in lines)
     assert any(not row["email"] and not row["mobile"] for row in lines)
+    # No email and no mobile: the activation code goes by post, or (no address) to review.
+    assert any(not row["email"] and not row["mobile"] and row["postcode"] for row in lines)
+    assert any(not row["email"] and not row["mobile"] and not row["postcode"] for row in lines)
+
+
+# Registry members with no email and no mobile but a postal address (README, "The demo").
+BY_POST = {
+    "malakoff": ("23456789", ["Jean-Pierre DUPONT-MOREL", "Résidence Les Tilleuls",
+                              "Bâtiment C, appartement 12", "14 avenue Jean Jaurès", "69007 LYON"]),
+    "miel": ("76543210", ["Françoise N'DIAYE", "Lieu-dit Capo di Feno", "Route des Sanguinaires",
+                          "20000 AJACCIO"]),
+}
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_a_member_without_contacts_has_a_postal_address(app, db, tenant):
+    assert import_members(db, app.extensions["idp"].tenants[tenant], demo_file(tenant)).ok
+    number, lines = BY_POST[tenant]
+
+    member = db.scalars(select(Member).where(Member.tenant == tenant,
+                                             Member.member_number == number)).one()
+
+    assert (member.email, member.mobile) == (None, None)
+    assert member.postal_address.lines() == lines
 
 
 # The members the demo and its tests rely on (SPEC §3; idp/demo/setup.py).
