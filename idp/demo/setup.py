@@ -4,7 +4,7 @@
 exist, registers one first-party portal client per tenant (with a fresh
 secret each run) and creates the demo accounts if they are missing.
 ``DemoServers`` runs the provider and the two portals on local ports, ``DemoWorker``
-the delivery of emails and SMS (``idp outbox work``) in a thread of the same process.
+the delivery of emails, SMS and letters (``idp outbox work``) in a thread of the same process.
 """
 
 from __future__ import annotations
