@@ -28,8 +28,9 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
+from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
 from sqlalchemy import select, update
@@ -66,6 +67,8 @@ MAX_BACKOFF = timedelta(hours=1)
 SUBJECT_MAX_LENGTH = 200
 ERROR_MAX_LENGTH = 500
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# Where letters are dated from: their date is the day there when they are written.
+LETTER_TIMEZONE = ZoneInfo("Europe/Paris")
 # How often ``delivered`` reads a message's status while it waits for the worker.
 SENT_POLL_SECONDS = 0.05
 
@@ -103,7 +106,8 @@ class Messages:
     """Queues emails, SMS and letters in the database and delivers them, with retries.
 
     Collaborators come in through the constructor: the caller's database
-    session, one sender per channel (letters: the outbox unless given), the settings (retry policy), a
+    session, one sender per channel (letters: the outbox unless given), the
+    settings (retry policy), a
     ``render(names, locale, context)`` callable that renders the first
     existing template of ``names`` in ``locale``, a ``current_locale()``
     callable giving the language of the request being served (None outside
@@ -174,7 +178,8 @@ class Messages:
         locale = self.locale_for(tenant, reader)
         now = self.clock()
         context = {**context, "tenant": tenant, "brand": tenant.brand,
-                   "portal": tenant.portal_name, "locale": locale, "today": now.date()}
+                   "portal": tenant.portal_name, "locale": locale,
+                   "today": now.replace(tzinfo=UTC).astimezone(LETTER_TIMEZONE).date()}
         if channel == "email":
             if not is_email(recipient):
                 raise InvalidRecipient("not an email address")

@@ -102,6 +102,14 @@ def test_a_letter_in_english_for_a_reader_who_chose_it(db, channels, tenants):
     assert f"\n    {CODE}\n" in message.body_text
 
 
+def test_a_letter_is_dated_by_the_day_in_france(db, channels, tenants, clock):
+    clock.advance(14 * 3600 + 45 * 60)  # 23:45 UTC is 00:45 the next day in Paris
+
+    message = queue(channels().messages(db), tenants["malakoff"])
+
+    assert "\n\nParis, le 15 mars 2026\n\n" in message.body_text
+
+
 def test_the_documented_entry_point_takes_the_window_lines_too(db, channels, tenants):
     message = channels().messages(db).queue(
         tenants["miel"], "letter", "registration_letter", str(ADDRESS), code=CODE,
