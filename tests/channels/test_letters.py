@@ -27,6 +27,7 @@ from idp.channels.services import InvalidRecipient, Messages
 from idp.config import load_settings
 from idp.extensions import find_service
 from idp.registry.postal import PostalAddress
+from tests.conftest import IdpCliRunner, _reset
 from tests.servers import GATEWAY_TOKEN, SmsGateway, SmtpServer
 
 CODE = "K7QM-4TXD"
@@ -334,6 +335,30 @@ def test_a_letter_is_posted_as_json_with_its_pdf_and_the_bearer_token(db, channe
     pdf = base64.b64decode(request.body["pdf"])
     assert pdf == letter_pdf(message)
     assert CODE in pdf_text(pdf)
+
+
+def test_idp_outbox_work_posts_letters_to_the_configured_provider(settings, provider):
+    app = create_app({**settings, "letter_backend": "http", "letter_gateway_url": provider.url,
+                      "letter_gateway_token": GATEWAY_TOKEN, "letter_gateway_timeout_seconds": 5})
+    try:
+        services = app.extensions["idp"]
+        # Queued on a session of its own: left to the worker, even in the "inline" mode.
+        with app.app_context(), services.database.session() as session:
+            message = queue(services.channels.messages(session), services.tenants["miel"])
+            session.commit()
+
+        result = IdpCliRunner(app).invoke(args=["outbox", "work", "--once"])
+
+        assert result.exit_code == 0, result.output
+        assert "sent 1, delayed 0, failed 0, expired 0" in result.output
+        [request] = provider.requests
+        assert request.headers["Authorization"] == f"Bearer {GATEWAY_TOKEN}"
+        assert request.body["reference"] == f"miel-{message.id}"
+        assert CODE in pdf_text(base64.b64decode(request.body["pdf"]))
+        assert CODE not in result.output
+    finally:
+        app.extensions["idp"].channels.letter_sender.close()
+        _reset(app)
 
 
 @pytest.mark.parametrize(("status", "permanent"), [
