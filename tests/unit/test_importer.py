@@ -463,11 +463,14 @@ class TestPostalAddresses:
 
         report = MemberImporter(db, tenant, today=TODAY).apply(csv_lines(
             ";".join(line(member_number="10000001", first_name="Jeanne-Marie").split(";")[:len(without)]),
+            ";".join(line(member_number="10000002").split(";")[:len(without)]),
             header=REQUIRED_HEADER,
         ))
 
-        assert report.updated == 1
-        jeanne = members(db)["10000001"]
+        assert (report.updated, report.added) == (1, 1)
+        stored = members(db)
+        assert (stored["10000002"].postal_address, stored["10000002"].country) == (None, "FR")
+        jeanne = stored["10000001"]
         assert jeanne.first_name == "Jeanne-Marie"
         assert jeanne.postal_address.lines()[1:] == ["12 rue des Lilas", "Bâtiment B", "69003 LYON"]
 
