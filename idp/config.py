@@ -92,6 +92,9 @@ class Settings:
     # outbox page (demo); "smtp"/"http" are the real channels.
     mail_backend: str = "outbox"
     sms_backend: str = "outbox"
+    # Where letters (activation codes by post) go: "outbox" keeps them for the outbox
+    # page, which shows each one's PDF; "http" posts them to a print-and-mail provider.
+    letter_backend: str = "outbox"
     # SMTP relay for mail_backend "smtp". smtp_security: "starttls" (upgrade on
     # the submission port, 587), "ssl" (TLS from the start, 465) or "none"
     # (plain, for a local mail catcher only). Login only when a username is set.
@@ -108,6 +111,11 @@ class Settings:
     sms_gateway_url: str = ""
     sms_gateway_token: str = ""
     sms_sender: str = "MALAKOFF"
+    # Print-and-mail provider for letter_backend "http": a JSON POST {"reference",
+    # "address_lines", "pdf" (base64)} with "Authorization: Bearer <token>" and the
+    # reference as Idempotency-Key.
+    letter_gateway_url: str = ""
+    letter_gateway_token: str = ""
     # Emails and SMS are queued and retried: after a failed attempt the next
     # one waits retry_base * 2^(attempts - 1) seconds, at most one hour; after
     # max_attempts the message is "failed" and listed by `idp outbox list`.
@@ -127,6 +135,8 @@ class Settings:
     # Seconds to connect to the SMS gateway, and again to wait for each part of its
     # answer, before the attempt fails and the message waits for its next try (1-120).
     sms_gateway_timeout_seconds: int = 10
+    # The same for the print-and-mail provider (1-120; a PDF of a few kilobytes).
+    letter_gateway_timeout_seconds: int = 10
     # Show the outbox page (/_outbox). Never in production.
     outbox_page: bool = False
     # Trust X-Forwarded-* (and X-Request-ID) from this many proxies in front of the provider.
@@ -179,6 +189,8 @@ class Settings:
             raise ConfigError("IDP_MAIL_BACKEND must be 'outbox' or 'smtp'")
         if self.sms_backend not in ("outbox", "http"):
             raise ConfigError("IDP_SMS_BACKEND must be 'outbox' or 'http'")
+        if self.letter_backend not in ("outbox", "http"):
+            raise ConfigError("IDP_LETTER_BACKEND must be 'outbox' or 'http'")
         self._validate_channels()
         if self.is_production and len(self.metrics_token) < 32:
             raise ConfigError(
@@ -211,6 +223,8 @@ class Settings:
             )
         if self.sms_gateway_url and not self.sms_gateway_url.startswith(("http://", "https://")):
             raise ConfigError("IDP_SMS_GATEWAY_URL must be an http(s) URL")
+        if self.letter_gateway_url and not self.letter_gateway_url.startswith(("http://", "https://")):
+            raise ConfigError("IDP_LETTER_GATEWAY_URL must be an http(s) URL")
         if self.message_max_attempts <= 0 or self.message_retry_base_seconds <= 0:
             raise ConfigError(
                 "IDP_MESSAGE_MAX_ATTEMPTS and IDP_MESSAGE_RETRY_BASE_SECONDS must be positive"
@@ -219,13 +233,16 @@ class Settings:
             raise ConfigError("IDP_MESSAGE_DELIVERY must be 'worker' or 'inline'")
         if not 0 <= self.message_sent_wait_ms <= 5000:
             raise ConfigError("IDP_MESSAGE_SENT_WAIT_MS must be between 0 and 5000")
-        for name in ("smtp_timeout_seconds", "sms_gateway_timeout_seconds"):
+        for name in ("smtp_timeout_seconds", "sms_gateway_timeout_seconds",
+                     "letter_gateway_timeout_seconds"):
             if not 1 <= getattr(self, name) <= 120:
                 raise ConfigError(f"IDP_{name.upper()} must be between 1 and 120 seconds")
         if self.mail_backend == "smtp" and not self.smtp_host:
             raise ConfigError("IDP_MAIL_BACKEND=smtp needs IDP_SMTP_HOST")
         if self.sms_backend == "http" and not self.sms_gateway_url:
             raise ConfigError("IDP_SMS_BACKEND=http needs IDP_SMS_GATEWAY_URL")
+        if self.letter_backend == "http" and not self.letter_gateway_url:
+            raise ConfigError("IDP_LETTER_BACKEND=http needs IDP_LETTER_GATEWAY_URL")
         if self.is_production:
             if self.mail_backend == "smtp" and self.smtp_username and self.smtp_security == "none":
                 raise ConfigError(
@@ -234,6 +251,8 @@ class Settings:
                 )
             if self.sms_backend == "http" and not self.sms_gateway_url.startswith("https://"):
                 raise ConfigError("IDP_SMS_GATEWAY_URL must be an https:// URL in production")
+            if self.letter_backend == "http" and not self.letter_gateway_url.startswith("https://"):
+                raise ConfigError("IDP_LETTER_GATEWAY_URL must be an https:// URL in production")
             if self.message_delivery != "worker":
                 raise ConfigError(
                     "IDP_MESSAGE_DELIVERY=inline would hold a web worker on every SMTP or "

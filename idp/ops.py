@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import select
 
 from idp import metrics
+from idp.channels.letters import letter_pdf
 from idp.channels.models import Message
 from idp.extensions import db, services
 from idp.store import StoreUnavailable
@@ -53,8 +54,21 @@ def prometheus():
 
 @bp.get("/_outbox")
 def outbox():
-    """Every email and SMS the product sent, newest first (demo and development only)."""
+    """Every email, SMS and letter the product sent, newest first (demo and development only)."""
     if not services().settings.outbox_page:
         abort(404)
     messages = db().scalars(select(Message).order_by(Message.id.desc()).limit(200)).all()
     return render("outbox.html", messages=messages)
+
+
+@bp.get("/_outbox/<int:message_id>/letter.pdf")
+def outbox_letter(message_id: int):
+    """A letter of the outbox as the PDF that would be printed (where the outbox page is shown)."""
+    if not services().settings.outbox_page:
+        abort(404)
+    message = db().get(Message, message_id)
+    if message is None or message.channel != "letter":
+        abort(404)
+    return Response(letter_pdf(message), content_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="letter-{message.id}.pdf"',
+        "Cache-Control": "no-store"})

@@ -217,9 +217,10 @@ class GatewayRequest:
 
 
 class SmsGateway:
-    """A local HTTP SMS gateway: records each POST and answers ``status``."""
+    """A local HTTP SMS gateway (or letter provider: JSON too): records each POST and answers
+    ``status``."""
 
-    def __init__(self):
+    def __init__(self, path: str = "/v1/sms"):
         self.requests: list[GatewayRequest] = []
         self.status = 202
         self.location: str | None = None
@@ -249,7 +250,7 @@ class SmsGateway:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # A client that gave up (timeout test) makes the late answer fail: expected.
         self.server.handle_error = lambda _request, _address: None
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/sms"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 

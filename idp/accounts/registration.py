@@ -270,18 +270,17 @@ class Registrations:
         now = self.messages.clock()
         if account.awaits_letter and _letter_code_alive(account, now):
             return Outcome(LETTER_SENT)
-        address = member.postal_address
-        if address is None:  # checked by register(); kept for the type checker
-            raise ValueError(f"member {member.id} has no postal address")
         code = "".join(secrets.choice(LETTER_CODE_ALPHABET) for _ in range(LETTER_CODE_LENGTH))
         valid_until = now + timedelta(days=self.tenant.registration.letter_code_days)
         account.letter_code_digest = self._letter_digest(account, code)
         account.letter_code_expires_at, account.letter_code_tries = valid_until, 0
         account.activation_nonce = None
-        self.messages.queue(self.tenant, "letter", "registration_letter", address.recipient(),
-                            code=format_letter_code(code), valid_until=valid_until.date(),
-                            member_number=account.member_number,
-                            letter_url=f"{self.tenant.issuer}/register/letter")
+        # A letter still queued when its code has ended is not posted (it would open nothing).
+        self.messages.queue_letter(self.tenant, "registration_letter", member.postal_address,
+                                   code=format_letter_code(code), valid_until=valid_until.date(),
+                                   member_number=account.member_number,
+                                   letter_url=f"{self.tenant.issuer}/register/letter",
+                                   expires_at=valid_until)
         events.record_event(self.db, events.REGISTRATION_LETTER, tenant=self.tenant.slug,
                             account_id=account.id, ip=ip)
         return Outcome(LETTER_SENT)

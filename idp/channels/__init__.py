@@ -1,8 +1,9 @@
-"""Outgoing messages (email and SMS): senders behind protocols, a queue with retries.
+"""Outgoing messages (email, SMS, letters): senders behind protocols, a queue with retries.
 
-- ``idp.channels.senders``: the ``EmailSender`` and ``SmsSender`` protocols,
-  their SMTP / HTTP-gateway implementations and the outbox ones, chosen by
-  ``IDP_MAIL_BACKEND`` and ``IDP_SMS_BACKEND``.
+- ``idp.channels.senders``: the ``EmailSender``, ``SmsSender`` and ``LetterSender``
+  protocols, their SMTP / HTTP implementations and the outbox ones, chosen by
+  ``IDP_MAIL_BACKEND``, ``IDP_SMS_BACKEND`` and ``IDP_LETTER_BACKEND``.
+- ``idp.channels.letters``: a letter message as the PDF that is printed and posted.
 - ``idp.channels.services``: the ``Messages`` queue (render per tenant, store,
   deliver with retries).
 - ``idp.channels.dispatch``: what a transaction queued wakes the worker when it commits.

@@ -7,7 +7,7 @@ as plain callables, so that it runs the same under a command, a worker or a test
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app, has_request_context
@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from idp.channels import dispatch
 from idp.channels.models import Message
-from idp.channels.senders import EmailSender, SmsSender, build_senders
+from idp.channels.senders import (
+    EmailSender,
+    LetterSender,
+    OutboxLetterSender,
+    SmsSender,
+    build_letter_sender,
+    build_senders,
+)
 from idp.channels.services import Clock, CurrentLocale, Messages, Render
 from idp.config import Settings
 from idp.db import utcnow
@@ -53,6 +60,7 @@ class Channels:
     settings: Settings
     email_sender: EmailSender
     sms_sender: SmsSender
+    letter_sender: LetterSender = field(default_factory=OutboxLetterSender)
     render: Render = _flask_render
     current_locale: CurrentLocale = _request_locale
     clock: Clock = utcnow
@@ -60,7 +68,8 @@ class Channels:
     @classmethod
     def from_settings(cls, settings: Settings) -> Channels:
         email_sender, sms_sender = build_senders(settings)
-        return cls(settings=settings, email_sender=email_sender, sms_sender=sms_sender)
+        return cls(settings=settings, email_sender=email_sender, sms_sender=sms_sender,
+                   letter_sender=build_letter_sender(settings))
 
     def install_dispatch(self, factory: sessionmaker) -> None:
         """Messages queued on sessions of ``factory`` are handed to the worker when their
@@ -77,6 +86,7 @@ class Channels:
             session,
             email_sender=self.email_sender,
             sms_sender=self.sms_sender,
+            letter_sender=self.letter_sender,
             settings=self.settings,
             render=self.render,
             current_locale=self.current_locale,

@@ -1,4 +1,11 @@
-"""Outgoing messages (email and SMS), queued in the database until delivered."""
+"""Outgoing messages (email, SMS, letters), queued in the database until delivered.
+
+A letter's ``recipient`` is its postal address as the envelope's window shows it: the
+lines of ``idp.registry.postal.PostalAddress``, joined by newlines (at most 6 lines of
+38 characters: the column holds them). Its ``subject`` is the letter's subject line and
+``body_text`` its text (``idp.channels.letters`` lays both out as a PDF, at each
+delivery and on the outbox page: the PDF itself is not stored).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, utcnow
 
-CHANNELS = ("email", "sms")
+CHANNELS = ("email", "sms", "letter")
 # expired: not sent, because what it carried (a one-time code) was no longer valid when its turn came.
 MESSAGE_STATUSES = ("pending", "sent", "failed", "expired")
 

@@ -1,4 +1,4 @@
-"""Email and SMS senders: one protocol per channel, a real backend and an outbox one.
+"""Email, SMS and letter senders: one protocol per channel, a real backend and an outbox one.
 
 A sender transmits one message and either returns or raises ``DeliveryError``;
 queueing, retries and bookkeeping are ``idp.channels.services.Messages``'s job.
@@ -8,6 +8,7 @@ and links): errors name the failure, never the text.
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -53,6 +54,15 @@ class SmsSender(Protocol):
         """Hand the SMS over for delivery, or raise ``DeliveryError``."""
 
 
+@runtime_checkable
+class LetterSender(Protocol):
+    """Has one letter printed and posted: its PDF, the envelope window's address lines, and a
+    reference unique to the letter (the same on every attempt)."""
+
+    def send(self, address_lines: list[str], reference: str, pdf: bytes) -> None:
+        """Hand the letter over for printing and posting, or raise ``DeliveryError``."""
+
+
 class OutboxEmailSender:
     """Sends nothing: the queued message row is what the outbox page shows."""
 
@@ -64,6 +74,13 @@ class OutboxSmsSender:
     """Sends nothing: the queued message row is what the outbox page shows."""
 
     def send(self, recipient_e164: str, text: str) -> None:
+        return None
+
+
+class OutboxLetterSender:
+    """Posts nothing: the queued message row is what the outbox page shows, with its PDF."""
+
+    def send(self, address_lines: list[str], reference: str, pdf: bytes) -> None:
         return None
 
 
@@ -181,62 +198,100 @@ class SmtpEmailSender:
         return f"{self.host}:{self.port}"
 
 
-class HttpSmsSender:
+class _JsonGateway:
+    """An HTTP API that takes one JSON POST per message, with a bearer token.
+
+    Every exchange is bounded by ``timeout``; redirects are not followed (they would
+    drop the token or the body). Errors name the failure, never the URL or the body.
+    """
+
+    name = "gateway"
+
+    def __init__(self, url: str, token: str, *, timeout: float = TIMEOUT_SECONDS,
+                 session: requests.Session | None = None):
+        self.url = url
+        self.token = token
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    def close(self) -> None:
+        """Close the pooled connections to the gateway."""
+        self.session.close()
+
+    def _post(self, body: dict, headers: dict[str, str] | None = None) -> int:
+        """POST ``body``; the answer's HTTP status, or ``DeliveryError`` for no answer."""
+        headers = {"Accept": "application/json", **(headers or {})}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = self.session.post(self.url, json=body, headers=headers,
+                                         timeout=self.timeout, allow_redirects=False)
+        except requests.Timeout:
+            raise DeliveryError(
+                f"{self.name} timed out ({self.timeout:g} s without an answer)") from None
+        except requests.RequestException as exc:
+            # The exception text can repeat the URL; the type is enough to act on.
+            raise DeliveryError(f"cannot reach the {self.name}: {type(exc).__name__}") from None
+        response.close()
+        return response.status_code
+
+
+class HttpSmsSender(_JsonGateway):
     """Posts each SMS as JSON ``{"to", "from", "text"}`` to the gateway, with a bearer token.
 
     Any answer other than 2xx (redirects included: they would drop the token
     or the body) and any network error is a ``DeliveryError``.
     """
 
-    def __init__(
-        self,
-        url: str,
-        token: str,
-        sender: str,
-        *,
-        timeout: float = TIMEOUT_SECONDS,
-        session: requests.Session | None = None,
-    ):
-        self.url = url
-        self.token = token
+    name = "SMS gateway"
+
+    def __init__(self, url: str, token: str, sender: str, *, timeout: float = TIMEOUT_SECONDS,
+                 session: requests.Session | None = None):
+        super().__init__(url, token, timeout=timeout, session=session)
         self.sender = sender
-        self.timeout = timeout
-        self.session = session or requests.Session()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpSmsSender:
         return cls(settings.sms_gateway_url, settings.sms_gateway_token, settings.sms_sender,
                    timeout=settings.sms_gateway_timeout_seconds)
 
-    def close(self) -> None:
-        """Close the pooled connections to the gateway."""
-        self.session.close()
-
     def send(self, recipient_e164: str, text: str) -> None:
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            response = self.session.post(
-                self.url,
-                json={"to": recipient_e164, "from": self.sender, "text": text},
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            raise DeliveryError(f"SMS gateway timed out ({self.timeout:g} s without an answer)") from None
-        except requests.RequestException as exc:
-            # The exception text can repeat the URL; the type is enough to act on.
-            raise DeliveryError(f"cannot reach the SMS gateway: {type(exc).__name__}") from None
-        status = response.status_code
-        response.close()
+        status = self._post({"to": recipient_e164, "from": self.sender, "text": text})
         if not 200 <= status < 300:
             # 400/422: the gateway rejects this message itself (e.g. a number it
             # cannot serve); anything else (401, 429, 5xx…) can succeed later.
             raise DeliveryError(
                 f"SMS gateway answered HTTP {status}", permanent=status in (400, 422)
             )
+
+
+class HttpLetterSender(_JsonGateway):
+    """Posts each letter to a print-and-mail provider as JSON, with a bearer token::
+
+        {"reference": "malakoff-42", "address_lines": ["Jean-Pierre DUPONT-MOREL", …,
+         "69007 LYON"], "pdf": "<base64 of the A4 PDF>"}
+
+    The reference is also sent as ``Idempotency-Key``: a letter retried after a timeout
+    (which the provider may have received) must not be printed twice. 400/409/413/422
+    answers are refusals of this letter (permanent); any other answer than 2xx (redirects
+    included), a timeout or a network error is tried again later.
+    """
+
+    name = "letter provider"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpLetterSender:
+        return cls(settings.letter_gateway_url, settings.letter_gateway_token,
+                   timeout=settings.letter_gateway_timeout_seconds)
+
+    def send(self, address_lines: list[str], reference: str, pdf: bytes) -> None:
+        body = {"reference": reference, "address_lines": address_lines,
+                "pdf": base64.b64encode(pdf).decode("ascii")}
+        status = self._post(body, {"Idempotency-Key": reference})
+        if not 200 <= status < 300:
+            # 409: the reference was already used with another letter; 413: the PDF is too big.
+            raise DeliveryError(f"letter provider answered HTTP {status}",
+                                permanent=status in (400, 409, 413, 422))
 
 
 def build_senders(settings: Settings) -> tuple[EmailSender, SmsSender]:
@@ -254,12 +309,24 @@ def build_senders(settings: Settings) -> tuple[EmailSender, SmsSender]:
     return email, sms
 
 
+def build_letter_sender(settings: Settings) -> LetterSender:
+    """The letter sender that ``letter_backend`` selects."""
+    if settings.letter_backend == "http":
+        return HttpLetterSender.from_settings(settings)
+    return OutboxLetterSender()
+
+
 def mask_recipient(channel: str, recipient: str) -> str:
     """Enough of an address or number for an operator to tell messages apart, no more.
 
     ``jeanne.martin@example.org`` → ``j•••@example.org``;
-    ``+33612345688`` → ``+336•••••88``.
+    ``+33612345688`` → ``+336•••••88``; a postal address → its department, ``69•••``.
     """
+    if channel == "letter":
+        lines = recipient.split("\n")
+        # The locality line: the last one, or the one before the country's abroad.
+        locality = lines[-1] if len(lines) < 2 or lines[-1][:1].isdigit() else lines[-2]
+        return f"{locality[:2]}•••" if locality[:2].isalnum() else "•••"
     if channel == "email":
         local, _at, domain = recipient.rpartition("@")
         if not local:

@@ -1,4 +1,4 @@
-"""The message queue: emails and SMS are stored first, then delivered with retries.
+"""The message queue: emails, SMS and letters are stored first, then delivered with retries.
 
 Request code queues a message in its own transaction (so the message exists
 exactly when the change that caused it does); when that transaction commits,
@@ -28,18 +28,22 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
+from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp.channels import dispatch
+from idp.channels.letters import letter_pdf
 from idp.channels.models import CHANNELS, Message
 from idp.channels.senders import (
     DeliveryError,
     EmailSender,
+    LetterSender,
+    OutboxLetterSender,
     SmsSender,
     mask_recipient,
 )
@@ -47,6 +51,7 @@ from idp.config import Settings
 from idp.db import utcnow
 from idp.identifiers import is_email
 from idp.metrics import DELIVERIES
+from idp.registry.postal import InvalidAddress, PostalAddress, parse_lines
 from idp.tenancy import LOCALES, Tenant
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,8 @@ MAX_BACKOFF = timedelta(hours=1)
 SUBJECT_MAX_LENGTH = 200
 ERROR_MAX_LENGTH = 500
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# Where letters are dated from: their date is the day there when they are written.
+LETTER_TIMEZONE = ZoneInfo("Europe/Paris")
 # How often ``delivered`` reads a message's status while it waits for the worker.
 SENT_POLL_SECONDS = 0.05
 
@@ -74,7 +81,8 @@ class Reader(Protocol):
 
 
 class InvalidRecipient(ValueError):
-    """Not an email address (email) or not an E.164 number (SMS): the caller's mistake."""
+    """Not an email address (email), not an E.164 number (SMS) or not a postal address's
+    window lines (letter): the caller's mistake."""
 
 
 class MessageAlreadySent(Exception):
@@ -95,10 +103,11 @@ class Batch(NamedTuple):
 
 
 class Messages:
-    """Queues emails and SMS in the database and delivers them, with retries.
+    """Queues emails, SMS and letters in the database and delivers them, with retries.
 
     Collaborators come in through the constructor: the caller's database
-    session, one sender per channel, the settings (retry policy), a
+    session, one sender per channel (letters: the outbox unless given), the
+    settings (retry policy), a
     ``render(names, locale, context)`` callable that renders the first
     existing template of ``names`` in ``locale``, a ``current_locale()``
     callable giving the language of the request being served (None outside
@@ -115,10 +124,12 @@ class Messages:
         render: Render,
         current_locale: CurrentLocale,
         clock: Clock = utcnow,
+        letter_sender: LetterSender | None = None,
     ):
         self.session = session
         self.email_sender = email_sender
         self.sms_sender = sms_sender
+        self.letter_sender = letter_sender or OutboxLetterSender()
         self.settings = settings
         self.render = render
         self.current_locale = current_locale
@@ -145,8 +156,12 @@ class Messages:
         """Render ``template`` for ``tenant`` and store it as a pending message.
 
         Email: ``templates/email/<template>/{subject.txt, body.txt, body.html}``;
-        SMS: ``templates/sms/<template>.txt``; a tenant's own version
-        (``templates/<tenant>/email/…``, ``templates/<tenant>/sms/…``) wins.
+        SMS: ``templates/sms/<template>.txt``; letter:
+        ``templates/letter/<template>/{subject.txt, body.txt}``, the body extending
+        ``letter/layout.txt`` (sender, place and date; see ``idp.channels.letters``);
+        a tenant's own version (``templates/<tenant>/email/…``, …) wins. A letter's
+        ``recipient`` is ``str(PostalAddress)``, its window lines (``queue_letter``
+        takes the address itself).
         The language is ``locale_for(tenant, reader)``. A message given
         ``expires_at`` (naive UTC: a one-time code's end) is never delivered
         after it: delayed past it, it is marked expired instead. The templates get
@@ -159,11 +174,12 @@ class Messages:
         """
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}")
-        recipient = recipient.strip()
+        recipient = recipient.strip("\n") if channel == "letter" else recipient.strip()
         locale = self.locale_for(tenant, reader)
-        context = {**context, "tenant": tenant, "brand": tenant.brand,
-                   "portal": tenant.portal_name, "locale": locale}
         now = self.clock()
+        context = {**context, "tenant": tenant, "brand": tenant.brand,
+                   "portal": tenant.portal_name, "locale": locale,
+                   "today": now.replace(tzinfo=UTC).astimezone(LETTER_TIMEZONE).date()}
         if channel == "email":
             if not is_email(recipient):
                 raise InvalidRecipient("not an email address")
@@ -173,6 +189,18 @@ class Messages:
                 subject=subject[:SUBJECT_MAX_LENGTH],
                 body_text=self._render(tenant, f"{base}/body.txt", context).strip() + "\n",
                 body_html=self._render_optional(tenant, f"{base}/body.html", context),
+            )
+        elif channel == "letter":
+            try:
+                recipient = "\n".join(parse_lines(recipient))
+            except InvalidAddress as exc:
+                raise InvalidRecipient(f"not a postal address's window lines: {exc}") from None
+            base = f"letter/{template}"
+            subject = " ".join(self._render(tenant, f"{base}/subject.txt", context).split())
+            message = Message(
+                subject=subject[:SUBJECT_MAX_LENGTH],
+                body_text=self._render(tenant, f"{base}/body.txt", context).strip("\n") + "\n",
+                body_html=None,
             )
         else:
             if not E164_RE.match(recipient):
@@ -197,6 +225,22 @@ class Messages:
         log.info("message %s queued: %s %s to %s (%s)", message.id, channel, template,
                  mask_recipient(channel, recipient), tenant.slug)
         return message
+
+    def queue_letter(
+        self, tenant: Tenant, template: str, address: PostalAddress | None, *,
+        reader: Reader | None = None, expires_at: datetime | None = None, **context: Any
+    ) -> Message:
+        """Queue a letter to ``address`` (``Member.postal_address``): ``queue`` on the
+        "letter" channel. No address (None: the registry's is incomplete) is an
+        ``InvalidRecipient``, as is one that does not fit the window."""
+        if address is None:
+            raise InvalidRecipient("no postal address on file")
+        try:
+            lines = str(address)
+        except InvalidAddress as exc:
+            raise InvalidRecipient(f"not a postal address: {exc}") from None
+        return self.queue(tenant, "letter", template, lines, reader=reader, expires_at=expires_at,
+                          **context)
 
     def queue_code(
         self, tenant: Tenant, channel: str, template: str, recipient: str, *, code: str,
@@ -432,5 +476,8 @@ class Messages:
             )
         elif message.channel == "sms":
             self.sms_sender.send(message.recipient, message.body_text)
+        elif message.channel == "letter":
+            self.letter_sender.send(message.recipient.split("\n"),
+                                    f"{message.tenant}-{message.id}", letter_pdf(message))
         else:
             raise DeliveryError(f"unknown channel {message.channel!r}", permanent=True)

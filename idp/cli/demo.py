@@ -34,6 +34,7 @@ def group(host: str, port: int, database: str) -> None:
         app = create_app({
             "database_url": database, "redis_url": "", "base_url": base_url,
             "outbox_page": True, "mail_backend": "outbox", "sms_backend": "outbox",
+            "letter_backend": "outbox",
         })
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
@@ -66,7 +67,7 @@ def group(host: str, port: int, database: str) -> None:
             click.echo(f"    member   {account.identifier} / {account.password}  ({account.note})")
         if slug in DEMO_REGISTRATIONS:
             click.echo(f"    register {DEMO_REGISTRATIONS[slug]}")
-    click.echo(f"  Outbox (emails and SMS sent): {base_url}/_outbox")
+    click.echo(f"  Outbox (emails, SMS and letters sent): {base_url}/_outbox")
     click.echo("Press Ctrl-C to stop.")
     delivery = DemoWorker(app).start()
     servers.start()

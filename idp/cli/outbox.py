@@ -1,4 +1,4 @@
-"""`idp outbox`: deliver queued emails and SMS, list them, retry failed ones.
+"""`idp outbox`: deliver queued emails, SMS and letters, list them, retry failed ones.
 
 The queue is ``idp.channels.services.Messages``; these commands only drive it
 and print what it did. Bodies are never printed (they carry one-time codes and
@@ -31,7 +31,7 @@ from idp.extensions import db, services
 group = AppGroup(
     "outbox",
     help=(
-        "The queue of emails and SMS. Pages and commands queue messages; "
+        "The queue of emails, SMS and letters. Pages and commands queue messages; "
         "`idp outbox work` (its own process in production, woken by each new "
         "message) delivers them, retrying with backoff until "
         "IDP_MESSAGE_MAX_ATTEMPTS, after which a message is 'failed' until an "

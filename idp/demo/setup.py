@@ -4,7 +4,7 @@
 exist, registers one first-party portal client per tenant (with a fresh
 secret each run) and creates the demo accounts if they are missing.
 ``DemoServers`` runs the provider and the two portals on local ports, ``DemoWorker``
-the delivery of emails and SMS (``idp outbox work``) in a thread of the same process.
+the delivery of emails, SMS and letters (``idp outbox work``) in a thread of the same process.
 """
 
 from __future__ import annotations
@@ -57,8 +57,12 @@ DEMO_ACCOUNTS = (
 
 # Registry members without an account, to try "Créer mon compte" (config/demo/members-*.csv).
 DEMO_REGISTRATIONS = {
-    "malakoff": "member number 23456789, Jean-Pierre Dupont-Morel, born 23/11/1949",
-    "miel": "NIR 2 62 08 2A 004 036 07, Françoise N'Diaye, born 30/08/1962 in 2A",
+    "malakoff": "member number 23456789, Jean-Pierre Dupont-Morel, born 23/11/1949, mobile "
+                "06 12 34 56 78; by post (no contact on file): 77889900, François-Xavier "
+                "Müller, born 25/05/1958",
+    "miel": "NIR 2 62 08 2A 004 036 07, Françoise N'Diaye, born 30/08/1962 in 2A, mobile "
+            "07 81 22 33 44; by post (no contact on file): NIR 1 61 10 06 088 090 49, Éric "
+            "Bouchard, born 05/10/1961 in 06",
 }
 
 

@@ -8,7 +8,9 @@ the member number: new members are added, changed ones updated, identical ones
 left untouched, and members absent from the file are left as they are.
 
 CSV format: UTF-8 (with or without BOM), ``;`` or ``,`` as delimiter, a header
-row naming the columns of ``COLUMNS`` in any order.
+row naming the columns of ``COLUMNS`` in any order. The postal address columns
+(``ADDRESS_COLUMNS``) are optional: a file without them leaves the stored
+addresses as they are; with them, an empty address erases the stored one.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ from idp.identifiers import (
 )
 from idp.registry.models import KINDS, ROLES, STATUSES, Member
 from idp.registry.nir import InvalidNir, validate_nir
+from idp.registry.postal import (
+    DEFAULT_COUNTRY,
+    MAX_LINE_LENGTH,
+    InvalidAddress,
+    check_country,
+    check_postcode,
+    check_text,
+)
 from idp.tenancy import Tenant
 
 BIRTH_DATE_LAYOUTS = (YYYY_MM_DD, DD_MM_YYYY)
@@ -50,8 +60,18 @@ COLUMNS: dict[str, str] = {
     "email": "optional; stored lowercased",
     "mobile": "optional; a mobile number (French unless it starts with +)",
     "status": " | ".join(STATUSES),
+    "address_line1": f"optional: the postal address's first line, at most {MAX_LINE_LENGTH} characters",
+    "address_line2": f"optional: a second line (building, post box), at most {MAX_LINE_LENGTH}",
+    "address_line3": f"optional: a third line (locality), at most {MAX_LINE_LENGTH}",
+    "postcode": "5 digits in France; needed with an address",
+    "city": f"needed with an address; with the postcode at most {MAX_LINE_LENGTH - 1} characters",
+    "country": "ISO 3166-1 alpha-2 code; empty: FR",
 }
-FIELDS = tuple(COLUMNS)  # the Member attributes an import sets
+# The columns a file may leave out; with any of them, those of ADDRESS_NEEDS must be there too.
+ADDRESS_COLUMNS = ("address_line1", "address_line2", "address_line3", "postcode", "city", "country")
+ADDRESS_NEEDS = ("address_line1", "postcode", "city")
+REQUIRED_COLUMNS = tuple(name for name in COLUMNS if name not in ADDRESS_COLUMNS)
+FIELDS = tuple(COLUMNS)  # the Member attributes an import may set
 BATCH_SIZE = 1000
 MAX_NAME_LENGTH = 100
 MAX_KEPT_ERRORS = 1000  # the report counts every error but keeps only the first ones
@@ -134,6 +154,8 @@ class MemberImporter:
         self.today = today or date.today()
         self.batch_size = batch_size
         self._tenant_had_members = True
+        # The Member attributes this file sets: all but the address columns it leaves out.
+        self.fields: tuple[str, ...] = REQUIRED_COLUMNS
 
     def check(self, lines: Iterable[bytes | str], progress: Progress | None = None) -> ImportReport:
         """First pass: every problem of every line, with its line number."""
@@ -209,6 +231,7 @@ class MemberImporter:
             if 1 in source.bad:
                 report.add_error(1, "header", "not valid UTF-8")
             return
+        self.fields = tuple(name for name in FIELDS if name in header)
         reader = csv.reader(source, delimiter=delimiter)
         done = 1
         while True:
@@ -237,7 +260,9 @@ class MemberImporter:
             yield start, *self._parse(dict(zip(header, fields, strict=True)))
 
     def _header_ok(self, header: list[str], report: ImportReport) -> bool:
-        missing = [name for name in COLUMNS if name not in header]
+        missing = [name for name in REQUIRED_COLUMNS if name not in header]
+        if any(name in header for name in ADDRESS_COLUMNS):
+            missing += [name for name in ADDRESS_NEEDS if name not in header]
         unknown = [name for name in header if name not in COLUMNS]
         repeated = sorted({name for name in header if header.count(name) > 1})
         if missing:
@@ -255,12 +280,37 @@ class MemberImporter:
         values = {name: value.strip() for name, value in raw.items()}
         record: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
-        for name in FIELDS:
+        for name in self.fields:
+            if name == "postcode":
+                continue  # checked with the country, below
             try:
                 record[name] = getattr(self, f"_{name}")(values[name])
             except ValueError as exc:
                 problems.append((name, str(exc)))
+        if "postcode" in self.fields and not any(name in ADDRESS_COLUMNS for name, _ in problems):
+            problems += self._address(values, record)
         return record, problems
+
+    @staticmethod
+    def _address(values: dict[str, str], record: dict[str, Any]) -> list[tuple[str, str]]:
+        """The postcode (its form depends on the country), and an address that is whole or absent."""
+        # Without a country column the address is French; with a bad country, its error is enough.
+        country = record.get("country") if "country" in values else DEFAULT_COUNTRY
+        record["postcode"] = values["postcode"] or None
+        if record["postcode"] and country:
+            try:
+                record["postcode"] = check_postcode(values["postcode"], country)
+            except InvalidAddress as exc:
+                return [("postcode", str(exc))]
+        given = [name for name in ADDRESS_COLUMNS if name != "country" and record.get(name)]
+        if not given:
+            return []
+        missing = [name for name in ADDRESS_NEEDS if not record.get(name)]
+        if missing:
+            return [("address", f"incomplete: {', '.join(missing)} missing")]
+        if len(record["postcode"]) + 1 + len(record["city"]) > MAX_LINE_LENGTH:
+            return [("city", f"with the postcode, longer than {MAX_LINE_LENGTH} characters")]
+        return []
 
     @staticmethod
     def _member_number(value: str) -> str:
@@ -314,6 +364,19 @@ class MemberImporter:
     def _mobile(value: str) -> str | None:
         return parse_mobile(value) if value else None
 
+    @staticmethod
+    def _address_line(value: str) -> str | None:
+        return check_text(value) or None
+
+    _address_line1 = _address_line
+    _address_line2 = _address_line
+    _address_line3 = _address_line
+    _city = _address_line
+
+    @staticmethod
+    def _country(value: str) -> str:
+        return check_country(value)
+
     # -- writing ---------------------------------------------------------------
 
     def _upsert(self, batch: list[dict[str, Any]], report: ImportReport) -> None:
@@ -326,7 +389,7 @@ class MemberImporter:
             row = existing.get(record["member_number"])
             if row is None:
                 inserts.append({**record, "tenant": self.tenant.slug, "updated_at": now})
-            elif any(getattr(row, name) != record[name] for name in FIELDS):
+            elif any(getattr(row, name) != record[name] for name in self.fields):
                 updates.append({**record, "id": row.id, "updated_at": now})
             else:
                 report.unchanged += 1
@@ -345,7 +408,7 @@ class MemberImporter:
         # parameters PostgreSQL's generic plan compares every row with each of them in turn.
         numbers_in: BindParameter[list[str]] = bindparam(
             "numbers", numbers, expanding=True, literal_execute=True)
-        query = select(Member.id, *(getattr(Member, name) for name in FIELDS)).where(
+        query = select(Member.id, *(getattr(Member, name) for name in self.fields)).where(
             Member.tenant == self.tenant.slug, Member.member_number.in_(numbers_in)
         )
         return {row.member_number: row for row in self.session.execute(query)}

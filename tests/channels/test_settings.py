@@ -47,6 +47,16 @@ def test_environment_values_are_typed():
       "IDP_SMTP_USERNAME": "u", "IDP_SMTP_PASSWORD": "p"}, "IDP_SMTP_SECURITY"),
     ({**PRODUCTION, "IDP_SMS_BACKEND": "http", "IDP_SMS_GATEWAY_URL": "http://sms.example.org"},
      "https"),
+    ({"IDP_LETTER_BACKEND": "post"}, "IDP_LETTER_BACKEND must be 'outbox' or 'http'"),
+    ({"IDP_LETTER_BACKEND": "http"}, "IDP_LETTER_BACKEND=http needs IDP_LETTER_GATEWAY_URL"),
+    ({"IDP_LETTER_GATEWAY_URL": "print.example.org/v1"}, "IDP_LETTER_GATEWAY_URL must be an http"),
+    ({"IDP_LETTER_GATEWAY_TIMEOUT_SECONDS": "0"}, "IDP_LETTER_GATEWAY_TIMEOUT_SECONDS"),
+    ({"IDP_LETTER_GATEWAY_TIMEOUT_SECONDS": "121"}, "IDP_LETTER_GATEWAY_TIMEOUT_SECONDS"),
+    ({"IDP_LETTER_GATEWAY_TIMEOUT_SECONDS": "ten"}, "IDP_LETTER_GATEWAY_TIMEOUT_SECONDS"),
+    ({**PRODUCTION, "IDP_MAIL_BACKEND": "smtp", "IDP_SMS_BACKEND": "http",
+      "IDP_SMS_GATEWAY_URL": "https://sms.example.org/v1/sms", "IDP_LETTER_BACKEND": "http",
+      "IDP_LETTER_GATEWAY_URL": "http://print.example.org/v1/letters"},
+     "IDP_LETTER_GATEWAY_URL must be an https:// URL in production"),
 ])
 def test_bad_values_are_refused(environ, message):
     with pytest.raises(ConfigError, match=message):
@@ -92,3 +102,19 @@ def test_production_never_delivers_inside_a_request():
     assert load_settings(environ=real).message_delivery == "worker"
     with pytest.raises(ConfigError, match="IDP_MESSAGE_DELIVERY=inline"):
         load_settings(environ={**real, "IDP_MESSAGE_DELIVERY": "inline"})
+
+
+def test_letter_defaults():
+    settings = load_settings(environ={})
+    assert (settings.letter_backend, settings.letter_gateway_url, settings.letter_gateway_token,
+            settings.letter_gateway_timeout_seconds) == ("outbox", "", "", 10)
+
+
+def test_production_with_a_letter_provider_starts():
+    settings = load_settings(environ={
+        **PRODUCTION, "IDP_MAIL_BACKEND": "smtp", "IDP_SMS_BACKEND": "http",
+        "IDP_SMS_GATEWAY_URL": "https://sms.example.org/v1/sms", "IDP_LETTER_BACKEND": "http",
+        "IDP_LETTER_GATEWAY_URL": "https://print.example.org/v1/letters",
+        "IDP_LETTER_GATEWAY_TOKEN": "t", "IDP_LETTER_GATEWAY_TIMEOUT_SECONDS": "30",
+    })
+    assert (settings.letter_backend, settings.letter_gateway_timeout_seconds) == ("http", 30)

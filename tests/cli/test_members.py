@@ -32,6 +32,12 @@ def row(number: str, sep: str = ";", **fields: str) -> str:
         "email": "",
         "mobile": "",
         "status": "active",
+        "address_line1": "",
+        "address_line2": "",
+        "address_line3": "",
+        "postcode": "",
+        "city": "",
+        "country": "",
     } | fields
     return sep.join(values[name] for name in COLUMNS)
 
@@ -284,3 +290,27 @@ def test_a_twenty_thousand_line_file(runner, db, tmp_path):
     db.rollback()
     assert db.scalar(select(func.count()).select_from(Member)) == 20_000
     assert audit(db)[0].data["rows"] == 20_000
+
+
+def test_postal_addresses_are_imported_and_a_bad_one_changes_nothing(runner, db, tmp_path):
+    address = {"address_line1": "Lieu-dit Capo di Feno", "address_line2": "Route des Sanguinaires",
+               "postcode": "20000", "city": "Ajaccio"}
+    assert import_(runner, write_csv(tmp_path, row("10000001", **address))).exit_code == 0
+    before = registry(db)["10000001"].updated_at
+
+    result = import_(runner, write_csv(
+        tmp_path, row("10000001", **{**address, "city": "Bastia"}),
+        row("10000002", **{**address, "postcode": "2A000"}),
+        row("10000003", **{**address, "address_line2": "Route\x07des Sanguinaires"}),
+        row("10000004", **{**address, "country": "XX"})))
+
+    assert_refused(result, "3 error(s) in members.csv; nothing was imported")
+    for expected in ("line 3: postcode: must be 5 digits in France",
+                     "line 4: address_line2: contains a control or invisible character",
+                     "line 5: country: 'XX' is not an ISO 3166-1 alpha-2 country code"):
+        assert expected in result.stderr.splitlines()
+    stored = registry(db)
+    assert set(stored) == {"10000001"}
+    assert stored["10000001"].updated_at == before
+    assert stored["10000001"].postal_address.lines() == [
+        "Jeanne Martin", "Lieu-dit Capo di Feno", "Route des Sanguinaires", "20000 AJACCIO"]

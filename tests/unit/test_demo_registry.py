@@ -87,6 +87,28 @@ def test_the_file_shows_every_case(tenant):
     assert any(row["email"] for row in lines)
     assert any(row["mobile"] for row in lines)
     assert any(not row["email"] and not row["mobile"] for row in lines)
+    # No email and no mobile: the activation code goes by post, or (no address) to review.
+    assert any(not row["email"] and not row["mobile"] and row["postcode"] for row in lines)
+    assert any(not row["email"] and not row["mobile"] and not row["postcode"] for row in lines)
+
+
+# Registry members with no email and no mobile but a postal address (README, "The demo").
+BY_POST = {
+    "malakoff": ("77889900", ["François-Xavier MÜLLER", "5 place du Marché", "67000 STRASBOURG"]),
+    "miel": ("21098765", ["Éric BOUCHARD", "BP 45", "12 rue des Écoles", "06200 NICE"]),
+}
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_a_member_without_contacts_has_a_postal_address(app, db, tenant):
+    assert import_members(db, app.extensions["idp"].tenants[tenant], demo_file(tenant)).ok
+    number, lines = BY_POST[tenant]
+
+    member = db.scalars(select(Member).where(Member.tenant == tenant,
+                                             Member.member_number == number)).one()
+
+    assert (member.email, member.mobile) == (None, None)
+    assert member.postal_address.lines() == lines
 
 
 # The members the demo and its tests rely on (SPEC §3; idp/demo/setup.py).
@@ -94,14 +116,16 @@ EXPECTED = {
     "malakoff": {
         "12345678": ("MARTIN", "Jeanne", "1956-04-02", "principal", "active",
                      "jeanne.martin@example.org", "+33612345688"),
-        "23456789": ("DUPONT-MOREL", "Jean-Pierre", "1949-11-23", "principal", "active", "", ""),
+        "23456789": ("DUPONT-MOREL", "Jean-Pierre", "1949-11-23", "principal", "active", "",
+                     "+33612345678"),
         "34567890": ("DUPONT-MOREL", "Lucie", "2012-05-06", "beneficiary", "active", "", ""),
         "45678901": ("THÉVENOT", "Marcel", "1940-01-15", "principal", "terminated", "", ""),
     },
     "miel": {
         "87654321": ("LEFÈVRE", "Étienne", "1956-04-02", "principal", "active",
                      "etienne.lefevre@example.org", "+33612345688"),
-        "76543210": ("N'DIAYE", "Françoise", "1962-08-30", "principal", "active", "", ""),
+        "76543210": ("N'DIAYE", "Françoise", "1962-08-30", "principal", "active", "",
+                     "+33781223344"),
     },
 }
 
@@ -137,7 +161,9 @@ def test_the_demo_members_match_through_the_registry(app, db):
     francoise = match_by_nir(db, miel, francoise_nir, "Françoise", "N'Diaye", date(1962, 8, 30))
 
     assert jean_pierre.outcome == MATCH
-    assert contact_matches(jean_pierre.member, "jp.dupont-morel@example.org", "+33612345699")
+    # Only a mobile on file: any email, and that mobile (proven by its SMS code).
+    assert contact_matches(jean_pierre.member, "jp.dupont-morel@example.org", "+33612345678")
+    assert not contact_matches(jean_pierre.member, "jp.dupont-morel@example.org", "+33612345699")
     assert francoise.outcome == MATCH
     assert contact_matches(francoise.member, "francoise.ndiaye@example.org", "+33612345698")
     assert match_by_member_number(db, malakoff, "34567890", "Lucie", "DUPONT-MOREL",

@@ -41,6 +41,12 @@ def line(sep: str = ";", **fields: str) -> str:
         "email": "",
         "mobile": "",
         "status": "active",
+        "address_line1": "",
+        "address_line2": "",
+        "address_line3": "",
+        "postcode": "",
+        "city": "",
+        "country": "",
     }
     values.update(fields)
     return sep.join(values[name] for name in COLUMNS)
@@ -153,8 +159,8 @@ class TestCheck:
         report = importer.check(csv_lines(line() + ";extra", "10000002;Martin"))
 
         assert [str(error) for error in report.errors] == [
-            "line 2: line: expected 10 fields, found 11",
-            "line 3: line: expected 10 fields, found 2",
+            "line 2: line: expected 16 fields, found 17",
+            "line 3: line: expected 16 fields, found 2",
         ]
 
     @pytest.mark.parametrize(
@@ -376,3 +382,108 @@ def test_count_lines(tmp_path, content, expected):
     path.write_bytes(content)
 
     assert count_lines(path) == expected
+
+
+# -- postal addresses ------------------------------------------------------------------
+
+ADDRESS = {"address_line1": "12 rue des Lilas", "address_line2": "Bâtiment B",
+           "postcode": "69003", "city": "Lyon"}
+REQUIRED_HEADER = ";".join(name for name in COLUMNS if name not in importer_module.ADDRESS_COLUMNS)
+
+
+class TestPostalAddresses:
+    def test_an_address_is_stored_and_printed_for_the_envelope(self, importer, db):
+        report = importer.apply(csv_lines(
+            line(member_number="10000001", **ADDRESS),
+            line(member_number="10000002", address_line1="Avenue Louise 54", postcode="1000",
+                 city="Bruxelles", country="be"),
+            line(member_number="10000003"),
+        ))
+
+        assert report.added == 3
+        stored = members(db)
+        jeanne = stored["10000001"]
+        assert (jeanne.address_line1, jeanne.address_line2, jeanne.address_line3, jeanne.postcode,
+                jeanne.city, jeanne.country) == ("12 rue des Lilas", "Bâtiment B", None, "69003",
+                                                 "Lyon", "FR")
+        assert jeanne.postal_address.lines() == [
+            "Jeanne Martin", "12 rue des Lilas", "Bâtiment B", "69003 LYON"]
+        assert stored["10000002"].postal_address.lines() == [
+            "Jeanne Martin", "Avenue Louise 54", "1000 BRUXELLES", "BELGIQUE"]
+        assert stored["10000003"].postal_address is None
+        assert stored["10000003"].country == "FR"
+
+    @pytest.mark.parametrize(
+        ("fields", "field", "reason"),
+        [
+            ({"postcode": "6900"}, "postcode", "must be 5 digits in France"),
+            ({"postcode": "69 003"}, "postcode", "must be 5 digits in France"),
+            ({"postcode": "2A004"}, "postcode", "must be 5 digits in France"),
+            ({"postcode": "SW1A 1AA!", "country": "GB"}, "postcode", "letters, digits"),
+            ({"country": "FRA"}, "country", "ISO 3166-1 alpha-2"),
+            ({"country": "ZZ"}, "country", "not an ISO 3166-1 alpha-2 country code"),
+            ({"address_line1": "x" * 39}, "address_line1", "longer than 38 characters"),
+            ({"address_line3": "12 rue\tdes Lilas"}, "address_line3", "control"),
+            ({"city": "Lyon\u200b"}, "city", "control or invisible"),
+            ({"address_line2": "Porte\u00adB"}, "address_line2", "control or invisible"),
+            ({"city": "Saint-Rémy-en-Bouzemont-Saint-Genest"}, "city", "with the postcode"),
+            ({"postcode": ""}, "address", "incomplete: postcode missing"),
+            ({"address_line1": "", "address_line2": ""}, "address",
+             "incomplete: address_line1 missing"),
+        ],
+    )
+    def test_address_rules(self, importer, db, fields, field, reason):
+        report = importer.check(csv_lines(line(), line(member_number="10000002",
+                                                       **{**ADDRESS, **fields})))
+
+        assert len(report.errors) == 1, report.errors
+        (error,) = report.errors
+        assert (error.line, error.field) == (3, field)
+        assert reason in error.reason
+        assert str(error).startswith(f"line 3: {field}: ")
+        assert "\n" not in str(error)
+
+    def test_a_bad_address_imports_nothing(self, app, db, tenant, tmp_path):
+        path = tmp_path / "members.csv"
+        path.write_text("".join(csv_lines(
+            line(member_number="10000001", **ADDRESS),
+            line(member_number="10000002", **{**ADDRESS, "postcode": "123"}),
+        )), encoding="utf-8")
+
+        report = import_members(db, tenant, path, today=TODAY)
+
+        assert [str(error) for error in report.errors] == [
+            "line 3: postcode: must be 5 digits in France"]
+        assert members(db) == {}
+
+    def test_a_file_without_the_address_columns_keeps_the_stored_addresses(self, importer, db,
+                                                                          tenant):
+        importer.apply(csv_lines(line(member_number="10000001", **ADDRESS)))
+        without = [name for name in COLUMNS if name not in importer_module.ADDRESS_COLUMNS]
+
+        report = MemberImporter(db, tenant, today=TODAY).apply(csv_lines(
+            ";".join(line(member_number="10000001", first_name="Jeanne-Marie").split(";")[:len(without)]),
+            ";".join(line(member_number="10000002").split(";")[:len(without)]),
+            header=REQUIRED_HEADER,
+        ))
+
+        assert (report.updated, report.added) == (1, 1)
+        stored = members(db)
+        assert (stored["10000002"].postal_address, stored["10000002"].country) == (None, "FR")
+        jeanne = stored["10000001"]
+        assert jeanne.first_name == "Jeanne-Marie"
+        assert jeanne.postal_address.lines()[1:] == ["12 rue des Lilas", "Bâtiment B", "69003 LYON"]
+
+    def test_an_empty_address_erases_the_stored_one(self, importer, db):
+        importer.apply(csv_lines(line(member_number="10000001", **ADDRESS)))
+
+        report = importer.apply(csv_lines(line(member_number="10000001")))
+
+        assert report.updated == 1
+        assert members(db)["10000001"].postal_address is None
+
+    def test_an_address_column_needs_the_others(self, importer):
+        report = importer.check(csv_lines(line(), header=REQUIRED_HEADER + ";postcode"))
+
+        assert [str(error) for error in report.errors] == [
+            "line 1: header: missing column(s): address_line1, city"]

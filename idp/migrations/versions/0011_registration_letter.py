@@ -1,15 +1,15 @@
 """an account awaiting its activation code by post: the code's digest, validity and tries
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010_letter
 Create Date: 2026-12-03 09:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010_letter'
 branch_labels = None
 depends_on = None
 
