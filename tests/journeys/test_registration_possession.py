@@ -4,17 +4,27 @@ account by itself. Each test is one way an attacker holding a member's card woul
 
 from __future__ import annotations
 
-from datetime import date
+import dataclasses
+import io
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime
 
 import pytest
-from sqlalchemy import func, select
+from pypdf import PdfReader
+from sqlalchemy import func, select, update
 
 from idp.accounts.models import Account, RegistrationRequest
 from idp.channels.models import Message
+from idp.demo.setup import DEMO_REGISTRY
+from idp.registry.importer import import_members
 from idp.registry.models import Member
+from idp.tenancy import RegistrationPolicy
 from tests.flows import Flow, csrf_token, query, sms_code_step
 
 PASSWORD = "Nouveau-Depart-2026!"
+PARALLEL = 20
 ATTACKER = {"email": "pirate@example.net", "email_confirm": "pirate@example.net",
             "mobile": "07 99 88 77 66"}
 
@@ -173,3 +183,169 @@ def test_the_same_member_registering_again_while_pending_gets_the_same_page(clie
     assert first.headers["Location"].endswith("/register/sent")
     assert second.status_code == 303
     assert query(second.headers["Location"]) == {}
+
+
+# -- no contact on file: the activation code goes by post -------------------------------------------
+
+ADDRESS = {"address_line1": "5 place du Marché", "postcode": "67000", "city": "Strasbourg"}
+
+
+def _letter_code(db) -> str:
+    [letter] = _messages(db, "registration_letter")
+    assert letter.channel == "letter"
+    return re.search(r"\b([A-Z2-9]{4}-[A-Z2-9]{4})\b", letter.body_text)[1]
+
+
+def _type_letter_code(client, code: str, member_number: str = "23456789"):
+    page = client.get("/malakoff/register/letter")
+    assert page.status_code == 200
+    return client.post("/malakoff/register/letter", data={
+        "member_number": member_number, "code": code, "csrf_token": csrf_token(page.data)})
+
+
+def test_a_member_without_contacts_proves_their_address_with_a_code_by_post(client, db):
+    _member(db, **ADDRESS)
+    answer = _register(client)
+    page = _page(client, answer)
+    assert "Un courrier va vous être envoyé" in page and "30 jours" in page
+    assert _messages(db, "activation") == []
+    [letter] = _messages(db, "registration_letter")
+    assert letter.recipient.splitlines() == ["Jean-Pierre DUPONT-MOREL", "5 place du Marché",
+                                             "67000 STRASBOURG"]
+    account = db.scalar(select(Account))
+    assert account.status == "pending" and account.awaits_letter and account.phone_number_verified
+    code = _letter_code(db)
+    assert code.replace("-", "") not in (account.letter_code_digest or "")  # kept as a digest
+
+    # The address typed cannot get a link without the letter.
+    expired = client.get("/malakoff/activate/expired")
+    client.post("/malakoff/activate/expired", data={
+        "email": "jp.dupont@example.org", "csrf_token": csrf_token(expired.data)})
+    assert _messages(db, "activation") == []
+
+    wrong = _type_letter_code(client, "ABCD-EFGH")
+    assert wrong.status_code == 400 and "Il vous reste 4 essais" in wrong.get_data(as_text=True)
+    typed = _type_letter_code(client, f" {code.lower().replace('-', ' ')} ")  # as read from paper
+    assert "Consultez votre messagerie" in _page(client, typed)
+    [activation] = _messages(db, "activation")
+    assert activation.recipient == "jp.dupont@example.org"
+    path = activation.body_text[activation.body_text.index("/malakoff/activate/"):].split()[0]
+    page = client.get(path)
+    assert client.post(path, data={"password": PASSWORD, "password_confirm": PASSWORD,
+                                   "csrf_token": csrf_token(page.data)}).status_code == 303
+    db.expire_all()
+    assert db.get(Account, account.id).status == "active"
+    # Spent: the code opens nothing more.
+    assert _type_letter_code(client, code).status_code == 400
+
+
+def test_five_wrong_codes_kill_the_letter_and_a_new_registration_posts_another(client, db):
+    _member(db, **ADDRESS)
+    _register(client)
+    code = _letter_code(db)
+    for left in (4, 3, 2, 1):
+        assert f"Il vous reste {left} essai" in _type_letter_code(client, "ZZZZ-ZZZZ").get_data(as_text=True)
+    last = _type_letter_code(client, "ZZZZ-ZZZZ").get_data(as_text=True)
+    assert "recommencez votre inscription" in last
+    refused = _type_letter_code(client, code)
+    assert refused.status_code == 400 and _messages(db, "activation") == []
+
+    # While a code is alive, registering again posts nothing; once it is dead, a new letter.
+    _register(client)
+    assert len(_messages(db, "registration_letter")) == 2
+
+
+def test_registering_again_while_the_letter_travels_posts_no_second_one(client, db):
+    _member(db, **ADDRESS)
+    _register(client)
+    again = _register(client)
+    assert "Un courrier va vous être envoyé" in _page(client, again)
+    assert len(_messages(db, "registration_letter")) == 1
+
+
+def test_a_dead_letter_code_is_refused_after_its_thirty_days(client, db):
+    _member(db, **ADDRESS)
+    _register(client)
+    code = _letter_code(db)
+    db.execute(update(Account).values(letter_code_expires_at=datetime(2000, 1, 1)))
+    db.commit()
+    refused = _type_letter_code(client, code)
+    assert refused.status_code == 400 and "recommencez votre inscription" in refused.get_data(as_text=True)
+    assert _messages(db, "activation") == []
+
+
+def test_twenty_uses_of_one_letter_code_send_one_activation_email(app, db):
+    _member(db, **ADDRESS)
+    _register(app.test_client())
+    code = _letter_code(db)
+    clients = [app.test_client() for _ in range(PARALLEL)]
+    forms = []
+    for browser in clients:
+        page = browser.get("/malakoff/register/letter")
+        forms.append({"member_number": "23456789", "code": code, "csrf_token": csrf_token(page.data)})
+    start = threading.Barrier(PARALLEL)
+
+    def use(index: int):
+        start.wait(timeout=30)
+        return clients[index].post("/malakoff/register/letter", data=forms[index])
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        answers = list(pool.map(use, range(PARALLEL)))
+    assert [a.status_code for a in answers if a.status_code >= 500] == []
+    assert sum(a.headers.get("Location", "").endswith("/register/sent") for a in answers) == 1
+    assert len(_messages(db, "activation")) == 1
+
+
+def test_a_tenant_may_send_every_member_without_contacts_to_review(app, client, db):
+    tenants = app.extensions["idp"].tenants
+    tenants["malakoff"] = dataclasses.replace(
+        tenants["malakoff"], registration=RegistrationPolicy(without_contact="review"))
+    _member(db, **ADDRESS)
+    assert "en cours de vérification" in _page(client, _register(client))
+    assert _messages(db, "registration_letter") == [] and _accounts(db) == 0
+    assert db.scalar(select(RegistrationRequest.reason)) == "no_contact"
+
+
+def test_miel_posts_the_code_too(client, db):
+    db.add(Member(tenant="miel", member_number="76543210", nir="262082A00403607",
+                  last_name="N'DIAYE", first_name="Françoise", birth_date=date(1962, 8, 30),
+                  role="principal", kind="health", status="active", **ADDRESS))
+    db.commit()
+    page = client.get("/miel/register")
+    client.post("/miel/register", data={
+        "nir": "262082A00403607", "birth_date": "30/08/1962", "birth_department": "2A",
+        "last_name": "Ndiaye", "first_name": "francoise", "csrf_token": csrf_token(page.data)})
+    page = client.get("/miel/register/contact")
+    answer = sms_code_step(client, "miel", client.post("/miel/register/contact", data={
+        "email": "f.ndiaye@example.org", "email_confirm": "f.ndiaye@example.org",
+        "mobile": "07 81 22 33 44", "csrf_token": csrf_token(page.data)}))
+    assert "Un courrier va vous être envoyé" in _page(client, answer)
+    assert _messages(db, "activation") == [] and _messages(db, "identifier") == []
+    code = _letter_code(db)
+    page = client.get("/miel/register/letter")
+    typed = client.post("/miel/register/letter", data={
+        "member_number": "76543210", "code": code, "csrf_token": csrf_token(page.data)})
+    assert typed.headers["Location"].endswith("/miel/register/sent")
+    assert len(_messages(db, "activation")) == 1 and len(_messages(db, "identifier")) == 1
+
+
+def test_the_demo_members_letter_on_the_outbox_page_carries_the_code_that_registers_them(app, client, db):
+    """The demo's letter path: a registry member without contacts (config/demo), the PDF on
+    the outbox page, its code accepted."""
+    tenant = app.extensions["idp"].tenants["malakoff"]
+    assert import_members(db, tenant, DEMO_REGISTRY / "members-malakoff.csv").ok
+    answer = _register(client, member_number="77889900", last_name="Müller",
+                       first_name="François-Xavier", birth_date="25/05/1958",
+                       email="fx.muller@example.org", email_confirm="fx.muller@example.org")
+    assert "Un courrier va vous être envoyé" in _page(client, answer)
+    [letter] = _messages(db, "registration_letter")
+    assert f'href="/_outbox/{letter.id}/letter.pdf"' in client.get("/_outbox").get_data(as_text=True)
+    pdf = client.get(f"/_outbox/{letter.id}/letter.pdf")
+    assert pdf.headers["Content-Type"] == "application/pdf"
+    text = PdfReader(io.BytesIO(pdf.data)).pages[0].extract_text()
+    assert "67000 STRASBOURG" in text
+    code = re.search(r"\b([A-Z2-9]{4}-[A-Z2-9]{4})\b", text)[1]
+    assert code == _letter_code(db)
+    typed = _type_letter_code(client, code, member_number="77889900")
+    assert typed.headers["Location"].endswith("/malakoff/register/sent")
+    assert [m.recipient for m in _messages(db, "activation")] == ["fx.muller@example.org"]
