@@ -74,7 +74,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Provider:
             retain_seconds=max(settings.id_token_ttl, settings.access_token_ttl) + 300,
         ),
         tenants=load_tenants(Path(settings.tenants_dir), settings.base_url,
-                             production=settings.is_production),
+                             production=settings.is_production,
+                             posts_letters=settings.letter_backend == "http"),
         hasher=PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_cost,

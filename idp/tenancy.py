@@ -276,8 +276,11 @@ def _check_accessibility_contact(contact: AccessibilityContact, source: str) -> 
         )
 
 
-def load_tenant(path: Path, base_url: str, *, production: bool = False) -> Tenant:
-    """One tenant's file; ``production`` also refuses the placeholders shipped for development."""
+def load_tenant(path: Path, base_url: str, *, production: bool = False,
+                posts_letters: bool = False) -> Tenant:
+    """One tenant's file; ``production`` also refuses the placeholders shipped for development,
+    and codes by post that nobody would post (``posts_letters``: a print-and-mail provider is
+    configured)."""
     source = str(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -297,6 +300,10 @@ def load_tenant(path: Path, base_url: str, *, production: bool = False) -> Tenan
     if registration.without_contact not in WITHOUT_CONTACT:
         raise ConfigError(f"{source}: [registration] without_contact must be one of "
                           f"{', '.join(WITHOUT_CONTACT)}")
+    if production and registration.without_contact == "letter" and not posts_letters:
+        raise ConfigError(f'{source}: [registration] without_contact = "letter" needs '
+                          f'IDP_LETTER_BACKEND=http in production (a letter in the outbox is '
+                          f'never posted); or choose "review"')
     if password.min_length < 8 or password.max_length < 64 or password.max_length < password.min_length:
         raise ConfigError(f"{source}: [password] needs min_length >= 8 and max_length >= 64")
 
@@ -328,9 +335,11 @@ def load_tenant(path: Path, base_url: str, *, production: bool = False) -> Tenan
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def load_tenants(directory: Path, base_url: str, *, production: bool = False) -> dict[str, Tenant]:
+def load_tenants(directory: Path, base_url: str, *, production: bool = False,
+                 posts_letters: bool = False) -> dict[str, Tenant]:
     paths = sorted(directory.glob("*.toml"))
     if not paths:
         raise ConfigError(f"no tenant configuration found in {directory}/ (expected <slug>.toml files)")
     return {tenant.slug: tenant
-            for tenant in (load_tenant(p, base_url, production=production) for p in paths)}
+            for tenant in (load_tenant(p, base_url, production=production,
+                                       posts_letters=posts_letters) for p in paths)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def test_bad_values_are_refused_with_the_setting_named(environ, message):
 PRODUCTION_READY = {
     "IDP_ENV": "production", "IDP_SECRET_KEY": STRONG, "IDP_BASE_URL": "https://id.example.org",
     "IDP_MAIL_BACKEND": "smtp", "IDP_SMS_BACKEND": "http",
-    "IDP_SMS_GATEWAY_URL": "https://sms.example.org/v1", "IDP_METRICS_TOKEN": "m" * 32}
+    "IDP_SMS_GATEWAY_URL": "https://sms.example.org/v1", "IDP_METRICS_TOKEN": "m" * 32,
+    "IDP_LETTER_BACKEND": "http", "IDP_LETTER_GATEWAY_URL": "https://letters.example.org/v1"}
 
 
 def test_production_with_a_strong_key_https_real_channels_and_a_metrics_token_starts():
@@ -198,3 +200,18 @@ def test_the_cli_reports_configuration_errors_cleanly(monkeypatch):
     assert result.exit_code != 0
     assert "IDP_SECRET_KEY" in result.output
     assert "Traceback" not in result.output
+
+
+def test_production_refuses_codes_by_post_that_nobody_would_post(tmp_path):
+    """A tenant that posts activation codes needs the print-and-mail provider in production."""
+    shutil.copytree(ROOT / "config" / "tenants", tmp_path, dirs_exist_ok=True)
+    for path in tmp_path.glob("*.toml"):  # the shipped placeholders are refused for their own reason
+        path.write_text(path.read_text(encoding="utf-8").replace(
+            "example.org", "brand.fr"), encoding="utf-8")
+    with pytest.raises(ConfigError, match='without_contact = "letter" needs IDP_LETTER_BACKEND=http'):
+        load_tenants(tmp_path, "https://id.example.org", production=True)
+    assert load_tenants(tmp_path, "https://id.example.org", production=True, posts_letters=True)
+    for path in tmp_path.glob("*.toml"):
+        path.write_text(path.read_text(encoding="utf-8").replace(
+            'without_contact = "letter"', 'without_contact = "review"'), encoding="utf-8")
+    assert load_tenants(tmp_path, "https://id.example.org", production=True)

@@ -165,7 +165,7 @@ def test_the_demo_members_match_through_the_registry(app, db):
     assert contact_matches(jean_pierre.member, "jp.dupont-morel@example.org", "+33612345678")
     assert not contact_matches(jean_pierre.member, "jp.dupont-morel@example.org", "+33612345699")
     assert francoise.outcome == MATCH
-    assert contact_matches(francoise.member, "francoise.ndiaye@example.org", "+33612345698")
+    assert contact_matches(francoise.member, "francoise.ndiaye@example.org", "+33781223344")
     assert match_by_member_number(db, malakoff, "34567890", "Lucie", "DUPONT-MOREL",
                                   date(2012, 5, 6)).outcome == BENEFICIARY
     assert match_by_member_number(db, malakoff, "45678901", "Marcel", "Thevenot",
