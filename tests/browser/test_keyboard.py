@@ -88,7 +88,9 @@ def test_sign_up_with_the_keyboard_only(browse):
     tab_to(page, page.get_by_role("button", name="Recevoir le code par SMS"))
     page.keyboard.press("Enter")
     page.wait_for_url(f"{member.provider}/register/code")
-    type_into(page, page.get_by_label("Code à 6 chiffres"), code_in(member.live, "registration_code", "sms"))
+    # The code field has the focus when the page opens.
+    expect(page.get_by_label("Code à 6 chiffres")).to_be_focused()
+    page.keyboard.type(code_in(member.live, "registration_code", "sms"))
     page.keyboard.press("Enter")
     member.sees("register-sent", "Consultez votre messagerie")
 
