@@ -356,15 +356,50 @@ class Member:
         self.current_step("Étape 2")
         self.types_registration_code("+33612345678")
 
-    def types_registration_code(self, mobile: str) -> None:
-        """The last step, both tenants: the code of the SMS that proves the mobile."""
+    def types_registration_code(self, mobile: str, *, by_post: bool = False) -> None:
+        """The last step, both tenants: the code of the SMS that proves the mobile; then the
+        activation email, or (``by_post``: no contact on file) a letter."""
         self.sees("register-code")
         sms = newest_message(self.live, "registration_code", "sms")
         assert sms.recipient == mobile
         self.page.get_by_label("Code à 6 chiffres").fill(code_in(self.live, "registration_code", "sms"))
         self.click("button", "Valider")
+        if by_post:
+            self.sees("register-letter-sent", "Un courrier va vous être envoyé")
+            return
         self.sees("register-sent", "Consultez votre messagerie")
         expect(self.page.locator("main")).to_contain_text("spam")
+
+    def registers_without_contacts_on_file(self, email: str, mobile: str) -> None:
+        """Malakoff, a member whose record has no email and no mobile: the code comes by post."""
+        self.page.get_by_label("Numéro d’adhérent").fill("77889900")
+        self.page.get_by_label("Nom", exact=True).fill("Müller")
+        self.page.get_by_label("Prénom").fill("François-Xavier")
+        self.page.get_by_label("Date de naissance").fill("25/05/1958")
+        self.page.get_by_label("Adresse e-mail", exact=True).fill(email)
+        self.page.get_by_label("Confirmation de l’adresse e-mail").fill(email)
+        self.page.get_by_label("Téléphone mobile").fill(mobile)
+        self.page.get_by_label("J’accepte les mentions légales", exact=False).check()
+        self.click("button", "Recevoir le code par SMS")
+        self.page.wait_for_url(f"{self.provider}/register/code")
+        self.types_registration_code(f"+33{mobile.replace(' ', '')[1:]}", by_post=True)
+
+    def types_the_code_of_the_letter(self, member_number: str) -> None:
+        """The letter from the outbox (its PDF as printed), its code typed on the page it names."""
+        letter = newest_message(self.live, "registration_letter", "letter")
+        pdf = self.page.request.get(f"{self.live.base_url}/_outbox/{letter.id}/letter.pdf")
+        assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
+        code = re.search(r"\b[A-Z2-9]{4}-[A-Z2-9]{4}\b", letter.body_text)[0]
+        self.click("link", "J’ai reçu mon code par courrier")
+        self.page.wait_for_url(f"{self.provider}/register/letter")
+        self.sees("register-letter", "J’ai reçu mon code par courrier")
+        self.page.get_by_label("Numéro d’adhérent").fill(member_number)
+        self.page.get_by_label("Code reçu par courrier").fill("ZZZZ-ZZZZ")
+        self.click("button", "Valider")
+        self.sees_errors("register-letter-error", "Il vous reste 4 essais.")
+        self.page.get_by_label("Code reçu par courrier").fill(code.lower().replace("-", " "))
+        self.click("button", "Valider")
+        self.sees("register-sent", "Consultez votre messagerie")
 
     def registers_by_nir(self, email: str) -> None:
         """Miel (SPEC §3.2): identity with the NIR, contact, SMS code."""

@@ -92,6 +92,12 @@ def tour(member: Member) -> None:
         member.page.goto(f"{member.provider}/forgot-password")
         member.forgets_identifier("1 56 04 44 109 073 14", "02/04/1956", "44", "Lefèvre", "Étienne")
 
+    if tenant == "malakoff":  # a member without contacts on file: the code by post
+        member.opens_portal()
+        member.starts_registration()
+        member.registers_without_contacts_on_file("fx.muller@example.org", "06 12 34 56 79")
+        member.types_the_code_of_the_letter("77889900")
+
     member.page.goto(f"{member.provider}/activate/no-longer-valid")
     member.sees("activation-expired")
     member.page.goto(f"{member.provider}/no-such-page")

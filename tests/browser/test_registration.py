@@ -25,6 +25,15 @@ def test_malakoff_member_registers_activates_and_signs_in(browse):
     assert "23456789" in member.page.content()
 
 
+def test_a_member_without_contacts_on_file_registers_with_the_code_of_a_letter(browse):
+    member = browse("malakoff")
+    member.starts_registration()
+    member.registers_without_contacts_on_file("fx.muller@example.org", "06 12 34 56 79")
+    member.types_the_code_of_the_letter("77889900")
+    member.activates("Colombages-Alsace-2026!")
+    member.signs_in("fx.muller@example.org", "Colombages-Alsace-2026!", "François-Xavier", "email")
+
+
 def test_miel_member_registers_in_three_steps_and_signs_in(browse, live_secure):
     member = browse("miel")
     member.starts_registration()
