@@ -76,14 +76,14 @@ def change_password():
     signed_in = session_account(db(), tenant)
     if signed_in is None:
         return redirect(url_for("signin.login"), 303)
-    member = signed_in[1]
+    authentication, member = signed_in
     form = ChangePasswordForm()
     failed: list[str] = []
     if form.validate_on_submit() and password_given_again(member, form):
         failed = password_errors(form.password.data, tenant.password, PersonalData.of(member))
         if not failed:
             accounts.change_password(db(), services().hasher, find_service(Messages), tenant, member,
-                                     form.password.data)
+                                     form.password.data, keep_sid=authentication.sid)
             # This browser stays signed in, at the level it had; all others are signed out.
             renew(tenant, member)
             return redirect(url_for("accounts.account", changed="password"), 303)

@@ -1,4 +1,9 @@
-"""Outgoing messages (email and SMS), queued in the database until delivered."""
+"""Outgoing messages (email, SMS, and logout tokens for relying parties), queued in the database
+until delivered.
+
+A "logout" message is a back-channel logout notice: ``recipient`` is the client's
+``backchannel_logout_uri``, ``subject`` its client id, ``body_text`` the logout token's claims
+(signed when sent, ``idp.channels.senders.HttpLogoutSender``)."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, utcnow
 
-CHANNELS = ("email", "sms")
+CHANNELS = ("email", "sms", "logout")
 # expired: not sent, because what it carried (a one-time code) was no longer valid when its turn came.
 MESSAGE_STATUSES = ("pending", "sent", "failed", "expired")
 
@@ -21,7 +26,7 @@ class Message(Base):
     tenant: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(8))
     template: Mapped[str] = mapped_column(String(64))
-    recipient: Mapped[str] = mapped_column(String(254))
+    recipient: Mapped[str] = mapped_column(String(2000))
     subject: Mapped[str | None] = mapped_column(String(200))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)

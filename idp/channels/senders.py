@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import requests
 
@@ -51,6 +53,15 @@ class SmsSender(Protocol):
 
     def send(self, recipient_e164: str, text: str) -> None:
         """Hand the SMS over for delivery, or raise ``DeliveryError``."""
+
+
+@runtime_checkable
+class LogoutSender(Protocol):
+    """Posts one back-channel logout token to a relying party."""
+
+    def send(self, tenant: str, uri: str, claims: str) -> None:
+        """Sign ``claims`` (JSON) as a logout token of ``tenant`` and post it to ``uri``, or raise
+        ``DeliveryError``."""
 
 
 class OutboxEmailSender:
@@ -239,6 +250,38 @@ class HttpSmsSender:
             )
 
 
+class HttpLogoutSender:
+    """Posts ``logout_token=…`` as a form (OpenID Connect Back-Channel Logout 1.0 2.5).
+
+    The token is signed at each attempt (``sign(tenant, claims)``), so that a retry carries a
+    fresh, short-lived one. A 2xx answer is success; 5xx, 408, 429 and network errors can succeed
+    later; any other answer (400: the relying party refused the token, 2.8) will not.
+    """
+
+    def __init__(self, sign: Callable[[str, str], str], *, timeout: float = TIMEOUT_SECONDS,
+                 session: requests.Session | None = None):
+        self.sign = sign
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    def send(self, tenant: str, uri: str, claims: str) -> None:
+        token = self.sign(tenant, claims)
+        try:
+            response = self.session.post(
+                uri, data={"logout_token": token}, timeout=self.timeout, allow_redirects=False,
+                # 2.5: the response must not be cached; nothing in it is read but its status.
+                headers={"Cache-Control": "no-cache"}, stream=True)
+        except requests.Timeout:
+            raise DeliveryError(f"logout endpoint timed out ({self.timeout:g} s without an answer)") from None
+        except requests.RequestException as exc:
+            raise DeliveryError(f"cannot reach the logout endpoint: {type(exc).__name__}") from None
+        status = response.status_code
+        response.close()
+        if not 200 <= status < 300:
+            retry = status >= 500 or status in (408, 429)
+            raise DeliveryError(f"logout endpoint answered HTTP {status}", permanent=not retry)
+
+
 def build_senders(settings: Settings) -> tuple[EmailSender, SmsSender]:
     """The email and SMS senders that ``mail_backend`` and ``sms_backend`` select."""
     email: EmailSender = (
@@ -260,6 +303,9 @@ def mask_recipient(channel: str, recipient: str) -> str:
     ``jeanne.martin@example.org`` → ``j•••@example.org``;
     ``+33612345688`` → ``+336•••••88``.
     """
+    if channel == "logout":
+        parts = urlsplit(recipient)
+        return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "•••"
     if channel == "email":
         local, _at, domain = recipient.rpartition("@")
         if not local:
