@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from joserfc import jwt
 from sqlalchemy import select, update
@@ -33,6 +34,13 @@ LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # A session seen less than this long ago is not written again just to say so.
 SEEN_INTERVAL = timedelta(seconds=60)
 MAX_USER_AGENT = 300
+
+
+class Ended(NamedTuple):
+    """What ``end_sessions`` did: the sessions it ended, the logout tokens it queued."""
+
+    sessions: list[str]
+    notified: int
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,7 @@ class ProviderSessions:
                               names[row.sid]) for row in rows]
 
     def end(self, tenant: str, account_id: str, *, reason: str,
-            sids: Iterable[str] | None = None, keep: str | None = None) -> list[str]:
+            sids: Iterable[str] | None = None, keep: str | None = None) -> Ended:
         """``end_sessions`` on this service's session and clock."""
         return end_sessions(self.db, tenant, account_id, reason=reason, sids=sids, keep=keep,
                             now=self.clock())
@@ -120,13 +128,13 @@ class ProviderSessions:
 
 def end_sessions(db: Session, tenant: str, account_id: str, *, reason: str,
                  sids: Iterable[str] | None = None, keep: str | None = None,
-                 now: datetime | None = None) -> list[str]:
+                 now: datetime | None = None) -> Ended:
     """End sessions of the account: ``sids`` (default: all of them) but ``keep``.
 
     Each ends once (a concurrent end finds it ended): its tokens are revoked, refresh
     tokens included, and each client it signed in to that registered a
     ``backchannel_logout_uri`` gets a logout token, queued in the caller's transaction
-    and delivered by the worker once it commits. Returns the sessions ended here.
+    and delivered by the worker once it commits.
     """
     statement = update(ProviderSession).where(
         ProviderSession.account_id == account_id, ProviderSession.tenant == tenant,
@@ -140,7 +148,7 @@ def end_sessions(db: Session, tenant: str, account_id: str, *, reason: str,
         .returning(ProviderSession.sid)
         .execution_options(synchronize_session=False)))
     if not ended:
-        return []
+        return Ended([], 0)
     revoke_tokens(db, Token.sid.in_(ended) & (Token.account_id == account_id),
                   events.SESSION_TOKENS_REVOKED, tenant=tenant, account_id=account_id,
                   reason=reason)
@@ -153,7 +161,7 @@ def end_sessions(db: Session, tenant: str, account_id: str, *, reason: str,
         queue_logout(db, tenant, client_id, uri or "", logout_claims(client_id, account_id, sid))
     events.record_event(db, events.SESSIONS_ENDED, tenant=tenant, account_id=account_id,
                         reason=reason, sessions=len(ended), notified=len(told))
-    return ended
+    return Ended(ended, len(told))
 
 
 def logout_claims(client_id: str, account_id: str, sid: str) -> str:
