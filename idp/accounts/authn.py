@@ -79,14 +79,21 @@ def sign_in(tenant: Tenant, account: Account, *, amr: list[str], acr: str) -> Au
     session.regenerate()  # type: ignore[attr-defined]
     entries = dict(session.get("auth") or {})
     previous = entries.get(tenant.slug)
-    if previous:
-        # A new sign-in over another one of the tenant in this browser: the earlier one is over.
-        find_service(ProviderSessions).end(tenant.slug, previous["account_id"],
-                                           sids=[previous["sid"]], reason="replaced")
+    sessions = find_service(ProviderSessions)
+    if previous and previous["account_id"] == account.id and sessions.current(
+            previous["sid"], account.id) is not None:
+        # Signing in again in the same browser (prompt=login, a stronger level): the same
+        # provider session goes on, with its sid, its portals and their tokens.
+        authentication.sid = previous["sid"]
+    else:
+        if previous:
+            # Another member's sign-in over this one in this browser: the earlier one is over.
+            sessions.end(tenant.slug, previous["account_id"], sids=[previous["sid"]],
+                         reason="replaced")
+        sessions.start(tenant.slug, account.id, authentication.sid,
+                       request.headers.get("User-Agent"))
     entries[tenant.slug] = asdict(authentication)
     session["auth"] = entries
-    find_service(ProviderSessions).start(tenant.slug, account.id, authentication.sid,
-                                         request.headers.get("User-Agent"))
     return authentication
 
 

@@ -421,3 +421,22 @@ def _tokens_without_sign_in(flow: Flow) -> dict:
     answer = flow.token(query(flow.authorize(prompt="none").headers["Location"])["code"])
     assert answer.status_code == 200, answer.json
     return answer.json
+
+
+def test_signing_in_again_keeps_the_session_and_tells_nobody(app, portal, member, receiver, runner):
+    flow, tokens = signed_in(app, portal, member)
+    again = flow.token(query(flow.login(flow.authorize(prompt="login")).headers["Location"])["code"]).json
+    assert sid_of(flow, again) == sid_of(flow, tokens)
+    run_worker(runner)
+    assert receiver.tokens == []
+    assert not refused(flow, tokens)
+
+
+def test_another_members_sign_in_in_the_same_browser_ends_the_first_session(
+        app, portal, member, make, receiver, runner):
+    flow, tokens = signed_in(app, portal, member)
+    other = make.account("malakoff")
+    Flow(flow.http, "malakoff", portal, other).login(flow.authorize(prompt="login"))
+    run_worker(runner)
+    assert sids_told(flow, receiver) == [sid_of(flow, tokens)]
+    assert refused(flow, tokens)
