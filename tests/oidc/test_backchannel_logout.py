@@ -4,6 +4,7 @@ tokens end with it."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import urllib.parse
@@ -440,3 +441,20 @@ def test_another_members_sign_in_in_the_same_browser_ends_the_first_session(
     run_worker(runner)
     assert sids_told(flow, receiver) == [sid_of(flow, tokens)]
     assert refused(flow, tokens)
+
+
+def test_a_password_reset_tells_the_portals_of_every_session(app, portal, member, receiver, runner, db):
+    sessions = [signed_in(app, portal, member), signed_in(app, portal, member, WINDOWS_FIREFOX)]
+    other_browser = app.test_client()
+    page = other_browser.get("/malakoff/forgot-password")
+    other_browser.post("/malakoff/forgot-password", data={
+        "identifier": member.email, "csrf_token": csrf_token(page.data)})
+    mail = db.scalars(select(Message).where(Message.template == "password_reset")).one()
+    link = re.search(r"http://localhost(/malakoff/reset-password/\S+)", mail.body_text)[1]
+    page = other_browser.get(link)
+    done = other_browser.post(link, data={"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD,
+                                          "csrf_token": csrf_token(page.data)})
+    assert done.status_code == 303
+    run_worker(runner)
+    flow = sessions[0][0]
+    assert sids_told(flow, receiver) == sorted(sid_of(f, tokens) for f, tokens in sessions)
