@@ -8,13 +8,14 @@ import re
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from idp.channels.models import Message
 from idp.events import BACKCHANNEL_LOGOUT_FAILED, AuditEvent
@@ -458,3 +459,27 @@ def test_a_password_reset_tells_the_portals_of_every_session(app, portal, member
     run_worker(runner)
     flow = sessions[0][0]
     assert sids_told(flow, receiver) == sorted(sid_of(f, tokens) for f, tokens in sessions)
+
+
+def test_a_session_ended_from_twenty_tabs_at_once_is_told_once(app, portal, member, receiver, runner,
+                                                               db):
+    here, _tokens = signed_in(app, portal, member)
+    there, there_tokens = signed_in(app, portal, member, WINDOWS_FIREFOX)
+    token = csrf_token(_account_page(here).data)
+    sid = sid_of(there, there_tokens)
+
+    def tab(_number):
+        http = browser(app, ANDROID_CHROME)
+        for cookie in here.http._cookies.values():
+            http.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+        return http.post("/malakoff/account/sessions/end", data={
+            "session": sid, "confirm": "1", "csrf_token": token}).headers["Location"]
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(tab, range(20)))
+    assert sum("changed=session-ended" in answer for answer in answers) == 1
+    assert sum("changed=session-gone" in answer for answer in answers) == 19
+    run_worker(runner)
+    assert sids_told(here, receiver) == [sid]
+    assert db.scalar(select(func.count()).select_from(AuditEvent)
+                     .where(AuditEvent.tag == "account:session:end")) == 1
