@@ -116,7 +116,7 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     auth_time: Mapped[int] = mapped_column(Integer)
     acr: Mapped[str | None] = mapped_column(String(100))
     amr: Mapped[list[str] | None] = mapped_column(JSON)
-    sid: Mapped[str | None] = mapped_column(String(64))
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

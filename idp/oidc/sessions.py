@@ -26,7 +26,7 @@ from idp import events
 from idp.channels.services import queue_logout
 from idp.db import utcnow
 from idp.keystore import KeyStore
-from idp.oidc.models import Client, ProviderSession, SessionClient, Token
+from idp.oidc.models import AuthorizationCode, Client, ProviderSession, SessionClient, Token
 from idp.oidc.revocation import revoke_tokens
 
 # OpenID Connect Back-Channel Logout 1.0 2.4: the one event a logout token carries.
@@ -149,6 +149,12 @@ def end_sessions(db: Session, tenant: str, account_id: str, *, reason: str,
         .execution_options(synchronize_session=False)))
     if not ended:
         return Ended([], 0)
+    # A code issued to the session and not yet redeemed would give its client tokens the session
+    # no longer stands behind.
+    db.execute(update(AuthorizationCode)
+               .where(AuthorizationCode.sid.in_(ended), AuthorizationCode.consumed_at.is_(None))
+               .values(expires_at=now or utcnow())
+               .execution_options(synchronize_session=False))
     revoke_tokens(db, Token.sid.in_(ended) & (Token.account_id == account_id),
                   events.SESSION_TOKENS_REVOKED, tenant=tenant, account_id=account_id,
                   reason=reason)

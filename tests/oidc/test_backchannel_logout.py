@@ -483,3 +483,11 @@ def test_a_session_ended_from_twenty_tabs_at_once_is_told_once(app, portal, memb
     assert sids_told(here, receiver) == [sid]
     assert db.scalar(select(func.count()).select_from(AuditEvent)
                      .where(AuditEvent.tag == "account:session:end")) == 1
+
+
+def test_a_code_of_an_ended_session_is_not_redeemed(app, portal, member, runner):
+    flow = Flow(browser(app, ANDROID_CHROME), "malakoff", portal, member)
+    code = flow.code(scope="openid offline_access")
+    assert runner.invoke(args=["accounts", "sign-out", "--tenant", "malakoff", member.id]).exit_code == 0
+    answer = flow.token(code)
+    assert answer.status_code == 400 and answer.json["error"] == "invalid_grant"

@@ -23,6 +23,8 @@ def upgrade() -> None:
     with op.batch_alter_table('messages') as batch:
         batch.alter_column('recipient', existing_type=sa.String(length=254),
                            type_=sa.String(length=2000))
+    # A session's end expires the codes issued to it and not yet redeemed.
+    op.create_index(op.f('ix_authorization_codes_sid'), 'authorization_codes', ['sid'])
     op.create_table(
         'provider_sessions',
         sa.Column('sid', sa.String(length=64), nullable=False),
@@ -58,6 +60,7 @@ def downgrade() -> None:
     op.drop_table('session_clients')
     op.drop_index(op.f('ix_provider_sessions_account_id'), table_name='provider_sessions')
     op.drop_table('provider_sessions')
+    op.drop_index(op.f('ix_authorization_codes_sid'), table_name='authorization_codes')
     with op.batch_alter_table('messages') as batch:
         batch.alter_column('recipient', existing_type=sa.String(length=2000),
                            type_=sa.String(length=254))
