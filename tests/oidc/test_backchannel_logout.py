@@ -21,6 +21,7 @@ from idp.channels.models import Message
 from idp.events import BACKCHANNEL_LOGOUT_FAILED, AuditEvent
 from tests.factories import PASSWORD
 from tests.flows import Flow, csrf_token, query
+from tests.journeys.test_factor_changes import CHANGES
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 ANDROID_CHROME = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -491,3 +492,15 @@ def test_a_code_of_an_ended_session_is_not_redeemed(app, portal, member, runner)
     assert runner.invoke(args=["accounts", "sign-out", "--tenant", "malakoff", member.id]).exit_code == 0
     answer = flow.token(code)
     assert answer.status_code == 400 and answer.json["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("change", ["email", "mobile"])
+def test_a_members_own_change_of_factor_tells_the_portals_of_the_other_sessions(
+        app, portal, member, receiver, runner, change):
+    here, _tokens = signed_in(app, portal, member)
+    there, there_tokens = signed_in(app, portal, member, WINDOWS_FIREFOX)
+    assert CHANGES[change](app, here).status_code == 303
+    run_worker(runner)
+    assert sids_told(here, receiver) == [sid_of(there, there_tokens)]
+    assert _account_page(here).status_code == 200
+    assert "Chrome sur Android" in _account_page(here).data.decode()
