@@ -19,6 +19,7 @@ from idp.db import Database, Timeouts
 from idp.extensions import Services, close_db
 from idp.keystore import KeyStore
 from idp.oidc.server import build_server
+from idp.oidc.sessions import sign_logout_token
 from idp.oidc.views import api as oidc_api
 from idp.oidc.views import bp as oidc_bp
 from idp.ops import bp as ops_bp
@@ -60,6 +61,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Provider:
             x_host=settings.trusted_proxies,
         )
 
+    keystore = KeyStore(
+        settings.keys_dir,
+        prepublish_seconds=settings.key_prepublish_seconds,
+        # A retired key stays published while anything it signed may still be verified.
+        retain_seconds=max(settings.id_token_ttl, settings.access_token_ttl) + 300,
+    )
+    tenants = load_tenants(Path(settings.tenants_dir), settings.base_url,
+                           production=settings.is_production,
+                           posts_letters=settings.letter_backend == "http")
+
+    def sign_logout(tenant: str, claims: str) -> str:
+        return sign_logout_token(keystore, tenants[tenant].issuer, claims, settings.logout_token_ttl)
+
     store = create_store(settings.redis_url)
     database = Database(settings.database_url, Timeouts.from_settings(settings))
     metrics.count_committed_events(database.sessionmaker)
@@ -67,21 +81,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Provider:
         settings=settings,
         database=database,
         store=store,
-        keystore=KeyStore(
-            settings.keys_dir,
-            prepublish_seconds=settings.key_prepublish_seconds,
-            # A retired key stays published while anything it signed may still be verified.
-            retain_seconds=max(settings.id_token_ttl, settings.access_token_ttl) + 300,
-        ),
-        tenants=load_tenants(Path(settings.tenants_dir), settings.base_url,
-                             production=settings.is_production,
-                             posts_letters=settings.letter_backend == "http"),
+        keystore=keystore,
+        tenants=tenants,
         hasher=PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_cost,
             parallelism=settings.argon2_parallelism,
         ),
-        channels=Channels.from_settings(settings),
+        channels=Channels.from_settings(settings, sign_logout),
     )
     register_services(services.registry)
     services.channels.install_dispatch(database.sessionmaker)

@@ -137,6 +137,14 @@ class Settings:
     sms_gateway_timeout_seconds: int = 10
     # The same for the print-and-mail provider (1-120; a PDF of a few kilobytes).
     letter_gateway_timeout_seconds: int = 10
+    # Back-channel logout tokens (OIDC Back-Channel Logout 1.0): seconds to connect to a relying
+    # party, and again to wait for its answer (1-30); tries before the token is "failed" (and
+    # audited); the first retry's wait, doubled at each further one (at most an hour).
+    backchannel_logout_timeout_seconds: int = 5
+    backchannel_logout_max_attempts: int = 6
+    backchannel_logout_retry_base_seconds: int = 10
+    # A logout token is valid this long after it is signed (2 minutes).
+    logout_token_ttl: int = 120
     # Show the outbox page (/_outbox). Never in production.
     outbox_page: bool = False
     # Trust X-Forwarded-* (and X-Request-ID) from this many proxies in front of the provider.
@@ -233,6 +241,13 @@ class Settings:
             raise ConfigError("IDP_MESSAGE_DELIVERY must be 'worker' or 'inline'")
         if not 0 <= self.message_sent_wait_ms <= 5000:
             raise ConfigError("IDP_MESSAGE_SENT_WAIT_MS must be between 0 and 5000")
+        if not 1 <= self.backchannel_logout_timeout_seconds <= 30:
+            raise ConfigError("IDP_BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS must be between 1 and 30")
+        if self.backchannel_logout_max_attempts <= 0 or self.backchannel_logout_retry_base_seconds <= 0:
+            raise ConfigError("IDP_BACKCHANNEL_LOGOUT_MAX_ATTEMPTS and "
+                              "IDP_BACKCHANNEL_LOGOUT_RETRY_BASE_SECONDS must be positive")
+        if not 30 <= self.logout_token_ttl <= 600:
+            raise ConfigError("IDP_LOGOUT_TOKEN_TTL must be between 30 and 600 seconds")
         for name in ("smtp_timeout_seconds", "sms_gateway_timeout_seconds",
                      "letter_gateway_timeout_seconds"):
             if not 1 <= getattr(self, name) <= 120:

@@ -16,6 +16,7 @@ from idp.extensions import ServiceRegistry, Services, current_tenant
 from idp.mfa.services import OtpService, TrustedDevices
 from idp.oidc.interaction_api import InteractionApi
 from idp.oidc.interactions import Interactions
+from idp.oidc.sessions import ProviderSessions
 from idp.passkeys.services import Passkeys
 from idp.signin.services import CodeSender, SignIn
 from idp.tokens import TRUSTED_DEVICE, TokenService
@@ -46,6 +47,8 @@ def register_services(registry: ServiceRegistry) -> None:
     registry.register(InteractionApi, lambda c, s: InteractionApi(_interactions(c), s))
     registry.register(CodeSender, _code_sender)
     registry.register(Reauthentication, lambda c, s: Reauthentication(s, c.store, c.hasher))
+    registry.register(ProviderSessions, lambda c, s: ProviderSessions(
+        s, idle=c.settings.session_idle_timeout, absolute=c.settings.session_absolute_timeout))
     registry.register(EndedSessions, lambda c, _s: EndedSessions(
         c.store, c.settings.session_absolute_timeout))
     registry.register(SignIn, lambda c, s: SignIn(s, c.store, c.hasher, _trusted_devices(c, s),

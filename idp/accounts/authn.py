@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from flask import session
+from flask import request, session
 from sqlalchemy.orm import Session
 
 from idp.accounts.levels import Authentication
 from idp.accounts.models import Account
 from idp.accounts.services import EndedSessions
 from idp.extensions import find_service, services
+from idp.oidc.sessions import ProviderSessions
 from idp.tenancy import Tenant
 
 
@@ -39,7 +40,8 @@ def session_account(db: Session, tenant: Tenant) -> tuple[Authentication, Accoun
     if account is None or not account.is_active or account.tenant != tenant.slug:
         return None
     if (authentication.password_version != _password_version(account)
-            or _ended(authentication)):
+            or _ended(authentication)
+            or find_service(ProviderSessions).current(authentication.sid, account.id) is None):
         _forget(tenant)
         return None
     return authentication, account
@@ -76,6 +78,20 @@ def sign_in(tenant: Tenant, account: Account, *, amr: list[str], acr: str) -> Au
     )
     session.regenerate()  # type: ignore[attr-defined]
     entries = dict(session.get("auth") or {})
+    previous = entries.get(tenant.slug)
+    sessions = find_service(ProviderSessions)
+    if previous and previous["account_id"] == account.id and sessions.current(
+            previous["sid"], account.id) is not None:
+        # Signing in again in the same browser (prompt=login, a stronger level): the same
+        # provider session goes on, with its sid, its portals and their tokens.
+        authentication.sid = previous["sid"]
+    else:
+        if previous:
+            # Another member's sign-in over this one in this browser: the earlier one is over.
+            sessions.end(tenant.slug, previous["account_id"], sids=[previous["sid"]],
+                         reason="replaced")
+        sessions.start(tenant.slug, account.id, authentication.sid,
+                       request.headers.get("User-Agent"))
     entries[tenant.slug] = asdict(authentication)
     session["auth"] = entries
     return authentication
@@ -97,7 +113,9 @@ def renew(tenant: Tenant, account: Account) -> None:
     session["auth"] = entries
 
 
-def sign_out(tenant: Tenant) -> Authentication | None:
+def sign_out(tenant: Tenant, *, reason: str = "logout") -> Authentication | None:
+    """Sign this browser out of the tenant: its provider session ends, with the tokens it
+    granted, and the clients it signed in to are told (``ProviderSessions.end``)."""
     entries = dict(session.get("auth") or {})
     entry = entries.pop(tenant.slug, None)
     if entries:
@@ -105,4 +123,9 @@ def sign_out(tenant: Tenant) -> Authentication | None:
         session.regenerate()  # type: ignore[attr-defined]
     else:
         session.end()  # type: ignore[attr-defined]
-    return Authentication(**entry) if entry else None
+    if not entry:
+        return None
+    authentication = Authentication(**entry)
+    find_service(ProviderSessions).end(tenant.slug, authentication.account_id,
+                                       sids=[authentication.sid], reason=reason)
+    return authentication

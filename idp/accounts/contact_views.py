@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from idp.accounts import services as accounts
-from idp.accounts.authn import renew, session_account
+from idp.accounts.authn import current_authentication, renew, session_account
 from idp.accounts.codes import code_accepted
 from idp.accounts.forms import ChangeEmailForm, ChangeMobileForm, ReceivedCodeForm, UpdateIdentifierForm
 from idp.accounts.migration import is_legacy, migrate
@@ -99,6 +99,12 @@ def _signed_in():
     return session_account(db(), current_tenant())
 
 
+def _current_sid() -> str | None:
+    """This browser's provider session, kept when a change of factor ends the others."""
+    authentication = current_authentication(current_tenant())
+    return authentication.sid if authentication else None
+
+
 @bp.route("/account/mobile", methods=["GET", "POST"])
 def change_mobile():
     """New mobile: the password again, then an SMS code to the new number."""
@@ -117,7 +123,7 @@ def change_mobile():
 def _apply_mobile(member: Account, number: str):
     tenant = current_tenant()
     accounts.change_mobile(db(), find_service(Messages), tenant, member, number, reason="change",
-                           ended=find_service(EndedSessions))
+                           ended=find_service(EndedSessions), keep_sid=_current_sid())
     # A change of factor signed the account out everywhere else; this browser stays.
     renew(tenant, member)
     return redirect(url_for("accounts.account", changed="mobile"), 303)
@@ -132,7 +138,7 @@ def _apply_email(member: Account, address: str):
         form.email.errors = [str(EMAIL_TAKEN)]
         return render("change_email.html", status=409, form=form)
     change_email(db(), find_service(Messages), tenant, member, address, reason="change",
-                 ended=find_service(EndedSessions))
+                 ended=find_service(EndedSessions), keep_sid=_current_sid())
     renew(tenant, member)
     return redirect(url_for("accounts.account", changed="email"), 303)
 

@@ -25,7 +25,7 @@ def password_given_again(account: Account, form) -> bool:
                 user_agent=request.user_agent.string, page=request.endpoint):
             return True
     except TooManyPasswordChecks:
-        sign_out(tenant)
+        sign_out(tenant, reason="reauth-locked")
         abort(redirect(url_for("signin.login", ended=ENDED_BY_WRONG_PASSWORDS), 303))
     form.current_password.errors = [_("Mot de passe actuel incorrect.")]
     return False

@@ -21,6 +21,7 @@ from idp.identifiers import InvalidIdentifier, is_member_number, normalize_email
 from idp.mfa.services import TrustedDevices
 from idp.oidc.models import Token
 from idp.oidc.revocation import revoke_tokens
+from idp.oidc.sessions import end_sessions
 from idp.ratelimit import RateLimiter, TooManyAttempts
 from idp.store import Store
 from idp.tenancy import Tenant
@@ -89,11 +90,13 @@ class EndedSessions:
 
 
 def end_other_sign_ins(db: Session, ended: EndedSessions, account: Account, *,
-                       cause: str) -> float:
+                       cause: str, keep_sid: str | None = None) -> float:
     """What a change of factor ends (SPEC §6): every browser session of the account, its
-    tokens (refresh tokens included) and its trusted browsers. Returns the instant from which
-    a session is kept: the browser that made the change signs in again from it
-    (``accounts.authn.renew``). Tokens and devices go in the caller's transaction."""
+    tokens (refresh tokens included) and its trusted browsers; the portals its sessions signed
+    in to are told (back-channel logout), but those of ``keep_sid``, the browser that made the
+    change. Returns the instant from which a session is kept: that browser signs in again from
+    it (``accounts.authn.renew``). Tokens and devices go in the caller's transaction."""
+    end_sessions(db, account.tenant, account.id, reason=cause, keep=keep_sid)
     TrustedDevices(db).revoke_all(account.id)
     revoke_tokens(db, Token.account_id == account.id, events.TOKEN_REVOKED, tenant=account.tenant,
                   account_id=account.id, reason=cause)
@@ -101,7 +104,8 @@ def end_other_sign_ins(db: Session, ended: EndedSessions, account: Account, *,
 
 
 def change_email(db: Session, messages: Messages, tenant: Tenant, account: Account, email: str,
-                 *, reason: str, ended: EndedSessions | None = None) -> list[Message]:
+                 *, reason: str, ended: EndedSessions | None = None,
+                 keep_sid: str | None = None) -> list[Message]:
     """Give the account a proven address; the previous one, if any, is told (SPEC §6).
 
     The caller has proven the address (a code sent there, or support), checked it is not
@@ -118,7 +122,7 @@ def change_email(db: Session, messages: Messages, tenant: Tenant, account: Accou
     events.record_event(db, events.EMAIL_CHANGED, tenant=tenant.slug, account_id=account.id,
                         reason=reason)
     if ended is not None:
-        end_other_sign_ins(db, ended, account, cause=f"email-change:{reason}")
+        end_other_sign_ins(db, ended, account, cause=f"email-change:{reason}", keep_sid=keep_sid)
     if not previous or previous == account.email:
         return []
     return [messages.queue(tenant, "email", "email_changed", previous, reader=account,
@@ -126,7 +130,8 @@ def change_email(db: Session, messages: Messages, tenant: Tenant, account: Accou
 
 
 def change_mobile(db: Session, messages: Messages, tenant: Tenant, account: Account, number: str,
-                  *, reason: str, ended: EndedSessions) -> list[Message]:
+                  *, reason: str, ended: EndedSessions,
+                  keep_sid: str | None = None) -> list[Message]:
     """Give the account a proven mobile number (E.164); its email address, if any, is told.
 
     The caller has proven the number (a code sent there, or support) and commits. The
@@ -136,7 +141,7 @@ def change_mobile(db: Session, messages: Messages, tenant: Tenant, account: Acco
     account.phone_number, account.phone_number_verified = number, True
     events.record_event(db, events.MOBILE_CHANGED, tenant=tenant.slug, account_id=account.id,
                         reason=reason)
-    end_other_sign_ins(db, ended, account, cause=f"mobile-change:{reason}")
+    end_other_sign_ins(db, ended, account, cause=f"mobile-change:{reason}", keep_sid=keep_sid)
     if not account.email:
         return []
     return [messages.queue(tenant, "email", "mobile_changed", account.email, reader=account,
@@ -252,25 +257,28 @@ class Reauthentication:
 
 
 def set_password(db: Session, hasher: PasswordHasher, account: Account, password: str,
-                 *, reason: str) -> None:
+                 *, reason: str, keep_sid: str | None = None) -> None:
     """A new password ends everything the old one opened (SPEC §5, §6).
 
-    Trusted devices and tokens are revoked here; browser sessions that signed
-    in before ``password_changed_at`` are refused where sessions are read
-    (``accounts.authn``). The caller commits.
+    Trusted devices and tokens are revoked here; the account's provider sessions end but
+    ``keep_sid`` (the browser that made the change), and the portals they signed in to are
+    told (back-channel logout); browser sessions that signed in before
+    ``password_changed_at`` are refused where sessions are read (``accounts.authn``). The
+    caller commits.
     """
     account.password_hash = hasher.hash(password)
     account.password_changed_at = utcnow()
+    end_sessions(db, account.tenant, account.id, reason=f"password-{reason}", keep=keep_sid)
     TrustedDevices(db).revoke_all(account.id)
     revoke_tokens(db, Token.account_id == account.id, events.PASSWORD_CHANGED,
                   tenant=account.tenant, account_id=account.id, reason=reason)
 
 
 def change_password(db: Session, hasher: PasswordHasher, messages: Messages, tenant: Tenant,
-                    account: Account, password: str) -> None:
+                    account: Account, password: str, *, keep_sid: str | None = None) -> None:
     """The member's own change (the current password given again): ``set_password``, and the
     account's address is told. The caller commits."""
-    set_password(db, hasher, account, password, reason="change")
+    set_password(db, hasher, account, password, reason="change", keep_sid=keep_sid)
     if account.email:
         messages.queue(tenant, "email", "password_changed", account.email,
                        login_url=f"{tenant.issuer}/login")
@@ -280,8 +288,10 @@ def delete_account(db: Session, messages: Messages, tenant: Tenant, account: Acc
                    ip: str | None) -> None:
     """Delete the account (SPEC §6), audit-logged; its address is told. The caller commits.
 
-    Tokens, codes, consents, trusted devices and passkeys go with it (ON DELETE CASCADE).
+    Tokens, codes, consents, trusted devices and passkeys go with it (ON DELETE CASCADE); its
+    sessions end first, so that the portals they signed in to are told.
     """
+    end_sessions(db, tenant.slug, account.id, reason="account-deleted")
     events.record_event(db, events.ACCOUNT_DELETED, tenant=tenant.slug, account_id=account.id,
                         ip=ip)
     if account.email:

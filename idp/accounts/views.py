@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import jsonify, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from idp import events
 from idp.accounts import services as accounts
-from idp.accounts.authn import renew, session_account, sign_out
+from idp.accounts.authn import current_authentication, renew, session_account, sign_out
+from idp.accounts.devices import local_time, parse_user_agent
 from idp.accounts.forms import ChangePasswordForm, ConfirmForm, ConsentForm, DeleteAccountForm
 from idp.accounts.models import Account
 from idp.accounts.passwords import PersonalData, password_errors
@@ -20,6 +23,7 @@ from idp.events import AuditEvent
 from idp.extensions import current_tenant, db, find_service, services
 from idp.mfa.services import TrustedDevices
 from idp.oidc.interaction_api import ConsentGiven, InteractionApi
+from idp.oidc.sessions import ProviderSessions
 from idp.passkeys.services import Passkeys
 from idp.signin.state import sign_in_time
 from idp.web.rendering import render, session_deadline, session_time_message
@@ -66,7 +70,72 @@ def account():
     masked_phone = mask_phone(member.phone_number) if member.phone_number else None
     return render("account.html", account=member, devices=devices, form=ConfirmForm(),
                   sign_ins=sign_ins, passkeys=find_service(Passkeys).list(member.id),
-                  changed=request.args.get("changed"), masked_phone=masked_phone)
+                  changed=request.args.get("changed"), masked_phone=masked_phone,
+                  sessions=_sessions(member))
+
+
+@dataclass(frozen=True)
+class _SessionRow:
+    sid: str
+    device: str
+    started: str
+    last_seen: str
+    portals: list[str]
+    current: bool
+
+
+def _device_in_words(user_agent: str | None) -> str:
+    device = parse_user_agent(user_agent)
+    if device.browser and device.system:
+        return _("%(browser)s sur %(system)s", browser=device.browser, system=device.system)
+    if device.browser or device.system:
+        return device.browser or _("Navigateur sur %(system)s", system=device.system)
+    return _("Navigateur inconnu")
+
+
+def _sessions(member: Account) -> list[_SessionRow]:
+    """The member's provider sessions, this one first, times in the member's local time."""
+    authentication = current_authentication(current_tenant())
+    current = authentication.sid if authentication else None
+    when = "%d/%m/%Y %H:%M"
+    rows = [_SessionRow(found.sid, _device_in_words(found.user_agent),
+                        local_time(found.started_at).strftime(when),
+                        local_time(found.last_seen_at).strftime(when), found.clients,
+                        found.sid == current)
+            for found in find_service(ProviderSessions).active(member.id)]
+    return sorted(rows, key=lambda row: not row.current)
+
+
+@bp.post("/account/sessions/end")
+def end_session():
+    """Sign out one other session of the member (this one stays: the logout link ends it)."""
+    signed_in = session_account(db(), current_tenant())
+    if signed_in is None:
+        return redirect(url_for("signin.login"), 303)
+    authentication, member = signed_in
+    form = ConfirmForm()
+    sid = request.form.get("session", "")
+    if not form.validate_on_submit() or not sid:
+        return redirect(url_for("accounts.account"), 303)
+    ended = find_service(ProviderSessions).end(current_tenant().slug, member.id, sids=[sid],
+                                               keep=authentication.sid, reason="account-page")
+    return redirect(url_for("accounts.account", changed="session-ended" if ended.sessions
+                            else "session-gone"), 303)
+
+
+@bp.post("/account/sessions/end-others")
+def end_other_sessions():
+    """Sign out every session of the member but this one."""
+    signed_in = session_account(db(), current_tenant())
+    if signed_in is None:
+        return redirect(url_for("signin.login"), 303)
+    authentication, member = signed_in
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("accounts.account"), 303)
+    find_service(ProviderSessions).end(current_tenant().slug, member.id, keep=authentication.sid,
+                                       reason="account-page-others")
+    return redirect(url_for("accounts.account", changed="sessions-ended"), 303)
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -76,14 +145,14 @@ def change_password():
     signed_in = session_account(db(), tenant)
     if signed_in is None:
         return redirect(url_for("signin.login"), 303)
-    member = signed_in[1]
+    authentication, member = signed_in
     form = ChangePasswordForm()
     failed: list[str] = []
     if form.validate_on_submit() and password_given_again(member, form):
         failed = password_errors(form.password.data, tenant.password, PersonalData.of(member))
         if not failed:
             accounts.change_password(db(), services().hasher, find_service(Messages), tenant, member,
-                                     form.password.data)
+                                     form.password.data, keep_sid=authentication.sid)
             # This browser stays signed in, at the level it had; all others are signed out.
             renew(tenant, member)
             return redirect(url_for("accounts.account", changed="password"), 303)

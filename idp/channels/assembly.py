@@ -7,6 +7,7 @@ as plain callables, so that it runs the same under a command, a worker or a test
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,9 @@ from idp.channels import dispatch
 from idp.channels.models import Message
 from idp.channels.senders import (
     EmailSender,
+    HttpLogoutSender,
     LetterSender,
+    LogoutSender,
     OutboxLetterSender,
     SmsSender,
     build_letter_sender,
@@ -61,15 +64,20 @@ class Channels:
     email_sender: EmailSender
     sms_sender: SmsSender
     letter_sender: LetterSender = field(default_factory=OutboxLetterSender)
+    logout_sender: LogoutSender | None = None
     render: Render = _flask_render
     current_locale: CurrentLocale = _request_locale
     clock: Clock = utcnow
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Channels:
+    def from_settings(cls, settings: Settings,
+                      sign_logout: Callable[[str, str], str] | None = None) -> Channels:
+        """``sign_logout(tenant, claims)``: signs a back-channel logout token (the keystore's)."""
         email_sender, sms_sender = build_senders(settings)
+        logout_sender = (HttpLogoutSender(sign_logout, timeout=settings.backchannel_logout_timeout_seconds)
+                         if sign_logout is not None else None)
         return cls(settings=settings, email_sender=email_sender, sms_sender=sms_sender,
-                   letter_sender=build_letter_sender(settings))
+                   letter_sender=build_letter_sender(settings), logout_sender=logout_sender)
 
     def install_dispatch(self, factory: sessionmaker) -> None:
         """Messages queued on sessions of ``factory`` are handed to the worker when their
@@ -79,7 +87,10 @@ class Channels:
 
     def _attempt_each(self, session: Session, outgoing: list[Message]) -> dict[int, bool]:
         messages = self.messages(session)
-        return {message.id: messages.send_now(message) for message in outgoing}
+        # Logout tokens are always the worker's: a relying party that does not answer must not
+        # hold the page of the member who signed out.
+        return {message.id: messages.send_now(message) for message in outgoing
+                if message.channel != "logout"}
 
     def messages(self, session: Session) -> Messages:
         return Messages(
@@ -91,4 +102,5 @@ class Channels:
             render=self.render,
             current_locale=self.current_locale,
             clock=self.clock,
+            logout_sender=self.logout_sender,
         )

@@ -1,10 +1,15 @@
-"""Outgoing messages (email, SMS, letters), queued in the database until delivered.
+"""Outgoing messages (email, SMS, letters, and logout tokens for relying parties), queued in
+the database until delivered.
 
 A letter's ``recipient`` is its postal address as the envelope's window shows it: the
 lines of ``idp.registry.postal.PostalAddress``, joined by newlines (at most 6 lines of
-38 characters: the column holds them). Its ``subject`` is the letter's subject line and
-``body_text`` its text (``idp.channels.letters`` lays both out as a PDF, at each
-delivery and on the outbox page: the PDF itself is not stored).
+38 characters). Its ``subject`` is the letter's subject line and ``body_text`` its text
+(``idp.channels.letters`` lays both out as a PDF, at each delivery and on the outbox page:
+the PDF itself is not stored).
+
+A "logout" message is a back-channel logout notice: ``recipient`` is the client's
+``backchannel_logout_uri``, ``subject`` its client id, ``body_text`` the logout token's claims
+(signed when sent, ``idp.channels.senders.HttpLogoutSender``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, utcnow
 
-CHANNELS = ("email", "sms", "letter")
+CHANNELS = ("email", "sms", "letter", "logout")
 # expired: not sent, because what it carried (a one-time code) was no longer valid when its turn came.
 MESSAGE_STATUSES = ("pending", "sent", "failed", "expired")
 
@@ -28,7 +33,7 @@ class Message(Base):
     tenant: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(8))
     template: Mapped[str] = mapped_column(String(64))
-    recipient: Mapped[str] = mapped_column(String(254))
+    recipient: Mapped[str] = mapped_column(String(2000))
     subject: Mapped[str | None] = mapped_column(String(200))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import requests
 
@@ -61,6 +63,15 @@ class LetterSender(Protocol):
 
     def send(self, address_lines: list[str], reference: str, pdf: bytes) -> None:
         """Hand the letter over for printing and posting, or raise ``DeliveryError``."""
+
+
+@runtime_checkable
+class LogoutSender(Protocol):
+    """Posts one back-channel logout token to a relying party."""
+
+    def send(self, tenant: str, uri: str, claims: str) -> None:
+        """Sign ``claims`` (JSON) as a logout token of ``tenant`` and post it to ``uri``, or raise
+        ``DeliveryError``."""
 
 
 class OutboxEmailSender:
@@ -294,6 +305,38 @@ class HttpLetterSender(_JsonGateway):
                                 permanent=status in (400, 409, 413, 422))
 
 
+class HttpLogoutSender:
+    """Posts ``logout_token=…`` as a form (OpenID Connect Back-Channel Logout 1.0 2.5).
+
+    The token is signed at each attempt (``sign(tenant, claims)``), so that a retry carries a
+    fresh, short-lived one. A 2xx answer is success; 5xx, 408, 429 and network errors can succeed
+    later; any other answer (400: the relying party refused the token, 2.8) will not.
+    """
+
+    def __init__(self, sign: Callable[[str, str], str], *, timeout: float = TIMEOUT_SECONDS,
+                 session: requests.Session | None = None):
+        self.sign = sign
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    def send(self, tenant: str, uri: str, claims: str) -> None:
+        token = self.sign(tenant, claims)
+        try:
+            response = self.session.post(
+                uri, data={"logout_token": token}, timeout=self.timeout, allow_redirects=False,
+                # 2.5: the response must not be cached; nothing in it is read but its status.
+                headers={"Cache-Control": "no-cache"}, stream=True)
+        except requests.Timeout:
+            raise DeliveryError(f"logout endpoint timed out ({self.timeout:g} s without an answer)") from None
+        except requests.RequestException as exc:
+            raise DeliveryError(f"cannot reach the logout endpoint: {type(exc).__name__}") from None
+        status = response.status_code
+        response.close()
+        if not 200 <= status < 300:
+            retry = status >= 500 or status in (408, 429)
+            raise DeliveryError(f"logout endpoint answered HTTP {status}", permanent=not retry)
+
+
 def build_senders(settings: Settings) -> tuple[EmailSender, SmsSender]:
     """The email and SMS senders that ``mail_backend`` and ``sms_backend`` select."""
     email: EmailSender = (
@@ -327,6 +370,9 @@ def mask_recipient(channel: str, recipient: str) -> str:
         # The locality line: the last one, or the one before the country's abroad.
         locality = lines[-1] if len(lines) < 2 or lines[-1][:1].isdigit() else lines[-2]
         return f"{locality[:2]}•••" if locality[:2].isalnum() else "•••"
+    if channel == "logout":
+        parts = urlsplit(recipient)
+        return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "•••"
     if channel == "email":
         local, _at, domain = recipient.rpartition("@")
         if not local:

@@ -36,6 +36,7 @@ from jinja2 import TemplateNotFound
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from idp import events
 from idp.channels import dispatch
 from idp.channels.letters import letter_pdf
 from idp.channels.models import CHANNELS, Message
@@ -43,6 +44,7 @@ from idp.channels.senders import (
     DeliveryError,
     EmailSender,
     LetterSender,
+    LogoutSender,
     OutboxLetterSender,
     SmsSender,
     mask_recipient,
@@ -125,11 +127,13 @@ class Messages:
         current_locale: CurrentLocale,
         clock: Clock = utcnow,
         letter_sender: LetterSender | None = None,
+        logout_sender: LogoutSender | None = None,
     ):
         self.session = session
         self.email_sender = email_sender
         self.sms_sender = sms_sender
         self.letter_sender = letter_sender or OutboxLetterSender()
+        self.logout_sender = logout_sender
         self.settings = settings
         self.render = render
         self.current_locale = current_locale
@@ -454,20 +458,38 @@ class Messages:
         now = self.clock()
         message.attempts += 1
         message.last_error = error[:ERROR_MAX_LENGTH]
-        if permanent or message.attempts >= self.settings.message_max_attempts:
+        if permanent or message.attempts >= self._max_attempts(message):
             message.status = "failed"
+            if message.channel == "logout":
+                # The relying party was never told: its session may outlive the provider's.
+                events.record_event(self.session, events.BACKCHANNEL_LOGOUT_FAILED,
+                                    tenant=message.tenant, client_id=message.subject,
+                                    message_id=message.id, attempts=message.attempts,
+                                    error=message.last_error)
             self.session.commit()
             DELIVERIES.labels(message.channel, message.template, "failed").inc()
             log.error("message %s failed for good after %d attempt(s): %s %s to %s: %s",
                       message.id, message.attempts, message.channel, message.template, who, error)
             return False
-        message.next_attempt_at = now + self.backoff(message.attempts)
+        message.next_attempt_at = now + self.backoff_for(message)
         self.session.commit()
         DELIVERIES.labels(message.channel, message.template, "delayed").inc()
         log.warning("message %s delayed: %s %s to %s, attempt %d failed (%s); next try at %s",
                     message.id, message.channel, message.template, who, message.attempts, error,
                     message.next_attempt_at.isoformat(timespec="seconds"))
         return False
+
+    def _max_attempts(self, message: Message) -> int:
+        if message.channel == "logout":
+            return self.settings.backchannel_logout_max_attempts
+        return self.settings.message_max_attempts
+
+    def backoff_for(self, message: Message) -> timedelta:
+        if message.channel == "logout":
+            exponent = min(max(message.attempts - 1, 0), 20)
+            delay = timedelta(seconds=self.settings.backchannel_logout_retry_base_seconds * 2**exponent)
+            return min(delay, MAX_BACKOFF)
+        return self.backoff(message.attempts)
 
     def _transmit(self, message: Message) -> None:
         if message.channel == "email":
@@ -479,5 +501,23 @@ class Messages:
         elif message.channel == "letter":
             self.letter_sender.send(message.recipient.split("\n"),
                                     f"{message.tenant}-{message.id}", letter_pdf(message))
+        elif message.channel == "logout" and self.logout_sender is not None:
+            self.logout_sender.send(message.tenant, message.recipient, message.body_text)
         else:
             raise DeliveryError(f"unknown channel {message.channel!r}", permanent=True)
+
+
+def queue_logout(session: Session, tenant: str, client_id: str, uri: str, claims: str) -> Message:
+    """Queue a back-channel logout token for ``client_id`` at ``uri``, in the caller's
+    transaction; the worker posts it once that commits (never the request itself: a relying
+    party that does not answer must not hold the member's page). ``claims``: the token's
+    claims as JSON, signed at each attempt."""
+    now = utcnow()
+    message = Message(tenant=tenant, channel="logout", template="backchannel_logout",
+                      recipient=uri, subject=client_id, body_text=claims, body_html=None,
+                      status="pending", attempts=0, created_at=now, next_attempt_at=now)
+    session.add(message)
+    session.flush()
+    dispatch.note_queued(session, message)
+    log.info("message %s queued: logout token for client %s (%s)", message.id, client_id, tenant)
+    return message

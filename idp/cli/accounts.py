@@ -37,6 +37,7 @@ from idp.identifiers import (
     parse_member_number,
     parse_mobile,
 )
+from idp.oidc.sessions import end_sessions
 from idp.tenancy import Tenant
 
 MAX_NAME_LENGTH = 100
@@ -281,3 +282,26 @@ def set_contact_command(tenant: str, identifier: str, email: str | None, phone: 
                           reason="operator", ended=ended)
     changed = " and ".join(what for what, value in (("email", address), ("mobile", number)) if value)
     click.echo(f"{changed} of account {account.id} set and verified")
+
+
+@group.command("sign-out")
+@click.option("--tenant", required=True, help="Tenant of the account.")
+@click.argument("identifier")
+def sign_out_command(tenant: str, identifier: str) -> None:
+    """Sign an account out everywhere (support): IDENTIFIER is its email, member number or id.
+
+    Every provider session of the account ends, with the tokens it granted (refresh tokens
+    included); the portals they signed in to are told by back-channel logout tokens, which
+    the worker (`idp outbox work`) delivers.
+    """
+    the_tenant = tenant_by_slug(tenant)
+    with transaction() as session:
+        account = find_by_identifier(session, the_tenant, identifier)
+        if account is None and len(identifier) <= 36:
+            found = session.get(Account, identifier)
+            account = found if found is not None and found.tenant == the_tenant.slug else None
+        if account is None:
+            raise click.ClickException(f"no account {identifier!r} in {the_tenant.slug}")
+        ended = end_sessions(session, the_tenant.slug, account.id, reason="operator")
+    click.echo(f"account {account.id} signed out: {len(ended.sessions)} session(s) ended, "
+               f"{ended.notified} portal notification(s) queued")

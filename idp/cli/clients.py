@@ -75,6 +75,16 @@ group = AppGroup(
     help="Absolute lifetime of its refresh tokens, counted from the sign-in "
     "(default: IDP_REFRESH_TOKEN_TTL).",
 )
+@click.option(
+    "--backchannel-logout-uri", metavar="URI",
+    help="Where logout tokens are posted when a member's provider session ends (OIDC "
+    "Back-Channel Logout). https, or http on localhost/127.0.0.1 for development.",
+)
+@click.option(
+    "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
+    "session_required", default=False, show_default=True,
+    help="The client needs the sid claim in logout tokens (always sent).",
+)
 @click.option("--client-id", help="Client id to use (default: generated, '<tenant>-<random>').")
 @click.option("--json", "as_json", is_flag=True, help="Print client_id and secret as JSON.")
 @operator_errors(ClientRegistrationError)
@@ -89,6 +99,8 @@ def add(
     first_party: bool,
     require_pkce: bool,
     refresh_token_ttl: int | None,
+    backchannel_logout_uri: str | None,
+    session_required: bool,
     client_id: str | None,
     as_json: bool,
 ) -> None:
@@ -115,6 +127,8 @@ def add(
                 post_logout_redirect_uris=post_logout_uris, scopes=scopes,
                 auth_method=auth_method, jwks=jwks, first_party=first_party,
                 client_id=client_id, require_pkce=require_pkce, refresh_token_ttl=refresh_token_ttl,
+                backchannel_logout_uri=backchannel_logout_uri,
+                backchannel_logout_session_required=session_required,
             )
     except IntegrityError:
         # Another operator registered the same client id in the meantime.
@@ -192,6 +206,10 @@ def show(client_id: str) -> None:
         ("scopes", [" ".join(client.scopes or [])]),
         ("redirect URIs", list(client.redirect_uris or [])),
         ("post-logout URIs", list(client.post_logout_redirect_uris or [])),
+        ("back-channel logout", [
+            f"{client.backchannel_logout_uri}"
+            + (" (sid required)" if client.backchannel_logout_session_required else "")
+        ] if client.backchannel_logout_uri else []),
         ("JWKS keys", keys),
         ("created", [_when(client)]),
     ]
@@ -217,21 +235,44 @@ def show(client_id: str) -> None:
     "--default-refresh-lifetime", is_flag=True,
     help="Go back to the provider's refresh token lifetime (IDP_REFRESH_TOKEN_TTL).",
 )
+@click.option(
+    "--backchannel-logout-uri", metavar="URI",
+    help="Where logout tokens are posted when a member's provider session ends.",
+)
+@click.option("--no-backchannel-logout", is_flag=True,
+              help="Post no more logout tokens to this client.")
+@click.option(
+    "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
+    "session_required", default=None,
+    help="Whether the client needs the sid claim in logout tokens (always sent).",
+)
 @operator_errors(ClientRegistrationError)
 def update(client_id: str, require_pkce: bool | None, refresh_token_ttl: int | None,
-           default_refresh_lifetime: bool) -> None:
-    """Change the PKCE requirement or the refresh token lifetime of CLIENT_ID."""
-    if require_pkce is None and refresh_token_ttl is None and not default_refresh_lifetime:
-        raise click.UsageError("nothing to change: give --pkce/--no-pkce or a refresh lifetime")
+           default_refresh_lifetime: bool, backchannel_logout_uri: str | None,
+           no_backchannel_logout: bool, session_required: bool | None) -> None:
+    """Change the PKCE requirement, the refresh token lifetime or the back-channel logout of
+    CLIENT_ID."""
+    if (require_pkce is None and refresh_token_ttl is None and not default_refresh_lifetime
+            and backchannel_logout_uri is None and not no_backchannel_logout
+            and session_required is None):
+        raise click.UsageError("nothing to change: give --pkce/--no-pkce, a refresh lifetime or "
+                               "a back-channel logout option")
     if refresh_token_ttl is not None and default_refresh_lifetime:
         raise click.UsageError("--refresh-lifetime and --default-refresh-lifetime exclude each other")
+    if backchannel_logout_uri is not None and no_backchannel_logout:
+        raise click.UsageError("--backchannel-logout-uri and --no-backchannel-logout exclude each other")
     with transaction() as session:
         client = update_client(session, client_id, require_pkce=require_pkce,
                                refresh_token_ttl=refresh_token_ttl,
-                               default_refresh_token_ttl=default_refresh_lifetime)
+                               default_refresh_token_ttl=default_refresh_lifetime,
+                               backchannel_logout_uri=backchannel_logout_uri,
+                               no_backchannel_logout=no_backchannel_logout,
+                               backchannel_logout_session_required=session_required)
         pkce = "required" if client.pkce_required else "not required"
         lifetime = f"{client.refresh_token_ttl} s" if client.refresh_token_ttl else "default"
-    click.echo(f"updated client {client_id}: PKCE {pkce}, refresh lifetime {lifetime}")
+        backchannel = client.backchannel_logout_uri or "none"
+    click.echo(f"updated client {client_id}: PKCE {pkce}, refresh lifetime {lifetime}, "
+               f"back-channel logout {backchannel}")
 
 
 @group.command("remove")

@@ -19,12 +19,13 @@ import re
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -42,7 +43,9 @@ from flask import (
     session,
     url_for,
 )
+from joserfc import jwt
 from joserfc.errors import InvalidClaimError, JoseError
+from joserfc.jwk import KeySet
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "portal"
 
@@ -60,6 +63,8 @@ CLAIM_ORDER = (
     "member_number", "tenant", "role", "given_name", "family_name", "birthdate",
     "email", "email_verified", "phone_number", "phone_number_verified",
 )  # fmt: skip
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+PARIS = ZoneInfo("Europe/Paris")
 TIMESTAMP_CLAIMS = frozenset({"iat", "exp", "nbf", "auth_time", "updated_at"})
 
 _HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -114,6 +119,10 @@ class PortalSettings:
         return f"{self.base_url}/"
 
     @property
+    def backchannel_logout_uri(self) -> str:
+        return f"{self.base_url}/backchannel-logout"
+
+    @property
     def register_url(self) -> str:
         return f"{self.issuer.rstrip('/')}/register"
 
@@ -134,6 +143,9 @@ class SignedInStore:
     def __init__(self, capacity: int = 1000) -> None:
         self._capacity = capacity
         self._records: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._ended: OrderedDict[str, float] = OrderedDict()
+        # The latest logout tokens received, newest first, shown on the home page.
+        self.notifications: deque[dict[str, Any]] = deque(maxlen=5)
         self._lock = threading.Lock()
 
     def add(self, record: dict[str, Any]) -> str:
@@ -156,6 +168,29 @@ class SignedInStore:
         with self._lock:
             return self._records.pop(handle, None)
 
+    def end_for(self, sid: str | None, sub: str | None, at: float) -> int:
+        """Sign out the members a logout token names (by ``sid``, else every session of ``sub``);
+        their handles remember when, for the page they see next. How many were signed in."""
+        with self._lock:
+            ended = [handle for handle, record in self._records.items()
+                     if (sid and record["claims"].get("sid") == sid)
+                     or (not sid and sub and record["claims"].get("sub") == sub)]
+            for handle in ended:
+                del self._records[handle]
+                self._ended[handle] = at
+            while len(self._ended) > self._capacity:
+                self._ended.popitem(last=False)
+            self.notifications.appendleft(
+                {"at": at, "sid": sid, "sub": sub, "sessions": len(ended)})
+            return len(ended)
+
+    def ended_at(self, handle: str | None) -> float | None:
+        """When the provider signed this handle's member out, if it did."""
+        if not handle:
+            return None
+        with self._lock:
+            return self._ended.get(handle)
+
 
 @dataclass(frozen=True)
 class _Portal:
@@ -177,8 +212,9 @@ def create_portal(
     """Build the demo portal of one tenant: a confidential OIDC client of ``issuer``.
 
     ``base_url`` is where the portal itself is served (``http://localhost:5001``);
-    the client must be registered with ``{base_url}/callback`` as redirect URI
-    and ``{base_url}/`` as post-logout redirect URI.
+    the client must be registered with ``{base_url}/callback`` as redirect URI,
+    ``{base_url}/`` as post-logout redirect URI and ``{base_url}/backchannel-logout`` as
+    back-channel logout URI.
     """
     if not _HEX_COLOR.fullmatch(primary_color):
         raise ValueError(f"primary_color must look like #00539b, not {primary_color!r}")
@@ -245,8 +281,11 @@ def home():
     record = portal.store.get(session.get("handle"))
     if record is None and request.args.get("state"):
         _confirm_logout()
+    notifications = [{**item, "at": _clock_time(item["at"])} for item in portal.store.notifications]
     if record is None:
-        return render_template("home.html", signed_in=False)
+        ended = portal.store.ended_at(session.get("handle"))
+        return render_template("home.html", signed_in=False, notifications=notifications,
+                               signed_out_by_provider=_clock_time(ended) if ended else None)
 
     claims = record["claims"]
     userinfo = record.get("userinfo") or {}
@@ -263,6 +302,7 @@ def home():
         has_refresh_token=bool(tokens.get("refresh_token")),
         refreshed_at=_format_time(record["refreshed_at"]) if record.get("refreshed_at") else None,
         csrf_token=_csrf_token(),
+        notifications=notifications,
     )
 
 
@@ -419,6 +459,25 @@ def logout():
     return response
 
 
+@bp.post("/backchannel-logout")
+def backchannel_logout():
+    """OpenID Connect Back-Channel Logout 1.0 2.5-2.8: the provider says a session ended.
+
+    The logout token is validated as 2.6 asks (signature against the provider's JWKS, ``typ``,
+    ``iss``, ``aud``, ``iat``/``exp``, the logout event, a ``sub`` or ``sid``, no ``nonce``);
+    then the portal's sessions it names end. 200 when done, 400 with an error otherwise.
+    """
+    token = request.form.get("logout_token", "")
+    try:
+        claims = _validated_logout_token(token)
+    except (JoseError, ValueError, KeyError, TypeError) as exc:
+        return {"error": "invalid_request", "error_description": str(exc)[:200]}, 400
+    except (requests.RequestException, RuntimeError):
+        return {"error": "temporarily_unavailable"}, 503
+    _portal().store.end_for(claims.get("sid"), claims.get("sub"), time.time())
+    return "", 200
+
+
 @bp.get("/portal.css")
 def stylesheet():
     color = _portal().settings.primary_color
@@ -470,6 +529,39 @@ def _confirm_logout() -> None:
     except AuthlibBaseError:
         return
     flash("Vous êtes déconnecté. À bientôt !", "success")
+
+
+def _validated_logout_token(token: str) -> dict[str, Any]:
+    client = _client()
+    metadata = client.load_server_metadata()
+    keys = KeySet.import_key_set(client.fetch_jwk_set())
+    algorithms = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
+    decoded = jwt.decode(token, keys, algorithms=algorithms)
+    # 2.4: explicitly typed, so that an ID token cannot pass for a logout token.
+    if decoded.header.get("typ") != "logout+jwt":
+        raise ValueError("typ must be logout+jwt")
+    claims = decoded.claims
+    now = int(time.time())
+    registry = jwt.JWTClaimsRegistry(
+        leeway=60, iss={"essential": True, "value": metadata["issuer"]},
+        aud={"essential": True, "value": _portal().settings.client_id},
+        iat={"essential": True}, exp={"essential": True}, jti={"essential": True})
+    registry.validate(claims)
+    if claims["iat"] > now + 60:
+        raise ValueError("iat is in the future")
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(LOGOUT_EVENT), dict):
+        raise ValueError("the back-channel logout event is missing")
+    if "nonce" in claims:
+        raise ValueError("a logout token must not carry a nonce")
+    if not isinstance(claims.get("sid"), str) and not isinstance(claims.get("sub"), str):
+        raise ValueError("the logout token names neither sid nor sub")
+    return claims
+
+
+def _clock_time(timestamp: float) -> str:
+    """The time of day in Paris, as the portal's page says it."""
+    return datetime.fromtimestamp(timestamp, PARIS).strftime("%H:%M:%S")
 
 
 def _keep_tokens(token: dict[str, Any]) -> dict[str, Any]:

@@ -103,6 +103,7 @@ def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:
             _client, secret = register_client(
                 session, tenant, name=f"{tenant.brand} — {tenant.portal_name} (démo)",
                 redirect_uris=[f"{url}/callback"], post_logout_redirect_uris=[f"{url}/"],
+                backchannel_logout_uri=f"{url}/backchannel-logout",
                 auth_method="client_secret_basic", first_party=True, client_id=client_id,
             )
             if secret is None:  # client_secret_basic always gets one; only key and public clients do not

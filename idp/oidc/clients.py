@@ -177,6 +177,8 @@ def register_client(
     client_id: str | None = None,
     require_pkce: bool = True,
     refresh_token_ttl: int | None = None,
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
 ) -> tuple[Client, str | None]:
     """Register a client of ``tenant``; return it with its secret (None for keys or public).
 
@@ -209,6 +211,7 @@ def register_client(
         raise ClientRegistrationError("a JWKS is only used with the private_key_jwt auth method")
     check_pkce_setting(auth_method, require_pkce)
     check_refresh_token_ttl(refresh_token_ttl)
+    backchannel = check_backchannel_logout_uri(backchannel_logout_uri)
     if client_id is None:
         client_id = generate_client_id(tenant)
     elif not CLIENT_ID_RE.match(client_id):
@@ -232,6 +235,8 @@ def register_client(
         first_party=first_party,
         require_pkce=require_pkce,
         refresh_token_ttl=refresh_token_ttl,
+        backchannel_logout_uri=backchannel,
+        backchannel_logout_session_required=backchannel_logout_session_required,
     )
     db.add(client)
     db.flush()
@@ -239,7 +244,8 @@ def register_client(
         db, events.CLIENT_ADDED, tenant=tenant.slug, client_id=client_id,
         name=name, auth_method=auth_method, first_party=first_party,
         redirect_uris=redirects, scopes=allowed_scopes, require_pkce=require_pkce,
-        refresh_token_ttl=refresh_token_ttl,
+        refresh_token_ttl=refresh_token_ttl, backchannel_logout_uri=backchannel,
+        backchannel_logout_session_required=backchannel_logout_session_required,
     )
     return client, secret
 
@@ -248,6 +254,14 @@ def check_pkce_setting(auth_method: str, require_pkce: bool) -> None:
     """Only a confidential client may be exempt from PKCE (RFC 9700 2.1.1)."""
     if auth_method == "none" and not require_pkce:
         raise ClientRegistrationError("a public client (auth method none) must use PKCE")
+
+
+def check_backchannel_logout_uri(uri: str | None) -> str | None:
+    """Back-Channel Logout 1.0 2.2: an absolute URI without fragment, https (plain http only on
+    loopback, for development), where the provider posts logout tokens; None: none."""
+    if uri is None:
+        return None
+    return check_redirect_uri(uri, label="back-channel logout URI")
 
 
 def check_refresh_token_ttl(seconds: int | None) -> None:
@@ -265,9 +279,13 @@ def update_client(
     require_pkce: bool | None = None,
     refresh_token_ttl: int | None = None,
     default_refresh_token_ttl: bool = False,
+    backchannel_logout_uri: str | None = None,
+    no_backchannel_logout: bool = False,
+    backchannel_logout_session_required: bool | None = None,
 ) -> Client:
-    """Change the PKCE requirement or the refresh token lifetime of a client; None keeps a value,
-    ``default_refresh_token_ttl`` goes back to the provider's setting. The caller commits."""
+    """Change the PKCE requirement, the refresh token lifetime or the back-channel logout of a
+    client; None keeps a value, ``default_refresh_token_ttl`` goes back to the provider's
+    setting, ``no_backchannel_logout`` removes the URI. The caller commits."""
     client = find_client(db, client_id)
     if client is None:
         raise ClientRegistrationError(f"no client with id {client_id!r}")
@@ -279,10 +297,18 @@ def update_client(
     elif refresh_token_ttl is not None:
         check_refresh_token_ttl(refresh_token_ttl)
         client.refresh_token_ttl = refresh_token_ttl
+    if no_backchannel_logout:
+        client.backchannel_logout_uri = None
+    elif backchannel_logout_uri is not None:
+        client.backchannel_logout_uri = check_backchannel_logout_uri(backchannel_logout_uri)
+    if backchannel_logout_session_required is not None:
+        client.backchannel_logout_session_required = backchannel_logout_session_required
     db.flush()
     events.record_event(
         db, events.CLIENT_UPDATED, tenant=client.tenant, client_id=client.client_id,
         require_pkce=client.require_pkce, refresh_token_ttl=client.refresh_token_ttl,
+        backchannel_logout_uri=client.backchannel_logout_uri,
+        backchannel_logout_session_required=client.backchannel_logout_session_required,
     )
     return client
 

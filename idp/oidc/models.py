@@ -11,7 +11,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, true
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.accounts.models import Account
@@ -50,6 +50,11 @@ class Client(Base, ClientMixin):
     require_pkce: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # The absolute lifetime of its refresh tokens, in seconds; None: IDP_REFRESH_TOKEN_TTL.
     refresh_token_ttl: Mapped[int | None] = mapped_column(Integer)
+    # OpenID Connect Back-Channel Logout 1.0 2.2: where logout tokens are posted, and whether
+    # the client needs their `sid` (every logout token carries it here, so this is informative).
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000))
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     @property
@@ -111,7 +116,7 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     auth_time: Mapped[int] = mapped_column(Integer)
     acr: Mapped[str | None] = mapped_column(String(100))
     amr: Mapped[list[str] | None] = mapped_column(JSON)
-    sid: Mapped[str | None] = mapped_column(String(64))
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -236,3 +241,35 @@ class Consent(Base):
     # beyond those the consented scopes release.
     claims: Mapped[list[str] | None] = mapped_column(JSON, default=list)
     granted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ProviderSession(Base):
+    """A member's sign-in in one browser: what the account page lists and what ends at logout.
+
+    Its id is the ``sid`` of ID and logout tokens (OIDC Back-Channel Logout 1.0 2.1): random,
+    unrelated to the browser's cookie, and kept when the cookie's id changes.
+    """
+
+    __tablename__ = "provider_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # The browser's User-Agent at sign-in, shown in words on the account page.
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class SessionClient(Base):
+    """A client a provider session signed in to (a code issued to it): told when the session ends."""
+
+    __tablename__ = "session_clients"
+
+    sid: Mapped[str] = mapped_column(ForeignKey("provider_sessions.sid", ondelete="CASCADE"),
+                                     primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"),
+                                           primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -22,13 +22,3 @@ def revoke_tokens(session: Session, condition: ColumnElement[bool], tag: str, *,
                         revoked_tokens=revoked, **data)
     return revoked
 
-
-def revoke_session_tokens(session: Session, *, tenant: str, account_id: str, sid: str) -> int:
-    """Revoke the tokens issued from one sign-in (its ``sid``), refresh tokens included.
-
-    Logging out of the provider ends what that sign-in granted: a refresh token must not keep a
-    relying party signed in after the member asked to sign out (RP-Initiated Logout 1.0 2).
-    """
-    condition = (Token.sid == sid) & (Token.tenant == tenant) & (Token.account_id == account_id)
-    return revoke_tokens(session, condition, events.SESSION_TOKENS_REVOKED, tenant=tenant,
-                         account_id=account_id)

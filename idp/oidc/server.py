@@ -45,11 +45,12 @@ from idp import events
 from idp.accounts.levels import Authentication
 from idp.accounts.models import Account
 from idp.db import rowcount, utcnow
-from idp.extensions import current_tenant, db, services
+from idp.extensions import current_tenant, db, find_service, services
 from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
 from idp.oidc.clients import ClientCache
 from idp.oidc.models import SUPPORTED_SCOPES, AuthorizationCode, Client, Token, token_digest
 from idp.oidc.revocation import revoke_tokens
+from idp.oidc.sessions import ProviderSessions
 from idp.web.gate import VSCHAR
 
 log = logging.getLogger(__name__)
@@ -327,6 +328,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 expires_at=utcnow() + timedelta(seconds=services().settings.authorization_code_ttl),
             )
         )
+        # Back-Channel Logout 1.0 2.7: the client is told when this session ends.
+        find_service(ProviderSessions).signed_in_to(authentication.sid, request.client.client_id)
 
     def generate_authorization_code(self) -> str:
         return secrets.token_urlsafe(32)

@@ -21,7 +21,6 @@ from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.interactions import Interactions
 from idp.oidc.models import SUPPORTED_SCOPES
-from idp.oidc.revocation import revoke_session_tokens
 from idp.oidc.server import AUTH_METHODS, current_server
 from idp.web import csrf
 from idp.web.rendering import render
@@ -103,6 +102,8 @@ def _discovery_document(issuer: str) -> bytes:
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["fr-FR", "en"],
         "authorization_response_iss_parameter_supported": True,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }, separators=(",", ":")).encode()
 
 
@@ -186,11 +187,11 @@ def logout_confirm():
         session.pop("logout", None)
         if form.cancel.data:
             return redirect(pending["redirect_uri"] or url_for("oidc.logged_out"), 303)
+        # Ends the provider session, revokes the tokens it granted (RP-Initiated Logout 1.0 2)
+        # and tells the portals it signed in to (Back-Channel Logout 1.0 2.7).
         authentication = sign_out(tenant)
         if authentication:
             record_event(db(), LOGOUT, tenant=tenant.slug, account_id=authentication.account_id)
-            revoke_session_tokens(db(), tenant=tenant.slug, account_id=authentication.account_id,
-                                  sid=authentication.sid)
         return redirect(pending["redirect_uri"] or url_for("oidc.logged_out"), 303)
     signed_in = current_authentication(current_tenant()) is not None
     return render("logout.html", form=form, client_name=pending["client"], signed_in=signed_in)

@@ -376,3 +376,50 @@ class TestRemove:
         make.client(client_id="portal")
 
         assert_refused(clients(runner, "remove", "nope", "--yes"), "no client with id 'nope'")
+
+
+def test_a_client_registers_a_back_channel_logout_uri(runner, db):
+    result = add(runner, "--client-id", "malakoff-bcl", "--backchannel-logout-uri",
+                 "https://portal.example.org/backchannel-logout",
+                 "--backchannel-logout-session-required")
+    assert result.exit_code == 0, result.output
+    (client,) = stored(db)
+    assert client.backchannel_logout_uri == "https://portal.example.org/backchannel-logout"
+    assert client.backchannel_logout_session_required is True
+    shown = clients(runner, "show", "malakoff-bcl").output
+    assert "back-channel logout: https://portal.example.org/backchannel-logout (sid required)" in shown
+
+
+@pytest.mark.parametrize(("uri", "reason"), [
+    ("http://portal.example.org/logout", "must use https"),
+    ("https://portal.example.org/logout#frag", "must not contain a fragment"),
+    ("/backchannel-logout", "must be absolute"),
+    ("https://user:pw@portal.example.org/logout", "must not contain credentials"),
+])
+def test_a_back_channel_logout_uri_must_be_absolute_https_without_fragment(runner, db, uri, reason):
+    result = add(runner, "--backchannel-logout-uri", uri)
+    assert result.exit_code == 1
+    assert f"back-channel logout URI {uri!r} {reason}" in result.output
+    assert stored(db) == []
+
+
+def test_loopback_http_is_allowed_for_development(runner, db):
+    result = add(runner, "--backchannel-logout-uri", "http://127.0.0.1:5001/backchannel-logout")
+    assert result.exit_code == 0, result.output
+
+
+def test_update_sets_and_removes_the_back_channel_logout_uri(runner, db):
+    add(runner, "--client-id", "malakoff-bcl")
+    result = clients(runner, "update", "malakoff-bcl", "--backchannel-logout-uri",
+                     "https://portal.example.org/bcl")
+    assert result.exit_code == 0
+    assert result.output.endswith("back-channel logout https://portal.example.org/bcl\n")
+    refused = clients(runner, "update", "malakoff-bcl", "--backchannel-logout-uri", "ftp://x.example/")
+    assert refused.exit_code == 1 and "must use https" in refused.output
+    assert stored(db)[0].backchannel_logout_uri == "https://portal.example.org/bcl"
+    both = clients(runner, "update", "malakoff-bcl", "--backchannel-logout-uri",
+                   "https://portal.example.org/bcl", "--no-backchannel-logout")
+    assert both.exit_code == 2
+    removed = clients(runner, "update", "malakoff-bcl", "--no-backchannel-logout")
+    assert removed.output.endswith("back-channel logout none\n")
+    assert stored(db)[0].backchannel_logout_uri is None

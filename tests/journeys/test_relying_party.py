@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from idp.demo.setup import DEMO_ACCOUNTS
+from tests.conftest import IdpCliRunner
 from tests.flows import last_code
 
 pytestmark = pytest.mark.server
@@ -69,3 +70,30 @@ def test_portal_logout_ends_the_provider_session(live):
     # Signing in again needs the password: the provider session is gone.
     again = browser.get(f"{portal}/login", timeout=10)
     assert "/login?interaction=" in again.url
+
+
+def test_the_portal_is_signed_out_over_the_back_channel_and_says_so(live):
+    """The member ends the portal's session from the account page of another browser: the
+    worker posts a logout token to the demo portal, which checks it and signs that browser out."""
+    account = DEMO_ACCOUNTS[0]
+    portal = live.portals[account.tenant]
+    at_portal, elsewhere = requests.Session(), requests.Session()
+    assert "Bonjour" in sign_in(at_portal, live, account).text
+    sign_in(elsewhere, live, account)
+
+    page = elsewhere.get(f"{live.base_url}/{account.tenant}/account", timeout=10).text
+    form = re.search(r'<form method="post" action="([^"]+/account/sessions/end-others)">(.*?)</form>',
+                     page, re.S)
+    assert form, page[:500]
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"',
+                      form[2])
+    ended = elsewhere.post(f"{live.base_url}{unescape(form[1])}",
+                           data={"csrf_token": token[1] or token[2], "confirm": "1"}, timeout=10)
+    assert "Vos autres sessions sont déconnectées" in ended.text
+
+    result = IdpCliRunner(live.app).invoke(args=["outbox", "work", "--once"])
+    assert result.exit_code == 0, result.output
+    home = at_portal.get(f"{portal}/", timeout=10).text
+    assert "Vous avez été déconnecté par le fournisseur d’identité à" in home
+    assert "Notifications de déconnexion reçues" in home and "1 session(s) du portail fermée(s)" in home
+    assert "Se connecter</a>" in home

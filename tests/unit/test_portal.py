@@ -509,3 +509,76 @@ def test_logout_by_get_when_signed_out_still_reaches_the_provider(client, provid
     assert response.status_code == 302
     assert response.headers["Location"].startswith(f"{END_SESSION}?")
     assert "id_token_hint" not in _query(response.headers["Location"])
+
+
+# --- back-channel logout ---------------------------------------------------------
+
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def _logout_token(key, *, header=None, **overrides) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": CLIENT_ID, "iat": now, "exp": now + 120, "jti": "j-1",
+              "sub": "acc-123", "sid": "sid-1", "events": {LOGOUT_EVENT: {}}}
+    claims.update(overrides)
+    claims = {name: value for name, value in claims.items() if value is not None}
+    return jwt.encode({"alg": "RS256", "kid": "test-key", "typ": "logout+jwt", **(header or {})},
+                      claims, key)
+
+
+def test_a_logout_token_signs_the_member_out_and_the_page_says_so(client, provider, signing_key):
+    provider.id_token_overrides = {"sid": "sid-1"}
+    _sign_in(client, provider)
+    other = client.application.test_client()
+    provider.id_token_overrides = {"sid": "sid-2"}
+    _sign_in(other, provider)
+
+    answer = client.application.test_client().post(
+        "/backchannel-logout", data={"logout_token": _logout_token(signing_key)})
+    assert answer.status_code == 200
+    assert answer.headers["Cache-Control"] == "no-store"
+
+    page = client.get("/").get_data(as_text=True)
+    assert "Vous avez été déconnecté par le fournisseur d’identité à" in page
+    assert "Se connecter</a>" in page
+    assert "Notifications de déconnexion reçues" in page and "<code>sid-1…</code>" in page
+    # The other session of the same member (another sid) is still signed in.
+    assert "Bonjour Camille" in other.get("/").get_data(as_text=True)
+
+
+def test_a_logout_token_without_sid_ends_every_session_of_its_subject(client, provider, signing_key):
+    provider.id_token_overrides = {"sid": "sid-1"}
+    _sign_in(client, provider)
+    token = _logout_token(signing_key, sid=None)
+    assert client.post("/backchannel-logout", data={"logout_token": token}).status_code == 200
+    assert "Se connecter</a>" in client.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("change", [
+    {"header": {"typ": "JWT"}},
+    {"aud": "another-client"},
+    {"iss": "http://localhost:5000/miel"},
+    {"nonce": "n-1"},
+    {"events": {"http://example.org/other": {}}},
+    {"events": None},
+    {"exp": int(time.time()) - 600},
+    {"jti": None},
+    {"sid": None, "sub": None},
+    {"key": "other"},
+])
+def test_an_invalid_logout_token_is_refused_and_changes_nothing(client, provider, signing_key, change):
+    provider.id_token_overrides = {"sid": "sid-1"}
+    _sign_in(client, provider)
+    change = dict(change)
+    key = signing_key
+    if change.pop("key", None):
+        key = RSAKey.generate_key(2048, parameters={"kid": "test-key"})
+    token = _logout_token(key, **change)
+    answer = client.post("/backchannel-logout", data={"logout_token": token})
+    assert answer.status_code == 400
+    assert answer.json["error"] == "invalid_request"
+    assert "Bonjour Camille" in client.get("/").get_data(as_text=True)
+
+
+def test_a_missing_logout_token_is_refused(client, provider):
+    assert client.post("/backchannel-logout", data={}).status_code == 400

@@ -1,0 +1,41 @@
+"""A browser's User-Agent in words, for the member's list of sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from idp.accounts.devices import Device, local_time, parse_user_agent
+
+
+@pytest.mark.parametrize(("user_agent", "device"), [
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/126.0.0.0 Mobile Safari/537.36", Device("Chrome", "Android")),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "Version/17.5 Mobile/15E148 Safari/604.1", Device("Safari", "iOS")),
+    ("Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "CriOS/126.0.6478.54 Mobile/15E148 Safari/604.1", Device("Chrome", "iPadOS")),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/126.0.0.0 Safari/537.36 Edg/126.0.2592.68", Device("Edge", "Windows")),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
+     Device("Firefox", "Windows")),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "Version/17.5 Safari/605.1.15", Device("Safari", "macOS")),
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
+     "Safari/537.36 OPR/111.0.0.0", Device("Opera", "Linux")),
+    ("Mozilla/5.0 (Linux; Android 14; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36", Device("Samsung Internet", "Android")),
+    ("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/126.0.0.0 Safari/537.36", Device("Chrome", "ChromeOS")),
+    ("curl/8.5.0", Device(None, None)),
+    ("", Device(None, None)),
+    (None, Device(None, None)),
+])
+def test_user_agents_in_words(user_agent, device):
+    assert parse_user_agent(user_agent) == device
+
+
+def test_times_are_shown_in_paris_time():
+    assert local_time(datetime(2026, 12, 3, 8, 30)).strftime("%H:%M") == "09:30"
+    assert local_time(datetime(2026, 7, 3, 8, 30)).strftime("%H:%M") == "10:30"
