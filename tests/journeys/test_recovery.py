@@ -10,9 +10,14 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from idp.accounts.models import Account
+from idp import create_app
+from idp.accounts.models import Account, RecoveryRequest
 from idp.channels.models import Message
+from idp.events import RESET_REQUESTED, AuditEvent
 from idp.registry.models import Member
+from tests.conftest import IdpCliRunner
+from tests.conftest import _reset as _empty_stores
+from tests.factories import Factories
 from tests.flows import Flow, csrf_token, query
 
 NEW_PASSWORD = "Lavande-Valensole-83!"
@@ -154,3 +159,37 @@ def test_miel_reset_by_member_number(app, client, db, make):
     assert _reset(client, _link(db, "miel")).status_code == 303
     flow = Flow(app.test_client(), "miel", make.client("miel"), with_email)
     assert "code" in query(flow.login(flow.authorize(), password=NEW_PASSWORD).headers["Location"])
+
+
+@pytest.fixture
+def worker_app(settings):
+    """Production's delivery: nothing is sent or looked up during the request."""
+    app = create_app({**settings, "message_delivery": "worker"})
+    yield app
+    _empty_stores(app)
+
+
+def test_the_page_records_the_request_and_the_worker_sends_the_link_after_it(worker_app):
+    database = worker_app.extensions["idp"].database
+    with database.session() as db:
+        account = Factories(worker_app, db).account("malakoff")
+        browser = worker_app.test_client()
+        token = csrf_token(browser.get("/malakoff/forgot-password?lang=en").data)
+        for identifier in (account.email, "nobody@example.org"):
+            answer = browser.post("/malakoff/forgot-password",
+                                  data={"identifier": identifier, "csrf_token": token})
+            assert answer.status_code == 200
+        # Both requests did the same: recorded as typed, nothing looked up, nothing queued.
+        assert db.scalars(select(RecoveryRequest.typed).order_by(RecoveryRequest.id)).all() == [
+            {"identifier": account.email}, {"identifier": "nobody@example.org"}]
+        assert _mails(db, "password_reset") == []
+        assert db.scalar(select(AuditEvent).where(AuditEvent.tag == RESET_REQUESTED)) is None
+
+        assert IdpCliRunner(worker_app).invoke(args=["outbox", "work", "--once"]).exit_code == 0
+
+        [mail] = _mails(db, "password_reset")
+        assert (mail.recipient, mail.status) == (account.email, "sent")
+        assert mail.subject == "Reset your password"  # the language of the pages it was asked on
+        assert db.scalars(select(RecoveryRequest)).all() == []  # nothing typed is kept
+        assert db.scalar(select(AuditEvent.account_id).where(
+            AuditEvent.tag == RESET_REQUESTED)) == account.id
