@@ -91,11 +91,6 @@ class RegistrationRequest(Base):
     locale: Mapped[str | None] = mapped_column(String(8))
 
 
-# What a recovery request asks: a reset link, the login email (where members sign in with
-# their email), the member number (where they sign in with it).
-RECOVERY_KINDS = ("reset", "login_email", "member_number")
-
-
 class RecoveryRequest(Base):
     """A forgot-password or forgot-identifier request, as typed, whatever it names (SPEC §6).
 
@@ -107,6 +102,8 @@ class RecoveryRequest(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant: Mapped[str] = mapped_column(String(32))
+    # "reset" (a reset link), "login_email" (which email signs in, where members sign in
+    # with it), "member_number" (the member number, where members sign in with it).
     kind: Mapped[str] = mapped_column(String(16))
     # What was typed: the identifier, the member number, or the NIR, names and birth date.
     typed: Mapped[dict[str, Any]] = mapped_column(JSON)

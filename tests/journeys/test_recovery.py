@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
@@ -15,6 +16,7 @@ from idp.accounts.models import Account, RecoveryRequest
 from idp.channels.models import Message
 from idp.events import RESET_REQUESTED, AuditEvent
 from idp.registry.models import Member
+from idp.wiring import worker_tasks
 from tests.conftest import IdpCliRunner
 from tests.conftest import _reset as _empty_stores
 from tests.factories import Factories
@@ -193,3 +195,41 @@ def test_the_page_records_the_request_and_the_worker_sends_the_link_after_it(wor
         assert db.scalars(select(RecoveryRequest)).all() == []  # nothing typed is kept
         assert db.scalar(select(AuditEvent.account_id).where(
             AuditEvent.tag == RESET_REQUESTED)) == account.id
+
+
+def _record(db, kind: str, **typed) -> None:
+    db.add(RecoveryRequest(tenant="malakoff", kind=kind, typed=typed, locale="fr"))
+    db.commit()
+
+
+def test_a_request_the_worker_cannot_carry_out_is_dropped_and_the_others_go_on(worker_app):
+    database = worker_app.extensions["idp"].database
+    with database.session() as db:
+        account = Factories(worker_app, db).account("malakoff")
+        _record(db, "reset")  # nothing typed: cannot be carried out
+        _record(db, "reset", identifier=account.email)
+
+        assert IdpCliRunner(worker_app).invoke(args=["outbox", "work", "--once"]).exit_code == 0
+
+        assert [mail.recipient for mail in _mails(db, "password_reset")] == [account.email]
+        assert db.scalars(select(RecoveryRequest)).all() == []
+
+
+def test_concurrent_workers_carry_out_each_request_once(worker_app):
+    services = worker_app.extensions["idp"]
+    with services.database.session() as db:
+        account = Factories(worker_app, db).account("malakoff")
+        for _ in range(20):
+            _record(db, "reset", identifier=account.email)
+
+    def work() -> int:
+        with worker_app.app_context(), services.database.session() as session:
+            return len(worker_tasks(services, session))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        made = [future.result() for future in [pool.submit(work) for _ in range(4)]]
+
+    assert sum(made) == 20
+    with services.database.session() as db:
+        assert len(_mails(db, "password_reset")) == 20
+        assert db.scalars(select(RecoveryRequest)).all() == []
