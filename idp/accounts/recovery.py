@@ -158,7 +158,8 @@ class Recovery:
         events.record_event(self.db, events.IDENTIFIER_REMINDED, tenant=self.tenant.slug,
                             account_id=account.id)
         return [self.messages.queue(self.tenant, "email", template, account.email,
-                                    reader=request, email=account.email, member_number=account.member_number,
+                                    reader=request, email=account.email,
+                                    member_number=account.member_number,
                                     legacy=account.legacy_login,
                                     login_url=f"{self.tenant.issuer}/login")]
 
