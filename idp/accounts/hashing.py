@@ -58,8 +58,9 @@ MAX_PBKDF2_ITERATIONS = 1_000_000
 MAX_BCRYPT_COST = 13
 # Django's salts have 22 characters (12 before 3.1): a wrapped hash stays well within its column.
 MAX_PBKDF2_SALT_LENGTH = 64
-# Longer than any hash of the supported formats with sane salts.
-MAX_HASH_LENGTH = 512
+# The column's length (accounts.password_hash), longer than any hash of the supported
+# formats with sane salts, wrapped or not.
+MAX_HASH_LENGTH = 255
 
 _PBKDF2 = "pbkdf2_sha256$"
 _BCRYPT = ("$2a$", "$2b$", "$2y$")

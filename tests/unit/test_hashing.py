@@ -163,3 +163,9 @@ def test_a_wrapped_hash_whose_argon2id_part_is_beyond_the_bounds_is_refused():
     wrapped = "$wrapped-pbkdf2_sha256$1000$s4lt" + costly
     assert "m=131072 KiB" in _hasher().import_problem(wrapped)
     assert not _hasher().verify(wrapped, "anything").ok
+
+
+def test_a_hash_longer_than_its_column_is_refused_at_import():
+    long_salt = Argon2(time_cost=1, memory_cost=1024, parallelism=1, salt_len=200).hash("x")
+    assert len(long_salt) > 255
+    assert _hasher().import_problem(long_salt).startswith("no supported hash")
