@@ -3,7 +3,7 @@
 With the production argon2id cost, on PostgreSQL and Redis, through the sign-in page: 60
 wrong passwords for an unknown identifier and 60 for a native argon2id account,
 interleaved; their medians may differ by 5 ms, or by 10 % of the slower one when that is
-more. Why relative: one argon2id verification is most of such a request (about 60 ms of
+more (``tests.timing``). Why relative: one argon2id verification is most of such a request (about 60 ms of
 100), so any departure from equal work (no verification for an unknown identifier, a
 cheaper dummy hash) moves a median by tens of percent, whereas other processes on a
 shared two-core machine move the medians of 100 ms requests by up to about 6 % either way
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import statistics
-import time
 
 import bcrypt
 import pytest
@@ -28,6 +26,7 @@ from idp.config import Settings
 from tests.conftest import _reset
 from tests.factories import Factories
 from tests.flows import Flow, csrf_token, query
+from tests.timing import assert_as_long, interleaved_medians
 
 ROUNDS = 60
 WARM_UP = 3
@@ -84,26 +83,18 @@ def test_an_unknown_identifier_costs_what_an_account_costs(production_cost_app):
     form = {"interaction": query(start.headers["Location"])["interaction"],
             "password": "Wrong-Password-1!", "csrf_token": csrf_token(page.data)}
 
-    def elapsed_ms(identifier: str) -> float:
-        started = time.perf_counter()
-        answer = flow.http.post("/malakoff/login", data={**form, "identifier": identifier})
-        assert answer.status_code == 401
-        return (time.perf_counter() - started) * 1000
+    def wrong_password(identifier: str):
+        def post():
+            answer = flow.http.post("/malakoff/login", data={**form, "identifier": identifier})
+            assert answer.status_code == 401
+        return post
 
-    pair = {"unknown": "nobody@example.org", "native argon2id": native.email}
-    timings: dict[str, list[float]] = {kind: [] for kind in pair}
-    for round_ in range(WARM_UP + ROUNDS):
-        # Each goes first in every other round: neither always follows the other.
-        for kind in sorted(pair, reverse=bool(round_ % 2)):
-            elapsed = elapsed_ms(pair[kind])
-            if round_ >= WARM_UP:
-                timings[kind].append(elapsed)
-    medians = {kind: statistics.median(values) for kind, values in timings.items()}
+    medians = assert_as_long(
+        {"unknown": wrong_password("nobody@example.org"),
+         "native argon2id": wrong_password(native.email)},
+        rounds=ROUNDS, warm_up=WARM_UP,
+        tolerance=lambda slower: max(TOLERANCE_MS, TOLERANCE_SHARE * slower))
     # Figures only: an imported account's legacy digest is computed before its argon2id part.
-    for kind, account in (("wrapped pbkdf2", pbkdf2), ("wrapped bcrypt", bcrypted)):
-        medians[kind] = statistics.median(
-            elapsed_ms(account.email) for _ in range(IMPORTED_ROUNDS))
-    print(" ".join(f"{kind}: {ms:.1f} ms;" for kind, ms in medians.items()))
-    slower = max(medians["unknown"], medians["native argon2id"])
-    tolerance = max(TOLERANCE_MS, TOLERANCE_SHARE * slower)
-    assert abs(medians["unknown"] - medians["native argon2id"]) <= tolerance, medians
+    print(interleaved_medians({"wrapped pbkdf2": wrong_password(pbkdf2.email),
+                               "wrapped bcrypt": wrong_password(bcrypted.email)},
+                              rounds=IMPORTED_ROUNDS, warm_up=0), medians)
