@@ -30,7 +30,7 @@ from idp.signin.views import bp as signin_bp
 from idp.store import create_store
 from idp.tenancy import load_tenants
 from idp.web.transactions import Provider
-from idp.wiring import register_services
+from idp.wiring import register_services, worker_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,7 +91,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Provider:
         channels=Channels.from_settings(settings, sign_logout),
     )
     register_services(services.registry)
-    services.channels.install_dispatch(database.sessionmaker)
+    services.channels.install_dispatch(database.sessionmaker,
+                                       lambda session: worker_tasks(services, session))
     app.extensions["idp"] = services
     app.session_interface = StoreSessionInterface(
         store,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from idp.accounts.recovery import Recovery
+from idp.accounts.recovery import Recovery, carry_out_requests
 from idp.accounts.registration import Registrations
 from idp.accounts.services import EndedSessions, Reauthentication
+from idp.channels.models import Message
 from idp.channels.services import Messages
 from idp.extensions import ServiceRegistry, Services, current_tenant
 from idp.mfa.services import OtpService, TrustedDevices
@@ -58,3 +59,10 @@ def register_services(registry: ServiceRegistry) -> None:
                                                       c.settings.secret_key))
     registry.register(Registrations, lambda c, s: Registrations(
         s, current_tenant(), c.channels.messages(s), c.settings.secret_key))
+
+
+def worker_tasks(c: Services, s: Session) -> list[Message]:
+    """What pages recorded for the worker to do after them (recovery requests), carried out on
+    the session ``s``: the worker's (``idp outbox work``, the demo's), or a fresh one right
+    after the request in the "inline" delivery mode. The messages it queued."""
+    return carry_out_requests(s, c.tenants, c.channels.messages(s), c.settings.secret_key)

@@ -7,12 +7,26 @@ from the previous system verify too, and are always upgraded the same way:
 - PBKDF2-SHA256 in Django's format ``pbkdf2_sha256$<iterations>$<salt>$<base64 digest>``;
 - bcrypt, ``$2a$``, ``$2b$`` or ``$2y$`` (modular crypt format).
 
+Such a hash is a fast digest of the password: kept as it is, a stolen database
+would give it up at the legacy scheme's speed. So an import stores it wrapped
+(``wrap``): its settings (scheme, cost, salt) in clear, and an argon2id hash of its
+digest in place of the digest::
+
+    $wrapped-pbkdf2_sha256$<iterations>$<salt>$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>
+    $wrapped-bcrypt$2b$<cost>$<22-character salt>$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>
+
+The argon2id part hashes the digest as the legacy hash wrote it (PBKDF2: its
+base64; bcrypt: its last 31 characters). A password is checked by computing the
+legacy digest with the stored settings, then verifying the argon2id part over it.
+Unwrapped legacy hashes still verify (``idp accounts wrap-legacy-hashes`` wraps
+those an older import left).
+
 A hash names its own cost, and verifying it spends that cost on one worker
 whatever the password: an imported hash claiming ``t=300`` would hold a worker
 for minutes at every wrong password. So each scheme's cost is bounded (the
-``MAX_*`` constants, or the configured argon2id cost when it is higher): a hash
-beyond them is refused at import, and one found in the database fails
-verification without being computed.
+``MAX_*`` constants, or the configured argon2id cost when it is higher), both
+parts of a wrapped hash alike: a hash beyond them is refused at import, and one
+found in the database fails verification without being computed.
 """
 
 from __future__ import annotations
@@ -42,8 +56,18 @@ MAX_ARGON2_TIME_COST = 10
 MAX_ARGON2_PARALLELISM = 8
 MAX_PBKDF2_ITERATIONS = 1_000_000
 MAX_BCRYPT_COST = 13
-# Longer than any hash of the supported formats with sane salts.
-MAX_HASH_LENGTH = 512
+# Django's salts have 22 characters (12 before 3.1): a wrapped hash stays well within its column.
+MAX_PBKDF2_SALT_LENGTH = 64
+# The column's length (accounts.password_hash), longer than any hash of the supported
+# formats with sane salts, wrapped or not.
+MAX_HASH_LENGTH = 255
+
+_PBKDF2 = "pbkdf2_sha256$"
+_BCRYPT = ("$2a$", "$2b$", "$2y$")
+_ARGON2ID = "$argon2id$"
+_WRAPPED = "$wrapped-"
+# bcrypt's settings start with "$": the wrapped format names the scheme before them.
+_BCRYPT_LABEL = "bcrypt"
 
 
 @dataclass(frozen=True)
@@ -69,26 +93,37 @@ class PasswordHasher:
 
     def import_problem(self, stored_hash: str) -> str | None:
         """Why ``verify`` could not check this hash of the previous system (or argon2id), if so."""
-        unsupported = "no supported hash (pbkdf2_sha256$…, $2a$/$2b$/$2y$…, $argon2id$…)"
+        unsupported = ("no supported hash (pbkdf2_sha256$…, $2a$/$2b$/$2y$…, $argon2id$…, "
+                       "$wrapped-…)")
         if len(stored_hash) > MAX_HASH_LENGTH:
             return unsupported
-        legacy = _legacy_verifier(stored_hash)
-        if legacy is _verify_pbkdf2_sha256:
-            parts = stored_hash.split("$")
-            if len(parts) != 4 or not parts[1].isdigit() or not all(parts[2:]) \
-                    or int(parts[1]) < 1:
-                return unsupported
-        elif legacy is _verify_bcrypt:
-            if len(stored_hash) != 60 or not stored_hash[4:6].isdigit():
-                return unsupported
-        elif not stored_hash.startswith("$argon2id$"):
-            return unsupported
-        else:
+        wrapped = _unwrap(stored_hash)
+        if wrapped is not None or _split_legacy(stored_hash) is None:
+            # An argon2id hash, alone or wrapping a legacy digest: its parameters must read.
+            argon2_part = wrapped[1] if wrapped is not None else stored_hash
             try:
-                extract_parameters(stored_hash)
+                if not argon2_part.startswith(_ARGON2ID):
+                    return unsupported
+                extract_parameters(argon2_part)
             except (InvalidHashError, ValueError):
                 return unsupported
         return self._cost_problem(stored_hash) or None
+
+    def wrap(self, stored_hash: str) -> str:
+        """A hash of the previous system, stored as argon2id over its digest (the module's
+        docstring); an argon2id hash, already wrapped or not, as it is. Check it with
+        ``import_problem`` first: nothing is verified here, and no password is needed."""
+        legacy = _split_legacy(stored_hash)
+        if legacy is None:
+            return stored_hash
+        settings, digest = legacy
+        label = _BCRYPT_LABEL if settings.startswith(_BCRYPT) else ""
+        return f"{_WRAPPED}{label}{settings}{self._argon2.hash(digest)}"
+
+    @staticmethod
+    def is_unwrapped_legacy(stored_hash: str | None) -> bool:
+        """A hash of the previous system kept as it was imported (``wrap`` would wrap it)."""
+        return bool(stored_hash) and _split_legacy(stored_hash or "") is not None
 
     def importable(self, stored_hash: str) -> bool:
         """A hash of the previous system (or argon2id) that ``verify`` can check."""
@@ -103,31 +138,40 @@ class PasswordHasher:
         if not stored_hash or len(stored_hash) > MAX_HASH_LENGTH or self._cost_problem(stored_hash):
             self._burn(password)
             return Verification(ok=False)
-        legacy = _legacy_verifier(stored_hash)
-        if legacy is not None:
-            return Verification(ok=legacy(stored_hash, password), needs_rehash=True)
-        try:
-            self._argon2.verify(stored_hash, password)
-        except InvalidHashError:
-            self._burn(password)
-            return Verification(ok=False)
-        except VerificationError:
+        wrapped = _unwrap(stored_hash)
+        split = wrapped or _split_legacy(stored_hash)
+        if split is not None:
+            settings, kept = split  # kept: the argon2id part if wrapped, else the digest
+            digest = _legacy_digest(settings, password)
+            if digest is None:  # settings the legacy scheme refuses (a salt it cannot read)
+                self._burn(password)
+                return Verification(ok=False)
+            ok = (self._matches(kept, digest) if wrapped is not None
+                  else hmac.compare_digest(digest, kept))
+            return Verification(ok=ok, needs_rehash=True)
+        if not self._matches(stored_hash, password):
             return Verification(ok=False)
         return Verification(ok=True, needs_rehash=self._argon2.check_needs_rehash(stored_hash))
 
+    def _matches(self, argon2_hash: str, secret: str) -> bool:
+        """argon2 verification; a hash it cannot read costs the dummy one and fails."""
+        try:
+            self._argon2.verify(argon2_hash, secret)
+        except InvalidHashError:
+            self._burn(secret)
+            return False
+        except VerificationError:
+            return False
+        return True
+
     def _cost_problem(self, stored_hash: str) -> str:
         """What makes this hash cost more than the bounds ("" when nothing, or not parsable)."""
-        if stored_hash.startswith("pbkdf2_sha256$"):
-            iterations = stored_hash.split("$")[1]
-            if iterations.isdigit() and int(iterations) > MAX_PBKDF2_ITERATIONS:
-                return (f"the PBKDF2 hash asks {int(iterations)} iterations; at most "
-                        f"{MAX_PBKDF2_ITERATIONS} are accepted")
-            return ""
-        if stored_hash.startswith(("$2a$", "$2b$", "$2y$")):
-            cost = stored_hash[4:6]
-            if cost.isdigit() and int(cost) > MAX_BCRYPT_COST:
-                return f"the bcrypt hash has cost {int(cost)}; at most {MAX_BCRYPT_COST} is accepted"
-            return ""
+        wrapped = _unwrap(stored_hash)
+        if wrapped is not None:
+            return _legacy_cost_problem(wrapped[0]) or self._argon2_cost_problem(wrapped[1])
+        return _legacy_cost_problem(stored_hash) or self._argon2_cost_problem(stored_hash)
+
+    def _argon2_cost_problem(self, stored_hash: str) -> str:
         if not stored_hash.startswith("$argon2"):
             return ""
         try:
@@ -151,29 +195,67 @@ class PasswordHasher:
             self._argon2.verify(self._dummy_hash, password)
 
 
-def _verify_pbkdf2_sha256(stored_hash: str, password: str) -> bool:
-    try:
-        _algorithm, iterations, salt, digest = stored_hash.split("$", 3)
-        rounds = int(iterations)
-    except ValueError:
-        return False
-    if not 1 <= rounds <= MAX_PBKDF2_ITERATIONS:
-        return False
-    computed = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), rounds)
-    return hmac.compare_digest(base64.b64encode(computed).decode(), digest)
+def _legacy_cost_problem(stored_hash: str) -> str:
+    """What makes a legacy hash (or its settings) cost more than the bounds ("" when nothing)."""
+    if stored_hash.startswith(_PBKDF2):
+        iterations = stored_hash.split("$")[1]
+        if iterations.isdigit() and int(iterations) > MAX_PBKDF2_ITERATIONS:
+            return (f"the PBKDF2 hash asks {int(iterations)} iterations; at most "
+                    f"{MAX_PBKDF2_ITERATIONS} are accepted")
+    elif stored_hash.startswith(_BCRYPT):
+        cost = stored_hash[4:6]
+        if cost.isdigit() and int(cost) > MAX_BCRYPT_COST:
+            return f"the bcrypt hash has cost {int(cost)}; at most {MAX_BCRYPT_COST} is accepted"
+    return ""
 
 
-def _verify_bcrypt(stored_hash: str, password: str) -> bool:
+def _settings_are_sound(settings: str) -> bool:
+    """A legacy hash's settings (scheme, cost, salt) of the right shape."""
+    if settings.startswith(_PBKDF2):
+        parts = settings.split("$")
+        return (len(parts) == 3 and parts[1].isdigit() and int(parts[1]) >= 1
+                and 0 < len(parts[2]) <= MAX_PBKDF2_SALT_LENGTH)
+    if settings.startswith(_BCRYPT):
+        return len(settings) == 29 and settings[4:6].isdigit() and settings[6] == "$"
+    return False
+
+
+def _split_legacy(stored_hash: str) -> tuple[str, str] | None:
+    """A hash of the previous system as (its settings, its digest); None if it is not one."""
+    if stored_hash.startswith(_PBKDF2):
+        settings, _, digest = stored_hash.rpartition("$")
+    elif stored_hash.startswith(_BCRYPT) and len(stored_hash) == 60:
+        settings, digest = stored_hash[:29], stored_hash[29:]
+    else:
+        return None
+    return (settings, digest) if digest and _settings_are_sound(settings) else None
+
+
+def _unwrap(stored_hash: str) -> tuple[str, str] | None:
+    """A wrapped hash as (the legacy settings, the argon2id hash of the legacy digest)."""
+    if not stored_hash.startswith(_WRAPPED):
+        return None
+    head, found, tail = stored_hash[len(_WRAPPED):].partition(_ARGON2ID)
+    labelled = head.startswith(_BCRYPT_LABEL + "$")
+    settings = head[len(_BCRYPT_LABEL):] if labelled else head
+    if not found or labelled != settings.startswith(_BCRYPT) or not _settings_are_sound(settings):
+        return None
+    return settings, _ARGON2ID + tail
+
+
+def _legacy_digest(settings: str, password: str) -> str | None:
+    """The digest the previous system stored for ``password`` with these settings, as it
+    wrote it; None when the settings cannot be used (beyond the bounds: never computed)."""
+    if settings.startswith(_PBKDF2):
+        _algorithm, iterations, salt = settings.split("$")
+        if not 1 <= int(iterations) <= MAX_PBKDF2_ITERATIONS:
+            return None
+        computed = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), int(iterations))
+        return base64.b64encode(computed).decode()
+    if int(settings[4:6]) > MAX_BCRYPT_COST:
+        return None
     try:
         # bcrypt reads at most 72 bytes; longer passwords were cut the same way when hashed.
-        return bcrypt.checkpw(password.encode()[:72], stored_hash.encode())
+        return bcrypt.hashpw(password.encode()[:72], settings.encode()).decode()[29:]
     except ValueError:
-        return False
-
-
-def _legacy_verifier(stored_hash: str):
-    if stored_hash.startswith("pbkdf2_sha256$"):
-        return _verify_pbkdf2_sha256
-    if stored_hash.startswith(("$2a$", "$2b$", "$2y$")):
-        return _verify_bcrypt
-    return None
+        return None

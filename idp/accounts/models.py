@@ -113,3 +113,24 @@ class RegistrationRequest(Base):
     decision_reason: Mapped[str | None] = mapped_column(String(500))
     # The language of the pages the member registered on: support's decision is written in it.
     locale: Mapped[str | None] = mapped_column(String(8))
+
+
+class RecoveryRequest(Base):
+    """A forgot-password or forgot-identifier request, as typed, whatever it names (SPEC §6).
+
+    The page only records it, so that it does the same work whether or not the identifier
+    exists; the worker looks it up, sends what it calls for, and deletes it.
+    """
+
+    __tablename__ = "recovery_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(32))
+    # "reset" (a reset link), "login_email" (which email signs in, where members sign in
+    # with it), "member_number" (the member number, where members sign in with it).
+    kind: Mapped[str] = mapped_column(String(16))
+    # What was typed: the identifier, the member number, or the NIR, names and birth date.
+    typed: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The language of the pages it was asked on: the email is written in it.
+    locale: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -9,9 +9,8 @@ from idp import ratelimit
 from idp.accounts.forms import ForgotPasswordForm, MemberNumberForm, MielIdentityForm, NewPasswordForm
 from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.recovery import Recovery, ResetLinkInvalid
-from idp.extensions import current_tenant, db, find_service, services
+from idp.extensions import current_tenant, find_service, services
 from idp.ratelimit import RateLimiter
-from idp.registry.matching import match_by_nir
 from idp.web.rendering import render
 from idp.web.tenants import tenant_blueprint
 
@@ -19,8 +18,8 @@ bp = tenant_blueprint("recovery", __name__)
 
 
 def _within_limit(subject: str, per_ip: ratelimit.Limit) -> bool:
-    """Both the identifier's limit and the address's; past either, nothing is sent and the
-    page says the same (no enumeration)."""
+    """Both the identifier's limit and the address's; past either, nothing is recorded and
+    the page says the same (no enumeration)."""
     return (RateLimiter(services().store, per_ip).allow(request.remote_addr or "?")
             and RateLimiter(services().store, ratelimit.RECOVERY_PER_IDENTIFIER).allow(subject))
 
@@ -39,7 +38,8 @@ def forgot_password():
     sent = False
     if form.validate_on_submit():
         identifier = form.identifier.data.strip()
-        # Over the limit, nothing more is sent, and the page says the same (no enumeration).
+        # Recorded, whatever it names: the worker looks it up after the request (no
+        # enumeration by time). Over the limit, nothing is, and the page says the same.
         if _within_limit(f"{tenant.slug}:{identifier.lower()}", ratelimit.RECOVERY_PER_IP):
             find_service(Recovery).request_reset(identifier)
         sent = True
@@ -81,7 +81,8 @@ def forgot_identifier():
 
     Miel: prove who you are as at registration, the member number is sent. Where members
     sign in with their email: the member number is enough, since only that account's own
-    address hears which address is the identifier.
+    address hears which address is the identifier. The page records what was typed; the
+    worker matches it after the request (``Recovery.carry_out``).
     """
     tenant = current_tenant()
     form = MemberNumberForm() if tenant.logs_in_with_email else MielIdentityForm()
@@ -90,13 +91,12 @@ def forgot_identifier():
         if tenant.logs_in_with_email:
             number = form.member_number.data.strip()
             if _within_limit(f"{tenant.slug}:number:{number}", ratelimit.IDENTIFIER_REMINDER_PER_IP):
-                find_service(Recovery).remind_login_email(number)
+                find_service(Recovery).request_login_email(number)
         elif _within_limit(f"{tenant.slug}:nir:{form.nir.parsed.value}",
                            ratelimit.IDENTIFIER_REMINDER_PER_IP):
-            match = match_by_nir(db(), tenant, form.nir.data, form.first_name.data,
-                                 form.last_name.data, form.birth_date.parsed)
-            find_service(Recovery).remind_identifier(
-                match.member if match.outcome == "match" else None)
+            find_service(Recovery).request_member_number(
+                form.nir.parsed.value, form.first_name.data, form.last_name.data,
+                form.birth_date.parsed)
         sent = True
     status = 400 if form.is_submitted() and not sent else 200
     return render("forgot_identifier.html", status=status, form=form, sent=sent)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from idp import events, ratelimit
@@ -16,7 +16,7 @@ from idp.accounts.models import Account
 from idp.channels.masking import mask_email
 from idp.channels.models import Message
 from idp.channels.services import Messages
-from idp.db import utcnow
+from idp.db import rowcount, utcnow
 from idp.identifiers import InvalidIdentifier, is_member_number, normalize_email, parse_member_number
 from idp.mfa.services import TrustedDevices
 from idp.oidc.models import Token
@@ -330,7 +330,8 @@ def create_account(
     ``legacy_login``: an account of the previous system, which signs in with its member
     number until it moves to its email (SPEC §7); its email on file is not proven yet.
     ``password_hash``: instead of ``password``, a hash imported from the previous system,
-    kept as is and upgraded to argon2id at the first sign-in.
+    stored wrapped in argon2id (``PasswordHasher.wrap``) and replaced by a plain argon2id
+    hash at the first sign-in.
     """
     if (password is None) == (password_hash is None):
         raise ValueError("give a password or a password hash")
@@ -363,7 +364,8 @@ def create_account(
         birthdate=birthdate,
         phone_number=phone_number,
         phone_number_verified=bool(phone_number),
-        password_hash=hasher.hash(password) if password is not None else password_hash,
+        password_hash=(hasher.hash(password) if password is not None
+                       else hasher.wrap(password_hash or "")),
         password_changed_at=utcnow(),
         status="active",
         terms_version=tenant.terms_version,
@@ -372,3 +374,31 @@ def create_account(
     db.flush()
     events.record_event(db, events.ACCOUNT_CREATED, tenant=tenant.slug, account_id=account.id)
     return account
+
+
+def wrap_legacy_hashes(db: Session, hasher: PasswordHasher, *, batch: int = 100) -> int:
+    """Wrap in argon2id every hash of the previous system still stored as it was imported
+    (``PasswordHasher.wrap``), ``batch`` accounts per transaction; how many were wrapped.
+
+    No password is needed and none is verified. Each account is changed only if its hash
+    is still the one read (a member signing in meanwhile gets a plain argon2id hash, which
+    stays), so it runs safely next to sign-ins, and again: what is wrapped is left alone.
+    A stopped run keeps the batches it committed.
+    """
+    legacy = or_(*(Account.password_hash.startswith(prefix, autoescape=True)
+                   for prefix in ("pbkdf2_sha256$", "$2a$", "$2b$", "$2y$")))
+    wrapped, after = 0, ""
+    while True:
+        rows = db.execute(select(Account.id, Account.password_hash)
+                          .where(legacy, Account.id > after)
+                          .order_by(Account.id).limit(batch)).all()
+        if not rows:
+            return wrapped
+        for account_id, stored in rows:
+            if stored is not None and hasher.is_unwrapped_legacy(stored):
+                wrapped += rowcount(db.execute(
+                    update(Account)
+                    .where(Account.id == account_id, Account.password_hash == stored)
+                    .values(password_hash=hasher.wrap(stored))))
+        db.commit()
+        after = rows[-1].id

@@ -79,11 +79,12 @@ class Channels:
         return cls(settings=settings, email_sender=email_sender, sms_sender=sms_sender,
                    letter_sender=build_letter_sender(settings), logout_sender=logout_sender)
 
-    def install_dispatch(self, factory: sessionmaker) -> None:
+    def install_dispatch(self, factory: sessionmaker, work: dispatch.Work | None = None) -> None:
         """Messages queued on sessions of ``factory`` are handed to the worker when their
-        transaction commits, and also tried at once in the "inline" delivery mode."""
+        transaction commits, and also tried at once in the "inline" delivery mode, where
+        ``work`` also carries out at once what they recorded for the worker."""
         inline = self.settings.message_delivery == "inline"
-        dispatch.install(factory, self._attempt_each if inline else None)
+        dispatch.install(factory, self._attempt_each if inline else None, work)
 
     def _attempt_each(self, session: Session, outgoing: list[Message]) -> dict[int, bool]:
         messages = self.messages(session)

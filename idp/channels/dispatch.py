@@ -7,15 +7,22 @@ and drops it if it rolls back, so a worker is woken exactly when there is someth
 for it to read. After the commit, the session's messages also ring an in-process bell,
 which a worker running in the same process (the demo's, on SQLite) waits on.
 
+Some pages queue no message but record a request for the worker to carry out after
+them (``note_work``: a recovery request, which the worker looks up and answers with a
+message or nothing), so that they do the same work whatever was asked. Its commit wakes
+the worker the same way; the worker carries out such requests (the app's ``work``)
+before each look at the queue.
+
 In the "worker" mode (``message_delivery``, the default and production's) nothing is
 sent here: the page that queued a code asks ``Messages.delivered``, which waits a short
 bounded time for the worker to report it sent. In the "inline" mode (tests,
 single-process development) the session that queued messages also makes one attempt at
 each once its transaction has ended (its connection back in the pool), on a session of
-its own, and notes whether each went. Either way a rolled-back transaction sends
-nothing, and what is not delivered at once stays queued for ``idp outbox work``. Views
-and commands never send: they commit, or the request commits for them
-(``idp.web.transactions``).
+its own, and notes whether each went; what it recorded for the worker is carried out
+first, on a session of its own, and the messages that makes are tried too. Either way a
+rolled-back transaction sends nothing, and what is not delivered at once stays queued for
+``idp outbox work``. Views and commands never send: they commit, or the request commits
+for them (``idp.web.transactions``).
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ DELIVERED = "idp.messages.delivered"
 COMMITTED = "idp.messages.committed"
 DISPATCHES = "idp.messages.dispatches"
 READY = "idp.messages.ready"
+WORK = "idp.messages.work"
+WORK_READY = "idp.messages.work-ready"
+
+# work(session) carries out the requests recorded for the worker, on ``session``, committing
+# each; it returns the messages it queued.
+Work = Callable[[Session], list]
 
 
 class Bell:
@@ -71,10 +84,21 @@ def dispatch_at_commit(session: Session) -> Session:
 
 
 def note_queued(session: Session, message) -> None:
+    _notify(session)
+    session.info.setdefault(OUTGOING, []).append(message)
+
+
+def note_work(session: Session) -> None:
+    """A request for the worker to carry out was added to ``session``'s transaction: its commit
+    wakes the worker as a message's does."""
+    _notify(session)
+    session.info[WORK] = True
+
+
+def _notify(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Transactional: PostgreSQL sends it at commit, once however many were issued.
         session.execute(text(f"NOTIFY {CHANNEL}"))
-    session.info.setdefault(OUTGOING, []).append(message)
 
 
 def delivered(session: Session, message) -> bool | None:
@@ -88,33 +112,42 @@ def committed_at(session: Session, message) -> float | None:
 
 
 def install(factory: sessionmaker,
-            attempt: Callable[[Session, list], dict[int, bool]] | None = None) -> None:
+            attempt: Callable[[Session, list], dict[int, bool]] | None = None,
+            work: Work | None = None) -> None:
     """Hand what sessions of ``factory`` queued to the worker when they commit.
 
     With ``attempt`` (the "inline" mode), also try each message once after the commit of a
     session marked by ``dispatch_at_commit``: ``attempt(session, messages)`` tries each on
-    the given fresh session and returns {message id: delivered}.
+    the given fresh session and returns {message id: delivered}. If that session recorded
+    requests for the worker (``note_work``), ``work`` carries them out first, on a fresh
+    session, and the messages it queued are tried too.
     """
 
     @event.listens_for(factory, "after_commit")
     def committed(session: Session) -> None:
-        outgoing = session.info.pop(OUTGOING, None)
-        if not outgoing:
+        outgoing = session.info.pop(OUTGOING, None) or []
+        recorded = session.info.pop(WORK, False)
+        if not outgoing and not recorded:
             return
         now = time.monotonic()
         session.info.setdefault(COMMITTED, {}).update({message.id: now for message in outgoing})
         BELL.ring()
         if attempt is not None and session.info.get(DISPATCHES):
             session.info[READY] = outgoing
+            session.info[WORK_READY] = recorded
 
     @event.listens_for(factory, "after_transaction_end")
     def dispatch(session: Session, transaction) -> None:
         # Once the transaction is over and its connection back in the pool: whatever
         # happens while sending (an error, an interruption) leaves it in a clean state.
-        if attempt is None or transaction.parent is not None or not session.info.get(READY):
+        if attempt is None or transaction.parent is not None or READY not in session.info:
             return
-        outgoing = session.info.pop(READY)
+        outgoing = list(session.info.pop(READY))
+        recorded = session.info.pop(WORK_READY, False)
         try:
+            if recorded and work is not None:
+                with factory() as working:
+                    outgoing += work(working)
             with factory() as delivery:
                 session.info.setdefault(DELIVERED, {}).update(attempt(delivery, outgoing))
         except Exception as exc:  # the change is committed: its messages wait for the worker
@@ -123,3 +156,4 @@ def install(factory: sessionmaker,
     @event.listens_for(factory, "after_rollback")
     def forget(session: Session) -> None:
         session.info.pop(OUTGOING, None)
+        session.info.pop(WORK, None)

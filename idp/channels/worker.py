@@ -121,12 +121,16 @@ class Wakeups:
 
 def run(messages: Messages, wakeups: Wakeups, stop: threading.Event, *, interval: float,
         batch: int, report: Callable[[Batch], None],
-        on_database_error: Callable[[SQLAlchemyError], None]) -> None:
-    """Deliver what is due, then wait for a wake-up or ``interval``, until ``stop`` is set."""
+        on_database_error: Callable[[SQLAlchemyError], None],
+        work: dispatch.Work | None = None) -> None:
+    """Carry out what pages recorded for the worker (``work``, on the worker's session), deliver
+    what is due, then wait for a wake-up or ``interval``, until ``stop`` is set."""
     wakeups.listen()
     try:
         while not stop.is_set():
             try:
+                if work is not None:
+                    work(messages.session)
                 result = messages.deliver_due(batch, should_stop=stop.is_set)
             except SQLAlchemyError as exc:
                 messages.session.rollback()

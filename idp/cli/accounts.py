@@ -12,7 +12,7 @@ from datetime import date
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from idp.accounts.models import ACCOUNT_STATUSES, Account
 from idp.accounts.passwords import PersonalData, password_errors
@@ -25,10 +25,11 @@ from idp.accounts.services import (
     email_in_use,
     find_by_identifier,
     set_password,
+    wrap_legacy_hashes,
 )
 from idp.channels.services import Messages
 from idp.cli.common import tenant_by_slug, transaction
-from idp.extensions import find_service, services
+from idp.extensions import db, find_service, services
 from idp.identifiers import (
     YYYY_MM_DD,
     InvalidIdentifier,
@@ -126,7 +127,8 @@ def _birth_date(_context: click.Context, _parameter: click.Parameter, value: str
 @click.option("--hash-on-stdin", "hash_from_stdin", is_flag=True,
               help="Standard input holds the account's password hash from the previous system "
                    "(pbkdf2_sha256$…, bcrypt $2b$…, or $argon2id$…) instead of a password; "
-                   "it is upgraded to argon2id at the first sign-in.")
+                   "a legacy one is stored wrapped in argon2id, and replaced by plain argon2id "
+                   "at the first sign-in.")
 @click.option("--legacy", is_flag=True,
               help="An account of the previous system (malakoff): signs in with its member number "
                    "until it moves to its email (`idp migration`).")
@@ -225,6 +227,27 @@ def list_command(tenant: str, status: str | None) -> None:
             created = row.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
             click.echo(f"{row.id:<36}  {identifier:<40}  {row.status:<8}  {created}")
     click.echo(f"{count} account(s)")
+
+
+@group.command("wrap-legacy-hashes")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="Accounts changed per transaction.")
+def wrap_legacy_hashes_command(batch: int) -> None:
+    """Wrap in argon2id the password hashes of the previous system still stored as imported.
+
+    Imports store a PBKDF2 or bcrypt hash wrapped (argon2id over its digest); accounts
+    imported before that keep the fast legacy digest until their first sign-in. This
+    wraps every one of them, in every tenant: the members' passwords stay the same. It
+    can run while members sign in, and again (it changes only what is left).
+    """
+    try:
+        wrapped = wrap_legacy_hashes(db(), services().hasher, batch=batch)
+    except SQLAlchemyError as exc:
+        db().rollback()
+        raise click.ClickException(
+            f"database error ({type(exc).__name__}); the batches already done are kept: "
+            "run it again") from None
+    click.echo(f"{wrapped} legacy password hash(es) wrapped in argon2id")
 
 
 @group.command("set-password")

@@ -27,6 +27,7 @@ from idp.channels.worker import Wakeups
 from idp.cli.common import echo_table, tenant_by_slug, transaction
 from idp.db import connect_args, utcnow
 from idp.extensions import db, services
+from idp.wiring import worker_tasks
 
 group = AppGroup(
     "outbox",
@@ -80,8 +81,9 @@ def work(interval: float, batch: int, once: bool) -> None:
     """Deliver queued messages until stopped (SIGTERM or Ctrl-C).
 
     Run it as its own process next to the web servers: pages never send, they
-    queue and wake it (on PostgreSQL through LISTEN/NOTIFY, one more database
-    connection per worker), and it also looks at the queue every --interval
+    queue (or record a recovery request, which it looks up first) and wake it
+    (on PostgreSQL through LISTEN/NOTIFY, one more database connection per
+    worker), and it also looks at the queue every --interval
     seconds for retries that are due. Several can run at once (on PostgreSQL
     each message is claimed by one of them). It stops cleanly between two
     messages: nothing is sent twice or lost. Logs are JSON lines on standard
@@ -89,8 +91,13 @@ def work(interval: float, batch: int, once: bool) -> None:
     """
     logs.configure()
     messages = _messages()
+
+    def work(session):
+        return worker_tasks(services(), session)
+
     if once:
         try:
+            work(messages.session)
             result = messages.deliver_due(batch)
         except SQLAlchemyError as exc:
             messages.session.rollback()
@@ -110,7 +117,7 @@ def work(interval: float, batch: int, once: bool) -> None:
         click.echo(f"delivering queued messages as they are queued (and every {interval:g} s); "
                    "SIGTERM or Ctrl-C stops")
         worker.run(messages, wakeups, stop, interval=interval, batch=batch, report=_report,
-                   on_database_error=database_error)
+                   on_database_error=database_error, work=work)
     click.echo("stopped")
 
 

@@ -28,6 +28,7 @@ from idp.demo.portal import create_portal
 from idp.oidc.clients import find_client, register_client, remove_client
 from idp.registry.importer import import_members
 from idp.registry.models import Member
+from idp.wiring import worker_tasks
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,8 @@ class DemoWorker:
             worker.run(services.channels.messages(session),
                        worker.Wakeups(database.engine, connect_args(database.timeouts)),
                        self.stopping, interval=self.interval, batch=100,
-                       report=lambda _batch: None, on_database_error=lambda _exc: None)
+                       report=lambda _batch: None, on_database_error=lambda _exc: None,
+                       work=lambda worker_session: worker_tasks(services, worker_session))
 
 
 def _listening(host: str, port: int) -> socket.socket:

@@ -122,6 +122,27 @@ def wait_for(condition, within: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def start_worker_process(settings: dict, port: int, tmp_path: Path):
+    """`idp outbox work` in a process of its own, listening: (the process, its log file)."""
+    output = tmp_path / "worker.log"
+    with output.open("wb") as log:
+        # Polls every 60 s: only the notification can make it send within a test.
+        worker = subprocess.Popen(  # noqa: S603 - the idp command of this environment
+            [str(Path(sys.executable).with_name("idp")), "outbox", "work", "--interval", "60"],
+            env=node_environment(worker_settings(settings, port)),
+            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b"delivering queued messages" in output.read_bytes()
+                 or worker.poll() is not None, within=30)
+        assert worker.poll() is None, output.read_text()
+    except BaseException:
+        worker.terminate()
+        worker.wait(timeout=15)
+        raise
+    time.sleep(0.3)  # past its first look at the queue
+    return worker, output
+
+
 def test_a_request_never_delivers_a_message_itself(make_app, smtp_server):
     """SMTP answers, but no worker runs: the page queues the code and says it is delayed."""
     app = make_app(smtp_server.port)
@@ -186,18 +207,8 @@ def test_a_worker_process_is_woken_by_postgresql_at_the_commit(make_app, setting
     if not settings["database_url"].startswith("postgresql"):
         pytest.skip("LISTEN/NOTIFY wakes workers in other processes on PostgreSQL only")
     app = make_app(smtp_server.port)
-    output = tmp_path / "worker.log"
-    with output.open("wb") as log:
-        # Polls every 60 s: only the notification can make it send within the test.
-        worker = subprocess.Popen(  # noqa: S603 - the idp command of this environment
-            [str(Path(sys.executable).with_name("idp")), "outbox", "work", "--interval", "60"],
-            env=node_environment(worker_settings(settings, smtp_server.port)),
-            stdout=log, stderr=subprocess.STDOUT)
+    worker, output = start_worker_process(settings, smtp_server.port, tmp_path)
     try:
-        wait_for(lambda: b"delivering queued messages" in output.read_bytes()
-                 or worker.poll() is not None, within=30)
-        assert worker.poll() is None, output.read_text()
-        time.sleep(0.3)  # past its first look at the queue
         answer, _took = ask_email_code(app)
         assert answer.status_code == 303 and "delayed" not in answer.headers["Location"], (
             output.read_text())
@@ -211,6 +222,29 @@ def test_a_worker_process_is_woken_by_postgresql_at_the_commit(make_app, setting
         worker.wait(timeout=15)
     assert worker.returncode == 0, output.read_text()
     assert [status for _template, status in statuses(app)] == ["sent", "sent"]
+
+
+def test_a_worker_process_answers_a_recovery_request_once_it_is_committed(make_app, settings,
+                                                                         smtp_server, tmp_path):
+    """The page records the request; the worker, woken at its commit, looks it up and sends."""
+    if not settings["database_url"].startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY wakes workers in other processes on PostgreSQL only")
+    app = make_app(smtp_server.port)
+    with app.extensions["idp"].database.session() as db:
+        account = Factories(app, db).account()
+    worker, _output = start_worker_process(settings, smtp_server.port, tmp_path)
+    try:
+        browser = app.test_client()
+        page = browser.get("/malakoff/forgot-password")
+        answer = browser.post("/malakoff/forgot-password", data={
+            "identifier": account.email, "csrf_token": csrf_token(page.data)})
+        assert answer.status_code == 200 and statuses(app) == []  # nothing done in the request
+        wait_for(lambda: len(smtp_server.inbox) == 1, within=5)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+    assert smtp_server.inbox[0].recipients == [account.email]
+    assert statuses(app) == [("password_reset", "sent")]
 
 
 def test_the_smtp_timeout_bounds_an_attempt(settings):

@@ -46,7 +46,8 @@ def assert_refused(result, message: str) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
-@pytest.mark.parametrize("command", ["create", "list", "set-password", "set-contact"])
+@pytest.mark.parametrize("command", ["create", "list", "set-password", "set-contact",
+                                     "wrap-legacy-hashes"])
 def test_every_command_has_help(runner, command):
     result = accounts(runner, command, "--help")
 
@@ -99,7 +100,11 @@ class TestCreate:
         assert result.exit_code == 0, result.output
         assert legacy_hash not in result.output
         [account] = stored(db)
-        assert account.password_hash == legacy_hash
+        # Stored wrapped: argon2id over the legacy digest, which is not kept.
+        digest = legacy_hash.rsplit("$", 1)[1] if scheme == "pbkdf2_sha256" else legacy_hash[29:]
+        assert account.password_hash.startswith(
+            ("$wrapped-pbkdf2_sha256$1000$s4lt$argon2id$", f"$wrapped-bcrypt{legacy_hash[:29]}$argon2id$"))
+        assert digest not in account.password_hash
         flow = Flow(app.test_client(), "malakoff", make_client(app, db), account)
         answer = flow.login(flow.authorize(), identifier=account.email)
         # Password and code accepted; the legacy account is now asked to confirm its email.
@@ -332,3 +337,33 @@ class TestSetContact:
                        "no account 'nobody@example.org' in malakoff")
         assert_refused(self.set_contact(runner, "acme", "x", "--email", "a@example.org"),
                        "unknown tenant 'acme'")
+
+
+def test_legacy_hashes_imported_before_wrapping_are_wrapped_and_still_sign_in(runner, db, app):
+    make = Factories(app, db)
+    pbkdf2, bcrypted = make.account(), make.account()
+    native, broken = make.account(), make.account()
+    legacy = {pbkdf2.id: _pbkdf2(PASSWORD),
+              bcrypted.id: bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()}
+    # As an import stored them before imports wrapped them; one shape verify cannot read.
+    for account_id, legacy_hash in (*legacy.items(), (broken.id, "pbkdf2_sha256$x$s$d")):
+        db.get(Account, account_id).password_hash = legacy_hash
+    db.commit()
+    native_hash = native.password_hash
+
+    result = accounts(runner, "wrap-legacy-hashes", "--batch", "1")
+    assert result.exit_code == 0, result.output
+    assert "2 legacy password hash(es) wrapped" in result.output
+
+    db.expire_all()
+    for account_id, legacy_hash in legacy.items():
+        wrapped = db.get(Account, account_id).password_hash
+        assert wrapped.startswith("$wrapped-") and legacy_hash[-20:] not in wrapped
+    assert db.get(Account, native.id).password_hash == native_hash
+    assert db.get(Account, broken.id).password_hash == "pbkdf2_sha256$x$s$d"
+    assert "0 legacy password hash(es) wrapped" in accounts(runner, "wrap-legacy-hashes").output
+
+    flow = Flow(app.test_client(), "malakoff", make_client(app, db), db.get(Account, pbkdf2.id))
+    assert flow.give_password(PASSWORD).status_code in (302, 303)  # on to the code
+    db.expire_all()
+    assert db.get(Account, pbkdf2.id).password_hash.startswith("$argon2id$")

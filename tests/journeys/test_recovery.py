@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
 from sqlalchemy import select
 
-from idp.accounts.models import Account
+from idp import create_app
+from idp.accounts.models import Account, RecoveryRequest
 from idp.channels.models import Message
+from idp.events import RESET_REQUESTED, AuditEvent
 from idp.registry.models import Member
+from idp.wiring import worker_tasks
+from tests.conftest import IdpCliRunner
+from tests.conftest import _reset as _empty_stores
+from tests.factories import Factories
 from tests.flows import Flow, csrf_token, query
 
 NEW_PASSWORD = "Lavande-Valensole-83!"
@@ -70,16 +77,18 @@ def test_the_link_is_single_use_and_expires(app, client, db, flow, monkeypatch):
     assert expired.status_code == 400 and b"plus valable" in expired.data
 
 
-def _without_csrf_tokens(page: bytes) -> bytes:
-    return re.sub(rb"[\w-]+\.[\w-]+\.[\w-]{20,}", b"", page)
+def _without_the_time(page: bytes) -> bytes:
+    """The page without its CSRF tokens and the seconds its session has left."""
+    return re.sub(rb'[\w-]+\.[\w-]+\.[\w-]{20,}|data-deadline="\d+"', b"", page)
 
 
 def test_unknown_identifiers_get_the_same_answer_and_no_email(client, db, flow):
     known = _ask(client, "malakoff", flow.account.email)
     unknown = _ask(client, "malakoff", "nobody@example.org")
     assert known.status_code == unknown.status_code == 200
-    # The pages differ only by their CSRF tokens, which carry the second they were made in.
-    assert _without_csrf_tokens(known.data) == _without_csrf_tokens(unknown.data)
+    # The pages differ only by the second they were made in: their CSRF tokens carry it, and
+    # their countdown of the session's time left.
+    assert _without_the_time(known.data) == _without_the_time(unknown.data)
     assert len(_mails(db, "password_reset")) == 1
 
 
@@ -154,3 +163,75 @@ def test_miel_reset_by_member_number(app, client, db, make):
     assert _reset(client, _link(db, "miel")).status_code == 303
     flow = Flow(app.test_client(), "miel", make.client("miel"), with_email)
     assert "code" in query(flow.login(flow.authorize(), password=NEW_PASSWORD).headers["Location"])
+
+
+@pytest.fixture
+def worker_app(settings):
+    """Production's delivery: nothing is sent or looked up during the request."""
+    app = create_app({**settings, "message_delivery": "worker"})
+    yield app
+    _empty_stores(app)
+
+
+def test_the_page_records_the_request_and_the_worker_sends_the_link_after_it(worker_app):
+    database = worker_app.extensions["idp"].database
+    with database.session() as db:
+        account = Factories(worker_app, db).account("malakoff")
+        browser = worker_app.test_client()
+        token = csrf_token(browser.get("/malakoff/forgot-password?lang=en").data)
+        for identifier in (account.email, "nobody@example.org"):
+            answer = browser.post("/malakoff/forgot-password",
+                                  data={"identifier": identifier, "csrf_token": token})
+            assert answer.status_code == 200
+        # Both requests did the same: recorded as typed, nothing looked up, nothing queued.
+        assert db.scalars(select(RecoveryRequest.typed).order_by(RecoveryRequest.id)).all() == [
+            {"identifier": account.email}, {"identifier": "nobody@example.org"}]
+        assert _mails(db, "password_reset") == []
+        assert db.scalar(select(AuditEvent).where(AuditEvent.tag == RESET_REQUESTED)) is None
+
+        assert IdpCliRunner(worker_app).invoke(args=["outbox", "work", "--once"]).exit_code == 0
+
+        [mail] = _mails(db, "password_reset")
+        assert (mail.recipient, mail.status) == (account.email, "sent")
+        assert mail.subject == "Reset your password"  # the language of the pages it was asked on
+        assert db.scalars(select(RecoveryRequest)).all() == []  # nothing typed is kept
+        assert db.scalar(select(AuditEvent.account_id).where(
+            AuditEvent.tag == RESET_REQUESTED)) == account.id
+
+
+def _record(db, kind: str, **typed) -> None:
+    db.add(RecoveryRequest(tenant="malakoff", kind=kind, typed=typed, locale="fr"))
+    db.commit()
+
+
+def test_a_request_the_worker_cannot_carry_out_is_dropped_and_the_others_go_on(worker_app):
+    database = worker_app.extensions["idp"].database
+    with database.session() as db:
+        account = Factories(worker_app, db).account("malakoff")
+        _record(db, "reset")  # nothing typed: cannot be carried out
+        _record(db, "reset", identifier=account.email)
+
+        assert IdpCliRunner(worker_app).invoke(args=["outbox", "work", "--once"]).exit_code == 0
+
+        assert [mail.recipient for mail in _mails(db, "password_reset")] == [account.email]
+        assert db.scalars(select(RecoveryRequest)).all() == []
+
+
+def test_concurrent_workers_carry_out_each_request_once(worker_app):
+    services = worker_app.extensions["idp"]
+    with services.database.session() as db:
+        account = Factories(worker_app, db).account("malakoff")
+        for _ in range(20):
+            _record(db, "reset", identifier=account.email)
+
+    def work() -> int:
+        with worker_app.app_context(), services.database.session() as session:
+            return len(worker_tasks(services, session))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        made = [future.result() for future in [pool.submit(work) for _ in range(4)]]
+
+    assert sum(made) == 20
+    with services.database.session() as db:
+        assert len(_mails(db, "password_reset")) == 20
+        assert db.scalars(select(RecoveryRequest)).all() == []

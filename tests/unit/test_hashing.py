@@ -70,3 +70,102 @@ def test_legacy_hashes_verify_and_ask_to_be_upgraded(make_hash):
 @pytest.mark.parametrize("broken", ["pbkdf2_sha256$x$s$d", "pbkdf2_sha256$0$s$d", "$2b$04$short"])
 def test_broken_legacy_hashes_never_verify(broken):
     assert not _hasher().verify(broken, "anything").ok
+
+
+def _bcrypt(password: str, variant: str = "2b") -> str:
+    made = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return f"${variant}${made[4:]}"  # the three variants differ by their name only
+
+
+LEGACY = {
+    "pbkdf2_sha256": _pbkdf2,
+    "bcrypt 2a": lambda password: _bcrypt(password, "2a"),
+    "bcrypt 2b": _bcrypt,
+    "bcrypt 2y": lambda password: _bcrypt(password, "2y"),
+}
+
+
+@pytest.mark.parametrize("make_hash", LEGACY.values(), ids=LEGACY.keys())
+def test_a_wrapped_legacy_hash_verifies_the_password_and_keeps_no_legacy_digest(make_hash):
+    legacy = make_hash("Ancien-Systeme-1!")
+    wrapped = _hasher().wrap(legacy)
+    digest = legacy.rsplit("$", 1)[1] if legacy.startswith("pbkdf2") else legacy[29:]
+
+    assert digest not in wrapped
+    assert wrapped.startswith(("$wrapped-pbkdf2_sha256$1000$s4lt$argon2id$v=19$m=1024,t=1,p=1$",
+                               f"$wrapped-bcrypt{legacy[:29]}$argon2id$v=19$m=1024,t=1,p=1$"))
+    assert len(wrapped) <= 255  # the column
+    assert _hasher().import_problem(wrapped) is None
+    result = _hasher().verify(wrapped, "Ancien-Systeme-1!")
+    assert result.ok and result.needs_rehash  # plain argon2id at the next sign-in
+    assert not _hasher().verify(wrapped, "Ancien-Systeme-2!").ok
+
+
+def test_wrapping_leaves_argon2id_hashes_as_they_are():
+    native = _hasher().hash("Correct-Horse-7!")
+    wrapped = _hasher().wrap(_pbkdf2("Correct-Horse-7!"))
+    assert _hasher().wrap(native) == native
+    assert _hasher().wrap(wrapped) == wrapped
+
+
+def _tampered(wrapped: str, old: str, new: str) -> str:
+    assert old in wrapped
+    return wrapped.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(("make_hash", "old", "new"), [
+    (_pbkdf2, "$1000$", "$1001$"),  # iterations
+    (_pbkdf2, "$s4lt$", "$s4lT$"),  # salt
+    (_pbkdf2, "$wrapped-pbkdf2_sha256$", "$wrapped-bcrypt$"),  # the scheme
+    (_bcrypt, "$04$", "$05$"),  # cost
+    (_bcrypt, "$2b$04$", "$2b$04$A"),  # salt shifted
+    (_bcrypt, "$argon2id$v=19$m=1024,t=1,p=1$", "$argon2id$v=19$m=1024,t=2,p=1$"),  # argon2 part
+], ids=["iterations", "pbkdf2 salt", "scheme", "bcrypt cost", "bcrypt salt", "argon2 passes"])
+def test_a_tampered_wrapped_hash_verifies_no_password(make_hash, old, new):
+    wrapped = _hasher().wrap(make_hash("Ancien-Systeme-1!"))
+    assert not _hasher().verify(_tampered(wrapped, old, new), "Ancien-Systeme-1!").ok
+
+
+@pytest.mark.parametrize("broken", [
+    "$wrapped-pbkdf2_sha256$1000$s4lt",  # no argon2id part
+    "$wrapped-pbkdf2_sha256$x$s4lt$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+    "$wrapped-pbkdf2_sha256$1000$s4lt$argon2id$not-parameters",
+    "$wrapped-$2b$04$" + "a" * 22 + "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA",  # no label
+    "$wrapped-bcrypt$2b$04$short$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+    "$wrapped-md5$abc$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+])
+def test_a_broken_wrapped_hash_is_refused_at_import_and_verifies_nothing(broken):
+    assert _hasher().import_problem(broken).startswith("no supported hash")
+    assert not _hasher().verify(broken, "anything").ok
+
+
+@pytest.mark.parametrize(("legacy", "bound"), [
+    ("pbkdf2_sha256$1000001$s4lt$ZGlnZXN0", "1000000 are accepted"),
+    ("$2b$14$" + "a" * 53, "at most 13 is accepted"),
+], ids=["pbkdf2 iterations", "bcrypt cost"])
+def test_a_wrapped_hash_beyond_the_legacy_bounds_is_refused_and_never_computed(monkeypatch, legacy,
+                                                                                bound):
+    hasher = _hasher()
+    wrapped = hasher.wrap(legacy)  # wrapping computes no legacy digest, whatever its cost
+    assert wrapped.startswith("$wrapped-")
+    assert bound in hasher.import_problem(wrapped)
+
+    def never(*_args):
+        raise AssertionError("computed")
+
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac", never)
+    monkeypatch.setattr(bcrypt, "hashpw", never)
+    assert not hasher.verify(wrapped, "anything").ok
+
+
+def test_a_wrapped_hash_whose_argon2id_part_is_beyond_the_bounds_is_refused():
+    costly = Argon2(time_cost=1, memory_cost=131072, parallelism=1).hash("digest")
+    wrapped = "$wrapped-pbkdf2_sha256$1000$s4lt" + costly
+    assert "m=131072 KiB" in _hasher().import_problem(wrapped)
+    assert not _hasher().verify(wrapped, "anything").ok
+
+
+def test_a_hash_longer_than_its_column_is_refused_at_import():
+    long_salt = Argon2(time_cost=1, memory_cost=1024, parallelism=1, salt_len=200).hash("x")
+    assert len(long_salt) > 255
+    assert _hasher().import_problem(long_salt).startswith("no supported hash")
