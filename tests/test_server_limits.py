@@ -188,6 +188,11 @@ def test_the_proxy_refuses_oversized_requests_itself_with_the_security_headers(p
     assert answers["request line of 10 000 bytes"].status == 414
     # The proxy does not count header fields: the provider's gate does.
     assert answers["200 header fields"].status == 431 and answers["200 header fields"].from_provider
+    too_big = send(proxy.https_port, (f"POST {PATH} HTTP/1.1\r\nHost: localhost\r\n"
+                                      "Content-Length: 2000000\r\nConnection: close\r\n\r\n"
+                                      ).encode(), proxy.context)
+    assert too_big.status == 413 and not too_big.from_provider
+    assert_refused_with_security_headers(too_big, "a body over 1 MiB")
     # Over plain HTTP, the redirect to HTTPS and the refusals carry them too.
     redirect = get(proxy.http_port)
     assert redirect.status == 308
@@ -202,6 +207,15 @@ def test_the_proxy_refuses_oversized_requests_itself_with_the_security_headers(p
         assert fine.one(name) == value
     assert fine.one("Cache-Control").startswith("public"), "the discovery document stays cacheable"
     assert "pragma" not in fine.headers
+
+
+def test_the_proxy_answers_for_a_node_it_cannot_reach_with_the_security_headers(proxy, node):
+    node.stop()
+    answer = get(proxy.https_port, context=proxy.context)
+    assert answer.status == 502
+    for name, value in SECURITY_HEADERS:
+        assert answer.one(name) == value
+    assert answer.one("Cache-Control") == "no-store"
 
 
 def test_whatever_the_proxy_lets_through_reaches_the_provider(proxy):
