@@ -54,8 +54,9 @@ class Settings:
     database_tcp_user_timeout: int = 10
     # Seconds after it was received past which a request commits nothing and answers 503
     # (so do requests whose client closed the connection): held up by a dependency, it
-    # would otherwise change state for a client that has given up (1-60).
-    request_deadline_seconds: int = 5
+    # would otherwise change state for a client that has given up. Above the waits on
+    # PostgreSQL put together, below gunicorn's worker timeout (1-60).
+    request_deadline_seconds: int = 10
     # Redis for short-lived state (sessions, interactions, rate counters).
     # Empty: an in-process store, correct for a single process only (the demo).
     redis_url: str = ""

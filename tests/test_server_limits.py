@@ -4,6 +4,8 @@ input gate, gunicorn with the production settings, or the reverse proxy in front
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import shutil
 import socket
@@ -12,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
+from urllib.parse import urlencode
 
 import pytest
 
@@ -236,3 +239,69 @@ def test_whatever_the_proxy_lets_through_reaches_the_provider(proxy):
         statuses.add((answer.status, answer.from_provider))
     # Each boundary was crossed: answered by the provider below it, refused by the proxy above.
     assert {(200, True), (431, True), (414, False), (400, False)} <= statuses
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hostile_requests(rp) -> dict[str, bytes]:
+    """Requests that once caused server errors, each as the bytes a client would send."""
+    basic = "Basic " + base64.b64encode(f"{rp.client_id}:{rp.secret}".encode()).decode()
+    params = {"response_type": "code", "client_id": rp.client_id, "scope": "openid",
+              "redirect_uri": rp.redirect_uris[0], "state": "s", "code_challenge": "c" * 43,
+              "code_challenge_method": "S256"}
+    hint = ".".join((_b64(json.dumps({"alg": "RS256", "kid": "clé"}).encode()),
+                     _b64(b'{"sub": "x"}'), _b64(b"signature")))
+
+    def request(method: str, target: str, fields: list[str] = (), body: bytes = b"",
+                host: str = "localhost") -> bytes:
+        head = [f"{method} {target} HTTP/1.1", f"Host: {host}", *fields, "Connection: close"]
+        if method == "POST":
+            head.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + body
+
+    def authorize(**changes) -> bytes:
+        return request("GET", "/malakoff/authorize?" + urlencode({**params, **changes}))
+
+    form = ["Content-Type: application/x-www-form-urlencoded"]
+    refresh = urlencode({"grant_type": "refresh_token", "refresh_token": "x"}).encode()
+    cases = {f"unregistered redirect_uri holding {name}": authorize(
+        redirect_uri=f"https://elsewhere.example/{text}")
+        for name, text in [("a quote", '"'), ("a backslash", "\\"), ("non-ASCII", "é"),
+                           ("a right-to-left override", "\u202e"), ("a zero-width space", "\u200b")]}
+    cases |= {
+        "id_token_hint whose kid is not ASCII": request(
+            "GET", "/malakoff/logout?" + urlencode({"id_token_hint": hint})),
+        "NUL in client_id at /authorize": authorize(client_id="a\x00b"),
+        "NUL in client_id at /token": request(
+            "POST", "/malakoff/token", form, refresh + b"&client_id=a%00b"),
+        "NUL in Basic credentials": request("POST", "/malakoff/token", [
+            *form, "Authorization: Basic " + base64.b64encode(b"a\x00b:secret").decode()], refresh),
+        "Basic credentials that are not UTF-8": request("POST", "/malakoff/token", [
+            *form, "Authorization: Basic " + base64.b64encode(b"\xff\xfe:\xff").decode()], refresh),
+        "Basic credentials sent twice": request("POST", "/malakoff/token", [
+            *form, f"Authorization: {basic}", f"Authorization: {basic}"], refresh),
+        "a Host of another name on plain HTTP": request("GET", "/malakoff/login",
+                                                          host="idp.example.org"),
+        "a nonce of 501 characters": authorize(nonce="n" * 501),
+        "a JSON body 900 deep": request("POST", "/malakoff/login", [
+            "Content-Type: application/json", "X-CSRFToken: x"], b"[" * 900 + b"]" * 900),
+        "NUL in a sign-in identifier": request(
+            "POST", "/malakoff/login", form, b"identifier=a%00b&password=x"),
+    }
+    return cases
+
+
+def test_hostile_requests_get_no_server_error_under_gunicorn(node, rp):
+    port = port_of(node.url)
+    for case, raw in hostile_requests(rp).items():
+        answer = send(port, raw)
+        assert 300 <= answer.status < 500, (case, answer.status, answer.body[:300])
+        for name, value in SECURITY_HEADERS:
+            assert answer.one(name) == value, (case, name)
+        assert b"Traceback" not in answer.body, case
+    nonce = send(port, hostile_requests(rp)["a nonce of 501 characters"])
+    assert nonce.status in (302, 303) and "error=invalid_request" in nonce.one("Location")
+    errors = [line for line in node.log_lines() if '"level": "ERROR"' in line]
+    assert not errors, errors

@@ -41,7 +41,7 @@ class Provider(Flask):
     #: Blueprints whose error answers leave nothing behind.
     commit_on_success_only: frozenset[str] = frozenset({"oidc_api"})
     #: Seconds after it was received past which a request commits nothing (create_app sets it).
-    request_deadline: float = 5.0
+    request_deadline: float = 10.0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         environ.setdefault(RECEIVED, time.monotonic())

@@ -207,8 +207,9 @@ def late_app(settings, proxy):
 def test_a_request_past_its_deadline_commits_nothing(late_app, app, proxy, rp, member):
     """A refresh held up by a frozen database past its deadline is not carried out when the
     database answers again: its client has given up, and would retry with the same token."""
+    refresh_token = Flow(app.test_client(), "malakoff", rp, member).tokens(
+        scope="openid offline_access")["refresh_token"]
     flow = Flow(late_app.test_client(), "malakoff", rp, member)
-    refresh_token = flow.tokens(scope="openid offline_access")["refresh_token"]
     before = snapshot(app)
 
     proxy.freeze()
@@ -223,6 +224,7 @@ def test_a_request_past_its_deadline_commits_nothing(late_app, app, proxy, rp, m
     assert snapshot(app) == before, "nothing written: no rotation, no revocation, no event"
 
     # The client's retry with the same refresh token works, once; the family is still valid.
+    flow = Flow(app.test_client(), "malakoff", rp, member)
     again = flow.refresh(refresh_token)
     assert again.status_code == 200, again.json
     assert flow.refresh(again.json["refresh_token"]).status_code == 200
@@ -261,3 +263,40 @@ def test_a_request_whose_client_left_commits_nothing_under_gunicorn(
     again = requests.post(url, data=refresh, auth=auth, timeout=10)
     assert again.status_code == 200, again.text
     assert requests.post(url, data=refresh, auth=auth, timeout=10).json()["error"] == "invalid_grant"
+
+
+def test_under_gunicorn_a_frozen_database_is_answered_in_time_and_loses_nothing(
+        app, settings, proxy, rp, member, provider_nodes):
+    flow = Flow(app.test_client(), "malakoff", rp, member)
+    refresh_token = flow.tokens(scope="openid offline_access")["refresh_token"]
+    node = provider_nodes(node_environment(
+        settings, database_url=behind(proxy, settings), database_connect_timeout=2,
+        database_statement_timeout=1, database_pool_timeout=1, client_cache_seconds=0,
+        cookie_secure=False), workers=2)
+    auth = (rp.client_id, rp.secret)
+    refresh = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+
+    def call(method: str, path: str, **options):
+        started = time.monotonic()
+        answer = requests.request(method, node.url + path, allow_redirects=False, timeout=10,
+                                  **options)
+        return answer, time.monotonic() - started
+
+    assert call("GET", "/readyz")[0].status_code == 200
+    before = snapshot(app)
+    proxy.freeze()
+    token, elapsed = call("POST", "/malakoff/token", data=refresh, auth=auth)
+    assert token.status_code == 503 and token.json()["error"] == "temporarily_unavailable"
+    assert int(token.headers["Retry-After"]) > 0 and elapsed < BOUND, elapsed
+    page, elapsed = call("GET", "/malakoff/authorize", params=flow.params())
+    assert page.status_code == 503 and int(page.headers["Retry-After"]) > 0 and elapsed < BOUND
+    ready, elapsed = call("GET", "/readyz")
+    assert ready.status_code == 503 and elapsed < 2
+    for path in ("/malakoff/jwks", "/malakoff/.well-known/openid-configuration", "/healthz"):
+        answer, elapsed = call("GET", path)
+        assert answer.status_code == 200 and elapsed < 0.5, (path, elapsed)
+    proxy.thaw()
+    assert snapshot(app) == before
+
+    again, _ = call("POST", "/malakoff/token", data=refresh, auth=auth)
+    assert again.status_code == 200, again.text
