@@ -106,13 +106,13 @@ def install(app: Flask) -> None:
 
 
 def gate() -> ResponseReturnValue | None:
-    if _headers_too_large():
-        return _refusal(431, _("La requête est trop volumineuse."))
     try:
         _check_host()
     except Refused:
         # No page: links cannot be built for a host that is not one.
         return jsonify(error="invalid_request", error_description="Invalid Host header."), 400
+    if _headers_too_large():
+        return _refusal(431, _("La requête est trop volumineuse."))
     try:
         _check_text()
         _check_json()
