@@ -16,8 +16,18 @@ from idp import logs
 bind = "0.0.0.0:8000"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Argon2id hashing holds a worker for tens of milliseconds; sync workers are
-# simplest and enough behind a proxy that buffers slow clients.
-worker_class = "sync"
+# simplest and enough behind a proxy that buffers slow clients. This one is
+# gunicorn's sync worker whose own refusals (below) carry the security headers.
+worker_class = "idp.web.server.ProviderWorker"
+# What gunicorn refuses itself, before the provider sees a request. Each limit sits
+# at or above what the proxy lets through (config/nginx/nginx.conf: a request line or
+# a header field of 8 190 bytes, fewer than a thousand header fields), so that behind
+# it a request is refused by the proxy or answered by the provider, whose input gate
+# takes at most 100 header fields of 8 KiB (431). Reached directly, gunicorn answers
+# 414 or 431 itself, with the same headers.
+limit_request_line = 8190  # bytes, without the line break: gunicorn's maximum
+limit_request_fields = 2000
+limit_request_field_size = 8192  # bytes of one field, its line break included
 # A request taking longer than this is killed; argon2 and database calls are far below it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # On SIGTERM (docker stop, a rolling deploy) workers finish the requests they

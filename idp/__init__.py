@@ -29,7 +29,7 @@ from idp.sessions import StoreSessionInterface
 from idp.signin.views import bp as signin_bp
 from idp.store import create_store
 from idp.tenancy import load_tenants
-from idp.web.transactions import Provider
+from idp.web.transactions import Provider, refuse_late_commits
 from idp.wiring import register_services, worker_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +77,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Provider:
     store = create_store(settings.redis_url)
     database = Database(settings.database_url, Timeouts.from_settings(settings))
     metrics.count_committed_events(database.sessionmaker)
+    app.request_deadline = settings.request_deadline_seconds
+    refuse_late_commits(database.sessionmaker)
     services = Services(
         settings=settings,
         database=database,

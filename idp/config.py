@@ -52,6 +52,11 @@ class Settings:
     database_keepalives_idle: int = 30
     # for sent data to be acknowledged before the kernel drops the connection.
     database_tcp_user_timeout: int = 10
+    # Seconds after it was received past which a request commits nothing and answers 503
+    # (so do requests whose client closed the connection): held up by a dependency, it
+    # would otherwise change state for a client that has given up. Above the waits on
+    # PostgreSQL put together, below gunicorn's worker timeout (1-60).
+    request_deadline_seconds: int = 10
     # Redis for short-lived state (sessions, interactions, rate counters).
     # Empty: an in-process store, correct for a single process only (the demo).
     redis_url: str = ""
@@ -185,6 +190,8 @@ class Settings:
                      "database_keepalives_idle", "database_tcp_user_timeout"):
             if not 1 <= getattr(self, name) <= 600:
                 raise ConfigError(f"IDP_{name.upper()} must be between 1 and 600 seconds")
+        if not 1 <= self.request_deadline_seconds <= 60:
+            raise ConfigError("IDP_REQUEST_DEADLINE_SECONDS must be between 1 and 60 seconds")
         if not 0 <= self.database_statement_timeout <= 3600:
             raise ConfigError("IDP_DATABASE_STATEMENT_TIMEOUT must be between 0 (no bound) and "
                               "3600 seconds")

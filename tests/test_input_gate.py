@@ -19,6 +19,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 
 from idp.oidc.models import AuthorizationCode
+from idp.web import gate
 from tests.flows import csrf_token, query
 
 TOKEN_ENDPOINTS = ["/malakoff/token", "/malakoff/introspect", "/malakoff/revoke"]
@@ -258,7 +259,10 @@ def test_authorization_headers_of_any_bytes_get_an_oauth_error(client, path, cre
     response = client.post(path, headers=headers, data={"grant_type": "authorization_code",
                                                         "code": "x", "token": "x"})
     assert_no_server_error(response, (path, headers))
-    assert response.status_code in (400, 401, 200), response.status_code
+    # A header field longer than the gate takes (and than gunicorn or the proxy would pass).
+    longest = len("Authorization: ") + sum(len(value) + 2 for _, value in headers)
+    expected = {400, 401, 200} | ({431} if longest > gate.MAX_VALUE_LENGTH else set())
+    assert response.status_code in expected, response.status_code
 
 
 @pytest.mark.parametrize("path", list(FORMS))

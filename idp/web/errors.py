@@ -26,6 +26,7 @@ from idp.ratelimit import TooManyAttempts
 from idp.signin.services import SmsCountryRefused
 from idp.store import StoreUnavailable
 from idp.web.rendering import render
+from idp.web.transactions import TooLate
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(PoolTimeout)  # no connection free in the pool within its timeout
     def unavailable(exc):
         log.error("dependency unavailable: %s", type(exc).__name__)
+        return _unavailable()
+
+    @app.errorhandler(TooLate)
+    def too_late(exc: TooLate):
+        # Whoever still reads the answer (a client with a longer wait) may try again.
+        log.warning("request not committed: %s", exc)
         return _unavailable()
 
     def unavailable_on_save(response) -> None:

@@ -11,6 +11,8 @@ anything is read from or written to a store:
   body: NUL and the other control characters, unpaired surrogates, U+FFFD (what bytes that
   are not UTF-8 decode to), non-characters, and the bidirectional overrides that make text
   read differently from what it holds;
+- more header fields than a browser sends, or one longer than 8 KiB (431, as the reverse
+  proxy and gunicorn answer larger ones: idp.web.server);
 - too many parameters, names or values longer than any field takes, a JSON body that is not
   shaped and sized as a form;
 - on the protocol's endpoints, a parameter repeated (RFC 6749 3.1, 3.2) or holding what its
@@ -35,6 +37,7 @@ MAX_NAME_LENGTH = 64
 MAX_VALUE_LENGTH = 8192
 MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 2
+MAX_HEADER_FIELDS = 100
 
 # Never typed, never sent by a client: controls (tab and line breaks aside), surrogates,
 # U+FFFD, non-characters, bidirectional embeddings, overrides and isolates.
@@ -108,6 +111,8 @@ def gate() -> ResponseReturnValue | None:
     except Refused:
         # No page: links cannot be built for a host that is not one.
         return jsonify(error="invalid_request", error_description="Invalid Host header."), 400
+    if _headers_too_large():
+        return _refusal(431, _("La requête est trop volumineuse."))
     try:
         _check_text()
         _check_json()
@@ -118,12 +123,18 @@ def gate() -> ResponseReturnValue | None:
     return None
 
 
-def _refusal() -> ResponseReturnValue:
-    message = _("La requête n’est pas valide.")
+def _refusal(status: int = 400, message: str | None = None) -> ResponseReturnValue:
+    message = message or _("La requête n’est pas valide.")
     if wants_json():
-        return jsonify(error="invalid_request", error_description=message), 400
-    return render("error.html", status=400, error_code="invalid_request", message=message,
+        return jsonify(error="invalid_request", error_description=message), status
+    return render("error.html", status=status, error_code="invalid_request", message=message,
                   protocol_error=request.blueprint in PROTOCOL_BLUEPRINTS)
+
+
+def _headers_too_large() -> bool:
+    fields = list(request.headers.items())
+    return len(fields) > MAX_HEADER_FIELDS or any(
+        len(name) + len(value) + 2 > MAX_VALUE_LENGTH for name, value in fields)
 
 
 def loopback(hostname: str) -> bool:

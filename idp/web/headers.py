@@ -1,4 +1,9 @@
-"""Security headers on every answer (SPEC §9)."""
+"""Security headers on every answer (SPEC §9).
+
+The provider adds them to its own answers (``security_headers``). Requests refused before
+they reach it carry the same ones: by gunicorn (``idp.web.server``) and by the reverse proxy
+(config/nginx/nginx.conf, which repeats these values).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,22 @@ CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
+# Each unless the answer has its own.
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Content-Security-Policy", CSP),
+    ("Strict-Transport-Security", "max-age=63072000; includeSubDomains"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+# Pages and API answers carry personal data or tokens unless a view says otherwise.
+UNCACHED: tuple[tuple[str, str], ...] = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+
 
 def security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
-    headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    # Pages and API answers carry personal data or tokens unless a view says otherwise.
+    for name, value in SECURITY_HEADERS:
+        headers.setdefault(name, value)
     if "Cache-Control" not in headers:
-        headers["Cache-Control"] = "no-store"
-        headers["Pragma"] = "no-cache"
+        for name, value in UNCACHED:
+            headers[name] = value
     return response

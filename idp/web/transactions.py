@@ -5,11 +5,34 @@ The protocol API (token, revocation, …) commits only a successful answer: an O
 there means nothing happened (RFC 6749 5.2), so what the failed grant added is dropped,
 for instance the tokens of the loser of two concurrent redemptions of one code. Services
 that must commit earlier (a code whose delivery the page reports) say so in their contract.
+
+A request that comes too late changes nothing: once ``request_deadline`` seconds have passed
+since it was received, or once its client has closed the connection (it gave up waiting), no
+commit of its session that would write goes through (``TooLate``, answered 503 with
+Retry-After). A request held up by a dependency that answers again after its client has gone
+(a database frozen for a while) would otherwise go on to act for nobody: rotate a refresh
+token whose new value no one receives, so that the client's retry with the old one looks
+like a replay and revokes the member's sign-in.
 """
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+import socket
+import time
+from typing import Any
+
+from flask import Flask, current_app, g, has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+# The environ key holding when the provider received the request (time.monotonic()).
+RECEIVED = "idp.received"
+# Session.info key: something was written in the current transaction.
+WROTE = "idp.wrote"
+
+
+class TooLate(Exception):
+    """The request outlived its deadline or its client: what it did is not committed."""
 
 
 class Provider(Flask):
@@ -17,13 +40,74 @@ class Provider(Flask):
 
     #: Blueprints whose error answers leave nothing behind.
     commit_on_success_only: frozenset[str] = frozenset({"oidc_api"})
+    #: Seconds after it was received past which a request commits nothing (create_app sets it).
+    request_deadline: float = 10.0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ.setdefault(RECEIVED, time.monotonic())
+        return super().__call__(environ, start_response)
 
     def dispatch_request(self):
         response = self.make_response(super().dispatch_request())
         session = g.get("db")
-        if session is not None:
+        if session is not None and session.in_transaction():
             if response.status_code >= 400 and request.blueprint in self.commit_on_success_only:
                 session.rollback()
             else:
                 session.commit()
         return response
+
+
+def refuse_late_commits(sessions: sessionmaker) -> None:
+    """Make each request's session (``g.db``) refuse to commit writes once the request is too late."""
+    event.listen(sessions, "do_orm_execute", _note_write)
+    event.listen(sessions, "after_flush", _note_flush)
+    event.listen(sessions, "after_commit", _forget_writes)
+    event.listen(sessions, "after_rollback", _forget_writes)
+    event.listen(sessions, "before_commit", _in_time)
+
+
+def _note_write(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        state.session.info[WROTE] = True
+
+
+def _note_flush(session: Session, _context: Any) -> None:
+    session.info[WROTE] = True
+
+
+def _forget_writes(session: Session) -> None:
+    session.info.pop(WROTE, None)
+
+
+def _in_time(session: Session) -> None:
+    if not (has_request_context() and g.get("db") is session):
+        return  # a command's, a worker's, or a session a request opened for itself
+    if not (session.info.get(WROTE) or session.new or session.dirty or session.deleted):
+        return
+    received = request.environ.get(RECEIVED)
+    deadline = getattr(current_app, "request_deadline", Provider.request_deadline)
+    if received is not None and time.monotonic() - received > deadline:
+        raise TooLate(f"more than {deadline}s after the request was received")
+    if client_gone(request.environ):
+        raise TooLate("the client closed the connection")
+
+
+def client_gone(environ: dict[str, Any]) -> bool:
+    """Whether the client closed its connection (gunicorn's and Werkzeug's servers say which).
+
+    A peek that finds the end of the stream, without waiting: the client has closed (HTTP
+    clients do not half-close a connection while they wait for an answer). Anything else,
+    including a TLS socket that cannot be peeked at, counts as still there.
+    """
+    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    if not isinstance(sock, socket.socket):
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except ConnectionError:
+        return True
+    except (OSError, ValueError):
+        return False

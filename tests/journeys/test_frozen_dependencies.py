@@ -4,6 +4,7 @@ database keeps answering, and everything works again once it answers (SPEC §11)
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import threading
@@ -15,9 +16,11 @@ import requests
 from sqlalchemy.engine import make_url
 
 from idp import create_app
+from idp.db import Base
 from idp.demo.setup import DemoServers
 from tests.conftest import DATABASE_URL, _reset, free_port
 from tests.flows import Flow, csrf_token, query
+from tests.servers import node_environment
 
 pytestmark = pytest.mark.skipif(
     not DATABASE_URL.startswith("postgresql"),
@@ -174,3 +177,130 @@ def test_more_requests_than_connections_all_answer_503_in_time(frozen_app, proxy
     assert {(status, bool(retry_after)) for status, retry_after, _ in answers} == {(503, True)}
     # Pool wait, then a connection that never opens: each bounded.
     assert max(elapsed for *_, elapsed in answers) < 1 + 2 + 1.5
+
+
+def snapshot(app) -> dict[str, list[str]]:
+    """Every row of every table, read directly (not through the proxy)."""
+    with app.extensions["idp"].database.engine.connect() as connection:
+        return {table.name: sorted(map(repr, connection.execute(table.select())))
+                for table in Base.metadata.sorted_tables}
+
+
+def behind(proxy, settings: dict) -> str:
+    return make_url(DATABASE_URL).set(host="127.0.0.1", port=proxy.port).render_as_string(
+        hide_password=False)
+
+
+@pytest.fixture
+def late_app(settings, proxy):
+    """Statements may wait longer than a request may last: the database answers again after
+    the request's deadline."""
+    app = create_app({
+        **settings, "database_url": behind(proxy, settings), "database_statement_timeout": 5,
+        "request_deadline_seconds": 1, "client_cache_seconds": 0})
+    app.config["TESTING"] = True
+    yield app
+    proxy.thaw()
+    _reset(app)
+
+
+def test_a_request_past_its_deadline_commits_nothing(late_app, app, proxy, rp, member):
+    """A refresh held up by a frozen database past its deadline is not carried out when the
+    database answers again: its client has given up, and would retry with the same token."""
+    refresh_token = Flow(app.test_client(), "malakoff", rp, member).tokens(
+        scope="openid offline_access")["refresh_token"]
+    flow = Flow(late_app.test_client(), "malakoff", rp, member)
+    before = snapshot(app)
+
+    proxy.freeze()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        held = pool.submit(flow.refresh, refresh_token)
+        time.sleep(1.5)  # past the request's deadline (1 s), within the statement's bound (6 s)
+        proxy.thaw()
+        answer = held.result(timeout=10)
+    assert answer.status_code == 503, answer.json
+    assert answer.json["error"] == "temporarily_unavailable"
+    assert int(answer.headers["Retry-After"]) > 0
+    assert snapshot(app) == before, "nothing written: no rotation, no revocation, no event"
+
+    # The client's retry with the same refresh token works, once; the family is still valid.
+    flow = Flow(app.test_client(), "malakoff", rp, member)
+    again = flow.refresh(refresh_token)
+    assert again.status_code == 200, again.json
+    assert flow.refresh(again.json["refresh_token"]).status_code == 200
+    assert flow.refresh(refresh_token).json["error"] == "invalid_grant"
+
+
+def test_a_request_whose_client_left_commits_nothing_under_gunicorn(
+        app, settings, proxy, rp, member, provider_nodes):
+    """The production server: a refresh whose client gave up during a freeze, carried on by its
+    worker once the database answers, changes nothing (its deadline alone would allow it)."""
+    flow = Flow(app.test_client(), "malakoff", rp, member)
+    refresh_token = flow.tokens(scope="openid offline_access")["refresh_token"]
+    node = provider_nodes(node_environment(
+        settings, database_url=behind(proxy, settings), database_statement_timeout=10,
+        request_deadline_seconds=60, client_cache_seconds=0, cookie_secure=False))
+    url = f"{node.url}/malakoff/token"
+    refresh = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    auth = (rp.client_id, rp.secret)
+    assert requests.get(f"{node.url}/readyz", timeout=5).status_code == 200  # pool warmed up
+    before = snapshot(app)
+
+    proxy.freeze()
+    with pytest.raises(requests.Timeout):
+        requests.post(url, data=refresh, auth=auth, timeout=1)
+    time.sleep(1)
+    proxy.thaw()
+    deadline = time.monotonic() + 10
+    while not (answered := [record for line in node.log_lines()
+                            if (record := json.loads(line))["logger"] == "idp.request"
+                            and record["path"] == "/malakoff/token"]):
+        assert time.monotonic() < deadline, "\n".join(node.log_lines()[-20:])
+        time.sleep(0.1)
+    assert snapshot(app) == before, "nothing written: no rotation, no revocation, no event"
+    assert answered[0]["status"] == 503
+
+    again = requests.post(url, data=refresh, auth=auth, timeout=10)
+    assert again.status_code == 200, again.text
+    assert requests.post(url, data=refresh, auth=auth, timeout=10).json()["error"] == "invalid_grant"
+
+
+def test_under_gunicorn_a_frozen_database_is_answered_in_time_and_loses_nothing(
+        app, settings, proxy, rp, member, provider_nodes):
+    flow = Flow(app.test_client(), "malakoff", rp, member)
+    refresh_token = flow.tokens(scope="openid offline_access")["refresh_token"]
+    node = provider_nodes(node_environment(
+        settings, database_url=behind(proxy, settings), database_connect_timeout=2,
+        database_statement_timeout=1, database_pool_timeout=1, client_cache_seconds=0,
+        cookie_secure=False), workers=2)
+    auth = (rp.client_id, rp.secret)
+    refresh = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+
+    def call(method: str, path: str, **options):
+        started = time.monotonic()
+        answer = requests.request(method, node.url + path, allow_redirects=False, timeout=10,
+                                  **options)
+        return answer, time.monotonic() - started
+
+    assert call("GET", "/readyz")[0].status_code == 200
+    needless = ("/malakoff/jwks", "/malakoff/.well-known/openid-configuration", "/healthz")
+    for path in needless * 2:  # each worker's first answer loads the keys
+        call("GET", path)
+    before = snapshot(app)
+    proxy.freeze()
+    token, elapsed = call("POST", "/malakoff/token", data=refresh, auth=auth)
+    assert token.status_code == 503 and token.json()["error"] == "temporarily_unavailable"
+    assert int(token.headers["Retry-After"]) > 0 and elapsed < BOUND, elapsed
+    page, elapsed = call("GET", "/malakoff/authorize", params=flow.params())
+    assert page.status_code == 503 and int(page.headers["Retry-After"]) > 0 and elapsed < BOUND
+    ready, elapsed = call("GET", "/readyz")
+    assert ready.status_code == 503 and elapsed < 2
+    for path in needless:
+        # Far below the statement's bound (1 s, then 1 s more): no wait on the database.
+        answer, elapsed = call("GET", path)
+        assert answer.status_code == 200 and elapsed < 0.8, (path, elapsed)
+    proxy.thaw()
+    assert snapshot(app) == before
+
+    again, _ = call("POST", "/malakoff/token", data=refresh, auth=auth)
+    assert again.status_code == 200, again.text
