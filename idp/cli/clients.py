@@ -75,6 +75,11 @@ group = AppGroup(
     help="Absolute lifetime of its refresh tokens, counted from the sign-in "
     "(default: IDP_REFRESH_TOKEN_TTL).",
 )
+@click.option(
+    "--require-par/--no-require-par", "require_par", default=False, show_default=True,
+    help="Accept its authorization requests only through the pushed authorization request "
+    "endpoint (RFC 9126).",
+)
 @click.option("--client-id", help="Client id to use (default: generated, '<tenant>-<random>').")
 @click.option("--json", "as_json", is_flag=True, help="Print client_id and secret as JSON.")
 @operator_errors(ClientRegistrationError)
@@ -89,6 +94,7 @@ def add(
     first_party: bool,
     require_pkce: bool,
     refresh_token_ttl: int | None,
+    require_par: bool,
     client_id: str | None,
     as_json: bool,
 ) -> None:
@@ -115,6 +121,7 @@ def add(
                 post_logout_redirect_uris=post_logout_uris, scopes=scopes,
                 auth_method=auth_method, jwks=jwks, first_party=first_party,
                 client_id=client_id, require_pkce=require_pkce, refresh_token_ttl=refresh_token_ttl,
+                require_pushed_authorization_requests=require_par,
             )
     except IntegrityError:
         # Another operator registered the same client id in the meantime.
@@ -187,6 +194,8 @@ def show(client_id: str) -> None:
         ("secret", [credential]),
         ("party", ["first (no consent screen)" if client.first_party else "third (consent asked)"]),
         ("PKCE", ["required" if client.pkce_required else "not required (legacy exemption)"]),
+        ("pushed requests", ["required (PAR only)" if client.require_pushed_authorization_requests
+                             else "optional"]),
         ("refresh lifetime", [f"{client.refresh_token_ttl} s" if client.refresh_token_ttl
                               else "default (IDP_REFRESH_TOKEN_TTL)"]),
         ("scopes", [" ".join(client.scopes or [])]),
@@ -217,21 +226,32 @@ def show(client_id: str) -> None:
     "--default-refresh-lifetime", is_flag=True,
     help="Go back to the provider's refresh token lifetime (IDP_REFRESH_TOKEN_TTL).",
 )
+@click.option(
+    "--require-par/--no-require-par", "require_par", default=None,
+    help="Accept its authorization requests only through the pushed authorization request "
+    "endpoint (RFC 9126), or at /authorize too.",
+)
 @operator_errors(ClientRegistrationError)
 def update(client_id: str, require_pkce: bool | None, refresh_token_ttl: int | None,
-           default_refresh_lifetime: bool) -> None:
-    """Change the PKCE requirement or the refresh token lifetime of CLIENT_ID."""
-    if require_pkce is None and refresh_token_ttl is None and not default_refresh_lifetime:
-        raise click.UsageError("nothing to change: give --pkce/--no-pkce or a refresh lifetime")
+           default_refresh_lifetime: bool, require_par: bool | None) -> None:
+    """Change the PKCE requirement, the refresh token lifetime or the requirement of pushed
+    authorization requests of CLIENT_ID."""
+    if (require_pkce is None and refresh_token_ttl is None and not default_refresh_lifetime
+            and require_par is None):
+        raise click.UsageError("nothing to change: give --pkce/--no-pkce, a refresh lifetime or "
+                               "--require-par/--no-require-par")
     if refresh_token_ttl is not None and default_refresh_lifetime:
         raise click.UsageError("--refresh-lifetime and --default-refresh-lifetime exclude each other")
     with transaction() as session:
         client = update_client(session, client_id, require_pkce=require_pkce,
                                refresh_token_ttl=refresh_token_ttl,
-                               default_refresh_token_ttl=default_refresh_lifetime)
+                               default_refresh_token_ttl=default_refresh_lifetime,
+                               require_pushed_authorization_requests=require_par)
         pkce = "required" if client.pkce_required else "not required"
         lifetime = f"{client.refresh_token_ttl} s" if client.refresh_token_ttl else "default"
-    click.echo(f"updated client {client_id}: PKCE {pkce}, refresh lifetime {lifetime}")
+        par = "required" if client.require_pushed_authorization_requests else "optional"
+    click.echo(f"updated client {client_id}: PKCE {pkce}, refresh lifetime {lifetime}, "
+               f"pushed requests {par}")
 
 
 @group.command("remove")

@@ -177,6 +177,7 @@ def register_client(
     client_id: str | None = None,
     require_pkce: bool = True,
     refresh_token_ttl: int | None = None,
+    require_pushed_authorization_requests: bool = False,
 ) -> tuple[Client, str | None]:
     """Register a client of ``tenant``; return it with its secret (None for keys or public).
 
@@ -232,6 +233,7 @@ def register_client(
         first_party=first_party,
         require_pkce=require_pkce,
         refresh_token_ttl=refresh_token_ttl,
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
     )
     db.add(client)
     db.flush()
@@ -240,6 +242,7 @@ def register_client(
         name=name, auth_method=auth_method, first_party=first_party,
         redirect_uris=redirects, scopes=allowed_scopes, require_pkce=require_pkce,
         refresh_token_ttl=refresh_token_ttl,
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
     )
     return client, secret
 
@@ -265,9 +268,11 @@ def update_client(
     require_pkce: bool | None = None,
     refresh_token_ttl: int | None = None,
     default_refresh_token_ttl: bool = False,
+    require_pushed_authorization_requests: bool | None = None,
 ) -> Client:
-    """Change the PKCE requirement or the refresh token lifetime of a client; None keeps a value,
-    ``default_refresh_token_ttl`` goes back to the provider's setting. The caller commits."""
+    """Change the PKCE requirement, the refresh token lifetime or the requirement of pushed
+    authorization requests of a client; None keeps a value, ``default_refresh_token_ttl`` goes
+    back to the provider's setting. The caller commits."""
     client = find_client(db, client_id)
     if client is None:
         raise ClientRegistrationError(f"no client with id {client_id!r}")
@@ -279,10 +284,13 @@ def update_client(
     elif refresh_token_ttl is not None:
         check_refresh_token_ttl(refresh_token_ttl)
         client.refresh_token_ttl = refresh_token_ttl
+    if require_pushed_authorization_requests is not None:
+        client.require_pushed_authorization_requests = require_pushed_authorization_requests
     db.flush()
     events.record_event(
         db, events.CLIENT_UPDATED, tenant=client.tenant, client_id=client.client_id,
         require_pkce=client.require_pkce, refresh_token_ttl=client.refresh_token_ttl,
+        require_pushed_authorization_requests=client.require_pushed_authorization_requests,
     )
     return client
 

@@ -11,7 +11,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, true
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.accounts.models import Account
@@ -50,6 +50,9 @@ class Client(Base, ClientMixin):
     require_pkce: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # The absolute lifetime of its refresh tokens, in seconds; None: IDP_REFRESH_TOKEN_TTL.
     refresh_token_ttl: Mapped[int | None] = mapped_column(Integer)
+    # Authorization requests only through the pushed authorization request endpoint (RFC 9126 6).
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     @property

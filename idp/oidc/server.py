@@ -470,7 +470,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def get_audiences(self) -> list[str]:
         issuer = current_tenant().issuer
-        return [issuer, f"{issuer}/token"]
+        # RFC 9126 2: the pushed authorization request endpoint accepts the same audiences.
+        return [issuer, f"{issuer}/token", f"{issuer}/par"]
 
     def resolve_client_public_key(self, client: Client):
         if not client.jwks:

@@ -78,6 +78,9 @@ def _discovery_document(issuer: str) -> bytes:
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
+        "pushed_authorization_request_endpoint": f"{issuer}/par",
+        # RFC 9126 5: per client (require_pushed_authorization_requests), not for every one.
+        "require_pushed_authorization_requests": False,
         "userinfo_endpoint": f"{issuer}/userinfo",
         "jwks_uri": f"{issuer}/jwks",
         "end_session_endpoint": f"{issuer}/logout",
@@ -118,6 +121,12 @@ def token():
     return current_server().create_token_response()
 
 
+@api.route("/par", methods=["POST", "OPTIONS"])
+@_cors
+def pushed_authorization_request():
+    return authorization.push()
+
+
 @api.route("/userinfo", methods=["GET", "POST", "OPTIONS"])
 @_cors
 @read_only
@@ -146,7 +155,7 @@ def authorize():
         message = _("La requête n’est pas valide.")
         return render("error.html", status=400, error_code="invalid_request", message=message,
                       protocol_error=True)
-    return authorization.authorize(params)
+    return authorization.authorize_request(params)
 
 
 @bp.get("/authorize/resume")
