@@ -17,6 +17,7 @@ from idp.accounts.levels import ACR_LEVELS
 from idp.errors import SignInExpired
 from idp.events import LOGOUT, record_event
 from idp.extensions import current_tenant, db, find_service, read_only, services
+from idp.keystore import ALGORITHMS
 from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.interactions import Interactions
@@ -73,7 +74,9 @@ def discovery():
 @functools.lru_cache(maxsize=32)
 def _discovery_document(issuer: str) -> bytes:
     """OIDC Discovery 1.0 section 3, serialized once per issuer: it only changes with a release."""
-    signing_algs = ["RS256", "ES256"]
+    # The provider's keys sign with these; client assertions are verified with joserfc's
+    # recommended algorithms, of which the clients' keys (asymmetric only) allow these two.
+    signing_algs = list(ALGORITHMS)
     return json.dumps({
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
