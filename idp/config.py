@@ -72,7 +72,7 @@ class Settings:
     interaction_ttl: int = 1800
     # A pushed authorization request's request_uri (RFC 9126 2.2: short-lived, one use).
     pushed_request_ttl: int = 60
-    # The token, introspection and revocation endpoints authenticate clients
+    # The token, push, introspection and revocation endpoints authenticate clients
     # against a per-process copy read at most this many seconds ago (0: read
     # the database every time). A removed client can obtain nothing from the
     # moment of removal (its codes and tokens go with it) and stops

@@ -103,7 +103,7 @@ class Provider(AuthorizationServer):
         if not isinstance(client_id, str) or len(client_id) > 64:
             return None
         if request.blueprint == "oidc_api":
-            # Token, introspection, revocation: see Settings.client_cache_seconds.
+            # Token, push, introspection, revocation: see Settings.client_cache_seconds.
             return self.client_cache.get(db(), current_tenant().slug, client_id)
         # The browser-facing endpoints read the record as it is now (redirect URIs, consent).
         return db().scalar(
