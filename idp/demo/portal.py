@@ -264,6 +264,7 @@ def home():
         scope=tokens.get("scope", ""),
         has_refresh_token=bool(tokens.get("refresh_token")),
         refreshed_at=_format_time(record["refreshed_at"]) if record.get("refreshed_at") else None,
+        pushed=record.get("pushed"),
         csrf_token=_csrf_token(),
     )
 
@@ -289,7 +290,9 @@ def login():
         error = _json(pushed)
         return _error_page(error.get("error"), error.get("error_description"),
                            _ERRORS_FROM_PROVIDER_STATUS)
-    client.save_authorize_data(redirect_uri=redirect_uri, **request_data)
+    # Kept with the pending sign-in, to be shown once signed in.
+    pushed_request = {"request_uri": answer["request_uri"], "expires_in": answer.get("expires_in")}
+    client.save_authorize_data(redirect_uri=redirect_uri, pushed=pushed_request, **request_data)
     # RFC 9126 4: the browser carries only the client id and the reference to the request.
     return redirect(add_params_to_uri(authorization_endpoint, [
         ("client_id", client.client_id), ("request_uri", answer["request_uri"])]))
@@ -344,6 +347,7 @@ def callback():
             _ERRORS_FROM_PROVIDER_STATUS,
         )
 
+    pending = client.framework.get_state_data(session, state) if state else None
     try:
         # Exchanges the code with the PKCE verifier, then validates the ID token:
         # signature against the JWKS, iss, aud, exp, iat and the nonce.
@@ -367,6 +371,7 @@ def callback():
         "claims": dict(claims),
         "tokens": _keep_tokens(token),
         "refreshed_at": None,
+        "pushed": (pending or {}).get("pushed"),
     }
     _load_userinfo(record)
 

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from idp.accounts.authn import session_account
 from idp.accounts.levels import Authentication
 from idp.accounts.models import Account
+from idp.errors import SignInExpired
 from idp.extensions import current_tenant, db, find_service, services
 from idp.oidc import prompts
 from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter, requested_claim_names
@@ -36,6 +37,7 @@ from idp.oidc.models import Client, Consent
 from idp.oidc.prompts import PromptContext, SignedIn
 from idp.oidc.pushed import REQUEST_URI_PREFIX, PushedRequests
 from idp.oidc.server import AUTH_METHODS, StoredRequest, current_server
+from idp.tokens import PUSHED_RESTART, InvalidToken, TokenService
 from idp.web.gate import Refused, protocol_parameters
 from idp.web.locale import choose_ui_locale
 from idp.web.rendering import render
@@ -289,6 +291,18 @@ def _authorize_pushed(request_uri: str, client_id: str | None) -> ResponseReturn
         return render("error.html", status=400, error_code="invalid_request_uri", message=message,
                       protocol_error=True)
     return authorize(pushed.params, pushed=True)
+
+
+def restart_pushed(token: str | None) -> ResponseReturnValue:
+    """A pushed request started again from the sign-in page once its time ran out (WCAG 2.2.1),
+    with the request as the provider signed it when it parked it (``idp.signin.state``)."""
+    try:
+        restart = TokenService(services().settings.secret_key, PUSHED_RESTART).loads(token or "")
+    except InvalidToken:
+        raise SignInExpired() from None
+    if restart.get("tenant") != current_tenant().slug:
+        raise SignInExpired()
+    return authorize(restart["params"], pushed=True)
 
 
 def push() -> ResponseReturnValue:

@@ -161,6 +161,11 @@ def authorize():
     return authorization.authorize_request(params)
 
 
+@bp.get("/authorize/restart")
+def restart_pushed():
+    return authorization.restart_pushed(request.args.get("token"))
+
+
 @bp.get("/authorize/resume")
 def resume():
     interaction = find_service(Interactions).load(request.args.get("interaction"), current_tenant().slug)

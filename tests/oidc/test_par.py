@@ -4,6 +4,7 @@ and clients that must push their requests."""
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 import time
@@ -224,6 +225,31 @@ def test_a_client_required_to_push_signs_in_with_a_pushed_request(db, flow, rp):
     response = flow.login(authorize_pushed(flow, pushed_uri(flow)))
 
     assert "code" in query(response.headers["Location"])
+
+
+def test_a_pushed_request_is_not_replayed_from_the_browser_when_time_is_out(app, db, flow, rp):
+    # The sign-in page's "start again" link: the pushed parameters never go into a URL.
+    _require_par(db, rp)
+    to_login = authorize_pushed(flow, pushed_uri(flow, state="st-secret")).headers["Location"]
+    login = flow.http.get(to_login)
+
+    restart = re.search(r'data-deadline-when="expired" hidden><a [^>]*href="([^"]+)"',
+                        login.data.decode())
+
+    assert restart is not None
+    link = html.unescape(restart[1])
+    assert link.startswith("/malakoff/authorize/restart?token=")
+    # Once the parked request is gone (its time ran out), the link starts it again, still as a
+    # pushed request: a sign-in page, not a refusal.
+    app.extensions["idp"].store.delete(f"interaction:{query(to_login)['interaction']}")
+    again = flow.http.get(link)
+    assert again.status_code == 303
+    assert "/malakoff/login?interaction=" in again.headers["Location"]
+    signed_in = flow.login(again)
+    assert query(signed_in.headers["Location"])["state"] == "st-secret"
+    # Tampered with, or for another tenant: the sign-in has expired.
+    assert flow.http.get(link[:-3] + "abc").status_code == 400
+    assert flow.http.get(link.replace("/malakoff/", "/miel/")).status_code == 400
 
 
 def test_discovery_advertises_the_endpoint(client):

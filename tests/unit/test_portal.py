@@ -426,6 +426,9 @@ def test_signed_in_home_shows_the_claims_and_userinfo(client, provider):
     ]:
         assert f'<th scope="row"><code>{claim}</code></th><td>{value}</td>' in page
     assert '<th scope="row"><code>family_name</code></th><td>Martin</td>' in page  # userinfo
+    # The request was pushed (RFC 9126): its reference is shown.
+    assert "<code>urn:ietf:params:oauth:request_uri:0</code>" in page
+    assert "60 s, une seule utilisation" in page
     assert "Rafraîchir les jetons" in page
     assert "Se déconnecter" in page
     assert "Se connecter</a>" not in page
