@@ -3,7 +3,9 @@
 Authlib validates the request (client, redirect URI, response type, scope,
 PKCE, prompt=none); this module adds what OIDC Core 3.1.2 asks of the
 provider around it: max_age, id_token_hint, acr_values, consent, and the
-response modes, always carrying ``iss`` (RFC 9207).
+response modes, always carrying ``iss`` (RFC 9207). The same validation serves
+the pushed authorization request endpoint (RFC 9126), whose requests come back
+to /authorize by their ``request_uri``.
 """
 
 from __future__ import annotations
@@ -197,8 +199,8 @@ def _checked_request(oauth_request: StoredRequest, context: _Context, *, pushed:
     if "request" in data:
         raise RequestNotSupported(redirect_uri=redirect_uri)
     if "request_uri" in data:
-        # OIDC Core 6.2 (a request object by reference); a pushed request's is taken by
-        # authorize_pushed before.
+        # OIDC Core 6.2 (a request object by reference); a pushed request's reference was
+        # replaced by the request before (authorize_request).
         raise RequestUriNotSupported(redirect_uri=redirect_uri)
     if "registration" in data:
         raise RegistrationNotSupported(redirect_uri=redirect_uri)
