@@ -75,7 +75,9 @@ class Settings:
     id_token_ttl: int = 3600
     refresh_token_ttl: int = 30 * 24 * 3600
     interaction_ttl: int = 1800
-    # The token, introspection and revocation endpoints authenticate clients
+    # A pushed authorization request's request_uri (RFC 9126 2.2: short-lived, one use).
+    pushed_request_ttl: int = 60
+    # The token, push, introspection and revocation endpoints authenticate clients
     # against a per-process copy read at most this many seconds ago (0: read
     # the database every time). A removed client can obtain nothing from the
     # moment of removal (its codes and tokens go with it) and stops
@@ -181,7 +183,7 @@ class Settings:
             raise ConfigError("IDP_BASE_URL must be an http(s) URL without a trailing slash")
         for name in (
             "authorization_code_ttl", "access_token_ttl", "id_token_ttl", "refresh_token_ttl",
-            "interaction_ttl", "session_idle_timeout", "session_absolute_timeout",
+            "interaction_ttl", "pushed_request_ttl", "session_idle_timeout", "session_absolute_timeout",
             "argon2_time_cost", "argon2_memory_cost", "argon2_parallelism", "metadata_max_age",
         ):
             if getattr(self, name) <= 0:

@@ -41,10 +41,11 @@ REDACTED = "[redacted]"
 # whatever follows it.
 _LINK_TOKEN = re.compile(r"(/(?:activate|reset-password)/)[^/?#\s\"']+")
 # Values of parameters that carry codes, tokens, hints and secrets (code=, token=,
-# refresh_token=, id_token_hint=, client_secret=, login_hint=…) wherever they appear.
+# refresh_token=, id_token_hint=, client_secret=, login_hint=, a pushed request's
+# request_uri=…) wherever they appear.
 _SECRET_PARAMETER = re.compile(
     r"(?<![A-Za-z0-9_])((?:code|token|[a-z_]*_token|[a-z_]*_token_hint|[a-z_]*_secret|login_hint"
-    r"|code_verifier)=)[^&\s\"';,]+", re.IGNORECASE)
+    r"|code_verifier|request_uri)=)[^&\s\"';,]+", re.IGNORECASE)
 # The query string of an HTTP request line, as werkzeug logs it: "GET /path?query HTTP/1.1"
 # (at a terminal, in colour: an ANSI sequence before the method).
 _REQUEST_LINE_QUERY = re.compile(r'("(?:\x1b\[[0-9;]*m)?[A-Z]+ [^ ?"]*)\?[^ "]*( HTTP/)')

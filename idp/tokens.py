@@ -24,6 +24,9 @@ ACTIVATION = Purpose("activation", 72 * 3600)
 KNOWN_BROWSER = Purpose("known-browser", 400 * 24 * 3600)
 # The tenant's [links] reset_ttl_minutes applies when the link is read.
 PASSWORD_RESET = Purpose("password-reset", 30 * 60)
+# A pushed authorization request started again from the sign-in page once its time ran out:
+# as long as the provider's session may last.
+PUSHED_RESTART = Purpose("pushed-request-restart", 12 * 3600)
 
 
 class TokenService:

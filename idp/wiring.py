@@ -17,6 +17,7 @@ from idp.extensions import ServiceRegistry, Services, current_tenant
 from idp.mfa.services import OtpService, TrustedDevices
 from idp.oidc.interaction_api import InteractionApi
 from idp.oidc.interactions import Interactions
+from idp.oidc.pushed import PushedRequests
 from idp.oidc.sessions import ProviderSessions
 from idp.passkeys.services import Passkeys
 from idp.signin.services import CodeSender, SignIn
@@ -45,6 +46,7 @@ def register_services(registry: ServiceRegistry) -> None:
     registry.register(TrustedDevices, _trusted_devices)
     registry.register(Passkeys, lambda c, s: Passkeys(s, c.store))
     registry.register(Interactions, lambda c, _s: _interactions(c))
+    registry.register(PushedRequests, lambda c, _s: PushedRequests(c.store, c.settings.pushed_request_ttl))
     registry.register(InteractionApi, lambda c, s: InteractionApi(_interactions(c), s))
     registry.register(CodeSender, _code_sender)
     registry.register(Reauthentication, lambda c, s: Reauthentication(s, c.store, c.hasher))

@@ -8,15 +8,15 @@ GARBAGE = ["", "\x00", "a\x00b", "%ff%fe", "a" * 5000, "é" * 300, "[]", "{}", "
 ENDPOINTS = [
     ("GET", "/malakoff/authorize"), ("POST", "/malakoff/authorize"),
     ("POST", "/malakoff/token"), ("GET", "/malakoff/userinfo"), ("POST", "/malakoff/userinfo"),
-    ("POST", "/malakoff/revoke"), ("POST", "/malakoff/introspect"),
-    ("GET", "/malakoff/logout"), ("POST", "/malakoff/logout"),
+    ("POST", "/malakoff/revoke"), ("POST", "/malakoff/introspect"), ("POST", "/malakoff/par"),
+    ("GET", "/malakoff/authorize/restart"), ("GET", "/malakoff/logout"), ("POST", "/malakoff/logout"),
     ("GET", "/malakoff/login"), ("POST", "/malakoff/login"), ("GET", "/malakoff/consent"),
     ("POST", "/malakoff/consent"), ("GET", "/malakoff/authorize/resume"),
     ("GET", "/malakoff/logout/confirm"),
 ]
 PARAMS = ["client_id", "redirect_uri", "response_type", "scope", "code", "grant_type", "token",
           "refresh_token", "id_token_hint", "interaction", "identifier", "password", "claims",
-          "max_age", "prompt", "code_verifier", "client_assertion", "state"]
+          "max_age", "prompt", "code_verifier", "client_assertion", "state", "request_uri"]
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
@@ -31,7 +31,7 @@ def test_garbage_parameters_never_cause_a_server_error(client, make, method, pat
 
 
 @pytest.mark.parametrize("path", ["/malakoff/token", "/malakoff/revoke", "/malakoff/introspect",
-                                  "/malakoff/authorize", "/malakoff/login"])
+                                  "/malakoff/par", "/malakoff/authorize", "/malakoff/login"])
 def test_json_and_oversized_bodies_are_refused_cleanly(client, path):
     assert client.post(path, json={"grant_type": ["x"]}).status_code < 500
     form = "application/x-www-form-urlencoded"

@@ -22,7 +22,7 @@ from idp.oidc.models import AuthorizationCode
 from idp.web import gate
 from tests.flows import csrf_token, query
 
-TOKEN_ENDPOINTS = ["/malakoff/token", "/malakoff/introspect", "/malakoff/revoke"]
+TOKEN_ENDPOINTS = ["/malakoff/token", "/malakoff/introspect", "/malakoff/revoke", "/malakoff/par"]
 
 
 def basic(raw: bytes) -> dict:
@@ -163,7 +163,7 @@ PROTOCOL = {
     ("GET", "/malakoff/authorize"): ["client_id", "redirect_uri", "response_type", "scope", "state",
                                      "nonce", "code_challenge", "code_challenge_method", "prompt",
                                      "max_age", "id_token_hint", "claims", "login_hint",
-                                     "acr_values", "ui_locales", "response_mode"],
+                                     "acr_values", "ui_locales", "response_mode", "request_uri"],
     ("POST", "/malakoff/authorize"): ["client_id", "redirect_uri", "response_type", "scope", "nonce",
                                       "state", "code_challenge", "code_challenge_method", "claims"],
     ("POST", "/malakoff/token"): ["grant_type", "code", "redirect_uri", "code_verifier", "client_id",
@@ -173,6 +173,10 @@ PROTOCOL = {
     ("POST", "/malakoff/userinfo"): ["access_token"],
     ("POST", "/malakoff/introspect"): ["token", "token_type_hint", "client_id", "client_secret"],
     ("POST", "/malakoff/revoke"): ["token", "token_type_hint", "client_id", "client_secret"],
+    ("POST", "/malakoff/par"): ["client_id", "client_secret", "redirect_uri", "response_type", "scope",
+                                "state", "nonce", "code_challenge", "code_challenge_method", "claims",
+                                "request_uri", "request", "client_assertion", "client_assertion_type"],
+    ("GET", "/malakoff/authorize/restart"): ["token"],
     ("GET", "/malakoff/logout"): ["id_token_hint", "client_id", "post_logout_redirect_uri", "state",
                                   "ui_locales"],
     ("POST", "/malakoff/logout"): ["id_token_hint", "client_id", "post_logout_redirect_uri", "state"],
@@ -246,7 +250,7 @@ def test_the_protocol_endpoints_answer_any_parameters(client, rp, method, path, 
 
 
 @pytest.mark.parametrize("path", ["/malakoff/token", "/malakoff/introspect", "/malakoff/revoke",
-                                  "/malakoff/userinfo"])
+                                  "/malakoff/par", "/malakoff/userinfo"])
 @settings_
 @given(credentials=st.lists(st.one_of(texts(), st.binary(max_size=40)), min_size=1, max_size=3),
        scheme=st.sampled_from(["Basic", "basic", "Bearer", "BASIC"]), encode=st.booleans())

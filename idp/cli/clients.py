@@ -85,6 +85,11 @@ group = AppGroup(
     "session_required", default=False, show_default=True,
     help="The client needs the sid claim in logout tokens (always sent).",
 )
+@click.option(
+    "--require-par/--no-require-par", "require_par", default=False, show_default=True,
+    help="Accept its authorization requests only through the pushed authorization request "
+    "endpoint (RFC 9126).",
+)
 @click.option("--client-id", help="Client id to use (default: generated, '<tenant>-<random>').")
 @click.option("--json", "as_json", is_flag=True, help="Print client_id and secret as JSON.")
 @operator_errors(ClientRegistrationError)
@@ -101,6 +106,7 @@ def add(
     refresh_token_ttl: int | None,
     backchannel_logout_uri: str | None,
     session_required: bool,
+    require_par: bool,
     client_id: str | None,
     as_json: bool,
 ) -> None:
@@ -129,6 +135,7 @@ def add(
                 client_id=client_id, require_pkce=require_pkce, refresh_token_ttl=refresh_token_ttl,
                 backchannel_logout_uri=backchannel_logout_uri,
                 backchannel_logout_session_required=session_required,
+                require_pushed_authorization_requests=require_par,
             )
     except IntegrityError:
         # Another operator registered the same client id in the meantime.
@@ -201,6 +208,8 @@ def show(client_id: str) -> None:
         ("secret", [credential]),
         ("party", ["first (no consent screen)" if client.first_party else "third (consent asked)"]),
         ("PKCE", ["required" if client.pkce_required else "not required (legacy exemption)"]),
+        ("pushed requests", ["required (PAR only)" if client.require_pushed_authorization_requests
+                             else "optional"]),
         ("refresh lifetime", [f"{client.refresh_token_ttl} s" if client.refresh_token_ttl
                               else "default (IDP_REFRESH_TOKEN_TTL)"]),
         ("scopes", [" ".join(client.scopes or [])]),
@@ -246,17 +255,23 @@ def show(client_id: str) -> None:
     "session_required", default=None,
     help="Whether the client needs the sid claim in logout tokens (always sent).",
 )
+@click.option(
+    "--require-par/--no-require-par", "require_par", default=None,
+    help="Accept its authorization requests only through the pushed authorization request "
+    "endpoint (RFC 9126), or at /authorize too.",
+)
 @operator_errors(ClientRegistrationError)
 def update(client_id: str, require_pkce: bool | None, refresh_token_ttl: int | None,
            default_refresh_lifetime: bool, backchannel_logout_uri: str | None,
-           no_backchannel_logout: bool, session_required: bool | None) -> None:
-    """Change the PKCE requirement, the refresh token lifetime or the back-channel logout of
-    CLIENT_ID."""
+           no_backchannel_logout: bool, session_required: bool | None,
+           require_par: bool | None) -> None:
+    """Change the PKCE requirement, the refresh token lifetime, the back-channel logout or the
+    requirement of pushed authorization requests of CLIENT_ID."""
     if (require_pkce is None and refresh_token_ttl is None and not default_refresh_lifetime
             and backchannel_logout_uri is None and not no_backchannel_logout
-            and session_required is None):
-        raise click.UsageError("nothing to change: give --pkce/--no-pkce, a refresh lifetime or "
-                               "a back-channel logout option")
+            and session_required is None and require_par is None):
+        raise click.UsageError("nothing to change: give --pkce/--no-pkce, a refresh lifetime, "
+                               "a back-channel logout option or --require-par/--no-require-par")
     if refresh_token_ttl is not None and default_refresh_lifetime:
         raise click.UsageError("--refresh-lifetime and --default-refresh-lifetime exclude each other")
     if backchannel_logout_uri is not None and no_backchannel_logout:
@@ -267,12 +282,14 @@ def update(client_id: str, require_pkce: bool | None, refresh_token_ttl: int | N
                                default_refresh_token_ttl=default_refresh_lifetime,
                                backchannel_logout_uri=backchannel_logout_uri,
                                no_backchannel_logout=no_backchannel_logout,
-                               backchannel_logout_session_required=session_required)
+                               backchannel_logout_session_required=session_required,
+                               require_pushed_authorization_requests=require_par)
         pkce = "required" if client.pkce_required else "not required"
         lifetime = f"{client.refresh_token_ttl} s" if client.refresh_token_ttl else "default"
         backchannel = client.backchannel_logout_uri or "none"
+        par = "required" if client.require_pushed_authorization_requests else "optional"
     click.echo(f"updated client {client_id}: PKCE {pkce}, refresh lifetime {lifetime}, "
-               f"back-channel logout {backchannel}")
+               f"back-channel logout {backchannel}, pushed requests {par}")
 
 
 @group.command("remove")

@@ -2,7 +2,7 @@
 
 `idp demo` starts one portal per tenant so that a newcomer can watch a whole
 sign-in from the relying party's side: the authorization request (PKCE S256,
-``state``, ``nonce``), the validated ID token, the userinfo response, a
+``state``, ``nonce``) pushed to the provider (RFC 9126), the validated ID token, the userinfo response, a
 refresh, and RP-initiated logout. The portal only ever talks to the provider
 over HTTP, through Authlib's Flask client, exactly as a real portal would.
 
@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import requests
 
 # Authlib ships no type information (no py.typed) and its stubs, types-Authlib, are not installed.
 from authlib.common.errors import AuthlibBaseError
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_client import OAuth
 from flask import (
     Blueprint,
@@ -93,6 +94,7 @@ ERROR_EXPLANATIONS = {
     "invalid_id_token": "Le jeton d’identité reçu n’est pas valide ; il a été refusé.",
     "invalid_grant": "L’autorisation a expiré ou a déjà été utilisée.",
     "invalid_csrf_token": "Le formulaire a expiré. Veuillez recommencer.",
+    "invalid_client": "Ce portail n’a pas pu s’identifier auprès du fournisseur d’identité.",
 }
 
 bp = Blueprint("portal", __name__)
@@ -301,6 +303,7 @@ def home():
         scope=tokens.get("scope", ""),
         has_refresh_token=bool(tokens.get("refresh_token")),
         refreshed_at=_format_time(record["refreshed_at"]) if record.get("refreshed_at") else None,
+        pushed=record.get("pushed"),
         csrf_token=_csrf_token(),
         notifications=notifications,
     )
@@ -310,17 +313,48 @@ def home():
 def login():
     extra = {name: value for name in AUTHORIZE_PASSTHROUGH if (value := request.args.get(name))}
     _forget_abandoned_logins()
+    client = _client()
+    redirect_uri = _portal().settings.redirect_uri
     try:
         # PKCE S256 and state come from Authlib; the nonce binds the ID token to
         # this browser's request (OIDC Core 3.1.2.1). All three are kept in the
         # session until the callback.
-        return _client().authorize_redirect(
-            redirect_uri=_portal().settings.redirect_uri,
-            nonce=secrets.token_urlsafe(32),
-            **extra,
-        )
-    except (requests.RequestException, ValueError):
+        request_data = client.create_authorization_url(
+            redirect_uri=redirect_uri, nonce=secrets.token_urlsafe(32), **extra)
+        authorization_endpoint = client.load_server_metadata()["authorization_endpoint"]
+        pushed = _push(request_data["url"])
+    except (requests.RequestException, ValueError, KeyError):
+        # KeyError: the provider's metadata lacks an endpoint.
         return _provider_unreachable()
+    if pushed.status_code != 201 or "request_uri" not in (answer := _json(pushed)):
+        error = _json(pushed)
+        return _error_page(error.get("error"), error.get("error_description"),
+                           _ERRORS_FROM_PROVIDER_STATUS)
+    # Kept with the pending sign-in, to be shown once signed in.
+    pushed_request = {"request_uri": answer["request_uri"], "expires_in": answer.get("expires_in")}
+    client.save_authorize_data(redirect_uri=redirect_uri, pushed=pushed_request, **request_data)
+    # RFC 9126 4: the browser carries only the client id and the reference to the request.
+    return redirect(add_params_to_uri(authorization_endpoint, [
+        ("client_id", client.client_id), ("request_uri", answer["request_uri"])]))
+
+
+def _push(authorization_url: str) -> requests.Response:
+    """Push the authorization request's parameters to the provider, authenticated as at its
+    token endpoint (RFC 9126 2.1): they never travel through the browser."""
+    client = _client()
+    endpoint = client.load_server_metadata()["pushed_authorization_request_endpoint"]
+    # RFC 6749 2.3.1: the id and secret are form-encoded before they go into Basic credentials.
+    credentials = (quote(client.client_id, safe=""), quote(client.client_secret, safe=""))
+    return requests.post(endpoint, data=parse_qsl(urlsplit(authorization_url).query),
+                         auth=credentials, timeout=10)
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 @bp.get("/callback")
@@ -353,6 +387,7 @@ def callback():
             _ERRORS_FROM_PROVIDER_STATUS,
         )
 
+    pending = client.framework.get_state_data(session, state) if state else None
     try:
         # Exchanges the code with the PKCE verifier, then validates the ID token:
         # signature against the JWKS, iss, aud, exp, iat and the nonce.
@@ -376,6 +411,7 @@ def callback():
         "claims": dict(claims),
         "tokens": _keep_tokens(token),
         "refreshed_at": None,
+        "pushed": (pending or {}).get("pushed"),
     }
     _load_userinfo(record)
 

@@ -106,6 +106,7 @@ def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:
                 redirect_uris=[f"{url}/callback"], post_logout_redirect_uris=[f"{url}/"],
                 backchannel_logout_uri=f"{url}/backchannel-logout",
                 auth_method="client_secret_basic", first_party=True, client_id=client_id,
+                require_pushed_authorization_requests=True,
             )
             if secret is None:  # client_secret_basic always gets one; only key and public clients do not
                 raise RuntimeError(f"{client_id} was registered without a client secret")

@@ -3,7 +3,9 @@
 Authlib validates the request (client, redirect URI, response type, scope,
 PKCE, prompt=none); this module adds what OIDC Core 3.1.2 asks of the
 provider around it: max_age, id_token_hint, acr_values, consent, and the
-response modes, always carrying ``iss`` (RFC 9207).
+response modes, always carrying ``iss`` (RFC 9207). The same validation serves
+the pushed authorization request endpoint (RFC 9126), whose requests come back
+to /authorize by their ``request_uri``.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 # Authlib ships no type information (no py.typed marker).
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import redirect, request, url_for
+from flask import jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import select
@@ -26,13 +30,16 @@ from sqlalchemy import select
 from idp.accounts.authn import session_account
 from idp.accounts.levels import Authentication
 from idp.accounts.models import Account
+from idp.errors import SignInExpired
 from idp.extensions import current_tenant, db, find_service, services
 from idp.oidc import prompts
 from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter, requested_claim_names
 from idp.oidc.interactions import Interaction, Interactions
 from idp.oidc.models import Client, Consent
 from idp.oidc.prompts import PromptContext, SignedIn
-from idp.oidc.server import StoredRequest, current_server
+from idp.oidc.pushed import REQUEST_URI_PREFIX, PushedRequests
+from idp.oidc.server import AUTH_METHODS, StoredRequest, current_server
+from idp.tokens import PUSHED_RESTART, InvalidToken, TokenService
 from idp.web.gate import Refused, protocol_parameters
 from idp.web.locale import choose_ui_locale
 from idp.web.rendering import render
@@ -47,6 +54,8 @@ MAX_NONCE_LENGTH = 500
 # and grant_type into descriptions, so those values must fit it.
 ECHOABLE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]{0,200}$")
 ECHOED_PARAMETERS = ("response_type", "grant_type")
+# How a client authenticates at the push endpoint: not part of the request kept (RFC 9126 2.1).
+CLIENT_AUTHENTICATION = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
 
 
 def well_formed(params: list[list[str]]) -> bool:
@@ -167,9 +176,50 @@ def _prompt_context(data: dict[str, str], granted_scope: str, signed_in: SignedI
     )
 
 
-def authorize(params: list[list[str]], interaction: Interaction | None = None) -> ResponseReturnValue:
-    """Evaluate an authorization request and answer it."""
+def _checked_request(oauth_request: StoredRequest, context: _Context, *, pushed: bool,
+                     signed_in: SignedIn | None = None, interaction: Interaction | None = None,
+                     ) -> tuple[Any, PromptContext]:
+    """Validate an authorization request, at /authorize or when pushed (RFC 9126 2.1: "as it
+    would an authorization request sent to the authorization endpoint"): its grant and its
+    parsed parameters, or an OAuth2Error, with the redirect URI once it is known valid."""
+    data = oauth_request.payload.data
+    account = signed_in.account if signed_in else None
+    grant = current_server().get_consent_grant(request=oauth_request, end_user=account)
+    redirect_uri: str = grant.redirect_uri
+    client: Client = oauth_request.client
+    context.redirect_uri = redirect_uri
+    if client.require_pushed_authorization_requests and not pushed:
+        # RFC 9126 6: this client's requests are accepted only through the push endpoint.
+        raise InvalidRequestError("This client must push its authorization requests.",
+                                  redirect_uri=redirect_uri)
+    if context.response_mode not in RESPONSE_MODES:
+        context.response_mode = "query"
+        raise InvalidRequestError("Unsupported 'response_mode'.", redirect_uri=redirect_uri)
+    # OIDC Core 6: request objects are not supported.
+    if "request" in data:
+        raise RequestNotSupported(redirect_uri=redirect_uri)
+    if "request_uri" in data:
+        # OIDC Core 6.2 (a request object by reference); a pushed request's reference was
+        # replaced by the request before (authorize_request).
+        raise RequestUriNotSupported(redirect_uri=redirect_uri)
+    if "registration" in data:
+        raise RegistrationNotSupported(redirect_uri=redirect_uri)
+    if "openid" not in (oauth_request.scope or "").split():
+        raise InvalidRequestError("The 'openid' scope is required.", redirect_uri=redirect_uri)
+    if len(data.get("nonce") or "") > MAX_NONCE_LENGTH:
+        # Refused before the member signs in, not when the code is kept.
+        raise InvalidRequestError("'nonce' is too long.", redirect_uri=redirect_uri)
+    checked = _prompt_context(data, oauth_request.scope or "", signed_in, client, interaction,
+                              redirect_uri)
+    return grant, checked
+
+
+def authorize(params: list[list[str]], interaction: Interaction | None = None, *,
+              pushed: bool = False) -> ResponseReturnValue:
+    """Evaluate an authorization request and answer it; ``pushed``: it came through the pushed
+    authorization request endpoint."""
     tenant = current_tenant()
+    pushed = pushed or bool(interaction and interaction.pushed)
     oauth_request = StoredRequest(request.url, params)
     data = oauth_request.payload.data
     context = _Context(data.get("response_mode") or "query", data.get("state"), None)
@@ -178,27 +228,10 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
     account = signed_in.account if signed_in else None
 
     try:
-        grant = current_server().get_consent_grant(request=oauth_request, end_user=account)
+        grant, checked = _checked_request(oauth_request, context, pushed=pushed, signed_in=signed_in,
+                                          interaction=interaction)
         redirect_uri: str = grant.redirect_uri
         client: Client = oauth_request.client
-        context.redirect_uri = redirect_uri
-        if context.response_mode not in RESPONSE_MODES:
-            context.response_mode = "query"
-            raise InvalidRequestError("Unsupported 'response_mode'.", redirect_uri=redirect_uri)
-        # OIDC Core 6: request objects are not supported.
-        if "request" in data:
-            raise RequestNotSupported(redirect_uri=redirect_uri)
-        if "request_uri" in data:
-            raise RequestUriNotSupported(redirect_uri=redirect_uri)
-        if "registration" in data:
-            raise RegistrationNotSupported(redirect_uri=redirect_uri)
-        if "openid" not in (oauth_request.scope or "").split():
-            raise InvalidRequestError("The 'openid' scope is required.", redirect_uri=redirect_uri)
-        if len(data.get("nonce") or "") > MAX_NONCE_LENGTH:
-            # Refused before the member signs in, not when the code is kept.
-            raise InvalidRequestError("'nonce' is too long.", redirect_uri=redirect_uri)
-        checked = _prompt_context(data, oauth_request.scope or "", signed_in, client, interaction,
-                                  redirect_uri)
 
         login_reasons = prompts.reasons(prompts.LOGIN_CHECKS, checked)
         if login_reasons:
@@ -206,7 +239,7 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
             if "none" in checked.prompt:
                 raise LoginRequiredError(redirect_uri=redirect_uri)
             prompt = prompts.login_prompt(checked, login_reasons)
-            return _interact(interaction, params, prompt, login_reasons, data)
+            return _interact(interaction, params, prompt, login_reasons, data, pushed)
 
         # The login checks passed, so a member is signed in. First-party clients never ask
         # (prompts.consent_missing): their consent is not looked up.
@@ -217,7 +250,7 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
             # OIDC Core 3.1.2.6
             if "none" in checked.prompt:
                 raise ConsentRequiredError(redirect_uri=redirect_uri)
-            return _interact(interaction, params, prompts.CONSENT, consent_reasons, data)
+            return _interact(interaction, params, prompts.CONSENT, consent_reasons, data, pushed)
         authentication = _stated_authentication(signed_in, checked, redirect_uri)
     except OAuth2Error as error:
         return error_response(error, context)
@@ -239,6 +272,81 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None) -
     if context.state:
         response_params.append(("state", context.state))
     return respond(redirect_uri, response_params, context.response_mode)
+
+
+def authorize_request(params: list[list[str]]) -> ResponseReturnValue:
+    """Answer a request to /authorize: a pushed request's reference, or a request of its own."""
+    request_uri = next((value for key, value in params if key == "request_uri"), None)
+    if request_uri is not None and request_uri.startswith(REQUEST_URI_PREFIX):
+        return _authorize_pushed(request_uri, next((v for k, v in params if k == "client_id"), None))
+    return authorize(params)
+
+
+def _authorize_pushed(request_uri: str, client_id: str | None) -> ResponseReturnValue:
+    """The pushed request ``request_uri`` stands for, used once, by the client that pushed it;
+    the other parameters of the URL are ignored (RFC 9126 4). Its redirect URI is unknown until
+    then, so a refusal is a page, not a redirect (RFC 6749 4.1.2.1)."""
+    pushed = find_service(PushedRequests).take(current_tenant().slug, request_uri, client_id)
+    if pushed is None:
+        message = _("Cette demande de connexion a expiré ou a déjà servi. Retournez sur votre "
+                    "espace pour vous connecter à nouveau.")
+        return render("error.html", status=400, error_code="invalid_request_uri", message=message,
+                      protocol_error=True)
+    return authorize(pushed.params, pushed=True)
+
+
+def restart_pushed(token: str | None) -> ResponseReturnValue:
+    """A pushed request started again from the sign-in page once its time ran out (WCAG 2.2.1),
+    with the request as the provider signed it when it parked it (``idp.signin.state``)."""
+    try:
+        restart = TokenService(services().settings.secret_key, PUSHED_RESTART).loads(token or "")
+    except InvalidToken:
+        raise SignInExpired() from None
+    if restart.get("tenant") != current_tenant().slug:
+        raise SignInExpired()
+    return authorize(restart["params"], pushed=True)
+
+
+def push() -> ResponseReturnValue:
+    """The pushed authorization request endpoint (RFC 9126 2): the client authenticates as at
+    the token endpoint, its request is validated as at /authorize, and kept for a
+    ``request_uri``. Errors are answered as the token endpoint's (RFC 9126 2.3, RFC 6749 5.2),
+    never sent to a redirect URI."""
+    server = current_server()
+    oauth_request = server.create_oauth2_request(request)
+    try:
+        client: Client = server.authenticate_client(oauth_request, AUTH_METHODS,
+                                                    endpoint="pushed_authorization_request")
+        params = [[key, value] for key, values in request.form.lists() for value in values
+                  if key not in CLIENT_AUTHENTICATION]
+        request_uri = _keep_pushed(client, params)
+    except OAuth2Error as error:
+        error.redirect_uri = None
+        return server.handle_error_response(oauth_request, error)
+    except ValueError:
+        # As at /authorize: an error Authlib refuses to describe.
+        return server.handle_error_response(oauth_request, InvalidRequestError())
+    response = jsonify(request_uri=request_uri, expires_in=services().settings.pushed_request_ttl)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 201
+
+
+def _keep_pushed(client: Client, params: list[list[str]]) -> str:
+    """Validate a pushed request of ``client`` and keep it; its ``request_uri``."""
+    pushed_client_id = next((value for key, value in params if key == "client_id"), None)
+    if pushed_client_id is None:
+        # The client is known from its authentication; /authorize will need the id alongside.
+        params = [["client_id", client.client_id], *params]
+    elif pushed_client_id != client.client_id:
+        raise InvalidRequestError("'client_id' is not the client that authenticated.")
+    if any(key == "request_uri" for key, _value in params):
+        # RFC 9126 2.1
+        raise InvalidRequestError("'request_uri' cannot be pushed.")
+    oauth_request = StoredRequest(request.url, params)
+    data = oauth_request.payload.data
+    _checked_request(oauth_request, _Context(data.get("response_mode") or "query", None, None),
+                     pushed=True)
+    return find_service(PushedRequests).keep(current_tenant().slug, client.client_id, params)
 
 
 def _stated_authentication(signed_in: SignedIn | None, checked: PromptContext,
@@ -266,10 +374,10 @@ def deny(interaction: Interaction) -> ResponseReturnValue:
 
 
 def _interact(interaction: Interaction | None, params: list[list[str]], prompt: str, reasons: list[str],
-              data: dict[str, str]) -> ResponseReturnValue:
+              data: dict[str, str], pushed: bool) -> ResponseReturnValue:
     store = find_service(Interactions)
     if interaction is None:
-        interaction = store.start(current_tenant().slug, params, prompt, reasons)
+        interaction = store.start(current_tenant().slug, params, prompt, reasons, pushed=pushed)
     else:
         interaction.prompt, interaction.reasons = prompt, reasons
         store.save(interaction)

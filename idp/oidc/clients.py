@@ -179,6 +179,7 @@ def register_client(
     refresh_token_ttl: int | None = None,
     backchannel_logout_uri: str | None = None,
     backchannel_logout_session_required: bool = False,
+    require_pushed_authorization_requests: bool = False,
 ) -> tuple[Client, str | None]:
     """Register a client of ``tenant``; return it with its secret (None for keys or public).
 
@@ -237,6 +238,7 @@ def register_client(
         refresh_token_ttl=refresh_token_ttl,
         backchannel_logout_uri=backchannel,
         backchannel_logout_session_required=backchannel_logout_session_required,
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
     )
     db.add(client)
     db.flush()
@@ -246,6 +248,7 @@ def register_client(
         redirect_uris=redirects, scopes=allowed_scopes, require_pkce=require_pkce,
         refresh_token_ttl=refresh_token_ttl, backchannel_logout_uri=backchannel,
         backchannel_logout_session_required=backchannel_logout_session_required,
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
     )
     return client, secret
 
@@ -282,10 +285,12 @@ def update_client(
     backchannel_logout_uri: str | None = None,
     no_backchannel_logout: bool = False,
     backchannel_logout_session_required: bool | None = None,
+    require_pushed_authorization_requests: bool | None = None,
 ) -> Client:
-    """Change the PKCE requirement, the refresh token lifetime or the back-channel logout of a
-    client; None keeps a value, ``default_refresh_token_ttl`` goes back to the provider's
-    setting, ``no_backchannel_logout`` removes the URI. The caller commits."""
+    """Change the PKCE requirement, the refresh token lifetime, the back-channel logout or the
+    requirement of pushed authorization requests of a client; None keeps a value,
+    ``default_refresh_token_ttl`` goes back to the provider's setting,
+    ``no_backchannel_logout`` removes the URI. The caller commits."""
     client = find_client(db, client_id)
     if client is None:
         raise ClientRegistrationError(f"no client with id {client_id!r}")
@@ -303,12 +308,15 @@ def update_client(
         client.backchannel_logout_uri = check_backchannel_logout_uri(backchannel_logout_uri)
     if backchannel_logout_session_required is not None:
         client.backchannel_logout_session_required = backchannel_logout_session_required
+    if require_pushed_authorization_requests is not None:
+        client.require_pushed_authorization_requests = require_pushed_authorization_requests
     db.flush()
     events.record_event(
         db, events.CLIENT_UPDATED, tenant=client.tenant, client_id=client.client_id,
         require_pkce=client.require_pkce, refresh_token_ttl=client.refresh_token_ttl,
         backchannel_logout_uri=client.backchannel_logout_uri,
         backchannel_logout_session_required=client.backchannel_logout_session_required,
+        require_pushed_authorization_requests=client.require_pushed_authorization_requests,
     )
     return client
 

@@ -31,6 +31,8 @@ class Interaction:
     # Why the member is here: "login" or "consent".
     prompt: str = "login"
     reasons: list[str] = field(default_factory=list)
+    # The request came through the pushed authorization request endpoint (RFC 9126).
+    pushed: bool = False
 
     def param(self, name: str) -> str | None:
         for key, value in self.params:
@@ -47,9 +49,11 @@ class Interactions:
     def _key(self, interaction_id: str) -> str:
         return f"interaction:{interaction_id}"
 
-    def start(self, tenant: str, params: list[list[str]], prompt: str, reasons: list[str]) -> Interaction:
+    def start(self, tenant: str, params: list[list[str]], prompt: str, reasons: list[str], *,
+              pushed: bool = False) -> Interaction:
         interaction = Interaction(
-            id=secrets.token_urlsafe(24), tenant=tenant, params=params, prompt=prompt, reasons=reasons
+            id=secrets.token_urlsafe(24), tenant=tenant, params=params, prompt=prompt, reasons=reasons,
+            pushed=pushed,
         )
         self.save(interaction)
         owned = [i for i in session.get("interactions", []) if i != interaction.id]

@@ -104,7 +104,7 @@ class Provider(AuthorizationServer):
         if not isinstance(client_id, str) or len(client_id) > 64:
             return None
         if request.blueprint == "oidc_api":
-            # Token, introspection, revocation: see Settings.client_cache_seconds.
+            # Token, push, introspection, revocation: see Settings.client_cache_seconds.
             return self.client_cache.get(db(), current_tenant().slug, client_id)
         # The browser-facing endpoints read the record as it is now (redirect URIs, consent).
         return db().scalar(
@@ -473,7 +473,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def get_audiences(self) -> list[str]:
         issuer = current_tenant().issuer
-        return [issuer, f"{issuer}/token"]
+        # RFC 9126 2: the pushed authorization request endpoint accepts the same audiences.
+        return [issuer, f"{issuer}/token", f"{issuer}/par"]
 
     def resolve_client_public_key(self, client: Client):
         if not client.jwks:

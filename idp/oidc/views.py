@@ -17,6 +17,7 @@ from idp.accounts.levels import ACR_LEVELS
 from idp.errors import SignInExpired
 from idp.events import LOGOUT, record_event
 from idp.extensions import current_tenant, db, find_service, read_only, services
+from idp.keystore import ALGORITHMS
 from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.interactions import Interactions
@@ -72,11 +73,16 @@ def discovery():
 @functools.lru_cache(maxsize=32)
 def _discovery_document(issuer: str) -> bytes:
     """OIDC Discovery 1.0 section 3, serialized once per issuer: it only changes with a release."""
-    signing_algs = ["RS256", "ES256"]
+    # The provider's keys sign with these; client assertions are verified with joserfc's
+    # recommended algorithms, of which the clients' keys (asymmetric only) allow these two.
+    signing_algs = list(ALGORITHMS)
     return json.dumps({
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
+        "pushed_authorization_request_endpoint": f"{issuer}/par",
+        # RFC 9126 5: per client (require_pushed_authorization_requests), not for every one.
+        "require_pushed_authorization_requests": False,
         "userinfo_endpoint": f"{issuer}/userinfo",
         "jwks_uri": f"{issuer}/jwks",
         "end_session_endpoint": f"{issuer}/logout",
@@ -119,6 +125,12 @@ def token():
     return current_server().create_token_response()
 
 
+@api.route("/par", methods=["POST", "OPTIONS"])
+@_cors
+def pushed_authorization_request():
+    return authorization.push()
+
+
 @api.route("/userinfo", methods=["GET", "POST", "OPTIONS"])
 @_cors
 @read_only
@@ -147,7 +159,12 @@ def authorize():
         message = _("La requête n’est pas valide.")
         return render("error.html", status=400, error_code="invalid_request", message=message,
                       protocol_error=True)
-    return authorization.authorize(params)
+    return authorization.authorize_request(params)
+
+
+@bp.get("/authorize/restart")
+def restart_pushed():
+    return authorization.restart_pushed(request.args.get("token"))
 
 
 @bp.get("/authorize/resume")

@@ -16,6 +16,7 @@ from idp.extensions import find_service, services
 from idp.mfa.services import Challenge
 from idp.oidc.interactions import Interaction, Interactions
 from idp.tenancy import Tenant
+from idp.tokens import PUSHED_RESTART, TokenService
 
 # A pending sign-in older than this starts again from the password.
 PENDING_TTL = 15 * 60
@@ -160,10 +161,19 @@ def sign_in_time(tenant: Tenant, interaction_id: str | None, *,
     found = in_progress(tenant, interaction_id, with_pending=with_pending)
     if found is None:
         return None
-    if found.interaction is None:
-        return SignInTime(deadline(found), None, url_for("signin.login"))
-    query = urlencode([(key, value) for key, value in found.interaction.params])
-    return SignInTime(deadline(found), found.interaction.id, f"{url_for('oidc.authorize')}?{query}")
+    interaction = found.interaction
+    if interaction is None:
+        restart_url = url_for("signin.login")
+    elif interaction.pushed:
+        # The client may be required to push its requests (RFC 9126 6): the request comes back
+        # signed by the provider, which validated it when it was pushed.
+        restart = TokenService(services().settings.secret_key, PUSHED_RESTART).dumps(
+            {"tenant": interaction.tenant, "params": interaction.params})
+        restart_url = url_for("oidc.restart_pushed", token=restart)
+    else:
+        query = urlencode([(key, value) for key, value in interaction.params])
+        restart_url = f"{url_for('oidc.authorize')}?{query}"
+    return SignInTime(deadline(found), interaction.id if interaction else None, restart_url)
 
 
 def extend(tenant: Tenant, found: InProgress) -> Deadline:

@@ -86,6 +86,7 @@ PROTOCOL_PARAMETERS: dict[str, tuple[re.Pattern[str], int]] = {
     "ui_locales": (VSCHAR, MAX_VALUE_LENGTH),
     "claims_locales": (VSCHAR, MAX_VALUE_LENGTH),
     "interaction": (VSCHAR, MAX_VALUE_LENGTH),
+    "request_uri": (URI, MAX_VALUE_LENGTH),  # RFC 9126 2.2
 }
 PROTOCOL_BLUEPRINTS = frozenset({"oidc", "oidc_api"})
 # Probes and scrapers reach a node directly on its private address, over plain HTTP; they

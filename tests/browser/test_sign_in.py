@@ -21,6 +21,8 @@ def test_member_signs_in_with_a_code_and_signs_out(browse, tenant, channel):
     member.enters_code(channel, first_wrong=True)
     member.is_back_at_portal(account.given_name)
     assert account.member_number in member.page.content()
+    # The portal pushed its request (RFC 9126) and shows the reference the browser carried.
+    assert "urn:ietf:params:oauth:request_uri:" in member.page.content()
     assert member.claim("amr") == f"pwd, otp, {'mail' if channel == 'email' else 'sms'}"
     cookies = {c["name"]: c for c in member.page.context.cookies(member.live.base_url)}
     session = cookies["__Host-idp-session"]

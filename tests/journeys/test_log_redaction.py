@@ -65,6 +65,15 @@ def test_messages_logged_by_anyone_lose_codes_and_tokens(json_logs):
     assert "code=[redacted]&state=s" in text
 
 
+def test_pushed_request_references_are_redacted(json_logs):
+    logging.getLogger("idp.somewhere").warning(
+        "sent to /malakoff/authorize?client_id=rp&request_uri=urn:ietf:params:oauth:request_uri:%s",
+        SECRETS[3])
+    text = json_logs.getvalue()
+    assert SECRETS[3] not in text
+    assert "client_id=rp&request_uri=[redacted]" in text
+
+
 def test_werkzeug_request_lines_are_redacted_before_any_handler(app, json_logs, caplog):
     caplog.set_level(logging.INFO, logger="werkzeug")
     port = free_port()

@@ -1,8 +1,8 @@
 """Single use under concurrency (SPEC §3.3): twenty browsers using one activation link, one
-reset link or one registration at the same moment, against a provider under gunicorn with
-several workers on PostgreSQL and Redis, and twenty operators deciding one review request
-at once. Exactly one use succeeds and sends its email; the others get a clear page (or a
-clear refusal), never a 500."""
+reset link, one registration or one pushed authorization request at the same moment, against
+a provider under gunicorn with several workers on PostgreSQL and Redis, and twenty operators
+deciding one review request at once. Exactly one use succeeds (and sends its email); the
+others get a clear page (or a clear refusal), never a 500."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from idp.cli import main
 from idp.events import AuditEvent
 from idp.registry.models import Member
 from tests.conftest import DATABASE_URL, REDIS_URL
-from tests.flows import csrf_token, sms_code_step
+from tests.flows import csrf_token, pkce_pair, sms_code_step
 from tests.servers import node_environment
 
 pytestmark = [
@@ -230,6 +230,28 @@ def test_twenty_uses_of_one_reset_link_change_the_password_once(app, db, make, n
     changed = db.get(Account, account.id)
     assert [n for n, p in enumerate(passwords) if hasher.verify(changed.password_hash, p).ok] == done
     assert len(_mails(db, "password_changed")) == 1
+
+
+def test_twenty_uses_of_one_pushed_request_let_one_through(make, node):
+    # RFC 9126 4: a request_uri is one-time, whichever worker each browser reaches.
+    rp = make.client("malakoff")
+    pushed = requests.post(f"{node.url}/malakoff/par", auth=(rp.client_id, rp.secret), data={
+        "response_type": "code", "client_id": rp.client_id, "redirect_uri": rp.redirect_uris[0],
+        "scope": "openid", "state": "st-1", "code_challenge": pkce_pair()[1],
+        "code_challenge_method": "S256"}, timeout=30)
+    assert pushed.status_code == 201, pushed.text
+    path = (f"/malakoff/authorize?client_id={rp.client_id}"
+            f"&request_uri={pushed.json()['request_uri']}")
+    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
+
+    answers = at_once(browsers, lambda _browser: {}, lambda browser, _form: browser.get(path))
+
+    _no_server_error(answers)
+    through = [a for a in answers if a.status_code == 303]
+    assert len(through) == 1
+    assert "/malakoff/login?interaction=" in through[0].headers["Location"]
+    refused = [a for a in answers if a.status_code == 400 and "invalid_request_uri" in a.text]
+    assert len(refused) == PARALLEL - 1
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The demo relying-party portal, driven through its test client.
 
 The provider is a fake answering the portal's back-channel calls (discovery,
-JWKS, token, userinfo); the front channel (authorize, end session) is played
+JWKS, pushed authorization requests, token, userinfo); the front channel (authorize, end session) is played
 by the tests, which read the portal's redirects and build the callbacks.
 """
 
@@ -41,15 +41,23 @@ class FakeProvider:
         self.key = key
         self.requests: list[requests.PreparedRequest] = []
         self.grants: dict[str, dict] = {}
+        self.pushed: dict[str, dict] = {}
         self.id_token_overrides: dict = {}
         self.refresh_count = 0
         self.down = False
 
     # --- front channel, played by the tests ---------------------------------
 
+    def request_of(self, authorize_url: str) -> dict[str, str]:
+        """The authorization request the browser was sent to: pushed, it has only a reference."""
+        query = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
+        assert set(query) == {"client_id", "request_uri"}, query
+        assert query["client_id"] == CLIENT_ID
+        return self.pushed[query["request_uri"]]
+
     def approve(self, authorize_url: str, code: str = "code-1") -> str:
         """Accept an authorization request; return the callback's query string."""
-        query = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
+        query = self.request_of(authorize_url)
         self.grants[code] = query
         return urlencode({"code": code, "state": query["state"], "iss": ISSUER})
 
@@ -66,6 +74,8 @@ class FakeProvider:
             return _json(request, KeySet([self.key]).as_dict(private=False))
         if path == "/malakoff/token":
             return self.token(request)
+        if path == "/malakoff/par":
+            return self.push(request)
         if path == "/malakoff/userinfo":
             return _json(
                 request,
@@ -84,6 +94,7 @@ class FakeProvider:
             "issuer": ISSUER,
             "authorization_endpoint": AUTHORIZE,
             "token_endpoint": f"{ISSUER}/token",
+            "pushed_authorization_request_endpoint": f"{ISSUER}/par",
             "userinfo_endpoint": f"{ISSUER}/userinfo",
             "jwks_uri": f"{ISSUER}/jwks",
             "end_session_endpoint": END_SESSION,
@@ -94,6 +105,14 @@ class FakeProvider:
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
             "authorization_response_iss_parameter_supported": True,
         }
+
+    def push(self, request: requests.PreparedRequest) -> requests.Response:
+        basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {basic}":
+            return _json(request, {"error": "invalid_client"}, status=401)
+        request_uri = f"urn:ietf:params:oauth:request_uri:{len(self.pushed)}"
+        self.pushed[request_uri] = {k: v[0] for k, v in parse_qs(request.body).items()}
+        return _json(request, {"request_uri": request_uri, "expires_in": 60}, status=201)
 
     def token(self, request: requests.PreparedRequest) -> requests.Response:
         form = {k: v[0] for k, v in parse_qs(request.body).items()}
@@ -249,13 +268,14 @@ def test_each_tenant_has_its_own_session_cookie_and_key(provider):
 # --- authorization request --------------------------------------------------------
 
 
-def test_login_redirects_to_the_authorization_endpoint_with_pkce_s256(client, provider):
+def test_login_pushes_the_request_with_pkce_s256_then_redirects_with_its_reference(client, provider):
     response = client.get("/login")
 
     assert response.status_code == 302
     location = response.headers["Location"]
     assert location.startswith(f"{AUTHORIZE}?")
-    query = _query(location)
+    assert len(provider.calls_to("/par")) == 1
+    query = provider.request_of(location)
     assert query["response_type"] == "code"
     assert query["client_id"] == CLIENT_ID
     assert query["redirect_uri"] == f"{BASE_URL}/callback"
@@ -267,8 +287,8 @@ def test_login_redirects_to_the_authorization_endpoint_with_pkce_s256(client, pr
 
 
 def test_each_login_gets_a_fresh_state_nonce_and_challenge(client, provider):
-    first = _query(client.get("/login").headers["Location"])
-    second = _query(client.get("/login").headers["Location"])
+    first = provider.request_of(client.get("/login").headers["Location"])
+    second = provider.request_of(client.get("/login").headers["Location"])
 
     for name in ("state", "nonce", "code_challenge"):
         assert first[name] != second[name]
@@ -281,16 +301,26 @@ def test_abandoned_logins_do_not_pile_up_in_the_cookie(portal, client, provider)
     cookie = client.get_cookie("portal-malakoff").value
     contents = portal.session_interface.get_signing_serializer(portal).loads(cookie)
     assert len([key for key in contents if key.startswith("_state_idp_")]) == 3  # 2 + newest
-    assert f"_state_idp_{_query(location)['state']}" in contents
+    assert f"_state_idp_{provider.request_of(location)['state']}" in contents
 
 
 def test_login_passes_step_up_parameters_through(client, provider):
     response = client.get("/login?acr_values=urn:idp:acr:mfa&prompt=login&foo=bar")
 
-    query = _query(response.headers["Location"])
+    query = provider.request_of(response.headers["Location"])
     assert query["acr_values"] == "urn:idp:acr:mfa"
     assert query["prompt"] == "login"
     assert "foo" not in query
+
+
+def test_a_refused_push_is_shown_and_the_browser_stays(provider):
+    client = _portal(client_secret="not-the-secret").test_client()
+
+    response = client.get("/login")
+
+    assert response.status_code == 400
+    assert "invalid_client" in response.get_data(as_text=True)
+    assert "Location" not in response.headers
 
 
 def test_login_when_the_provider_is_down_shows_a_page(client, provider):
@@ -306,7 +336,7 @@ def test_login_when_the_provider_is_down_shows_a_page(client, provider):
 
 
 def test_callback_error_is_shown_without_crashing(client, provider):
-    state = _query(client.get("/login").headers["Location"])["state"]
+    state = provider.request_of(client.get("/login").headers["Location"])["state"]
 
     response = client.get(
         "/callback?"
@@ -363,7 +393,7 @@ def test_callback_from_another_issuer_is_refused(client, provider, iss):
 
 def test_callback_exchanges_the_code_with_pkce_and_basic_auth(client, provider):
     authorize = client.get("/login").headers["Location"]
-    challenge = _query(authorize)["code_challenge"]
+    challenge = provider.request_of(authorize)["code_challenge"]
 
     client.get(f"/callback?{provider.approve(authorize)}")
 
@@ -396,6 +426,9 @@ def test_signed_in_home_shows_the_claims_and_userinfo(client, provider):
     ]:
         assert f'<th scope="row"><code>{claim}</code></th><td>{value}</td>' in page
     assert '<th scope="row"><code>family_name</code></th><td>Martin</td>' in page  # userinfo
+    # The request was pushed (RFC 9126): its reference is shown.
+    assert "<code>urn:ietf:params:oauth:request_uri:0</code>" in page
+    assert "60 s, une seule utilisation" in page
     assert "Rafraîchir les jetons" in page
     assert "Se déconnecter" in page
     assert "Se connecter</a>" not in page
