@@ -250,10 +250,15 @@ class Member:
         self.page.wait_for_url(f"{self.provider}/login/terms")
         self.sees("terms", "Avant de continuer")
         self.click("button", "Continuer")
-        self.sees_errors("terms-error", "Vous devez accepter les mentions légales")
+        # Nothing is chosen for the member: each choice left out is an error.
+        self.sees_errors("terms-error", "Vous devez accepter les mentions légales",
+                         "Choisissez comment recevoir vos relevés de remboursement.",
+                         "Choisissez comment recevoir vos autres documents.")
         self.page.get_by_label("J’accepte les mentions légales", exact=False).check()
         self.page.get_by_role("group", name="Vos relevés de remboursement").get_by_label(
-            "Par courrier").check()
+            "Par la poste").check()
+        self.page.get_by_role("group", name="Vos autres documents", exact=False).get_by_label(
+            "Par e-mail").check()
         self.click("button", "Continuer")
 
     # --- time limits (WCAG 2.2.1) --------------------------------------------------------------

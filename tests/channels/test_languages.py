@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "templates"
-EMAILS = sorted(path.name for path in (ROOT / "email").iterdir())
+# Every message (a folder with its subject); email/footer ends them all.
+EMAILS = sorted(path.name for path in (ROOT / "email").iterdir() if (path / "subject.txt").exists())
 SMS = sorted(path.stem for path in (ROOT / "sms").glob("*.txt"))
 # Everything any template reads, with long values where length matters (SMS).
 VALUES = {
