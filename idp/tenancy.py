@@ -148,12 +148,18 @@ class SupportContact:
     """How members reach the brand's advisers: shown on every page that may leave them stuck,
     and at the foot of every email, so no "contact us" goes without saying how."""
 
-    # As members dial it (spaces allowed), with the hours it answers, in the tenant's language.
+    # As members dial it (spaces allowed).
     phone: str = ""
-    hours: str = ""
+    # The hours it answers, in each language of the pages: (("fr", "du lundi…"), ("en", "Monday…")).
+    hours: tuple[tuple[str, str], ...] = ()
     email: str = ""
     # Lines of the postal address, the last one the postcode and town.
     postal_address: tuple[str, ...] = ()
+
+    def hours_in(self, locale: str) -> str:
+        """The hours in ``locale``, else in the first language given."""
+        texts = dict(self.hours)
+        return texts.get(locale.split("_")[0]) or next(iter(texts.values()), "")
 
 
 def _support(data: dict[str, Any], source: str) -> SupportContact:
@@ -163,9 +169,14 @@ def _support(data: dict[str, Any], source: str) -> SupportContact:
     unknown = set(raw) - set(SupportContact.__dataclass_fields__)
     if unknown:
         raise ConfigError(f"{source}: unknown keys in [support]: {', '.join(sorted(unknown))}")
-    for key in ("phone", "hours", "email"):
+    for key in ("phone", "email"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             raise ConfigError(f"{source}: [support] {key} is required (a non-empty string)")
+    hours = raw.get("hours")
+    if (not isinstance(hours, dict) or set(hours) != set(LOCALES)
+            or not all(isinstance(text, str) and text.strip() for text in hours.values())):
+        raise ConfigError(f"{source}: [support] hours must give the opening hours in each language: "
+                          f"{', '.join(LOCALES)}")
     if not PHONE_RE.match(raw["phone"]):
         raise ConfigError(f"{source}: [support] phone must be digits and spaces, like \"09 69 39 39 39\"")
     _local, _at, domain = raw["email"].rpartition("@")
@@ -175,7 +186,8 @@ def _support(data: dict[str, Any], source: str) -> SupportContact:
     if (not isinstance(address, list) or not address
             or not all(isinstance(line, str) and line.strip() for line in address)):
         raise ConfigError(f"{source}: [support] postal_address must be a list of lines")
-    return SupportContact(phone=raw["phone"].strip(), hours=raw["hours"].strip(),
+    return SupportContact(phone=raw["phone"].strip(),
+                          hours=tuple((locale, hours[locale].strip()) for locale in LOCALES),
                           email=raw["email"].strip(), postal_address=tuple(address))
 
 

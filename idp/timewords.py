@@ -40,5 +40,6 @@ def wait(seconds: float, locale: str) -> str:
         amount = timedelta(minutes=math.ceil(seconds / 60))
     else:
         amount = timedelta(hours=math.ceil(seconds / 3600))
-    # threshold=1: 90 minutes stay "2 heures" rather than switch units early.
-    return format_timedelta(amount, threshold=1, locale=locale)
+    # threshold=1: 90 minutes stay "2 heures" rather than switch units early. CLDR puts a no-break
+    # space in some units and not others: one plain space, as the pages' other "3 minutes".
+    return format_timedelta(amount, threshold=1, locale=locale).replace("\u00a0", " ")

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 
 from idp.errors import SignInExpired
+from idp.extensions import services
 from idp.mfa.services import ResendTooSoon
 from idp.ratelimit import TooManyAttempts
 from idp.signin.services import SmsCountryRefused
@@ -116,6 +117,9 @@ def register_error_handlers(app: Flask) -> None:
             405: _("Cette méthode n’est pas autorisée ici."),
             413: _("La requête est trop volumineuse."),
         }
+        if g.get("tenant") is None:
+            # /<tenant>/no-such-page: still the tenant's page, with its help and its way back.
+            g.tenant = services().tenants.get(request.path.strip("/").split("/")[0])
         code = "not_found" if exc.code == 404 else "invalid_request"
         message = messages.get(exc.code or 400, _("La requête n’est pas valide."))
         return error_answer(exc.code or 400, code, message)

@@ -50,8 +50,7 @@ def page_context() -> dict:
     """What the layout of every page gets (a context processor)."""
     return {"tenant": g.get("tenant"), "locale": str(get_locale()), "locales": LOCALES,
             "lang_url": lang_url, "all_tenants": list(services().tenants.values()),
-            "session_time": session_time, "in_page_order": in_page_order,
-            "portal_home": portal_home}
+            "session_time": session_time, "portal_home": portal_home}
 
 
 def portal_home() -> str:

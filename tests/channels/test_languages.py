@@ -52,7 +52,10 @@ def queue(app, db, channels, tenant):
 
 
 def _without_names(text: str, tenant) -> str:
-    """The brand and the portal's name are French in both languages: they are names."""
+    """The brand, the portal's name and the support's postal address are French in both
+    languages: they are names."""
+    for line in tenant.support.postal_address:
+        text = text.replace(line, "")
     return text.replace(tenant.brand, "").replace(tenant.portal_name, "").replace(
         VALUES["masked_email"], "")
 
