@@ -30,7 +30,7 @@ def test_a_day_in_words():
 
 
 @pytest.mark.parametrize(("seconds", "locale", "words"), [
-    (30, "fr", "30 secondes"), (59.2, "fr", "60 secondes"), (60, "fr", "1 minute"),
+    (30, "fr", "30 secondes"), (59.2, "fr", "1 minute"), (60, "fr", "1 minute"),
     (61, "fr", "2 minutes"), (425, "fr", "8 minutes"), (425, "en", "8 minutes"),
     (3600, "fr", "1 heure"), (5400, "fr", "2 heures"), (0, "fr", "1 seconde"),
 ])
