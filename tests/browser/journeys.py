@@ -431,7 +431,26 @@ class Member:
         for code in BROWSER_RULES:
             expect(rules.locator(f'li[data-rule="{code}"]')).to_have_attribute("data-met", "true")
         expect(rules.locator('li[data-rule="uppercase"] .password-rule-status')).to_have_text("respecté")
-        self.page.get_by_label("Confirmation du mot de passe").fill(password)
+        self.confirms_password(password, name)
+
+    def confirms_password(self, password: str, name: str) -> None:
+        """The confirmation says live whether it matches; once it does, an earlier error on it
+        from the server goes."""
+        confirm = self.page.get_by_label("Confirmation du mot de passe")
+        match = self.page.locator("#password_confirm-match")
+        assert "password_confirm-match" in (confirm.get_attribute("aria-describedby") or "").split()
+        confirm.fill(password[:-1])
+        expect(match).to_be_visible()
+        expect(match).to_have_attribute("data-met", "false")
+        expect(match).to_contain_text("Les mots de passe ne sont pas identiques.")
+        confirm.fill(password)
+        expect(match).to_have_attribute("data-met", "true")
+        expect(match).to_contain_text("Les mots de passe sont identiques.")
+        error = self.page.locator("#password_confirm-error")
+        if error.count():  # after a submit the server refused for this field
+            expect(error).to_be_hidden()
+        expect(confirm).not_to_have_attribute("aria-invalid", "true")
+        self.sees(f"{name}-confirmed")
 
     # --- the account page ---------------------------------------------------------------------
 
@@ -587,6 +606,10 @@ class Member:
         self.page.get_by_label("Confirmation du mot de passe").fill("password")
         self.click("button", "Enregistrer mon mot de passe")
         self.sees_errors("reset-password-error", "Ce mot de passe ne respecte pas toutes les règles")
+        self.page.get_by_label("Nouveau mot de passe", exact=True).fill(new)
+        self.page.get_by_label("Confirmation du mot de passe").fill(new + "?")
+        self.click("button", "Enregistrer mon mot de passe")
+        self.sees_errors("reset-password-mismatch", "Les deux mots de passe ne sont pas identiques.")
         self.chooses_password(new, "reset-password")
         self.click("button", "Enregistrer mon mot de passe")
         self.sees("reset-done", "Votre mot de passe est changé")
