@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,7 +22,7 @@ VALUES = {
     "account_url": "https://id.example.org/malakoff/account",
     "member_number": "12345678", "email": "jeanne.martin@example.org",
     "masked_email": "j•••n@example.org", "last_digits": "88", "device": "Firefox — Windows",
-    "when": "14/03/2026 09:05 UTC", "name": "Pixel 8", "legacy": True,
+    "when": datetime(2026, 3, 14, 8, 5), "name": "Pixel 8", "legacy": True,
     "cutoff_on": date(2027, 6, 30),
 }
 # GSM 03.38 basic alphabet: an SMS of 160 of these characters is one segment.

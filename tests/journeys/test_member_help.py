@@ -250,7 +250,7 @@ def test_asking_a_new_activation_link_says_what_to_do_when_the_account_is_active
         answers.append(_text(client.post("/malakoff/activate/expired", data={
             "email": email, "csrf_token": csrf_token(page.data)})))
     # The same words whether an account exists or not, and a way to sign in or reset.
-    strip = re.compile(r'name="csrf_token"[^>]*>|data-deadline="\d+"')
+    strip = re.compile(r'name="csrf_token"[^>]*>|data-deadline="\d+"|data-deadline-csrf="[^"]*"')
     assert strip.sub("", answers[0]) == strip.sub("", answers[1])
     assert f"Votre compte est déjà activé{NBSP}?" in answers[0]
     assert 'href="/malakoff/login"' in answers[0] and 'href="/malakoff/forgot-password"' in answers[0]
@@ -298,3 +298,14 @@ def test_buttons_and_inputs_use_the_page_s_font(client):
     with client.get("/static/idp.css") as response:
         css = response.data.decode()
     assert "button, input, select, textarea { font: inherit; }" in css
+
+
+def test_after_an_email_change_the_member_hears_it_is_the_sign_in_identifier(flow, make, client):
+    flow.sign_in()
+    assert "C’est désormais votre identifiant de connexion" in _text(
+        flow.http.get("/malakoff/account?changed=email"))
+    miel = Flow(client, "miel", make.client("miel"), make.account("miel"))
+    miel.sign_in()
+    html = _text(client.get("/miel/account?changed=email"))
+    assert "Votre adresse e-mail est enregistrée" in html and "identifiant de connexion" not in html
+
