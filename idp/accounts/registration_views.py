@@ -55,7 +55,8 @@ def _outcome_message(status: str) -> str:
         BENEFICIARY: _("Vous êtes couvert en tant que bénéficiaire : c’est le compte du membre "
                        "principal de votre contrat qui vous donne accès à vos informations."),
         TERMINATED: _("Votre contrat n’est plus actif : vous ne pouvez pas créer de compte. "
-                      "Contactez-nous pour toute question."),
+                      "Pour toute question, contactez nos conseillers : leurs coordonnées "
+                      "sont en bas de cette page."),
     }[status]
 
 

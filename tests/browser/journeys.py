@@ -290,8 +290,9 @@ class Member:
         self.is_asked_password()
 
     def is_warned_the_code_expires(self) -> None:
-        """On the code page, whose second limit is the code's: the warning, then the time out."""
-        message = self.time_runs_short(1)
+        """On the code page, whose one limit is the code's: the warning, then the time out."""
+        expect(self.page.locator("[data-deadline]")).to_have_count(1)
+        message = self.time_runs_short(0)
         expect(message).to_contain_text("Votre code expire dans moins d’une minute.")
         expect(self.page.get_by_role("button", name="Recevoir un nouveau code")).to_be_visible()
         self.sees("code-time-warning")
