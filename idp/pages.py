@@ -1,8 +1,13 @@
-"""Information pages of each tenant: the accessibility statement (RGAA)."""
+"""Information pages of each tenant: the accessibility statement (RGAA), and each version of the
+legal notice and terms of use members accept."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
+
+from flask import abort
+from jinja2 import TemplateNotFound
 
 from idp import ratelimit
 from idp.extensions import current_tenant, services
@@ -33,3 +38,25 @@ def accessibility():
                   max_extensions=ratelimit.SIGN_IN_EXTENSIONS.limit,
                   idle_minutes=services().settings.session_idle_timeout // 60,
                   absolute_hours=services().settings.session_absolute_timeout // 3600)
+
+
+# A terms version as tenant files name it ("2026-01"): nothing that could walk the template tree.
+TERMS_VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.-]{0,31}$")
+
+
+@bp.get("/terms/<version>")
+def terms(version: str):
+    """One version of the legal notice and terms of use, as members accepted it.
+
+    Each version's text is a file, ``templates/<tenant>/terms/<version>.html``, written in the
+    brand's legal language (French) and never edited once published: a new text is a new
+    version, named by ``terms_version`` in the tenant file.
+    """
+    tenant = current_tenant()
+    if not TERMS_VERSION_RE.match(version):
+        abort(404)
+    try:
+        return render("terms_page.html", text=f"{tenant.slug}/terms/{version}.html",
+                      version=version, current=version == tenant.terms_version)
+    except TemplateNotFound:
+        abort(404)

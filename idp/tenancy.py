@@ -9,7 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
@@ -144,6 +144,77 @@ class AccessibilityContact:
 
 
 @dataclass(frozen=True)
+class SupportContact:
+    """How members reach the brand's advisers: shown on every page that may leave them stuck,
+    and at the foot of every email, so no "contact us" goes without saying how."""
+
+    # As members dial it (spaces allowed).
+    phone: str = ""
+    # The hours it answers, in each language of the pages: (("fr", "du lundi…"), ("en", "Monday…")).
+    hours: tuple[tuple[str, str], ...] = ()
+    email: str = ""
+    # Lines of the postal address, the last one the postcode and town.
+    postal_address: tuple[str, ...] = ()
+
+    def hours_in(self, locale: str) -> str:
+        """The hours in ``locale``, else in the first language given."""
+        texts = dict(self.hours)
+        return texts.get(locale.split("_")[0]) or next(iter(texts.values()), "")
+
+
+def _support(data: dict[str, Any], source: str) -> SupportContact:
+    raw = data.pop("support", None)
+    if raw is None:
+        return SupportContact()
+    unknown = set(raw) - set(SupportContact.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys in [support]: {', '.join(sorted(unknown))}")
+    for key in ("phone", "email"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise ConfigError(f"{source}: [support] {key} is required (a non-empty string)")
+    hours = raw.get("hours")
+    if (not isinstance(hours, dict) or set(hours) != set(LOCALES)
+            or not all(isinstance(text, str) and text.strip() for text in hours.values())):
+        raise ConfigError(f"{source}: [support] hours must give the opening hours in each language: "
+                          f"{', '.join(LOCALES)}")
+    if not PHONE_RE.match(raw["phone"]):
+        raise ConfigError(f"{source}: [support] phone must be digits and spaces, like \"09 69 39 39 39\"")
+    _local, _at, domain = raw["email"].rpartition("@")
+    if not _local or "." not in domain:
+        raise ConfigError(f"{source}: [support] email must be an email address")
+    address = raw.get("postal_address")
+    if (not isinstance(address, list) or not address
+            or not all(isinstance(line, str) and line.strip() for line in address)):
+        raise ConfigError(f"{source}: [support] postal_address must be a list of lines")
+    return SupportContact(phone=raw["phone"].strip(),
+                          hours=tuple((locale, hours[locale].strip()) for locale in LOCALES),
+                          email=raw["email"].strip(), postal_address=tuple(address))
+
+
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 ]{3,19}$")
+
+
+def _is_zone(name: object) -> bool:
+    if not isinstance(name, str) or not name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return False
+    return True
+
+
+def _check_support_contact(contact: SupportContact, source: str) -> None:
+    """In production members must reach a real mailbox, not a placeholder."""
+    _local, _at, domain = contact.email.rpartition("@")
+    if not contact.email or is_reserved_domain(domain):
+        raise ConfigError(
+            f"{source}: [support] email must be the brand's own address in production, "
+            f"not {contact.email!r}: members write to it for help"
+        )
+
+
+@dataclass(frozen=True)
 class PasskeyPolicy:
     """WebAuthn relying party: the domain passkeys are bound to, and the pages that may use them."""
 
@@ -216,6 +287,12 @@ class Tenant:
     mfa: MfaPolicy
     passkeys: PasskeyPolicy
     accessibility: AccessibilityContact = field(default_factory=AccessibilityContact)
+    support: SupportContact = field(default_factory=SupportContact)
+    # Where members go once signed in (the brand's portal): the way onward of pages reached
+    # outside any sign-in (a welcome after activation, a deleted account).
+    portal_url: str = ""
+    # The zone of the times shown to members (IANA name).
+    timezone: str = "Europe/Paris"
     # Ask members their communication preferences at first sign-in (exposed as a claim).
     communication_preferences: bool = False
     migration: MigrationPolicy = field(default_factory=MigrationPolicy)
@@ -225,6 +302,10 @@ class Tenant:
     @property
     def logs_in_with_email(self) -> bool:
         return self.login_identifier == "email"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 def _section(cls, data: dict[str, Any], name: str, source: str):
@@ -294,6 +375,9 @@ def load_tenant(path: Path, base_url: str, *, production: bool = False,
         raise ConfigError(f"{source}: [accessibility] statement_date must be YYYY-MM-DD")
     if production:
         _check_accessibility_contact(accessibility, source)
+    support = _support(data, source)
+    if production:
+        _check_support_contact(support, source)
     passkeys = _passkeys(data, base_url, source)
     sms = _sms(data, source)
     registration = _section(RegistrationPolicy, data, "registration", source)
@@ -326,11 +410,17 @@ def load_tenant(path: Path, base_url: str, *, production: bool = False,
     if data["default_locale"] not in LOCALES:
         raise ConfigError(f"{source}: default_locale must be one of {', '.join(LOCALES)}")
     migration = _migration(data, source, data["login_identifier"])
+    portal_url = data.setdefault("portal_url", "")
+    if not isinstance(portal_url, str) or (portal_url and not re.match(r"^https?://[^\s/]+", portal_url)):
+        raise ConfigError(f"{source}: portal_url must be an http(s) URL")
+    timezone = data.setdefault("timezone", "Europe/Paris")
+    if not _is_zone(timezone):
+        raise ConfigError(f"{source}: timezone must be an IANA time zone, like \"Europe/Paris\"")
     issuer = data.pop("issuer", f"{base_url}/{slug}")
     try:
         return Tenant(slug=slug, issuer=issuer, links=links, password=password, mfa=mfa,
                       migration=migration, accessibility=accessibility, passkeys=passkeys, sms=sms,
-                      registration=registration, **data)
+                      registration=registration, support=support, **data)
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

@@ -19,6 +19,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
     EqualTo,
+    InputRequired,
     Length,
     ValidationError,
 )
@@ -246,12 +247,14 @@ class NewPasswordWithBirthDateForm(NewPasswordForm):
 class TermsForm(FlaskForm):
     accept_terms = BooleanField(validators=[DataRequired(
         _l("Vous devez accepter les mentions légales et les conditions générales d’utilisation."))])
-    statements = RadioField(_l("Vos relevés de remboursement"), default="email",
-                            choices=[SelectChoice("email", _l("Par e-mail")),
-                                     SelectChoice("post", _l("Par courrier"))])
-    letters = RadioField(_l("Vos courriers"), default="email",
+    # No default: the member chooses (Miel's guide); a tenant that does not ask removes them.
+    statements = RadioField(_l("Vos relevés de remboursement"), validators=[
+        InputRequired(_l("Choisissez comment recevoir vos relevés de remboursement."))],
+        choices=[SelectChoice("email", _l("Par e-mail")), SelectChoice("post", _l("Par la poste"))])
+    letters = RadioField(_l("Vos autres documents (attestations, informations sur votre contrat)"),
+                         validators=[InputRequired(_l("Choisissez comment recevoir vos autres documents."))],
                          choices=[SelectChoice("email", _l("Par e-mail")),
-                                  SelectChoice("post", _l("Par courrier"))])
+                                  SelectChoice("post", _l("Par la poste"))])
     marketing = BooleanField(_l("J’accepte de recevoir des offres et des informations de Miel mutuelle"))
     submit = SubmitField(_l("Continuer"))
 

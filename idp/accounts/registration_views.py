@@ -55,7 +55,8 @@ def _outcome_message(status: str) -> str:
         BENEFICIARY: _("Vous êtes couvert en tant que bénéficiaire : c’est le compte du membre "
                        "principal de votre contrat qui vous donne accès à vos informations."),
         TERMINATED: _("Votre contrat n’est plus actif : vous ne pouvez pas créer de compte. "
-                      "Contactez-nous pour toute question."),
+                      "Pour toute question, contactez nos conseillers : leurs coordonnées "
+                      "sont en bas de cette page."),
     }[status]
 
 
@@ -96,7 +97,7 @@ def register():
             state = _identified(match.member, match, form)
             state["typed"] = {"member_number": form.member_number.data,
                               "first_name": form.first_name.data, "last_name": form.last_name.data,
-                              "birth_date": form.birth_date.data}
+                              "birth_date": form.birth_date.data, **_typed_contacts(form)}
             _send_code(tenant, state, form)
             return redirect(url_for("registration.code"), 303)
         error, status = _refusal(form, match), 400
@@ -121,9 +122,17 @@ def _count_registration_attempt(ip: str) -> None:
 REGISTRATION_STATE = "registration"
 
 
+def _typed_contacts(form: ContactForm) -> dict:
+    """The contacts as typed, to fill the form again when the member comes back to it."""
+    return {"email": form.email.data, "email_confirm": form.email_confirm.data,
+            "mobile": form.mobile.data}
+
+
 def _identified(member: Member, match: MatchResult, form) -> dict:
-    """A fresh state for an identity the registry knows (a match or a near miss)."""
-    state = {
+    """A fresh state for an identity the registry knows (a match or a near miss); the contacts
+    typed at a later step are kept for the form, not as contacts (they are proven again)."""
+    previous = session.get(REGISTRATION_STATE) or {}
+    state = {"contacts_typed": previous.get("contacts_typed"),
         "member_id": member.id, "outcome": match.outcome,
         "differences": match.differences, "first_name": form.first_name.data.strip(),
         "last_name": form.last_name.data.strip(),
@@ -166,8 +175,12 @@ def _steps(tenant: Tenant) -> list[str]:
 
 
 def _nir_identity():
-    """Step 1: NIR, birth date, birth department and names, checked against the registry."""
-    form = MielIdentityForm()
+    """Step 1: NIR, birth date, birth department and names, checked against the registry.
+
+    Back from step 2, the form shows again what was typed."""
+    state = _state()
+    typed = state.get("typed") if state and request.method == "GET" else None
+    form = MielIdentityForm(data=typed)
     error, status = None, 200
     if form.validate_on_submit():
         ip = request.remote_addr or "?"
@@ -175,7 +188,11 @@ def _nir_identity():
         match = _identity_checks().by_nir(form.nir.data, form.first_name.data,
                                           form.last_name.data, form.birth_date.parsed, ip=ip)
         if match.member is not None and match.outcome in (MATCH, NEAR_MISS):
-            _identified(match.member, match, form)
+            state = _identified(match.member, match, form)
+            state["typed"] = {"nir": form.nir.data, "birth_date": form.birth_date.data,
+                              "birth_department": form.birth_department.data,
+                              "last_name": form.last_name.data, "first_name": form.first_name.data}
+            session[REGISTRATION_STATE] = state
             return redirect(url_for("registration.nir_contact"), 303)
         # The contact comes at step 2: a refusal is decided (and recorded) without it.
         error, status = _refusal(form, match), 400
@@ -196,14 +213,18 @@ def nir_contact():
     state = _state()
     if state is None or tenant.logs_in_with_email:
         return redirect(url_for("registration.register"), 303)
-    form = ContactForm()
+    form = ContactForm(data=state.get("contacts_typed") if request.method == "GET" else None)
     status = 200
+    if form.is_submitted():
+        state["contacts_typed"] = _typed_contacts(form)
+        session[REGISTRATION_STATE] = state
     if form.validate_on_submit() and _sms_reaches(tenant, form):
         _send_code(tenant, state, form)
         return redirect(url_for("registration.code"), 303)
     if form.is_submitted():
         status = 400
-    return render("register_contact.html", status=status, form=form, step=2, steps=_steps(tenant))
+    return render("register_contact.html", status=status, form=form, step=2, steps=_steps(tenant),
+                  back=url_for("registration.register"))
 
 
 @bp.route("/register/code", methods=["GET", "POST"])

@@ -182,18 +182,23 @@ class Messages:
         locale = self.locale_for(tenant, reader)
         now = self.clock()
         context = {**context, "tenant": tenant, "brand": tenant.brand,
-                   "portal": tenant.portal_name, "locale": locale,
+                   "portal": tenant.portal_name, "locale": locale, "support": tenant.support,
                    "today": now.replace(tzinfo=UTC).astimezone(LETTER_TIMEZONE).date()}
         if channel == "email":
             if not is_email(recipient):
                 raise InvalidRecipient("not an email address")
             base = f"email/{template}"
             subject = " ".join(self._render(tenant, f"{base}/subject.txt", context).split())
-            message = Message(
-                subject=subject[:SUBJECT_MAX_LENGTH],
-                body_text=self._render(tenant, f"{base}/body.txt", context).strip() + "\n",
-                body_html=self._render_optional(tenant, f"{base}/body.html", context),
-            )
+            body_text = self._render(tenant, f"{base}/body.txt", context).strip() + "\n"
+            body_html = self._render_optional(tenant, f"{base}/body.html", context)
+            if tenant.support.phone:
+                # Every email ends with how to reach the advisers (``templates/email/footer``).
+                body_text += "\n" + self._render(tenant, "email/footer/footer.txt", context).rstrip() + "\n"
+                if body_html:
+                    footer = self._render(tenant, "email/footer/footer.html", context)
+                    body_html = body_html.replace("</body>", f"{footer}\n</body>", 1)
+            message = Message(subject=subject[:SUBJECT_MAX_LENGTH], body_text=body_text,
+                              body_html=body_html)
         elif channel == "letter":
             try:
                 recipient = "\n".join(parse_lines(recipient))

@@ -219,7 +219,7 @@ class SignIn:
             return
         self.messages.queue(
             tenant, "email", "new_device", account.email, device=label,
-            when=utcnow().strftime("%d/%m/%Y %H:%M UTC"), reset_url=f"{tenant.issuer}/forgot-password",
+            when=utcnow(), reset_url=f"{tenant.issuer}/forgot-password",
         )
         events.record_event(self.session, events.NEW_DEVICE_NOTIFIED, tenant=tenant.slug,
                             account_id=account.id)

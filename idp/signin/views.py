@@ -113,9 +113,12 @@ def terms():
     pending = state.required_pending(tenant, proven=True)
     account = _pending_account(pending)
     form = TermsForm()
-    if request.method == "GET" and account.preferences:
-        form.statements.data = account.preferences.get("statements", "email")
-        form.letters.data = account.preferences.get("letters", "email")
+    if not tenant.communication_preferences:
+        del form.statements, form.letters, form.marketing
+    elif request.method == "GET" and account.preferences:
+        # Choices already made (a new version of the terms) are shown as they are.
+        form.statements.data = account.preferences.get("statements")
+        form.letters.data = account.preferences.get("letters")
         form.marketing.data = bool(account.preferences.get("marketing"))
     if form.validate_on_submit():
         preferences = ({"statements": form.statements.data, "letters": form.letters.data,
@@ -200,6 +203,15 @@ def _send(tenant: Tenant, pending: state.Pending, account: Account, channel: str
 def _verify_page(tenant, pending: state.Pending, account, form, *, status=200, error=None):
     challenge = pending.current_challenge
     destinations = _destinations(account)
+    code = (code_deadline(challenge.expires_at - time.time(), tenant.mfa.otp_ttl_seconds)
+            if challenge else None)
+    timing = state.sign_in_time(tenant, None)
+    # One limit on the page, the one that ends first: the code's, unless the sign-in's comes
+    # sooner (then a new code would not help).
+    if code is not None and (timing is None or code.seconds_left <= timing.deadline.seconds_left):
+        timing = None
+    else:
+        code = None
     return render(
         "mfa_verify.html", status=status, form=form, error=error, notice=None,
         channel=challenge.channel if challenge else None,
@@ -207,9 +219,7 @@ def _verify_page(tenant, pending: state.Pending, account, form, *, status=200, e
         other_channel=next((c for c in destinations if challenge and c != challenge.channel), None),
         resend_form=ResendForm(), ttl_minutes=tenant.mfa.otp_ttl_seconds // 60,
         delayed=request.args.get("delayed") == "1", can_remember=True,
-        code_deadline=code_deadline(challenge.expires_at - time.time(), tenant.mfa.otp_ttl_seconds)
-        if challenge else None,
-        timing=state.sign_in_time(tenant, None),
+        code_deadline=code, timing=timing,
     )
 
 

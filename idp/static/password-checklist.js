@@ -16,6 +16,12 @@
 // points after NFC normalisation; lowercase/uppercase are the Ll/Lu categories;
 // a digit is 0-9; "special" is one of data-specials, or, when that is empty,
 // anything that is neither a letter nor a number.
+//
+// The confirmation: <p data-password-match="PASSWORD_ID" data-confirm-input="CONFIRM_ID">
+// (password_match in the same template) says whether both fields are the same
+// once the confirmation holds something; when they are, the confirmation's
+// error from the last submit (and its line in the error summary) is hidden,
+// since it no longer holds.
 (function () {
   "use strict";
 
@@ -136,7 +142,44 @@
     if (input.value) { update(); }
   }
 
+  function bindMatch(message) {
+    var password = document.getElementById(message.getAttribute("data-password-match"));
+    var confirm = document.getElementById(message.getAttribute("data-confirm-input"));
+    if (!password || !confirm) { return; }
+    var text = message.querySelector(".password-match-text");
+    var marker = message.querySelector(".password-rule-marker");
+    var error = document.getElementById(confirm.id + "-error");
+    var summaryLink = document.querySelector('.error-summary a[href="#' + confirm.id + '"]');
+    var summaryItem = summaryLink ? summaryLink.parentNode : null;
+
+    function update() {
+      if (!confirm.value) {
+        message.hidden = true;
+        return;
+      }
+      var same = confirm.value === password.value;
+      message.hidden = false;
+      message.setAttribute("data-met", same ? "true" : "false");
+      if (marker) { marker.textContent = MARKERS[same ? "true" : "false"]; }
+      if (text) {
+        text.textContent = message.getAttribute(same ? "data-text-same" : "data-text-different");
+      }
+      if (error) { error.hidden = same; }
+      if (summaryItem) { summaryItem.hidden = same; }
+      if (same) {
+        confirm.removeAttribute("aria-invalid");
+      } else if (error) {
+        confirm.setAttribute("aria-invalid", "true");
+      }
+    }
+
+    password.addEventListener("input", update);
+    confirm.addEventListener("input", update);
+    if (confirm.value) { update(); }
+  }
+
   function init() {
+    document.querySelectorAll("p[data-password-match]").forEach(bindMatch);
     document.querySelectorAll("input[data-password-checklist]").forEach(function (input) {
       var list = document.getElementById(input.getAttribute("data-password-checklist"));
       if (list) { bind(input, list); }

@@ -18,7 +18,7 @@ from idp.web import gate
 from idp.web.errors import register_error_handlers
 from idp.web.headers import security_headers
 from idp.web.locale import select_locale
-from idp.web.rendering import page_context
+from idp.web.rendering import TEMPLATE_FILTERS, in_page_order, page_context
 
 csrf = CSRFProtect()
 babel = Babel()
@@ -39,3 +39,7 @@ def init_app(app: Flask, *, trusted_proxies: int) -> None:
     app.after_request(security_headers)
     register_error_handlers(app)
     app.context_processor(page_context)
+    # Filters, not context: messages rendered by the worker and the commands use them too.
+    app.jinja_env.filters.update(TEMPLATE_FILTERS)
+    # A global, not context: the macros imported by pages see no context.
+    app.jinja_env.globals["in_page_order"] = in_page_order

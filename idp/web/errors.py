@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 from flask import Flask, current_app, g, jsonify, request, session, url_for
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -21,11 +20,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 
 from idp.errors import SignInExpired
+from idp.extensions import services
 from idp.mfa.services import ResendTooSoon
 from idp.ratelimit import TooManyAttempts
 from idp.signin.services import SmsCountryRefused
 from idp.store import StoreUnavailable
-from idp.web.rendering import render
+from idp.web.rendering import render, wait_words
 from idp.web.transactions import TooLate
 
 log = logging.getLogger(__name__)
@@ -75,38 +75,32 @@ def _onward_url() -> str | None:
     return request.path if request.method == "POST" and shows_itself else None
 
 
-def _in_minutes(seconds: int) -> int:
-    return max(1, (seconds + 59) // 60)
-
-
 def _too_many(limit: str, retry_after: int) -> tuple[str, str]:
     """The error code and the member's words for a limit reached, by the limit's name."""
     family = limit.split(":")[0]
     if family == "login":
-        # Waits grow from 30 seconds (``ratelimit.LOGIN_PER_IDENTIFIER``): say seconds below a minute.
-        wait = (ngettext("%(num)s seconde", "%(num)s secondes", retry_after) if retry_after < 60
-                else ngettext("%(num)s minute", "%(num)s minutes", _in_minutes(retry_after)))
+        # Waits grow from 30 seconds (``ratelimit.LOGIN_PER_IDENTIFIER``): seconds below a minute.
+        wait = wait_words(retry_after)
         return "too_many_attempts", _(
             "Trop de tentatives. Par sécurité, la connexion reprendra dans %(wait)s. "
             "Pour la débloquer tout de suite, réinitialisez votre mot de passe.", wait=wait)
     if family == "otp-send":
         return "too_many_attempts", _(
             "Vous avez demandé un code il y a peu. Vous pourrez en demander un nouveau dans "
-            "%(seconds)s secondes.", seconds=retry_after)
+            "%(wait)s.", wait=wait_words(retry_after))
     if family == "otp-verify":
         return "too_many_attempts", _(
             "Trop de codes incorrects. Patientez quelques minutes avant de réessayer.")
     if family == "sms":
         return "too_many_sms", _(
             "Trop de SMS ont été envoyés ces dernières minutes : l’envoi de codes par SMS "
-            "reprendra dans %(minutes)s minutes.", minutes=_in_minutes(retry_after))
+            "reprendra dans %(wait)s.", wait=wait_words(retry_after))
     if family == "sign-in-extend":
         return "too_many_extensions", _(
             "Vous avez déjà eu plus de temps plusieurs fois. Terminez votre connexion, ou "
             "recommencez-la plus tard.")
     return "too_many_attempts", _(
-        "Trop de tentatives. Veuillez réessayer dans %(minutes)s minutes.",
-        minutes=_in_minutes(retry_after))
+        "Trop de tentatives. Veuillez réessayer dans %(wait)s.", wait=wait_words(retry_after))
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -124,6 +118,9 @@ def register_error_handlers(app: Flask) -> None:
             405: _("Cette méthode n’est pas autorisée ici."),
             413: _("La requête est trop volumineuse."),
         }
+        if g.get("tenant") is None:
+            # /<tenant>/no-such-page: still the tenant's page, with its help and its way back.
+            g.tenant = services().tenants.get(request.path.strip("/").split("/")[0])
         code = "not_found" if exc.code == 404 else "invalid_request"
         message = messages.get(exc.code or 400, _("La requête n’est pas valide."))
         return error_answer(exc.code or 400, code, message)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, g, render_template, request, session
+from flask import current_app, g, render_template, request, session, url_for
 from flask_babel import get_locale, ngettext
 from jinja2 import Template
 
-from idp import deadlines
+from idp import deadlines, timewords
 from idp.extensions import services
-from idp.tenancy import LOCALES
+from idp.tenancy import LOCALES, Tenant
 from idp.web.locale import lang_url
 
 
@@ -22,11 +22,53 @@ def render(name: str, status: int = 200, **context):
     return render_template(candidates, **context), status
 
 
+def _locale() -> str:
+    return str(get_locale() or "fr")
+
+
+def moment_filter(value, tenant: Tenant | None = None) -> str:
+    """``{{ when|moment }}``: a stored moment in the tenant's zone, in words (pages and
+    messages alike; a message names its ``tenant``, a page has the request's)."""
+    tenant = tenant or g.get("tenant")
+    zone = tenant.zone if tenant else timewords.PARIS
+    return timewords.moment(value, zone, _locale())
+
+
+def day_filter(value) -> str:
+    return timewords.day(value, _locale())
+
+
+def wait_words(seconds: float) -> str:
+    """``{{ seconds|wait }}`` and limits' messages: "7 minutes", never "425 secondes"."""
+    return timewords.wait(seconds, _locale())
+
+
+TEMPLATE_FILTERS = {"moment": moment_filter, "day": day_filter, "wait": wait_words}
+
+
 def page_context() -> dict:
     """What the layout of every page gets (a context processor)."""
     return {"tenant": g.get("tenant"), "locale": str(get_locale()), "locales": LOCALES,
             "lang_url": lang_url, "all_tenants": list(services().tenants.values()),
-            "session_time": session_time}
+            "session_time": session_time, "portal_home": portal_home}
+
+
+def portal_home() -> str:
+    """Where "my space" is: the brand's portal (the tenant's ``portal_url``), else the sign-in
+    page, which leads to the member's account."""
+    tenant = g.get("tenant")
+    if tenant is None:
+        return url_for("index") if "index" in current_app.view_functions else "/"
+    return tenant.portal_url or url_for("signin.login", tenant=tenant.slug)
+
+
+def in_page_order(fields: list, page: str) -> list:
+    """Form fields in the order the page shows them (the error summary follows the form, whatever
+    the order the form's class declares them in); fields not on the page come last."""
+    def position(f) -> int:
+        found = page.find(f'id="{f.id}"')
+        return found if found >= 0 else len(page)
+    return sorted(fields, key=position)
 
 
 @dataclass(frozen=True)

@@ -250,10 +250,15 @@ class Member:
         self.page.wait_for_url(f"{self.provider}/login/terms")
         self.sees("terms", "Avant de continuer")
         self.click("button", "Continuer")
-        self.sees_errors("terms-error", "Vous devez accepter les mentions légales")
+        # Nothing is chosen for the member: each choice left out is an error.
+        self.sees_errors("terms-error", "Vous devez accepter les mentions légales",
+                         "Choisissez comment recevoir vos relevés de remboursement.",
+                         "Choisissez comment recevoir vos autres documents.")
         self.page.get_by_label("J’accepte les mentions légales", exact=False).check()
         self.page.get_by_role("group", name="Vos relevés de remboursement").get_by_label(
-            "Par courrier").check()
+            "Par la poste").check()
+        self.page.get_by_role("group", name="Vos autres documents", exact=False).get_by_label(
+            "Par e-mail").check()
         self.click("button", "Continuer")
 
     # --- time limits (WCAG 2.2.1) --------------------------------------------------------------
@@ -285,8 +290,9 @@ class Member:
         self.is_asked_password()
 
     def is_warned_the_code_expires(self) -> None:
-        """On the code page, whose second limit is the code's: the warning, then the time out."""
-        message = self.time_runs_short(1)
+        """On the code page, whose one limit is the code's: the warning, then the time out."""
+        expect(self.page.locator("[data-deadline]")).to_have_count(1)
+        message = self.time_runs_short(0)
         expect(message).to_contain_text("Votre code expire dans moins d’une minute.")
         expect(self.page.get_by_role("button", name="Recevoir un nouveau code")).to_be_visible()
         self.sees("code-time-warning")
@@ -461,7 +467,26 @@ class Member:
         for code in BROWSER_RULES:
             expect(rules.locator(f'li[data-rule="{code}"]')).to_have_attribute("data-met", "true")
         expect(rules.locator('li[data-rule="uppercase"] .password-rule-status')).to_have_text("respecté")
-        self.page.get_by_label("Confirmation du mot de passe").fill(password)
+        self.confirms_password(password, name)
+
+    def confirms_password(self, password: str, name: str) -> None:
+        """The confirmation says live whether it matches; once it does, an earlier error on it
+        from the server goes."""
+        confirm = self.page.get_by_label("Confirmation du mot de passe")
+        match = self.page.locator("#password_confirm-match")
+        assert "password_confirm-match" in (confirm.get_attribute("aria-describedby") or "").split()
+        confirm.fill(password[:-1])
+        expect(match).to_be_visible()
+        expect(match).to_have_attribute("data-met", "false")
+        expect(match).to_contain_text("Les mots de passe ne sont pas identiques.")
+        confirm.fill(password)
+        expect(match).to_have_attribute("data-met", "true")
+        expect(match).to_contain_text("Les mots de passe sont identiques.")
+        error = self.page.locator("#password_confirm-error")
+        if error.count():  # after a submit the server refused for this field
+            expect(error).to_be_hidden()
+        expect(confirm).not_to_have_attribute("aria-invalid", "true")
+        self.sees(f"{name}-confirmed")
 
     # --- the account page ---------------------------------------------------------------------
 
@@ -617,6 +642,10 @@ class Member:
         self.page.get_by_label("Confirmation du mot de passe").fill("password")
         self.click("button", "Enregistrer mon mot de passe")
         self.sees_errors("reset-password-error", "Ce mot de passe ne respecte pas toutes les règles")
+        self.page.get_by_label("Nouveau mot de passe", exact=True).fill(new)
+        self.page.get_by_label("Confirmation du mot de passe").fill(new + "?")
+        self.click("button", "Enregistrer mon mot de passe")
+        self.sees_errors("reset-password-mismatch", "Les deux mots de passe ne sont pas identiques.")
         self.chooses_password(new, "reset-password")
         self.click("button", "Enregistrer mon mot de passe")
         self.sees("reset-done", "Votre mot de passe est changé")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "templates"
-EMAILS = sorted(path.name for path in (ROOT / "email").iterdir())
+# Every message (a folder with its subject); email/footer ends them all.
+EMAILS = sorted(path.name for path in (ROOT / "email").iterdir() if (path / "subject.txt").exists())
 SMS = sorted(path.stem for path in (ROOT / "sms").glob("*.txt"))
 # Everything any template reads, with long values where length matters (SMS).
 VALUES = {
@@ -21,7 +22,7 @@ VALUES = {
     "account_url": "https://id.example.org/malakoff/account",
     "member_number": "12345678", "email": "jeanne.martin@example.org",
     "masked_email": "j•••n@example.org", "last_digits": "88", "device": "Firefox — Windows",
-    "when": "14/03/2026 09:05 UTC", "name": "Pixel 8", "legacy": True,
+    "when": datetime(2026, 3, 14, 8, 5), "name": "Pixel 8", "legacy": True,
     "cutoff_on": date(2027, 6, 30),
 }
 # GSM 03.38 basic alphabet: an SMS of 160 of these characters is one segment.
@@ -51,7 +52,10 @@ def queue(app, db, channels, tenant):
 
 
 def _without_names(text: str, tenant) -> str:
-    """The brand and the portal's name are French in both languages: they are names."""
+    """The brand, the portal's name and the support's postal address are French in both
+    languages: they are names."""
+    for line in tenant.support.postal_address:
+        text = text.replace(line, "")
     return text.replace(tenant.brand, "").replace(tenant.portal_name, "").replace(
         VALUES["masked_email"], "")
 

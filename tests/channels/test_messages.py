@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from jinja2 import ChoiceLoader, DictLoader, TemplateNotFound
@@ -100,9 +100,10 @@ def test_sms_text_is_short_and_names_the_brand(app_ctx, db, channels, malakoff, 
 def test_new_device_email(app_ctx, db, channels, miel):
     message = channels().messages(db).queue(
         miel, "email", "new_device", EMAIL, device="Firefox — Windows",
-        when="14/03/2026 09:05 UTC", reset_url="https://id.example.org/miel/reset?t=a&b=<c>")
+        when=datetime(2026, 3, 14, 8, 5), reset_url="https://id.example.org/miel/reset?t=a&b=<c>")
     assert message.subject == "Nouvelle connexion à votre Espace Affilié Miel mutuelle"
-    for part in ("Firefox — Windows", "14/03/2026 09:05 UTC", "Miel mutuelle"):
+    # The time in Paris and in words (stored in UTC, 8:05 is 9 h 05 in March).
+    for part in ("Firefox — Windows", "14 mars 2026 à 9 h 05", "Miel mutuelle"):
         assert part in message.body_text
         assert part in message.body_html
     # Plain text keeps the link as is; HTML escapes it.
