@@ -1,5 +1,5 @@
-"""A browser's User-Agent in words ("Chrome sur Android"), and times in the member's local time,
-for the list of sessions on the account page.
+"""A browser's User-Agent in words ("Chrome sur Android"): the account page's sessions, trusted
+browsers and recent sign-ins, and the new-browser email.
 
 A small parser rather than a library: the label is shown to the member only, never used to
 decide anything, and a dozen families cover the browsers members use. A library's regular
@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-# Both tenants serve members in France: their local time, whatever the server's.
-MEMBER_TIMEZONE = ZoneInfo("Europe/Paris")
+from flask_babel import gettext as _
 
 _BROWSERS = (
     ("Edge", re.compile(r"\b(?:Edg|EdgA|EdgiOS|Edge)/")),
@@ -52,6 +49,11 @@ def parse_user_agent(user_agent: str | None) -> Device:
     return Device(browser, system)
 
 
-def local_time(moment: datetime, zone: ZoneInfo = MEMBER_TIMEZONE) -> datetime:
-    """A stored naive-UTC moment in the member's time zone."""
-    return moment.replace(tzinfo=UTC).astimezone(zone)
+def device_in_words(user_agent: str | None) -> str:
+    """"Chrome sur Android", in the page's language; what is not recognised is said so."""
+    device = parse_user_agent(user_agent)
+    if device.browser and device.system:
+        return _("%(browser)s sur %(system)s", browser=device.browser, system=device.system)
+    if device.browser or device.system:
+        return device.browser or _("Navigateur sur %(system)s", system=device.system)
+    return _("Navigateur inconnu")

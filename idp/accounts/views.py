@@ -11,7 +11,7 @@ from sqlalchemy import select
 from idp import events
 from idp.accounts import services as accounts
 from idp.accounts.authn import current_authentication, renew, session_account, sign_out
-from idp.accounts.devices import local_time, parse_user_agent
+from idp.accounts.devices import device_in_words
 from idp.accounts.forms import ChangePasswordForm, ConfirmForm, ConsentForm, DeleteAccountForm
 from idp.accounts.models import Account
 from idp.accounts.passwords import PersonalData, password_errors
@@ -26,7 +26,7 @@ from idp.oidc.interaction_api import ConsentGiven, InteractionApi
 from idp.oidc.sessions import ProviderSessions
 from idp.passkeys.services import Passkeys
 from idp.signin.state import sign_in_time
-from idp.web.rendering import render, session_deadline, session_time_message
+from idp.web.rendering import moment_filter, render, session_deadline, session_time_message
 from idp.web.tenants import tenant_blueprint
 
 bp = tenant_blueprint("accounts", __name__)
@@ -84,24 +84,12 @@ class _SessionRow:
     current: bool
 
 
-def _device_in_words(user_agent: str | None) -> str:
-    device = parse_user_agent(user_agent)
-    if device.browser and device.system:
-        return _("%(browser)s sur %(system)s", browser=device.browser, system=device.system)
-    if device.browser or device.system:
-        return device.browser or _("Navigateur sur %(system)s", system=device.system)
-    return _("Navigateur inconnu")
-
-
 def _sessions(member: Account) -> list[_SessionRow]:
-    """The member's provider sessions, this one first, times in the member's local time."""
+    """The member's provider sessions, this one first, times in words in the tenant's zone."""
     authentication = current_authentication(current_tenant())
     current = authentication.sid if authentication else None
-    when = "%d/%m/%Y %H:%M"
-    rows = [_SessionRow(found.sid, _device_in_words(found.user_agent),
-                        local_time(found.started_at).strftime(when),
-                        local_time(found.last_seen_at).strftime(when), found.clients,
-                        found.sid == current)
+    rows = [_SessionRow(found.sid, device_in_words(found.user_agent), moment_filter(found.started_at),
+                        moment_filter(found.last_seen_at), found.clients, found.sid == current)
             for found in find_service(ProviderSessions).active(member.id)]
     return sorted(rows, key=lambda row: not row.current)
 

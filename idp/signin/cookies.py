@@ -5,8 +5,8 @@ others' wrong passwords on their identifier do not slow their sign-in here (``Si
 from __future__ import annotations
 
 from flask import Response, request
-from flask_babel import gettext as _
 
+from idp.accounts.devices import device_in_words
 from idp.extensions import services
 from idp.tenancy import Tenant
 from idp.tokens import KNOWN_BROWSER, InvalidToken, TokenService
@@ -60,10 +60,8 @@ def set_known_accounts(response: Response, accounts: list[str]) -> None:
 
 
 def browser_label() -> str:
-    agent = request.user_agent
-    browser = (agent.browser or "").capitalize() or _("Navigateur")
-    platform = (agent.platform or "").capitalize()
-    return f"{browser} — {platform}" if platform else browser
+    """This browser in words, for the list of trusted browsers and the new-browser email."""
+    return device_in_words(request.headers.get("User-Agent"))
 
 
 def _set_cookie(response: Response, name: str, value: str, max_age: int, samesite: str) -> None:

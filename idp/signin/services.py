@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp import events, ratelimit
@@ -208,14 +209,25 @@ class SignIn:
         per_account.clear(account.id)
         per_ip.refund(ip)
 
+    def _signed_in_before(self, account: Account) -> bool:
+        """Whether a password was proven before this sign-in's (recorded at its password step)."""
+        proven = self.session.scalars(select(events.AuditEvent.id).where(
+            events.AuditEvent.account_id == account.id,
+            events.AuditEvent.tag == events.LOGIN_SUCCESS).limit(2)).all()
+        return len(proven) > 1
+
     def remember_browser(self, tenant: Tenant, account: Account, label: str) -> str:
         """Trust this browser for the tenant's days; the cookie value that proves it."""
         _device, token = self.trusted_devices.remember(tenant, account.id, label)
         return token
 
     def notify_new_browser(self, tenant: Tenant, account: Account, label: str) -> None:
-        """Queue the "new sign-in from …" email (SPEC §5); it leaves when the request commits."""
-        if not account.email:
+        """Queue the "new sign-in from …" email (SPEC §5); it leaves when the request commits.
+
+        Not at the account's very first sign-in: every browser is new then, and the member
+        has just activated the account themselves.
+        """
+        if not account.email or not self._signed_in_before(account):
             return
         self.messages.queue(
             tenant, "email", "new_device", account.email, device=label,

@@ -9,6 +9,7 @@ from flask_babel import get_locale, ngettext
 from jinja2 import Template
 
 from idp import deadlines, timewords
+from idp.accounts.devices import device_in_words
 from idp.extensions import services
 from idp.tenancy import LOCALES, Tenant
 from idp.web.locale import lang_url
@@ -43,7 +44,8 @@ def wait_words(seconds: float) -> str:
     return timewords.wait(seconds, _locale())
 
 
-TEMPLATE_FILTERS = {"moment": moment_filter, "day": day_filter, "wait": wait_words}
+TEMPLATE_FILTERS = {"moment": moment_filter, "day": day_filter, "wait": wait_words,
+                    "device": device_in_words}
 
 
 def page_context() -> dict:

@@ -244,13 +244,22 @@ def test_the_code_page_without_a_pending_sign_in_starts_over(client):
     assert client.get("/malakoff/login/code/verify").status_code == 400
 
 
-def test_a_new_browser_gets_a_notification_email_once(flow, db):
-
-    flow.code()
+def test_a_new_browser_gets_a_notification_email_once_in_words_but_not_the_first_sign_in(app, flow, db):
+    flow.code()  # the account's very first sign-in: every browser is new then
     flow.code(prompt="login")
+    assert db.scalars(select(Message).where(Message.template == "new_device")).all() == []
+
+    phone = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
+    phone.http.environ_base["HTTP_USER_AGENT"] = (
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/126.0.0.0 Mobile Safari/537.36")
+    phone.code()
+    phone.code(prompt="login")
+    db.expire_all()
     notices = db.scalars(select(Message).where(Message.template == "new_device")).all()
     assert len(notices) == 1
     assert notices[0].recipient == flow.account.email
+    assert "Chrome sur Android" in notices[0].body_text
 
 
 def test_repeated_wrong_passwords_lock_sign_in_for_known_and_unknown_identifiers(flow):

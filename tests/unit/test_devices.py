@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
-from idp.accounts.devices import Device, local_time, parse_user_agent
+from idp.accounts.devices import Device, parse_user_agent
 
 
 @pytest.mark.parametrize(("user_agent", "device"), [
@@ -34,8 +32,3 @@ from idp.accounts.devices import Device, local_time, parse_user_agent
 ])
 def test_user_agents_in_words(user_agent, device):
     assert parse_user_agent(user_agent) == device
-
-
-def test_times_are_shown_in_paris_time():
-    assert local_time(datetime(2026, 12, 3, 8, 30)).strftime("%H:%M") == "09:30"
-    assert local_time(datetime(2026, 7, 3, 8, 30)).strftime("%H:%M") == "10:30"
