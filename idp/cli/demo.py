@@ -7,17 +7,6 @@ from pathlib import Path
 
 import click
 
-from idp import create_app
-from idp.config import ConfigError
-from idp.demo.setup import (
-    DEMO_ACCOUNTS,
-    DEMO_REGISTRATIONS,
-    DemoServers,
-    DemoWorker,
-    build_portals,
-    prepare,
-)
-
 
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -27,6 +16,17 @@ from idp.demo.setup import (
               help="Database URL for the demo data.")
 def group(host: str, port: int, database: str) -> None:
     """Run the provider, both tenants and their demo portals (SQLite, in-process store, outbox)."""
+    from idp import create_app
+    from idp.config import ConfigError
+    from idp.demo.setup import (
+        DEMO_ACCOUNTS,
+        DEMO_REGISTRATIONS,
+        DemoServers,
+        DemoWorker,
+        build_portals,
+        prepare,
+    )
+
     if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
         Path(database.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     base_url = f"http://localhost:{port}"
