@@ -42,7 +42,8 @@ def upgrade(revision: str) -> None:
         click.echo(f"database at {schema.current(engine)}")
 
 
-@group.command("downgrade")
+# "-1" is a revision, not an option.
+@group.command("downgrade", context_settings={"ignore_unknown_options": True})
 @click.argument("revision")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, CI).")
 def downgrade(revision: str, yes: bool) -> None:

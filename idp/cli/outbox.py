@@ -105,10 +105,9 @@ def work(interval: float, batch: int, once: bool) -> None:
     if once:
         try:
             result = messages.deliver_due(batch)
-        except SQLAlchemyError as exc:
+        except SQLAlchemyError:
             messages.session.rollback()
-            raise click.ClickException(
-                f"database error ({type(exc).__name__}); nothing was lost") from None
+            raise  # the error boundary says what to do (idp.cli.errors); nothing was lost
         _report(result)
         return
     database = services().database
@@ -218,7 +217,6 @@ def retry(ids: tuple[int, ...], all_failed: bool) -> None:
     changes. --all-failed marks those with an expired code expired instead.
     """
     from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
 
     from idp.channels.models import Message
     from idp.channels.services import MessageAlreadySent, MessageExpired
@@ -243,10 +241,6 @@ def retry(ids: tuple[int, ...], all_failed: bool) -> None:
                     messages.retry(message)
     except (MessageAlreadySent, MessageExpired) as exc:
         raise click.ClickException(f"{exc}; nothing was changed") from None
-    except SQLAlchemyError as exc:
-        raise click.ClickException(
-            f"database error ({type(exc).__name__}); nothing was changed"
-        ) from None
     if expired:
         click.echo(f"{len(expired)} message(s) not requeued, their code has expired: "
                    f"{', '.join(str(message.id) for message in expired)}")
