@@ -17,6 +17,7 @@ from idp.channels.assembly import Channels
 from idp.config import load_settings
 from idp.db import Database, Timeouts
 from idp.extensions import Services, close_db
+from idp.favicon import add_favicon
 from idp.keystore import KeyStore
 from idp.oidc.server import build_server
 from idp.oidc.views import api as oidc_api
@@ -101,4 +102,5 @@ def build_app(overrides: dict[str, Any] | None = None) -> Provider:
                       recovery_bp, passkeys_bp, pages_bp, ops_bp):
         app.register_blueprint(blueprint)
     web.csrf.exempt(oidc_api)
+    add_favicon(app)
     return app

@@ -69,3 +69,25 @@ def test_portal_logout_ends_the_provider_session(live):
     # Signing in again needs the password: the provider session is gone.
     again = browser.get(f"{portal}/login", timeout=10)
     assert "/login?interaction=" in again.url
+
+
+def test_portal_shows_communication_preferences_as_words_not_a_python_dict(live):
+    account = next(a for a in DEMO_ACCOUNTS if live.app.extensions["idp"].tenants[a.tenant]
+                   .communication_preferences)
+    back = sign_in(requests.Session(), live, account)
+    assert back.status_code == 200, back.text[:500]
+    shown = unescape(back.text)
+    [row] = re.findall(r"communication_preferences</code></th><td>([^<]*)</td>", shown)
+    assert sorted(row.split(" ; ")) == ["letters : post", "marketing : false", "statements : email"]
+    assert "{'" not in shown and "': " not in shown
+
+
+def test_favicon_is_served_by_the_provider_and_each_portal_cacheable_and_without_cookie(live):
+    for origin in (live.base_url, *live.portals.values()):
+        icon = requests.get(f"{origin}/favicon.ico", timeout=10)
+        assert icon.status_code == 200, origin
+        assert icon.headers["Content-Type"] == "image/vnd.microsoft.icon"
+        assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
+        assert "max-age=604800" in icon.headers["Cache-Control"]
+        assert "public" in icon.headers["Cache-Control"]
+        assert "Set-Cookie" not in icon.headers
