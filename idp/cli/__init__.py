@@ -26,6 +26,7 @@ from idp.cli.errors import log, one_line
 GROUPS: dict[str, tuple[str, str]] = {
     "accounts": ("idp.cli.accounts", "Member accounts of each tenant."),
     "audit": ("idp.cli.audit", "The audit log of security events, newest first."),
+    "catcher": ("idp.cli.catcher", "Catch JSON POSTs for trials (SMS gateway, letters)."),
     "clients": ("idp.cli.clients",
                 "Manage the relying parties (OIDC clients) registered with each tenant."),
     "db": ("idp.cli.db", "Database schema (Alembic migrations)."),

@@ -198,3 +198,19 @@ def test_the_cli_reports_configuration_errors_cleanly(monkeypatch):
     assert result.exit_code != 0
     assert "IDP_SECRET_KEY" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("url", "accepted"), [
+    ("https://sms.example.org/v1", True),
+    ("http://catcher:8026/sms", True),  # the trial catcher, on the stack's own network
+    ("http://sms.example.org/v1", False),
+    ("http://203.0.113.9/sms", False),
+    ("http://[::1]:8026/sms", False),
+])
+def test_production_sends_sms_over_https_or_to_a_service_of_its_own_network(url, accepted):
+    environ = {**PRODUCTION_READY, "IDP_SMS_GATEWAY_URL": url}
+    if accepted:
+        assert load_settings(environ=environ).sms_gateway_url == url
+    else:
+        with pytest.raises(ConfigError, match="IDP_SMS_GATEWAY_URL must be an https:// URL"):
+            load_settings(environ=environ)
