@@ -560,8 +560,8 @@ def _display(name: str, value: Any) -> str:
         return ", ".join(_display(name, item) for item in value)
     if isinstance(value, dict):
         # communication_preferences: {"statements": "email", "marketing": False} reads
-        # "statements : email ; marketing : false", not as a Python dict.
-        return " ; ".join(f"{key} : {_display(key, item)}" for key, item in value.items())
+        # "statements : email ; marketing : false" (French spacing), not as a Python dict.
+        return "\u00a0; ".join(f"{key}\u00a0: {_display(key, item)}" for key, item in value.items())
     if value is None:
         return "—"
     return str(value)

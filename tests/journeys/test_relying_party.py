@@ -78,7 +78,8 @@ def test_portal_shows_communication_preferences_as_words_not_a_python_dict(live)
     assert back.status_code == 200, back.text[:500]
     shown = unescape(back.text)
     [row] = re.findall(r"communication_preferences</code></th><td>([^<]*)</td>", shown)
-    assert sorted(row.split(" ; ")) == ["letters : post", "marketing : false", "statements : email"]
+    assert sorted(row.split("\u00a0; ")) == ["letters\u00a0: post", "marketing\u00a0: false",
+                                            "statements\u00a0: email"]
     assert "{'" not in shown and "': " not in shown
 
 
