@@ -1,15 +1,14 @@
 # The provider under gunicorn. Build: docker build -t member-idp .
 # Runs as an unprivileged user; signing keys live on the /app/keys volume.
+# The image never changes the database by itself: `idp db upgrade` runs in its own
+# container (compose's "migrate" service, or `docker run --rm member-idp idp db upgrade`).
 FROM python:3.11-slim
 
-# create_app() finds templates/ and config/ next to the idp package, so the
-# code runs from /app: PYTHONPATH puts it ahead of the copy pip installs.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
-    PYTHONPATH=/app \
     IDP_KEYS_DIR=/app/keys \
     IDP_TENANTS_DIR=/app/config/tenants
 
@@ -19,13 +18,19 @@ RUN groupadd --system --gid 10001 idp \
     && useradd --system --uid 10001 --gid idp --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin idp
 
-# pyproject.toml names README.md as the package's readme: the build needs both.
+# Dependencies first, from the lock file (exact versions, checked by their hashes): this
+# layer is rebuilt only when requirements/main.txt changes, not at every edit of the code.
+COPY requirements/main.txt requirements/main.txt
+RUN pip install --require-hashes --no-deps -r requirements/main.txt
+
+# Then the code, installed once, where it runs: create_app() finds templates/ and config/
+# next to the idp package, so the package stays in /app (an editable install, without
+# dependencies: they are all above).
 COPY pyproject.toml README.md ./
 COPY idp/ idp/
-RUN pip install . && rm -rf build ./*.egg-info
-
 COPY templates/ templates/
 COPY config/ config/
+RUN pip install --no-deps -e . && rm -rf build
 
 # The keys directory belongs to the service user; a new named volume mounted
 # here starts with this ownership. Private keys are written 0600.
@@ -35,9 +40,11 @@ VOLUME ["/app/keys"]
 USER idp
 EXPOSE 8000
 
-# Before the command: migrate the database, and on an empty keys volume create
-# the first keys (one that signs at once, one published as next). Then exec the
-# command, so that gunicorn is PID 1 and `docker stop` shuts it down gracefully.
-# `docker compose run --rm idp idp keys list` runs an operator command instead.
-ENTRYPOINT ["/bin/sh", "-c", "set -e; idp db upgrade; if [ ! -e \"$IDP_KEYS_DIR/keys.json\" ]; then idp keys generate; idp keys rotate --force; fi; exec \"$@\"", "idp-entrypoint"]
+# The web node's liveness (/healthz answers without the database; /readyz checks it).
+# Containers of this image that run another command (the worker, the catcher, an
+# operator command) disable or replace it (docker-compose.yml).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=6 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)"]
+
+# exec form: gunicorn is PID 1 and `docker stop` shuts it down gracefully.
 CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "idp:create_app()"]

@@ -1,115 +1,20 @@
-"""Member identity provider: an OpenID Connect provider with one issuer per brand."""
+"""Member identity provider: an OpenID Connect provider with one issuer per brand.
+
+Importing the package is cheap: the application (Flask, SQLAlchemy, every
+blueprint) is imported only when ``create_app`` is called, so that the `idp`
+command answers ``--help`` without loading it.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from idp import metrics, web
-from idp.accounts.contact_views import bp as contact_bp
-from idp.accounts.hashing import PasswordHasher
-from idp.accounts.recovery_views import bp as recovery_bp
-from idp.accounts.registration_views import bp as registration_bp
-from idp.accounts.views import bp as accounts_bp
-from idp.channels.assembly import Channels
-from idp.config import load_settings
-from idp.db import Database, Timeouts
-from idp.extensions import Services, close_db
-from idp.keystore import KeyStore
-from idp.oidc.server import build_server
-from idp.oidc.sessions import sign_logout_token
-from idp.oidc.views import api as oidc_api
-from idp.oidc.views import bp as oidc_bp
-from idp.ops import bp as ops_bp
-from idp.pages import bp as pages_bp
-from idp.passkeys.views import bp as passkeys_bp
-from idp.sessions import StoreSessionInterface
-from idp.signin.views import bp as signin_bp
-from idp.store import create_store
-from idp.tenancy import load_tenants
-from idp.web.transactions import Provider, refuse_late_commits
-from idp.wiring import register_services, worker_tasks
-
-ROOT = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from idp.web.transactions import Provider
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Provider:
     """Build the provider. ``overrides`` take precedence over files and environment."""
-    settings = load_settings(overrides)
-    app = Provider(
-        __name__,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(Path(__file__).parent / "static"),
-        static_url_path="/static",
-    )
-    app.config.update(
-        SECRET_KEY=settings.secret_key,
-        WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which has its own timeouts
-        WTF_CSRF_SSL_STRICT=False,  # Referer checks break with Referrer-Policy: no-referrer
-        BABEL_DEFAULT_LOCALE="fr",
-        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
-        MAX_CONTENT_LENGTH=1024 * 1024,
-        JSON_SORT_KEYS=False,
-    )
-    if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app,
-            x_for=settings.trusted_proxies,
-            x_proto=settings.trusted_proxies,
-            x_host=settings.trusted_proxies,
-        )
+    from idp.app import build_app  # noqa: PLC0415 - the application is loaded when first built
 
-    keystore = KeyStore(
-        settings.keys_dir,
-        prepublish_seconds=settings.key_prepublish_seconds,
-        # A retired key stays published while anything it signed may still be verified.
-        retain_seconds=max(settings.id_token_ttl, settings.access_token_ttl) + 300,
-    )
-    tenants = load_tenants(Path(settings.tenants_dir), settings.base_url,
-                           production=settings.is_production,
-                           posts_letters=settings.letter_backend == "http")
-
-    def sign_logout(tenant: str, claims: str) -> str:
-        return sign_logout_token(keystore, tenants[tenant].issuer, claims, settings.logout_token_ttl)
-
-    store = create_store(settings.redis_url)
-    database = Database(settings.database_url, Timeouts.from_settings(settings))
-    metrics.count_committed_events(database.sessionmaker)
-    app.request_deadline = settings.request_deadline_seconds
-    refuse_late_commits(database.sessionmaker)
-    services = Services(
-        settings=settings,
-        database=database,
-        store=store,
-        keystore=keystore,
-        tenants=tenants,
-        hasher=PasswordHasher(
-            time_cost=settings.argon2_time_cost,
-            memory_cost=settings.argon2_memory_cost,
-            parallelism=settings.argon2_parallelism,
-        ),
-        channels=Channels.from_settings(settings, sign_logout),
-    )
-    register_services(services.registry)
-    services.channels.install_dispatch(database.sessionmaker,
-                                       lambda session: worker_tasks(services, session))
-    app.extensions["idp"] = services
-    app.session_interface = StoreSessionInterface(
-        store,
-        idle=settings.session_idle_timeout,
-        absolute=settings.session_absolute_timeout,
-        secure=settings.cookie_secure,
-        # Token, userinfo, introspection, revocation, JWKS, discovery (idp.oidc.views.api).
-        stateless_blueprints=frozenset({"oidc_api"}),
-    )
-    app.teardown_appcontext(close_db)
-
-    app.extensions["idp_oidc"] = build_server(app)
-    web.init_app(app, trusted_proxies=settings.trusted_proxies)
-    for blueprint in (oidc_api, oidc_bp, signin_bp, accounts_bp, contact_bp, registration_bp,
-                      recovery_bp, passkeys_bp, pages_bp, ops_bp):
-        app.register_blueprint(blueprint)
-    web.csrf.exempt(oidc_api)
-    return app
+    return build_app(overrides)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
 SMTP_SECURITY = ("starttls", "ssl", "none")
@@ -273,10 +274,16 @@ class Settings:
                     "IDP_SMTP_SECURITY=none would send the SMTP password in clear: "
                     "use starttls or ssl in production"
                 )
-            if self.sms_backend == "http" and not self.sms_gateway_url.startswith("https://"):
-                raise ConfigError("IDP_SMS_GATEWAY_URL must be an https:// URL in production")
-            if self.letter_backend == "http" and not self.letter_gateway_url.startswith("https://"):
-                raise ConfigError("IDP_LETTER_GATEWAY_URL must be an https:// URL in production")
+            if self.sms_backend == "http" and not _https_or_private_network(self.sms_gateway_url):
+                raise ConfigError(
+                    "IDP_SMS_GATEWAY_URL must be an https:// URL in production (http:// only to a "
+                    "service of the stack's own network, named without a dot, such as the trial "
+                    "SMS catcher: http://catcher:8026/sms)")
+            if self.letter_backend == "http" and not _https_or_private_network(self.letter_gateway_url):
+                raise ConfigError(
+                    "IDP_LETTER_GATEWAY_URL must be an https:// URL in production (http:// only to "
+                    "a service of the stack's own network, named without a dot, such as the trial "
+                    "catcher: http://catcher:8026/letter)")
             if self.message_delivery != "worker":
                 raise ConfigError(
                     "IDP_MESSAGE_DELIVERY=inline would hold a web worker on every SMTP or "
@@ -340,3 +347,12 @@ def load_settings(overrides: dict[str, Any] | None = None, environ=None) -> Sett
         values[key] = _coerce(key, raw, getattr(defaults, key))
 
     return dataclasses.replace(defaults, **values).validate()
+
+
+def _https_or_private_network(url: str) -> bool:
+    """https, or plain http to a host named without a dot: a service of the compose network
+    (the trial catcher), which the traffic never leaves."""
+    if url.startswith("https://"):
+        return True
+    host = urlsplit(url).hostname or ""
+    return url.startswith("http://") and bool(host) and "." not in host and ":" not in host

@@ -23,7 +23,8 @@ from tests.servers import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/idp demo"
-TEST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest"
+TEST_COMMAND = ("python3 -m venv .venv && .venv/bin/pip install -r requirements/test.txt "
+                "&& .venv/bin/pip install --no-deps -e . && .venv/bin/pytest")
 
 
 def _section(markdown: str, heading: str) -> str:
@@ -46,14 +47,15 @@ def test_ci_run_runs_the_readme_test_command_then_ruff():
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     steps = [
         "python3 -m venv .venv",
-        ".venv/bin/pip install -q -e '.[test]'",
+        ".venv/bin/pip install -q -r requirements/test.txt",
+        ".venv/bin/pip install -q --no-deps -e .",
         ".venv/bin/pytest",
         ".venv/bin/ruff check",
     ]
     found = [re.search(rf"^[ \t]*{re.escape(step)}", script, re.M) for step in steps]
     assert None not in found, dict(zip(steps, found, strict=True))
     positions = [match.start() for match in found]
-    assert positions == sorted(positions), "venv, install, pytest, then ruff"
+    assert positions == sorted(positions), "venv, locked dependencies, the package, pytest, then ruff"
 
 
 def test_readme_quick_start_gives_the_two_commands_verbatim():
@@ -82,8 +84,8 @@ def _compose() -> dict:
 def test_compose_file_has_the_stack_and_demands_the_secrets():
     compose = _compose()
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "mailcatcher", "init", "idp-1", "idp-2",
-                             "proxy", "worker"}
+    assert set(services) == {"postgres", "redis", "mailcatcher", "catcher", "migrate", "idp-1",
+                             "idp-2", "proxy", "worker"}
     for name in ("postgres", "redis"):
         assert "healthcheck" in services[name]
     environment = compose["x-idp-environment"]
@@ -91,9 +93,9 @@ def test_compose_file_has_the_stack_and_demands_the_secrets():
     for secret in ("IDP_SECRET_KEY", "IDP_METRICS_TOKEN"):
         assert environment[secret].startswith(f"${{{secret}:?"), f"compose must stop without {secret}"
     assert services["worker"]["environment"] == environment
-    assert services["worker"]["entrypoint"] == ["idp", "outbox", "work"]
-    assert services["init"]["command"] == ["true"]
-    assert "idp-keys:/app/keys" in services["init"]["volumes"]
+    assert services["worker"]["command"] == ["idp", "outbox", "work"]
+    assert "idp db upgrade" in " ".join(services["migrate"]["command"])
+    assert "idp-keys:/app/keys" in services["migrate"]["volumes"]
     assert "idp-keys" in compose["volumes"]
 
 
@@ -106,7 +108,7 @@ def test_compose_runs_two_nodes_sharing_state_behind_the_proxy_only():
     assert one["environment"]["PROMETHEUS_MULTIPROC_DIR"]
     assert "idp-keys:/app/keys" in one["volumes"]
     assert "ports" not in one, "nodes are reached through the proxy only"
-    assert one["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    assert one["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     for name in ("postgres", "redis"):
         assert one["depends_on"][name]["condition"] == "service_healthy"
     assert "/readyz" in " ".join(one["healthcheck"]["test"])
@@ -146,6 +148,68 @@ def test_proxy_configuration_passes_nginx_syntax_check(tmp_path, certificate):
         [shutil.which("nginx"), "-t", "-q", "-p", str(tmp_path), "-e", "stderr",
          "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_only_the_migrate_service_changes_the_schema():
+    """`idp db upgrade` runs in its own one-shot service, never at a node's or a command's start."""
+    services = _compose()["services"]
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "ENTRYPOINT" not in dockerfile
+    assert "db upgrade" not in " ".join(line for line in dockerfile.splitlines()
+                                        if not line.startswith("#"))
+    for name, service in services.items():
+        run = " ".join(service.get("command", []) + service.get("entrypoint", []))
+        assert ("db upgrade" in run) == (name == "migrate"), name
+    assert services["migrate"]["restart"] == "no"
+    assert services["worker"]["depends_on"]["migrate"]["condition"] == \
+        "service_completed_successfully"
+
+
+def test_trial_catchers_are_pinned_and_published_on_this_host_only():
+    services = _compose()["services"]
+    mailpit = services["mailcatcher"]
+    assert re.fullmatch(r"axllent/mailpit:v\d+\.\d+\.\d+", mailpit["image"])
+    catcher = services["catcher"]
+    assert catcher["command"][:2] == ["idp", "catcher"]
+    assert "8026/sms" in _compose()["x-idp-environment"]["IDP_SMS_GATEWAY_URL"]
+    published = [port for service in services.values() for port in service.get("ports", [])]
+    for name in ("mailcatcher", "catcher"):
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
+    assert len([port for port in published if not port.startswith("127.0.0.1:")]) == 2, \
+        "only the proxy's two ports are public"
+
+
+def test_readme_says_the_compose_file_needs_compose_v2():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "Compose v2" in readme and "docker compose up" in readme
+    assert "docker-compose up" not in readme
+
+
+def test_image_installs_locked_dependencies_before_the_code_once_and_checks_its_health():
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    lines = [line for line in dockerfile.splitlines() if line and not line.startswith("#")]
+    locked = next(i for i, line in enumerate(lines)
+                  if "pip install --require-hashes" in line and "requirements/main.txt" in line)
+    first_code = next(i for i, line in enumerate(lines) if line.startswith("COPY idp/"))
+    assert locked < first_code, "dependencies are installed before the code is copied"
+    installs = [line for line in lines if "pip install" in line]
+    assert len(installs) == 2 and "--no-deps" in installs[1], "the package is installed once"
+    assert "PYTHONPATH" not in dockerfile, "the code runs from its one installed copy"
+    assert any(line.startswith("HEALTHCHECK") for line in lines)
+
+
+def test_lock_files_pin_every_dependency_with_hashes():
+    for name in ("main.txt", "test.txt"):
+        text = (ROOT / "requirements" / name).read_text(encoding="utf-8")
+        pins = re.findall(r"^([A-Za-z0-9_.-]+)==\S+ \\$", text, re.M)
+        assert pins, name
+        assert text.count("--hash=sha256:") >= len(pins), name
+    main = set(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) ", (ROOT / "requirements" / "main.txt")
+                          .read_text(encoding="utf-8"), re.M))
+    test = set(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) ", (ROOT / "requirements" / "test.txt")
+                          .read_text(encoding="utf-8"), re.M))
+    assert main <= test, "the image runs the versions the tests ran"
+    assert {"flask", "sqlalchemy", "authlib"} <= {name.lower() for name, _version in main}
 
 
 def test_image_runs_unprivileged_and_never_carries_keys():

@@ -4,32 +4,75 @@ Each command group lives in its own module of this package and is attached to
 the root group here. Commands run inside an application context; a command
 that fails prints one line saying what to do and exits non-zero: the root
 group is the one error boundary (``idp.cli.errors``).
+
+Groups are imported when named, and their modules import the application only
+when a command runs: `idp --help` and `idp <group> --help` load neither Flask
+nor SQLAlchemy.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from typing import Any
 
 import click
-from flask.cli import ScriptInfo
 
-from idp import logs
 from idp.cli.errors import log, one_line
-from idp.config import ConfigError
+
+# Each group: the module that defines it (as ``group``) and the line `idp --help` shows for it,
+# so that listing the groups imports none of them (tests/cli/test_help.py keeps them in step).
+GROUPS: dict[str, tuple[str, str]] = {
+    "accounts": ("idp.cli.accounts", "Member accounts of each tenant."),
+    "audit": ("idp.cli.audit", "The audit log of security events, newest first."),
+    "catcher": ("idp.cli.catcher", "Catch JSON POSTs for trials (SMS gateway, letters)."),
+    "clients": ("idp.cli.clients",
+                "Manage the relying parties (OIDC clients) registered with each tenant."),
+    "db": ("idp.cli.db", "Database schema (Alembic migrations)."),
+    "demo": ("idp.cli.demo", "Run the provider, both tenants and their demo portals."),
+    "keys": ("idp.cli.keys", "Manage the signing keys."),
+    "members": ("idp.cli.members", "The member registry: who may register."),
+    "migration": ("idp.cli.migration", "Email-as-login migration: invitations and follow-up."),
+    "outbox": ("idp.cli.outbox", "The queue of emails, SMS and letters."),
+    "review": ("idp.cli.review", "Registrations that need a person's decision."),
+}
 
 
-def _create_app():
-    from idp import create_app  # noqa: PLC0415 - the CLI starts before the app exists
+class ApplicationLoader:
+    """Builds the provider once, when a command first needs it (Flask's ``ScriptInfo`` role)."""
 
-    try:
-        return create_app()
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration: {exc}") from None
+    def __init__(self) -> None:
+        self._loaded_app: Any = None
+
+    def load_app(self) -> Any:
+        if self._loaded_app is None:
+            from idp import create_app
+            from idp.config import ConfigError
+
+            try:
+                self._loaded_app = create_app()
+            except ConfigError as exc:
+                raise click.ClickException(f"configuration: {exc}") from None
+        return self._loaded_app
 
 
 class OperatorCommands(click.Group):
-    """The root group: whatever a command raises becomes ``Error: <one line>``."""
+    """The root group: whatever a command raises becomes ``Error: <one line>``; its groups are
+    imported when named."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(GROUPS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in GROUPS:
+            return None
+        command: click.Command = importlib.import_module(GROUPS[cmd_name][0]).group
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary) for name, (_module, summary) in sorted(GROUPS.items())])
 
     def invoke(self, ctx: click.Context):
         try:
@@ -57,8 +100,8 @@ class _UsageFailure(click.ClickException):
 
 
 def _database_url(ctx: click.Context) -> str | None:
-    info = ctx.find_object(ScriptInfo)
-    app = getattr(info, "_loaded_app", None)  # only an app already built: never build one here
+    # Only an app already built (by ApplicationLoader or a test's ScriptInfo): never build one here.
+    app = getattr(ctx.find_root().obj, "_loaded_app", None)
     return app.extensions["idp"].settings.database_url if app is not None else None
 
 
@@ -68,6 +111,8 @@ def _database_url(ctx: click.Context) -> str | None:
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     if debug:
+        from idp import logs
+
         # Its own handler: whatever the process's logging is, the details reach stderr.
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logs.JsonFormatter())
@@ -79,28 +124,6 @@ def main(ctx: click.Context, debug: bool) -> None:
             log.setLevel(logging.NOTSET)
 
         ctx.call_on_close(detach)
-    # Commands get the app through Flask's ScriptInfo (tests pass their own app).
-    if not isinstance(ctx.obj, ScriptInfo):
-        ctx.obj = ScriptInfo(create_app=_create_app, set_debug_flag=False,
-                             load_dotenv_defaults=False)
-
-
-def _register() -> None:
-    from idp.cli import (  # noqa: PLC0415
-        accounts,
-        audit,
-        clients,
-        db,
-        demo,
-        keys,
-        members,
-        migration,
-        outbox,
-        review,
-    )
-
-    for module in (db, keys, clients, members, accounts, review, migration, outbox, audit, demo):
-        main.add_command(module.group)
-
-
-_register()
+    # Commands get the app through the object's load_app() (tests pass Flask's ScriptInfo).
+    if not hasattr(ctx.obj, "load_app"):
+        ctx.obj = ApplicationLoader()

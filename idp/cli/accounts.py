@@ -8,42 +8,29 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from typing import TYPE_CHECKING
 
 import click
-from flask.cli import AppGroup
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from idp.accounts.models import ACCOUNT_STATUSES, Account
-from idp.accounts.passwords import PersonalData, password_errors
-from idp.accounts.services import (
-    AccountExists,
-    EndedSessions,
-    change_email,
-    change_mobile,
-    create_account,
-    email_in_use,
-    find_by_identifier,
-    set_password,
-    wrap_legacy_hashes,
+from idp.cli.common import (
+    CommandGroup,
+    LazyChoice,
+    echo_json,
+    json_option,
+    tenant_by_slug,
+    tenant_option,
+    transaction,
 )
-from idp.channels.services import Messages
-from idp.cli.common import tenant_by_slug, transaction
-from idp.extensions import db, find_service, services
-from idp.identifiers import (
-    YYYY_MM_DD,
-    InvalidIdentifier,
-    parse_birth_date,
-    parse_email,
-    parse_member_number,
-    parse_mobile,
-)
-from idp.oidc.sessions import end_sessions
-from idp.tenancy import Tenant
+
+if TYPE_CHECKING:
+    from idp.accounts.passwords import PersonalData
+    from idp.tenancy import Tenant
 
 MAX_NAME_LENGTH = 100
+# idp.identifiers.YYYY_MM_DD, spelt out here so that the option is declared without loading it.
+BIRTH_DATE_LAYOUT = "YYYY-MM-DD"
 
-group = AppGroup("accounts", help="Member accounts of each tenant.")
+group = CommandGroup("accounts", help="Member accounts of each tenant.")
 
 
 def _interactive() -> bool:
@@ -52,6 +39,8 @@ def _interactive() -> bool:
 
 def _read_password(tenant: Tenant, personal: PersonalData | None = None) -> str:
     """Twice at a terminal (hidden), else one line from the pipe; the tenant's rules apply."""
+    from idp.accounts.passwords import password_errors
+
     if _interactive():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
@@ -80,6 +69,8 @@ def _name(value: str, option: str) -> str:
 
 
 def _email(value: str) -> str:
+    from idp.identifiers import InvalidIdentifier, parse_email
+
     try:
         return parse_email(value)
     except InvalidIdentifier:
@@ -87,6 +78,8 @@ def _email(value: str) -> str:
 
 
 def _mobile(value: str) -> str:
+    from idp.identifiers import InvalidIdentifier, parse_mobile
+
     try:
         return parse_mobile(value)
     except InvalidIdentifier as exc:
@@ -95,6 +88,8 @@ def _mobile(value: str) -> str:
 
 
 def _member_number(value: str) -> str:
+    from idp.identifiers import InvalidIdentifier, parse_member_number
+
     try:
         return parse_member_number(value)
     except InvalidIdentifier:
@@ -105,6 +100,8 @@ def _member_number(value: str) -> str:
 def _birth_date(_context: click.Context, _parameter: click.Parameter, value: str | None) -> date | None:
     if value is None:
         return None
+    from idp.identifiers import YYYY_MM_DD, InvalidIdentifier, parse_birth_date
+
     try:
         return parse_birth_date(value, layouts=(YYYY_MM_DD,))
     except InvalidIdentifier as exc:
@@ -114,7 +111,7 @@ def _birth_date(_context: click.Context, _parameter: click.Parameter, value: str
 
 
 @group.command("create")
-@click.option("--tenant", required=True, help="Tenant of the account (e.g. malakoff).")
+@tenant_option(required=True, help="Tenant of the account (e.g. malakoff).")
 @click.option("--given-name", required=True, help="First name.")
 @click.option("--family-name", required=True, help="Last name.")
 @click.option("--email", help="Email address; required where members sign in with it (malakoff).")
@@ -122,7 +119,7 @@ def _birth_date(_context: click.Context, _parameter: click.Parameter, value: str
     "--member-number",
     help="8-digit member number; required where members sign in with it (miel).",
 )
-@click.option("--birthdate", callback=_birth_date, metavar=YYYY_MM_DD, help="Birth date.")
+@click.option("--birthdate", callback=_birth_date, metavar=BIRTH_DATE_LAYOUT, help="Birth date.")
 @click.option("--phone", help="Mobile phone number (French unless it starts with +).")
 @click.option("--hash-on-stdin", "hash_from_stdin", is_flag=True,
               help="Standard input holds the account's password hash from the previous system "
@@ -149,6 +146,12 @@ def create(
     input is the password, e.g. `idp accounts create … < password-file`.
     It is never accepted as an option.
     """
+    from sqlalchemy.exc import IntegrityError
+
+    from idp.accounts.passwords import PersonalData
+    from idp.accounts.services import AccountExists, create_account
+    from idp.extensions import services
+
     the_tenant = tenant_by_slug(tenant)
     given_name = _name(given_name, "--given-name")
     family_name = _name(family_name, "--family-name")
@@ -199,13 +202,18 @@ def create(
 
 
 @group.command("list")
-@click.option("--tenant", required=True, help="Tenant whose accounts to list.")
+@tenant_option(required=True, help="Tenant whose accounts to list.")
 @click.option(
-    "--status", type=click.Choice(ACCOUNT_STATUSES),
+    "--status", type=LazyChoice("idp.accounts.models:ACCOUNT_STATUSES"),
     help="Only accounts in this state.",
 )
-def list_command(tenant: str, status: str | None) -> None:
+@json_option()
+def list_command(tenant: str, status: str | None, as_json: bool) -> None:
     """List a tenant's accounts, oldest first: id (the OIDC sub), identifier, status."""
+    from sqlalchemy import select
+
+    from idp.accounts.models import Account
+
     the_tenant = tenant_by_slug(tenant)
     query = select(
         Account.id, Account.email, Account.member_number, Account.status, Account.created_at,
@@ -217,7 +225,8 @@ def list_command(tenant: str, status: str | None) -> None:
         count = 0
         rows = session.execute(query.order_by(Account.created_at, Account.id))
         # The header once the query has answered: a failure is then the command's only line.
-        click.echo(f"{'ID':<36}  {'IDENTIFIER':<40}  {'STATUS':<8}  CREATED")
+        if not as_json:
+            click.echo(f"{'ID':<36}  {'IDENTIFIER':<40}  {'STATUS':<8}  CREATED")
         for row in rows:
             count += 1
             if the_tenant.logs_in_with_email:
@@ -225,8 +234,14 @@ def list_command(tenant: str, status: str | None) -> None:
             else:
                 identifier = row.member_number or row.email or "-"
             created = row.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-            click.echo(f"{row.id:<36}  {identifier:<40}  {row.status:<8}  {created}")
-    click.echo(f"{count} account(s)")
+            if as_json:
+                echo_json({"id": row.id, "tenant": the_tenant.slug, "email": row.email,
+                           "member_number": row.member_number, "legacy_login": row.legacy_login,
+                           "status": row.status, "created_at": created})
+            else:
+                click.echo(f"{row.id:<36}  {identifier:<40}  {row.status:<8}  {created}")
+    if not as_json:
+        click.echo(f"{count} account(s)")
 
 
 @group.command("wrap-legacy-hashes")
@@ -240,6 +255,11 @@ def wrap_legacy_hashes_command(batch: int) -> None:
     wraps every one of them, in every tenant: the members' passwords stay the same. It
     can run while members sign in, and again (it changes only what is left).
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from idp.accounts.services import wrap_legacy_hashes
+    from idp.extensions import db, services
+
     try:
         wrapped = wrap_legacy_hashes(db(), services().hasher, batch=batch)
     except SQLAlchemyError as exc:
@@ -251,7 +271,7 @@ def wrap_legacy_hashes_command(batch: int) -> None:
 
 
 @group.command("set-password")
-@click.option("--tenant", required=True, help="Tenant of the account.")
+@tenant_option(required=True, help="Tenant of the account.")
 @click.argument("identifier")
 def set_password_command(tenant: str, identifier: str) -> None:
     """Give an account a new password, read from standard input (never from arguments).
@@ -259,6 +279,9 @@ def set_password_command(tenant: str, identifier: str) -> None:
     Like a member's own change: every trusted device, token and other session
     of the account ends.
     """
+    from idp.accounts.services import find_by_identifier, set_password
+    from idp.extensions import services
+
     the_tenant = tenant_by_slug(tenant)
     password = _read_password(the_tenant)
     with transaction() as session:
@@ -270,7 +293,7 @@ def set_password_command(tenant: str, identifier: str) -> None:
 
 
 @group.command("set-contact")
-@click.option("--tenant", required=True, help="Tenant of the account.")
+@tenant_option(required=True, help="Tenant of the account.")
 @click.option("--email", help="The member's email address, checked with the member by support.")
 @click.option("--phone", help="The member's mobile number (French unless it starts with +).")
 @click.argument("identifier")
@@ -284,6 +307,16 @@ def set_contact_command(tenant: str, identifier: str, email: str | None, phone: 
     Where members sign in with their email, a new address is also the new
     identifier of an account that no longer signs in with its member number.
     """
+    from idp.accounts.services import (
+        EndedSessions,
+        change_email,
+        change_mobile,
+        email_in_use,
+        find_by_identifier,
+    )
+    from idp.channels.services import Messages
+    from idp.extensions import find_service
+
     if email is None and phone is None:
         raise click.UsageError("give --email, --phone or both")
     the_tenant = tenant_by_slug(tenant)
@@ -308,7 +341,7 @@ def set_contact_command(tenant: str, identifier: str, email: str | None, phone: 
 
 
 @group.command("sign-out")
-@click.option("--tenant", required=True, help="Tenant of the account.")
+@tenant_option(required=True, help="Tenant of the account.")
 @click.argument("identifier")
 def sign_out_command(tenant: str, identifier: str) -> None:
     """Sign an account out everywhere (support): IDENTIFIER is its email, member number or id.
@@ -317,6 +350,10 @@ def sign_out_command(tenant: str, identifier: str) -> None:
     included); the portals they signed in to are told by back-channel logout tokens, which
     the worker (`idp outbox work`) delivers.
     """
+    from idp.accounts.models import Account
+    from idp.accounts.services import find_by_identifier
+    from idp.oidc.sessions import end_sessions
+
     the_tenant = tenant_by_slug(tenant)
     with transaction() as session:
         account = find_by_identifier(session, the_tenant, identifier)

@@ -6,21 +6,18 @@ reasons, never a password, code, token or link.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import click
-from flask.cli import with_appcontext
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
 
-from idp.accounts.models import Account
-from idp.cli.common import echo_table, printable_json, tenant_by_slug
-from idp.db import utcnow
-from idp.events import AuditEvent
-from idp.extensions import db
-from idp.identifiers import InvalidIdentifier, normalize_email, parse_member_number
+from idp.cli.common import echo_json, echo_table, in_app_context, json_option, tenant_by_slug, tenant_option
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from idp.events import AuditEvent
 
 # "7d", "24h", "30m": that long before now.
 _RELATIVE = re.compile(r"^(\d{1,5})([dhm])$")
@@ -52,6 +49,11 @@ def parse_since(value: str, now: datetime) -> datetime:
 def _account_id(session: Session, value: str, tenant: str | None) -> str:
     """An account id as given, or the id of the account with that email or member number
     (whatever the account signs in with today)."""
+    from sqlalchemy import select
+
+    from idp.accounts.models import Account
+    from idp.identifiers import InvalidIdentifier, normalize_email, parse_member_number
+
     value = value.strip()
     if _ACCOUNT_ID.match(value.lower()):
         return value.lower()
@@ -72,7 +74,11 @@ def _account_id(session: Session, value: str, tenant: str | None) -> str:
     return found[0].id
 
 
-def _tag_filter(tag: str):
+def _tag_filter(tag: str) -> Any:
+    from sqlalchemy import or_
+
+    from idp.events import AuditEvent
+
     if not _TAG.match(tag):
         raise click.BadParameter(f"{tag!r} is not an event tag (e.g. account:login:failure)",
                                  param_hint="--tag")
@@ -94,7 +100,7 @@ def _as_dict(event: AuditEvent) -> dict:
 
 
 @click.command("audit")
-@click.option("--tenant", help="Only this tenant's events.")
+@tenant_option(help="Only this tenant's events.")
 @click.option("--account", "account",
               help="Only events of this account: its id (the OIDC sub) or its identifier "
                    "(email or member number; add --tenant if several tenants have it).")
@@ -106,11 +112,17 @@ def _as_dict(event: AuditEvent) -> dict:
                    "account:login:success and account:login:failure). Repeat for several.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True,
               help="Show at most this many events, newest first.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@with_appcontext
+@json_option()
+@in_app_context
 def group(tenant: str | None, account: str | None, since: str | None, tags: tuple[str, ...],
           limit: int, as_json: bool) -> None:
     """The audit log of security events, newest first."""
+    from sqlalchemy import or_, select
+
+    from idp.db import utcnow
+    from idp.events import AuditEvent
+    from idp.extensions import db
+
     session = db()
     statement = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
     if tenant:
@@ -124,7 +136,7 @@ def group(tenant: str | None, account: str | None, since: str | None, tags: tupl
     found = session.scalars(statement.limit(limit)).all()
     if as_json:
         for event in found:
-            click.echo(printable_json(json.dumps(_as_dict(event), ensure_ascii=False)))
+            echo_json(_as_dict(event))
         return
     if not found:
         click.echo("no events")

@@ -1,24 +1,105 @@
-"""What the command modules share: resolving --tenant, one transaction per command, tables."""
+"""What the command modules share: the command group, resolving --tenant, one transaction per
+command, tables, JSON listings.
+
+This module and the command modules import only click at the top: a command imports the
+application's modules when it runs, so that `idp --help` and `idp <group> --help` answer
+without loading Flask, SQLAlchemy or the models.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
+import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
-from sqlalchemy.orm import Session
 
-from idp.extensions import db, services
-from idp.tenancy import Tenant
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from idp.tenancy import Tenant
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# Every command that takes --tenant reads it from this variable when the option is not given.
+TENANT_ENVVAR = "IDP_TENANT"
+
+
+def tenant_option(*, required: bool = False, help: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """``--tenant SLUG``, also read from ``IDP_TENANT``."""
+    return click.option("--tenant", required=required, envvar=TENANT_ENVVAR, show_envvar=True,
+                        help=help)
+
+
+def json_option() -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """``--json``: the listing as one JSON object per line (see the README's "JSON output")."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="One JSON object per line instead of a table (fields in the README).")
+
+
+def echo_json(record: Mapping[str, Any]) -> None:
+    """One JSON object on one line, controls escaped."""
+    click.echo(printable_json(json.dumps(record, ensure_ascii=False, default=str)))
+
+
+class CommandGroup(click.Group):
+    """A group whose commands run inside the provider's application context, as Flask's
+    ``AppGroup`` does, but which builds (and imports) the application only when a command runs."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        outer = super().command
+
+        def decorate(function: Callable[..., Any]) -> click.Command:
+            return outer(*args, **kwargs)(in_app_context(function))
+
+        return decorate
+
+
+def in_app_context(function: Callable[..., R]) -> Callable[..., R]:
+    """Run ``function`` inside the application context, building the application first."""
+
+    @click.pass_context
+    def run(ctx: click.Context, /, *args: Any, **kwargs: Any) -> R:
+        from flask import current_app
+
+        if not current_app:
+            # The root group's loader, or the ScriptInfo of Flask's test runner.
+            app = ctx.find_root().obj.load_app()
+            ctx.with_resource(app.app_context())
+        return ctx.invoke(function, *args, **kwargs)
+
+    return functools.update_wrapper(run, function)
+
+
+class LazyChoice(click.Choice):
+    """A choice among the values a module of the application defines (``"module:NAME"``), read
+    when the command's options are first parsed or shown, not when its group is listed."""
+
+    def __init__(self, where: str) -> None:
+        self._where = where
+        self._resolved: tuple[str, ...] | None = None
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._resolved is None:
+            module, name = self._where.split(":")
+            self._resolved = tuple(getattr(importlib.import_module(module), name))
+        return self._resolved
+
+    @choices.setter
+    def choices(self, _value: Any) -> None:
+        pass
+
 
 def tenant_by_slug(slug: str) -> Tenant:
+    from idp.extensions import services
+
     tenants = services().tenants
     if slug not in tenants:
         known = ", ".join(sorted(tenants))
@@ -29,6 +110,8 @@ def tenant_by_slug(slug: str) -> Tenant:
 @contextmanager
 def transaction() -> Iterator[Session]:
     """The command's session; committed if the command succeeds, rolled back otherwise."""
+    from idp.extensions import db
+
     session = db()
     try:
         yield session
@@ -36,22 +119,6 @@ def transaction() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
-
-
-def operator_errors(*errors: type[Exception]):
-    """Show these domain errors as a one-line message and exit 1, without a traceback."""
-
-    def decorate(command: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(command)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            try:
-                return command(*args, **kwargs)
-            except errors as exc:
-                raise click.ClickException(str(exc)) from None
-
-        return wrapper
-
-    return decorate
 
 
 # C0 and C1 controls, DEL, and the Unicode marks that reorder or hide text (bidi

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
-from flask.cli import AppGroup
-from sqlalchemy.engine import Engine
 
-from idp import schema
-from idp.db import Database
-from idp.extensions import services
+from idp.cli.common import CommandGroup
 
-group = AppGroup("db", help="Database schema (Alembic migrations).")
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+group = CommandGroup("db", help="Database schema (Alembic migrations).")
 
 
 @contextmanager
 def _migrating() -> Iterator[Engine]:
     """An engine whose statements may run as long as a migration needs (an index on a big
     table); connecting stays bounded."""
+    from idp.db import Database
+    from idp.extensions import services
+
     database = services().database
     migrating = Database(database.url, database.timeouts.without_statement_bound())
     try:
@@ -32,16 +35,31 @@ def _migrating() -> Iterator[Engine]:
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the latest)."""
+    from idp import schema
+
     with _migrating() as engine:
         schema.upgrade(engine, revision)
         click.echo(f"database at {schema.current(engine)}")
 
 
-@group.command("downgrade")
+# "-1" is a revision, not an option.
+@group.command("downgrade", context_settings={"ignore_unknown_options": True})
 @click.argument("revision")
-def downgrade(revision: str) -> None:
-    """Revert migrations down to REVISION (e.g. -1, or base)."""
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, CI).")
+def downgrade(revision: str, yes: bool) -> None:
+    """Revert migrations down to REVISION (e.g. -1, or base).
+
+    A downgrade drops what later migrations added, data included: it asks for
+    confirmation first, unless --yes is given; with no answer (no input), it
+    changes nothing.
+    """
+    from idp import schema
+
     with _migrating() as engine:
+        now = schema.current(engine) or "base"
+        if not yes:
+            click.confirm(f"Downgrade the database from {now} to {revision}? Tables and columns added "
+                          "since are dropped, with their data", abort=True)
         schema.downgrade(engine, revision)
         click.echo(f"database at {schema.current(engine) or 'base'}")
 
@@ -49,6 +67,9 @@ def downgrade(revision: str) -> None:
 @group.command("current")
 def current() -> None:
     """Show the revision the database is at."""
+    from idp import schema
+    from idp.extensions import services
+
     click.echo(schema.current(services().database.engine) or "base (empty database)")
 
 
@@ -56,4 +77,7 @@ def current() -> None:
 @click.option("-m", "--message", required=True, help="What the migration changes.")
 def revision(message: str) -> None:
     """Generate a migration from the models (for developers)."""
+    from idp import schema
+    from idp.extensions import services
+
     schema.autogenerate(services().database.engine, message)

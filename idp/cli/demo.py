@@ -7,17 +7,6 @@ from pathlib import Path
 
 import click
 
-from idp import create_app
-from idp.config import ConfigError
-from idp.demo.setup import (
-    DEMO_ACCOUNTS,
-    DEMO_REGISTRATIONS,
-    DemoServers,
-    DemoWorker,
-    build_portals,
-    prepare,
-)
-
 
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -25,14 +14,34 @@ from idp.demo.setup import (
               help="Provider port; the portals take the next two.")
 @click.option("--database", default="sqlite:///var/demo.sqlite3", show_default=True,
               help="Database URL for the demo data.")
-def group(host: str, port: int, database: str) -> None:
-    """Run the provider, both tenants and their demo portals (SQLite, in-process store, outbox)."""
+@click.option("--keys-dir", default="var/demo-keys", show_default=True, envvar="IDP_KEYS_DIR",
+              show_envvar=True, type=click.Path(file_okay=False),
+              help="Where the demo keeps its signing keys (made on the first run); var/ is "
+                   "not part of the checkout's tracked files.")
+def group(host: str, port: int, database: str, keys_dir: str) -> None:
+    """Run the provider, both tenants and their demo portals (SQLite, in-process store, outbox).
+
+    Everything it writes stays under var/: the database and the signing keys.
+    Its log (standard error) names the server of each request line:
+    "provider :5000", "portal malakoff :5001", "portal miel :5002".
+    """
+    from idp import create_app
+    from idp.config import ConfigError
+    from idp.demo.setup import (
+        DEMO_ACCOUNTS,
+        DEMO_REGISTRATIONS,
+        DemoServers,
+        DemoWorker,
+        build_portals,
+        prepare,
+    )
+
     if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
         Path(database.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     base_url = f"http://localhost:{port}"
     try:
         app = create_app({
-            "database_url": database, "redis_url": "", "base_url": base_url,
+            "database_url": database, "redis_url": "", "base_url": base_url, "keys_dir": keys_dir,
             "outbox_page": True, "mail_backend": "outbox", "sms_backend": "outbox",
             "letter_backend": "outbox",
         })
@@ -43,7 +52,9 @@ def group(host: str, port: int, database: str) -> None:
     # The ports first: a demo already running holds them, and must keep its portals'
     # clients, which prepare() would register again with new secrets.
     try:
-        servers = DemoServers(host, [port, *portal_ports.values()])
+        servers = DemoServers(host, [port, *portal_ports.values()],
+                              names={port: "provider"}
+                              | {number: f"portal {slug}" for slug, number in portal_ports.items()})
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {host} ports {port}-{port + len(tenants)}: {exc.strerror or exc} "
@@ -68,6 +79,8 @@ def group(host: str, port: int, database: str) -> None:
         if slug in DEMO_REGISTRATIONS:
             click.echo(f"    register {DEMO_REGISTRATIONS[slug]}")
     click.echo(f"  Outbox (emails, SMS and letters sent): {base_url}/_outbox")
+    if database.startswith("sqlite:///"):
+        click.echo(f"  Data: {database.removeprefix('sqlite:///')}, signing keys: {keys_dir}/")
     click.echo("Press Ctrl-C to stop.")
     delivery = DemoWorker(app).start()
     servers.start()

@@ -6,20 +6,20 @@ database unreachable, absent or without its schema, an unusable keys directoryâ€
 get their own words; anything else gets one generic line, and its details go to
 the log at debug level only (`idp --debug â€¦` shows them), never a traceback on
 the terminal. Commands change nothing when they fail: each runs in one
-transaction, rolled back on any exception.
+transaction, rolled back on any exception. What it needs to tell failures apart is
+imported when one happens (the command's --help loads none of it).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from idp.keystore import KeyStoreError
+if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger("idp.cli")
 
@@ -37,7 +37,15 @@ def one_line(exc: BaseException, database_url: str | None) -> str:
         return _single(exc.format_message()) + hint
     if isinstance(exc, click.ClickException):
         return _single(exc.format_message())
-    if isinstance(exc, KeyStoreError):
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from idp.accounts.registration import ReviewError
+    from idp.keystore import KeyStoreError
+    from idp.oidc.clients import ClientRegistrationError
+
+    # Refusals the domain words for the operator: their message is the line.
+    if isinstance(exc, (KeyStoreError, ReviewError, ClientRegistrationError)):
         return _single(str(exc))
     if isinstance(exc, PoolTimeout):
         return "no database connection became free in time; try again"
@@ -83,6 +91,9 @@ def _database_error(exc: DBAPIError, database_url: str | None) -> str:
 
 def _where(database_url: str | None) -> str:
     """The database named without its password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     if not database_url:
         return "of IDP_DATABASE_URL"
     try:

@@ -7,14 +7,16 @@ request, so changes made here take effect without restarting the servers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-from flask import current_app
-from flask.cli import AppGroup
 
-from idp.cli.common import echo_table, operator_errors
-from idp.keystore import ALGORITHMS, KeyInfo, KeyStore, KeyStoreError, format_time
+from idp.cli.common import CommandGroup, LazyChoice, echo_json, echo_table, json_option
 
-group = AppGroup(
+if TYPE_CHECKING:
+    from idp.keystore import KeyInfo, KeyStore
+
+group = CommandGroup(
     "keys",
     help=(
         "Manage the signing keys. A key is published in the JWKS as 'next', signs "
@@ -27,19 +29,29 @@ group = AppGroup(
 
 
 def _store() -> KeyStore:
+    from flask import current_app
+
     return current_app.extensions["idp"].keystore
 
 
 def _when(timestamp: float | None) -> str:
+    from idp.keystore import format_time
+
     return "-" if timestamp is None else format_time(timestamp)
 
 
 @group.command("list")
-@operator_errors(KeyStoreError)
-def list_keys() -> None:
+@json_option()
+def list_keys(as_json: bool) -> None:
     """List the keys, oldest first; '*' marks the key that signs."""
     store = _store()
     keys = store.all_keys()
+    if as_json:
+        for info in keys:
+            echo_json({"kid": info.kid, "alg": info.alg, "state": info.state,
+                       "created_at": _iso(info.created_at), "activated_at": _iso(info.activated_at),
+                       "retired_at": _iso(info.retired_at)})
+        return
     if not keys:
         click.echo(f"no keys in {store.directory}; run `idp keys generate`")
         return
@@ -54,19 +66,18 @@ def list_keys() -> None:
 @group.command("generate")
 @click.option(
     "--alg",
-    type=click.Choice(ALGORITHMS),
+    type=LazyChoice("idp.keystore:ALGORITHMS"),
     default="RS256",
     show_default=True,
     help="Signature algorithm: RS256 (RSA 2048) or ES256 (P-256).",
 )
-@operator_errors(KeyStoreError)
 def generate(alg: str) -> None:
     """Publish a new key as 'next' (in the JWKS, not signing yet)."""
     store = _store()
     info = store.generate(alg)
     click.echo(f"generated {info.kid} ({info.alg}), published as next")
     click.echo(
-        f"it may sign from {format_time(store.activatable_at(info))}: "
+        f"it may sign from {_when(store.activatable_at(info))}: "
         f"`idp keys activate {info.kid}` or `idp keys rotate`"
     )
 
@@ -79,7 +90,6 @@ def generate(alg: str) -> None:
     help="Activate even if the key was published too recently: relying parties "
     "that cached the JWKS before it may reject tokens until they refresh it.",
 )
-@operator_errors(KeyStoreError)
 def activate(kid: str, force: bool) -> None:
     """Make KID the signing key; the key signing until now is retired."""
     store = _store()
@@ -95,7 +105,6 @@ def activate(kid: str, force: bool) -> None:
 
 @group.command("retire")
 @click.argument("kid")
-@operator_errors(KeyStoreError)
 def retire(kid: str) -> None:
     """Retire KID, a key published as 'next' that should never sign.
 
@@ -112,7 +121,6 @@ def retire(kid: str) -> None:
     is_flag=True,
     help="Activate the next key even if it was published too recently.",
 )
-@operator_errors(KeyStoreError)
 def rotate(force: bool) -> None:
     """Activate the next key, publish a new next key, prune expired keys.
 
@@ -125,11 +133,16 @@ def rotate(force: bool) -> None:
 
 
 @group.command("prune")
-@operator_errors(KeyStoreError)
 def prune() -> None:
     """Delete retired keys whose tokens have all expired."""
     for line in _store().prune() or ["nothing to prune"]:
         click.echo(line)
+
+
+def _iso(timestamp: float | None) -> str | None:
+    from idp.keystore import format_time
+
+    return None if timestamp is None else format_time(timestamp)
 
 
 def _active(store: KeyStore) -> KeyInfo | None:

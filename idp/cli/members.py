@@ -10,30 +10,31 @@ import sys
 from pathlib import Path
 
 import click
-from flask.cli import AppGroup
-from sqlalchemy.exc import SQLAlchemyError
 
-from idp.cli.common import tenant_by_slug
-from idp.extensions import db
-from idp.registry.importer import (
-    COLUMNS,
-    ImportAborted,
-    MemberImporter,
-    read_lines,
-)
+from idp.cli.common import CommandGroup, tenant_by_slug, tenant_option
 
 MAX_ERRORS_SHOWN = 50
 # A header names ten columns: a first line this long is not a member extract.
 MAX_HEADER_BYTES = 64 * 1024
 
-group = AppGroup("members", help="The member registry: who may register.")
+group = CommandGroup("members", help="The member registry: who may register.")
 
-_COLUMNS_HELP = "\n".join(f"  {name:<14} {meaning}" for name, meaning in COLUMNS.items())
+
+class _ImportCommand(click.Command):
+    """Its help lists the importer's columns, read when the help is shown."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from idp.registry.importer import COLUMNS
+
+        columns = "\n".join(f"  {name:<14} {meaning}" for name, meaning in COLUMNS.items())
+        self.help = (self.help or "").replace("{columns}", columns)
+        super().format_help_text(ctx, formatter)
 
 
 @group.command(
     "import",
-    help=f"""Import the member records of a tenant from FILE (CSV).
+    cls=_ImportCommand,
+    help="""Import the member records of a tenant from FILE (CSV).
 
 The file is checked first, line by line: if any line is wrong, every problem
 is reported with its line number and NOTHING is imported (exit code 1).
@@ -45,14 +46,24 @@ FILE is UTF-8 (a BOM is fine), with ';' or ',' between fields, and starts
 with a header row naming these columns, in any order:
 
 \b
-{_COLUMNS_HELP}
+{columns}
 """,
 )
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--tenant", required=True, help="Tenant whose registry this is (e.g. miel).")
+@tenant_option(required=True, help="Tenant whose registry this is (e.g. miel).")
 def import_command(file: Path, tenant: str) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from idp.extensions import db
+    from idp.registry.importer import ImportAborted, MemberImporter, read_lines
+    from idp.registry.models import Member
+
     the_tenant = tenant_by_slug(tenant)
     session = db()
+    # The registry answers before anything is shown: a database that cannot serve (absent,
+    # unreachable, without its schema) is then the command's one line (idp.cli.errors).
+    session.execute(select(Member.id).limit(1))
     importer = MemberImporter(session, the_tenant)
     try:
         total = _scan(file)

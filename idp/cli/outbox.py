@@ -12,24 +12,26 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
-from flask.cli import AppGroup
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
-from idp import logs
-from idp.channels import worker
-from idp.channels.models import MESSAGE_STATUSES, Message
-from idp.channels.senders import mask_recipient
-from idp.channels.services import Batch, MessageAlreadySent, MessageExpired, Messages
-from idp.channels.worker import Wakeups
-from idp.cli.common import echo_table, tenant_by_slug, transaction
-from idp.db import connect_args, utcnow
-from idp.extensions import db, services
-from idp.wiring import worker_tasks
+from idp.cli.common import (
+    CommandGroup,
+    LazyChoice,
+    echo_json,
+    echo_table,
+    json_option,
+    tenant_by_slug,
+    tenant_option,
+    transaction,
+)
 
-group = AppGroup(
+if TYPE_CHECKING:
+    from idp.channels.models import Message
+    from idp.channels.services import Batch, Messages
+
+group = CommandGroup(
     "outbox",
     help=(
         "The queue of emails, SMS and letters. Pages and commands queue messages; "
@@ -42,6 +44,8 @@ group = AppGroup(
 
 
 def _messages() -> Messages:
+    from idp.extensions import db, services
+
     return services().channels.messages(db())
 
 
@@ -89,6 +93,15 @@ def work(interval: float, batch: int, once: bool) -> None:
     messages: nothing is sent twice or lost. Logs are JSON lines on standard
     error, as the web servers' are.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from idp import logs
+    from idp.channels import worker
+    from idp.channels.worker import Wakeups
+    from idp.db import connect_args, utcnow
+    from idp.extensions import services
+    from idp.wiring import worker_tasks
+
     logs.configure()
     messages = _messages()
 
@@ -99,10 +112,9 @@ def work(interval: float, batch: int, once: bool) -> None:
         try:
             work(messages.session)
             result = messages.deliver_due(batch)
-        except SQLAlchemyError as exc:
+        except SQLAlchemyError:
             messages.session.rollback()
-            raise click.ClickException(
-                f"database error ({type(exc).__name__}); nothing was lost") from None
+            raise  # the error boundary says what to do (idp.cli.errors); nothing was lost
         _report(result)
         return
     database = services().database
@@ -122,18 +134,30 @@ def work(interval: float, batch: int, once: bool) -> None:
 
 
 def _report(result: Batch) -> None:
+    from idp.db import utcnow
+
     click.echo(f"{_when(utcnow())} sent {result.sent}, delayed "
                f"{result.still_pending}, failed {result.failed}, expired {result.expired}")
 
 
 @group.command("list")
-@click.option("--status", type=click.Choice(MESSAGE_STATUSES),
+@click.option("--status", type=LazyChoice("idp.channels.models:MESSAGE_STATUSES"),
               help="Only messages in this state (default: all).")
-@click.option("--tenant", help="Only this tenant's messages.")
+@tenant_option(help="Only this tenant's messages.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True,
               help="Show at most this many, newest first.")
-def list_messages(status: str | None, tenant: str | None, limit: int) -> None:
-    """List queued, sent and failed messages, newest first (never their content)."""
+@json_option()
+def list_messages(status: str | None, tenant: str | None, limit: int, as_json: bool) -> None:
+    """List queued, sent and failed messages, newest first (never their content).
+
+    The last error is shown for messages not sent yet, or given up: once a
+    message is sent, the errors of its earlier attempts no longer matter.
+    """
+    from sqlalchemy import func, select
+
+    from idp.channels.models import MESSAGE_STATUSES, Message
+    from idp.extensions import db
+
     session = db()
     statement = select(Message).order_by(Message.id.desc()).limit(limit)
     count = select(Message.status, func.count()).group_by(Message.status)
@@ -144,6 +168,10 @@ def list_messages(status: str | None, tenant: str | None, limit: int) -> None:
         statement = statement.where(Message.tenant == tenant)
         count = count.where(Message.tenant == tenant)
     rows = session.scalars(statement).all()
+    if as_json:
+        for message in rows:
+            echo_json(_as_record(message))
+        return
     totals: dict[str, int] = dict(session.execute(count).all())
     if rows:
         echo_table(
@@ -151,24 +179,37 @@ def list_messages(status: str | None, tenant: str | None, limit: int) -> None:
              "ATTEMPTS", "NEXT TRY / SENT", "LAST ERROR"),
             [
                 (
-                    str(message.id),
-                    _when(message.created_at),
-                    message.status,
-                    message.tenant,
-                    message.channel,
-                    message.template,
-                    mask_recipient(message.channel, message.recipient),
-                    str(message.attempts),
+                    str(record["id"]), _when(message.created_at), message.status, message.tenant,
+                    message.channel, message.template, str(record["recipient"]), str(message.attempts),
                     _when(message.sent_at if message.status == "sent"
                           else message.next_attempt_at if message.status == "pending" else None),
-                    message.last_error or "-",
+                    str(record["last_error"] or "-"),
                 )
-                for message in rows
+                for message, record in ((message, _as_record(message)) for message in rows)
             ],
         )
     else:
         click.echo("no messages")
     click.echo(", ".join(f"{name}: {totals.get(name, 0)}" for name in MESSAGE_STATUSES))
+
+
+def _as_record(message: Message) -> dict[str, object]:
+    """What a listing shows of a message: never its body; the recipient masked; the last
+    error only while it still matters (not once the message is sent)."""
+    from idp.channels.senders import mask_recipient
+
+    def iso(moment: datetime | None) -> str | None:
+        return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return {
+        "id": message.id, "tenant": message.tenant, "channel": message.channel,
+        "template": message.template, "recipient": mask_recipient(message.channel, message.recipient),
+        "status": message.status, "attempts": message.attempts,
+        "created_at": iso(message.created_at),
+        "next_attempt_at": iso(message.next_attempt_at) if message.status == "pending" else None,
+        "sent_at": iso(message.sent_at),
+        "last_error": None if message.status == "sent" else message.last_error,
+    }
 
 
 @group.command("retry")
@@ -182,6 +223,12 @@ def retry(ids: tuple[int, ...], all_failed: bool) -> None:
     unknown, already sent or carries a code that has expired, nothing
     changes. --all-failed marks those with an expired code expired instead.
     """
+    from sqlalchemy import select
+
+    from idp.channels.models import Message
+    from idp.channels.services import MessageAlreadySent, MessageExpired
+    from idp.extensions import db
+
     if bool(ids) == all_failed:
         raise click.UsageError("give message ids or --all-failed (not both)")
     session = db()
@@ -201,10 +248,6 @@ def retry(ids: tuple[int, ...], all_failed: bool) -> None:
                     messages.retry(message)
     except (MessageAlreadySent, MessageExpired) as exc:
         raise click.ClickException(f"{exc}; nothing was changed") from None
-    except SQLAlchemyError as exc:
-        raise click.ClickException(
-            f"database error ({type(exc).__name__}); nothing was changed"
-        ) from None
     if expired:
         click.echo(f"{len(expired)} message(s) not requeued, their code has expired: "
                    f"{', '.join(str(message.id) for message in expired)}")

@@ -2,35 +2,53 @@
 
 from __future__ import annotations
 
-import click
-from flask.cli import AppGroup
-from sqlalchemy import select
+from typing import TYPE_CHECKING
 
-from idp.accounts.models import Account, RegistrationRequest
-from idp.accounts.registration import Registrations, ReviewError
-from idp.channels.services import Messages
-from idp.cli.common import operator_errors, printable, tenant_by_slug, transaction
-from idp.extensions import db, find_service, services
-from idp.registry.models import Member
+import click
+
+from idp.cli.common import (
+    CommandGroup,
+    echo_json,
+    json_option,
+    printable,
+    tenant_by_slug,
+    tenant_option,
+    transaction,
+)
+
+if TYPE_CHECKING:
+    from idp.accounts.models import Account
+    from idp.accounts.registration import Registrations
 
 # Request ids are PostgreSQL integers: a larger number names no request, and would not
 # even fit in the query.
 REQUEST_ID = click.IntRange(1, 2**31 - 1)
 
-group = AppGroup("review", help="Registrations that need a person's decision (near misses, "
+group = CommandGroup("review", help="Registrations that need a person's decision (near misses, "
                                 "contacts that differ from the registry's, members without contacts).")
 
 
 def _service(tenant: str) -> Registrations:
+    from idp.accounts.registration import Registrations
+    from idp.channels.services import Messages
+    from idp.extensions import db, find_service, services
+
     return Registrations(db(), tenant_by_slug(tenant), find_service(Messages),
                          services().settings.secret_key)
 
 
 @group.command("list")
-@click.option("--tenant", required=True, help="Tenant whose queue to show.")
-def list_command(tenant: str) -> None:
+@tenant_option(required=True, help="Tenant whose queue to show.")
+@json_option()
+def list_command(tenant: str, as_json: bool) -> None:
     """Pending requests, oldest first."""
     requests = _service(tenant).pending_requests()
+    if as_json:
+        for request in requests:
+            echo_json({"id": request.id, "tenant": request.tenant, "reason": request.reason,
+                       "differences": list(request.differences),
+                       "created_at": f"{request.created_at:%Y-%m-%dT%H:%M:%SZ}"})
+        return
     if not requests:
         click.echo("no pending request")
         return
@@ -41,10 +59,16 @@ def list_command(tenant: str) -> None:
 
 
 @group.command("show")
-@click.option("--tenant", required=True, help="Tenant of the request.")
+@tenant_option(required=True, help="Tenant of the request.")
 @click.argument("request_id", type=REQUEST_ID)
 def show(tenant: str, request_id: int) -> None:
     """What the member typed next to what the registry holds."""
+    from sqlalchemy import select
+
+    from idp.accounts.models import Account, RegistrationRequest
+    from idp.extensions import db
+    from idp.registry.models import Member
+
     the_tenant = tenant_by_slug(tenant)
     request = db().get(RegistrationRequest, request_id)
     if request is None or request.tenant != the_tenant.slug:
@@ -80,9 +104,8 @@ def _account_state(account: Account | None) -> str:
 
 
 @group.command("approve")
-@click.option("--tenant", required=True, help="Tenant of the request.")
+@tenant_option(required=True, help="Tenant of the request.")
 @click.argument("request_id", type=REQUEST_ID)
-@operator_errors(ReviewError)
 def approve(tenant: str, request_id: int) -> None:
     """Accept the request: the account is created and the activation email sent.
 
@@ -95,10 +118,9 @@ def approve(tenant: str, request_id: int) -> None:
 
 
 @group.command("reject")
-@click.option("--tenant", required=True, help="Tenant of the request.")
+@tenant_option(required=True, help="Tenant of the request.")
 @click.option("--reason", required=True, help="Why (kept for the audit trail).")
 @click.argument("request_id", type=REQUEST_ID)
-@operator_errors(ReviewError)
 def reject(tenant: str, request_id: int, reason: str) -> None:
     """Refuse the request: the member receives a rejection email."""
     if not reason.strip():

@@ -48,6 +48,8 @@ from joserfc import jwt
 from joserfc.errors import InvalidClaimError, JoseError
 from joserfc.jwk import KeySet
 
+from idp.favicon import add_favicon
+
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "portal"
 
 #: Everything the provider offers a first-party portal (SPEC §8).
@@ -227,6 +229,7 @@ def create_portal(
         raise ValueError(f"issuer must be an absolute http(s) URL, not {issuer!r}")
 
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=None)
+    add_favicon(app)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.config.update(
@@ -682,7 +685,13 @@ def _display(name: str, value: Any) -> str:
     if name in TIMESTAMP_CLAIMS and isinstance(value, int | float):
         return f"{value} ({_format_time(value)})"
     if isinstance(value, list | tuple):
-        return ", ".join(str(item) for item in value)
+        return ", ".join(_display(name, item) for item in value)
+    if isinstance(value, dict):
+        # communication_preferences: {"statements": "email", "marketing": False} reads
+        # "statements : email ; marketing : false" (French spacing), not as a Python dict.
+        return "\u00a0; ".join(f"{key}\u00a0: {_display(key, item)}" for key, item in value.items())
+    if value is None:
+        return "—"
     return str(value)
 
 

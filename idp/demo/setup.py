@@ -9,15 +9,26 @@ the delivery of emails, SMS and letters (``idp outbox work``) in a thread of the
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import date
+from http import HTTPStatus
 from pathlib import Path
+from typing import Any, TextIO
 
 from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
+from werkzeug.serving import (
+    BaseWSGIServer,
+    WSGIRequestHandler,
+    get_sockaddr,
+    make_server,
+    select_address_family,
+)
 
 from idp import schema
 from idp.accounts.models import Account
@@ -156,13 +167,17 @@ class DemoServers:
     registers only once the ports are known to be ours).
     """
 
-    def __init__(self, host: str, apps: dict[int, Flask] | list[int]):
+    def __init__(self, host: str, apps: dict[int, Flask] | list[int],
+                 names: dict[int, str] | None = None):
         self.servers: dict[int, BaseWSGIServer] = {}
         try:
             for port in apps:
+                # Each server names itself on its log lines: "provider :5000", "portal miel :5002".
+                name = f"{(names or {}).get(port, 'server')} :{port}"
+                handler = type("RequestLog", (DemoRequestLog,), {"server_name_in_log": name})
                 with _listening(host, port) as listener:
                     self.servers[port] = make_server(host, port, _not_ready, threaded=True,
-                                                     fd=listener.fileno())
+                                                     request_handler=handler, fd=listener.fileno())
         except BaseException:
             self.close()
             raise
@@ -190,6 +205,71 @@ class DemoServers:
     def close(self) -> None:
         for server in self.servers.values():
             server.server_close()
+
+
+# The colour of a status code at a terminal, as Werkzeug's own log gives it.
+_STATUS_COLOURS = {"1": "1", "2": "0", "3": "36", "4": "33", "5": "1;31"}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class DemoRequestLog(WSGIRequestHandler):
+    """Werkzeug's request lines, each naming the server that answered; without a query string
+    (callback URLs carry ``code`` and ``state``); in colour only at a terminal."""
+
+    server_name_in_log = "server"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        status = str(code.value if isinstance(code, HTTPStatus) else code)
+        # Query strings are dropped by the redacting filter of the "werkzeug" logger
+        # (idp.logs); the request line is sent plain so that it can find them.
+        self.log("info", '"%s" %s %s', self.requestline, status, size)
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        level = logging.ERROR if type == "error" else logging.INFO
+        request_log().log(level, "[%s] %s - - [%s] " + message, self.server_name_in_log,
+                          self.address_string(), self.log_date_time_string(), *args)
+
+
+class _StandardError(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged; plain text in files and pipes,
+    the status code in colour at a terminal."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = _ANSI.sub("", super().format(record))
+        if not _is_terminal(sys.stderr):
+            return text
+        match = re.search(r'" (\d)(\d\d) ', text)
+        if match is None:
+            return text
+        colour = _STATUS_COLOURS.get(match[1], "0")
+        start, end = match.start(1), match.end(2)
+        return f"{text[:start]}\x1b[{colour}m{text[start:end]}\x1b[0m{text[end:]}"
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def request_log() -> logging.Logger:
+    """The "werkzeug" logger, with one handler of the demo's on standard error (Werkzeug would
+    add its own, which colours lines whatever the output is)."""
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(handler, _StandardError) for handler in logger.handlers):
+        logger.addHandler(_StandardError())
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+    return logger
 
 
 class DemoWorker:

@@ -413,7 +413,8 @@ def test_update_sets_and_removes_the_back_channel_logout_uri(runner, db):
     result = clients(runner, "update", "malakoff-bcl", "--backchannel-logout-uri",
                      "https://portal.example.org/bcl")
     assert result.exit_code == 0
-    assert result.output.endswith("back-channel logout https://portal.example.org/bcl\n")
+    assert result.output.endswith(
+        "back-channel logout https://portal.example.org/bcl, pushed requests optional\n")
     refused = clients(runner, "update", "malakoff-bcl", "--backchannel-logout-uri", "ftp://x.example/")
     assert refused.exit_code == 1 and "must use https" in refused.output
     assert stored(db)[0].backchannel_logout_uri == "https://portal.example.org/bcl"
@@ -421,5 +422,5 @@ def test_update_sets_and_removes_the_back_channel_logout_uri(runner, db):
                    "https://portal.example.org/bcl", "--no-backchannel-logout")
     assert both.exit_code == 2
     removed = clients(runner, "update", "malakoff-bcl", "--no-backchannel-logout")
-    assert removed.output.endswith("back-channel logout none\n")
+    assert removed.output.endswith("back-channel logout none, pushed requests optional\n")
     assert stored(db)[0].backchannel_logout_uri is None

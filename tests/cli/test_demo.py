@@ -6,9 +6,10 @@ from __future__ import annotations
 import requests
 from sqlalchemy import select
 
-from idp.demo.setup import portal_client_id
+from idp.config import ConfigError
+from idp.demo.setup import DemoServers, portal_client_id
 from idp.oidc.models import Client
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 
 def _portal_clients(db) -> dict[str, str | None]:
@@ -38,3 +39,45 @@ def test_a_second_demo_fails_on_the_port_and_keeps_the_running_demos_clients(
     # The running demo's portal still signs members in with the secret it holds.
     portal = requests.get(f"{live.portals['malakoff']}/login", allow_redirects=False, timeout=10)
     assert portal.status_code in (302, 303)
+
+
+def _log_of_a_request(app, capfd, path: str) -> str:
+    port = free_port()
+    servers = DemoServers("127.0.0.1", {port: app}, names={port: "provider"})
+    servers.start()
+    try:
+        requests.get(f"http://127.0.0.1:{port}{path}", allow_redirects=False, timeout=10)
+    finally:
+        servers.stop()
+    return capfd.readouterr().err
+
+
+def test_the_demo_log_names_its_server_and_in_a_file_has_no_colour_and_no_query(app, capfd):
+    err = _log_of_a_request(app, capfd, "/nowhere/callback?code=SECRETCODE&state=STATEVALUE")
+    [line] = [line for line in err.splitlines() if "/nowhere/callback" in line]
+    assert line.startswith("[provider :")
+    assert '"GET /nowhere/callback HTTP/1.1" 404' in line
+    assert "\x1b" not in err
+    assert "SECRETCODE" not in err and "STATEVALUE" not in err
+
+
+def test_the_demo_log_keeps_colour_at_a_terminal(app, capfd, monkeypatch):
+    monkeypatch.setattr("idp.demo.setup._is_terminal", lambda _stream: True)
+    err = _log_of_a_request(app, capfd, "/nowhere")
+    assert '"GET /nowhere HTTP/1.1" \x1b[33m404\x1b[0m' in err
+
+
+def test_the_demo_keeps_its_keys_under_var_not_in_the_checkouts_keys(runner, monkeypatch):
+    monkeypatch.delenv("IDP_KEYS_DIR", raising=False)
+    built = {}
+
+    def stop_once_configured(overrides):
+        built.update(overrides)
+        raise ConfigError("stopped by the test")
+
+    monkeypatch.setattr("idp.create_app", stop_once_configured)
+    result = runner.invoke(args=["demo"])
+    assert "stopped by the test" in result.output
+    assert built["keys_dir"] == "var/demo-keys"
+    assert built["database_url"] == "sqlite:///var/demo.sqlite3"
+    assert "/var/" in (ROOT / ".gitignore").read_text().splitlines()

@@ -4,6 +4,9 @@ non-zero exit, no traceback, and nothing changed (SPEC §11)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -31,10 +34,10 @@ def assert_one_line_failure(result, *words: str) -> str:
     return lines[0]
 
 
-def run_on(settings, args, **overrides):
+def run_on(settings, args, input=None, **overrides):
     app = create_app({**settings, **overrides})
     try:
-        return IdpCliRunner(app).invoke(args=args)
+        return IdpCliRunner(app).invoke(args=args, input=input)
     finally:
         app.extensions["idp"].database.engine.dispose()
 
@@ -66,6 +69,71 @@ def test_a_database_that_cannot_serve_is_named_in_one_line(settings, tmp_path, c
     result = run_on(settings, args, database_url=url(tmp_path))
     line = assert_one_line_failure(result, words)
     assert "password" not in line.lower() or "check the user and password" in line
+
+
+# Every command that reads or writes the database, with arguments it would accept.
+EVERY_DATABASE_COMMAND = [
+    (["accounts", "create", "--tenant", "miel", "--given-name", "Jeanne", "--family-name", "Martin",
+      "--member-number", "12345678"], "Rocher-Vert-1956!\n"),
+    (["accounts", "list", "--tenant", "malakoff", "--json"], None),
+    (["accounts", "set-password", "--tenant", "miel", "12345678"], "Rocher-Vert-1956!\n"),
+    (["accounts", "set-contact", "--tenant", "miel", "--email", "jeanne@example.org", "12345678"],
+     None),
+    (["members", "import", "--tenant", "miel", "{csv}"], None),
+    (["review", "show", "--tenant", "miel", "1"], None),
+    (["review", "approve", "--tenant", "miel", "1"], None),
+    (["review", "reject", "--tenant", "miel", "--reason", "no such member", "1"], None),
+    (["clients", "add", "--tenant", "miel", "--name", "Portail",
+      "--redirect-uri", "https://rp.example.org/callback"], None),
+    (["clients", "show", "miel-portal"], None),
+    (["clients", "update", "miel-portal", "--pkce"], None),
+    (["clients", "remove", "--yes", "miel-portal"], None),
+    (["migration", "invite", "--tenant", "malakoff"], None),
+    (["migration", "status", "--tenant", "malakoff"], None),
+    (["outbox", "work", "--once"], None),
+    (["outbox", "list", "--json"], None),
+    (["outbox", "retry", "1"], None),
+    (["outbox", "retry", "--all-failed"], None),
+]
+
+
+@pytest.mark.parametrize("case", DATABASES, ids=DATABASES)
+@pytest.mark.parametrize(("args", "stdin"), EVERY_DATABASE_COMMAND,
+                         ids=[" ".join(args[:2]) + (" " + args[2] if args[2].startswith("--") and
+                                                    args[1] in ("retry",) else "")
+                              for args, _stdin in EVERY_DATABASE_COMMAND])
+def test_every_command_names_a_database_that_cannot_serve_in_one_line(settings, tmp_path, case,
+                                                                      args, stdin):
+    url, words = DATABASES[case]
+    csv = write_csv(tmp_path, row("20000001"))
+    result = run_on(settings, [str(csv) if arg == "{csv}" else arg for arg in args],
+                    database_url=url(tmp_path), input=stdin)
+    assert_one_line_failure(result, words)
+
+
+@pytest.mark.parametrize("args", [["db", "current"], ["db", "upgrade"]], ids=" ".join)
+def test_db_commands_name_a_database_they_cannot_reach_in_one_line(settings, tmp_path, args):
+    for case in ("postgresql unreachable", "database absent", "bad sqlite path"):
+        url, words = DATABASES[case]
+        assert_one_line_failure(run_on(settings, args, database_url=url(tmp_path)), words)
+
+
+def test_the_installed_command_says_it_in_one_line_too(settings, tmp_path):
+    """The `idp` a shell runs: the application built from the environment, no test runner."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
+    environment.update({f"IDP_{key.upper()}": str(value) for key, value in settings.items()
+                        if not isinstance(value, bool)})
+    for case, (url, words) in DATABASES.items():
+        if case == "database absent" and not DATABASE_URL.startswith("postgresql"):
+            continue
+        environment["IDP_DATABASE_URL"] = url(tmp_path)
+        done = subprocess.run([sys.executable, "-c", "from idp.cli import main; main()",
+                               "accounts", "list", "--tenant", "miel"], env=environment,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 1
+        assert done.stdout == ""
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+        assert done.stderr.startswith("Error: ") and words in done.stderr
 
 
 def test_a_keys_directory_that_is_a_file_is_named(settings, tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -11,6 +14,7 @@ from idp.accounts.models import Account
 from idp.channels.models import Message
 from idp.channels.services import Messages
 from tests.cli.test_accounts import assert_refused
+from tests.conftest import free_port
 
 
 def migration(runner, *args: str):
@@ -39,7 +43,7 @@ def test_invite_emails_each_legacy_account_once(runner, legacy_accounts, db):
     assert "legacy without an email on file (asked at their next sign-in): 1" in result.output
     assert invitations(db) == Counter(account.email for account in legacy_accounts)
     body = db.scalar(select(Message.body_text).where(Message.recipient == legacy_accounts[0].email))
-    assert legacy_accounts[0].member_number in body and "30/06/2027" in body
+    assert legacy_accounts[0].member_number in body and "30 juin 2027" in body
 
     again = migration(runner, "invite", "--tenant", "malakoff")
     assert again.exit_code == 0 and "nothing to do" in again.output
@@ -125,8 +129,40 @@ def test_each_invitation_is_in_the_language_of_its_member(runner, make, db):
         .where(Message.template == "migration_invitation"))}
     subject, body = sent[english.email]
     assert subject == "From now on, sign in with your email address"
-    assert "From 30/06/2027, you will no longer be able to sign in with your member number" in body
+    assert "From 30 June 2027, you will no longer be able to sign in with your member number" in body
     for account in (french, never_said):
         subject, body = sent[account.email]
         assert subject == "Connectez-vous désormais avec votre adresse e-mail"
-        assert "À partir du 30/06/2027" in body
+        assert "À partir du 30 juin 2027" in body
+
+
+def test_invite_with_smtp_down_sums_up_instead_of_a_line_per_message(settings, app, legacy_accounts,
+                                                                     db):
+    """The installed command, as an operator runs it: SMTP unreachable, five invitations."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
+    environment.update({f"IDP_{key.upper()}": str(value) for key, value in settings.items()
+                        if not isinstance(value, bool)})
+    environment.update({"IDP_MAIL_BACKEND": "smtp", "IDP_SMTP_HOST": "127.0.0.1",
+                        "IDP_SMTP_PORT": str(free_port()), "IDP_SMTP_SECURITY": "none",
+                        "IDP_MESSAGE_DELIVERY": "inline"})
+    done = subprocess.run(
+        [sys.executable, "-c", "from idp.cli import main; main()", "migration", "invite",
+         "--tenant", "malakoff", "--rate", "1000"],
+        env=environment, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "delayed" not in done.stderr, done.stderr  # no line per message
+    assert "invited now: 5 (sent: 0, left in the queue for `idp outbox work`: 5)" in done.stdout
+    summary = next(line for line in done.stdout.splitlines() if line.startswith("not sent yet"))
+    assert summary.startswith("not sent yet: delayed 5 (retried by `idp outbox work`), failed 0, "
+                              "expired 0; last error: ")
+    assert sum(invitations(db).values()) == 5
+
+
+def test_invite_dry_run_counts_and_changes_nothing(runner, legacy_accounts, db):
+    result = migration(runner, "invite", "--tenant", "malakoff", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run: 5 account(s) would be invited now; nothing was changed or sent" in result.output
+    assert sum(invitations(db).values()) == 0
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(Account)
+                     .where(Account.migration_invited_at.is_not(None))) == 0

@@ -97,3 +97,26 @@ def test_the_portal_is_signed_out_over_the_back_channel_and_says_so(live):
     assert "Vous avez été déconnecté par le fournisseur d’identité à" in home
     assert "Notifications de déconnexion reçues" in home and "1 session(s) du portail fermée(s)" in home
     assert "Se connecter</a>" in home
+
+
+def test_portal_shows_communication_preferences_as_words_not_a_python_dict(live):
+    account = next(a for a in DEMO_ACCOUNTS if live.app.extensions["idp"].tenants[a.tenant]
+                   .communication_preferences)
+    back = sign_in(requests.Session(), live, account)
+    assert back.status_code == 200, back.text[:500]
+    shown = unescape(back.text)
+    [row] = re.findall(r"communication_preferences</code></th><td>([^<]*)</td>", shown)
+    assert sorted(row.split("\u00a0; ")) == ["letters\u00a0: post", "marketing\u00a0: false",
+                                            "statements\u00a0: email"]
+    assert "{'" not in shown and "': " not in shown
+
+
+def test_favicon_is_served_by_the_provider_and_each_portal_cacheable_and_without_cookie(live):
+    for origin in (live.base_url, *live.portals.values()):
+        icon = requests.get(f"{origin}/favicon.ico", timeout=10)
+        assert icon.status_code == 200, origin
+        assert icon.headers["Content-Type"] == "image/vnd.microsoft.icon"
+        assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
+        assert "max-age=604800" in icon.headers["Cache-Control"]
+        assert "public" in icon.headers["Cache-Control"]
+        assert "Set-Cookie" not in icon.headers

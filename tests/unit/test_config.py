@@ -215,3 +215,19 @@ def test_production_refuses_codes_by_post_that_nobody_would_post(tmp_path):
         path.write_text(path.read_text(encoding="utf-8").replace(
             'without_contact = "letter"', 'without_contact = "review"'), encoding="utf-8")
     assert load_tenants(tmp_path, "https://id.example.org", production=True)
+
+
+@pytest.mark.parametrize(("url", "accepted"), [
+    ("https://sms.example.org/v1", True),
+    ("http://catcher:8026/sms", True),  # the trial catcher, on the stack's own network
+    ("http://sms.example.org/v1", False),
+    ("http://203.0.113.9/sms", False),
+    ("http://[::1]:8026/sms", False),
+])
+def test_production_sends_sms_over_https_or_to_a_service_of_its_own_network(url, accepted):
+    environ = {**PRODUCTION_READY, "IDP_SMS_GATEWAY_URL": url}
+    if accepted:
+        assert load_settings(environ=environ).sms_gateway_url == url
+    else:
+        with pytest.raises(ConfigError, match="IDP_SMS_GATEWAY_URL must be an https:// URL"):
+            load_settings(environ=environ)
