@@ -56,6 +56,15 @@ def _messages(db, template: str) -> list[Message]:
     return list(db.scalars(select(Message).where(Message.template == template).order_by(Message.id)))
 
 
+def _activate(client, db) -> None:
+    """The newest activation link, used: the password chosen."""
+    activation = _messages(db, "activation")[-1].body_text
+    path = activation[activation.index("/malakoff/activate/"):].split()[0]
+    page = client.get(path)
+    assert client.post(path, data={"password": PASSWORD, "password_confirm": PASSWORD,
+                                   "csrf_token": csrf_token(page.data)}).status_code == 303
+
+
 def _accounts(db) -> int:
     db.expire_all()
     return db.scalar(select(func.count()).select_from(Account))
@@ -108,11 +117,7 @@ def test_review_approve_refuses_an_account_that_became_active(client, db, runner
     request = db.scalar(select(RegistrationRequest))
     # Meanwhile the member registers with the right names and activates.
     _register(client)
-    activation = _messages(db, "activation")[-1].body_text
-    path = activation[activation.index("/malakoff/activate/"):].split()[0]
-    page = client.get(path)
-    client.post(path, data={"password": PASSWORD, "password_confirm": PASSWORD,
-                            "csrf_token": csrf_token(page.data)})
+    _activate(client, db)
     db.expire_all()
     account = db.scalar(select(Account))
     assert account.status == "active"
@@ -136,11 +141,7 @@ def test_a_number_support_vouched_for_is_not_a_second_factor_until_proven(client
     assert "account: none yet" in shown.output
     assert runner.invoke(args=["review", "approve", "--tenant", "malakoff",
                                str(request.id)]).exit_code == 0
-    activation = _messages(db, "activation")[-1].body_text
-    path = activation[activation.index("/malakoff/activate/"):].split()[0]
-    page = client.get(path)
-    client.post(path, data={"password": PASSWORD, "password_confirm": PASSWORD,
-                            "csrf_token": csrf_token(page.data)})
+    _activate(client, db)
     db.expire_all()
     account = db.scalar(select(Account))
     assert account.phone_number == "+33612345678" and not account.phone_number_verified
@@ -165,11 +166,7 @@ def test_an_activation_with_other_contacts_is_told_to_the_mobile_on_file(client,
     request = db.scalar(select(RegistrationRequest))
     assert runner.invoke(args=["review", "approve", "--tenant", "malakoff",
                                str(request.id)]).exit_code == 0
-    activation = _messages(db, "activation")[-1].body_text
-    path = activation[activation.index("/malakoff/activate/"):].split()[0]
-    page = client.get(path)
-    assert client.post(path, data={"password": PASSWORD, "password_confirm": PASSWORD,
-                                   "csrf_token": csrf_token(page.data)}).status_code == 303
+    _activate(client, db)
     [notice] = _messages(db, "activation_notice")
     assert (notice.channel, notice.recipient) == ("sms", "+33612345678")
 
