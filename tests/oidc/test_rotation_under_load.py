@@ -22,7 +22,10 @@ from tests.flows import query
 from tests.servers import missing, node_environment
 
 ACTIVATIONS = 100
-TOKENS = 120
+# Codes ready to exchange: tokens are issued until the last activation is done (at least
+# MIN_TOKENS of them), whatever the machine's speed.
+TOKENS = 400
+MIN_TOKENS = 120
 
 
 def _header(token: str) -> dict:
@@ -88,6 +91,8 @@ def test_tokens_issued_during_activations_verify_with_the_key_their_header_names
     done = threading.Event()
 
     def exchange(code: str) -> None:
+        if done.is_set() and len(issued) >= MIN_TOKENS:
+            return  # the activations are over: enough tokens were issued across them
         answer = requests.post(url, timeout=CLIENT_WAIT, auth=(flow.rp.client_id, flow.rp.secret), data={
             "grant_type": "authorization_code", "code": code,
             "redirect_uri": flow.rp.redirect_uris[0], "code_verifier": flow.verifier})
@@ -98,23 +103,25 @@ def test_tokens_issued_during_activations_verify_with_the_key_their_header_names
 
     def activate_all() -> None:
         for kid in upcoming:
-            if done.is_set():
+            if issuing_over.is_set():
                 return
             operator.activate(kid, force=True)
             activated.append(kid)
+        done.set()
 
+    issuing_over = threading.Event()
     activator = threading.Thread(target=activate_all)
     activator.start()
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(exchange, codes))
-    done.set()
+    issuing_over.set()
     activator.join(timeout=60)
     published = {jwk["kid"]: jwk for jwk in
                  requests.get(f"{token_url}/jwks", timeout=10).json()["keys"]}
 
     assert failures == []
     assert activated == upcoming, "every activation happened while tokens were issued"
-    assert len(issued) == TOKENS
+    assert len(issued) >= MIN_TOKENS
     assert [why for token in issued if (why := _mismatch(token, published))] == []
     # Both algorithms signed during the run: the activations did overlap the issuing.
     assert {_header(token)["alg"] for token in issued} == {"RS256", "ES256"}
