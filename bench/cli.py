@@ -21,8 +21,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from argon2 import PasswordHasher as Argon2Hasher
+from sqlalchemy import create_engine, text
 
-from bench import driver, loadgen, seed, targets
+from bench import driver, loadgen, proc, seed, targets
 from bench.options import Options, parse_args
 from bench.report import Memory, Result, Run, render
 from idp.accounts.hashing import PasswordHasher
@@ -67,6 +68,42 @@ def argon2_verify_ms(core: int) -> float:
     return float(done.stdout)
 
 
+class Backends:
+    """The PostgreSQL backends serving the bench database (``pg_stat_activity``), when PostgreSQL
+    runs on this machine: their CPU is read from /proc like the servers'."""
+
+    def __init__(self, database_url: str):
+        base, self.database = database_url.rsplit("/", 1)
+        self.engine = create_engine(f"{base}/postgres")
+        with self.engine.connect() as connection:
+            self.local = proc.stat(connection.scalar(text("SELECT pg_backend_pid()"))) is not None
+
+    def ticks(self) -> dict[int, int]:
+        with self.engine.connect() as connection:
+            pids = connection.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+                                      {"name": self.database}).all()
+        return proc.ticks([found for found in map(proc.stat, pids) if found is not None])
+
+
+class Meter:
+    """CPU spent over one scenario by a server's processes and, for ours, the PostgreSQL backends."""
+
+    def __init__(self, server: targets.Server, backends: Backends | None):
+        self.server = server
+        self.backends = backends if backends is not None and backends.local else None
+        self.server_before = server.cpu_ticks()
+        self.backends_before = self.backends.ticks() if self.backends else {}
+
+    def per(self, count: int) -> tuple[float | None, float | None]:
+        """CPU ms per request (or flow) of the server, and of PostgreSQL (None if not measured)."""
+        if count <= 0:
+            return None, None
+        server = proc.spent_ms(self.server_before, self.server.cpu_ticks()) / count
+        if self.backends is None:
+            return server, None
+        return server, proc.spent_ms(self.backends_before, self.backends.ticks()) / count
+
+
 class Bench:
     def __init__(self, options: Options, workdir: Path):
         self.options = options
@@ -76,6 +113,7 @@ class Bench:
             "threads": options.threads, "server_core": options.server_core, "load_core": options.load_core,
         })
         self.servers: list[targets.Server] = []
+        self.backends: Backends | None = None
         self.secret_key = secrets.token_urlsafe(48)
         self.ours_url = f"http://127.0.0.1:{options.ours_port}"
         self.peer_url = f"http://127.0.0.1:{options.peer_port}"
@@ -126,34 +164,48 @@ class Bench:
                                connections=self.options.connections, core=self.options.load_core,
                                workdir=self.workdir)
 
-    def record(self, scenario: str, target: str, measure: loadgen.Measure) -> None:
+    def meter(self, target: str, server: targets.Server) -> Meter:
+        return Meter(server, self.backends if target == "ours" else None)
+
+    def record(self, scenario: str, target: str, measure: loadgen.Measure, meter: Meter) -> None:
         result = Result(scenario, target, measure.requests, measure.seconds, measure.p50_ms, measure.p99_ms,
                         measure.errors)
+        result.cpu_ms, result.postgres_cpu_ms = meter.per(measure.requests)
         if measure.exhausted:
             result.notes.append("ran out of minted inputs before the end: the rate is understated")
         self.run.results.append(result)
         self.say(f"  {target:4} {scenario:18} {result.rate:9,.0f} req/s  p99 {result.p99_ms:7.1f} ms  "
-                 f"errors {result.errors}")
+                 f"errors {result.errors}{self.cpu_text(result)}")
 
-    def flows(self, scenario: str, target: str, flows, base_url: str, members: list[seed.Member]) -> None:
+    @staticmethod
+    def cpu_text(result: Result) -> str:
+        text = "" if result.cpu_ms is None else f"  CPU {result.cpu_ms:.3f} ms"
+        if result.postgres_cpu_ms is not None:
+            text += f" + PostgreSQL {result.postgres_cpu_ms:.3f} ms"
+        return text
+
+    def flows(self, scenario: str, target: str, server: targets.Server, flows, base_url: str,
+              members: list[seed.Member]) -> None:
+        meter = self.meter(target, server)
         tally, elapsed = asyncio.run(driver.drive(flows, base_url, scenario, members,
                                                   seconds=self.options.seconds,
                                                   concurrency=self.options.connections))
         result = Result(scenario, target, tally.flows, elapsed, driver.percentile(tally.flow_ms, 0.5),
                         driver.percentile(tally.flow_ms, 0.99), tally.errors,
                         request_p99_ms=driver.percentile(tally.request_ms, 0.99))
+        result.cpu_ms, result.postgres_cpu_ms = meter.per(tally.flows)
         if tally.first_error:
             result.notes.append(f"first error: {tally.first_error[:160]}")
         self.run.results.append(result)
         self.say(f"  {target:4} {scenario:18} {result.rate:9,.1f} flows/s  p99 {result.p99_ms:7.1f} ms  "
-                 f"errors {result.errors}")
+                 f"errors {result.errors}{self.cpu_text(result)}")
 
-    def memory(self, target: str, server: targets.Server, requests: int) -> None:
-        self.run.memory.append(Memory(target, requests, server.rss_mib()))
+    def memory(self, target: str, server: targets.Server, phase: str, requests: int = 0) -> None:
+        self.run.memory.append(Memory(target, phase, requests, server.rss_mib()))
 
     def soak(self, target: str, server: targets.Server, base_url: str,
              requests: list[loadgen.Request]) -> None:
-        """Steady traffic until ``soak_requests`` more were served, reading RSS at each quarter.
+        """Steady traffic until ``soak_requests`` more were served, reading RSS first and at each quarter.
 
         Bounded in time too (SOAK_SECONDS per 100 000 requests), so that a slow machine still
         ends the run: the report says how many requests were served.
@@ -161,13 +213,14 @@ class Bench:
         sent, quarter = 0, self.options.soak_requests / 4
         next_reading = quarter
         deadline = time.monotonic() + SOAK_SECONDS * self.options.soak_requests / 100_000
+        self.memory(target, server, "soak")
         while sent < self.options.soak_requests and time.monotonic() < deadline:
             sent += self.wrk(base_url, requests, seconds=5).requests
             if next_reading <= sent < self.options.soak_requests:
-                self.memory(target, server, sent)
+                self.memory(target, server, "soak", sent)
                 next_reading = (sent // quarter + 1) * quarter
-        self.memory(target, server, sent)
-        rss = ", ".join(f"{value:.0f}" for value in server.rss_mib())
+        self.memory(target, server, "soak", sent)
+        rss = ", ".join(f"{value:.0f}" for value in server.rss_mib().values())
         self.say(f"  {target:4} soak: {sent:,} requests, RSS {rss} MiB")
 
     @staticmethod
@@ -265,6 +318,7 @@ class Bench:
 
         self.say("seeding our database (idp_bench) and Redis …")
         seed.reset_database(options.database_url)
+        self.backends = Backends(options.database_url)
         cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
         seeded = seed.seed(self.ours_settings(), members=options.members, cheap=cheap)
         minter = seed.Minter(self.ours_settings(), seeded)
@@ -272,6 +326,7 @@ class Bench:
             self.compare(seeded, minter)
         finally:
             minter.close()
+            self.backends.engine.dispose()
         return self.run
 
     def compare(self, seeded: seed.Seeded, minter: seed.Minter) -> None:
@@ -287,19 +342,20 @@ class Bench:
         }
         for target, server, url in (("ours", ours, self.ours_url), ("peer", peer, self.peer_url)):
             self.wrk(url, steady[target], seconds=2)  # warm-up: imports, caches, connection pools
-            self.memory(target, server, 0)
+            self.memory(target, server, "warm-up")
         flows = {"ours": driver.OurFlows(seeded.client_id, seeded.client_secret, options.database_url),
                  "peer": driver.PeerFlows(seeded.client_id, seeded.client_secret)}
         for scenario in options.scenarios:
             if scenario in WRK_SCENARIOS:
                 self.say(f"{scenario}:")
-                for target, url in (("ours", self.ours_url), ("peer", self.peer_url)):
+                for target, server, url in (("ours", ours, self.ours_url), ("peer", peer, self.peer_url)):
                     requests, mode = self.scenario_requests(target, seeded, minter, scenario)
-                    self.record(scenario, target, self.wrk(url, requests, mode))
+                    meter = self.meter(target, server)
+                    self.record(scenario, target, self.wrk(url, requests, mode), meter)
             elif scenario != "flow":
                 self.say(f"{scenario}:")
-                self.flows(scenario, "ours", flows["ours"], self.ours_url, seeded.members)
-                self.flows(scenario, "peer", flows["peer"], self.peer_url, seeded.members)
+                self.flows(scenario, "ours", ours, flows["ours"], self.ours_url, seeded.members)
+                self.flows(scenario, "peer", peer, flows["peer"], self.peer_url, seeded.members)
         if options.soak_requests:
             self.say("soak (RSS after steady traffic):")
             self.soak("ours", ours, self.ours_url, steady["ours"])
@@ -308,10 +364,10 @@ class Bench:
             # The flow without the hash: our server again, at the cheapest argon2 cost, with members
             # whose hash was made at that cost (so nothing is rehashed).
             self.stop(ours)
-            self.start_ours("ours-cheap-hash", **CHEAP_ARGON2)
+            ours = self.start_ours("ours-cheap-hash", **CHEAP_ARGON2)
             self.say("flow (sign-in without the password hash):")
-            self.flows("flow", "ours", flows["ours"], self.ours_url, seeded.cheap_members)
-            self.flows("flow", "peer", flows["peer"], self.peer_url, seeded.members)
+            self.flows("flow", "ours", ours, flows["ours"], self.ours_url, seeded.cheap_members)
+            self.flows("flow", "peer", peer, flows["peer"], self.peer_url, seeded.members)
         self.stop_all()
 
 

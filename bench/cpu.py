@@ -1,6 +1,7 @@
 """CPU time and round trips per request, in-process: what each endpoint costs, whatever the load.
 
     .venv/bin/python -m bench.cpu [--requests 2000] [--scenarios token,userinfo] [--profile DIR]
+                                  [--no-callgrind] [--callgrind-requests 50]
 
 Throughput on a shared machine moves with everyone else's work; the CPU a
 request burns in our process (``time.process_time``) and the round trips it
@@ -11,7 +12,15 @@ prepared environs, so nothing but the app is timed.
 
 Round trips are counted apart from the timing: libpq's protocol trace
 (``ReadyForQuery`` messages: BEGIN, the pool's ping, every statement, COMMIT
-and ROLLBACK each count one) and every call the store makes to Redis.
+and ROLLBACK each count one) and every call the store makes to Redis. The
+PostgreSQL backends of the app's connections are timed too, from /proc (the
+server being local), over the same requests.
+
+Instructions per request are counted by valgrind's callgrind, in a child
+process run beforehand: the same build and warm-up, then the requests between
+two calls to ``getppid`` (which nothing else here calls), before each of which
+callgrind writes out and resets its counts, so neither start-up nor warm-up is
+counted. Unlike time, the count does not depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -22,8 +31,12 @@ import contextlib
 import cProfile
 import gc
 import io
+import os
 import pstats
-import resource
+import re
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -38,7 +51,7 @@ from psycopg import pq
 from sqlalchemy import event
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from bench import seed, targets
+from bench import proc, seed, targets
 from bench.cli import CHEAP_ARGON2
 from idp import create_app
 from idp.accounts.hashing import PasswordHasher
@@ -46,6 +59,9 @@ from idp.accounts.hashing import PasswordHasher
 TENANT = f"/{seed.TENANT}"
 SCENARIOS = ("discovery", "jwks", "token", "refresh", "userinfo", "introspection", "revocation", "flow")
 BASE_URL = "http://127.0.0.1:8710"
+ROOT = Path(__file__).resolve().parent.parent
+# Callgrind writes out its counts (and starts again from zero) before each call to this function.
+MARK = "getppid"
 
 
 @dataclass
@@ -145,6 +161,22 @@ class Counts:
         return sum(1 for line in lines if line.startswith("B\t") and "\tReadyForQuery\t" in line)
 
 
+class Backends:
+    """The PostgreSQL backends of the app's connections, each known from its connection (no round trip)."""
+
+    def __init__(self, app: Flask):
+        self.pids: set[int] = set()
+        event.listen(app.extensions["idp"].database.engine, "connect", self.connected)
+
+    def connected(self, dbapi_connection, _record) -> None:
+        self.pids.add(dbapi_connection.info.backend_pid)
+
+    def ticks(self) -> dict[int, int] | None:
+        """CPU ticks of each live backend; None when PostgreSQL is not on this machine."""
+        found = [stat for stat in map(proc.stat, self.pids) if stat is not None]
+        return proc.ticks(found) if found or not self.pids else None
+
+
 class Flows:
     """The code flow without the hash, as ``bench/run``'s ``flow`` scenario drives it."""
 
@@ -175,11 +207,27 @@ class Flows:
         return token.status_code
 
 
+def batch(app: Flask, scenario: str, size: int, inputs: Inputs,
+          flows: Flows | None) -> Callable[[], list[int]]:
+    """``size`` requests (flows) ready to go, their inputs minted: calling it sends them, answers statuses."""
+    if flows is not None:
+        return lambda: [flows.run() for _ in range(size)]
+    environs = requests_for(scenario, size, inputs)
+    return lambda: [call(app, environ)[0] for environ in environs]
+
+
+def scenario_size(scenario: str, requests: int) -> int:
+    """Requests of a scenario, flows of ``flow`` (five requests each): a tenth."""
+    return max(1, requests // 10) if scenario == "flow" else requests
+
+
 @dataclass
 class Measure:
     scenario: str
     requests: int
     cpu_ms: float
+    # CPU of the PostgreSQL backends serving those requests; None if PostgreSQL is not local.
+    postgres_cpu_ms: float | None
     postgres: float
     redis: float
     statuses: Counter
@@ -187,44 +235,100 @@ class Measure:
     statements: list[str]
 
 
-def measure(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Counts, *, repeat: int,
-            profile: Path | None) -> Measure:
+def measure(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Counts, backends: Backends, *,
+            repeat: int, profile: Path | None) -> Measure:
     flows = Flows(app, inputs) if scenario == "flow" else None
-
-    def batch(size: int) -> Callable[[], list[int]]:
-        if flows is not None:
-            return lambda: [flows.run() for _ in range(size)]
-        environs = requests_for(scenario, size, inputs)
-        return lambda: [call(app, environ)[0] for environ in environs]
-
-    batch(min(50, count))()  # warm-up: imports, templates, pool, key material
+    batch(app, scenario, min(50, count), inputs, flows)()  # warm-up: imports, templates, pool, key material
     sample = 10
     counts.redis = 0
     counts.statements = []
     with counts.counting():
-        batch(sample)()
+        batch(app, scenario, sample, inputs, flows)()
     trips = counts.postgres()
+    # The pool again (counting closed its connections): a backend's start is not a request's cost.
+    batch(app, scenario, min(sample, count), inputs, flows)()
     redis_calls = counts.redis
     statements = Counter(text[:150] for text in counts.statements)
     # CPU time, not wall time: waits on PostgreSQL and Redis are not this process's cost.
     # Other processes still slow ours down (caches, frequency): the best of ``repeat`` runs is kept.
     profiler = cProfile.Profile(time.process_time) if profile else None
     statuses: Counter = Counter()
-    best = float("inf")
+    best, best_postgres = float("inf"), float("inf")
     for _ in range(repeat):
-        run = batch(count)
+        run = batch(app, scenario, count, inputs, flows)
         gc.collect()
         if profiler:
             profiler.enable()
+        postgres_before = backends.ticks()
         started = time.process_time()
         statuses.update(run())
         best = min(best, time.process_time() - started)
+        postgres_after = backends.ticks()
+        if postgres_before is not None and postgres_after is not None:
+            best_postgres = min(best_postgres, proc.spent_ms(postgres_before, postgres_after))
         if profiler:
             profiler.disable()
     if profiler:
         _write_profile(profiler, profile, scenario)
-    return Measure(scenario, count, best * 1000 / count, trips / sample, redis_calls / sample, statuses,
+    postgres_cpu_ms = None if best_postgres == float("inf") else best_postgres / count
+    return Measure(scenario, count, best * 1000 / count, postgres_cpu_ms, trips / sample,
+                   redis_calls / sample, statuses,
                    [f"{n / sample:4.1f} x {text}" for text, n in statements.items()])
+
+
+def mark_instructions(app: Flask, scenarios: list[str], requests: int, inputs: Inputs) -> None:
+    """Under callgrind: each scenario's warm-up, then its requests between two marks (``MARK``)."""
+    for scenario in scenarios:
+        count = scenario_size(scenario, requests)
+        flows = Flows(app, inputs) if scenario == "flow" else None
+        batch(app, scenario, min(50, count), inputs, flows)()
+        run = batch(app, scenario, count, inputs, flows)
+        gc.collect()
+        os.getppid()
+        run()
+        os.getppid()
+
+
+def callgrind_total(text: str) -> int:
+    """The instructions (``Ir``, the first event) of one callgrind output file."""
+    found = re.search(r"^(?:totals|summary):\s+(\d+)", text, re.MULTILINE)
+    if found is None:
+        raise ValueError("no totals in callgrind's output")
+    return int(found.group(1))
+
+
+def segments(directory: Path, prefix: str) -> list[int]:
+    """The counts of each dump callgrind wrote (``<prefix>.1``, ``.2``, ...), in order."""
+    dumps = sorted(directory.glob(f"{prefix}.*"), key=lambda path: int(path.suffix[1:]))
+    return [callgrind_total(path.read_text(errors="replace")) for path in dumps]
+
+
+def instructions(args: argparse.Namespace) -> dict[str, float]:
+    """Instructions per request of each scenario, counted by callgrind in a child process."""
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-callgrind-") as directory:
+        out = Path(directory)
+        command = [
+            "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out",
+            f"--dump-before={MARK}", f"--log-file={out}/valgrind.log",
+            sys.executable, "-m", "bench.cpu", "--callgrind-child",
+            "--requests", str(args.callgrind_requests),
+            "--scenarios", ",".join(args.scenarios), "--database-url", args.database_url,
+            "--redis-url", args.redis_url,
+        ]
+        # The same hash seed every time: dict and set layouts, hence the counts, repeat.
+        done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"},  # noqa: S603
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            log = out / "valgrind.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"callgrind run failed ({done.returncode}): {done.stderr[-2000:]}{tail}")
+        counts = segments(out, "callgrind.out")
+    # Dumps alternate: start-up and warm-up, then a scenario's requests.
+    if len(counts) != 2 * len(args.scenarios):
+        raise RuntimeError(f"expected {2 * len(args.scenarios)} callgrind dumps, got {len(counts)}: "
+                           f"something else called {MARK}")
+    return {scenario: counts[2 * number + 1] / scenario_size(scenario, args.callgrind_requests)
+            for number, scenario in enumerate(args.scenarios)}
 
 
 def _write_profile(profiler: cProfile.Profile, directory: Path, scenario: str) -> None:
@@ -238,14 +342,6 @@ def _write_profile(profiler: cProfile.Profile, directory: Path, scenario: str) -
     (directory / f"{scenario}.txt").write_text(text.getvalue())
 
 
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def soak(app: Flask, requests: int, inputs: Inputs, *, allocations: bool) -> None:
     """Userinfo ``requests`` times, printing the RSS as it goes (and what grew, with tracemalloc)."""
     access, _refresh = inputs.minter.tokens(1)[0]
@@ -254,11 +350,11 @@ def soak(app: Flask, requests: int, inputs: Inputs, *, allocations: bool) -> Non
     if allocations:
         tracemalloc.start(10)
     before = tracemalloc.take_snapshot() if allocations else None
-    print(f"soak: userinfo x {requests:,}; RSS {rss_mib():.1f} MiB at start")
+    print(f"soak: userinfo x {requests:,}; RSS {proc.rss_mib('self'):.1f} MiB at start")
     for done in range(1, requests + 1):
         call(app, _environ(f"{TENANT}/userinfo", headers=headers))
         if done % step == 0:
-            print(f"  after {done:>9,}: RSS {rss_mib():.1f} MiB")
+            print(f"  after {done:>9,}: RSS {proc.rss_mib('self'):.1f} MiB")
     if before is not None:
         for stat in tracemalloc.take_snapshot().compare_to(before, "traceback")[:10]:
             print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7} blocks  {stat.traceback[-1]}")
@@ -296,7 +392,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--soak", type=int, default=0, help="then call userinfo this many times, "
                         "printing the RSS")
     parser.add_argument("--allocations", action="store_true", help="with --soak: tracemalloc's top growth")
+    parser.add_argument("--callgrind", action=argparse.BooleanOptionalAction,
+                        help="count instructions per request with valgrind's callgrind (default: if valgrind "
+                        "is installed; about 50 times slower than the requests themselves)")
+    parser.add_argument("--callgrind-requests", type=int, default=50,
+                        help="requests counted by callgrind per scenario (default 50; flows: a tenth)")
+    # The child process that runs under callgrind.
+    parser.add_argument("--callgrind-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.callgrind is None:
+        args.callgrind = shutil.which("valgrind") is not None
     args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:
@@ -310,22 +415,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.callgrind_child:
+        with tempfile.TemporaryDirectory(prefix="bench-cpu-keys-") as keys_dir:
+            app, inputs = build(args.database_url, args.redis_url, Path(keys_dir))
+            mark_instructions(app, args.scenarios, args.requests, inputs)
+            inputs.minter.close()
+        return 0
+    counted: dict[str, float] = {}
+    if args.callgrind:
+        print(f"counting instructions: callgrind, {args.callgrind_requests} requests per scenario …",
+              flush=True)
+        counted = instructions(args)
+    absent = "n/a" if shutil.which("valgrind") is None else "-"
     with tempfile.TemporaryDirectory(prefix="bench-cpu-keys-") as keys_dir:
         app, inputs = build(args.database_url, args.redis_url, Path(keys_dir))
         counts = Counts(app)
+        backends = Backends(app)
         try:
-            print(f"{'scenario':14} {'requests':>8} {'CPU ms/req':>10} {'PG trips':>8} {'Redis':>6}  "
-                  "statuses")
+            print(f"{'scenario':14} {'requests':>8} {'CPU ms/req':>10} {'Minstr/req':>10} {'PG ms/req':>9} "
+                  f"{'PG trips':>8} {'Redis':>6}  statuses")
             for scenario in args.scenarios:
-                count = max(1, args.requests // 10) if scenario == "flow" else args.requests
-                result = measure(app, scenario, count, inputs, counts, repeat=args.repeat,
+                count = scenario_size(scenario, args.requests)
+                result = measure(app, scenario, count, inputs, counts, backends, repeat=args.repeat,
                                  profile=args.profile)
                 statuses = " ".join(f"{code}x{n}" for code, n in sorted(result.statuses.items()))
-                print(f"{scenario:14} {result.requests:8} {result.cpu_ms:10.3f} {result.postgres:8.1f} "
-                      f"{result.redis:6.1f}  {statuses}", flush=True)
+                minstr = f"{counted[scenario] / 1e6:.2f}" if scenario in counted else absent
+                postgres = "n/a" if result.postgres_cpu_ms is None else f"{result.postgres_cpu_ms:.3f}"
+                print(f"{scenario:14} {result.requests:8} {result.cpu_ms:10.3f} {minstr:>10} {postgres:>9} "
+                      f"{result.postgres:8.1f} {result.redis:6.1f}  {statuses}", flush=True)
                 if args.statements:
                     for statement in result.statements:
                         print(f"    {statement}")
+            if absent == "n/a":
+                print("Minstr/req: n/a (no valgrind)")
             if args.soak:
                 soak(app, args.soak, inputs, allocations=args.allocations)
         finally:

@@ -18,6 +18,20 @@ SCENARIOS = {
     "flow+password+otp": "flows/s",
 }
 
+# The aims, ours and the peer in the same run on one core each: ours/peer at least this much.
+PEER_TARGETS = {
+    "discovery": 0.5, "jwks": 0.5, "token": 0.5, "refresh": 0.5, "userinfo": 0.5, "introspection": 0.5,
+    "revocation": 0.5, "flow": 0.25,
+}
+# Where ours/peer at least this much is reached, the endpoint leads.
+STRETCH = 1.0
+# Password sign-ins against the bound one argon2id verify per sign-in sets on a core: at least this much.
+BOUND_TARGETS = {"flow+password": 0.8, "flow+password+otp": 0.6}
+# Each serving process under this, and flat over a soak of SOAK_AIM requests: none grows by FLAT_GROWTH.
+RSS_LIMIT_MIB = 120.0
+FLAT_GROWTH = 0.05
+SOAK_AIM = 100_000
+
 
 @dataclass
 class Result:
@@ -32,6 +46,10 @@ class Result:
     errors: int = 0
     # For flows: the p99 of a single request inside the flows.
     request_p99_ms: float | None = None
+    # CPU per request (per flow for flows) of the server's processes, and of the PostgreSQL
+    # backends serving the bench database (ours only), over the scenario.
+    cpu_ms: float | None = None
+    postgres_cpu_ms: float | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -41,11 +59,17 @@ class Result:
 
 @dataclass
 class Memory:
-    """Resident memory of each server process (MiB), after a number of requests."""
+    """Resident memory of each serving process (pid -> MiB): after the warm-up, or during the soak
+    after a number of its requests."""
 
     target: str
+    phase: str  # "warm-up" or "soak"
     after_requests: int
-    rss_mib: list[float]
+    rss_mib: dict[int, float]
+
+    @property
+    def label(self) -> str:
+        return "after warm-up" if self.phase == "warm-up" else f"soak, after {self.after_requests:,} requests"
 
 
 @dataclass
@@ -60,6 +84,11 @@ class Run:
     def result(self, scenario: str, target: str) -> Result | None:
         return next((r for r in self.results if r.scenario == scenario and r.target == target), None)
 
+    def soak(self, target: str) -> tuple[Memory, Memory] | None:
+        """The first and the last reading of one provider's soak."""
+        readings = [m for m in self.memory if m.target == target and m.phase == "soak"]
+        return (readings[0], readings[-1]) if len(readings) > 1 else None
+
     def as_dict(self) -> dict:
         data = asdict(self)
         for item, result in zip(data["results"], self.results, strict=True):
@@ -71,6 +100,23 @@ def ratio(ours: Result | None, peer: Result | None) -> float | None:
     if ours is None or peer is None or peer.rate == 0:
         return None
     return ours.rate / peer.rate
+
+
+def verdict(value: float | None, target: float, stretch: float | None = None) -> str:
+    if value is None:
+        return "-"
+    if stretch is not None and value >= stretch:
+        return "stretch"
+    return "pass" if value >= target else "FAIL"
+
+
+def growth(first: Memory, last: Memory) -> dict[int, float]:
+    """MiB each process grew between two readings (the processes in both)."""
+    return {pid: last.rss_mib[pid] - rss for pid, rss in first.rss_mib.items() if pid in last.rss_mib}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _cell(result: Result | None) -> list[str]:
@@ -94,34 +140,82 @@ def _table(rows: list[list[str]]) -> list[str]:
 def render(run: Run) -> str:
     """The summary printed at the end of a run."""
     rows = [["scenario", "unit", "ours", "p50 ms", "p99 ms", "err", "peer", "p50 ms", "p99 ms", "err",
-             "ours/peer"]]
+             "ours/peer", "target", "met"]]
     for scenario, unit in SCENARIOS.items():
         ours, peer = run.result(scenario, "ours"), run.result(scenario, "peer")
         if ours is None and peer is None:
             continue
         value = ratio(ours, peer)
-        rows.append([scenario, unit, *_cell(ours), *_cell(peer), f"{value:.2f}" if value else "-"])
+        target = PEER_TARGETS.get(scenario)
+        aim = ["-", "-"] if target is None else [
+            f">= {target:.2f}", verdict(value, target, STRETCH if target >= 0.5 else None)]
+        rows.append([scenario, unit, *_cell(ours), *_cell(peer), f"{value:.2f}" if value else "-", *aim])
     lines = _table(rows)
     notes = [f"  * {r.target} {r.scenario}: {note}" for r in run.results for note in r.notes]
     if notes:
         lines += ["", "notes:", *notes]
+    lines += _cpu(run)
     flow_requests = [r for r in run.results if r.request_p99_ms is not None]
     if flow_requests:
         lines += ["", "p99 of one request inside the flows (ms):"]
         lines += [f"  {r.target} {r.scenario}: {r.request_p99_ms:.1f}" for r in flow_requests]
-    if run.memory:
-        lines += ["", "RSS per process (MiB):"]
-        for memory in run.memory:
-            values = ", ".join(f"{value:.0f}" for value in memory.rss_mib)
-            lines.append(f"  {memory.target} after {memory.after_requests:,} requests: {values}")
+    lines += _memory(run)
     if run.argon2_ms:
         bound = 1000 / run.argon2_ms
         lines += ["", f"argon2id verify at the configured parameters: {run.argon2_ms:.1f} ms on the server "
                   f"core, so at most {bound:.1f} password sign-ins/s per core"]
-        ours = run.result("flow+password", "ours")
-        if ours is not None:
-            lines.append(f"  ours flow+password: {ours.rate:.1f}/s = {ours.rate / bound:.2f} x that bound")
+        for scenario, target in BOUND_TARGETS.items():
+            ours = run.result(scenario, "ours")
+            if ours is not None:
+                share = ours.rate / bound
+                lines.append(f"  ours {scenario}: {ours.rate:.1f}/s = {share:.2f} x that bound "
+                             f"(target >= {target:.2f}: {verdict(share, target)})")
     if run.driver_ceiling:
         lines += ["", "load generators against a trivial server (req/s; their ceiling):"]
         lines += [f"  {name}: {value:,.0f}" for name, value in run.driver_ceiling.items()]
     return "\n".join(lines)
+
+
+def _cpu(run: Run) -> list[str]:
+    """CPU per request (per flow) of each side, PostgreSQL's apart: robust to the machine's load."""
+    rows = [["scenario", "ours", "PostgreSQL", "ours+PG", "peer", "peer/ours", "peer/(ours+PG)"]]
+    for scenario in SCENARIOS:
+        ours, peer = run.result(scenario, "ours"), run.result(scenario, "peer")
+        mine = ours.cpu_ms if ours else None
+        postgres = ours.postgres_cpu_ms if ours else None
+        theirs = peer.cpu_ms if peer else None
+        if mine is None and theirs is None:
+            continue
+        total = None if mine is None or postgres is None else mine + postgres
+        rows.append([scenario, _ms(mine), _ms(postgres), _ms(total), _ms(theirs),
+                     f"{theirs / mine:.2f}" if theirs and mine else "-",
+                     f"{theirs / total:.2f}" if theirs and total else "-"])
+    if len(rows) == 1:
+        return []
+    return ["", "CPU ms per request (per flow for flows), from /proc: the server's processes, and the "
+            "PostgreSQL backends serving the bench database:", *_table(rows)]
+
+
+def _memory(run: Run) -> list[str]:
+    if not run.memory:
+        return []
+    lines = ["", "RSS per serving process (MiB):"]
+    for memory in run.memory:
+        values = ", ".join(f"{value:.0f}" for value in memory.rss_mib.values())
+        lines.append(f"  {memory.target} {memory.label}: {values}")
+    soak = run.soak("ours")
+    if soak is not None:
+        first, last = soak
+        grown = growth(first, last)
+        largest = max(max(m.rss_mib.values(), default=0.0) for m in run.memory if m.target == "ours")
+        flat = all(value < FLAT_GROWTH * first.rss_mib[pid] for pid, value in grown.items())
+        met = largest < RSS_LIMIT_MIB and flat and bool(grown) and last.after_requests >= SOAK_AIM
+        lines.append(
+            f"  ours over the soak, first vs last reading ({last.after_requests:,} requests): "
+            + ", ".join(f"{first.rss_mib[pid]:.1f} -> {last.rss_mib[pid]:.1f} ({value:+.1f})"
+                        for pid, value in grown.items()))
+        short = "" if last.after_requests >= SOAK_AIM else f"; only {last.after_requests:,} requests"
+        lines.append(f"  target < {RSS_LIMIT_MIB:.0f} MiB per worker (largest {largest:.1f}) and flat over "
+                     f"{SOAK_AIM:,} requests (each grows < {FLAT_GROWTH:.0%}{short}): "
+                     f"{'pass' if met else 'FAIL'}")
+    return lines

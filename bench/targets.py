@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from bench import proc
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -70,23 +72,24 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def pids(self) -> list[int]:
-        """The processes that serve requests (gunicorn: the workers, not the arbiter)."""
-        return [self.process.pid] if self.process else []
+    def group(self) -> list[proc.Stat]:
+        """Every process of the server: it runs in a process group of its own, led by the command."""
+        return proc.group(self.process.pid) if self.process else []
 
-    def rss_mib(self) -> list[float]:
-        return [rss_mib(pid) for pid in self.pids()]
+    def pids(self) -> list[int]:
+        """The processes that serve requests: the workers of a pre-forking server, not their parent."""
+        return [member.pid for member in proc.serving(self.group())]
+
+    def rss_mib(self) -> dict[int, float]:
+        return {pid: proc.rss_mib(pid) for pid in self.pids()}
+
+    def cpu_ticks(self) -> dict[int, int]:
+        """CPU ticks of every process of the server (``proc.spent_ms`` turns two readings into ms)."""
+        return proc.ticks(self.group())
 
 
 class Ours(Server):
     name = "ours (gunicorn)"
-
-    def pids(self) -> list[int]:
-        if self.process is None:
-            return []
-        # taskset execs gunicorn, so the group leader is the arbiter and its children are the workers.
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
-        return [int(pid) for pid in children.split()]
 
 
 class Peer(Server):
@@ -119,10 +122,3 @@ def trivial(*, core: int, port: int, log: Path) -> Peer:
                   ready_url=f"http://127.0.0.1:{port}/", log=log)
     server.name = "trivial server"
     return server
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0

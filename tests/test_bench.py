@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
+from bench import cpu, proc, targets
 from bench.options import parse_args
 from bench.report import Memory, Result, Run, ratio, render
 
@@ -39,22 +45,126 @@ def test_refuses_what_belongs_to_others_or_makes_no_sense(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_report_gives_rates_percentiles_ratios_and_memory():
+def test_report_gives_rates_percentiles_ratios_targets_and_memory():
     run = Run(machine={}, settings={}, argon2_ms=20.0, driver_ceiling={"wrk": 40_000.0})
     run.results += [
         Result("jwks", "ours", 30_000, 10.0, 4.0, 9.5),
         Result("jwks", "peer", 60_000, 10.0, 2.0, 5.0),
+        Result("token", "ours", 4_000, 10.0, 8.0, 20.0, cpu_ms=1.2, postgres_cpu_ms=0.3),
+        Result("token", "peer", 10_000, 10.0, 3.0, 9.0, cpu_ms=0.6),
+        Result("userinfo", "ours", 22_000, 10.0, 1.0, 2.0),
+        Result("userinfo", "peer", 20_000, 10.0, 1.0, 2.0),
+        Result("flow", "ours", 300, 10.0, 50.0, 90.0),
+        Result("flow", "peer", 1_000, 10.0, 20.0, 40.0),
         Result("flow+password", "ours", 450, 10.0, 600.0, 900.0, errors=2, request_p99_ms=120.0,
                notes=["first error: POST /login: 503"]),
+        Result("flow+password+otp", "ours", 250, 10.0, 900.0, 1500.0),
     ]
-    run.memory.append(Memory("ours", 100_000, [80.4, 81.6]))
+    run.memory += [Memory("ours", "warm-up", 0, {11: 70.2, 12: 71.0}),
+                   Memory("ours", "soak", 0, {11: 80.4, 12: 81.6}),
+                   Memory("ours", "soak", 100_000, {11: 81.0, 12: 82.0})]
     text = render(run)
-    jwks = next(line for line in text.splitlines() if line.startswith("jwks"))
-    assert jwks.split() == ["jwks", "req/s", "3,000", "4.0", "9.5", "0", "6,000", "2.0", "5.0", "0", "0.50"]
-    flow = next(line for line in text.splitlines() if line.startswith("flow+password"))
+    lines = text.splitlines()
+    jwks = next(line for line in lines if line.startswith("jwks"))
+    assert jwks.split() == ["jwks", "req/s", "3,000", "4.0", "9.5", "0", "6,000", "2.0", "5.0", "0", "0.50",
+                            ">=", "0.50", "pass"]
+    assert next(line for line in lines if line.startswith("token")).split()[-3:] == [">=", "0.50", "FAIL"]
+    assert next(line for line in lines if line.startswith("userinfo")).split()[-2:] == ["0.50", "stretch"]
+    flow = next(line for line in lines if line.startswith("flow "))
+    assert flow.split()[-4:] == ["0.30", ">=", "0.25", "pass"]
+    flow = next(line for line in lines if line.startswith("flow+password "))
     assert flow.split()[-1] == "-" and "2*" in flow.split()
     assert "ours flow+password: first error: POST /login: 503" in text
-    assert "ours after 100,000 requests: 80, 82" in text
+    # CPU per request: ours, PostgreSQL, both, the peer; the peer's over ours, without and with PostgreSQL.
+    cpu_row = lines[lines.index(next(line for line in lines if line.startswith("CPU ms"))) + 3]
+    assert cpu_row.split() == ["token", "1.200", "0.300", "1.500", "0.600", "0.50", "0.40"]
+    assert "  ours after warm-up: 70, 71" in lines
+    assert "  ours soak, after 100,000 requests: 81, 82" in lines
+    assert "80.4 -> 81.0 (+0.6), 81.6 -> 82.0 (+0.4)" in text
+    assert "(largest 82.0) and flat over 100,000 requests (each grows < 5%): pass" in text
     assert "at most 50.0 password sign-ins/s per core" in text
-    assert "ours flow+password: 45.0/s = 0.90 x that bound" in text
+    assert "ours flow+password: 45.0/s = 0.90 x that bound (target >= 0.80: pass)" in text
+    assert "ours flow+password+otp: 25.0/s = 0.50 x that bound (target >= 0.60: FAIL)" in text
     assert ratio(run.results[0], None) is None
+
+
+@pytest.mark.parametrize(("first", "last", "verdict"), [
+    (80.0, 82.0, "pass"),
+    (125.0, 125.5, "FAIL"),  # flat, but over the limit
+    (80.0, 90.0, "FAIL"),  # under the limit, but grew by 12 %
+])
+def test_memory_target_is_small_and_flat(first, last, verdict):
+    run = Run(machine={}, settings={})
+    run.memory += [Memory("ours", "soak", 0, {11: first}), Memory("ours", "soak", 100_000, {11: last})]
+    assert render(run).splitlines()[-1].endswith(f": {verdict}")
+
+
+def test_memory_target_needs_the_whole_soak():
+    run = Run(machine={}, settings={})
+    run.memory += [Memory("ours", "soak", 0, {11: 80.0}), Memory("ours", "soak", 10_000, {11: 80.0})]
+    assert render(run).splitlines()[-1].endswith("; only 10,000 requests): FAIL")
+
+
+def test_proc_stat_is_parsed_whatever_the_command_name():
+    line = "4242 (my (odd) worker) S 4200 4200 4200 0 -1 4194560 100 0 0 0 120 35 7 3 20 0 1 0 5089 0 0"
+    stat = proc.parse_stat(line)
+    assert (stat.pid, stat.ppid, stat.pgrp, stat.ticks, stat.children_ticks) == (4242, 4200, 4200, 155, 10)
+
+
+def test_cpu_between_two_readings_counts_new_processes_in_full():
+    before = {10: 100, 11: 50}
+    after = {10: 130, 11: 50, 12: 20}  # 12 started in between; a process gone since is not counted
+    assert proc.spent_ms(before, after) == pytest.approx(50 * 1000 / proc.TICKS_PER_SECOND)
+
+
+def test_this_process_cpu_is_read_from_proc():
+    mine = proc.stat(os.getpid())
+    assert mine is not None and mine.pid == os.getpid()
+    deadline = time.process_time() + 0.1
+    while time.process_time() < deadline:
+        pass
+    later = proc.stat(mine.pid)
+    assert later is not None and proc.spent_ms(proc.ticks([mine]), proc.ticks([later])) >= 50
+    assert proc.stat(2**22 + 1) is None  # beyond pid_max: no such process
+    assert proc.rss_mib("self") > 10
+
+
+def test_server_processes_are_found_by_process_group():
+    """A pre-forking server's workers are the group's processes but its leader; a lone server is itself."""
+    server = targets.Server([], core=0, env={}, ready_url="", log=Path(os.devnull))
+    server.process = subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30 & wait"],  # noqa: S607
+                                      start_new_session=True)
+    try:
+        deadline = time.monotonic() + 5
+        while len(server.group()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        workers = server.pids()
+        assert len(workers) == 2 and server.process.pid not in workers
+        assert set(server.rss_mib()) == set(workers)
+        assert set(server.cpu_ticks()) == {server.process.pid, *workers}
+    finally:
+        server.stop()
+    lone = [proc.Stat(pid=7, ppid=1, pgrp=7, ticks=0, children_ticks=0)]
+    assert proc.serving(lone) == lone
+
+
+def test_callgrind_counts_are_read_from_each_dump(tmp_path):
+    header = "version: 1\ncreator: callgrind-3.19.0\npid: 99\ncmd:  python -m bench.cpu\npart: {part}\n"
+    for part, total in ((1, 900_000), (2, 5_000_000), (10, 7_000_000)):
+        (tmp_path / f"callgrind.out.{part}").write_text(
+            header.format(part=part) + f"events: Ir\nfn=(1) main\n0 {total}\nsummary: {total}\n"
+            f"\n\ntotals: {total}\n")
+    (tmp_path / "callgrind.out").write_text(header.format(part=11) + "events: Ir\ntotals: 5\n")
+    assert cpu.segments(tmp_path, "callgrind.out") == [900_000, 5_000_000, 7_000_000]
+    with pytest.raises(ValueError, match="no totals"):
+        cpu.callgrind_total("events: Ir\n")
+
+
+def test_cpu_options_count_instructions_only_where_valgrind_is(monkeypatch):
+    monkeypatch.setattr(cpu.shutil, "which", lambda _name: None)
+    assert cpu.parse_args([]).callgrind is False
+    monkeypatch.setattr(cpu.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert cpu.parse_args([]).callgrind is True
+    assert cpu.parse_args(["--no-callgrind"]).callgrind is False
+    assert cpu.parse_args(["--callgrind-requests", "20"]).callgrind_requests == 20
+    assert [cpu.scenario_size(name, 50) for name in ("token", "flow")] == [50, 5]
