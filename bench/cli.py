@@ -318,7 +318,7 @@ class Bench:
 
         self.say("seeding our database (idp_bench) and Redis …")
         seed.reset_database(options.database_url)
-        self.backends = Backends(options.database_url)
+        backends = self.backends = Backends(options.database_url)
         cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
         seeded = seed.seed(self.ours_settings(), members=options.members, cheap=cheap)
         minter = seed.Minter(self.ours_settings(), seeded)
@@ -326,7 +326,7 @@ class Bench:
             self.compare(seeded, minter)
         finally:
             minter.close()
-            self.backends.engine.dispose()
+            backends.engine.dispose()
         return self.run
 
     def compare(self, seeded: seed.Seeded, minter: seed.Minter) -> None:
