@@ -214,12 +214,14 @@ class Bench:
         next_reading = quarter
         deadline = time.monotonic() + SOAK_SECONDS * self.options.soak_requests / 100_000
         self.memory(target, server, "soak")
+        read_at = 0
         while sent < self.options.soak_requests and time.monotonic() < deadline:
             sent += self.wrk(base_url, requests, seconds=5).requests
             if next_reading <= sent < self.options.soak_requests:
                 self.memory(target, server, "soak", sent)
-                next_reading = (sent // quarter + 1) * quarter
-        self.memory(target, server, "soak", sent)
+                read_at, next_reading = sent, (sent // quarter + 1) * quarter
+        if sent != read_at:  # the deadline may end the soak just after a quarter's reading
+            self.memory(target, server, "soak", sent)
         rss = ", ".join(f"{value:.0f}" for value in server.rss_mib().values())
         self.say(f"  {target:4} soak: {sent:,} requests, RSS {rss} MiB")
 
