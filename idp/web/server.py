@@ -117,7 +117,7 @@ def worker_app() -> Watchdog:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     environ = os.environ
     parser = argparse.ArgumentParser(prog="python -m idp.web.server", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bind", default="0.0.0.0:8000",  # noqa: S104 - inside the container
+    parser.add_argument("--bind", default="0.0.0.0:8000",
                         help="address:port to listen on (default 0.0.0.0:8000)")
     parser.add_argument("--workers", type=int, default=int(environ.get("WEB_CONCURRENCY", "2")),
                         help="worker processes (WEB_CONCURRENCY, default 2)")
@@ -126,7 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=int(environ.get("WEB_THREADS", "1")),
                         help="threads running requests in each worker (WEB_THREADS, default 1)")
     parser.add_argument("--timeout", type=int, default=int(environ.get(TIMEOUT_VARIABLE, "30")),
-                        help="seconds a request may run before its worker is replaced (WEB_TIMEOUT, default 30)")
+                        help="seconds a request may run before its worker is replaced "
+                        "(WEB_TIMEOUT, default 30)")
     parser.add_argument("--graceful-timeout", type=int,
                         default=int(environ.get("WEB_GRACEFUL_TIMEOUT", "30")),
                         help="seconds workers have to finish their requests when stopped "
@@ -148,18 +149,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return options
 
 
+def logging_config(level: str) -> dict:
+    """JSON lines on standard output for the server's messages and the provider's (idp.logs).
+    The provider logs each request once, with its request id: no access log of the server's."""
+    config = logs.dict_config(level.upper(), stream="ext://sys.stdout")
+    config["loggers"] |= {"_granian": {"level": level.upper()},
+                          "granian.access": {"level": "WARNING", "handlers": [], "propagate": False}}
+    return config
+
+
 def server(options: argparse.Namespace) -> Granian:
     host, _, port = options.bind.rpartition(":")
-    level = options.log_level.upper()
-    logging_config = logs.dict_config(level, stream="ext://sys.stdout")
-    # The provider logs each request once, with its request id: no access log of the server's.
-    logging_config["loggers"] |= {"_granian": {"level": level},
-                                  "granian.access": {"level": "WARNING", "handlers": [], "propagate": False}}
     return Granian(
         "idp.web.server:worker_app", factory=True, interface=Interfaces.WSGI,
         address=host, port=int(port), workers=options.workers, blocking_threads=options.threads,
         websockets=False,
-        log_level=LogLevels(options.log_level), log_dictconfig=logging_config, log_access=False,
+        log_level=LogLevels(options.log_level), log_dictconfig=logging_config(options.log_level),
+        log_access=False,
         respawn_failed_workers=True, workers_kill_timeout=options.graceful_timeout,
         workers_lifetime=options.workers_lifetime or None,
     )
