@@ -457,18 +457,23 @@ class ProviderNode:
                 [sys.executable, "-m", "idp.web.server", "--bind", f"127.0.0.1:{self.port}",
                  "--workers", str(self.workers), *self.options],
                 cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
+        if self.answers_within(30):
+            return self
+        self.stop()
+        raise RuntimeError(f"the provider did not start:\n{self.log_file.read_text()[-3000:]}")
+
+    def answers_within(self, seconds: float) -> bool:
+        """Whether a worker answers within that time (none listens while a lone worker is being
+        replaced: each worker has its own listening socket)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
-                    return self
+                    return True
             except requests.RequestException:
                 pass
             time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the provider did not start:\n{self.log_file.read_text()[-3000:]}")
+        return False
 
     def worker_pids(self) -> list[int]:
         """The worker processes (children of the server process), from /proc."""

@@ -50,14 +50,6 @@ def answer(sock: socket.socket) -> bytes:
     return received
 
 
-def healthy(node) -> bool:
-    """Whether a worker answers (none listens while the only one is being replaced)."""
-    try:
-        return requests.get(f"{node.url}/healthz", timeout=5).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
 def until(condition, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -110,7 +102,7 @@ def test_a_worker_that_dies_is_replaced(provider_nodes, environment):
     (worker,) = node.worker_pids()
     os.kill(worker, signal.SIGKILL)
     until(lambda: node.worker_pids() not in ([], [worker]))
-    until(lambda: healthy(node))
+    assert node.answers_within(20)
     assert node.process.poll() is None
 
 
@@ -120,7 +112,7 @@ def test_a_request_over_the_time_limit_ends_its_worker_which_is_replaced(provide
     stuck = started_request(node.port)  # its body never comes
     assert answer(stuck) == b"", "the connection is closed without an answer"
     until(lambda: node.worker_pids() not in ([], [worker]))
-    until(lambda: healthy(node))
+    assert node.answers_within(20)
     records = [json.loads(line) for line in node.log_lines()]
     assert any(record["logger"] == "idp.web.server" and record["level"] == "ERROR"
                and "more than 2.0s" in record["message"] for record in records)
