@@ -46,6 +46,7 @@ from typing import Any
 from granian import Granian
 from granian.constants import Interfaces
 from granian.log import LogLevels
+from granian.server.common import AbstractServer
 
 from idp import create_app, logs
 
@@ -158,7 +159,7 @@ def logging_config(level: str) -> dict:
     return config
 
 
-def server(options: argparse.Namespace) -> Granian:
+def server(options: argparse.Namespace) -> AbstractServer[Any]:
     host, _, port = options.bind.rpartition(":")
     return Granian(
         "idp.web.server:worker_app", factory=True, interface=Interfaces.WSGI,
