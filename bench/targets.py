@@ -1,4 +1,5 @@
-"""The servers under test, each pinned to the server core: our provider under gunicorn, the peer."""
+"""The servers under test, each pinned to the server core: our provider under its production
+server (idp.web.server), the peer."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ class Server:
             self.process.wait()
 
     def pids(self) -> list[int]:
-        """The processes that serve requests (gunicorn: the workers, not the arbiter)."""
+        """The processes that serve requests (ours: the workers, not the process that starts them)."""
         return [self.process.pid] if self.process else []
 
     def rss_mib(self) -> list[float]:
@@ -79,12 +80,12 @@ class Server:
 
 
 class Ours(Server):
-    name = "ours (gunicorn)"
+    name = "ours (granian)"
 
     def pids(self) -> list[int]:
         if self.process is None:
             return []
-        # taskset execs gunicorn, so the group leader is the arbiter and its children are the workers.
+        # taskset execs the server, so the group leader starts the workers and its children are them.
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
         return [int(pid) for pid in children.split()]
 
@@ -95,12 +96,9 @@ class Peer(Server):
 
 def ours(*, core: int, port: int, env: dict[str, str], workers: int, threads: int, log: Path) -> Ours:
     command = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py"),
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        str(ROOT / ".venv" / "bin" / "python"), "-m", "idp.web.server",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
     ]
-    if threads > 1:
-        command += ["--worker-class", "gthread", "--threads", str(threads)]
-    command.append("idp:create_app()")
     return Ours(command, core=core, env={**os.environ, **env}, ready_url=f"http://127.0.0.1:{port}/healthz",
                 log=log)
 
