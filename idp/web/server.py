@@ -23,6 +23,9 @@ What the server guarantees, and how:
   worker adds them all up (idp.metrics); the files of a previous run are removed at start.
 - Each worker gives argon2's memory back after each hash (``release_large_blocks``).
 
+The application is not shown the client's connection, so a request whose client has left is
+stopped by its deadline alone (idp.web.transactions).
+
 The server answers some requests itself, before the provider sees them: a request target
 over 65,534 bytes (414), a request head over its buffer or with more than a hundred fields
 (431), a request it cannot parse (400). Those answers have no body; the reverse proxy in
