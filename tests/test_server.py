@@ -1,6 +1,7 @@
 """The production server (idp.web.server) as operators run it: connections kept alive, graceful
 stop and restart, workers replaced when they die, age or hang, the metrics directory emptied at
-start, JSON log lines, and argon2's memory given back in every worker."""
+start, JSON log lines; and the malloc setting each worker applies (worker_app), which gives
+argon2's memory back after each hash."""
 
 from __future__ import annotations
 
