@@ -4,6 +4,7 @@ a self-signed certificate for TLS, and a clock moved by hand."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import ipaddress
@@ -11,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -456,7 +458,8 @@ class ProviderNode:
             self.process = subprocess.Popen(  # noqa: S603 - a fixed command
                 [sys.executable, "-m", "idp.web.server", "--bind", f"127.0.0.1:{self.port}",
                  "--workers", str(self.workers), *self.options],
-                cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT)
+                cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         if self.answers_within(30):
             return self
         self.stop()
@@ -488,6 +491,10 @@ class ProviderNode:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            # A worker still starting when the server was told to stop may miss it: none outlives
+            # the test (the server's process group is its own).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process = None
 
     def log_lines(self) -> list[str]:
