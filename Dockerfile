@@ -1,4 +1,4 @@
-# The provider under gunicorn. Build: docker build -t member-idp .
+# The provider under its production server (granian, idp.web.server). Build: docker build -t member-idp .
 # Runs as an unprivileged user; signing keys live on the /app/keys volume.
 # The image never changes the database by itself: `idp db upgrade` runs in its own
 # container (compose's "migrate" service, or `docker run --rm member-idp idp db upgrade`).
@@ -46,5 +46,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=6 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)"]
 
-# exec form: gunicorn is PID 1 and `docker stop` shuts it down gracefully.
-CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "idp:create_app()"]
+# exec form: the server is PID 1, so `docker stop` (SIGTERM) shuts it down gracefully and
+# SIGHUP (`docker kill -s HUP`) replaces its workers one by one (README, "Running in production").
+CMD ["python", "-m", "idp.web.server"]

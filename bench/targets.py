@@ -1,4 +1,5 @@
-"""The servers under test, each pinned to the server core: our provider under gunicorn, the peer."""
+"""The servers under test, each pinned to the server core: our provider under its production
+server (idp.web.server), the peer."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ class Server:
 
 
 class Ours(Server):
-    name = "ours (gunicorn)"
+    name = "ours (granian)"
 
 
 class Peer(Server):
@@ -98,12 +99,9 @@ class Peer(Server):
 
 def ours(*, core: int, port: int, env: dict[str, str], workers: int, threads: int, log: Path) -> Ours:
     command = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py"),
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        str(ROOT / ".venv" / "bin" / "python"), "-m", "idp.web.server",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
     ]
-    if threads > 1:
-        command += ["--worker-class", "gthread", "--threads", str(threads)]
-    command.append("idp:create_app()")
     return Ours(command, core=core, env={**os.environ, **env}, ready_url=f"http://127.0.0.1:{port}/healthz",
                 log=log)
 

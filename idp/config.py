@@ -56,7 +56,8 @@ class Settings:
     # Seconds after it was received past which a request commits nothing and answers 503
     # (so do requests whose client closed the connection): held up by a dependency, it
     # would otherwise change state for a client that has given up. Above the waits on
-    # PostgreSQL put together, below gunicorn's worker timeout (1-60).
+    # PostgreSQL put together, below the server's time limit for a request (idp.web.server,
+    # WEB_TIMEOUT) (1-60).
     request_deadline_seconds: int = 10
     # Redis for short-lived state (sessions, interactions, rate counters).
     # Empty: an in-process store, correct for a single process only (the demo).

@@ -12,8 +12,8 @@ mistyped link (a trailing slash, a 404) carries the same token. Every message
 formatted here goes through it too, and so do the request lines werkzeug's
 server logs (the demo), which carry whole URLs with their query strings.
 
-Gunicorn installs ``JsonFormatter`` through ``config/gunicorn.conf.py``;
-``idp outbox work`` through ``configure``.
+The production server installs ``JsonFormatter`` (``idp.web.server``); ``idp outbox work``
+through ``configure``.
 """
 
 from __future__ import annotations

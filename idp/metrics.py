@@ -6,9 +6,10 @@ is never counted; delivery outcomes and request latencies are counted where
 they happen. Queue sizes (review queue, message queue) are read from the
 database at each scrape, so every node reports the same shared values.
 
-Under gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an
-empty directory writable by the workers (wiped at each start): each worker
-then writes its counters there and a scrape of any worker adds them all up
+Under the production server with several workers (``idp.web.server``), set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty directory writable by the workers
+(wiped at each start): each worker then writes its counters there and a
+scrape of any worker adds them all up
 (prometheus_client's multiprocess mode). Without it, each process reports its
 own counters, which is right for a single process (the demo, one worker).
 

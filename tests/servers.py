@@ -1,9 +1,10 @@
 """Real servers the tests start on local ports: an SMTP server (aiosmtpd), an SMS gateway
-(http.server), a Redis server, a PostgreSQL cluster, the provider itself under gunicorn,
+(http.server), a Redis server, a PostgreSQL cluster, the provider itself under its production server,
 a self-signed certificate for TLS, and a clock moved by hand."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import ipaddress
@@ -11,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -439,12 +441,14 @@ def node_environment(settings: dict, **overrides) -> dict[str, str]:
 
 
 class ProviderNode:
-    """The provider under gunicorn with the production settings file, on a free local port."""
+    """The provider under its production server (idp.web.server), on a free local port."""
 
-    def __init__(self, environment: dict[str, str], log_file: Path, *, workers: int = 1):
+    def __init__(self, environment: dict[str, str], log_file: Path, *, workers: int = 1,
+                 options: tuple[str, ...] = ()):
         self.environment = environment
         self.log_file = log_file
         self.workers = workers
+        self.options = options
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -452,25 +456,30 @@ class ProviderNode:
     def start(self) -> ProviderNode:
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - a fixed command
-                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
-                 "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-                 "--worker-tmp-dir", tempfile.gettempdir(), "idp:create_app()"],
-                cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
+                [sys.executable, "-m", "idp.web.server", "--bind", f"127.0.0.1:{self.port}",
+                 "--workers", str(self.workers), *self.options],
+                cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        if self.answers_within(30):
+            return self
         self.stop()
         raise RuntimeError(f"the provider did not start:\n{self.log_file.read_text()[-3000:]}")
 
+    def answers_within(self, seconds: float) -> bool:
+        """Whether a worker answers within that time (none listens while a lone worker is being
+        replaced: each worker has its own listening socket)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        return False
+
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers (children of the master), from /proc."""
+        """The worker processes (children of the server process), from /proc."""
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return [int(pid) for pid in children.read_text().split()]
 
@@ -482,6 +491,10 @@ class ProviderNode:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            # A worker still starting when the server was told to stop may miss it: none outlives
+            # the test (the server's process group is its own).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process = None
 
     def log_lines(self) -> list[str]:
@@ -490,11 +503,14 @@ class ProviderNode:
 
 @pytest.fixture
 def provider_nodes(tmp_path):
-    """Start provider nodes: provider_nodes(environment, workers=1); all stopped after the test."""
+    """Start provider nodes: provider_nodes(environment, workers=1, options=(server options,));
+    all stopped after the test."""
     started: list[ProviderNode] = []
 
-    def start(environment: dict[str, str], *, workers: int = 1) -> ProviderNode:
-        node = ProviderNode(environment, tmp_path / f"node-{len(started) + 1}.log", workers=workers)
+    def start(environment: dict[str, str], *, workers: int = 1,
+              options: tuple[str, ...] = ()) -> ProviderNode:
+        node = ProviderNode(environment, tmp_path / f"node-{len(started) + 1}.log", workers=workers,
+                            options=options)
         started.append(node.start())
         return node
 

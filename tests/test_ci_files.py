@@ -1,4 +1,4 @@
-"""The files around the code: CI script, README, compose file, image and gunicorn settings.
+"""The files around the code: CI script, README, compose file, image and server settings.
 
 They are not run by the suite (no Docker engine in CI), so these checks catch
 the mistakes that would otherwise surface only on a fresh clone or a deploy.
@@ -9,16 +9,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import runpy
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from idp.config import Settings
 from idp.logs import JsonFormatter
+from idp.web import server
 from tests.servers import missing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +111,9 @@ def test_compose_runs_two_nodes_sharing_state_behind_the_proxy_only():
     for name in ("postgres", "redis"):
         assert one["depends_on"][name]["condition"] == "service_healthy"
     assert "/readyz" in " ".join(one["healthcheck"]["test"])
+    assert one["sysctls"]["net.ipv4.tcp_migrate_req"] == 1, "no connection reset when a worker is replaced"
+    grace = int(one["stop_grace_period"].removesuffix("s"))
+    assert grace > server.parse_args([]).graceful_timeout, "requests in flight finish on docker stop"
     proxy = services["proxy"]
     assert {"idp-1", "idp-2"} <= set(proxy["depends_on"])
     mounted = {volume.split(":")[0] for volume in proxy["volumes"]}
@@ -217,50 +219,19 @@ def test_image_runs_unprivileged_and_never_carries_keys():
     users = re.findall(r"^USER (\S+)", dockerfile, re.M)
     assert users, "the image must name its user"
     assert users[-1] not in ("root", "0"), "the service must not run as root"
-    assert "config/gunicorn.conf.py" in dockerfile
+    # Exec form: the server is PID 1 and gets docker's SIGTERM (graceful stop) itself.
+    assert re.search(r'^CMD \["python", "-m", "idp.web.server"\]$', dockerfile, re.M)
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     assert "keys" in ignored, "private keys must stay out of the build context"
     assert "README.md" not in ignored, "pyproject.toml names README.md: the build needs it"
 
 
-def test_gunicorn_logs_json_lines_and_leaves_the_access_log_to_the_provider():
-    settings = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
-    assert settings["bind"] == "0.0.0.0:8000"
-    assert settings["accesslog"] is None
-    config = settings["logconfig_dict"]
+def test_server_logs_json_lines_and_leaves_the_access_log_to_the_provider():
+    config = server.logging_config("info")
     assert config["formatters"]["json"]["()"] is JsonFormatter
     assert config["handlers"]["json"]["stream"] == "ext://sys.stdout"
-    assert config["loggers"]["gunicorn.error"]["handlers"] == ["json"]
+    assert config["root"]["handlers"] == ["json"]
+    assert config["loggers"]["_granian"]["level"] == "INFO"
+    assert config["loggers"]["granian.access"]["handlers"] == []
     assert config["loggers"]["authlib"]["level"] == "INFO", "Authlib logs tokens at DEBUG"
-
-
-def test_gunicorn_empties_the_metrics_directory_at_start(tmp_path, monkeypatch):
-    settings = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
-    stale = tmp_path / "counter_123.db"
-    stale.write_bytes(b"old counts")
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    settings["on_starting"](None)
-    assert not stale.exists()
-
-
-def test_gunicorn_workers_give_argon2_memory_back_after_each_hash():
-    # Each verify allocates the whole memory cost; without the worker's malloc setting the
-    # process keeps it (about 19 MiB more after a few sign-ins).
-    script = f"""
-import runpy
-from argon2 import PasswordHasher
-runpy.run_path({str(ROOT / "config" / "gunicorn.conf.py")!r})["post_fork"](None, None)
-def rss():
-    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
-hasher = PasswordHasher(time_cost=1, memory_cost=19456, parallelism=1)
-stored = hasher.hash("x")
-before = rss()
-for _ in range(5):
-    hasher.verify(stored, "x")
-    small = bytearray(200_000)
-    del small
-print(rss() - before)
-"""
-    done = subprocess.run([sys.executable, "-c", script],  # noqa: S603 - our own script
-                          capture_output=True, text=True, check=True)
-    assert int(done.stdout) < 5, f"RSS grew by {done.stdout.strip()} MiB over five hashes"
+    assert server.parse_args([]).bind == "0.0.0.0:8000"

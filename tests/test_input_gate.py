@@ -263,7 +263,7 @@ def test_authorization_headers_of_any_bytes_get_an_oauth_error(client, path, cre
     response = client.post(path, headers=headers, data={"grant_type": "authorization_code",
                                                         "code": "x", "token": "x"})
     assert_no_server_error(response, (path, headers))
-    # A header field longer than the gate takes (and than gunicorn or the proxy would pass).
+    # A header field longer than the gate takes (and than the proxy would pass).
     longest = len("Authorization: ") + sum(len(value) + 2 for _, value in headers)
     expected = {400, 401, 200} | ({431} if longest > gate.MAX_VALUE_LENGTH else set())
     assert response.status_code in expected, response.status_code

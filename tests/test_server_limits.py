@@ -1,6 +1,7 @@
 """Requests over the HTTP servers' own limits (a request line, a header field, the number of header
 fields) are refused with a 4xx carrying the security headers, whoever refuses them: the provider's
-input gate, gunicorn with the production settings, or the reverse proxy in front (SPEC §9)."""
+input gate, or the reverse proxy in front, which adds them to the production server's own refusals
+(SPEC §9). Those have no body: reached directly, they give a browser nothing to show."""
 
 from __future__ import annotations
 
@@ -40,12 +41,13 @@ class Answer:
 
     @property
     def from_provider(self) -> bool:
-        """The provider's own answers name their request (gunicorn's and the proxy's do not)."""
+        """The provider's own answers name their request (the server's and the proxy's do not)."""
         return "x-request-id" in self.headers
 
     @property
-    def from_gunicorn(self) -> bool:
-        return b"<h1><p>" in self.body  # gunicorn's error page; the proxy's differs
+    def from_server(self) -> bool:
+        """An answer of the HTTP server itself (granian): no body, no type, no request id."""
+        return not self.from_provider and self.body == b"" and "content-type" not in self.headers
 
 
 def send(port: int, request: bytes, context: ssl.SSLContext | None = None) -> Answer:
@@ -95,7 +97,7 @@ def assert_refused_with_security_headers(answer: Answer, case: str) -> None:
 
 @pytest.fixture
 def node(settings, provider_nodes):
-    """The provider under gunicorn with the production settings file, reached directly."""
+    """The provider under its production server, reached directly."""
     return provider_nodes(node_environment(settings, cookie_secure=False, trusted_proxies=1))
 
 
@@ -103,21 +105,28 @@ def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
-def test_gunicorn_and_the_provider_refuse_oversized_requests_with_the_security_headers(node):
+def test_the_provider_refuses_oversized_requests_with_the_security_headers(node):
     port = port_of(node.url)
     answers = {}
     for case, build in OVERSIZED.items():
         target, fields = build()
-        answers[case] = answer = get(port, target, fields)
-        assert_refused_with_security_headers(answer, case)
-    # Gunicorn answers what is over its own limits, the provider's gate the rest.
-    assert answers["request line of 10 000 bytes"].status == 414
+        answers[case] = get(port, target, fields)
+    # The provider's gate answers what is over its limits, the server what it cannot hold: more
+    # header fields than a hundred (their number is counted by the gate behind other servers).
     for case, answer in answers.items():
-        assert answer.from_provider == (case == "200 header fields"), case
-        assert answer.status == 431 or "request line" in case, case
-    # A request gunicorn cannot read at all.
-    garbled = send(port, b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Name: x\r\n\r\n")
-    assert_refused_with_security_headers(garbled, "a header name with a space")
+        if "header fields" in case:
+            assert answer.from_server and answer.status == 431, case
+        else:
+            assert answer.from_provider, case
+            assert_refused_with_security_headers(answer, case)
+            assert answer.status == (414 if "request line" in case else 431), case
+    # The server's own refusals: a request target beyond what it parses, a request it cannot
+    # read at all. No body, no type: nothing a browser could render or frame.
+    refusals = [answers["200 header fields"], answers["2 000 header fields"],
+                get(port, f"{PATH}?q={'a' * 70_000}"),
+                send(port, b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Name: x\r\n\r\n")]
+    assert [answer.status for answer in refusals] == [431, 431, 414, 400]
+    assert all(answer.from_server for answer in refusals)
     # Within the limits, the provider answers, with each header once.
     fine = get(port, fields=numbered(90))
     assert fine.status == 200 and fine.from_provider
@@ -189,8 +198,8 @@ def test_the_proxy_refuses_oversized_requests_itself_with_the_security_headers(p
                  "cookie of 12 000 bytes"):
         assert not answers[case].from_provider, case
     assert answers["request line of 10 000 bytes"].status == 414
-    # The proxy does not count header fields: the provider's gate does.
-    assert answers["200 header fields"].status == 431 and answers["200 header fields"].from_provider
+    # The proxy does not count header fields: the server does, and the proxy adds the headers.
+    assert answers["200 header fields"].status == 431 and not answers["200 header fields"].from_provider
     too_big = send(proxy.https_port, (f"POST {PATH} HTTP/1.1\r\nHost: localhost\r\n"
                                       "Content-Length: 2000000\r\nConnection: close\r\n\r\n"
                                       ).encode(), proxy.context)
@@ -223,8 +232,9 @@ def test_the_proxy_answers_for_a_node_it_cannot_reach_with_the_security_headers(
 
 def test_whatever_the_proxy_lets_through_reaches_the_provider(proxy):
     """At every size around the proxy's limits (a request line or a header field of 8 KiB, about
-    a thousand header fields), a request is refused by the proxy or answered by the provider:
-    gunicorn's limits sit above the proxy's."""
+    a thousand header fields), a request is refused by the proxy, or answered by the provider, or
+    (for the number of header fields, which the proxy does not count) refused by the server, and
+    every refusal carries the security headers."""
     base = len(f"GET {PATH}?q= HTTP/1.1")
     lines = [(f"{PATH}?q={'a' * (length - base)}", []) for length in range(8_180, 8_200)]
     fields = [(PATH, [f"X-Huge: {'a' * (length - len('X-Huge: '))}"])
@@ -233,12 +243,12 @@ def test_whatever_the_proxy_lets_through_reaches_the_provider(proxy):
     statuses = set()
     for target, extra in lines + fields + counts:
         answer = get(proxy.https_port, target, extra, context=proxy.context)
-        assert not answer.from_gunicorn and answer.status < 500, (len(target), len(extra))
+        assert answer.status < 500, (len(target), len(extra))
         if answer.status >= 400:
             assert_refused_with_security_headers(answer, (len(target), len(extra)))
         statuses.add((answer.status, answer.from_provider))
-    # Each boundary was crossed: answered by the provider below it, refused by the proxy above.
-    assert {(200, True), (431, True), (414, False), (400, False)} <= statuses
+    # Each boundary was crossed: answered by the provider below it, refused above.
+    assert {(200, True), (431, False), (414, False), (400, False)} <= statuses
 
 
 def _b64(data: bytes) -> str:
@@ -293,7 +303,7 @@ def hostile_requests(rp) -> dict[str, bytes]:
     return cases
 
 
-def test_hostile_requests_get_no_server_error_under_gunicorn(node, rp):
+def test_hostile_requests_get_no_server_error_under_the_production_server(node, rp):
     port = port_of(node.url)
     for case, raw in hostile_requests(rp).items():
         answer = send(port, raw)

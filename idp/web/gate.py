@@ -11,8 +11,9 @@ anything is read from or written to a store:
   body: NUL and the other control characters, unpaired surrogates, U+FFFD (what bytes that
   are not UTF-8 decode to), non-characters, and the bidirectional overrides that make text
   read differently from what it holds;
-- more header fields than a browser sends, or one longer than 8 KiB (431, as the reverse
-  proxy and gunicorn answer larger ones: idp.web.server);
+- a request target (path and query) longer than 8 KiB (414), more header fields than a
+  browser sends, or one longer than 8 KiB (431), as the reverse proxy answers them (the
+  HTTP server's own limits are higher: idp.web.server);
 - too many parameters, names or values longer than any field takes, a JSON body that is not
   shaped and sized as a form;
 - on the protocol's endpoints, a parameter repeated (RFC 6749 3.1, 3.2) or holding what its
@@ -38,6 +39,8 @@ MAX_VALUE_LENGTH = 8192
 MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 2
 MAX_HEADER_FIELDS = 100
+# Above what a request line the reverse proxy lets through can hold (8,190 bytes).
+MAX_TARGET_LENGTH = 8192
 
 # Never typed, never sent by a client: controls (tab and line breaks aside), surrogates,
 # U+FFFD, non-characters, bidirectional embeddings, overrides and isolates.
@@ -112,6 +115,8 @@ def gate() -> ResponseReturnValue | None:
     except Refused:
         # No page: links cannot be built for a host that is not one.
         return jsonify(error="invalid_request", error_description="Invalid Host header."), 400
+    if _target_too_long():
+        return _refusal(414, _("La requête est trop volumineuse."))
     if _headers_too_large():
         return _refusal(431, _("La requête est trop volumineuse."))
     try:
@@ -130,6 +135,11 @@ def _refusal(status: int = 400, message: str | None = None) -> ResponseReturnVal
         return jsonify(error="invalid_request", error_description=message), status
     return render("error.html", status=status, error_code="invalid_request", message=message,
                   protocol_error=request.blueprint in PROTOCOL_BLUEPRINTS)
+
+
+def _target_too_long() -> bool:
+    environ = request.environ
+    return len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > MAX_TARGET_LENGTH
 
 
 def _headers_too_large() -> bool:

@@ -1,8 +1,8 @@
 """Security headers on every answer (SPEC §9).
 
 The provider adds them to its own answers (``security_headers``). Requests refused before
-they reach it carry the same ones: by gunicorn (``idp.web.server``) and by the reverse proxy
-(config/nginx/nginx.conf, which repeats these values).
+they reach it carry the same ones, added by the reverse proxy (config/nginx/nginx.conf, which
+repeats these values) to its own refusals and to those of the HTTP server (``idp.web.server``).
 """
 
 from __future__ import annotations

@@ -1,41 +1,186 @@
-"""Gunicorn's worker for the provider (config/gunicorn.conf.py names it).
+"""The provider's production HTTP server: granian, an HTTP/1.1 server written in Rust, runs the
+WSGI application in worker processes (the Docker image's command).
 
-Gunicorn answers some requests itself, before the provider sees them: a request line, a
-header field or a number of header fields over its limits (414, 431), a request it cannot
-parse (400). Those answers carry the provider's security headers too.
+    python -m idp.web.server [--bind 0.0.0.0:8000] [--workers 2] [--threads 1]
+
+Nodes are stateless (state lives in PostgreSQL and Redis), so any number of workers and
+nodes can serve any step of a sign-in. Connections are kept alive between requests (RFC 9112
+9.3); the server parses requests and writes answers outside the Python interpreter.
+
+What the server guarantees, and how:
+
+- SIGTERM (``docker stop``, a rolling deploy) stops accepting connections and lets each
+  worker finish the requests it has, for up to ``--graceful-timeout`` seconds; SIGHUP
+  replaces the workers one by one the same way (a graceful restart).
+- A worker that dies is replaced; ``--workers-lifetime`` replaces each worker gracefully
+  after that many seconds.
+- A request running longer than ``--timeout`` seconds ends its worker, which is replaced
+  (``Watchdog``): the provider's own deadline (``IDP_REQUEST_DEADLINE_SECONDS``, at most 60)
+  and the bounds on PostgreSQL come first, so only a request stuck elsewhere meets it.
+- Every log line is one JSON object on standard output (idp.logs), the server's own
+  messages included; the provider logs each request once, so the server's access log is off.
+- ``PROMETHEUS_MULTIPROC_DIR``: each worker keeps its counters there and a scrape of any
+  worker adds them all up (idp.metrics); the files of a previous run are removed at start.
+- Each worker gives argon2's memory back after each hash (``release_large_blocks``).
+
+The application is not shown the client's connection, so a request whose client has left is
+stopped by its deadline alone (idp.web.transactions).
+
+The server answers some requests itself, before the provider sees them: a request target
+over 65,534 bytes (414), a request head over its buffer or with more than a hundred fields
+(431), a request it cannot parse (400). Those answers have no body; the reverse proxy in
+front adds the security headers to them (config/nginx/nginx.conf), and its own limits are
+below the server's except for the number of header fields.
 """
 
 from __future__ import annotations
 
+import argparse
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from gunicorn.workers.sync import SyncWorker
+from granian import Granian
+from granian.constants import Interfaces
+from granian.log import LogLevels
+from granian.server.common import AbstractServer
 
-from idp.web.headers import SECURITY_HEADERS, UNCACHED
+from idp import create_app, logs
 
-_HEADER_LINES = "".join(f"{name}: {value}\r\n"
-                        for name, value in (*SECURITY_HEADERS, *UNCACHED)).encode("latin-1")
+log = logging.getLogger(__name__)
 
+# Argon2id allocates its whole memory cost (19 MiB) for each hash and frees it after. glibc then
+# serves the next block of that size from the heap (its mmap threshold rises to the largest block
+# freed), and the heap does not give it back: every worker would keep ~20 MiB it uses for 30 ms
+# per sign-in. A fixed threshold keeps such blocks in their own mappings, returned at each free.
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 128 * 1024
 
-class _WithSecurityHeaders:
-    """The client's socket, through which an answer written whole gets the headers after its
-    status line."""
-
-    def __init__(self, sock: Any):
-        self._sock = sock
-
-    def sendall(self, data: bytes) -> None:
-        status_line, crlf, rest = data.partition(b"\r\n")
-        if crlf and status_line.startswith(b"HTTP/"):
-            data = status_line + crlf + _HEADER_LINES + rest
-        self._sock.sendall(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+# How the server process tells its workers the request time limit (they may be spawned afresh).
+TIMEOUT_VARIABLE = "WEB_TIMEOUT"
 
 
-class ProviderWorker(SyncWorker):
-    """Gunicorn's sync worker, whose own answers carry the security headers."""
+def release_large_blocks() -> None:
+    libc = ctypes.util.find_library("c")
+    if libc:
+        mallopt = getattr(ctypes.CDLL(libc), "mallopt", None)  # glibc's; absent elsewhere
+        if mallopt is not None:
+            mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
-    def handle_error(self, req, client, addr, exc):
-        super().handle_error(req, _WithSecurityHeaders(client), addr, exc)
+
+def clear_metrics_directory() -> None:
+    """Start the workers' metrics directory empty: files of a previous run would add old counts."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+
+
+class Watchdog:
+    """The WSGI application, whose worker process ends when one of its requests has run for
+    more than ``timeout`` seconds: the server then starts a new worker, so that a request stuck
+    for good does not take a worker away for good."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], timeout: float):
+        self.app = app
+        self.timeout = timeout
+        self.started: dict[int, float] = {}  # thread -> when its request started
+        threading.Thread(target=self._watch, name="request-watchdog", daemon=True).start()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        thread = threading.get_ident()
+        self.started[thread] = time.monotonic()
+        try:
+            return self.app(environ, start_response)
+        finally:
+            del self.started[thread]
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(1.0, self.timeout / 4))
+            oldest = min(self.started.values(), default=None)
+            if oldest is not None and time.monotonic() - oldest > self.timeout:
+                log.error("request running for more than %ss: worker %s ends", self.timeout, os.getpid())
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def worker_app() -> Watchdog:
+    """The application of one worker process (the server calls it in each worker)."""
+    release_large_blocks()
+    return Watchdog(create_app(), float(os.environ[TIMEOUT_VARIABLE]))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    environ = os.environ
+    parser = argparse.ArgumentParser(prog="python -m idp.web.server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bind", default="0.0.0.0:8000",
+                        help="address:port to listen on (default 0.0.0.0:8000)")
+    parser.add_argument("--workers", type=int, default=int(environ.get("WEB_CONCURRENCY", "2")),
+                        help="worker processes (WEB_CONCURRENCY, default 2)")
+    # Argon2id holds a thread for tens of milliseconds and the interpreter runs one thread at a
+    # time: one thread per worker, and workers for the cores.
+    parser.add_argument("--threads", type=int, default=int(environ.get("WEB_THREADS", "1")),
+                        help="threads running requests in each worker (WEB_THREADS, default 1)")
+    parser.add_argument("--timeout", type=int, default=int(environ.get(TIMEOUT_VARIABLE, "30")),
+                        help="seconds a request may run before its worker is replaced "
+                        "(WEB_TIMEOUT, default 30)")
+    parser.add_argument("--graceful-timeout", type=int,
+                        default=int(environ.get("WEB_GRACEFUL_TIMEOUT", "30")),
+                        help="seconds workers have to finish their requests when stopped "
+                        "(WEB_GRACEFUL_TIMEOUT, default 30)")
+    parser.add_argument("--workers-lifetime", type=int, default=int(environ.get("WEB_WORKERS_LIFETIME", "0")),
+                        help="seconds after which each worker is replaced gracefully "
+                        "(WEB_WORKERS_LIFETIME, default 0: never)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default=environ.get("WEB_LOG_LEVEL", "info"),
+                        help="the server's own messages (WEB_LOG_LEVEL, default info)")
+    options = parser.parse_args(argv)
+    host, _, port = options.bind.rpartition(":")
+    if not host or not port.isdigit():
+        parser.error("--bind takes address:port")
+    if min(options.workers, options.threads, options.timeout, options.graceful_timeout) < 1:
+        parser.error("--workers, --threads, --timeout and --graceful-timeout must be at least 1")
+    if 0 < options.workers_lifetime < 60:
+        parser.error("--workers-lifetime: at least 60 seconds (or 0: never)")
+    return options
+
+
+def logging_config(level: str) -> dict:
+    """JSON lines on standard output for the server's messages and the provider's (idp.logs).
+    The provider logs each request once, with its request id: no access log of the server's."""
+    config = logs.dict_config(level.upper(), stream="ext://sys.stdout")
+    config["loggers"] |= {"_granian": {"level": level.upper()},
+                          "granian.access": {"level": "WARNING", "handlers": [], "propagate": False}}
+    return config
+
+
+def server(options: argparse.Namespace) -> AbstractServer[Any]:
+    host, _, port = options.bind.rpartition(":")
+    return Granian(
+        "idp.web.server:worker_app", factory=True, interface=Interfaces.WSGI,
+        address=host, port=int(port), workers=options.workers, blocking_threads=options.threads,
+        websockets=False,
+        log_level=LogLevels(options.log_level), log_dictconfig=logging_config(options.log_level),
+        log_access=False,
+        respawn_failed_workers=True, workers_kill_timeout=options.graceful_timeout,
+        workers_lifetime=options.workers_lifetime or None,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = parse_args(argv)
+    os.environ[TIMEOUT_VARIABLE] = str(options.timeout)
+    clear_metrics_directory()
+    server(options).serve()
+
+
+if __name__ == "__main__":
+    main()

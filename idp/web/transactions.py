@@ -94,13 +94,15 @@ def _in_time(session: Session) -> None:
 
 
 def client_gone(environ: dict[str, Any]) -> bool:
-    """Whether the client closed its connection (gunicorn's and Werkzeug's servers say which).
+    """Whether the client closed its connection (Werkzeug's server says which; the production
+    server, granian, does not show the connection to the application: there the request's
+    deadline alone applies).
 
     A peek that finds the end of the stream, without waiting: the client has closed (HTTP
     clients do not half-close a connection while they wait for an answer). Anything else,
     including a TLS socket that cannot be peeked at, counts as still there.
     """
-    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    sock = environ.get("werkzeug.socket")
     if not isinstance(sock, socket.socket):
         return False
     try:

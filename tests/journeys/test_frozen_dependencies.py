@@ -5,6 +5,7 @@ database keeps answering, and everything works again once it answers (SPEC §11)
 from __future__ import annotations
 
 import json
+import logging
 import select
 import socket
 import threading
@@ -18,7 +19,7 @@ from sqlalchemy.engine import make_url
 from idp import create_app
 from idp.db import Base
 from idp.demo.setup import DemoServers
-from tests.conftest import DATABASE_URL, _reset, free_port
+from tests.conftest import DATABASE_URL, REDIS_URL, _reset, free_port
 from tests.flows import Flow, csrf_token, query
 from tests.servers import node_environment
 
@@ -231,41 +232,84 @@ def test_a_request_past_its_deadline_commits_nothing(late_app, app, proxy, rp, m
     assert flow.refresh(refresh_token).json["error"] == "invalid_grant"
 
 
-def test_a_request_whose_client_left_commits_nothing_under_gunicorn(
-        app, settings, proxy, rp, member, provider_nodes):
-    """The production server: a refresh whose client gave up during a freeze, carried on by its
-    worker once the database answers, changes nothing (its deadline alone would allow it)."""
-    flow = Flow(app.test_client(), "malakoff", rp, member)
-    refresh_token = flow.tokens(scope="openid offline_access")["refresh_token"]
-    node = provider_nodes(node_environment(
-        settings, database_url=behind(proxy, settings), database_statement_timeout=10,
-        request_deadline_seconds=60, client_cache_seconds=0, cookie_secure=False))
-    url = f"{node.url}/malakoff/token"
+def _refresh_held_by_a_freeze(app, proxy, url: str, rp, refresh_token: str, answered, *,
+                              held_for: float) -> None:
+    """A refresh whose client gives up after a second while the database is frozen, carried on
+    by the server once the database answers again ``held_for`` seconds later: it changes
+    nothing, answers 503 (``answered()`` gives its status once logged), and the client's retry
+    with the same token works, once."""
     refresh = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     auth = (rp.client_id, rp.secret)
-    assert requests.get(f"{node.url}/readyz", timeout=5).status_code == 200  # pool warmed up
     before = snapshot(app)
-
     proxy.freeze()
     with pytest.raises(requests.Timeout):
         requests.post(url, data=refresh, auth=auth, timeout=1)
-    time.sleep(1)
+    time.sleep(held_for - 1)
     proxy.thaw()
     deadline = time.monotonic() + 10
-    while not (answered := [record for line in node.log_lines()
-                            if (record := json.loads(line))["logger"] == "idp.request"
-                            and record["path"] == "/malakoff/token"]):
-        assert time.monotonic() < deadline, "\n".join(node.log_lines()[-20:])
+    while (status := answered()) is None:
+        assert time.monotonic() < deadline, "the held request was not answered"
         time.sleep(0.1)
     assert snapshot(app) == before, "nothing written: no rotation, no revocation, no event"
-    assert answered[0]["status"] == 503
+    assert status == 503
 
     again = requests.post(url, data=refresh, auth=auth, timeout=10)
     assert again.status_code == 200, again.text
     assert requests.post(url, data=refresh, auth=auth, timeout=10).json()["error"] == "invalid_grant"
 
 
-def test_under_gunicorn_a_frozen_database_is_answered_in_time_and_loses_nothing(
+def test_a_request_whose_client_left_commits_nothing_under_werkzeug(
+        app, settings, proxy, rp, member, caplog):
+    """Werkzeug's server (the demo's) shows the application the client's connection: a refresh
+    whose client left is not carried out, though its deadline alone would allow it."""
+    refresh_token = Flow(app.test_client(), "malakoff", rp, member).tokens(
+        scope="openid offline_access")["refresh_token"]
+    late = create_app({**settings, "database_url": behind(proxy, settings),
+                       "database_statement_timeout": 10, "request_deadline_seconds": 60,
+                       "client_cache_seconds": 0})
+    caplog.set_level(logging.INFO, "idp.request")
+    port = free_port()
+    servers = DemoServers("127.0.0.1", {port: late})
+    servers.start()
+    try:
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+
+        def answered() -> int | None:
+            return next((record.status for record in caplog.records
+                         if record.name == "idp.request" and "/malakoff/token" in record.getMessage()),
+                        None)
+
+        _refresh_held_by_a_freeze(app, proxy, f"http://127.0.0.1:{port}/malakoff/token", rp,
+                                  refresh_token, answered, held_for=2)
+    finally:
+        servers.stop()
+        services = late.extensions["idp"]
+        services.database.engine.dispose()
+        if REDIS_URL:
+            services.store.client.close()
+
+
+def test_under_the_production_server_a_request_held_past_its_deadline_commits_nothing(
+        app, settings, proxy, rp, member, provider_nodes):
+    """The production server does not show the application the client's connection: the
+    request's deadline is what keeps a refresh whose client left from being carried out."""
+    refresh_token = Flow(app.test_client(), "malakoff", rp, member).tokens(
+        scope="openid offline_access")["refresh_token"]
+    node = provider_nodes(node_environment(
+        settings, database_url=behind(proxy, settings), database_statement_timeout=10,
+        request_deadline_seconds=2, client_cache_seconds=0, cookie_secure=False))
+    assert requests.get(f"{node.url}/readyz", timeout=5).status_code == 200  # pool warmed up
+
+    def answered() -> int | None:
+        return next((record["status"] for line in node.log_lines()
+                     if (record := json.loads(line))["logger"] == "idp.request"
+                     and record["path"] == "/malakoff/token"), None)
+
+    _refresh_held_by_a_freeze(app, proxy, f"{node.url}/malakoff/token", rp, refresh_token,
+                              answered, held_for=3)
+
+
+def test_under_the_production_server_a_frozen_database_is_answered_in_time_and_loses_nothing(
         app, settings, proxy, rp, member, provider_nodes):
     flow = Flow(app.test_client(), "malakoff", rp, member)
     refresh_token = flow.tokens(scope="openid offline_access")["refresh_token"]

@@ -341,10 +341,11 @@ def test_a_worker_killed_inside_a_registration_leaves_nothing_half_created(
     lock.release()
     assert _counts(pg_settings["database_url"]) == (0, 1)  # the SMS code of step one only
 
-    # Gunicorn starts a new worker; the member tries again and it works.
+    # The server starts a new worker; the member tries again and it works.
     deadline = time.monotonic() + 20
     while node.worker_pids() in ([], [worker]) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert node.answers_within(20)
     again = browser.post(f"{node.url}/malakoff/register/code", data=step_one(),
                          allow_redirects=False, timeout=30)
     assert again.status_code == 303 and again.headers["Location"].endswith("/register/sent")

@@ -1,6 +1,6 @@
 """Single use under concurrency (SPEC §3.3): twenty browsers using one activation link, one
 reset link, one registration or one pushed authorization request at the same moment, against
-a provider under gunicorn with several workers on PostgreSQL and Redis, and twenty operators
+a provider under its production server with several workers on PostgreSQL and Redis, and twenty operators
 deciding one review request at once. Exactly one use succeeds (and sends its email); the
 others get a clear page (or a clear refusal), never a 500."""
 
@@ -41,7 +41,7 @@ PARALLEL = 20
 
 @pytest.fixture
 def node(settings, provider_nodes):
-    """The provider under gunicorn, four workers: requests really overlap. It trusts one proxy,
+    """The provider under its production server, four workers: requests really overlap. It trusts one proxy,
     so that each browser can come from its own address (the per-address limits stay out of
     the way of what is measured here)."""
     return provider_nodes(node_environment(settings, cookie_secure=False, trusted_proxies=1),

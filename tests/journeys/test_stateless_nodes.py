@@ -1,4 +1,4 @@
-"""Two provider nodes under gunicorn, sharing PostgreSQL, Redis and the keys directory:
+"""Two provider nodes under the production server, sharing PostgreSQL, Redis and the keys directory:
 any node serves any step of a sign-in, and a key rotation reaches both (SPEC §11)."""
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _kids(url: str, tenant: str) -> set[str]:
 def test_two_nodes_serve_alternate_steps_of_a_sign_in_and_see_the_same_keys(
         app, settings, make, runner, provider_nodes, tmp_path):
     environment = node_environment(settings, cookie_secure=False)
-    # Node one runs two workers that add up their counters (gunicorn + PROMETHEUS_MULTIPROC_DIR).
+    # Node one runs two workers that add up their counters (PROMETHEUS_MULTIPROC_DIR).
     one = provider_nodes({**environment, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")},
                          workers=2)
     two = provider_nodes(environment)
@@ -117,7 +117,7 @@ def test_two_nodes_serve_alternate_steps_of_a_sign_in_and_see_the_same_keys(
 
     for node in (one, two):
         lines = node.log_lines()
-        assert lines, "gunicorn logged nothing"
+        assert lines, "the node logged nothing"
         records = [json.loads(line) for line in lines]
         assert any(r["logger"] == "idp.request" and r.get("request_id") for r in records)
         text = "\n".join(lines)

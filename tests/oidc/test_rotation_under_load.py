@@ -54,13 +54,13 @@ def _mismatch(id_token: str, published: dict[str, dict]) -> str | None:
 CLIENT_WAIT = 30
 
 
-@pytest.fixture(params=["werkzeug", "gunicorn"])
+@pytest.fixture(params=["werkzeug", "production"])
 def token_url(request, settings):
     """The token endpoint on a real port: Werkzeug's threaded server (one process), or the
-    production server (gunicorn with its settings file, two worker processes)."""
-    if request.param == "gunicorn":
+    production server (idp.web.server, two worker processes)."""
+    if request.param == "production":
         if not DATABASE_URL.startswith("postgresql") or not REDIS_URL:
-            missing("two gunicorn workers need a shared PostgreSQL and Redis")
+            missing("two workers need a shared PostgreSQL and Redis")
         node = request.getfixturevalue("provider_nodes")(node_environment(
             settings, cookie_secure=False, request_deadline_seconds=CLIENT_WAIT), workers=2)
         yield f"{node.url}/malakoff"

@@ -1,0 +1,173 @@
+"""The production server (idp.web.server) as operators run it: connections kept alive, graceful
+stop and restart, workers replaced when they die, age or hang, the metrics directory emptied at
+start, JSON log lines; and the malloc setting each worker applies (worker_app), which gives
+argon2's memory back after each hash."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from idp.web import server
+from tests.servers import node_environment
+
+pytestmark = pytest.mark.server
+
+TOKEN_REQUEST_HEAD = ("POST /malakoff/token HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                      "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\n")
+BODY = b"grant_type=client_credentials&client_id=nobody"
+ANSWERED = b'{"error": "unsupported_grant_type"}'  # the provider read the grant type at the end
+
+
+@pytest.fixture
+def environment(settings):
+    return node_environment(settings, cookie_secure=False)
+
+
+def started_request(port: int) -> socket.socket:
+    """A token request whose body is still on its way: the worker has begun it and waits for
+    the rest (send ``BODY[1:]`` to finish it)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(TOKEN_REQUEST_HEAD.format(length=len(BODY)).encode() + BODY[:1])
+    time.sleep(0.5)
+    return sock
+
+
+def answer(sock: socket.socket) -> bytes:
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    sock.close()
+    return received
+
+
+def until(condition, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time given"
+        time.sleep(0.1)
+
+
+def test_connections_are_kept_alive_between_requests(provider_nodes, environment):
+    node = provider_nodes(environment)
+    connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=5)
+    statuses = []
+    for path in ("/healthz", "/malakoff/jwks", "/malakoff/.well-known/openid-configuration"):
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        statuses.append(response.status)
+        if path == "/healthz":
+            first = connection.sock
+        assert connection.sock is first is not None, "the same connection, still open"
+    connection.close()
+    assert statuses == [200, 200, 200]
+
+
+def test_sigterm_lets_requests_in_flight_finish_and_takes_no_new_ones(provider_nodes, environment):
+    node = provider_nodes(environment)
+    in_flight = started_request(node.port)
+    node.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{node.url}/healthz", timeout=2)
+    in_flight.sendall(BODY[1:])
+    assert ANSWERED in answer(in_flight), "the whole request read and answered"
+    assert node.process.wait(timeout=20) == 0
+
+
+def test_sighup_replaces_the_workers_without_dropping_a_request(provider_nodes, environment):
+    node = provider_nodes(environment, workers=2)
+    before = set(node.worker_pids())
+    in_flight = started_request(node.port)
+    node.process.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    in_flight.sendall(BODY[1:])
+    assert ANSWERED in answer(in_flight)
+    until(lambda: len(node.worker_pids()) == 2 and not before & set(node.worker_pids()))
+    assert requests.get(f"{node.url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_worker_that_dies_is_replaced(provider_nodes, environment):
+    node = provider_nodes(environment)
+    (worker,) = node.worker_pids()
+    os.kill(worker, signal.SIGKILL)
+    until(lambda: node.worker_pids() not in ([], [worker]))
+    assert node.answers_within(20)
+    assert node.process.poll() is None
+
+
+def test_a_request_over_the_time_limit_ends_its_worker_which_is_replaced(provider_nodes, environment):
+    node = provider_nodes(environment, options=("--timeout", "2"))
+    (worker,) = node.worker_pids()
+    stuck = started_request(node.port)  # its body never comes
+    assert answer(stuck) == b"", "the connection is closed without an answer"
+    until(lambda: node.worker_pids() not in ([], [worker]))
+    assert node.answers_within(20)
+    records = [json.loads(line) for line in node.log_lines()]
+    assert any(record["logger"] == "idp.web.server" and record["level"] == "ERROR"
+               and "more than 2.0s" in record["message"] for record in records)
+
+
+def test_the_metrics_directory_starts_empty_and_logs_are_json_lines(
+        provider_nodes, environment, tmp_path):
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    stale = directory / "counter_999999.db"
+    stale.write_bytes(b"counts of a previous run")
+    node = provider_nodes({**environment, "PROMETHEUS_MULTIPROC_DIR": str(directory)}, workers=2)
+    assert not stale.exists()
+    assert list(directory.glob("*.db")), "the workers keep their counters there"
+    records = [json.loads(line) for line in node.log_lines()]
+    assert any(record["logger"] == "_granian" and "Listening at" in record["message"]
+               for record in records), "the server's own messages"
+    assert any(record["logger"] == "idp.request" for record in records)
+    assert not any(record["logger"] == "granian.access" for record in records)
+
+
+def test_release_large_blocks_gives_argon2_memory_back_after_each_hash():
+    # Each verify allocates the whole memory cost; without this malloc setting the process
+    # keeps it (about 19 MiB more after a few sign-ins). Every worker applies it (worker_app).
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(server.__file__).parents[2])!r})
+from argon2 import PasswordHasher
+from idp.web.server import release_large_blocks
+release_large_blocks()
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
+hasher = PasswordHasher(time_cost=1, memory_cost=19456, parallelism=1)
+stored = hasher.hash("x")
+before = rss()
+for _ in range(5):
+    hasher.verify(stored, "x")
+    small = bytearray(200_000)
+    del small
+print(rss() - before)
+"""
+    done = subprocess.run([sys.executable, "-c", script],  # noqa: S603 - our own script
+                          capture_output=True, text=True, check=True)
+    assert int(done.stdout) < 5, f"RSS grew by {done.stdout.strip()} MiB over five hashes"
+
+
+def test_options_come_from_the_environment_and_the_command_line(monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("WEB_TIMEOUT", "20")
+    options = server.parse_args(["--threads", "2"])
+    assert (options.bind, options.workers, options.threads, options.timeout) == ("0.0.0.0:8000", 3, 2, 20)
+    with pytest.raises(SystemExit):
+        server.parse_args(["--bind", "8000"])
+    # Workers are replaced one at a time, a few seconds apart: an hour is usual.
+    assert server.parse_args(["--workers-lifetime", "3600"]).workers_lifetime == 3600
+    with pytest.raises(SystemExit):
+        server.parse_args(["--workers-lifetime", "59"])
