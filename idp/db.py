@@ -215,10 +215,11 @@ class Database:
         return True
 
     def reader(self) -> Session:
-        """A session for requests that only read: one round trip per query, none around them.
+        """A session whose statements each commit on their own: one round trip per statement,
+        none around them.
 
         Under READ COMMITTED each statement sees its own snapshot anyway, so reads
-        outside a transaction see what they would inside one; nothing may be
-        written through this session.
+        outside a transaction see what they would inside one. Nothing around a write
+        can be rolled back: each write must be whole in one statement (``idp.oidc.ledger``).
         """
         return self.reader_sessionmaker()

@@ -82,15 +82,17 @@ def db() -> Session:
     return g.db
 
 
-def read_only(view):
-    """For views that never write: their queries run outside a transaction (``Database.reader``)."""
+def autocommit(view):
+    """For views whose statements each stand alone: reads, and writes made in one statement
+    (``idp.oidc.ledger``). They run outside a transaction (``Database.reader``), each committed
+    on its own: one round trip, no BEGIN, COMMIT or ROLLBACK around it."""
 
     @functools.wraps(view)
-    def reading(*args, **kwargs):
+    def alone(*args, **kwargs):
         g.db = services().database.reader()
         return view(*args, **kwargs)
 
-    return reading
+    return alone
 
 
 def close_db(_exc=None) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
@@ -85,12 +86,30 @@ def _in_time(session: Session) -> None:
         return  # a command's, a worker's, or a session a request opened for itself
     if not (session.info.get(WROTE) or session.new or session.dirty or session.deleted):
         return
+    check_in_time()
+
+
+def check_in_time() -> None:
+    """Raise ``TooLate`` if the current request may no longer write: past its deadline, or its
+    client gone. A write made outside a transaction (one statement) checks this before it is
+    sent, and bounds itself by ``commit_deadline`` for the time it waits on the database."""
     received = request.environ.get(RECEIVED)
-    deadline = getattr(current_app, "request_deadline", Provider.request_deadline)
+    deadline = _deadline_seconds()
     if received is not None and time.monotonic() - received > deadline:
         raise TooLate(f"more than {deadline}s after the request was received")
     if client_gone(request.environ):
         raise TooLate("the client closed the connection")
+
+
+def commit_deadline() -> datetime:
+    """The instant, as naive UTC wall-clock time, past which the current request commits nothing."""
+    received = request.environ.get(RECEIVED, time.monotonic())
+    left = _deadline_seconds() - (time.monotonic() - received)
+    return datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=left)
+
+
+def _deadline_seconds() -> float:
+    return getattr(current_app, "request_deadline", Provider.request_deadline)
 
 
 def client_gone(environ: dict[str, Any]) -> bool:
