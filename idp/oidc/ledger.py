@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Boolean,
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     Row,
     String,
+    Table,
     and_,
     bindparam,
     case,
@@ -41,15 +42,13 @@ from sqlalchemy import (
 )
 
 from idp.accounts.models import Account
-from idp.events import TOKEN_REVOKED, AuditEvent
+from idp.events import TOKEN_REVOKED
 from idp.oidc.claims import ACCOUNT_COLUMNS
-from idp.oidc.models import AuthorizationCode, Token, token_digest
-from idp.oidc.revocation import revoke_tokens
+from idp.oidc.models import AuthorizationCode, token_digest
+from idp.oidc.revocation import EVENTS, TOKENS, revoke_tokens
 
-TOKENS = Token.__table__
-CODES = AuthorizationCode.__table__
-ACCOUNTS = Account.__table__
-EVENTS = AuditEvent.__table__
+CODES = cast("Table", AuthorizationCode.__table__)
+ACCOUNTS = cast("Table", Account.__table__)
 
 # What a token or code needs of its account: whether it is active, and the claims it may release.
 ACCOUNT = (*(ACCOUNTS.c[name] for name in ACCOUNT_COLUMNS), ACCOUNTS.c.status)
@@ -203,7 +202,7 @@ def redeem_code(connection: Connection, issue: Issue, *, code: str, redirect_uri
     return connection.execute(_REDEEMED, params).first()
 
 
-_FIND_CODE = (
+_FIND_CODE: Any = (
     select(*(CODES.c[name] for name in _CODE_FIELDS), CODES.c.tenant, CODES.c.client_id,
            CODES.c.redirect_uri, CODES.c.expires_at, CODES.c.consumed_at, *ACCOUNT)
     .join(ACCOUNTS, ACCOUNTS.c.id == CODES.c.account_id)

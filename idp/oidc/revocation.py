@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, func, insert, literal, null, select, update
+from sqlalchemy import ColumnElement, Connection, Table, func, insert, literal, null, select, update
 from sqlalchemy.orm import Session
 
 from idp.db import utcnow
 from idp.events import AuditEvent
 from idp.oidc.models import Token
 
-TOKENS = Token.__table__
-EVENTS = AuditEvent.__table__
+TOKENS = cast("Table", Token.__table__)
+EVENTS = cast("Table", AuditEvent.__table__)
 
 
 def revoke_tokens(executor: Session | Connection, condition: ColumnElement[bool], tag: str, *,
