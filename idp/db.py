@@ -28,6 +28,11 @@ NAMING_CONVENTION = {
 }
 
 
+# Session.info key: the session's statements each commit on their own (``Database.reader``),
+# so it has nothing to commit or roll back.
+AUTOCOMMIT = "idp.autocommit"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -191,7 +196,8 @@ class Database:
         self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
         # Same pool, each statement its own transaction: no BEGIN and ROLLBACK around reads.
         self.reader_sessionmaker = sessionmaker(
-            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
+            info={AUTOCOMMIT: True})
 
     def session(self) -> Session:
         return self.sessionmaker()

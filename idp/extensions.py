@@ -22,7 +22,7 @@ from idp.accounts.hashing import PasswordHasher
 from idp.channels.assembly import Channels
 from idp.channels.dispatch import dispatch_at_commit
 from idp.config import Settings
-from idp.db import Database
+from idp.db import AUTOCOMMIT, Database
 from idp.keystore import KeyStore
 from idp.store import Store
 from idp.tenancy import Tenant
@@ -98,7 +98,8 @@ def autocommit(view):
 def close_db(_exc=None) -> None:
     session = g.pop("db", None)
     if session is not None:
-        session.rollback()
+        if not session.info.get(AUTOCOMMIT):
+            session.rollback()
         session.close()
 
 

@@ -26,6 +26,8 @@ from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
+from idp.db import AUTOCOMMIT
+
 # The environ key holding when the provider received the request (time.monotonic()).
 RECEIVED = "idp.received"
 # Session.info key: something was written in the current transaction.
@@ -51,7 +53,7 @@ class Provider(Flask):
     def dispatch_request(self):
         response = self.make_response(super().dispatch_request())
         session = g.get("db")
-        if session is not None and session.in_transaction():
+        if session is not None and not session.info.get(AUTOCOMMIT) and session.in_transaction():
             if response.status_code >= 400 and request.blueprint in self.commit_on_success_only:
                 session.rollback()
             else:
