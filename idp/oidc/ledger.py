@@ -310,18 +310,22 @@ _TOKEN_FIELDS = ("id", "tenant", "client_id", "account_id", "scope", "refresh_sc
 _KIND = case((TOKENS.c.access_token_digest == _digest, "access_token"), else_="refresh_token")
 
 
-def _token_query(*account: Any):
+# What the UserInfo endpoint needs of an access token (RFC 6750 3.1, OIDC Core 5.3).
+_ACCESS_FIELDS = ("client_id", "scope", "claims", "issued_at", "expires_in", "revoked_at")
+
+
+def _token_query(fields: tuple[str, ...], *account: Any):
     return (
         select(*(TOKENS.c[name].label(f"token_{name}") if name in ("id", "tenant") else TOKENS.c[name]
-                 for name in _TOKEN_FIELDS), _KIND.label("kind"), *account)
+                 for name in fields), _KIND.label("kind"), *account)
         .join(ACCOUNTS, ACCOUNTS.c.id == TOKENS.c.account_id)
         .where(TOKENS.c.tenant == _tenant)
     )
 
 
-_FIND_TOKEN = _token_query(ACCOUNTS.c.status).where(
+_FIND_TOKEN = _token_query(_TOKEN_FIELDS, ACCOUNTS.c.status).where(
     or_(TOKENS.c.access_token_digest == _digest, TOKENS.c.refresh_token_digest == _digest))
-_FIND_ACCESS_TOKEN = _token_query(*ACCOUNT).where(TOKENS.c.access_token_digest == _digest)
+_FIND_ACCESS_TOKEN = _token_query(_ACCESS_FIELDS, *ACCOUNT).where(TOKENS.c.access_token_digest == _digest)
 
 
 def find_token(connection: Connection, token: str, tenant: str) -> Row[Any] | None:
