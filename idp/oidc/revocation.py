@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Connection, Table, func, insert, literal, null, select, update
 from sqlalchemy.orm import Session
 
-from idp.db import utcnow
+from idp.db import rowcount, utcnow
 from idp.events import AuditEvent
 from idp.oidc.models import Token
 
@@ -35,17 +35,16 @@ def revoke_tokens(executor: Session | Connection, condition: ColumnElement[bool]
         pairs = [part for key, value in data.items() for part in (key, value)]
         recorded = insert(EVENTS).from_select(
             [*event, "data"],
-            select(*(_value(value) for value in event.values()),
+            select(*(_literal(value) for value in event.values()),
                    func.json_build_object("revoked_tokens", count, *pairs)),
         ).returning(EVENTS.c.data)
         return int(executor.execute(recorded).scalar_one()["revoked_tokens"])
-    result = executor.execute(revoke)
-    revoked_count = int(getattr(result, "rowcount", 0))
+    revoked_count = rowcount(executor.execute(revoke))
     executor.execute(insert(EVENTS).values(**event, data={"revoked_tokens": revoked_count, **data}))
     return revoked_count
 
 
-def _value(value: Any) -> Any:
+def _literal(value: Any) -> Any:
     return null() if value is None else literal(value)
 
 
