@@ -255,6 +255,10 @@ def test_a_narrowed_access_token_leaves_the_grant_whole(flow, client, offline):
         "openid phone",
         "openid admin",
         "openid profile email member offline_access unknown",
+        # Scope values are compared whole, not as patterns.
+        "openid pro_ile",
+        "openid %",
+        "openid email member offline",
     ],
 )
 def test_scope_may_not_be_widened(flow, offline, db, scope):
