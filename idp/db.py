@@ -28,6 +28,11 @@ NAMING_CONVENTION = {
 }
 
 
+# Session.info key: the session's statements each commit on their own (``Database.reader``),
+# so it has nothing to commit or roll back.
+AUTOCOMMIT = "idp.autocommit"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -191,7 +196,8 @@ class Database:
         self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
         # Same pool, each statement its own transaction: no BEGIN and ROLLBACK around reads.
         self.reader_sessionmaker = sessionmaker(
-            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
+            info={AUTOCOMMIT: True})
 
     def session(self) -> Session:
         return self.sessionmaker()
@@ -215,10 +221,11 @@ class Database:
         return True
 
     def reader(self) -> Session:
-        """A session for requests that only read: one round trip per query, none around them.
+        """A session whose statements each commit on their own: one round trip per statement,
+        none around them.
 
         Under READ COMMITTED each statement sees its own snapshot anyway, so reads
-        outside a transaction see what they would inside one; nothing may be
-        written through this session.
+        outside a transaction see what they would inside one. Nothing around a write
+        can be rolled back: each write must be whole in one statement (``idp.oidc.ledger``).
         """
         return self.reader_sessionmaker()

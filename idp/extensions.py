@@ -22,7 +22,7 @@ from idp.accounts.hashing import PasswordHasher
 from idp.channels.assembly import Channels
 from idp.channels.dispatch import dispatch_at_commit
 from idp.config import Settings
-from idp.db import Database
+from idp.db import AUTOCOMMIT, Database
 from idp.keystore import KeyStore
 from idp.store import Store
 from idp.tenancy import Tenant
@@ -82,21 +82,24 @@ def db() -> Session:
     return g.db
 
 
-def read_only(view):
-    """For views that never write: their queries run outside a transaction (``Database.reader``)."""
+def autocommit(view):
+    """For views whose statements each stand alone: reads, and writes made in one statement
+    (``idp.oidc.ledger``). They run outside a transaction (``Database.reader``), each committed
+    on its own: one round trip, no BEGIN, COMMIT or ROLLBACK around it."""
 
     @functools.wraps(view)
-    def reading(*args, **kwargs):
+    def alone(*args, **kwargs):
         g.db = services().database.reader()
         return view(*args, **kwargs)
 
-    return reading
+    return alone
 
 
 def close_db(_exc=None) -> None:
     session = g.pop("db", None)
     if session is not None:
-        session.rollback()
+        if not session.info.get(AUTOCOMMIT):
+            session.rollback()
         session.close()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 # Authlib ships no type information (no py.typed marker).
 from authlib.oauth2.rfc6749.util import scope_to_list
+from sqlalchemy import Row
 
 from idp.accounts.models import Account
 
@@ -20,6 +21,10 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
 SUPPORTED_CLAIMS = sorted({"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
                            "azp", "at_hash", "sid"} | {c for cs in SCOPE_CLAIMS.values() for c in cs})
 RELEASABLE = {c for cs in SCOPE_CLAIMS.values() for c in cs}
+# The account attributes a claim is read from, where the names differ.
+_ATTRIBUTES = {"communication_preferences": "preferences"}
+# What user_claims reads of an account: a query may select these columns alone.
+ACCOUNT_COLUMNS = ("id", *sorted({_ATTRIBUTES.get(name, name) for name in RELEASABLE}))
 
 
 class InvalidClaimsParameter(ValueError):
@@ -78,18 +83,18 @@ def requested_claim_names(claims: dict[str, Any] | None, allowed_scopes: Iterabl
     return [name for name in dict.fromkeys(names) if name in allowed]
 
 
-def _value(account: Account, name: str) -> Any:
+def _value(account: Account | Row[Any], name: str) -> Any:
     if name == "birthdate":
         return account.birthdate.isoformat() if account.birthdate else None
-    if name == "communication_preferences":
-        return account.preferences
-    return getattr(account, name, None)
+    return getattr(account, _ATTRIBUTES.get(name, name), None)
 
 
 def user_claims(
-    account: Account, scope: str, claims: dict[str, Any] | None = None, target: str = "userinfo"
+    account: Account | Row[Any], scope: str, claims: dict[str, Any] | None = None, target: str = "userinfo"
 ) -> dict[str, Any]:
-    """The member's claims released by the granted scopes plus those individually requested."""
+    """The member's claims released by the granted scopes plus those individually requested.
+
+    ``account`` is the record or a row of its ``ACCOUNT_COLUMNS``."""
     names: list[str] = []
     for scope_name in scope_to_list(scope) or []:
         names.extend(SCOPE_CLAIMS.get(scope_name, ()))

@@ -1,20 +1,18 @@
-"""Clients, authorization codes, tokens and consents, shaped for Authlib's mixins."""
+"""Clients (shaped for Authlib's client mixin), authorization codes, tokens and consents."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 # Authlib ships no type information (no py.typed marker).
-from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
+from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
-from authlib.oidc.core import AuthorizationCodeMixin
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, false, true
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.accounts.models import Account
 from idp.db import Base, utcnow
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -104,7 +102,7 @@ class Client(Base, ClientMixin):
         return grant_type == "authorization_code"
 
 
-class AuthorizationCode(Base, AuthorizationCodeMixin):
+class AuthorizationCode(Base):
     __tablename__ = "authorization_codes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -127,31 +125,8 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     # Marked, not deleted: a second use must find the code to revoke its tokens.
     consumed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    account: Mapped[Account] = relationship(lazy="joined")
 
-    def is_expired(self) -> bool:
-        return self.expires_at <= utcnow()
-
-    def get_redirect_uri(self) -> str:
-        return self.redirect_uri
-
-    def get_scope(self) -> str:
-        return self.scope
-
-    def get_nonce(self) -> str | None:
-        return self.nonce
-
-    def get_auth_time(self) -> int:
-        return self.auth_time
-
-    def get_acr(self) -> str | None:
-        return self.acr
-
-    def get_amr(self) -> list[str] | None:
-        return self.amr
-
-
-class Token(Base, TokenMixin):
+class Token(Base):
     """An access token and, with offline_access, its refresh token.
 
     Refreshing rotates: the old row is marked ``rotated_at`` and a new row of
@@ -185,51 +160,6 @@ class Token(Base, TokenMixin):
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-    # Loaded only by the lookups that need them (each names what it loads), not on every token query.
-    account: Mapped[Account] = relationship()
-    client: Mapped[Client] = relationship()
-
-    @property
-    def expires_at(self) -> datetime:
-        return self.issued_at + timedelta(seconds=self.expires_in)
-
-    def check_client(self, client: Client) -> bool:
-        return self.client_id == client.client_id
-
-    # A row holds two credentials; lookups say which one was presented ("refresh_token" or this).
-    matched_as = "access_token"
-
-    @property
-    def granted_scope(self) -> str:
-        """The refresh token's scope: what the member granted the client."""
-        return self.refresh_scope or self.scope
-
-    def get_scope(self) -> str:
-        return self.granted_scope if self.matched_as == "refresh_token" else self.scope
-
-    def get_expires_in(self) -> int:
-        return self.expires_in
-
-    def is_expired(self) -> bool:
-        return self.expires_at <= utcnow()
-
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None
-
-    def is_refresh_usable(self) -> bool:
-        return (
-            self.revoked_at is None
-            and self.rotated_at is None
-            and self.refresh_expires_at is not None
-            and self.refresh_expires_at > utcnow()
-        )
-
-    def get_user(self) -> Account:
-        return self.account
-
-    def get_client(self) -> Client:
-        return self.client
 
 
 class Consent(Base):

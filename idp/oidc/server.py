@@ -27,10 +27,12 @@ from authlib.oauth2.rfc6749.errors import (
     MissingAuthorizationError,
     UnsupportedTokenTypeError,
 )
+from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636 import CodeChallenge, create_s256_code_challenge
+from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
 from authlib.oidc.core.grants.util import create_half_hash
@@ -38,26 +40,24 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, request
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Connection, Row, select
 
 from idp import events
 from idp.accounts.levels import Authentication
-from idp.accounts.models import Account
-from idp.db import rowcount, utcnow
+from idp.db import utcnow
 from idp.extensions import current_tenant, db, find_service, services
+from idp.oidc import ledger
 from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
 from idp.oidc.clients import ClientCache
 from idp.oidc.models import SUPPORTED_SCOPES, AuthorizationCode, Client, Token, token_digest
 from idp.oidc.revocation import revoke_tokens
 from idp.oidc.sessions import ProviderSessions
 from idp.web.gate import VSCHAR
+from idp.web.transactions import check_in_time, commit_deadline
 
 log = logging.getLogger(__name__)
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
-# Refresh and introspection only ask whether the token's account is still active.
-ACCOUNT_STATUS = joinedload(Token.account).load_only(Account.status)
 
 
 class StoredRequest(OAuth2Request):
@@ -163,37 +163,6 @@ class Provider(AuthorizationServer):
         _check_basic_credentials(request.headers.get("Authorization"))
         return super().authenticate_client(request, methods, endpoint)
 
-    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        code: AuthorizationCode | None = request.authorization_code
-        previous: Token | None = request.refresh_token
-        origin = code or previous
-        if origin is None:
-            # Tokens come from the code and refresh grants only: one of the two is set.
-            raise RuntimeError("A token needs the code or refresh token it was issued for.")
-        refresh = token.get("refresh_token")
-        refresh_expires_at = _refresh_expiry(request.client, origin, previous) if refresh else None
-        row = Token(
-            tenant=current_tenant().slug,
-            client_id=request.client.client_id,
-            account_id=request.user.id,
-            access_token_digest=token_digest(token["access_token"]),
-            refresh_token_digest=token_digest(refresh) if refresh else None,
-            refresh_expires_at=refresh_expires_at,
-            scope=token["scope"],
-            refresh_scope=(previous.granted_scope
-                           if refresh and previous and previous.granted_scope != token["scope"] else None),
-            expires_in=token["expires_in"],
-            family_id=previous.family_id if previous else secrets.token_hex(16),
-            code_id=code.id if code else (previous.code_id if previous else None),
-            claims=origin.claims,
-            auth_time=origin.auth_time,
-            acr=origin.acr,
-            amr=origin.amr,
-            sid=origin.sid,
-        )
-        db().add(row)
-        db().flush()
-
     def issuer(self) -> str:
         return current_tenant().issuer
 
@@ -225,34 +194,81 @@ def _check_basic_credentials(header: str | None) -> None:
         raise InvalidClientError(description="Malformed Basic credentials.", status_code=401)
 
 
-def _refresh_expiry(client: Client, origin: AuthorizationCode | Token, previous: Token | None) -> datetime:
-    """When the refresh token family ends: an absolute lifetime from the sign-in.
-
-    A rotation carries the family's end over (RFC 9700 4.14.2: a refresh token lifetime that each
-    use renewed would let a stolen or forgotten grant live for ever).
-    """
-    if previous is not None and previous.refresh_expires_at is not None:
-        return previous.refresh_expires_at
-    ttl = client.refresh_token_ttl or services().settings.refresh_token_ttl
-    signed_in = datetime.fromtimestamp(origin.auth_time, UTC).replace(tzinfo=None)
-    return signed_in + timedelta(seconds=ttl)
+def _connection() -> Connection:
+    """The request's connection; the protocol API's views run outside any transaction
+    (``idp.extensions.autocommit``), so each ledger statement is one round trip, committed."""
+    return db().connection()
 
 
-def generate_bearer_token(grant_type, client, user=None, scope=None, expires_in=None,  # noqa: ARG001 - Authlib's generator signature
-                          include_refresh_token=True):
-    settings = services().settings
-    token = {
-        "token_type": "Bearer",
-        "access_token": secrets.token_urlsafe(32),
-        "expires_in": expires_in or settings.access_token_ttl,
-        "scope": scope,
-    }
-    # Refresh tokens only with offline_access (OIDC Core 11). At a refresh the grant keeps its
-    # scope whatever the access token asks (RFC 6749 6): the rotated refresh token always follows.
-    granted = grant_type == "refresh_token" or "offline_access" in (scope or "").split()
-    if include_refresh_token and granted:
-        token["refresh_token"] = secrets.token_urlsafe(32)
+def _issue(client: Client, *, refresh: bool) -> ledger.Issue:
+    """New credentials for ``client`` (a refresh token only if it may use the refresh grant)."""
+    return ledger.Issue(
+        tenant=current_tenant().slug,
+        client_id=client.client_id,
+        access_token=secrets.token_urlsafe(32),
+        refresh_token=secrets.token_urlsafe(32) if refresh else None,
+        expires_in=services().settings.access_token_ttl,
+        now=utcnow(),
+        deadline=commit_deadline(),
+    )
+
+
+def _token_response(issue: ledger.Issue, scope: str, with_refresh: bool) -> dict[str, Any]:
+    """RFC 6749 5.1. Refresh tokens only with offline_access (OIDC Core 11): the ledger stored one
+    only then, and a refresh rotates it whatever scope the access token asks (RFC 6749 6)."""
+    token: dict[str, Any] = {"token_type": "Bearer", "access_token": issue.access_token,
+                             "expires_in": issue.expires_in, "scope": scope}
+    if with_refresh and issue.refresh_token:
+        token["refresh_token"] = issue.refresh_token
     return token
+
+
+def _is_active(account: Row[Any]) -> bool:
+    return account.status == ledger.ACTIVE
+
+
+class Grant:
+    """A code or a refresh token as the grants see it: what it grants, the sign-in it carries
+    (for the ID token), the account, and the token response once the ledger issued it (None:
+    nothing was issued; Authlib's checks say why, or a concurrent use won the race)."""
+
+    def __init__(self, row: Row[Any], *, client_id: str, scope: str, token: dict[str, Any] | None,
+                 redirect_uri: str | None = None):
+        self.account = row
+        self.client_id = client_id
+        self.scope = scope
+        self.token = token
+        self.redirect_uri = redirect_uri
+        self.nonce: str | None = getattr(row, "nonce", None)
+        self.claims: dict[str, Any] | None = row.claims
+        self.auth_time: int = row.auth_time
+        self.acr: str | None = row.acr
+        self.amr: list[str] | None = row.amr
+        self.sid: str | None = row.sid
+        self.code_challenge: str | None = getattr(row, "code_challenge", None)
+        self.code_challenge_method: str | None = getattr(row, "code_challenge_method", None)
+
+    # What Authlib asks of an authorization code (AuthorizationCodeMixin) and a refresh token.
+    def get_redirect_uri(self) -> str | None:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> str | None:
+        return self.acr
+
+    def get_amr(self) -> list[str] | None:
+        return self.amr
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
 
 
 class S256Only(CodeChallenge):
@@ -274,7 +290,7 @@ class S256Only(CodeChallenge):
 
     def validate_code_verifier(self, grant, result):
         # A code issued without a challenge before the client was held to PKCE is not redeemed.
-        code: AuthorizationCode = grant.request.authorization_code
+        code: Grant = grant.request.authorization_code
         if grant.request.client.pkce_required and not code.code_challenge:
             raise InvalidGrantError("The authorization request had no 'code_challenge'.")
         super().validate_code_verifier(grant, result)
@@ -294,10 +310,6 @@ def _claims_within(claims: dict[str, Any] | None, client: Client) -> dict[str, A
         target: {name: spec for name, spec in members.items() if name not in refused}
         for target, members in claims.items()
     }
-
-
-def _about(row: AuthorizationCode | Token) -> dict[str, str]:
-    return {"tenant": row.tenant, "account_id": row.account_id, "client_id": row.client_id}
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -334,89 +346,124 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def generate_authorization_code(self) -> str:
         return secrets.token_urlsafe(32)
 
-    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
-        session = db()
-        row = session.scalar(
-            select(AuthorizationCode).where(
-                AuthorizationCode.code_digest == token_digest(code),
-                AuthorizationCode.client_id == client.client_id,
-            )
+    def query_authorization_code(self, code: str, client: Client) -> Grant | None:
+        """Redeem the code in one statement if it passes every check the provider can make
+        before asking: the code is consumed and its token stored together, so that of concurrent
+        redemptions one wins. Otherwise the code is looked at to answer why (RFC 6749 5.2),
+        left to its owner if the request only got something wrong."""
+        verifier = self.request.form.get("code_verifier")
+        valid = bool(verifier) and CODE_VERIFIER_PATTERN.match(verifier) is not None
+        redirect_uri = self.request.payload.redirect_uri
+        issue = _issue(client, refresh=client.check_grant_type("refresh_token"))
+        check_in_time()
+        row = ledger.redeem_code(
+            _connection(), issue, code=code, redirect_uri=redirect_uri,
+            challenge=create_s256_code_challenge(verifier) if valid else None,
+            # RFC 7636 4.6 and RFC 9700 2.1.1: a code without challenge, to a client not held to
+            # PKCE, and no verifier presented.
+            bare_allowed=not verifier and not client.pkce_required,
+            refresh_ttl=client.refresh_token_ttl or services().settings.refresh_token_ttl,
+            family_id=secrets.token_hex(16),
         )
-        if row is None or row.is_expired():
+        if row is not None:
+            token = _token_response(issue, row.scope, row.refresh)
+            return Grant(row, client_id=client.client_id, scope=row.scope, token=token,
+                         redirect_uri=redirect_uri)
+        check_in_time()  # PostgreSQL refuses a claim that arrives after the deadline
+        return self._unredeemed(code, client)
+
+    def _unredeemed(self, code: str, client: Client) -> Grant | None:
+        row = ledger.find_code(_connection(), code, client.client_id)
+        if row is None or row.expires_at <= utcnow():
             return None
-        if row.consumed_at is None:
-            # Claimed only once every check passed (delete_authorization_code), so a failed
-            # attempt (wrong verifier, wrong redirect_uri) leaves the code to its owner.
-            return row
-        # RFC 6749 4.1.2: a code used twice revokes what it produced.
-        revoke_tokens(session, Token.code_id == row.id, events.CODE_REUSED, **_about(row))
-        session.commit()
-        return None
+        if row.consumed_at is not None:
+            # RFC 6749 4.1.2: a code used twice revokes what it produced.
+            revoke_tokens(_connection(), Token.code_id == row.id, events.CODE_REUSED,
+                          tenant=row.tenant, account_id=row.account_id, client_id=row.client_id)
+            return None
+        return Grant(row, client_id=row.client_id, scope=row.scope, token=None,
+                     redirect_uri=row.redirect_uri)
 
-    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
-        """Mark the code consumed, atomically: of two concurrent redemptions only one wins.
-
-        Runs after the tokens were added to the transaction; the loser's error
-        response means its transaction is rolled back (the token view commits on success only).
-        """
-        claimed = rowcount(db().execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == authorization_code.id,
-                   AuthorizationCode.consumed_at.is_(None))
-            .values(consumed_at=utcnow())
-        ))
-        if not claimed:
+    @hooked
+    def create_token_response(self):
+        code: Grant = self.request.authorization_code
+        user = self.authenticate_user(code)
+        if not user:
+            raise InvalidGrantError("There is no 'user' for this code.")
+        if code.token is None:
+            # Every check passed only now: a concurrent redemption consumed the code meanwhile.
             raise InvalidGrantError("Invalid 'code' in request.")
+        self.request.user = user
+        return 200, code.token, self.TOKEN_RESPONSE_HEADER
 
-    def authenticate_user(self, authorization_code: AuthorizationCode):
+    def authenticate_user(self, authorization_code: Grant):
         account = authorization_code.account
-        return account if account.is_active else None
+        return account if _is_active(account) else None
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
-    INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        session = db()
-        row = session.scalar(
-            select(Token).options(ACCOUNT_STATUS).where(
-                Token.refresh_token_digest == token_digest(refresh_token),
-                Token.tenant == current_tenant().slug,
-            )
-        )
-        if row is None:
+    def authenticate_refresh_token(self, refresh_token: str) -> Grant | None:
+        """Rotate the refresh token in one statement if it is usable by this client for the scope
+        asked: the old one marked, the family's next token stored. Otherwise the token is looked
+        at to answer why; a rotated one presented again revokes its family (RFC 9700 4.14.2)."""
+        client: Client = self.request.client
+        scope = self.request.payload.scope or None
+        issue = _issue(client, refresh=True)
+        check_in_time()
+        row = ledger.rotate_refresh_token(_connection(), issue, refresh_token=refresh_token, scope=scope)
+        if row is not None:
+            granted = scope or row.granted
+            return Grant(row, client_id=client.client_id, scope=row.granted,
+                         token=_token_response(issue, granted, True))
+        check_in_time()  # PostgreSQL refuses a rotation that arrives after the deadline
+        return self._unrotated(refresh_token)
+
+    def _unrotated(self, refresh_token: str) -> Grant | None:
+        row = ledger.find_token(_connection(), refresh_token, current_tenant().slug)
+        if row is None or row.kind != "refresh_token":
             return None
-        row.matched_as = "refresh_token"
         if row.rotated_at is not None and row.revoked_at is None:
             # A rotated refresh token presented again: stolen or replayed.
-            # Revoke the whole family (OAuth 2.0 Security BCP 4.14.2).
-            revoke_tokens(session, Token.family_id == row.family_id, events.REFRESH_REUSED,
-                          **_about(row))
-            session.commit()
+            revoke_tokens(_connection(), Token.family_id == row.family_id, events.REFRESH_REUSED,
+                          tenant=row.token_tenant, account_id=row.account_id, client_id=row.client_id)
             return None
-        return row if row.is_refresh_usable() else None
+        if not _refresh_usable(row):
+            return None
+        return Grant(row, client_id=row.client_id, scope=_granted(row), token=None)
 
-    def authenticate_user(self, refresh_token: Token):
+    @hooked
+    def create_token_response(self):
+        previous: Grant = self.request.refresh_token
+        user = self.authenticate_user(previous)
+        if previous.token is None:
+            # Every check passed only now: a concurrent use rotated the token meanwhile.
+            raise InvalidGrantError()
+        self.request.user = user
+        return 200, previous.token, self.TOKEN_RESPONSE_HEADER
+
+    def authenticate_user(self, refresh_token: Grant):
         account = refresh_token.account
-        if not account.is_active:
+        if not _is_active(account):
             # RFC 6749 5.2: the grant is no longer valid; Authlib would say invalid_request.
             raise InvalidGrantError("The account is not active.")
         return account
 
-    def revoke_old_credential(self, refresh_token: Token) -> None:
-        claimed = rowcount(db().execute(
-            update(Token)
-            .where(Token.id == refresh_token.id, Token.rotated_at.is_(None))
-            .values(rotated_at=utcnow())
-        ))
-        if not claimed:
-            # Lost a race with a concurrent use of the same refresh token.
-            raise InvalidGrantError()
+
+def _granted(row: Row[Any]) -> str:
+    """A token row's grant: the refresh token's scope (see Token.refresh_scope)."""
+    return row.refresh_scope or row.scope
+
+
+def _refresh_usable(row: Row[Any]) -> bool:
+    return (row.revoked_at is None and row.rotated_at is None
+            and row.refresh_expires_at is not None and row.refresh_expires_at > utcnow())
 
 
 class OpenIDConnect(OpenIDCode):
-    """ID tokens signed by the single active key, with the tenant as issuer."""
+    """ID tokens signed by the single active key, with the tenant as issuer, from the code grant
+    and from the refresh grant (OIDC Core 12.2: same subject, audience and sign-in, no nonce)."""
 
     def exists_nonce(self, nonce: str, request) -> bool:
         # Nonce replay is the relying party's check (OIDC Core 3.1.3.7 step 11).
@@ -428,8 +475,8 @@ class OpenIDConnect(OpenIDCode):
         # token keeps the header's kid and alg, at_hash and the signature together.
         signer = services().keystore.signer()
         claims = self.get_compatible_claims(request)
-        if request.authorization_code:
-            claims.update(self.get_authorization_code_claims(request.authorization_code))
+        # The code's, or at a refresh the family's, which the code started (its nonce excepted).
+        claims.update(self.get_authorization_code_claims(request.authorization_code or request.refresh_token))
         access_token = token.get("access_token")
         if access_token:
             # OIDC Core 3.1.3.6: the hash function of the ID token's own alg.
@@ -450,7 +497,7 @@ class OpenIDConnect(OpenIDCode):
             "exp": now + services().settings.id_token_ttl,
         }
 
-    def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict[str, Any]:
+    def get_authorization_code_claims(self, authorization_code: Grant) -> dict[str, Any]:
         claims: dict[str, Any] = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
             claims["sid"] = authorization_code.sid
@@ -459,7 +506,7 @@ class OpenIDConnect(OpenIDCode):
         claims.update(user_claims(authorization_code.account, "", authorization_code.claims, "id_token"))
         return claims
 
-    def generate_user_info(self, user: Account, scope: str) -> UserInfo:
+    def generate_user_info(self, user: Row[Any], scope: str) -> UserInfo:
         # OIDC Core 5.4: with the code flow an access token is always issued, so the claims the
         # scopes release are served by the UserInfo endpoint, not put in the ID token; it carries
         # those asked by name in claims.id_token (get_authorization_code_claims).
@@ -494,44 +541,69 @@ class UnsupportedTokenType(OAuth2Error):
     error = "unsupported_token_type"
 
 
-class _TokenLookup(TokenEndpoint):
-    # What the endpoint needs of the token's account, loaded in the same query.
-    account_loading: tuple = ()
+class PresentedToken:
+    """A token row as presented to an endpoint: ``kind`` says which of its two credentials it was
+    (an access token, or the refresh token issued with it); ``account`` has what the endpoint
+    needs of the account."""
 
+    def __init__(self, row: Row[Any]):
+        self.row = row
+        self.account = row
+        self.kind: str = row.kind
+        self.client_id: str = row.client_id
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return _granted(self.row) if self.kind == "refresh_token" else self.row.scope
+
+    @property
+    def expires_at(self) -> datetime:
+        if self.kind == "refresh_token":
+            return self.row.refresh_expires_at
+        return self.row.issued_at + timedelta(seconds=self.row.expires_in)
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= utcnow()
+
+    def is_revoked(self) -> bool:
+        return self.row.revoked_at is not None
+
+
+def _presented(token_string: Any) -> bool:
+    return isinstance(token_string, str) and len(token_string) <= 200
+
+
+class _TokenLookup(TokenEndpoint):
     def check_params(self, request, client) -> None:
         try:
             super().check_params(request, client)
         except UnsupportedTokenTypeError:
             raise UnsupportedTokenType() from None
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        if not isinstance(token_string, str) or len(token_string) > 200:
-            return None
-        digest = token_digest(token_string)
-        tenant = current_tenant().slug
-        kinds = ("access_token", "refresh_token")
-        order = reversed(kinds) if token_type_hint == kinds[1] else kinds
-        for kind in order:
-            column = Token.access_token_digest if kind == "access_token" else Token.refresh_token_digest
-            row = db().scalar(
-                select(Token).options(*self.account_loading).where(column == digest, Token.tenant == tenant))
-            if row is not None:
-                row.matched_as = kind
-                return row
-        return None
-
 
 class Revocation(_TokenLookup, RevocationEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
-    def revoke_token(self, token: Token, request) -> None:
-        # Revoking a refresh token ends its family; an access token ends its own row, which also
-        # holds the refresh token issued with it (RFC 7009 2.1 allows revoking both).
-        if token.matched_as == "refresh_token":
-            condition = Token.family_id == token.family_id
-        else:
-            condition = Token.id == token.id
-        revoke_tokens(db(), condition, events.TOKEN_REVOKED, kind=token.matched_as, **_about(token))
+    def create_endpoint_response(self, request):
+        # Authlib's looks the token up, then revokes it: here one statement does both, with the
+        # audit event. Revoking a refresh token ends its family; an access token ends its own
+        # row, which also holds the refresh token issued with it (RFC 7009 2.1 allows both).
+        client = self.authenticate_endpoint_client(request)
+        self.check_params(request, client)
+        token_string = request.form["token"]
+        if not _presented(token_string):
+            return 200, {}, default_json_headers
+        check_in_time()
+        revoked = ledger.revoke_presented(_connection(), token_string, tenant=current_tenant().slug,
+                                          client_id=client.client_id, now=utcnow(),
+                                          deadline=commit_deadline())
+        if revoked is not None and revoked.client_id != client.client_id:
+            raise InvalidGrantError()
+        if revoked is not None and not revoked.done:
+            check_in_time()  # PostgreSQL refuses a revocation that arrives after the deadline
+        return 200, {}, default_json_headers
 
 
 def _epoch(value: datetime) -> int:
@@ -541,55 +613,56 @@ def _epoch(value: datetime) -> int:
 
 class Introspection(_TokenLookup, IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
-    account_loading = (ACCOUNT_STATUS,)
 
-    def check_permission(self, token: Token, client: Client, request) -> bool:
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
+        # Either credential, whatever the hint (RFC 7662 2.1: the hint only speeds a lookup up).
+        if not _presented(token_string):
+            return None
+        row = ledger.find_token(_connection(), token_string, current_tenant().slug)
+        return None if row is None else PresentedToken(row)
+
+    def check_permission(self, token: PresentedToken, client: Client, request) -> bool:
         # A client may introspect the tokens issued to it.
-        return token.client_id == client.client_id
+        return token.check_client(client)
 
-    def create_introspection_payload(self, token: Token | None):
+    def create_introspection_payload(self, token: PresentedToken | None):
         # As at the userinfo endpoint, a disabled account's tokens are not active.
-        if token is None or not token.account.is_active:
+        if token is None or not _is_active(token.account):
             return {"active": False}
-        if token.matched_as == "refresh_token":
+        if token.kind == "refresh_token":
             # Judged on its own lifetime: Authlib's check is the access token's,
             # which expires long before the refresh token stored on the same row.
-            return self.introspect_token(token) if token.is_refresh_usable() else {"active": False}
+            return self.introspect_token(token) if _refresh_usable(token.row) else {"active": False}
         return super().create_introspection_payload(token)
 
-    def introspect_token(self, token: Token) -> dict[str, Any]:
-        expires = (
-            token.refresh_expires_at if token.matched_as == "refresh_token" else token.expires_at
-        )
+    def introspect_token(self, token: PresentedToken) -> dict[str, Any]:
+        row = token.row
+        expires = token.expires_at
         return {
             "active": True,
-            "client_id": token.client_id,
-            "token_type": "Bearer" if token.matched_as == "access_token" else "refresh_token",
+            "client_id": row.client_id,
+            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
             "scope": token.get_scope(),
-            "sub": token.account_id,
-            "aud": token.client_id,
+            "sub": row.account_id,
+            "aud": row.client_id,
             "iss": current_tenant().issuer,
-            "iat": _epoch(token.issued_at),
+            "iat": _epoch(row.issued_at),
             "exp": _epoch(expires) if expires else None,
-            "auth_time": token.auth_time,
-            "acr": token.acr,
+            "auth_time": row.auth_time,
+            "acr": row.acr,
         }
 
 
 class AccessTokenValidator(BearerTokenValidator):
-    def authenticate_token(self, token_string: str) -> Token | None:
-        if not isinstance(token_string, str) or len(token_string) > 200:
+    def authenticate_token(self, token_string: str) -> PresentedToken | None:
+        if not _presented(token_string):
             return None
-        return db().scalar(
-            select(Token).options(joinedload(Token.account)).where(
-                Token.access_token_digest == token_digest(token_string),
-                Token.tenant == current_tenant().slug,
-            )
-        )
+        row = ledger.find_access_token(_connection(), token_string, current_tenant().slug)
+        return None if row is None else PresentedToken(row)
 
     def validate_token(self, token, scopes, request):
         super().validate_token(token, scopes, request)
-        if not token.account.is_active:
+        if not _is_active(token.account):
             raise InvalidTokenError(realm=self.realm)
 
 
@@ -645,7 +718,7 @@ def _form_body_token() -> str | None:
 class UserInfoResponder(UserInfoEndpoint):
     def __call__(self, request: OAuth2Request) -> tuple[int, UserInfo, list[tuple[str, str]]]:
         try:
-            token: Token = self.resource_protector.acquire_token("openid")
+            token: PresentedToken = self.resource_protector.acquire_token("openid")
         except (MissingAuthorizationError, UnsupportedTokenTypeError):
             raise BearerChallenge() from None
         except InsufficientScopeError:
@@ -655,12 +728,12 @@ class UserInfoResponder(UserInfoEndpoint):
         # (Authlib's own __call__ would load the token's client only to look for it).
         return 200, self.token_user_info(token), default_json_headers
 
-    def token_user_info(self, token: Token) -> UserInfo:
+    def token_user_info(self, token: PresentedToken) -> UserInfo:
         """The claims the token's scope releases and those its request named (OIDC Core 5.3.2, 5.5).
 
         Authlib's generate_user_info(user, scope) does not see the token, which holds the latter.
         """
-        return UserInfo(user_claims(token.account, token.scope, token.claims, "userinfo"))
+        return UserInfo(user_claims(token.account, token.row.scope, token.row.claims, "userinfo"))
 
 
 class EndSession(EndSessionEndpoint):
@@ -702,11 +775,10 @@ resource_protector.register_token_validator(AccessTokenValidator())
 def build_server(app) -> Provider:
     server = Provider(ClientCache(app.extensions["idp"].settings.client_cache_seconds))
     server.init_app(app)
-    server.register_token_generator("default", generate_bearer_token)
     server.scopes_supported = list(SUPPORTED_SCOPES)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(AuthorizationCodeGrant, [OpenIDConnect(require_nonce=False), S256Only()])
-    server.register_grant(RefreshTokenGrant)
+    server.register_grant(RefreshTokenGrant, [OpenIDConnect(require_nonce=False)])
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     server.register_endpoint(UserInfoResponder(resource_protector=resource_protector))

@@ -16,7 +16,7 @@ from idp.accounts.forms import ConfirmForm
 from idp.accounts.levels import ACR_LEVELS
 from idp.errors import SignInExpired
 from idp.events import LOGOUT, record_event
-from idp.extensions import current_tenant, db, find_service, read_only, services
+from idp.extensions import autocommit, current_tenant, db, find_service, services
 from idp.keystore import ALGORITHMS
 from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
@@ -121,6 +121,7 @@ def jwks():
 
 @api.route("/token", methods=["POST", "OPTIONS"])
 @_cors
+@autocommit
 def token():
     return current_server().create_token_response()
 
@@ -133,18 +134,19 @@ def pushed_authorization_request():
 
 @api.route("/userinfo", methods=["GET", "POST", "OPTIONS"])
 @_cors
-@read_only
+@autocommit
 def userinfo():
     return current_server().create_endpoint_response("userinfo")
 
 
 @api.post("/revoke")
+@autocommit
 def revoke():
     return current_server().create_endpoint_response("revocation")
 
 
 @api.post("/introspect")
-@read_only
+@autocommit
 def introspect():
     return current_server().create_endpoint_response("introspection")
 

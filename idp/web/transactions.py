@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from idp.db import AUTOCOMMIT
 
 # The environ key holding when the provider received the request (time.monotonic()).
 RECEIVED = "idp.received"
@@ -50,7 +53,7 @@ class Provider(Flask):
     def dispatch_request(self):
         response = self.make_response(super().dispatch_request())
         session = g.get("db")
-        if session is not None and session.in_transaction():
+        if session is not None and not session.info.get(AUTOCOMMIT) and session.in_transaction():
             if response.status_code >= 400 and request.blueprint in self.commit_on_success_only:
                 session.rollback()
             else:
@@ -85,12 +88,30 @@ def _in_time(session: Session) -> None:
         return  # a command's, a worker's, or a session a request opened for itself
     if not (session.info.get(WROTE) or session.new or session.dirty or session.deleted):
         return
+    check_in_time()
+
+
+def check_in_time() -> None:
+    """Raise ``TooLate`` if the current request may no longer write: past its deadline, or its
+    client gone. A write made outside a transaction (one statement) checks this before it is
+    sent, and bounds itself by ``commit_deadline`` for the time it waits on the database."""
     received = request.environ.get(RECEIVED)
-    deadline = getattr(current_app, "request_deadline", Provider.request_deadline)
+    deadline = _deadline_seconds()
     if received is not None and time.monotonic() - received > deadline:
         raise TooLate(f"more than {deadline}s after the request was received")
     if client_gone(request.environ):
         raise TooLate("the client closed the connection")
+
+
+def commit_deadline() -> datetime:
+    """The instant, as naive UTC wall-clock time, past which the current request commits nothing."""
+    received = request.environ.get(RECEIVED, time.monotonic())
+    left = _deadline_seconds() - (time.monotonic() - received)
+    return datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=left)
+
+
+def _deadline_seconds() -> float:
+    return getattr(current_app, "request_deadline", Provider.request_deadline)
 
 
 def client_gone(environ: dict[str, Any]) -> bool:

@@ -1,5 +1,6 @@
 """Single use under concurrency (SPEC §3.3): twenty browsers using one activation link, one
-reset link, one registration or one pushed authorization request at the same moment, against
+reset link, one registration, one pushed authorization request, one authorization code or one
+refresh token at the same moment, against
 a provider under its production server with several workers on PostgreSQL and Redis, and twenty operators
 deciding one review request at once. Exactly one use succeeds (and sends its email); the
 others get a clear page (or a clear refusal), never a 500."""
@@ -23,9 +24,10 @@ from idp.accounts.models import Account, RegistrationRequest
 from idp.channels.models import Message
 from idp.cli import main
 from idp.events import AuditEvent
+from idp.oidc.models import Token
 from idp.registry.models import Member
 from tests.conftest import DATABASE_URL, REDIS_URL
-from tests.flows import csrf_token, pkce_pair, sms_code_step
+from tests.flows import Flow, csrf_token, pkce_pair, sms_code_step
 from tests.servers import node_environment
 
 pytestmark = [
@@ -252,6 +254,55 @@ def test_twenty_uses_of_one_pushed_request_let_one_through(make, node):
     assert "/malakoff/login?interaction=" in through[0].headers["Location"]
     refused = [a for a in answers if a.status_code == 400 and "invalid_request_uri" in a.text]
     assert len(refused) == PARALLEL - 1
+
+
+def _token_requests(flow: Flow, data: dict) -> Callable[[Browser, dict], requests.Response]:
+    def post(browser: Browser, _form: dict) -> requests.Response:
+        return browser.http.post(f"{browser.base}/malakoff/token", data=data, timeout=60,
+                                 auth=(flow.rp.client_id, flow.rp.secret))
+    return post
+
+
+def test_twenty_redemptions_of_one_code_issue_one_token(app, db, rp, member, node):
+    # RFC 6749 4.1.2: a code is used once, whichever worker each request reached; the others
+    # are uses of a used code, which revoke the tokens it produced.
+    flow = Flow(app.test_client(), "malakoff", rp, member)
+    code = flow.code(scope="openid offline_access")
+    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
+
+    answers = at_once(browsers, lambda _browser: {}, _token_requests(flow, {
+        "grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uris[0],
+        "code_verifier": flow.verifier}))
+
+    _no_server_error(answers)
+    issued = [a for a in answers if a.status_code == 200]
+    assert len(issued) == 1
+    assert [a.json()["error"] for a in answers if a.status_code != 200] == ["invalid_grant"] * (PARALLEL - 1)
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Token)) == 1
+    assert db.scalar(select(Token.revoked_at)) is not None
+    assert _events(db, events.CODE_REUSED) >= 1
+
+
+def test_twenty_uses_of_one_refresh_token_rotate_once_and_end_the_family(app, db, rp, member, node):
+    # RFC 9700 4.14.2: one use rotates the refresh token; the same token presented again is a
+    # replay, which revokes the family, the winner's new tokens included.
+    flow = Flow(app.test_client(), "malakoff", rp, member)
+    refresh_token = flow.tokens(scope="openid offline_access")["refresh_token"]
+    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
+
+    answers = at_once(browsers, lambda _browser: {}, _token_requests(flow, {
+        "grant_type": "refresh_token", "refresh_token": refresh_token}))
+
+    _no_server_error(answers)
+    rotated = [a for a in answers if a.status_code == 200]
+    assert len(rotated) == 1
+    assert [a.json()["error"] for a in answers if a.status_code != 200] == ["invalid_grant"] * (PARALLEL - 1)
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Token)) == 2
+    assert db.scalar(select(func.count()).select_from(Token).where(Token.revoked_at.is_(None))) == 0
+    assert _events(db, events.REFRESH_REUSED) >= 1
+    assert flow.refresh(rotated[0].json()["refresh_token"]).json["error"] == "invalid_grant"
 
 
 @pytest.fixture

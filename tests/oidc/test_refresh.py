@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from authlib.oidc.core.grants.util import create_half_hash
+from joserfc import jws
 from sqlalchemy import func, select, update
 
 from idp.db import utcnow
@@ -173,6 +176,40 @@ def test_refresh_needs_client_authentication(flow, client, offline, db):
 # -- scope (RFC 6749 6) ---------------------------------------------------------------------------
 
 
+# -- a new ID token (OIDC Core 12.2) --------------------------------------------------------------
+
+
+def test_a_refresh_returns_a_new_id_token_of_the_same_sign_in(flow):
+    first = flow.tokens(scope=OFFLINE, claims=json.dumps({"id_token": {"phone_number": None}}))
+    response = flow.refresh(first["refresh_token"])
+
+    assert response.status_code == 200
+    original = flow.id_token_claims(first["id_token"])
+    # Signed by the provider's active key: verified against its JWKS.
+    renewed = flow.id_token_claims(response.json["id_token"])
+    for name in ("iss", "sub", "aud", "azp", "auth_time", "acr", "amr", "sid", "phone_number"):
+        assert renewed[name] == original[name], name
+    assert original["nonce"].startswith("n-")
+    assert "nonce" not in renewed
+    alg = jws.extract_compact(response.json["id_token"].encode()).protected["alg"]
+    assert renewed["at_hash"] == create_half_hash(response.json["access_token"], alg).decode()
+    assert renewed["exp"] > renewed["iat"] >= original["iat"]
+
+
+def test_each_rotation_returns_an_id_token(flow, offline):
+    second = flow.refresh(offline["refresh_token"]).json
+    third = flow.refresh(second["refresh_token"]).json
+
+    assert flow.id_token_claims(third["id_token"])["sub"] == flow.account.id
+
+
+def test_no_id_token_for_an_access_token_narrowed_without_openid(flow, offline):
+    response = flow.refresh(offline["refresh_token"], scope="profile offline_access")
+
+    assert response.status_code == 200
+    assert "id_token" not in response.json
+
+
 def test_scope_may_be_narrowed(flow, client, offline):
     response = flow.refresh(offline["refresh_token"], scope="openid profile offline_access")
 
@@ -218,6 +255,10 @@ def test_a_narrowed_access_token_leaves_the_grant_whole(flow, client, offline):
         "openid phone",
         "openid admin",
         "openid profile email member offline_access unknown",
+        # Scope values are compared whole, not as patterns.
+        "openid pro_ile",
+        "openid %",
+        "openid email member offline",
     ],
 )
 def test_scope_may_not_be_widened(flow, offline, db, scope):

@@ -162,7 +162,7 @@ def test_code_lives_authorization_code_ttl_seconds(flow, db, monkeypatch, elapse
     code = flow.code()
     later = utcnow() + timedelta(seconds=elapsed)
     # A frozen clock, moved past (or not yet past) the 60-second code lifetime.
-    monkeypatch.setattr("idp.oidc.models.utcnow", lambda: later)
+    monkeypatch.setattr("idp.oidc.server.utcnow", lambda: later)
 
     response = flow.token(code)
 
