@@ -87,10 +87,16 @@ def read_only(view):
 
     @functools.wraps(view)
     def reading(*args, **kwargs):
-        g.db = services().database.reader()
+        only_reads()
         return view(*args, **kwargs)
 
     return reading
+
+
+def only_reads() -> None:
+    """The current request will not write: its queries run outside a transaction
+    (``Database.reader``). Called before its first query."""
+    g.db = services().database.reader()
 
 
 def close_db(_exc=None) -> None:

@@ -11,12 +11,14 @@ import time
 from dataclasses import asdict
 
 from flask import request, session
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.accounts.levels import Authentication
 from idp.accounts.models import Account
 from idp.accounts.services import EndedSessions
 from idp.extensions import find_service, services
+from idp.oidc.models import ProviderSession
 from idp.oidc.sessions import ProviderSessions
 from idp.tenancy import Tenant
 
@@ -36,7 +38,13 @@ def session_account(db: Session, tenant: Tenant) -> tuple[Authentication, Accoun
     authentication = current_authentication(tenant)
     if authentication is None:
         return None
-    account = db.get(Account, authentication.account_id)
+    # The account and its provider session in one query; ProviderSessions.current finds the
+    # session loaded.
+    found = db.execute(
+        select(Account, ProviderSession)
+        .outerjoin(ProviderSession, ProviderSession.sid == authentication.sid)
+        .where(Account.id == authentication.account_id)).first()
+    account = found[0] if found else None
     if account is None or not account.is_active or account.tenant != tenant.slug:
         return None
     if (authentication.password_version != _password_version(account)

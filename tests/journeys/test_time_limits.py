@@ -78,7 +78,8 @@ def test_more_time_gives_the_request_its_whole_lifetime_again(flow, app, monkeyp
     assert 1790 <= response.json["expires_in"] <= 1800
     assert response.json["message"] == ("C’est fait\u00a0: vous avez plus de temps. Pour votre sécurité, "
                                         "il vous reste 30 minutes pour terminer votre connexion.")
-    assert "il vous reste 30 minutes" in flow.http.get(f"/malakoff/login?interaction={interaction}").data.decode()
+    again = flow.http.get(f"/malakoff/login?interaction={interaction}")
+    assert "il vous reste 30 minutes" in again.data.decode()
     monkeypatch.setattr(time, "time", lambda: started + lifetime + 60)
     # After the first deadline, the member signs in.
     posted = flow.http.post("/malakoff/login", data={
