@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict
 
 from flask import request, session
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from idp.accounts.levels import Authentication
@@ -21,6 +21,11 @@ from idp.extensions import find_service, services
 from idp.oidc.models import ProviderSession
 from idp.oidc.sessions import ProviderSessions
 from idp.tenancy import Tenant
+
+# One statement object for every signed-in page, so that its cache key is computed once.
+_ACCOUNT_AND_SESSION = (select(Account, ProviderSession)
+                        .outerjoin(ProviderSession, ProviderSession.sid == bindparam("sid"))
+                        .where(Account.id == bindparam("account_id")))
 
 
 def current_authentication(tenant: Tenant) -> Authentication | None:
@@ -40,10 +45,8 @@ def session_account(db: Session, tenant: Tenant) -> tuple[Authentication, Accoun
         return None
     # The account and its provider session in one query; ProviderSessions.current finds the
     # session loaded.
-    found = db.execute(
-        select(Account, ProviderSession)
-        .outerjoin(ProviderSession, ProviderSession.sid == authentication.sid)
-        .where(Account.id == authentication.account_id)).first()
+    found = db.execute(_ACCOUNT_AND_SESSION, {"account_id": authentication.account_id,
+                                              "sid": authentication.sid}).first()
     account = found[0] if found else None
     if account is None or not account.is_active or account.tenant != tenant.slug:
         return None
