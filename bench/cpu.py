@@ -29,6 +29,7 @@ import argparse
 import base64
 import contextlib
 import cProfile
+import dataclasses
 import gc
 import io
 import os
@@ -48,16 +49,21 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 from psycopg import pq
-from sqlalchemy import event
+from sqlalchemy import event, update
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from bench import proc, seed, targets
 from bench.cli import CHEAP_ARGON2
 from idp import create_app
 from idp.accounts.hashing import PasswordHasher
+from idp.accounts.models import Account
+from idp.config import Settings
 
 TENANT = f"/{seed.TENANT}"
-SCENARIOS = ("discovery", "jwks", "token", "refresh", "userinfo", "introspection", "revocation", "flow")
+SCENARIOS = ("discovery", "jwks", "token", "refresh", "userinfo", "introspection", "revocation", "flow",
+             "flow+password")
+# The scenarios that run code flows (a tenth of --requests), and what drives each.
+FLOW_SCENARIOS: dict[str, Callable[[Flask, Inputs], Flows]] = {}
 BASE_URL = "http://127.0.0.1:8710"
 ROOT = Path(__file__).resolve().parent.parent
 # Callgrind writes out its counts (and starts again from zero) before each call to this function.
@@ -217,8 +223,34 @@ def batch(app: Flask, scenario: str, size: int, inputs: Inputs,
 
 
 def scenario_size(scenario: str, requests: int) -> int:
-    """Requests of a scenario, flows of ``flow`` (five requests each): a tenth."""
-    return max(1, requests // 10) if scenario == "flow" else requests
+    """Requests of a scenario, flows of a flow scenario (five requests each): a tenth."""
+    return max(1, requests // 10) if scenario in FLOW_SCENARIOS else requests
+
+
+def password_flows(app: Flask, inputs: Inputs) -> Flows:
+    """``bench/run``'s ``flow+password``: the same flow on a trusted browser, by an app at the
+    configured argon2id cost whose members' hashes were made at that cost. Prints the CPU of
+    one argon2id verify alone, the bound on password sign-ins per core."""
+    settings = dataclasses.asdict(app.extensions["idp"].settings)
+    costs = {name: getattr(Settings, name) for name in CHEAP_ARGON2}
+    real = create_app({**settings, **costs})
+    hasher = real.extensions["idp"].hasher
+    stored = hasher.hash(seed.PASSWORD)
+    with real.extensions["idp"].database.engine.begin() as connection:
+        connection.execute(update(Account).where(Account.id.in_(
+            [member.id for member in inputs.seeded.members])).values(password_hash=stored))
+    started = time.process_time()
+    for _ in range(20):
+        hasher.verify(stored, seed.PASSWORD)
+    verify_ms = (time.process_time() - started) * 1000 / 20
+    print(f"{'':14} argon2id verify alone ({', '.join(f'{k}={v}' for k, v in costs.items())}): "
+          f"{verify_ms:.2f} CPU ms, a bound of {1000 / verify_ms:.1f} sign-ins/s per core", flush=True)
+    flows = Flows(real, inputs)
+    flows.members = iter(inputs.seeded.members * 1000)
+    return flows
+
+
+FLOW_SCENARIOS.update({"flow": Flows, "flow+password": password_flows})
 
 
 @dataclass
@@ -237,14 +269,19 @@ class Measure:
 
 def measure(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Counts, backends: Backends, *,
             repeat: int, profile: Path | None) -> Measure:
-    flows = Flows(app, inputs) if scenario == "flow" else None
+    flows = FLOW_SCENARIOS[scenario](app, inputs) if scenario in FLOW_SCENARIOS else None
     batch(app, scenario, min(50, count), inputs, flows)()  # warm-up: imports, templates, pool, key material
     sample = 10
+    own = flows is not None and flows.app is not app  # the scenario's own app: its round trips
+    if own:
+        counts, backends = Counts(flows.app), Backends(flows.app)
     counts.redis = 0
     counts.statements = []
     with counts.counting():
         batch(app, scenario, sample, inputs, flows)()
     trips = counts.postgres()
+    if own:
+        counts.trace.unlink()
     redis_calls = counts.redis
     statements = Counter(text[:150] for text in counts.statements)
     # The pool again (counting closed its connections): a backend's start is not a request's cost.
@@ -280,7 +317,7 @@ def mark_instructions(app: Flask, scenarios: list[str], requests: int, inputs: I
     """Under callgrind: each scenario's warm-up, then its requests between two marks (``MARK``)."""
     for scenario in scenarios:
         count = scenario_size(scenario, requests)
-        flows = Flows(app, inputs) if scenario == "flow" else None
+        flows = FLOW_SCENARIOS[scenario](app, inputs) if scenario in FLOW_SCENARIOS else None
         batch(app, scenario, min(50, count), inputs, flows)()
         run = batch(app, scenario, count, inputs, flows)
         gc.collect()

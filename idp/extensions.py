@@ -89,10 +89,16 @@ def autocommit(view):
 
     @functools.wraps(view)
     def alone(*args, **kwargs):
-        g.db = services().database.reader()
+        only_reads()
         return view(*args, **kwargs)
 
     return alone
+
+
+def only_reads() -> None:
+    """The current request will not write: its queries run outside a transaction
+    (``Database.reader``). Called before its first query."""
+    g.db = services().database.reader()
 
 
 def close_db(_exc=None) -> None:

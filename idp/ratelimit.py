@@ -172,8 +172,7 @@ class RateLimiter:
 
     def clear(self, subject: str) -> None:
         key = self._key(subject)
-        for name in (key, f"{key}:wait", f"{key}:beyond"):
-            self.store.delete(name)
+        self.store.delete(key, f"{key}:wait", f"{key}:beyond")
 
     def remaining(self, subject: str) -> int:
         raw = self.store.get(self._key(subject))

@@ -142,13 +142,14 @@ class StoreSessionInterface(SessionInterface):
         return max(0, int(min(last_write + self.idle, session.created + self.absolute) - now))
 
     def _save(self, session: ServerSession, response: Response) -> None:
-        if session.previous_sid:
-            self.store.delete(self._key(session.previous_sid))
-            session.previous_sid = None
+        # One store call whatever happened: the record under a new id replaces the previous one.
+        previous, session.previous_sid = session.previous_sid, None
         now = time.time()
         if not session:
+            ended = [self._key(sid) for sid in (previous, session.sid) if sid]
+            if ended:
+                self.store.delete(*ended)
             if session.sid:
-                self.store.delete(self._key(session.sid))
                 response.delete_cookie(self.cookie_name, path="/", secure=self.secure, httponly=True)
             return
         if not self._written_now(session, now):
@@ -157,8 +158,11 @@ class StoreSessionInterface(SessionInterface):
             session.sid = secrets.token_urlsafe(32)
         remaining = int(session.created + self.absolute - now)
         ttl = max(1, min(self.idle, remaining))
-        record = {"created": session.created, "touched": now, "data": dict(session)}
-        self.store.set(self._key(session.sid), json.dumps(record), ttl)
+        record = json.dumps({"created": session.created, "touched": now, "data": dict(session)})
+        if previous:
+            self.store.replace(self._key(previous), self._key(session.sid), record, ttl)
+        else:
+            self.store.set(self._key(session.sid), record, ttl)
         response.set_cookie(
             self.cookie_name,
             session.sid,

@@ -22,7 +22,10 @@ class StoreUnavailable(Exception):
 class Store(Protocol):
     def get(self, key: str) -> str | None: ...
     def set(self, key: str, value: str, ttl: int, *, only_if_absent: bool = False) -> bool: ...
-    def delete(self, key: str) -> None: ...
+    def delete(self, *keys: str) -> None:
+        """Delete the keys, in one step."""
+    def replace(self, old_key: str, key: str, value: str, ttl: int) -> None:
+        """Set ``key`` and delete ``old_key`` in one atomic step (a value moving to a new key)."""
     def take(self, key: str) -> str | None:
         """Get and delete in one atomic step (single-use values)."""
     def incr(self, key: str, ttl: int) -> int:
@@ -61,8 +64,17 @@ class RedisStore:
     def set(self, key: str, value: str, ttl: int, *, only_if_absent: bool = False) -> bool:
         return bool(self._call(self.client.set, self.prefix + key, value, ex=ttl, nx=only_if_absent))
 
-    def delete(self, key: str) -> None:
-        self._call(self.client.delete, self.prefix + key)
+    def delete(self, *keys: str) -> None:
+        self._call(self.client.delete, *(self.prefix + key for key in keys))
+
+    def replace(self, old_key: str, key: str, value: str, ttl: int) -> None:
+        def run():
+            pipe = self.client.pipeline()
+            pipe.set(self.prefix + key, value, ex=ttl)
+            pipe.delete(self.prefix + old_key)
+            pipe.execute()
+
+        self._call(run)
 
     def take(self, key: str) -> str | None:
         return self._call(self.client.getdel, self.prefix + key)
@@ -111,9 +123,15 @@ class MemoryStore:
             self._data[key] = (value, self.clock() + ttl)
             return True
 
-    def delete(self, key: str) -> None:
+    def delete(self, *keys: str) -> None:
         with self._lock:
-            self._data.pop(key, None)
+            for key in keys:
+                self._data.pop(key, None)
+
+    def replace(self, old_key: str, key: str, value: str, ttl: int) -> None:
+        with self._lock:
+            self._data.pop(old_key, None)
+            self._data[key] = (value, self.clock() + ttl)
 
     def take(self, key: str) -> str | None:
         with self._lock:

@@ -33,7 +33,7 @@ def _trusted_devices(c: Services, s: Session) -> TrustedDevices:
 
 
 def _interactions(c: Services) -> Interactions:
-    return Interactions(c.store, c.settings.interaction_ttl)
+    return Interactions(c.settings.interaction_ttl)
 
 
 def _code_sender(c: Services, s: Session) -> CodeSender:

@@ -11,14 +11,21 @@ import time
 from dataclasses import asdict
 
 from flask import request, session
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from idp.accounts.levels import Authentication
 from idp.accounts.models import Account
 from idp.accounts.services import EndedSessions
 from idp.extensions import find_service, services
+from idp.oidc.models import ProviderSession
 from idp.oidc.sessions import ProviderSessions
 from idp.tenancy import Tenant
+
+# One statement object for every signed-in page, so that its cache key is computed once.
+_ACCOUNT_AND_SESSION = (select(Account, ProviderSession)
+                        .outerjoin(ProviderSession, ProviderSession.sid == bindparam("sid"))
+                        .where(Account.id == bindparam("account_id")))
 
 
 def current_authentication(tenant: Tenant) -> Authentication | None:
@@ -36,7 +43,11 @@ def session_account(db: Session, tenant: Tenant) -> tuple[Authentication, Accoun
     authentication = current_authentication(tenant)
     if authentication is None:
         return None
-    account = db.get(Account, authentication.account_id)
+    # The account and its provider session in one query; ProviderSessions.current finds the
+    # session loaded.
+    found = db.execute(_ACCOUNT_AND_SESSION, {"account_id": authentication.account_id,
+                                              "sid": authentication.sid}).first()
+    account = found[0] if found else None
     if account is None or not account.is_active or account.tenant != tenant.slug:
         return None
     if (authentication.password_version != _password_version(account)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -24,6 +23,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from idp.forms import Form
 from idp.identifiers import (
     InvalidIdentifier,
     is_email,
@@ -49,7 +49,7 @@ def _member_number_digits(value: str | None) -> str | None:
         return value
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     interaction = HiddenField()
     identifier = StringField(filters=[_member_number_digits],
                              validators=[DataRequired(_l("Saisissez votre identifiant.")),
@@ -61,13 +61,13 @@ class LoginForm(FlaskForm):
     submit = SubmitField(_l("Me connecter"))
 
 
-class ConsentForm(FlaskForm):
+class ConsentForm(Form):
     interaction = HiddenField()
     allow = SubmitField(_l("Autoriser"))
     deny = SubmitField(_l("Refuser"))
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     confirm = SubmitField(_l("Me déconnecter"))
     cancel = SubmitField(_l("Annuler"))
 
@@ -122,7 +122,7 @@ def _strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
-class ConfirmedEmailForm(FlaskForm):
+class ConfirmedEmailForm(Form):
     """An address typed twice: a typo here would lock the member out of their own mail."""
 
     # Phones and copy-paste add spaces around addresses; they are never part of one.
@@ -156,7 +156,7 @@ class MalakoffRegistrationForm(ContactForm):
     submit = SubmitField(_l("Créer mon compte"))
 
 
-class NewPasswordForm(FlaskForm):
+class NewPasswordForm(Form):
     password = PasswordField(_l("Nouveau mot de passe"), validators=[
         DataRequired(_l("Choisissez un mot de passe.")), Length(max=256)])
     password_confirm = PasswordField(_l("Confirmation du mot de passe"), validators=[
@@ -165,7 +165,7 @@ class NewPasswordForm(FlaskForm):
     submit = SubmitField(_l("Activer mon compte"))
 
 
-class ResendActivationForm(FlaskForm):
+class ResendActivationForm(Form):
     email = StringField(_l("Adresse e-mail"), validators=[
         DataRequired(_l("Saisissez votre adresse e-mail.")), Length(max=254),
         EmailAddress()])
@@ -201,7 +201,7 @@ class Nir:
             raise ValidationError(NIR_MESSAGES[exc.reason]) from None
 
 
-class MielIdentityForm(FlaskForm):
+class MielIdentityForm(Form):
     nir = StringField(_l("Numéro de sécurité sociale"), validators=[
         DataRequired(_l("Saisissez votre numéro de sécurité sociale.")), Length(max=30), Nir()])
     birth_date = StringField(_l("Date de naissance"), validators=[
@@ -231,7 +231,7 @@ class MielIdentityForm(FlaskForm):
         return True
 
 
-class ReceivedCodeForm(FlaskForm):
+class ReceivedCodeForm(Form):
     code = StringField(_l("Code à 6 chiffres"), validators=[
         DataRequired(_l("Saisissez le code reçu.")), Length(max=20)])
     submit = SubmitField(_l("Valider"))
@@ -244,7 +244,7 @@ class NewPasswordWithBirthDateForm(NewPasswordForm):
         DataRequired(_l("Saisissez votre date de naissance.")), BirthDate()])
 
 
-class TermsForm(FlaskForm):
+class TermsForm(Form):
     accept_terms = BooleanField(validators=[DataRequired(
         _l("Vous devez accepter les mentions légales et les conditions générales d’utilisation."))])
     # No default: the member chooses (Miel's guide); a tenant that does not ask removes them.
@@ -259,14 +259,14 @@ class TermsForm(FlaskForm):
     submit = SubmitField(_l("Continuer"))
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(Form):
     identifier = StringField(filters=[_member_number_digits],
                              validators=[DataRequired(_l("Saisissez votre identifiant.")),
                                          Length(max=254)])
     submit = SubmitField(_l("Recevoir un lien"))
 
 
-class ReauthenticationForm(FlaskForm):
+class ReauthenticationForm(Form):
     """Sensitive changes ask the password again: an open session alone is not enough."""
 
     current_password = PasswordField(_l("Mot de passe actuel"), validators=[
@@ -293,14 +293,14 @@ class ChangeEmailForm(ReauthenticationForm, ConfirmedEmailForm):
     submit = SubmitField(_l("Recevoir le code par e-mail"))
 
 
-class UpdateIdentifierForm(FlaskForm):
+class UpdateIdentifierForm(Form):
     """SPEC §7: the email that becomes the login identifier (prefilled with the one on file)."""
 
     email = ConfirmedEmailForm.email
     submit = SubmitField(_l("Continuer"))
 
 
-class MemberNumberForm(FlaskForm):
+class MemberNumberForm(Form):
     member_number = StringField(_l("Numéro d’adhérent"), validators=[
         DataRequired(_l("Saisissez votre numéro d’adhérent.")), MemberNumber()])
     submit = SubmitField(_l("Recevoir mon identifiant"))

@@ -184,8 +184,9 @@ class Authenticator:
 
     def verify(self, tenant: Tenant, identifier: str, account: Account | None, password: str,
                context: SignInContext) -> Account | None:
-        """The password against ``account`` (``find``): the account, or None, audited and
-        committed either way; without an account a hash is verified all the same."""
+        """The password against ``account`` (``find``): the account, or None, audited either
+        way; a failure is committed here, a success with the rest of the sign-in (by the
+        caller). Without an account a hash is verified all the same."""
         usable = account if account is not None and account.is_active else None
         result = self.hasher.verify(usable.password_hash if usable else None, password)
         if usable is None or not result.ok:
@@ -204,7 +205,6 @@ class Authenticator:
             usable.password_hash = self.hasher.hash(password)
             usable.password_changed_at = usable.password_changed_at or utcnow()
         record_sign_in(self.db, tenant, usable, context)
-        self.db.commit()
         return usable
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField, SubmitField
 from wtforms.validators import AnyOf, DataRequired, Length
 
+from idp.forms import Form
 from idp.mfa.services import CHANNELS
 
 
-class ChannelForm(FlaskForm):
+class ChannelForm(Form):
     # Rendered as radio buttons by the template, which knows the member's destinations.
     channel = StringField(
         _l("Où souhaitez-vous recevoir votre code ?"),
@@ -20,7 +20,7 @@ class ChannelForm(FlaskForm):
     submit = SubmitField(_l("Recevoir mon code"))
 
 
-class CodeForm(FlaskForm):
+class CodeForm(Form):
     code = StringField(
         _l("Code à 6 chiffres"),
         validators=[DataRequired(_l("Saisissez le code reçu.")), Length(max=20)],
@@ -29,6 +29,6 @@ class CodeForm(FlaskForm):
     submit = SubmitField(_l("Valider"))
 
 
-class ResendForm(FlaskForm):
+class ResendForm(Form):
     channel = HiddenField(validators=[DataRequired(), AnyOf(CHANNELS)])
     submit = SubmitField(_l("Renvoyer un code"))

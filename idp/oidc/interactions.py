@@ -1,22 +1,27 @@
 """Interactions: an authorization request parked while the member signs in or consents.
 
-``/authorize`` never shows a page itself. When it needs the member, it stores
-the request here under a random id bound to this browser session and redirects
-to the hosted page; the page marks what was done and sends the browser to
-``/authorize/resume``, which finishes the request (node-oidc-provider's model).
+``/authorize`` never shows a page itself. When it needs the member, it parks the request
+under a random id in this browser's session and redirects to the hosted page; the page
+marks what was done and sends the browser to ``/authorize/resume``, which finishes the
+request (node-oidc-provider's model).
+
+The parked requests live in the session record itself, next to the sign-in in progress
+(``idp.signin.state``), so a hosted page reads the browser's state once and writes it at
+most once. Each keeps its own lifetime, restarted whenever it is saved; a browser holds
+at most ``MAX_OPEN`` of them at a time (several tabs each resume their own).
 """
 
 from __future__ import annotations
 
-import json
 import secrets
+import time
 from dataclasses import asdict, dataclass, field
 
 from flask import session
 
-from idp.store import Store
-
 MAX_OPEN = 10  # per browser session; older ones are forgotten
+# The session key holding this browser's parked requests, by id, oldest first.
+SESSION_KEY = "parked"
 
 
 @dataclass
@@ -33,6 +38,8 @@ class Interaction:
     reasons: list[str] = field(default_factory=list)
     # The request came through the pushed authorization request endpoint (RFC 9126).
     pushed: bool = False
+    # When the request is forgotten (time.time()), unless saved again before.
+    expires_at: float = 0.0
 
     def param(self, name: str) -> str | None:
         for key, value in self.params:
@@ -42,12 +49,8 @@ class Interaction:
 
 
 class Interactions:
-    def __init__(self, store: Store, ttl: int):
-        self.store = store
+    def __init__(self, ttl: int):
         self.ttl = ttl
-
-    def _key(self, interaction_id: str) -> str:
-        return f"interaction:{interaction_id}"
 
     def start(self, tenant: str, params: list[list[str]], prompt: str, reasons: list[str], *,
               pushed: bool = False) -> Interaction:
@@ -56,27 +59,35 @@ class Interactions:
             pushed=pushed,
         )
         self.save(interaction)
-        owned = [i for i in session.get("interactions", []) if i != interaction.id]
-        session["interactions"] = [*owned[-(MAX_OPEN - 1):], interaction.id]
         return interaction
 
     def save(self, interaction: Interaction) -> None:
-        self.store.set(self._key(interaction.id), json.dumps(asdict(interaction)), self.ttl)
+        """Keep the interaction in this browser's session, with its whole lifetime again."""
+        now = time.time()
+        interaction.expires_at = now + self.ttl
+        entries = {key: entry for key, entry in _entries().items()
+                   if entry["expires_at"] > now and key != interaction.id}
+        kept = list(entries.items())[-(MAX_OPEN - 1):]
+        session[SESSION_KEY] = {**dict(kept), interaction.id: asdict(interaction)}
 
     def expires_in(self, interaction: Interaction) -> int:
         """Seconds before the request is forgotten (0 when it already is)."""
-        return self.store.ttl(self._key(interaction.id))
+        return max(0, int(interaction.expires_at - time.time()))
 
     def load(self, interaction_id: str | None, tenant: str) -> Interaction | None:
         """The interaction, if it exists, is this tenant's and belongs to this browser."""
-        if not interaction_id or interaction_id not in session.get("interactions", []):
+        entry = _entries().get(interaction_id or "")
+        if entry is None or entry["expires_at"] <= time.time():
             return None
-        raw = self.store.get(self._key(interaction_id))
-        if not raw:
-            return None
-        interaction = Interaction(**json.loads(raw))
+        interaction = Interaction(**entry)
         return interaction if interaction.tenant == tenant else None
 
     def finish(self, interaction: Interaction) -> None:
-        self.store.delete(self._key(interaction.id))
-        session["interactions"] = [i for i in session.get("interactions", []) if i != interaction.id]
+        entries = _entries()
+        if interaction.id in entries:
+            session[SESSION_KEY] = {key: entry for key, entry in entries.items()
+                                    if key != interaction.id}
+
+
+def _entries() -> dict[str, dict]:
+    return session.get(SESSION_KEY) or {}

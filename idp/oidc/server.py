@@ -40,7 +40,7 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, request
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from idp import events
 from idp.accounts.levels import Authentication
@@ -58,6 +58,9 @@ from idp.web.transactions import check_in_time, commit_deadline
 log = logging.getLogger(__name__)
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+# One statement object for every lookup, so that its cache key is computed once.
+CLIENT_NOW = select(Client).where(Client.client_id == bindparam("client_id"),
+                                  Client.tenant == bindparam("tenant"))
 
 
 class StoredRequest(OAuth2Request):
@@ -107,9 +110,7 @@ class Provider(AuthorizationServer):
             # Token, push, introspection, revocation: see Settings.client_cache_seconds.
             return self.client_cache.get(db(), current_tenant().slug, client_id)
         # The browser-facing endpoints read the record as it is now (redirect URIs, consent).
-        return db().scalar(
-            select(Client).where(Client.client_id == client_id, Client.tenant == current_tenant().slug)
-        )
+        return db().scalar(CLIENT_NOW, {"client_id": client_id, "tenant": current_tenant().slug})
 
     def validate_requested_scope(self, scope) -> None:
         # OIDC Core 3.1.2.1: scope values that are not understood SHOULD be ignored. The client's

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
+from idp.forms import Form
 from idp.passkeys.services import NAME_MAX_LENGTH
 
 
@@ -17,25 +17,25 @@ def _name_field():
                message=_l("Choisissez un nom plus court (%(max)d caractères au plus)."))])
 
 
-class PasskeyPasswordForm(FlaskForm):
+class PasskeyPasswordForm(Form):
     current_password = PasswordField(_l("Mot de passe actuel"), validators=[
         DataRequired(_l("Saisissez votre mot de passe actuel.")), Length(max=256)])
     submit = SubmitField(_l("Continuer"))
 
 
-class NewPasskeyForm(FlaskForm):
+class NewPasskeyForm(Form):
     name = _name_field()
     # The browser's credential (JSON), checked by the service: its faults are the page's error.
     credential = HiddenField()
     submit = SubmitField(_l("Créer ma clé d’accès"))
 
 
-class RenamePasskeyForm(FlaskForm):
+class RenamePasskeyForm(Form):
     name = _name_field()
     submit = SubmitField(_l("Renommer"))
 
 
-class PasskeySignInForm(FlaskForm):
+class PasskeySignInForm(Form):
     interaction = HiddenField()
     credential = HiddenField()
 

@@ -115,7 +115,8 @@ class SignIn:
         given back) and per identifier typed, where the fifth wrong password and each one
         after it make the next check wait (``LOGIN_PER_IDENTIFIER``'s backoff).
         ``TooManyAttempts`` when a check must wait; the wrong password that starts a wait
-        is recorded and committed before that answer.
+        is recorded and committed before that answer. A right password's audit goes with
+        the rest of the sign-in, in the request's transaction.
 
         ``known_accounts``: the accounts that completed a sign-in in this browser. For those,
         others' failures on the identifier do not apply; the browser's own wrong passwords

@@ -30,16 +30,6 @@ def _extend(flow, page, interaction: str | None = None, tenant: str | None = Non
     return flow.http.post(f"/{tenant or flow.tenant}/login/extend", data=data, headers=JSON)
 
 
-def _interaction_ttl(app, interaction: str) -> int:
-    return app.extensions["idp"].store.ttl(f"interaction:{interaction}")
-
-
-def _shorten(app, interaction: str, seconds: int) -> None:
-    """As if the member had spent most of the time already."""
-    store = app.extensions["idp"].store
-    store.set(f"interaction:{interaction}", store.get(f"interaction:{interaction}"), seconds)
-
-
 def _notice(html: str) -> dict[str, str]:
     """The data-deadline-* attributes of the first time-limit notice."""
     found = re.search(r'<div class="deadline"([^>]*)>', html)
@@ -77,16 +67,20 @@ def test_the_code_page_states_one_limit_the_code_s(flow):
     assert "Recevoir un nouveau code" in html
 
 
-def test_more_time_gives_the_request_its_whole_lifetime_again(flow, app):
+def test_more_time_gives_the_request_its_whole_lifetime_again(flow, app, monkeypatch):
     page, interaction = _login_page(flow)
-    _shorten(app, interaction, 2)
+    lifetime = app.extensions["idp"].settings.interaction_ttl
+    started = time.time()
+    # As if the member had spent most of the time already.
+    monkeypatch.setattr(time, "time", lambda: started + lifetime - 2)
     response = _extend(flow, page, interaction)
     assert response.status_code == 200, response.data
     assert 1790 <= response.json["expires_in"] <= 1800
     assert response.json["message"] == ("C’est fait\u00a0: vous avez plus de temps. Pour votre sécurité, "
                                         "il vous reste 30 minutes pour terminer votre connexion.")
-    assert _interaction_ttl(app, interaction) >= 1790
-    time.sleep(2.5)
+    again = flow.http.get(f"/malakoff/login?interaction={interaction}")
+    assert "il vous reste 30 minutes" in again.data.decode()
+    monkeypatch.setattr(time, "time", lambda: started + lifetime + 60)
     # After the first deadline, the member signs in.
     posted = flow.http.post("/malakoff/login", data={
         "interaction": interaction, "identifier": flow.identifier, "password": PASSWORD,
@@ -128,8 +122,10 @@ def test_an_unknown_or_expired_sign_in_cannot_be_extended(flow, app, monkeypatch
                                                    "recommencez la connexion."}
     # Nothing in progress at all.
     assert _extend(flow, page).status_code == 404
-    # The request forgotten by the store.
-    app.extensions["idp"].store.delete(f"interaction:{interaction}")
+    # The request past its lifetime.
+    started = time.time()
+    lifetime = app.extensions["idp"].settings.interaction_ttl
+    monkeypatch.setattr(time, "time", lambda: started + lifetime + 1)
     assert _extend(flow, page, interaction).status_code == 404
     # Steps after the password past their lifetime.
     flow.give_password()
@@ -145,13 +141,16 @@ def test_more_time_needs_the_csrf_token(flow):
     assert response.json["error"] == "invalid_request"
 
 
-def test_another_tenants_sign_in_is_not_extended(flow, app):
+def test_another_tenants_sign_in_is_not_extended(flow, app, monkeypatch):
     page, interaction = _login_page(flow)
-    _shorten(app, interaction, 30)
+    started, lifetime = time.time(), app.extensions["idp"].settings.interaction_ttl
+    monkeypatch.setattr(time, "time", lambda: started + lifetime - 30)
     response = _extend(flow, page, interaction, tenant="miel")
     assert response.status_code == 404
-    assert _interaction_ttl(app, interaction) <= 30
     assert json.loads(response.data)["error"] == "expired"
+    # The request kept its own deadline.
+    monkeypatch.setattr(time, "time", lambda: started + lifetime + 1)
+    assert _extend(flow, page, interaction).status_code == 404
 
 
 @pytest.mark.parametrize("lang", ["en"])

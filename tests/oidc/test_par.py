@@ -227,7 +227,8 @@ def test_a_client_required_to_push_signs_in_with_a_pushed_request(db, flow, rp):
     assert "code" in query(response.headers["Location"])
 
 
-def test_a_pushed_request_is_not_replayed_from_the_browser_when_time_is_out(app, db, flow, rp):
+def test_a_pushed_request_is_not_replayed_from_the_browser_when_time_is_out(app, db, flow, rp,
+                                                                            monkeypatch):
     # The sign-in page's "start again" link: the pushed parameters never go into a URL.
     _require_par(db, rp)
     to_login = authorize_pushed(flow, pushed_uri(flow, state="st-secret")).headers["Location"]
@@ -241,7 +242,9 @@ def test_a_pushed_request_is_not_replayed_from_the_browser_when_time_is_out(app,
     assert link.startswith("/malakoff/authorize/restart?token=")
     # Once the parked request is gone (its time ran out), the link starts it again, still as a
     # pushed request: a sign-in page, not a refusal.
-    app.extensions["idp"].store.delete(f"interaction:{query(to_login)['interaction']}")
+    started, lifetime = time.time(), app.extensions["idp"].settings.interaction_ttl
+    monkeypatch.setattr(time, "time", lambda: started + lifetime + 1)
+    assert flow.http.get(to_login).status_code == 400
     again = flow.http.get(link)
     assert again.status_code == 303
     assert "/malakoff/login?interaction=" in again.headers["Location"]

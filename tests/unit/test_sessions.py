@@ -30,6 +30,7 @@ class CountingStore(MemoryStore):
     def __init__(self, clock: Clock) -> None:
         super().__init__(clock=clock)
         self.reads = 0
+        self.writes = 0
         self.fail_reads = False
         self.fail_writes = False
 
@@ -40,9 +41,20 @@ class CountingStore(MemoryStore):
         return super().get(key)
 
     def set(self, key: str, value: str, ttl: int, *, only_if_absent: bool = False) -> bool:
+        self.writes += 1
         if self.fail_writes:
             raise StoreUnavailable("connection refused")
         return super().set(key, value, ttl, only_if_absent=only_if_absent)
+
+    def replace(self, old_key: str, key: str, value: str, ttl: int) -> None:
+        self.writes += 1
+        if self.fail_writes:
+            raise StoreUnavailable("connection refused")
+        super().replace(old_key, key, value, ttl)
+
+    def delete(self, *keys: str) -> None:
+        self.writes += 1
+        super().delete(*keys)
 
 
 def build_app(store: MemoryStore, *, secure: bool = False, on_unavailable=None) -> Flask:
@@ -279,10 +291,12 @@ def test_sign_in_moves_the_data_to_a_new_id_and_drops_the_old_one(client, store,
     created = clock.now
     clock.now += 120
 
+    writes = store.writes
     client.get("/sign-in")
 
     after = sid_of(client)
     assert after != before
+    assert store.writes == writes + 1  # the new record and the old one's end, in one step
     assert store.get(f"session:{before}") is None
     assert record(store, after) == {"created": created + 120, "touched": created + 120,
                                     "data": {"value": "x", "account": "acc-1"}}

@@ -38,6 +38,21 @@ def test_set_get_delete(store):
     assert store.get("a") is None
 
 
+def test_delete_several_keys_at_once(store):
+    for key in ("a", "b", "c"):
+        store.set(key, "1", 60)
+    store.delete("a", "b", "missing")
+    assert (store.get("a"), store.get("b"), store.get("c")) == (None, None, "1")
+
+
+def test_replace_moves_a_value_to_a_new_key(store):
+    store.set("old", "v1", 60)
+    store.replace("old", "new", "v2", 30)
+    assert store.get("old") is None
+    assert store.get("new") == "v2"
+    assert 0 < store.ttl("new") <= 30
+
+
 def test_set_only_if_absent(store):
     assert store.set("k", "first", 60, only_if_absent=True)
     assert not store.set("k", "second", 60, only_if_absent=True)
