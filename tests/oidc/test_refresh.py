@@ -367,7 +367,7 @@ def test_rotation_keeps_the_familys_absolute_lifetime(flow, offline, db):
     first = token_rows(db)[0]
     signed_in = datetime.fromtimestamp(first.auth_time, UTC).replace(tzinfo=None)
     assert first.refresh_expires_at == signed_in + timedelta(days=30)
-    db.execute(update(Token).values(issued_at=Token.issued_at - timedelta(days=10)))
+    db.execute(update(Token).values(issued_at=first.issued_at - timedelta(days=10)))
     db.commit()
 
     second = flow.refresh(offline["refresh_token"]).json
