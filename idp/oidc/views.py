@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 # Authlib and Flask-Babel ship no type information (no py.typed marker).
 from authlib.oauth2 import OAuth2Error
-from flask import Response, abort, jsonify, redirect, request, session, url_for
+from flask import Response, abort, current_app, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_cors import cross_origin
 from werkzeug.http import generate_etag, quote_etag
@@ -60,8 +60,9 @@ def _served(document: bytes, max_age: int) -> _Served:
 
 
 @_cors
-def _preflight() -> None:
-    """Never called: flask_cors answers CORS preflight requests itself."""
+def _preflight() -> Response:
+    """A CORS preflight (Fetch Standard 3.2.2), answered as Flask answers OPTIONS."""
+    return current_app.make_default_options_response()
 
 
 def _cacheable(document: bytes) -> Response:
