@@ -22,6 +22,7 @@ anything is read from or written to a store:
 
 from __future__ import annotations
 
+import functools
 import re
 from ipaddress import ip_address
 
@@ -138,6 +139,7 @@ def _headers_too_large() -> bool:
         len(name) + len(value) + 2 > MAX_VALUE_LENGTH for name, value in fields)
 
 
+@functools.lru_cache(maxsize=256)  # a node is reached under a few names
 def loopback(hostname: str) -> bool:
     if hostname == "localhost" or hostname.endswith(".localhost"):
         return True
