@@ -119,7 +119,7 @@ class StoreSessionInterface(SessionInterface):
         if not isinstance(session, ServerSession) or session.unavailable:
             return
         if session.sid is None and not session.modified:
-            return  # no cookie came and nothing was put in it (the APIs): nothing to store
+            return  # a new session nothing was put in (every API call): nothing to store
         if response.cache_control.public:
             # A shared cache may keep this response and serve it to others: it must not
             # carry anyone's session id. A view that changes the session is not public.

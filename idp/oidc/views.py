@@ -53,7 +53,7 @@ def _served(document: bytes, max_age: int) -> _Served:
     """The answer for ``document``, made once (the JWKS document changes only with the keys)."""
     tag = generate_etag(document)
     not_modified = (("Cache-Control", f"public, max-age={max_age}"), ("ETag", quote_etag(tag)),
-                    # Fetch Standard 3.2.3: any origin may read it (no credentials involved).
+                    # The CORS protocol (Fetch Standard): any origin may read it, without credentials.
                     ("Access-Control-Allow-Origin", "*"))
     return _Served(document, tag, (("Content-Type", "application/json"), *not_modified),
                    not_modified)
@@ -61,7 +61,7 @@ def _served(document: bytes, max_age: int) -> _Served:
 
 @_cors
 def _preflight() -> Response:
-    """A CORS preflight (Fetch Standard 3.2.2), answered as Flask answers OPTIONS."""
+    """A CORS preflight request (Fetch Standard), answered as Flask answers OPTIONS."""
     return current_app.make_default_options_response()
 
 

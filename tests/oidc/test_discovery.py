@@ -116,7 +116,7 @@ def test_revalidation_compares_entity_tags_weakly(client, path):
 
 @pytest.mark.parametrize("path", ["/malakoff/.well-known/openid-configuration", "/malakoff/jwks"])
 def test_metadata_preflight_allows_any_origin(client, path):
-    """A browser asks first when a script sends its own header fields (Fetch Standard 3.2)."""
+    """A browser asks first when a script sends its own header fields (CORS preflight)."""
     response = client.options(path, headers={"Origin": "https://spa.example.org",
                                              "Access-Control-Request-Method": "GET"})
     assert response.status_code == 200
