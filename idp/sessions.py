@@ -118,6 +118,8 @@ class StoreSessionInterface(SessionInterface):
         # Flask passes back what open_session made, and never its null session.
         if not isinstance(session, ServerSession) or session.unavailable:
             return
+        if session.sid is None and not session.modified:
+            return  # a new session nothing was put in (every API call): nothing to store
         if response.cache_control.public:
             # A shared cache may keep this response and serve it to others: it must not
             # carry anyone's session id. A view that changes the session is not public.

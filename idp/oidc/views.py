@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 
 # Authlib and Flask-Babel ship no type information (no py.typed marker).
 from authlib.oauth2 import OAuth2Error
-from flask import Response, abort, jsonify, redirect, request, session, url_for
+from flask import Response, abort, current_app, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_cors import cross_origin
+from werkzeug.http import generate_etag, quote_etag
 
 from idp.accounts.authn import current_authentication, sign_out
 from idp.accounts.forms import ConfirmForm
@@ -35,12 +37,43 @@ _cors = cross_origin(origins="*", send_wildcard=True, allow_headers=["Authorizat
                      max_age=600)
 
 
-def _cacheable(document: bytes):
-    """A metadata document, cacheable by clients and revalidated by ETag."""
-    response = Response(document, mimetype="application/json")
-    response.headers["Cache-Control"] = f"public, max-age={services().settings.metadata_max_age}"
-    response.add_etag()
-    return response.make_conditional(request)
+@dataclass(frozen=True)
+class _Served:
+    """A metadata document as served: its bytes, its strong entity tag and its header fields."""
+
+    body: bytes
+    tag: str  # unquoted
+    headers: tuple[tuple[str, str], ...]
+    # RFC 9110 15.4.5: a 304 carries the fields the 200 would have had, but no content.
+    not_modified_headers: tuple[tuple[str, str], ...]
+
+
+@functools.lru_cache(maxsize=64)
+def _served(document: bytes, max_age: int) -> _Served:
+    """The answer for ``document``, made once (the JWKS document changes only with the keys)."""
+    tag = generate_etag(document)
+    not_modified = (("Cache-Control", f"public, max-age={max_age}"), ("ETag", quote_etag(tag)),
+                    # The CORS protocol (Fetch Standard): any origin may read it, without credentials.
+                    ("Access-Control-Allow-Origin", "*"))
+    return _Served(document, tag, (("Content-Type", "application/json"), *not_modified),
+                   not_modified)
+
+
+@_cors
+def _preflight() -> Response:
+    """A CORS preflight request (Fetch Standard), answered as Flask answers OPTIONS."""
+    return current_app.make_default_options_response()
+
+
+def _cacheable(document: bytes) -> Response:
+    """A metadata document, readable from any origin, cacheable by clients and revalidated by
+    ETag (RFC 9110 13.1.2: If-None-Match compares weakly)."""
+    if request.method == "OPTIONS":
+        return _preflight()
+    served = _served(document, services().settings.metadata_max_age)
+    if request.headers.get("If-None-Match") and request.if_none_match.contains_weak(served.tag):
+        return Response(status=304, headers=served.not_modified_headers)
+    return Response(served.body, headers=served.headers)
 
 
 @api.before_request
@@ -64,8 +97,7 @@ def well_formed_request():
     return response, 401
 
 
-@api.get("/.well-known/openid-configuration")
-@_cors
+@api.route("/.well-known/openid-configuration", methods=["GET", "OPTIONS"])
 def discovery():
     return _cacheable(_discovery_document(current_tenant().issuer))
 
@@ -113,8 +145,7 @@ def _discovery_document(issuer: str) -> bytes:
     }, separators=(",", ":")).encode()
 
 
-@api.get("/jwks")
-@_cors
+@api.route("/jwks", methods=["GET", "OPTIONS"])
 def jwks():
     return _cacheable(services().keystore.public_jwks_json())
 

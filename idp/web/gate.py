@@ -23,6 +23,7 @@ anything is read from or written to a store:
 
 from __future__ import annotations
 
+import functools
 import re
 from ipaddress import ip_address
 
@@ -120,10 +121,10 @@ def gate() -> ResponseReturnValue | None:
     if _headers_too_large():
         return _refusal(431, _("La requête est trop volumineuse."))
     try:
-        _check_text()
+        parameters = _check_text()
         _check_json()
         if request.blueprint in PROTOCOL_BLUEPRINTS:
-            protocol_parameters(_parameters())
+            protocol_parameters(parameters)
     except Refused:
         return _refusal()
     return None
@@ -148,6 +149,7 @@ def _headers_too_large() -> bool:
         len(name) + len(value) + 2 > MAX_VALUE_LENGTH for name, value in fields)
 
 
+@functools.lru_cache(maxsize=256)  # a node is reached under a few names
 def loopback(hostname: str) -> bool:
     if hostname == "localhost" or hostname.endswith(".localhost"):
         return True
@@ -174,7 +176,8 @@ def _parameters() -> list[tuple[str, str]]:
             for key, values in source.lists() for value in values]
 
 
-def _check_text() -> None:
+def _check_text() -> list[tuple[str, str]]:
+    """The path and the parameters' text; returns the parameters (query, then form)."""
     if len(request.path) > MAX_VALUE_LENGTH or REFUSED_IN_LINE.search(request.path):
         raise Refused
     parameters = _parameters()
@@ -184,6 +187,7 @@ def _check_text() -> None:
         _check_name(key)
         if len(value) > MAX_VALUE_LENGTH or REFUSED_TEXT.search(value):
             raise Refused
+    return parameters
 
 
 def _check_name(name: str) -> None:

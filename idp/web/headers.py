@@ -25,11 +25,21 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 UNCACHED: tuple[tuple[str, str], ...] = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
 
+# The same with each name in lower case, as it is looked up (RFC 9110 5.1: case-insensitive).
+_SECURITY = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS)
+_UNCACHED = tuple((name.lower(), name, value) for name, value in UNCACHED)
+
+
 def security_headers(response: Response) -> Response:
     headers = response.headers
-    for name, value in SECURITY_HEADERS:
-        headers.setdefault(name, value)
-    if "Cache-Control" not in headers:
-        for name, value in UNCACHED:
-            headers[name] = value
+    present = {name.lower() for name, _value in headers}
+    for lowered, name, value in _SECURITY:
+        if lowered not in present:
+            headers.add(name, value)
+    if "cache-control" not in present:
+        for lowered, name, value in _UNCACHED:
+            if lowered in present:
+                headers.set(name, value)
+            else:
+                headers.add(name, value)
     return response

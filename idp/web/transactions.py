@@ -17,6 +17,8 @@ like a replay and revokes the member's sign-in.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import socket
 import time
 from datetime import UTC, datetime, timedelta
@@ -50,6 +52,10 @@ class Provider(Flask):
         environ.setdefault(RECEIVED, time.monotonic())
         return super().__call__(environ, start_response)
 
+    def ensure_sync(self, func):
+        # Flask asks this of every view and hook at each call; each one's answer never changes.
+        return self.async_to_sync(func) if _coroutine_function(func) else func
+
     def dispatch_request(self):
         response = self.make_response(super().dispatch_request())
         session = g.get("db")
@@ -59,6 +65,9 @@ class Provider(Flask):
             else:
                 session.commit()
         return response
+
+
+_coroutine_function = functools.lru_cache(maxsize=1024)(inspect.iscoroutinefunction)
 
 
 def refuse_late_commits(sessions: sessionmaker) -> None:

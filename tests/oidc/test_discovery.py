@@ -87,3 +87,40 @@ def test_jwks_publishes_public_keys_only(client, app):
 
 def test_both_tenants_publish_the_same_keys(client):
     assert client.get("/malakoff/jwks").json == client.get("/miel/jwks").json
+
+
+@pytest.mark.parametrize("path", ["/malakoff/.well-known/openid-configuration", "/malakoff/jwks"])
+def test_revalidation_compares_entity_tags_weakly(client, path):
+    """RFC 9110 13.1.2: If-None-Match matches a weak tag, any tag in a list, and "*"; a 304
+    carries the validators and cache directives of the 200 (15.4.5), and no content."""
+    first = client.get(path)
+    etag = first.headers["ETag"]
+    assert not etag.startswith("W/")  # strong: the bytes are the same wherever it is served
+    for condition in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = client.get(path, headers={"If-None-Match": condition, "Origin": "https://a.example"})
+        assert again.status_code == 304, condition
+        assert again.data == b""
+        assert again.headers["ETag"] == etag
+        assert again.headers["Cache-Control"] == "public, max-age=300"
+        assert again.headers["Access-Control-Allow-Origin"] == "*"
+        assert again.headers["X-Content-Type-Options"] == "nosniff"
+    changed = client.get(path, headers={"If-None-Match": '"other"'})
+    assert changed.status_code == 200
+    assert changed.data == first.data
+    head = client.head(path)
+    assert head.status_code == 200
+    assert head.data == b""
+    assert head.headers["ETag"] == etag
+    assert head.headers["Content-Length"] == str(len(first.data))
+
+
+@pytest.mark.parametrize("path", ["/malakoff/.well-known/openid-configuration", "/malakoff/jwks"])
+def test_metadata_preflight_allows_any_origin(client, path):
+    """A browser asks first when a script sends its own header fields (CORS preflight)."""
+    response = client.options(path, headers={"Origin": "https://spa.example.org",
+                                             "Access-Control-Request-Method": "GET"})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "GET" in response.headers["Access-Control-Allow-Methods"]
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert response.headers["Content-Security-Policy"]

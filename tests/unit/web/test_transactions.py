@@ -85,3 +85,19 @@ def test_the_request_commits_once_its_view_has_answered(app, path, status, calls
     response = app.test_client().get(path)
     assert response.status_code == status
     assert session.calls == calls
+
+
+def test_a_coroutine_view_is_still_run_as_flask_runs_it(app, monkeypatch):
+    """Whether a view is a coroutine function is asked once per view, with the same answer:
+    a plain view runs as it is, a coroutine one goes through Flask's async support."""
+    monkeypatch.setattr(app, "async_to_sync", lambda func: ("in an event loop", func))
+
+    async def later():
+        return "done"
+
+    def now():
+        return "done"
+
+    for _ in range(2):
+        assert app.ensure_sync(now) is now
+        assert app.ensure_sync(later) == ("in an event loop", later)
