@@ -13,6 +13,7 @@ class Recording:
 
     def __init__(self):
         self.calls: list[str] = []
+        self.info: dict[str, object] = {}  # a session in a transaction, not an autocommitting one
 
     def commit(self):
         self.calls.append("commit")
