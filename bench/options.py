@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="about a minute: 2 s per scenario, a 10 000-request soak")
     parser.add_argument("--seconds", type=float, help="duration of each scenario (default 10, quick 2)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent clients (default 32)")
-    parser.add_argument("--workers", type=int, default=4, help="worker processes of our server (default 4)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes of our server (default 1: one per core, like the peer)")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads running requests in each worker (default 1)")
     parser.add_argument("--server-core", type=int, default=0, help="core of both servers (default 0)")
