@@ -141,9 +141,12 @@ class Bench:
             pids.write(f"{server.process.pid}\n")
         return server
 
+    def ours_env(self, **overrides) -> dict[str, str]:
+        return {f"IDP_{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+                for key, value in self.ours_settings(**overrides).items()}
+
     def start_ours(self, name: str, **overrides) -> targets.Ours:
-        env = {f"IDP_{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
-               for key, value in self.ours_settings(**overrides).items()}
+        env = self.ours_env(**overrides)
         return self.start(targets.ours(core=self.options.server_core, port=self.options.ours_port, env=env,
                                        workers=self.options.workers, threads=self.options.threads,
                                        log=self.options.out / f"{name}.log"))
@@ -334,6 +337,8 @@ class Bench:
     def compare(self, seeded: seed.Seeded, minter: seed.Minter) -> None:
         options = self.options
         ours = self.start_ours("ours")
+        self.start(targets.outbox_worker(core=options.server_core, env=self.ours_env(),
+                                         log=options.out / "outbox.log"))
         peer = self.start(targets.peer(core=options.server_core, port=options.peer_port,
                                        config=self.peer_config(seeded), log=options.out / "peer.log"))
         self.bearer = {"ours": minter.tokens(1)[0][0], "peer": self.peer_mint("access", 1)[0]}

@@ -34,7 +34,7 @@ class Server:
 
     name = "server"
 
-    def __init__(self, command: list[str], *, core: int, env: dict[str, str], ready_url: str,
+    def __init__(self, command: list[str], *, core: int, env: dict[str, str], ready_url: str | None,
                  log: Path):
         self.command = ["taskset", "-c", str(core), *command]
         self.env = env
@@ -48,6 +48,8 @@ class Server:
             self.process = subprocess.Popen(  # noqa: S603 - our own fixed command line
                 self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
+        if self.ready_url is None:
+            return  # nothing to ask: it serves no HTTP
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -104,6 +106,15 @@ def ours(*, core: int, port: int, env: dict[str, str], workers: int, threads: in
     ]
     return Ours(command, core=core, env={**os.environ, **env}, ready_url=f"http://127.0.0.1:{port}/healthz",
                 log=log)
+
+
+def outbox_worker(*, core: int, env: dict[str, str], log: Path) -> Server:
+    """``idp outbox work``, which sends what our pages queue (the second factor's codes), as in
+    production: without it each code page would wait ``message_sent_wait_ms`` for nothing."""
+    server = Server([str(ROOT / ".venv" / "bin" / "idp"), "outbox", "work"], core=core,
+                    env={**os.environ, **env}, ready_url=None, log=log)
+    server.name = "ours' outbox worker"
+    return server
 
 
 def peer(*, core: int, port: int, config: Path, log: Path) -> Peer:
