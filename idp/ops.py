@@ -9,7 +9,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import select
 
 from idp import metrics
-from idp.channels.letters import letter_pdf
 from idp.channels.models import Message
 from idp.extensions import db, services
 from idp.store import StoreUnavailable
@@ -69,6 +68,8 @@ def outbox_letter(message_id: int):
     message = db().get(Message, message_id)
     if message is None or message.channel != "letter":
         abort(404)
+    from idp.channels.letters import letter_pdf  # noqa: PLC0415 - the PDF library, only when shown
+
     return Response(letter_pdf(message), content_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="letter-{message.id}.pdf"',
         "Cache-Control": "no-store"})

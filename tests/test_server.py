@@ -175,3 +175,21 @@ def test_options_come_from_the_environment_and_the_command_line(monkeypatch):
     assert server.parse_args(["--workers-lifetime", "3600"]).workers_lifetime == 3600
     with pytest.raises(SystemExit):
         server.parse_args(["--workers-lifetime", "59"])
+
+
+APP_MODULES = """
+import json, sys
+from idp import create_app
+create_app()
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_worker_loads_no_pdf_library(environment):
+    # Letters are rendered by the process that posts them (idp outbox work) or shows them (the
+    # outbox page); the PDF library and its fonts weigh about 20 MiB in every worker otherwise.
+    done = subprocess.run([sys.executable, "-c", APP_MODULES], env=environment, capture_output=True,  # noqa: S603
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    modules = json.loads(done.stdout.splitlines()[-1])
+    assert [name for name in modules if name.split(".")[0] in ("fpdf", "fontTools", "PIL")] == []

@@ -38,7 +38,6 @@ from sqlalchemy.orm import Session
 
 from idp import events
 from idp.channels import dispatch
-from idp.channels.letters import letter_pdf
 from idp.channels.models import CHANNELS, Message
 from idp.channels.senders import (
     DeliveryError,
@@ -504,6 +503,10 @@ class Messages:
         elif message.channel == "sms":
             self.sms_sender.send(message.recipient, message.body_text)
         elif message.channel == "letter":
+            # Loaded by the process that posts a letter only: the PDF library weighs about 40 MiB
+            # of memory, which the web workers (who queue letters, never render them) do without.
+            from idp.channels.letters import letter_pdf  # noqa: PLC0415
+
             self.letter_sender.send(message.recipient.split("\n"),
                                     f"{message.tenant}-{message.id}", letter_pdf(message))
         elif message.channel == "logout" and self.logout_sender is not None:
