@@ -38,7 +38,8 @@ from sqlalchemy import create_engine, text
 
 from idp import schema
 from idp.channels.senders import HttpSmsSender, SmtpEmailSender
-from tests.conftest import IN_CI, ROOT, free_port
+from idp.demo.setup import DemoServers
+from tests.conftest import IN_CI, REDIS_URL, ROOT, free_port
 
 SMTP_USER = "relay-user"
 SMTP_PASSWORD = "relay-password-0123"
@@ -427,6 +428,23 @@ def postgres_server(postgres_cluster):
     if not postgres_cluster.running:
         postgres_cluster.start()
     return postgres_cluster
+
+
+@contextlib.contextmanager
+def werkzeug_serving(app):
+    """``app`` under Werkzeug's threaded server (the demo's) on a free port; yields its base URL.
+    Its database pool and Redis client are closed once it stopped."""
+    port = free_port()
+    servers = DemoServers("127.0.0.1", {port: app})
+    servers.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        servers.stop()
+        services = app.extensions["idp"]
+        services.database.engine.dispose()
+        if REDIS_URL:
+            services.store.client.close()
 
 
 def node_environment(settings: dict, **overrides) -> dict[str, str]:

@@ -19,9 +19,9 @@ from sqlalchemy.engine import make_url
 from idp import create_app
 from idp.db import Base
 from idp.demo.setup import DemoServers
-from tests.conftest import DATABASE_URL, REDIS_URL, _reset, free_port
+from tests.conftest import DATABASE_URL, _reset, free_port
 from tests.flows import Flow, csrf_token, query
-from tests.servers import node_environment
+from tests.servers import node_environment, werkzeug_serving
 
 pytestmark = pytest.mark.skipif(
     not DATABASE_URL.startswith("postgresql"),
@@ -268,25 +268,16 @@ def test_a_request_whose_client_left_commits_nothing_under_werkzeug(
                        "database_statement_timeout": 10, "request_deadline_seconds": 60,
                        "client_cache_seconds": 0})
     caplog.set_level(logging.INFO, "idp.request")
-    port = free_port()
-    servers = DemoServers("127.0.0.1", {port: late})
-    servers.start()
-    try:
-        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    with werkzeug_serving(late) as url:
+        assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
 
         def answered() -> int | None:
             return next((record.status for record in caplog.records
                          if record.name == "idp.request" and "/malakoff/token" in record.getMessage()),
                         None)
 
-        _refresh_held_by_a_freeze(app, proxy, f"http://127.0.0.1:{port}/malakoff/token", rp,
+        _refresh_held_by_a_freeze(app, proxy, f"{url}/malakoff/token", rp,
                                   refresh_token, answered, held_for=2)
-    finally:
-        servers.stop()
-        services = late.extensions["idp"]
-        services.database.engine.dispose()
-        if REDIS_URL:
-            services.store.client.close()
 
 
 def test_under_the_production_server_a_request_held_past_its_deadline_commits_nothing(

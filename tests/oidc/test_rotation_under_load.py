@@ -16,11 +16,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from idp import create_app
-from idp.demo.setup import DemoServers
 from idp.keystore import KeyStore
-from tests.conftest import DATABASE_URL, REDIS_URL, free_port
+from tests.conftest import DATABASE_URL, REDIS_URL
 from tests.flows import query
-from tests.servers import missing, node_environment
+from tests.servers import missing, node_environment, werkzeug_serving
 
 ACTIVATIONS = 100
 # Codes ready to exchange: tokens are issued until the last activation is done (at least
@@ -65,16 +64,8 @@ def token_url(request, settings):
             settings, cookie_secure=False, request_deadline_seconds=CLIENT_WAIT), workers=2)
         yield f"{node.url}/malakoff"
         return
-    app = create_app({**settings, "request_deadline_seconds": CLIENT_WAIT})
-    port = free_port()
-    servers = DemoServers("127.0.0.1", {port: app})
-    servers.start()
-    yield f"http://127.0.0.1:{port}/malakoff"
-    servers.stop()
-    services = app.extensions["idp"]
-    services.database.engine.dispose()
-    if REDIS_URL:
-        services.store.client.close()
+    with werkzeug_serving(create_app({**settings, "request_deadline_seconds": CLIENT_WAIT})) as url:
+        yield f"{url}/malakoff"
 
 
 def test_tokens_issued_during_activations_verify_with_the_key_their_header_names(
