@@ -31,8 +31,6 @@ from idp.config import Settings
 
 WRK_SCENARIOS = ("discovery", "jwks", "token", "refresh", "userinfo", "introspection", "revocation")
 FLOW_SCENARIOS = ("flow", "flow+password", "flow+password+otp")
-# The cheapest argon2id argon2-cffi accepts: the "flow" scenario measures everything but the hash.
-CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8, "argon2_parallelism": 1}
 # At most this long per provider for a 100 000-request soak (in proportion for others).
 SOAK_SECONDS = 300
 # Fresh inputs minted per second of a consuming scenario, above what each provider can take.
@@ -371,7 +369,7 @@ class Bench:
             # The flow without the hash: our server again, at the cheapest argon2 cost, with members
             # whose hash was made at that cost (so nothing is rehashed).
             self.stop(ours)
-            ours = self.start_ours("ours-cheap-hash", **CHEAP_ARGON2)
+            ours = self.start_ours("ours-cheap-hash", **seed.CHEAP_ARGON2)
             self.wrk(self.ours_url, steady["ours"], seconds=2)  # its warm-up, as the first server's
             self.say("flow (sign-in without the password hash):")
             self.flows("flow", "ours", ours, flows["ours"], self.ours_url, seeded.cheap_members)

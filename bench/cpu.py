@@ -53,7 +53,6 @@ from sqlalchemy import event, update
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from bench import proc, seed, targets
-from bench.cli import CHEAP_ARGON2
 from idp import create_app
 from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account
@@ -232,7 +231,7 @@ def password_flows(app: Flask, inputs: Inputs) -> Flows:
     configured argon2id cost whose members' hashes were made at that cost. Prints the CPU of
     one argon2id verify alone, the bound on password sign-ins per core."""
     settings = dataclasses.asdict(app.extensions["idp"].settings)
-    costs = {name: getattr(Settings, name) for name in CHEAP_ARGON2}
+    costs = {name: getattr(Settings, name) for name in seed.CHEAP_ARGON2}
     real = create_app({**settings, **costs})
     hasher = real.extensions["idp"].hasher
     stored = hasher.hash(seed.PASSWORD)
@@ -403,7 +402,7 @@ def build(database_url: str, redis_url: str, keys_dir: Path) -> tuple[Flask, Inp
         "base_url": BASE_URL, "database_url": database_url, "redis_url": redis_url,
         "keys_dir": str(keys_dir), "cookie_secure": False, "authorization_code_ttl": 3600,
         "tenants_dir": targets.tenants_dir(keys_dir),
-        **CHEAP_ARGON2,
+        **seed.CHEAP_ARGON2,
     }
     seed.reset_database(database_url)
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)

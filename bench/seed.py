@@ -26,6 +26,9 @@ from idp.oidc.clients import register_client
 from idp.oidc.models import AuthorizationCode, Token, token_digest
 from idp.tokens import KNOWN_BROWSER, TRUSTED_DEVICE, TokenService
 
+# The cheapest argon2id argon2-cffi accepts: the "flow" scenario measures everything but the hash.
+CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8, "argon2_parallelism": 1}
+
 TENANT = "malakoff"
 PASSWORD = "Bench-Password-2026!"  # noqa: S105 - the bench members' password, nothing else
 SCOPE = "openid profile email member offline_access"
