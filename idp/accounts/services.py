@@ -173,11 +173,6 @@ class Authenticator:
         self.db = db
         self.hasher = hasher
 
-    def authenticate(
-        self, tenant: Tenant, identifier: str, password: str, context: SignInContext
-    ) -> Account | None:
-        return self.verify(tenant, identifier, self.find(tenant, identifier), password, context)
-
     def find(self, tenant: Tenant, identifier: str) -> Account | None:
         """The account the identifier names, active or not (``verify`` takes it)."""
         return find_by_identifier(self.db, tenant, identifier)
