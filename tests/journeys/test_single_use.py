@@ -256,11 +256,19 @@ def test_twenty_uses_of_one_pushed_request_let_one_through(make, node):
     assert len(refused) == PARALLEL - 1
 
 
-def _token_requests(flow: Flow, data: dict) -> Callable[[Browser, dict], requests.Response]:
+def _granted_once(node, flow: Flow, data: dict) -> requests.Response:
+    """The same token request from twenty browsers at once: the one answer that granted it
+    (the others are invalid_grant, none a server error)."""
     def post(browser: Browser, _form: dict) -> requests.Response:
         return browser.http.post(f"{browser.base}/malakoff/token", data=data, timeout=60,
                                  auth=(flow.rp.client_id, flow.rp.secret))
-    return post
+
+    answers = at_once([Browser(node.url, n) for n in range(PARALLEL)], lambda _browser: {}, post)
+    _no_server_error(answers)
+    granted = [a for a in answers if a.status_code == 200]
+    assert len(granted) == 1
+    assert [a.json()["error"] for a in answers if a.status_code != 200] == ["invalid_grant"] * (PARALLEL - 1)
+    return granted[0]
 
 
 def test_twenty_redemptions_of_one_code_issue_one_token(app, db, rp, member, node):
@@ -268,16 +276,8 @@ def test_twenty_redemptions_of_one_code_issue_one_token(app, db, rp, member, nod
     # are uses of a used code, which revoke the tokens it produced.
     flow = Flow(app.test_client(), "malakoff", rp, member)
     code = flow.code(scope="openid offline_access")
-    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
-
-    answers = at_once(browsers, lambda _browser: {}, _token_requests(flow, {
-        "grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uris[0],
-        "code_verifier": flow.verifier}))
-
-    _no_server_error(answers)
-    issued = [a for a in answers if a.status_code == 200]
-    assert len(issued) == 1
-    assert [a.json()["error"] for a in answers if a.status_code != 200] == ["invalid_grant"] * (PARALLEL - 1)
+    _granted_once(node, flow, {"grant_type": "authorization_code", "code": code,
+                               "redirect_uri": rp.redirect_uris[0], "code_verifier": flow.verifier})
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(Token)) == 1
     assert db.scalar(select(Token.revoked_at)) is not None
@@ -289,20 +289,12 @@ def test_twenty_uses_of_one_refresh_token_rotate_once_and_end_the_family(app, db
     # replay, which revokes the family, the winner's new tokens included.
     flow = Flow(app.test_client(), "malakoff", rp, member)
     refresh_token = flow.tokens(scope="openid offline_access")["refresh_token"]
-    browsers = [Browser(node.url, n) for n in range(PARALLEL)]
-
-    answers = at_once(browsers, lambda _browser: {}, _token_requests(flow, {
-        "grant_type": "refresh_token", "refresh_token": refresh_token}))
-
-    _no_server_error(answers)
-    rotated = [a for a in answers if a.status_code == 200]
-    assert len(rotated) == 1
-    assert [a.json()["error"] for a in answers if a.status_code != 200] == ["invalid_grant"] * (PARALLEL - 1)
+    rotated = _granted_once(node, flow, {"grant_type": "refresh_token", "refresh_token": refresh_token})
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(Token)) == 2
     assert db.scalar(select(func.count()).select_from(Token).where(Token.revoked_at.is_(None))) == 0
     assert _events(db, events.REFRESH_REUSED) >= 1
-    assert flow.refresh(rotated[0].json()["refresh_token"]).json["error"] == "invalid_grant"
+    assert flow.refresh(rotated.json()["refresh_token"]).json["error"] == "invalid_grant"
 
 
 @pytest.fixture
