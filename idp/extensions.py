@@ -89,15 +89,16 @@ def autocommit(view):
 
     @functools.wraps(view)
     def alone(*args, **kwargs):
-        only_reads()
+        without_transaction()
         return view(*args, **kwargs)
 
     return alone
 
 
-def only_reads() -> None:
-    """The current request will not write: its queries run outside a transaction
-    (``Database.reader``). Called before its first query."""
+def without_transaction() -> None:
+    """The current request's statements run outside a transaction (``Database.reader``), each
+    committed on its own: a request that only reads, or writes in single statements. Called
+    before its first query."""
     g.db = services().database.reader()
 
 

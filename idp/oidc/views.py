@@ -18,7 +18,7 @@ from idp.accounts.forms import ConfirmForm
 from idp.accounts.levels import ACR_LEVELS
 from idp.errors import SignInExpired
 from idp.events import LOGOUT, record_event
-from idp.extensions import autocommit, current_tenant, db, find_service, only_reads, services
+from idp.extensions import autocommit, current_tenant, db, find_service, services, without_transaction
 from idp.keystore import ALGORITHMS
 from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
@@ -195,7 +195,7 @@ def authorize():
     if current_authentication(current_tenant()) is None:
         # No one signed in to this tenant here: the answer is the sign-in page or an error,
         # never a code, so the request only reads (its client).
-        only_reads()
+        without_transaction()
     return authorization.authorize_request(params)
 
 
