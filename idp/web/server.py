@@ -143,9 +143,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=environ.get("WEB_LOG_LEVEL", "info"),
                         help="the server's own messages (WEB_LOG_LEVEL, default info)")
     options = parser.parse_args(argv)
-    host, _, port = options.bind.rpartition(":")
-    if not host or not port.isdigit():
+    options.host, _, port = options.bind.rpartition(":")
+    if not options.host or not port.isdigit():
         parser.error("--bind takes address:port")
+    options.port = int(port)
     if min(options.workers, options.threads, options.timeout, options.graceful_timeout) < 1:
         parser.error("--workers, --threads, --timeout and --graceful-timeout must be at least 1")
     if 0 < options.workers_lifetime < 60:
@@ -163,10 +164,9 @@ def logging_config(level: str) -> dict:
 
 
 def server(options: argparse.Namespace) -> AbstractServer[Any]:
-    host, _, port = options.bind.rpartition(":")
     return Granian(
         "idp.web.server:worker_app", factory=True, interface=Interfaces.WSGI,
-        address=host, port=int(port), workers=options.workers, blocking_threads=options.threads,
+        address=options.host, port=options.port, workers=options.workers, blocking_threads=options.threads,
         websockets=False,
         log_level=LogLevels(options.log_level), log_dictconfig=logging_config(options.log_level),
         log_access=False,
