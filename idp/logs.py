@@ -54,6 +54,8 @@ _REQUEST_LINE_QUERY = re.compile(r'("(?:\x1b\[[0-9;]*m)?[A-Z]+ [^ ?"]*)\?[^ "]*(
 LIBRARY_LEVELS = {"authlib": "INFO"}
 # Fields a log call may add with ``extra=``.
 EXTRA_FIELDS = ("status", "duration_ms", "endpoint")
+# The record attribute holding the fields of the request a request's line logs.
+REQUEST_FIELDS = "request_fields"
 
 log = logging.getLogger("idp.request")
 
@@ -69,6 +71,12 @@ def request_fields() -> dict[str, str | None]:
         "method": request.method,
         "path": loggable_path(),
     }
+
+
+def request_id(incoming: str) -> str:
+    """The id of a request: the one a trusted proxy gave (``incoming``) when it looks like one,
+    else a new one."""
+    return incoming if incoming and REQUEST_ID_RE.match(incoming) else secrets.token_hex(16)
 
 
 def redact(text: str) -> str:
@@ -111,7 +119,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
-        entry.update(request_fields())
+        # A request's own line carries its fields, read once; other records read them here.
+        entry.update(getattr(record, REQUEST_FIELDS, None) or request_fields())
         for name in EXTRA_FIELDS:
             if hasattr(record, name):
                 entry[name] = getattr(record, name)
@@ -155,8 +164,7 @@ def init_app(app: Flask, trusted_proxies: int) -> None:
 
     def assign_request_id(_app: Flask, **_extra) -> None:
         g.request_started = time.perf_counter()
-        incoming = request.headers.get(REQUEST_ID_HEADER, "") if trusted_proxies else ""
-        g.request_id = incoming if REQUEST_ID_RE.match(incoming) else secrets.token_hex(16)
+        g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER, "") if trusted_proxies else "")
 
     request_started.connect(assign_request_id, app, weak=False)
 
@@ -170,9 +178,14 @@ def init_app(app: Flask, trusted_proxies: int) -> None:
 
 
 def _log_request(_app: Flask, response: Response, **_extra) -> None:
-    seconds = time.perf_counter() - g.request_started
-    endpoint = request.endpoint or "unmatched"
-    metrics.observe_request(endpoint, request.method, response.status_code, seconds)
-    log.info("%s %s %s", request.method, loggable_path(), response.status_code, extra={
-        "status": response.status_code, "duration_ms": round(seconds * 1000, 1),
-        "endpoint": endpoint})
+    log_request(request.endpoint or "unmatched", response.status_code,
+                time.perf_counter() - g.request_started, request_fields())
+
+
+def log_request(endpoint: str, status: int, seconds: float, fields: dict[str, str | None]) -> None:
+    """An answered request, once: measured, then logged with ``fields`` (``request_fields``).
+    ``endpoint`` is the route's name, never the raw URL."""
+    metrics.observe_request(endpoint, str(fields["method"]), status, seconds)
+    log.info("%s %s %s", fields["method"], fields["path"], status, extra={
+        "status": status, "duration_ms": round(seconds * 1000, 1), "endpoint": endpoint,
+        REQUEST_FIELDS: fields})

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 # Authlib and Flask-Babel ship no type information (no py.typed marker).
 from authlib.oauth2 import OAuth2Error
 from flask import Response, abort, current_app, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_cors import cross_origin
-from werkzeug.http import generate_etag, quote_etag
 
 from idp.accounts.authn import current_authentication, sign_out
 from idp.accounts.forms import ConfirmForm
 from idp.accounts.levels import ACR_LEVELS
 from idp.errors import SignInExpired
 from idp.events import LOGOUT, record_event
-from idp.extensions import autocommit, current_tenant, db, find_service, services, without_transaction
+from idp.extensions import (
+    Services,
+    autocommit,
+    current_tenant,
+    db,
+    find_service,
+    services,
+    without_transaction,
+)
 from idp.keystore import ALGORITHMS
 from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
@@ -26,6 +33,7 @@ from idp.oidc.interactions import Interactions
 from idp.oidc.models import SUPPORTED_SCOPES
 from idp.oidc.server import AUTH_METHODS, current_server
 from idp.web import csrf
+from idp.web.documents import Document, served
 from idp.web.rendering import render
 from idp.web.tenants import tenant_blueprint
 
@@ -35,28 +43,6 @@ bp = tenant_blueprint("oidc", __name__)
 # CORS for browser-based clients on the endpoints they call (SPEC §9); never on /authorize.
 _cors = cross_origin(origins="*", send_wildcard=True, allow_headers=["Authorization", "Content-Type"],
                      max_age=600)
-
-
-@dataclass(frozen=True)
-class _Served:
-    """A metadata document as served: its bytes, its strong entity tag and its header fields."""
-
-    body: bytes
-    tag: str  # unquoted
-    headers: tuple[tuple[str, str], ...]
-    # RFC 9110 15.4.5: a 304 carries the fields the 200 would have had, but no content.
-    not_modified_headers: tuple[tuple[str, str], ...]
-
-
-@functools.lru_cache(maxsize=64)
-def _served(document: bytes, max_age: int) -> _Served:
-    """The answer for ``document``, made once (the JWKS document changes only with the keys)."""
-    tag = generate_etag(document)
-    not_modified = (("Cache-Control", f"public, max-age={max_age}"), ("ETag", quote_etag(tag)),
-                    # The CORS protocol (Fetch Standard): any origin may read it, without credentials.
-                    ("Access-Control-Allow-Origin", "*"))
-    return _Served(document, tag, (("Content-Type", "application/json"), *not_modified),
-                   not_modified)
 
 
 @_cors
@@ -70,10 +56,19 @@ def _cacheable(document: bytes) -> Response:
     ETag (RFC 9110 13.1.2: If-None-Match compares weakly)."""
     if request.method == "OPTIONS":
         return _preflight()
-    served = _served(document, services().settings.metadata_max_age)
-    if request.headers.get("If-None-Match") and request.if_none_match.contains_weak(served.tag):
-        return Response(status=304, headers=served.not_modified_headers)
-    return Response(served.body, headers=served.headers)
+    answer = served(document, services().settings.metadata_max_age)
+    if answer.not_modified(request.headers.get("If-None-Match")):
+        return Response(status=304, headers=answer.not_modified_headers)
+    return Response(answer.body, headers=answer.headers)
+
+
+def published_documents(collaborators: Services) -> Iterator[Document]:
+    """The metadata documents of every tenant, for ``Documents`` to serve from their bytes (the
+    same bytes as ``discovery`` and ``jwks`` below)."""
+    for slug, tenant in collaborators.tenants.items():
+        yield Document(f"/{slug}/.well-known/openid-configuration", "oidc_api.discovery", slug,
+                       functools.partial(_discovery_document, tenant.issuer))
+        yield Document(f"/{slug}/jwks", "oidc_api.jwks", slug, collaborators.keystore.public_jwks_json)
 
 
 @api.before_request

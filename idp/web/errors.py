@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import BuildError
 
 from idp.errors import SignInExpired
@@ -123,7 +123,11 @@ def register_error_handlers(app: Flask) -> None:
             g.tenant = services().tenants.get(request.path.strip("/").split("/")[0])
         code = "not_found" if exc.code == 404 else "invalid_request"
         message = messages.get(exc.code or 400, _("La requête n’est pas valide."))
-        return error_answer(exc.code or 400, code, message)
+        body, status, headers = error_answer(exc.code or 400, code, message)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            # RFC 9110 15.5.6: a 405 names the methods the resource allows.
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        return body, status, headers
 
     @app.errorhandler(SignInExpired)
     def sign_in_expired(_exc):

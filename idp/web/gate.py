@@ -30,6 +30,7 @@ from ipaddress import ip_address
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from werkzeug.datastructures import Headers
 
 from idp.web.errors import wants_json
 from idp.web.rendering import render
@@ -144,9 +145,19 @@ def _target_too_long() -> bool:
 
 
 def _headers_too_large() -> bool:
-    fields = list(request.headers.items())
+    return headers_too_large(request.headers)
+
+
+def headers_too_large(headers: Headers) -> bool:
+    fields = list(headers.items())
     return len(fields) > MAX_HEADER_FIELDS or any(
         len(name) + len(value) + 2 > MAX_VALUE_LENGTH for name, value in fields)
+
+
+def passes_without_input(host: str, scheme: str, headers: Headers) -> bool:
+    """Whether a request with no parameters and no body, to an endpoint that takes none, passes
+    the gate: its Host and its header fields."""
+    return host_allowed(host, scheme) and not headers_too_large(headers)
 
 
 @functools.lru_cache(maxsize=256)  # a node is reached under a few names
@@ -160,15 +171,19 @@ def loopback(hostname: str) -> bool:
 
 
 def _check_host() -> None:
-    host = request.host
+    if not host_allowed(request.host, request.scheme, ungated=request.endpoint in UNGATED_HOST_ENDPOINTS):
+        raise Refused
+
+
+def host_allowed(host: str, scheme: str, *, ungated: bool = False) -> bool:
+    """A host name (and port); on plain HTTP a loopback one unless the endpoint is ``ungated``."""
     match = HOST.fullmatch(host) if len(host) <= 255 else None
     if match is None or (match["port"] and not 0 < int(match["port"]) <= 65535):
-        raise Refused
-    if request.scheme == "https" or request.endpoint in UNGATED_HOST_ENDPOINTS:
-        return
+        return False
+    if scheme == "https" or ungated:
+        return True
     hostname = match["ipv6"] or match["name"].rstrip(".")
-    if not loopback(hostname.lower()):
-        raise Refused
+    return loopback(hostname.lower())
 
 
 def _parameters() -> list[tuple[str, str]]:

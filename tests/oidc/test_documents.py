@@ -1,0 +1,137 @@
+"""Discovery and JWKS read without the application's per-request work (idp.web.documents):
+answered as the views answer them, refused as the gate refuses, logged and counted the same."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from idp.logs import JsonFormatter
+
+PATHS = ["/malakoff/.well-known/openid-configuration", "/malakoff/jwks", "/miel/jwks",
+         "/miel/.well-known/openid-configuration"]
+
+
+def _fields(response) -> dict[str, str]:
+    """Header fields, names in lower case, without the request id (new for each request)."""
+    return {name.lower(): value for name, value in response.headers if name != "X-Request-ID"}
+
+
+@pytest.fixture
+def hooks_run(app):
+    """The application's per-request hooks that ran, by path."""
+    ran: list[str] = []
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: ran.append("before"))
+    return ran
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_plain_read_is_answered_without_the_applications_hooks(client, hooks_run, path):
+    assert client.get(path).status_code == 200
+    assert client.head(path).status_code == 200
+    assert hooks_run == []
+    # With a query string, the application answers.
+    assert client.get(path, query_string={"x": "1"}).status_code == 200
+    assert hooks_run == ["before"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_lane_answers_what_the_view_answers(client, path):
+    lane = client.get(path)
+    view = client.get(path, query_string={"x": "1"})
+    assert lane.data == view.data
+    assert _fields(lane) == _fields(view)
+    assert lane.headers["X-Request-ID"] != view.headers["X-Request-ID"]
+
+    etag = lane.headers["ETag"]
+    for headers in ({"If-None-Match": etag}, {"If-None-Match": f"W/{etag}, \"other\""}):
+        lane_304 = client.get(path, headers=headers)
+        view_304 = client.get(path, headers=headers, query_string={"x": "1"})
+        assert lane_304.status_code == view_304.status_code == 304
+        assert lane_304.data == view_304.data == b""
+        assert _fields(lane_304) == _fields(view_304)
+    stale = client.get(path, headers={"If-None-Match": '"stale"'})
+    assert stale.status_code == 200 and stale.data == lane.data
+
+    lane_head = client.head(path)
+    view_head = client.head(path, query_string={"x": "1"})
+    assert lane_head.data == view_head.data == b""
+    assert _fields(lane_head) == _fields(view_head) == _fields(lane)
+
+
+def test_the_jwks_follows_a_new_key(client, app):
+    before = client.get("/malakoff/jwks")
+    app.extensions["idp"].keystore.generate("ES256")
+    after = client.get("/malakoff/jwks", headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200
+    assert after.json == app.extensions["idp"].keystore.public_jwks()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_what_the_gate_refuses_is_refused(client, hooks_run, path):
+    # A host name that is not a loopback one, over plain HTTP (the gate's rule).
+    assert client.get(path, base_url="http://idp.example.org").status_code == 400
+    assert client.get(path, headers={"Host": "bad host"}).status_code == 400
+    # More header fields than a browser sends.
+    crowded = {f"X-Field-{n}": "1" for n in range(120)}
+    assert client.get(path, headers=crowded).status_code == 431
+    assert hooks_run == ["before"] * 3
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_other_methods_go_to_the_application(client, method):
+    response = client.open("/malakoff/jwks", method=method)
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+
+
+def test_a_preflight_goes_to_the_application(client):
+    response = client.options("/malakoff/jwks", headers={
+        "Origin": "https://spa.example.org", "Access-Control-Request-Method": "GET"})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_an_unknown_tenant_is_not_found(client):
+    assert client.get("/acme/jwks").status_code == 404
+
+
+def test_a_read_is_logged_once_with_its_request(client):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("idp.request")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        lane = client.get("/miel/jwks")
+        view = client.get("/miel/jwks", query_string={"x": "1"})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 2
+    for line, response in zip(lines, (lane, view), strict=True):
+        assert line["request_id"] == response.headers["X-Request-ID"]
+        assert {key: line[key] for key in ("tenant", "method", "path", "status", "endpoint",
+                                           "message")} == {
+            "tenant": "miel", "method": "GET", "path": "/miel/jwks", "status": 200,
+            "endpoint": "oidc_api.jwks", "message": "GET /miel/jwks 200"}
+
+
+def test_a_trusted_proxys_request_id_is_kept(settings):
+    from idp import create_app  # noqa: PLC0415 - an app behind one proxy
+
+    app = create_app({**settings, "trusted_proxies": 1})
+    client = app.test_client()
+    response = client.get("/malakoff/jwks", headers={
+        "X-Request-ID": "edge-42", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "idp.example.org"})
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"] == "edge-42"
+    refused = client.get("/malakoff/jwks", headers={"X-Forwarded-Host": "idp.example.org"},
+                         base_url="http://idp.example.org")
+    assert refused.status_code == 400
