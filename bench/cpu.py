@@ -8,7 +8,8 @@ request burns in our process (``time.process_time``) and the round trips it
 makes to PostgreSQL and Redis barely do. This builds the app on the bench's own
 PostgreSQL database and Redis database (never the test suite's), seeds a client
 and members the way ``bench/run`` does, and calls the WSGI app directly with
-prepared environs, so nothing but the app is timed.
+prepared environs, so nothing but the app is timed; it logs as the production server
+does (a JSON line per request, here to /dev/null).
 
 Round trips are counted apart from the timing: libpq's protocol trace
 (``ReadyForQuery`` messages: BEGIN, the pool's ping, every statement, COMMIT
@@ -32,6 +33,7 @@ import cProfile
 import dataclasses
 import gc
 import io
+import logging.config
 import os
 import pstats
 import re
@@ -53,7 +55,7 @@ from sqlalchemy import event, update
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from bench import proc, seed, targets
-from idp import create_app
+from idp import create_app, logs
 from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account
 from idp.config import Settings
@@ -405,6 +407,11 @@ def build(database_url: str, redis_url: str, keys_dir: Path) -> tuple[Flask, Inp
         **seed.CHEAP_ARGON2,
     }
     seed.reset_database(database_url)
+    # The production server's logging (idp.web.server: a JSON line per request), written to
+    # nowhere: what it costs is counted.
+    config = logs.dict_config("INFO")
+    config["handlers"]["json"]["stream"] = open(os.devnull, "w")  # noqa: SIM115 - for the process
+    logging.config.dictConfig(config)
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     seeded = seed.seed(settings, members=8, cheap=cheap)
     app = create_app(settings)
