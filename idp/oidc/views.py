@@ -26,6 +26,7 @@ from idp.oidc.interactions import Interactions
 from idp.oidc.models import SUPPORTED_SCOPES
 from idp.oidc.server import AUTH_METHODS, current_server
 from idp.web import csrf
+from idp.web.locale import choose_ui_locale
 from idp.web.rendering import render
 from idp.web.tenants import tenant_blueprint
 
@@ -230,6 +231,8 @@ def end_session():
         "client": logout_request.client.name if logout_request.client else None,
     }
     session["logout"] = pending
+    # RP-Initiated Logout 1.0 2: the language the portal asks for the confirmation page.
+    choose_ui_locale(logout_request.ui_locales)
     return redirect(url_for("oidc.logout_confirm"), 303)
 
 

@@ -115,3 +115,19 @@ def test_id_token_hint_of_another_tenant_is_refused(client, make):
     # Nothing pending: no confirmation page, and the Malakoff session is untouched.
     assert client.get("/miel/logout/confirm").status_code == 404
     assert "code" in query(malakoff.authorize(prompt="none").headers["Location"])
+
+
+def test_the_confirmation_page_speaks_the_language_the_portal_asks(flow):
+    # RP-Initiated Logout 1.0 2: ui_locales, as at the authorization endpoint.
+    id_token = flow.tokens()["id_token"]
+
+    page = _logout(flow, id_token_hint=id_token, ui_locales="en-GB fr")
+
+    assert b'<html lang="en">' in page.data
+    assert _confirm(flow, page).status_code == 303
+
+
+def test_a_language_not_spoken_leaves_the_page_in_french(flow):
+    page = _logout(flow, id_token_hint=flow.tokens()["id_token"], ui_locales="de")
+
+    assert b'<html lang="fr">' in page.data
