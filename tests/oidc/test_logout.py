@@ -131,3 +131,16 @@ def test_a_language_not_spoken_leaves_the_page_in_french(flow):
     page = _logout(flow, id_token_hint=flow.tokens()["id_token"], ui_locales="de")
 
     assert b'<html lang="fr">' in page.data
+
+
+def test_logout_by_post_is_answered_as_by_get(flow):
+    # RP-Initiated Logout 1.0 2: the OP supports GET and POST (form-encoded).
+    id_token = flow.tokens()["id_token"]
+    asked = flow.http.post("/malakoff/logout", data={
+        "id_token_hint": id_token, "post_logout_redirect_uri": "https://rp.example.org/", "state": "bye"})
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/malakoff/logout/confirm")
+
+    done = _confirm(flow, flow.http.get("/malakoff/logout/confirm"))
+
+    assert done.headers["Location"] == "https://rp.example.org/?state=bye"
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
