@@ -34,6 +34,7 @@ from idp.oidc.models import SUPPORTED_SCOPES
 from idp.oidc.server import AUTH_METHODS, current_server
 from idp.web import csrf
 from idp.web.documents import Document, served
+from idp.web.locale import choose_ui_locale
 from idp.web.rendering import render
 from idp.web.tenants import tenant_blueprint
 
@@ -124,7 +125,10 @@ def _discovery_document(issuer: str) -> bytes:
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": signing_algs,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        # RFC 8414 2: present wherever private_key_jwt is listed.
+        "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": SUPPORTED_CLAIMS,
         "claims_parameter_supported": True,
@@ -222,6 +226,8 @@ def end_session():
         "client": logout_request.client.name if logout_request.client else None,
     }
     session["logout"] = pending
+    # RP-Initiated Logout 1.0 2: the language the portal asks for the confirmation page.
+    choose_ui_locale(logout_request.ui_locales)
     return redirect(url_for("oidc.logout_confirm"), 303)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from html import unescape
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -45,6 +46,12 @@ def test_portal_signs_in_through_the_provider(live, account):
     login_page = browser.get(f"{portal}/login", timeout=10)
     assert login_page.status_code == 200
     assert login_page.url.startswith(f"{live.base_url}/{account.tenant}/login?interaction=")
+    # The portal pushed its request (RFC 9126): the browser carries only the reference to it.
+    to_provider = urlsplit(login_page.history[0].headers["Location"])
+    assert to_provider.path == f"/{account.tenant}/authorize"
+    sent = parse_qs(to_provider.query)
+    assert set(sent) == {"client_id", "request_uri"}
+    assert sent["request_uri"][0].startswith("urn:ietf:params:oauth:request_uri:")
 
     back = sign_in(browser, live, account)
 
@@ -53,6 +60,33 @@ def test_portal_signs_in_through_the_provider(live, account):
     assert f"Bonjour {account.given_name}" in back.text
     assert account.member_number in back.text          # member claim shown by the portal
     assert "urn:mh:acr:otp" in back.text                # acr claim: password + code
+    # The portal shows the pushed request it signed in with, used once.
+    assert re.search(r"<code>urn:ietf:params:oauth:request_uri:[\w-]{43}</code>", back.text)
+    assert "une seule utilisation" in back.text
+    # The first reference served once, when the browser followed it: brought again, it is refused.
+    again = browser.get(login_page.history[0].headers["Location"], timeout=10)
+    assert again.status_code == 400 and "invalid_request_uri" in again.text
+
+
+@pytest.mark.parametrize("account", [a for a in DEMO_ACCOUNTS if not a.legacy], ids=lambda a: a.tenant)
+def test_the_demo_portals_are_required_to_push_their_requests(live, account):
+    """A request of the demo portal's client sent straight to /authorize, not pushed, is refused:
+    the error goes back to the portal's redirect URI (RFC 9126 6)."""
+    browser = requests.Session()
+    portal = live.portals[account.tenant]
+    client_id = parse_qs(urlsplit(browser.get(f"{portal}/login", timeout=10).history[0]
+                                  .headers["Location"]).query)["client_id"][0]
+    challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636 appendix B
+
+    answer = browser.get(f"{live.base_url}/{account.tenant}/authorize", params={
+        "response_type": "code", "client_id": client_id, "redirect_uri": f"{portal}/callback",
+        "scope": "openid", "state": "not-pushed", "code_challenge": challenge,
+        "code_challenge_method": "S256"}, allow_redirects=False, timeout=10)
+
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert location.startswith(f"{portal}/callback?")
+    assert parse_qs(urlsplit(location).query)["error"] == ["invalid_request"]
 
 
 def test_portal_logout_ends_the_provider_session(live):

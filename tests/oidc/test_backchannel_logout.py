@@ -10,7 +10,9 @@ import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
 
 import pytest
 from joserfc import jwt
@@ -19,6 +21,7 @@ from sqlalchemy import func, select
 
 from idp.channels.models import Message
 from idp.events import BACKCHANNEL_LOGOUT_FAILED, AuditEvent
+from idp.oidc.models import ProviderSession
 from tests.factories import PASSWORD
 from tests.flows import Flow, csrf_token, query
 from tests.journeys.test_factor_changes import CHANGES
@@ -217,6 +220,46 @@ def test_the_account_page_lists_the_sessions_and_ends_another_one(app, portal, m
     text = _sessions_section(_account_page(here).data.decode())
     assert "Firefox sur Windows" not in text and "Chrome sur Android" in text
     assert "Se déconnecter de toutes les autres sessions" not in text
+
+
+FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+                 "octobre", "novembre", "décembre")
+
+
+def _in_paris(moment: datetime) -> str:
+    """A stored moment (naive UTC) as a member in France reads it: "3 décembre 2026 à 9 h 52"."""
+    local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
+    return f"{local.day} {FRENCH_MONTHS[local.month - 1]} {local.year} à {local.hour} h {local.minute:02d}"
+
+
+def _row_of(section: str, device: str) -> str:
+    start = section.index(device)
+    return section[start:section.index("</tr>", start)]
+
+
+def test_each_session_says_when_it_started_and_was_last_seen_in_paris_time(app, portal, member,
+                                                                           db):
+    here, _tokens = signed_in(app, portal, member, ANDROID_CHROME)
+    there, there_tokens = signed_in(app, portal, member, WINDOWS_FIREFOX)
+    # The other browser signed in three hours ago and was last seen twenty minutes ago.
+    now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
+    started, seen = now - timedelta(hours=3), now - timedelta(minutes=20)
+    stored = db.get(ProviderSession, sid_of(there, there_tokens))
+    stored.started_at, stored.last_seen_at = started, seen
+    db.commit()
+
+    row = _row_of(_sessions_section(_account_page(here).data.decode()), "Firefox sur Windows")
+    assert f">{_in_paris(started)}</td>" in row and f">{_in_paris(seen)}</td>" in row
+    assert "Portail de test" in row
+    # Times in words in Paris time, never the stored UTC.
+    assert f"{started.hour} h {started.minute:02d}" not in row
+
+    # That browser comes back: it is seen now.
+    assert there.http.get("/malakoff/account").status_code == 200
+    row = _row_of(_sessions_section(_account_page(here).data.decode()), "Firefox sur Windows")
+    assert f">{_in_paris(started)}</td>" in row and f">{_in_paris(seen)}</td>" not in row
+    db.expire_all()
+    assert db.get(ProviderSession, sid_of(there, there_tokens)).last_seen_at >= now
 
 
 def test_this_session_is_not_ended_from_its_own_list(app, portal, member, receiver, runner):

@@ -115,3 +115,32 @@ def test_id_token_hint_of_another_tenant_is_refused(client, make):
     # Nothing pending: no confirmation page, and the Malakoff session is untouched.
     assert client.get("/miel/logout/confirm").status_code == 404
     assert "code" in query(malakoff.authorize(prompt="none").headers["Location"])
+
+
+def test_the_confirmation_page_speaks_the_language_the_portal_asks(flow):
+    # RP-Initiated Logout 1.0 2: ui_locales, as at the authorization endpoint.
+    id_token = flow.tokens()["id_token"]
+
+    page = _logout(flow, id_token_hint=id_token, ui_locales="en-GB fr")
+
+    assert b'<html lang="en">' in page.data
+    assert _confirm(flow, page).status_code == 303
+
+
+def test_a_language_not_spoken_leaves_the_page_in_french(flow):
+    page = _logout(flow, id_token_hint=flow.tokens()["id_token"], ui_locales="de")
+
+    assert b'<html lang="fr">' in page.data
+
+
+def test_logout_by_post_is_answered_as_by_get(flow):
+    # RP-Initiated Logout 1.0 2: the OP supports GET and POST (form-encoded).
+    id_token = flow.tokens()["id_token"]
+    asked = flow.http.post("/malakoff/logout", data={
+        "id_token_hint": id_token, "post_logout_redirect_uri": "https://rp.example.org/", "state": "bye"})
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/malakoff/logout/confirm")
+
+    done = _confirm(flow, flow.http.get("/malakoff/logout/confirm"))
+
+    assert done.headers["Location"] == "https://rp.example.org/?state=bye"
+    assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"

@@ -10,6 +10,8 @@ import re
 import time
 
 import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import select
 
 from idp.oidc.models import Client
@@ -115,6 +117,25 @@ def test_a_push_without_valid_client_authentication_is_refused(flow, credentials
     assert response.status_code == 401
     assert response.json["error"] == "invalid_client"
     assert "request_uri" not in response.json
+
+
+@pytest.mark.parametrize("audience", ["http://localhost/malakoff", "http://localhost/malakoff/token",
+                                      "http://localhost/malakoff/par"])
+def test_a_client_assertion_may_name_the_issuer_or_either_endpoint(client, make, member, audience):
+    # RFC 9126 2: the issuer, the token endpoint and the push endpoint are all the audience.
+    key = RSAKey.generate_key(2048, auto_kid=True)
+    rp = make.client(auth_method="private_key_jwt", jwks=KeySet([key]).as_dict(private=False))
+    flow = Flow(client, "malakoff", rp, member)
+    now = int(time.time())
+    assertion = jwt.encode({"alg": "RS256", "kid": key.kid}, {
+        "iss": rp.client_id, "sub": rp.client_id, "aud": audience, "jti": f"jti-{time.time_ns()}",
+        "iat": now, "exp": now + 60}, key)
+
+    response = client.post(PAR, data={
+        **flow.params(), "client_assertion": assertion,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+
+    assert response.status_code == 201, response.json
 
 
 def test_a_push_for_another_client_is_refused(flow, make):
