@@ -52,7 +52,7 @@ def _outcome_message(status: str) -> str:
     return {
         NO_MATCH: _("Les informations saisies ne correspondent pas à celles de votre contrat. "
                     "Vérifiez-les (elles figurent sur votre carte de tiers payant) et réessayez."),
-        BENEFICIARY: _("Vous êtes couvert en tant que bénéficiaire : c’est le compte du membre "
+        BENEFICIARY: _("Votre contrat vous couvre en tant que bénéficiaire : c’est le compte du membre "
                        "principal de votre contrat qui vous donne accès à vos informations."),
         TERMINATED: _("Votre contrat n’est plus actif : vous ne pouvez pas créer de compte. "
                       "Pour toute question, contactez nos conseillers : leurs coordonnées "

@@ -182,7 +182,7 @@ class Member:
         self.sees("logout", "Voulez-vous vous déconnecter\u00a0?")
         self.click("button", "Me déconnecter")
         self.page.wait_for_url(f"{self.portal}/?*")
-        expect(self.page.get_by_role("status")).to_contain_text("Vous êtes déconnecté.")
+        expect(self.page.get_by_role("status")).to_contain_text("Déconnexion réussie.")
         expect(self.page.get_by_role("link", name="Se connecter", exact=True)).to_be_visible()
         self.sees("portal-signed-out")
 

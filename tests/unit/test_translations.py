@@ -97,3 +97,15 @@ def test_emails_and_sms_follow_french_typography(path):
 def test_english_strings_have_no_space_before_punctuation():
     wrong = [msgstr for _msgid, msgstr in _pairs(_po()) if ENGLISH_SPACING.search(msgstr)]
     assert not wrong, wrong
+
+
+# Participles that agree with the member ("Vous êtes connecté"): the texts speak neutrally
+# ("Connexion réussie", "vos sessions sont fermées").
+GENDERED = re.compile(r"\b(?:dé)?connecté\b|\bêtes (?:couvert|adhérent)\b")
+PORTAL_TEXTS = [*(ROOT / "templates" / "portal").glob("*.html"), ROOT / "idp" / "demo" / "portal.py"]
+
+
+def test_french_texts_address_the_member_neutrally():
+    texts = [*_source_messages(), *(path.read_text(encoding="utf-8") for path in PORTAL_TEXTS)]
+    wrong = [line for text in texts for line in text.splitlines() if GENDERED.search(line)]
+    assert not wrong, wrong
