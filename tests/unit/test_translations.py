@@ -94,6 +94,13 @@ def test_emails_and_sms_follow_french_typography(path):
     assert not wrong, wrong
 
 
+def test_the_demo_portal_pages_follow_french_typography():
+    """The portals' pages are French only, outside the catalogue."""
+    wrong = [line for path in (ROOT / "templates" / "portal").glob("*.html")
+             for line in path.read_text(encoding="utf-8").splitlines() if _french_typos(line)]
+    assert not wrong, wrong
+
+
 def test_english_strings_have_no_space_before_punctuation():
     wrong = [msgstr for _msgid, msgstr in _pairs(_po()) if ENGLISH_SPACING.search(msgstr)]
     assert not wrong, wrong
