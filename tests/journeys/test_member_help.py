@@ -244,10 +244,10 @@ def test_an_expired_reset_link_leads_to_a_new_one_and_to_sign_in(client):
     assert 'href="/malakoff/forgot-password"' in html and 'href="/malakoff/login"' in html
 
 
-def test_asking_a_new_activation_link_says_what_to_do_when_the_account_is_active(client, make):
+def test_asking_a_new_activation_link_says_what_to_do_when_the_account_is_active(client, make, db):
     active = make.account("malakoff")
     answers = []
-    for email in (active.email, "nobody@example.org"):
+    for email in (active.email, "nobody@example.org", active.email):
         page = client.get("/malakoff/activate/expired")
         answers.append(_text(client.post("/malakoff/activate/expired", data={
             "email": email, "csrf_token": csrf_token(page.data)})))
@@ -256,6 +256,12 @@ def test_asking_a_new_activation_link_says_what_to_do_when_the_account_is_active
     assert strip.sub("", answers[0]) == strip.sub("", answers[1])
     assert f"Votre compte est déjà activé{NBSP}?" in answers[0]
     assert 'href="/malakoff/login"' in answers[0] and 'href="/malakoff/forgot-password"' in answers[0]
+    # The active account's owner hears it by email (once, however often it is asked), with the
+    # way to sign in; an address without an account gets nothing.
+    sent = db.scalars(select(Message).where(Message.template == "activation_not_needed")).all()
+    assert [message.recipient for message in sent] == [active.email]
+    assert "est déjà activé" in sent[0].subject and "http://localhost/malakoff/login" in sent[0].body_text
+    assert "http://localhost/malakoff/forgot-password" in sent[0].body_text
 
 
 def test_a_deleted_account_page_leads_to_registration(client):
