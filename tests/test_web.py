@@ -87,6 +87,15 @@ def test_outbox_page_lists_messages(app, client, db):
     assert page.status_code == 200 and b"a@example.org" in page.data
 
 
+def test_outbox_page_links_the_links_of_each_message(client, db):
+    link = "http://localhost:5000/malakoff/activate/" + "A" * 150
+    db.add(Message(tenant="malakoff", channel="email", template="activation", recipient="a@example.org",
+                   subject="Activez votre compte", body_text=f"Pour activer votre compte\u00a0:\n{link}\n"))
+    db.commit()
+    html = client.get("/_outbox").data.decode()
+    assert f'<a href="{link}"' in html and f">{link}</a>" in html
+
+
 def test_outbox_page_is_off_unless_enabled(settings):
     app = create_app({**settings, "outbox_page": False})
     assert app.test_client().get("/_outbox").status_code == 404

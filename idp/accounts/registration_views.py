@@ -52,7 +52,7 @@ def _outcome_message(status: str) -> str:
     return {
         NO_MATCH: _("Les informations saisies ne correspondent pas à celles de votre contrat. "
                     "Vérifiez-les (elles figurent sur votre carte de tiers payant) et réessayez."),
-        BENEFICIARY: _("Vous êtes couvert en tant que bénéficiaire : c’est le compte du membre "
+        BENEFICIARY: _("Votre contrat vous couvre en tant que bénéficiaire : c’est le compte du membre "
                        "principal de votre contrat qui vous donne accès à vos informations."),
         TERMINATED: _("Votre contrat n’est plus actif : vous ne pouvez pas créer de compte. "
                       "Pour toute question, contactez nos conseillers : leurs coordonnées "
@@ -208,7 +208,8 @@ def _state():
 
 @bp.route("/register/contact", methods=["GET", "POST"])
 def nir_contact():
-    """Miel, step 2: email and mobile; a code is sent to the mobile."""
+    """Miel, step 2: email and mobile; a code is sent to the mobile. "Revenir à l’étape
+    précédente" submits the form too, so that what was typed is there on the way forward."""
     tenant = current_tenant()
     state = _state()
     if state is None or tenant.logs_in_with_email:
@@ -218,13 +219,14 @@ def nir_contact():
     if form.is_submitted():
         state["contacts_typed"] = _typed_contacts(form)
         session[REGISTRATION_STATE] = state
+        if request.form.get("back"):
+            return redirect(url_for("registration.register"), 303)
     if form.validate_on_submit() and _sms_reaches(tenant, form):
         _send_code(tenant, state, form)
         return redirect(url_for("registration.code"), 303)
     if form.is_submitted():
         status = 400
-    return render("register_contact.html", status=status, form=form, step=2, steps=_steps(tenant),
-                  back=url_for("registration.register"))
+    return render("register_contact.html", status=status, form=form, step=2, steps=_steps(tenant))
 
 
 @bp.route("/register/code", methods=["GET", "POST"])

@@ -491,7 +491,7 @@ def logout():
         )
     except (requests.RequestException, ValueError, RuntimeError):
         # No discovery or no end_session_endpoint: at least the portal is signed out.
-        flash("Vous êtes déconnecté du portail, mais pas du fournisseur d’identité.", "error")
+        flash("Votre session du portail est fermée, mais pas celle du fournisseur d’identité.", "error")
         return redirect(url_for(".home"), 303)
     if request.method == "POST":
         response.status_code = 303
@@ -567,7 +567,7 @@ def _confirm_logout() -> None:
         _client().validate_logout_response()
     except AuthlibBaseError:
         return
-    flash("Vous êtes déconnecté. À bientôt !", "success")
+    flash("Déconnexion réussie. À bientôt !", "success")
 
 
 def _validated_logout_token(token: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import re
 import socket
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from http import HTTPStatus
 from pathlib import Path
@@ -106,8 +106,12 @@ def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:
             if registry.exists():
                 # Idempotent: members already imported are left as they are.
                 import_members(session, tenant, registry)
-        for slug, tenant in services.tenants.items():
+        for slug, tenant in list(services.tenants.items()):
             url = portal_urls[slug]
+            if not tenant.portal_url:
+                # The demo portal is the brand's portal: the account page, the welcome after an
+                # activation and the signed-out page lead back to it.
+                services.tenants[slug] = replace(tenant, portal_url=f"{url}/")
             client_id = portal_client_id(slug)
             # A fresh secret every run: the portal process only knows the new one.
             if find_client(session, client_id) is not None:

@@ -86,8 +86,8 @@ def login():
 def _ended_notice() -> str | None:
     """Why the account pages signed the member out, when they did."""
     if request.method == "GET" and request.args.get("ended") == ENDED_BY_WRONG_PASSWORDS:
-        return _("Pour protéger votre compte, vous avez été déconnecté après plusieurs mots de "
-                 "passe incorrects. Connectez-vous de nouveau, ou réinitialisez votre mot de passe "
+        return _("Pour protéger votre compte, votre session a été fermée après plusieurs mots "
+                 "de passe incorrects. Connectez-vous de nouveau, ou réinitialisez votre mot de passe "
                  "si vous l’avez oublié.")
     return None
 

@@ -182,7 +182,7 @@ class Member:
         self.sees("logout", "Voulez-vous vous déconnecter\u00a0?")
         self.click("button", "Me déconnecter")
         self.page.wait_for_url(f"{self.portal}/?*")
-        expect(self.page.get_by_role("status")).to_contain_text("Vous êtes déconnecté.")
+        expect(self.page.get_by_role("status")).to_contain_text("Déconnexion réussie.")
         expect(self.page.get_by_role("link", name="Se connecter", exact=True)).to_be_visible()
         self.sees("portal-signed-out")
 
@@ -424,6 +424,7 @@ class Member:
         self.page.get_by_label("Adresse e-mail", exact=True).fill(email)
         self.page.get_by_label("Confirmation de l’adresse e-mail").fill(email)
         self.page.get_by_label("Téléphone mobile").fill("07 81 22 33 44")
+        self.goes_back_a_step_and_forward(email)
         # Miel asks the terms at the first sign-in, not here.
         expect(self.page.get_by_label("J’accepte les mentions légales", exact=False)).to_have_count(0)
         self.sees("register-contact")
@@ -431,6 +432,20 @@ class Member:
         self.page.wait_for_url(f"{self.provider}/register/code")
         self.current_step("Étape 3")
         self.types_registration_code("+33781223344")
+
+    def goes_back_a_step_and_forward(self, email: str) -> None:
+        """Back to step 1 and on again: what was typed on either step is still there."""
+        self.click("button", "Revenir à l’étape précédente")
+        self.page.wait_for_url(f"{self.provider}/register")
+        self.current_step("Étape 1")
+        expect(self.page.get_by_label("Numéro de sécurité sociale")).to_have_value("2 62 08 2A 004 036 07")
+        expect(self.page.get_by_label("Département de naissance")).to_have_value("2A")
+        expect(self.page.get_by_label("Prénom")).to_have_value("Françoise")
+        self.click("button", "Continuer")
+        self.page.wait_for_url(f"{self.provider}/register/contact")
+        expect(self.page.get_by_label("Adresse e-mail", exact=True)).to_have_value(email)
+        expect(self.page.get_by_label("Confirmation de l’adresse e-mail")).to_have_value(email)
+        expect(self.page.get_by_label("Téléphone mobile")).to_have_value("07 81 22 33 44")
 
     def activates(self, password: str, birth_date: str | None = None) -> None:
         """The activation link from the outbox: choose the password, then the welcome page."""

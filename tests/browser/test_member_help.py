@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.journeys import demo_account
+
 pytestmark = pytest.mark.browser
 
 
@@ -54,3 +56,16 @@ def test_malakoff_registration_leads_to_sign_in_advisers_and_terms(browse):
     expect(terms.locator("h1")).to_have_text("Mentions légales et conditions générales d’utilisation")
     member.check(terms, "malakoff-terms-page")
     terms.close()
+
+
+def test_the_demo_s_account_and_welcome_pages_lead_back_to_the_portal(browse):
+    account = demo_account("miel")
+    member = browse("miel")
+    member.signs_in_as(account, "email")
+    member.opens_account(account.given_name)
+    expect(member.page.get_by_role("link", name="Me déconnecter")).to_be_visible()
+    member.click("link", "Aller à mon Espace Affilié")
+    member.is_back_at_portal(account.given_name)
+    member.page.goto(f"{member.provider}/welcome")
+    onward = member.page.get_by_role("link", name="Me connecter")
+    expect(onward).to_have_attribute("href", f"{member.portal}/")

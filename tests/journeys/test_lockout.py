@@ -241,7 +241,7 @@ def test_wrong_passwords_given_again_are_counted_per_account_audited_and_end_the
     assert ended.status_code == 303
     assert ended.headers["Location"].endswith("/malakoff/login?ended=password-again")
     told = flow.http.get(ended.headers["Location"])
-    assert "déconnecté après plusieurs mots de passe incorrects".encode() in told.data
+    assert "votre session a été fermée après plusieurs mots de passe incorrects".encode() in told.data
     assert flow.http.get("/malakoff/account").headers["Location"].endswith("/malakoff/login")
     assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
     assert _count(db, events.REAUTH_FAILURE, account_id=flow.account.id) == 5

@@ -173,10 +173,12 @@ def test_miel_back_from_step_two_keeps_what_was_typed(client, miel_member):
     step1 = {**typed, "csrf_token": csrf_token(page.data)}
     assert client.post("/miel/register", data=step1).status_code == 303
     contact = client.get("/miel/register/contact")
-    assert 'href="/miel/register"' in _text(contact)  # the way back
-    client.post("/miel/register/contact", data={
-        "email": "f.ndiaye@example.org", "email_confirm": "f.ndiaye@example.org", "mobile": "not a number",
-        "csrf_token": csrf_token(contact.data)})
+    # The way back is a button of the form: what was typed here goes back with it.
+    assert '<button type="submit" name="back" value="1"' in _text(contact)
+    back = client.post("/miel/register/contact", data={
+        "email": "f.ndiaye@example.org", "email_confirm": "f.ndiaye@example.org", "mobile": "",
+        "back": "1", "csrf_token": csrf_token(contact.data)})
+    assert back.status_code == 303 and back.headers["Location"] == "/miel/register"
     back = _text(client.get("/miel/register"))
     for value in ("2 62 08 2A 004 036 07", "30/08/1962", "Ndiaye", "Françoise"):
         assert f'value="{value}"' in back, value
@@ -242,10 +244,10 @@ def test_an_expired_reset_link_leads_to_a_new_one_and_to_sign_in(client):
     assert 'href="/malakoff/forgot-password"' in html and 'href="/malakoff/login"' in html
 
 
-def test_asking_a_new_activation_link_says_what_to_do_when_the_account_is_active(client, make):
+def test_asking_a_new_activation_link_says_what_to_do_when_the_account_is_active(client, make, db):
     active = make.account("malakoff")
     answers = []
-    for email in (active.email, "nobody@example.org"):
+    for email in (active.email, "nobody@example.org", active.email):
         page = client.get("/malakoff/activate/expired")
         answers.append(_text(client.post("/malakoff/activate/expired", data={
             "email": email, "csrf_token": csrf_token(page.data)})))
@@ -254,6 +256,12 @@ def test_asking_a_new_activation_link_says_what_to_do_when_the_account_is_active
     assert strip.sub("", answers[0]) == strip.sub("", answers[1])
     assert f"Votre compte est déjà activé{NBSP}?" in answers[0]
     assert 'href="/malakoff/login"' in answers[0] and 'href="/malakoff/forgot-password"' in answers[0]
+    # The active account's owner hears it by email (once, however often it is asked), with the
+    # way to sign in; an address without an account gets nothing.
+    sent = db.scalars(select(Message).where(Message.template == "activation_not_needed")).all()
+    assert [message.recipient for message in sent] == [active.email]
+    assert "est déjà activé" in sent[0].subject and "http://localhost/malakoff/login" in sent[0].body_text
+    assert "http://localhost/malakoff/forgot-password" in sent[0].body_text
 
 
 def test_a_deleted_account_page_leads_to_registration(client):

@@ -55,7 +55,8 @@ def test_reset_ends_old_sessions_and_tokens_and_the_new_password_works(app, clie
     assert b"Si un compte correspond" in answer.data
     done = _reset(other_browser, _link(db))
     assert done.status_code == 303
-    assert "déconnecté de tous vos appareils".encode() in other_browser.get(done.headers["Location"]).data
+    told = other_browser.get(done.headers["Location"]).data.decode()
+    assert "vos sessions sont fermées sur tous vos appareils" in told
 
     assert client.get("/malakoff/userinfo", headers=bearer).status_code == 401
     assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"

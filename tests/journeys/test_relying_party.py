@@ -128,7 +128,7 @@ def test_the_portal_is_signed_out_over_the_back_channel_and_says_so(live):
     result = IdpCliRunner(live.app).invoke(args=["outbox", "work", "--once"])
     assert result.exit_code == 0, result.output
     home = at_portal.get(f"{portal}/", timeout=10).text
-    assert "Vous avez été déconnecté par le fournisseur d’identité à" in home
+    assert "Le fournisseur d’identité a fermé votre session à" in home
     assert "Notifications de déconnexion reçues" in home and "1 session(s) du portail fermée(s)" in home
     assert "Se connecter</a>" in home
 

@@ -532,7 +532,7 @@ def test_logout_redirects_to_the_end_session_endpoint(client, provider):
     assert jwt.decode(query["id_token_hint"], provider.key).claims["sub"] == "acc-123"
     # Back from the provider: signed out, and told so.
     page = client.get(f"/?state={query['state']}").get_data(as_text=True)
-    assert "Vous êtes déconnecté" in page
+    assert "Déconnexion réussie" in page
     assert "Se connecter</a>" in page
 
 
@@ -572,7 +572,7 @@ def test_a_logout_token_signs_the_member_out_and_the_page_says_so(client, provid
     assert answer.headers["Cache-Control"] == "no-store"
 
     page = client.get("/").get_data(as_text=True)
-    assert "Vous avez été déconnecté par le fournisseur d’identité à" in page
+    assert "Le fournisseur d’identité a fermé votre session à" in page
     assert "Se connecter</a>" in page
     assert "Notifications de déconnexion reçues" in page and "<code>sid-1…</code>" in page
     # The other session of the same member (another sid) is still signed in.

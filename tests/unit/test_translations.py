@@ -94,6 +94,25 @@ def test_emails_and_sms_follow_french_typography(path):
     assert not wrong, wrong
 
 
+def test_the_demo_portal_pages_follow_french_typography():
+    """The portals' pages are French only, outside the catalogue."""
+    wrong = [line for path in (ROOT / "templates" / "portal").glob("*.html")
+             for line in path.read_text(encoding="utf-8").splitlines() if _french_typos(line)]
+    assert not wrong, wrong
+
+
 def test_english_strings_have_no_space_before_punctuation():
     wrong = [msgstr for _msgid, msgstr in _pairs(_po()) if ENGLISH_SPACING.search(msgstr)]
+    assert not wrong, wrong
+
+
+# Participles that agree with the member ("Vous êtes connecté"): the texts speak neutrally
+# ("Connexion réussie", "vos sessions sont fermées").
+GENDERED = re.compile(r"\b(?:dé)?connecté\b|\bêtes (?:couvert|adhérent)\b")
+PORTAL_TEXTS = [*(ROOT / "templates" / "portal").glob("*.html"), ROOT / "idp" / "demo" / "portal.py"]
+
+
+def test_french_texts_address_the_member_neutrally():
+    texts = [*_source_messages(), *(path.read_text(encoding="utf-8") for path in PORTAL_TEXTS)]
+    wrong = [line for text in texts for line in text.splitlines() if GENDERED.search(line)]
     assert not wrong, wrong
