@@ -346,3 +346,27 @@ def test_the_demo_members_letter_on_the_outbox_page_carries_the_code_that_regist
     typed = _type_letter_code(client, code, member_number="77889900")
     assert typed.headers["Location"].endswith("/malakoff/register/sent")
     assert [m.recipient for m in _messages(db, "activation")] == ["fx.muller@example.org"]
+
+
+def test_a_letter_contested_by_another_request_activates_nothing(client, db):
+    """The letter of a request made with card data alone reaches the member, who also asked
+    for an account meanwhile: typing its code must not send the link to the first request's
+    address. Support decides between the two."""
+    _member(db, **ADDRESS)
+    attacker = client.application.test_client()
+    _register(attacker, **ATTACKER)
+    code = _letter_code(db)
+    # The member registers with their own contacts: the pending account is not re-targeted.
+    assert "en cours de vérification" in _page(client, _register(client))
+    assert db.scalar(select(RegistrationRequest.reason)) == "pending_elsewhere"
+    [contested] = _messages(db, "registration_contested")
+    assert contested.recipient == "pirate@example.net"
+    assert "envoyé par courrier ne permet plus d’activer votre compte" in contested.body_text
+
+    refused = _type_letter_code(client, code)
+    assert refused.status_code == 400
+    assert _messages(db, "activation") == []
+    # Registering again with the first request's contacts posts no new letter either.
+    assert "en cours de vérification" in _page(attacker, _register(attacker, **ATTACKER))
+    assert len(_messages(db, "registration_letter")) == 1
+    assert _messages(db, "activation") == []
