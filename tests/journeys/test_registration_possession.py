@@ -370,3 +370,53 @@ def test_a_letter_contested_by_another_request_activates_nothing(client, db):
     assert "en cours de vérification" in _page(attacker, _register(attacker, **ATTACKER))
     assert len(_messages(db, "registration_letter")) == 1
     assert _messages(db, "activation") == []
+
+
+# -- the contact on file hears of every request and activation, on both tenants -------------------
+
+MIEL_IDENTITY = {"nir": "262082A00403607", "birth_date": "30/08/1962", "birth_department": "2A",
+                 "last_name": "Ndiaye", "first_name": "francoise"}
+
+
+def _registered_elsewhere(client, db, tenant: str):
+    """A registration with contacts other than those on file (the attacker's), to review."""
+    if tenant == "malakoff":
+        return _register(client, **ATTACKER)
+    page = client.get("/miel/register")
+    client.post("/miel/register", data={**MIEL_IDENTITY, "csrf_token": csrf_token(page.data)})
+    page = client.get("/miel/register/contact")
+    return sms_code_step(client, "miel", client.post("/miel/register/contact", data={
+        **ATTACKER, "csrf_token": csrf_token(page.data)}))
+
+
+@pytest.mark.parametrize("tenant", ["malakoff", "miel"])
+@pytest.mark.parametrize(("on_file", "channel", "recipient"), [
+    ({"email": "jp.dupont@example.org"}, "email", "jp.dupont@example.org"),
+    ({"mobile": "+33612345678"}, "sms", "+33612345678"),
+], ids=["email on file", "mobile only on file"])
+def test_the_contact_on_file_is_told_of_the_request_and_of_the_activation(
+        client, db, runner, tenant, on_file, channel, recipient):
+    if tenant == "malakoff":
+        _member(db, **on_file)
+    else:
+        db.add(Member(tenant="miel", member_number="76543210", nir=MIEL_IDENTITY["nir"],
+                      last_name="N'DIAYE", first_name="Françoise", birth_date=date(1962, 8, 30),
+                      role="principal", kind="health", status="active", **on_file))
+        db.commit()
+    assert "en cours de vérification" in _page(client, _registered_elsewhere(client, db, tenant))
+    [notice] = _messages(db, "registration_notice")
+    assert (notice.channel, notice.recipient) == (channel, recipient)
+
+    # Support approves (say the member asked by phone); the activation is told too.
+    request = db.scalar(select(RegistrationRequest))
+    assert runner.invoke(args=["review", "approve", "--tenant", tenant, str(request.id)]).exit_code == 0
+    activation = _messages(db, "activation")[-1].body_text
+    path = activation[activation.index(f"/{tenant}/activate/"):].split()[0]
+    page = client.get(path)
+    assert client.post(path, data={"password": PASSWORD, "password_confirm": PASSWORD,
+                                   "birth_date": "30/08/1962",
+                                   "csrf_token": csrf_token(page.data)}).status_code == 303
+    db.expire_all()
+    assert db.scalar(select(Account.status)) == "active"
+    [told] = _messages(db, "activation_notice")
+    assert (told.channel, told.recipient) == (channel, recipient)
