@@ -239,17 +239,21 @@ class Registrations:
 
     def _to_review(self, member: Member, applicant: Applicant, email: str, reason: str,
                    differences: list[str]) -> Outcome:
-        pending = self.db.scalar(select(RegistrationRequest).where(
-            RegistrationRequest.member_id == member.id, RegistrationRequest.status == "pending"))
         submitted = {
             "first_name": applicant.first_name, "last_name": applicant.last_name,
             "birth_date": applicant.birth_date.isoformat(), "email": email,
             "mobile": applicant.mobile, "terms_version": applicant.terms_version,
         }
+        # A new attempt with the same contacts replaces what was typed before: reviewers see
+        # the latest. One with other contacts is a request of its own, so that what support
+        # checked with the member is what it approves, whoever registers meanwhile.
+        pending = next((request for request in self.db.scalars(select(RegistrationRequest).where(
+            RegistrationRequest.member_id == member.id, RegistrationRequest.status == "pending"))
+            if (request.submitted.get("email"), request.submitted.get("mobile"))
+            == (email, applicant.mobile)), None)
         if pending is None:
             pending = RegistrationRequest(tenant=self.tenant.slug, member_id=member.id)
             self.db.add(pending)
-        # A new attempt replaces what the member typed before: reviewers see the latest.
         pending.reason, pending.submitted, pending.differences = reason, submitted, differences
         pending.locale = self.messages.locale_for(self.tenant)
         self.db.flush()

@@ -420,3 +420,27 @@ def test_the_contact_on_file_is_told_of_the_request_and_of_the_activation(
     assert db.scalar(select(Account.status)) == "active"
     [told] = _messages(db, "activation_notice")
     assert (told.channel, told.recipient) == (channel, recipient)
+
+
+def test_a_request_under_review_keeps_the_contacts_support_checks(client, db, runner):
+    """Another attempt with other contacts is a request of its own: what support looked at
+    and approves is what the member typed, never contacts typed since by someone else."""
+    _member(db, mobile="+33612345678")
+    _register(client, first_name="Jean-Piere")  # the member's near miss, filed for review
+    [request] = db.scalars(select(RegistrationRequest)).all()
+    shown = runner.invoke(args=["review", "show", "--tenant", "malakoff", str(request.id)])
+    assert "jp.dupont@example.org" in shown.output
+
+    _register(client.application.test_client(), **ATTACKER)
+    db.expire_all()
+    requests = db.scalars(select(RegistrationRequest).order_by(RegistrationRequest.id)).all()
+    assert [r.submitted["email"] for r in requests] == ["jp.dupont@example.org", "pirate@example.net"]
+    # The member trying again with the same contacts updates their own request.
+    _register(client, first_name="Jean-Pierr")
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(RegistrationRequest)) == 2
+    assert db.get(RegistrationRequest, request.id).submitted["first_name"] == "Jean-Pierr"
+
+    assert runner.invoke(args=["review", "approve", "--tenant", "malakoff",
+                               str(request.id)]).exit_code == 0
+    assert [m.recipient for m in _messages(db, "activation")] == ["jp.dupont@example.org"]
