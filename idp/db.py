@@ -51,7 +51,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _sqlite_pragmas(dbapi_connection, _record):
+def _split_part(text: str | None, delimiter: str, position: int) -> str | None:
+    """PostgreSQL's split_part (1-based; "" past the last part), for SQLite."""
+    if text is None:
+        return None
+    parts = text.split(delimiter)
+    return parts[position - 1] if 0 < position <= len(parts) else ""
+
+
+def _prepare_sqlite(dbapi_connection, _record):
+    dbapi_connection.create_function("split_part", 3, _split_part, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -180,7 +189,7 @@ class Database:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False},
                                    hide_parameters=True)
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", _prepare_sqlite)
         else:
             engine = create_engine(
                 url, pool_size=10, max_overflow=10, hide_parameters=True,

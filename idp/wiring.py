@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.recovery import Recovery, carry_out_requests
 from idp.accounts.registration import Registrations
-from idp.accounts.services import EndedSessions, Reauthentication
+from idp.accounts.services import EndedSessions, LegacyCosts, Reauthentication
 from idp.channels.models import Message
 from idp.channels.services import Messages
 from idp.extensions import ServiceRegistry, Services, current_tenant
@@ -54,8 +54,11 @@ def register_services(registry: ServiceRegistry) -> None:
         s, idle=c.settings.session_idle_timeout, absolute=c.settings.session_absolute_timeout))
     registry.register(EndedSessions, lambda c, _s: EndedSessions(
         c.store, c.settings.session_absolute_timeout))
-    registry.register(SignIn, lambda c, s: SignIn(s, c.store, c.hasher, _trusted_devices(c, s),
-                                                  _code_sender(c, s), c.channels.messages(s)))
+    # One per app: it keeps what it read for every request of the process.
+    legacy_costs = LegacyCosts()
+    registry.register(SignIn, lambda c, s: SignIn(s, c.store, c.hasher, legacy_costs,
+                                                  _trusted_devices(c, s), _code_sender(c, s),
+                                                  c.channels.messages(s)))
     # Tenant-bound: made for the tenant of the request being served.
     registry.register(Recovery, lambda c, s: Recovery(s, current_tenant(), c.channels.messages(s),
                                                       c.settings.secret_key))

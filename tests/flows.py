@@ -28,6 +28,16 @@ def query(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(parts.query or parts.fragment).items()}
 
 
+# A CSRF token (Flask-WTF's, signed by itsdangerous): payload, timestamp and signature.
+CSRF_TOKEN = re.compile(rb"[\w-]{20,}\.[\w-]{4,}\.[\w-]{20,}")
+
+
+def without_csrf_tokens(response) -> bytes:
+    """A page with its CSRF tokens blanked: their timestamp differs from one second to the next,
+    so two pages compared for saying the same thing are compared without them."""
+    return CSRF_TOKEN.sub(b"(token)", response.data)
+
+
 class Flow:
     """A relying party plus the member's browser, both speaking to the test client."""
 

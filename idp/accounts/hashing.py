@@ -21,6 +21,14 @@ legacy digest with the stored settings, then verifying the argon2id part over it
 Unwrapped legacy hashes still verify (``idp accounts wrap-legacy-hashes`` wraps
 those an older import left).
 
+Checking a password against such a hash computes its legacy digest on top of the
+argon2id part, which a plain argon2id hash (or an unknown identifier) does not: time
+alone would tell the accounts imported from the rest. So ``verify`` takes the legacy
+costs the tenant still holds (``legacy_cost`` of each such hash, e.g.
+``pbkdf2_sha256$600000`` or ``bcrypt$12``) and computes one digest at each of them,
+its own hash's for real and the others on a fixed dummy salt: every check then does
+the same work, whatever the identifier names.
+
 A hash names its own cost, and verifying it spends that cost on one worker
 whatever the password: an imported hash claiming ``t=300`` would hold a worker
 for minutes at every wrong password. So each scheme's cost is bounded (the
@@ -35,6 +43,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import bcrypt
@@ -68,6 +77,9 @@ _ARGON2ID = "$argon2id$"
 _WRAPPED = "$wrapped-"
 # bcrypt's settings start with "$": the wrapped format names the scheme before them.
 _BCRYPT_LABEL = "bcrypt"
+# The salts of the digests computed so that every check costs the same (``verify``).
+_DUMMY_PBKDF2_SALT = "equal-work-salt"
+_DUMMY_BCRYPT_SALT = "equalworkequalworkeque"  # bcrypt's 22 characters, the last one it accepts
 
 
 @dataclass(frozen=True)
@@ -129,12 +141,21 @@ class PasswordHasher:
         """A hash of the previous system (or argon2id) that ``verify`` can check."""
         return self.import_problem(stored_hash) is None
 
-    def verify(self, stored_hash: str | None, password: str) -> Verification:
+    def verify(self, stored_hash: str | None, password: str, *,
+               legacy_costs: Collection[str] = ()) -> Verification:
         """Check a password; takes the same time whether or not a hash exists.
 
-        A hash costlier than the bounds is a failure, checked against the dummy
+        ``legacy_costs``: the ``legacy_cost`` of every legacy hash the identifier could
+        name; a digest is computed at each of them but the stored hash's own (computed
+        for real), so that imported and other accounts, and unknown identifiers, cost
+        the same. A hash costlier than the bounds is a failure, checked against the dummy
         hash instead, so that it neither holds the worker nor answers faster.
         """
+        own = legacy_cost(stored_hash or "")
+        for cost in set(legacy_costs) - {own}:
+            settings = _dummy_settings(cost)
+            if settings:
+                _legacy_digest(settings, password)
         if not stored_hash or len(stored_hash) > MAX_HASH_LENGTH or self._cost_problem(stored_hash):
             self._burn(password)
             return Verification(ok=False)
@@ -206,6 +227,30 @@ def _legacy_cost_problem(stored_hash: str) -> str:
         cost = stored_hash[4:6]
         if cost.isdigit() and int(cost) > MAX_BCRYPT_COST:
             return f"the bcrypt hash has cost {int(cost)}; at most {MAX_BCRYPT_COST} is accepted"
+    return ""
+
+
+def legacy_cost(stored_hash: str) -> str:
+    """What checking a password against this legacy hash (wrapped or not) costs on top of
+    argon2id: ``pbkdf2_sha256$<iterations>`` or ``bcrypt$<cost>``; "" for any other hash."""
+    split = _unwrap(stored_hash) or _split_legacy(stored_hash)
+    if split is None:
+        return ""
+    settings = split[0]
+    if settings.startswith(_PBKDF2):
+        return f"{_PBKDF2}{settings.split('$')[1]}"
+    return f"{_BCRYPT_LABEL}${settings[4:6]}"
+
+
+def _dummy_settings(cost: str) -> str:
+    """Settings of ``legacy_cost`` ``cost`` on a fixed salt; "" for a cost that does not read."""
+    scheme, _, amount = cost.partition("$")
+    if not amount.isdigit():
+        return ""
+    if scheme == _PBKDF2.rstrip("$"):
+        return f"{_PBKDF2}{int(amount)}${_DUMMY_PBKDF2_SALT}"
+    if scheme == _BCRYPT_LABEL and len(amount) == 2:
+        return f"$2b${amount}${_DUMMY_BCRYPT_SALT}"
     return ""
 
 

@@ -167,11 +167,16 @@ class Registrations:
             return self._to_review(member, applicant, email, reason, match.differences)
         if existing is not None and (existing.email, existing.phone_number) != (email, applicant.mobile):
             # Never re-targeted: the contacts waiting for their link keep it, and hear of this.
+            # A code by post proves no contact: once contested, it activates nothing.
             self._tell_pending_contacts(existing)
+            self._withdraw_letter(existing)
             return self._to_review(member, applicant, email, "pending_elsewhere", [])
         if by_letter and (self.tenant.registration.without_contact != "letter"
                           or member.postal_address is None):
             return self._to_review(member, applicant, email, "no_contact", [])
+        if by_letter and self._contested(member):
+            # Support decides between the requests: no new letter meanwhile.
+            return self._to_review(member, applicant, email, "pending_elsewhere", [])
         email_owner = self.db.scalar(select(Account).where(
             Account.tenant == self.tenant.slug, Account.email == email))
         if email_owner is not None and email_owner.member_id != member.id:
@@ -263,9 +268,23 @@ class Registrations:
         """The address of an account waiting for activation hears of a request with other
         contacts: its own link keeps working, and support looks at the other one."""
         if account.email and not self._queued_lately(account.email, "registration_contested"):
-            self._queue(account.email, "registration_contested", reader=account)
+            self._queue(account.email, "registration_contested", reader=account,
+                        letter=account.awaits_letter)
 
     # -- by post --------------------------------------------------------------------------------
+
+    def _withdraw_letter(self, account: Account) -> None:
+        """The code of a letter still travelling opens nothing more (a request with other
+        contacts contests the account's: the letter would activate it with contacts its
+        reader may not own)."""
+        account.letter_code_digest = account.letter_code_expires_at = None
+        account.letter_code_tries = 0
+
+    def _contested(self, member: Member) -> bool:
+        """Whether a request with other contacts than the pending account's awaits support."""
+        return self.db.scalar(select(RegistrationRequest.id).where(
+            RegistrationRequest.member_id == member.id, RegistrationRequest.status == "pending",
+            RegistrationRequest.reason == "pending_elsewhere").limit(1)) is not None
 
     def _letter(self, account: Account, member: Member, ip: str | None) -> Outcome:
         """The activation code by post, to the registry's address: the member proves they

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp import events, ratelimit
@@ -166,12 +166,57 @@ def record_sign_in(db: Session, tenant: Tenant, account: Account, context: SignI
                         ip=context.ip, user_agent=context.user_agent, **data)
 
 
-class Authenticator:
-    """Checks identifier + password; same work and answer whether or not the account exists."""
+def _part(position: int):
+    return func.split_part(Account.password_hash, "$", position)
 
-    def __init__(self, db: Session, hasher: PasswordHasher):
+
+# The legacy_cost of a stored hash, computed by the database (``LegacyCosts``): the scheme
+# and its cost only, so that the accounts of one import make one row.
+_LEGACY_COST = case(
+    (Account.password_hash.startswith("$wrapped-bcrypt$", autoescape=True),
+     literal("bcrypt$") + _part(4)),
+    (Account.password_hash.startswith("$wrapped-pbkdf2_sha256$", autoescape=True),
+     literal("pbkdf2_sha256$") + _part(3)),
+    (Account.password_hash.startswith("pbkdf2_sha256$", autoescape=True),
+     literal("pbkdf2_sha256$") + _part(2)),
+    *((Account.password_hash.startswith(prefix, autoescape=True), literal("bcrypt$") + _part(3))
+      for prefix in ("$2a$", "$2b$", "$2y$")),
+)
+
+
+class LegacyCosts:
+    """The legacy costs (``hashing.legacy_cost``) of the hashes each tenant still holds from the
+    previous system, which every password check of that tenant then spends
+    (``PasswordHasher.verify``).
+
+    Read from the database at most once per ``ttl`` seconds per process: an import (or the
+    last imported member's first sign-in) is taken into account within that time.
+    """
+
+    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.clock = clock
+        self._known: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def of(self, db: Session, tenant: Tenant) -> frozenset[str]:
+        now = self.clock()
+        known = self._known.get(tenant.slug)
+        if known is None or known[0] <= now:
+            found = db.scalars(select(_LEGACY_COST).where(
+                Account.tenant == tenant.slug, _LEGACY_COST.is_not(None)).distinct())
+            # A cost that does not read (a hash the hasher refuses) is ignored by the hasher.
+            known = self._known[tenant.slug] = (now + self.ttl, frozenset(found))
+        return known[1]
+
+
+class Authenticator:
+    """Checks identifier + password; same work and answer whether or not the account exists,
+    and whatever hash it has (``LegacyCosts``)."""
+
+    def __init__(self, db: Session, hasher: PasswordHasher, legacy_costs: LegacyCosts):
         self.db = db
         self.hasher = hasher
+        self.legacy_costs = legacy_costs
 
     def find(self, tenant: Tenant, identifier: str) -> Account | None:
         """The account the identifier names, active or not (``verify`` takes it)."""
@@ -183,7 +228,8 @@ class Authenticator:
         way; a failure is committed here, a success with the rest of the sign-in (by the
         caller). Without an account a hash is verified all the same."""
         usable = account if account is not None and account.is_active else None
-        result = self.hasher.verify(usable.password_hash if usable else None, password)
+        result = self.hasher.verify(usable.password_hash if usable else None, password,
+                                    legacy_costs=self.legacy_costs.of(self.db, tenant))
         if usable is None or not result.ok:
             # Failures on member numbers where the email is the identifier are the migration's
             # follow-up figure (SPEC §7).

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from idp import events, ratelimit
 from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account
-from idp.accounts.services import Authenticator, SignInContext
+from idp.accounts.services import Authenticator, LegacyCosts, SignInContext
 from idp.channels.services import Messages
 from idp.db import utcnow
 from idp.mfa.services import Challenge, OtpError, OtpService, ResendTooSoon, TrustedDevices
@@ -98,10 +98,12 @@ class SignIn:
     """The steps of a sign-in: the password, a trusted browser or a code, a new-browser notice."""
 
     def __init__(self, session: Session, store: Store, hasher: PasswordHasher,
-                 trusted_devices: TrustedDevices, codes: CodeSender, messages: Messages):
+                 legacy_costs: LegacyCosts, trusted_devices: TrustedDevices, codes: CodeSender,
+                 messages: Messages):
         self.session = session
         self.store = store
         self.hasher = hasher
+        self.legacy_costs = legacy_costs
         self.trusted_devices = trusted_devices
         self.codes = codes
         self.messages = messages
@@ -128,7 +130,7 @@ class SignIn:
         # Keyed on what was typed, so unknown identifiers count exactly like real ones.
         subject = f"{tenant.slug}:{identifier.strip().lower()}"
         ip = context.ip or "?"
-        authenticator = Authenticator(self.session, self.hasher)
+        authenticator = Authenticator(self.session, self.hasher, self.legacy_costs)
         account = authenticator.find(tenant, identifier)
         per_ip.consume(ip)
         try:

@@ -1,8 +1,9 @@
 """Identity checks answer every outcome in words and cannot be brute-forced (SPEC §2, §3.3).
 
-Each refusal of a registration step has its message on both tenants; failed matches are
-limited per member number and per NIR, past which even the right identity answers as a
-miss; the birth date asked on a Miel activation link has 5 tries.
+Each refusal of a registration step has its message on both tenants (the identity, the
+SMS code, the limits per address); failed matches are limited per member number and per
+NIR, past which even the right identity answers as a miss; the birth date asked on a Miel
+activation link has 5 tries.
 """
 
 from __future__ import annotations
@@ -238,3 +239,70 @@ def test_the_right_birth_date_does_not_use_a_try(client, db, registry):
                                        "csrf_token": csrf_token(client.get(link).data)})
         assert weak.status_code == 400
     assert _define(client, link, "30/08/1962").status_code == 303
+
+
+# -- the limits of the other steps, said in words on both tenants -------------------------------
+
+TOO_MANY = "Trop de tentatives. Veuillez réessayer dans"
+
+
+@pytest.mark.parametrize(("post", "miss"), [
+    (_malakoff, {**JEAN_PIERRE, "birth_date": "24/11/1949"}),
+    (_miel, {**FRANCOISE, "first_name": "Awa"}),
+], ids=["malakoff", "miel"])
+def test_identity_checks_from_one_address_are_limited_with_words_and_a_wait(client, registry, post, miss):
+    for _ in range(ratelimit.REGISTRATION_PER_IP.limit):
+        assert NO_MATCH in _refusal(post(client, **miss))
+    refused = post(client, **miss)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert TOO_MANY in refused.get_data(as_text=True)
+
+
+def _code_step(client, tenant: str):
+    if tenant == "malakoff":
+        assert _malakoff(client, **JEAN_PIERRE).status_code == 303
+    else:
+        assert _miel(client, **FRANCOISE).status_code == 303
+        page = client.get("/miel/register/contact")
+        assert client.post("/miel/register/contact", data={
+            "email": "f.ndiaye@example.org", "email_confirm": "f.ndiaye@example.org",
+            "mobile": "07 81 22 33 44", "csrf_token": csrf_token(page.data)}).status_code == 303
+
+    def typed(code: str):
+        page = client.get(f"/{tenant}/register/code")
+        return client.post(f"/{tenant}/register/code",
+                           data={"code": code, "csrf_token": csrf_token(page.data)})
+    return typed
+
+
+@pytest.mark.parametrize("tenant", ["malakoff", "miel"])
+def test_every_outcome_of_the_sms_code_step_has_its_message(client, db, registry, tenant):
+    typed = _code_step(client, tenant)
+    sent = db.scalar(select(Message).where(Message.template == "registration_code"))
+    right = re.search(r"\d{6}", sent.body_text)[0]
+    wrong = "000000" if right != "000000" else "111111"
+    for left in (4, 3, 2, 1):
+        answer = typed(wrong)
+        assert answer.status_code == 400
+        assert f"Code incorrect. Il vous reste {left} essai(s)." in answer.get_data(as_text=True)
+    typed(wrong)
+    # Out of tries: even the right code is refused, and the page says how to get another.
+    spent = typed(right)
+    assert spent.status_code == 400
+    assert "Ce code n’est plus valable. Revenez à l’étape précédente pour en recevoir un nouveau." \
+        in spent.get_data(as_text=True)
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Account)) == 0
+
+
+def test_codes_received_by_post_are_limited_per_address_with_words_and_a_wait(client, registry):
+    for _ in range(ratelimit.LETTER_CODE_PER_IP.limit):
+        page = client.get("/malakoff/register/letter")
+        answer = client.post("/malakoff/register/letter", data={
+            "member_number": "23456789", "code": "ABCD-EFGH", "csrf_token": csrf_token(page.data)})
+        assert answer.status_code == 400
+    page = client.get("/malakoff/register/letter")
+    refused = client.post("/malakoff/register/letter", data={
+        "member_number": "23456789", "code": "ABCD-EFGH", "csrf_token": csrf_token(page.data)})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert TOO_MANY in refused.get_data(as_text=True)

@@ -9,7 +9,7 @@ from idp.accounts.models import Account
 from idp.channels.models import Message
 from idp.events import AuditEvent
 from tests.factories import PASSWORD, tenants_in_phase
-from tests.flows import Flow, csrf_token, last_code, query
+from tests.flows import Flow, csrf_token, last_code, query, without_csrf_tokens
 
 
 @pytest.fixture
@@ -203,8 +203,8 @@ def test_forgot_identifier_writes_to_the_address_on_file(client, legacy, db):
     known = _remind(client, legacy.member_number)
     unknown = _remind(client, "99999999")
     assert known.status_code == unknown.status_code == 200
-    assert known.data.replace(legacy.member_number.encode(), b"N") == \
-        unknown.data.replace(b"99999999", b"N")
+    assert without_csrf_tokens(known).replace(legacy.member_number.encode(), b"N") == \
+        without_csrf_tokens(unknown).replace(b"99999999", b"N")
     messages = db.scalars(select(Message).where(Message.template == "identifier_email")).all()
     assert [m.recipient for m in messages] == [legacy.email]
     assert legacy.email in messages[0].body_text

@@ -346,3 +346,101 @@ def test_the_demo_members_letter_on_the_outbox_page_carries_the_code_that_regist
     typed = _type_letter_code(client, code, member_number="77889900")
     assert typed.headers["Location"].endswith("/malakoff/register/sent")
     assert [m.recipient for m in _messages(db, "activation")] == ["fx.muller@example.org"]
+
+
+def test_a_letter_contested_by_another_request_activates_nothing(client, db):
+    """The letter of a request made with card data alone reaches the member, who also asked
+    for an account meanwhile: typing its code must not send the link to the first request's
+    address. Support decides between the two."""
+    _member(db, **ADDRESS)
+    attacker = client.application.test_client()
+    _register(attacker, **ATTACKER)
+    code = _letter_code(db)
+    # The member registers with their own contacts: the pending account is not re-targeted.
+    assert "en cours de vérification" in _page(client, _register(client))
+    assert db.scalar(select(RegistrationRequest.reason)) == "pending_elsewhere"
+    [contested] = _messages(db, "registration_contested")
+    assert contested.recipient == "pirate@example.net"
+    assert "envoyé par courrier ne permet plus d’activer votre compte" in contested.body_text
+
+    refused = _type_letter_code(client, code)
+    assert refused.status_code == 400
+    assert _messages(db, "activation") == []
+    # Registering again with the first request's contacts posts no new letter either.
+    assert "en cours de vérification" in _page(attacker, _register(attacker, **ATTACKER))
+    assert len(_messages(db, "registration_letter")) == 1
+    assert _messages(db, "activation") == []
+
+
+# -- the contact on file hears of every request and activation, on both tenants -------------------
+
+MIEL_IDENTITY = {"nir": "262082A00403607", "birth_date": "30/08/1962", "birth_department": "2A",
+                 "last_name": "Ndiaye", "first_name": "francoise"}
+
+
+def _registered_elsewhere(client, db, tenant: str):
+    """A registration with contacts other than those on file (the attacker's), to review."""
+    if tenant == "malakoff":
+        return _register(client, **ATTACKER)
+    page = client.get("/miel/register")
+    client.post("/miel/register", data={**MIEL_IDENTITY, "csrf_token": csrf_token(page.data)})
+    page = client.get("/miel/register/contact")
+    return sms_code_step(client, "miel", client.post("/miel/register/contact", data={
+        **ATTACKER, "csrf_token": csrf_token(page.data)}))
+
+
+@pytest.mark.parametrize("tenant", ["malakoff", "miel"])
+@pytest.mark.parametrize(("on_file", "channel", "recipient"), [
+    ({"email": "jp.dupont@example.org"}, "email", "jp.dupont@example.org"),
+    ({"mobile": "+33612345678"}, "sms", "+33612345678"),
+], ids=["email on file", "mobile only on file"])
+def test_the_contact_on_file_is_told_of_the_request_and_of_the_activation(
+        client, db, runner, tenant, on_file, channel, recipient):
+    if tenant == "malakoff":
+        _member(db, **on_file)
+    else:
+        db.add(Member(tenant="miel", member_number="76543210", nir=MIEL_IDENTITY["nir"],
+                      last_name="N'DIAYE", first_name="Françoise", birth_date=date(1962, 8, 30),
+                      role="principal", kind="health", status="active", **on_file))
+        db.commit()
+    assert "en cours de vérification" in _page(client, _registered_elsewhere(client, db, tenant))
+    [notice] = _messages(db, "registration_notice")
+    assert (notice.channel, notice.recipient) == (channel, recipient)
+
+    # Support approves (say the member asked by phone); the activation is told too.
+    request = db.scalar(select(RegistrationRequest))
+    assert runner.invoke(args=["review", "approve", "--tenant", tenant, str(request.id)]).exit_code == 0
+    activation = _messages(db, "activation")[-1].body_text
+    path = activation[activation.index(f"/{tenant}/activate/"):].split()[0]
+    page = client.get(path)
+    assert client.post(path, data={"password": PASSWORD, "password_confirm": PASSWORD,
+                                   "birth_date": "30/08/1962",
+                                   "csrf_token": csrf_token(page.data)}).status_code == 303
+    db.expire_all()
+    assert db.scalar(select(Account.status)) == "active"
+    [told] = _messages(db, "activation_notice")
+    assert (told.channel, told.recipient) == (channel, recipient)
+
+
+def test_a_request_under_review_keeps_the_contacts_support_checks(client, db, runner):
+    """Another attempt with other contacts is a request of its own: what support looked at
+    and approves is what the member typed, never contacts typed since by someone else."""
+    _member(db, mobile="+33612345678")
+    _register(client, first_name="Jean-Piere")  # the member's near miss, filed for review
+    [request] = db.scalars(select(RegistrationRequest)).all()
+    shown = runner.invoke(args=["review", "show", "--tenant", "malakoff", str(request.id)])
+    assert "jp.dupont@example.org" in shown.output
+
+    _register(client.application.test_client(), **ATTACKER)
+    db.expire_all()
+    requests = db.scalars(select(RegistrationRequest).order_by(RegistrationRequest.id)).all()
+    assert [r.submitted["email"] for r in requests] == ["jp.dupont@example.org", "pirate@example.net"]
+    # The member trying again with the same contacts updates their own request.
+    _register(client, first_name="Jean-Pierr")
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(RegistrationRequest)) == 2
+    assert db.get(RegistrationRequest, request.id).submitted["first_name"] == "Jean-Pierr"
+
+    assert runner.invoke(args=["review", "approve", "--tenant", "malakoff",
+                               str(request.id)]).exit_code == 0
+    assert [m.recipient for m in _messages(db, "activation")] == ["jp.dupont@example.org"]

@@ -9,7 +9,7 @@ import bcrypt
 import pytest
 from argon2 import PasswordHasher as Argon2
 
-from idp.accounts.hashing import PasswordHasher
+from idp.accounts.hashing import PasswordHasher, legacy_cost
 
 
 def _hasher(**cost) -> PasswordHasher:
@@ -169,3 +169,51 @@ def test_a_hash_longer_than_its_column_is_refused_at_import():
     long_salt = Argon2(time_cost=1, memory_cost=1024, parallelism=1, salt_len=200).hash("x")
     assert len(long_salt) > 255
     assert _hasher().import_problem(long_salt).startswith("no supported hash")
+
+
+def test_legacy_cost_names_the_scheme_and_its_cost_wrapped_or_not():
+    hasher = _hasher()
+    pbkdf2 = _pbkdf2("Ancien-Systeme-1!", iterations=1200)
+    bcrypted = bcrypt.hashpw(b"Ancien-Systeme-1!", bcrypt.gensalt(rounds=5)).decode()
+    assert legacy_cost(pbkdf2) == legacy_cost(hasher.wrap(pbkdf2)) == "pbkdf2_sha256$1200"
+    assert legacy_cost(bcrypted) == legacy_cost(hasher.wrap(bcrypted)) == "bcrypt$05"
+    assert legacy_cost(hasher.hash("Ancien-Systeme-1!")) == legacy_cost("not-a-hash") == ""
+
+
+def test_every_check_computes_one_digest_at_each_legacy_cost_of_the_tenant(monkeypatch):
+    """An imported account, a native one and an unknown identifier do the same work."""
+    hasher = _hasher()
+    password = "Ancien-Systeme-1!"
+    imported = {"pbkdf2": hasher.wrap(_pbkdf2(password, iterations=1200)),
+                "bcrypt": hasher.wrap(bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode())}
+    costs = {legacy_cost(stored) for stored in imported.values()}
+    computed = []
+    pbkdf2_hmac, hashpw = hashlib.pbkdf2_hmac, bcrypt.hashpw
+
+    def counting_pbkdf2(name, secret, salt, iterations):
+        computed.append(f"pbkdf2_sha256${iterations}")
+        return pbkdf2_hmac(name, secret, salt, iterations)
+
+    def counting_bcrypt(secret, settings):
+        computed.append(f"bcrypt${settings[4:6].decode()}")
+        return hashpw(secret, settings)
+
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac", counting_pbkdf2)
+    monkeypatch.setattr(bcrypt, "hashpw", counting_bcrypt)
+    for stored in (*imported.values(), hasher.hash(password), None):
+        computed.clear()
+        assert not hasher.verify(stored, "wrong", legacy_costs=costs).ok
+        assert sorted(computed) == sorted(costs), stored
+    computed.clear()
+    assert hasher.verify(imported["bcrypt"], password, legacy_costs=costs).ok
+    assert sorted(computed) == sorted(costs)
+
+
+@pytest.mark.parametrize("cost", ["bcrypt$99", "pbkdf2_sha256$2000000", "pbkdf2_sha256$x", "md5$3", ""])
+def test_a_legacy_cost_beyond_the_bounds_or_unreadable_is_never_computed(monkeypatch, cost):
+    def never(*_args):
+        raise AssertionError("computed")
+
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac", never)
+    monkeypatch.setattr(bcrypt, "hashpw", never)
+    assert not _hasher().verify(None, "anything", legacy_costs={cost}).ok
