@@ -487,15 +487,24 @@ class Registrations:
         self._tell_contacts_on_file(member, account.email, account.phone_number, "activation_notice")
 
     def resend_activation(self, email: str) -> None:
-        """A new link for a pending account with this address; nothing (and no sign) otherwise.
+        """A new link for a pending account with this address; for an active one, an email
+        saying it needs none, with the ways to sign in and to a new password (at most once per
+        ``REPEAT_WINDOW``); nothing otherwise. The page says the same whatever happened.
 
         Not for an account waiting for its letter: its link comes once the code is back.
         """
         account = self.db.scalar(select(Account).where(
             Account.tenant == self.tenant.slug, Account.email == normalize_email(email),
-            Account.status == "pending", Account.letter_code_digest.is_(None)))
-        if account is not None:
-            self._activation_email(account)
+            Account.status.in_(("pending", "active"))))
+        if account is None or account.email is None:
+            return
+        if not account.is_active:
+            if account.letter_code_digest is None:
+                self._activation_email(account)
+        elif not self._queued_lately(account.email, "activation_not_needed"):
+            self._queue(account.email, "activation_not_needed", reader=account,
+                        login_url=f"{self.tenant.issuer}/login",
+                        reset_url=f"{self.tenant.issuer}/forgot-password")
 
     # -- messages -------------------------------------------------------------------------------
 
