@@ -27,10 +27,12 @@ The application is not shown the client's connection, so a request whose client 
 stopped by its deadline alone (idp.web.transactions).
 
 The server answers some requests itself, before the provider sees them: a request target
-over 65,534 bytes (414), a request head over its buffer or with more than a hundred fields
-(431), a request it cannot parse (400). Those answers have no body; the reverse proxy in
-front adds the security headers to them (config/nginx/nginx.conf), and its own limits are
-below the server's except for the number of header fields.
+over 65,534 bytes (414), a request head over its buffer (some 400 KiB and more) or with more than a
+hundred fields (431), a request it cannot parse (400). Those answers have no body and no
+security headers. The provider's own limits sit below these (idp.web.gate: a target of 8 KiB,
+64 fields, 64 KiB of fields), so it answers whatever is oversized short of them, with its
+headers; the reverse proxy in front adds the headers to the server's answers
+(config/nginx/nginx.conf).
 """
 
 from __future__ import annotations
