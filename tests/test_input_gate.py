@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from urllib.parse import quote_from_bytes
 
 import pytest
@@ -185,15 +186,16 @@ PROTOCOL = {
 # the service behind it.
 FORMS = {
     "/malakoff/login": {"identifier": "jeanne@example.org", "password": "Secret-2026!"},
-    "/malakoff/register": {"member_number": "23456789", "given_name": "Jean", "family_name": "Dupont",
-                           "birthdate": "23/11/1949", "email": "jean@example.org",
+    "/malakoff/register": {"member_number": "23456789", "first_name": "Jean", "last_name": "Dupont",
+                           "birth_date": "23/11/1949", "email": "jean@example.org",
                            "email_confirm": "jean@example.org", "mobile": "0612345678",
                            "accept_terms": "y"},
-    "/miel/register": {"nir": "262082A00403607", "birthdate": "30/08/1962", "birth_department": "2A",
-                       "family_name": "N'Diaye", "given_name": "Françoise"},
+    "/miel/register": {"nir": "262082A00403607", "birth_date": "30/08/1962", "birth_department": "2A",
+                       "last_name": "N'Diaye", "first_name": "Françoise"},
     "/malakoff/forgot-password": {"identifier": "jeanne@example.org"},
-    "/miel/forgot-identifier": {"nir": "262082A00403607", "birthdate": "30/08/1962",
-                                "family_name": "N'Diaye", "given_name": "Françoise"},
+    "/miel/forgot-identifier": {"nir": "262082A00403607", "birth_date": "30/08/1962",
+                                "birth_department": "2A", "last_name": "N'Diaye",
+                                "first_name": "Françoise"},
     "/malakoff/login/code": {"channel": "email"},
     "/malakoff/login/code/verify": {"code": "123456", "remember": "y"},
     "/malakoff/register/code": {"code": "123456"},
@@ -267,6 +269,17 @@ def test_authorization_headers_of_any_bytes_get_an_oauth_error(client, path, cre
     longest = len("Authorization: ") + sum(len(value) + 2 for _, value in headers)
     expected = {400, 401, 200} | ({431} if longest > gate.MAX_VALUE_LENGTH else set())
     assert response.status_code in expected, response.status_code
+
+
+@pytest.mark.parametrize("path", [path for path in FORMS if "/code" not in path])
+def test_the_forms_tried_are_those_the_pages_show(client, path):
+    """Each form is filled with its page's own fields, so that a hostile value in one of them
+    gets past the form's other checks to the service behind it."""
+    page = client.get(path)
+    assert page.status_code == 200
+    shown = {name.decode() for name in re.findall(rb'<(?:input|select|textarea)[^>]* name="([^"]+)"',
+                                                     page.data)}
+    assert set(FORMS[path]) <= shown, sorted(set(FORMS[path]) - shown)
 
 
 @pytest.mark.parametrize("path", list(FORMS))
