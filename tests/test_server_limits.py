@@ -327,6 +327,9 @@ def hostile_requests(rp) -> dict[str, bytes]:
             "Content-Type: application/json", "X-CSRFToken: x"], b"[" * 900 + b"]" * 900),
         "NUL in a sign-in identifier": request(
             "POST", "/malakoff/login", form, b"identifier=a%00b&password=x"),
+        "header values that are not ASCII": request("POST", "/malakoff/token", [
+            *form, "Authorization: Basic \u00e9\u00ff", "Cookie: s=\u00e9t\u00e9"], refresh),
+        "a path that is not UTF-8": request("GET", "/malakoff/%FF%C3login"),
     }
     return cases
 
