@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from urllib.parse import quote_from_bytes
 
 import pytest
@@ -20,7 +21,9 @@ from sqlalchemy import func, select
 
 from idp.oidc.models import AuthorizationCode
 from idp.web import gate
-from tests.flows import csrf_token, query
+from tests.conftest import DATABASE_URL
+from tests.flows import Flow, csrf_token, query
+from tests.journeys.test_frozen_dependencies import snapshot
 
 TOKEN_ENDPOINTS = ["/malakoff/token", "/malakoff/introspect", "/malakoff/revoke", "/malakoff/par"]
 
@@ -185,15 +188,16 @@ PROTOCOL = {
 # the service behind it.
 FORMS = {
     "/malakoff/login": {"identifier": "jeanne@example.org", "password": "Secret-2026!"},
-    "/malakoff/register": {"member_number": "23456789", "given_name": "Jean", "family_name": "Dupont",
-                           "birthdate": "23/11/1949", "email": "jean@example.org",
+    "/malakoff/register": {"member_number": "23456789", "first_name": "Jean", "last_name": "Dupont",
+                           "birth_date": "23/11/1949", "email": "jean@example.org",
                            "email_confirm": "jean@example.org", "mobile": "0612345678",
                            "accept_terms": "y"},
-    "/miel/register": {"nir": "262082A00403607", "birthdate": "30/08/1962", "birth_department": "2A",
-                       "family_name": "N'Diaye", "given_name": "Françoise"},
+    "/miel/register": {"nir": "262082A00403607", "birth_date": "30/08/1962", "birth_department": "2A",
+                       "last_name": "N'Diaye", "first_name": "Françoise"},
     "/malakoff/forgot-password": {"identifier": "jeanne@example.org"},
-    "/miel/forgot-identifier": {"nir": "262082A00403607", "birthdate": "30/08/1962",
-                                "family_name": "N'Diaye", "given_name": "Françoise"},
+    "/miel/forgot-identifier": {"nir": "262082A00403607", "birth_date": "30/08/1962",
+                                "birth_department": "2A", "last_name": "N'Diaye",
+                                "first_name": "Françoise"},
     "/malakoff/login/code": {"channel": "email"},
     "/malakoff/login/code/verify": {"code": "123456", "remember": "y"},
     "/malakoff/register/code": {"code": "123456"},
@@ -269,6 +273,17 @@ def test_authorization_headers_of_any_bytes_get_an_oauth_error(client, path, cre
     assert response.status_code in expected, response.status_code
 
 
+@pytest.mark.parametrize("path", [path for path in FORMS if "/code" not in path])
+def test_the_forms_tried_are_those_the_pages_show(client, path):
+    """Each form is filled with its page's own fields, so that a hostile value in one of them
+    gets past the form's other checks to the service behind it."""
+    page = client.get(path)
+    assert page.status_code == 200
+    shown = {name.decode() for name in re.findall(rb'<(?:input|select|textarea)[^>]* name="([^"]+)"',
+                                                     page.data)}
+    assert set(FORMS[path]) <= shown, sorted(set(FORMS[path]) - shown)
+
+
 @pytest.mark.parametrize("path", list(FORMS))
 @settings_
 @given(data=st.data())
@@ -322,3 +337,77 @@ def test_any_path_gets_a_clear_answer(client, segment):
                    "/"):
         response = client.get(prefix + quote_from_bytes(segment))
         assert_no_server_error(response, (prefix, segment))
+
+
+# Every other endpoint that takes input, tried by a member signed in (the account pages), or at
+# whatever step the request finds (the sign-in's and registration's later steps): the fields
+# its page shows, when it has one, or these.
+MORE_FORMS = {
+    "/malakoff/account/delete": ["current_password", "confirm"],
+    "/malakoff/account/devices/revoke": ["device", "confirm"],
+    "/malakoff/account/email": ["current_password", "email", "email_confirm"],
+    "/malakoff/account/email/confirm": ["code"],
+    "/malakoff/account/mobile": ["current_password", "mobile"],
+    "/malakoff/account/mobile/confirm": ["code"],
+    "/malakoff/account/passkeys/1": ["name"],
+    "/malakoff/account/passkeys/1/remove": ["confirm"],
+    "/malakoff/account/passkeys/create": ["credential", "name"],
+    "/malakoff/account/passkeys/new": ["current_password", "name"],
+    "/malakoff/account/passkeys/options": ["name"],
+    "/malakoff/account/password": ["current_password", "password", "password_confirm"],
+    "/malakoff/account/sessions/end": ["session", "confirm"],
+    "/malakoff/account/sessions/end-others": ["confirm"],
+    "/malakoff/session/extend": [],
+    "/malakoff/consent": ["interaction", "allow", "deny"],
+    "/malakoff/login/code/send": ["channel"],
+    "/malakoff/login/extend": ["interaction"],
+    "/malakoff/login/passkey": ["credential", "interaction"],
+    "/malakoff/login/passkey/options": ["interaction"],
+    "/malakoff/login/terms": ["accept_terms", "statements", "letters", "marketing"],
+    "/malakoff/login/update-identifier": ["email", "email_confirm"],
+    "/malakoff/login/update-identifier/code": ["code"],
+    "/malakoff/logout/confirm": ["confirm", "cancel", "state"],
+    "/miel/register/contact": ["email", "email_confirm", "mobile"],
+    "/malakoff/register/letter": ["member_number", "code"],
+    "/malakoff/activate/x": ["email"],
+    "/malakoff/activate/expired": ["email"],
+    "/malakoff/reset-password/x": ["password", "password_confirm", "birth_date"],
+}
+
+
+def test_every_endpoint_that_takes_input_is_tried(app):
+    """A new endpoint taking a form or a body joins the properties above, or this fails."""
+    adapter = app.url_map.bind("localhost")
+    tried = {adapter.match(path, method=method)[0]
+             for method, path in [*PROTOCOL, *(("POST", path) for path in [*FORMS, *MORE_FORMS])]}
+    taking_input = {rule.endpoint for rule in app.url_map.iter_rules() if "POST" in rule.methods}
+    assert taking_input <= tried, sorted(taking_input - tried)
+
+
+@pytest.fixture
+def signed_in(client, make):
+    Flow(client, "malakoff", make.client(), make.account()).tokens()
+    return client
+
+
+@pytest.mark.skipif(not DATABASE_URL.startswith("postgresql"), reason="the suite's PostgreSQL")
+@pytest.mark.parametrize("path", list(MORE_FORMS))
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_other_forms_answer_any_fields_and_a_refusal_changes_nothing(app, signed_in, path,
+                                                                         data):
+    page = signed_in.get(path)
+    if page.status_code != 200:
+        page = signed_in.get("/malakoff/account")
+    shown = {name.decode() for name in re.findall(rb'<(?:input|select|textarea)[^>]* name="([^"]+)"',
+                                                     page.data)} - {"csrf_token"}
+    names = sorted(shown | set(MORE_FORMS[path]))
+    items = [(b"csrf_token", (csrf_token(page.data) if b"csrf_token" in page.data else "").encode()),
+             *data.draw(pairs(names or ["field"]))]
+    before = snapshot(app)
+    response = signed_in.post(path, data=encoded(items),
+                              content_type="application/x-www-form-urlencoded")
+    assert_no_server_error(response, (path, items))
+    if response.status_code == 400:
+        assert snapshot(app) == before, (path, items)

@@ -14,8 +14,6 @@ import click
 from idp.cli.common import CommandGroup, tenant_by_slug, tenant_option
 
 MAX_ERRORS_SHOWN = 50
-# A header names ten columns: a first line this long is not a member extract.
-MAX_HEADER_BYTES = 64 * 1024
 
 group = CommandGroup("members", help="The member registry: who may register.")
 
@@ -56,7 +54,13 @@ def import_command(file: Path, tenant: str) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from idp.extensions import db
-    from idp.registry.importer import ImportAborted, MemberImporter, read_lines
+    from idp.registry.importer import (
+        ImportAborted,
+        MemberImporter,
+        NotMemberText,
+        count_lines,
+        read_lines,
+    )
     from idp.registry.models import Member
 
     the_tenant = tenant_by_slug(tenant)
@@ -66,9 +70,11 @@ def import_command(file: Path, tenant: str) -> None:
     session.execute(select(Member.id).limit(1))
     importer = MemberImporter(session, the_tenant)
     try:
-        total = _scan(file)
+        total = count_lines(file)
         with click.progressbar(length=total, label="checking ", file=sys.stderr) as bar:
             report = importer.check(read_lines(file), progress=bar.update)
+    except NotMemberText as exc:
+        raise click.ClickException(f"{file.name}: {exc}; nothing was imported") from None
     except OSError as exc:
         raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
     if not report.ok:
@@ -83,8 +89,8 @@ def import_command(file: Path, tenant: str) -> None:
     try:
         with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
             report = importer.apply(read_lines(file), progress=bar.update, source=file.name)
-    except ImportAborted as exc:
-        raise click.ClickException(f"{exc}; nothing was imported") from None
+    except (ImportAborted, NotMemberText) as exc:
+        raise click.ClickException(f"{file.name}: {exc}; nothing was imported") from None
     except OSError as exc:
         raise click.ClickException(
             f"cannot read {file}: {exc.strerror or exc}; nothing was imported"
@@ -95,39 +101,3 @@ def import_command(file: Path, tenant: str) -> None:
             f"database error ({type(exc).__name__}); nothing was imported"
         ) from None
     click.echo(f"{file.name} ({the_tenant.slug}): {report.rows} members, {report.summary()}")
-
-
-def _scan(file: Path) -> int:
-    """The number of data lines, once the file looks like text lines at all.
-
-    The line-by-line check reports bad values; what makes the lines themselves
-    meaningless is refused here, in one pass, with one line saying why: a NUL
-    byte (a binary file, which PostgreSQL could not store either), lines ended by
-    CR alone (the whole file would read as one line), an endless first line.
-    """
-    newlines, last, size = 0, b"\n", 0
-    header_end: int | None = None
-    carriage_return = False
-    with open(file, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            nul = chunk.find(b"\0")
-            if nul >= 0:
-                line = newlines + chunk.count(b"\n", 0, nul) + 1
-                raise click.ClickException(
-                    f"line {line} of {file.name} holds a NUL byte: not a CSV text file (a binary "
-                    "file, or a damaged export); nothing was imported")
-            if header_end is None and (at := chunk.find(b"\n")) >= 0:
-                header_end = size + at
-            carriage_return = carriage_return or b"\r" in chunk
-            newlines += chunk.count(b"\n")
-            last = chunk[-1:]
-            size += len(chunk)
-    if carriage_return and not newlines:
-        raise click.ClickException(
-            f"{file.name} ends its lines with CR alone (an old Mac export): save it with LF or "
-            "CRLF line endings; nothing was imported")
-    if (size if header_end is None else header_end) > MAX_HEADER_BYTES:
-        raise click.ClickException(
-            f"line 1 of {file.name} is longer than {MAX_HEADER_BYTES} bytes: not a member file "
-            "(its first line names the columns); nothing was imported")
-    return max(0, newlines + (last != b"\n") - 1)

@@ -74,6 +74,9 @@ REQUIRED_COLUMNS = tuple(name for name in COLUMNS if name not in ADDRESS_COLUMNS
 FIELDS = tuple(COLUMNS)  # the Member attributes an import may set
 BATCH_SIZE = 1000
 MAX_NAME_LENGTH = 100
+# A member's line holds sixteen short fields and the header names them: a longer line is not
+# from a member extract (and is never read whole).
+MAX_LINE_BYTES = 64 * 1024
 MAX_KEPT_ERRORS = 1000  # the report counts every error but keeps only the first ones
 
 Progress = Callable[[int], Any]
@@ -81,6 +84,11 @@ Progress = Callable[[int], Any]
 
 class ImportAborted(Exception):
     """The file changed between the check and the import; nothing was imported."""
+
+
+class NotMemberText(Exception):
+    """The file is not lines of text at all (a binary file, a damaged or foreign export), so
+    its lines cannot be checked one by one; nothing was imported. The message says why."""
 
 
 @dataclass(frozen=True)
@@ -118,27 +126,28 @@ class ImportReport:
 
 
 def read_lines(path: str | Path) -> Iterator[bytes]:
-    """The file's lines as bytes, read lazily (decoding happens per line, to report bad ones)."""
+    """The file's lines as bytes, read lazily (decoding happens per line, to report bad ones);
+    a line longer than ``MAX_LINE_BYTES`` comes cut after them, and is refused as such."""
     with open(path, "rb") as file:
-        yield from file
+        while line := file.readline(MAX_LINE_BYTES + 1):
+            yield line
 
 
 def count_lines(path: str | Path) -> int:
-    """Number of lines after the header, cheaply (for a progress bar)."""
-    newlines, last = 0, b"\n"
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            newlines += chunk.count(b"\n")
-            last = chunk[-1:]
-    total = newlines + (last != b"\n")
-    return max(0, total - 1)
+    """Number of lines after the header (for a progress bar), once the file is known to be text
+    lines: raises ``NotMemberText`` as the importer would, before anything is shown."""
+    lines = _Lines(read_lines(path))
+    return max(0, sum(1 for _ in lines) - 1)
 
 
 class MemberImporter:
     """Checks then upserts the member records of one tenant from CSV lines.
 
     ``check`` never writes. ``apply`` owns its transaction: it commits once, at
-    the end, and rolls everything back if anything goes wrong.
+    the end, and rolls everything back if anything goes wrong. Both raise
+    ``NotMemberText`` for a file that is not text lines: a NUL byte (which
+    PostgreSQL cannot store either), lines ended by CR alone (the whole file
+    would read as one line), a line longer than ``MAX_LINE_BYTES``.
     """
 
     def __init__(
@@ -447,4 +456,17 @@ class _Lines:
                 text = line.decode("utf-8", "replace")
         else:
             text = line
+        self._check(text, len(line))
         return text.removeprefix("\ufeff") if self.number == 1 else text
+
+    def _check(self, text: str, length: int) -> None:
+        if "\0" in text:
+            raise NotMemberText(f"line {self.number} holds a NUL byte: not a CSV text file (a "
+                                "binary file, or a damaged export)")
+        # A header never holds a line break: one there ends the lines of an old Mac export.
+        if self.number == 1 and "\r" in text.rstrip("\r\n"):
+            raise NotMemberText("its lines end with CR alone (an old Mac export): save it with "
+                                "LF or CRLF line endings")
+        if length > MAX_LINE_BYTES:
+            raise NotMemberText(f"line {self.number} is longer than {MAX_LINE_BYTES} bytes: not "
+                                "a member file")

@@ -11,9 +11,10 @@ anything is read from or written to a store:
   body: NUL and the other control characters, unpaired surrogates, U+FFFD (what bytes that
   are not UTF-8 decode to), non-characters, and the bidirectional overrides that make text
   read differently from what it holds;
-- a request target (path and query) longer than 8 KiB (414), more header fields than a
-  browser sends, or one longer than 8 KiB (431), as the reverse proxy answers them (the
-  HTTP server's own limits are higher: idp.web.server);
+- a request target (path and query) longer than 8 KiB (414); more header fields than a
+  browser and the reverse proxy send, one longer than 8 KiB, or fields of more than 64 KiB
+  in all (431). The HTTP server refuses only what is above these (idp.web.server), without
+  the security headers; the provider's own answers have them;
 - too many parameters, names or values longer than any field takes, a JSON body that is not
   shaped and sized as a form;
 - on the protocol's endpoints, a parameter repeated (RFC 6749 3.1, 3.2) or holding what its
@@ -40,8 +41,14 @@ MAX_NAME_LENGTH = 64
 MAX_VALUE_LENGTH = 8192
 MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 2
-MAX_HEADER_FIELDS = 100
-# Above what a request line the reverse proxy lets through can hold (8,190 bytes).
+# A browser sends about twenty header fields and the reverse proxy adds five; the HTTP server
+# refuses more than a hundred itself.
+MAX_HEADER_FIELDS = 64
+# Each field within MAX_VALUE_LENGTH, all of them within this: above the reverse proxy's four
+# buffers of 8 KiB, far below the HTTP server's buffer for a request head (400 KiB).
+MAX_HEADER_BYTES = 64 * 1024
+# Above what a request line the reverse proxy lets through can hold (8,190 bytes), far below
+# the HTTP server's limit (65,534 bytes).
 MAX_TARGET_LENGTH = 8192
 
 # Never typed, never sent by a client: controls (tab and line breaks aside), surrogates,
@@ -149,9 +156,9 @@ def _headers_too_large() -> bool:
 
 
 def headers_too_large(headers: Headers) -> bool:
-    fields = list(headers.items())
-    return len(fields) > MAX_HEADER_FIELDS or any(
-        len(name) + len(value) + 2 > MAX_VALUE_LENGTH for name, value in fields)
+    sizes = [len(name) + len(value) + 2 for name, value in headers.items()]
+    return (len(sizes) > MAX_HEADER_FIELDS or sum(sizes) > MAX_HEADER_BYTES
+            or max(sizes, default=0) > MAX_VALUE_LENGTH)
 
 
 def passes_without_input(host: str, scheme: str, headers: Headers) -> bool:

@@ -23,27 +23,36 @@ What the server guarantees, and how:
   worker adds them all up (idp.metrics); the files of a previous run are removed at start.
 - Each worker gives argon2's memory back after each hash (``release_large_blocks``).
 
-The application is not shown the client's connection, so a request whose client has left is
-stopped by its deadline alone (idp.web.transactions).
+The server speaks RSGI, granian's own interface, to ``WsgiBridge``, which runs the WSGI
+application in a pool of ``--threads`` threads: RSGI tells when a client closes its
+connection, and the bridge passes that on in the environ (``CLIENT_GONE``), so a request whose
+client has left commits nothing, however soon (idp.web.transactions). Granian's WSGI interface
+does not tell.
 
 The server answers some requests itself, before the provider sees them: a request target
-over 65,534 bytes (414), a request head over its buffer or with more than a hundred fields
-(431), a request it cannot parse (400). Those answers have no body; the reverse proxy in
-front adds the security headers to them (config/nginx/nginx.conf), and its own limits are
-below the server's except for the number of header fields.
+over 65,534 bytes (414), a request head over its buffer (some 400 KiB and more) or with more than a
+hundred fields (431), a request it cannot parse (400). Those answers have no body and no
+security headers. The provider's own limits sit below these (idp.web.gate: a target of 8 KiB,
+64 fields, 64 KiB of fields), so it answers whatever is oversized short of them, with its
+headers; the reverse proxy in front adds the headers to the server's answers
+(config/nginx/nginx.conf).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import ctypes.util
+import io
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from granian import Granian
@@ -52,6 +61,7 @@ from granian.log import LogLevels
 from granian.server.common import AbstractServer
 
 from idp import create_app, logs
+from idp.web.transactions import CLIENT_GONE
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +72,10 @@ log = logging.getLogger(__name__)
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 128 * 1024
 
-# How the server process tells its workers the request time limit (they may be spawned afresh).
+# How the server process tells its workers the request time limit and their number of threads
+# (they may be spawned afresh).
 TIMEOUT_VARIABLE = "WEB_TIMEOUT"
+THREADS_VARIABLE = "WEB_THREADS"
 
 
 def release_large_blocks() -> None:
@@ -112,10 +124,103 @@ class Watchdog:
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
-def worker_app() -> Watchdog:
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class WsgiBridge:
+    """An RSGI application that runs a WSGI application in a pool of threads, and tells it in
+    the environ (``CLIENT_GONE``, a ``threading.Event``) once the client has closed its
+    connection. The request body is read whole when the application first reads it (the
+    provider takes forms, not uploads), and the answer is made whole before it is sent."""
+
+    def __init__(self, app: WsgiApp, threads: int):
+        self.app = app
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="request")
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        loop = asyncio.get_running_loop()
+        gone = threading.Event()
+        watch = asyncio.ensure_future(_watch(protocol, gone))
+        body = _Body(lambda: asyncio.run_coroutine_threadsafe(_read(protocol), loop).result())
+        try:
+            status, headers, answer = await loop.run_in_executor(
+                self.pool, _run, self.app, wsgi_environ(scope, body, gone))
+        finally:
+            watch.cancel()
+        protocol.response_bytes(status, headers, answer)
+
+
+async def _watch(protocol: Any, gone: threading.Event) -> None:
+    await protocol.client_disconnect()
+    gone.set()
+
+
+async def _read(protocol: Any) -> bytes:
+    return await protocol()
+
+
+class _Body:
+    """``wsgi.input``: the request body, received when the application first reads it, in the
+    application's thread (a body that never comes holds that thread, as the request's)."""
+
+    def __init__(self, receive: Callable[[], bytes]):
+        self._receive = receive
+        self._stream: io.BytesIO | None = None
+
+    def __getattr__(self, name: str) -> Any:  # read, readline, … of the received body
+        if self._stream is None:
+            self._stream = io.BytesIO(self._receive())
+        return getattr(self._stream, name)
+
+
+def wsgi_environ(scope: Any, body: _Body, gone: threading.Event) -> dict[str, Any]:
+    """PEP 3333's environ for an RSGI request (its path comes percent-decoded, as text)."""
+    server_host, _, server_port = scope.server.rpartition(":")
+    client_host, _, client_port = scope.client.rpartition(":")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope.method, "SCRIPT_NAME": "",
+        "PATH_INFO": scope.path.encode("utf-8", "surrogateescape").decode("latin-1"),
+        "QUERY_STRING": scope.query_string,
+        "SERVER_NAME": server_host, "SERVER_PORT": server_port,
+        "REMOTE_ADDR": client_host.strip("[]"), "REMOTE_PORT": client_port,
+        "SERVER_PROTOCOL": f"HTTP/{scope.http_version}",
+        "wsgi.version": (1, 0), "wsgi.url_scheme": scope.scheme, "wsgi.input": body,
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
+        "wsgi.run_once": False, "wsgi.input_terminated": True,
+        CLIENT_GONE: gone,
+    }
+    headers = scope.headers
+    for name in dict.fromkeys(headers.keys()):
+        values = headers.get_all(name)
+        if name in ("content-type", "content-length"):
+            environ[name.upper().replace("-", "_")] = values[0]
+        else:
+            # RFC 9110 5.3: repeated fields are one list, except cookies (RFC 6265 5.4).
+            joined = "; ".join(values) if name == "cookie" else ", ".join(values)
+            environ["HTTP_" + name.upper().replace("-", "_")] = joined
+    return environ
+
+
+def _run(app: WsgiApp, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], _exc_info: Any = None) -> None:
+        started[:] = [int(status.split(" ", 1)[0]), headers]
+
+    iterable = app(environ, start_response)
+    try:
+        answer = b"".join(iterable)
+    finally:
+        if hasattr(iterable, "close"):
+            iterable.close()
+    return started[0], started[1], answer
+
+
+def worker_app() -> WsgiBridge:
     """The application of one worker process (the server calls it in each worker)."""
     release_large_blocks()
-    return Watchdog(create_app(), float(os.environ[TIMEOUT_VARIABLE]))
+    return WsgiBridge(Watchdog(create_app(), float(os.environ[TIMEOUT_VARIABLE])),
+                      int(os.environ[THREADS_VARIABLE]))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -127,7 +232,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="worker processes (WEB_CONCURRENCY, default 2)")
     # Argon2id holds a thread for tens of milliseconds and the interpreter runs one thread at a
     # time: one thread per worker, and workers for the cores.
-    parser.add_argument("--threads", type=int, default=int(environ.get("WEB_THREADS", "1")),
+    parser.add_argument("--threads", type=int, default=int(environ.get(THREADS_VARIABLE, "1")),
                         help="threads running requests in each worker (WEB_THREADS, default 1)")
     parser.add_argument("--timeout", type=int, default=int(environ.get(TIMEOUT_VARIABLE, "30")),
                         help="seconds a request may run before its worker is replaced "
@@ -165,8 +270,8 @@ def logging_config(level: str) -> dict:
 
 def server(options: argparse.Namespace) -> AbstractServer[Any]:
     return Granian(
-        "idp.web.server:worker_app", factory=True, interface=Interfaces.WSGI,
-        address=options.host, port=options.port, workers=options.workers, blocking_threads=options.threads,
+        "idp.web.server:worker_app", factory=True, interface=Interfaces.RSGI,
+        address=options.host, port=options.port, workers=options.workers,
         websockets=False,
         log_level=LogLevels(options.log_level), log_dictconfig=logging_config(options.log_level),
         log_access=False,
@@ -178,6 +283,7 @@ def server(options: argparse.Namespace) -> AbstractServer[Any]:
 def main(argv: list[str] | None = None) -> None:
     options = parse_args(argv)
     os.environ[TIMEOUT_VARIABLE] = str(options.timeout)
+    os.environ[THREADS_VARIABLE] = str(options.threads)
     clear_metrics_directory()
     server(options).serve()
 

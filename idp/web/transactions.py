@@ -32,6 +32,8 @@ from idp.db import AUTOCOMMIT
 
 # The environ key holding when the provider received the request (time.monotonic()).
 RECEIVED = "idp.received"
+# The environ key of a threading.Event set once the client has closed its connection.
+CLIENT_GONE = "idp.client_gone"
 # Session.info key: something was written in the current transaction.
 WROTE = "idp.wrote"
 
@@ -124,14 +126,15 @@ def _deadline_seconds() -> float:
 
 
 def client_gone(environ: dict[str, Any]) -> bool:
-    """Whether the client closed its connection (Werkzeug's server says which; the production
-    server, granian, does not show the connection to the application: there the request's
-    deadline alone applies).
-
-    A peek that finds the end of the stream, without waiting: the client has closed (HTTP
+    """Whether the client closed its connection. The production server says so in the
+    environ (``CLIENT_GONE``, idp.web.server); under Werkzeug's server (the demo's), a peek at
+    its socket that finds the end of the stream, without waiting: the client has closed (HTTP
     clients do not half-close a connection while they wait for an answer). Anything else,
     including a TLS socket that cannot be peeked at, counts as still there.
     """
+    gone = environ.get(CLIENT_GONE)
+    if gone is not None:
+        return gone.is_set()
     sock = environ.get("werkzeug.socket")
     if not isinstance(sock, socket.socket):
         return False

@@ -23,7 +23,8 @@ from tests.conftest import IdpCliRunner, _reset, free_port
 from tests.factories import Factories
 from tests.flows import Flow, csrf_token
 from tests.journeys.test_outages import _add_member, _code_step, _registration
-from tests.servers import SmtpServer, node_environment
+from tests.journeys.test_stateless_nodes import Alternating
+from tests.servers import SmsGateway, SmtpServer, node_environment
 
 BOUND = 3.0
 
@@ -107,12 +108,13 @@ def register(app):
     return timed(lambda: browser.post("/malakoff/register/code", data=form))
 
 
-def statuses(app) -> list[tuple[str, str]]:
-    """The emails' templates and statuses, oldest first."""
+def statuses(app, channel: str | None = "email") -> list[tuple[str, str]]:
+    """The messages' templates and statuses (of one channel, or all), oldest first."""
+    query = select(Message.template, Message.status).order_by(Message.id)
+    if channel is not None:
+        query = query.where(Message.channel == channel)
     with app.extensions["idp"].database.session() as session:
-        return [(row.template, row.status)
-                for row in session.execute(select(Message.template, Message.status)
-                                           .where(Message.channel == "email").order_by(Message.id))]
+        return [(row.template, row.status) for row in session.execute(query)]
 
 
 def wait_for(condition, within: float = 15.0) -> None:
@@ -122,14 +124,16 @@ def wait_for(condition, within: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def start_worker_process(settings: dict, port: int, tmp_path: Path):
-    """`idp outbox work` in a process of its own, listening: (the process, its log file)."""
+def start_worker_process(settings: dict, port: int, tmp_path: Path, *, interval: int = 60,
+                         **changes):
+    """`idp outbox work` in a process of its own, listening: (the process, its log file). By
+    default it polls every 60 s: only the notification can make it send within a test."""
     output = tmp_path / "worker.log"
     with output.open("wb") as log:
-        # Polls every 60 s: only the notification can make it send within a test.
         worker = subprocess.Popen(  # noqa: S603 - the idp command of this environment
-            [str(Path(sys.executable).with_name("idp")), "outbox", "work", "--interval", "60"],
-            env=node_environment(worker_settings(settings, port)),
+            [str(Path(sys.executable).with_name("idp")), "outbox", "work",
+             "--interval", str(interval)],
+            env=node_environment(worker_settings(settings, port, **changes)),
             stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: b"delivering queued messages" in output.read_bytes()
@@ -185,6 +189,80 @@ def test_a_hung_smtp_server_never_holds_a_page_and_its_mail_leaves_once_it_answe
     assert [status for _template, status in statuses(app)] == ["sent", "sent"]
     assert len(smtp.inbox) == 2, "each message exactly once"
     assert [mail.recipients for mail in smtp.inbox].count(["jp.dupont@example.org"]) == 1
+
+
+@pytest.mark.server
+def test_under_the_production_server_hung_relays_hold_no_page_and_lose_no_message(
+        make_app, settings, provider_nodes, tmp_path):
+    """Production's shape: the provider under its server (one worker, one thread) and `idp
+    outbox work` beside it, with an SMTP relay that accepts and never answers and an SMS gateway
+    that takes the request and never answers. Every page answers within the bound; once the
+    relays answer, every message leaves, each email once."""
+    if not settings["database_url"].startswith("postgresql"):
+        pytest.skip("the production server's nodes and workers share PostgreSQL")
+    hole, gateway = BlackHole(), SmsGateway()
+    gateway.delay = 600
+    # A request that waited on a relay would take this long: more than the bound.
+    relays = {"sms_backend": "http", "sms_gateway_url": gateway.url, "smtp_timeout_seconds": 4,
+              "sms_gateway_timeout_seconds": 4}
+    app = make_app(hole.port, **relays)
+    _add_member(app)
+    with app.extensions["idp"].database.session() as db:
+        make = Factories(app, db)
+        rp, account = make.client(), make.account()
+    node = provider_nodes(node_environment(worker_settings(settings, hole.port, **relays),
+                                           cookie_secure=False))
+    # Its retries are due within seconds (message_retry_base_seconds=1): it looks every second.
+    worker, output = start_worker_process(settings, hole.port, tmp_path, interval=1, **relays)
+    smtp = SmtpServer(port=hole.port)
+    try:
+        browser = Alternating([node.url], app)  # a browser (tests.flows) of the one node
+        took = []
+
+        def page(method: str, path: str, **options):
+            answer, elapsed = timed(lambda: browser.open(method, path, **options))
+            took.append((path, elapsed))
+            assert answer.status_code < 500, (path, answer.status_code)
+            return answer
+
+        form = _registration(page("GET", "/malakoff/register").data)
+        assert page("POST", "/malakoff/register", data=form).status_code == 303
+        step = page("GET", "/malakoff/register/code").data
+        assert page("POST", "/malakoff/register/code",
+                    data=_code_step(app, step)).status_code == 303
+        flow = Flow(browser, "malakoff", rp, account)
+        assert flow.give_password(prompt=None).headers["Location"].endswith("/malakoff/login/code")
+        for channel in ("email", "sms"):
+            choose = page("GET", "/malakoff/login/code")
+            sent = page("POST", "/malakoff/login/code",
+                        data={"channel": channel, "csrf_token": csrf_token(choose.data)})
+            assert sent.status_code == 303, channel
+            if channel == "email":  # the next channel's code may only be asked after a while
+                browser.session.cookies.clear()
+                flow = Flow(browser, "malakoff", rp, account)
+                flow.give_password(prompt=None)
+        page("GET", "/malakoff/jwks")
+        assert max(elapsed for _path, elapsed in took) < BOUND, took
+        # The worker process is the one waiting on the relays.
+        wait_for(lambda: hole.accepted and gateway.requests, within=20)
+        assert smtp.inbox == []
+
+        hole.close()
+        smtp.start()  # the relay answers again, on the same port
+        gateway.delay = 0
+        gateway.release.set()
+        wait_for(lambda: all(status == "sent" for _template, status in statuses(app, None)),
+                 within=60)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+        smtp.stop()
+        gateway.close()
+    emails = [template for template, _status in statuses(app)]
+    assert sorted(emails) == ["activation", "otp_code"], output.read_text()
+    assert len(smtp.inbox) == len(emails), "each email once"
+    texts = {request.body["text"] for request in gateway.requests}
+    assert len(texts) == len(statuses(app, "sms")) == 2, "the registration's code and the sign-in's"
 
 
 def test_the_worker_in_process_sends_a_code_within_a_second(make_app, smtp_server):

@@ -15,6 +15,7 @@ from idp.registry.importer import (
     ImportAborted,
     LineError,
     MemberImporter,
+    NotMemberText,
     count_lines,
     import_members,
     read_lines,
@@ -382,6 +383,36 @@ def test_count_lines(tmp_path, content, expected):
     path.write_bytes(content)
 
     assert count_lines(path) == expected
+
+
+HOSTILE_FILES = {
+    "CR only": (lambda: f"{HEADER}\r{line()}\r".encode(), "end with CR alone"),
+    "CR only, longer than a line": (
+        lambda: f"{HEADER}\r".encode() + f"{line()}\r".encode() * 2_000, "end with CR alone"),
+    "huge header": (lambda: b"member_number;" * 10_000 + b"\n" + line().encode() + b"\n",
+                    "line 1 is longer than 65536 bytes"),
+    "endless binary line": (lambda: bytes(range(14, 256)) * 1_000, "line 1 is longer than"),
+    "binary": (lambda: bytes(range(256)) * 64, "line 1 holds a NUL byte"),
+    "NUL in a cell": (lambda: "".join(f"{text}\n" for text in (
+        HEADER, line(member_number="10000001"), line(member_number="10000002", last_name="Mar\0tin"),
+        line(member_number="10000003"))).encode(), "line 3 holds a NUL byte"),
+}
+
+
+@pytest.mark.parametrize("content", HOSTILE_FILES.values(), ids=HOSTILE_FILES)
+def test_a_file_that_is_not_text_lines_is_refused_whole_by_the_importer(db, tenant, tmp_path,
+                                                                        content):
+    """Whoever calls the importer: it says why in one sentence, and imports nothing."""
+    make, reason = content
+    path = tmp_path / "members.csv"
+    path.write_bytes(make())
+
+    with pytest.raises(NotMemberText, match=reason):
+        import_members(db, tenant, path, today=TODAY)
+    # The second pass refuses it too (a file changed after its check).
+    with pytest.raises(NotMemberText, match=reason):
+        MemberImporter(db, tenant, today=TODAY).apply(read_lines(path))
+    assert members(db) == {}
 
 
 # -- postal addresses ------------------------------------------------------------------
