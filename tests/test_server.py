@@ -185,11 +185,20 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def test_a_worker_loads_no_pdf_library(environment):
-    # Letters are rendered by the process that posts them (idp outbox work) or shows them (the
-    # outbox page); the PDF library and its fonts weigh about 20 MiB in every worker otherwise.
+def _packages_of_a_started_worker(environment):
     done = subprocess.run([sys.executable, "-c", APP_MODULES], env=environment, capture_output=True,  # noqa: S603
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    modules = json.loads(done.stdout.splitlines()[-1])
-    assert [name for name in modules if name.split(".")[0] in ("fpdf", "fontTools", "PIL")] == []
+    return {name.split(".")[0] for name in json.loads(done.stdout.splitlines()[-1])}
+
+
+def test_a_worker_loads_no_pdf_library(environment):
+    # Letters are rendered by the process that posts them (idp outbox work) or shows them (the
+    # outbox page); the PDF library and its fonts weigh about 20 MiB in every worker otherwise.
+    assert _packages_of_a_started_worker(environment) & {"fpdf", "fontTools", "PIL"} == set()
+
+
+def test_a_worker_loads_no_user_agent_parser_before_its_first_label(environment):
+    # Devices are said in words on the account pages and in the new-browser email only; the
+    # parser's compiled expressions weigh about 2 MiB.
+    assert _packages_of_a_started_worker(environment) & {"ua_parser", "ua_parser_builtins"} == set()
