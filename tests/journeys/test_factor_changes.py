@@ -1,8 +1,10 @@
 """What a change of factor ends (SPEC §6): the account's other browser sessions, its refresh
-tokens and its trusted browsers; the browser that made the change stays signed in."""
+tokens and its trusted browsers; the browser that made the change stays signed in. On both
+tenants: Malakoff's members sign in with their email, Miel's with their member number."""
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
@@ -13,6 +15,27 @@ from tests.flows import Flow, csrf_token, last_code, query
 NEW_ADDRESS = "jeanne.ailleurs@example.net"
 NEW_PASSWORD = "Bruyere-Monts-Arree-29!"
 OFFLINE = "openid email offline_access"
+TENANTS = ["malakoff", "miel"]
+
+
+@pytest.fixture(params=TENANTS)
+def flow(request, client, make):
+    """A member's browser and a portal of each tenant, ready to sign in; the member has an
+    email (Miel's factory gives none: here its codes go there too) and a mobile."""
+    tenant = request.param
+    account = make.account(tenant, email=f"jeanne.{secrets.token_hex(4)}@example.org")
+    return Flow(client, tenant, make.client(tenant), account)
+
+
+def _other_browser(app, flow) -> Flow:
+    return Flow(app.test_client(), flow.tenant, flow.rp, flow.account)
+
+
+def _identifier_after(app, flow, change: str) -> str:
+    """What the member signs in with after the change: the new email where the email is the
+    identifier (Malakoff), the member number otherwise (Miel)."""
+    by_email = app.extensions["idp"].tenants[flow.tenant].logs_in_with_email
+    return NEW_ADDRESS if change == "email" and by_email else flow.identifier
 
 
 def _signed_in_with_tokens(flow) -> dict:
@@ -41,22 +64,23 @@ def _post(flow, path: str, **data):
 
 
 def _change_email(app, flow):
-    sent = _post(flow, "/malakoff/account/email", current_password=PASSWORD, email=NEW_ADDRESS,
-                 email_confirm=NEW_ADDRESS)
+    sent = _post(flow, f"/{flow.tenant}/account/email", current_password=PASSWORD,
+                 email=NEW_ADDRESS, email_confirm=NEW_ADDRESS)
     assert sent.status_code == 303, sent.data[:300]
-    return _post(flow, "/malakoff/account/email/confirm", code=last_code(app, template="email_code"))
+    return _post(flow, f"/{flow.tenant}/account/email/confirm",
+                 code=last_code(app, template="email_code"))
 
 
 def _change_mobile(app, flow):
-    sent = _post(flow, "/malakoff/account/mobile", current_password=PASSWORD,
+    sent = _post(flow, f"/{flow.tenant}/account/mobile", current_password=PASSWORD,
                  mobile="07 81 99 88 77")
     assert sent.status_code == 303, sent.data[:300]
-    return _post(flow, "/malakoff/account/mobile/confirm",
+    return _post(flow, f"/{flow.tenant}/account/mobile/confirm",
                  code=last_code(app, "sms", template="mobile_change"))
 
 
 def _change_password(app, flow):
-    return _post(flow, "/malakoff/account/password", current_password=PASSWORD,
+    return _post(flow, f"/{flow.tenant}/account/password", current_password=PASSWORD,
                  password=NEW_PASSWORD, password_confirm=NEW_PASSWORD)
 
 
@@ -65,17 +89,18 @@ CHANGES = {"email": _change_email, "mobile": _change_mobile, "password": _change
 
 def _ended(flow, tokens: dict, identifier: str, password: str = PASSWORD) -> None:
     """This browser is signed out, its refresh token refused, its trust forgotten."""
-    account = flow.http.get("/malakoff/account")
-    assert account.status_code == 303 and account.headers["Location"].endswith("/malakoff/login")
+    account = flow.http.get(f"/{flow.tenant}/account")
+    assert account.status_code == 303
+    assert account.headers["Location"].endswith(f"/{flow.tenant}/login")
     assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
     refreshed = flow.refresh(tokens["refresh_token"])
     assert refreshed.status_code == 400 and refreshed.json["error"] == "invalid_grant"
-    assert _after_the_password(flow, identifier, password).endswith("/malakoff/login/code")
+    assert _after_the_password(flow, identifier, password).endswith(f"/{flow.tenant}/login/code")
 
 
 @pytest.mark.parametrize("change", CHANGES)
 def test_a_change_of_factor_ends_the_other_browsers_and_keeps_this_one(app, flow, change):
-    other = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
+    other = _other_browser(app, flow)
     identifier = flow.identifier
     mine, theirs = _signed_in_with_tokens(flow), _signed_in_with_tokens(other)
     # Trusted before the change: the password alone signs in there.
@@ -94,18 +119,18 @@ def test_a_change_of_factor_ends_the_other_browsers_and_keeps_this_one(app, flow
     assert flow.id_token_claims(tokens["id_token"])["auth_time"] == auth_time
     assert flow.refresh(tokens["refresh_token"]).status_code == 200
     # The other one is signed out at its next request, and holds nothing any more.
-    _ended(other, theirs, NEW_ADDRESS if change == "email" else identifier,
+    _ended(other, theirs, _identifier_after(app, flow, change),
            NEW_PASSWORD if change == "password" else PASSWORD)
     # This browser's own earlier tokens and trust went too.
     assert flow.refresh(mine["refresh_token"]).status_code == 400
 
 
 def test_support_setting_a_contact_ends_every_session(app, flow, runner):
-    other = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
+    other = _other_browser(app, flow)
     identifier = flow.identifier
     mine, theirs = _signed_in_with_tokens(flow), _signed_in_with_tokens(other)
 
-    result = runner.invoke(args=["accounts", "set-contact", "--tenant", "malakoff", identifier,
+    result = runner.invoke(args=["accounts", "set-contact", "--tenant", flow.tenant, identifier,
                                  "--phone", "07 81 99 88 66"])
 
     assert result.exit_code == 0, result.output
@@ -114,7 +139,7 @@ def test_support_setting_a_contact_ends_every_session(app, flow, runner):
 
 
 def test_a_sign_in_after_the_change_stands(app, flow):
-    other = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
+    other = _other_browser(app, flow)
     flow.code()
     other.code()
     _change_mobile(app, flow)
@@ -131,11 +156,12 @@ def test_a_sign_in_ends_at_the_absolute_timeout_even_in_a_session_renewed_since(
     """Why the record of a change need not outlive the absolute timeout: no sign-in does."""
     start = time.time()
     flow.code()
-    miel = Flow(client, "miel", make.client("miel"), make.account("miel"))
+    tenant = next(other for other in TENANTS if other != flow.tenant)
+    elsewhere = Flow(client, tenant, make.client(tenant), make.account(tenant))
     monkeypatch.setattr(time, "time", lambda: start + 11 * 3600)
-    miel.code()  # a new session id and a new absolute timeout for the browser's session
+    elsewhere.code()  # a new session id and a new absolute timeout for the browser's session
 
     monkeypatch.setattr(time, "time", lambda: start + 12 * 3600 + 60)
 
     assert query(flow.authorize(prompt="none").headers["Location"])["error"] == "login_required"
-    assert "code" in query(miel.authorize(prompt="none").headers["Location"])
+    assert "code" in query(elsewhere.authorize(prompt="none").headers["Location"])

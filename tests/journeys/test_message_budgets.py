@@ -303,29 +303,34 @@ def test_a_repeated_registration_sends_no_second_email_within_five_minutes(clien
 # -- a reset link belongs to the address it was sent to --------------------------------------------
 
 
-def test_a_reset_link_sent_before_a_change_of_email_opens_nothing_after_it(app, client, db, flow):
-    page = client.get("/malakoff/forgot-password")
-    client.post("/malakoff/forgot-password", data={"identifier": flow.account.email,
-                                                   "csrf_token": csrf_token(page.data)})
-    link = re.search(r"http://localhost(/malakoff/reset-password/\S+)",
+@pytest.mark.parametrize("tenant", ["malakoff", "miel"])
+def test_a_reset_link_sent_before_a_change_of_email_opens_nothing_after_it(
+        app, client, db, make, tenant):
+    # Asked with the tenant's identifier: the email at Malakoff, the member number at Miel.
+    flow = Flow(client, tenant, make.client(tenant),
+                make.account(tenant, email="jeanne.ancienne@example.org"))
+    page = client.get(f"/{tenant}/forgot-password")
+    client.post(f"/{tenant}/forgot-password", data={"identifier": flow.identifier,
+                                                    "csrf_token": csrf_token(page.data)})
+    link = re.search(rf"http://localhost(/{tenant}/reset-password/\S+)",
                      db.scalar(select(Message.body_text).where(Message.template == "password_reset")))[1]
     form = client.get(link)
     assert form.status_code == 200
 
     flow.code()
-    page = flow.http.get("/malakoff/account/email")
-    asked = flow.http.post("/malakoff/account/email", data={
+    page = flow.http.get(f"/{tenant}/account/email")
+    asked = flow.http.post(f"/{tenant}/account/email", data={
         "current_password": "Correct-Horse-7!", "email": "jeanne.nouvelle@example.net",
         "email_confirm": "jeanne.nouvelle@example.net", "csrf_token": csrf_token(page.data)})
     assert asked.status_code == 303
-    page = flow.http.get("/malakoff/account/email/confirm")
-    changed = flow.http.post("/malakoff/account/email/confirm", data={
+    page = flow.http.get(f"/{tenant}/account/email/confirm")
+    changed = flow.http.post(f"/{tenant}/account/email/confirm", data={
         "code": last_code(app, template="email_code"), "csrf_token": csrf_token(page.data)})
     assert changed.status_code == 303
 
     refused = client.get(link)
     assert refused.status_code == 400 and b"plus valable" in refused.data
-    assert b'href="/malakoff/forgot-password"' in refused.data
+    assert f'href="/{tenant}/forgot-password"'.encode() in refused.data
     # A form opened before the change cannot use it either.
     posted = client.post(link, data={"password": "Lavande-Valensole-83!",
                                      "password_confirm": "Lavande-Valensole-83!",
