@@ -96,11 +96,19 @@ def end_other_sign_ins(db: Session, ended: EndedSessions, account: Account, *,
     in to are told (back-channel logout), but those of ``keep_sid``, the browser that made the
     change. Returns the instant from which a session is kept: that browser signs in again from
     it (``accounts.authn.renew``). Tokens and devices go in the caller's transaction."""
-    end_sessions(db, account.tenant, account.id, reason=cause, keep=keep_sid)
-    TrustedDevices(db).revoke_all(account.id)
-    revoke_tokens(db, Token.account_id == account.id, events.TOKEN_REVOKED, tenant=account.tenant,
-                  account_id=account.id, reason=cause)
+    _end_what_it_opened(db, account, session_reason=cause, event=events.TOKEN_REVOKED,
+                        reason=cause, keep_sid=keep_sid)
     return ended.end_all(account.id)
+
+
+def _end_what_it_opened(db: Session, account: Account, *, session_reason: str, event: str,
+                        reason: str, keep_sid: str | None) -> None:
+    """The account's provider sessions end but ``keep_sid`` (their portals are told), its
+    trusted browsers are forgotten and its tokens revoked (``event``, ``reason``)."""
+    end_sessions(db, account.tenant, account.id, reason=session_reason, keep=keep_sid)
+    TrustedDevices(db).revoke_all(account.id)
+    revoke_tokens(db, Token.account_id == account.id, event, tenant=account.tenant,
+                  account_id=account.id, reason=reason)
 
 
 def change_email(db: Session, messages: Messages, tenant: Tenant, account: Account, email: str,
@@ -309,10 +317,8 @@ def set_password(db: Session, hasher: PasswordHasher, account: Account, password
     """
     account.password_hash = hasher.hash(password)
     account.password_changed_at = utcnow()
-    end_sessions(db, account.tenant, account.id, reason=f"password-{reason}", keep=keep_sid)
-    TrustedDevices(db).revoke_all(account.id)
-    revoke_tokens(db, Token.account_id == account.id, events.PASSWORD_CHANGED,
-                  tenant=account.tenant, account_id=account.id, reason=reason)
+    _end_what_it_opened(db, account, session_reason=f"password-{reason}",
+                        event=events.PASSWORD_CHANGED, reason=reason, keep_sid=keep_sid)
 
 
 def change_password(db: Session, hasher: PasswordHasher, messages: Messages, tenant: Tenant,
