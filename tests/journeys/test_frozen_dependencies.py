@@ -280,14 +280,20 @@ def test_a_request_whose_client_left_commits_nothing_under_werkzeug(
                                   refresh_token, answered, held_for=2)
 
 
-def test_under_the_production_server_a_request_held_past_its_deadline_commits_nothing(
-        app, settings, proxy, rp, member, provider_nodes):
-    """The request's deadline keeps a refresh held past it from being carried out."""
+@pytest.mark.parametrize(("deadline", "held_for"), [
+    # The request's deadline keeps a refresh held past it from being carried out.
+    pytest.param(2, 3, id="past-its-deadline"),
+    # The production server tells the application when a client closes its connection: a
+    # refresh whose client left is not carried out, though its deadline alone would allow it.
+    pytest.param(60, 2, id="whose-client-left"),
+])
+def test_under_the_production_server_a_request_too_late_commits_nothing(
+        app, settings, proxy, rp, member, provider_nodes, deadline, held_for):
     refresh_token = Flow(app.test_client(), "malakoff", rp, member).tokens(
         scope="openid offline_access")["refresh_token"]
     node = provider_nodes(node_environment(
         settings, database_url=behind(proxy, settings), database_statement_timeout=10,
-        request_deadline_seconds=2, client_cache_seconds=0, cookie_secure=False))
+        request_deadline_seconds=deadline, client_cache_seconds=0, cookie_secure=False))
     assert requests.get(f"{node.url}/readyz", timeout=5).status_code == 200  # pool warmed up
 
     def answered() -> int | None:
@@ -296,27 +302,7 @@ def test_under_the_production_server_a_request_held_past_its_deadline_commits_no
                      and record["path"] == "/malakoff/token"), None)
 
     _refresh_held_by_a_freeze(app, proxy, f"{node.url}/malakoff/token", rp, refresh_token,
-                              answered, held_for=3)
-
-
-def test_under_the_production_server_a_request_whose_client_left_commits_nothing(
-        app, settings, proxy, rp, member, provider_nodes):
-    """The production server tells the application when a client closes its connection: a
-    refresh whose client left is not carried out, though its deadline alone would allow it."""
-    refresh_token = Flow(app.test_client(), "malakoff", rp, member).tokens(
-        scope="openid offline_access")["refresh_token"]
-    node = provider_nodes(node_environment(
-        settings, database_url=behind(proxy, settings), database_statement_timeout=10,
-        request_deadline_seconds=60, client_cache_seconds=0, cookie_secure=False))
-    assert requests.get(f"{node.url}/readyz", timeout=5).status_code == 200  # pool warmed up
-
-    def answered() -> int | None:
-        return next((record["status"] for line in node.log_lines()
-                     if (record := json.loads(line))["logger"] == "idp.request"
-                     and record["path"] == "/malakoff/token"), None)
-
-    _refresh_held_by_a_freeze(app, proxy, f"{node.url}/malakoff/token", rp, refresh_token,
-                              answered, held_for=2)
+                              answered, held_for=held_for)
 
 
 def test_under_the_production_server_a_frozen_database_is_answered_in_time_and_loses_nothing(

@@ -3,13 +3,7 @@ answered as the views answer them, refused as the gate refuses, logged and count
 
 from __future__ import annotations
 
-import io
-import json
-import logging
-
 import pytest
-
-from idp.logs import JsonFormatter
 
 PATHS = ["/malakoff/.well-known/openid-configuration", "/malakoff/jwks", "/miel/jwks",
          "/miel/.well-known/openid-configuration"]
@@ -97,30 +91,6 @@ def test_a_preflight_goes_to_the_application(client):
 
 def test_an_unknown_tenant_is_not_found(client):
     assert client.get("/acme/jwks").status_code == 404
-
-
-def test_a_read_is_logged_once_with_its_request(client):
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("idp.request")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        lane = client.get("/miel/jwks")
-        view = client.get("/miel/jwks", query_string={"x": "1"})
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert len(lines) == 2
-    for line, response in zip(lines, (lane, view), strict=True):
-        assert line["request_id"] == response.headers["X-Request-ID"]
-        assert {key: line[key] for key in ("tenant", "method", "path", "status", "endpoint",
-                                           "message")} == {
-            "tenant": "miel", "method": "GET", "path": "/miel/jwks", "status": 200,
-            "endpoint": "oidc_api.jwks", "message": "GET /miel/jwks 200"}
 
 
 def test_a_trusted_proxys_request_id_is_kept(settings):

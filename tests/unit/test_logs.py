@@ -69,6 +69,19 @@ def test_each_request_gets_an_id_echoed_and_logged_once(client, lines):
     assert client.get("/healthz").headers["X-Request-ID"] != request_id
 
 
+def test_a_document_read_before_the_application_is_logged_as_the_application_logs(client, lines):
+    """Discovery and JWKS are answered before the application (idp.web.documents); with a
+    query string the application answers: both log the same line."""
+    answered = [client.get("/miel/jwks"), client.get("/miel/jwks", query_string={"x": "1"})]
+    logged = [e for e in lines() if e["logger"] == "idp.request"]
+    assert [e["request_id"] for e in logged] == [r.headers["X-Request-ID"] for r in answered]
+    for entry in logged:
+        assert {key: entry[key] for key in ("tenant", "method", "path", "status", "endpoint",
+                                            "message")} == {
+            "tenant": "miel", "method": "GET", "path": "/miel/jwks", "status": 200,
+            "endpoint": "oidc_api.jwks", "message": "GET /miel/jwks 200"}
+
+
 def test_unknown_tenants_and_urls_still_get_an_id(client, lines):
     for url in ("/nowhere/authorize", "/no/such/page"):
         response = client.get(url)
