@@ -5,6 +5,7 @@ argon2's memory back after each hash."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -137,6 +138,29 @@ def test_the_metrics_directory_starts_empty_and_logs_are_json_lines(
                for record in records), "the server's own messages"
     assert any(record["logger"] == "idp.request" for record in records)
     assert not any(record["logger"] == "granian.access" for record in records)
+
+
+def _peak_rss_mib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+
+
+def test_a_body_past_the_limit_is_refused_without_being_held(provider_nodes, environment):
+    """However long a chunked body is, a worker holds at most the provider's limit (1 MiB) of
+    it before refusing it."""
+    node = provider_nodes(environment)
+    (worker,) = node.worker_pids()
+    before = _peak_rss_mib(worker)
+    sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
+    sock.sendall(b"POST /malakoff/token HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                 b"Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n" % (1 << 20) + b"x" * (1 << 20) + b"\r\n"
+    with contextlib.suppress(OSError):  # answered and closed before the whole body was sent
+        for _ in range(64):  # 64 MiB
+            sock.sendall(chunk)
+        sock.sendall(b"0\r\n\r\n")
+    assert answer(sock).startswith((b"HTTP/1.1 400", b"HTTP/1.1 413"))
+    assert _peak_rss_mib(worker) - before < 16, "the worker held the body"
 
 
 def test_release_large_blocks_gives_argon2_memory_back_after_each_hash():

@@ -130,18 +130,21 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class WsgiBridge:
     """An RSGI application that runs a WSGI application in a pool of threads, and tells it in
     the environ (``CLIENT_GONE``, a ``threading.Event``) once the client has closed its
-    connection. The request body is read whole when the application first reads it (the
-    provider takes forms, not uploads), and the answer is made whole before it is sent."""
+    connection. The request body is read when the application first reads it, up to one byte
+    past ``max_body`` (the provider takes forms, not uploads: it refuses a longer body, which no
+    worker holds whole), and the answer is made whole before it is sent."""
 
-    def __init__(self, app: WsgiApp, threads: int):
+    def __init__(self, app: WsgiApp, threads: int, max_body: int):
         self.app = app
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="request")
+        self.max_body = max_body
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         loop = asyncio.get_running_loop()
         gone = threading.Event()
         watch = asyncio.ensure_future(_watch(protocol, gone))
-        body = _Body(lambda: asyncio.run_coroutine_threadsafe(_read(protocol), loop).result())
+        body = _Body(lambda: asyncio.run_coroutine_threadsafe(
+            _read(protocol, self.max_body), loop).result())
         try:
             status, headers, answer = await loop.run_in_executor(
                 self.pool, _run, self.app, wsgi_environ(scope, body, gone))
@@ -155,8 +158,17 @@ async def _watch(protocol: Any, gone: threading.Event) -> None:
     gone.set()
 
 
-async def _read(protocol: Any) -> bytes:
-    return await protocol()
+async def _read(protocol: Any, limit: int) -> bytes:
+    """The request body as it comes, up to one byte past ``limit``: enough for the application
+    to refuse a longer one (413) without the worker holding it whole."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in protocol:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(parts)[:limit + 1]
 
 
 class _Body:
@@ -219,8 +231,9 @@ def _run(app: WsgiApp, environ: dict[str, Any]) -> tuple[int, list[tuple[str, st
 def worker_app() -> WsgiBridge:
     """The application of one worker process (the server calls it in each worker)."""
     release_large_blocks()
-    return WsgiBridge(Watchdog(create_app(), float(os.environ[TIMEOUT_VARIABLE])),
-                      int(os.environ[THREADS_VARIABLE]))
+    app = create_app()
+    return WsgiBridge(Watchdog(app, float(os.environ[TIMEOUT_VARIABLE])),
+                      int(os.environ[THREADS_VARIABLE]), max_body=app.config["MAX_CONTENT_LENGTH"])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
