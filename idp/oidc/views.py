@@ -57,10 +57,9 @@ def _cacheable(document: bytes) -> Response:
     ETag (RFC 9110 13.1.2: If-None-Match compares weakly)."""
     if request.method == "OPTIONS":
         return _preflight()
-    answer = served(document, services().settings.metadata_max_age)
-    if answer.not_modified(request.headers.get("If-None-Match")):
-        return Response(status=304, headers=answer.not_modified_headers)
-    return Response(answer.body, headers=answer.headers)
+    status, fields, body = served(document, services().settings.metadata_max_age).answer(
+        request.headers.get("If-None-Match"))
+    return Response(body, status=status, headers=fields)
 
 
 def published_documents(collaborators: Services) -> Iterator[Document]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.http import generate_etag, parse_etags, quote_etag
+from werkzeug.http import HTTP_STATUS_CODES, generate_etag, parse_etags, quote_etag
 from werkzeug.wsgi import get_host
 
 from idp import logs
@@ -37,9 +37,12 @@ class Served:
     # RFC 9110 15.4.5: a 304 carries the fields the 200 would have had, but no content.
     not_modified_headers: tuple[tuple[str, str], ...]
 
-    def not_modified(self, if_none_match: str | None) -> bool:
-        """Whether ``If-None-Match`` names this version (RFC 9110 13.1.2: compared weakly)."""
-        return bool(if_none_match) and parse_etags(if_none_match).contains_weak(self.tag)
+    def answer(self, if_none_match: str | None) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
+        """Status, header fields and content of a read: 304 when ``If-None-Match`` names this
+        version (RFC 9110 13.1.2: compared weakly), else 200."""
+        if if_none_match and parse_etags(if_none_match).contains_weak(self.tag):
+            return 304, self.not_modified_headers, b""
+        return 200, self.headers, self.body
 
 
 @functools.lru_cache(maxsize=64)
@@ -81,16 +84,14 @@ class Documents:
                 or _has_body(environ) or not gate.passes_without_input(
                     get_host(environ), environ.get("wsgi.url_scheme", "http"), EnvironHeaders(environ))):
             return self.app(environ, start_response)
-        answer = served(document.content(), self.max_age)
+        status, fields, body = served(document.content(), self.max_age).answer(
+            environ.get("HTTP_IF_NONE_MATCH"))
         incoming = environ.get("HTTP_X_REQUEST_ID", "") if self.trusted_proxies else ""
         request_id = logs.request_id(incoming)
-        if answer.not_modified(environ.get("HTTP_IF_NONE_MATCH")):
-            status, line, body = 304, "304 Not Modified", b""
-            fields = [*answer.not_modified_headers]
-        else:
-            status, line, body = 200, "200 OK", answer.body
-            fields = [*answer.headers, ("Content-Length", str(len(body)))]
-        start_response(line, [*fields, *SECURITY_HEADERS, (logs.REQUEST_ID_HEADER, request_id)])
+        # RFC 9110 8.6: no length for a 304, which has no content.
+        length = (("Content-Length", str(len(body))),) if status == 200 else ()
+        start_response(f"{status} {HTTP_STATUS_CODES[status]}", [
+            *fields, *length, *SECURITY_HEADERS, (logs.REQUEST_ID_HEADER, request_id)])
         logs.log_request(document.endpoint, status, time.perf_counter() - started, {
             "request_id": request_id, "tenant": document.tenant, "method": method,
             "path": document.path})
