@@ -109,9 +109,10 @@ def build_app(overrides: dict[str, Any] | None = None) -> Provider:
     web.csrf.exempt(oidc_api)
     add_favicon(app)
     # Discovery and JWKS read without the application's per-request work (idp.web.documents).
-    app.wsgi_app = Documents(  # type: ignore[method-assign]
-        app.wsgi_app, published_documents(services), max_age=settings.metadata_max_age,
-        trusted_proxies=settings.trusted_proxies)
+    documents = Documents(app.wsgi_app, published_documents(services),
+                          max_age=settings.metadata_max_age, trusted_proxies=settings.trusted_proxies)
+    app.wsgi_app = documents  # type: ignore[method-assign]
+    app.from_memory = documents.plain_read
     if settings.trusted_proxies:
         # Outside the documents' lane, which sees the client's Host and scheme as the views do.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

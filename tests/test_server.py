@@ -140,6 +140,25 @@ def test_the_metrics_directory_starts_empty_and_logs_are_json_lines(
     assert not any(record["logger"] == "granian.access" for record in records)
 
 
+def test_the_metadata_documents_are_read_while_every_request_thread_is_busy(provider_nodes, environment):
+    """A worker of one thread, held by a request whose body is slow to come, still answers a
+    read of the discovery document and the JWKS: they wait on nothing and take no thread."""
+    node = provider_nodes(environment)
+    held = started_request(node.port)
+    try:
+        for path in ("/malakoff/jwks", "/miel/.well-known/openid-configuration"):
+            response = requests.get(f"http://127.0.0.1:{node.port}{path}", timeout=5)
+            assert response.status_code == 200, path
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+        # Anything else waits for the thread.
+        with pytest.raises(requests.Timeout):
+            requests.get(f"http://127.0.0.1:{node.port}/healthz", timeout=1)
+        held.sendall(BODY[1:])
+        assert ANSWERED in answer(held)
+    finally:
+        held.close()
+
+
 def _peak_rss_mib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split("VmHWM:")[1].split()[0]) // 1024

@@ -76,14 +76,20 @@ class Documents:
         self.max_age = max_age
         self.trusted_proxies = trusted_proxies
 
+    def plain_read(self, environ: dict[str, Any]) -> bool:
+        """Whether ``environ`` is a plain read of a document: answered from memory, with no I/O,
+        unless its Host or header fields are refused (the gate's answer, made without I/O too)."""
+        return (environ.get("PATH_INFO", "") in self.documents
+                and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+                and not environ.get("QUERY_STRING") and not _has_body(environ))
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
-        document = self.documents.get(environ.get("PATH_INFO", ""))
-        method = environ.get("REQUEST_METHOD")
-        if (document is None or method not in ("GET", "HEAD") or environ.get("QUERY_STRING")
-                or _has_body(environ) or not gate.passes_without_input(
-                    get_host(environ), environ.get("wsgi.url_scheme", "http"), EnvironHeaders(environ))):
+        if not (self.plain_read(environ) and gate.passes_without_input(
+                get_host(environ), environ.get("wsgi.url_scheme", "http"), EnvironHeaders(environ))):
             return self.app(environ, start_response)
+        document = self.documents[environ["PATH_INFO"]]
+        method = environ["REQUEST_METHOD"]
         status, fields, body = served(document.content(), self.max_age).answer(
             environ.get("HTTP_IF_NONE_MATCH"))
         incoming = environ.get("HTTP_X_REQUEST_ID", "") if self.trusted_proxies else ""

@@ -132,24 +132,34 @@ class WsgiBridge:
     the environ (``CLIENT_GONE``, a ``threading.Event``) once the client has closed its
     connection. The request body is read when the application first reads it, up to one byte
     past ``max_body`` (the provider takes forms, not uploads: it refuses a longer body, which no
-    worker holds whole), and the answer is made whole before it is sent."""
+    worker holds whole), and the answer is made whole before it is sent. A request the
+    application answers from memory (``from_memory``: the metadata documents) is run in the
+    event loop itself: it waits on nothing, and a hop to a thread would cost more than it."""
 
-    def __init__(self, app: WsgiApp, threads: int, max_body: int):
+    def __init__(self, app: WsgiApp, threads: int, max_body: int,
+                 from_memory: Callable[[dict[str, Any]], bool] | None = None):
         self.app = app
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="request")
         self.max_body = max_body
+        self.from_memory = from_memory
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         loop = asyncio.get_running_loop()
         gone = threading.Event()
-        watch = asyncio.ensure_future(_watch(protocol, gone))
         body = _Body(lambda: asyncio.run_coroutine_threadsafe(
             _read(protocol, self.max_body), loop).result())
-        try:
-            status, headers, answer = await loop.run_in_executor(
-                self.pool, _run, self.app, wsgi_environ(scope, body, gone))
-        finally:
-            watch.cancel()
+        environ = wsgi_environ(scope, body, gone)
+        if self.from_memory is not None and self.from_memory(environ):
+            # It waits on nothing and has no body: answered here, without a thread (a metadata
+            # document is read even while every thread is busy).
+            environ["wsgi.input"] = io.BytesIO()
+            status, headers, answer = _run(self.app, environ)
+        else:
+            watch = asyncio.ensure_future(_watch(protocol, gone))
+            try:
+                status, headers, answer = await loop.run_in_executor(self.pool, _run, self.app, environ)
+            finally:
+                watch.cancel()
         protocol.response_bytes(status, headers, answer)
 
 
@@ -233,7 +243,8 @@ def worker_app() -> WsgiBridge:
     release_large_blocks()
     app = create_app()
     return WsgiBridge(Watchdog(app, float(os.environ[TIMEOUT_VARIABLE])),
-                      int(os.environ[THREADS_VARIABLE]), max_body=app.config["MAX_CONTENT_LENGTH"])
+                      int(os.environ[THREADS_VARIABLE]), max_body=app.config["MAX_CONTENT_LENGTH"],
+                      from_memory=app.from_memory)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

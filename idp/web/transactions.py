@@ -21,6 +21,7 @@ import functools
 import inspect
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,6 +50,9 @@ class Provider(Flask):
     commit_on_success_only: frozenset[str] = frozenset({"oidc_api"})
     #: Seconds after it was received past which a request commits nothing (create_app sets it).
     request_deadline: float = 10.0
+    #: Whether a request is answered from memory, waiting on nothing (create_app sets it): the
+    #: production server runs those without handing them to a thread (idp.web.server).
+    from_memory: Callable[[dict[str, Any]], bool] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         environ.setdefault(RECEIVED, time.monotonic())
