@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy import MetaData, create_engine, event, text
-from sqlalchemy.engine import CursorResult, Engine, Result
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -204,9 +204,9 @@ class Database:
         self._probes: ThreadPoolExecutor | None = None
         self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
         # Same pool, each statement its own transaction: no BEGIN and ROLLBACK around reads.
-        self.reader_sessionmaker = sessionmaker(
-            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
-            info={AUTOCOMMIT: True})
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.reader_sessionmaker = sessionmaker(self._autocommit, expire_on_commit=False,
+                                                info={AUTOCOMMIT: True})
 
     def session(self) -> Session:
         return self.sessionmaker()
@@ -238,3 +238,8 @@ class Database:
         can be rolled back: each write must be whole in one statement (``idp.oidc.ledger``).
         """
         return self.reader_sessionmaker()
+
+    def statements(self) -> Connection:
+        """A connection whose statements each commit on their own, as a ``reader``'s do, without
+        a session around it: what checking out, using and returning it costs is the pool's."""
+        return self._autocommit.connect()

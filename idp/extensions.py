@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import abort, current_app, g
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from idp.accounts.hashing import PasswordHasher
@@ -102,7 +103,22 @@ def without_transaction() -> None:
     g.db = services().database.reader()
 
 
+def single_statements() -> Connection:
+    """The connection for the current request's statements that each stand alone
+    (``idp.oidc.ledger``). In a view that runs ``without_transaction``, one of its own, with no
+    session around it; otherwise the request session's, in its transaction."""
+    session = db()
+    if not session.info.get(AUTOCOMMIT):
+        return session.connection()
+    if "statements" not in g:
+        g.statements = services().database.statements()
+    return g.statements
+
+
 def close_db(_exc=None) -> None:
+    connection = g.pop("statements", None)
+    if connection is not None:
+        connection.close()
     session = g.pop("db", None)
     if session is not None:
         if not session.info.get(AUTOCOMMIT):

@@ -40,12 +40,12 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, request
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Row, bindparam, select
 
 from idp import events
 from idp.accounts.levels import Authentication
 from idp.db import utcnow
-from idp.extensions import current_tenant, db, find_service, services
+from idp.extensions import current_tenant, db, find_service, services, single_statements
 from idp.oidc import ledger
 from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
 from idp.oidc.clients import ClientCache
@@ -193,12 +193,6 @@ def _check_basic_credentials(header: str | None) -> None:
         parts = []
     if not parts or not all(VSCHAR.fullmatch(part) for part in parts):
         raise InvalidClientError(description="Malformed Basic credentials.", status_code=401)
-
-
-def _connection() -> Connection:
-    """The request's connection; the protocol API's views run outside any transaction
-    (``idp.extensions.autocommit``), so each ledger statement is one round trip, committed."""
-    return db().connection()
 
 
 def _issue(client: Client, *, refresh: bool) -> ledger.Issue:
@@ -358,7 +352,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         issue = _issue(client, refresh=client.check_grant_type("refresh_token"))
         check_in_time()
         row = ledger.redeem_code(
-            _connection(), issue, code=code, redirect_uri=redirect_uri,
+            single_statements(), issue, code=code, redirect_uri=redirect_uri,
             challenge=create_s256_code_challenge(verifier) if valid else None,
             # RFC 7636 4.6 and RFC 9700 2.1.1: a code without challenge, to a client not held to
             # PKCE, and no verifier presented.
@@ -374,12 +368,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return self._unredeemed(code, client)
 
     def _unredeemed(self, code: str, client: Client) -> Grant | None:
-        row = ledger.find_code(_connection(), code, client.client_id)
+        row = ledger.find_code(single_statements(), code, client.client_id)
         if row is None or row.expires_at <= utcnow():
             return None
         if row.consumed_at is not None:
             # RFC 6749 4.1.2: a code used twice revokes what it produced.
-            revoke_tokens(_connection(), Token.code_id == row.id, events.CODE_REUSED,
+            revoke_tokens(single_statements(), Token.code_id == row.id, events.CODE_REUSED,
                           tenant=row.tenant, account_id=row.account_id, client_id=row.client_id)
             return None
         return Grant(row, client_id=row.client_id, scope=row.scope, token=None,
@@ -413,7 +407,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         scope = self.request.payload.scope or None
         issue = _issue(client, refresh=True)
         check_in_time()
-        row = ledger.rotate_refresh_token(_connection(), issue, refresh_token=refresh_token, scope=scope)
+        row = ledger.rotate_refresh_token(single_statements(), issue, refresh_token=refresh_token,
+                                          scope=scope)
         if row is not None:
             granted = scope or row.granted
             return Grant(row, client_id=client.client_id, scope=row.granted,
@@ -422,12 +417,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return self._unrotated(refresh_token)
 
     def _unrotated(self, refresh_token: str) -> Grant | None:
-        row = ledger.find_token(_connection(), refresh_token, current_tenant().slug)
+        row = ledger.find_token(single_statements(), refresh_token, current_tenant().slug)
         if row is None or row.kind != "refresh_token":
             return None
         if row.rotated_at is not None and row.revoked_at is None:
             # A rotated refresh token presented again: stolen or replayed.
-            revoke_tokens(_connection(), Token.family_id == row.family_id, events.REFRESH_REUSED,
+            revoke_tokens(single_statements(), Token.family_id == row.family_id, events.REFRESH_REUSED,
                           tenant=row.token_tenant, account_id=row.account_id, client_id=row.client_id)
             return None
         if not _refresh_usable(row):
@@ -597,7 +592,7 @@ class Revocation(_TokenLookup, RevocationEndpoint):
         if not _presented(token_string):
             return 200, {}, default_json_headers
         check_in_time()
-        revoked = ledger.revoke_presented(_connection(), token_string, tenant=current_tenant().slug,
+        revoked = ledger.revoke_presented(single_statements(), token_string, tenant=current_tenant().slug,
                                           client_id=client.client_id, now=utcnow(),
                                           deadline=commit_deadline())
         if revoked is not None and revoked.client_id != client.client_id:
@@ -619,7 +614,7 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
         # Either credential, whatever the hint (RFC 7662 2.1: the hint only speeds a lookup up).
         if not _presented(token_string):
             return None
-        row = ledger.find_token(_connection(), token_string, current_tenant().slug)
+        row = ledger.find_token(single_statements(), token_string, current_tenant().slug)
         return None if row is None else PresentedToken(row)
 
     def check_permission(self, token: PresentedToken, client: Client, request) -> bool:
@@ -658,7 +653,7 @@ class AccessTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> PresentedToken | None:
         if not _presented(token_string):
             return None
-        row = ledger.find_access_token(_connection(), token_string, current_tenant().slug)
+        row = ledger.find_access_token(single_statements(), token_string, current_tenant().slug)
         return None if row is None else PresentedToken(row)
 
     def validate_token(self, token, scopes, request):
