@@ -155,17 +155,14 @@ class WsgiBridge:
             environ["wsgi.input"] = io.BytesIO()
             status, headers, answer = _run(self.app, environ)
         else:
-            watch = asyncio.ensure_future(_watch(protocol, gone))
+            # Set once the client has gone; a callback, which costs less than a task awaiting it.
+            disconnected = protocol.client_disconnect()
+            disconnected.add_done_callback(lambda _done: gone.set())
             try:
                 status, headers, answer = await loop.run_in_executor(self.pool, _run, self.app, environ)
             finally:
-                watch.cancel()
+                disconnected.cancel()
         protocol.response_bytes(status, headers, answer)
-
-
-async def _watch(protocol: Any, gone: threading.Event) -> None:
-    await protocol.client_disconnect()
-    gone.set()
 
 
 async def _read(protocol: Any, limit: int) -> bytes:
@@ -211,15 +208,16 @@ def wsgi_environ(scope: Any, body: _Body, gone: threading.Event) -> dict[str, An
         "wsgi.run_once": False, "wsgi.input_terminated": True,
         CLIENT_GONE: gone,
     }
-    headers = scope.headers
-    for name in dict.fromkeys(headers.keys()):
-        values = headers.get_all(name)
+    for name, value in scope.headers.items():  # in the order received, repeated fields included
         if name in ("content-type", "content-length"):
-            environ[name.upper().replace("-", "_")] = values[0]
-        else:
+            environ.setdefault(name.upper().replace("-", "_"), value)
+            continue
+        key = "HTTP_" + name.upper().replace("-", "_")
+        if key in environ:
             # RFC 9110 5.3: repeated fields are one list, except cookies (RFC 6265 5.4).
-            joined = "; ".join(values) if name == "cookie" else ", ".join(values)
-            environ["HTTP_" + name.upper().replace("-", "_")] = joined
+            environ[key] += ("; " if name == "cookie" else ", ") + value
+        else:
+            environ[key] = value
     return environ
 
 
