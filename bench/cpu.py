@@ -59,6 +59,7 @@ from idp import create_app, logs
 from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account
 from idp.config import Settings
+from idp.db import Statements
 
 TENANT = f"/{seed.TENANT}"
 SCENARIOS = ("discovery", "jwks", "token", "refresh", "userinfo", "introspection", "revocation", "flow",
@@ -135,6 +136,7 @@ class Counts:
     def counting(self) -> Iterator[None]:
         store, engine = self.services.store, self.services.database.engine
         call_store = store._call
+        run_first = Statements.first
         trace = self.trace.open("w")
 
         def counted(fn, *args, **kwargs):
@@ -143,6 +145,12 @@ class Counts:
 
         def statement(_conn, _cursor, text, _params, _context, _many):
             self.statements.append(" ".join(text.split()))
+
+        def first(statements: Statements, statement, params):
+            # On PostgreSQL Statements runs its statements on the driver, past SQLAlchemy's events.
+            if statements.postgresql:
+                self.statements.append(" ".join(str(statement.compile(dialect=engine.dialect)).split()))
+            return run_first(statements, statement, params)
 
         def traced(dbapi_connection, _record):
             dbapi_connection.pgconn.trace(trace.fileno())
@@ -153,10 +161,12 @@ class Counts:
         event.listen(engine, "connect", traced)
         event.listen(engine, "before_cursor_execute", statement)
         store._call = counted
+        Statements.first = first  # type: ignore[method-assign]
         try:
             yield
         finally:
             del store._call
+            Statements.first = run_first  # type: ignore[method-assign]
             event.remove(engine, "connect", traced)
             event.remove(engine, "before_cursor_execute", statement)
             engine.dispose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import select
+import threading
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -12,8 +14,8 @@ from typing import TYPE_CHECKING, Any, cast
 import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy import MetaData, create_engine, event, text
-from sqlalchemy.engine import Connection, CursorResult, Engine, Result
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result, Row
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -69,22 +71,27 @@ def _prepare_sqlite(dbapi_connection, _record):
 
 
 def _replace_if_closed_by_server(dbapi_connection, _record, _proxy):
-    """Pool checkout: a connection the server has ended is replaced before it is used.
+    """Pool checkout: a connection the server has ended is replaced before it is used
+    (raising DisconnectionError makes the pool discard it and check out another, or a new one)."""
+    if closed_by_server(dbapi_connection):
+        raise DisconnectionError()
+
+
+def closed_by_server(dbapi_connection: psycopg.Connection) -> bool:
+    """Whether an idle connection has been ended, by the server or by the client.
 
     When PostgreSQL stops (restart, failover, an idle session killed) it sends each
-    client an error message and closes the socket, so a dead pooled connection has
-    something to read while a healthy idle one has nothing. A poll() with no wait
-    tells them apart without the round trip of ``pool_pre_ping``; raising
-    DisconnectionError makes the pool discard it and check out another (or a new one).
+    client an error message and closes the socket, so a dead idle connection has
+    something to read while a healthy one has nothing. A poll() with no wait tells
+    them apart without the round trip of ``pool_pre_ping``.
     """
     try:
         fileno = dbapi_connection.pgconn.socket
-    except Exception as exc:  # psycopg.OperationalError once the connection is closed
-        raise DisconnectionError() from exc
+    except Exception:  # psycopg.OperationalError once the connection is closed
+        return True
     poller = select.poll()
     poller.register(fileno, select.POLLIN | select.POLLPRI)
-    if poller.poll(0):
-        raise DisconnectionError()
+    return bool(poller.poll(0))
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,85 @@ class Database:
         """
         return self.reader_sessionmaker()
 
-    def statements(self) -> Connection:
-        """A connection whose statements each commit on their own, as a ``reader``'s do, without
-        a session around it: what checking out, using and returning it costs is the pool's."""
+    def statements(self) -> Statements:
+        """Statements that each commit on their own, as a ``reader``'s do, for one request."""
+        return Statements(self)
+
+    def autocommit_connection(self) -> Connection:
+        """A pooled connection whose statements each commit on their own, without a session."""
         return self._autocommit.connect()
+
+
+
+class Statements:
+    """Statements that each stand alone, for one request (``idp.oidc.ledger``): each is one
+    round trip, committed on its own, outside any transaction.
+
+    On PostgreSQL ``first`` runs its statement prepared, on the driver's connection taken from
+    the pool for the request: SQLAlchemy's execution machinery per statement costs more than
+    the statement itself. The statement is written with SQLAlchemy Core and compiled once; its
+    errors are SQLAlchemy's, as on any other path, and a connection that failed is not given
+    back to the pool. Elsewhere (SQLite), and for statements run one after the other
+    (``connection``), a pooled SQLAlchemy connection.
+    """
+
+    def __init__(self, database: Database):
+        self.database = database
+        self.postgresql = database.engine.dialect.name == "postgresql"
+        self._connection: Connection | None = None
+        self._driver: Any = None  # the pool's proxy of a psycopg connection
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self.database.autocommit_connection()
+        return self._connection
+
+    def first(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
+        """The first row ``statement`` returns with ``params``, or None."""
+        if not self.postgresql:
+            return self.connection.execute(statement, params).first()
+        compiled, row_type = _compiled(statement, self.database.engine)
+        if self._driver is None:
+            self._driver = self.database.engine.raw_connection()
+            self._driver.driver_connection.autocommit = True
+        try:
+            cursor = self._driver.driver_connection.execute(
+                compiled.string, compiled.construct_params(params), prepare=True)
+            found = cursor.fetchone()
+        except psycopg.Error as error:
+            if isinstance(error, psycopg.OperationalError):
+                self._driver.invalidate()
+                self._driver = None
+            raise DBAPIError.instance(compiled.string, None, error, psycopg.Error, hide_parameters=True,
+                                      dialect=self.database.engine.dialect) from None
+        if found is None:
+            return None
+        if row_type[0] is None:
+            row_type[0] = namedtuple("Row", [column.name for column in cursor.description or ()])
+        return cast("Row[Any]", row_type[0](*found))
+
+    def close(self) -> None:
+        """Give the connections back to the pool, as the pool's other users expect them."""
+        if self._driver is not None:
+            driver, self._driver = self._driver, None
+            if not driver.driver_connection.closed:
+                driver.driver_connection.autocommit = False
+            driver.close()
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.close()
+
+
+# Statement -> its compiled form and the type of its rows (made at its first answer). The
+# statements are built once per process (idp.oidc.ledger), so this stays small.
+_COMPILED: dict[Any, tuple[Any, list[Any]]] = {}
+_COMPILING = threading.Lock()
+
+
+def _compiled(statement: Any, engine: Engine) -> tuple[Any, list[Any]]:
+    found = _COMPILED.get(statement)
+    if found is None:
+        with _COMPILING:
+            found = _COMPILED.setdefault(statement, (statement.compile(dialect=engine.dialect), [None]))
+    return found

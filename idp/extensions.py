@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import abort, current_app, g
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from idp.accounts.hashing import PasswordHasher
 from idp.channels.assembly import Channels
 from idp.channels.dispatch import dispatch_at_commit
 from idp.config import Settings
-from idp.db import AUTOCOMMIT, Database
+from idp.db import AUTOCOMMIT, Database, Statements
 from idp.keystore import KeyStore
 from idp.store import Store
 from idp.tenancy import Tenant
@@ -103,22 +102,18 @@ def without_transaction() -> None:
     g.db = services().database.reader()
 
 
-def single_statements() -> Connection:
-    """The connection for the current request's statements that each stand alone
-    (``idp.oidc.ledger``). In a view that runs ``without_transaction``, one of its own, with no
-    session around it; otherwise the request session's, in its transaction."""
-    session = db()
-    if not session.info.get(AUTOCOMMIT):
-        return session.connection()
+def single_statements() -> Statements:
+    """The current request's statements that each stand alone (``idp.oidc.ledger``): one
+    round trip each, committed on its own. Closed at teardown."""
     if "statements" not in g:
         g.statements = services().database.statements()
     return g.statements
 
 
 def close_db(_exc=None) -> None:
-    connection = g.pop("statements", None)
-    if connection is not None:
-        connection.close()
+    statements = g.pop("statements", None)
+    if statements is not None:
+        statements.close()
     session = g.pop("db", None)
     if session is not None:
         if not session.info.get(AUTOCOMMIT):

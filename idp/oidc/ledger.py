@@ -8,8 +8,8 @@ nothing, and the grant looks again (``find_code``, ``find_token``) to answer why
 PostgreSQL a claim and the token it yields are one data-modifying WITH query; SQLite, which has
 none, runs the same steps one after the other (tests and development).
 
-Statements are built once per process; SQLAlchemy caches their compiled form and psycopg
-prepares them on the server once they are used often.
+Statements are built once per process and run through ``Statements`` (idp.db), which on
+PostgreSQL compiles each once and has psycopg prepare it on the server.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import (
     Boolean,
     ColumnElement,
-    Connection,
     DateTime,
     Integer,
     Row,
@@ -42,6 +41,7 @@ from sqlalchemy import (
 )
 
 from idp.accounts.models import Account
+from idp.db import Statements
 from idp.events import TOKEN_REVOKED
 from idp.oidc.claims import ACCOUNT_COLUMNS
 from idp.oidc.models import AuthorizationCode, token_digest
@@ -92,10 +92,6 @@ def _bound(**values: Any) -> dict[str, Any]:
     """Statement parameters, named apart from any column (an UPDATE would set a column whose name
     a parameter has)."""
     return {f"p_{name}": value for name, value in values.items()}
-
-
-def _is_postgresql(connection: Connection) -> bool:
-    return connection.dialect.name == "postgresql"
 
 
 def _account_is_active(account_id: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -179,7 +175,7 @@ _STORE_FROM_CODE = _token_from_code(_CLAIMED_CODE, bindparam("p_refresh_expires_
 _REDEEMED = _redeemed(_CLAIMED_CODE, TOKENS)
 
 
-def redeem_code(connection: Connection, issue: Issue, *, code: str, redirect_uri: str | None,
+def redeem_code(statements: Statements, issue: Issue, *, code: str, redirect_uri: str | None,
                 challenge: str | None, bare_allowed: bool, refresh_ttl: int,
                 family_id: str) -> Row[Any] | None:
     """Consume the code and store the token it yields, if every check passes.
@@ -191,8 +187,9 @@ def redeem_code(connection: Connection, issue: Issue, *, code: str, redirect_uri
     params = _bound(**issue.params(), digest=token_digest(code), redirect_uri=redirect_uri,
                     challenge=challenge, bare_allowed=bare_allowed, family_id=family_id,
                     refresh_ttl=refresh_ttl)
-    if _is_postgresql(connection):
-        return connection.execute(_REDEEM, params).first()
+    if statements.postgresql:
+        return statements.first(_REDEEM, params)
+    connection = statements.connection
     claimed = connection.execute(_CLAIM_CODE, params).first()
     if claimed is None:
         return None
@@ -210,9 +207,9 @@ _FIND_CODE: Any = (
 )
 
 
-def find_code(connection: Connection, code: str, client_id: str) -> Row[Any] | None:
+def find_code(statements: Statements, code: str, client_id: str) -> Row[Any] | None:
     """The code as stored, with its account, whatever its state."""
-    return connection.execute(_FIND_CODE, _bound(digest=token_digest(code), client_id=client_id)).first()
+    return statements.first(_FIND_CODE, _bound(digest=token_digest(code), client_id=client_id))
 
 
 # -- The refresh token grant (RFC 6749 6) -------------------------------------------------------
@@ -281,7 +278,7 @@ _STORE_FROM_REFRESH = _token_from_refresh(_OLD_TOKEN)
 _ROTATED = _rotated(_OLD_TOKEN)
 
 
-def rotate_refresh_token(connection: Connection, issue: Issue, *, refresh_token: str,
+def rotate_refresh_token(statements: Statements, issue: Issue, *, refresh_token: str,
                          scope: str | None) -> Row[Any] | None:
     """Rotate a usable refresh token of this client and store the family's next token.
 
@@ -292,8 +289,9 @@ def rotate_refresh_token(connection: Connection, issue: Issue, *, refresh_token:
     asked = scope.split() if scope else []
     params = _bound(**issue.params(), digest=token_digest(refresh_token), scope=scope,
                     **{f"scope_{n}": _needle(name) for n, name in enumerate(asked)})
-    if _is_postgresql(connection):
-        return connection.execute(_rotate_in_one(len(asked)), params).first()
+    if statements.postgresql:
+        return statements.first(_rotate_in_one(len(asked)), params)
+    connection = statements.connection
     old = connection.execute(_claim_refresh(len(asked)), params).first()
     if old is None:
         return None
@@ -328,15 +326,15 @@ _FIND_TOKEN = _token_query(_TOKEN_FIELDS, ACCOUNTS.c.status).where(
 _FIND_ACCESS_TOKEN = _token_query(_ACCESS_FIELDS, *ACCOUNT).where(TOKENS.c.access_token_digest == _digest)
 
 
-def find_token(connection: Connection, token: str, tenant: str) -> Row[Any] | None:
+def find_token(statements: Statements, token: str, tenant: str) -> Row[Any] | None:
     """The token row either of whose credentials is ``token`` (``kind`` says which), with its
     account's status."""
-    return connection.execute(_FIND_TOKEN, _bound(digest=token_digest(token), tenant=tenant)).first()
+    return statements.first(_FIND_TOKEN, _bound(digest=token_digest(token), tenant=tenant))
 
 
-def find_access_token(connection: Connection, token: str, tenant: str) -> Row[Any] | None:
+def find_access_token(statements: Statements, token: str, tenant: str) -> Row[Any] | None:
     """The token row whose access token is ``token``, with its account's claims."""
-    return connection.execute(_FIND_ACCESS_TOKEN, _bound(digest=token_digest(token), tenant=tenant)).first()
+    return statements.first(_FIND_ACCESS_TOKEN, _bound(digest=token_digest(token), tenant=tenant))
 
 
 # -- Revocation (RFC 7009 2.1) ------------------------------------------------------------------
@@ -379,7 +377,7 @@ class Revoked(NamedTuple):
     done: bool
 
 
-def revoke_presented(connection: Connection, token: str, *, tenant: str, client_id: str,
+def revoke_presented(statements: Statements, token: str, *, tenant: str, client_id: str,
                      now: datetime, deadline: datetime) -> Revoked | None:
     """Revoke the token ``client_id`` presents and record it (RFC 7009 2.1): a refresh token ends
     its family, an access token its own row (which holds the refresh token issued with it).
@@ -389,14 +387,14 @@ def revoke_presented(connection: Connection, token: str, *, tenant: str, client_
     """
     params = _bound(digest=token_digest(token), tenant=tenant, client_id=client_id, now=now,
                     deadline=deadline)
-    if _is_postgresql(connection):
-        row = connection.execute(_REVOKE, params).first()
-        return None if row is None else Revoked(*row)
-    found = find_token(connection, token, tenant)
+    if statements.postgresql:
+        row = statements.first(_REVOKE, params)
+        return None if row is None else Revoked(row.client_id, row.kind, row.done)
+    found = find_token(statements, token, tenant)
     if found is None or found.client_id != client_id:
         return None if found is None else Revoked(found.client_id, found.kind, False)
     family = found.kind == "refresh_token"
     condition = TOKENS.c.family_id == found.family_id if family else TOKENS.c.id == found.token_id
-    revoke_tokens(connection, condition, TOKEN_REVOKED, tenant=tenant, account_id=found.account_id,
+    revoke_tokens(statements.connection, condition, TOKEN_REVOKED, tenant=tenant, account_id=found.account_id,
                   client_id=client_id, now=now, kind=found.kind)
     return Revoked(found.client_id, found.kind, True)

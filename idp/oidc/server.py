@@ -373,7 +373,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             return None
         if row.consumed_at is not None:
             # RFC 6749 4.1.2: a code used twice revokes what it produced.
-            revoke_tokens(single_statements(), Token.code_id == row.id, events.CODE_REUSED,
+            revoke_tokens(single_statements().connection, Token.code_id == row.id, events.CODE_REUSED,
                           tenant=row.tenant, account_id=row.account_id, client_id=row.client_id)
             return None
         return Grant(row, client_id=row.client_id, scope=row.scope, token=None,
@@ -422,8 +422,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if row.rotated_at is not None and row.revoked_at is None:
             # A rotated refresh token presented again: stolen or replayed.
-            revoke_tokens(single_statements(), Token.family_id == row.family_id, events.REFRESH_REUSED,
-                          tenant=row.token_tenant, account_id=row.account_id, client_id=row.client_id)
+            revoke_tokens(single_statements().connection, Token.family_id == row.family_id,
+                          events.REFRESH_REUSED, tenant=row.token_tenant, account_id=row.account_id,
+                          client_id=row.client_id)
             return None
         if not _refresh_usable(row):
             return None
