@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import case, func, literal, or_, select, update
+from sqlalchemy import bindparam, case, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp import events, ratelimit
@@ -35,23 +35,30 @@ class EmailInUse(Exception):
     """Another account of the tenant already has this email address."""
 
 
+# The statements of ``find_by_identifier``, built once so that each one's cache key is computed
+# once, not at every sign-in.
+_BY_NUMBER = select(Account).where(Account.tenant == bindparam("tenant"),
+                                   Account.member_number == bindparam("identifier"))
+# Where the email is the identifier, only accounts not yet migrated to it still sign in with
+# the number (SPEC §7).
+_BY_LEGACY_NUMBER = _BY_NUMBER.where(Account.legacy_login.is_(True))
+_BY_EMAIL = select(Account).where(Account.tenant == bindparam("tenant"),
+                                  Account.email == bindparam("identifier"))
+
+
 def find_by_identifier(db: Session, tenant: Tenant, identifier: str) -> Account | None:
     """The account an identifier names in this tenant: email or member number per tenant."""
-    query = select(Account).where(Account.tenant == tenant.slug)
     try:
         member_number: str | None = parse_member_number(identifier)
     except InvalidIdentifier:
         member_number = None
     if member_number is not None:
-        query = query.where(Account.member_number == member_number)
-        if tenant.logs_in_with_email:
-            # Only accounts not yet migrated to their email still sign in with the number (SPEC §7).
-            query = query.where(Account.legacy_login.is_(True))
+        query, value = (_BY_LEGACY_NUMBER if tenant.logs_in_with_email else _BY_NUMBER), member_number
     elif tenant.logs_in_with_email and "@" in identifier:
-        query = query.where(Account.email == normalize_email(identifier))
+        query, value = _BY_EMAIL, normalize_email(identifier)
     else:
         return None
-    return db.scalar(query)
+    return db.scalar(query, {"tenant": tenant.slug, "identifier": value})
 
 
 def email_in_use(db: Session, tenant: Tenant, email: str, account: Account) -> bool:

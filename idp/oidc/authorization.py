@@ -23,6 +23,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
 from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import select
@@ -382,6 +383,9 @@ def _interact(interaction: Interaction | None, params: list[list[str]], prompt: 
         interaction.prompt, interaction.reasons = prompt, reasons
         store.save(interaction)
     choose_ui_locale(data.get("ui_locales"))
+    # The page shows a form: its CSRF token goes in the session this answer writes anyway,
+    # so that the page, which only reads the session, does not write it again.
+    generate_csrf()
     endpoint = {prompts.LOGIN: "signin.login", prompts.STEP_UP: "signin.step_up",
                 prompts.CONSENT: "accounts.consent"}[prompt]
     return redirect(url_for(endpoint, interaction=interaction.id), 303)

@@ -28,6 +28,7 @@ from idp.extensions import current_tenant, db, find_service, services
 from idp.identifiers import is_member_number
 from idp.mfa.forms import ChannelForm, CodeForm, ResendForm
 from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked
+from idp.oidc.interactions import Interaction
 from idp.ratelimit import RateLimiter
 from idp.signin import cookies, state
 from idp.signin.completion import begin_second_factor, complete, finish_sign_in
@@ -51,20 +52,17 @@ def login():
     interaction_id = request.values.get("interaction")
     interaction = state.required_interaction(tenant, interaction_id)
     form = LoginForm(interaction=interaction_id)
-    timing = state.sign_in_time(tenant, interaction_id, with_pending=False) if interaction else None
     if request.method == "GET" and interaction is not None and not form.identifier.data:
         form.identifier.data = interaction.param("login_hint") or ""
     legacy_identifier = tenant.logs_in_with_email and is_member_number(form.identifier.data or "")
     if not form.validate_on_submit():
-        return render("login.html", form=form, error=None, interaction=interaction,
-                      refused_legacy=False, timing=timing, notice=_ended_notice())
+        return _login_page(tenant, form, interaction, notice=_ended_notice())
     if legacy_identifier and tenant.migration.phase() == "closed":
         # Refused whatever the number and password: the answer tells nothing about the account.
         find_service(SignIn).refuse_legacy_identifier(tenant, ip=request.remote_addr)
         error = _("Votre numéro d’adhérent ne permet plus de vous connecter : votre identifiant est "
                   "désormais votre adresse e-mail, avec le même mot de passe.")
-        return render("login.html", status=403, form=form, error=error, interaction=interaction,
-                      refused_legacy=True, timing=timing)
+        return _login_page(tenant, form, interaction, status=403, error=error, refused_legacy=True)
     account = find_service(SignIn).check_password(tenant, form.identifier.data, form.password.data,
                                                   _context(), known_accounts=cookies.known_accounts())
     if account is None:
@@ -73,14 +71,22 @@ def login():
         if legacy_identifier:
             error += " " + _("Si vous avez déjà choisi votre adresse e-mail comme identifiant, "
                              "connectez-vous avec elle : votre numéro d’adhérent ne sert plus.")
-        return render("login.html", status=401, form=form, error=error, interaction=interaction,
-                      refused_legacy=False, timing=timing)
+        return _login_page(tenant, form, interaction, status=401, error=error)
     # A trusted browser skips the code, unless the request needs a fresh one.
     if not state.needs_fresh_code(interaction) and find_service(SignIn).trusted_browser(
             tenant, account, cookies.device_cookie(tenant)):
         return complete(tenant, account, amr=["pwd"], acr=ACR_PASSWORD,
                         interaction_id=interaction.id if interaction else None)
     return begin_second_factor(tenant, account.id, interaction, "login")
+
+
+def _login_page(tenant: Tenant, form: LoginForm, interaction: Interaction | None, *, status: int = 200,
+                error: str | None = None, refused_legacy: bool = False, notice: str | None = None):
+    """The sign-in page, with the time left to the sign-in it belongs to (a sign-in that goes on
+    does not need it)."""
+    timing = state.sign_in_time(tenant, interaction.id, with_pending=False) if interaction else None
+    return render("login.html", status=status, form=form, error=error, interaction=interaction,
+                  refused_legacy=refused_legacy, timing=timing, notice=notice)
 
 
 def _ended_notice() -> str | None:

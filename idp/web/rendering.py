@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from babel.support import NullTranslations
 from flask import current_app, g, render_template, request, session, url_for
-from flask_babel import get_locale, ngettext
-from jinja2 import Template
+from flask_babel import get_locale, get_translations, ngettext
+from jinja2 import Template, pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 
 from idp import deadlines, timewords
 from idp.accounts.devices import device_in_words
@@ -52,7 +55,33 @@ def page_context() -> dict:
     """What the layout of every page gets (a context processor)."""
     return {"tenant": g.get("tenant"), "locale": str(get_locale()), "locales": LOCALES,
             "lang_url": lang_url, "all_tenants": list(services().tenants.values()),
-            "session_time": session_time, "portal_home": portal_home}
+            "session_time": session_time, "portal_home": portal_home,
+            **page_gettext(get_translations())}
+
+
+def page_gettext(translations: NullTranslations) -> dict:
+    """``_``, ``gettext`` and ``ngettext`` for a page, its catalogue found once.
+
+    Flask-Babel's own (the environment's, which the imported macros keep) look up the request's
+    locale and catalogue again at every string, and a page has dozens. These behave as Jinja's
+    "newstyle" ones do: markup in autoescaped templates, always formatted with their variables.
+    """
+
+    @pass_context
+    def translate(context: Context, string: str, **variables) -> str:
+        text = translations.ugettext(string)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)  # noqa: S704 - the catalogue's own text, as Jinja's gettext marks it
+        # Formatting leaves a text without "%" as it is (most of a page's).
+        return text % variables if variables or "%" in text else text
+
+    @pass_context
+    def translate_plural(context: Context, singular: str, plural: str, num: int, **variables) -> str:
+        variables.setdefault("num", num)
+        text = translations.ungettext(singular, plural, num)
+        return (Markup(text) if context.eval_ctx.autoescape else text) % variables  # noqa: S704
+
+    return {"gettext": translate, "ngettext": translate_plural}
 
 
 def portal_home() -> str:

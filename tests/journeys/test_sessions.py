@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tests.flows import Flow, query
+from tests.factories import PASSWORD
+from tests.flows import Flow, csrf_token, query
 
 
 def _signed_in(client, make):
@@ -65,3 +66,30 @@ def test_the_machine_endpoints_neither_read_nor_write_the_session(client, make, 
     assert [key for key in touched if key.startswith("session:")] == []
     # The session itself is untouched and still signs the member in.
     assert "code" in query(flow.authorize(prompt="none").headers["Location"])
+
+
+def test_the_page_of_a_parked_request_reads_the_session_and_writes_nothing(client, make, app, monkeypatch):
+    # /authorize writes the session when it parks the request, the page's CSRF token with it.
+    flow = Flow(client, "malakoff", make.client(), make.account())
+    parked = flow.authorize(prompt="login")
+    store = app.extensions["idp"].store
+    calls = []
+    for name in ("get", "set", "replace", "delete"):
+        original = getattr(store, name)
+
+        def spy(key, *args, _name=name, _original=original, **kwargs):
+            calls.append((_name, key))
+            return _original(key, *args, **kwargs)
+
+        monkeypatch.setattr(store, name, spy)
+
+    page = client.get(parked.headers["Location"])
+    assert page.status_code == 200
+    assert [name for name, key in calls if key.startswith("session:")] == ["get"]
+    assert "Set-Cookie" not in page.headers
+    # The token the page shows is the session's: the password goes on to the next step.
+    posted = client.post("/malakoff/login", data={
+        "interaction": query(parked.headers["Location"])["interaction"], "identifier": flow.identifier,
+        "password": PASSWORD, "csrf_token": csrf_token(page.data)})
+    assert posted.status_code == 303
+    assert posted.headers["Location"].endswith("/malakoff/login/code")
