@@ -113,14 +113,17 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, the request's fields, extras."""
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, REQUEST_FIELDS, None)
+        message = record.getMessage()
         entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            # A request's own line is made of its method, status and loggable path (log_request).
+            "message": message if fields else redact(message),
         }
         # A request's own line carries its fields, read once; other records read them here.
-        entry.update(getattr(record, REQUEST_FIELDS, None) or request_fields())
+        entry.update(fields or request_fields())
         for name in EXTRA_FIELDS:
             if hasattr(record, name):
                 entry[name] = getattr(record, name)
