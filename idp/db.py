@@ -71,27 +71,22 @@ def _prepare_sqlite(dbapi_connection, _record):
 
 
 def _replace_if_closed_by_server(dbapi_connection, _record, _proxy):
-    """Pool checkout: a connection the server has ended is replaced before it is used
-    (raising DisconnectionError makes the pool discard it and check out another, or a new one)."""
-    if closed_by_server(dbapi_connection):
-        raise DisconnectionError()
-
-
-def closed_by_server(dbapi_connection: psycopg.Connection) -> bool:
-    """Whether an idle connection has been ended, by the server or by the client.
+    """Pool checkout: a connection the server has ended is replaced before it is used.
 
     When PostgreSQL stops (restart, failover, an idle session killed) it sends each
-    client an error message and closes the socket, so a dead idle connection has
-    something to read while a healthy one has nothing. A poll() with no wait tells
-    them apart without the round trip of ``pool_pre_ping``.
+    client an error message and closes the socket, so a dead pooled connection has
+    something to read while a healthy idle one has nothing. A poll() with no wait
+    tells them apart without the round trip of ``pool_pre_ping``; raising
+    DisconnectionError makes the pool discard it and check out another (or a new one).
     """
     try:
         fileno = dbapi_connection.pgconn.socket
-    except Exception:  # psycopg.OperationalError once the connection is closed
-        return True
+    except Exception as exc:  # psycopg.OperationalError once the connection is closed
+        raise DisconnectionError() from exc
     poller = select.poll()
     poller.register(fileno, select.POLLIN | select.POLLPRI)
-    return bool(poller.poll(0))
+    if poller.poll(0):
+        raise DisconnectionError()
 
 
 @dataclass(frozen=True)
@@ -255,7 +250,6 @@ class Database:
         return self._autocommit.connect()
 
 
-
 class Statements:
     """Statements that each stand alone, for one request (``idp.oidc.ledger``): each is one
     round trip, committed on its own, outside any transaction.
@@ -308,9 +302,12 @@ class Statements:
         """Give the connections back to the pool, as the pool's other users expect them."""
         if self._driver is not None:
             driver, self._driver = self._driver, None
-            if not driver.driver_connection.closed:
+            try:
                 driver.driver_connection.autocommit = False
-            driver.close()
+            except psycopg.Error:  # lost meanwhile: not for the pool
+                driver.invalidate()
+            else:
+                driver.close()
         if self._connection is not None:
             connection, self._connection = self._connection, None
             connection.close()
