@@ -17,7 +17,7 @@ from idp.channels.models import Message
 from idp.events import RESET_REQUESTED, AuditEvent
 from idp.registry.models import Member
 from idp.wiring import worker_tasks
-from tests.conftest import IdpCliRunner
+from tests.conftest import DATABASE_URL, IdpCliRunner
 from tests.conftest import _reset as _empty_stores
 from tests.factories import Factories
 from tests.flows import Flow, csrf_token, query
@@ -218,6 +218,8 @@ def test_a_request_the_worker_cannot_carry_out_is_dropped_and_the_others_go_on(w
         assert db.scalars(select(RecoveryRequest)).all() == []
 
 
+@pytest.mark.skipif(not DATABASE_URL, reason="concurrent workers claim requests with SKIP LOCKED, "
+                    "which SQLite has not: set IDP_TEST_DATABASE_URL")
 def test_concurrent_workers_carry_out_each_request_once(worker_app):
     services = worker_app.extensions["idp"]
     with services.database.session() as db:
