@@ -130,11 +130,12 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class WsgiBridge:
     """An RSGI application that runs a WSGI application in a pool of threads, and tells it in
     the environ (``CLIENT_GONE``, a ``threading.Event``) once the client has closed its
-    connection. The request body is read when the application first reads it, up to one byte
-    past ``max_body`` (the provider takes forms, not uploads: it refuses a longer body, which no
-    worker holds whole), and the answer is made whole before it is sent. A request the
-    application answers from memory (``from_memory``: the metadata documents) is run in the
-    event loop itself: it waits on nothing, and a hop to a thread would cost more than it."""
+    connection. The request body is read in the event loop as it comes, up to one byte past
+    ``max_body`` (the provider takes forms, not uploads: it refuses a longer body, which no
+    worker holds whole); the application waits for what has not come when it reads it. The
+    answer is made whole before it is sent. A request the application answers from memory
+    (``from_memory``: the metadata documents) is run in the event loop itself: it waits on
+    nothing, and a hop to a thread would cost more than it."""
 
     def __init__(self, app: WsgiApp, threads: int, max_body: int,
                  from_memory: Callable[[dict[str, Any]], bool] | None = None):
@@ -146,15 +147,18 @@ class WsgiBridge:
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         loop = asyncio.get_running_loop()
         gone = threading.Event()
-        body = _Body(lambda: asyncio.run_coroutine_threadsafe(
-            _read(protocol, self.max_body), loop).result())
-        environ = wsgi_environ(scope, body, gone)
+        environ = wsgi_environ(scope, gone)
         if self.from_memory is not None and self.from_memory(environ):
             # It waits on nothing and has no body: answered here, without a thread (a metadata
             # document is read even while every thread is busy).
-            environ["wsgi.input"] = io.BytesIO()
             status, headers, answer = _run(self.app, environ)
         else:
+            # The body is read as it comes while the request waits for its thread, so that the
+            # thread finds it there, most often whole; it waits for the rest (a body that never
+            # comes holds the thread, as the request's).
+            reading = loop.create_task(_read(protocol, self.max_body)) if _has_body(environ) else None
+            if reading is not None:
+                environ["wsgi.input"] = _Body(reading, loop)
             # Set once the client has gone; a callback, which costs less than a task awaiting it.
             disconnected = protocol.client_disconnect()
             disconnected.add_done_callback(lambda _done: gone.set())
@@ -162,6 +166,8 @@ class WsgiBridge:
                 status, headers, answer = await loop.run_in_executor(self.pool, _run, self.app, environ)
             finally:
                 disconnected.cancel()
+                if reading is not None and not reading.done():
+                    reading.cancel()  # the application answered without reading all of it
         protocol.response_bytes(status, headers, answer)
 
 
@@ -178,22 +184,36 @@ async def _read(protocol: Any, limit: int) -> bytes:
     return b"".join(parts)[:limit + 1]
 
 
-class _Body:
-    """``wsgi.input``: the request body, received when the application first reads it, in the
-    application's thread (a body that never comes holds that thread, as the request's)."""
+def _has_body(environ: dict[str, Any]) -> bool:
+    return environ.get("CONTENT_LENGTH", "0") != "0" or "HTTP_TRANSFER_ENCODING" in environ
 
-    def __init__(self, receive: Callable[[], bytes]):
-        self._receive = receive
+
+class _Body:
+    """``wsgi.input``: the request body, read in the event loop (``reading``) from the moment
+    the request came; the application's thread takes it when it first reads it, and waits for
+    the part still to come, if any."""
+
+    def __init__(self, reading: asyncio.Task[bytes], loop: asyncio.AbstractEventLoop):
+        self._reading = reading
+        self._loop = loop
         self._stream: io.BytesIO | None = None
 
     def __getattr__(self, name: str) -> Any:  # read, readline, … of the received body
         if self._stream is None:
-            self._stream = io.BytesIO(self._receive())
+            reading = self._reading
+            received = reading.result() if reading.done() else asyncio.run_coroutine_threadsafe(
+                _received(reading), self._loop).result()
+            self._stream = io.BytesIO(received)
         return getattr(self._stream, name)
 
 
-def wsgi_environ(scope: Any, body: _Body, gone: threading.Event) -> dict[str, Any]:
-    """PEP 3333's environ for an RSGI request (its path comes percent-decoded, as text)."""
+async def _received(reading: asyncio.Task[bytes]) -> bytes:
+    return await reading
+
+
+def wsgi_environ(scope: Any, gone: threading.Event) -> dict[str, Any]:
+    """PEP 3333's environ for an RSGI request (its path comes percent-decoded, as text), with an
+    empty body (the bridge gives the body of a request that has one)."""
     server_host, _, server_port = scope.server.rpartition(":")
     client_host, _, client_port = scope.client.rpartition(":")
     environ: dict[str, Any] = {
@@ -203,7 +223,7 @@ def wsgi_environ(scope: Any, body: _Body, gone: threading.Event) -> dict[str, An
         "SERVER_NAME": server_host, "SERVER_PORT": server_port,
         "REMOTE_ADDR": client_host.strip("[]"), "REMOTE_PORT": client_port,
         "SERVER_PROTOCOL": f"HTTP/{scope.http_version}",
-        "wsgi.version": (1, 0), "wsgi.url_scheme": scope.scheme, "wsgi.input": body,
+        "wsgi.version": (1, 0), "wsgi.url_scheme": scope.scheme, "wsgi.input": io.BytesIO(),
         "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
         "wsgi.run_once": False, "wsgi.input_terminated": True,
         CLIENT_GONE: gone,

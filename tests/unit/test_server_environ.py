@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from types import SimpleNamespace
 
-from idp.web.server import _Body, wsgi_environ
+from idp.web.server import WsgiBridge, _Body, _read, wsgi_environ
 from idp.web.transactions import CLIENT_GONE
 
 
@@ -25,7 +26,7 @@ def scope(fields: list[tuple[str, str]], path: str = "/malakoff/token") -> Simpl
 
 
 def environ(fields: list[tuple[str, str]], **options) -> dict:
-    return wsgi_environ(scope(fields, **options), _Body(lambda: b""), threading.Event())
+    return wsgi_environ(scope(fields, **options), threading.Event())
 
 
 def test_repeated_fields_are_one_list_and_cookies_one_cookie_header():
@@ -55,3 +56,75 @@ def test_the_request_line_and_the_peers():
     assert made["HTTP_HOST"] == "localhost"
     assert made["wsgi.url_scheme"] == "http"
     assert isinstance(made[CLIENT_GONE], threading.Event)
+
+
+class Protocol:
+    """RSGI's protocol of one request whose body comes in ``chunks``, each once its event is set."""
+
+    def __init__(self, chunks: list[tuple[bytes, threading.Event]]):
+        self.chunks = chunks
+        self.answered: tuple[int, list, bytes] | None = None
+        self.stopped_reading = False
+
+    async def __aiter__(self):
+        try:
+            for chunk, sent in self.chunks:
+                while not sent.is_set():
+                    await asyncio.sleep(0.01)
+                yield chunk
+        except asyncio.CancelledError:
+            self.stopped_reading = True
+            raise
+
+    def client_disconnect(self) -> asyncio.Future:
+        return asyncio.get_running_loop().create_future()
+
+    def response_bytes(self, status: int, headers: list, body: bytes) -> None:
+        self.answered = (status, headers, body)
+
+
+def echo(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["wsgi.input"].read()]
+
+
+def serve(app, protocol: Protocol, length: int) -> None:
+    bridge = WsgiBridge(app, threads=1, max_body=1024)
+    asyncio.run(bridge.__rsgi__(scope([("content-length", str(length))]), protocol))
+
+
+def test_a_body_received_before_the_application_reads_it_is_taken_without_the_event_loop():
+    sent = threading.Event()
+    sent.set()
+    loop = asyncio.new_event_loop()
+    try:
+        reading = loop.create_task(_read(Protocol([(b"grant_type=x", sent)]), 1024))
+        loop.run_until_complete(reading)
+        # The loop no longer runs: waiting on it for the body would never end.
+        taken: list[bytes] = []
+        thread = threading.Thread(target=lambda: taken.append(_Body(reading, loop).read()), daemon=True)
+        thread.start()
+        thread.join(2)
+        assert taken == [b"grant_type=x"]
+    finally:
+        loop.close()
+
+
+def test_the_application_waits_for_the_part_of_the_body_still_to_come():
+    first, rest = threading.Event(), threading.Event()
+    first.set()
+    threading.Timer(0.2, rest.set).start()
+    protocol = Protocol([(b"grant_type=", first), (b"refresh_token", rest)])
+    serve(echo, protocol, 24)
+    assert protocol.answered == (200, [("Content-Type", "text/plain")], b"grant_type=refresh_token")
+
+
+def test_a_body_the_application_did_not_read_is_no_longer_read_once_answered():
+    def unread(_environ, start_response):
+        start_response("404 Not Found", [])
+        return [b""]
+
+    protocol = Protocol([(b"never", threading.Event())])
+    serve(unread, protocol, 5)
+    assert protocol.answered is not None and protocol.answered[0] == 404
+    assert protocol.stopped_reading
