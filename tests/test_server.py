@@ -143,7 +143,7 @@ def test_the_metrics_directory_starts_empty_and_logs_are_json_lines(
 def test_the_metadata_documents_are_read_while_every_request_thread_is_busy(provider_nodes, environment):
     """A worker of one thread, held by a request whose body is slow to come, still answers a
     read of the discovery document and the JWKS: they wait on nothing and take no thread."""
-    node = provider_nodes(environment)
+    node = provider_nodes(environment, options=("--threads", "1"))
     held = started_request(node.port)
     try:
         for path in ("/malakoff/jwks", "/miel/.well-known/openid-configuration"):
@@ -210,8 +210,12 @@ print(rss() - before)
 def test_options_come_from_the_environment_and_the_command_line(monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     monkeypatch.setenv("WEB_TIMEOUT", "20")
-    options = server.parse_args(["--threads", "2"])
+    options = server.parse_args([])
+    # Two threads a worker by default: one runs while the other waits on a round trip.
     assert (options.bind, options.workers, options.threads, options.timeout) == ("0.0.0.0:8000", 3, 2, 20)
+    monkeypatch.setenv("WEB_THREADS", "4")
+    assert server.parse_args([]).threads == 4
+    assert server.parse_args(["--threads", "1"]).threads == 1
     with pytest.raises(SystemExit):
         server.parse_args(["--bind", "8000"])
     # Workers are replaced one at a time, a few seconds apart: an hour is usual.
