@@ -70,7 +70,10 @@ ERROR_MAX_LENGTH = 500
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # Where letters are dated from: their date is the day there when they are written.
 LETTER_TIMEZONE = ZoneInfo("Europe/Paris")
-# How often ``delivered`` reads a message's status while it waits for the worker.
+# How often ``delivered`` reads a message's status while it waits for the worker: soon after
+# the commit at first (the worker most often sends a code within milliseconds), then each time
+# twice as long after, up to the longest.
+SENT_POLL_FIRST_SECONDS = 0.005
 SENT_POLL_SECONDS = 0.05
 
 
@@ -295,6 +298,7 @@ class Messages:
             return False
         deadline = committed + self.settings.message_sent_wait_ms / 1000
         engine = self.session.get_bind().engine
+        pause = SENT_POLL_FIRST_SECONDS
         while True:
             # A connection of its own, one statement each time: each read sees the latest
             # commit, and the caller's session (and its transaction) is left alone.
@@ -303,7 +307,8 @@ class Messages:
             remaining = deadline - time.monotonic()
             if status != "pending" or remaining <= 0:
                 return status == "sent"
-            time.sleep(min(SENT_POLL_SECONDS, remaining))
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, SENT_POLL_SECONDS)
 
     def send_now(self, message: Message) -> bool:
         """Try ``message`` once, at once; True when it was delivered.

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 
+from idp import create_app
+from idp.channels import services
 from idp.channels.models import Message
 from idp.channels.services import Messages
 from idp.extensions import db, find_service
+from tests.conftest import _reset
 
 EMAIL = "jeanne.martin@example.org"
 
@@ -48,3 +53,26 @@ def test_a_session_of_its_own_leaves_delivery_to_the_worker(app):
         messages.queue(tenant, "email", "password_changed", EMAIL, login_url="https://example.org/login")
         session.commit()
     assert _statuses(app) == ["pending"]
+
+
+def test_a_page_reads_whether_its_message_left_soon_after_the_commit_then_less_often(settings, monkeypatch):
+    """Production's delivery: the worker sends; the page reads the message's status 5 ms after
+    the commit, then twice as long after each time, at most every 50 ms, until its wait ends."""
+    app = create_app({**settings, "message_delivery": "worker", "message_sent_wait_ms": 300})
+    pauses: list[float] = []
+    sleep = time.sleep
+
+    def pause(seconds: float) -> None:
+        pauses.append(round(seconds, 4))
+        sleep(seconds)
+
+    monkeypatch.setattr(services.time, "sleep", pause)
+    try:
+        with app.test_request_context("/"):
+            message = _queue(app)
+            db().commit()
+            assert find_service(Messages).delivered(message) is False  # no worker here
+    finally:
+        _reset(app)
+    assert pauses[:5] == [0.005, 0.01, 0.02, 0.04, 0.05]
+    assert max(pauses) == 0.05 and 0.25 < sum(pauses) <= 0.3
