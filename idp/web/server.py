@@ -166,8 +166,8 @@ class WsgiBridge:
                 status, headers, answer = await loop.run_in_executor(self.pool, _run, self.app, environ)
             finally:
                 disconnected.cancel()
-                if reading is not None and not reading.done():
-                    reading.cancel()  # the application answered without reading all of it
+                if reading is not None:
+                    _settle(reading)
         protocol.response_bytes(status, headers, answer)
 
 
@@ -182,6 +182,16 @@ async def _read(protocol: Any, limit: int) -> bytes:
         if size > limit:
             break
     return b"".join(parts)[:limit + 1]
+
+
+def _settle(reading: asyncio.Task[bytes]) -> None:
+    """The reading of a body once the request is answered: stopped if the application answered
+    without all of it; its failure (a client gone halfway through) taken, had the application
+    not read it, rather than left for asyncio to report as never retrieved."""
+    if not reading.done():
+        reading.cancel()
+    elif not reading.cancelled():
+        reading.exception()
 
 
 def _has_body(environ: dict[str, Any]) -> bool:

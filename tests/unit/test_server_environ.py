@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from types import SimpleNamespace
 
@@ -128,3 +129,27 @@ def test_a_body_the_application_did_not_read_is_no_longer_read_once_answered():
     serve(unread, protocol, 5)
     assert protocol.answered is not None and protocol.answered[0] == 404
     assert protocol.stopped_reading
+
+
+def test_a_body_whose_client_left_halfway_is_not_reported_when_the_application_did_not_read_it():
+    class Leaving(Protocol):
+        async def __aiter__(self):
+            yield b"grant"
+            raise ConnectionResetError
+
+    def unread(_environ, start_response):
+        start_response("200 OK", [])
+        return [b""]
+
+    reported: list[dict] = []
+
+    async def run() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context))
+        bridge = WsgiBridge(unread, threads=1, max_body=1024)
+        await bridge.__rsgi__(scope([("content-length", "9")]), Leaving([]))
+        gc.collect()
+        await asyncio.sleep(0)
+
+    asyncio.run(run())
+    gc.collect()
+    assert reported == []
