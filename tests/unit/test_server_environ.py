@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import TypeVar
 
 from idp.web.server import WsgiBridge, _Body, _read, wsgi_environ
 from idp.web.transactions import CLIENT_GONE
+
+T = TypeVar("T")
 
 
 class Headers:
@@ -84,6 +88,17 @@ class Protocol:
         self.answered = (status, headers, body)
 
 
+def alone(work: Callable[[], T]) -> T:
+    """``work`` run in a thread of its own, where no event loop runs (one may be running in this
+    thread: the browser tests' driver)."""
+    done: list[T] = []
+    thread = threading.Thread(target=lambda: done.append(work()), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert done, "did not finish"
+    return done[0]
+
+
 def echo(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [environ["wsgi.input"].read()]
@@ -91,24 +106,23 @@ def echo(environ, start_response):
 
 def serve(app, protocol: Protocol, length: int) -> None:
     bridge = WsgiBridge(app, threads=1, max_body=1024)
-    asyncio.run(bridge.__rsgi__(scope([("content-length", str(length))]), protocol))
+    alone(lambda: asyncio.run(bridge.__rsgi__(scope([("content-length", str(length))]), protocol)))
 
 
 def test_a_body_received_before_the_application_reads_it_is_taken_without_the_event_loop():
     sent = threading.Event()
     sent.set()
-    loop = asyncio.new_event_loop()
-    try:
+
+    def received() -> tuple[asyncio.Task[bytes], asyncio.AbstractEventLoop]:
+        loop = asyncio.new_event_loop()
         reading = loop.create_task(_read(Protocol([(b"grant_type=x", sent)]), 1024))
         loop.run_until_complete(reading)
-        # The loop no longer runs: waiting on it for the body would never end.
-        taken: list[bytes] = []
-        thread = threading.Thread(target=lambda: taken.append(_Body(reading, loop).read()), daemon=True)
-        thread.start()
-        thread.join(2)
-        assert taken == [b"grant_type=x"]
-    finally:
         loop.close()
+        return reading, loop
+
+    reading, loop = alone(received)
+    # The loop no longer runs: waiting on it for the body would never end.
+    assert alone(lambda: _Body(reading, loop).read()) == b"grant_type=x"
 
 
 def test_the_application_waits_for_the_part_of_the_body_still_to_come():
@@ -150,6 +164,6 @@ def test_a_body_whose_client_left_halfway_is_not_reported_when_the_application_d
         gc.collect()
         await asyncio.sleep(0)
 
-    asyncio.run(run())
+    alone(lambda: asyncio.run(run()))
     gc.collect()
     assert reported == []
