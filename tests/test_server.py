@@ -210,6 +210,7 @@ print(rss() - before)
 def test_options_come_from_the_environment_and_the_command_line(monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     monkeypatch.setenv("WEB_TIMEOUT", "20")
+    monkeypatch.delenv("WEB_THREADS", raising=False)
     options = server.parse_args([])
     # Two threads a worker by default: one runs while the other waits on a round trip.
     assert (options.bind, options.workers, options.threads, options.timeout) == ("0.0.0.0:8000", 3, 2, 20)
