@@ -81,7 +81,7 @@ class Documents:
         unless its Host or header fields are refused (the gate's answer, made without I/O too)."""
         return (environ.get("PATH_INFO", "") in self.documents
                 and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
-                and not environ.get("QUERY_STRING") and not _has_body(environ))
+                and not environ.get("QUERY_STRING") and not has_body(environ))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -104,6 +104,7 @@ class Documents:
         return [] if method == "HEAD" else [body]
 
 
-def _has_body(environ: dict[str, Any]) -> bool:
+def has_body(environ: dict[str, Any]) -> bool:
+    """Whether the request says it carries a body (any sign of one: a type, a length, chunks)."""
     return bool(environ.get("CONTENT_TYPE") or environ.get("CONTENT_LENGTH")
                 or environ.get("HTTP_TRANSFER_ENCODING"))

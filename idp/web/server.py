@@ -61,6 +61,7 @@ from granian.log import LogLevels
 from granian.server.common import AbstractServer
 
 from idp import create_app, logs
+from idp.web.documents import has_body
 from idp.web.transactions import CLIENT_GONE
 
 log = logging.getLogger(__name__)
@@ -156,8 +157,9 @@ class WsgiBridge:
             # The body is read as it comes while the request waits for its thread, so that the
             # thread finds it there, most often whole; it waits for the rest (a body that never
             # comes holds the thread, as the request's).
-            reading = loop.create_task(_read(protocol, self.max_body)) if _has_body(environ) else None
-            if reading is not None:
+            reading = None
+            if has_body(environ):
+                reading = loop.create_task(_read(protocol, self.max_body))
                 environ["wsgi.input"] = _Body(reading, loop)
             # Set once the client has gone; a callback, which costs less than a task awaiting it.
             disconnected = protocol.client_disconnect()
@@ -192,10 +194,6 @@ def _settle(reading: asyncio.Task[bytes]) -> None:
         reading.cancel()
     elif not reading.cancelled():
         reading.exception()
-
-
-def _has_body(environ: dict[str, Any]) -> bool:
-    return environ.get("CONTENT_LENGTH", "0") != "0" or "HTTP_TRANSFER_ENCODING" in environ
 
 
 class _Body:
