@@ -90,12 +90,22 @@ class Protocol:
 
 def alone(work: Callable[[], T]) -> T:
     """``work`` run in a thread of its own, where no event loop runs (one may be running in this
-    thread: the browser tests' driver)."""
+    thread: the browser tests' driver). What it raised is raised here."""
     done: list[T] = []
-    thread = threading.Thread(target=lambda: done.append(work()), daemon=True)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(work())
+        except BaseException as error:  # handed to the test's thread
+            failed.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    thread.join(5)
-    assert done, "did not finish"
+    thread.join(30)
+    if failed:
+        raise failed[0]
+    assert done, "still running after 30 s"
     return done[0]
 
 
