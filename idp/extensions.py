@@ -76,9 +76,11 @@ def find_service(kind: type[T]) -> T:
 
 
 def db() -> Session:
-    """The session of the current request or command, closed at teardown."""
+    """The session of the current request or command, made at its first use, closed at
+    teardown: outside a transaction if the request said so (``without_transaction``)."""
     if "db" not in g:
-        g.db = dispatch_at_commit(services().database.session())
+        database = services().database
+        g.db = database.reader() if g.get("without_transaction") else dispatch_at_commit(database.session())
     return g.db
 
 
@@ -98,8 +100,9 @@ def autocommit(view):
 def without_transaction() -> None:
     """The current request's statements run outside a transaction (``Database.reader``), each
     committed on its own: a request that only reads, or writes in single statements. Called
-    before its first query."""
-    g.db = services().database.reader()
+    before its first query; the session is made when one is first needed (many such requests
+    need none: their statements stand alone, ``single_statements``)."""
+    g.without_transaction = True
 
 
 def single_statements() -> Statements:

@@ -337,17 +337,20 @@ class ClientCache:
         self.clock = clock
         self._entries: dict[tuple[str, str], tuple[Client, float]] = {}
 
-    def get(self, db: Session, tenant: str, client_id: str) -> Client | None:
+    def get(self, db: Callable[[], Session], tenant: str, client_id: str) -> Client | None:
+        """The client, from memory while its entry is fresh; else read on ``db()`` (a session
+        is made only then)."""
         key = (tenant, client_id)
         now = self.clock()
         entry = self._entries.get(key)
         if entry is not None and entry[1] > now:
             return entry[0]
-        client = db.scalar(select(Client).where(Client.client_id == client_id, Client.tenant == tenant))
+        session = db()
+        client = session.scalar(select(Client).where(Client.client_id == client_id, Client.tenant == tenant))
         if client is None or self.ttl <= 0:
             self._entries.pop(key, None)
             return client
-        db.expunge(client)
+        session.expunge(client)
         self._entries.pop(key, None)
         while len(self._entries) >= self.max_entries:
             self._entries.pop(next(iter(self._entries)), None)

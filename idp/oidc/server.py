@@ -108,7 +108,7 @@ class Provider(AuthorizationServer):
             return None
         if request.blueprint == "oidc_api":
             # Token, push, introspection, revocation: see Settings.client_cache_seconds.
-            return self.client_cache.get(db(), current_tenant().slug, client_id)
+            return self.client_cache.get(db, current_tenant().slug, client_id)
         # The browser-facing endpoints read the record as it is now (redirect URIs, consent).
         return db().scalar(CLIENT_NOW, {"client_id": client_id, "tenant": current_tenant().slug})
 
