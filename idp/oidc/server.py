@@ -40,7 +40,7 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, request
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, bindparam, insert, select
 
 from idp import events
 from idp.accounts.levels import Authentication
@@ -49,7 +49,7 @@ from idp.extensions import current_tenant, db, find_service, services, single_st
 from idp.oidc import ledger
 from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
 from idp.oidc.clients import ClientCache
-from idp.oidc.models import SUPPORTED_SCOPES, AuthorizationCode, Client, Token, token_digest
+from idp.oidc.models import SUPPORTED_SCOPES, Client, Token, token_digest
 from idp.oidc.revocation import revoke_tokens
 from idp.oidc.sessions import ProviderSessions
 from idp.web.gate import VSCHAR
@@ -307,6 +307,9 @@ def _claims_within(claims: dict[str, Any] | None, client: Client) -> dict[str, A
     }
 
 
+_NEW_CODE = insert(ledger.CODES)
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
@@ -316,25 +319,24 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             # Codes are issued by authorization.authorize only, for a signed-in member.
             raise RuntimeError("An authorization code needs the member's authentication.")
         data = request.payload.data
-        db().add(
-            AuthorizationCode(
-                code_digest=token_digest(code),
-                tenant=current_tenant().slug,
-                client_id=request.client.client_id,
-                account_id=request.user.id,
-                redirect_uri=request.payload.redirect_uri,
-                scope=request.scope,
-                nonce=data.get("nonce"),
-                claims=_claims_within(parse_claims_parameter(data.get("claims")), request.client),
-                auth_time=authentication.auth_time,
-                acr=authentication.acr,
-                amr=authentication.amr,
-                sid=authentication.sid,
-                code_challenge=data.get("code_challenge"),
-                code_challenge_method=data.get("code_challenge_method"),
-                expires_at=utcnow() + timedelta(seconds=services().settings.authorization_code_ttl),
-            )
-        )
+        # A Core statement in the request's transaction: no object to build and flush.
+        db().execute(_NEW_CODE, {
+            "code_digest": token_digest(code),
+            "tenant": current_tenant().slug,
+            "client_id": request.client.client_id,
+            "account_id": request.user.id,
+            "redirect_uri": request.payload.redirect_uri,
+            "scope": request.scope,
+            "nonce": data.get("nonce"),
+            "claims": _claims_within(parse_claims_parameter(data.get("claims")), request.client),
+            "auth_time": authentication.auth_time,
+            "acr": authentication.acr,
+            "amr": authentication.amr,
+            "sid": authentication.sid,
+            "code_challenge": data.get("code_challenge"),
+            "code_challenge_method": data.get("code_challenge_method"),
+            "expires_at": utcnow() + timedelta(seconds=services().settings.authorization_code_ttl),
+        })
         # Back-Channel Logout 1.0 2.7: the client is told when this session ends.
         find_service(ProviderSessions).signed_in_to(authentication.sid, request.client.client_id)
 

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from joserfc import jwt
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,9 @@ from idp.oidc.revocation import revoke_tokens
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # A session seen less than this long ago is not written again just to say so.
 SEEN_INTERVAL = timedelta(seconds=60)
+# A session's first code for a client, once per pair: made once, run with its values.
+_SIGNED_IN_TO = {name: dialect.insert(cast("Table", SessionClient.__table__)).on_conflict_do_nothing()
+                 for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 MAX_USER_AGENT = 300
 
 
@@ -89,11 +92,8 @@ class ProviderSessions:
     def signed_in_to(self, sid: str, client_id: str) -> None:
         """Remember that the session ``sid`` signed in to ``client_id`` (a code was issued):
         that client is told when the session ends. Once per pair, whatever the concurrency."""
-        dialect = self.db.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        self.db.execute(insert(SessionClient)
-                        .values(sid=sid, client_id=client_id, first_at=self.clock())
-                        .on_conflict_do_nothing())
+        self.db.execute(_SIGNED_IN_TO[self.db.get_bind().dialect.name],
+                        {"sid": sid, "client_id": client_id, "first_at": self.clock()})
 
     def active(self, account_id: str) -> list[ActiveSession]:
         """The account's sessions still going, the latest seen first."""
