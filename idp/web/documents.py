@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import HTTP_STATUS_CODES, generate_etag, parse_etags, quote_etag
 from werkzeug.wsgi import get_host
 
@@ -81,12 +80,12 @@ class Documents:
         unless its Host or header fields are refused (the gate's answer, made without I/O too)."""
         return (environ.get("PATH_INFO", "") in self.documents
                 and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
-                and not environ.get("QUERY_STRING") and not has_body(environ))
+                and not environ.get("QUERY_STRING") and not gate.has_body(environ))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
         if not (self.plain_read(environ) and gate.passes_without_input(
-                get_host(environ), environ.get("wsgi.url_scheme", "http"), EnvironHeaders(environ))):
+                get_host(environ), environ.get("wsgi.url_scheme", "http"), environ)):
             return self.app(environ, start_response)
         document = self.documents[environ["PATH_INFO"]]
         method = environ["REQUEST_METHOD"]
@@ -102,9 +101,3 @@ class Documents:
             "request_id": request_id, "tenant": document.tenant, "method": method,
             "path": document.path})
         return [] if method == "HEAD" else [body]
-
-
-def has_body(environ: dict[str, Any]) -> bool:
-    """Whether the request says it carries a body (any sign of one: a type, a length, chunks)."""
-    return bool(environ.get("CONTENT_TYPE") or environ.get("CONTENT_LENGTH")
-                or environ.get("HTTP_TRANSFER_ENCODING"))

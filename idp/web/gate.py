@@ -27,11 +27,11 @@ from __future__ import annotations
 import functools
 import re
 from ipaddress import ip_address
+from typing import Any
 
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from werkzeug.datastructures import Headers
 
 from idp.web.errors import wants_json
 from idp.web.rendering import render
@@ -50,6 +50,10 @@ MAX_HEADER_BYTES = 64 * 1024
 # Above what a request line the reverse proxy lets through can hold (8,190 bytes), far below
 # the HTTP server's limit (65,534 bytes).
 MAX_TARGET_LENGTH = 8192
+# The body's fields in the environ (PEP 3333); the same names after HTTP_ (a server may put
+# them there too) are not header fields of their own (werkzeug's EnvironHeaders skips them).
+_BODY_FIELDS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+_BODY_FIELDS_AS_HTTP = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 
 # Never typed, never sent by a client: controls (tab and line breaks aside), surrogates,
 # U+FFFD, non-characters, bidirectional embeddings, overrides and isolates.
@@ -152,19 +156,34 @@ def _target_too_long() -> bool:
 
 
 def _headers_too_large() -> bool:
-    return headers_too_large(request.headers)
+    return headers_too_large(request.environ)
 
 
-def headers_too_large(headers: Headers) -> bool:
-    sizes = [len(name) + len(value) + 2 for name, value in headers.items()]
+def headers_too_large(environ: dict[str, Any]) -> bool:
+    """Whether the request's header fields, as its environ holds them, are too many or too
+    large: each sized as ``name: value``, the name as long as its environ key less ``HTTP_``
+    (the fields werkzeug's ``EnvironHeaders`` lists, without making their names)."""
+    sizes = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            if key not in _BODY_FIELDS_AS_HTTP:
+                sizes.append(len(key) - 3 + len(value))
+        elif key in _BODY_FIELDS and value:
+            sizes.append(len(key) + 2 + len(value))
     return (len(sizes) > MAX_HEADER_FIELDS or sum(sizes) > MAX_HEADER_BYTES
             or max(sizes, default=0) > MAX_VALUE_LENGTH)
 
 
-def passes_without_input(host: str, scheme: str, headers: Headers) -> bool:
+def has_body(environ: dict[str, Any]) -> bool:
+    """Whether the request says it carries a body (any sign of one: a type, a length, chunks)."""
+    return bool(environ.get("CONTENT_TYPE") or environ.get("CONTENT_LENGTH")
+                or environ.get("HTTP_TRANSFER_ENCODING"))
+
+
+def passes_without_input(host: str, scheme: str, environ: dict[str, Any]) -> bool:
     """Whether a request with no parameters and no body, to an endpoint that takes none, passes
     the gate: its Host and its header fields."""
-    return host_allowed(host, scheme) and not headers_too_large(headers)
+    return host_allowed(host, scheme) and not headers_too_large(environ)
 
 
 @functools.lru_cache(maxsize=256)  # a node is reached under a few names
@@ -182,6 +201,7 @@ def _check_host() -> None:
         raise Refused
 
 
+@functools.lru_cache(maxsize=256)  # a node is reached under a few names
 def host_allowed(host: str, scheme: str, *, ungated: bool = False) -> bool:
     """A host name (and port); on plain HTTP a loopback one unless the endpoint is ``ungated``."""
     match = HOST.fullmatch(host) if len(host) <= 255 else None
@@ -194,8 +214,9 @@ def host_allowed(host: str, scheme: str, *, ungated: bool = False) -> bool:
 
 
 def _parameters() -> list[tuple[str, str]]:
-    return [(key, value) for source in (request.args, request.form)
-            for key, values in source.lists() for value in values]
+    # A request without a body has no form: not made, which would set up a stream to read.
+    sources = (request.args, request.form) if has_body(request.environ) else (request.args,)
+    return [(key, value) for source in sources for key, values in source.lists() for value in values]
 
 
 def _check_text() -> list[tuple[str, str]]:
@@ -220,7 +241,7 @@ def _check_name(name: str) -> None:
 def _check_json() -> None:
     """A JSON body is read as a form (Flask-WTF): it has a form's shape, an object whose values
     are strings or lists of strings, and a form's size."""
-    if not request.is_json:
+    if not (has_body(request.environ) and request.is_json):
         return
     data = request.get_data(cache=True)
     if not data:

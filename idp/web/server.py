@@ -61,7 +61,7 @@ from granian.log import LogLevels
 from granian.server.common import AbstractServer
 
 from idp import create_app, logs
-from idp.web.documents import has_body
+from idp.web.gate import has_body
 from idp.web.transactions import CLIENT_GONE
 
 log = logging.getLogger(__name__)
