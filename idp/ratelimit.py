@@ -171,9 +171,18 @@ class RateLimiter:
         return True
 
     def clear(self, subject: str) -> None:
+        clear(self.store, (self, subject))
+
+    def keys(self, subject: str) -> tuple[str, str, str]:
+        """The store's keys for ``subject``: its count, its backoff's gate and the backoff's count."""
         key = self._key(subject)
-        self.store.delete(key, f"{key}:wait", f"{key}:beyond")
+        return key, f"{key}:wait", f"{key}:beyond"
 
     def remaining(self, subject: str) -> int:
         raw = self.store.get(self._key(subject))
         return max(0, self.limit.limit - int(raw or 0))
+
+
+def clear(store: Store, *counted: tuple[RateLimiter, str]) -> None:
+    """Forget what each limiter counted for its subject, in one call to the store."""
+    store.delete(*(key for limiter, subject in counted for key in limiter.keys(subject)))

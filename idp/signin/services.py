@@ -147,10 +147,11 @@ class SignIn:
                 per_identifier.test(subject)
             return None
         per_ip.refund(ip)
-        per_identifier.clear(subject)
-        RateLimiter(self.store, ratelimit.LOGIN_KNOWN_BROWSER).clear(signed_in.id)
-        # The password is proven: the account pages may ask it again with a fresh budget.
-        RateLimiter(self.store, ratelimit.REAUTH_PER_ACCOUNT).clear(signed_in.id)
+        # The password is proven: its failures are forgotten, and the account pages may ask it
+        # again with a fresh budget.
+        ratelimit.clear(self.store, (per_identifier, subject),
+                        (RateLimiter(self.store, ratelimit.LOGIN_KNOWN_BROWSER), signed_in.id),
+                        (RateLimiter(self.store, ratelimit.REAUTH_PER_ACCOUNT), signed_in.id))
         return signed_in
 
     def _password_limiter(self, account: Account | None, known_accounts: Collection[str],

@@ -132,6 +132,26 @@ def test_clear_lifts_the_limit_at_once(backend):
     limiter.clear("never hit")  # clearing nothing is no error
 
 
+def test_several_counts_are_cleared_in_one_call_to_the_store(backend, monkeypatch):
+    three = RateLimiter(backend.store, THREE_PER_MINUTE)
+    backed_off = RateLimiter(backend.store, ratelimit.LOGIN_PER_IDENTIFIER)
+    for _ in range(3):
+        three.hit(SUBJECT)
+        three.hit("another subject")
+    for _ in range(ratelimit.LOGIN_PER_IDENTIFIER.limit + 1):
+        backed_off.hit(SUBJECT)
+    deletes: list[tuple[str, ...]] = []
+    delete = backend.store.delete
+    monkeypatch.setattr(backend.store, "delete", lambda *keys: deletes.append(keys) or delete(*keys))
+
+    ratelimit.clear(backend.store, (three, SUBJECT), (backed_off, SUBJECT))
+
+    assert len(deletes) == 1
+    assert three.remaining(SUBJECT) == 3 and backed_off.remaining(SUBJECT) == backed_off.limit.limit
+    backed_off.test(SUBJECT)  # its backoff forgotten too
+    assert three.remaining("another subject") == 0  # only what was named
+
+
 def test_allow_counts_until_the_limit_then_refuses_without_counting(backend):
     limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
 
