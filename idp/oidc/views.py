@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 # Authlib and Flask-Babel ship no type information (no py.typed marker).
 from authlib.oauth2 import OAuth2Error
-from flask import Response, abort, current_app, jsonify, redirect, request, session, url_for
+from flask import Response, abort, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
-from flask_cors import cross_origin
+from flask_cors import CORS
 
 from idp.accounts.authn import current_authentication, sign_out
 from idp.accounts.forms import ConfirmForm
@@ -41,22 +41,16 @@ from idp.web.tenants import tenant_blueprint
 api = tenant_blueprint("oidc_api", __name__)
 bp = tenant_blueprint("oidc", __name__)
 
-# CORS for browser-based clients on the endpoints they call (SPEC §9); never on /authorize.
-_cors = cross_origin(origins="*", send_wildcard=True, allow_headers=["Authorization", "Content-Type"],
-                     max_age=600)
-
-
-@_cors
-def _preflight() -> Response:
-    """A CORS preflight request (Fetch Standard), answered as Flask answers OPTIONS."""
-    return current_app.make_default_options_response()
+# CORS for browser-based clients on the endpoints they call (SPEC §9), on every answer of
+# theirs (errors included, which such a client must read too); never on /authorize. Resolved
+# once; a preflight is answered as Flask answers OPTIONS.
+CORS(api, resources=r"^/[^/]+/(?:token|par|userinfo|jwks|\.well-known/openid-configuration)$",
+     origins="*", send_wildcard=True, allow_headers=["Authorization", "Content-Type"], max_age=600)
 
 
 def _cacheable(document: bytes) -> Response:
     """A metadata document, readable from any origin, cacheable by clients and revalidated by
     ETag (RFC 9110 13.1.2: If-None-Match compares weakly)."""
-    if request.method == "OPTIONS":
-        return _preflight()
     status, fields, body = served(document, services().settings.metadata_max_age).answer(
         request.headers.get("If-None-Match"))
     return Response(body, status=status, headers=fields)
@@ -92,7 +86,7 @@ def well_formed_request():
     return response, 401
 
 
-@api.route("/.well-known/openid-configuration", methods=["GET", "OPTIONS"])
+@api.get("/.well-known/openid-configuration")
 def discovery():
     return _cacheable(_discovery_document(current_tenant().issuer))
 
@@ -143,26 +137,23 @@ def _discovery_document(issuer: str) -> bytes:
     }, separators=(",", ":")).encode()
 
 
-@api.route("/jwks", methods=["GET", "OPTIONS"])
+@api.get("/jwks")
 def jwks():
     return _cacheable(services().keystore.public_jwks_json())
 
 
-@api.route("/token", methods=["POST", "OPTIONS"])
-@_cors
+@api.post("/token")
 @autocommit
 def token():
     return current_server().create_token_response()
 
 
-@api.route("/par", methods=["POST", "OPTIONS"])
-@_cors
+@api.post("/par")
 def pushed_authorization_request():
     return authorization.push()
 
 
-@api.route("/userinfo", methods=["GET", "POST", "OPTIONS"])
-@_cors
+@api.route("/userinfo", methods=["GET", "POST"])
 @autocommit
 def userinfo():
     return current_server().create_endpoint_response("userinfo")

@@ -381,9 +381,14 @@ def test_userinfo_allows_cors(flow, client):
 
     ok = client.get(USERINFO, headers={**bearer(access_token), **origin})
     error = client.get(USERINFO, headers={**bearer("nope"), **origin})
+    # Refused before the endpoint runs (the input gate): the client reads why all the same.
+    refused = client.get(USERINFO + "?claims=%00", headers={**bearer(access_token), **origin})
 
     assert ok.headers["Access-Control-Allow-Origin"] == "*"
     assert error.headers["Access-Control-Allow-Origin"] == "*"
+    assert refused.status_code == 400
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
+    assert refused.json["error"] == "invalid_request"
 
 
 def test_userinfo_preflight(client):
