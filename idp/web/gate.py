@@ -186,7 +186,6 @@ def passes_without_input(host: str, scheme: str, environ: dict[str, Any]) -> boo
     return host_allowed(host, scheme) and not headers_too_large(environ)
 
 
-@functools.lru_cache(maxsize=256)  # a node is reached under a few names
 def loopback(hostname: str) -> bool:
     if hostname == "localhost" or hostname.endswith(".localhost"):
         return True
