@@ -43,9 +43,12 @@ bp = tenant_blueprint("oidc", __name__)
 
 # CORS for browser-based clients on the endpoints they call (SPEC §9), on every answer of
 # theirs (errors included, which such a client must read too); never on /authorize. Resolved
-# once; a preflight is answered as Flask answers OPTIONS.
+# once; a preflight is answered as Flask answers OPTIONS. Only for a request that says its
+# origin, as a browser's cross-origin request always does (Fetch Standard 3.2.5): a client's
+# back end sends none, and its answers carry no CORS fields it would not read.
 CORS(api, resources=r"^/[^/]+/(?:token|par|userinfo|jwks|\.well-known/openid-configuration)$",
-     origins="*", send_wildcard=True, allow_headers=["Authorization", "Content-Type"], max_age=600)
+     origins="*", send_wildcard=True, always_send=False, allow_headers=["Authorization", "Content-Type"],
+     max_age=600)
 
 
 def _cacheable(document: bytes) -> Response:

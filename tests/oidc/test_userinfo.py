@@ -391,6 +391,14 @@ def test_userinfo_allows_cors(flow, client):
     assert refused.json["error"] == "invalid_request"
 
 
+def test_userinfo_without_origin_has_no_cors_fields(flow, client):
+    # A client's back end, not a browser: it says no origin, and reads no CORS fields.
+    answer = client.get(USERINFO, headers=bearer(flow.tokens()["access_token"]))
+
+    assert answer.status_code == 200
+    assert not [name for name, _value in answer.headers if name.lower().startswith("access-control-")]
+
+
 def test_userinfo_preflight(client):
     response = client.options(
         USERINFO,
