@@ -18,7 +18,7 @@ from idp.web import gate
 from idp.web.errors import register_error_handlers
 from idp.web.headers import security_headers
 from idp.web.locale import select_locale
-from idp.web.rendering import TEMPLATE_FILTERS, in_page_order, page_context
+from idp.web.rendering import TEMPLATE_FILTERS, TEMPLATE_GETTEXT, in_page_order, page_context
 
 csrf = CSRFProtect()
 babel = Babel()
@@ -43,3 +43,5 @@ def init_app(app: Flask, *, trusted_proxies: int) -> None:
     app.jinja_env.filters.update(TEMPLATE_FILTERS)
     # A global, not context: the macros imported by pages see no context.
     app.jinja_env.globals["in_page_order"] = in_page_order
+    # In place of those Flask-Babel's init_app installed: a page's catalogue found once.
+    app.jinja_env.globals.update(TEMPLATE_GETTEXT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from babel.support import NullTranslations
@@ -17,13 +18,22 @@ from idp.extensions import services
 from idp.tenancy import LOCALES, Tenant
 from idp.web.locale import lang_url
 
+# The catalogue of the page being rendered (``render``), found once for the page and the macros
+# it imports: Flask-Babel's own gettext looks up the request's locale and catalogue again at
+# every string, and a page has dozens.
+_page_catalogue: ContextVar[NullTranslations | None] = ContextVar("page_catalogue", default=None)
+
 
 def render(name: str, status: int = 200, **context):
     """Render a page, the tenant's own version first, then the shared one."""
     tenant = g.get("tenant")
     candidates: list[str | Template] = [f"{tenant.slug}/{name}"] if tenant else []
     candidates.append(f"base/{name}")
-    return render_template(candidates, **context), status
+    catalogue = _page_catalogue.set(get_translations())
+    try:
+        return render_template(candidates, **context), status
+    finally:
+        _page_catalogue.reset(catalogue)
 
 
 def _locale() -> str:
@@ -55,33 +65,35 @@ def page_context() -> dict:
     """What the layout of every page gets (a context processor)."""
     return {"tenant": g.get("tenant"), "locale": str(get_locale()), "locales": LOCALES,
             "lang_url": lang_url, "all_tenants": list(services().tenants.values()),
-            "session_time": session_time, "portal_home": portal_home,
-            **page_gettext(get_translations())}
+            "session_time": session_time, "portal_home": portal_home}
 
 
-def page_gettext(translations: NullTranslations) -> dict:
-    """``_``, ``gettext`` and ``ngettext`` for a page, its catalogue found once.
+def _catalogue() -> NullTranslations:
+    """The page's catalogue while ``render`` renders one, else the request's (a message, in the
+    locale its sender forces)."""
+    return _page_catalogue.get() or get_translations()
 
-    Flask-Babel's own (the environment's, which the imported macros keep) look up the request's
-    locale and catalogue again at every string, and a page has dozens. These behave as Jinja's
-    "newstyle" ones do: markup in autoescaped templates, always formatted with their variables.
-    """
 
-    @pass_context
-    def translate(context: Context, string: str, **variables) -> str:
-        text = translations.ugettext(string)
-        if context.eval_ctx.autoescape:
-            text = Markup(text)  # noqa: S704 - the catalogue's own text, as Jinja's gettext marks it
-        # Formatting leaves a text without "%" as it is (most of a page's).
-        return text % variables if variables or "%" in text else text
+@pass_context
+def _gettext(context: Context, string: str, **variables) -> str:
+    text = _catalogue().ugettext(string)
+    if context.eval_ctx.autoescape:
+        text = Markup(text)  # noqa: S704 - the catalogue's own text, as Jinja's gettext marks it
+    # Formatting leaves a text without "%" as it is (most of a page's).
+    return text % variables if variables or "%" in text else text
 
-    @pass_context
-    def translate_plural(context: Context, singular: str, plural: str, num: int, **variables) -> str:
-        variables.setdefault("num", num)
-        text = translations.ungettext(singular, plural, num)
-        return (Markup(text) if context.eval_ctx.autoescape else text) % variables  # noqa: S704
 
-    return {"gettext": translate, "ngettext": translate_plural}
+@pass_context
+def _ngettext(context: Context, singular: str, plural: str, num: int, **variables) -> str:
+    variables.setdefault("num", num)
+    text = _catalogue().ungettext(singular, plural, num)
+    return (Markup(text) if context.eval_ctx.autoescape else text) % variables  # noqa: S704
+
+
+#: The templates' ``gettext`` and ``ngettext`` (so ``_`` and ``{% trans %}`` too), the
+#: environment's globals in place of Flask-Babel's: they behave as Jinja's "newstyle" ones do
+#: (markup in autoescaped templates, always formatted with their variables).
+TEMPLATE_GETTEXT = {"gettext": _gettext, "ngettext": _ngettext}
 
 
 def portal_home() -> str:
