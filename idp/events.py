@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, String
+from sqlalchemy import JSON, DateTime, String, Table, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from idp.db import Base, utcnow
@@ -81,6 +81,14 @@ class AuditEvent(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+# The event's row by one statement, sent in the caller's transaction: cheaper than an object for
+# the unit of work to flush, and no caller reads the row back.
+_NEW_EVENT = insert(cast("Table", AuditEvent.__table__))
+#: Session.info key: the events recorded in the session's transaction (their rows' values), for
+#: what counts them once it commits (idp.metrics).
+RECORDED = "idp.recorded_events"
+
+
 def record_event(
     db: Session,
     tag: str,
@@ -91,16 +99,9 @@ def record_event(
     ip: str | None = None,
     user_agent: str | None = None,
     **data: Any,
-) -> AuditEvent:
+) -> None:
     """Add an audit event to the caller's transaction (it commits with the change it records)."""
-    event = AuditEvent(
-        tag=tag,
-        tenant=tenant,
-        account_id=account_id,
-        client_id=client_id,
-        ip=ip,
-        user_agent=(user_agent or "")[:300] or None,
-        data=data or None,
-    )
-    db.add(event)
-    return event
+    values = {"tag": tag, "tenant": tenant, "account_id": account_id, "client_id": client_id, "ip": ip,
+              "user_agent": (user_agent or "")[:300] or None, "data": data or None}
+    db.execute(_NEW_EVENT, values)
+    db.info.setdefault(RECORDED, []).append(values)

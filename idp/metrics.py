@@ -20,8 +20,9 @@ This module does not import Flask: the web layer calls ``observe_request`` and
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -81,38 +82,34 @@ _REGISTRATION_OUTCOMES = {
 _OTP_REASONS = {"OtpInvalid": "invalid", "OtpExpired": "expired", "OtpLocked": "locked"}
 
 
-def count_event(event_: events.AuditEvent) -> None:
-    """Count one committed audit event in the counter its tag feeds, if any."""
-    tenant = event_.tenant or "-"
-    data = event_.data or {}
+def count_event(recorded: Mapping[str, Any]) -> None:
+    """Count one committed audit event (``events.record_event``'s values) in the counter its tag
+    feeds, if any."""
+    tag = recorded["tag"]
+    tenant = recorded["tenant"] or "-"
+    data = recorded["data"] or {}
     channel = str(data.get("channel") or "-")
-    if event_.tag in _SIGN_IN_OUTCOMES:
-        SIGN_INS.labels(tenant, _SIGN_IN_OUTCOMES[event_.tag]).inc()
-    elif event_.tag in _REGISTRATION_OUTCOMES:
-        REGISTRATIONS.labels(tenant, _REGISTRATION_OUTCOMES[event_.tag]).inc()
-    elif event_.tag == events.OTP_SENT:
+    if tag in _SIGN_IN_OUTCOMES:
+        SIGN_INS.labels(tenant, _SIGN_IN_OUTCOMES[tag]).inc()
+    elif tag in _REGISTRATION_OUTCOMES:
+        REGISTRATIONS.labels(tenant, _REGISTRATION_OUTCOMES[tag]).inc()
+    elif tag == events.OTP_SENT:
         OTP_SENT.labels(tenant, channel).inc()
-    elif event_.tag == events.OTP_FAILURE:
+    elif tag == events.OTP_FAILURE:
         OTP_FAILED.labels(tenant, channel, _OTP_REASONS.get(str(data.get("reason")), "other")).inc()
 
 
 def count_committed_events(factory: sessionmaker) -> None:
     """Count the audit events of every transaction of ``factory``'s sessions once it commits."""
 
-    @event.listens_for(factory, "after_flush")
-    def remember(session: Session, _context) -> None:
-        flushed = [obj for obj in session.new if isinstance(obj, events.AuditEvent)]
-        if flushed:
-            session.info.setdefault("audit_events", []).extend(flushed)
-
     @event.listens_for(factory, "after_commit")
     def count(session: Session) -> None:
-        for event_ in session.info.pop("audit_events", []):
-            count_event(event_)
+        for recorded in session.info.pop(events.RECORDED, []):
+            count_event(recorded)
 
     @event.listens_for(factory, "after_rollback")
     def forget(session: Session) -> None:
-        session.info.pop("audit_events", None)
+        session.info.pop(events.RECORDED, None)
 
 
 def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:

@@ -29,9 +29,8 @@ def log(db, make):
         (events.LOGIN_SUCCESS, "miel", paul, timedelta(hours=1), {}),
         (events.PASSWORD_CHANGED, "malakoff", other, timedelta(minutes=5), {"reason": "reset"}),
     ]:
-        event = events.record_event(db, tag, tenant=tenant, account_id=account.id, ip="192.0.2.7",
-                                    **data)
-        event.created_at = now - age
+        db.add(events.AuditEvent(tag=tag, tenant=tenant, account_id=account.id, ip="192.0.2.7",
+                                 data=data or None, created_at=now - age))
     db.commit()
     return {"jeanne": jeanne, "paul": paul, "other": other}
 
