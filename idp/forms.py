@@ -60,12 +60,12 @@ def _translations(locale: str) -> support.NullTranslations:
 def _plainly_written(widget: Any) -> Any:
     """The same widget (its settings copied), writing its attributes with ``html_attributes``.
     Fields share their class's widget, so this makes one per widget the forms declare."""
-    if getattr(type(widget), "html_params", None) is not html_params:
+    kind: type = type(widget)
+    if getattr(kind, "html_params", None) is not html_params:
         return widget  # a widget without attributes, or with its own writer
-    kind = _plain_kind(type(widget))
-    copy = kind.__new__(kind)
-    copy.__dict__.update(vars(widget))
-    return copy
+    plain = object.__new__(_plain_kind(kind))
+    plain.__dict__.update(vars(widget))
+    return plain
 
 
 @functools.cache
