@@ -63,7 +63,7 @@ def _plainly_written(widget: Any) -> Any:
     kind: type = type(widget)
     if getattr(kind, "html_params", None) is not html_params:
         return widget  # a widget without attributes, or with its own writer
-    plain = object.__new__(_plain_kind(kind))
+    plain: Any = object.__new__(_plain_kind(kind))
     plain.__dict__.update(vars(widget))
     return plain
 
