@@ -189,6 +189,25 @@ def test_a_revoked_trusted_device_asks_for_a_code_again(flow, db):
     assert _password(flow).headers["Location"].endswith("/malakoff/login/code")
 
 
+def test_a_trusted_device_is_marked_used_until_its_record_expires(flow, db):
+    _password(flow)
+    _send(flow, "email")
+    _enter(flow, flow.last_code(), remember=True)
+    long_ago = utcnow().replace(year=2020)
+    db.execute(update(TrustedDevice).values(last_used_at=long_ago))
+    db.commit()
+
+    flow.login(flow.authorize(prompt="login"))  # no code asked
+    assert db.scalar(select(TrustedDevice.last_used_at)) > long_ago
+
+    # The record's end, not only the cookie's, ends the trust.
+    db.execute(update(TrustedDevice).values(expires_at=utcnow(), last_used_at=long_ago))
+    db.commit()
+    flow.authorize(prompt="login")
+    assert _password(flow).headers["Location"].endswith("/malakoff/login/code")
+    assert db.scalar(select(TrustedDevice.last_used_at)) == long_ago
+
+
 def test_a_tampered_or_foreign_device_cookie_is_ignored(flow, make, app):
     _password(flow)
     _send(flow, "email")
