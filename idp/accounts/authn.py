@@ -8,7 +8,6 @@ alone, a password plus a one-time code, or a passkey (``idp.accounts.levels``).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 from flask import request, session
 from sqlalchemy import bindparam, select
@@ -20,6 +19,7 @@ from idp.accounts.services import EndedSessions
 from idp.extensions import find_service, services
 from idp.oidc.models import ProviderSession
 from idp.oidc.sessions import ProviderSessions
+from idp.records import record
 from idp.tenancy import Tenant
 
 # One statement object for every signed-in page, so that its cache key is computed once.
@@ -103,7 +103,7 @@ def sign_in(tenant: Tenant, account: Account, *, amr: list[str], acr: str) -> Au
                          reason="replaced")
         sessions.start(tenant.slug, account.id, authentication.sid,
                        request.headers.get("User-Agent"))
-    entries[tenant.slug] = asdict(authentication)
+    entries[tenant.slug] = record(authentication)
     session["auth"] = entries
     return authentication
 

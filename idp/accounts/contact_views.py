@@ -8,7 +8,7 @@ browser session holds the address and its code challenge, under ``CODE_STATE``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from flask import redirect, request, session, url_for
 from flask_babel import gettext as _
@@ -28,6 +28,7 @@ from idp.errors import SignInExpired
 from idp.extensions import current_tenant, db, find_service
 from idp.identifiers import normalize_email
 from idp.mfa.services import Challenge
+from idp.records import record
 from idp.signin import state as sign_in_state
 from idp.signin.completion import complete
 from idp.signin.services import CodeSender
@@ -71,7 +72,7 @@ def _send_code(tenant: Tenant, change: Change, account: Account, address: str) -
         ip=request.remote_addr or "?", previous=previous,
         replaces=pending.get("message") if pending else None)
     session[CODE_STATE] = {"kind": change.kind, "address": address,
-                           "challenge": asdict(sent.challenge), "message": sent.message_id}
+                           "challenge": record(sent.challenge), "message": sent.message_id}
 
 
 def _code_state(kind: str) -> dict | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date
 
 from flask import redirect, request, session, url_for
@@ -37,6 +36,7 @@ from idp.accounts.registration import (
 from idp.extensions import current_tenant, db, find_service, services
 from idp.mfa.services import Challenge
 from idp.ratelimit import RateLimiter
+from idp.records import record
 from idp.registry.matching import MATCH, NEAR_MISS, IdentityChecks, MatchResult
 from idp.registry.models import Member
 from idp.signin.services import CodeSender
@@ -159,7 +159,7 @@ def _send_code(tenant: Tenant, state: dict, form: ContactForm) -> None:
         recipient=form.mobile.e164, template="registration_code", ip=request.remote_addr or "?",
         previous=Challenge(**state["challenge"]) if state.get("challenge") else None,
         replaces=state.get("code_message"))
-    state.update(challenge=asdict(sent.challenge), code_message=sent.message_id,
+    state.update(challenge=record(sent.challenge), code_message=sent.message_id,
                  email=form.email.data.strip(), mobile=form.mobile.e164)
     session[REGISTRATION_STATE] = state
 

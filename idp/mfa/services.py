@@ -6,7 +6,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -17,6 +17,7 @@ from idp import events
 from idp.db import rowcount, utcnow
 from idp.mfa import otp
 from idp.mfa.models import TrustedDevice
+from idp.records import record
 from idp.store import Store
 from idp.tenancy import Tenant
 from idp.tokens import InvalidToken, TokenService
@@ -95,7 +96,7 @@ class OtpService:
             digest=otp.code_digest(self.secret, challenge_id, code), issued_at=now,
             expires_at=now + tenant.mfa.otp_ttl_seconds,
         )
-        self.store.set(self._key(challenge_id), json.dumps(asdict(challenge)),
+        self.store.set(self._key(challenge_id), json.dumps(record(challenge)),
                        tenant.mfa.otp_ttl_seconds)
         return challenge, code
 

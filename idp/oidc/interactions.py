@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from flask import session
+
+from idp.records import record
 
 MAX_OPEN = 10  # per browser session; older ones are forgotten
 # The session key holding this browser's parked requests, by id, oldest first.
@@ -68,7 +70,7 @@ class Interactions:
         entries = {key: entry for key, entry in _entries().items()
                    if entry["expires_at"] > now and key != interaction.id}
         kept = list(entries.items())[-(MAX_OPEN - 1):]
-        session[SESSION_KEY] = {**dict(kept), interaction.id: asdict(interaction)}
+        session[SESSION_KEY] = {**dict(kept), interaction.id: record(interaction)}
 
     def expires_in(self, interaction: Interaction) -> int:
         """Seconds before the request is forgotten (0 when it already is)."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from idp.records import record
 from idp.store import Store
 
 # RFC 9126 2.2: a URN whose last part is a random reference, as the RFC's examples.
@@ -44,7 +45,7 @@ class PushedRequests:
         """Keep a validated request; return the ``request_uri`` that stands for it."""
         reference = secrets.token_urlsafe(32)
         request = PushedRequest(client_id=client_id, params=params)
-        self.store.set(self._key(tenant, reference), json.dumps(asdict(request)), self.ttl)
+        self.store.set(self._key(tenant, reference), json.dumps(record(request)), self.ttl)
         return REQUEST_URI_PREFIX + reference
 
     def take(self, tenant: str, request_uri: str, client_id: str | None) -> PushedRequest | None:

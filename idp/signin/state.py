@@ -4,7 +4,7 @@ challenge, kept in the browser session per tenant until the last step completes.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import session, url_for
@@ -15,6 +15,7 @@ from idp.errors import SignInExpired
 from idp.extensions import find_service, services
 from idp.mfa.services import Challenge
 from idp.oidc.interactions import Interaction, Interactions
+from idp.records import record
 from idp.tenancy import Tenant
 from idp.tokens import PUSHED_RESTART, TokenService
 
@@ -65,7 +66,7 @@ def required_pending(tenant: Tenant, *, proven: bool = False) -> Pending:
 
 def save_pending(tenant: Tenant, state: Pending) -> None:
     entries = dict(session.get("pending") or {})
-    entries[tenant.slug] = asdict(state)
+    entries[tenant.slug] = record(state)
     session["pending"] = entries
 
 

@@ -8,7 +8,6 @@ the error boundary (``idp.web.errors``).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 from flask import jsonify, redirect, request, url_for
 from flask_babel import get_locale
@@ -30,6 +29,7 @@ from idp.mfa.forms import ChannelForm, CodeForm, ResendForm
 from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked
 from idp.oidc.interactions import Interaction
 from idp.ratelimit import RateLimiter
+from idp.records import record
 from idp.signin import cookies, state
 from idp.signin.completion import begin_second_factor, complete, finish_sign_in
 from idp.signin.services import SignIn
@@ -200,7 +200,7 @@ def _send(tenant: Tenant, pending: state.Pending, account: Account, channel: str
     sent = find_service(SignIn).send_code(tenant, account, channel, ip=request.remote_addr or "?",
                                           previous=pending.current_challenge,
                                           replaces=pending.code_message)
-    pending.challenge = asdict(sent.challenge)
+    pending.challenge = record(sent.challenge)
     pending.code_message = sent.message_id
     state.save_pending(tenant, pending)
     return redirect(url_for("signin.verify", delayed=None if sent.delivered else "1"), 303)
