@@ -173,10 +173,7 @@ class SignIn:
 
     def trusted_browser(self, tenant: Tenant, account: Account, cookie: str | None) -> bool:
         """Whether this browser's trusted-device cookie stands for ``account`` (it is then used)."""
-        # The device's row does not depend on what the password step recorded: that is written
-        # with the rest of the sign-in, in one flush at commit.
-        with self.session.no_autoflush:
-            return self.trusted_devices.recognise(tenant, account.id, cookie)
+        return self.trusted_devices.recognise(tenant, account.id, cookie)
 
     def send_code(self, tenant: Tenant, account: Account, channel: str, *, ip: str,
                   previous: Challenge | None, replaces: int | None) -> SentCode:
