@@ -27,6 +27,3 @@ class TrustedDevice(Base):
     last_used_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-    def is_usable(self, now: datetime) -> bool:
-        return self.revoked_at is None and self.expires_at > now

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from idp import events
@@ -127,13 +127,18 @@ class OtpService:
         self.store.delete(f"{self._key(challenge.id)}:tries")
 
 
+def _still_trusted(devices: Any, now: Any) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The conditions of a device still trusted at ``now``: not revoked, not expired.
+    ``devices``: the mapped class, or its table's columns."""
+    return devices.revoked_at.is_(None), devices.expires_at > now
+
+
 _DEVICES = cast("Table", TrustedDevice.__table__)
 # A device still trusted, marked used: one statement on the table (no object loaded, none to flush).
 _MARK_USED = (
     update(_DEVICES)
     .where(_DEVICES.c.id == bindparam("p_device"), _DEVICES.c.account_id == bindparam("p_account"),
-           _DEVICES.c.tenant == bindparam("p_tenant"), _DEVICES.c.revoked_at.is_(None),
-           _DEVICES.c.expires_at > bindparam("p_now"))
+           _DEVICES.c.tenant == bindparam("p_tenant"), *_still_trusted(_DEVICES.c, bindparam("p_now")))
     .values(last_used_at=bindparam("p_now"))
 )
 
@@ -174,13 +179,11 @@ class TrustedDevices:
             "p_now": utcnow()})))
 
     def list(self, account_id: str) -> list[TrustedDevice]:
-        now = utcnow()
-        rows = self.db.scalars(
+        return list(self.db.scalars(
             select(TrustedDevice)
-            .where(TrustedDevice.account_id == account_id, TrustedDevice.revoked_at.is_(None))
+            .where(TrustedDevice.account_id == account_id, *_still_trusted(TrustedDevice, utcnow()))
             .order_by(TrustedDevice.last_used_at.desc())
-        ).all()
-        return [row for row in rows if row.is_usable(now)]
+        ).all())
 
     def revoke(self, account_id: str, device_id: str) -> bool:
         done = rowcount(self.db.execute(

@@ -335,6 +335,17 @@ def test_the_member_lists_and_revokes_trusted_devices(flow, app):
     assert _password(flow).headers["Location"].endswith("/malakoff/login/code")
 
 
+def test_a_device_whose_record_expired_is_not_listed(flow, db):
+    _password(flow)
+    _send(flow, "email")
+    _enter(flow, flow.last_code(), remember=True)
+    assert flow.http.get("/malakoff/account").data.count(b'name="device"') == 1
+
+    db.execute(update(TrustedDevice).values(expires_at=utcnow()))
+    db.commit()
+    assert b'name="device"' not in flow.http.get("/malakoff/account").data
+
+
 def test_revoke_all_forgets_every_browser(flow, app, db):
 
     for browser in (flow, Flow(app.test_client(), "malakoff", flow.rp, flow.account)):
