@@ -279,15 +279,16 @@ class Statements:
         if not self.postgresql:
             return self.connection.execute(statement, params).first()
         compiled, row_type = _compiled(statement, self.database.engine)
-        if self._driver is None:
-            self._driver = self.database.engine.raw_connection()
-            self._driver.driver_connection.autocommit = True
         try:
+            if self._driver is None:
+                # The pool raises the driver's own errors when it cannot connect.
+                self._driver = self.database.engine.raw_connection()
+                self._driver.driver_connection.autocommit = True
             cursor = self._driver.driver_connection.execute(
                 compiled.string, compiled.construct_params(params), prepare=True)
             found = cursor.fetchone()
         except psycopg.Error as error:
-            if isinstance(error, psycopg.OperationalError):
+            if isinstance(error, psycopg.OperationalError) and self._driver is not None:
                 self._driver.invalidate()
                 self._driver = None
             raise DBAPIError.instance(compiled.string, None, error, psycopg.Error, hide_parameters=True,

@@ -22,9 +22,11 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from idp.db import Database
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -85,6 +87,18 @@ def test_a_connection_that_failed_fails_as_sqlalchemy_says_and_the_next_one_work
             after.close()
     finally:
         admin.dispose()
+
+
+def test_a_connection_that_cannot_be_made_fails_as_sqlalchemy_says(database):
+    """The pool raises the driver's error when it cannot connect; the error boundary answers
+    SQLAlchemy's (503), so that is what comes out."""
+    closed = make_url(database.url).set(host="127.0.0.1", port=free_port())
+    own = Database(closed.render_as_string(hide_password=False))
+    try:
+        with pytest.raises(OperationalError):
+            own.statements().first(select(literal(1, Integer).label("one")), {})
+    finally:
+        own.engine.dispose()
 
 
 def test_the_connection_goes_back_to_the_pool_as_its_other_users_expect_it(database):
