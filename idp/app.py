@@ -23,7 +23,7 @@ from idp.oidc.server import build_server
 from idp.oidc.sessions import sign_logout_token
 from idp.oidc.views import api as oidc_api
 from idp.oidc.views import bp as oidc_bp
-from idp.oidc.views import published_documents
+from idp.oidc.views import lane_routes
 from idp.ops import bp as ops_bp
 from idp.pages import bp as pages_bp
 from idp.passkeys.views import bp as passkeys_bp
@@ -31,7 +31,7 @@ from idp.sessions import StoreSessionInterface
 from idp.signin.views import bp as signin_bp
 from idp.store import create_store
 from idp.tenancy import load_tenants
-from idp.web.documents import Documents
+from idp.web.lane import Lane
 from idp.web.transactions import Provider, refuse_late_commits
 from idp.wiring import register_services, worker_tasks
 
@@ -108,13 +108,12 @@ def build_app(overrides: dict[str, Any] | None = None) -> Provider:
         app.register_blueprint(blueprint)
     web.csrf.exempt(oidc_api)
     add_favicon(app)
-    # Discovery and JWKS read without the application's per-request work (idp.web.documents).
-    documents = Documents(app.wsgi_app, published_documents(services),
-                          max_age=settings.metadata_max_age, trusted_proxies=settings.trusted_proxies)
-    app.wsgi_app = documents  # type: ignore[method-assign]
-    app.from_memory = documents.plain_read
+    # Requests without input answered without the application's per-request work (idp.web.lane).
+    lane = Lane(app.wsgi_app, lane_routes(services), trusted_proxies=settings.trusted_proxies)
+    app.wsgi_app = lane  # type: ignore[method-assign]
+    app.from_memory = lane.from_memory
     if settings.trusted_proxies:
-        # Outside the documents' lane, which sees the client's Host and scheme as the views do.
+        # Outside the lane, which sees the client's Host and scheme as the views do.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app,
             x_for=settings.trusted_proxies,

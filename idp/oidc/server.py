@@ -8,6 +8,7 @@ tenant is unknown to the other.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets
 import time
@@ -44,7 +45,7 @@ from sqlalchemy import Row, bindparam, insert, select
 
 from idp import events
 from idp.accounts.levels import Authentication
-from idp.db import utcnow
+from idp.db import Database, Statements, utcnow
 from idp.extensions import current_tenant, db, find_service, services, single_statements
 from idp.oidc import ledger
 from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
@@ -53,6 +54,7 @@ from idp.oidc.models import SUPPORTED_SCOPES, Client, Token, token_digest
 from idp.oidc.revocation import revoke_tokens
 from idp.oidc.sessions import ProviderSessions
 from idp.web.gate import VSCHAR
+from idp.web.lane import Answer
 from idp.web.transactions import check_in_time, commit_deadline
 
 log = logging.getLogger(__name__)
@@ -654,9 +656,14 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
 
 class AccessTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> PresentedToken | None:
+        return self.find(single_statements(), token_string, current_tenant().slug)
+
+    @staticmethod
+    def find(statements: Statements, token_string: str, tenant: str) -> PresentedToken | None:
+        """The access token ``token_string`` of ``tenant``, as presented, if there is one."""
         if not _presented(token_string):
             return None
-        row = ledger.find_access_token(single_statements(), token_string, current_tenant().slug)
+        row = ledger.find_access_token(statements, token_string, tenant)
         return None if row is None else PresentedToken(row)
 
     def validate_token(self, token, scopes, request):
@@ -725,14 +732,40 @@ class UserInfoResponder(UserInfoEndpoint):
                                   403, scope="openid") from None
         # OIDC Core 5.3.2: plain JSON, as no client registers userinfo_signed_response_alg
         # (Authlib's own __call__ would load the token's client only to look for it).
-        return 200, self.token_user_info(token), default_json_headers
+        return 200, token_user_info(token), default_json_headers
 
-    def token_user_info(self, token: PresentedToken) -> UserInfo:
-        """The claims the token's scope releases and those its request named (OIDC Core 5.3.2, 5.5).
 
-        Authlib's generate_user_info(user, scope) does not see the token, which holds the latter.
-        """
-        return UserInfo(user_claims(token.account, token.row.scope, token.row.claims, "userinfo"))
+def token_user_info(token: PresentedToken) -> UserInfo:
+    """The claims the token's scope releases and those its request named (OIDC Core 5.3.2, 5.5).
+
+    Authlib's generate_user_info(user, scope) does not see the token, which holds the latter.
+    """
+    return UserInfo(user_claims(token.account, token.row.scope, token.row.claims, "userinfo"))
+
+
+def read_userinfo(database: Database, tenant: str, environ: dict[str, Any]) -> Answer | None:
+    """UserInfo's answer, before the application (idp.web.lane), to a read whose Authorization
+    header has a bearer token (RFC 6750 2.1) that the view would accept: the same claims and
+    header fields. None for anything else, which the view answers: a CORS request (its fields
+    are Flask-CORS's), a missing or refused token (its challenge, RFC 6750 3)."""
+    if "HTTP_ORIGIN" in environ:
+        return None
+    parts = environ.get("HTTP_AUTHORIZATION", "").split(None, 1)
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        return None
+    statements = database.statements()
+    try:
+        token = access_tokens.find(statements, parts[1], tenant)
+    finally:
+        statements.close()
+    if token is None:
+        return None
+    try:
+        access_tokens.validate_token(token, ["openid"], None)
+    except OAuth2Error:
+        return None
+    # As the view's answer is written (flask.json: keys sorted, non-ASCII escaped).
+    return 200, default_json_headers, json.dumps(token_user_info(token), sort_keys=True).encode()
 
 
 class EndSession(EndSessionEndpoint):
@@ -767,8 +800,9 @@ class EndSession(EndSessionEndpoint):
         return None
 
 
+access_tokens = AccessTokenValidator()
 resource_protector = UserInfoProtector()
-resource_protector.register_token_validator(AccessTokenValidator())
+resource_protector.register_token_validator(access_tokens)
 
 
 def build_server(app) -> Provider:

@@ -31,9 +31,9 @@ from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.interactions import Interactions
 from idp.oidc.models import SUPPORTED_SCOPES
-from idp.oidc.server import AUTH_METHODS, current_server
+from idp.oidc.server import AUTH_METHODS, current_server, read_userinfo
 from idp.web import csrf
-from idp.web.documents import Document, served
+from idp.web.lane import Route, document, served
 from idp.web.locale import choose_ui_locale
 from idp.web.rendering import render
 from idp.web.tenants import tenant_blueprint
@@ -59,13 +59,18 @@ def _cacheable(document: bytes) -> Response:
     return Response(body, status=status, headers=fields)
 
 
-def published_documents(collaborators: Services) -> Iterator[Document]:
-    """The metadata documents of every tenant, for ``Documents`` to serve from their bytes (the
-    same bytes as ``discovery`` and ``jwks`` below)."""
+def lane_routes(collaborators: Services) -> Iterator[Route]:
+    """What ``Lane`` answers before the application, for every tenant: the metadata documents
+    from their bytes (the same as ``discovery`` and ``jwks`` below) and UserInfo's reads with
+    a valid token (as ``userinfo`` below)."""
+    max_age = collaborators.settings.metadata_max_age
     for slug, tenant in collaborators.tenants.items():
-        yield Document(f"/{slug}/.well-known/openid-configuration", "oidc_api.discovery", slug,
-                       functools.partial(_discovery_document, tenant.issuer))
-        yield Document(f"/{slug}/jwks", "oidc_api.jwks", slug, collaborators.keystore.public_jwks_json)
+        yield document(f"/{slug}/.well-known/openid-configuration", "oidc_api.discovery", slug,
+                       functools.partial(_discovery_document, tenant.issuer), max_age=max_age)
+        yield document(f"/{slug}/jwks", "oidc_api.jwks", slug, collaborators.keystore.public_jwks_json,
+                       max_age=max_age)
+        yield Route(f"/{slug}/userinfo", "oidc_api.userinfo", slug, frozenset({"GET"}),
+                    functools.partial(read_userinfo, collaborators.database, slug))
 
 
 @api.before_request

@@ -3,7 +3,8 @@
 ``gate`` (input no view has to cope with), ``tenants`` (URLs under /<tenant>/), ``locale``
 (the pages' language), ``rendering`` (templates and what every layout gets), ``headers``
 (security headers), ``errors`` (the one error boundary), ``transactions`` (one database
-transaction per request). ``init_app`` installs them; ``create_app`` registers the blueprints.
+transaction per request), ``lane`` (requests without input, answered before the application).
+``init_app`` installs them; ``create_app`` registers the blueprints.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from idp import logs
 from idp.store import StoreUnavailable
-from idp.web import gate
+from idp.web import gate, lane
 from idp.web.errors import register_error_handlers
 from idp.web.headers import security_headers
 from idp.web.locale import select_locale
@@ -26,6 +27,7 @@ babel = Babel()
 
 def init_app(app: Flask, *, trusted_proxies: int) -> None:
     logs.init_app(app, trusted_proxies)
+    app.before_request(lane.raise_failure)
     gate.install(app)
 
     @app.before_request

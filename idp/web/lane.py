@@ -1,29 +1,42 @@
-"""Metadata documents (discovery, JWKS) served from their bytes, before the application.
+"""Requests that carry no input, answered before the application: the metadata documents
+(discovery, JWKS) and UserInfo's reads.
 
-A client reads them far more often than anything else, and each answer is the same bytes
-until a release or a key rotation. ``Documents`` answers a plain read of one (GET or HEAD,
-no query, no body, a request the input gate lets through) at the WSGI level, with what the
-view would have answered: the same bytes, entity tag and header fields (``served``), the
-security headers, a request id, one log line and the request metrics. None of the
-per-request work of pages and grants (request context, session, CSRF, locale, routing)
-runs for it. Any other request to those paths (a CORS preflight, a query string, a Host
-the gate refuses) goes on to the application, whose views answer it from ``served`` too.
+Clients send these far more often than anything else, and none has parameters or a body: the
+per-request work of pages and grants (request context, session, CSRF, locale, routing, hooks)
+has nothing to do for them. ``Lane`` answers such a request (a method its route takes, no
+query, no body, a Host and header fields the input gate lets through) at the WSGI level, with
+what the view would have answered, plus the security headers, a request id, one log line and
+the request metrics.
+
+A route answers only what it answers as its view does, and declines the rest (its answer is
+None), which goes on to the application: a CORS request, a token the view refuses with its
+challenge, a query string. A route that fails (a database down) declines too, and the
+application raises its error again before any view (``raise_failure``), for the one error
+boundary to answer (idp.web.errors).
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flask import request
 from werkzeug.http import HTTP_STATUS_CODES, generate_etag, parse_etags, quote_etag
 from werkzeug.wsgi import get_host
 
 from idp import logs
 from idp.web import gate
 from idp.web.headers import SECURITY_HEADERS
+
+# The environ key holding the error a route failed with, for the application to raise again.
+FAILURE = "idp.lane_failure"
+
+Fields = Sequence[tuple[str, str]]
+# Status, header fields and content, as the view answers (the lane adds the rest).
+Answer = tuple[int, Fields, bytes]
 
 
 @dataclass(frozen=True)
@@ -36,7 +49,7 @@ class Served:
     # RFC 9110 15.4.5: a 304 carries the fields the 200 would have had, but no content.
     not_modified_headers: tuple[tuple[str, str], ...]
 
-    def answer(self, if_none_match: str | None) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
+    def answer(self, if_none_match: str | None) -> Answer:
         """Status, header fields and content of a read: 304 when ``If-None-Match`` names this
         version (RFC 9110 13.1.2: compared weakly), else 200."""
         if if_none_match and parse_etags(if_none_match).contains_weak(self.tag):
@@ -56,48 +69,80 @@ def served(document: bytes, max_age: int) -> Served:
 
 
 @dataclass(frozen=True)
-class Document:
-    """A document at ``path``: the view's ``endpoint``, its tenant, and its current bytes."""
+class Route:
+    """What the lane answers at ``path`` (the view's ``endpoint``, of ``tenant``) for
+    ``methods``: ``answer`` gives the view's answer to a request's environ, or None."""
 
     path: str
     endpoint: str
     tenant: str
-    content: Callable[[], bytes]
+    methods: frozenset[str]
+    answer: Callable[[dict[str, Any]], Answer | None]
+    #: Answered from memory, waiting on nothing (the production server runs it in its event loop).
+    from_memory: bool = False
 
 
-class Documents:
-    """WSGI middleware answering plain reads of ``documents``; everything else goes to ``app``."""
+def document(path: str, endpoint: str, tenant: str, content: Callable[[], bytes], *,
+             max_age: int) -> Route:
+    """A metadata document's route: its current bytes (``content``), read with GET or HEAD."""
 
-    def __init__(self, app: Callable[..., Any], documents: Iterable[Document], *, max_age: int,
-                 trusted_proxies: int):
+    def answer(environ: dict[str, Any]) -> Answer:
+        return served(content(), max_age).answer(environ.get("HTTP_IF_NONE_MATCH"))
+
+    return Route(path, endpoint, tenant, frozenset({"GET", "HEAD"}), answer, from_memory=True)
+
+
+class Lane:
+    """WSGI middleware answering what its ``routes`` answer; everything else goes to ``app``."""
+
+    def __init__(self, app: Callable[..., Any], routes: Iterable[Route], *, trusted_proxies: int):
         self.app = app
-        self.documents = {document.path: document for document in documents}
-        self.max_age = max_age
+        self.routes = {route.path: route for route in routes}
         self.trusted_proxies = trusted_proxies
 
-    def plain_read(self, environ: dict[str, Any]) -> bool:
-        """Whether ``environ`` is a plain read of a document: answered from memory, with no I/O,
-        unless its Host or header fields are refused (the gate's answer, made without I/O too)."""
-        return (environ.get("PATH_INFO", "") in self.documents
-                and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
-                and not environ.get("QUERY_STRING") and not gate.has_body(environ))
+    def _route(self, environ: dict[str, Any]) -> Route | None:
+        """The route of a request without input to one of the lane's paths, if it is one."""
+        route = self.routes.get(environ.get("PATH_INFO", ""))
+        if (route is None or environ.get("REQUEST_METHOD") not in route.methods
+                or environ.get("QUERY_STRING") or gate.has_body(environ)):
+            return None
+        return route
+
+    def from_memory(self, environ: dict[str, Any]) -> bool:
+        """Whether ``environ`` is answered from memory, with no I/O, unless its Host or header
+        fields are refused (the gate's answer, made without I/O too)."""
+        route = self._route(environ)
+        return route is not None and route.from_memory
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
-        if not (self.plain_read(environ) and gate.passes_without_input(
-                get_host(environ), environ.get("wsgi.url_scheme", "http"), environ)):
+        route = self._route(environ)
+        if route is None or not gate.passes_without_input(
+                get_host(environ), environ.get("wsgi.url_scheme", "http"), environ):
             return self.app(environ, start_response)
-        document = self.documents[environ["PATH_INFO"]]
+        try:
+            answer = route.answer(environ)
+        except Exception as error:  # the application's error boundary answers it
+            environ[FAILURE] = error
+            answer = None
+        if answer is None:
+            return self.app(environ, start_response)
+        status, fields, body = answer
         method = environ["REQUEST_METHOD"]
-        status, fields, body = served(document.content(), self.max_age).answer(
-            environ.get("HTTP_IF_NONE_MATCH"))
         incoming = environ.get("HTTP_X_REQUEST_ID", "") if self.trusted_proxies else ""
         request_id = logs.request_id(incoming)
         # RFC 9110 8.6: no length for a 304, which has no content.
-        length = (("Content-Length", str(len(body))),) if status == 200 else ()
+        length = (("Content-Length", str(len(body))),) if status != 304 else ()
         start_response(f"{status} {HTTP_STATUS_CODES[status]}", [
             *fields, *length, *SECURITY_HEADERS, (logs.REQUEST_ID_HEADER, request_id)])
-        logs.log_request(document.endpoint, status, time.perf_counter() - started, {
-            "request_id": request_id, "tenant": document.tenant, "method": method,
-            "path": document.path})
+        logs.log_request(route.endpoint, status, time.perf_counter() - started, {
+            "request_id": request_id, "tenant": route.tenant, "method": method, "path": route.path})
         return [] if method == "HEAD" else [body]
+
+
+def raise_failure() -> None:
+    """The application's first hook: the error a route failed with, raised again for the error
+    boundary (the request went on to the application when its route failed)."""
+    failure = request.environ.pop(FAILURE, None)
+    if failure is not None:
+        raise failure

@@ -127,7 +127,9 @@ def assert_unavailable(answer, elapsed) -> None:
 def test_a_frozen_database_costs_a_few_seconds_and_nothing_else(frozen_app, proxy, rp, member):
     http = frozen_app.test_client()
     flow = Flow(http, "malakoff", rp, member)
-    code = flow.code()  # signed in, with a code to redeem, while the database answers
+    # Signed in, with an access token and a code to redeem, while the database answers.
+    bearer = {"Authorization": f"Bearer {flow.tokens()['access_token']}"}
+    code = query(flow.authorize(prompt="none").headers["Location"])["code"]
     login = flow.authorize(prompt="login").headers["Location"]
     page = http.get(login)
 
@@ -139,6 +141,9 @@ def test_a_frozen_database_costs_a_few_seconds_and_nothing_else(frozen_app, prox
     token, elapsed = timed(lambda: flow.token(code))
     assert_unavailable(token, elapsed)
     assert token.json["error"] == "temporarily_unavailable"
+    userinfo, elapsed = timed(lambda: http.get("/malakoff/userinfo", headers=bearer))
+    assert_unavailable(userinfo, elapsed)
+    assert userinfo.json["error"] == "temporarily_unavailable"
     for path in ("/malakoff/jwks", "/malakoff/.well-known/openid-configuration", "/healthz"):
         answer, elapsed = timed(lambda path=path: http.get(path))
         assert answer.status_code == 200, path
@@ -150,6 +155,7 @@ def test_a_frozen_database_costs_a_few_seconds_and_nothing_else(frozen_app, prox
     proxy.thaw()
     # The code was not used up by the failed attempt.
     assert flow.token(code).status_code == 200
+    assert http.get("/malakoff/userinfo", headers=bearer).status_code == 200
     assert http.get("/readyz").status_code == 200
     assert flow.authorize().status_code in (302, 303)
 

@@ -1,9 +1,14 @@
-"""Discovery and JWKS read without the application's per-request work (idp.web.documents):
-answered as the views answer them, refused as the gate refuses, logged and counted the same."""
+"""Discovery, JWKS and UserInfo read without the application's per-request work
+(idp.web.lane): answered as the views answer them, refused as the gate refuses, logged and
+counted the same; what the lane does not answer as the view would goes on to the view."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.exc import OperationalError
+
+from idp.oidc import ledger
+from tests.flows import Flow
 
 PATHS = ["/malakoff/.well-known/openid-configuration", "/malakoff/jwks", "/miel/jwks",
          "/miel/.well-known/openid-configuration"]
@@ -105,3 +110,75 @@ def test_a_trusted_proxys_request_id_is_kept(settings):
     refused = client.get("/malakoff/jwks", headers={"X-Forwarded-Host": "idp.example.org"},
                          base_url="http://idp.example.org")
     assert refused.status_code == 400
+
+
+# -- UserInfo ---------------------------------------------------------------------------------
+
+USERINFO = ["/malakoff/userinfo", "/miel/userinfo"]
+
+
+@pytest.fixture
+def bearer(make, client):
+    """A valid bearer token at each tenant's UserInfo."""
+    headers = {}
+    for tenant in ("malakoff", "miel"):
+        flow = Flow(client, tenant, make.client(tenant=tenant), make.account(tenant=tenant))
+        headers[f"/{tenant}/userinfo"] = {"Authorization": f"Bearer {flow.tokens()['access_token']}"}
+    return headers
+
+
+@pytest.mark.parametrize("path", USERINFO)
+def test_userinfo_with_a_valid_token_is_answered_as_the_view_answers(client, bearer, hooks_run, path):
+    lane = client.get(path, headers=bearer[path])
+    assert lane.status_code == 200
+    assert hooks_run == []
+    # With a query string (which UserInfo ignores), the view answers.
+    view = client.get(path, headers=bearer[path], query_string={"x": "1"})
+    assert hooks_run == ["before"]
+    assert lane.data == view.data
+    assert _fields(lane) == _fields(view)
+
+
+@pytest.mark.parametrize("headers", [
+    {},  # no token: the bare challenge
+    {"Authorization": "Bearer not-a-token"},
+    {"Authorization": "Basic bWFsYWtvZmY6c2VjcmV0"},
+    {"Authorization": "Bearer"},
+    {"Origin": "https://spa.example.org"},  # with a valid token: CORS fields are the view's
+])
+def test_what_userinfo_refuses_or_a_cors_read_goes_to_the_view(client, bearer, hooks_run, headers):
+    path = "/malakoff/userinfo"
+    sent = {**bearer[path], **headers} if "Origin" in headers else headers
+    response = client.get(path, headers=sent)
+    assert hooks_run == ["before"]
+    if "Origin" in headers:
+        assert response.status_code == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+    else:
+        assert response.status_code in (400, 401)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_token_of_the_other_tenant_goes_to_the_view(client, bearer, hooks_run):
+    response = client.get("/miel/userinfo", headers=bearer["/malakoff/userinfo"])
+    assert response.status_code == 401
+    assert hooks_run == ["before"]
+
+
+def test_a_failure_in_the_lane_is_answered_by_the_error_boundary_once(client, bearer, monkeypatch):
+    """The lane's error goes to the application, which answers it without a second attempt:
+    a database that does not answer costs one wait, not two."""
+    attempts = []
+
+    def unreachable(*_args):
+        attempts.append(1)
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(ledger, "find_access_token", unreachable)
+    response = client.get("/malakoff/userinfo", headers=bearer["/malakoff/userinfo"])
+    assert response.status_code == 503
+    assert response.json["error"] == "temporarily_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
+    assert len(attempts) == 1
+    monkeypatch.undo()
+    assert client.get("/malakoff/userinfo", headers=bearer["/malakoff/userinfo"]).status_code == 200

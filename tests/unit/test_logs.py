@@ -70,7 +70,7 @@ def test_each_request_gets_an_id_echoed_and_logged_once(client, lines):
 
 
 def test_a_document_read_before_the_application_is_logged_as_the_application_logs(client, lines):
-    """Discovery and JWKS are answered before the application (idp.web.documents); with a
+    """Discovery and JWKS are answered before the application (idp.web.lane); with a
     query string the application answers: both log the same line."""
     answered = [client.get("/miel/jwks"), client.get("/miel/jwks", query_string={"x": "1"})]
     logged = [e for e in lines() if e["logger"] == "idp.request"]
