@@ -29,6 +29,7 @@ from authlib.oauth2.rfc6749.errors import (
     UnsupportedTokenTypeError,
 )
 from authlib.oauth2.rfc6749.hooks import hooked
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -38,10 +39,12 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
 from authlib.oidc.core.grants.util import create_half_hash
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import current_app, request
+from flask import current_app, has_request_context, request
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import Row, bindparam, insert, select
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.wsgi import get_host
 
 from idp import events
 from idp.accounts.levels import Authentication
@@ -54,7 +57,7 @@ from idp.oidc.models import SUPPORTED_SCOPES, Client, Token, token_digest
 from idp.oidc.revocation import revoke_tokens
 from idp.oidc.sessions import ProviderSessions
 from idp.web.gate import VSCHAR
-from idp.web.lane import Answer
+from idp.web.lane import Answer, Parameters
 from idp.web.transactions import check_in_time, commit_deadline
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,26 @@ class StoredRequest(OAuth2Request):
         return {}
 
 
+class LaneRequest(OAuth2Request):
+    """A protocol API request as the lane read it (idp.web.lane): its form's parameters, which
+    the gate let through (each once), and its header fields."""
+
+    def __init__(self, environ: dict[str, Any], parameters: Parameters):
+        # As Flask's request's URL; the lane's requests have no query.
+        uri = f"{environ['wsgi.url_scheme']}://{get_host(environ)}{environ['PATH_INFO']}"
+        super().__init__(method=environ["REQUEST_METHOD"], uri=uri, headers=EnvironHeaders(environ))
+        self._form = dict(parameters)
+        self.payload = BasicOAuth2Payload(self._form)
+
+    @property
+    def args(self):
+        return {}
+
+    @property
+    def form(self):
+        return self._form
+
+
 class _Payload:
     def __init__(self, params: list[list[str]]):
         self.datalist: dict[str, list[str]] = {}
@@ -108,8 +131,9 @@ class Provider(AuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:
         if not isinstance(client_id, str) or len(client_id) > 64:
             return None
-        if request.blueprint == "oidc_api":
-            # Token, push, introspection, revocation: see Settings.client_cache_seconds.
+        if not has_request_context() or request.blueprint == "oidc_api":
+            # Token, push, introspection, revocation (the lane's requests have no request
+            # context, idp.web.lane): see Settings.client_cache_seconds.
             return self.client_cache.get(db, current_tenant().slug, client_id)
         # The browser-facing endpoints read the record as it is now (redirect URIs, consent).
         return db().scalar(CLIENT_NOW, {"client_id": client_id, "tenant": current_tenant().slug})
@@ -743,7 +767,8 @@ def token_user_info(token: PresentedToken) -> UserInfo:
     return UserInfo(user_claims(token.account, token.row.scope, token.row.claims, "userinfo"))
 
 
-def read_userinfo(database: Database, tenant: str, environ: dict[str, Any]) -> Answer | None:
+def read_userinfo(database: Database, tenant: str, environ: dict[str, Any],
+                  _parameters: Parameters) -> Answer | None:
     """UserInfo's answer, before the application (idp.web.lane), to a read whose Authorization
     header has a bearer token (RFC 6750 2.1) that the view would accept: the same claims and
     header fields. None for anything else, which the view answers: a CORS request (its fields

@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator
+from typing import Any
 
 # Authlib and Flask-Babel ship no type information (no py.typed marker).
 from authlib.oauth2 import OAuth2Error
-from flask import Response, abort, jsonify, redirect, request, session, url_for
+from flask import Flask, Response, abort, g, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_cors import CORS
 
@@ -31,12 +32,14 @@ from idp.oidc import authorization
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.interactions import Interactions
 from idp.oidc.models import SUPPORTED_SCOPES
-from idp.oidc.server import AUTH_METHODS, current_server, read_userinfo
+from idp.oidc.server import AUTH_METHODS, LaneRequest, current_server, read_userinfo
+from idp.tenancy import Tenant
 from idp.web import csrf
-from idp.web.lane import Route, document, served
+from idp.web.lane import Answer, Parameters, Route, document, served
 from idp.web.locale import choose_ui_locale
 from idp.web.rendering import render
 from idp.web.tenants import tenant_blueprint
+from idp.web.transactions import answering
 
 api = tenant_blueprint("oidc_api", __name__)
 bp = tenant_blueprint("oidc", __name__)
@@ -59,10 +62,12 @@ def _cacheable(document: bytes) -> Response:
     return Response(body, status=status, headers=fields)
 
 
-def lane_routes(collaborators: Services) -> Iterator[Route]:
+def lane_routes(app: Flask) -> Iterator[Route]:
     """What ``Lane`` answers before the application, for every tenant: the metadata documents
-    from their bytes (the same as ``discovery`` and ``jwks`` below) and UserInfo's reads with
-    a valid token (as ``userinfo`` below)."""
+    from their bytes (the same as ``discovery`` and ``jwks`` below), UserInfo's reads with a
+    valid token (as ``userinfo`` below), introspection and revocation (by their views' own
+    endpoints, ``answer_in_lane``)."""
+    collaborators: Services = app.extensions["idp"]
     max_age = collaborators.settings.metadata_max_age
     for slug, tenant in collaborators.tenants.items():
         yield document(f"/{slug}/.well-known/openid-configuration", "oidc_api.discovery", slug,
@@ -71,6 +76,33 @@ def lane_routes(collaborators: Services) -> Iterator[Route]:
                        max_age=max_age)
         yield Route(f"/{slug}/userinfo", "oidc_api.userinfo", slug, frozenset({"GET"}),
                     functools.partial(read_userinfo, collaborators.database, slug))
+        for path, view, endpoint in (("introspect", "oidc_api.introspect", "introspection"),
+                                     ("revoke", "oidc_api.revoke", "revocation")):
+            yield Route(f"/{slug}/{path}", view, slug, frozenset({"POST"}),
+                        functools.partial(answer_in_lane, app, endpoint, tenant), form=True)
+
+
+def answer_in_lane(app: Flask, endpoint: str, tenant: Tenant, environ: dict[str, Any],
+                   parameters: Parameters) -> Answer | None:
+    """The answer of Authlib's ``endpoint``, as its view gives it (errors included), to a form
+    the lane read: in an application context, without a request context. None for what this
+    blueprint's hook answers (``well_formed_request``)."""
+    if not _well_formed([[key, value] for key, value in parameters], environ.get("HTTP_AUTHORIZATION")):
+        return None
+    with app.app_context():
+        g.tenant = tenant
+        without_transaction()
+        answering(environ)
+        response = current_server().create_endpoint_response(endpoint, LaneRequest(environ, parameters))
+        del response.headers["Content-Length"]  # the lane's to give
+        return response.status_code, response.headers.to_wsgi_list(), response.get_data()
+
+
+def _well_formed(params: list[list[str]], authorization_header: str | None) -> bool:
+    """Parameters Authlib can take (printable, each of its grammar) and an Authorization header
+    of two parts, if any."""
+    return authorization.well_formed(params) and (
+        authorization_header is None or len(authorization_header.split(None, 1)) == 2)
 
 
 @api.before_request
@@ -78,11 +110,11 @@ def well_formed_request():
     """Malformed parameters or Authorization header are the client's error, answered here
     (Authlib assumes printable parameters and a two-part header)."""
     params = [[key, value] for key, values in request.values.lists() for value in values]
+    header = request.headers.get("Authorization")
+    if _well_formed(params, header):
+        return None
     if not authorization.well_formed(params):
         return jsonify(error="invalid_request", error_description="Malformed parameters."), 400
-    header = request.headers.get("Authorization")
-    if header is None or len(header.split(None, 1)) == 2:
-        return None
     if request.endpoint == "oidc_api.userinfo":
         # RFC 6750 3.1
         response = jsonify(error="invalid_request", error_description="Malformed Authorization header.")

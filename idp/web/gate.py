@@ -223,13 +223,18 @@ def _check_text() -> list[tuple[str, str]]:
     if len(request.path) > MAX_VALUE_LENGTH or REFUSED_IN_LINE.search(request.path):
         raise Refused
     parameters = _parameters()
+    check_parameters(parameters)
+    return parameters
+
+
+def check_parameters(parameters: list[tuple[str, str]]) -> None:
+    """The parameters' number, names and text; raises ``Refused``."""
     if len(parameters) > MAX_PARAMETERS:
         raise Refused
     for key, value in parameters:
         _check_name(key)
         if len(value) > MAX_VALUE_LENGTH or REFUSED_TEXT.search(value):
             raise Refused
-    return parameters
 
 
 def _check_name(name: str) -> None:

@@ -1,30 +1,32 @@
-"""Requests that carry no input, answered before the application: the metadata documents
-(discovery, JWKS) and UserInfo's reads.
+"""The protocol API's busiest requests, answered before the application: the metadata documents
+(discovery, JWKS), UserInfo's reads, introspection and revocation.
 
-Clients send these far more often than anything else, and none has parameters or a body: the
-per-request work of pages and grants (request context, session, CSRF, locale, routing, hooks)
-has nothing to do for them. ``Lane`` answers such a request (a method its route takes, no
-query, no body, a Host and header fields the input gate lets through) at the WSGI level, with
-what the view would have answered, plus the security headers, a request id, one log line and
-the request metrics.
+Clients send these far more often than anything else, and none needs what the application does
+for each request of pages and grants (request context, session, CSRF, locale, routing, hooks).
+``Lane`` answers such a request at the WSGI level: a method its route takes, no query, no body
+or (for a route taking a form) a form of a stated length, a Host, header fields and parameters
+the input gate lets through (idp.web.gate's own checks). It answers with what the view would
+have answered, plus the security headers, a request id, one log line and the request metrics.
 
 A route answers only what it answers as its view does, and declines the rest (its answer is
-None), which goes on to the application: a CORS request, a token the view refuses with its
-challenge, a query string. A route that fails (a database down) declines too, and the
-application raises its error again before any view (``raise_failure``), for the one error
-boundary to answer (idp.web.errors).
+None), which goes on to the application with its body as received: a CORS request, a token
+UserInfo refuses with its challenge, a query string, a malformed parameter. A route that fails
+(a database down) declines too, and the application raises its error again before any view
+(``raise_failure``), for the one error boundary to answer (idp.web.errors).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flask import request
-from werkzeug.http import HTTP_STATUS_CODES, generate_etag, parse_etags, quote_etag
+from werkzeug.formparser import FormDataParser
+from werkzeug.http import HTTP_STATUS_CODES, generate_etag, parse_etags, parse_options_header, quote_etag
 from werkzeug.wsgi import get_host
 
 from idp import logs
@@ -34,9 +36,16 @@ from idp.web.headers import SECURITY_HEADERS
 # The environ key holding the error a route failed with, for the application to raise again.
 FAILURE = "idp.lane_failure"
 
+# The largest form the lane reads, far above a protocol request's; a larger one goes on to the
+# application, which takes up to its MAX_CONTENT_LENGTH.
+MAX_FORM_BYTES = 64 * 1024
+FORM = "application/x-www-form-urlencoded"
+
 Fields = Sequence[tuple[str, str]]
 # Status, header fields and content, as the view answers (the lane adds the rest).
 Answer = tuple[int, Fields, bytes]
+# A request's parameters (its form's, the only ones the lane takes), in the order sent.
+Parameters = list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -71,13 +80,16 @@ def served(document: bytes, max_age: int) -> Served:
 @dataclass(frozen=True)
 class Route:
     """What the lane answers at ``path`` (the view's ``endpoint``, of ``tenant``) for
-    ``methods``: ``answer`` gives the view's answer to a request's environ, or None."""
+    ``methods``: ``answer`` gives the view's answer to a request's environ and parameters, or
+    None."""
 
     path: str
     endpoint: str
     tenant: str
     methods: frozenset[str]
-    answer: Callable[[dict[str, Any]], Answer | None]
+    answer: Callable[[dict[str, Any], Parameters], Answer | None]
+    #: Takes a form (``FORM``); otherwise no body at all.
+    form: bool = False
     #: Answered from memory, waiting on nothing (the production server runs it in its event loop).
     from_memory: bool = False
 
@@ -86,7 +98,7 @@ def document(path: str, endpoint: str, tenant: str, content: Callable[[], bytes]
              max_age: int) -> Route:
     """A metadata document's route: its current bytes (``content``), read with GET or HEAD."""
 
-    def answer(environ: dict[str, Any]) -> Answer:
+    def answer(environ: dict[str, Any], _parameters: Parameters) -> Answer:
         return served(content(), max_age).answer(environ.get("HTTP_IF_NONE_MATCH"))
 
     return Route(path, endpoint, tenant, frozenset({"GET", "HEAD"}), answer, from_memory=True)
@@ -101,10 +113,11 @@ class Lane:
         self.trusted_proxies = trusted_proxies
 
     def _route(self, environ: dict[str, Any]) -> Route | None:
-        """The route of a request without input to one of the lane's paths, if it is one."""
+        """The route of a request to one of the lane's paths that it may answer, if it is one."""
         route = self.routes.get(environ.get("PATH_INFO", ""))
-        if (route is None or environ.get("REQUEST_METHOD") not in route.methods
-                or environ.get("QUERY_STRING") or gate.has_body(environ)):
+        if route is None or environ.get("REQUEST_METHOD") not in route.methods or environ.get("QUERY_STRING"):
+            return None
+        if (_form_length(environ) is None) if route.form else gate.has_body(environ):
             return None
         return route
 
@@ -120,8 +133,16 @@ class Lane:
         if route is None or not gate.passes_without_input(
                 get_host(environ), environ.get("wsgi.url_scheme", "http"), environ):
             return self.app(environ, start_response)
+        parameters = _read_form(environ) if route.form else []
         try:
-            answer = route.answer(environ)
+            if parameters is None:
+                return self.app(environ, start_response)
+            gate.check_parameters(parameters)
+            gate.protocol_parameters(parameters)
+        except gate.Refused:
+            return self.app(environ, start_response)
+        try:
+            answer = route.answer(environ, parameters)
         except Exception as error:  # the application's error boundary answers it
             environ[FAILURE] = error
             answer = None
@@ -138,6 +159,30 @@ class Lane:
         logs.log_request(route.endpoint, status, time.perf_counter() - started, {
             "request_id": request_id, "tenant": route.tenant, "method": method, "path": route.path})
         return [] if method == "HEAD" else [body]
+
+
+def _form_length(environ: dict[str, Any]) -> int | None:
+    """The length of a form the lane reads: its type is ``FORM``, its length stated and within
+    ``MAX_FORM_BYTES``."""
+    length = environ.get("CONTENT_LENGTH", "")
+    if (environ.get("HTTP_TRANSFER_ENCODING") or not (length.isascii() and length.isdigit())
+            or int(length) > MAX_FORM_BYTES
+            or parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower() != FORM):
+        return None
+    return int(length)
+
+
+def _read_form(environ: dict[str, Any]) -> Parameters | None:
+    """The form's parameters, read as the application reads them (werkzeug's parser, which
+    takes a body that is not UTF-8 as no form). The body is put back for the application, which
+    may answer the request instead. None if the body came short of its length."""
+    length = _form_length(environ) or 0
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    if len(body) != length:
+        return None
+    _stream, form, _files = FormDataParser(silent=True).parse(io.BytesIO(body), FORM, length)
+    return list(form.items(multi=True))
 
 
 def raise_failure() -> None:

@@ -110,19 +110,32 @@ def check_in_time() -> None:
     """Raise ``TooLate`` if the current request may no longer write: past its deadline, or its
     client gone. A write made outside a transaction (one statement) checks this before it is
     sent, and bounds itself by ``commit_deadline`` for the time it waits on the database."""
-    received = request.environ.get(RECEIVED)
+    environ = request_environ()
+    received = environ.get(RECEIVED)
     deadline = _deadline_seconds()
     if received is not None and time.monotonic() - received > deadline:
         raise TooLate(f"more than {deadline}s after the request was received")
-    if client_gone(request.environ):
+    if client_gone(environ):
         raise TooLate("the client closed the connection")
 
 
 def commit_deadline() -> datetime:
     """The instant, as naive UTC wall-clock time, past which the current request commits nothing."""
-    received = request.environ.get(RECEIVED, time.monotonic())
+    received = request_environ().get(RECEIVED, time.monotonic())
     left = _deadline_seconds() - (time.monotonic() - received)
     return datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=left)
+
+
+def answering(environ: dict[str, Any]) -> None:
+    """The request of ``environ`` is answered in the current application context, without a
+    request context (idp.web.lane)."""
+    g.lane_environ = environ
+
+
+def request_environ() -> dict[str, Any]:
+    """The environ of the request being answered: Flask's request's, or that of a request the
+    lane answers (``answering``)."""
+    return request.environ if has_request_context() else g.lane_environ
 
 
 def _deadline_seconds() -> float:

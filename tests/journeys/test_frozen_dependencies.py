@@ -238,6 +238,27 @@ def test_a_request_past_its_deadline_commits_nothing(late_app, app, proxy, rp, m
     assert flow.refresh(refresh_token).json["error"] == "invalid_grant"
 
 
+def test_a_revocation_past_its_deadline_revokes_nothing(late_app, app, proxy, rp, member):
+    """Revocation is answered before the application (idp.web.lane), where the deadline holds
+    as it does in the view: held by a frozen database past it, it revokes nothing."""
+    access_token = Flow(app.test_client(), "malakoff", rp, member).tokens()["access_token"]
+    http = late_app.test_client()
+    before = snapshot(app)
+
+    proxy.freeze()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        held = pool.submit(http.post, "/malakoff/revoke", data={"token": access_token},
+                           auth=(rp.client_id, rp.secret))
+        time.sleep(1.5)  # past the request's deadline (1 s), within the statement's bound (6 s)
+        proxy.thaw()
+        answer = held.result(timeout=10)
+    assert answer.status_code == 503, answer.json
+    assert int(answer.headers["Retry-After"]) > 0
+    assert snapshot(app) == before, "nothing written: no revocation, no event"
+    bearer = {"Authorization": f"Bearer {access_token}"}
+    assert app.test_client().get("/malakoff/userinfo", headers=bearer).status_code == 200
+
+
 def _refresh_held_by_a_freeze(app, proxy, url: str, rp, refresh_token: str, answered, *,
                               held_for: float) -> None:
     """A refresh whose client gives up after a second while the database is frozen, carried on

@@ -1,6 +1,7 @@
-"""Discovery, JWKS and UserInfo read without the application's per-request work
-(idp.web.lane): answered as the views answer them, refused as the gate refuses, logged and
-counted the same; what the lane does not answer as the view would goes on to the view."""
+"""Discovery, JWKS, UserInfo's reads, introspection and revocation answered without the
+application's per-request work (idp.web.lane): as the views answer them, refused as the gate
+refuses, logged and counted the same; what the lane does not answer as the view would goes on
+to the view."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from idp.oidc import ledger
-from tests.flows import Flow
+from tests.flows import Flow, query
 
 PATHS = ["/malakoff/.well-known/openid-configuration", "/malakoff/jwks", "/miel/jwks",
          "/miel/.well-known/openid-configuration"]
@@ -182,3 +183,100 @@ def test_a_failure_in_the_lane_is_answered_by_the_error_boundary_once(client, be
     assert len(attempts) == 1
     monkeypatch.undo()
     assert client.get("/malakoff/userinfo", headers=bearer["/malakoff/userinfo"]).status_code == 200
+
+
+# -- introspection and revocation -------------------------------------------------------------
+
+
+@pytest.fixture
+def tokens(make, client):
+    """A relying party's credentials and three of its access tokens, at Malakoff."""
+    rp = make.client()
+    flow = Flow(client, "malakoff", rp, make.account())
+    issued = [flow.tokens()["access_token"]]
+    for _ in range(2):
+        code = query(flow.authorize(prompt="none").headers["Location"])["code"]
+        issued.append(flow.token(code).json["access_token"])
+    return (rp.client_id, rp.secret), issued
+
+
+def _post(client, path: str, auth, data, **kwargs):
+    return client.post(path, data=data, auth=auth, **kwargs)
+
+
+@pytest.mark.parametrize("path", ["/malakoff/introspect", "/malakoff/revoke"])
+def test_a_form_is_answered_as_the_view_answers(client, tokens, hooks_run, path):
+    auth, (token, other, _) = tokens
+    cases = [
+        (auth, {"token": token}),  # the answer to a client's own token
+        (auth, {"token": other, "token_type_hint": "access_token"}),
+        (auth, {"token": "unknown"}),
+        (auth, {"token_type_hint": "access_token"}),  # no token: invalid_request
+        (auth, {"token": token, "token_type_hint": "id_token"}),  # unsupported_token_type
+        ((auth[0], "wrong secret"), {"token": token}),  # invalid_client, with its challenge
+        (None, {"token": token, "client_id": auth[0], "client_secret": auth[1]}),
+    ]
+    for credentials, data in cases:
+        hooks_run.clear()
+        lane = _post(client, path, credentials, data)
+        assert hooks_run == [], data
+        # With a query string, the view answers.
+        view = _post(client, path, credentials, data, query_string={"x": "1"})
+        assert hooks_run == ["before"], data
+        assert (lane.status_code, lane.data) == (view.status_code, view.data), data
+        assert _fields(lane) == _fields(view), data
+
+
+def test_revocation_in_the_lane_revokes(client, tokens):
+    auth, (token, *_) = tokens
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/malakoff/userinfo", headers=bearer).status_code == 200
+    assert _post(client, "/malakoff/revoke", auth, {"token": token}).status_code == 200
+    assert client.get("/malakoff/userinfo", headers=bearer).status_code == 401
+    assert _post(client, "/malakoff/introspect", auth, {"token": token}).json == {"active": False}
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    ("token=a&token=b", None),  # repeated (RFC 6749 3.2)
+    ("token=a%00b", None),  # a control character
+    ("token=" + "a" * 70_000, None),  # longer than the lane reads
+    ('{"token": "a"}', "application/json"),
+    ("token=a", "multipart/form-data; boundary=x"),
+])
+def test_what_the_lane_does_not_read_is_the_applications(client, tokens, hooks_run, body, content_type):
+    auth, _ = tokens
+    for path in ("/malakoff/introspect", "/malakoff/revoke"):
+        hooks_run.clear()
+        lane = client.post(path, data=body.encode(), auth=auth,
+                           content_type=content_type or "application/x-www-form-urlencoded")
+        view = client.post(path, data=body.encode(), auth=auth, query_string={"x": "1"},
+                           content_type=content_type or "application/x-www-form-urlencoded")
+        assert hooks_run == ["before", "before"]
+        assert (lane.status_code, lane.data) == (view.status_code, view.data)
+
+
+def test_a_form_the_lane_declines_reaches_the_application_whole(client, tokens):
+    """The lane reads the body, declines it (a quote in grant_type: the gate lets it through,
+    but it is not a value the protocol's answers may echo), and puts it back: the application's
+    answer names the parameters, as it does for a form it read itself."""
+    auth, (token, *_) = tokens
+    for path in ("/malakoff/introspect", "/malakoff/revoke"):
+        refused = _post(client, path, auth, {"token": token, "grant_type": 'a"b'})
+        assert refused.status_code == 400
+        assert refused.json["error_description"] == "Malformed parameters."
+
+
+def test_a_failure_in_a_forms_lane_is_answered_by_the_error_boundary_once(client, tokens, monkeypatch):
+    auth, (token, *_) = tokens
+    attempts = []
+
+    def unreachable(*_args, **_kwargs):
+        attempts.append(1)
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(ledger, "find_token", unreachable)
+    response = _post(client, "/malakoff/introspect", auth, {"token": token})
+    assert response.status_code == 503
+    assert response.json["error"] == "temporarily_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
+    assert len(attempts) == 1
