@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from idp import schema
 from idp.channels.senders import HttpSmsSender, SmtpEmailSender
@@ -517,6 +519,81 @@ class ProviderNode:
 
     def log_lines(self) -> list[str]:
         return self.log_file.read_text(encoding="utf-8").splitlines()
+
+
+class FreezableProxy:
+    """Forwards TCP connections to PostgreSQL until frozen: then it keeps every socket open
+    and forwards nothing, in either direction, as a host that stopped answering would."""
+
+    def __init__(self, upstream: tuple[str, int]):
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.closed = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.sockets.append(client)
+            threading.Thread(target=self._forward, args=(client,), daemon=True).start()
+
+    def _forward(self, client: socket.socket) -> None:
+        # A connection opened while frozen is accepted by the kernel, then never answered.
+        while not self.flowing.wait(0.05):
+            if self.closed.is_set():
+                return
+        upstream = socket.create_connection(self.upstream)
+        self.sockets.append(upstream)
+        other = {client: upstream, upstream: client}
+        try:
+            while not self.closed.is_set():
+                if not self.flowing.wait(0.05):
+                    continue
+                readable, _, _ = select.select(list(other), [], [], 0.05)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    other[sock].sendall(data)
+        except OSError:
+            return
+        finally:
+            client.close()
+            upstream.close()
+
+
+@pytest.fixture
+def proxy(settings):
+    """PostgreSQL behind a proxy the test may freeze (``behind`` gives its URL)."""
+    url = make_url(settings["database_url"])
+    running = FreezableProxy((url.host or "127.0.0.1", url.port or 5432))
+    yield running
+    running.close()
+
+
+def behind(proxy: FreezableProxy, settings: dict) -> str:
+    """The test database's URL, through ``proxy``."""
+    return make_url(settings["database_url"]).set(host="127.0.0.1", port=proxy.port).render_as_string(
+        hide_password=False)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from idp.web import server
-from tests.servers import node_environment
+from tests.servers import behind, node_environment
 
 pytestmark = pytest.mark.server
 
@@ -112,10 +112,34 @@ def test_a_worker_that_dies_is_replaced(provider_nodes, environment):
     assert node.process.poll() is None
 
 
-def test_a_request_over_the_time_limit_ends_its_worker_which_is_replaced(provider_nodes, environment):
-    node = provider_nodes(environment, options=("--timeout", "2"))
+@pytest.fixture
+def held_environment(settings, proxy):
+    """A node's environment whose database is behind ``proxy``, waiting up to 10 s on it."""
+    if not settings["database_url"].startswith("postgresql"):
+        pytest.skip("a request is held by a frozen PostgreSQL (set IDP_TEST_DATABASE_URL)")
+    return node_environment(settings, cookie_secure=False, database_url=behind(proxy, settings),
+                            database_statement_timeout=10, database_connect_timeout=10)
+
+
+def held_request(node, proxy) -> socket.socket:
+    """A UserInfo read held by the frozen database: it takes a worker's thread until the proxy
+    thaws (then it is answered 401: its token is unknown)."""
+    url = f"http://127.0.0.1:{node.port}/malakoff/userinfo"
+    unknown = {"Authorization": "Bearer unknown"}
+    assert requests.get(url, headers=unknown, timeout=10).status_code == 401  # a pooled connection
+    proxy.freeze()
+    sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
+    sock.sendall(b"GET /malakoff/userinfo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                 b"Authorization: Bearer unknown\r\n\r\n")
+    time.sleep(0.5)
+    return sock
+
+
+def test_a_request_over_the_time_limit_ends_its_worker_which_is_replaced(
+        provider_nodes, held_environment, proxy):
+    node = provider_nodes(held_environment, options=("--timeout", "2"))
     (worker,) = node.worker_pids()
-    stuck = started_request(node.port)  # its body never comes
+    stuck = held_request(node, proxy)  # the database does not answer within the time limit
     assert answer(stuck) == b"", "the connection is closed without an answer"
     until(lambda: node.worker_pids() not in ([], [worker]))
     assert node.answers_within(20)
@@ -140,11 +164,12 @@ def test_the_metrics_directory_starts_empty_and_logs_are_json_lines(
     assert not any(record["logger"] == "granian.access" for record in records)
 
 
-def test_the_metadata_documents_are_read_while_every_request_thread_is_busy(provider_nodes, environment):
-    """A worker of one thread, held by a request whose body is slow to come, still answers a
+def test_the_metadata_documents_are_read_while_every_request_thread_is_busy(
+        provider_nodes, held_environment, proxy):
+    """A worker of one thread, held by a request waiting on the database, still answers a
     read of the discovery document and the JWKS: they wait on nothing and take no thread."""
-    node = provider_nodes(environment, options=("--threads", "1"))
-    held = started_request(node.port)
+    node = provider_nodes(held_environment, options=("--threads", "1"))
+    held = held_request(node, proxy)
     try:
         for path in ("/malakoff/jwks", "/miel/.well-known/openid-configuration"):
             response = requests.get(f"http://127.0.0.1:{node.port}{path}", timeout=5)
@@ -153,10 +178,23 @@ def test_the_metadata_documents_are_read_while_every_request_thread_is_busy(prov
         # Anything else waits for the thread.
         with pytest.raises(requests.Timeout):
             requests.get(f"http://127.0.0.1:{node.port}/healthz", timeout=1)
-        held.sendall(BODY[1:])
-        assert ANSWERED in answer(held)
+        proxy.thaw()
+        assert answer(held).startswith(b"HTTP/1.1 401")
     finally:
         held.close()
+
+
+def test_a_body_slow_to_come_takes_no_thread(provider_nodes, environment):
+    """The body is read before its request takes a thread: a worker of one thread answers
+    other requests while a body is on its way, then that request too."""
+    node = provider_nodes(environment, options=("--threads", "1"))
+    coming = started_request(node.port)
+    try:
+        assert requests.get(f"http://127.0.0.1:{node.port}/healthz", timeout=5).status_code == 200
+        coming.sendall(BODY[1:])
+        assert ANSWERED in answer(coming)
+    finally:
+        coming.close()
 
 
 def _peak_rss_mib(pid: int) -> int:

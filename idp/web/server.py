@@ -153,8 +153,8 @@ class WsgiBridge:
     the environ (``CLIENT_GONE``, a ``threading.Event``) once the client has closed its
     connection. The request body is read in the event loop as it comes, up to one byte past
     ``max_body`` (the provider takes forms, not uploads: it refuses a longer body, which no
-    worker holds whole); the application waits for what has not come when it reads it. The
-    answer is made whole before it is sent. A request the application answers from memory
+    worker holds whole), before the request takes a thread: a body slow to come holds none.
+    The answer is made whole before it is sent. A request the application answers from memory
     (``from_memory``: the metadata documents) is run in the event loop itself: it waits on
     nothing, and a hop to a thread would cost more than it."""
 
@@ -174,13 +174,11 @@ class WsgiBridge:
             # document is read even while every thread is busy).
             status, headers, answer = _run(self.app, environ)
         else:
-            # The body is read as it comes while the request waits for its thread, so that the
-            # thread finds it there, most often whole; it waits for the rest (a body that never
-            # comes holds the thread, as the request's).
-            reading = None
             if has_body(environ):
-                reading = loop.create_task(_read(protocol, self.max_body))
-                environ["wsgi.input"] = _Body(reading, loop)
+                try:
+                    environ["wsgi.input"] = io.BytesIO(await _read(protocol, self.max_body))
+                except (RuntimeError, OSError):  # granian's RSGIProtocolClosed, a reset: the
+                    return  # client left halfway, no one to answer
             # Set once the client has gone; a callback, which costs less than a task awaiting it.
             disconnected = protocol.client_disconnect()
             disconnected.add_done_callback(lambda _done: gone.set())
@@ -188,8 +186,6 @@ class WsgiBridge:
                 status, headers, answer = await loop.run_in_executor(self.pool, _run, self.app, environ)
             finally:
                 disconnected.cancel()
-                if reading is not None:
-                    _settle(reading)
         protocol.response_bytes(status, headers, answer)
 
 
@@ -204,39 +200,6 @@ async def _read(protocol: Any, limit: int) -> bytes:
         if size > limit:
             break
     return b"".join(parts)[:limit + 1]
-
-
-def _settle(reading: asyncio.Task[bytes]) -> None:
-    """The reading of a body once the request is answered: stopped if the application answered
-    without all of it; its failure (a client gone halfway through) taken, had the application
-    not read it, rather than left for asyncio to report as never retrieved."""
-    if not reading.done():
-        reading.cancel()
-    elif not reading.cancelled():
-        reading.exception()
-
-
-class _Body:
-    """``wsgi.input``: the request body, read in the event loop (``reading``) from the moment
-    the request came; the application's thread takes it when it first reads it, and waits for
-    the part still to come, if any."""
-
-    def __init__(self, reading: asyncio.Task[bytes], loop: asyncio.AbstractEventLoop):
-        self._reading = reading
-        self._loop = loop
-        self._stream: io.BytesIO | None = None
-
-    def __getattr__(self, name: str) -> Any:  # read, readline, … of the received body
-        if self._stream is None:
-            reading = self._reading
-            received = reading.result() if reading.done() else asyncio.run_coroutine_threadsafe(
-                _received(reading), self._loop).result()
-            self._stream = io.BytesIO(received)
-        return getattr(self._stream, name)
-
-
-async def _received(reading: asyncio.Task[bytes]) -> bytes:
-    return await reading
 
 
 def wsgi_environ(scope: Any, gone: threading.Event) -> dict[str, Any]:

@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import json
 import logging
-import select
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from sqlalchemy.engine import make_url
 
 from idp import create_app
 from idp.db import Base
 from idp.demo.setup import DemoServers
 from tests.conftest import DATABASE_URL, _reset, free_port
 from tests.flows import Flow, csrf_token, query
-from tests.servers import node_environment, werkzeug_serving
+from tests.servers import behind, node_environment, werkzeug_serving
 
 pytestmark = pytest.mark.skipif(
     not DATABASE_URL.startswith("postgresql"),
@@ -31,79 +27,10 @@ pytestmark = pytest.mark.skipif(
 BOUND = 3.0
 
 
-class FreezableProxy:
-    """Forwards TCP connections to PostgreSQL until frozen: then it keeps every socket open
-    and forwards nothing, in either direction, as a host that stopped answering would."""
-
-    def __init__(self, upstream: tuple[str, int]):
-        self.upstream = upstream
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self.closed = threading.Event()
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def freeze(self) -> None:
-        self.flowing.clear()
-
-    def thaw(self) -> None:
-        self.flowing.set()
-
-    def close(self) -> None:
-        self.closed.set()
-        self.listener.close()
-        for sock in self.sockets:
-            sock.close()
-
-    def _accept(self) -> None:
-        while not self.closed.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.sockets.append(client)
-            threading.Thread(target=self._forward, args=(client,), daemon=True).start()
-
-    def _forward(self, client: socket.socket) -> None:
-        # A connection opened while frozen is accepted by the kernel, then never answered.
-        while not self.flowing.wait(0.05):
-            if self.closed.is_set():
-                return
-        upstream = socket.create_connection(self.upstream)
-        self.sockets.append(upstream)
-        other = {client: upstream, upstream: client}
-        try:
-            while not self.closed.is_set():
-                if not self.flowing.wait(0.05):
-                    continue
-                readable, _, _ = select.select(list(other), [], [], 0.05)
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    other[sock].sendall(data)
-        except OSError:
-            return
-        finally:
-            client.close()
-            upstream.close()
-
-
-@pytest.fixture
-def proxy():
-    url = make_url(DATABASE_URL)
-    running = FreezableProxy((url.host or "127.0.0.1", url.port or 5432))
-    yield running
-    running.close()
-
-
 @pytest.fixture
 def frozen_app(settings, proxy):
-    url = make_url(DATABASE_URL).set(host="127.0.0.1", port=proxy.port)
     app = create_app({
-        **settings, "database_url": url.render_as_string(hide_password=False),
+        **settings, "database_url": behind(proxy, settings),
         "database_connect_timeout": 2, "database_statement_timeout": 1,
         "database_pool_timeout": 1, "client_cache_seconds": 0})
     app.config["TESTING"] = True
@@ -191,11 +118,6 @@ def snapshot(app) -> dict[str, list[str]]:
     with app.extensions["idp"].database.engine.connect() as connection:
         return {table.name: sorted(map(repr, connection.execute(table.select())))
                 for table in Base.metadata.sorted_tables}
-
-
-def behind(proxy, settings: dict) -> str:
-    return make_url(DATABASE_URL).set(host="127.0.0.1", port=proxy.port).render_as_string(
-        hide_password=False)
 
 
 @pytest.fixture

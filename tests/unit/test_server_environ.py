@@ -9,7 +9,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TypeVar
 
-from idp.web.server import WsgiBridge, _Body, _read, wsgi_environ
+from idp.web.server import WsgiBridge, wsgi_environ
 from idp.web.transactions import CLIENT_GONE
 
 T = TypeVar("T")
@@ -119,22 +119,6 @@ def serve(app, protocol: Protocol, length: int) -> None:
     alone(lambda: asyncio.run(bridge.__rsgi__(scope([("content-length", str(length))]), protocol)))
 
 
-def test_a_body_received_before_the_application_reads_it_is_taken_without_the_event_loop():
-    sent = threading.Event()
-    sent.set()
-
-    def received() -> tuple[asyncio.Task[bytes], asyncio.AbstractEventLoop]:
-        loop = asyncio.new_event_loop()
-        reading = loop.create_task(_read(Protocol([(b"grant_type=x", sent)]), 1024))
-        loop.run_until_complete(reading)
-        loop.close()
-        return reading, loop
-
-    reading, loop = alone(received)
-    # The loop no longer runs: waiting on it for the body would never end.
-    assert alone(lambda: _Body(reading, loop).read()) == b"grant_type=x"
-
-
 def test_the_application_waits_for_the_part_of_the_body_still_to_come():
     first, rest = threading.Event(), threading.Event()
     first.set()
@@ -144,36 +128,60 @@ def test_the_application_waits_for_the_part_of_the_body_still_to_come():
     assert protocol.answered == (200, [("Content-Type", "text/plain")], b"grant_type=refresh_token")
 
 
-def test_a_body_the_application_did_not_read_is_no_longer_read_once_answered():
-    def unread(_environ, start_response):
-        start_response("404 Not Found", [])
-        return [b""]
+def test_a_body_slow_to_come_holds_no_thread():
+    """The body is read in the event loop before its request takes a thread: with one thread,
+    a request without a body is answered while another's body is still coming."""
+    rest = threading.Event()
+    slow = Protocol([(b"grant_type=", rest)])
+    quick = Protocol([])
+    bridge = WsgiBridge(echo, threads=1, max_body=1024)
 
-    protocol = Protocol([(b"never", threading.Event())])
-    serve(unread, protocol, 5)
-    assert protocol.answered is not None and protocol.answered[0] == 404
-    assert protocol.stopped_reading
+    async def run() -> None:
+        waiting = asyncio.create_task(bridge.__rsgi__(scope([("content-length", "11")]), slow))
+        await asyncio.sleep(0.1)
+        await bridge.__rsgi__(scope([]), quick)
+        assert quick.answered is not None and slow.answered is None
+        rest.set()
+        await waiting
+
+    alone(lambda: asyncio.run(run()))
+    assert slow.answered == (200, [("Content-Type", "text/plain")], b"grant_type=")
 
 
-def test_a_body_whose_client_left_halfway_is_not_reported_when_the_application_did_not_read_it():
+def test_a_body_is_read_up_to_one_byte_past_the_limit():
+    """The application refuses a longer body (413) without the worker holding it: reading
+    stops once past the limit, and what was read is all it gets."""
+    sent = threading.Event()
+    sent.set()
+    protocol = Protocol([(b"a" * 600, sent), (b"b" * 600, sent), (b"never", threading.Event())])
+    serve(echo, protocol, 1800)
+    assert protocol.answered is not None
+    assert protocol.answered[2] == b"a" * 600 + b"b" * 425
+
+
+def test_a_body_whose_client_left_halfway_is_not_answered_nor_reported():
     class Leaving(Protocol):
         async def __aiter__(self):
             yield b"grant"
             raise ConnectionResetError
 
-    def unread(_environ, start_response):
+    ran: list[dict] = []
+
+    def app(environ, start_response):
+        ran.append(environ)
         start_response("200 OK", [])
         return [b""]
 
     reported: list[dict] = []
+    leaving = Leaving([])
 
     async def run() -> None:
         asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context))
-        bridge = WsgiBridge(unread, threads=1, max_body=1024)
-        await bridge.__rsgi__(scope([("content-length", "9")]), Leaving([]))
+        bridge = WsgiBridge(app, threads=1, max_body=1024)
+        await bridge.__rsgi__(scope([("content-length", "9")]), leaving)
         gc.collect()
         await asyncio.sleep(0)
 
     alone(lambda: asyncio.run(run()))
     gc.collect()
-    assert reported == []
+    assert reported == [] and ran == [] and leaving.answered is None
