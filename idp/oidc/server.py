@@ -148,6 +148,14 @@ class Provider(AuthorizationServer):
             return request
         return super().create_oauth2_request(request)
 
+    def handle_response(self, status_code, payload, headers):
+        if has_request_context():
+            return super().handle_response(status_code, payload, headers)
+        # A request the lane answers (idp.web.lane): the answer as it is sent, written as
+        # Authlib's Flask integration writes it (the application's JSON), without a response.
+        body = current_app.json.dumps(payload) if isinstance(payload, dict) else payload
+        return status_code, headers, body.encode() if isinstance(body, str) else body
+
     def create_token_response(self, request=None):
         request = self.create_oauth2_request(request)
         # RFC 6749 5.2: a missing grant_type or a repeated parameter (3.2) is

@@ -93,9 +93,7 @@ def answer_in_lane(app: Flask, endpoint: str, tenant: Tenant, environ: dict[str,
         g.tenant = tenant
         without_transaction()
         answering(environ)
-        response = current_server().create_endpoint_response(endpoint, LaneRequest(environ, parameters))
-        del response.headers["Content-Length"]  # the lane's to give
-        return response.status_code, response.headers.to_wsgi_list(), response.get_data()
+        return current_server().create_endpoint_response(endpoint, LaneRequest(environ, parameters))
 
 
 def _well_formed(params: list[list[str]], authorization_header: str | None) -> bool:
