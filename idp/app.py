@@ -108,7 +108,8 @@ def build_app(overrides: dict[str, Any] | None = None) -> Provider:
         app.register_blueprint(blueprint)
     web.csrf.exempt(oidc_api)
     add_favicon(app)
-    # Requests without input answered without the application's per-request work (idp.web.lane).
+    # The protocol API's busiest requests, answered without the application's per-request work
+    # (idp.web.lane).
     lane = Lane(app.wsgi_app, lane_routes(app), trusted_proxies=settings.trusted_proxies)
     app.wsgi_app = lane  # type: ignore[method-assign]
     app.from_memory = lane.from_memory

@@ -134,9 +134,9 @@ class Lane:
                 get_host(environ), environ.get("wsgi.url_scheme", "http"), environ):
             return self.app(environ, start_response)
         parameters = _read_form(environ) if route.form else []
+        if parameters is None:
+            return self.app(environ, start_response)
         try:
-            if parameters is None:
-                return self.app(environ, start_response)
             gate.check_parameters(parameters)
             gate.protocol_parameters(parameters)
         except gate.Refused:
