@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -59,7 +60,7 @@ ECHOED_PARAMETERS = ("response_type", "grant_type")
 CLIENT_AUTHENTICATION = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
 
 
-def well_formed(params: list[list[str]]) -> bool:
+def well_formed(params: Sequence[Sequence[str]]) -> bool:
     """Bounded, printable parameters, each once and of its grammar (``idp.web.gate``):
     anything else is not worth a redirect to the client."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 # Authlib and Flask-Babel ship no type information (no py.typed marker).
@@ -87,7 +87,7 @@ def answer_in_lane(app: Flask, endpoint: str, tenant: Tenant, environ: dict[str,
     """The answer of Authlib's ``endpoint``, as its view gives it (errors included), to a form
     the lane read: in an application context, without a request context. None for what this
     blueprint's hook answers (``well_formed_request``)."""
-    if not _well_formed([[key, value] for key, value in parameters], environ.get("HTTP_AUTHORIZATION")):
+    if not _well_formed(parameters, environ.get("HTTP_AUTHORIZATION")):
         return None
     with app.app_context():
         g.tenant = tenant
@@ -96,7 +96,7 @@ def answer_in_lane(app: Flask, endpoint: str, tenant: Tenant, environ: dict[str,
         return current_server().create_endpoint_response(endpoint, LaneRequest(environ, parameters))
 
 
-def _well_formed(params: list[list[str]], authorization_header: str | None) -> bool:
+def _well_formed(params: Sequence[Sequence[str]], authorization_header: str | None) -> bool:
     """Parameters Authlib can take (printable, each of its grammar) and an Authorization header
     of two parts, if any."""
     return authorization.well_formed(params) and (

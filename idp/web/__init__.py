@@ -3,7 +3,7 @@
 ``gate`` (input no view has to cope with), ``tenants`` (URLs under /<tenant>/), ``locale``
 (the pages' language), ``rendering`` (templates and what every layout gets), ``headers``
 (security headers), ``errors`` (the one error boundary), ``transactions`` (one database
-transaction per request), ``lane`` (requests without input, answered before the application).
+transaction per request), ``lane`` (the protocol API's busiest requests, answered before the application).
 ``init_app`` installs them; ``create_app`` registers the blueprints.
 """
 

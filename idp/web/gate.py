@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from ipaddress import ip_address
 from typing import Any
 
@@ -288,7 +289,7 @@ def json_depth(data: bytes) -> int:
     return deepest
 
 
-def protocol_parameters(parameters: list[tuple[str, str]] | list[list[str]]) -> None:
+def protocol_parameters(parameters: Sequence[Sequence[str]]) -> None:
     """The protocol's own rules on its parameters: each once (RFC 6749 3.1, 3.2), each of its
     grammar and size; raises ``Refused``."""
     seen: set[str] = set()

@@ -113,11 +113,12 @@ class Lane:
         self.trusted_proxies = trusted_proxies
 
     def _route(self, environ: dict[str, Any]) -> Route | None:
-        """The route of a request to one of the lane's paths that it may answer, if it is one."""
+        """The route of a request to one of the lane's paths that it may answer, if it is one: a
+        method the route takes, no query, and no body unless the route takes a form (which
+        ``_read_form`` reads only if it is one of a stated length)."""
         route = self.routes.get(environ.get("PATH_INFO", ""))
-        if route is None or environ.get("REQUEST_METHOD") not in route.methods or environ.get("QUERY_STRING"):
-            return None
-        if (_form_length(environ) is None) if route.form else gate.has_body(environ):
+        if (route is None or environ.get("REQUEST_METHOD") not in route.methods
+                or environ.get("QUERY_STRING") or (not route.form and gate.has_body(environ))):
             return None
         return route
 
@@ -175,8 +176,11 @@ def _form_length(environ: dict[str, Any]) -> int | None:
 def _read_form(environ: dict[str, Any]) -> Parameters | None:
     """The form's parameters, read as the application reads them (werkzeug's parser, which
     takes a body that is not UTF-8 as no form). The body is put back for the application, which
-    may answer the request instead. None if the body came short of its length."""
-    length = _form_length(environ) or 0
+    may answer the request instead. None if the body is not a form the lane reads, or came
+    short of its length."""
+    length = _form_length(environ)
+    if length is None:
+        return None
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)
     if len(body) != length:
