@@ -9,6 +9,8 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TypeVar
 
+import pytest
+
 from idp.web.server import WsgiBridge, wsgi_environ
 from idp.web.transactions import CLIENT_GONE
 
@@ -185,3 +187,27 @@ def test_a_body_whose_client_left_halfway_is_not_answered_nor_reported():
     alone(lambda: asyncio.run(run()))
     gc.collect()
     assert reported == [] and ran == [] and leaving.answered is None
+
+
+def test_an_application_that_raises_fails_its_request_and_its_thread_serves_the_next():
+    """What the application raises in its thread is raised where the request awaits it (the
+    server answers 500); the thread, the only one, then runs the next request."""
+    calls: list[str] = []
+
+    def app(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        if len(calls) == 1:
+            raise LookupError("the application failed")
+        return echo(environ, start_response)
+
+    bridge = WsgiBridge(app, threads=1, max_body=1024)
+    failing, next_one = Protocol([]), Protocol([])
+
+    async def run() -> None:
+        with pytest.raises(LookupError, match="the application failed"):
+            await bridge.__rsgi__(scope([]), failing)
+        await asyncio.wait_for(bridge.__rsgi__(scope([]), next_one), 10)
+
+    alone(lambda: asyncio.run(run()))
+    assert failing.answered is None and len(calls) == 2
+    assert next_one.answered == (200, [("Content-Type", "text/plain")], b"")
