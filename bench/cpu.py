@@ -422,6 +422,7 @@ def build(database_url: str, redis_url: str, keys_dir: Path) -> tuple[Flask, Inp
     config = logs.dict_config("INFO")
     config["handlers"]["json"]["stream"] = open(os.devnull, "w")  # noqa: SIM115 - for the process
     logging.config.dictConfig(config)
+    logs.gather_only_what_lines_hold()
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     seeded = seed.seed(settings, members=8, cheap=cheap)
     app = create_app(settings)

@@ -304,6 +304,7 @@ def _run(app: WsgiApp, environ: dict[str, Any]) -> Answer:
 def worker_app() -> WsgiBridge:
     """The application of one worker process (the server calls it in each worker)."""
     release_large_blocks()
+    logs.gather_only_what_lines_hold()
     app = create_app()
     return WsgiBridge(Watchdog(app, float(os.environ[TIMEOUT_VARIABLE])),
                       int(os.environ[THREADS_VARIABLE]), max_body=app.config["MAX_CONTENT_LENGTH"],

@@ -10,7 +10,7 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from idp import create_app
+from idp import create_app, logs
 from idp.events import LOGIN_FAILURE, AuditEvent
 from idp.logs import JsonFormatter
 from tests.conftest import _reset
@@ -67,6 +67,21 @@ def test_each_request_gets_an_id_echoed_and_logged_once(client, lines):
     assert entry["endpoint"] == "oidc_api.discovery"
     assert isinstance(entry["duration_ms"], float)
     assert client.get("/healthz").headers["X-Request-ID"] != request_id
+
+
+def test_a_server_process_gathering_less_logs_the_same_lines(client, lines, monkeypatch):
+    """The production server's workers have the logging module leave out what the lines never
+    show (``gather_only_what_lines_hold``): each line keeps all its fields."""
+    client.get("/malakoff/jwks", headers={"X-Request-ID": "abc"})
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))  # put back after the test
+    logs.gather_only_what_lines_hold()
+    client.get("/malakoff/jwks", headers={"X-Request-ID": "abc"})
+    before, after = [e for e in lines() if e["logger"] == "idp.request"]
+    assert logging._srcfile is None and not logging.logThreads
+    assert before.keys() == after.keys()
+    assert {key: before[key] for key in before if key not in ("time", "duration_ms", "request_id")} == {
+        key: after[key] for key in after if key not in ("time", "duration_ms", "request_id")}
 
 
 def test_a_document_read_before_the_application_is_logged_as_the_application_logs(client, lines):
