@@ -121,7 +121,7 @@ def wsgi_app():
 
 def floor_server(*, interface: str, core: int, port: int, database_url: str, out: Path) -> targets.Server:
     command = [str(ROOT / ".venv" / "bin" / "granian"), "--interface", interface, "--factory",
-               "--workers", "1", "--port", str(port), "--no-ws", "--log-level", "warning",
+               "--loop", "uvloop", "--workers", "1", "--port", str(port), "--no-ws", "--log-level", "warning",
                f"bench.floor:{interface}_app"]
     env = {**os.environ, DATABASE_VARIABLE: database_url, "FLOOR_LOG": str(out / f"floor-{interface}.log"),
            "PYTHONPATH": str(ROOT)}
