@@ -112,10 +112,22 @@ def count_committed_events(factory: sessionmaker) -> None:
         session.info.pop(events.RECORDED, None)
 
 
+# The two request metrics' series, by endpoint, method and status, as ``labels`` gives them:
+# it checks its arguments and takes a lock at each call (3.6 of the 6 µs a request's
+# metrics cost). As many entries as the metrics have series.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:
     """One answered HTTP request. ``endpoint`` is the route's name, never the raw URL."""
-    REQUESTS.labels(endpoint, method, str(status)).inc()
-    LATENCY.labels(endpoint, method).observe(seconds)
+    key = (endpoint, method, status)
+    series = _SERIES.get(key)
+    if series is None:
+        series = _SERIES.setdefault(key, (REQUESTS.labels(endpoint, method, str(status)),
+                                          LATENCY.labels(endpoint, method)))
+    count, latency = series
+    count.inc()
+    latency.observe(seconds)
 
 
 class QueueCollector(Collector):

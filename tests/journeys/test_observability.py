@@ -179,6 +179,7 @@ def test_metrics_count_the_journey_and_read_the_queues(app, client, db, make):
                 outcome="sent") == 1
     assert grew("idp_http_request_duration_seconds_count", endpoint="oidc_api.token",
                 method="POST") == 2
+    assert grew("idp_http_requests_total", endpoint="oidc_api.token", method="POST", status="200") == 2
     assert _value(after, "idp_metrics_database_up") == 1
     assert _value(after, "idp_review_queue_size", tenant="miel") == 1
     assert _value(after, "idp_message_queue_backlog", channel="sms", status="pending") == 1
