@@ -228,11 +228,13 @@ class Threads:
         while True:
             loop, answer, app, environ = self.tasks.get()
             try:
-                result = _run(app, environ)
-            except BaseException as error:  # raised again where the request awaits it
-                loop.call_soon_threadsafe(_settle, answer, None, error)
-            else:
-                loop.call_soon_threadsafe(_settle, answer, result, None)
+                result, error = _run(app, environ), None
+            except BaseException as raised:  # raised again where the request awaits it
+                result, error = None, raised
+            try:
+                loop.call_soon_threadsafe(_settle, answer, result, error)
+            except RuntimeError:  # the loop has closed meanwhile: no one awaits the answer
+                continue
 
 
 def _settle(answer: asyncio.Future[Answer], result: Answer | None, error: BaseException | None) -> None:

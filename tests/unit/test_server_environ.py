@@ -211,3 +211,32 @@ def test_an_application_that_raises_fails_its_request_and_its_thread_serves_the_
     alone(lambda: asyncio.run(run()))
     assert failing.answered is None and len(calls) == 2
     assert next_one.answered == (200, [("Content-Type", "text/plain")], b"")
+
+
+def test_a_thread_whose_event_loop_closed_meanwhile_serves_the_next_request():
+    """An answer with no loop left to take it (the loop that handed the request over has
+    closed) is dropped; the thread, the only one, runs the next request."""
+    release = threading.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            release.wait(10)
+        return echo(environ, start_response)
+
+    bridge = WsgiBridge(app, threads=1, max_body=1024)
+    first, second = Protocol([]), Protocol([])
+
+    async def leave() -> None:
+        waiting = asyncio.create_task(bridge.__rsgi__(scope([], path="/slow"), first))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # the request is in the thread; the loop then closes
+
+    alone(lambda: asyncio.run(leave()))
+    release.set()
+
+    async def next_request() -> None:
+        await asyncio.wait_for(bridge.__rsgi__(scope([]), second), 10)
+
+    alone(lambda: asyncio.run(next_request()))
+    assert first.answered is None
+    assert second.answered == (200, [("Content-Type", "text/plain")], b"")
