@@ -56,7 +56,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from granian import Granian
 from granian.constants import Interfaces, Loops
@@ -147,6 +147,8 @@ class Watchdog:
 
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# A request's answer: its status, header fields and body.
+Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
 class WsgiBridge:
@@ -190,60 +192,45 @@ class WsgiBridge:
         protocol.response_bytes(status, headers, answer)
 
 
-Answer = tuple[int, list[tuple[str, str]], bytes]
-
-
 class Threads:
-    """``count`` threads, started with the first request, that run WSGI requests handed over
-    from the event loop and hand their answers back to it.
+    """``count`` threads that run WSGI requests handed over from the event loop and hand their
+    answers back to it.
 
     Leaner than ``loop.run_in_executor``: a queue (``SimpleQueue``, in C) to the threads and
     one call back into the loop, without the executor's own future chained to the loop's:
     7.5 µs of CPU a round trip rather than 23 (bench/RESULTS.md)."""
 
     def __init__(self, count: int):
-        self.count = count
         self.tasks: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Answer],
                                             WsgiApp, dict[str, Any]]] = queue.SimpleQueue()
-        self._started = False
-        self._starting = threading.Lock()
+        for number in range(count):
+            threading.Thread(target=self._work, name=f"request_{number}", daemon=True).start()
 
     def run(self, loop: asyncio.AbstractEventLoop, app: WsgiApp,
             environ: dict[str, Any]) -> asyncio.Future[Answer]:
         """The answer of ``app`` to ``environ``, once a thread has run it."""
-        if not self._started:
-            self._start()
         answer = loop.create_future()
         self.tasks.put((loop, answer, app, environ))
         return answer
 
-    def _start(self) -> None:
-        with self._starting:
-            if not self._started:
-                for number in range(self.count):
-                    threading.Thread(target=self._work, name=f"request_{number}", daemon=True).start()
-                self._started = True
-
     def _work(self) -> None:
         while True:
             loop, answer, app, environ = self.tasks.get()
+            settle: Callable[[Any], None]
+            outcome: Answer | BaseException
             try:
-                result, error = _run(app, environ), None
+                settle, outcome = answer.set_result, _run(app, environ)
             except BaseException as raised:  # raised again where the request awaits it
-                result, error = None, raised
+                settle, outcome = answer.set_exception, raised
             try:
-                loop.call_soon_threadsafe(_settle, answer, result, error)
+                loop.call_soon_threadsafe(_unless_cancelled, answer, settle, outcome)
             except RuntimeError:  # the loop has closed meanwhile: no one awaits the answer
                 continue
 
 
-def _settle(answer: asyncio.Future[Answer], result: Answer | None, error: BaseException | None) -> None:
-    if answer.cancelled():  # the request was cancelled meanwhile (the server stopping)
-        return
-    if error is not None:
-        answer.set_exception(error)
-    else:
-        answer.set_result(cast(Answer, result))
+def _unless_cancelled(answer: asyncio.Future[Answer], settle: Callable[[Any], None], outcome: Any) -> None:
+    if not answer.cancelled():  # the request was cancelled meanwhile (the server stopping)
+        settle(outcome)
 
 
 async def _read(protocol: Any, limit: int) -> bytes:
