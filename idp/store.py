@@ -37,6 +37,13 @@ class Store(Protocol):
     def ping(self) -> None: ...
 
 
+# A counter's increment and, at the first, its time to live: one command, atomic (a script runs
+# whole), where MULTI/INCR/EXPIRE/EXEC is four.
+_INCR_WITH_TTL = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+return count
+"""
 # DECR on a missing key would make one without a time to live, kept for ever.
 _DECR_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
@@ -51,6 +58,9 @@ class RedisStore:
             url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
             health_check_interval=30,
         )
+        # Sent by their digest (EVALSHA), loaded again by redis-py if the server lost them.
+        self._incr_with_ttl = self.client.register_script(_INCR_WITH_TTL)
+        self._decr_if_exists = self.client.register_script(_DECR_IF_EXISTS)
 
     def _call(self, fn: Callable, *args, **kwargs):
         try:
@@ -80,16 +90,10 @@ class RedisStore:
         return self._call(self.client.getdel, self.prefix + key)
 
     def incr(self, key: str, ttl: int) -> int:
-        def run():
-            pipe = self.client.pipeline()
-            pipe.incr(self.prefix + key)
-            pipe.expire(self.prefix + key, ttl, nx=True)
-            return pipe.execute()[0]
-
-        return int(self._call(run))
+        return int(self._call(self._incr_with_ttl, keys=[self.prefix + key], args=[ttl]))
 
     def decr(self, key: str) -> None:
-        self._call(self.client.eval, _DECR_IF_EXISTS, 1, self.prefix + key)
+        self._call(self._decr_if_exists, keys=[self.prefix + key])
 
     def ttl(self, key: str) -> int:
         return max(0, int(self._call(self.client.ttl, self.prefix + key)))

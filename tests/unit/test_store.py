@@ -72,6 +72,29 @@ def test_incr_keeps_the_first_ttl(store):
     assert store.ttl("missing") == 0
 
 
+def test_decr_counts_down_and_leaves_a_missing_counter_missing(store):
+    store.incr("c", 60)
+    store.incr("c", 60)
+    store.decr("c")
+    assert store.get("c") == "1"
+    assert 0 < store.ttl("c") <= 60
+    store.decr("missing")
+    assert store.get("missing") is None
+
+
+def test_redis_counters_work_after_the_server_forgot_their_scripts():
+    if not REDIS_URL:
+        pytest.skip("no IDP_TEST_REDIS_URL: the Redis store is exercised by .ci/run")
+    store = RedisStore(REDIS_URL, prefix=f"test:{time.time_ns()}:")
+    store.incr("c", 60)
+    store.client.script_flush()  # as after a restart of Redis or a failover
+    assert store.incr("c", 60) == 2
+    store.client.script_flush()
+    store.decr("c")
+    assert store.get("c") == "1"
+    assert 0 < store.ttl("c") <= 60
+
+
 def test_memory_store_expires_values():
     clock = Clock()
     store = MemoryStore(clock=clock)
