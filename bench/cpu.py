@@ -215,8 +215,7 @@ class Flows:
         after = browser.post(f"{TENANT}/login", base_url=BASE_URL, data={
             "interaction": driver.query_value(login.headers["Location"], "interaction"),
             "identifier": member.login, "password": seed.PASSWORD, "csrf_token": driver.csrf(page.text)})
-        callback = browser.get(after.headers["Location"], base_url=BASE_URL)
-        code = driver.query_value(callback.headers["Location"], "code")
+        code = driver.query_value(after.headers["Location"], "code")
         auth = {"Authorization": self.inputs.basic}
         token = browser.post(f"{TENANT}/token", base_url=BASE_URL, headers=auth, data={
             "grant_type": "authorization_code", "code": code, "redirect_uri": seed.REDIRECT_URI,
@@ -234,7 +233,7 @@ def batch(app: Flask, scenario: str, size: int, inputs: Inputs,
 
 
 def scenario_size(scenario: str, requests: int) -> int:
-    """Requests of a scenario, flows of a flow scenario (five requests each): a tenth."""
+    """Requests of a scenario, flows of a flow scenario (four requests each): a tenth."""
     return max(1, requests // 10) if scenario in FLOW_SCENARIOS else requests
 
 

@@ -111,7 +111,8 @@ async def redeem(browser: Browser, token_path: str, callback: str, authorization
 
 @dataclass
 class OurFlows:
-    """Our provider: /authorize, the sign-in page, (the code pages,) resume, token."""
+    """Our provider: /authorize, the sign-in page, the password (then the code pages), whose
+    answer sends the browser back to the client with the code, token."""
 
     client_id: str
     client_secret: str
@@ -130,10 +131,9 @@ class OurFlows:
         _, page = await browser.call("GET", login, 200)
         form = {"interaction": query_value(login, "interaction"), "identifier": member.login,
                 "password": PASSWORD, "csrf_token": csrf(page)}
-        after, _ = await browser.call("POST", f"{prefix}/login", 303, data=form)
+        callback, _ = await browser.call("POST", f"{prefix}/login", 303, data=form)
         if kind == "flow+password+otp":
-            after = await self._second_factor(browser, member, after, outbox)
-        callback, _ = await browser.call("GET", after, (302, 303))
+            callback = await self._second_factor(browser, member, callback, outbox)
         await redeem(browser, f"{prefix}/token", callback, basic(self.client_id, self.client_secret))
 
     async def _second_factor(self, browser: Browser, member: Member, choose: str, outbox) -> str:
@@ -150,8 +150,8 @@ class OurFlows:
         if not found:
             raise FlowError("no code in the outbox")
         form = {"code": found.group(1), "csrf_token": csrf(page)}
-        resume, _ = await browser.call("POST", verify, 303, data=form)
-        return resume
+        callback, _ = await browser.call("POST", verify, 303, data=form)
+        return callback
 
     async def outbox(self):
         url = self.database_url.replace("postgresql+psycopg", "postgresql")

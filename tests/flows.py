@@ -76,7 +76,8 @@ class Flow:
     def login(self, response, identifier: str | None = None, password: str = PASSWORD,
               channel: str | None = None, remember: bool = False):
         """From a redirect to the sign-in page: password, then the code (unless this browser
-        is trusted), then follow back to /authorize/resume. Returns the last response."""
+        is trusted). Returns the last answer of the sign-in pages: the redirect to the client
+        with the code, or to the page the request needs next (terms, consent, the new identifier)."""
         assert response.status_code in (302, 303), response.data[:500]
         login_url = response.headers["Location"]
         assert f"/{self.tenant}/login" in login_url
@@ -98,7 +99,7 @@ class Flow:
             posted = self.second_factor(channel=channel, remember=remember)
             if posted.status_code != 303:
                 return posted
-        return self.http.get(posted.headers["Location"])
+        return posted
 
     def second_factor(self, channel: str | None = None, remember: bool = False):
         """Choose a channel (email when the account has one), read the code from the outbox,

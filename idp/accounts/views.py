@@ -202,7 +202,7 @@ def consent():
         if form.deny.data:
             return api.abort(interaction)
         given = ConsentGiven(authentication.account_id, client.client_id, asked.scopes, asked.claims)
-        return redirect(api.finish(interaction, consent=given), 303)
+        return api.finish(interaction, consent=given)
     return render("consent.html", form=form, client=client, scopes=asked.scopes, claims=asked.claims,
                   timing=sign_in_time(tenant, interaction.id, with_pending=False))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -78,15 +78,16 @@ class InteractionApi:
         return ConsentRequest(scopes, named)
 
     def finish(self, interaction: Interaction, *, login: Login | None = None,
-               consent: ConsentGiven | None = None) -> str:
-        """Record what the member did; the URL where the authorization request resumes."""
+               consent: ConsentGiven | None = None) -> ResponseReturnValue:
+        """Record what the member did, and resume the authorization request in this answer: the
+        code for the client, or the page the request needs next (consent, a stronger sign-in).
+        The browser goes straight back to the client, without a hop through the provider."""
         if login is not None:
             interaction.login_done = True
         if consent is not None:
             self._store_consent(interaction.tenant, consent)
             interaction.consent_done = True
-        self.interactions.save(interaction)
-        return url_for("oidc.resume", interaction=interaction.id)
+        return authorization.authorize(interaction.params, interaction)
 
     def abort(self, interaction: Interaction):
         """The member refused: the client gets access_denied (RFC 6749 4.1.2.1)."""

@@ -2,8 +2,9 @@
 
 ``/authorize`` never shows a page itself. When it needs the member, it parks the request
 under a random id in this browser's session and redirects to the hosted page; the page
-marks what was done and sends the browser to ``/authorize/resume``, which finishes the
-request (node-oidc-provider's model).
+tells what was done (``InteractionApi.finish``, node-oidc-provider's model), and the
+request resumes in that page's answer. ``/authorize/resume`` resumes one too, for a browser
+an earlier version sent there.
 
 The parked requests live in the session record itself, next to the sign-in in progress
 (``idp.signin.state``), so a hosted page reads the browser's state once and writes it at

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from flask import redirect, url_for
+from flask import make_response, redirect, url_for
 
 from idp.accounts.authn import sign_in
 from idp.accounts.migration import needs_migration
@@ -66,4 +66,4 @@ def complete(tenant: Tenant, account: Account, *, amr: list[str], acr: str,
     interaction = api.load(interaction_id, tenant.slug)
     if interaction is None:
         return redirect(url_for("accounts.signed_in"), 303)
-    return redirect(api.finish(interaction, login=Login(account.id)), 303)
+    return make_response(api.finish(interaction, login=Login(account.id)))

@@ -92,13 +92,13 @@ def run_journey(client, db, make) -> Journey:
     rp = make.client("miel")
     found["client secret"] = rp.secret
     flow = Flow(client, "miel", rp, account)
-    terms = flow.login(flow.authorize(scope="openid member offline_access"), password=PASSWORD)
+    signed_in = flow.login(flow.authorize(scope="openid member offline_access"), password=PASSWORD)
+    terms = client.get(signed_in.headers["Location"])
     found["sign-in code"] = flow.last_code()
     accepted = client.post("/miel/login/terms", data={
         "accept_terms": "y", "statements": "post", "letters": "email",
         "csrf_token": csrf_token(terms.data)})
-    final = client.get(accepted.headers["Location"])
-    found["authorization code"] = query(final.headers["Location"])["code"]
+    found["authorization code"] = query(accepted.headers["Location"])["code"]
     found["session cookie"] = client.get_cookie("__Host-idp-session").value
 
     tokens = flow.token(found["authorization code"]).json

@@ -97,8 +97,7 @@ def test_code_email_is_delayed_while_smtp_is_down_and_arrives_after(code_held_ba
     verified = flow.http.post("/malakoff/login/code/verify", data={
         "code": code, "csrf_token": csrf_token(page.data)})
     assert verified.status_code == 303
-    final = flow.http.get(verified.headers["Location"])
-    assert "code" in query(final.headers["Location"])
+    assert "code" in query(verified.headers["Location"])
 
 
 def test_a_code_held_back_past_its_end_is_never_sent(code_held_back):
@@ -269,7 +268,7 @@ def test_postgres_outage_mid_sign_in_is_a_503_and_the_sign_in_goes_on_after(
     verified = flow.http.post("/malakoff/login/code/verify", data={
         "code": flow.last_code(), "csrf_token": csrf_token(page.data)})
     assert verified.status_code == 303
-    assert "code" in query(flow.http.get(verified.headers["Location"]).headers["Location"])
+    assert "code" in query(verified.headers["Location"])
     db.close()
     _reset(app)
 

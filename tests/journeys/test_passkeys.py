@@ -62,8 +62,7 @@ def _fresh_browser(app, flow) -> Flow:
 
 def _id_token(flow, response) -> dict:
     assert response.status_code == 303, response.data[:500]
-    resumed = flow.http.get(response.headers["Location"])
-    code = query(resumed.headers["Location"])["code"]
+    code = query(response.headers["Location"])["code"]
     tokens = flow.token(code).json
     return flow.id_token_claims(tokens["id_token"])
 

@@ -18,6 +18,9 @@ def test_code_flow_issues_tokens_and_id_token(client, make, tenant):
 
     response = flow.sign_in()
     params = query(response.headers["Location"])
+    # The last sign-in page answers with the way straight back to the portal, with the code.
+    assert response.request.method == "POST" and response.request.path.startswith(f"/{tenant}/login")
+    assert response.status_code == 303
     assert response.headers["Location"].startswith(rp.redirect_uris[0] + "?")
     assert params["iss"] == f"http://localhost/{tenant}"
     assert params["state"].startswith("st-")

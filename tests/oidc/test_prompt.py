@@ -111,6 +111,23 @@ def test_sign_in_renews_the_session_id(flow):
     assert flow.http.get_cookie("__Host-idp-session").value != pre_login
 
 
+def test_resume_finishes_a_request_whose_sign_in_was_done(flow):
+    """A browser sent to /authorize/resume by an earlier version (during a rolling deploy),
+    its request marked signed in: the code, as the sign-in page's answer would have sent."""
+    flow.code()
+    parked = flow.authorize(prompt="login")
+    interaction = query(parked.headers["Location"])["interaction"]
+    with flow.http.session_transaction() as session:
+        parked = session["parked"]
+        parked[interaction]["login_done"] = True
+        session["parked"] = parked
+    resumed = flow.http.get("/malakoff/authorize/resume", query_string={"interaction": interaction})
+    assert resumed.status_code == 302
+    assert "code" in query(resumed.headers["Location"])
+    again = flow.http.get("/malakoff/authorize/resume", query_string={"interaction": interaction})
+    assert again.status_code == 400  # finished: used once
+
+
 def test_expired_interaction_shows_a_page(flow):
     response = flow.http.get("/malakoff/authorize/resume?interaction=unknown")
     assert response.status_code == 400

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.flows import Flow
+from tests.flows import Flow, query
 
 
 def test_an_account_of_one_tenant_cannot_sign_in_to_the_other(client, make):
@@ -16,7 +16,7 @@ def test_miel_members_sign_in_with_their_member_number_only(client, make):
     member = make.account("miel", email="adherent@example.org")
     flow = Flow(client, "miel", make.client("miel"), member)
     assert flow.login(flow.authorize(), identifier="adherent@example.org").status_code == 401
-    assert flow.login(flow.authorize(), identifier=member.member_number).status_code == 302
+    assert "code" in query(flow.login(flow.authorize(), identifier=member.member_number).headers["Location"])
 
 
 def test_tokens_of_one_tenant_are_unknown_to_the_other(client, make):
