@@ -106,8 +106,9 @@ class TestCreate:
             ("$wrapped-pbkdf2_sha256$1000$s4lt$argon2id$", f"$wrapped-bcrypt{legacy_hash[:29]}$argon2id$"))
         assert digest not in account.password_hash
         flow = Flow(app.test_client(), "malakoff", make_client(app, db), account)
-        answer = flow.login(flow.authorize(), identifier=account.email)
+        signed_in = flow.login(flow.authorize(), identifier=account.email)
         # Password and code accepted; the legacy account is now asked to confirm its email.
+        answer = flow.http.get(signed_in.headers["Location"])
         assert answer.status_code == 200 and "Mettre à jour mon identifiant".encode() in answer.data
         db.expire_all()
         assert stored(db)[0].password_hash.startswith("$argon2id$")
@@ -283,7 +284,8 @@ class TestSetContact:
         # The member's sign-in passes its code, sent to the new address, and (the migration
         # being open) lands on the page that makes that address the identifier.
         flow = Flow(client, "malakoff", make.client(), account)
-        response = flow.login(flow.authorize(prompt="login"), identifier="30000009")
+        signed_in = flow.login(flow.authorize(prompt="login"), identifier="30000009")
+        response = flow.http.get(signed_in.headers["Location"])
         assert newest_message(client.application, "otp_code").recipient == "jeanne@example.org"
         assert response.status_code == 200 and "jeanne@example.org" in response.text
         assert "Mettre à jour mon identifiant" in response.text

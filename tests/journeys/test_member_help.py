@@ -118,7 +118,7 @@ def test_miel_s_first_sign_in_terms_page_links_to_the_text_and_chooses_nothing_f
     stored.terms_version = None
     db.commit()
     flow = Flow(client, "miel", make.client("miel"), account)
-    page = flow.login(flow.authorize())
+    page = client.get(flow.login(flow.authorize()).headers["Location"])
     assert page.status_code == 200 and "Avant de continuer" in _text(page)
     html = _text(page)
     assert 'href="/miel/terms/2026-01"' in html
