@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from flask import request, session
+from flask import g, request, session
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,9 @@ from idp.tenancy import Tenant
 _ACCOUNT_AND_SESSION = (select(Account, ProviderSession)
                         .outerjoin(ProviderSession, ProviderSession.sid == bindparam("sid"))
                         .where(Account.id == bindparam("account_id")))
+# The request's ``g`` key for the sign-ins it made (``sign_in``), by tenant: the answer that
+# signs the member in also issues the code, and what the sign-in just proved is not read back.
+_MADE_NOW = "sign_ins_made_now"
 
 
 def current_authentication(tenant: Tenant) -> Authentication | None:
@@ -43,6 +46,9 @@ def session_account(db: Session, tenant: Tenant) -> tuple[Authentication, Accoun
     authentication = current_authentication(tenant)
     if authentication is None:
         return None
+    made_now = g.get(_MADE_NOW, {}).get(tenant.slug)
+    if made_now is not None and made_now[0] == authentication:
+        return made_now  # proven by this very request, and nothing changed it since
     # The account and its provider session in one query; ProviderSessions.current finds the
     # session loaded.
     found = db.execute(_ACCOUNT_AND_SESSION, {"account_id": authentication.account_id,
@@ -105,6 +111,7 @@ def sign_in(tenant: Tenant, account: Account, *, amr: list[str], acr: str) -> Au
                        request.headers.get("User-Agent"))
     entries[tenant.slug] = record(authentication)
     session["auth"] = entries
+    g.setdefault(_MADE_NOW, {})[tenant.slug] = (authentication, account)
     return authentication
 
 

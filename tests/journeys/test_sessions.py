@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import event
+
 from tests.factories import PASSWORD
 from tests.flows import Flow, csrf_token, query
 
@@ -93,3 +95,29 @@ def test_the_page_of_a_parked_request_reads_the_session_and_writes_nothing(clien
         "password": PASSWORD, "csrf_token": csrf_token(page.data)})
     assert posted.status_code == 303
     assert posted.headers["Location"].endswith("/malakoff/login/code")
+
+
+def test_the_answer_that_signs_in_reads_the_account_once(client, make, app):
+    # The code's page signs the member in and issues the code in the same answer: what the
+    # sign-in just proved is not read back from the database.
+    flow = Flow(client, "malakoff", make.client(), make.account())
+    assert flow.give_password().headers["Location"].endswith("/malakoff/login/code")
+    choose = client.get("/malakoff/login/code")
+    sent = client.post("/malakoff/login/code",
+                       data={"channel": "email", "csrf_token": csrf_token(choose.data)})
+    page = client.get(sent.headers["Location"])
+    code = flow.last_code()
+    engine = app.extensions["idp"].database.engine
+    statements: list[str] = []
+
+    def note(_connection, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        done = client.post("/malakoff/login/code/verify",
+                           data={"code": code, "csrf_token": csrf_token(page.data)})
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert "code" in query(done.headers["Location"])
+    assert len([s for s in statements if s.startswith("SELECT") and "FROM accounts" in s]) == 1
