@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from idp import events
+from idp.db import Statements
 from idp.oidc.models import AUTH_METHODS, SUPPORTED_SCOPES, Client, token_digest
 from idp.tenancy import Tenant
 
@@ -321,12 +322,24 @@ def update_client(
     return client
 
 
+# A client's row, by one statement on its own (prepared, on PostgreSQL: ``Statements``).
+_CLIENT_ROW = select(*Client.__table__.columns).where(
+    Client.client_id == bindparam("client_id"), Client.tenant == bindparam("tenant"))
+
+
+def current_client(statements: Statements, tenant: str, client_id: str) -> Client | None:
+    """The client as the database holds it now, made from its row without the ORM's loading
+    (a third of the cost): an object of no session, read-only."""
+    row = statements.first(_CLIENT_ROW, {"client_id": client_id, "tenant": tenant})
+    return Client(**row._asdict()) if row is not None else None
+
+
 class ClientCache:
     """Clients as read from the database at most ``ttl`` seconds ago, per process.
 
     The machine endpoints authenticate a client on every call; its record changes
-    only through ``idp clients``. Entries are detached copies, read-only; unknown
-    ids are not remembered (a client just added works at once). At most
+    only through ``idp clients``. Entries are ``current_client``'s objects, read-only;
+    unknown ids are not remembered (a client just added works at once). At most
     ``max_entries`` are kept, the oldest dropped first.
     """
 
@@ -337,20 +350,18 @@ class ClientCache:
         self.clock = clock
         self._entries: dict[tuple[str, str], tuple[Client, float]] = {}
 
-    def get(self, db: Callable[[], Session], tenant: str, client_id: str) -> Client | None:
-        """The client, from memory while its entry is fresh; else read on ``db()`` (a session
-        is made only then)."""
+    def get(self, statements: Callable[[], Statements], tenant: str, client_id: str) -> Client | None:
+        """The client, from memory while its entry is fresh; else read on ``statements()``
+        (asked for only then)."""
         key = (tenant, client_id)
         now = self.clock()
         entry = self._entries.get(key)
         if entry is not None and entry[1] > now:
             return entry[0]
-        session = db()
-        client = session.scalar(select(Client).where(Client.client_id == client_id, Client.tenant == tenant))
+        client = current_client(statements(), tenant, client_id)
         if client is None or self.ttl <= 0:
             self._entries.pop(key, None)
             return client
-        session.expunge(client)
         self._entries.pop(key, None)
         while len(self._entries) >= self.max_entries:
             self._entries.pop(next(iter(self._entries)), None)

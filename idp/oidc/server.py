@@ -42,7 +42,7 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, has_request_context, request
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy import Row, insert
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wsgi import get_host
 
@@ -52,7 +52,7 @@ from idp.db import Database, Statements, utcnow
 from idp.extensions import current_tenant, db, find_service, services, single_statements
 from idp.oidc import ledger
 from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
-from idp.oidc.clients import ClientCache
+from idp.oidc.clients import ClientCache, current_client
 from idp.oidc.models import SUPPORTED_SCOPES, Client, Token, token_digest
 from idp.oidc.revocation import revoke_tokens
 from idp.oidc.sessions import ProviderSessions
@@ -63,9 +63,6 @@ from idp.web.transactions import check_in_time, commit_deadline
 log = logging.getLogger(__name__)
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
-# One statement object for every lookup, so that its cache key is computed once.
-CLIENT_NOW = select(Client).where(Client.client_id == bindparam("client_id"),
-                                  Client.tenant == bindparam("tenant"))
 
 
 class StoredRequest(OAuth2Request):
@@ -134,9 +131,9 @@ class Provider(AuthorizationServer):
         if not has_request_context() or request.blueprint == "oidc_api":
             # Token, push, introspection, revocation (the lane's requests have no request
             # context, idp.web.lane): see Settings.client_cache_seconds.
-            return self.client_cache.get(db, current_tenant().slug, client_id)
+            return self.client_cache.get(single_statements, current_tenant().slug, client_id)
         # The browser-facing endpoints read the record as it is now (redirect URIs, consent).
-        return db().scalar(CLIENT_NOW, {"client_id": client_id, "tenant": current_tenant().slug})
+        return current_client(single_statements(), current_tenant().slug, client_id)
 
     def validate_requested_scope(self, scope) -> None:
         # OIDC Core 3.1.2.1: scope values that are not understood SHOULD be ignored. The client's
