@@ -233,6 +233,9 @@ def restart_pushed():
 
 @bp.get("/authorize/resume")
 def resume():
+    """A parked request resumed by a browser that an earlier version sent here (the sign-in
+    pages now resume it in their own answer, ``InteractionApi.finish``): kept for the browsers
+    in the middle of a sign-in during a rolling deploy."""
     interaction = find_service(Interactions).load(request.args.get("interaction"), current_tenant().slug)
     if interaction is None:
         raise SignInExpired()
