@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result, Row
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -71,22 +72,28 @@ def _prepare_sqlite(dbapi_connection, _record):
 
 
 def _replace_if_closed_by_server(dbapi_connection, _record, _proxy):
-    """Pool checkout: a connection the server has ended is replaced before it is used.
+    """Pool checkout: a connection the server has ended is replaced before it is used
+    (``closed_by_server``); raising DisconnectionError makes the pool discard it and check out
+    another (or a new one)."""
+    if closed_by_server(dbapi_connection):
+        raise DisconnectionError()
+
+
+def closed_by_server(dbapi_connection: Any) -> bool:
+    """Whether the server has ended this idle connection.
 
     When PostgreSQL stops (restart, failover, an idle session killed) it sends each
-    client an error message and closes the socket, so a dead pooled connection has
-    something to read while a healthy idle one has nothing. A poll() with no wait
-    tells them apart without the round trip of ``pool_pre_ping``; raising
-    DisconnectionError makes the pool discard it and check out another (or a new one).
+    client an error message and closes the socket, so a dead idle connection has
+    something to read while a healthy one has nothing. A poll() with no wait
+    tells them apart without the round trip of ``pool_pre_ping``.
     """
     try:
         fileno = dbapi_connection.pgconn.socket
-    except Exception as exc:  # psycopg.OperationalError once the connection is closed
-        raise DisconnectionError() from exc
+    except Exception:  # psycopg.OperationalError once the connection is closed
+        return True
     poller = select.poll()
     poller.register(fileno, select.POLLIN | select.POLLPRI)
-    if poller.poll(0):
-        raise DisconnectionError()
+    return bool(poller.poll(0))
 
 
 @dataclass(frozen=True)
@@ -209,6 +216,7 @@ class Database:
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.reader_sessionmaker = sessionmaker(self._autocommit, expire_on_commit=False,
                                                 info={AUTOCOMMIT: True})
+        self.statement_connections = StatementConnections(engine)
 
     def session(self) -> Session:
         return self.sessionmaker()
@@ -250,15 +258,72 @@ class Database:
         return self._autocommit.connect()
 
 
+class StatementConnections:
+    """The driver's connections ``Statements`` runs its statements on (PostgreSQL), each in
+    autocommit, kept between requests rather than handed back to the pool after each.
+
+    A request's first statement takes one (the most recently given back, checked as the pool
+    checks at checkout: ``closed_by_server``); the request gives it back at teardown. Taking
+    and giving back here costs a lock and a poll(); through the pool, with autocommit set on
+    and off each time, it cost some 45 µs of CPU a request, a tenth of an introspection
+    (bench/RESULTS.md). At most ``keep`` wait here, at least the threads of a production
+    worker; the others go back to the pool as its other users expect them (in transactions).
+    The connections kept count as checked out of the pool, whose size allows for them.
+    """
+
+    def __init__(self, engine: Engine, keep: int = 4):
+        self.engine = engine
+        self.keep = keep
+        self._idle: list[Any] = []  # the pool's proxies of psycopg connections, in autocommit
+        self._lock = threading.Lock()
+        # A disposed engine (tests, a forked process) starts again from new connections.
+        event.listen(engine, "engine_disposed", lambda _engine: self.discard())
+
+    def take(self) -> Any:
+        """A connection in autocommit, kept or from the pool (its errors are the driver's)."""
+        while True:
+            with self._lock:
+                kept = self._idle.pop() if self._idle else None
+            if kept is None:
+                break
+            if not closed_by_server(kept.driver_connection):
+                return kept
+            kept.invalidate()
+        proxy: Any = self.engine.raw_connection()
+        proxy.driver_connection.autocommit = True
+        return proxy
+
+    def give_back(self, proxy: Any) -> None:
+        """Keep ``proxy`` for a next request, or return it to the pool in its usual state; one
+        that is closed, or was left mid-exchange, is discarded."""
+        connection = proxy.driver_connection
+        if connection.info.transaction_status != TransactionStatus.IDLE:
+            proxy.invalidate()
+            return
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append(proxy)
+                return
+        connection.autocommit = False
+        proxy.close()
+
+    def discard(self) -> None:
+        """Close the connections kept."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for proxy in idle:
+            proxy.invalidate()
+
+
 class Statements:
     """Statements that each stand alone, for one request (``idp.oidc.ledger``): each is one
     round trip, committed on its own, outside any transaction.
 
-    On PostgreSQL ``first`` runs its statement prepared, on the driver's connection taken from
-    the pool for the request: SQLAlchemy's execution machinery per statement costs more than
-    the statement itself. The statement is written with SQLAlchemy Core and compiled once; its
-    errors are SQLAlchemy's, as on any other path, and a connection that failed is not given
-    back to the pool. Elsewhere (SQLite), and for statements run one after the other
+    On PostgreSQL ``first`` runs its statement prepared, on a driver's connection kept for such
+    statements (``StatementConnections``): SQLAlchemy's execution machinery per statement costs
+    more than the statement itself. The statement is written with SQLAlchemy Core and compiled
+    once; its errors are SQLAlchemy's, as on any other path, and a connection that failed is not
+    kept. Elsewhere (SQLite), and for statements run one after the other
     (``connection``), a pooled SQLAlchemy connection.
     """
 
@@ -266,7 +331,7 @@ class Statements:
         self.database = database
         self.postgresql = database.engine.dialect.name == "postgresql"
         self._connection: Connection | None = None
-        self._driver: Any = None  # the pool's proxy of a psycopg connection
+        self._driver: Any = None  # a kept psycopg connection's proxy (StatementConnections)
 
     @property
     def connection(self) -> Connection:
@@ -281,9 +346,7 @@ class Statements:
         compiled, row_type = _compiled(statement, self.database.engine)
         try:
             if self._driver is None:
-                # The pool raises the driver's own errors when it cannot connect.
-                self._driver = self.database.engine.raw_connection()
-                self._driver.driver_connection.autocommit = True
+                self._driver = self.database.statement_connections.take()
             cursor = self._driver.driver_connection.execute(
                 compiled.string, compiled.construct_params(params), prepare=True)
             found = cursor.fetchone()
@@ -300,15 +363,10 @@ class Statements:
         return cast("Row[Any]", row_type[0](*found))
 
     def close(self) -> None:
-        """Give the connections back to the pool, as the pool's other users expect them."""
+        """Give the connections back: the driver's to be kept, SQLAlchemy's to the pool."""
         if self._driver is not None:
             driver, self._driver = self._driver, None
-            try:
-                driver.driver_connection.autocommit = False
-            except psycopg.Error:  # lost meanwhile: not for the pool
-                driver.invalidate()
-            else:
-                driver.close()
+            self.database.statement_connections.give_back(driver)
         if self._connection is not None:
             connection, self._connection = self._connection, None
             connection.close()

@@ -101,18 +101,81 @@ def test_a_connection_that_cannot_be_made_fails_as_sqlalchemy_says(database):
         own.engine.dispose()
 
 
-def test_the_connection_goes_back_to_the_pool_as_its_other_users_expect_it(database):
-    own = Database(database.url)  # a pool of its own: the one connection it has is the one used
+PID = select(func.pg_backend_pid().label("pid"))
+
+
+def _pid(database: Database) -> int:
+    """The backend a request's statements ran on, the request over."""
+    statements = database.statements()
     try:
-        statements = own.statements()
-        assert statements.first(select(literal(1, Integer).label("one")), {}).one == 1
-        statements.close()
-        assert own.engine.pool.checkedout() == 0
-        again = own.engine.raw_connection()
-        try:
-            # Sessions on this pool run their statements in transactions.
-            assert again.driver_connection.autocommit is False
-        finally:
-            again.close()
+        return statements.first(PID, {}).pid
     finally:
-        own.engine.dispose()
+        statements.close()
+
+
+def _ended(database: Database, pid: int) -> None:
+    admin = create_engine(database.url)
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            for _ in range(100):
+                if not connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                                          {"pid": pid}).scalar():
+                    return
+                time.sleep(0.05)
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def own(database):
+    """A database with a pool of its own, so that its connections are the ones counted."""
+    own = Database(database.url)
+    yield own
+    own.engine.dispose()
+
+
+def test_the_next_request_runs_on_the_connection_kept_and_the_pool_hands_out_transactions(own):
+    first = _pid(own)
+    assert _pid(own) == first
+    assert own.engine.pool.checkedout() == 1  # kept, out of the pool
+    again = own.engine.raw_connection()
+    try:
+        # Sessions on this pool run their statements in transactions.
+        assert again.driver_connection.autocommit is False
+    finally:
+        again.close()
+
+
+def test_beyond_those_kept_the_connections_go_back_to_the_pool_as_its_other_users_expect_them(own):
+    keep = own.statement_connections.keep
+    busy = [own.statements() for _ in range(keep + 2)]  # requests at the same time
+    pids = {statements.first(PID, {}).pid for statements in busy}
+    for statements in busy:
+        statements.close()
+    assert len(pids) == keep + 2
+    assert own.engine.pool.checkedout() == keep
+    pooled = [own.engine.raw_connection() for _ in range(2)]
+    try:
+        assert {proxy.driver_connection.info.backend_pid for proxy in pooled} <= pids
+        assert all(proxy.driver_connection.autocommit is False for proxy in pooled)
+    finally:
+        for proxy in pooled:
+            proxy.close()
+
+
+def test_a_kept_connection_the_server_ended_is_replaced_before_it_is_used(own):
+    """What a restart or failover does to it while no request uses it: the next request does
+    not fail."""
+    kept = _pid(own)
+    _ended(own, kept)
+    replaced = _pid(own)
+    assert replaced != kept
+    assert _pid(own) == replaced
+
+
+def test_a_disposed_engine_starts_from_new_connections(own):
+    kept = _pid(own)
+    own.engine.dispose()
+    assert own.engine.pool.checkedout() == 0
+    assert _pid(own) != kept
