@@ -63,44 +63,6 @@ def test_a_row_is_what_sqlalchemy_answers(database):
     assert row.claims == {"userinfo": {"email": None}, "list": [1, "a"]}
 
 
-def test_a_connection_that_failed_fails_as_sqlalchemy_says_and_the_next_one_works(database):
-    one = select(literal(1, Integer).label("one"))
-    statements = database.statements()
-    pid = statements.first(select(func.pg_backend_pid().label("pid")), {}).pid
-    admin = create_engine(database.url)
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            for _ in range(100):
-                if not connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
-                                          {"pid": pid}).scalar():
-                    break
-                time.sleep(0.05)
-        with pytest.raises(OperationalError):  # what the error boundary answers with a 503
-            statements.first(one, {})
-        statements.close()
-        after = database.statements()
-        try:
-            assert after.first(one, {}).one == 1
-            assert after.first(select(func.pg_backend_pid().label("pid")), {}).pid != pid
-        finally:
-            after.close()
-    finally:
-        admin.dispose()
-
-
-def test_a_connection_that_cannot_be_made_fails_as_sqlalchemy_says(database):
-    """The pool raises the driver's error when it cannot connect; the error boundary answers
-    SQLAlchemy's (503), so that is what comes out."""
-    closed = make_url(database.url).set(host="127.0.0.1", port=free_port())
-    own = Database(closed.render_as_string(hide_password=False))
-    try:
-        with pytest.raises(OperationalError):
-            own.statements().first(select(literal(1, Integer).label("one")), {})
-    finally:
-        own.engine.dispose()
-
-
 PID = select(func.pg_backend_pid().label("pid"))
 
 
@@ -125,6 +87,34 @@ def _ended(database: Database, pid: int) -> None:
                 time.sleep(0.05)
     finally:
         admin.dispose()
+
+
+def test_a_connection_that_failed_fails_as_sqlalchemy_says_and_the_next_one_works(database):
+    one = select(literal(1, Integer).label("one"))
+    statements = database.statements()
+    pid = statements.first(PID, {}).pid
+    _ended(database, pid)
+    with pytest.raises(OperationalError):  # what the error boundary answers with a 503
+        statements.first(one, {})
+    statements.close()
+    after = database.statements()
+    try:
+        assert after.first(one, {}).one == 1
+        assert after.first(PID, {}).pid != pid
+    finally:
+        after.close()
+
+
+def test_a_connection_that_cannot_be_made_fails_as_sqlalchemy_says(database):
+    """The pool raises the driver's error when it cannot connect; the error boundary answers
+    SQLAlchemy's (503), so that is what comes out."""
+    closed = make_url(database.url).set(host="127.0.0.1", port=free_port())
+    own = Database(closed.render_as_string(hide_password=False))
+    try:
+        with pytest.raises(OperationalError):
+            own.statements().first(select(literal(1, Integer).label("one")), {})
+    finally:
+        own.engine.dispose()
 
 
 @pytest.fixture
