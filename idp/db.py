@@ -276,7 +276,7 @@ class StatementConnections:
         self.keep = keep
         self._idle: list[Any] = []  # the pool's proxies of psycopg connections, in autocommit
         self._lock = threading.Lock()
-        # A disposed engine (tests, a forked process) starts again from new connections.
+        # A disposed engine starts again from new connections, those kept here as its pool's.
         event.listen(engine, "engine_disposed", lambda _engine: self.discard())
 
     def take(self) -> Any:
