@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp import events
+from idp.extensions import single_statements
 from idp.oidc import authorization
 from idp.oidc.claims import (
     InvalidClaimsParameter,
@@ -22,6 +23,7 @@ from idp.oidc.claims import (
     parse_claims_parameter,
     requested_claim_names,
 )
+from idp.oidc.clients import current_client
 from idp.oidc.interactions import Interaction, Interactions
 from idp.oidc.models import Client, Consent
 
@@ -61,9 +63,9 @@ class InteractionApi:
         return self.interactions.load(interaction_id, tenant)
 
     def client(self, interaction: Interaction) -> Client | None:
-        """The client whose request is parked (its name and scopes, for the consent page)."""
-        return self.session.scalar(select(Client).where(
-            Client.client_id == interaction.param("client_id"), Client.tenant == interaction.tenant))
+        """The client whose request is parked, as it is now (its name and scopes, for the
+        consent page)."""
+        return current_client(single_statements(), interaction.tenant, interaction.param("client_id") or "")
 
     def consent_request(self, interaction: Interaction, client: Client) -> ConsentRequest:
         """The scopes of the parked request the client may have, and the claims it asks by name
