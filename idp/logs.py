@@ -115,13 +115,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, REQUEST_FIELDS, None)
         message = record.getMessage()
-        entry: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            # A request's own line is made of its method, status and loggable path (log_request).
-            "message": message if fields else redact(message),
-        }
+        # A request's own line is made of its method, status and loggable path (log_request).
+        entry = _entry(record.created, record.levelname, record.name,
+                       message if fields else redact(message))
         # A request's own line carries its fields, read once; other records read them here.
         entry.update(fields or request_fields())
         for name in EXTRA_FIELDS:
@@ -130,7 +126,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["error"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             entry["traceback"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return _ENCODER.encode(entry)
+
+
+# One encoder for every line (json.dumps with options makes a new one at each call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+def _entry(created: float, level: str, logger: str, message: str) -> dict[str, object]:
+    """What every line begins with."""
+    return {"time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "level": level, "logger": logger, "message": message}
 
 
 def dict_config(level: str = "INFO", stream: str = "ext://sys.stderr") -> dict:
@@ -198,8 +204,50 @@ def _log_request(_app: Flask, response: Response, **_extra) -> None:
 
 def log_request(endpoint: str, status: int, seconds: float, fields: dict[str, str | None]) -> None:
     """An answered request, once: measured, then logged with ``fields`` (``request_fields``).
-    ``endpoint`` is the route's name, never the raw URL."""
+    ``endpoint`` is the route's name, never the raw URL.
+
+    Where the line's one destination is a ``JsonFormatter`` stream (the production server's
+    set-up, ``dict_config``), the line is written to it directly, as that handler would write
+    it: the logging module's record and its dispatch cost a third of the line (20 µs of an API
+    request's 300). Any other set-up gets the record.
+    """
     metrics.observe_request(endpoint, str(fields["method"]), status, seconds)
-    log.info("%s %s %s", fields["method"], fields["path"], status, extra={
-        "status": status, "duration_ms": round(seconds * 1000, 1), "endpoint": endpoint,
-        REQUEST_FIELDS: fields})
+    if not log.isEnabledFor(logging.INFO):
+        return
+    extra = {"status": status, "duration_ms": round(seconds * 1000, 1), "endpoint": endpoint}
+    handler = _lone_json_stream(log)
+    if handler is None:
+        log.info("%s %s %s", fields["method"], fields["path"], status,
+                 extra={**extra, REQUEST_FIELDS: fields})
+        return
+    message = f"{fields['method']} {fields['path']} {status}"
+    entry = _entry(time.time(), logging.getLevelName(logging.INFO), log.name, message)
+    entry.update(fields)
+    entry.update(extra)
+    line = _ENCODER.encode(entry) + handler.terminator
+    handler.acquire()
+    try:
+        handler.stream.write(line)
+        handler.flush()
+    except Exception:  # as StreamHandler.emit: a failed write is reported, never raised
+        handler.handleError(logging.makeLogRecord({"name": log.name, "msg": message,
+                                                   "levelno": logging.INFO, "levelname": "INFO"}))
+    finally:
+        handler.release()
+
+
+def _lone_json_stream(logger: logging.Logger) -> logging.StreamHandler | None:
+    """The one handler ``logger``'s INFO records reach, when it is a ``JsonFormatter`` stream and
+    no filter stands in the way; else None."""
+    found: logging.StreamHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if (found is not None or type(handler) is not logging.StreamHandler or handler.filters
+                    or not isinstance(handler.formatter, JsonFormatter) or handler.level > logging.INFO):
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    return found

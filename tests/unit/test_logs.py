@@ -139,3 +139,79 @@ def test_the_client_address_comes_from_a_trusted_proxy_only(settings, trusted, r
     assert failure.ip == recorded
     db.close()
     _reset(app)
+
+
+@pytest.fixture
+def request_lines():
+    """``idp.request``'s lines going to one JSON stream only, as the production server sets
+    them up (``logs.dict_config``): the stream, and the logger. Pytest gives the logger its
+    own handlers as each test starts: ``alone`` takes them off."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("idp.request")
+    saved = logger.handlers, logger.propagate, logger.level
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    yield stream, logger, lambda: setattr(logger, "handlers", [handler])
+    logger.handlers, logger.propagate = saved[0], saved[1]
+    logger.setLevel(saved[2])
+
+
+FIELDS = {"request_id": "f" * 32, "tenant": "malakoff", "method": "POST", "path": "/malakoff/revoke"}
+
+
+def test_a_request_line_to_a_lone_json_stream_is_the_line_its_record_would_make(request_lines,
+                                                                                monkeypatch):
+    stream, logger, alone = request_lines
+    alone()
+    with monkeypatch.context() as patched:
+        # Written straight to the stream: no record is made.
+        patched.setattr(logging.Logger, "makeRecord", lambda *_a, **_k: pytest.fail("a record was made"))
+        logs.log_request("oidc_api.revoke", 200, 0.00123, FIELDS)
+    direct = json.loads(stream.getvalue())
+    # With a second destination the line goes through a record, to both.
+    logger.addHandler(logging.NullHandler())
+    logs.log_request("oidc_api.revoke", 200, 0.00123, FIELDS)
+    recorded = json.loads(stream.getvalue().splitlines()[1])
+    assert direct.pop("time")[:10] == recorded.pop("time")[:10]
+    assert direct == recorded == {
+        "level": "INFO", "logger": "idp.request", "message": "POST /malakoff/revoke 200", **FIELDS,
+        "status": 200, "duration_ms": 1.2, "endpoint": "oidc_api.revoke"}
+
+
+@pytest.mark.parametrize("setting", ["filter", "formatter", "level"])
+def test_a_request_line_goes_through_a_record_where_the_set_up_asks_for_one(request_lines, setting):
+    """A filter sees every line, another formatter formats it, a level above INFO keeps it out."""
+    stream, logger, alone = request_lines
+    alone()
+    (handler,) = logger.handlers
+    seen = []
+    if setting == "filter":
+        logger.addFilter(lambda record: seen.append(record) or True)
+    elif setting == "formatter":
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    else:
+        handler.setLevel(logging.WARNING)
+    try:
+        logs.log_request("oidc_api.revoke", 200, 0.001, FIELDS)
+    finally:
+        logger.filters.clear()
+    if setting == "filter":
+        assert [record.getMessage() for record in seen] == ["POST /malakoff/revoke 200"]
+        assert json.loads(stream.getvalue())["status"] == 200
+    elif setting == "formatter":
+        assert stream.getvalue() == "INFO POST /malakoff/revoke 200\n"
+    else:
+        assert stream.getvalue() == ""
+
+
+def test_a_request_line_that_cannot_be_written_is_reported_not_raised(request_lines):
+    stream, logger, alone = request_lines
+    alone()
+    (handler,) = logger.handlers
+    reported = []
+    stream.close()  # writing raises ValueError
+    handler.handleError = reported.append
+    logs.log_request("oidc_api.revoke", 200, 0.001, FIELDS)
+    assert [record.getMessage() for record in reported] == ["POST /malakoff/revoke 200"]
