@@ -1,21 +1,25 @@
-"""The floor of a UserInfo request on this stack, measured next to ours and the peer.
+"""The floor of the protocol API's requests on this stack, measured next to ours and the peer.
 
-    .venv/bin/python -m bench.floor [--seconds 6] [--connections 32]
+    .venv/bin/python -m bench.floor [--scenarios userinfo,introspection,revocation] [--seconds 6]
+                                    [--connections 32]
 
-How cheap can our UserInfo answer get, on the stack the provider is bound to? The floor
-application answers ``GET /malakoff/userinfo`` with a valid bearer token as the provider does
-(the same claims, the security headers, a request id, a JSON log line), through the parts of the
-provider that do the protocol's work: Authlib's bearer token validation (RFC 6750), the
-ledger's statement (``idp.oidc.ledger``, SQLAlchemy Core, compiled once) and the claims it
-releases (``idp.oidc.claims``), under the production server (granian, through
-``idp.web.server``'s bridge, or through granian's WSGI interface for comparison). It leaves out
-all the rest: Flask, the input gate (the Host check aside), sessions, CORS, metrics, and
-SQLAlchemy's execution and pool: the statement runs prepared on one psycopg connection per
-process, kept open. It answers nothing else (a bare 404; 200 at ``/ready``): it is a measure,
-not a server.
+How cheap can our answers get, on the stack the provider is bound to? The floor application
+answers ``GET /malakoff/userinfo`` with a bearer token, ``POST /malakoff/introspect`` and
+``POST /malakoff/revoke`` with a client's credentials, as the provider does (the same answers,
+the security headers, a request id, a JSON log line), through the parts of the provider that do
+the protocol's work: Authlib's bearer token validation (RFC 6750) and the provider's own
+introspection and revocation endpoints (``idp.oidc.server``: Authlib's, with the provider's
+client authentication and its client cache), the ledger's statements (``idp.oidc.ledger``,
+SQLAlchemy Core, compiled once) and the claims it releases (``idp.oidc.claims``), under the
+production server (granian, through ``idp.web.server``'s bridge, or through granian's WSGI
+interface for comparison). It leaves out all the rest: Flask (the endpoints are given the
+request's statements and tenant directly, not through Flask's context), the input gate (the
+Host check aside), sessions, CORS, metrics, and SQLAlchemy's execution and pool: the
+statements run prepared on one psycopg connection per process, kept open. It answers nothing
+else (a bare 404; 200 at ``/ready``): it is a measure, not a server.
 
-All three are pinned to the server core in turn, wrk to the load core, as ``bench/run`` does;
-what each costs per request is read from /proc.
+All are pinned to the server core in turn, wrk to the load core, as ``bench/run`` does; what
+each costs per request is read from /proc.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ import sys
 import tempfile
 import time
 from collections import namedtuple
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qsl
 
 import psycopg
 from authlib.oauth2.rfc6749 import ResourceProtector
@@ -38,72 +45,127 @@ from authlib.oauth2.rfc6749.requests import OAuth2Request
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from werkzeug.datastructures import EnvironHeaders
+from werkzeug.http import HTTP_STATUS_CODES
 
-from bench import loadgen, seed, targets
+from bench import seed, targets
 from bench.cli import Bench, Meter
 from bench.options import parse_args
 from idp.accounts.hashing import PasswordHasher
-from idp.oidc import ledger
+from idp.db import utcnow
+from idp.oidc import server as oidc_server
 from idp.oidc.claims import user_claims
-from idp.oidc.server import PresentedToken
+from idp.oidc.clients import ClientCache
+from idp.oidc.server import AccessTokenValidator, Introspection, LaneRequest, Provider, Revocation
 from idp.web import gate
 from idp.web.headers import SECURITY_HEADERS, UNCACHED
 from idp.web.server import WsgiBridge
 
-PATH = f"/{seed.TENANT}/userinfo"
+# The floor's paths, as ours, and the protocol endpoint answering each (None: UserInfo).
+PATHS = {"userinfo": f"/{seed.TENANT}/userinfo", "introspection": f"/{seed.TENANT}/introspect",
+         "revocation": f"/{seed.TENANT}/revoke"}
 DATABASE_VARIABLE = "FLOOR_DATABASE_URL"
+ISSUER_VARIABLE = "FLOOR_ISSUER"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class _Ledger(BearerTokenValidator):
-    """The access token's row, by the ledger's statement run prepared on one kept connection."""
+class _Prepared:
+    """``idp.db.Statements`` as the floor runs them: each statement compiled once, then run
+    prepared on one psycopg connection, kept open, in autocommit."""
+
+    postgresql = True
 
     def __init__(self, database_url: str):
-        super().__init__()
         self.connection = psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True)
-        self.statement = ledger._FIND_ACCESS_TOKEN.compile(dialect=postgresql_psycopg.dialect())
-        self.row: Any = None  # the row's type, from the first answer's column names
+        self._compiled: dict[Any, tuple[Any, list[Any]]] = {}
 
-    def authenticate_token(self, token_string: str) -> PresentedToken | None:
-        params = self.statement.construct_params(
-            ledger._bound(digest=ledger.token_digest(token_string), tenant=seed.TENANT))
-        cursor = self.connection.execute(self.statement.string, params, prepare=True)
+    def first(self, statement: Any, params: dict[str, Any]) -> Any:
+        if statement not in self._compiled:
+            self._compiled[statement] = (statement.compile(dialect=postgresql_psycopg.dialect()), [None])
+        compiled, row = self._compiled[statement]
+        cursor = self.connection.execute(compiled.string, compiled.construct_params(params), prepare=True)
         found = cursor.fetchone()
         if found is None:
             return None
-        if self.row is None:
-            self.row = namedtuple("Row", [column.name for column in cursor.description])
-        return PresentedToken(self.row(*found))
+        if row[0] is None:  # the row's type, from the first answer's column names
+            row[0] = namedtuple("Row", [column.name for column in cursor.description or ()])
+        return row[0](*found)
 
 
-def floor_app(database_url: str, log_path: str):
+class _Ledger(BearerTokenValidator):
+    """The access token's row, by the provider's lookup on the floor's statements."""
+
+    def __init__(self, statements: _Prepared):
+        super().__init__()
+        self.statements = statements
+
+    def authenticate_token(self, token_string: str) -> Any:
+        return AccessTokenValidator.find(self.statements, token_string, seed.TENANT)
+
+
+class _Provider(Provider):
+    """The provider's authorization server, answering as the lane does, without an application."""
+
+    def handle_response(self, status_code, payload, headers):
+        body = json.dumps(payload) if isinstance(payload, dict) else payload
+        return status_code, headers, body.encode() if isinstance(body, str) else body
+
+
+def _provider(statements: _Prepared, issuer: str) -> _Provider:
+    """The provider's introspection and revocation, given the floor's statements and tenant
+    where the provider's take them from Flask's context (``idp.oidc.server``'s names), with
+    the production default for the client cache and no request deadline."""
+    tenant = SimpleNamespace(slug=seed.TENANT, issuer=issuer)
+    oidc_server.single_statements = lambda: statements  # type: ignore[assignment]
+    oidc_server.current_tenant = lambda: tenant  # type: ignore[assignment]
+    oidc_server.check_in_time = lambda: None
+    oidc_server.commit_deadline = lambda: utcnow() + timedelta(seconds=30)
+    provider = _Provider(ClientCache(10))
+    provider.register_endpoint(Introspection)
+    provider.register_endpoint(Revocation)
+    return provider
+
+
+def floor_app(database_url: str, log_path: str, issuer: str):
     """The floor application (WSGI)."""
+    statements = _Prepared(database_url)
     protector = ResourceProtector()
-    protector.register_token_validator(_Ledger(database_url))
+    protector.register_token_validator(_Ledger(statements))
+    provider = _provider(statements, issuer)
+    endpoints = {PATHS["introspection"]: "introspection", PATHS["revocation"]: "revocation"}
     log = logging.getLogger("floor")
     log.addHandler(logging.FileHandler(log_path))
     log.setLevel(logging.INFO)
     log.propagate = False
 
+    def answer(environ: dict[str, Any], path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        if path == PATHS["userinfo"]:
+            request = OAuth2Request(environ["REQUEST_METHOD"], f"http://{environ['HTTP_HOST']}{path}", None,
+                                    EnvironHeaders(environ))
+            token = protector.validate_request(["openid"], request)
+            claims = user_claims(token.account, token.row.scope, token.row.claims, "userinfo")
+            return 200, [("Content-Type", "application/json"), *UNCACHED], json.dumps(claims).encode()
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
+        status, headers, content = provider.create_endpoint_response(
+            endpoints[path], LaneRequest(environ, parse_qsl(body, keep_blank_values=True)))
+        return status, list(headers), content
+
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         started = time.perf_counter()
-        headers = EnvironHeaders(environ)
-        if environ["PATH_INFO"] == "/ready":
+        path = environ["PATH_INFO"]
+        if path == "/ready":
             start_response("200 OK", [])
             return [b""]
-        if environ["PATH_INFO"] != PATH or not gate.host_allowed(environ.get("HTTP_HOST", ""),
-                                                                  environ["wsgi.url_scheme"]):
+        if path not in PATHS.values() or not gate.host_allowed(environ.get("HTTP_HOST", ""),
+                                                               environ["wsgi.url_scheme"]):
             start_response("404 Not Found", [])
             return [b""]
-        uri = f"http://{environ['HTTP_HOST']}{PATH}"
-        request = OAuth2Request(environ["REQUEST_METHOD"], uri, None, headers)
-        token = protector.validate_request(["openid"], request)
-        body = json.dumps(user_claims(token.account, token.row.scope, token.row.claims, "userinfo")).encode()
+        status, headers, body = answer(environ, path)
         request_id = secrets.token_hex(16)
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                                  *SECURITY_HEADERS, *UNCACHED, ("X-Request-ID", request_id)])
-        log.info(json.dumps({"time": time.time(), "request_id": request_id, "method": "GET", "path": PATH,
-                             "status": 200, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}))
+        start_response(f"{status} {HTTP_STATUS_CODES[status]}", [
+            *headers, ("Content-Length", str(len(body))), *SECURITY_HEADERS, ("X-Request-ID", request_id)])
+        log.info(json.dumps({"time": time.time(), "request_id": request_id,
+                             "method": environ["REQUEST_METHOD"], "path": path, "status": status,
+                             "duration_ms": round((time.perf_counter() - started) * 1000, 1)}))
         return [body]
 
     return app
@@ -116,15 +178,16 @@ def rsgi_app() -> WsgiBridge:
 
 def wsgi_app():
     """granian's factory: the floor under granian's WSGI interface."""
-    return floor_app(os.environ[DATABASE_VARIABLE], os.environ["FLOOR_LOG"])
+    return floor_app(os.environ[DATABASE_VARIABLE], os.environ["FLOOR_LOG"], os.environ[ISSUER_VARIABLE])
 
 
-def floor_server(*, interface: str, core: int, port: int, database_url: str, out: Path) -> targets.Server:
+def floor_server(*, interface: str, core: int, port: int, database_url: str, issuer: str,
+                 out: Path) -> targets.Server:
     command = [str(ROOT / ".venv" / "bin" / "granian"), "--interface", interface, "--factory",
                "--loop", "uvloop", "--workers", "1", "--port", str(port), "--no-ws", "--log-level", "warning",
                f"bench.floor:{interface}_app"]
-    env = {**os.environ, DATABASE_VARIABLE: database_url, "FLOOR_LOG": str(out / f"floor-{interface}.log"),
-           "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, DATABASE_VARIABLE: database_url, ISSUER_VARIABLE: issuer,
+           "FLOOR_LOG": str(out / f"floor-{interface}.log"), "PYTHONPATH": str(ROOT)}
     server = targets.Server(command, core=core, env=env, ready_url=f"http://127.0.0.1:{port}/ready",
                             log=out / f"floor-{interface}.out")
     server.name = f"floor ({interface})"
@@ -133,12 +196,17 @@ def floor_server(*, interface: str, core: int, port: int, database_url: str, out
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenarios", default=",".join(PATHS), help=f"subset of: {', '.join(PATHS)}")
     parser.add_argument("--seconds", type=float, default=6, help="measured seconds per server (default 6)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent clients (default 32)")
     args = parser.parse_args(argv)
-    options = parse_args(["--scenarios", "userinfo", "--seconds", str(args.seconds),
+    scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    if not scenarios or set(scenarios) - set(PATHS):
+        parser.error(f"--scenarios: a subset of {', '.join(PATHS)}")
+    options = parse_args(["--scenarios", ",".join(scenarios), "--seconds", str(args.seconds),
                           "--connections", str(args.connections), "--soak", "0"])
     options.out.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, dict[str, tuple[float, float]]] = {scenario: {} for scenario in scenarios}
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as workdir:
         bench = Bench(options, Path(workdir))
         seed.reset_database(options.database_url)
@@ -149,37 +217,41 @@ def main(argv: list[str] | None = None) -> int:
         try:
             peer = bench.start(targets.peer(core=options.server_core, port=options.peer_port,
                                             config=bench.peer_config(seeded), log=options.out / "peer.log"))
-            servers = [("ours", bench.start_ours("ours"), bench.ours_url, PATH)]
+            bench.bearer = {"ours": minter.tokens(1)[0][0], "peer": bench.peer_mint("access", 1)[0]}
+            servers = [("ours", bench.start_ours("ours"), bench.ours_url)]
             for interface in ("rsgi", "wsgi"):
                 server = floor_server(interface=interface, core=options.server_core, port=floor_port,
-                                      database_url=options.database_url, out=options.out)
-                servers.append((server.name, server, f"http://127.0.0.1:{floor_port}", PATH))
-            servers.append(("peer", peer, bench.peer_url, "/me"))
-            bearer = {"peer": bench.peer_mint("access", 1)[0]}
-            figures: dict[str, tuple[float, float]] = {}
-            for name, server, url, path in servers:
+                                      database_url=options.database_url,
+                                      issuer=f"{bench.ours_url}/{seed.TENANT}", out=options.out)
+                servers.append((server.name, server, f"http://127.0.0.1:{floor_port}"))
+            servers.append(("peer", peer, bench.peer_url))
+            for name, server, url in servers:
                 if server.process is None:  # the floors take the same port in turn
                     bench.start(server)
-                token = bearer.get(name) or minter.tokens(1)[0][0]
-                requests = [loadgen.Request("GET", path, f"Bearer {token}")]
-                bench.wrk(url, requests, seconds=2)  # warm-up
-                meter = Meter(server, None)
-                measure = bench.wrk(url, requests)
-                cpu, _postgres = meter.per(measure.requests)
-                if measure.errors:
-                    raise RuntimeError(f"{name}: {measure.errors} errors; see {options.out}")
-                figures[name] = (measure.requests / measure.seconds, cpu or 0.0)
+                target = "peer" if name == "peer" else "ours"  # the floors answer ours' requests
+                for scenario in scenarios:
+                    # Each its own requests: what the warm-up consumed is not sent again.
+                    warm_up, mode = bench.scenario_requests(target, seeded, minter, scenario)
+                    bench.wrk(url, warm_up, mode, seconds=2)
+                    requests, mode = bench.scenario_requests(target, seeded, minter, scenario)
+                    meter = Meter(server, None)
+                    measure = bench.wrk(url, requests, mode)
+                    cpu, _postgres = meter.per(measure.requests)
+                    if measure.errors or measure.exhausted:
+                        raise RuntimeError(f"{name} {scenario}: {measure.errors} errors, "
+                                           f"{measure.exhausted} out of inputs; see {options.out}")
+                    figures[scenario][name] = (measure.requests / measure.seconds, cpu or 0.0)
                 if name != "peer":
                     bench.stop(server)
         finally:
             bench.stop_all()
             minter.close()
-    peer_rate = figures["peer"][0]
-    print(f"UserInfo, one worker on core {options.server_core}, {options.connections} clients, "
-          f"{args.seconds:g} s each")
-    print(f"{'server':18} {'req/s':>8} {'CPU ms/req':>10} {'req/s / peer':>12}")
-    for name, (rate, cpu) in figures.items():
-        print(f"{name:18} {rate:8,.0f} {cpu:10.3f} {rate / peer_rate:12.2f}")
+    print(f"one worker on core {options.server_core}, {options.connections} clients, {args.seconds:g} s each")
+    for scenario, rows in figures.items():
+        peer_rate = rows["peer"][0]
+        print(f"{scenario:18} {'req/s':>8} {'CPU ms/req':>10} {'req/s / peer':>12}")
+        for name, (rate, cpu) in rows.items():
+            print(f"  {name:16} {rate:8,.0f} {cpu:10.3f} {rate / peer_rate:12.2f}")
     return 0
 
 
