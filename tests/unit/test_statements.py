@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import time
 
+import psycopg
 import pytest
 from sqlalchemy import (
     JSON,
@@ -135,6 +136,17 @@ def test_the_next_request_runs_on_the_connection_kept_and_the_pool_hands_out_tra
         assert again.driver_connection.autocommit is False
     finally:
         again.close()
+
+
+def test_the_statements_of_a_kept_connection_run_on_one_cursor(own, monkeypatch):
+    """A cursor made per statement cost a fifth of one (bench/RESULTS.md)."""
+    first = _pid(own)
+    made = []
+    cursor = psycopg.Connection.cursor
+    monkeypatch.setattr(psycopg.Connection, "cursor",
+                        lambda self, *args, **kwargs: made.append(self) or cursor(self, *args, **kwargs))
+    assert [_pid(own), _pid(own)] == [first, first]
+    assert made == []
 
 
 def test_beyond_those_kept_the_connections_go_back_to_the_pool_as_its_other_users_expect_them(own):
