@@ -31,6 +31,7 @@ import os
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections import namedtuple
 from datetime import timedelta
@@ -68,21 +69,22 @@ ISSUER_VARIABLE = "FLOOR_ISSUER"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class _Prepared:
+class _Prepared(threading.local):
     """``idp.db.Statements`` as the floor runs them: each statement compiled once, then run
-    prepared on one psycopg connection, kept open, in autocommit."""
+    prepared on one cursor of one psycopg connection per thread, kept open, in autocommit."""
 
     postgresql = True
 
     def __init__(self, database_url: str):
-        self.connection = psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True)
+        self.cursor = psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True).cursor()
         self._compiled: dict[Any, tuple[Any, list[Any]]] = {}
 
     def first(self, statement: Any, params: dict[str, Any]) -> Any:
         if statement not in self._compiled:
             self._compiled[statement] = (statement.compile(dialect=postgresql_psycopg.dialect()), [None])
         compiled, row = self._compiled[statement]
-        cursor = self.connection.execute(compiled.string, compiled.construct_params(params), prepare=True)
+        cursor = self.cursor
+        cursor.execute(compiled.string, compiled.construct_params(params), prepare=True)
         found = cursor.fetchone()
         if found is None:
             return None
@@ -171,9 +173,13 @@ def floor_app(database_url: str, log_path: str, issuer: str):
     return app
 
 
+# Threads running requests, as in production (``idp.web.server``).
+THREADS = 2
+
+
 def rsgi_app() -> WsgiBridge:
-    """granian's factory: the floor under the production server's bridge (one thread)."""
-    return WsgiBridge(wsgi_app(), threads=1, max_body=1 << 20)
+    """granian's factory: the floor under the production server's bridge."""
+    return WsgiBridge(wsgi_app(), threads=THREADS, max_body=1 << 20)
 
 
 def wsgi_app():
@@ -185,6 +191,8 @@ def floor_server(*, interface: str, core: int, port: int, database_url: str, iss
                  out: Path) -> targets.Server:
     command = [str(ROOT / ".venv" / "bin" / "granian"), "--interface", interface, "--factory",
                "--loop", "uvloop", "--workers", "1", "--port", str(port), "--no-ws", "--log-level", "warning",
+               # RSGI's requests take the bridge's threads; WSGI's, granian's own.
+               *(["--blocking-threads", str(THREADS)] if interface == "wsgi" else []),
                f"bench.floor:{interface}_app"]
     env = {**os.environ, DATABASE_VARIABLE: database_url, ISSUER_VARIABLE: issuer,
            "FLOOR_LOG": str(out / f"floor-{interface}.log"), "PYTHONPATH": str(ROOT)}
