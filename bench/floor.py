@@ -61,7 +61,7 @@ from idp.web import gate
 from idp.web.headers import SECURITY_HEADERS, UNCACHED
 from idp.web.server import WsgiBridge
 
-# The floor's paths, as ours, and the protocol endpoint answering each (None: UserInfo).
+# The floor's paths, those of ours, by scenario.
 PATHS = {"userinfo": f"/{seed.TENANT}/userinfo", "introspection": f"/{seed.TENANT}/introspect",
          "revocation": f"/{seed.TENANT}/revoke"}
 DATABASE_VARIABLE = "FLOOR_DATABASE_URL"
