@@ -214,14 +214,14 @@ def log_request(endpoint: str, status: int, seconds: float, fields: dict[str, st
     metrics.observe_request(endpoint, str(fields["method"]), status, seconds)
     if not log.isEnabledFor(logging.INFO):
         return
+    message = f"{fields['method']} {fields['path']} {status}"
     extra = {"status": status, "duration_ms": round(seconds * 1000, 1), "endpoint": endpoint}
     handler = _lone_json_stream(log)
     if handler is None:
-        log.info("%s %s %s", fields["method"], fields["path"], status,
-                 extra={**extra, REQUEST_FIELDS: fields})
+        log.info("%s", message, extra={**extra, REQUEST_FIELDS: fields})
         return
-    message = f"{fields['method']} {fields['path']} {status}"
-    entry = _entry(time.time(), logging.getLevelName(logging.INFO), log.name, message)
+    level = logging.getLevelName(logging.INFO)
+    entry = _entry(time.time(), level, log.name, message)
     entry.update(fields)
     entry.update(extra)
     line = _ENCODER.encode(entry) + handler.terminator
@@ -231,7 +231,7 @@ def log_request(endpoint: str, status: int, seconds: float, fields: dict[str, st
         handler.flush()
     except Exception:  # as StreamHandler.emit: a failed write is reported, never raised
         handler.handleError(logging.makeLogRecord({"name": log.name, "msg": message,
-                                                   "levelno": logging.INFO, "levelname": "INFO"}))
+                                                   "levelno": logging.INFO, "levelname": level}))
     finally:
         handler.release()
 
