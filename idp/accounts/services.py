@@ -175,7 +175,9 @@ def record_sign_in(db: Session, tenant: Tenant, account: Account, context: SignI
                    **data) -> None:
     """The member proved who they are: audit it, and keep the language of the pages they
     used for the messages they get when they are not at the screen. The caller commits."""
-    if context.locale:
+    # Set only when it changes: an assignment, even of the same value, leaves the account for the
+    # unit of work to flush (the audit row's statement then runs a flush for nothing).
+    if context.locale and account.locale != context.locale:
         account.locale = context.locale
     events.record_event(db, events.LOGIN_SUCCESS, tenant=tenant.slug, account_id=account.id,
                         ip=context.ip, user_agent=context.user_agent, **data)

@@ -8,7 +8,8 @@ import hashlib
 import time
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session as OrmSession
 
 from idp.accounts.models import Account
 from idp.channels.models import Message
@@ -436,3 +437,19 @@ def test_codes_are_in_the_language_of_the_sign_in_pages_which_the_account_keeps(
     assert sms_words in sms.body_text
     db.expire_all()
     assert db.get(Account, member_flow.account.id).locale == locale
+
+
+def test_a_sign_in_in_the_language_the_account_keeps_leaves_the_account_unwritten(member_flow, db):
+    db.execute(update(Account).where(Account.id == member_flow.account.id).values(locale="fr"))
+    db.commit()
+    written = []
+
+    def flushing(session, _context, _instances):
+        written.extend(type(thing).__name__ for thing in session.dirty)
+
+    event.listen(OrmSession, "before_flush", flushing)
+    try:
+        assert member_flow.give_password(ui_locales="fr").status_code == 303
+    finally:
+        event.remove(OrmSession, "before_flush", flushing)
+    assert "Account" not in written
