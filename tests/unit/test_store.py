@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import pytest
@@ -93,6 +95,47 @@ def test_redis_counters_work_after_the_server_forgot_their_scripts():
     store.decr("c")
     assert store.get("c") == "1"
     assert 0 < store.ttl("c") <= 60
+    store.set("old", "v", 60)
+    store.client.script_flush()
+    store.replace("old", "new", "w", 60)
+    assert (store.get("old"), store.get("new")) == (None, "w")
+
+
+def test_each_thread_calls_redis_on_a_connection_of_its_own():
+    if not REDIS_URL:
+        pytest.skip("no IDP_TEST_REDIS_URL: the Redis store is exercised by .ci/run")
+    store = RedisStore(REDIS_URL, prefix=f"test:{time.time_ns()}:")
+    mine = store.client.client_id()
+    store.set("a", "1", 60)
+    assert store.client.client_id() == mine
+    theirs = []
+    other = threading.Thread(target=lambda: theirs.extend([store.get("a"), store.client.client_id()]))
+    other.start()
+    other.join()
+    assert theirs[0] == "1"
+    assert theirs[1] != mine
+
+
+def test_a_forked_process_calls_redis_on_connections_of_its_own():
+    if not REDIS_URL:
+        pytest.skip("no IDP_TEST_REDIS_URL: the Redis store is exercised by .ci/run")
+    store = RedisStore(REDIS_URL, prefix=f"test:{time.time_ns()}:")
+    store.set("a", "1", 60)
+    parents = store.client.client_id()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: a worker forked from a process that used the store
+        try:
+            os.write(write, f"{store.get('a')} {store.client.client_id()}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        value, childs = answer.read().split()
+    os.waitpid(child, 0)
+    assert value == "1"
+    assert int(childs) != parents
+    assert store.client.client_id() == parents
 
 
 def test_memory_store_expires_values():
@@ -111,3 +154,7 @@ def test_unreachable_redis_raises_store_unavailable():
         store.get("a")
     with pytest.raises(StoreUnavailable):
         store.ping()
+    with pytest.raises(StoreUnavailable):
+        store.incr("n", 60)
+    with pytest.raises(StoreUnavailable):
+        store.replace("a", "b", "1", 60)
