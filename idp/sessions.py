@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, has_request_context
+from flask.globals import request_ctx
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 from werkzeug.exceptions import HTTPException
@@ -104,15 +105,19 @@ class StoreSessionInterface(SessionInterface):
 
     @staticmethod
     def _endpoint(app: Flask, request: Request) -> str:
-        # The session opens before Flask matches the URL, so match it here (only when a cookie came).
-        adapter = app.create_url_adapter(request)
+        """The endpoint the request goes to. The session opens before Flask matches the URL, so
+        it is matched here (only when a cookie came), by the request context's own URL adapter,
+        and the match is kept on the request, where Flask finds it (``idp.web.transactions``)."""
+        own = has_request_context() and request_ctx.request is request
+        adapter = request_ctx.url_adapter if own else app.create_url_adapter(request)
         if adapter is None:  # only without a request, which open_session always has
             return ""
         try:
-            endpoint, _args = adapter.match()
+            rule, args = adapter.match(return_rule=True)
         except HTTPException:
             return ""
-        return endpoint
+        request.url_rule, request.view_args = rule, dict(args)
+        return str(rule.endpoint)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         # Flask passes back what open_session made, and never its null session.

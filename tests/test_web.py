@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from werkzeug.routing import MapAdapter
 
 from idp import create_app
 from idp.channels.models import Message
@@ -31,6 +32,23 @@ def test_session_cookie_is_host_prefixed_secure_httponly_lax(client):
     cookie = client.get_cookie("__Host-idp-session")
     assert cookie is not None
     assert cookie.secure and cookie.http_only and cookie.same_site == "Lax" and cookie.path == "/"
+
+
+def test_a_request_with_a_session_matches_its_url_once(client, monkeypatch):
+    client.get("/malakoff/login?lang=en")  # a session, whose cookie the next request sends
+    assert client.get_cookie("__Host-idp-session") is not None
+    matched = []
+    match = MapAdapter.match
+
+    def counted(adapter, *args, **kwargs):
+        matched.append(adapter.path_info)
+        return match(adapter, *args, **kwargs)
+
+    monkeypatch.setattr(MapAdapter, "match", counted)
+    page = client.get("/malakoff/login")
+    assert page.status_code == 200 and "Sign in" in page.data.decode()  # the session was read
+    assert matched == ["/malakoff/login"]
+    assert client.get("/malakoff/nowhere").status_code == 404
 
 
 def test_not_found_is_a_page_and_json_for_the_api(client):

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
+from flask.ctx import RequestContext
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
@@ -58,6 +59,9 @@ class Provider(Flask):
         environ.setdefault(RECEIVED, time.monotonic())
         return super().__call__(environ, start_response)
 
+    def request_context(self, environ: dict[str, Any]) -> RequestContext:
+        return _MatchedOnce(self, environ)
+
     def ensure_sync(self, func):
         # Flask asks this of every view and hook at each call; each one's answer never changes.
         return self.async_to_sync(func) if _coroutine_function(func) else func
@@ -71,6 +75,15 @@ class Provider(Flask):
             else:
                 session.commit()
         return response
+
+
+class _MatchedOnce(RequestContext):
+    """A request context that matches the URL only if the session has not already done so
+    (``idp.sessions``: it opens first, and matches the URL of a request with a cookie)."""
+
+    def match_request(self) -> None:
+        if self.request.url_rule is None:
+            super().match_request()
 
 
 _coroutine_function = functools.lru_cache(maxsize=1024)(inspect.iscoroutinefunction)
