@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -76,6 +77,8 @@ class RedisStore:
             health_check_interval=30,
         )
         self._threads = _ThreadClients()
+        # The connections are closed with the store, whichever thread's client holds them.
+        self._closer = weakref.finalize(self, self._pool.disconnect)
         # Sent by their digest (EVALSHA) on the calling thread's client, loaded again by
         # redis-py if the server lost them.
         scripts = redis.Redis(connection_pool=self._pool)
@@ -94,6 +97,11 @@ class RedisStore:
             own.client = redis.Redis(connection_pool=self._pool, single_connection_client=True)
             own.pid = os.getpid()
         return own.client
+
+    def close(self) -> None:
+        """Close the store's connections, those every thread's client holds included (done too
+        when the store is garbage collected)."""
+        self._closer()
 
     def _call(self, command: Callable[[redis.Redis], Any]) -> Any:
         """``command`` on this thread's client: the store's one way to the server, where its

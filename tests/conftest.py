@@ -120,7 +120,7 @@ def _reset(app) -> None:
             connection.execute(table.delete())
     if REDIS_URL:
         services.store.client.flushdb()
-        services.store.client.close()  # its sockets, not left to the garbage collector
+        services.store.close()  # its sockets, not left to the garbage collector
     services.database.engine.dispose()
 
 

@@ -446,7 +446,7 @@ def werkzeug_serving(app):
         services = app.extensions["idp"]
         services.database.engine.dispose()
         if REDIS_URL:
-            services.store.client.close()
+            services.store.close()
 
 
 def node_environment(settings: dict, **overrides) -> dict[str, str]:

@@ -56,7 +56,7 @@ def store(request, clock):
     redis_store = RedisStore(REDIS_URL, prefix=f"test:{time.time_ns()}:")
     yield redis_store
     redis_store.client.flushdb()
-    redis_store.client.close()
+    redis_store.close()
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def backend(request):
     store = RedisStore(REDIS_URL, prefix=f"test:{time.time_ns()}:")
     yield Backend(store, None)
     store.client.flushdb()
-    store.client.close()
+    store.close()
 
 
 @pytest.fixture
@@ -416,4 +416,4 @@ def test_parallel_callers_never_pass_more_than_the_limit(limit):
         assert RateLimiter(store, limit).remaining(SUBJECT) == 0
     finally:
         store.client.flushdb()
-        store.client.close()
+        store.close()

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from idp.store import MemoryStore, RedisStore, StoreUnavailable
 from tests.conftest import REDIS_URL
@@ -30,6 +31,7 @@ def store(request):
     redis_store = RedisStore(REDIS_URL, prefix=f"test:{time.time_ns()}:")
     yield redis_store
     redis_store.client.flushdb()
+    redis_store.close()
 
 
 def test_set_get_delete(store):
@@ -114,6 +116,38 @@ def test_each_thread_calls_redis_on_a_connection_of_its_own():
     other.join()
     assert theirs[0] == "1"
     assert theirs[1] != mine
+
+
+def test_a_store_closed_or_dropped_closes_the_connections_of_every_thread():
+    if not REDIS_URL:
+        pytest.skip("no IDP_TEST_REDIS_URL: the Redis store is exercised by .ci/run")
+    observer = redis.Redis.from_url(REDIS_URL)
+
+    def connections(store: RedisStore) -> set[int]:
+        ids = [store.client.client_id()]
+        other = threading.Thread(target=lambda: ids.append(store.client.client_id()))
+        other.start()
+        other.join()
+        assert len(set(ids)) == 2
+        return set(ids)
+
+    def still_open(ids: set[int]) -> set[int]:
+        # The server forgets a closed connection when it reads its end: give it a moment.
+        deadline = time.monotonic() + 5
+        while (open_ := ids & {int(client["id"]) for client in observer.client_list()}) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        return open_
+
+    closed = RedisStore(REDIS_URL)
+    ids = connections(closed)
+    closed.close()
+    assert not still_open(ids)
+    dropped = RedisStore(REDIS_URL)
+    ids = connections(dropped)
+    del dropped  # no close, no garbage collection: its last reference goes
+    assert not still_open(ids)
+    observer.close()
 
 
 def test_a_forked_process_calls_redis_on_connections_of_its_own():
