@@ -183,6 +183,13 @@ class RateLimiter:
         return max(0, self.limit.limit - int(raw or 0))
 
 
-def clear(store: Store, *counted: tuple[RateLimiter, str]) -> None:
-    """Forget what each limiter counted for its subject, in one call to the store."""
-    store.delete(*(key for limiter, subject in counted for key in limiter.keys(subject)))
+def clear(store: Store, *counted: tuple[RateLimiter, str],
+          refund: tuple[RateLimiter, str] | None = None) -> None:
+    """Forget what each limiter counted for its subject, and give back one event to ``refund``'s
+    limiter for its subject (``RateLimiter.refund``), in one call to the store."""
+    keys = [key for limiter, subject in counted for key in limiter.keys(subject)]
+    if refund is None:
+        store.delete(*keys)
+    else:
+        limiter, subject = refund
+        store.decr(limiter.keys(subject)[0], delete=keys)

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import redis
@@ -32,8 +32,9 @@ class Store(Protocol):
         """Get and delete in one atomic step (single-use values)."""
     def incr(self, key: str, ttl: int) -> int:
         """Increment a counter; the time to live starts at the first increment."""
-    def decr(self, key: str) -> None:
-        """Decrement a counter that exists (its time to live unchanged); a missing one stays missing."""
+    def decr(self, key: str, *, delete: Sequence[str] = ()) -> None:
+        """Decrement a counter that exists (its time to live unchanged); a missing one stays
+        missing. ``delete``: keys deleted in the same step."""
     def ttl(self, key: str) -> int:
         """Seconds left, or 0 when the key does not exist."""
     def ping(self) -> None: ...
@@ -46,8 +47,10 @@ local count = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
 return count
 """
-# DECR on a missing key would make one without a time to live, kept for ever.
+# DECR on a missing key would make one without a time to live, kept for ever. The keys after
+# the first are deleted.
 _DECR_IF_EXISTS = """
+if #KEYS > 1 then redis.call('DEL', unpack(KEYS, 2)) end
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
 return 0
 """
@@ -132,8 +135,9 @@ class RedisStore:
         return int(self._call(lambda client: self._incr_with_ttl(
             keys=[self.prefix + key], args=[ttl], client=client)))
 
-    def decr(self, key: str) -> None:
-        self._call(lambda client: self._decr_if_exists(keys=[self.prefix + key], client=client))
+    def decr(self, key: str, *, delete: Sequence[str] = ()) -> None:
+        keys = [self.prefix + name for name in (key, *delete)]
+        self._call(lambda client: self._decr_if_exists(keys=keys, client=client))
 
     def ttl(self, key: str) -> int:
         return max(0, int(self._call(lambda client: client.ttl(self.prefix + key))))
@@ -191,8 +195,10 @@ class MemoryStore:
             self._data[key] = (str(value), expires)
             return value
 
-    def decr(self, key: str) -> None:
+    def decr(self, key: str, *, delete: Sequence[str] = ()) -> None:
         with self._lock:
+            for name in delete:
+                self._data.pop(name, None)
             item = self._live(key)
             if item:
                 self._data[key] = (str(int(item[0]) - 1), item[1])

@@ -146,12 +146,12 @@ class SignIn:
                 self.session.commit()
                 per_identifier.test(subject)
             return None
-        per_ip.refund(ip)
         # The password is proven: its failures are forgotten, and the account pages may ask it
-        # again with a fresh budget.
+        # again with a fresh budget; the address's check is given back.
         ratelimit.clear(self.store, (per_identifier, subject),
                         (RateLimiter(self.store, ratelimit.LOGIN_KNOWN_BROWSER), signed_in.id),
-                        (RateLimiter(self.store, ratelimit.REAUTH_PER_ACCOUNT), signed_in.id))
+                        (RateLimiter(self.store, ratelimit.REAUTH_PER_ACCOUNT), signed_in.id),
+                        refund=(per_ip, ip))
         return signed_in
 
     def _password_limiter(self, account: Account | None, known_accounts: Collection[str],
@@ -210,8 +210,7 @@ class SignIn:
                                 account_id=account.id, channel=challenge.channel,
                                 reason=type(exc).__name__)
             raise
-        per_account.clear(account.id)
-        per_ip.refund(ip)
+        ratelimit.clear(self.store, (per_account, account.id), refund=(per_ip, ip))
 
     def _signed_in_before(self, account: Account) -> bool:
         """Whether a password was proven before this sign-in's (recorded at its password step)."""

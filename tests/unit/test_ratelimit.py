@@ -152,6 +152,37 @@ def test_several_counts_are_cleared_in_one_call_to_the_store(backend, monkeypatc
     assert three.remaining("another subject") == 0  # only what was named
 
 
+def test_a_refund_goes_with_the_counts_cleared_in_one_call_to_the_store(backend, monkeypatch):
+    per_address = RateLimiter(backend.store, THREE_PER_MINUTE)
+    backed_off = RateLimiter(backend.store, ratelimit.LOGIN_PER_IDENTIFIER)
+    per_address.consume("an address")
+    per_address.consume("an address")
+    for _ in range(ratelimit.LOGIN_PER_IDENTIFIER.limit + 1):
+        backed_off.hit(SUBJECT)
+    calls: list[str] = []
+    for name in ("decr", "delete"):
+        monkeypatch.setattr(backend.store, name, _counted(calls, name, getattr(backend.store, name)))
+
+    ratelimit.clear(backend.store, (backed_off, SUBJECT), refund=(per_address, "an address"))
+
+    assert calls == ["decr"]
+    assert per_address.remaining("an address") == 2  # one of its two given back
+    assert backed_off.remaining(SUBJECT) == backed_off.limit.limit
+    backed_off.test(SUBJECT)
+    # Nothing counted, nothing to give back: the count is not made up.
+    ratelimit.clear(backend.store, (backed_off, SUBJECT), refund=(per_address, "elsewhere"))
+    assert per_address.remaining("elsewhere") == 3
+    assert "elsewhere" not in " ".join(backend.keys())
+
+
+def _counted(calls: list[str], name: str, method):
+    def counted(*args, **kwargs):
+        calls.append(name)
+        return method(*args, **kwargs)
+
+    return counted
+
+
 def test_allow_counts_until_the_limit_then_refuses_without_counting(backend):
     limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
 

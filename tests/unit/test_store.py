@@ -86,6 +86,18 @@ def test_decr_counts_down_and_leaves_a_missing_counter_missing(store):
     assert store.get("missing") is None
 
 
+def test_decr_deletes_other_keys_in_the_same_step(store):
+    store.incr("c", 60)
+    store.incr("c", 60)
+    store.set("a", "1", 60)
+    store.incr("b", 60)
+    store.decr("c", delete=["a", "b", "never set"])
+    assert (store.get("c"), store.get("a"), store.get("b")) == ("1", None, None)
+    store.set("a", "1", 60)
+    store.decr("missing", delete=["a"])
+    assert (store.get("missing"), store.get("a")) == (None, None)
+
+
 def test_redis_counters_work_after_the_server_forgot_their_scripts():
     if not REDIS_URL:
         pytest.skip("no IDP_TEST_REDIS_URL: the Redis store is exercised by .ci/run")
