@@ -92,7 +92,7 @@ class RedisStore:
     @property
     def client(self) -> redis.Redis:
         """This thread's client, which keeps one connection of the pool for its calls: a call
-        then skips the pool's lock and its check of the connection (a fifth of a GET's CPU).
+        then skips the pool's lock and its check of the connection (a third of a GET's CPU).
         Made again in a forked process, whose connections are its own. Connects on first use:
         raises ``redis.RedisError`` when the server cannot be reached."""
         own = self._threads
