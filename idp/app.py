@@ -32,6 +32,7 @@ from idp.signin.views import bp as signin_bp
 from idp.store import create_store
 from idp.tenancy import load_tenants
 from idp.web.lane import Lane
+from idp.web.rendering import Templates
 from idp.web.transactions import Provider, refuse_late_commits
 from idp.wiring import register_services, worker_tasks
 
@@ -47,6 +48,7 @@ def build_app(overrides: dict[str, Any] | None = None) -> Provider:
         static_folder=str(Path(__file__).parent / "static"),
         static_url_path="/static",
     )
+    app.jinja_environment = Templates
     app.config.update(
         SECRET_KEY=settings.secret_key,
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which has its own timeouts

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from babel.support import NullTranslations
 from flask import current_app, g, render_template, request, session, url_for
+from flask.templating import Environment
 from flask_babel import get_locale, get_translations, ngettext
-from jinja2 import Template, pass_context
+from jinja2 import Template, TemplateNotFound, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
@@ -22,6 +23,35 @@ from idp.web.locale import lang_url
 # it imports: Flask-Babel's own gettext looks up the request's locale and catalogue again at
 # every string, and a page has dozens.
 _page_catalogue: ContextVar[NullTranslations | None] = ContextVar("page_catalogue", default=None)
+
+
+class Templates(Environment):
+    """Flask's Jinja environment, remembering the names it did not find.
+
+    A page looks for its tenant's own version first (``render``), as a message does
+    (``idp.channels.assembly``), and most have none; Jinja caches the templates it finds, not
+    the names it does not, so each render searched every template folder for the missing one
+    again. Unless templates are reloaded (``TEMPLATES_AUTO_RELOAD``), none appears while the
+    provider runs.
+    """
+
+    def __init__(self, app, **options):
+        super().__init__(app, **options)
+        self._absent: set[str] = set()
+
+    def select_template(self, names, parent=None, globals=None):
+        if not isinstance(names, list | tuple) or len(names) < 2:
+            return super().select_template(names, parent, globals)
+        *earlier, last = names
+        for name in earlier:
+            if isinstance(name, str) and name in self._absent:
+                continue
+            try:
+                return self.get_template(name, parent, globals)
+            except TemplateNotFound:
+                if not self.auto_reload:
+                    self._absent.add(name)
+        return self.get_template(last, parent, globals)
 
 
 def render(name: str, status: int = 200, **context):

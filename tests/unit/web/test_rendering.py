@@ -1,12 +1,14 @@
 """The templates' gettext (idp.web.rendering.TEMPLATE_GETTEXT): a page's strings, its macros'
-included, read as Flask-Babel's own would have them, the page's catalogue found once."""
+included, read as Flask-Babel's own would have them, the page's catalogue found once; the
+templates a tenant does not have, looked for once (idp.web.rendering.Templates)."""
 
 from __future__ import annotations
 
 import flask_babel
 import pytest
+from flask import Flask
 from flask_babel import get_translations
-from jinja2 import Environment
+from jinja2 import DictLoader, Environment, TemplateNotFound
 
 from idp.accounts.forms import LoginForm
 from idp.web import rendering
@@ -54,3 +56,46 @@ def test_a_page_and_its_macros_read_its_own_catalogue_found_once(app, monkeypatc
 def test_a_page_in_english_is_translated(app):
     with app.test_request_context("/?lang=en"):
         assert app.jinja_env.from_string('{{ _("Connexion") }}').render() != "Connexion"
+
+
+def test_a_page_the_tenant_has_no_version_of_is_looked_for_once(app, client, monkeypatch):
+    client.get("/malakoff/login")
+    looked_up = []
+    loader = app.jinja_env.loader
+    original = loader.get_source
+    monkeypatch.setattr(loader, "get_source", lambda env, name: looked_up.append(name) or original(env, name))
+    page = client.get("/malakoff/login")
+    assert page.status_code == 200 and b'name="password"' in page.data
+    assert looked_up == []
+
+
+def templates(pages: dict[str, str], *, reload: bool) -> Flask:
+    app = Flask(__name__)
+    app.jinja_environment = rendering.Templates
+    app.jinja_options = {"loader": DictLoader(pages)}
+    app.config["TEMPLATES_AUTO_RELOAD"] = reload
+    return app
+
+
+@pytest.mark.parametrize("reload", [False, True])
+def test_a_tenants_version_is_chosen_first(reload):
+    app = templates({"base/p.html": "shared", "t/p.html": "the tenant's"}, reload=reload)
+    assert app.jinja_env.select_template(["t/p.html", "base/p.html"]).render() == "the tenant's"
+    assert app.jinja_env.get_or_select_template(["u/p.html", "base/p.html"]).render() == "shared"
+
+
+def test_a_version_added_while_the_provider_runs_is_seen_only_where_templates_reload():
+    pages = {"base/p.html": "shared"}
+    steady, reloading = templates(pages, reload=False), templates(pages, reload=True)
+    for app in (steady, reloading):
+        assert app.jinja_env.select_template(["t/p.html", "base/p.html"]).render() == "shared"
+    pages["t/p.html"] = "the tenant's"
+    assert steady.jinja_env.select_template(["t/p.html", "base/p.html"]).render() == "shared"
+    assert reloading.jinja_env.select_template(["t/p.html", "base/p.html"]).render() == "the tenant's"
+
+
+def test_no_version_at_all_is_an_error_naming_the_shared_one():
+    app = templates({}, reload=False)
+    for _ in range(2):
+        with pytest.raises(TemplateNotFound, match=r"base/q\.html"):
+            app.jinja_env.select_template(["t/q.html", "base/q.html"])
