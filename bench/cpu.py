@@ -210,10 +210,9 @@ class Flows:
         for name, value in member.cookies.items():
             browser.set_cookie(name, value, domain=urlsplit(BASE_URL).hostname)
         params = driver.authorization_params(self.inputs.seeded.client_id, prompt="login")
-        login = browser.get(f"{TENANT}/authorize", query_string=params, base_url=BASE_URL)
-        page = browser.get(login.headers["Location"], base_url=BASE_URL)
+        page = browser.get(f"{TENANT}/authorize", query_string=params, base_url=BASE_URL)
         after = browser.post(f"{TENANT}/login", base_url=BASE_URL, data={
-            "interaction": driver.query_value(login.headers["Location"], "interaction"),
+            "interaction": driver.interaction(page.text),
             "identifier": member.login, "password": seed.PASSWORD, "csrf_token": driver.csrf(page.text)})
         code = driver.query_value(after.headers["Location"], "code")
         auth = {"Authorization": self.inputs.basic}
@@ -233,7 +232,7 @@ def batch(app: Flask, scenario: str, size: int, inputs: Inputs,
 
 
 def scenario_size(scenario: str, requests: int) -> int:
-    """Requests of a scenario, flows of a flow scenario (four requests each): a tenth."""
+    """Requests of a scenario, flows of a flow scenario (three requests each): a tenth."""
     return max(1, requests // 10) if scenario in FLOW_SCENARIOS else requests
 
 

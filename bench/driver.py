@@ -26,6 +26,7 @@ from bench.seed import CODE_CHALLENGE, CODE_VERIFIER, PASSWORD, REDIRECT_URI, Me
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 OTP = re.compile(r"\b(\d{6})\b")
+INTERACTION = re.compile(r'name="interaction"[^>]* value="([^"]+)"')
 FLOW_SCOPE = "openid profile email member"
 
 
@@ -98,6 +99,14 @@ def csrf(body: str) -> str:
     return found.group(1)
 
 
+def interaction(body: str) -> str:
+    """The interaction the sign-in page's form names."""
+    found = INTERACTION.search(body)
+    if not found:
+        raise FlowError("no interaction on the page")
+    return found.group(1)
+
+
 def basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
@@ -111,8 +120,8 @@ async def redeem(browser: Browser, token_path: str, callback: str, authorization
 
 @dataclass
 class OurFlows:
-    """Our provider: /authorize, the sign-in page, the password (then the code pages), whose
-    answer sends the browser back to the client with the code, token."""
+    """Our provider: /authorize, which answers with the sign-in page, the password (then the
+    code pages), whose answer sends the browser back to the client with the code, token."""
 
     client_id: str
     client_secret: str
@@ -126,10 +135,9 @@ class OurFlows:
             # A known browser (no new-device email), but not a trusted one: a code is asked.
             cookies = {name: value for name, value in cookies.items() if "device" not in name}
         browser.fresh(cookies)
-        login, _ = await browser.call("GET", f"{prefix}/authorize", (302, 303),
-                                      params=authorization_params(self.client_id, prompt="login"))
-        _, page = await browser.call("GET", login, 200)
-        form = {"interaction": query_value(login, "interaction"), "identifier": member.login,
+        _, page = await browser.call("GET", f"{prefix}/authorize", 200,
+                                     params=authorization_params(self.client_id, prompt="login"))
+        form = {"interaction": interaction(page), "identifier": member.login,
                 "password": PASSWORD, "csrf_token": csrf(page)}
         callback, _ = await browser.call("POST", f"{prefix}/login", 303, data=form)
         if kind == "flow+password+otp":

@@ -73,17 +73,23 @@ class Flow:
             return self.http.post(url, data=params)
         return self.http.get(url, query_string=params)
 
+    def sign_in_page(self, response):
+        """The sign-in page an authorization request answered with (shown in place, or at its
+        own address, a pushed request's), and the interaction its form names."""
+        if response.status_code in (302, 303):
+            assert f"/{self.tenant}/login" in response.headers["Location"], response.headers["Location"]
+            response = self.http.get(response.headers["Location"])
+        assert response.status_code == 200, response.data[:500]
+        assert b'name="password"' in response.data
+        return response, interaction_of(response.data)
+
     def login(self, response, identifier: str | None = None, password: str = PASSWORD,
               channel: str | None = None, remember: bool = False):
-        """From a redirect to the sign-in page: password, then the code (unless this browser
-        is trusted). Returns the last answer of the sign-in pages: the redirect to the client
-        with the code, or to the page the request needs next (terms, consent, the new identifier)."""
-        assert response.status_code in (302, 303), response.data[:500]
-        login_url = response.headers["Location"]
-        assert f"/{self.tenant}/login" in login_url
-        page = self.http.get(login_url)
-        assert page.status_code == 200
-        interaction = query(login_url)["interaction"]
+        """From the sign-in page (or a redirect to it): password, then the code (unless this
+        browser is trusted). Returns the last answer of the sign-in pages: the redirect to the
+        client with the code, or to the page the request needs next (terms, consent, the new
+        identifier)."""
+        page, interaction = self.sign_in_page(response)
         posted = self.http.post(
             f"/{self.tenant}/login",
             data={
@@ -122,11 +128,9 @@ class Flow:
     def give_password(self, password: str = PASSWORD, **overrides):
         """Authorize (a fresh sign-in unless ``prompt`` says otherwise) and give the password;
         returns the answer to the password form (a redirect to the code page when it was right)."""
-        response = self.authorize(**{"prompt": "login", **overrides})
-        page = self.http.get(response.headers["Location"])
+        page, interaction = self.sign_in_page(self.authorize(**{"prompt": "login", **overrides}))
         return self.http.post(f"/{self.tenant}/login", data={
-            "interaction": query(response.headers["Location"])["interaction"],
-            "identifier": self.identifier, "password": password,
+            "interaction": interaction, "identifier": self.identifier, "password": password,
             "csrf_token": csrf_token(page.data)})
 
     def sign_in(self, **overrides):
@@ -211,6 +215,13 @@ def code_asked_again_while_held_back(db, monkeypatch, template: str, ask, ask_ag
     db.expire_all()
     return list(db.scalars(select(Message.status).where(Message.template == template)
                            .order_by(Message.id)))
+
+
+def interaction_of(html: bytes) -> str:
+    """The interaction a page's form names."""
+    found = re.search(rb'name="interaction"[^>]* value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1).decode()
 
 
 def csrf_token(html: bytes) -> str:

@@ -36,7 +36,7 @@ from idp.errors import SignInExpired
 from idp.extensions import current_tenant, db, find_service, services
 from idp.oidc import prompts
 from idp.oidc.claims import InvalidClaimsParameter, parse_claims_parameter, requested_claim_names
-from idp.oidc.interactions import Interaction, Interactions
+from idp.oidc.interactions import Interaction, Interactions, page_in_place
 from idp.oidc.models import Client, Consent
 from idp.oidc.prompts import PromptContext, SignedIn
 from idp.oidc.pushed import REQUEST_URI_PREFIX, PushedRequests
@@ -217,9 +217,9 @@ def _checked_request(oauth_request: StoredRequest, context: _Context, *, pushed:
 
 
 def authorize(params: list[list[str]], interaction: Interaction | None = None, *,
-              pushed: bool = False) -> ResponseReturnValue:
+              pushed: bool = False, request_uri: str | None = None) -> ResponseReturnValue:
     """Evaluate an authorization request and answer it; ``pushed``: it came through the pushed
-    authorization request endpoint."""
+    authorization request endpoint (``request_uri``: the reference the browser brought)."""
     tenant = current_tenant()
     pushed = pushed or bool(interaction and interaction.pushed)
     oauth_request = StoredRequest(request.url, params)
@@ -241,7 +241,7 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None, *
             if "none" in checked.prompt:
                 raise LoginRequiredError(redirect_uri=redirect_uri)
             prompt = prompts.login_prompt(checked, login_reasons)
-            return _interact(interaction, params, prompt, login_reasons, data, pushed)
+            return _interact(interaction, params, prompt, login_reasons, data, pushed, request_uri)
 
         # The login checks passed, so a member is signed in. First-party clients never ask
         # (prompts.consent_missing): their consent is not looked up.
@@ -252,7 +252,7 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None, *
             # OIDC Core 3.1.2.6
             if "none" in checked.prompt:
                 raise ConsentRequiredError(redirect_uri=redirect_uri)
-            return _interact(interaction, params, prompts.CONSENT, consent_reasons, data, pushed)
+            return _interact(interaction, params, prompts.CONSENT, consent_reasons, data, pushed, request_uri)
         authentication = _stated_authentication(signed_in, checked, redirect_uri)
     except OAuth2Error as error:
         return error_response(error, context)
@@ -288,13 +288,19 @@ def _authorize_pushed(request_uri: str, client_id: str | None) -> ResponseReturn
     """The pushed request ``request_uri`` stands for, used once, by the client that pushed it;
     the other parameters of the URL are ignored (RFC 9126 4). Its redirect URI is unknown until
     then, so a refusal is a page, not a redirect (RFC 6749 4.1.2.1)."""
-    pushed = find_service(PushedRequests).take(current_tenant().slug, request_uri, client_id)
+    tenant = current_tenant()
+    pushed = find_service(PushedRequests).take(tenant.slug, request_uri, client_id)
     if pushed is None:
+        # A reload of the page it was answered with (RFC 9126 4 allows it), in the browser
+        # that used it: the same sign-in, for as long as it is parked.
+        parked = find_service(Interactions).pushed_as(request_uri, tenant.slug)
+        if parked is not None and client_id == parked.param("client_id"):
+            return _page(parked, in_place=True)
         message = _("Cette demande de connexion a expiré ou a déjà servi. Retournez sur votre "
                     "espace pour vous connecter à nouveau.")
         return render("error.html", status=400, error_code="invalid_request_uri", message=message,
                       protocol_error=True)
-    return authorize(pushed.params, pushed=True)
+    return authorize(pushed.params, pushed=True, request_uri=request_uri)
 
 
 def restart_pushed(token: str | None) -> ResponseReturnValue:
@@ -376,17 +382,29 @@ def deny(interaction: Interaction) -> ResponseReturnValue:
 
 
 def _interact(interaction: Interaction | None, params: list[list[str]], prompt: str, reasons: list[str],
-              data: dict[str, str], pushed: bool) -> ResponseReturnValue:
+              data: dict[str, str], pushed: bool, request_uri: str | None) -> ResponseReturnValue:
     store = find_service(Interactions)
+    new = interaction is None
     if interaction is None:
-        interaction = store.start(current_tenant().slug, params, prompt, reasons, pushed=pushed)
+        interaction = store.start(current_tenant().slug, params, prompt, reasons, pushed=pushed,
+                                  request_uri=request_uri)
     else:
         interaction.prompt, interaction.reasons = prompt, reasons
         store.save(interaction)
     choose_ui_locale(data.get("ui_locales"))
+    return _page(interaction, in_place=new)
+
+
+def _page(interaction: Interaction, *, in_place: bool) -> ResponseReturnValue:
+    """The page a parked request needs: in this very answer where that page is shown in place
+    (``in_place``: the answer to the request, whose reload shows it again), else at its own
+    address."""
     # The page shows a form: its CSRF token goes in the session this answer writes anyway,
     # so that the page, which only reads the session, does not write it again.
     generate_csrf()
+    page = page_in_place(interaction.prompt) if in_place else None
+    if page is not None:
+        return page(interaction)
     endpoint = {prompts.LOGIN: "signin.login", prompts.STEP_UP: "signin.step_up",
-                prompts.CONSENT: "accounts.consent"}[prompt]
+                prompts.CONSENT: "accounts.consent"}[interaction.prompt]
     return redirect(url_for(endpoint, interaction=interaction.id), 303)

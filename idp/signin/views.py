@@ -27,7 +27,8 @@ from idp.extensions import current_tenant, db, find_service, services
 from idp.identifiers import is_member_number
 from idp.mfa.forms import ChannelForm, CodeForm, ResendForm
 from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked
-from idp.oidc.interactions import Interaction
+from idp.oidc import prompts
+from idp.oidc.interactions import Interaction, shown_in_place
 from idp.ratelimit import RateLimiter
 from idp.records import record
 from idp.signin import cookies, state
@@ -78,6 +79,14 @@ def login():
         return complete(tenant, account, amr=["pwd"], acr=ACR_PASSWORD,
                         interaction_id=interaction.id if interaction else None)
     return begin_second_factor(tenant, account.id, interaction, "login")
+
+
+@shown_in_place(prompts.LOGIN)
+def login_page(interaction: Interaction):
+    """The sign-in page in the answer to the authorization request that asks for it."""
+    form = LoginForm(formdata=None, interaction=interaction.id,
+                     identifier=interaction.param("login_hint") or "")
+    return _login_page(current_tenant(), form, interaction)
 
 
 def _login_page(tenant: Tenant, form: LoginForm, interaction: Interaction | None, *, status: int = 200,

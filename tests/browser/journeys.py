@@ -195,7 +195,9 @@ class Member:
         self.is_asked_password()
 
     def is_asked_password(self) -> None:
-        self.page.wait_for_url(re.compile(rf"{re.escape(self.provider)}/login(\?.*)?$"))
+        """The sign-in page: the portal's authorization request (or its restart) answered with
+        it, or its own address (after a wrong password, or from a page outside a request)."""
+        self.page.wait_for_url(re.compile(rf"{re.escape(self.provider)}/(authorize(/restart)?|login)(\?.*)?$"))
         self.sees("sign-in")
 
     def gives_password(self, identifier: str, password: str) -> None:

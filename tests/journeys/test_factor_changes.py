@@ -48,10 +48,9 @@ def _signed_in_with_tokens(flow) -> dict:
 
 def _after_the_password(flow, identifier: str, password: str = PASSWORD) -> str:
     """Where the sign-in goes once the password is right: the code, unless trusted."""
-    response = flow.authorize(prompt="login")
-    page = flow.http.get(response.headers["Location"])
+    page, interaction = flow.sign_in_page(flow.authorize(prompt="login"))
     answer = flow.http.post(f"/{flow.tenant}/login", data={
-        "interaction": query(response.headers["Location"])["interaction"],
+        "interaction": interaction,
         "identifier": identifier, "password": password, "csrf_token": csrf_token(page.data)})
     assert answer.status_code == 303, answer.data[:300]
     return answer.headers["Location"]

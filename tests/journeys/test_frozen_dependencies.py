@@ -57,13 +57,12 @@ def test_a_frozen_database_costs_a_few_seconds_and_nothing_else(frozen_app, prox
     # Signed in, with an access token and a code to redeem, while the database answers.
     bearer = {"Authorization": f"Bearer {flow.tokens()['access_token']}"}
     code = query(flow.authorize(prompt="none").headers["Location"])["code"]
-    login = flow.authorize(prompt="login").headers["Location"]
-    page = http.get(login)
+    page, interaction = flow.sign_in_page(flow.authorize(prompt="login"))
 
     proxy.freeze()
     assert_unavailable(*timed(flow.authorize))
     assert_unavailable(*timed(lambda: http.post("/malakoff/login", data={
-        "interaction": query(login)["interaction"], "identifier": flow.identifier,
+        "interaction": interaction, "identifier": flow.identifier,
         "password": "Wrong-Password-1!", "csrf_token": csrf_token(page.data)})))
     token, elapsed = timed(lambda: flow.token(code))
     assert_unavailable(token, elapsed)
@@ -101,7 +100,7 @@ def test_more_requests_than_connections_all_answer_503_in_time(frozen_app, proxy
         return answer.status_code, answer.headers.get("Retry-After"), time.monotonic() - started
 
     try:
-        assert authorize()[0] in (302, 303)
+        assert authorize()[0] == 200
         proxy.freeze()
         with ThreadPoolExecutor(max_workers=30) as pool:
             answers = list(pool.map(lambda _: authorize(), range(30)))

@@ -30,11 +30,11 @@ def test_a_member_number_typed_with_a_space_signs_in(miel_flow):
 
 def test_a_legacy_member_number_typed_with_a_space_is_accepted(client, rp, make):
     legacy = make.account("malakoff", legacy_login=True)
-    response = Flow(client, "malakoff", rp, legacy).authorize()
-    page = client.get(response.headers["Location"])
+    page, interaction = Flow(client, "malakoff", rp, legacy).sign_in_page(
+        Flow(client, "malakoff", rp, legacy).authorize())
 
     answer = client.post("/malakoff/login", data={
-        "interaction": query(response.headers["Location"])["interaction"],
+        "interaction": interaction,
         "identifier": _spaced(legacy.member_number), "password": PASSWORD,
         "csrf_token": csrf_token(page.data)})
 

@@ -34,10 +34,9 @@ def legacy_flow(client, rp, legacy):
 
 def _password(flow, identifier):
     """Authorize and give identifier + password; the answer to the password form."""
-    response = flow.authorize()
-    page = flow.http.get(response.headers["Location"])
+    page, interaction = flow.sign_in_page(flow.authorize())
     return flow.http.post("/malakoff/login", data={
-        "interaction": query(response.headers["Location"])["interaction"],
+        "interaction": interaction,
         "identifier": identifier, "password": PASSWORD, "csrf_token": csrf_token(page.data)})
 
 

@@ -204,7 +204,7 @@ def test_miel_confirmation_announces_two_emails(client):
 
 
 def test_the_sign_in_page_opens_with_its_form_and_states_its_limit_after_it(flow):
-    page = flow.http.get(flow.authorize().headers["Location"])
+    page, _interaction = flow.sign_in_page(flow.authorize())
     html = _text(page)
     assert html.index("<form") < html.index("il vous reste 30 minutes")
 

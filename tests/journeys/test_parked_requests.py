@@ -4,7 +4,12 @@ browser keeps a bounded number of them."""
 from __future__ import annotations
 
 from idp.oidc.interactions import MAX_OPEN
-from tests.flows import query
+from tests.flows import interaction_of, query
+
+
+def _page_of(flow, answer):
+    """The sign-in page at its own address, of the request an answer parked."""
+    return flow.http.get(f"/{flow.tenant}/login", query_string={"interaction": interaction_of(answer.data)})
 
 
 def test_two_tabs_each_resume_their_own_request(flow):
@@ -19,12 +24,12 @@ def test_two_tabs_each_resume_their_own_request(flow):
     assert query(again.headers["Location"])["state"] == "st-first"
     # Each was answered once.
     for answered in (first, second):
-        assert flow.http.get(answered.headers["Location"]).status_code == 400
+        assert _page_of(flow, answered).status_code == 400
 
 
 def test_the_oldest_request_is_forgotten_past_the_bound(flow):
     started = [flow.authorize(prompt="login", state=f"st-{n}") for n in range(MAX_OPEN + 1)]
 
-    assert flow.http.get(started[0].headers["Location"]).status_code == 400
+    assert _page_of(flow, started[0]).status_code == 400
     signed_in = flow.login(started[1])
     assert query(signed_in.headers["Location"])["state"] == "st-1"

@@ -43,16 +43,13 @@ def _register(flow, authenticator, name="Mon téléphone", *, credential=None, r
 
 def _passkey_sign_in(flow, authenticator, *, credential=None, **overrides):
     """From /authorize to the sign-in page, then "Me connecter en 1 clic"."""
-    start = flow.authorize(**overrides.pop("authorize", {}))
-    login_url = start.headers["Location"]
-    assert f"/{flow.tenant}/login?interaction=" in login_url
-    page = flow.http.get(login_url)
+    page, interaction = flow.sign_in_page(flow.authorize(**overrides.pop("authorize", {})))
     if credential is None:
         options = _options(flow.http, f"/{flow.tenant}/login/passkey/options", page.data)
         assert options.status_code == 200
         credential = json.dumps(authenticator.sign(options.json, **overrides))
     return flow.http.post(f"/{flow.tenant}/login/passkey", data={
-        "interaction": query(login_url)["interaction"], "credential": credential,
+        "interaction": interaction, "credential": credential,
         "csrf_token": csrf_token(page.data)})
 
 
@@ -140,9 +137,8 @@ def test_a_passkey_session_satisfies_a_request_for_the_code_level(app, flow, reg
 
 def test_asking_for_the_passkey_level_offers_the_sign_in_page(app, flow, registered):
     # Signed in with password and code; only a passkey reaches phr, so not the code page.
-    location = flow.authorize(acr_values="urn:mh:acr:phr").headers["Location"]
-    assert "/malakoff/login?interaction=" in location
-    assert "/malakoff/login/step-up" not in location
+    page = flow.authorize(acr_values="urn:mh:acr:phr")
+    assert page.status_code == 200 and b'data-passkey="get"' in page.data
     # Asking for the code level from a passkey-less password session still steps up by code.
     step_up = flow.authorize(acr_values="urn:mh:acr:otp")
     assert "code" in query(step_up.headers["Location"])
@@ -212,11 +208,10 @@ def test_a_sign_in_that_does_not_verify_is_refused(app, flow, db, registered, ov
 
 def test_a_challenge_works_once(app, flow, registered):
     browser = _fresh_browser(app, flow)
-    start = browser.authorize()
-    page = browser.http.get(start.headers["Location"])
+    page, interaction = browser.sign_in_page(browser.authorize())
     options = _options(browser.http, "/malakoff/login/passkey/options", page.data).json
     credential = json.dumps(registered.sign(options))
-    data = {"interaction": query(start.headers["Location"])["interaction"], "credential": credential,
+    data = {"interaction": interaction, "credential": credential,
             "csrf_token": csrf_token(page.data)}
     assert browser.http.post("/malakoff/login/passkey", data=data).status_code == 303
     # The same response again, in another browser that asked for its own challenge.

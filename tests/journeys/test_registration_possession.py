@@ -147,10 +147,9 @@ def test_a_number_support_vouched_for_is_not_a_second_factor_until_proven(client
     assert account.phone_number == "+33612345678" and not account.phone_number_verified
 
     flow = Flow(client, "malakoff", make.client(), account)
-    login_url = flow.authorize().headers["Location"]
-    page = client.get(login_url)
+    page, interaction = flow.sign_in_page(flow.authorize())
     posted = client.post("/malakoff/login", data={
-        "interaction": query(login_url)["interaction"], "identifier": account.email,
+        "interaction": interaction, "identifier": account.email,
         "password": PASSWORD, "csrf_token": csrf_token(page.data)})
     assert posted.headers["Location"].endswith("/malakoff/login/code")
     choose = client.get("/malakoff/login/code").get_data(as_text=True)

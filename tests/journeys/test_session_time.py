@@ -65,8 +65,7 @@ def test_a_page_without_a_form_has_no_limit(client):
 
 
 def test_a_sign_in_page_states_the_sign_in_limit_only(flow):
-    location = flow.authorize(prompt="login").headers["Location"]
-    html = flow.http.get(location).data.decode()
+    html = flow.authorize(prompt="login").data.decode()
     [notice] = _notices(html)
     assert notice["class"] == "deadline" and "sans activité" not in html
     assert html.count('src="/static/deadline.js"') == 1

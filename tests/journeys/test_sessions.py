@@ -71,9 +71,10 @@ def test_the_machine_endpoints_neither_read_nor_write_the_session(client, make, 
 
 
 def test_the_page_of_a_parked_request_reads_the_session_and_writes_nothing(client, make, app, monkeypatch):
-    # /authorize writes the session when it parks the request, the page's CSRF token with it.
+    # /authorize writes the session when it parks the request, the page's CSRF token with it;
+    # the page at its own address (a reload of it) only reads it.
     flow = Flow(client, "malakoff", make.client(), make.account())
-    parked = flow.authorize(prompt="login")
+    _shown, interaction = flow.sign_in_page(flow.authorize(prompt="login"))
     store = app.extensions["idp"].store
     calls = []
     for name in ("get", "set", "replace", "delete"):
@@ -85,13 +86,13 @@ def test_the_page_of_a_parked_request_reads_the_session_and_writes_nothing(clien
 
         monkeypatch.setattr(store, name, spy)
 
-    page = client.get(parked.headers["Location"])
+    page = client.get("/malakoff/login", query_string={"interaction": interaction})
     assert page.status_code == 200
     assert [name for name, key in calls if key.startswith("session:")] == ["get"]
     assert "Set-Cookie" not in page.headers
     # The token the page shows is the session's: the password goes on to the next step.
     posted = client.post("/malakoff/login", data={
-        "interaction": query(parked.headers["Location"])["interaction"], "identifier": flow.identifier,
+        "interaction": interaction, "identifier": flow.identifier,
         "password": PASSWORD, "csrf_token": csrf_token(page.data)})
     assert posted.status_code == 303
     assert posted.headers["Location"].endswith("/malakoff/login/code")

@@ -27,7 +27,7 @@ from idp.accounts.services import create_account
 from idp.config import Settings
 from tests.conftest import _reset
 from tests.factories import Factories
-from tests.flows import Flow, csrf_token, query
+from tests.flows import Flow, csrf_token
 from tests.timing import assert_as_long
 
 ROUNDS = 60
@@ -85,9 +85,8 @@ def test_an_unknown_identifier_costs_what_any_account_costs(production_cost_app,
         unknown = next(iter(IDENTIFIERS[tenant](9).values()))
         flow = Flow(app.test_client(), tenant, make.client(tenant), None)
 
-    start = flow.authorize(prompt="login")
-    page = flow.http.get(start.headers["Location"])
-    form = {"interaction": query(start.headers["Location"])["interaction"],
+    page, interaction = flow.sign_in_page(flow.authorize(prompt="login"))
+    form = {"interaction": interaction,
             "password": "Wrong-Password-1!", "csrf_token": csrf_token(page.data)}
 
     def wrong_password(identifier: str):

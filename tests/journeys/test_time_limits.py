@@ -19,8 +19,7 @@ JSON = {"Accept": "application/json"}
 
 def _login_page(flow):
     """Authorize; the sign-in page and its interaction id."""
-    location = flow.authorize(prompt="login").headers["Location"]
-    return flow.http.get(location), query(location)["interaction"]
+    return flow.sign_in_page(flow.authorize(prompt="login"))
 
 
 def _extend(flow, page, interaction: str | None = None, tenant: str | None = None):
@@ -154,8 +153,7 @@ def test_another_tenants_sign_in_is_not_extended(flow, app, monkeypatch):
 
 @pytest.mark.parametrize("lang", ["en"])
 def test_the_limits_are_said_in_english_too(flow, lang):
-    location = flow.authorize(prompt="login").headers["Location"]
-    html = flow.http.get(f"{location}&lang={lang}").data.decode()
+    html = flow.authorize(prompt="login", lang=lang).data.decode()
     assert "For your security, you have 30 minutes left to finish signing in." in html
     assert "I need more time" in html
 

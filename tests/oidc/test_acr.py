@@ -42,12 +42,10 @@ def _log_out(flow) -> None:
 
 
 def _password(flow, response):
-    """Give the password on the sign-in page the response leads to."""
-    location = response.headers["Location"]
-    assert "/malakoff/login?interaction=" in location, location
-    page = flow.http.get(location)
+    """Give the password on the sign-in page the response is."""
+    page, interaction = flow.sign_in_page(response)
     return flow.http.post("/malakoff/login", data={
-        "interaction": query(location)["interaction"], "identifier": flow.identifier,
+        "interaction": interaction, "identifier": flow.identifier,
         "password": PASSWORD, "csrf_token": csrf_token(page.data)})
 
 

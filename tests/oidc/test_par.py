@@ -176,10 +176,27 @@ def test_bad_parameters_are_answered_as_json_errors(flow, overrides, code):
     assert "Location" not in response.headers
 
 
-def test_a_request_uri_is_used_once(flow):
+def test_a_request_uri_is_used_once(app, flow):
     request_uri = pushed_uri(flow)
-    assert authorize_pushed(flow, request_uri).status_code == 303
+    assert authorize_pushed(flow, request_uri).status_code == 200
 
+    another_browser = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
+    refused_page(authorize_pushed(another_browser, request_uri))
+    assert authorize_pushed(another_browser, pushed_uri(flow)).status_code == 200
+
+
+def test_the_page_of_a_pushed_request_reloads_in_the_browser_that_brought_it(flow, make):
+    """RFC 9126 4 allows a reload: the same parked request, in its own language too, for as long
+    as it is parked; not for another client, and not once it is answered."""
+    request_uri = pushed_uri(flow, state="st-pushed")
+    _page, interaction = flow.sign_in_page(authorize_pushed(flow, request_uri))
+    reloaded, again = flow.sign_in_page(authorize_pushed(flow, request_uri))
+    assert again == interaction
+    english = authorize_pushed(flow, request_uri, lang="en")
+    assert b'<html lang="en">' in english.data and flow.sign_in_page(english)[1] == interaction
+    refused_page(authorize_pushed(flow, request_uri, client_id=make.client("malakoff").client_id))
+    signed_in = flow.login(reloaded)
+    assert query(signed_in.headers["Location"])["state"] == "st-pushed"
     refused_page(authorize_pushed(flow, request_uri))
 
 
@@ -209,7 +226,11 @@ def test_a_request_uri_is_bound_to_its_client(flow, make):
     refused_page(authorize_pushed(flow, request_uri, client_id=other.client_id))
     refused_page(flow.http.get("/malakoff/authorize", query_string={"request_uri": request_uri}))
     # The other client's attempts leave the request to its owner.
-    assert authorize_pushed(flow, request_uri).status_code == 303
+    assert authorize_pushed(flow, request_uri).status_code == 200
+    # Once the owner's browser has it, a reload there still names the owner.
+    refused_page(authorize_pushed(flow, request_uri, client_id=other.client_id))
+    refused_page(flow.http.get("/malakoff/authorize", query_string={"request_uri": request_uri}))
+    assert authorize_pushed(flow, request_uri).status_code == 200
 
 
 def test_a_request_uri_is_bound_to_its_tenant(flow):
@@ -252,8 +273,8 @@ def test_a_pushed_request_is_not_replayed_from_the_browser_when_time_is_out(app,
                                                                             monkeypatch):
     # The sign-in page's "start again" link: the pushed parameters never go into a URL.
     _require_par(db, rp)
-    to_login = authorize_pushed(flow, pushed_uri(flow, state="st-secret")).headers["Location"]
-    login = flow.http.get(to_login)
+    request_uri = pushed_uri(flow, state="st-secret")
+    login = authorize_pushed(flow, request_uri)
 
     restart = re.search(r'data-deadline-when="expired" hidden><a [^>]*href="([^"]+)"',
                         login.data.decode())
@@ -265,10 +286,9 @@ def test_a_pushed_request_is_not_replayed_from_the_browser_when_time_is_out(app,
     # pushed request: a sign-in page, not a refusal.
     started, lifetime = time.time(), app.extensions["idp"].settings.interaction_ttl
     monkeypatch.setattr(time, "time", lambda: started + lifetime + 1)
-    assert flow.http.get(to_login).status_code == 400
+    refused_page(authorize_pushed(flow, request_uri))
     again = flow.http.get(link)
-    assert again.status_code == 303
-    assert "/malakoff/login?interaction=" in again.headers["Location"]
+    assert again.status_code == 200 and b'name="password"' in again.data
     signed_in = flow.login(again)
     assert query(signed_in.headers["Location"])["state"] == "st-secret"
     # Tampered with, or for another tenant: the sign-in has expired.
