@@ -396,9 +396,9 @@ def _interact(interaction: Interaction | None, params: list[list[str]], prompt: 
 
 
 def _page(interaction: Interaction, *, in_place: bool) -> ResponseReturnValue:
-    """The page a parked request needs: in this very answer where that page is shown in place
-    (``in_place``: the answer to the request, whose reload shows it again), else at its own
-    address."""
+    """The page a parked request needs: in this very answer if ``in_place`` (the answer to
+    /authorize itself, which a reload asks again) and its prompt's page is shown in place;
+    otherwise a redirect to the page's own address."""
     # The page shows a form: its CSRF token goes in the session this answer writes anyway,
     # so that the page, which only reads the session, does not write it again.
     generate_csrf()

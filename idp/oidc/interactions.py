@@ -5,9 +5,9 @@ browser's session and answers with the hosted page: the page itself where one is
 place (``shown_in_place``: the sign-in page, one round trip fewer for the member), a redirect
 to it otherwise. A reload of the page asks again; a pushed request's reference is taken once
 (RFC 9126), so in the browser that brought it, it keeps showing its parked request. The page
-tells what was done (``InteractionApi.finish``, node-oidc-provider's
-model), and the request resumes in that page's answer. ``/authorize/resume`` resumes one too,
-for a browser an earlier version sent there.
+tells what was done (``InteractionApi.finish``, node-oidc-provider's model), and the request
+resumes in that page's answer. ``/authorize/resume`` resumes one too, for a browser an
+earlier version sent there.
 
 The parked requests live in the session record itself, next to the sign-in in progress
 (``idp.signin.state``), so a hosted page reads the browser's state once and writes it at

@@ -30,8 +30,8 @@ def test_a_member_number_typed_with_a_space_signs_in(miel_flow):
 
 def test_a_legacy_member_number_typed_with_a_space_is_accepted(client, rp, make):
     legacy = make.account("malakoff", legacy_login=True)
-    page, interaction = Flow(client, "malakoff", rp, legacy).sign_in_page(
-        Flow(client, "malakoff", rp, legacy).authorize())
+    flow = Flow(client, "malakoff", rp, legacy)
+    page, interaction = flow.sign_in_page(flow.authorize())
 
     answer = client.post("/malakoff/login", data={
         "interaction": interaction,
