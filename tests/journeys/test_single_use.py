@@ -27,7 +27,7 @@ from idp.events import AuditEvent
 from idp.oidc.models import Token
 from idp.registry.models import Member
 from tests.conftest import DATABASE_URL, REDIS_URL
-from tests.flows import Flow, csrf_token, pkce_pair, sms_code_step
+from tests.flows import Flow, csrf_token, interaction_of, pkce_pair, sms_code_step
 from tests.servers import node_environment
 
 pytestmark = [
@@ -270,8 +270,7 @@ def test_twenty_reloads_of_one_pushed_request_in_one_browser_park_it_once(make, 
     answers = at_once(tabs, lambda _browser: {}, lambda tab, _form: tab.get(path))
 
     _no_server_error(answers)
-    shown = {re.search(r'name="interaction"[^>]* value="([^"]+)"', a.text)[1]
-             for a in answers if a.status_code == 200}
+    shown = {interaction_of(a.content) for a in answers if a.status_code == 200}
     assert len(shown) == 1
     assert all(a.status_code == 200 or "invalid_request_uri" in a.text for a in answers)
     assert browser.get(path).status_code == 200
