@@ -25,6 +25,7 @@ each costs per request is read from /proc.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -48,9 +49,10 @@ from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import HTTP_STATUS_CODES
 
-from bench import seed, targets
-from bench.cli import Bench, Meter
+from bench import driver, seed, signin_floor, targets
+from bench.cli import Bench, Meter, argon2_verify_ms
 from bench.options import parse_args
+from bench.signin_floor import SignInFloor
 from idp.accounts.hashing import PasswordHasher
 from idp.db import utcnow
 from idp.oidc import server as oidc_server
@@ -64,6 +66,10 @@ from idp.web.server import WsgiBridge
 # The floor's paths, those of ours, by scenario.
 PATHS = {"userinfo": f"/{seed.TENANT}/userinfo", "introspection": f"/{seed.TENANT}/introspect",
          "revocation": f"/{seed.TENANT}/revoke"}
+SIGNIN_PATHS = frozenset(signin_floor.PATHS.values())
+ALL_PATHS = frozenset(PATHS.values()) | SIGNIN_PATHS
+# The code flows the floor signs in with (the async driver's), without and with the hash.
+FLOWS = ("flow", "flow+password")
 DATABASE_VARIABLE = "FLOOR_DATABASE_URL"
 ISSUER_VARIABLE = "FLOOR_ISSUER"
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,9 +133,12 @@ def _provider(statements: _Prepared, issuer: str) -> _Provider:
     return provider
 
 
-def floor_app(database_url: str, log_path: str, issuer: str):
-    """The floor application (WSGI)."""
+def floor_app(database_url: str, log_path: str, issuer: str, client: tuple[str, str] | None = None,
+              redis_url: str | None = None):
+    """The floor application (WSGI); with ``client`` (its id and secret) and ``redis_url``, the
+    sign-in's too (``bench.signin_floor``)."""
     statements = _Prepared(database_url)
+    signin = SignInFloor(statements, redis_url, issuer, *client) if client and redis_url else None
     protector = ResourceProtector()
     protector.register_token_validator(_Ledger(statements))
     provider = _provider(statements, issuer)
@@ -140,6 +149,8 @@ def floor_app(database_url: str, log_path: str, issuer: str):
     log.propagate = False
 
     def answer(environ: dict[str, Any], path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        if signin is not None and path in SIGNIN_PATHS:
+            return signin.answer(environ, path)
         if path == PATHS["userinfo"]:
             request = OAuth2Request(environ["REQUEST_METHOD"], f"http://{environ['HTTP_HOST']}{path}", None,
                                     EnvironHeaders(environ))
@@ -157,7 +168,7 @@ def floor_app(database_url: str, log_path: str, issuer: str):
         if path == "/ready":
             start_response("200 OK", [])
             return [b""]
-        if path not in PATHS.values() or not gate.host_allowed(environ.get("HTTP_HOST", ""),
+        if path not in ALL_PATHS or not gate.host_allowed(environ.get("HTTP_HOST", ""),
                                                                environ["wsgi.url_scheme"]):
             start_response("404 Not Found", [])
             return [b""]
@@ -173,55 +184,94 @@ def floor_app(database_url: str, log_path: str, issuer: str):
     return app
 
 
-# Threads running requests, as in production (``idp.web.server``).
-THREADS = 2
+# Threads running requests, as in production (``idp.web.server``) unless ``--threads`` says.
+THREADS_VARIABLE = "FLOOR_THREADS"
 
 
 def rsgi_app() -> WsgiBridge:
     """granian's factory: the floor under the production server's bridge."""
-    return WsgiBridge(wsgi_app(), threads=THREADS, max_body=1 << 20)
+    return WsgiBridge(wsgi_app(), threads=int(os.environ[THREADS_VARIABLE]), max_body=1 << 20)
 
 
 def wsgi_app():
     """granian's factory: the floor under granian's WSGI interface."""
-    return floor_app(os.environ[DATABASE_VARIABLE], os.environ["FLOOR_LOG"], os.environ[ISSUER_VARIABLE])
+    client = os.environ.get("FLOOR_CLIENT", "")
+    return floor_app(os.environ[DATABASE_VARIABLE], os.environ["FLOOR_LOG"], os.environ[ISSUER_VARIABLE],
+                     tuple(client.split(":", 1)) if client else None,  # type: ignore[arg-type]
+                     os.environ.get("FLOOR_REDIS_URL"))
 
 
 def floor_server(*, interface: str, core: int, port: int, database_url: str, issuer: str,
-                 out: Path) -> targets.Server:
+                 out: Path, client: tuple[str, str], redis_url: str, threads: int) -> targets.Server:
     command = [str(ROOT / ".venv" / "bin" / "granian"), "--interface", interface, "--factory",
                "--loop", "uvloop", "--workers", "1", "--port", str(port), "--no-ws", "--log-level", "warning",
                # RSGI's requests take the bridge's threads; WSGI's, granian's own.
-               *(["--blocking-threads", str(THREADS)] if interface == "wsgi" else []),
+               *(["--blocking-threads", str(threads)] if interface == "wsgi" else []),
                f"bench.floor:{interface}_app"]
     env = {**os.environ, DATABASE_VARIABLE: database_url, ISSUER_VARIABLE: issuer,
-           "FLOOR_LOG": str(out / f"floor-{interface}.log"), "PYTHONPATH": str(ROOT)}
+           "FLOOR_LOG": str(out / f"floor-{interface}.log"), "PYTHONPATH": str(ROOT),
+           "FLOOR_CLIENT": ":".join(client), "FLOOR_REDIS_URL": redis_url, THREADS_VARIABLE: str(threads)}
     server = targets.Server(command, core=core, env=env, ready_url=f"http://127.0.0.1:{port}/ready",
                             log=out / f"floor-{interface}.out")
     server.name = f"floor ({interface})"
     return server
 
 
+def _flows(bench: Bench, name: str, server: targets.Server, url: str, scenario: str,
+           members: list[seed.Member], flows: driver.OurFlows | driver.PeerFlows) -> tuple[float, float]:
+    """Flows per second and CPU ms a flow, the async driver's browsers signing in."""
+    meter = Meter(server, None)
+    tally, elapsed = asyncio.run(driver.drive(flows, url, scenario, members, seconds=bench.options.seconds,
+                                              concurrency=bench.options.connections))
+    cpu, _postgres = meter.per(tally.flows)
+    if tally.errors:
+        raise RuntimeError(f"{name} {scenario}: {tally.errors} errors, the first: {tally.first_error}")
+    return tally.flows / elapsed, cpu or 0.0
+
+
+def _requests(bench: Bench, name: str, server: targets.Server, url: str, scenario: str,
+              seeded: seed.Seeded, minter: seed.Minter) -> tuple[float, float]:
+    """Requests per second and CPU ms a request, wrk sending them."""
+    target = "peer" if name == "peer" else "ours"  # the floors answer ours' requests
+    # Each its own requests: what the warm-up consumed is not sent again.
+    warm_up, mode = bench.scenario_requests(target, seeded, minter, scenario)
+    bench.wrk(url, warm_up, mode, seconds=2)
+    requests, mode = bench.scenario_requests(target, seeded, minter, scenario)
+    meter = Meter(server, None)
+    measure = bench.wrk(url, requests, mode)
+    cpu, _postgres = meter.per(measure.requests)
+    if measure.errors or measure.exhausted:
+        raise RuntimeError(f"{name} {scenario}: {measure.errors} errors, "
+                           f"{measure.exhausted} out of inputs; see {bench.options.out}")
+    return measure.requests / measure.seconds, cpu or 0.0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", default=",".join(PATHS), help=f"subset of: {', '.join(PATHS)}")
+    known = (*PATHS, *FLOWS)
+    parser.add_argument("--scenarios", default=",".join(PATHS), help=f"subset of: {', '.join(known)}")
     parser.add_argument("--seconds", type=float, default=6, help="measured seconds per server (default 6)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent clients (default 32)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads running requests in ours and the floor (default 2, as in production)")
     args = parser.parse_args(argv)
     scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
-    if not scenarios or set(scenarios) - set(PATHS):
-        parser.error(f"--scenarios: a subset of {', '.join(PATHS)}")
+    if not scenarios or set(scenarios) - set(known):
+        parser.error(f"--scenarios: a subset of {', '.join(known)}")
     options = parse_args(["--scenarios", ",".join(scenarios), "--seconds", str(args.seconds),
-                          "--connections", str(args.connections), "--soak", "0"])
+                          "--connections", str(args.connections), "--threads", str(args.threads),
+                          "--soak", "0", "--quick"])
     options.out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, dict[str, tuple[float, float]]] = {scenario: {} for scenario in scenarios}
+    argon2_ms: dict[str, float] = {}  # by server, measured just before its password sign-ins
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as workdir:
         bench = Bench(options, Path(workdir))
         seed.reset_database(options.database_url)
-        seeded = seed.seed(bench.ours_settings(), members=8,
+        seeded = seed.seed(bench.ours_settings(), members=options.members,
                            cheap=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
         minter = seed.Minter(bench.ours_settings(), seeded)
         floor_port = options.peer_port + 1
+        ours_flows = driver.OurFlows(seeded.client_id, seeded.client_secret, options.database_url)
         try:
             peer = bench.start(targets.peer(core=options.server_core, port=options.peer_port,
                                             config=bench.peer_config(seeded), log=options.out / "peer.log"))
@@ -230,36 +280,50 @@ def main(argv: list[str] | None = None) -> int:
             for interface in ("rsgi", "wsgi"):
                 server = floor_server(interface=interface, core=options.server_core, port=floor_port,
                                       database_url=options.database_url,
-                                      issuer=f"{bench.ours_url}/{seed.TENANT}", out=options.out)
+                                      issuer=f"{bench.ours_url}/{seed.TENANT}", out=options.out,
+                                      client=(seeded.client_id, seeded.client_secret),
+                                      redis_url=options.redis_url, threads=options.threads)
                 servers.append((server.name, server, f"http://127.0.0.1:{floor_port}"))
             servers.append(("peer", peer, bench.peer_url))
             for name, server, url in servers:
                 if server.process is None:  # the floors take the same port in turn
                     bench.start(server)
-                target = "peer" if name == "peer" else "ours"  # the floors answer ours' requests
+                flows = (driver.PeerFlows(seeded.client_id, seeded.client_secret) if name == "peer"
+                         else ours_flows)
                 for scenario in scenarios:
-                    # Each its own requests: what the warm-up consumed is not sent again.
-                    warm_up, mode = bench.scenario_requests(target, seeded, minter, scenario)
-                    bench.wrk(url, warm_up, mode, seconds=2)
-                    requests, mode = bench.scenario_requests(target, seeded, minter, scenario)
-                    meter = Meter(server, None)
-                    measure = bench.wrk(url, requests, mode)
-                    cpu, _postgres = meter.per(measure.requests)
-                    if measure.errors or measure.exhausted:
-                        raise RuntimeError(f"{name} {scenario}: {measure.errors} errors, "
-                                           f"{measure.exhausted} out of inputs; see {options.out}")
-                    figures[scenario][name] = (measure.requests / measure.seconds, cpu or 0.0)
+                    if scenario not in FLOWS:
+                        figures[scenario][name] = _requests(bench, name, server, url, scenario, seeded,
+                                                            minter)
+                    elif name != "floor (wsgi)":  # the sign-in's floor under the production bridge only
+                        # The flow without the hash: members whose hash has the cheapest cost (ours
+                        # is measured so in its own server, below: it would rehash them).
+                        cheap = scenario == "flow" and name != "peer"
+                        if scenario == "flow+password":
+                            argon2_ms[name] = argon2_verify_ms(options.server_core)
+                        if not (cheap and name == "ours"):
+                            members = seeded.cheap_members if cheap else seeded.members
+                            figures[scenario][name] = _flows(bench, name, server, url, scenario, members,
+                                                             flows)
                 if name != "peer":
+                    bench.stop(server)
+                if name == "ours" and "flow" in scenarios:
+                    server = bench.start_ours("ours-cheap-hash", **seed.CHEAP_ARGON2)
+                    figures["flow"][name] = _flows(bench, name, server, url, "flow", seeded.cheap_members,
+                                                   flows)
                     bench.stop(server)
         finally:
             bench.stop_all()
             minter.close()
-    print(f"one worker on core {options.server_core}, {options.connections} clients, {args.seconds:g} s each")
+    print(f"one worker on core {options.server_core}, {options.threads} threads, {options.connections} "
+          f"clients, {args.seconds:g} s each")
     for scenario, rows in figures.items():
+        unit = "flows/s" if scenario in FLOWS else "req/s"
         peer_rate = rows["peer"][0]
-        print(f"{scenario:18} {'req/s':>8} {'CPU ms/req':>10} {'req/s / peer':>12}")
+        bound = "  argon2id ms  x its bound" if scenario == "flow+password" else ""
+        print(f"{scenario:18} {unit:>8} {'CPU ms':>10} {'/ peer':>8}{bound}")
         for name, (rate, cpu) in rows.items():
-            print(f"  {name:16} {rate:8,.0f} {cpu:10.3f} {rate / peer_rate:12.2f}")
+            share = f"  {argon2_ms[name]:11.1f} {rate * argon2_ms[name] / 1000:11.2f}" if bound else ""
+            print(f"  {name:16} {rate:8,.1f} {cpu:10.3f} {rate / peer_rate:8.2f}{share}")
     return 0
 
 

@@ -1,0 +1,207 @@
+"""The floor of a member's sign-in on this stack: the three requests of a code flow from a
+trusted browser, answered with as little as the stack allows, for ``bench.floor``.
+
+The requests are those the bench's driver sends to our provider (``bench.driver.OurFlows``),
+and the answers have the same shape:
+
+- ``GET /malakoff/authorize``: the request checked against the client (redirect URI, S256
+  challenge, ``openid``), parked in Redis under a new interaction (one SET), and the sign-in
+  page in the answer, rendered by Jinja, its form bound to the browser by a cookie and an HMAC
+  (against login CSRF);
+- ``POST /malakoff/login``: the form's HMAC checked, the interaction taken from Redis once
+  (GETDEL), the account read by its email (one prepared SELECT), the password verified with
+  argon2id, the code stored by the provider's own statement (one prepared INSERT), the session
+  stored in Redis (one SET), and a 303 to the client with the code;
+- ``POST /malakoff/token``: the client's secret checked (Basic), the code redeemed by the
+  provider's ledger (``idp.oidc.ledger.redeem_code``: one statement that consumes it and
+  stores the token), and an RS256 ID token signed with joserfc.
+
+It leaves out everything a floor can: Flask, Flask-WTF and Authlib (the checks above are
+written out), the input gate, the rate limits, the trusted device's cookie (every browser is
+taken as trusted), the audit rows, the session's list of clients, the language, the request
+deadline. What any implementation on this stack must spend on the same sign-in is at least
+this: it is a measure, not a server.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import redis
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from jinja2 import Environment
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from sqlalchemy import bindparam, insert, select
+from werkzeug.http import dump_cookie, parse_cookie
+
+from bench import seed
+from idp.accounts.levels import ACR_PASSWORD
+from idp.db import utcnow
+from idp.oidc import ledger
+from idp.oidc.models import token_digest
+from idp.web.headers import UNCACHED
+
+PREFIX = f"/{seed.TENANT}"
+PATHS = {"authorize": f"{PREFIX}/authorize", "login": f"{PREFIX}/login", "token": f"{PREFIX}/token"}
+BROWSER_COOKIE = "floor-browser"
+SESSION_COOKIE = "floor-session"
+TTL = 3600
+# JSON as PostgreSQL takes it: the floor's statements run without SQLAlchemy's type processing.
+AMR = json.dumps(["pwd"])
+VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+
+_BY_EMAIL = select(ledger.ACCOUNTS.c.id, ledger.ACCOUNTS.c.password_hash, ledger.ACCOUNTS.c.status).where(
+    ledger.ACCOUNTS.c.tenant == bindparam("tenant"), ledger.ACCOUNTS.c.email == bindparam("email"))
+_CODE_FIELDS = ("code_digest", "tenant", "client_id", "account_id", "redirect_uri", "scope", "nonce",
+                "claims", "auth_time", "acr", "amr", "sid", "code_challenge", "code_challenge_method",
+                "created_at", "expires_at")
+# The provider's code row (``idp.oidc.server``'s), its values all given.
+_STORE_CODE = insert(ledger.CODES).values({name: bindparam(name) for name in _CODE_FIELDS}).returning(
+    ledger.CODES.c.id)
+
+_PAGE = Environment(autoescape=True).from_string("""<!doctype html>
+<html lang="fr"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Connexion — Espace Client · Malakoff Humanis</title>
+<link rel="stylesheet" href="/static/app.css"></head>
+<body><main><h1>Connexion à votre Espace Client</h1>
+{% if error %}<p role="alert">{{ error }}</p>{% endif %}
+<form method="post" action="{{ action }}" novalidate>
+<input name="interaction" type="hidden" value="{{ interaction }}">
+<input id="csrf_token" name="csrf_token" type="hidden" value="{{ csrf }}">
+<label for="identifier">Adresse e-mail ou numéro d'adhérent</label>
+<input id="identifier" name="identifier" type="text" autocomplete="username" required>
+<label for="password">Mot de passe</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Se connecter</button></form></main></body></html>""")
+
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+
+class SignInFloor:
+    """The three answers, on the floor's prepared statements and one Redis client."""
+
+    def __init__(self, statements: Any, redis_url: str, issuer: str, client_id: str, client_secret: str):
+        self.statements = statements
+        self.redis = redis.Redis.from_url(redis_url, socket_timeout=5)
+        self.issuer = issuer
+        self.client_id = client_id
+        self.secret_digest = token_digest(client_secret)
+        self.key = secrets.token_bytes(32)
+        self.signing_key = RSAKey.generate_key(2048, parameters={"kid": "floor"})
+        self.hasher = PasswordHasher()
+
+    def answer(self, environ: dict[str, Any], path: str) -> Answer:
+        if path == PATHS["authorize"]:
+            return self.authorize(environ)
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
+        form = dict(parse_qsl(body, keep_blank_values=True))
+        if path == PATHS["login"]:
+            return self.login(environ, form)
+        return self.token(environ, form)
+
+    def _form_mac(self, browser: str, interaction: str) -> str:
+        return hmac.new(self.key, f"{browser}.{interaction}".encode(), hashlib.sha256).hexdigest()
+
+    def authorize(self, environ: dict[str, Any]) -> Answer:
+        params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        if (params.get("client_id") != self.client_id or params.get("redirect_uri") != seed.REDIRECT_URI
+                or params.get("response_type") != "code" or "openid" not in params.get("scope", "").split()
+                or params.get("code_challenge_method") != "S256" or not params.get("code_challenge")):
+            return _page(400, "Cette demande de connexion n'est pas valable.")
+        browser = parse_cookie(environ).get(BROWSER_COOKIE)
+        headers = []
+        if not browser:
+            browser = secrets.token_urlsafe(16)
+            cookie = dump_cookie(BROWSER_COOKIE, browser, httponly=True, samesite="Lax")
+            headers.append(("Set-Cookie", cookie))
+        interaction = secrets.token_urlsafe(16)
+        self.redis.set(f"floor:i:{interaction}", json.dumps(params), ex=TTL)
+        status, page_headers, page = _page(200, None, interaction, self._form_mac(browser, interaction))
+        return status, [*page_headers, *headers], page
+
+    def login(self, environ: dict[str, Any], form: dict[str, str]) -> Answer:
+        browser = parse_cookie(environ).get(BROWSER_COOKIE, "")
+        interaction = form.get("interaction", "")
+        if not hmac.compare_digest(form.get("csrf_token", ""), self._form_mac(browser, interaction)):
+            return _page(400, "Cette page a expiré.")
+        parked = self.redis.getdel(f"floor:i:{interaction}")
+        if parked is None:
+            return _page(400, "Cette page a expiré.")
+        params = json.loads(parked)
+        account = self.statements.first(_BY_EMAIL, {"tenant": seed.TENANT,
+                                                    "email": form.get("identifier", "").strip().lower()})
+        try:
+            if account is None or account.status != ledger.ACTIVE or account.password_hash is None:
+                raise VerificationError
+            self.hasher.verify(account.password_hash, form.get("password", ""))
+        except VerificationError:
+            return _page(200, "Identifiant ou mot de passe incorrect.")
+        code, sid, now = secrets.token_urlsafe(32), secrets.token_urlsafe(16), utcnow()
+        auth_time = int(time.time())
+        self.statements.first(_STORE_CODE, {
+            "code_digest": token_digest(code), "tenant": seed.TENANT, "client_id": self.client_id,
+            "account_id": account.id, "redirect_uri": params["redirect_uri"], "scope": params["scope"],
+            "nonce": params.get("nonce"), "claims": None, "auth_time": auth_time, "acr": ACR_PASSWORD,
+            "amr": AMR, "sid": sid, "code_challenge": params["code_challenge"],
+            "code_challenge_method": "S256", "created_at": now, "expires_at": now + timedelta(seconds=TTL),
+        })
+        self.redis.set(f"floor:s:{sid}", json.dumps({"account": account.id, "auth_time": auth_time}), ex=TTL)
+        query = urlencode({"code": code, "state": params.get("state", ""), "iss": self.issuer})
+        return 303, [("Location", f"{params['redirect_uri']}?{query}"), *UNCACHED,
+                     ("Set-Cookie", dump_cookie(SESSION_COOKIE, sid, httponly=True, samesite="Lax"))], b""
+
+    def token(self, environ: dict[str, Any], form: dict[str, str]) -> Answer:
+        scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        try:
+            client_id, _, secret = base64.b64decode(credentials).decode().partition(":")
+        except ValueError:
+            client_id, secret = "", ""
+        if (scheme != "Basic" or client_id != self.client_id
+                or not hmac.compare_digest(token_digest(secret), self.secret_digest)):
+            return _json(401, {"error": "invalid_client"})
+        verifier = form.get("code_verifier", "")
+        if form.get("grant_type") != "authorization_code" or not VERIFIER.match(verifier):
+            return _json(400, {"error": "invalid_request"})
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        issue = ledger.Issue(tenant=seed.TENANT, client_id=client_id, access_token=secrets.token_urlsafe(32),
+                             refresh_token=secrets.token_urlsafe(32), expires_in=TTL, now=utcnow(),
+                             deadline=utcnow() + timedelta(seconds=30))
+        row = ledger.redeem_code(self.statements, issue, code=form.get("code", ""),
+                                 redirect_uri=form.get("redirect_uri"), challenge=challenge,
+                                 bare_allowed=False, refresh_ttl=30 * 86400, family_id=secrets.token_hex(16))
+        if row is None:
+            return _json(400, {"error": "invalid_grant"})
+        now = int(time.time())
+        digest = hashlib.sha256(issue.access_token.encode()).digest()
+        claims = {"iss": self.issuer, "sub": row.id, "aud": [client_id], "azp": client_id, "iat": now,
+                  "exp": now + 300, "auth_time": row.auth_time, "nonce": row.nonce, "acr": row.acr,
+                  "amr": row.amr, "sid": row.sid,
+                  "at_hash": base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()}
+        id_token = jwt.encode({"alg": "RS256", "kid": "floor", "typ": "JWT"}, claims, self.signing_key)
+        token = {"token_type": "Bearer", "access_token": issue.access_token, "expires_in": TTL,
+                 "scope": row.scope, "id_token": id_token}
+        if row.refresh:
+            token["refresh_token"] = issue.refresh_token
+        return _json(200, token)
+
+
+def _page(status: int, error: str | None, interaction: str = "", csrf: str = "") -> Answer:
+    page = _PAGE.render(error=error, action=PATHS["login"], interaction=interaction, csrf=csrf)
+    return status, [("Content-Type", "text/html; charset=utf-8"), *UNCACHED], page.encode()
+
+
+def _json(status: int, payload: dict[str, Any]) -> Answer:
+    return status, [("Content-Type", "application/json"), *UNCACHED], json.dumps(payload).encode()
+
