@@ -42,33 +42,45 @@ from argon2.exceptions import VerificationError
 from jinja2 import Environment
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, literal_column, select
 from werkzeug.http import dump_cookie, parse_cookie
 
 from bench import seed
-from idp.accounts.levels import ACR_PASSWORD
+from idp.accounts.levels import ACR_OTP, ACR_PASSWORD
+from idp.channels.models import Message
 from idp.db import utcnow
 from idp.oidc import ledger
 from idp.oidc.models import token_digest
 from idp.web.headers import UNCACHED
 
 PREFIX = f"/{seed.TENANT}"
-PATHS = {"authorize": f"{PREFIX}/authorize", "login": f"{PREFIX}/login", "token": f"{PREFIX}/token"}
+PATHS = {"authorize": f"{PREFIX}/authorize", "login": f"{PREFIX}/login", "token": f"{PREFIX}/token",
+         "choose": f"{PREFIX}/code/choose", "verify": f"{PREFIX}/code/verify"}
+# The cookie a trusted browser has: the floor takes its presence for trust, and asks the others a code.
+DEVICE_COOKIE = f"idp-device-{seed.TENANT}"
 BROWSER_COOKIE = "floor-browser"
 SESSION_COOKIE = "floor-session"
 TTL = 3600
 # JSON as PostgreSQL takes it: the floor's statements run without SQLAlchemy's type processing.
-AMR = json.dumps(["pwd"])
+AMR = {ACR_PASSWORD: json.dumps(["pwd"]), ACR_OTP: json.dumps(["pwd", "otp", "mail"])}
 VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
-_BY_EMAIL = select(ledger.ACCOUNTS.c.id, ledger.ACCOUNTS.c.password_hash, ledger.ACCOUNTS.c.status).where(
-    ledger.ACCOUNTS.c.tenant == bindparam("tenant"), ledger.ACCOUNTS.c.email == bindparam("email"))
+_ACCOUNTS = ledger.ACCOUNTS.c
+_BY_EMAIL = select(_ACCOUNTS.id, _ACCOUNTS.email, _ACCOUNTS.password_hash, _ACCOUNTS.status).where(
+    _ACCOUNTS.tenant == bindparam("tenant"), _ACCOUNTS.email == bindparam("email"))
 _CODE_FIELDS = ("code_digest", "tenant", "client_id", "account_id", "redirect_uri", "scope", "nonce",
                 "claims", "auth_time", "acr", "amr", "sid", "code_challenge", "code_challenge_method",
                 "created_at", "expires_at")
 # The provider's code row (``idp.oidc.server``'s), its values all given.
 _STORE_CODE = insert(ledger.CODES).values({name: bindparam(name) for name in _CODE_FIELDS}).returning(
     ledger.CODES.c.id)
+
+_MESSAGE_FIELDS = ("tenant", "channel", "template", "recipient", "subject", "body_text", "status", "attempts",
+                   "created_at", "next_attempt_at", "expires_at")
+_MESSAGES = insert(Message.__table__).values({name: bindparam(name) for name in _MESSAGE_FIELDS})
+# The code's email queued and the outbox's worker woken (``idp.channels.dispatch``) in one statement.
+_QUEUE_CODE = select(func.pg_notify("idp_messages", "")).select_from(
+    _MESSAGES.returning(literal_column("id")).cte("queued"))
 
 _PAGE = Environment(autoescape=True).from_string("""<!doctype html>
 <html lang="fr"><head><meta charset="utf-8">
@@ -80,10 +92,18 @@ _PAGE = Environment(autoescape=True).from_string("""<!doctype html>
 <form method="post" action="{{ action }}" novalidate>
 <input name="interaction" type="hidden" value="{{ interaction }}">
 <input id="csrf_token" name="csrf_token" type="hidden" value="{{ csrf }}">
+{% if step == "password" %}
 <label for="identifier">Adresse e-mail ou numéro d'adhérent</label>
 <input id="identifier" name="identifier" type="text" autocomplete="username" required>
 <label for="password">Mot de passe</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
+{% elif step == "choose" %}
+<fieldset><legend>Où recevoir votre code ?</legend>
+<label><input type="radio" name="channel" value="email" checked> Par e-mail</label></fieldset>
+{% else %}
+<label for="code">Code reçu par e-mail (6 chiffres)</label>
+<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" required>
+{% endif %}
 <button type="submit">Se connecter</button></form></main></body></html>""")
 
 Answer = tuple[int, list[tuple[str, str]], bytes]
@@ -105,14 +125,26 @@ class SignInFloor:
     def answer(self, environ: dict[str, Any], path: str) -> Answer:
         if path == PATHS["authorize"]:
             return self.authorize(environ)
+        if environ["REQUEST_METHOD"] == "GET":  # a code's pages
+            return self.code_page(environ, path)
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
         form = dict(parse_qsl(body, keep_blank_values=True))
         if path == PATHS["login"]:
             return self.login(environ, form)
-        return self.token(environ, form)
+        if path == PATHS["token"]:
+            return self.token(environ, form)
+        pending = dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("p", "")
+        if path == PATHS["choose"]:
+            return self.choose(environ, pending, form)
+        return self.verify(environ, pending, form)
 
     def _form_mac(self, browser: str, interaction: str) -> str:
         return hmac.new(self.key, f"{browser}.{interaction}".encode(), hashlib.sha256).hexdigest()
+
+    def _checked(self, environ: dict[str, Any], form: dict[str, str], interaction: str) -> bool:
+        """Whether the form comes from this browser's page of this interaction (login CSRF)."""
+        browser = parse_cookie(environ).get(BROWSER_COOKIE, "")
+        return hmac.compare_digest(form.get("csrf_token", ""), self._form_mac(browser, interaction))
 
     def authorize(self, environ: dict[str, Any]) -> Answer:
         params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
@@ -128,13 +160,13 @@ class SignInFloor:
             headers.append(("Set-Cookie", cookie))
         interaction = secrets.token_urlsafe(16)
         self.redis.set(f"floor:i:{interaction}", json.dumps(params), ex=TTL)
-        status, page_headers, page = _page(200, None, interaction, self._form_mac(browser, interaction))
+        status, page_headers, page = _page(200, None, "password", interaction,
+                                           self._form_mac(browser, interaction))
         return status, [*page_headers, *headers], page
 
     def login(self, environ: dict[str, Any], form: dict[str, str]) -> Answer:
-        browser = parse_cookie(environ).get(BROWSER_COOKIE, "")
         interaction = form.get("interaction", "")
-        if not hmac.compare_digest(form.get("csrf_token", ""), self._form_mac(browser, interaction)):
+        if not self._checked(environ, form, interaction):
             return _page(400, "Cette page a expiré.")
         parked = self.redis.getdel(f"floor:i:{interaction}")
         if parked is None:
@@ -147,17 +179,65 @@ class SignInFloor:
                 raise VerificationError
             self.hasher.verify(account.password_hash, form.get("password", ""))
         except VerificationError:
-            return _page(200, "Identifiant ou mot de passe incorrect.")
+            return _page(200, "Identifiant ou mot de passe incorrect.", "password")
+        if parse_cookie(environ).get(DEVICE_COOKIE):
+            return self._signed_in(account.id, params, ACR_PASSWORD)
+        # A browser not trusted: the sign-in waits for a code, under a new reference.
+        pending = secrets.token_urlsafe(16)
+        self.redis.set(f"floor:p:{pending}", json.dumps({"account": account.id, "email": account.email,
+                                                          "params": params}), ex=TTL)
+        return 303, [("Location", f"{PATHS['choose']}?p={pending}"), *UNCACHED], b""
+
+    def code_page(self, environ: dict[str, Any], path: str) -> Answer:
+        """The page that asks where the code goes, or the one that asks for it."""
+        pending = dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("p", "")
+        if not self.redis.exists(f"floor:p:{pending}"):
+            return _page(400, "Cette page a expiré.")
+        browser = parse_cookie(environ).get(BROWSER_COOKIE, "")
+        step = "choose" if path == PATHS["choose"] else "code"
+        return _page(200, None, step, pending, self._form_mac(browser, pending))
+
+    def choose(self, environ: dict[str, Any], pending: str, form: dict[str, str]) -> Answer:
+        """A code made, kept as its digest, and sent by email (the outbox's worker sends it)."""
+        found = self.redis.get(f"floor:p:{pending}") if self._checked(environ, form, pending) else None
+        if found is None or form.get("channel") != "email":
+            return _page(400, "Cette page a expiré.")
+        code, now = f"{secrets.randbelow(10 ** 6):06d}", utcnow()
+        self.redis.set(f"floor:c:{pending}", token_digest(code), ex=600)
+        self.statements.first(_QUEUE_CODE, {
+            "tenant": seed.TENANT, "channel": "email", "template": "otp_code",
+            "recipient": json.loads(found)["email"], "subject": "Votre code de connexion",
+            "body_text": f"Votre code de connexion : {code}. Il expire dans 10 minutes.",
+            "status": "pending", "attempts": 0, "created_at": now, "next_attempt_at": now,
+            "expires_at": now + timedelta(minutes=10),
+        })
+        return 303, [("Location", f"{PATHS['verify']}?p={pending}"), *UNCACHED], b""
+
+    def verify(self, environ: dict[str, Any], pending: str, form: dict[str, str]) -> Answer:
+        if not self._checked(environ, form, pending):
+            return _page(400, "Cette page a expiré.")
+        expected = self.redis.get(f"floor:c:{pending}")
+        if expected is None or not hmac.compare_digest(expected.decode(), token_digest(form.get("code", ""))):
+            return _page(200, "Ce code n'est pas le bon.", "code", pending, form.get("csrf_token", ""))
+        found = self.redis.getdel(f"floor:p:{pending}")  # once
+        if found is None:
+            return _page(400, "Cette page a expiré.")
+        self.redis.delete(f"floor:c:{pending}")
+        waiting = json.loads(found)
+        return self._signed_in(waiting["account"], waiting["params"], ACR_OTP)
+
+    def _signed_in(self, account_id: str, params: dict[str, str], acr: str) -> Answer:
+        """The code for the client, the session: the browser goes back to the client."""
         code, sid, now = secrets.token_urlsafe(32), secrets.token_urlsafe(16), utcnow()
         auth_time = int(time.time())
         self.statements.first(_STORE_CODE, {
             "code_digest": token_digest(code), "tenant": seed.TENANT, "client_id": self.client_id,
-            "account_id": account.id, "redirect_uri": params["redirect_uri"], "scope": params["scope"],
-            "nonce": params.get("nonce"), "claims": None, "auth_time": auth_time, "acr": ACR_PASSWORD,
-            "amr": AMR, "sid": sid, "code_challenge": params["code_challenge"],
+            "account_id": account_id, "redirect_uri": params["redirect_uri"], "scope": params["scope"],
+            "nonce": params.get("nonce"), "claims": None, "auth_time": auth_time, "acr": acr,
+            "amr": AMR[acr], "sid": sid, "code_challenge": params["code_challenge"],
             "code_challenge_method": "S256", "created_at": now, "expires_at": now + timedelta(seconds=TTL),
         })
-        self.redis.set(f"floor:s:{sid}", json.dumps({"account": account.id, "auth_time": auth_time}), ex=TTL)
+        self.redis.set(f"floor:s:{sid}", json.dumps({"account": account_id, "auth_time": auth_time}), ex=TTL)
         query = urlencode({"code": code, "state": params.get("state", ""), "iss": self.issuer})
         return 303, [("Location", f"{params['redirect_uri']}?{query}"), *UNCACHED,
                      ("Set-Cookie", dump_cookie(SESSION_COOKIE, sid, httponly=True, samesite="Lax"))], b""
@@ -197,8 +277,11 @@ class SignInFloor:
         return _json(200, token)
 
 
-def _page(status: int, error: str | None, interaction: str = "", csrf: str = "") -> Answer:
-    page = _PAGE.render(error=error, action=PATHS["login"], interaction=interaction, csrf=csrf)
+def _page(status: int, error: str | None, step: str = "password", interaction: str = "",
+          csrf: str = "") -> Answer:
+    action = {"password": PATHS["login"], "choose": f"{PATHS['choose']}?p={interaction}",
+              "code": f"{PATHS['verify']}?p={interaction}"}[step]
+    page = _PAGE.render(error=error, step=step, action=action, interaction=interaction, csrf=csrf)
     return status, [("Content-Type", "text/html; charset=utf-8"), *UNCACHED], page.encode()
 
 
