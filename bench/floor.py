@@ -1,7 +1,8 @@
-"""The floor of the protocol API's requests on this stack, measured next to ours and the peer.
+"""The floors of the protocol API's requests and of the sign-in on this stack, measured next to
+ours and the peer.
 
-    .venv/bin/python -m bench.floor [--scenarios userinfo,introspection,revocation] [--seconds 6]
-                                    [--connections 32]
+    .venv/bin/python -m bench.floor [--scenarios userinfo,introspection,revocation,flow,...]
+                                    [--seconds 6] [--connections 32] [--threads 2]
 
 How cheap can our answers get, on the stack the provider is bound to? The floor application
 answers ``GET /malakoff/userinfo`` with a bearer token, ``POST /malakoff/introspect`` and
@@ -18,8 +19,12 @@ Host check aside), sessions, CORS, metrics, and SQLAlchemy's execution and pool:
 statements run prepared on one psycopg connection per process, kept open. It answers nothing
 else (a bare 404; 200 at ``/ready``): it is a measure, not a server.
 
-All are pinned to the server core in turn, wrk to the load core, as ``bench/run`` does; what
-each costs per request is read from /proc.
+With ``flow``, ``flow+password`` or ``flow+password+otp`` it answers the sign-in's requests too,
+as the bench's driver sends them (``bench.signin_floor``), under the production server's
+bridge only; each password scenario is put against argon2id's bound, measured just before it.
+
+All are pinned to the server core in turn, wrk and the driver to the load core, as
+``bench/run`` does; what each costs per request is read from /proc.
 """
 
 from __future__ import annotations
@@ -134,36 +139,43 @@ def _provider(statements: _Prepared, issuer: str) -> _Provider:
     return provider
 
 
-def floor_app(database_url: str, log_path: str, issuer: str, client: tuple[str, str] | None = None,
-              redis_url: str | None = None):
+# The provider's endpoints the floor answers through Authlib, by path.
+ENDPOINTS = {PATHS["introspection"]: "introspection", PATHS["revocation"]: "revocation"}
+
+
+class FloorApp:
     """The floor application (WSGI); with ``client`` (its id and secret) and ``redis_url``, the
     sign-in's too (``bench.signin_floor``)."""
-    statements = _Prepared(database_url)
-    signin = SignInFloor(statements, redis_url, issuer, *client) if client and redis_url else None
-    protector = ResourceProtector()
-    protector.register_token_validator(_Ledger(statements))
-    provider = _provider(statements, issuer)
-    endpoints = {PATHS["introspection"]: "introspection", PATHS["revocation"]: "revocation"}
-    log = logging.getLogger("floor")
-    log.addHandler(logging.FileHandler(log_path))
-    log.setLevel(logging.INFO)
-    log.propagate = False
 
-    def answer(environ: dict[str, Any], path: str) -> tuple[int, list[tuple[str, str]], bytes]:
-        if signin is not None and path in SIGNIN_PATHS:
-            return signin.answer(environ, path)
+    def __init__(self, database_url: str, log_path: str, issuer: str, client: tuple[str, str] | None = None,
+                 redis_url: str | None = None):
+        self.statements = _Prepared(database_url)
+        self.signin = (SignInFloor(self.statements, redis_url, issuer, *client) if client and redis_url
+                       else None)
+        self.protector = ResourceProtector()
+        self.protector.register_token_validator(_Ledger(self.statements))
+        self.provider = _provider(self.statements, issuer)
+        self.handler = logging.FileHandler(log_path)
+        self.log = logging.getLogger("floor")
+        self.log.addHandler(self.handler)
+        self.log.setLevel(logging.INFO)
+        self.log.propagate = False
+
+    def answer(self, environ: dict[str, Any], path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        if self.signin is not None and path in SIGNIN_PATHS:
+            return self.signin.answer(environ, path)
         if path == PATHS["userinfo"]:
             request = OAuth2Request(environ["REQUEST_METHOD"], f"http://{environ['HTTP_HOST']}{path}", None,
                                     EnvironHeaders(environ))
-            token = protector.validate_request(["openid"], request)
+            token = self.protector.validate_request(["openid"], request)
             claims = user_claims(token.account, token.row.scope, token.row.claims, "userinfo")
             return 200, [("Content-Type", "application/json"), *UNCACHED], json.dumps(claims).encode()
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
-        status, headers, content = provider.create_endpoint_response(
-            endpoints[path], LaneRequest(environ, parse_qsl(body, keep_blank_values=True)))
+        status, headers, content = self.provider.create_endpoint_response(
+            ENDPOINTS[path], LaneRequest(environ, parse_qsl(body, keep_blank_values=True)))
         return status, list(headers), content
 
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         started = time.perf_counter()
         path = environ["PATH_INFO"]
         if path == "/ready":
@@ -173,16 +185,22 @@ def floor_app(database_url: str, log_path: str, issuer: str, client: tuple[str, 
                                                                environ["wsgi.url_scheme"]):
             start_response("404 Not Found", [])
             return [b""]
-        status, headers, body = answer(environ, path)
+        status, headers, body = self.answer(environ, path)
         request_id = secrets.token_hex(16)
         start_response(f"{status} {HTTP_STATUS_CODES[status]}", [
             *headers, ("Content-Length", str(len(body))), *SECURITY_HEADERS, ("X-Request-ID", request_id)])
-        log.info(json.dumps({"time": time.time(), "request_id": request_id,
-                             "method": environ["REQUEST_METHOD"], "path": path, "status": status,
-                             "duration_ms": round((time.perf_counter() - started) * 1000, 1)}))
+        self.log.info(json.dumps({"time": time.time(), "request_id": request_id,
+                                  "method": environ["REQUEST_METHOD"], "path": path, "status": status,
+                                  "duration_ms": round((time.perf_counter() - started) * 1000, 1)}))
         return [body]
 
-    return app
+    def close(self) -> None:
+        """The calling thread's connection to PostgreSQL, those to Redis, the log."""
+        self.statements.cursor.connection.close()
+        if self.signin is not None:
+            self.signin.redis.close()
+        self.log.removeHandler(self.handler)
+        self.handler.close()
 
 
 # Threads running requests, as in production (``idp.web.server``) unless ``--threads`` says.
@@ -197,9 +215,9 @@ def rsgi_app() -> WsgiBridge:
 def wsgi_app():
     """granian's factory: the floor under granian's WSGI interface."""
     client = os.environ.get("FLOOR_CLIENT", "")
-    return floor_app(os.environ[DATABASE_VARIABLE], os.environ["FLOOR_LOG"], os.environ[ISSUER_VARIABLE],
-                     tuple(client.split(":", 1)) if client else None,  # type: ignore[arg-type]
-                     os.environ.get("FLOOR_REDIS_URL"))
+    return FloorApp(os.environ[DATABASE_VARIABLE], os.environ["FLOOR_LOG"], os.environ[ISSUER_VARIABLE],
+                    tuple(client.split(":", 1)) if client else None,  # type: ignore[arg-type]
+                    os.environ.get("FLOOR_REDIS_URL"))
 
 
 def floor_server(*, interface: str, core: int, port: int, database_url: str, issuer: str,
