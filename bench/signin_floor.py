@@ -1,5 +1,5 @@
-"""The floor of a member's sign-in on this stack: the three requests of a code flow from a
-trusted browser, answered with as little as the stack allows, for ``bench.floor``.
+"""The floor of a member's sign-in on this stack: the requests of a code flow, answered with as
+little as the stack allows, for ``bench.floor``.
 
 The requests are those the bench's driver sends to our provider (``bench.driver.OurFlows``),
 and the answers have the same shape:
@@ -10,17 +10,22 @@ and the answers have the same shape:
   (against login CSRF);
 - ``POST /malakoff/login``: the form's HMAC checked, the interaction taken from Redis once
   (GETDEL), the account read by its email (one prepared SELECT), the password verified with
-  argon2id, the code stored by the provider's own statement (one prepared INSERT), the session
-  stored in Redis (one SET), and a 303 to the client with the code;
+  argon2id; then, from a trusted browser, the code stored by the provider's own statement (one
+  prepared INSERT), the session stored in Redis (one SET), and a 303 to the client with the
+  code;
+- from another browser, a code by email first: the sign-in kept in Redis under a new
+  reference, a page to choose where the code goes, the choice (the code's digest in Redis, its
+  email queued in the outbox with the worker's wake-up, one statement; ours' outbox worker
+  sends it), a page to type it, and the code checked and taken once, which signs in as above;
 - ``POST /malakoff/token``: the client's secret checked (Basic), the code redeemed by the
   provider's ledger (``idp.oidc.ledger.redeem_code``: one statement that consumes it and
   stores the token), and an RS256 ID token signed with joserfc.
 
 It leaves out everything a floor can: Flask, Flask-WTF and Authlib (the checks above are
-written out), the input gate, the rate limits, the trusted device's cookie (every browser is
-taken as trusted), the audit rows, the session's list of clients, the language, the request
-deadline. What any implementation on this stack must spend on the same sign-in is at least
-this: it is a measure, not a server.
+written out), the input gate, the rate limits and the count of a code's wrong tries, the
+trusted device's own check (the cookie's presence is taken for trust), the email's templates,
+the audit rows, the session's list of clients, the language, the request deadline. What the
+provider must spend on the same sign-in is at least this: it is a measure, not a server.
 """
 
 from __future__ import annotations
@@ -110,7 +115,7 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
 class SignInFloor:
-    """The three answers, on the floor's prepared statements and one Redis client."""
+    """The sign-in's answers, on the floor's prepared statements and one Redis client."""
 
     def __init__(self, statements: Any, redis_url: str, issuer: str, client_id: str, client_secret: str):
         self.statements = statements
