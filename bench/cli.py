@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from argon2 import PasswordHasher as Argon2Hasher
 from sqlalchemy import create_engine, text
 
-from bench import driver, loadgen, proc, seed, targets
+from bench import driver, loadgen, pages, proc, seed, targets
 from bench.options import Options, parse_args
 from bench.report import Memory, Result, Run, render
 from idp.accounts.hashing import PasswordHasher
@@ -280,7 +280,7 @@ class Bench:
         """The requests of one wrk scenario, and how wrk sends them."""
         ours = target == "ours"
         prefix = f"/{seed.TENANT}" if ours else ""
-        auth = driver.basic(seeded.client_id, seeded.client_secret)
+        auth = pages.basic(seeded.client_id, seeded.client_secret)
         count = int(self.options.seconds * MINT_PER_SECOND[target])
         bearer = self.bearer[target]
         if scenario == "discovery":

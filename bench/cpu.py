@@ -54,7 +54,7 @@ from psycopg import pq
 from sqlalchemy import event, update
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from bench import proc, seed, targets
+from bench import pages, proc, seed, targets
 from idp import create_app, logs
 from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account
@@ -203,18 +203,16 @@ class Flows:
         self.members = iter(inputs.seeded.cheap_members * 1000)
 
     def run(self) -> int:
-        from bench import driver  # noqa: PLC0415 - only this scenario needs aiohttp's helpers
-
         member = next(self.members)
         browser = self.app.test_client()
         for name, value in member.cookies.items():
             browser.set_cookie(name, value, domain=urlsplit(BASE_URL).hostname)
-        params = driver.authorization_params(self.inputs.seeded.client_id, prompt="login")
+        params = pages.authorization_params(self.inputs.seeded.client_id, prompt="login")
         page = browser.get(f"{TENANT}/authorize", query_string=params, base_url=BASE_URL)
         after = browser.post(f"{TENANT}/login", base_url=BASE_URL, data={
-            "interaction": driver.interaction(page.text),
-            "identifier": member.login, "password": seed.PASSWORD, "csrf_token": driver.csrf(page.text)})
-        code = driver.query_value(after.headers["Location"], "code")
+            "interaction": pages.interaction(page.text),
+            "identifier": member.login, "password": seed.PASSWORD, "csrf_token": pages.csrf(page.text)})
+        code = pages.query_value(after.headers["Location"], "code")
         auth = {"Authorization": self.inputs.basic}
         token = browser.post(f"{TENANT}/token", base_url=BASE_URL, headers=auth, data={
             "grant_type": "authorization_code", "code": code, "redirect_uri": seed.REDIRECT_URI,

@@ -9,29 +9,18 @@ ends each flow with the relying party's token request.
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import random
-import re
-import secrets
 import time
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import psycopg
 from yarl import URL
 
-from bench.seed import CODE_CHALLENGE, CODE_VERIFIER, PASSWORD, REDIRECT_URI, Member
-
-CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-OTP = re.compile(r"\b(\d{6})\b")
-INTERACTION = re.compile(r'name="interaction"[^>]* value="([^"]+)"')
-FLOW_SCOPE = "openid profile email member"
-
-
-class FlowError(Exception):
-    """A step answered something else than a member's browser expects."""
+from bench.pages import OTP, FlowError, authorization_params, basic, csrf, interaction, query_value
+from bench.seed import CODE_VERIFIER, PASSWORD, REDIRECT_URI, Member
 
 
 @dataclass
@@ -75,40 +64,6 @@ class Browser:
 
     async def close(self) -> None:
         await self.http.close()
-
-
-def authorization_params(client_id: str, **extra: str) -> dict[str, str]:
-    return {
-        "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "scope": FLOW_SCOPE,
-        "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-        "code_challenge": CODE_CHALLENGE, "code_challenge_method": "S256", **extra,
-    }
-
-
-def query_value(url: str, name: str) -> str:
-    values = parse_qs(urlsplit(url).query).get(name)
-    if not values:
-        raise FlowError(f"no {name} in {url[:200]}")
-    return values[0]
-
-
-def csrf(body: str) -> str:
-    found = CSRF.search(body)
-    if not found:
-        raise FlowError("no CSRF token on the page")
-    return found.group(1)
-
-
-def interaction(body: str) -> str:
-    """The interaction the sign-in page's form names."""
-    found = INTERACTION.search(body)
-    if not found:
-        raise FlowError("no interaction on the page")
-    return found.group(1)
-
-
-def basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 
 async def redeem(browser: Browser, token_path: str, callback: str, authorization: str) -> None:

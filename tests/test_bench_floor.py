@@ -1,7 +1,8 @@
-"""The sign-in's floor (bench/signin_floor.py) answers the bench driver's flows as the provider
-does, or its figures would measure something else: a trusted browser signs in with its
-password, another is asked a code by email first, every form is bound to the browser and
-taken once, and a code is redeemed once, for an ID token of that sign-in."""
+"""The sign-in's floor (bench/signin_floor.py, served by bench/floor_app.py) answers the bench
+driver's flows as the provider does, or its figures would measure something else: a trusted
+browser signs in with its password, another is asked a code by email first, every form is
+bound to the browser and taken once, and a code is redeemed once, for an ID token of that
+sign-in."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.test import Client
 
-from bench import driver, floor, seed
+from bench import floor_app, pages, seed, signin_floor
 from idp.channels.models import Message
 from idp.oidc import server as oidc_server
 from tests.conftest import DATABASE_URL, REDIS_URL
@@ -37,14 +38,14 @@ def browser(app, portal, database_url, tmp_path, monkeypatch):
     """A browser on the floor; the provider's names the floor sets are put back after."""
     for name in ("single_statements", "current_tenant", "check_in_time", "commit_deadline"):
         monkeypatch.setattr(oidc_server, name, getattr(oidc_server, name))
-    wsgi = floor.FloorApp(database_url, str(tmp_path / "floor.log"), ISSUER,
-                          (portal.client_id, portal.secret), REDIS_URL)
+    wsgi = floor_app.FloorApp(database_url, str(tmp_path / "floor.log"), ISSUER,
+                              (portal.client_id, portal.secret), REDIS_URL)
     yield Client(wsgi)
     wsgi.close()
 
 
 def _sign_in_page(browser: Client, portal, nonce: str = "n-0S6_WzA2Mj"):
-    params = driver.authorization_params(portal.client_id, prompt="login", nonce=nonce)
+    params = pages.authorization_params(portal.client_id, prompt="login", nonce=nonce)
     page = browser.get("/malakoff/authorize", query_string=params, base_url=BASE)
     assert page.status_code == 200, page.text[:300]
     assert page.headers["Cache-Control"] == "no-store"
@@ -53,14 +54,14 @@ def _sign_in_page(browser: Client, portal, nonce: str = "n-0S6_WzA2Mj"):
 
 def _password(browser: Client, page: str, login: str, password: str = PASSWORD):
     return browser.post("/malakoff/login", base_url=BASE, data={
-        "interaction": driver.interaction(page), "identifier": login, "password": password,
-        "csrf_token": driver.csrf(page)})
+        "interaction": pages.interaction(page), "identifier": login, "password": password,
+        "csrf_token": pages.csrf(page)})
 
 
 def _redeem(browser: Client, portal, callback: str):
     return browser.post("/malakoff/token", base_url=BASE, headers={
-        "Authorization": driver.basic(portal.client_id, portal.secret)}, data={
-        "grant_type": "authorization_code", "code": driver.query_value(callback, "code"),
+        "Authorization": pages.basic(portal.client_id, portal.secret)}, data={
+        "grant_type": "authorization_code", "code": pages.query_value(callback, "code"),
         "redirect_uri": seed.REDIRECT_URI, "code_verifier": seed.CODE_VERIFIER})
 
 
@@ -71,7 +72,7 @@ def _claims(id_token: str) -> dict:
 
 def test_a_trusted_browser_signs_in_with_its_password_and_the_code_is_redeemed_once(browser, portal, make):
     member = make.account()
-    browser.set_cookie(floor.signin_floor.DEVICE_COOKIE, "trusted", domain="localhost")
+    browser.set_cookie(signin_floor.DEVICE_COOKIE, "trusted", domain="localhost")
     page, state = _sign_in_page(browser, portal)
 
     answer = _password(browser, page, member.email)
@@ -92,7 +93,7 @@ def test_a_trusted_browser_signs_in_with_its_password_and_the_code_is_redeemed_o
 
 def test_a_sign_in_form_is_taken_once_from_its_own_browser_with_the_right_password(browser, portal, make):
     member = make.account()
-    browser.set_cookie(floor.signin_floor.DEVICE_COOKIE, "trusted", domain="localhost")
+    browser.set_cookie(signin_floor.DEVICE_COOKIE, "trusted", domain="localhost")
     page, _state = _sign_in_page(browser, portal)
     other = Client(browser.application)  # another browser, without this one's cookie
 
@@ -107,9 +108,9 @@ def test_a_sign_in_form_is_taken_once_from_its_own_browser_with_the_right_passwo
 
 
 def test_a_request_the_client_may_not_make_gets_no_page(browser, portal):
-    params = driver.authorization_params(portal.client_id, redirect_uri="https://elsewhere.example/cb")
+    params = pages.authorization_params(portal.client_id, redirect_uri="https://elsewhere.example/cb")
     assert browser.get("/malakoff/authorize", query_string=params, base_url=BASE).status_code == 400
-    params = driver.authorization_params(portal.client_id, code_challenge_method="plain")
+    params = pages.authorization_params(portal.client_id, code_challenge_method="plain")
     assert browser.get("/malakoff/authorize", query_string=params, base_url=BASE).status_code == 400
 
 
@@ -123,18 +124,18 @@ def test_another_browser_is_asked_a_code_sent_by_email(browser, portal, make, db
     page = browser.get(choose.headers["Location"], base_url=BASE)
     assert page.status_code == 200 and 'name="channel"' in page.text
     sent = browser.post(choose.headers["Location"], base_url=BASE,
-                        data={"channel": "email", "csrf_token": driver.csrf(page.text)})
+                        data={"channel": "email", "csrf_token": pages.csrf(page.text)})
     assert sent.status_code == 303
     message = db.scalars(select(Message).where(Message.recipient == member.email)).one()
     assert (message.template, message.status, message.channel) == ("otp_code", "pending", "email")
-    code = driver.OTP.search(message.body_text).group(1)
+    code = pages.OTP.search(message.body_text).group(1)
     verify = sent.headers["Location"]
     page = browser.get(verify, base_url=BASE)
     wrong = browser.post(verify, base_url=BASE, data={
-        "code": f"{(int(code) + 1) % 10**6:06d}", "csrf_token": driver.csrf(page.text)})
+        "code": f"{(int(code) + 1) % 10**6:06d}", "csrf_token": pages.csrf(page.text)})
     assert wrong.status_code == 200 and "Location" not in wrong.headers
 
-    signed_in = browser.post(verify, base_url=BASE, data={"code": code, "csrf_token": driver.csrf(page.text)})
+    signed_in = browser.post(verify, base_url=BASE, data={"code": code, "csrf_token": pages.csrf(page.text)})
 
     assert signed_in.status_code == 303
     callback = signed_in.headers["Location"]
@@ -143,6 +144,6 @@ def test_another_browser_is_asked_a_code_sent_by_email(browser, portal, make, db
     assert (claims["sub"], claims["acr"], claims["amr"]) == (
         member.id, "urn:mh:acr:otp", ["pwd", "otp", "mail"])
     # The code signed in once.
-    again = browser.post(verify, base_url=BASE, data={"code": code, "csrf_token": driver.csrf(page.text)})
+    again = browser.post(verify, base_url=BASE, data={"code": code, "csrf_token": pages.csrf(page.text)})
     assert again.status_code == 200 and "Location" not in again.headers
     assert browser.get(verify, base_url=BASE).status_code == 400
