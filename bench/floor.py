@@ -18,7 +18,6 @@ All are pinned to the server core in turn, wrk and the driver to the load core, 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile
@@ -62,14 +61,12 @@ def floor_server(*, interface: str, core: int, port: int, database_url: str, iss
 
 def _flows(bench: Bench, name: str, server: targets.Server, url: str, scenario: str,
            members: list[seed.Member], flows: driver.OurFlows | driver.PeerFlows) -> tuple[float, float]:
-    """Flows per second and CPU ms a flow, the async driver's browsers signing in."""
-    meter = Meter(server, None)
-    tally, elapsed = asyncio.run(driver.drive(flows, url, scenario, members, seconds=bench.options.seconds,
-                                              concurrency=bench.options.connections))
-    cpu, _postgres = meter.per(tally.flows)
-    if tally.errors:
-        raise RuntimeError(f"{name} {scenario}: {tally.errors} errors, the first: {tally.first_error}")
-    return tally.flows / elapsed, cpu or 0.0
+    """Flows per second and CPU ms a flow, the async driver's browsers signing in (``Bench.flows``)."""
+    bench.flows(scenario, name, server, flows, url, members)
+    result = bench.run.results[-1]
+    if result.errors:
+        raise RuntimeError(f"{name} {scenario}: {result.errors} errors; {'; '.join(result.notes)}")
+    return result.rate, result.cpu_ms or 0.0
 
 
 def _requests(bench: Bench, name: str, server: targets.Server, url: str, scenario: str,

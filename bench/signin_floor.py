@@ -130,15 +130,15 @@ class SignInFloor:
     def answer(self, environ: dict[str, Any], path: str) -> Answer:
         if path == PATHS["authorize"]:
             return self.authorize(environ)
-        if environ["REQUEST_METHOD"] == "GET":  # a code's pages
-            return self.code_page(environ, path)
+        pending = dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("p", "")  # a code's pages
+        if environ["REQUEST_METHOD"] == "GET":
+            return self.code_page(environ, path, pending)
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
         form = dict(parse_qsl(body, keep_blank_values=True))
         if path == PATHS["login"]:
             return self.login(environ, form)
         if path == PATHS["token"]:
             return self.token(environ, form)
-        pending = dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("p", "")
         if path == PATHS["choose"]:
             return self.choose(environ, pending, form)
         return self.verify(environ, pending, form)
@@ -193,9 +193,8 @@ class SignInFloor:
                                                           "params": params}), ex=TTL)
         return 303, [("Location", f"{PATHS['choose']}?p={pending}"), *UNCACHED], b""
 
-    def code_page(self, environ: dict[str, Any], path: str) -> Answer:
+    def code_page(self, environ: dict[str, Any], path: str, pending: str) -> Answer:
         """The page that asks where the code goes, or the one that asks for it."""
-        pending = dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("p", "")
         if not self.redis.exists(f"floor:p:{pending}"):
             return _page(400, "Cette page a expiré.")
         browser = parse_cookie(environ).get(BROWSER_COOKIE, "")

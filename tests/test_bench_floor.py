@@ -34,7 +34,7 @@ def portal(make):
 
 
 @pytest.fixture
-def browser(app, portal, database_url, tmp_path, monkeypatch):
+def browser(portal, database_url, tmp_path, monkeypatch):
     """A browser on the floor; the provider's names the floor sets are put back after."""
     for name in ("single_statements", "current_tenant", "check_in_time", "commit_deadline"):
         monkeypatch.setattr(oidc_server, name, getattr(oidc_server, name))
