@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 from psycopg import pq
-from sqlalchemy import event, update
+from sqlalchemy import event, text, update
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from bench import pages, proc, seed, targets
@@ -63,7 +63,7 @@ from idp.db import Statements
 
 TENANT = f"/{seed.TENANT}"
 SCENARIOS = ("discovery", "jwks", "token", "refresh", "userinfo", "introspection", "revocation", "flow",
-             "flow+password")
+             "flow+password", "flow+password+otp")
 # The scenarios that run code flows (a tenth of --requests), and what drives each.
 FLOW_SCENARIOS: dict[str, Callable[[Flask, Inputs], Flows]] = {}
 BASE_URL = "http://127.0.0.1:8710"
@@ -78,6 +78,7 @@ class Inputs:
 
     seeded: seed.Seeded
     minter: seed.Minter
+    settings: dict
 
     @property
     def basic(self) -> str:
@@ -194,6 +195,26 @@ class Backends:
         return proc.ticks(found) if found or not self.pids else None
 
 
+class Steps:
+    """The CPU each step of a flow takes (its method and path, the tenant left out), around the
+    app's WSGI call: what a flow's figure is made of."""
+
+    def __init__(self, app: Flask):
+        self.spent: dict[str, list[float]] = {}
+        self.wsgi_app = app.wsgi_app
+        app.wsgi_app = self  # type: ignore[method-assign]
+
+    def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+        started = time.process_time()
+        answer = list(self.wsgi_app(environ, start_response))
+        step = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO'].removeprefix(TENANT)}"
+        self.spent.setdefault(step, []).append(time.process_time() - started)
+        return answer
+
+    def report(self) -> list[str]:
+        return [f"{sum(times) * 1000 / len(times):8.3f} ms  {step}" for step, times in self.spent.items()]
+
+
 class Flows:
     """The code flow without the hash, as ``bench/run``'s ``flow`` scenario drives it."""
 
@@ -201,23 +222,77 @@ class Flows:
         self.app = app
         self.inputs = inputs
         self.members = iter(inputs.seeded.cheap_members * 1000)
+        self.steps = Steps(app)
 
     def run(self) -> int:
         member = next(self.members)
         browser = self.app.test_client()
-        for name, value in member.cookies.items():
+        for name, value in self.cookies(member).items():
             browser.set_cookie(name, value, domain=urlsplit(BASE_URL).hostname)
         params = pages.authorization_params(self.inputs.seeded.client_id, prompt="login")
         page = browser.get(f"{TENANT}/authorize", query_string=params, base_url=BASE_URL)
         after = browser.post(f"{TENANT}/login", base_url=BASE_URL, data={
             "interaction": pages.interaction(page.text),
             "identifier": member.login, "password": seed.PASSWORD, "csrf_token": pages.csrf(page.text)})
-        code = pages.query_value(after.headers["Location"], "code")
+        code = pages.query_value(self.second_factor(browser, member, after.headers["Location"]), "code")
         auth = {"Authorization": self.inputs.basic}
         token = browser.post(f"{TENANT}/token", base_url=BASE_URL, headers=auth, data={
             "grant_type": "authorization_code", "code": code, "redirect_uri": seed.REDIRECT_URI,
             "code_verifier": seed.CODE_VERIFIER})
         return token.status_code
+
+    def cookies(self, member: seed.Member) -> dict[str, str]:
+        return member.cookies
+
+    def second_factor(self, _browser, _member: seed.Member, callback: str) -> str:
+        return callback
+
+    def close(self) -> None:
+        """Stop what the flows started."""
+
+
+class CodeFlows(Flows):
+    """``bench/run``'s ``flow+password+otp``: after the password, on a known browser that is not
+    trusted, the code by email: the page to choose, the choice, the code's page (the code read
+    from the outbox, as the bench's browsers read it: counted here, a fraction of a millisecond),
+    the code. Ours' outbox worker, in its own process on another core when there is one, sends
+    the emails, as in production; its CPU is not counted. Each flow has its own address
+    (X-Forwarded-For, the app trusting one proxy) and the members take turns, so that no code
+    limit is reached."""
+
+    def __init__(self, app: Flask, inputs: Inputs):
+        super().__init__(app, inputs)
+        self.addresses = (f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}" for n in range(1, 1 << 24))
+        environ = {f"IDP_{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+                   for key, value in inputs.settings.items()}
+        cores = sorted(os.sched_getaffinity(0))
+        command = [str(ROOT / ".venv" / "bin" / "idp"), "outbox", "work"]
+        if len(cores) > 1 and shutil.which("taskset"):
+            command = ["taskset", "-c", str(cores[-1]), *command]
+        self.worker = subprocess.Popen(command, env={**os.environ, **environ},  # noqa: S603 - our own command
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.outbox = app.extensions["idp"].database.engine
+
+    def cookies(self, member: seed.Member) -> dict[str, str]:
+        return {name: value for name, value in member.cookies.items() if "device" not in name}
+
+    def second_factor(self, browser, member: seed.Member, choose: str) -> str:
+        address = {"X-Forwarded-For": next(self.addresses)}
+        page = browser.get(choose, base_url=BASE_URL, headers=address)
+        verify = browser.post(choose, base_url=BASE_URL, headers=address, data={
+            "channel": "email", "csrf_token": pages.csrf(page.text)}).headers["Location"]
+        page = browser.get(verify, base_url=BASE_URL, headers=address)
+        with self.outbox.connect() as connection:
+            body = connection.execute(text(
+                "SELECT body_text FROM messages WHERE recipient = :login AND template = 'otp_code' "
+                "ORDER BY id DESC LIMIT 1"), {"login": member.login}).scalar_one()
+        return browser.post(verify, base_url=BASE_URL, headers=address, data={
+            "code": pages.OTP.search(body).group(1), "csrf_token": pages.csrf(page.text),
+        }).headers["Location"]
+
+    def close(self) -> None:
+        self.worker.terminate()
+        self.worker.wait(10)
 
 
 def batch(app: Flask, scenario: str, size: int, inputs: Inputs,
@@ -234,7 +309,7 @@ def scenario_size(scenario: str, requests: int) -> int:
     return max(1, requests // 10) if scenario in FLOW_SCENARIOS else requests
 
 
-def password_flows(app: Flask, inputs: Inputs) -> Flows:
+def password_flows(app: Flask, inputs: Inputs, kind: type[Flows] = Flows) -> Flows:
     """``bench/run``'s ``flow+password``: the same flow on a trusted browser, by an app at the
     configured argon2id cost whose members' hashes were made at that cost. Prints the CPU of
     one argon2id verify alone, the bound on password sign-ins per core."""
@@ -252,12 +327,16 @@ def password_flows(app: Flask, inputs: Inputs) -> Flows:
     verify_ms = (time.process_time() - started) * 1000 / 20
     print(f"{'':14} argon2id verify alone ({', '.join(f'{k}={v}' for k, v in costs.items())}): "
           f"{verify_ms:.2f} CPU ms, a bound of {1000 / verify_ms:.1f} sign-ins/s per core", flush=True)
-    flows = Flows(real, inputs)
+    flows = kind(real, inputs)
     flows.members = iter(inputs.seeded.members * 1000)
     return flows
 
 
-FLOW_SCENARIOS.update({"flow": Flows, "flow+password": password_flows})
+def code_flows(app: Flask, inputs: Inputs) -> Flows:
+    return password_flows(app, inputs, CodeFlows)
+
+
+FLOW_SCENARIOS.update({"flow": Flows, "flow+password": password_flows, "flow+password+otp": code_flows})
 
 
 @dataclass
@@ -272,11 +351,23 @@ class Measure:
     statuses: Counter
     # The statements of one request (as SQLAlchemy sends them), with how many times each.
     statements: list[str]
+    # A flow's steps, with the CPU each took (the timed runs' mean).
+    steps: list[str]
 
 
 def measure(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Counts, backends: Backends, *,
             repeat: int, profile: Path | None) -> Measure:
     flows = FLOW_SCENARIOS[scenario](app, inputs) if scenario in FLOW_SCENARIOS else None
+    try:
+        return _measured(app, scenario, count, inputs, counts, backends, flows, repeat=repeat,
+                         profile=profile)
+    finally:
+        if flows is not None:
+            flows.close()
+
+
+def _measured(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Counts, backends: Backends,
+              flows: Flows | None, *, repeat: int, profile: Path | None) -> Measure:
     batch(app, scenario, min(50, count), inputs, flows)()  # warm-up: imports, templates, pool, key material
     sample = 10
     own = flows is not None and flows.app is not app  # the scenario's own app: its round trips
@@ -298,6 +389,8 @@ def measure(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Count
     profiler = cProfile.Profile(time.process_time) if profile else None
     statuses: Counter = Counter()
     best, best_postgres = float("inf"), float("inf")
+    if flows is not None:
+        flows.steps.spent.clear()
     for _ in range(repeat):
         run = batch(app, scenario, count, inputs, flows)
         gc.collect()
@@ -317,7 +410,8 @@ def measure(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Count
     postgres_cpu_ms = None if best_postgres == float("inf") else best_postgres / count
     return Measure(scenario, count, best * 1000 / count, postgres_cpu_ms, trips / sample,
                    redis_calls / sample, statuses,
-                   [f"{n / sample:4.1f} x {text}" for text, n in statements.items()])
+                   [f"{n / sample:4.1f} x {text}" for text, n in statements.items()],
+                   flows.steps.report() if flows is not None else [])
 
 
 def mark_instructions(app: Flask, scenarios: list[str], requests: int, inputs: Inputs) -> None:
@@ -325,12 +419,16 @@ def mark_instructions(app: Flask, scenarios: list[str], requests: int, inputs: I
     for scenario in scenarios:
         count = scenario_size(scenario, requests)
         flows = FLOW_SCENARIOS[scenario](app, inputs) if scenario in FLOW_SCENARIOS else None
-        batch(app, scenario, min(50, count), inputs, flows)()
-        run = batch(app, scenario, count, inputs, flows)
-        gc.collect()
-        os.getppid()
-        run()
-        os.getppid()
+        try:
+            batch(app, scenario, min(50, count), inputs, flows)()
+            run = batch(app, scenario, count, inputs, flows)
+            gc.collect()
+            os.getppid()
+            run()
+            os.getppid()
+        finally:
+            if flows is not None:
+                flows.close()
 
 
 def callgrind_total(text: str) -> int:
@@ -404,12 +502,14 @@ def soak(app: Flask, requests: int, inputs: Inputs, *, allocations: bool) -> Non
             print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7} blocks  {stat.traceback[-1]}")
 
 
-def build(database_url: str, redis_url: str, keys_dir: Path) -> tuple[Flask, Inputs]:
+def build(database_url: str, redis_url: str, keys_dir: Path, *, members: int = 8) -> tuple[Flask, Inputs]:
     settings = {
         "env": "development", "secret_key": "bench-cpu-secret-key-0123456789-abcdefghijklmnop",
         "base_url": BASE_URL, "database_url": database_url, "redis_url": redis_url,
         "keys_dir": str(keys_dir), "cookie_secure": False, "authorization_code_ttl": 3600,
         "tenants_dir": targets.tenants_dir(keys_dir),
+        # As bench/run's browsers, the code flows' each have an address (X-Forwarded-For).
+        "trusted_proxies": 1,
         **seed.CHEAP_ARGON2,
     }
     seed.reset_database(database_url)
@@ -420,9 +520,15 @@ def build(database_url: str, redis_url: str, keys_dir: Path) -> tuple[Flask, Inp
     logging.config.dictConfig(config)
     logs.gather_only_what_lines_hold()
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    seeded = seed.seed(settings, members=8, cheap=cheap)
+    seeded = seed.seed(settings, members=members, cheap=cheap)
     app = create_app(settings)
-    return app, Inputs(seeded, seed.Minter(settings, seeded))
+    return app, Inputs(seeded, seed.Minter(settings, seeded), settings)
+
+
+def members_for(scenarios: list[str]) -> int:
+    """Members to seed: the code flows take turns over enough of them that none reaches the
+    limit on codes an account may ask (5 in 15 minutes) over a run's 700 flows or so."""
+    return 256 if "flow+password+otp" in scenarios else 8
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -467,7 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.callgrind_child:
         with tempfile.TemporaryDirectory(prefix="bench-cpu-keys-") as keys_dir:
-            app, inputs = build(args.database_url, args.redis_url, Path(keys_dir))
+            app, inputs = build(args.database_url, args.redis_url, Path(keys_dir),
+                                members=members_for(args.scenarios))
             mark_instructions(app, args.scenarios, args.requests, inputs)
             inputs.minter.close()
         return 0
@@ -478,7 +585,8 @@ def main(argv: list[str] | None = None) -> int:
         counted = instructions(args)
     absent = "n/a" if shutil.which("valgrind") is None else "-"
     with tempfile.TemporaryDirectory(prefix="bench-cpu-keys-") as keys_dir:
-        app, inputs = build(args.database_url, args.redis_url, Path(keys_dir))
+        app, inputs = build(args.database_url, args.redis_url, Path(keys_dir),
+                            members=members_for(args.scenarios))
         counts = Counts(app)
         backends = Backends(app)
         try:
@@ -493,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
                 postgres = "n/a" if result.postgres_cpu_ms is None else f"{result.postgres_cpu_ms:.3f}"
                 print(f"{scenario:14} {result.requests:8} {result.cpu_ms:10.3f} {minstr:>10} {postgres:>9} "
                       f"{result.postgres:8.1f} {result.redis:6.1f}  {statuses}", flush=True)
+                for step in result.steps:
+                    print(f"{'':14} {step}")
                 if args.statements:
                     for statement in result.statements:
                         print(f"    {statement}")
