@@ -51,6 +51,8 @@ from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from idp.accounts.hash_memory import Arena
+
 # Verified against when an account has no usable hash, so an unknown
 # identifier costs the same time as a wrong password.
 _DUMMY_PASSWORD = "not-a-password"  # noqa: S105 - only ever hashed, never accepted
@@ -94,6 +96,8 @@ class PasswordHasher:
             time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID
         )
         self._dummy_hash = self._argon2.hash(_DUMMY_PASSWORD)
+        # The provider's own hashes are checked in memory kept between checks (its module).
+        self._arena = Arena(memory_cost)
         # The provider's own hashes always verify, whatever cost the operator chose.
         self._max_memory = max(MAX_ARGON2_MEMORY_KIB, memory_cost)
         self._max_time = max(MAX_ARGON2_TIME_COST, time_cost)
@@ -176,6 +180,9 @@ class PasswordHasher:
 
     def _matches(self, argon2_hash: str, secret: str) -> bool:
         """argon2 verification; a hash it cannot read costs the dummy one and fails."""
+        matched = self._arena.matches(argon2_hash, secret.encode())
+        if matched is not None:
+            return matched
         try:
             self._argon2.verify(argon2_hash, secret)
         except InvalidHashError:
@@ -212,6 +219,8 @@ class PasswordHasher:
         return ""
 
     def _burn(self, password: str) -> None:
+        if self._arena.matches(self._dummy_hash, password.encode()) is not None:
+            return
         with contextlib.suppress(VerificationError):
             self._argon2.verify(self._dummy_hash, password)
 

@@ -22,7 +22,8 @@ What the server guarantees, and how:
 - ``PROMETHEUS_MULTIPROC_DIR``: each worker keeps its counters there and a scrape of any
   worker adds them all up (idp.metrics); the files of a previous run are removed at start.
 - Each worker gives argon2's memory back after each hash (``release_large_blocks``), in huge
-  pages where the kernel offers them (``huge_pages_environment``).
+  pages where the kernel offers them (``huge_pages_environment``); password checks share one
+  block of it, kept while they keep coming (idp.accounts.hash_memory).
 
 The server speaks RSGI, granian's own interface, to ``WsgiBridge``, which runs the WSGI
 application in a pool of ``--threads`` threads, from an event loop of uvloop's (libuv: each

@@ -1,0 +1,140 @@
+"""Argon2id's working memory, kept from one password check to the next.
+
+Argon2id works in a block of memory of its whole cost (19 MiB at the configured m=19456), and
+libargon2 asks malloc for it at each hash. A worker process returns such blocks to the kernel
+as soon as they are freed (``idp.web.server.release_large_blocks``), so that the memory of a
+sign-in is not kept for good; each check then has the kernel map and clear 19 MiB afresh (1.6
+to 2 ms of kernel time a check, bench/RESULTS.md).
+
+``Arena`` keeps one such block instead, in huge pages where the kernel offers them, and lends
+it to one check at a time through argon2-cffi's low-level API (libargon2's allocation
+callbacks). A check waits for the block while another has it: on one core two hashes at once
+take as long as one after the other, and each would sweep its 19 MiB through the caches the
+other uses. A check still waiting after ``wait_seconds`` takes memory of its own, as before.
+libargon2 clears the block after each use. The block is given back to the kernel
+(``MADV_DONTNEED``) once no check has used it for ``idle_seconds``: a worker holds it only
+while sign-ins keep coming, and never more than one, where two checks at once used to hold two.
+
+Only the provider's own hashes are checked here (argon2id, version 19, as argon2-cffi writes
+them: ``$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>``, within the block's size); ``matches``
+answers None for any other, which argon2-cffi's own ``verify`` then checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import mmap
+import threading
+import time
+
+from argon2 import Type, extract_parameters
+from argon2.exceptions import InvalidHashError
+from argon2.low_level import ARGON2_VERSION, core, ffi, lib
+
+# libargon2's own codes (argon2.h): what the callbacks answer.
+_ARGON2_OK = 0
+_ARGON2_MEMORY_ALLOCATION_ERROR = -22
+_PREFIX = "$argon2id$"
+KIB = 1024
+
+
+class Arena:
+    """One block of argon2id memory of ``memory_cost`` KiB, lent to one check at a time."""
+
+    def __init__(self, memory_cost: int, *, idle_seconds: float = 1.0, wait_seconds: float = 1.0):
+        self.size = memory_cost * KIB
+        self.idle_seconds = idle_seconds
+        self.wait_seconds = wait_seconds
+        self._lent = threading.Lock()
+        self._block: mmap.mmap | None = None  # mapped at the first check
+        self._address = ffi.NULL
+        self._used = threading.Event()
+        self._allocate = ffi.callback("allocate_fptr", self._lend)
+        self._free = ffi.callback("deallocate_fptr", lambda _memory, _size: None)
+
+    def matches(self, encoded: str, secret: bytes) -> bool | None:
+        """Whether ``secret`` matches the argon2id hash ``encoded``, computed in the block;
+        None when this hash is not one of the provider's own, or the block stayed lent for
+        ``wait_seconds``.
+
+        A check waits for the block rather than taking memory of its own: on a core, two
+        hashes at once take as long as one after the other, and each sweeps 19 MiB through
+        the caches the other needs.
+        """
+        decoded = _decode(encoded)
+        if decoded is None:
+            return None
+        version, memory_cost, time_cost, lanes, salt, expected = decoded
+        if memory_cost * KIB > self.size or not self._lent.acquire(timeout=self.wait_seconds):
+            return None
+        try:
+            if self._block is None:
+                self._map()
+            out = ffi.new("uint8_t[]", len(expected))
+            password = ffi.new("uint8_t[]", secret)
+            salt_buffer = ffi.new("uint8_t[]", salt)
+            context = ffi.new("argon2_context *", {
+                "out": out, "outlen": len(expected), "pwd": password, "pwdlen": len(secret),
+                "salt": salt_buffer, "saltlen": len(salt), "secret": ffi.NULL, "secretlen": 0,
+                "ad": ffi.NULL, "adlen": 0, "t_cost": time_cost, "m_cost": memory_cost, "lanes": lanes,
+                "threads": lanes, "version": version, "allocate_cbk": self._allocate,
+                "free_cbk": self._free, "flags": lib.ARGON2_DEFAULT_FLAGS,
+            })
+            if core(context, Type.ID.value) != _ARGON2_OK:
+                return None
+            return hmac.compare_digest(bytes(ffi.buffer(out, len(expected))), expected)
+        finally:
+            self._used.set()
+            self._lent.release()
+
+    def _map(self) -> None:
+        self._block = mmap.mmap(-1, self.size)
+        if hasattr(mmap, "MADV_HUGEPAGE"):
+            self._block.madvise(mmap.MADV_HUGEPAGE)
+        self._address = ffi.cast("uint8_t *", ffi.from_buffer(self._block))
+        threading.Thread(target=self._trim, name="argon2-arena", daemon=True).start()
+
+    def _lend(self, memory, size: int) -> int:
+        if size > self.size:
+            return _ARGON2_MEMORY_ALLOCATION_ERROR
+        memory[0] = self._address
+        return _ARGON2_OK
+
+    def _trim(self) -> None:
+        """Give the block's pages back once no check has used it for ``idle_seconds``."""
+        while True:
+            self._used.wait()
+            self._used.clear()
+            time.sleep(self.idle_seconds)
+            if self._used.is_set() or not self._lent.acquire(blocking=False):
+                continue
+            try:
+                if self._block is not None:
+                    self._block.madvise(mmap.MADV_DONTNEED)
+            finally:
+                self._lent.release()
+
+
+def _decode(encoded: str) -> tuple[int, int, int, int, bytes, bytes] | None:
+    """(version, memory cost, passes, lanes, salt, hash) of an argon2id hash as argon2-cffi
+    writes it; None for anything else."""
+    if not encoded.startswith(_PREFIX):
+        return None
+    parts = encoded.split("$")
+    if len(parts) != 6 or parts[2] != f"v={ARGON2_VERSION}":
+        return None
+    try:
+        parameters = extract_parameters(encoded)
+        salt, expected = _b64(parts[4]), _b64(parts[5])
+    except (InvalidHashError, ValueError, binascii.Error):
+        return None
+    if parameters.type is not Type.ID or not salt or not expected:
+        return None
+    return (ARGON2_VERSION, parameters.memory_cost, parameters.time_cost, parameters.parallelism,
+            salt, expected)
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)

@@ -1,0 +1,137 @@
+"""Argon2id's memory kept between password checks (idp.accounts.hash_memory): the same answers as
+argon2-cffi's own verify, one check at a time in the block, and the block given back when idle."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher as Argon2
+from argon2 import Type
+
+from idp.accounts import hash_memory
+from idp.accounts.hash_memory import Arena
+from idp.accounts.hashing import PasswordHasher
+
+MEMORY = 1024
+
+
+@pytest.fixture
+def stored() -> str:
+    return Argon2(time_cost=1, memory_cost=MEMORY, parallelism=1).hash("Correct-Horse-7!")
+
+
+def test_a_hash_of_the_provider_is_checked_in_the_block(stored):
+    arena = Arena(MEMORY)
+    assert arena.matches(stored, b"Correct-Horse-7!") is True
+    assert arena.matches(stored, b"Correct-Horse-8!") is False
+    # Several lanes, more passes, less memory than the block: the same answers.
+    other = Argon2(time_cost=3, memory_cost=MEMORY // 2, parallelism=2).hash("x")
+    assert arena.matches(other, b"x") is True
+    assert arena.matches(other, b"y") is False
+
+
+@pytest.mark.parametrize("encoded", [
+    Argon2(time_cost=1, memory_cost=MEMORY * 2, parallelism=1).hash("x"),  # more than the block
+    Argon2(time_cost=1, memory_cost=MEMORY, parallelism=1, type=Type.I).hash("x"),  # argon2i
+    "$argon2id$v=16$m=1024,t=1,p=1$c29tZXNhbHQ$YWJjZGVmZ2hpamtsbW5vcA",  # another version
+    "$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHQ$not*base64",
+    "$argon2id$v=19$m=1024,t=1,p=1$$YWJjZGVmZ2hpamtsbW5vcA",  # no salt
+    "$argon2id$v=19$m=1024,t=1,p=1$c29tZQ$YWJjZGVmZ2hpamtsbW5vcA",  # a salt libargon2 refuses
+    "$argon2id$v=19$m=1024,t=1$c29tZXNhbHQ$YWJjZGVmZ2hpamtsbW5vcA",
+    "pbkdf2_sha256$1000$salt$digest",
+    "",
+])
+def test_any_other_hash_is_left_to_argon2_cffi(encoded):
+    assert Arena(MEMORY).matches(encoded, b"x") is None
+
+
+def test_the_password_hasher_checks_its_own_hashes_in_its_block(monkeypatch):
+    hasher = PasswordHasher(time_cost=1, memory_cost=MEMORY, parallelism=1)
+    stored = hasher.hash("Correct-Horse-7!")
+    computed = []
+    real_core = hash_memory.core
+    monkeypatch.setattr(hash_memory, "core", lambda *args: computed.append(1) or real_core(*args))
+
+    class WithoutVerify:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            if name == "verify":
+                raise AssertionError("argon2-cffi's own verify was called")
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(hasher, "_argon2", WithoutVerify(hasher._argon2))
+    assert hasher.verify(stored, "Correct-Horse-7!").ok
+    assert not hasher.verify(stored, "wrong").ok
+    assert not hasher.verify(None, "wrong").ok  # the dummy hash, in the block too
+    assert len(computed) == 3
+
+
+def test_checks_take_the_block_in_turn():
+    arena = Arena(MEMORY)
+    hashes = [Argon2(time_cost=2, memory_cost=MEMORY, parallelism=1).hash(f"password {n}") for n in range(8)]
+    answers: dict[int, tuple[bool | None, bool | None]] = {}
+    start = threading.Barrier(16)
+
+    def check(n: int) -> None:
+        start.wait()
+        right = arena.matches(hashes[n % 8], f"password {n % 8}".encode())
+        wrong = arena.matches(hashes[n % 8], f"password {(n + 1) % 8}".encode())
+        answers[n] = (right, wrong)
+
+    threads = [threading.Thread(target=check, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == dict.fromkeys(range(16), (True, False))
+
+
+def test_a_check_that_waits_too_long_for_the_block_is_left_to_argon2_cffi(stored):
+    arena = Arena(MEMORY, wait_seconds=0.05)
+    arena._lent.acquire()  # another check holds it
+    try:
+        assert arena.matches(stored, b"Correct-Horse-7!") is None
+    finally:
+        arena._lent.release()
+    hasher = PasswordHasher(time_cost=1, memory_cost=MEMORY, parallelism=1)
+    hasher._arena = arena
+    arena._lent.acquire()
+    try:
+        assert hasher.verify(stored, "Correct-Horse-7!").ok  # argon2-cffi's verify, all the same
+        assert not hasher.verify(stored, "wrong").ok
+    finally:
+        arena._lent.release()
+
+
+IDLE = f"""
+import sys, time
+sys.path.insert(0, {str(Path(hash_memory.__file__).parents[2])!r})
+from argon2 import PasswordHasher
+from idp.accounts.hash_memory import Arena
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
+stored = PasswordHasher(time_cost=1, memory_cost=19456, parallelism=1).hash("x")
+arena = Arena(19456, idle_seconds=0.3)
+before = rss()
+for _ in range(3):
+    assert arena.matches(stored, b"x")
+held = rss()
+time.sleep(1)
+print(held - before, rss() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the RSS from /proc")
+def test_the_block_is_kept_while_checks_come_and_given_back_when_idle():
+    done = subprocess.run([sys.executable, "-c", IDLE],  # noqa: S603 - our own script
+                          capture_output=True, text=True, check=True)
+    held, after = map(int, done.stdout.split())
+    assert held >= 18, f"the block was not kept between checks (RSS +{held} MiB)"
+    assert after < 3, f"the block was kept while idle (RSS +{after} MiB)"
+
