@@ -1,0 +1,40 @@
+"""``python -m bench.cpu`` drives the code flows as bench/run's browsers do, and says what each
+step of a flow costs: the code by email is asked, sent by ours' outbox worker, typed and
+accepted, and the tokens come out at the end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import DATABASE_URL, REDIS_URL
+
+pytestmark = pytest.mark.skipif(
+    not (DATABASE_URL and REDIS_URL),
+    reason="bench.cpu runs on PostgreSQL and Redis only (IDP_TEST_DATABASE_URL, IDP_TEST_REDIS_URL)")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_code_flow_by_email_is_measured_step_by_step():
+    # The bench's own database and Redis database, on the suite's servers: never the suite's.
+    database = make_url(DATABASE_URL).set(database="idp_bench_suite")
+    redis = REDIS_URL.rsplit("/", 1)[0] + "/12"
+    done = subprocess.run(  # noqa: S603 - our own command
+        [sys.executable, "-m", "bench.cpu", "--scenarios", "flow+password+otp", "--requests", "20",
+         "--repeat", "1", "--no-callgrind", "--database-url", database.render_as_string(hide_password=False),
+         "--redis-url", redis],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    row = next(line for line in lines if line.startswith("flow+password+otp"))
+    # Two flows timed, each one's token request answered 200 (a step that fails raises).
+    assert row.split()[1] == "2" and row.endswith("200x2"), row
+    steps = [line.split("ms", 1)[1].strip() for line in lines if line.strip().endswith(
+        ("/authorize", "/login", "/login/code", "/login/code/verify", "/token"))]
+    assert steps == ["GET /authorize", "POST /login", "GET /login/code", "POST /login/code",
+                     "GET /login/code/verify", "POST /login/code/verify", "POST /token"]
