@@ -26,6 +26,7 @@ import base64
 import binascii
 import hmac
 import mmap
+import os
 import threading
 import time
 
@@ -47,12 +48,15 @@ class Arena:
         self.size = memory_cost * KIB
         self.idle_seconds = idle_seconds
         self.wait_seconds = wait_seconds
+        self._allocate = ffi.callback("allocate_fptr", self._lend)
+        self._free = ffi.callback("deallocate_fptr", lambda _memory, _size: None)
+        self._start()
+
+    def _start(self) -> None:
         self._lent = threading.Lock()
         self._block: mmap.mmap | None = None  # mapped at the first check
         self._address = ffi.NULL
         self._used = threading.Event()
-        self._allocate = ffi.callback("allocate_fptr", self._lend)
-        self._free = ffi.callback("deallocate_fptr", lambda _memory, _size: None)
 
     def matches(self, encoded: str, secret: bytes) -> bool | None:
         """Whether ``secret`` matches the argon2id hash ``encoded``, computed in the block;
@@ -115,6 +119,32 @@ class Arena:
                     self._block.madvise(mmap.MADV_DONTNEED)
             finally:
                 self._lent.release()
+
+
+_arenas: dict[int, Arena] = {}
+_arenas_lock = threading.Lock()
+
+
+def arena_for(memory_cost: int) -> Arena:
+    """The process's arena for hashes of ``memory_cost`` KiB: the password hashers of a process
+    (one per app) share it, so a worker holds one block whatever it built."""
+    with _arenas_lock:
+        if memory_cost not in _arenas:
+            _arenas[memory_cost] = Arena(memory_cost)
+        return _arenas[memory_cost]
+
+
+def _start_afresh_after_fork() -> None:
+    # A child process has neither the thread that gives a block back nor, perhaps, the thread
+    # its block was lent to: its arenas start afresh (their blocks mapped again when used).
+    global _arenas_lock
+    _arenas_lock = threading.Lock()
+    for arena in _arenas.values():
+        arena._start()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_start_afresh_after_fork)
 
 
 def _decode(encoded: str) -> tuple[int, int, int, int, bytes, bytes] | None:

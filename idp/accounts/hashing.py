@@ -51,7 +51,7 @@ from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from idp.accounts.hash_memory import Arena
+from idp.accounts.hash_memory import arena_for
 
 # Verified against when an account has no usable hash, so an unknown
 # identifier costs the same time as a wrong password.
@@ -97,7 +97,7 @@ class PasswordHasher:
         )
         self._dummy_hash = self._argon2.hash(_DUMMY_PASSWORD)
         # The provider's own hashes are checked in memory kept between checks (its module).
-        self._arena = Arena(memory_cost)
+        self._arena = arena_for(memory_cost)
         # The provider's own hashes always verify, whatever cost the operator chose.
         self._max_memory = max(MAX_ARGON2_MEMORY_KIB, memory_cost)
         self._max_time = max(MAX_ARGON2_TIME_COST, time_cost)

@@ -3,6 +3,7 @@ argon2-cffi's own verify, one check at a time in the block, and the block given 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -135,3 +136,35 @@ def test_the_block_is_kept_while_checks_come_and_given_back_when_idle():
     assert held >= 18, f"the block was not kept between checks (RSS +{held} MiB)"
     assert after < 3, f"the block was kept while idle (RSS +{after} MiB)"
 
+
+
+def test_the_hashers_of_a_process_share_its_block():
+    first = PasswordHasher(time_cost=1, memory_cost=MEMORY, parallelism=1)
+    second = PasswordHasher(time_cost=1, memory_cost=MEMORY, parallelism=1)
+    assert first._arena is second._arena is hash_memory.arena_for(MEMORY)
+    assert hash_memory.arena_for(MEMORY * 2) is not first._arena
+
+
+FORK = f"""
+import os, sys
+sys.path.insert(0, {str(Path(hash_memory.__file__).parents[2])!r})
+from argon2 import PasswordHasher
+from idp.accounts.hash_memory import arena_for
+stored = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("x")
+arena = arena_for(1024)
+arena.wait_seconds = 0.05
+assert arena.matches(stored, b"x")
+arena._lent.acquire()  # lent, by a thread the child will not have
+child = os.fork()
+if child == 0:
+    os._exit(0 if arena.matches(stored, b"x") is True and arena.matches(stored, b"y") is False else 1)
+arena._lent.release()
+print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
+def test_a_forked_process_has_an_arena_of_its_own():
+    done = subprocess.run([sys.executable, "-c", FORK],  # noqa: S603 - our own script
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "0", done.stderr
