@@ -168,3 +168,10 @@ def test_a_forked_process_has_an_arena_of_its_own():
     done = subprocess.run([sys.executable, "-c", FORK],  # noqa: S603 - our own script
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "0", done.stderr
+
+
+def test_nothing_of_a_check_stays_in_the_block(stored):
+    arena = Arena(MEMORY)
+    assert arena.matches(stored, b"Correct-Horse-7!")
+    assert arena._block is not None
+    assert arena._block[:] == bytes(MEMORY * 1024)  # libargon2 clears it after each use
