@@ -3,8 +3,8 @@
 Argon2id works in a block of memory of its whole cost (19 MiB at the configured m=19456), and
 libargon2 asks malloc for it at each hash. A worker process returns such blocks to the kernel
 as soon as they are freed (``idp.web.server.release_large_blocks``), so that the memory of a
-sign-in is not kept for good; each check then has the kernel map and clear 19 MiB afresh (1.6
-to 2 ms of kernel time a check, bench/RESULTS.md).
+sign-in is not kept for good; each check then has the kernel map and clear 19 MiB afresh (about
+2 ms of kernel time a check, bench/RESULTS.md).
 
 ``Arena`` keeps one such block instead, in huge pages where the kernel offers them, and lends
 it to one check at a time through argon2-cffi's low-level API (libargon2's allocation
@@ -53,8 +53,11 @@ class Arena:
         self.size = memory_cost * KIB
         self.idle_seconds = idle_seconds
         self.wait_seconds = wait_seconds
-        self._allocate = ffi.callback("allocate_fptr", self._lend)
-        self._free = ffi.callback("deallocate_fptr", lambda _memory, _size: None)
+        try:
+            self._allocate = ffi.callback("allocate_fptr", self._lend)
+            self._free = ffi.callback("deallocate_fptr", lambda _memory, _size: None)
+        except MemoryError:  # a system that refuses cffi's callbacks (SELinux's deny_execmem)
+            self._allocate = self._free = None
         self._start()
 
     def _start(self) -> None:
@@ -72,7 +75,7 @@ class Arena:
         hashes at once take as long as one after the other, and each sweeps 19 MiB through
         the caches the other needs.
         """
-        decoded = _decode(encoded)
+        decoded = _decode(encoded) if self._allocate is not None else None
         if decoded is None:
             return None
         version, memory_cost, time_cost, lanes, salt, expected = decoded

@@ -175,3 +175,22 @@ def test_nothing_of_a_check_stays_in_the_block(stored):
     assert arena.matches(stored, b"Correct-Horse-7!")
     assert arena._block is not None
     assert arena._block[:] == bytes(MEMORY * 1024)  # libargon2 clears it after each use
+
+
+def test_without_cffi_callbacks_every_hash_is_left_to_argon2_cffi(stored, monkeypatch):
+    real = hash_memory.ffi
+
+    class Refusing:  # cffi on a system that refuses write+execute memory
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def callback(self, *_args):
+            raise MemoryError("Cannot allocate write+execute memory for ffi.callback()")
+
+    monkeypatch.setattr(hash_memory, "ffi", Refusing())
+    arena = Arena(MEMORY)
+    assert arena.matches(stored, b"Correct-Horse-7!") is None
+    hasher = PasswordHasher(time_cost=1, memory_cost=MEMORY, parallelism=1)
+    hasher._arena = arena
+    assert hasher.verify(stored, "Correct-Horse-7!").ok
+    assert not hasher.verify(stored, "wrong").ok
