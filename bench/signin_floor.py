@@ -10,9 +10,10 @@ and the answers have the same shape:
   (against login CSRF);
 - ``POST /malakoff/login``: the form's HMAC checked, the interaction taken from Redis once
   (GETDEL), the account read by its email (one prepared SELECT), the password verified with
-  argon2id; then, from a trusted browser, the code stored by the provider's own statement (one
-  prepared INSERT), the session stored in Redis (one SET), and a 303 to the client with the
-  code;
+  argon2id in the worker's one block of its memory, as the provider does
+  (``idp.accounts.hash_memory``); then, from a trusted browser, the code stored by the
+  provider's own statement (one prepared INSERT), the session stored in Redis (one SET), and
+  a 303 to the client with the code;
 - from another browser, a code by email first: the sign-in kept in Redis under a new
   reference, a page to choose where the code goes, the choice (the code's digest in Redis, its
   email queued in the outbox with the worker's wake-up, one statement; ours' outbox worker
@@ -51,8 +52,10 @@ from sqlalchemy import bindparam, func, insert, literal_column, select
 from werkzeug.http import dump_cookie, parse_cookie
 
 from bench import seed
+from idp.accounts.hash_memory import arena_for
 from idp.accounts.levels import ACR_OTP, ACR_PASSWORD
 from idp.channels.models import Message
+from idp.config import Settings
 from idp.db import utcnow
 from idp.oidc import ledger
 from idp.oidc.models import token_digest
@@ -126,6 +129,7 @@ class SignInFloor:
         self.key = secrets.token_bytes(32)
         self.signing_key = RSAKey.generate_key(2048, parameters={"kid": "floor"})
         self.hasher = PasswordHasher()
+        self.arena = arena_for(Settings.argon2_memory_cost)
 
     def answer(self, environ: dict[str, Any], path: str) -> Answer:
         if path == PATHS["authorize"]:
@@ -182,7 +186,12 @@ class SignInFloor:
         try:
             if account is None or account.status != ledger.ACTIVE or account.password_hash is None:
                 raise VerificationError
-            self.hasher.verify(account.password_hash, form.get("password", ""))
+            password = form.get("password", "")
+            matched = self.arena.matches(account.password_hash, password.encode())
+            if matched is None:  # not a hash the block takes: argon2-cffi's own verify
+                self.hasher.verify(account.password_hash, password)
+            elif not matched:
+                raise VerificationError
         except VerificationError:
             return _page(200, "Identifiant ou mot de passe incorrect.", "password")
         if parse_cookie(environ).get(DEVICE_COOKIE):
