@@ -140,8 +140,7 @@ class Bench:
         return server
 
     def ours_env(self, **overrides) -> dict[str, str]:
-        return {f"IDP_{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
-                for key, value in self.ours_settings(**overrides).items()}
+        return targets.environment(self.ours_settings(**overrides))
 
     def start_ours(self, name: str, **overrides) -> targets.Ours:
         env = self.ours_env(**overrides)

@@ -206,7 +206,12 @@ class Steps:
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         started = time.process_time()
-        answer = list(self.wsgi_app(environ, start_response))
+        iterable = self.wsgi_app(environ, start_response)
+        try:
+            answer = list(iterable)
+        finally:
+            if hasattr(iterable, "close"):
+                iterable.close()
         step = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO'].removeprefix(TENANT)}"
         self.spent.setdefault(step, []).append(time.process_time() - started)
         return answer
@@ -263,14 +268,13 @@ class CodeFlows(Flows):
     def __init__(self, app: Flask, inputs: Inputs):
         super().__init__(app, inputs)
         self.addresses = (f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}" for n in range(1, 1 << 24))
-        environ = {f"IDP_{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
-                   for key, value in inputs.settings.items()}
         cores = sorted(os.sched_getaffinity(0))
         command = [str(ROOT / ".venv" / "bin" / "idp"), "outbox", "work"]
         if len(cores) > 1 and shutil.which("taskset"):
             command = ["taskset", "-c", str(cores[-1]), *command]
-        self.worker = subprocess.Popen(command, env={**os.environ, **environ},  # noqa: S603 - our own command
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.worker = subprocess.Popen(  # noqa: S603 - our own command
+            command, env={**os.environ, **targets.environment(inputs.settings)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.outbox = app.extensions["idp"].database.engine
 
     def cookies(self, member: seed.Member) -> dict[str, str]:

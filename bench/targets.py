@@ -16,6 +16,12 @@ from bench import proc
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def environment(settings: dict) -> dict[str, str]:
+    """The provider's settings as the environment variables it reads them from (``IDP_…``)."""
+    return {f"IDP_{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+            for key, value in settings.items()}
+
+
 def tenants_dir(workdir: Path) -> str:
     """The shipped tenants, with passkeys set on localhost: the bench serves 127.0.0.1 over
     plain HTTP, which cannot be a WebAuthn relying party, and passkeys are not measured."""
