@@ -70,6 +70,9 @@ BASE_URL = "http://127.0.0.1:8710"
 ROOT = Path(__file__).resolve().parent.parent
 # Callgrind writes out its counts (and starts again from zero) before each call to this function.
 MARK = "getppid"
+# Requests (flows) of a scenario's warm-up, at most, and of the sample its round trips are counted on.
+WARM_UP = 50
+SAMPLE = 10
 
 
 @dataclass
@@ -372,8 +375,9 @@ def measure(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Count
 
 def _measured(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Counts, backends: Backends,
               flows: Flows | None, *, repeat: int, profile: Path | None) -> Measure:
-    batch(app, scenario, min(50, count), inputs, flows)()  # warm-up: imports, templates, pool, key material
-    sample = 10
+    # Warm-up: imports, templates, pool, key material.
+    batch(app, scenario, min(WARM_UP, count), inputs, flows)()
+    sample = SAMPLE
     own = flows is not None and flows.app is not app  # the scenario's own app: its round trips
     if own:
         counts, backends = Counts(flows.app), Backends(flows.app)
@@ -424,7 +428,7 @@ def mark_instructions(app: Flask, scenarios: list[str], requests: int, inputs: I
         count = scenario_size(scenario, requests)
         flows = FLOW_SCENARIOS[scenario](app, inputs) if scenario in FLOW_SCENARIOS else None
         try:
-            batch(app, scenario, min(50, count), inputs, flows)()
+            batch(app, scenario, min(WARM_UP, count), inputs, flows)()
             run = batch(app, scenario, count, inputs, flows)
             gc.collect()
             os.getppid()
@@ -529,10 +533,14 @@ def build(database_url: str, redis_url: str, keys_dir: Path, *, members: int = 8
     return app, Inputs(seeded, seed.Minter(settings, seeded), settings)
 
 
-def members_for(scenarios: list[str]) -> int:
-    """Members to seed: the code flows take turns over enough of them that none reaches the
-    limit on codes an account may ask (5 in 15 minutes) over a run's 700 flows or so."""
-    return 256 if "flow+password+otp" in scenarios else 8
+def members_for(scenarios: list[str], requests: int, repeat: int) -> int:
+    """Members to seed: the code flows take turns over enough of them that none asks more codes
+    than an account may (5 in 15 minutes) over the run's flows, its warm-ups included."""
+    if "flow+password+otp" not in scenarios:
+        return 8
+    flows = scenario_size("flow+password+otp", requests)
+    codes = min(WARM_UP, flows) + SAMPLE + min(SAMPLE, flows) + repeat * flows
+    return max(8, -(-codes // 4))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -578,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.callgrind_child:
         with tempfile.TemporaryDirectory(prefix="bench-cpu-keys-") as keys_dir:
             app, inputs = build(args.database_url, args.redis_url, Path(keys_dir),
-                                members=members_for(args.scenarios))
+                                members=members_for(args.scenarios, args.requests, args.repeat))
             mark_instructions(app, args.scenarios, args.requests, inputs)
             inputs.minter.close()
         return 0
@@ -590,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     absent = "n/a" if shutil.which("valgrind") is None else "-"
     with tempfile.TemporaryDirectory(prefix="bench-cpu-keys-") as keys_dir:
         app, inputs = build(args.database_url, args.redis_url, Path(keys_dir),
-                            members=members_for(args.scenarios))
+                            members=members_for(args.scenarios, args.requests, args.repeat))
         counts = Counts(app)
         backends = Backends(app)
         try:

@@ -160,6 +160,13 @@ def test_callgrind_counts_are_read_from_each_dump(tmp_path):
         cpu.callgrind_total("events: Ir\n")
 
 
+def test_the_code_flows_have_members_enough_that_none_reaches_the_code_limit():
+    assert cpu.members_for(["token", "flow"], 2000, 3) == 8
+    # 200 flows three times, 50 to warm up and 20 to count round trips: 670 codes, 4 a member.
+    assert cpu.members_for(["flow+password+otp"], 2000, 3) == 168
+    assert cpu.members_for(["flow+password+otp"], 20, 1) == 8
+
+
 def test_cpu_options_count_instructions_only_where_valgrind_is(monkeypatch):
     monkeypatch.setattr(cpu.shutil, "which", lambda _name: None)
     assert cpu.parse_args([]).callgrind is False
