@@ -10,10 +10,10 @@ and the answers have the same shape:
   (against login CSRF);
 - ``POST /malakoff/login``: the form's HMAC checked, the interaction taken from Redis once
   (GETDEL), the account read by its email (one prepared SELECT), the password verified with
-  argon2id in the worker's one block of its memory, as the provider does
-  (``idp.accounts.hash_memory``); then, from a trusted browser, the code stored by the
-  provider's own statement (one prepared INSERT), the session stored in Redis (one SET), and
-  a 303 to the client with the code;
+  the provider's own check (``idp.accounts.hashing``: argon2id in the worker's one block of its
+  memory); then, from a trusted browser, the code stored by the provider's own statement (one
+  prepared INSERT), the session stored in Redis (one SET), and a 303 to the client with the
+  code;
 - from another browser, a code by email first: the sign-in kept in Redis under a new
   reference, a page to choose where the code goes, the choice (the code's digest in Redis, its
   email queued in the outbox with the worker's wake-up, one statement; ours' outbox worker
@@ -43,8 +43,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import redis
-from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
 from jinja2 import Environment
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -52,7 +50,7 @@ from sqlalchemy import bindparam, func, insert, literal_column, select
 from werkzeug.http import dump_cookie, parse_cookie
 
 from bench import seed
-from idp.accounts.hash_memory import arena_for
+from idp.accounts.hashing import PasswordHasher
 from idp.accounts.levels import ACR_OTP, ACR_PASSWORD
 from idp.channels.models import Message
 from idp.config import Settings
@@ -128,8 +126,10 @@ class SignInFloor:
         self.secret_digest = token_digest(client_secret)
         self.key = secrets.token_bytes(32)
         self.signing_key = RSAKey.generate_key(2048, parameters={"kid": "floor"})
-        self.hasher = PasswordHasher()
-        self.arena = arena_for(Settings.argon2_memory_cost)
+        # The provider's own check: argon2id in the worker's one block of its memory.
+        self.hasher = PasswordHasher(time_cost=Settings.argon2_time_cost,
+                                     memory_cost=Settings.argon2_memory_cost,
+                                     parallelism=Settings.argon2_parallelism)
 
     def answer(self, environ: dict[str, Any], path: str) -> Answer:
         if path == PATHS["authorize"]:
@@ -183,16 +183,8 @@ class SignInFloor:
         params = json.loads(parked)
         account = self.statements.first(_BY_EMAIL, {"tenant": seed.TENANT,
                                                     "email": form.get("identifier", "").strip().lower()})
-        try:
-            if account is None or account.status != ledger.ACTIVE or account.password_hash is None:
-                raise VerificationError
-            password = form.get("password", "")
-            matched = self.arena.matches(account.password_hash, password.encode())
-            if matched is None:  # not a hash the block takes: argon2-cffi's own verify
-                self.hasher.verify(account.password_hash, password)
-            elif not matched:
-                raise VerificationError
-        except VerificationError:
+        if (account is None or account.status != ledger.ACTIVE or account.password_hash is None
+                or not self.hasher.verify(account.password_hash, form.get("password", "")).ok):
             return _page(200, "Identifiant ou mot de passe incorrect.", "password")
         if parse_cookie(environ).get(DEVICE_COOKIE):
             return self._signed_in(account.id, params, ACR_PASSWORD)
