@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 from psycopg import pq
-from sqlalchemy import event, text, update
+from sqlalchemy import event, update
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from bench import pages, proc, seed, targets
@@ -281,7 +281,7 @@ class CodeFlows(Flows):
         self.outbox = app.extensions["idp"].database.engine
 
     def cookies(self, member: seed.Member) -> dict[str, str]:
-        return {name: value for name, value in member.cookies.items() if "device" not in name}
+        return pages.known_not_trusted(member.cookies)
 
     def second_factor(self, browser, member: seed.Member, choose: str) -> str:
         address = {"X-Forwarded-For": next(self.addresses)}
@@ -290,11 +290,9 @@ class CodeFlows(Flows):
             "channel": "email", "csrf_token": pages.csrf(page.text)}).headers["Location"]
         page = browser.get(verify, base_url=BASE_URL, headers=address)
         with self.outbox.connect() as connection:
-            body = connection.execute(text(
-                "SELECT body_text FROM messages WHERE recipient = :login AND template = 'otp_code' "
-                "ORDER BY id DESC LIMIT 1"), {"login": member.login}).scalar_one()
+            body = connection.exec_driver_sql(pages.OUTBOX_CODE, (member.login,)).scalar()
         return browser.post(verify, base_url=BASE_URL, headers=address, data={
-            "code": pages.OTP.search(body).group(1), "csrf_token": pages.csrf(page.text),
+            "code": pages.emailed_code(body), "csrf_token": pages.csrf(page.text),
         }).headers["Location"]
 
     def close(self) -> None:

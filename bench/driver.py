@@ -19,7 +19,17 @@ import aiohttp
 import psycopg
 from yarl import URL
 
-from bench.pages import OTP, FlowError, authorization_params, basic, csrf, interaction, query_value
+from bench.pages import (
+    OUTBOX_CODE,
+    FlowError,
+    authorization_params,
+    basic,
+    csrf,
+    emailed_code,
+    interaction,
+    known_not_trusted,
+    query_value,
+)
 from bench.seed import CODE_VERIFIER, PASSWORD, REDIRECT_URI, Member
 
 
@@ -87,8 +97,7 @@ class OurFlows:
         prefix = f"/{self.tenant}"
         cookies = member.cookies
         if kind == "flow+password+otp":
-            # A known browser (no new-device email), but not a trusted one: a code is asked.
-            cookies = {name: value for name, value in cookies.items() if "device" not in name}
+            cookies = known_not_trusted(cookies)
         browser.fresh(cookies)
         _, page = await browser.call("GET", f"{prefix}/authorize", 200,
                                      params=authorization_params(self.client_id, prompt="login"))
@@ -105,14 +114,9 @@ class OurFlows:
         verify, _ = await browser.call("POST", choose, 303, data=form)
         _, page = await browser.call("GET", verify, 200)
         async with outbox.cursor() as cursor:
-            await cursor.execute(
-                "SELECT body_text FROM messages WHERE recipient = %s AND template = 'otp_code' "
-                "ORDER BY id DESC LIMIT 1", (member.login,))
+            await cursor.execute(OUTBOX_CODE, (member.login,))
             row = await cursor.fetchone()
-        found = OTP.search(row[0]) if row else None
-        if not found:
-            raise FlowError("no code in the outbox")
-        form = {"code": found.group(1), "csrf_token": csrf(page)}
+        form = {"code": emailed_code(row[0] if row else None), "csrf_token": csrf(page)}
         callback, _ = await browser.call("POST", verify, 303, data=form)
         return callback
 

@@ -16,6 +16,9 @@ CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 OTP = re.compile(r"\b(\d{6})\b")
 INTERACTION = re.compile(r'name="interaction"[^>]* value="([^"]+)"')
 FLOW_SCOPE = "openid profile email member"
+# The body of the newest email with a one-time code to a member (``%s``: the address), in our outbox.
+OUTBOX_CODE = ("SELECT body_text FROM messages WHERE recipient = %s AND template = 'otp_code' "
+               "ORDER BY id DESC LIMIT 1")
 
 
 class FlowError(Exception):
@@ -54,3 +57,17 @@ def interaction(body: str) -> str:
 
 def basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def known_not_trusted(cookies: dict[str, str]) -> dict[str, str]:
+    """A returning member's cookies less the trusted device's: a known browser (no new-device
+    email) that is asked a code."""
+    return {name: value for name, value in cookies.items() if "device" not in name}
+
+
+def emailed_code(body: str | None) -> str:
+    """The one-time code in an email's body (``OUTBOX_CODE``'s row, None when there was none)."""
+    found = OTP.search(body) if body else None
+    if not found:
+        raise FlowError("no code in the outbox")
+    return found.group(1)
