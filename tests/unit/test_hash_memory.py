@@ -3,10 +3,13 @@ argon2-cffi's own verify, one check at a time in the block, and the block given 
 
 from __future__ import annotations
 
+import ctypes.util
+import itertools
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -54,8 +57,8 @@ def test_the_password_hasher_checks_its_own_hashes_in_its_block(monkeypatch):
     hasher = PasswordHasher(time_cost=1, memory_cost=MEMORY, parallelism=1)
     stored = hasher.hash("Correct-Horse-7!")
     computed = []
-    real_core = hash_memory.core
-    monkeypatch.setattr(hash_memory, "core", lambda *args: computed.append(1) or real_core(*args))
+    real_compute = hash_memory._compute
+    monkeypatch.setattr(hash_memory, "_compute", lambda *args: computed.append(1) or real_compute(*args))
 
     class WithoutVerify:
         def __init__(self, inner):
@@ -71,6 +74,49 @@ def test_the_password_hasher_checks_its_own_hashes_in_its_block(monkeypatch):
     assert not hasher.verify(stored, "wrong").ok
     assert not hasher.verify(None, "wrong").ok  # the dummy hash, in the block too
     assert len(computed) == 3
+
+
+def test_a_check_in_the_block_keeps_the_interpreter_for_itself():
+    # A thread that notes the time as often as it can: while a check computes, it must not run
+    # (argon2-cffi's bindings would let it, interleaving its Python with the hash on one core).
+    stored = Argon2(time_cost=12, memory_cost=MEMORY * 8, parallelism=1).hash("x")
+    arena = Arena(MEMORY * 8)
+    arena.matches(stored, b"x")  # the block mapped
+    noted: list[float] = []
+    stop = threading.Event()
+
+    def note() -> None:
+        while not stop.is_set():
+            noted.append(time.perf_counter())
+
+    thread = threading.Thread(target=note)
+    thread.start()
+    try:
+        while len(noted) < 1000:
+            time.sleep(0.001)
+        started = time.perf_counter()
+        assert arena.matches(stored, b"x") is True
+        took = time.perf_counter() - started
+        time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join()
+    during = [t for t in noted if started - 0.01 <= t]
+    longest = max(later - earlier for earlier, later in itertools.pairwise(during))
+    assert took > 0.02
+    assert longest >= 0.8 * took
+
+
+def test_without_the_library_s_own_function_a_check_in_the_block_still_answers(monkeypatch, stored):
+    class Elsewhere:  # a library that has no argon2_ctx (the C library)
+        __file__ = ctypes.util.find_library("c")
+
+    monkeypatch.setattr(hash_memory, "bindings", Elsewhere)
+    assert hash_memory._holding_the_interpreter() is None
+    monkeypatch.setattr(hash_memory, "_compute", hash_memory.core)
+    arena = Arena(MEMORY)
+    assert arena.matches(stored, b"Correct-Horse-7!") is True
+    assert arena.matches(stored, b"Correct-Horse-8!") is False
 
 
 def test_checks_take_the_block_in_turn():
