@@ -311,8 +311,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="worker processes (WEB_CONCURRENCY, default 2)")
     # Workers for the cores, and two threads in each: while one waits on PostgreSQL or Redis (or
     # on the outbox, for a code's page) the other runs, so the core is not left idle at each
-    # round trip; argon2id lets the interpreter go while it hashes. More threads than two add
-    # little (bench/RESULTS.md) and contend for the one interpreter.
+    # round trip (a password's hash keeps the interpreter: idp.accounts.hash_memory). More threads
+    # than two add little (bench/RESULTS.md) and contend for the one interpreter.
     parser.add_argument("--threads", type=int, default=int(environ.get(THREADS_VARIABLE, "2")),
                         help="threads running requests in each worker (WEB_THREADS, default 2)")
     parser.add_argument("--timeout", type=int, default=int(environ.get(TIMEOUT_VARIABLE, "30")),
