@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import abort, current_app, g
+from flask import abort, current_app, g, request
 from sqlalchemy.orm import Session
 
 from idp.accounts.hashing import PasswordHasher
@@ -95,6 +95,20 @@ def autocommit(view):
         return view(*args, **kwargs)
 
     return alone
+
+
+def autocommit_shown(view):
+    """For views that show a page on GET from reads only, and write on POST in a transaction:
+    the GET's statements run outside one, as ``autocommit``'s do (no BEGIN and ROLLBACK around
+    them)."""
+
+    @functools.wraps(view)
+    def shown(*args, **kwargs):
+        if request.method == "GET":
+            without_transaction()
+        return view(*args, **kwargs)
+
+    return shown
 
 
 def without_transaction() -> None:

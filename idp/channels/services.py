@@ -297,11 +297,12 @@ class Messages:
         if committed is None:
             return False
         deadline = committed + self.settings.message_sent_wait_ms / 1000
-        engine = self.session.get_bind().engine
+        # Connections of its own, outside any transaction: each read is one round trip (no
+        # BEGIN and ROLLBACK around it) and sees the latest commit, and the caller's session
+        # (and its transaction) is left alone.
+        engine = self.session.get_bind().engine.execution_options(isolation_level="AUTOCOMMIT")
         pause = SENT_POLL_FIRST_SECONDS
         while True:
-            # A connection of its own, one statement each time: each read sees the latest
-            # commit, and the caller's session (and its transaction) is left alone.
             with engine.connect() as connection:
                 status = connection.scalar(select(Message.status).where(Message.id == message.id))
             remaining = deadline - time.monotonic()

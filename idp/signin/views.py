@@ -23,7 +23,7 @@ from idp.accounts.services import SignInContext, accept_terms
 from idp.channels.masking import mask_email, mask_phone
 from idp.deadlines import code_deadline
 from idp.errors import SignInExpired
-from idp.extensions import current_tenant, db, find_service, services
+from idp.extensions import autocommit_shown, current_tenant, db, find_service, services
 from idp.identifiers import is_member_number
 from idp.mfa.forms import ChannelForm, CodeForm, ResendForm
 from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked
@@ -176,6 +176,7 @@ def step_up():
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
+@autocommit_shown
 def choose():
     tenant = current_tenant()
     pending = state.required_pending(tenant)
@@ -239,6 +240,7 @@ def _verify_page(tenant, pending: state.Pending, account, form, *, status=200, e
 
 
 @bp.route("/login/code/verify", methods=["GET", "POST"])
+@autocommit_shown
 def verify():
     tenant = current_tenant()
     pending = state.required_pending(tenant)

@@ -1,0 +1,88 @@
+"""The sign-in code's pages read outside transactions: shown (GET), they only read, each statement
+one round trip with no BEGIN and ROLLBACK around it; the wait for the code's email reads its
+status the same way. Choosing where the code goes (POST) still writes in one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event
+
+from idp import create_app
+from tests.conftest import DATABASE_URL
+from tests.conftest import _reset as _empty_stores
+from tests.flows import Flow, csrf_token
+
+pytestmark = pytest.mark.skipif(
+    not DATABASE_URL, reason="transactions as PostgreSQL's driver tells them (IDP_TEST_DATABASE_URL)")
+
+
+@contextlib.contextmanager
+def statements(app) -> Iterator[list[tuple[str, bool]]]:
+    """Each statement the app runs through SQLAlchemy meanwhile, and whether its connection
+    was outside a transaction (autocommit)."""
+    seen: list[tuple[str, bool]] = []
+    engine = app.extensions["idp"].database.engine
+
+    def note(_conn, cursor, statement, _params, _context, _many):
+        seen.append((" ".join(statement.split()), cursor.connection.autocommit))
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def _at_the_code_pages(client, make) -> Flow:
+    flow = Flow(client, "malakoff", make.client("malakoff"), make.account("malakoff"))
+    assert flow.give_password().headers["Location"].endswith("/malakoff/login/code")
+    return flow
+
+
+def test_the_code_pages_shown_read_outside_transactions(app, client, make):
+    flow = _at_the_code_pages(client, make)
+    with statements(app) as shown:
+        choose = client.get("/malakoff/login/code")
+    assert choose.status_code == 200
+    assert any(text.startswith("SELECT accounts.") for text, _ in shown)
+    assert all(autocommit for _, autocommit in shown), shown
+    with statements(app) as chosen:
+        sent = client.post("/malakoff/login/code",
+                           data={"channel": "email", "csrf_token": csrf_token(choose.data)})
+    assert sent.status_code == 303
+    # The choice writes the message and its audit in the request's transaction.
+    assert any(text.startswith("INSERT INTO messages") and not autocommit for text, autocommit in chosen)
+    with statements(app) as shown:
+        verify = client.get(sent.headers["Location"])
+    assert verify.status_code == 200 and b'name="code"' in verify.data
+    assert any(text.startswith("SELECT accounts.") for text, _ in shown)
+    assert all(autocommit for _, autocommit in shown), shown
+    entered = client.post("/malakoff/login/code/verify",
+                          data={"code": flow.last_code(), "csrf_token": csrf_token(verify.data)})
+    assert entered.status_code == 303
+
+
+@pytest.fixture
+def worker_app(settings):
+    """Production's delivery, with no worker running: a code's message stays pending, and the
+    page waits for it until the deadline."""
+    app = create_app({**settings, "message_delivery": "worker", "message_sent_wait_ms": 100})
+    yield app
+    _empty_stores(app)
+
+
+def test_the_wait_for_the_code_s_email_reads_its_status_outside_transactions(worker_app, make):
+    app = worker_app
+    client = app.test_client()
+    _at_the_code_pages(client, make)
+    choose = client.get("/malakoff/login/code")
+    with statements(app) as chosen:
+        sent = client.post("/malakoff/login/code",
+                           data={"channel": "email", "csrf_token": csrf_token(choose.data)})
+    assert sent.status_code == 303 and "delayed=1" in sent.headers["Location"]
+    polls = [autocommit for text, autocommit in chosen if text.startswith("SELECT messages.status")]
+    assert len(polls) >= 2
+    assert all(polls)
