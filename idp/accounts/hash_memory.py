@@ -21,9 +21,9 @@ answers None for any other, which argon2-cffi's own ``verify`` then checks.
 
 A check in the block keeps the interpreter's lock while libargon2 computes (``_compute``).
 argon2-cffi's bindings release it, and a worker's other thread then runs its Python on the same
-core in the middle of the hash, each sweeping the other's working set out of the caches: 2 to
-3.5 ms more CPU a sign-in (bench/RESULTS.md). Holding it, the other thread's requests wait for
-the hash to end, as they would for the core.
+core in the middle of the hash, each sweeping the other's working set out of the caches: about
+2 ms more CPU a sign-in (bench/RESULTS.md). Holding it, the other thread's requests wait for the
+hash to end, as they would for the core.
 """
 
 from __future__ import annotations
