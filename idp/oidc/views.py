@@ -65,8 +65,8 @@ def _cacheable(document: bytes) -> Response:
 def lane_routes(app: Flask) -> Iterator[Route]:
     """What ``Lane`` answers before the application, for every tenant: the metadata documents
     from their bytes (the same as ``discovery`` and ``jwks`` below), UserInfo's reads with a
-    valid token (as ``userinfo`` below), introspection and revocation (by their views' own
-    endpoints, ``answer_in_lane``)."""
+    valid token (as ``userinfo`` below), the token endpoint's grants, introspection and
+    revocation (through Authlib's endpoints, as their views, ``answer_in_lane``)."""
     collaborators: Services = app.extensions["idp"]
     max_age = collaborators.settings.metadata_max_age
     for slug, tenant in collaborators.tenants.items():
@@ -76,24 +76,33 @@ def lane_routes(app: Flask) -> Iterator[Route]:
                        max_age=max_age)
         yield Route(f"/{slug}/userinfo", "oidc_api.userinfo", slug, frozenset({"GET"}),
                     functools.partial(read_userinfo, collaborators.database, slug))
+        yield Route(f"/{slug}/token", "oidc_api.token", slug, frozenset({"POST"}),
+                    functools.partial(answer_in_lane, app, None, tenant), form=True)
         for path, view, endpoint in (("introspect", "oidc_api.introspect", "introspection"),
                                      ("revoke", "oidc_api.revoke", "revocation")):
             yield Route(f"/{slug}/{path}", view, slug, frozenset({"POST"}),
                         functools.partial(answer_in_lane, app, endpoint, tenant), form=True)
 
 
-def answer_in_lane(app: Flask, endpoint: str, tenant: Tenant, environ: dict[str, Any],
+def answer_in_lane(app: Flask, endpoint: str | None, tenant: Tenant, environ: dict[str, Any],
                    parameters: Parameters) -> Answer | None:
-    """The answer of Authlib's ``endpoint``, as its view gives it (errors included), to a form
-    the lane read: in an application context, without a request context. None for what this
-    blueprint's hook answers (``well_formed_request``)."""
+    """The answer of Authlib's ``endpoint`` (None: the token endpoint), as its view gives it
+    (errors included), to a form the lane read: in an application context, without a request
+    context. None for what this blueprint's hooks answer: a malformed request
+    (``well_formed_request``), a CORS request to the token endpoint (its fields are
+    Flask-CORS's)."""
     if not _well_formed(parameters, environ.get("HTTP_AUTHORIZATION")):
+        return None
+    if endpoint is None and "HTTP_ORIGIN" in environ:
         return None
     with app.app_context():
         g.tenant = tenant
         without_transaction()
         answering(environ)
-        return current_server().create_endpoint_response(endpoint, LaneRequest(environ, parameters))
+        oauth_request = LaneRequest(environ, parameters)
+        if endpoint is None:
+            return current_server().create_token_response(oauth_request)
+        return current_server().create_endpoint_response(endpoint, oauth_request)
 
 
 def _well_formed(params: Sequence[Sequence[str]], authorization_header: str | None) -> bool:

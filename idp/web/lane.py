@@ -1,5 +1,5 @@
 """The protocol API's busiest requests, answered before the application: the metadata documents
-(discovery, JWKS), UserInfo's reads, introspection and revocation.
+(discovery, JWKS), UserInfo's reads, the token endpoint's grants, introspection and revocation.
 
 Clients send these far more often than anything else, and none needs what the application does
 for each request of pages and grants (request context, session, CSRF, locale, routing, hooks).

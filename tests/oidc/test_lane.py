@@ -1,7 +1,7 @@
-"""Discovery, JWKS, UserInfo's reads, introspection and revocation answered without the
-application's per-request work (idp.web.lane): as the views answer them, refused as the gate
-refuses, logged and counted the same; what the lane does not answer as the view would goes on
-to the view."""
+"""Discovery, JWKS, UserInfo's reads, the token endpoint, introspection and revocation answered
+without the application's per-request work (idp.web.lane): as the views answer them, refused as
+the gate refuses, logged and counted the same; what the lane does not answer as the view would
+goes on to the view."""
 
 from __future__ import annotations
 
@@ -280,3 +280,103 @@ def test_a_failure_in_a_forms_lane_is_answered_by_the_error_boundary_once(client
     assert response.json["error"] == "temporarily_unavailable"
     assert int(response.headers["Retry-After"]) > 0
     assert len(attempts) == 1
+
+
+# -- the token endpoint -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def token_flow(make, client):
+    """A relying party at Malakoff, its member signed in (a code for each ``code()``)."""
+    flow = Flow(client, "malakoff", make.client(), make.account())
+    flow.code()
+    return flow
+
+
+def _next_code(flow) -> str:
+    """A code for the member signed in, with a refresh token (offline_access)."""
+    location = flow.authorize(prompt="none", scope="openid profile email member offline_access")
+    return query(location.headers["Location"])["code"]
+
+
+def _redeem(flow, code: str, **kwargs):
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": flow.rp.redirect_uris[0],
+            "code_verifier": flow.verifier}
+    return _post(flow.http, "/malakoff/token", (flow.rp.client_id, flow.rp.secret), data, **kwargs)
+
+
+def test_grants_are_answered_in_the_lane_with_the_views_fields(token_flow, hooks_run):
+    flow = token_flow
+    code = _next_code(flow)
+    hooks_run.clear()
+    lane = _redeem(flow, code)
+    assert lane.status_code == 200 and hooks_run == []
+    refreshed = flow.refresh(lane.json["refresh_token"])
+    assert refreshed.status_code == 200 and hooks_run == []
+    assert set(refreshed.json) == set(lane.json) >= {"access_token", "id_token", "refresh_token"}
+    # With a query string, the view answers: the same fields, tokens of the same kinds.
+    code = _next_code(flow)
+    hooks_run.clear()
+    view = _redeem(flow, code, query_string={"x": "1"})
+    assert view.status_code == 200 and hooks_run == ["before"]
+    assert _fields(lane) == _fields(view)
+    assert set(lane.json) == set(view.json)
+    claims = [flow.id_token_claims(answer.json["id_token"]) for answer in (lane, view)]
+    assert claims[0].keys() == claims[1].keys()
+    # What was issued in the lane is a token like any other.
+    bearer = {"Authorization": f"Bearer {refreshed.json['access_token']}"}
+    assert flow.http.get("/malakoff/userinfo", headers=bearer).status_code == 200
+    # A code is redeemed once, whichever answers.
+    assert _redeem(flow, code).json["error"] == "invalid_grant"
+
+
+def test_a_refused_grant_is_answered_in_the_lane_as_the_view_answers(token_flow, hooks_run):
+    flow = token_flow
+    auth = (flow.rp.client_id, flow.rp.secret)
+    cases = [
+        (auth, {"grant_type": "authorization_code", "code": "unknown",
+                "redirect_uri": flow.rp.redirect_uris[0], "code_verifier": flow.verifier}),
+        (auth, {"grant_type": "refresh_token", "refresh_token": "unknown"}),
+        (auth, {"grant_type": "password", "username": "a", "password": "b"}),
+        (auth, {"code": "unknown"}),  # no grant_type
+        ((auth[0], "wrong secret"), {"grant_type": "refresh_token", "refresh_token": "unknown"}),
+        (None, {"grant_type": "refresh_token", "refresh_token": "unknown"}),
+    ]
+    for credentials, data in cases:
+        hooks_run.clear()
+        lane = _post(flow.http, "/malakoff/token", credentials, data)
+        assert hooks_run == [], data
+        view = _post(flow.http, "/malakoff/token", credentials, data, query_string={"x": "1"})
+        assert hooks_run == ["before"], data
+        assert lane.status_code in (400, 401), data
+        assert (lane.status_code, lane.data) == (view.status_code, view.data), data
+        assert _fields(lane) == _fields(view), data
+
+
+def test_a_cors_token_request_goes_to_the_view(token_flow, hooks_run):
+    flow = token_flow
+    code = _next_code(flow)
+    hooks_run.clear()
+    response = _redeem(flow, code, headers={"Origin": "https://spa.example.org"})
+    assert response.status_code == 200
+    assert hooks_run == ["before"]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_a_failure_in_the_token_lane_is_answered_by_the_error_boundary_once(token_flow, monkeypatch):
+    flow = token_flow
+    code = _next_code(flow)
+    attempts = []
+
+    def unreachable(*_args, **_kwargs):
+        attempts.append(1)
+        raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(ledger, "redeem_code", unreachable)
+    response = _redeem(flow, code)
+    assert response.status_code == 503
+    assert response.json["error"] == "temporarily_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
+    assert len(attempts) == 1
+    monkeypatch.undo()
+    assert _redeem(flow, code).status_code == 200
