@@ -776,10 +776,8 @@ def read_userinfo(database: Database, tenant: str, environ: dict[str, Any],
                   _parameters: Parameters) -> Answer | None:
     """UserInfo's answer, before the application (idp.web.lane), to a read whose Authorization
     header has a bearer token (RFC 6750 2.1) that the view would accept: the same claims and
-    header fields. None for anything else, which the view answers: a CORS request (its fields
-    are Flask-CORS's), a missing or refused token (its challenge, RFC 6750 3)."""
-    if "HTTP_ORIGIN" in environ:
-        return None
+    header fields. None for anything else, which the view answers: a missing or refused token
+    (its challenge, RFC 6750 3)."""
     parts = environ.get("HTTP_AUTHORIZATION", "").split(None, 1)
     if len(parts) != 2 or parts[0].lower() != "bearer":
         return None

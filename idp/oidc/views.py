@@ -75,9 +75,9 @@ def lane_routes(app: Flask) -> Iterator[Route]:
         yield document(f"/{slug}/jwks", "oidc_api.jwks", slug, collaborators.keystore.public_jwks_json,
                        max_age=max_age)
         yield Route(f"/{slug}/userinfo", "oidc_api.userinfo", slug, frozenset({"GET"}),
-                    functools.partial(read_userinfo, collaborators.database, slug))
+                    functools.partial(read_userinfo, collaborators.database, slug), same_origin_only=True)
         yield Route(f"/{slug}/token", "oidc_api.token", slug, frozenset({"POST"}),
-                    functools.partial(answer_in_lane, app, None, tenant), form=True)
+                    functools.partial(answer_in_lane, app, None, tenant), form=True, same_origin_only=True)
         for path, view, endpoint in (("introspect", "oidc_api.introspect", "introspection"),
                                      ("revoke", "oidc_api.revoke", "revocation")):
             yield Route(f"/{slug}/{path}", view, slug, frozenset({"POST"}),
@@ -88,12 +88,8 @@ def answer_in_lane(app: Flask, endpoint: str | None, tenant: Tenant, environ: di
                    parameters: Parameters) -> Answer | None:
     """The answer of Authlib's ``endpoint`` (None: the token endpoint), as its view gives it
     (errors included), to a form the lane read: in an application context, without a request
-    context. None for what this blueprint's hooks answer: a malformed request
-    (``well_formed_request``), a CORS request to the token endpoint (its fields are
-    Flask-CORS's)."""
+    context. None for what this blueprint's hook answers (``well_formed_request``)."""
     if not _well_formed(parameters, environ.get("HTTP_AUTHORIZATION")):
-        return None
-    if endpoint is None and "HTTP_ORIGIN" in environ:
         return None
     with app.app_context():
         g.tenant = tenant

@@ -92,6 +92,9 @@ class Route:
     form: bool = False
     #: Answered from memory, waiting on nothing (the production server runs it in its event loop).
     from_memory: bool = False
+    #: A cross-origin request (one with an ``Origin``) goes to the view, whose CORS fields are
+    #: Flask-CORS's; the route's own answer has none.
+    same_origin_only: bool = False
 
 
 def document(path: str, endpoint: str, tenant: str, content: Callable[[], bytes], *,
@@ -114,11 +117,13 @@ class Lane:
 
     def _route(self, environ: dict[str, Any]) -> Route | None:
         """The route of a request to one of the lane's paths that it may answer, if it is one: a
-        method the route takes, no query, and no body unless the route takes a form (which
-        ``_read_form`` reads only if it is one of a stated length)."""
+        method the route takes, no query, no body unless the route takes a form (which
+        ``_read_form`` reads only if it is one of a stated length), and no ``Origin`` unless the
+        route answers cross-origin requests."""
         route = self.routes.get(environ.get("PATH_INFO", ""))
         if (route is None or environ.get("REQUEST_METHOD") not in route.methods
-                or environ.get("QUERY_STRING") or (not route.form and gate.has_body(environ))):
+                or environ.get("QUERY_STRING") or (not route.form and gate.has_body(environ))
+                or (route.same_origin_only and "HTTP_ORIGIN" in environ)):
             return None
         return route
 
