@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from idp.channels.models import Message
 from tests.factories import PASSWORD
@@ -228,3 +230,20 @@ def csrf_token(html: bytes) -> str:
     marker = b'name="csrf_token" type="hidden" value="'
     start = html.index(marker) + len(marker)
     return html[start:html.index(b'"', start)].decode()
+
+
+@contextlib.contextmanager
+def statements_run(app) -> Iterator[list[tuple[str, bool]]]:
+    """Each statement the app runs through SQLAlchemy meanwhile (its whitespace made single
+    spaces), and whether its connection was outside a transaction (the driver's autocommit)."""
+    seen: list[tuple[str, bool]] = []
+    engine = app.extensions["idp"].database.engine
+
+    def note(_conn, cursor, statement, _params, _context, _many):
+        seen.append((" ".join(statement.split()), bool(getattr(cursor.connection, "autocommit", False))))
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)

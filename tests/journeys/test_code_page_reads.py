@@ -4,36 +4,16 @@ status the same way. Choosing where the code goes (POST) still writes in one tra
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy import event
 
 from idp import create_app
 from tests.conftest import DATABASE_URL
 from tests.conftest import _reset as _empty_stores
 from tests.flows import Flow, csrf_token
+from tests.flows import statements_run as statements
 
 pytestmark = pytest.mark.skipif(
     not DATABASE_URL, reason="transactions as PostgreSQL's driver tells them (IDP_TEST_DATABASE_URL)")
-
-
-@contextlib.contextmanager
-def statements(app) -> Iterator[list[tuple[str, bool]]]:
-    """Each statement the app runs through SQLAlchemy meanwhile, and whether its connection
-    was outside a transaction (autocommit)."""
-    seen: list[tuple[str, bool]] = []
-    engine = app.extensions["idp"].database.engine
-
-    def note(_conn, cursor, statement, _params, _context, _many):
-        seen.append((" ".join(statement.split()), cursor.connection.autocommit))
-
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def _at_the_code_pages(client, make) -> Flow:

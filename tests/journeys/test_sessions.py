@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import event
-
 from tests.factories import PASSWORD
-from tests.flows import Flow, csrf_token, query
+from tests.flows import Flow, csrf_token, query, statements_run
 
 
 def _signed_in(client, make):
@@ -108,17 +106,8 @@ def test_the_answer_that_signs_in_reads_the_account_once(client, make, app):
                        data={"channel": "email", "csrf_token": csrf_token(choose.data)})
     page = client.get(sent.headers["Location"])
     code = flow.last_code()
-    engine = app.extensions["idp"].database.engine
-    statements: list[str] = []
-
-    def note(_connection, _cursor, statement, *_args):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with statements_run(app) as statements:
         done = client.post("/malakoff/login/code/verify",
                            data={"code": code, "csrf_token": csrf_token(page.data)})
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
     assert "code" in query(done.headers["Location"])
-    assert len([s for s in statements if s.startswith("SELECT") and "FROM accounts" in s]) == 1
+    assert len([s for s, _ in statements if s.startswith("SELECT") and "FROM accounts" in s]) == 1
