@@ -2,7 +2,7 @@
 ours and the peer.
 
     .venv/bin/python -m bench.floor [--scenarios userinfo,introspection,revocation,flow,...]
-                                    [--seconds 6] [--connections 32] [--threads 2]
+                                    [--seconds 6] [--connections 32] [--threads 4]
 
 How cheap can our answers get, on the stack the provider is bound to? The floor application
 (``bench.floor_app``) is served by granian, under the production server's bridge and, for the
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(PATHS), help=f"subset of: {', '.join(known)}")
     parser.add_argument("--seconds", type=float, default=6, help="measured seconds per server (default 6)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent clients (default 32)")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="threads running requests in ours and the floor (default 2, as in production)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="threads running requests in ours and the floor (default 4, as in production)")
     args = parser.parse_args(argv)
     scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     if not scenarios or set(scenarios) - set(known):

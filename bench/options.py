@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--connections", type=int, default=32, help="concurrent clients (default 32)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes of our server (default 1: one per core, like the peer)")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="threads running requests in each worker (default 2, as in production)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="threads running requests in each worker (default 4, as in production)")
     parser.add_argument("--server-core", type=int, default=0, help="core of both servers (default 0)")
     parser.add_argument("--load-core", type=int, default=1, help="core of the load generators (default 1)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),

@@ -303,10 +303,10 @@ def test_options_come_from_the_environment_and_the_command_line(monkeypatch):
     monkeypatch.setenv("WEB_TIMEOUT", "20")
     monkeypatch.delenv("WEB_THREADS", raising=False)
     options = server.parse_args([])
-    # Two threads a worker by default: one runs while the other waits on a round trip.
-    assert (options.bind, options.workers, options.threads, options.timeout) == ("0.0.0.0:8000", 3, 2, 20)
-    monkeypatch.setenv("WEB_THREADS", "4")
-    assert server.parse_args([]).threads == 4
+    # Four threads a worker by default: one runs while others wait on a round trip.
+    assert (options.bind, options.workers, options.threads, options.timeout) == ("0.0.0.0:8000", 3, 4, 20)
+    monkeypatch.setenv("WEB_THREADS", "2")
+    assert server.parse_args([]).threads == 2
     assert server.parse_args(["--threads", "1"]).threads == 1
     with pytest.raises(SystemExit):
         server.parse_args(["--bind", "8000"])

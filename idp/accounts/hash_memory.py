@@ -20,9 +20,9 @@ them: ``$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>``, within the block's siz
 answers None for any other, which argon2-cffi's own ``verify`` then checks.
 
 A check in the block keeps the interpreter's lock while libargon2 computes (``_compute``).
-argon2-cffi's bindings release it, and a worker's other thread then runs its Python on the same
+argon2-cffi's bindings release it, and a worker's other threads then run their Python on the same
 core in the middle of the hash, each sweeping the other's working set out of the caches: about
-2 ms more CPU a sign-in (bench/RESULTS.md). Holding it, the other thread's requests wait for the
+2 ms more CPU a sign-in (bench/RESULTS.md). Holding it, the other threads' requests wait for the
 hash to end, as they would for the core.
 """
 

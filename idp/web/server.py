@@ -1,7 +1,7 @@
 """The provider's production HTTP server: granian, an HTTP/1.1 server written in Rust, runs the
 WSGI application in worker processes (the Docker image's command).
 
-    python -m idp.web.server [--bind 0.0.0.0:8000] [--workers 2] [--threads 2]
+    python -m idp.web.server [--bind 0.0.0.0:8000] [--workers 2] [--threads 4]
 
 Nodes are stateless (state lives in PostgreSQL and Redis), so any number of workers and
 nodes can serve any step of a sign-in. Connections are kept alive between requests (RFC 9112
@@ -309,12 +309,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="address:port to listen on (default 0.0.0.0:8000)")
     parser.add_argument("--workers", type=int, default=int(environ.get("WEB_CONCURRENCY", "2")),
                         help="worker processes (WEB_CONCURRENCY, default 2)")
-    # Workers for the cores, and two threads in each: while one waits on PostgreSQL or Redis (or
-    # on the outbox, for a code's page) the other runs, so the core is not left idle at each
-    # round trip (a password's hash keeps the interpreter: idp.accounts.hash_memory). More threads
-    # than two add little (bench/RESULTS.md) and contend for the one interpreter.
-    parser.add_argument("--threads", type=int, default=int(environ.get(THREADS_VARIABLE, "2")),
-                        help="threads running requests in each worker (WEB_THREADS, default 2)")
+    # Workers for the cores, and four threads in each: while some wait on PostgreSQL or Redis (or
+    # on the outbox, for a code's page) another runs, so the core is not left idle at each round
+    # trip (a password's hash keeps the interpreter: idp.accounts.hash_memory). Four rather than
+    # two cost less CPU a request on every endpoint, the event loop handing over several answers
+    # at each wake-up; eight, no less than four (bench/RESULTS.md).
+    parser.add_argument("--threads", type=int, default=int(environ.get(THREADS_VARIABLE, "4")),
+                        help="threads running requests in each worker (WEB_THREADS, default 4)")
     parser.add_argument("--timeout", type=int, default=int(environ.get(TIMEOUT_VARIABLE, "30")),
                         help="seconds a request may run before its worker is replaced "
                         "(WEB_TIMEOUT, default 30)")
