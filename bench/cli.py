@@ -34,7 +34,7 @@ FLOW_SCENARIOS = ("flow", "flow+password", "flow+password+otp")
 # At most this long per provider for a 100 000-request soak (in proportion for others).
 SOAK_SECONDS = 300
 # Fresh inputs minted per second of a consuming scenario, above what each provider can take.
-MINT_PER_SECOND = {"ours": 2500, "peer": 10000}
+MINT_PER_SECOND = {"ours": 5000, "peer": 10000}
 
 
 def machine() -> dict[str, str]:

@@ -518,7 +518,9 @@ class ProviderNode:
             self.process = None
 
     def log_lines(self) -> list[str]:
-        return self.log_file.read_text(encoding="utf-8").splitlines()
+        """The lines written whole so far (the server may be writing the next)."""
+        text = self.log_file.read_text(encoding="utf-8")
+        return text[:text.rfind("\n") + 1].splitlines()
 
 
 class FreezableProxy:

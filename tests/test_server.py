@@ -156,12 +156,16 @@ def test_the_metrics_directory_starts_empty_and_logs_are_json_lines(
     stale.write_bytes(b"counts of a previous run")
     node = provider_nodes({**environment, "PROMETHEUS_MULTIPROC_DIR": str(directory)}, workers=2)
     assert not stale.exists()
-    assert list(directory.glob("*.db")), "the workers keep their counters there"
-    records = [json.loads(line) for line in node.log_lines()]
+
+    def records() -> list[dict]:
+        return [json.loads(line) for line in node.log_lines()]
+
     assert any(record["logger"] == "_granian" and "Listening at" in record["message"]
-               for record in records), "the server's own messages"
-    assert any(record["logger"] == "idp.request" for record in records)
-    assert not any(record["logger"] == "granian.access" for record in records)
+               for record in records()), "the server's own messages"
+    # The readiness checks' lines and counts: a worker writes and counts its requests every 20 ms.
+    until(lambda: any(record["logger"] == "idp.request" for record in records()), seconds=5)
+    until(lambda: list(directory.glob("*.db")), seconds=5)  # the workers keep their counters there
+    assert not any(record["logger"] == "granian.access" for record in records())
 
 
 def test_the_metadata_documents_are_read_while_every_request_thread_is_busy(

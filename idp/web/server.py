@@ -19,6 +19,8 @@ What the server guarantees, and how:
   and the bounds on PostgreSQL come first, so only a request stuck elsewhere meets it.
 - Every log line is one JSON object on standard output (idp.logs), the server's own
   messages included; the provider logs each request once, so the server's access log is off.
+  A worker writes its requests' lines every 20 ms, together (``logs.REQUEST_LINES``), and
+  those still waiting when it ends or its watchdog ends it.
 - ``PROMETHEUS_MULTIPROC_DIR``: each worker keeps its counters there and a scrape of any
   worker adds them all up (idp.metrics); the files of a previous run are removed at start.
 - Each worker gives argon2's memory back after each hash (``release_large_blocks``), in huge
@@ -144,6 +146,7 @@ class Watchdog:
             oldest = min(self.started.values(), default=None)
             if oldest is not None and time.monotonic() - oldest > self.timeout:
                 log.error("request running for more than %ss: worker %s ends", self.timeout, os.getpid())
+                logs.REQUEST_LINES.flush(timeout=1.0)  # the lines of the requests answered until now
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -168,6 +171,10 @@ class WsgiBridge:
         self.threads = Threads(threads)
         self.max_body = max_body
         self.from_memory = from_memory
+
+    def __rsgi_del__(self, _loop: Any) -> None:
+        """The worker is ending, its requests answered: the lines waiting are written."""
+        logs.REQUEST_LINES.flush()
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         loop = asyncio.get_running_loop()

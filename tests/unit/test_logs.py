@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import sys
+import time
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from idp import create_app, logs
@@ -142,10 +145,12 @@ def test_the_client_address_comes_from_a_trusted_proxy_only(settings, trusted, r
 
 
 @pytest.fixture
-def request_lines():
+def request_lines(monkeypatch):
     """``idp.request``'s lines going to one JSON stream only, as the production server sets
     them up (``logs.dict_config``): the stream, and the logger. Pytest gives the logger its
-    own handlers as each test starts: ``alone`` takes them off."""
+    own handlers as each test starts: ``alone`` takes them off. The lines wait to be written
+    until the test writes them (``logs.REQUEST_LINES.flush``)."""
+    monkeypatch.setattr(logs, "REQUEST_LINES", logs.RequestLines(interval=3600))
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
@@ -169,6 +174,7 @@ def test_a_request_line_to_a_lone_json_stream_is_the_line_its_record_would_make(
         # Written straight to the stream: no record is made.
         patched.setattr(logging.Logger, "makeRecord", lambda *_a, **_k: pytest.fail("a record was made"))
         logs.log_request("oidc_api.revoke", 200, 0.00123, FIELDS)
+        logs.REQUEST_LINES.flush()
     direct = json.loads(stream.getvalue())
     # With a second destination the line goes through a record, to both.
     logger.addHandler(logging.NullHandler())
@@ -214,4 +220,76 @@ def test_a_request_line_that_cannot_be_written_is_reported_not_raised(request_li
     stream.close()  # writing raises ValueError
     handler.handleError = reported.append
     logs.log_request("oidc_api.revoke", 200, 0.001, FIELDS)
-    assert [record.getMessage() for record in reported] == ["POST /malakoff/revoke 200"]
+    logs.log_request("oidc_api.revoke", 400, 0.001, FIELDS)
+    logs.REQUEST_LINES.flush()
+    assert [record.getMessage() for record in reported] == ["POST /malakoff/revoke 200",
+                                                            "POST /malakoff/revoke 400"]
+
+
+def _requests_counted(endpoint: str) -> float:
+    return REGISTRY.get_sample_value("idp_http_requests_total",
+                                     {"endpoint": endpoint, "method": "POST", "status": "200"}) or 0.0
+
+
+def test_request_lines_wait_and_are_written_together_and_measured_then(request_lines, monkeypatch):
+    stream, _logger, alone = request_lines
+    alone()
+    (handler,) = logging.getLogger("idp.request").handlers
+    writes = []
+    write = stream.write
+    monkeypatch.setattr(stream, "write", lambda text: writes.append(text) or write(text))
+    before = _requests_counted("oidc_api.introspect")
+    for number in range(3):
+        logs.log_request("oidc_api.introspect", 200, 0.001, {**FIELDS, "request_id": str(number)})
+    # Handed over only: neither written nor counted yet.
+    assert stream.getvalue() == "" and _requests_counted("oidc_api.introspect") == before
+    logs.REQUEST_LINES.flush()
+    assert len(writes) == 1, "one write for the three lines"
+    assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == ["0", "1", "2"]
+    assert _requests_counted("oidc_api.introspect") == before + 3
+    assert handler.stream is stream
+
+
+def test_request_lines_are_written_by_a_thread_of_their_own_within_the_interval(request_lines, monkeypatch):
+    stream, _logger, alone = request_lines
+    alone()
+    monkeypatch.setattr(logs, "REQUEST_LINES", logs.RequestLines(interval=0.01))
+    logs.log_request("oidc_api.revoke", 200, 0.001, FIELDS)
+    deadline = time.monotonic() + 5
+    while not stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert json.loads(stream.getvalue())["message"] == "POST /malakoff/revoke 200"
+    # It goes on: a line handed over later is written too, without a flush.
+    logs.log_request("oidc_api.revoke", 404, 0.001, FIELDS)
+    deadline = time.monotonic() + 5
+    while len(stream.getvalue().splitlines()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert json.loads(stream.getvalue().splitlines()[1])["status"] == 404
+
+
+def test_a_forked_process_writes_its_own_request_lines(request_lines, monkeypatch):
+    """A server's worker is forked from a process that has written lines: it starts its own
+    writer, as the parent's thread is not in the child."""
+    _stream, _logger, alone = request_lines
+    alone()
+    monkeypatch.setattr(logs, "REQUEST_LINES", logs.RequestLines(interval=0.01))
+    reading, writing = os.pipe()
+    (handler,) = logging.getLogger("idp.request").handlers
+    logs.log_request("oidc_api.revoke", 200, 0.001, FIELDS)  # the parent's writer starts
+    logs.REQUEST_LINES.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: its lines to the pipe, written by its own thread
+        code = 1
+        try:
+            handler.setStream(os.fdopen(writing, "w"))
+            logs.log_request("oidc_api.revoke", 201, 0.001, FIELDS)
+            time.sleep(0.5)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writing)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(reading) as pipe:
+        written = pipe.read()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert json.loads(written)["status"] == 201

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
+import json
+import logging
 import threading
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -11,6 +14,7 @@ from typing import TypeVar
 
 import pytest
 
+from idp import logs
 from idp.web.server import WsgiBridge, wsgi_environ
 from idp.web.transactions import CLIENT_GONE
 
@@ -240,3 +244,18 @@ def test_a_thread_whose_event_loop_closed_meanwhile_serves_the_next_request():
     alone(lambda: asyncio.run(next_request()))
     assert first.answered is None
     assert second.answered == (200, [("Content-Type", "text/plain")], b"")
+
+
+def test_a_worker_ending_writes_the_request_lines_still_waiting(monkeypatch):
+    """granian calls ``__rsgi_del__`` once a worker's requests are answered, as it ends: the
+    lines its writer had not yet written are written then, not lost with the process."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    lines = logs.RequestLines(interval=3600)  # its thread would not write them for an hour
+    monkeypatch.setattr(logs, "REQUEST_LINES", lines)
+    fields = {"request_id": "r", "tenant": "malakoff", "method": "POST", "path": "/malakoff/revoke"}
+    lines.add(handler, (0.0, "oidc_api.revoke", 200, 0.001, fields))
+    assert stream.getvalue() == ""
+    WsgiBridge(lambda _environ, _start: [b""], threads=1, max_body=1024).__rsgi_del__(None)
+    assert json.loads(stream.getvalue())["message"] == "POST /malakoff/revoke 200"
