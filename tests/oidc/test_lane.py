@@ -6,9 +6,12 @@ goes on to the view."""
 from __future__ import annotations
 
 import pytest
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from sqlalchemy.exc import OperationalError
 
 from idp.oidc import ledger
+from idp.oidc.server import LaneRequest
 from tests.flows import Flow, query
 
 PATHS = ["/malakoff/.well-known/openid-configuration", "/malakoff/jwks", "/miel/jwks",
@@ -380,3 +383,40 @@ def test_a_failure_in_the_token_lane_is_answered_by_the_error_boundary_once(toke
     assert len(attempts) == 1
     monkeypatch.undo()
     assert _redeem(flow, code).status_code == 200
+
+
+def _environ(scheme: str, host: str) -> dict:
+    return {"wsgi.url_scheme": scheme, "HTTP_HOST": host, "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/malakoff/introspect", "HTTP_AUTHORIZATION": "Basic eDp5"}
+
+
+def test_a_lane_request_is_what_authlib_makes_of_it():
+    """Every attribute Authlib's request sets as it is made, with the values it gives them (a
+    newer Authlib setting another would fail here)."""
+    made = LaneRequest(_environ("https", "idp.example"), [("token", "t")])
+    authlib = OAuth2Request("POST", "https://idp.example/malakoff/introspect",
+                            headers={"Authorization": "Basic eDp5"})
+    authlib.payload = made.payload
+    own = {"_form"}
+    assert set(vars(made)) - own == set(vars(authlib))
+    for name, value in vars(authlib).items():
+        if name != "headers":
+            assert getattr(made, name) == value, name
+    assert made.headers["Authorization"] == "Basic eDp5"
+    assert made.form == {"token": "t"} and made.args == {}
+
+
+@pytest.mark.parametrize(("scheme", "host", "secure"), [
+    ("https", "idp.example", True), ("http", "127.0.0.1:8000", True), ("http", "localhost", True),
+    ("http", "[::1]:8000", True), ("http", "idp.example", False), ("http", "10.0.0.1", False)])
+def test_a_lane_request_checks_its_transport_as_authlib_does(scheme, host, secure):
+    """Authlib's outcome, whether it was kept from an earlier request to the same host or not."""
+    for _ in range(2):
+        if secure:
+            LaneRequest(_environ(scheme, host), [])
+            OAuth2Request("POST", f"{scheme}://{host}/malakoff/introspect")
+        else:
+            with pytest.raises(InsecureTransportError):
+                LaneRequest(_environ(scheme, host), [])
+            with pytest.raises(InsecureTransportError):
+                OAuth2Request("POST", f"{scheme}://{host}/malakoff/introspect")
