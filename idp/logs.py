@@ -295,7 +295,11 @@ class RequestLines:
                 handler, _ = self._waiting[0]
                 lines = []
                 while self._waiting and self._waiting[0][0] is handler:
-                    lines.append(_line(*self._waiting.popleft()[1]))
+                    answered = self._waiting.popleft()[1]
+                    try:
+                        lines.append(_line(*answered))
+                    except Exception:  # as a failed write: reported, and the others written
+                        _report(handler, _request_message(answered[2], answered[4]))
                 _write(handler, lines)
         finally:
             self._writing.release()
@@ -320,11 +324,15 @@ def _write(handler: logging.StreamHandler, lines: list[tuple[str, str]]) -> None
         handler.flush()
     except Exception:  # as StreamHandler.emit: a failed write is reported, never raised
         for _line_written, message in lines:
-            handler.handleError(logging.makeLogRecord({
-                "name": log.name, "msg": message, "levelno": logging.INFO,
-                "levelname": logging.getLevelName(logging.INFO)}))
+            _report(handler, message)
     finally:
         handler.release()
+
+
+def _report(handler: logging.StreamHandler, message: str) -> None:
+    """A request line that could not be written, reported as its handler reports its failures."""
+    handler.handleError(logging.makeLogRecord({"name": log.name, "msg": message, "levelno": logging.INFO,
+                                               "levelname": logging.getLevelName(logging.INFO)}))
 
 
 # How long a request's line may wait to be written with others (``RequestLines``).

@@ -293,3 +293,24 @@ def test_a_forked_process_writes_its_own_request_lines(request_lines, monkeypatc
         written = pipe.read()
     assert os.waitstatus_to_exitcode(status) == 0
     assert json.loads(written)["status"] == 201
+
+
+def test_a_request_line_that_cannot_be_made_is_reported_and_the_others_written(request_lines, monkeypatch):
+    stream, logger, alone = request_lines
+    alone()
+    (handler,) = logger.handlers
+    reported = []
+    handler.handleError = reported.append
+    measure = logs.metrics.observe_request
+
+    def failing(endpoint, *args):
+        if endpoint == "oidc_api.broken":
+            raise OSError("the metrics file is gone")
+        measure(endpoint, *args)
+
+    monkeypatch.setattr(logs.metrics, "observe_request", failing)
+    logs.log_request("oidc_api.broken", 200, 0.001, FIELDS)
+    logs.log_request("oidc_api.revoke", 200, 0.001, FIELDS)
+    logs.REQUEST_LINES.flush()
+    assert [record.getMessage() for record in reported] == ["POST /malakoff/revoke 200"]
+    assert [json.loads(line)["endpoint"] for line in stream.getvalue().splitlines()] == ["oidc_api.revoke"]
