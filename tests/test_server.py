@@ -148,6 +148,28 @@ def test_a_request_over_the_time_limit_ends_its_worker_which_is_replaced(
                and "more than 2.0s" in record["message"] for record in records)
 
 
+def test_a_worker_stopped_writes_the_request_lines_it_was_holding(provider_nodes, environment, tmp_path):
+    """The lines a worker holds (here for an hour: its interval set as it starts) are written
+    when the server is stopped (SIGTERM), before the worker ends."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import idp.logs\nidp.logs.REQUEST_LINES.interval = 3600\n")
+    path = os.pathsep.join(filter(None, (str(site), environment.get("PYTHONPATH"))))
+    node = provider_nodes({**environment, "PYTHONPATH": path})
+    discovery = "/malakoff/.well-known/openid-configuration"
+    for _ in range(3):
+        assert requests.get(f"{node.url}{discovery}", timeout=5).status_code == 200
+
+    def answered() -> int:
+        return sum(1 for line in node.log_lines()
+                   if (record := json.loads(line))["logger"] == "idp.request" and record["path"] == discovery)
+
+    time.sleep(0.5)
+    assert answered() == 0, "the worker holds them"
+    node.stop()
+    assert answered() == 3
+
+
 def test_the_metrics_directory_starts_empty_and_logs_are_json_lines(
         provider_nodes, environment, tmp_path):
     directory = tmp_path / "metrics"
