@@ -21,6 +21,7 @@ import requests
 
 from idp.web import server
 from tests.servers import behind, node_environment
+from tests.timing import until
 
 pytestmark = pytest.mark.server
 
@@ -50,13 +51,6 @@ def answer(sock: socket.socket) -> bytes:
         received += chunk
     sock.close()
     return received
-
-
-def until(condition, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "not within the time given"
-        time.sleep(0.1)
 
 
 def test_connections_are_kept_alive_between_requests_whose_answers_are_dated(provider_nodes, environment):

@@ -1,4 +1,5 @@
-"""Timing comparisons for the no-enumeration tests: medians of interleaved requests.
+"""Waiting for what happens a moment later (``until``), and timing comparisons for the
+no-enumeration tests: medians of interleaved requests.
 
 A difference in the work two requests do shows in every measurement; a burst of load from
 other processes on a shared machine seldom shows in three measurements in a row. So the
@@ -45,3 +46,11 @@ def assert_as_long(probes: dict[str, Callable[[], object]], *, rounds: int, warm
         if slowest - fastest <= tolerance(slowest):
             return medians
     raise AssertionError(f"the medians differ in every measurement: {seen}")
+
+
+def until(condition: Callable[[], object], seconds: float = 20, interval: float = 0.1) -> None:
+    """Wait until ``condition()`` holds, checking every ``interval`` seconds; fail past ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time given"
+        time.sleep(interval)

@@ -25,6 +25,7 @@ from tests.flows import Flow, csrf_token
 from tests.journeys.test_outages import _add_member, _code_step, _registration
 from tests.journeys.test_stateless_nodes import Alternating
 from tests.servers import SmsGateway, SmtpServer, node_environment
+from tests.timing import until
 
 BOUND = 3.0
 
@@ -117,13 +118,6 @@ def statuses(app, channel: str | None = "email") -> list[tuple[str, str]]:
         return [(row.template, row.status) for row in session.execute(query)]
 
 
-def wait_for(condition, within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def start_worker_process(settings: dict, port: int, tmp_path: Path, *, interval: int = 60,
                          **changes):
     """`idp outbox work` in a process of its own, listening: (the process, its log file). By
@@ -136,8 +130,8 @@ def start_worker_process(settings: dict, port: int, tmp_path: Path, *, interval:
             env=node_environment(worker_settings(settings, port, **changes)),
             stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: b"delivering queued messages" in output.read_bytes()
-                 or worker.poll() is not None, within=30)
+        until(lambda: b"delivering queued messages" in output.read_bytes()
+              or worker.poll() is not None, seconds=30, interval=0.05)
         assert worker.poll() is None, output.read_text()
     except BaseException:
         worker.terminate()
@@ -176,12 +170,12 @@ def test_a_hung_smtp_server_never_holds_a_page_and_its_mail_leaves_once_it_answe
         assert answer.status_code == 303 and "delayed=1" in answer.headers["Location"]
         assert took < BOUND, took
         # The worker tried and is waiting to try again.
-        wait_for(lambda: hole.accepted)
+        until(lambda: hole.accepted, seconds=15, interval=0.05)
         assert all(status == "pending" for _template, status in statuses(app))
 
         hole.close()
         smtp.start()  # the relay answers again, on the same port
-        wait_for(lambda: len(smtp.inbox) == 2)
+        until(lambda: len(smtp.inbox) == 2, seconds=15, interval=0.05)
         time.sleep(1.5)  # retries a second apart: long enough for a duplicate to show
     finally:
         worker.stop()
@@ -244,15 +238,15 @@ def test_under_the_production_server_hung_relays_hold_no_page_and_lose_no_messag
         page("GET", "/malakoff/jwks")
         assert max(elapsed for _path, elapsed in took) < BOUND, took
         # The worker process is the one waiting on the relays.
-        wait_for(lambda: hole.accepted and gateway.requests, within=20)
+        until(lambda: hole.accepted and gateway.requests, seconds=20, interval=0.05)
         assert smtp.inbox == []
 
         hole.close()
         smtp.start()  # the relay answers again, on the same port
         gateway.delay = 0
         gateway.release.set()
-        wait_for(lambda: all(status == "sent" for _template, status in statuses(app, None)),
-                 within=60)
+        until(lambda: all(status == "sent" for _template, status in statuses(app, None)),
+              seconds=60, interval=0.05)
     finally:
         worker.terminate()
         worker.wait(timeout=15)
@@ -317,7 +311,7 @@ def test_a_worker_process_answers_a_recovery_request_once_it_is_committed(make_a
         answer = browser.post("/malakoff/forgot-password", data={
             "identifier": account.email, "csrf_token": csrf_token(page.data)})
         assert answer.status_code == 200 and statuses(app) == []  # nothing done in the request
-        wait_for(lambda: len(smtp_server.inbox) == 1, within=5)
+        until(lambda: len(smtp_server.inbox) == 1, seconds=5, interval=0.05)
     finally:
         worker.terminate()
         worker.wait(timeout=15)

@@ -19,6 +19,7 @@ from idp.logs import JsonFormatter
 from tests.conftest import _reset
 from tests.factories import Factories
 from tests.flows import Flow
+from tests.timing import until
 
 
 @pytest.fixture
@@ -255,15 +256,11 @@ def test_request_lines_are_written_by_a_thread_of_their_own_within_the_interval(
     alone()
     monkeypatch.setattr(logs, "REQUEST_LINES", logs.RequestLines(interval=0.01))
     logs.log_request("oidc_api.revoke", 200, 0.001, FIELDS)
-    deadline = time.monotonic() + 5
-    while not stream.getvalue() and time.monotonic() < deadline:
-        time.sleep(0.005)
+    until(lambda: stream.getvalue(), seconds=5, interval=0.005)
     assert json.loads(stream.getvalue())["message"] == "POST /malakoff/revoke 200"
     # It goes on: a line handed over later is written too, without a flush.
     logs.log_request("oidc_api.revoke", 404, 0.001, FIELDS)
-    deadline = time.monotonic() + 5
-    while len(stream.getvalue().splitlines()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    until(lambda: len(stream.getvalue().splitlines()) >= 2, seconds=5, interval=0.005)
     assert json.loads(stream.getvalue().splitlines()[1])["status"] == 404
 
 
