@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import select
 import threading
 from collections import namedtuple
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -34,6 +36,9 @@ NAMING_CONVENTION = {
 # Session.info key: the session's statements each commit on their own (``Database.reader``),
 # so it has nothing to commit or roll back.
 AUTOCOMMIT = "idp.autocommit"
+# Session.info key: something was written in the current transaction (``write`` sets it, as do
+# the session's own statements: idp.web.transactions).
+WROTE = "idp.wrote"
 
 
 class Base(DeclarativeBase):
@@ -370,6 +375,90 @@ class Statements:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             connection.close()
+
+
+def write(session: Session, statement: Any, params: dict[str, Any]) -> int:
+    """Run a Core INSERT, UPDATE or DELETE with ``params`` in the session's transaction; the rows
+    it changed.
+
+    On PostgreSQL it runs prepared, on the transaction's own connection and the cursor kept on
+    it (``_kept_cursor``), as ``Statements.first`` does outside a transaction: SQLAlchemy's
+    execution machinery costs a write more than the write itself (bench/RESULTS.md). What that
+    machinery would do is done here: the columns' Python-side defaults filled in, each value
+    made ready for its type, the session told that it wrote (``WROTE``, for the request's
+    deadline), a driver's error raised as SQLAlchemy's. Elsewhere (SQLite), ``session.execute``.
+    """
+    session.info[WROTE] = True
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return rowcount(session.execute(statement, params))
+    prepared = _prepared_write(statement, tuple(params), connection.engine)
+    proxy: Any = connection.connection
+    try:
+        cursor = _kept_cursor(proxy)
+        cursor.execute(prepared.sql, prepared.parameters(params), prepare=True)
+    except psycopg.Error as error:
+        if isinstance(error, psycopg.OperationalError):
+            connection.invalidate()
+        raise DBAPIError.instance(prepared.sql, None, error, psycopg.Error, hide_parameters=True,
+                                  dialect=connection.dialect) from None
+    return cursor.rowcount
+
+
+@dataclass(frozen=True)
+class PreparedWrite:
+    """A write statement compiled for the keys it is given: its SQL, the columns whose value
+    comes from a Python-side default, and the bound values' conversions for the driver."""
+
+    sql: str
+    compiled: Any
+    defaults: tuple[tuple[str, Any], ...]
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+    def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
+        values = self.compiled.construct_params(
+            {**params, **{name: default() for name, default in self.defaults}})
+        for name, process in self.processors:
+            values[name] = process(values[name])
+        return values
+
+
+# (statement, the keys of its values) -> its prepared form. The statements are built once per
+# process, each given the same keys at every call, so this stays small.
+_WRITES: dict[tuple[Any, tuple[str, ...]], PreparedWrite] = {}
+
+
+def _prepared_write(statement: Any, keys: tuple[str, ...], engine: Engine) -> PreparedWrite:
+    found = _WRITES.get((statement, keys))
+    if found is None:
+        with _COMPILING:
+            found = _WRITES.setdefault((statement, keys), _prepare_write(statement, keys, engine))
+    return found
+
+
+def _prepare_write(statement: Any, keys: tuple[str, ...], engine: Engine) -> PreparedWrite:
+    dialect = engine.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    defaults = []
+    for column, default in ([(column, column.default) for column in compiled.insert_prefetch]
+                            + [(column, column.onupdate) for column in compiled.update_prefetch]):
+        if default.is_scalar:
+            defaults.append((column.key, functools.partial(_same, default.arg)))
+        elif default.is_callable:
+            # SQLAlchemy wraps a default that takes no argument into one that takes its context.
+            defaults.append((column.key, functools.partial(default.arg, None)))
+        else:
+            raise TypeError(f"{column}: a default that write() cannot compute")
+    processors = []
+    for name, bind in compiled.binds.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((name, process))
+    return PreparedWrite(compiled.string, compiled, tuple(defaults), tuple(processors))
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 # The pool's record of a connection keeps, under this key, the cursor its statements run on.

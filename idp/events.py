@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import JSON, DateTime, String, Table, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from idp.db import Base, utcnow
+from idp.db import Base, utcnow, write
 
 LOGIN_SUCCESS = "account:login:success"
 LOGIN_FAILURE = "account:login:failure"
@@ -103,5 +103,5 @@ def record_event(
     """Add an audit event to the caller's transaction (it commits with the change it records)."""
     values = {"tag": tag, "tenant": tenant, "account_id": account_id, "client_id": client_id, "ip": ip,
               "user_agent": (user_agent or "")[:300] or None, "data": data or None}
-    db.execute(_NEW_EVENT, values)
+    write(db, _NEW_EVENT, values)
     db.info.setdefault(RECORDED, []).append(values)

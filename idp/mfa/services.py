@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from idp import events
-from idp.db import rowcount, utcnow
+from idp.db import rowcount, utcnow, write
 from idp.mfa import otp
 from idp.mfa.models import TrustedDevice
 from idp.records import record
@@ -174,9 +174,9 @@ class TrustedDevices:
             return False
         if not isinstance(payload, dict) or payload.get("a") != account_id:
             return False
-        return bool(rowcount(self.db.execute(_MARK_USED, {
+        return bool(write(self.db, _MARK_USED, {
             "p_device": str(payload.get("d")), "p_account": account_id, "p_tenant": tenant.slug,
-            "p_now": utcnow()})))
+            "p_now": utcnow()}))
 
     def list(self, account_id: str) -> list[TrustedDevice]:
         return list(self.db.scalars(

@@ -51,7 +51,7 @@ from werkzeug.wsgi import get_host
 
 from idp import events
 from idp.accounts.levels import Authentication
-from idp.db import Database, Statements, utcnow
+from idp.db import Database, Statements, utcnow, write
 from idp.extensions import current_tenant, db, find_service, services, single_statements
 from idp.oidc import ledger
 from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
@@ -378,7 +378,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             raise RuntimeError("An authorization code needs the member's authentication.")
         data = request.payload.data
         # A Core statement in the request's transaction: no object to build and flush.
-        db().execute(_NEW_CODE, {
+        write(db(), _NEW_CODE, {
             "code_digest": token_digest(code),
             "tenant": current_tenant().slug,
             "client_id": request.client.client_id,

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from idp import events
 from idp.channels.services import queue_logout
-from idp.db import utcnow
+from idp.db import utcnow, write
 from idp.keystore import KeyStore
 from idp.oidc.models import AuthorizationCode, Client, ProviderSession, SessionClient, Token
 from idp.oidc.revocation import revoke_tokens
@@ -77,7 +77,7 @@ class ProviderSessions:
     def start(self, tenant: str, account_id: str, sid: str, user_agent: str | None) -> None:
         """A completed sign-in; the caller commits."""
         now = self.clock()
-        self.db.execute(_NEW_SESSION, {"sid": sid, "tenant": tenant, "account_id": account_id,
+        write(self.db, _NEW_SESSION, {"sid": sid, "tenant": tenant, "account_id": account_id,
                                        "user_agent": (user_agent or "")[:MAX_USER_AGENT] or None,
                                        "started_at": now, "last_seen_at": now})
 
@@ -94,8 +94,8 @@ class ProviderSessions:
     def signed_in_to(self, sid: str, client_id: str) -> None:
         """Remember that the session ``sid`` signed in to ``client_id`` (a code was issued):
         that client is told when the session ends. Once per pair, whatever the concurrency."""
-        self.db.execute(_SIGNED_IN_TO[self.db.get_bind().dialect.name],
-                        {"sid": sid, "client_id": client_id, "first_at": self.clock()})
+        write(self.db, _SIGNED_IN_TO[self.db.get_bind().dialect.name],
+              {"sid": sid, "client_id": client_id, "first_at": self.clock()})
 
     def active(self, account_id: str) -> list[ActiveSession]:
         """The account's sessions still going, the latest seen first."""

@@ -30,14 +30,12 @@ from flask.ctx import RequestContext
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
-from idp.db import AUTOCOMMIT
+from idp.db import AUTOCOMMIT, WROTE
 
 # The environ key holding when the provider received the request (time.monotonic()).
 RECEIVED = "idp.received"
 # The environ key of a threading.Event set once the client has closed its connection.
 CLIENT_GONE = "idp.client_gone"
-# Session.info key: something was written in the current transaction.
-WROTE = "idp.wrote"
 
 
 class TooLate(Exception):

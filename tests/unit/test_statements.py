@@ -4,7 +4,6 @@ driver's connection, and must answer and fail as SQLAlchemy does."""
 from __future__ import annotations
 
 import datetime
-import time
 
 import psycopg
 import pytest
@@ -17,17 +16,16 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
-    create_engine,
     func,
     literal,
     select,
-    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from idp.db import Database
 from tests.conftest import free_port
+from tests.postgres import end_backend
 
 
 @pytest.fixture
@@ -76,25 +74,11 @@ def _pid(database: Database) -> int:
         statements.close()
 
 
-def _ended(database: Database, pid: int) -> None:
-    admin = create_engine(database.url)
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            for _ in range(100):
-                if not connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
-                                          {"pid": pid}).scalar():
-                    return
-                time.sleep(0.05)
-    finally:
-        admin.dispose()
-
-
 def test_a_connection_that_failed_fails_as_sqlalchemy_says_and_the_next_one_works(database):
     one = select(literal(1, Integer).label("one"))
     statements = database.statements()
     pid = statements.first(PID, {}).pid
-    _ended(database, pid)
+    end_backend(database.url, pid)
     with pytest.raises(OperationalError):  # what the error boundary answers with a 503
         statements.first(one, {})
     statements.close()
@@ -170,7 +154,7 @@ def test_a_kept_connection_the_server_ended_is_replaced_before_it_is_used(own):
     """What a restart or failover does to it while no request uses it: the next request does
     not fail."""
     kept = _pid(own)
-    _ended(own, kept)
+    end_backend(own.url, kept)
     replaced = _pid(own)
     assert replaced != kept
     assert _pid(own) == replaced
