@@ -30,7 +30,7 @@ from idp.passkeys.views import bp as passkeys_bp
 from idp.sessions import StoreSessionInterface
 from idp.signin.views import bp as signin_bp
 from idp.store import create_store
-from idp.tenancy import load_tenants
+from idp.tenancy import tenants_of
 from idp.web.lane import Lane
 from idp.web.rendering import Templates
 from idp.web.transactions import Provider, refuse_late_commits
@@ -64,9 +64,7 @@ def build_app(overrides: dict[str, Any] | None = None) -> Provider:
         # A retired key stays published while anything it signed may still be verified.
         retain_seconds=max(settings.id_token_ttl, settings.access_token_ttl) + 300,
     )
-    tenants = load_tenants(Path(settings.tenants_dir), settings.base_url,
-                           production=settings.is_production,
-                           posts_letters=settings.letter_backend == "http")
+    tenants = tenants_of(settings)
 
     def sign_logout(tenant: str, claims: str) -> str:
         return sign_logout_token(keystore, tenants[tenant].issuer, claims, settings.logout_token_ttl)

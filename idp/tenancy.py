@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
-from idp.config import ConfigError
+from idp.config import ConfigError, Settings
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -423,6 +423,12 @@ def load_tenant(path: Path, base_url: str, *, production: bool = False,
                       registration=registration, support=support, **data)
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def tenants_of(settings: Settings) -> dict[str, Tenant]:
+    """The tenants ``settings`` name, loaded and checked against them (``ConfigError``)."""
+    return load_tenants(Path(settings.tenants_dir), settings.base_url, production=settings.is_production,
+                        posts_letters=settings.letter_backend == "http")
 
 
 def load_tenants(directory: Path, base_url: str, *, production: bool = False,

@@ -336,6 +336,35 @@ def test_options_come_from_the_environment_and_the_command_line(monkeypatch):
         server.parse_args(["--workers-lifetime", "59"])
 
 
+def test_an_option_from_the_environment_that_is_not_a_number_is_named(monkeypatch, capsys):
+    monkeypatch.setenv("WEB_CONCURRENCY", "deux")
+    with pytest.raises(SystemExit) as stopped:
+        server.parse_args([])
+    assert stopped.value.code == 2
+    assert "WEB_CONCURRENCY must be a whole number, not 'deux'" in capsys.readouterr().err
+
+
+def test_a_setting_the_provider_cannot_run_with_stops_the_server_before_any_worker(environment, tmp_path):
+    """Said once, in one line, by the server itself: not as each worker's traceback, respawned."""
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    for path in Path(environment["IDP_TENANTS_DIR"]).glob("*.toml"):
+        text = path.read_text(encoding="utf-8")
+        if path.stem == "malakoff":  # a passkey origin a browser would refuse
+            text += '\n[passkeys]\nrp_id = "id.example.org"\norigins = ["http://id.example.org"]\n'
+        (tenants / path.name).write_text(text, encoding="utf-8")
+    done = subprocess.run(  # noqa: S603 - our own server
+        [sys.executable, "-m", "idp.web.server", "--bind", "127.0.0.1:0"],
+        env={**environment, "IDP_TENANTS_DIR": str(tenants)}, capture_output=True, text=True, timeout=60,
+        check=False)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("python -m idp.web.server: error: configuration: ")
+    assert "malakoff" in lines[0] and "http://id.example.org" in lines[0]
+
+
 APP_MODULES = """
 import json, sys
 from idp import create_app

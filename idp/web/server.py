@@ -67,6 +67,8 @@ from granian.log import LogLevels
 from granian.server.common import AbstractServer
 
 from idp import create_app, logs
+from idp.config import ConfigError, load_settings
+from idp.tenancy import tenants_of
 from idp.web.gate import has_body
 from idp.web.transactions import CLIENT_GONE
 
@@ -90,6 +92,8 @@ HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
 # (they may be spawned afresh).
 TIMEOUT_VARIABLE = "WEB_TIMEOUT"
 THREADS_VARIABLE = "WEB_THREADS"
+# The server's name in its messages (the command that starts it).
+PROG = "python -m idp.web.server"
 
 
 def release_large_blocks() -> None:
@@ -310,31 +314,41 @@ def worker_app() -> WsgiBridge:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    environ = os.environ
-    parser = argparse.ArgumentParser(prog="python -m idp.web.server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+
+    def number(variable: str, default: int) -> int:
+        """A whole number from the environment, or the default when it is not set."""
+        value = os.environ.get(variable)
+        if value is None:
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            parser.error(f"{variable} must be a whole number, not {value!r}")
+
     parser.add_argument("--bind", default="0.0.0.0:8000",
                         help="address:port to listen on (default 0.0.0.0:8000)")
-    parser.add_argument("--workers", type=int, default=int(environ.get("WEB_CONCURRENCY", "2")),
+    parser.add_argument("--workers", type=int, default=number("WEB_CONCURRENCY", 2),
                         help="worker processes (WEB_CONCURRENCY, default 2)")
     # Workers for the cores, and four threads in each: while some wait on PostgreSQL or Redis (or
     # on the outbox, for a code's page) another runs, so the core is not left idle at each round
     # trip (a password's hash keeps the interpreter: idp.accounts.hash_memory). Four rather than
     # two cost less CPU a request on every endpoint, the event loop handing over several answers
     # at each wake-up; eight, no less than four (bench/RESULTS.md).
-    parser.add_argument("--threads", type=int, default=int(environ.get(THREADS_VARIABLE, "4")),
+    parser.add_argument("--threads", type=int, default=number(THREADS_VARIABLE, 4),
                         help="threads running requests in each worker (WEB_THREADS, default 4)")
-    parser.add_argument("--timeout", type=int, default=int(environ.get(TIMEOUT_VARIABLE, "30")),
+    parser.add_argument("--timeout", type=int, default=number(TIMEOUT_VARIABLE, 30),
                         help="seconds a request may run before its worker is replaced "
                         "(WEB_TIMEOUT, default 30)")
     parser.add_argument("--graceful-timeout", type=int,
-                        default=int(environ.get("WEB_GRACEFUL_TIMEOUT", "30")),
+                        default=number("WEB_GRACEFUL_TIMEOUT", 30),
                         help="seconds workers have to finish their requests when stopped "
                         "(WEB_GRACEFUL_TIMEOUT, default 30)")
-    parser.add_argument("--workers-lifetime", type=int, default=int(environ.get("WEB_WORKERS_LIFETIME", "0")),
+    parser.add_argument("--workers-lifetime", type=int, default=number("WEB_WORKERS_LIFETIME", 0),
                         help="seconds after which each worker is replaced gracefully "
                         "(WEB_WORKERS_LIFETIME, default 0: never)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                        default=environ.get("WEB_LOG_LEVEL", "info"),
+                        default=os.environ.get("WEB_LOG_LEVEL", "info"),
                         help="the server's own messages (WEB_LOG_LEVEL, default info)")
     options = parser.parse_args(argv)
     options.host, _, port = options.bind.rpartition(":")
@@ -375,6 +389,12 @@ def main(argv: list[str] | None = None) -> None:
     if environment is not None:
         # The same command again, in the same process (its id, its signals), with the tunable.
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)  # noqa: S606
+    try:
+        # Each worker builds the provider; a setting it cannot run with is said here, once, rather
+        # than as each worker's traceback, respawned in a loop.
+        tenants_of(load_settings())
+    except ConfigError as error:
+        sys.exit(f"{PROG}: error: configuration: {error}")
     os.environ[TIMEOUT_VARIABLE] = str(options.timeout)
     os.environ[THREADS_VARIABLE] = str(options.threads)
     clear_metrics_directory()
