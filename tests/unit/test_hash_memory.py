@@ -78,8 +78,9 @@ def test_the_password_hasher_checks_its_own_hashes_in_its_block(monkeypatch):
 
 def test_a_check_in_the_block_keeps_the_interpreter_for_itself():
     # A thread that notes the time as often as it can: while a check computes, it must not run
-    # (argon2-cffi's bindings would let it, interleaving its Python with the hash on one core).
-    stored = Argon2(time_cost=12, memory_cost=MEMORY * 8, parallelism=1).hash("x")
+    # (argon2-cffi's bindings would let it, interleaving its Python with the hash on one core:
+    # its notes would then be a switch interval apart at most, 5 ms).
+    stored = Argon2(time_cost=24, memory_cost=MEMORY * 8, parallelism=1).hash("x")
     arena = Arena(MEMORY * 8)
     arena.matches(stored, b"x")  # the block mapped
     noted: list[float] = []
@@ -103,8 +104,10 @@ def test_a_check_in_the_block_keeps_the_interpreter_for_itself():
         thread.join()
     during = [t for t in noted if started - 0.01 <= t]
     longest = max(later - earlier for earlier, later in itertools.pairwise(during))
-    assert took > 0.02
-    assert longest >= 0.8 * took
+    assert took > 0.04
+    # Not all of it: the block's release at the end calls back into Python, where the waiting
+    # thread may take a switch interval, and a busy machine may pause either thread.
+    assert longest >= 0.5 * took
 
 
 def test_without_the_library_s_own_function_a_check_in_the_block_still_answers(monkeypatch, stored):
