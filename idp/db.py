@@ -387,6 +387,9 @@ def write(session: Session, statement: Any, params: dict[str, Any]) -> int:
     machinery would do is done here: the columns' Python-side defaults filled in, each value
     made ready for its type, the session told that it wrote (``WROTE``, for the request's
     deadline), a driver's error raised as SQLAlchemy's. Elsewhere (SQLite), ``session.execute``.
+
+    ``statement`` is built once (a module's constant) and given the same keys at every call: its
+    prepared form is kept for each set of keys, for the process's life.
     """
     session.info[WROTE] = True
     connection = session.connection()
