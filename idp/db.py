@@ -415,7 +415,7 @@ class PreparedWrite:
 
     sql: str
     compiled: Any
-    defaults: tuple[tuple[str, Any], ...]
+    defaults: tuple[tuple[str, Callable[[], Any]], ...]
     processors: tuple[tuple[str, Callable[[Any], Any]], ...]
 
     def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -442,7 +442,7 @@ def _prepared_write(statement: Any, keys: tuple[str, ...], engine: Engine) -> Pr
 def _prepare_write(statement: Any, keys: tuple[str, ...], engine: Engine) -> PreparedWrite:
     dialect = engine.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-    defaults = []
+    defaults: list[tuple[str, Callable[[], Any]]] = []
     for column, default in ([(column, column.default) for column in compiled.insert_prefetch]
                             + [(column, column.onupdate) for column in compiled.update_prefetch]):
         if default.is_scalar:

@@ -78,8 +78,8 @@ class ProviderSessions:
         """A completed sign-in; the caller commits."""
         now = self.clock()
         write(self.db, _NEW_SESSION, {"sid": sid, "tenant": tenant, "account_id": account_id,
-                                       "user_agent": (user_agent or "")[:MAX_USER_AGENT] or None,
-                                       "started_at": now, "last_seen_at": now})
+                                      "user_agent": (user_agent or "")[:MAX_USER_AGENT] or None,
+                                      "started_at": now, "last_seen_at": now})
 
     def current(self, sid: str, account_id: str) -> ProviderSession | None:
         """The session ``sid`` of the account if it has not ended; marks it seen now."""
