@@ -353,7 +353,7 @@ def test_a_setting_the_provider_cannot_run_with_stops_the_server_before_any_work
         if path.stem == "malakoff":  # a passkey origin a browser would refuse
             text += '\n[passkeys]\nrp_id = "id.example.org"\norigins = ["http://id.example.org"]\n'
         (tenants / path.name).write_text(text, encoding="utf-8")
-    done = subprocess.run(  # noqa: S603 - our own server
+    done = subprocess.run(
         [sys.executable, "-m", "idp.web.server", "--bind", "127.0.0.1:0"],
         env={**environment, "IDP_TENANTS_DIR": str(tenants)}, capture_output=True, text=True, timeout=60,
         check=False)
