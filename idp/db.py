@@ -401,7 +401,9 @@ def write(session: Session, statement: Any, params: dict[str, Any]) -> int:
         cursor = _kept_cursor(proxy)
         cursor.execute(prepared.sql, prepared.parameters(params), prepare=True)
     except psycopg.Error as error:
-        if isinstance(error, psycopg.OperationalError):
+        # As SQLAlchemy does: a connection lost is not used again; a statement refused (a
+        # constraint, a timeout) leaves it to the transaction's rollback.
+        if connection.dialect.is_disconnect(cast("Any", error), proxy.driver_connection, None):
             connection.invalidate()
         raise DBAPIError.instance(prepared.sql, None, error, psycopg.Error, hide_parameters=True,
                                   dialect=connection.dialect) from None

@@ -16,8 +16,10 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -45,6 +47,8 @@ NOTES = Table(
 )
 NEW_NOTE = insert(NOTES)
 RENAME = update(NOTES).where(NOTES.c.kind == bindparam("p_kind")).values(body=bindparam("p_body"))
+# Half a second on each row (PostgreSQL).
+SLOW_RENAME = update(NOTES).where(func.pg_sleep(0.5).is_not(None)).values(body=bindparam("p_body"))
 
 
 @pytest.fixture
@@ -100,16 +104,42 @@ def test_a_write_is_part_of_the_transaction_and_is_noted_for_the_deadline(databa
     assert [row[0] for row in _rows(database)] == [3]
 
 
-def test_a_refused_write_fails_as_sqlalchemy_says_and_the_session_goes_on(database):
+def _backend(session: Session) -> object:
+    """The server process of the session's connection (PostgreSQL), else the driver's connection."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    return connection.connection.driver_connection
+
+
+def test_a_refused_write_fails_as_sqlalchemy_says_and_the_session_goes_on_on_its_connection(database):
     with Session(database.engine) as session:
         write(session, NEW_NOTE, {"id": 1})
         session.commit()
+        before = _backend(session)
         with pytest.raises(IntegrityError):
             write(session, NEW_NOTE, {"id": 1})
         session.rollback()
+        # A statement refused is not a connection lost: the connection is kept.
+        assert _backend(session) == before
         assert write(session, NEW_NOTE, {"id": 2}) == 1
         session.commit()
     assert [row[0] for row in _rows(database)] == [1, 2]
+
+
+def test_a_write_over_its_time_fails_as_sqlalchemy_says_and_its_connection_is_kept(database):
+    if not database.url.startswith("postgresql"):
+        pytest.skip("a statement's time limit is PostgreSQL's")
+    with Session(database.engine) as session:
+        write(session, NEW_NOTE, {"id": 1})
+        session.commit()
+        before = _backend(session)
+        session.execute(text("SET LOCAL statement_timeout = 50"))
+        with pytest.raises(OperationalError):  # what the error boundary answers with a 503
+            write(session, SLOW_RENAME, {"p_body": "late"})
+        session.rollback()
+        assert _backend(session) == before
+    assert [row[2] for row in _rows(database)] == [None]
 
 
 def test_a_connection_that_failed_fails_as_sqlalchemy_says_and_the_next_session_works(database):
