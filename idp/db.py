@@ -356,7 +356,7 @@ class Statements:
             cursor.execute(compiled.string, compiled.construct_params(params), prepare=True)
             found = cursor.fetchone()
         except psycopg.Error as error:
-            if isinstance(error, psycopg.OperationalError) and self._driver is not None:
+            if self._driver is not None and _lost(self.database.engine, error, self._driver):
                 self._driver.invalidate()
                 self._driver = None
             raise DBAPIError.instance(compiled.string, None, error, psycopg.Error, hide_parameters=True,
@@ -401,9 +401,7 @@ def write(session: Session, statement: Any, params: dict[str, Any]) -> int:
         cursor = _kept_cursor(proxy)
         cursor.execute(prepared.sql, prepared.parameters(params), prepare=True)
     except psycopg.Error as error:
-        # As SQLAlchemy does: a connection lost is not used again; a statement refused (a
-        # constraint, a timeout) leaves it to the transaction's rollback.
-        if connection.dialect.is_disconnect(cast("Any", error), proxy.driver_connection, None):
+        if _lost(connection.engine, error, proxy):
             connection.invalidate()
         raise DBAPIError.instance(prepared.sql, None, error, psycopg.Error, hide_parameters=True,
                                   dialect=connection.dialect) from None
@@ -464,6 +462,13 @@ def _prepare_write(statement: Any, keys: tuple[str, ...], engine: Engine) -> Pre
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _lost(engine: Engine, error: psycopg.Error, proxy: Any) -> bool:
+    """Whether ``error`` lost the connection of ``proxy``, as SQLAlchemy judges: such a
+    connection is not used again; one whose statement was refused (a constraint, a time limit)
+    is."""
+    return engine.dialect.is_disconnect(cast("Any", error), proxy.driver_connection, None)
 
 
 # The pool's record of a connection keeps, under this key, the cursor its statements run on.

@@ -90,6 +90,18 @@ def test_a_connection_that_failed_fails_as_sqlalchemy_says_and_the_next_one_work
         after.close()
 
 
+def test_a_statement_over_its_time_fails_as_sqlalchemy_says_and_its_connection_is_kept(own):
+    statements = own.statements()
+    try:
+        pid = statements.first(PID, {}).pid
+        statements.first(select(func.set_config("statement_timeout", "50", False).label("set")), {})
+        with pytest.raises(OperationalError):  # what the error boundary answers with a 503
+            statements.first(select(func.pg_sleep(0.5).label("slept")), {})
+        assert statements.first(PID, {}).pid == pid
+    finally:
+        statements.close()
+
+
 def test_a_connection_that_cannot_be_made_fails_as_sqlalchemy_says(database):
     """The pool raises the driver's error when it cannot connect; the error boundary answers
     SQLAlchemy's (503), so that is what comes out."""
