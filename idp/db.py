@@ -476,8 +476,9 @@ _CURSOR = "idp.statements_cursor"
 
 
 def _kept_cursor(proxy: Any) -> psycopg.Cursor[Any]:
-    """The cursor ``Statements`` runs its statements on, on the connection of ``proxy``: made once
-    per connection, as a cursor per statement costs a fifth of a statement's CPU."""
+    """The cursor ``Statements`` and ``write`` run their statements on, on the connection of
+    ``proxy``: made once per connection, as a cursor per statement costs a fifth of a statement's
+    CPU."""
     connection = proxy.driver_connection
     cursor = proxy.info.get(_CURSOR)
     if cursor is None or cursor.connection is not connection or cursor.closed:
