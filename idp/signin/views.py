@@ -8,6 +8,8 @@ the error boundary (``idp.web.errors``).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from types import SimpleNamespace
 
 from flask import jsonify, redirect, request, url_for
 from flask_babel import get_locale
@@ -36,7 +38,7 @@ from idp.signin.completion import begin_second_factor, complete, finish_sign_in
 from idp.signin.services import SignIn
 from idp.tenancy import Tenant
 from idp.web.errors import onward
-from idp.web.rendering import render
+from idp.web.rendering import framed, render
 from idp.web.tenants import tenant_blueprint
 
 bp = tenant_blueprint("signin", __name__)
@@ -83,10 +85,33 @@ def login():
 
 @shown_in_place(prompts.LOGIN)
 def login_page(interaction: Interaction):
-    """The sign-in page in the answer to the authorization request that asks for it."""
+    """The sign-in page in the answer to the authorization request that asks for it: the same
+    markup for every request but a few values (``framed``)."""
+    tenant = current_tenant()
     form = LoginForm(formdata=None, interaction=interaction.id,
                      identifier=interaction.param("login_hint") or "")
-    return _login_page(current_tenant(), form, interaction)
+    timing = state.sign_in_time(tenant, interaction.id, with_pending=False)
+    if timing is None:
+        return _login_page(tenant, form, interaction)
+    values = {"csrf_token": form.csrf_token.current_token, "interaction": form.interaction.data,
+              "identifier": form.identifier.data, "seconds_left": str(timing.deadline.seconds_left),
+              "message": timing.message, "restart_url": timing.restart_url}
+    # What else the page's markup depends on: whether a login hint fills the identifier, the
+    # migration's hint (email tenants), the warning's lead.
+    shape = (bool(form.identifier.data), tenant.migration.phase() == "closed", timing.deadline.warn_before)
+
+    def context(page_values: Mapping[str, str]) -> dict:
+        page_form = LoginForm(formdata=None, interaction=page_values["interaction"],
+                              identifier=page_values["identifier"] if form.identifier.data else "")
+        limit = SimpleNamespace(seconds_left=page_values["seconds_left"],
+                                warn_before=timing.deadline.warn_before)
+        page_timing = SimpleNamespace(deadline=limit, message=page_values["message"],
+                                      interaction_id=page_values["interaction"],
+                                      restart_url=page_values["restart_url"])
+        return {"form": page_form, "interaction": interaction, "timing": page_timing,
+                "error": None, "refused_legacy": False, "notice": None}
+
+    return framed("login.html", shape, values, context)
 
 
 def _login_page(tenant: Tenant, form: LoginForm, interaction: Interaction | None, *, status: int = 200,

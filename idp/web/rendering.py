@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Hashable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -11,7 +13,7 @@ from flask.templating import Environment
 from flask_babel import get_locale, get_translations, ngettext
 from jinja2 import Template, TemplateNotFound, pass_context
 from jinja2.runtime import Context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from idp import deadlines, timewords
 from idp.accounts.devices import device_in_words
@@ -38,6 +40,8 @@ class Templates(Environment):
     def __init__(self, app, **options):
         super().__init__(app, **options)
         self._absent: set[str] = set()
+        # Framed pages (``framed``), by page, tenant, language and shape.
+        self.frames: dict[tuple[Hashable, ...], Frame] = {}
 
     def select_template(self, names, parent=None, globals=None):
         if not isinstance(names, list | tuple) or len(names) < 2:
@@ -64,6 +68,74 @@ def render(name: str, status: int = 200, **context):
         return render_template(candidates, **context), status
     finally:
         _page_catalogue.reset(catalogue)
+
+
+# Where a framed page's values go while its frame is rendered: characters of Unicode's private
+# use area, which no template writes and neither escaping nor a template's text changes.
+_MARK = "\ue000{}\ue001"
+_MARKS = re.compile("\ue000([^\ue001]*)\ue001")
+# A mark gone through a URL's encoding: a value a template did more with than write it.
+_ALTERED_MARKS = ("\ue000", "\ue001", "%EE%80%80", "%EE%80%81")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A page's markup around the places of its values: ``parts`` alternates the markup and the
+    names of the values, from the markup."""
+
+    parts: tuple[str, ...]
+
+    @classmethod
+    def of(cls, page: str, names: Mapping[str, str]) -> Frame:
+        parts = tuple(_MARKS.split(page))
+        markup, places = parts[0::2], set(parts[1::2])
+        if not places <= names.keys() or any(mark in text for text in markup for mark in _ALTERED_MARKS):
+            raise ValueError("a framed page's value is not written as it is given")
+        return cls(parts)
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The page with ``values``, each escaped as the template escapes what it writes."""
+        parts = list(self.parts)
+        parts[1::2] = [escape(values[name]) for name in self.parts[1::2]]
+        return "".join(parts)
+
+
+def framed(name: str, shape: Hashable, values: Mapping[str, str],
+           context: Callable[[Mapping[str, str]], dict], status: int = 200):
+    """A page rendered once for each tenant, language and ``shape``, and filled with each
+    request's ``values`` (``render`` builds it all at every request, some 1 ms of a sign-in page).
+
+    ``context(values)`` is the page's context with those values: given marks in their place, it
+    makes the frame. So the page's markup must depend on nothing but the tenant, the language and
+    ``shape`` (each a value the caller checks), and write each value as it is, escaped: ``Frame``
+    refuses a page that does more with one. Two values every page may have are the layout's: the
+    links to the page in the other languages (``lang_url``), and ``csrf_token``, the request's
+    token (Flask-WTF's, made beforehand), for the pages with a form. Rendered each time when
+    templates are reloaded (``TEMPLATES_AUTO_RELOAD``).
+    """
+    environment = current_app.jinja_env
+    locale = _locale()
+    values = {**values, **{f"lang_{code}": lang_url(code) for code in LOCALES if code != locale}}
+    if environment.auto_reload:
+        return render(name, status, **context(values), lang_url=lambda code: values[f"lang_{code}"])
+    tenant = g.get("tenant")
+    key = (name, tenant.slug if tenant else None, locale, shape)
+    frames: dict[tuple[Hashable, ...], Frame] = environment.frames  # type: ignore[attr-defined]
+    frame = frames.get(key)
+    if frame is None:
+        marks = {value: _MARK.format(value) for value in values}
+        # Flask-WTF hands out the request's token from g: the frame's forms get the mark instead.
+        token = g.pop("csrf_token", None)
+        if "csrf_token" in marks:
+            g.csrf_token = marks["csrf_token"]
+        try:
+            page, _status = render(name, **context(marks), lang_url=lambda code: marks[f"lang_{code}"])
+        finally:
+            g.pop("csrf_token", None)
+            if token is not None:
+                g.csrf_token = token
+        frame = frames.setdefault(key, Frame.of(page, marks))
+    return frame.fill(values), status
 
 
 def _locale() -> str:
