@@ -11,15 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
-from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result, Row
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapper, Session, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 if TYPE_CHECKING:
     from idp.config import Settings
@@ -43,6 +44,9 @@ WROTE = "idp.wrote"
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_Model = TypeVar("_Model", bound=Base)
 
 
 def rowcount(result: Result[Any]) -> int:
@@ -396,16 +400,62 @@ def write(session: Session, statement: Any, params: dict[str, Any]) -> int:
     if connection.dialect.name != "postgresql":
         return rowcount(session.execute(statement, params))
     prepared = _prepared_write(statement, tuple(params), connection.engine)
+    return _run_prepared(connection, prepared.sql, prepared.parameters(params)).rowcount
+
+
+def load(session: Session, model: type[_Model], statement: Any, params: dict[str, Any]) -> _Model | None:
+    """The ``model`` object of the first row ``statement`` finds with ``params``, in the session,
+    as a query of the ORM would give it; None if there is none.
+
+    ``statement`` selects the columns of the model's table (``select(*table.columns)``) and is
+    built once (a module's constant). On PostgreSQL it runs prepared in the session's transaction,
+    as ``write`` does, and the object is made from its row: the ORM's loading costs an account's
+    sign-in more than the statement does (bench/RESULTS.md). What the ORM would do is done here:
+    pending changes flushed first, each value given its type's result processing, and the object
+    the session already holds for that row returned as it is. Elsewhere (SQLite), the statement
+    runs through SQLAlchemy and the object is made the same way.
+    """
+    if session.autoflush:
+        session.flush()
+    connection = session.connection()
+    reading = _prepared_read(statement, model, connection.engine)
+    if connection.dialect.name == "postgresql":
+        cursor = _run_prepared(connection, reading.sql, reading.compiled.construct_params(params))
+        found = cursor.fetchone()
+        if found is None:
+            return None
+        values = {key: process(value) if process else value
+                  for (key, process), value in zip(reading.attributes, found, strict=True)}
+    else:
+        row = connection.execute(statement, params).first()
+        if row is None:
+            return None
+        values = {key: value for (key, _process), value in zip(reading.attributes, row, strict=True)}
+    held = session.identity_map.get(reading.identity(values))
+    if held is not None:
+        return cast("_Model", held)
+    # Made as the ORM's loading makes it: no constructor, the values its own, without history.
+    loaded = reading.mapper.class_manager.new_instance()
+    for key, value in values.items():
+        set_committed_value(loaded, key, value)
+    make_transient_to_detached(loaded)
+    session.add(loaded)
+    return loaded
+
+
+def _run_prepared(connection: Connection, sql: str, params: Any) -> psycopg.Cursor[Any]:
+    """``sql`` run prepared on the driver's connection under ``connection``, on its kept cursor;
+    a driver's error raised as SQLAlchemy's, the connection dropped if it was lost."""
     proxy: Any = connection.connection
     try:
         cursor = _kept_cursor(proxy)
-        cursor.execute(prepared.sql, prepared.parameters(params), prepare=True)
+        cursor.execute(sql, params, prepare=True)
     except psycopg.Error as error:
         if _lost(connection.engine, error, proxy):
             connection.invalidate()
-        raise DBAPIError.instance(prepared.sql, None, error, psycopg.Error, hide_parameters=True,
+        raise DBAPIError.instance(sql, None, error, psycopg.Error, hide_parameters=True,
                                   dialect=connection.dialect) from None
-    return cursor.rowcount
+    return cursor
 
 
 @dataclass(frozen=True)
@@ -458,6 +508,45 @@ def _prepare_write(statement: Any, keys: tuple[str, ...], engine: Engine) -> Pre
         if process is not None:
             processors.append((name, process))
     return PreparedWrite(compiled.string, compiled, tuple(defaults), tuple(processors))
+
+
+@dataclass(frozen=True)
+class PreparedRead:
+    """A select of a model's columns compiled: its SQL, and for each column the model's attribute
+    with the conversion of its value from the driver's."""
+
+    sql: str
+    compiled: Any
+    attributes: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    mapper: Any
+
+    def identity(self, values: dict[str, Any]) -> Any:
+        """The session's key for the object of these values."""
+        return self.mapper.identity_key_from_primary_key(
+            [values[self.mapper.get_property_by_column(column).key] for column in self.mapper.primary_key])
+
+
+# (statement, model) -> its prepared form; the statements are a module's constants.
+_READS: dict[tuple[Any, type], PreparedRead] = {}
+
+
+def _prepared_read(statement: Any, model: type, engine: Engine) -> PreparedRead:
+    found = _READS.get((statement, model))
+    if found is None:
+        with _COMPILING:
+            found = _READS.setdefault((statement, model), _prepare_read(statement, model, engine))
+    return found
+
+
+def _prepare_read(statement: Any, model: type, engine: Engine) -> PreparedRead:
+    dialect = engine.dialect
+    mapper: Mapper[Any] = inspect(model)
+    attributes = []
+    for column in statement.selected_columns:
+        kind = column.type.dialect_impl(dialect)
+        attributes.append((mapper.get_property_by_column(column).key, kind.result_processor(dialect, None)))
+    compiled = statement.compile(dialect=dialect)
+    return PreparedRead(compiled.string, compiled, tuple(attributes), mapper)
 
 
 def _same(value: Any) -> Any:

@@ -16,7 +16,7 @@ from idp.accounts.models import Account
 from idp.channels.masking import mask_email
 from idp.channels.models import Message
 from idp.channels.services import Messages
-from idp.db import rowcount, utcnow
+from idp.db import load, rowcount, utcnow
 from idp.identifiers import InvalidIdentifier, is_member_number, normalize_email, parse_member_number
 from idp.mfa.services import TrustedDevices
 from idp.oidc.models import Token
@@ -37,13 +37,13 @@ class EmailInUse(Exception):
 
 # The statements of ``find_by_identifier``, built once so that each one's cache key is computed
 # once, not at every sign-in.
-_BY_NUMBER = select(Account).where(Account.tenant == bindparam("tenant"),
-                                   Account.member_number == bindparam("identifier"))
+_BY_NUMBER = select(*Account.__table__.columns).where(Account.tenant == bindparam("tenant"),
+                                                      Account.member_number == bindparam("identifier"))
 # Where the email is the identifier, only accounts not yet migrated to it still sign in with
 # the number (SPEC §7).
 _BY_LEGACY_NUMBER = _BY_NUMBER.where(Account.legacy_login.is_(True))
-_BY_EMAIL = select(Account).where(Account.tenant == bindparam("tenant"),
-                                  Account.email == bindparam("identifier"))
+_BY_EMAIL = select(*Account.__table__.columns).where(Account.tenant == bindparam("tenant"),
+                                                     Account.email == bindparam("identifier"))
 
 
 def find_by_identifier(db: Session, tenant: Tenant, identifier: str) -> Account | None:
@@ -58,7 +58,7 @@ def find_by_identifier(db: Session, tenant: Tenant, identifier: str) -> Account 
         query, value = _BY_EMAIL, normalize_email(identifier)
     else:
         return None
-    return db.scalar(query, {"tenant": tenant.slug, "identifier": value})
+    return load(db, Account, query, {"tenant": tenant.slug, "identifier": value})
 
 
 def email_in_use(db: Session, tenant: Tenant, email: str, account: Account) -> bool:

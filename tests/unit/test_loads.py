@@ -1,0 +1,165 @@
+"""Objects loaded from a row in a session's transaction (idp.db.load): on PostgreSQL the
+statement runs prepared and the object is made from its row; it must be the object the ORM's
+own query gives, held and tracked by the session as that one is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import JSON, String, TypeDecorator, bindparam, func, inspect, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from idp.accounts.models import Account
+from idp.db import load
+from tests.postgres import end_backend
+
+BY_EMAIL = select(*Account.__table__.columns).where(Account.email == bindparam("email"))
+# Half a second before its row (PostgreSQL).
+SLOW_BY_EMAIL = BY_EMAIL.where(func.pg_sleep(0.5).is_not(None))
+
+
+class _Shouted(TypeDecorator):
+    """A type that gives its values back changed: SQLAlchemy's result processing at work."""
+
+    impl = String(50)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        return value.upper() if value is not None else None
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class Note(_Base):
+    __tablename__ = "test_loads_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # An attribute named apart from its column.
+    said: Mapped[str] = mapped_column("body", _Shouted())
+    tags: Mapped[Any] = mapped_column(JSON)
+
+
+NOTE_BY_ID = select(*Note.__table__.columns).where(Note.id == bindparam("id"))
+
+
+@pytest.fixture
+def notes(app):
+    engine = app.extensions["idp"].database.engine
+    _Base.metadata.create_all(engine)
+    yield engine
+    _Base.metadata.drop_all(engine)
+
+
+def test_each_value_is_processed_as_the_orm_processes_it(notes):
+    with Session(notes) as session:
+        session.add(Note(id=1, said="bonjour élise", tags={"a": [1, "é"]}))
+        session.commit()
+    with Session(notes) as session:
+        loaded = load(session, Note, NOTE_BY_ID, {"id": 1})
+        assert loaded is not None
+        assert (loaded.said, loaded.tags) == ("BONJOUR ÉLISE", {"a": [1, "é"]})
+        assert session.scalar(select(Note.said)) == "BONJOUR ÉLISE"
+
+
+def _columns(account: Account) -> dict:
+    return {column.key: getattr(account, column.key) for column in inspect(Account).column_attrs}
+
+
+def test_the_object_is_the_one_the_orms_query_gives(app, make):
+    made = make.account("miel", email="élise.dupont@example.org", preferences={"statements": "paper",
+                                                                              "marketing": True})
+    database = app.extensions["idp"].database
+    with database.session() as session:
+        loaded = load(session, Account, BY_EMAIL, {"email": made.email})
+    with database.session() as session:
+        queried = session.scalar(select(Account).where(Account.email == made.email))
+    assert loaded is not None and queried is not None
+    assert _columns(loaded) == _columns(queried)
+    assert loaded.preferences == {"statements": "paper", "marketing": True}
+    assert loaded.birthdate.year == 1958 and loaded.created_at is not None
+
+
+def test_no_row_is_none(app):
+    with app.extensions["idp"].database.session() as session:
+        assert load(session, Account, BY_EMAIL, {"email": "nobody@example.org"}) is None
+
+
+def test_the_session_tracks_the_object_as_one_it_loaded(app, make):
+    made = make.account()
+    database = app.extensions["idp"].database
+    with database.session() as session:
+        loaded = load(session, Account, BY_EMAIL, {"email": made.email})
+        assert loaded is not None and inspect(loaded).persistent and not session.dirty
+        assert session.get(Account, made.id) is loaded
+        loaded.given_name = "Élise"
+        session.commit()
+    with database.session() as session:
+        assert session.get(Account, made.id).given_name == "Élise"
+
+
+def test_the_object_the_session_holds_is_given_as_it_is(app, make):
+    made = make.account()
+    database = app.extensions["idp"].database
+    with database.session() as session:
+        held = session.get(Account, made.id)
+        held.family_name = "Changed, not yet written"
+        assert load(session, Account, BY_EMAIL, {"email": made.email}) is held
+        assert held.family_name == "Changed, not yet written"
+
+
+def test_changes_not_yet_written_are_written_first(app, make):
+    made = make.account()
+    database = app.extensions["idp"].database
+    with database.session() as session:
+        held = session.get(Account, made.id)
+        held.email = "new.address@example.org"
+        assert load(session, Account, BY_EMAIL, {"email": "new.address@example.org"}) is held
+        assert load(session, Account, BY_EMAIL, {"email": made.email}) is None
+        session.rollback()
+
+
+def test_a_load_is_part_of_the_transaction(app, make):
+    made = make.account()
+    database = app.extensions["idp"].database
+    with database.session() as session, database.session() as other:
+        session.get(Account, made.id).email = "moved@example.org"
+        session.flush()
+        assert load(other, Account, BY_EMAIL, {"email": "moved@example.org"}) is None
+        assert load(session, Account, BY_EMAIL, {"email": "moved@example.org"}) is not None
+        session.rollback()
+
+
+def _postgresql(app) -> None:
+    if app.extensions["idp"].database.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's own behaviour")
+
+
+def test_a_load_past_its_time_limit_fails_as_sqlalchemy_says_and_keeps_its_connection(app, make):
+    _postgresql(app)
+    made = make.account()
+    database = app.extensions["idp"].database
+    with Session(database.engine) as session:
+        backend = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        session.connection().exec_driver_sql("SET LOCAL statement_timeout = 100")
+        with pytest.raises(OperationalError, match="statement timeout"):
+            load(session, Account, SLOW_BY_EMAIL, {"email": made.email})
+        session.rollback()
+        assert session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar() == backend
+        assert load(session, Account, BY_EMAIL, {"email": made.email}).id == made.id
+
+
+def test_a_load_whose_connection_ends_fails_as_sqlalchemy_says(app, make):
+    _postgresql(app)
+    made = make.account()
+    database = app.extensions["idp"].database
+    with Session(database.engine) as session:
+        end_backend(database.url, session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar())
+        with pytest.raises(OperationalError):
+            load(session, Account, BY_EMAIL, {"email": made.email})
+        session.rollback()
+    with Session(database.engine) as session:
+        assert load(session, Account, BY_EMAIL, {"email": made.email}).id == made.id
