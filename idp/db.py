@@ -434,13 +434,19 @@ def load(session: Session, model: type[_Model], statement: Any, params: dict[str
     held = session.identity_map.get(reading.identity(values))
     if held is not None:
         return cast("_Model", held)
-    # Made as the ORM's loading makes it: no constructor, the values its own, without history.
-    loaded = reading.mapper.class_manager.new_instance()
-    for key, value in values.items():
-        set_committed_value(loaded, key, value)
+    loaded = from_row(model, values)
     make_transient_to_detached(loaded)
     session.add(loaded)
     return loaded
+
+
+def from_row(model: type[_Model], values: dict[str, Any]) -> _Model:
+    """An object of ``model`` made from its row's ``values`` (by attribute) as the ORM's loading
+    makes one: without its constructor, each value set without history. It is in no session."""
+    made = inspect(model).class_manager.new_instance()
+    for key, value in values.items():
+        set_committed_value(made, key, value)
+    return cast("_Model", made)
 
 
 def _run_prepared(connection: Connection, sql: str, params: Any) -> psycopg.Cursor[Any]:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from idp.accounts.models import Account
-from idp.db import load
+from idp.db import from_row, load
 from tests.postgres import end_backend
 
 BY_EMAIL = select(*Account.__table__.columns).where(Account.email == bindparam("email"))
@@ -163,3 +163,11 @@ def test_a_load_whose_connection_ends_fails_as_sqlalchemy_says(app, make):
         session.rollback()
     with Session(database.engine) as session:
         assert load(session, Account, BY_EMAIL, {"email": made.email}).id == made.id
+
+
+def test_an_object_made_from_a_row_has_its_values_and_no_session():
+    made = from_row(Note, {"id": 7, "said": "ÉCRIT", "tags": ["a"]})
+    state = inspect(made)
+    assert (made.id, made.said, made.tags) == (7, "ÉCRIT", ["a"])
+    assert state.transient and state.session is None
+    assert all(not state.attrs[key].history.has_changes() for key in ("id", "said", "tags"))
