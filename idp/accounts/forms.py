@@ -35,7 +35,7 @@ from idp.registry.departments import DEPARTMENTS
 from idp.registry.nir import InvalidNir, nir_matches_birth_date, nir_matches_department, validate_nir
 
 
-def _member_number_digits(value: str | None) -> str | None:
+def member_number_digits(value: str | None) -> str | None:
     """A member number as its 8 digits, anything else as typed.
 
     Pages, rate limits and lookups then see one spelling of a number, whoever typed
@@ -51,7 +51,7 @@ def _member_number_digits(value: str | None) -> str | None:
 
 class LoginForm(Form):
     interaction = HiddenField()
-    identifier = StringField(filters=[_member_number_digits],
+    identifier = StringField(filters=[member_number_digits],
                              validators=[DataRequired(_l("Saisissez votre identifiant.")),
                                          Length(max=254)])
     password = PasswordField(
@@ -260,7 +260,7 @@ class TermsForm(Form):
 
 
 class ForgotPasswordForm(Form):
-    identifier = StringField(filters=[_member_number_digits],
+    identifier = StringField(filters=[member_number_digits],
                              validators=[DataRequired(_l("Saisissez votre identifiant.")),
                                          Length(max=254)])
     submit = SubmitField(_l("Recevoir un lien"))

@@ -14,10 +14,11 @@ from types import SimpleNamespace
 from flask import jsonify, redirect, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
 
 from idp import ratelimit
 from idp.accounts.authn import session_account
-from idp.accounts.forms import LoginForm, TermsForm
+from idp.accounts.forms import LoginForm, TermsForm, member_number_digits
 from idp.accounts.levels import ACR_OTP, ACR_PASSWORD
 from idp.accounts.models import Account
 from idp.accounts.reauthentication import ENDED_BY_WRONG_PASSWORDS
@@ -88,21 +89,22 @@ def login_page(interaction: Interaction):
     """The sign-in page in the answer to the authorization request that asks for it: the same
     markup for every request but a few values (``framed``)."""
     tenant = current_tenant()
-    form = LoginForm(formdata=None, interaction=interaction.id,
-                     identifier=interaction.param("login_hint") or "")
+    # As the form shows it (its filter).
+    hint = member_number_digits(interaction.param("login_hint") or "") or ""
     timing = state.sign_in_time(tenant, interaction.id, with_pending=False)
     if timing is None:
+        form = LoginForm(formdata=None, interaction=interaction.id, identifier=hint)
         return _login_page(tenant, form, interaction)
-    values = {"csrf_token": form.csrf_token.current_token, "interaction": form.interaction.data,
-              "identifier": form.identifier.data, "seconds_left": str(timing.deadline.seconds_left),
-              "message": timing.message, "restart_url": timing.restart_url}
+    values = {"csrf_token": generate_csrf(), "interaction": interaction.id, "identifier": hint,
+              "seconds_left": str(timing.deadline.seconds_left), "message": timing.message,
+              "restart_url": timing.restart_url}
     # What else the page's markup depends on: whether a login hint fills the identifier, the
     # migration's hint (email tenants), the warning's lead.
-    shape = (bool(form.identifier.data), tenant.migration.phase() == "closed", timing.deadline.warn_before)
+    shape = (bool(hint), tenant.migration.phase() == "closed", timing.deadline.warn_before)
 
     def context(page_values: Mapping[str, str]) -> dict:
         page_form = LoginForm(formdata=None, interaction=page_values["interaction"],
-                              identifier=page_values["identifier"] if form.identifier.data else "")
+                              identifier=page_values["identifier"] if hint else "")
         limit = SimpleNamespace(seconds_left=page_values["seconds_left"],
                                 warn_before=timing.deadline.warn_before)
         page_timing = SimpleNamespace(deadline=limit, message=page_values["message"],
