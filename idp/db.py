@@ -20,7 +20,7 @@ from sqlalchemy import MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result, Row
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session, make_transient_to_detached, sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_dict
 
 if TYPE_CHECKING:
     from idp.config import Settings
@@ -442,10 +442,10 @@ def load(session: Session, model: type[_Model], statement: Any, params: dict[str
 
 def from_row(model: type[_Model], values: dict[str, Any]) -> _Model:
     """An object of ``model`` made from its row's ``values`` (by attribute) as the ORM's loading
-    makes one: without its constructor, each value set without history. It is in no session."""
+    makes one: without its constructor, the values put in its state as loaded, without events or
+    history. It is in no session."""
     made = inspect(model).class_manager.new_instance()
-    for key, value in values.items():
-        set_committed_value(made, key, value)
+    instance_dict(made).update(values)
     return cast("_Model", made)
 
 
