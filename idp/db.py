@@ -19,7 +19,14 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result, Row
 from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.orm import DeclarativeBase, Mapper, Session, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapper,
+    Session,
+    configure_mappers,
+    make_transient_to_detached,
+    sessionmaker,
+)
 from sqlalchemy.orm.attributes import instance_dict
 
 if TYPE_CHECKING:
@@ -444,7 +451,11 @@ def from_row(model: type[_Model], values: dict[str, Any]) -> _Model:
     """An object of ``model`` made from its row's ``values`` (by attribute) as the ORM's loading
     makes one: without its constructor, the values put in its state as loaded, without events or
     history. It is in no session."""
-    made = inspect(model).class_manager.new_instance()
+    mapper: Mapper[Any] = inspect(model)
+    if not mapper.configured:
+        # The ORM sets its attributes up at a first query or object; this may come first.
+        configure_mappers()
+    made = mapper.class_manager.new_instance()
     instance_dict(made).update(values)
     return cast("_Model", made)
 

@@ -4,6 +4,9 @@ own query gives, held and tracked by the session as that one is."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import pytest
@@ -171,3 +174,17 @@ def test_an_object_made_from_a_row_has_its_values_and_no_session():
     assert (made.id, made.said, made.tags) == (7, "ÉCRIT", ["a"])
     assert state.transient and state.session is None
     assert all(not state.attrs[key].history.has_changes() for key in ("id", "said", "tags"))
+
+
+def test_an_object_is_made_from_a_row_before_any_query_of_the_process():
+    """A worker's first request may make a client from its row before the ORM has set up its
+    attributes (at a first query or object)."""
+    program = textwrap.dedent("""
+        from idp.db import from_row
+        from idp.oidc.models import Client
+        client = from_row(Client, {"client_id": "portal", "redirect_uris": ["https://rp.example.org/cb"]})
+        print(client.check_redirect_uri("https://rp.example.org/cb"))
+    """)
+    ran = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60,  # noqa: S603
+                         check=False)
+    assert (ran.returncode, ran.stdout.strip()) == (0, "True"), ran.stderr[-2000:]
