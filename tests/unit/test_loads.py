@@ -104,25 +104,27 @@ def test_the_session_tracks_the_object_as_one_it_loaded(app, make):
         assert session.get(Account, made.id).given_name == "Élise"
 
 
-def test_the_object_the_session_holds_is_given_as_it_is(app, make):
+@pytest.fixture
+def held(app, make):
+    """A session of the provider's holding a member's account, and the account's email."""
     made = make.account()
-    database = app.extensions["idp"].database
-    with database.session() as session:
-        held = session.get(Account, made.id)
-        held.family_name = "Changed, not yet written"
-        assert load(session, Account, BY_EMAIL, {"email": made.email}) is held
-        assert held.family_name == "Changed, not yet written"
-
-
-def test_changes_not_yet_written_are_written_first(app, make):
-    made = make.account()
-    database = app.extensions["idp"].database
-    with database.session() as session:
-        held = session.get(Account, made.id)
-        held.email = "new.address@example.org"
-        assert load(session, Account, BY_EMAIL, {"email": "new.address@example.org"}) is held
-        assert load(session, Account, BY_EMAIL, {"email": made.email}) is None
+    with app.extensions["idp"].database.session() as session:
+        yield session, session.get(Account, made.id), made.email
         session.rollback()
+
+
+def test_the_object_the_session_holds_is_given_as_it_is(held):
+    session, account, email = held
+    account.family_name = "Changed, not yet written"
+    assert load(session, Account, BY_EMAIL, {"email": email}) is account
+    assert account.family_name == "Changed, not yet written"
+
+
+def test_changes_not_yet_written_are_written_first(held):
+    session, account, email = held
+    account.email = "new.address@example.org"
+    assert load(session, Account, BY_EMAIL, {"email": "new.address@example.org"}) is account
+    assert load(session, Account, BY_EMAIL, {"email": email}) is None
 
 
 def test_a_load_is_part_of_the_transaction(app, make):
