@@ -535,12 +535,13 @@ class PreparedRead:
     sql: str
     compiled: Any
     attributes: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-    mapper: Any
+    mapper: Mapper[Any]
+    # The attributes of the primary key, in its order.
+    key: tuple[str, ...]
 
     def identity(self, values: dict[str, Any]) -> Any:
         """The session's key for the object of these values."""
-        return self.mapper.identity_key_from_primary_key(
-            [values[self.mapper.get_property_by_column(column).key] for column in self.mapper.primary_key])
+        return self.mapper.identity_key_from_primary_key(tuple(values[name] for name in self.key))
 
 
 # (statement, model) -> its prepared form; the statements are a module's constants.
@@ -563,7 +564,8 @@ def _prepare_read(statement: Any, model: type, engine: Engine) -> PreparedRead:
         kind = column.type.dialect_impl(dialect)
         attributes.append((mapper.get_property_by_column(column).key, kind.result_processor(dialect, None)))
     compiled = statement.compile(dialect=dialect)
-    return PreparedRead(compiled.string, compiled, tuple(attributes), mapper)
+    key = tuple(mapper.get_property_by_column(column).key for column in mapper.primary_key)
+    return PreparedRead(compiled.string, compiled, tuple(attributes), mapper, key)
 
 
 def _same(value: Any) -> Any:
