@@ -222,7 +222,7 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None, *
     authorization request endpoint (``request_uri``: the reference the browser brought)."""
     tenant = current_tenant()
     pushed = pushed or bool(interaction and interaction.pushed)
-    oauth_request = StoredRequest(request.url, params)
+    oauth_request = StoredRequest(request.environ, params)
     data = oauth_request.payload.data
     context = _Context(data.get("response_mode") or "query", data.get("state"), None)
     found = session_account(db(), tenant)
@@ -350,7 +350,7 @@ def _keep_pushed(client: Client, params: list[list[str]]) -> str:
     if any(key == "request_uri" for key, _value in params):
         # RFC 9126 2.1
         raise InvalidRequestError("'request_uri' cannot be pushed.")
-    oauth_request = StoredRequest(request.url, params)
+    oauth_request = StoredRequest(request.environ, params)
     data = oauth_request.payload.data
     _checked_request(oauth_request, _Context(data.get("response_mode") or "query", None, None),
                      pushed=True)

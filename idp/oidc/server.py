@@ -68,11 +68,35 @@ log = logging.getLogger(__name__)
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
 
-class StoredRequest(OAuth2Request):
-    """An authorization request replayed from an interaction, not from the live HTTP request."""
+class _ServedRequest(OAuth2Request):
+    """An OAuth2Request made from a request the provider is serving (its WSGI environ).
 
-    def __init__(self, uri: str, params: list[list[str]]):
-        super().__init__(method="GET", uri=uri, headers={})
+    Authlib's request checks its transport (https, or plain HTTP to a loopback host) as it is
+    made; that check's outcome depends on the scheme and the host only, so it is made once for
+    each (``_check_transport``): made anew, its URL and address parsing took 7 % of an
+    introspection (bench.cpu). The rest is what ``OAuth2Request.__init__`` sets; the URL is the
+    request's without its query."""
+
+    def __init__(self, environ: dict[str, Any], method: str, headers: Any):
+        scheme, host = environ["wsgi.url_scheme"], get_host(environ)
+        _check_transport(scheme, host)
+        self.method = method
+        self.uri = f"{scheme}://{host}{environ.get('SCRIPT_NAME', '')}{environ['PATH_INFO']}"
+        self.headers = headers
+        self._body = None
+        self.payload: Any = None
+        self.client: Any = None
+        self.user: Any = None
+        self.auth_method = self.authorization_code = self.refresh_token = self.credential = None
+        self._scope = None
+
+
+class StoredRequest(_ServedRequest):
+    """An authorization request replayed from an interaction, not from the live HTTP request
+    (whose environ is given)."""
+
+    def __init__(self, environ: dict[str, Any], params: list[list[str]]):
+        super().__init__(environ, "GET", {})
         self.payload = _Payload(params)
         # The member's sign-in the code will carry (auth_time, acr, amr, sid), set by the
         # authorization endpoint once it decided to issue the code.
@@ -87,26 +111,12 @@ class StoredRequest(OAuth2Request):
         return {}
 
 
-class LaneRequest(OAuth2Request):
+class LaneRequest(_ServedRequest):
     """A protocol API request as the lane read it (idp.web.lane): its form's parameters, which
-    the gate let through (each once), and its header fields.
-
-    Authlib's request checks its transport (https, or plain HTTP to a loopback host) as it is
-    made; that check's outcome depends on the scheme and the host only, so it is made once for
-    each (``_check_transport``): made anew, its URL and address parsing took 7 % of an
-    introspection (bench.cpu). The rest is what ``OAuth2Request.__init__`` sets."""
+    the gate let through (each once), and its header fields."""
 
     def __init__(self, environ: dict[str, Any], parameters: Parameters):
-        scheme, host = environ["wsgi.url_scheme"], get_host(environ)
-        _check_transport(scheme, host)
-        self.method = environ["REQUEST_METHOD"]
-        # As Flask's request's URL; the lane's requests have no query.
-        self.uri = f"{scheme}://{host}{environ['PATH_INFO']}"
-        self.headers = EnvironHeaders(environ)
-        self._body = None
-        self.client = self.auth_method = self.user = None
-        self.authorization_code = self.refresh_token = self.credential = None
-        self._scope = None
+        super().__init__(environ, environ["REQUEST_METHOD"], EnvironHeaders(environ))
         self._form = dict(parameters)
         self.payload = BasicOAuth2Payload(self._form)
 

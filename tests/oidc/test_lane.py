@@ -11,7 +11,7 @@ from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from sqlalchemy.exc import OperationalError
 
 from idp.oidc import ledger
-from idp.oidc.server import LaneRequest
+from idp.oidc.server import LaneRequest, StoredRequest
 from tests.flows import Flow, query
 
 PATHS = ["/malakoff/.well-known/openid-configuration", "/malakoff/jwks", "/miel/jwks",
@@ -406,17 +406,31 @@ def test_a_lane_request_is_what_authlib_makes_of_it():
     assert made.form == {"token": "t"} and made.args == {}
 
 
+def test_a_replayed_authorization_request_is_what_authlib_makes_of_it():
+    """The same for an authorization request replayed from its interaction (its own
+    ``authentication`` aside)."""
+    params = [["client_id", "portal"], ["scope", "openid"]]
+    made = StoredRequest(_environ("https", "idp.example"), params)
+    authlib = OAuth2Request("GET", "https://idp.example/malakoff/introspect", headers={})
+    authlib.payload = made.payload
+    assert set(vars(made)) - {"authentication"} == set(vars(authlib))
+    for name, value in vars(authlib).items():
+        assert getattr(made, name) == value, name
+    assert made.args == {"client_id": "portal", "scope": "openid"} and made.form == {}
+
+
+@pytest.mark.parametrize("kind", [LaneRequest, StoredRequest])
 @pytest.mark.parametrize(("scheme", "host", "secure"), [
     ("https", "idp.example", True), ("http", "127.0.0.1:8000", True), ("http", "localhost", True),
     ("http", "[::1]:8000", True), ("http", "idp.example", False), ("http", "10.0.0.1", False)])
-def test_a_lane_request_checks_its_transport_as_authlib_does(scheme, host, secure):
+def test_a_served_request_checks_its_transport_as_authlib_does(kind, scheme, host, secure):
     """Authlib's outcome, whether it was kept from an earlier request to the same host or not."""
     for _ in range(2):
         if secure:
-            LaneRequest(_environ(scheme, host), [])
+            kind(_environ(scheme, host), [])
             OAuth2Request("POST", f"{scheme}://{host}/malakoff/introspect")
         else:
             with pytest.raises(InsecureTransportError):
-                LaneRequest(_environ(scheme, host), [])
+                kind(_environ(scheme, host), [])
             with pytest.raises(InsecureTransportError):
                 OAuth2Request("POST", f"{scheme}://{host}/malakoff/introspect")
