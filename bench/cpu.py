@@ -59,7 +59,6 @@ from idp import create_app, logs
 from idp.accounts.hashing import PasswordHasher
 from idp.accounts.models import Account
 from idp.config import Settings
-from idp.db import PreparedWrite, Statements
 
 TENANT = f"/{seed.TENANT}"
 SCENARIOS = ("discovery", "jwks", "token", "refresh", "userinfo", "introspection", "revocation", "flow",
@@ -140,8 +139,6 @@ class Counts:
     def counting(self) -> Iterator[None]:
         store, engine = self.services.store, self.services.database.engine
         call_store = store._call
-        run_first = Statements.first
-        write_parameters = PreparedWrite.parameters
         trace = self.trace.open("w")
 
         def counted(fn, *args, **kwargs):
@@ -149,18 +146,8 @@ class Counts:
             return call_store(fn, *args, **kwargs)
 
         def statement(_conn, _cursor, text, _params, _context, _many):
+            # Those idp.db runs prepared on the driver are told to this listener too.
             self.statements.append(" ".join(text.split()))
-
-        def first(statements: Statements, statement, params):
-            # On PostgreSQL Statements runs its statements on the driver, past SQLAlchemy's events.
-            if statements.postgresql:
-                self.statements.append(" ".join(str(statement.compile(dialect=engine.dialect)).split()))
-            return run_first(statements, statement, params)
-
-        def written(prepared: PreparedWrite, params):
-            # idp.db.write runs its statements on the driver too: each asks for its parameters once.
-            self.statements.append(" ".join(prepared.sql.split()))
-            return write_parameters(prepared, params)
 
         def traced(dbapi_connection, _record):
             dbapi_connection.pgconn.trace(trace.fileno())
@@ -171,14 +158,10 @@ class Counts:
         event.listen(engine, "connect", traced)
         event.listen(engine, "before_cursor_execute", statement)
         store._call = counted
-        Statements.first = first  # type: ignore[method-assign]
-        PreparedWrite.parameters = written  # type: ignore[method-assign]
         try:
             yield
         finally:
             del store._call
-            Statements.first = run_first  # type: ignore[method-assign]
-            PreparedWrite.parameters = write_parameters  # type: ignore[method-assign]
             event.remove(engine, "connect", traced)
             event.remove(engine, "before_cursor_execute", statement)
             engine.dispose()

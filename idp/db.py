@@ -364,7 +364,9 @@ class Statements:
             if self._driver is None:
                 self._driver = self.database.statement_connections.take()
             cursor = _kept_cursor(self._driver)
-            cursor.execute(compiled.string, compiled.construct_params(params), prepare=True)
+            values = compiled.construct_params(params)
+            _announce(self.database.engine, None, cursor, compiled.string, values)
+            cursor.execute(compiled.string, values, prepare=True)
             found = cursor.fetchone()
         except psycopg.Error as error:
             if self._driver is not None and _lost(self.database.engine, error, self._driver):
@@ -466,6 +468,7 @@ def _run_prepared(connection: Connection, sql: str, params: Any) -> psycopg.Curs
     proxy: Any = connection.connection
     try:
         cursor = _kept_cursor(proxy)
+        _announce(connection.engine, connection, cursor, sql, params)
         cursor.execute(sql, params, prepare=True)
     except psycopg.Error as error:
         if _lost(connection.engine, error, proxy):
@@ -473,6 +476,15 @@ def _run_prepared(connection: Connection, sql: str, params: Any) -> psycopg.Curs
         raise DBAPIError.instance(sql, None, error, psycopg.Error, hide_parameters=True,
                                   dialect=connection.dialect) from None
     return cursor
+
+
+def _announce(engine: Engine, connection: Connection | None, cursor: Any, sql: str, params: Any) -> None:
+    """SQLAlchemy's ``before_cursor_execute`` for a statement run on the driver, to the engine's
+    listeners if it has any (the tests' and the bench's counts, a tracer), as SQLAlchemy's own
+    execution tells them; ``connection`` is None outside a SQLAlchemy connection
+    (``Statements.first``), and what a listener answers is not used."""
+    for listener in engine.dispatch.before_cursor_execute:
+        listener(connection, cursor, sql, params, None, False)
 
 
 @dataclass(frozen=True)

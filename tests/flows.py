@@ -234,8 +234,9 @@ def csrf_token(html: bytes) -> str:
 
 @contextlib.contextmanager
 def statements_run(app) -> Iterator[list[tuple[str, bool]]]:
-    """Each statement the app runs through SQLAlchemy meanwhile (its whitespace made single
-    spaces), and whether its connection was outside a transaction (the driver's autocommit)."""
+    """Each statement the app runs meanwhile, through SQLAlchemy or prepared on the driver
+    (idp.db, which tells SQLAlchemy's listeners too), its whitespace made single spaces, and
+    whether its connection was outside a transaction (the driver's autocommit)."""
     seen: list[tuple[str, bool]] = []
     engine = app.extensions["idp"].database.engine
 

@@ -10,7 +10,7 @@ import textwrap
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, String, TypeDecorator, bindparam, func, inspect, select
+from sqlalchemy import JSON, String, TypeDecorator, bindparam, event, func, inspect, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -190,3 +190,28 @@ def test_an_object_is_made_from_a_row_before_any_query_of_the_process():
     ran = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60,  # noqa: S603
                          check=False)
     assert (ran.returncode, ran.stdout.strip()) == (0, "True"), ran.stderr[-2000:]
+
+
+def test_statements_run_on_the_driver_are_told_to_sqlalchemys_listeners(app, make):
+    """Listeners of ``before_cursor_execute`` (counts, tracing) see the statements run prepared
+    as they see SQLAlchemy's own: each once, with its parameters."""
+    made = make.account()
+    database = app.extensions["idp"].database
+    told: list[tuple[str, object]] = []
+
+    def listener(_connection, _cursor, statement, parameters, _context, _many):
+        told.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", listener)
+    try:
+        with database.session() as session:
+            load(session, Account, BY_EMAIL, {"email": made.email})
+            session.rollback()
+        statements = database.statements()
+        statements.first(BY_EMAIL, {"email": made.email})
+        statements.close()
+    finally:
+        event.remove(database.engine, "before_cursor_execute", listener)
+    selects = [(statement, parameters) for statement, parameters in told if "FROM accounts" in statement]
+    assert len(selects) == 2, told
+    assert all(made.email in str(parameters) for _statement, parameters in selects)
