@@ -44,6 +44,7 @@ _BY_NUMBER = select(*Account.__table__.columns).where(Account.tenant == bindpara
 _BY_LEGACY_NUMBER = _BY_NUMBER.where(Account.legacy_login.is_(True))
 _BY_EMAIL = select(*Account.__table__.columns).where(Account.tenant == bindparam("tenant"),
                                                      Account.email == bindparam("identifier"))
+_BY_ID = select(*Account.__table__.columns).where(Account.id == bindparam("id"))
 
 
 def find_by_identifier(db: Session, tenant: Tenant, identifier: str) -> Account | None:
@@ -59,6 +60,12 @@ def find_by_identifier(db: Session, tenant: Tenant, identifier: str) -> Account 
     else:
         return None
     return load(db, Account, query, {"tenant": tenant.slug, "identifier": value})
+
+
+def account_by_id(db: Session, account_id: str) -> Account | None:
+    """The account with this id, as ``Session.get`` would give it (``load``: the steps of a
+    sign-in read it at each request)."""
+    return load(db, Account, _BY_ID, {"id": account_id})
 
 
 def email_in_use(db: Session, tenant: Tenant, email: str, account: Account) -> bool:

@@ -22,7 +22,7 @@ from idp.accounts.forms import LoginForm, TermsForm, member_number_digits
 from idp.accounts.levels import ACR_OTP, ACR_PASSWORD
 from idp.accounts.models import Account
 from idp.accounts.reauthentication import ENDED_BY_WRONG_PASSWORDS
-from idp.accounts.services import SignInContext, accept_terms
+from idp.accounts.services import SignInContext, accept_terms, account_by_id
 from idp.channels.masking import mask_email, mask_phone
 from idp.deadlines import code_deadline
 from idp.errors import SignInExpired
@@ -174,7 +174,7 @@ def terms():
 
 
 def _pending_account(pending: state.Pending) -> Account:
-    account = db().get(Account, pending.account_id)
+    account = account_by_id(db(), pending.account_id)
     if account is None or not account.is_active:
         raise SignInExpired()
     return account
