@@ -35,8 +35,8 @@ class EmailInUse(Exception):
     """Another account of the tenant already has this email address."""
 
 
-# The statements of ``find_by_identifier``, built once so that each one's cache key is computed
-# once, not at every sign-in.
+# The statements of ``find_by_identifier`` and ``account_by_id``, built once: each is compiled
+# once (``load``), not at every sign-in.
 _BY_NUMBER = select(*Account.__table__.columns).where(Account.tenant == bindparam("tenant"),
                                                       Account.member_number == bindparam("identifier"))
 # Where the email is the identifier, only accounts not yet migrated to it still sign in with

@@ -123,7 +123,7 @@ def framed(name: str, shape: Hashable, values: Mapping[str, str],
     frames: dict[tuple[Hashable, ...], Frame] = environment.frames  # type: ignore[attr-defined]
     frame = frames.get(key)
     if frame is None:
-        marks = {value: _MARK.format(value) for value in values}
+        marks = {name: _MARK.format(name) for name in values}
         # Flask-WTF hands out the request's token from g: the frame's forms get the mark instead.
         token = g.pop("csrf_token", None)
         if "csrf_token" in marks:
