@@ -556,15 +556,17 @@ class PreparedRead:
         return self.mapper.identity_key_from_primary_key(tuple(values[name] for name in self.key))
 
 
-# (statement, model) -> its prepared form; the statements are a module's constants.
-_READS: dict[tuple[Any, type], PreparedRead] = {}
+# (statement, model, the database's kind) -> its prepared form; the statements are a module's
+# constants. A process may use more than one kind of database (the tests do), each with its SQL.
+_READS: dict[tuple[Any, type, type], PreparedRead] = {}
 
 
 def _prepared_read(statement: Any, model: type, engine: Engine) -> PreparedRead:
-    found = _READS.get((statement, model))
+    key = (statement, model, type(engine.dialect))
+    found = _READS.get(key)
     if found is None:
         with _COMPILING:
-            found = _READS.setdefault((statement, model), _prepare_read(statement, model, engine))
+            found = _READS.setdefault(key, _prepare_read(statement, model, engine))
     return found
 
 

@@ -10,15 +10,17 @@ import textwrap
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, String, TypeDecorator, bindparam, event, func, inspect, select
+from sqlalchemy import JSON, String, TypeDecorator, bindparam, create_engine, event, func, inspect, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from idp.accounts.models import Account
-from idp.db import from_row, load
+from idp.db import Base, from_row, load
 from tests.postgres import end_backend
 
 BY_EMAIL = select(*Account.__table__.columns).where(Account.email == bindparam("email"))
+# The same, loaded on SQLite first in its one test.
+BY_EMAIL_ANYWHERE = select(*Account.__table__.columns).where(Account.email == bindparam("email"))
 # Half a second before its row (PostgreSQL).
 SLOW_BY_EMAIL = BY_EMAIL.where(func.pg_sleep(0.5).is_not(None))
 
@@ -215,3 +217,21 @@ def test_statements_run_on_the_driver_are_told_to_sqlalchemys_listeners(app, mak
     selects = [(statement, parameters) for statement, parameters in told if "FROM accounts" in statement]
     assert len(selects) == 2, told
     assert all(made.email in str(parameters) for _statement, parameters in selects)
+
+
+def test_one_statement_loads_on_each_kind_of_database_a_process_uses(app, make, tmp_path):
+    """Its SQL is made for each: SQLite's and PostgreSQL's placeholders differ."""
+    made = make.account()
+    other_kind = create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    Base.metadata.create_all(other_kind)
+    with Session(other_kind) as session:
+        session.add(Account(id="other-kind", tenant="malakoff", email=made.email, given_name="A",
+                            family_name="B"))
+        session.commit()
+    engines = [other_kind, app.extensions["idp"].database.engine, other_kind]
+    found = []
+    for engine in engines:
+        with Session(engine) as session:
+            found.append(load(session, Account, BY_EMAIL_ANYWHERE, {"email": made.email}).id)
+    other_kind.dispose()
+    assert found == ["other-kind", made.id, "other-kind"]
