@@ -286,8 +286,9 @@ class Messages:
         the worker retries it; the page should say so).
 
         Tried at commit ("inline" mode): how that went. Otherwise the queue says: this
-        reads the message's status until it is "sent", at most ``message_sent_wait_ms``
-        after the commit (the worker, woken by it, usually sends a code well within that).
+        reads the message's status, from a short pause after the commit, until it is "sent",
+        at most ``message_sent_wait_ms`` after the commit (the worker, woken by it, usually
+        sends a code well within that).
         Calls for the messages of one commit share that one wait. False before the commit.
         """
         tried = dispatch.delivered(self.session, message)
@@ -301,15 +302,18 @@ class Messages:
         # BEGIN and ROLLBACK around it) and sees the latest commit, and the caller's session
         # (and its transaction) is left alone.
         engine = self.session.get_bind().engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The first read a pause after the commit: at once, the worker would not have had the
+        # time to send (that very commit wakes it).
         pause = SENT_POLL_FIRST_SECONDS
+        read_at = committed + pause
         while True:
+            time.sleep(max(0.0, min(read_at, deadline) - time.monotonic()))
             with engine.connect() as connection:
                 status = connection.scalar(select(Message.status).where(Message.id == message.id))
-            remaining = deadline - time.monotonic()
-            if status != "pending" or remaining <= 0:
+            if status != "pending" or time.monotonic() >= deadline:
                 return status == "sent"
-            time.sleep(min(pause, remaining))
             pause = min(pause * 2, SENT_POLL_SECONDS)
+            read_at = time.monotonic() + pause
 
     def send_now(self, message: Message) -> bool:
         """Try ``message`` once, at once; True when it was delivered.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from idp import create_app
-from idp.channels import services
+from idp.channels import dispatch
 from idp.channels.models import Message
 from idp.channels.services import Messages
 from idp.extensions import db, find_service
@@ -55,24 +55,32 @@ def test_a_session_of_its_own_leaves_delivery_to_the_worker(app):
     assert _statuses(app) == ["pending"]
 
 
-def test_a_page_reads_whether_its_message_left_soon_after_the_commit_then_less_often(settings, monkeypatch):
+def test_a_page_reads_whether_its_message_left_soon_after_the_commit_then_less_often(settings):
     """Production's delivery: the worker sends; the page reads the message's status 5 ms after
-    the commit, then twice as long after each time, at most every 50 ms, until its wait ends."""
+    the commit (not at once: the worker has not been woken yet), then twice as long after each
+    time, at most every 50 ms, until its wait ends."""
     app = create_app({**settings, "message_delivery": "worker", "message_sent_wait_ms": 300})
-    pauses: list[float] = []
-    sleep = time.sleep
+    reads: list[float] = []
 
-    def pause(seconds: float) -> None:
-        pauses.append(round(seconds, 4))
-        sleep(seconds)
+    def read(*_args) -> None:
+        reads.append(time.monotonic())
 
-    monkeypatch.setattr(services.time, "sleep", pause)
+    engine = app.extensions["idp"].database.engine
     try:
         with app.test_request_context("/"):
             message = _queue(app)
             db().commit()
-            assert find_service(Messages).delivered(message) is False  # no worker here
+            committed = dispatch.committed_at(db(), message)
+            event.listen(engine, "before_cursor_execute", read)
+            try:
+                assert find_service(Messages).delivered(message) is False  # no worker here
+            finally:
+                event.remove(engine, "before_cursor_execute", read)
     finally:
         _reset(app)
-    assert pauses[:5] == [0.005, 0.01, 0.02, 0.04, 0.05]
-    assert max(pauses) == 0.05 and 0.25 < sum(pauses) <= 0.3
+    gaps = [later - earlier for earlier, later in zip([committed, *reads], reads, strict=False)]
+    # Each pause is counted from the end of the read before (a read's own time comes on top).
+    for gap, pause in zip(gaps, [0.005, 0.01, 0.02, 0.04], strict=False):
+        assert pause <= gap <= pause + 0.02
+    assert all(0.05 <= gap <= 0.07 for gap in gaps[4:-1]) and gaps[-1] <= 0.07
+    assert 0.3 <= reads[-1] - committed <= 0.4
