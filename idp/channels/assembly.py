@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app, has_request_context
+from flask import current_app, has_app_context, has_request_context
 from flask_babel import force_locale, get_locale
 from jinja2 import Template
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,7 +28,7 @@ from idp.channels.senders import (
     build_letter_sender,
     build_senders,
 )
-from idp.channels.services import Clock, CurrentLocale, Messages, Render
+from idp.channels.services import Clock, CurrentLocale, Frames, Messages, Render
 from idp.config import Settings
 from idp.db import utcnow
 
@@ -68,6 +68,8 @@ class Channels:
     render: Render = _flask_render
     current_locale: CurrentLocale = _request_locale
     clock: Clock = utcnow
+    # The frames of the messages that have them (``Messages.queue``'s ``framed``), for the app.
+    frames: Frames = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings,
@@ -104,4 +106,12 @@ class Channels:
             current_locale=self.current_locale,
             clock=self.clock,
             logout_sender=self.logout_sender,
+            frames=self._frames(),
         )
+
+    def _frames(self) -> Frames | None:
+        """Messages are framed with the app's templates, unless they are reloaded
+        (``TEMPLATES_AUTO_RELOAD``): then rendered whole, as the pages are."""
+        if self.render is _flask_render and has_app_context() and not current_app.jinja_env.auto_reload:
+            return self.frames
+        return None

@@ -50,6 +50,7 @@ from idp.channels.senders import (
 )
 from idp.config import Settings
 from idp.db import utcnow
+from idp.frames import Frame, marks
 from idp.identifiers import is_email
 from idp.metrics import DELIVERIES
 from idp.registry.postal import InvalidAddress, PostalAddress, parse_lines
@@ -75,6 +76,22 @@ LETTER_TIMEZONE = ZoneInfo("Europe/Paris")
 # twice as long after, up to the longest.
 SENT_POLL_FIRST_SECONDS = 0.005
 SENT_POLL_SECONDS = 0.05
+
+
+# The frames a process keeps at most: a few messages', for each tenant and language, made anew
+# each day.
+MAX_FRAMES = 64
+# The frames of messages (``Messages.queue``'s ``framed``): (subject, text, HTML), each None when
+# the message has none.
+Frames = dict[tuple[Any, ...], tuple["Frame | None", "Frame", "Frame | None"]]
+
+
+class Written(NamedTuple):
+    """A message's text: its subject (None for an SMS), its text, its HTML (an email's, if any)."""
+
+    subject: str | None
+    body_text: str
+    body_html: str | None
 
 
 class Reader(Protocol):
@@ -113,7 +130,8 @@ class Messages:
     session, one sender per channel (letters: the outbox unless given), the
     settings (retry policy), a
     ``render(names, locale, context)`` callable that renders the first
-    existing template of ``names`` in ``locale``, a ``current_locale()``
+    existing template of ``names`` in ``locale``, where to keep the frames of
+    messages (``frames``: the app's; None, rendered whole each time), a ``current_locale()``
     callable giving the language of the request being served (None outside
     one), and a clock returning naive UTC.
     """
@@ -130,8 +148,10 @@ class Messages:
         clock: Clock = utcnow,
         letter_sender: LetterSender | None = None,
         logout_sender: LogoutSender | None = None,
+        frames: Frames | None = None,
     ):
         self.session = session
+        self.frames = frames
         self.email_sender = email_sender
         self.sms_sender = sms_sender
         self.letter_sender = letter_sender or OutboxLetterSender()
@@ -157,7 +177,8 @@ class Messages:
 
     def queue(
         self, tenant: Tenant, channel: str, template: str, recipient: str, *,
-        reader: Reader | None = None, expires_at: datetime | None = None, **context: Any
+        reader: Reader | None = None, expires_at: datetime | None = None,
+        framed: tuple[str, ...] = (), **context: Any
     ) -> Message:
         """Render ``template`` for ``tenant`` and store it as a pending message.
 
@@ -173,6 +194,9 @@ class Messages:
         after it: delayed past it, it is marked expired instead. The templates get
         ``tenant``, its ``brand`` and ``portal`` name (for ``{% trans %}``
         blocks, which take plain names), ``locale`` and ``context``. The
+        ``framed`` names the values of ``context`` the templates only write, as they are (a
+        one-time code): the message is then filled in from frames (``idp.frames``) the app keeps
+        once they are rendered, instead of rendering its templates each time. The
         message is added to the caller's transaction (flushed, so it has an
         id); once that transaction commits, the worker is woken to send it
         (``idp.channels.dispatch``; ``delivered`` tells whether it went). Must run
@@ -183,44 +207,22 @@ class Messages:
         recipient = recipient.strip("\n") if channel == "letter" else recipient.strip()
         locale = self.locale_for(tenant, reader)
         now = self.clock()
-        context = {**context, "tenant": tenant, "brand": tenant.brand,
-                   "portal": tenant.portal_name, "locale": locale, "support": tenant.support,
+        given = context
+        context = {**given, "tenant": tenant, "brand": tenant.brand, "portal": tenant.portal_name,
+                   "locale": locale, "support": tenant.support,
                    "today": now.replace(tzinfo=UTC).astimezone(LETTER_TIMEZONE).date()}
-        if channel == "email":
-            if not is_email(recipient):
-                raise InvalidRecipient("not an email address")
-            base = f"email/{template}"
-            subject = " ".join(self._render(tenant, f"{base}/subject.txt", context).split())
-            body_text = self._render(tenant, f"{base}/body.txt", context).strip() + "\n"
-            body_html = self._render_optional(tenant, f"{base}/body.html", context)
-            if tenant.support.phone:
-                # Every email ends with how to reach the advisers (``templates/email/footer``).
-                body_text += "\n" + self._render(tenant, "email/footer/footer.txt", context).rstrip() + "\n"
-                if body_html:
-                    footer = self._render(tenant, "email/footer/footer.html", context)
-                    body_html = body_html.replace("</body>", f"{footer}\n</body>", 1)
-            message = Message(subject=subject[:SUBJECT_MAX_LENGTH], body_text=body_text,
-                              body_html=body_html)
-        elif channel == "letter":
+        if channel == "email" and not is_email(recipient):
+            raise InvalidRecipient("not an email address")
+        if channel == "letter":
             try:
                 recipient = "\n".join(parse_lines(recipient))
             except InvalidAddress as exc:
                 raise InvalidRecipient(f"not a postal address's window lines: {exc}") from None
-            base = f"letter/{template}"
-            subject = " ".join(self._render(tenant, f"{base}/subject.txt", context).split())
-            message = Message(
-                subject=subject[:SUBJECT_MAX_LENGTH],
-                body_text=self._render(tenant, f"{base}/body.txt", context).strip("\n") + "\n",
-                body_html=None,
-            )
-        else:
-            if not E164_RE.match(recipient):
-                raise InvalidRecipient("not a phone number in E.164 form (+33612345678)")
-            message = Message(
-                subject=None,
-                body_text=self._render(tenant, f"sms/{template}.txt", context).strip(),
-                body_html=None,
-            )
+        elif channel != "email" and not E164_RE.match(recipient):
+            raise InvalidRecipient("not a phone number in E.164 form (+33612345678)")
+        subject, body_text, body_html = self._written(tenant, channel, template, context, framed, given)
+        message = Message(subject=None if subject is None else subject[:SUBJECT_MAX_LENGTH],
+                          body_text=body_text, body_html=body_html)
         message.tenant = tenant.slug
         message.channel = channel
         message.template = template
@@ -268,7 +270,52 @@ class Messages:
                 .where(Message.id == replaces, Message.status == "pending")
                 .values(status="expired"))
         return self.queue(tenant, channel, template, recipient, code=code,
-                          ttl_minutes=tenant.mfa.otp_ttl_seconds // 60, expires_at=valid_until)
+                          ttl_minutes=tenant.mfa.otp_ttl_seconds // 60, expires_at=valid_until,
+                          framed=("code",))
+
+    def _written(self, tenant: Tenant, channel: str, template: str, context: dict[str, Any],
+                 framed: tuple[str, ...], given: dict[str, Any]) -> Written:
+        """The message's text, from its frames when ``framed`` names its values and the app keeps
+        frames (``frames``): its templates are then rendered once for each tenant, language, day
+        and value of the rest of the caller's context (``given``), each a part of the frame's key."""
+        if not framed or self.frames is None:
+            return self._compose(tenant, channel, template, context)
+        rest = tuple(sorted((name, value) for name, value in given.items() if name not in framed))
+        key = (channel, template, tenant.slug, context["locale"], context["today"], framed, rest)
+        frames = self.frames.get(key)
+        if frames is None:
+            if len(self.frames) >= MAX_FRAMES:
+                self.frames.clear()  # those of days gone by, for the most part
+            places = marks(framed)
+            subject, body_text, body_html = self._compose(tenant, channel, template, {**context, **places})
+            frames = self.frames.setdefault(key, (
+                None if subject is None else Frame.of(subject, places), Frame.of(body_text, places),
+                None if body_html is None else Frame.of(body_html, places)))
+        values = {name: str(context[name]) for name in framed}
+        subject_frame, text_frame, html_frame = frames
+        return Written(None if subject_frame is None else subject_frame.fill(values, escaped=False),
+                       text_frame.fill(values, escaped=False),
+                       None if html_frame is None else html_frame.fill(values))
+
+    def _compose(self, tenant: Tenant, channel: str, template: str, context: dict[str, Any]) -> Written:
+        """The message's subject, text and HTML, rendered from its templates."""
+        if channel == "email":
+            base = f"email/{template}"
+            subject = " ".join(self._render(tenant, f"{base}/subject.txt", context).split())
+            body_text = self._render(tenant, f"{base}/body.txt", context).strip() + "\n"
+            body_html = self._render_optional(tenant, f"{base}/body.html", context)
+            if tenant.support.phone:
+                # Every email ends with how to reach the advisers (``templates/email/footer``).
+                body_text += "\n" + self._render(tenant, "email/footer/footer.txt", context).rstrip() + "\n"
+                if body_html:
+                    footer = self._render(tenant, "email/footer/footer.html", context)
+                    body_html = body_html.replace("</body>", f"{footer}\n</body>", 1)
+            return Written(subject, body_text, body_html)
+        if channel == "letter":
+            base = f"letter/{template}"
+            return Written(" ".join(self._render(tenant, f"{base}/subject.txt", context).split()),
+                           self._render(tenant, f"{base}/body.txt", context).strip("\n") + "\n", None)
+        return Written(None, self._render(tenant, f"sms/{template}.txt", context).strip(), None)
 
     def _render(self, tenant: Tenant, name: str, context: dict[str, Any]) -> str:
         return self.render([f"{tenant.slug}/{name}", name], context["locale"], context)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Hashable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -13,11 +12,13 @@ from flask.templating import Environment
 from flask_babel import get_locale, get_translations, ngettext
 from jinja2 import Template, TemplateNotFound, pass_context
 from jinja2.runtime import Context
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from idp import deadlines, timewords
 from idp.accounts.devices import device_in_words
 from idp.extensions import services
+from idp.frames import Frame
+from idp.frames import marks as frames_marks
 from idp.tenancy import LOCALES, Tenant
 from idp.web.locale import lang_url
 
@@ -70,36 +71,6 @@ def render(name: str, status: int = 200, **context):
         _page_catalogue.reset(catalogue)
 
 
-# Where a framed page's values go while its frame is rendered: characters of Unicode's private
-# use area, which no template writes and neither escaping nor a template's text changes.
-_MARK = "\ue000{}\ue001"
-_MARKS = re.compile("\ue000([^\ue001]*)\ue001")
-# A mark gone through a URL's encoding: a value a template did more with than write it.
-_ALTERED_MARKS = ("\ue000", "\ue001", "%EE%80%80", "%EE%80%81")
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A page's markup around the places of its values: ``parts`` alternates the markup and the
-    names of the values, from the markup."""
-
-    parts: tuple[str, ...]
-
-    @classmethod
-    def of(cls, page: str, names: Mapping[str, str]) -> Frame:
-        parts = tuple(_MARKS.split(page))
-        markup, places = parts[0::2], set(parts[1::2])
-        if not places <= names.keys() or any(mark in text for text in markup for mark in _ALTERED_MARKS):
-            raise ValueError("a framed page's value is not written as it is given")
-        return cls(parts)
-
-    def fill(self, values: Mapping[str, str]) -> str:
-        """The page with ``values``, each escaped as the template escapes what it writes."""
-        parts = list(self.parts)
-        parts[1::2] = [escape(values[name]) for name in self.parts[1::2]]
-        return "".join(parts)
-
-
 def framed(name: str, shape: Hashable, values: Mapping[str, str],
            context: Callable[[Mapping[str, str]], dict], status: int = 200):
     """A page rendered once for each tenant, language and ``shape``, and filled with each
@@ -123,7 +94,7 @@ def framed(name: str, shape: Hashable, values: Mapping[str, str],
     frames: dict[tuple[Hashable, ...], Frame] = environment.frames  # type: ignore[attr-defined]
     frame = frames.get(key)
     if frame is None:
-        marks = {name: _MARK.format(name) for name in values}
+        marks = frames_marks(values)
         # Flask-WTF hands out the request's token from g: the frame's forms get the mark instead.
         token = g.pop("csrf_token", None)
         if "csrf_token" in marks:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from idp.accounts.forms import LoginForm
 from idp.extensions import current_tenant, find_service
+from idp.frames import Frame, marks
 from idp.oidc.interactions import Interactions
 from idp.signin import views
 from idp.web import rendering
@@ -90,10 +91,14 @@ def test_where_templates_reload_a_framed_page_is_rendered_each_time(app, monkeyp
 ])
 def test_a_page_that_does_more_with_a_value_than_write_it_has_no_frame(page):
     with pytest.raises(ValueError, match="not written as it is given"):
-        rendering.Frame.of(page, {"v": "\ue000v\ue001"})
+        Frame.of(page, {"v": "\ue000v\ue001"})
 
 
 def test_a_frame_writes_each_value_escaped_in_its_place():
-    frame = rendering.Frame.of("<p a=\"\ue000v\ue001\">\ue000w\ue001 \ue000v\ue001</p>",
-                               {"v": "\ue000v\ue001", "w": "\ue000w\ue001"})
+    frame = Frame.of("<p a=\"\ue000v\ue001\">\ue000w\ue001 \ue000v\ue001</p>", marks(["v", "w"]))
     assert frame.fill({"v": '"&', "w": "<b>"}) == '<p a="&#34;&amp;">&lt;b&gt; &#34;&amp;</p>'
+
+
+def test_a_text_frame_writes_each_value_as_it_is():
+    frame = Frame.of("Code : \ue000code\ue001 (\ue000code\ue001)", marks(["code"]))
+    assert frame.fill({"code": "<12&>"}, escaped=False) == "Code : <12&> (<12&>)"
