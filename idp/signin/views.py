@@ -95,9 +95,7 @@ def login_page(interaction: Interaction):
     if timing is None:
         form = LoginForm(formdata=None, interaction=interaction.id, identifier=hint)
         return _login_page(tenant, form, interaction)
-    values = {"csrf_token": generate_csrf(), "interaction": interaction.id, "identifier": hint,
-              "seconds_left": str(timing.deadline.seconds_left), "message": timing.message,
-              "restart_url": timing.restart_url}
+    values = {"csrf_token": generate_csrf(), "identifier": hint, **_time_values(timing)}
     # What else the page's markup depends on: whether a login hint fills the identifier, the
     # migration's hint (email tenants), the warning's lead.
     shape = (bool(hint), tenant.migration.phase() == "closed", timing.deadline.warn_before)
@@ -105,15 +103,24 @@ def login_page(interaction: Interaction):
     def context(page_values: Mapping[str, str]) -> dict:
         page_form = LoginForm(formdata=None, interaction=page_values["interaction"],
                               identifier=page_values["identifier"] if hint else "")
-        limit = SimpleNamespace(seconds_left=page_values["seconds_left"],
-                                warn_before=timing.deadline.warn_before)
-        page_timing = SimpleNamespace(deadline=limit, message=page_values["message"],
-                                      interaction_id=page_values["interaction"],
-                                      restart_url=page_values["restart_url"])
-        return {"form": page_form, "interaction": interaction, "timing": page_timing,
+        return {"form": page_form, "interaction": interaction, "timing": _framed_time(timing, page_values),
                 "error": None, "refused_legacy": False, "notice": None}
 
     return framed("login.html", shape, values, context)
+
+
+def _time_values(timing: state.SignInTime) -> dict[str, str]:
+    """The values a framed page writes of the sign-in's time limit (``sign_in_deadline``)."""
+    return {"interaction": timing.interaction_id or "", "seconds_left": str(timing.deadline.seconds_left),
+            "message": timing.message, "restart_url": timing.restart_url}
+
+
+def _framed_time(timing: state.SignInTime, page_values: Mapping[str, str]) -> SimpleNamespace:
+    """The sign-in's time limit as a framed page is given it: ``_time_values`` from
+    ``page_values``, the warning's lead as it is (a part of the page's shape)."""
+    limit = SimpleNamespace(seconds_left=page_values["seconds_left"], warn_before=timing.deadline.warn_before)
+    return SimpleNamespace(deadline=limit, message=page_values["message"],
+                           interaction_id=page_values["interaction"], restart_url=page_values["restart_url"])
 
 
 def _login_page(tenant: Tenant, form: LoginForm, interaction: Interaction | None, *, status: int = 200,
@@ -209,16 +216,34 @@ def choose():
     pending = state.required_pending(tenant)
     account = _pending_account(pending)
     destinations = _destinations(account)
+    if request.method == "GET":
+        return _choose_page(tenant, destinations)
     form = ChannelForm()
-    if request.method == "GET" and destinations:
-        # The first way (email when there is one) is preselected: one tap less on a phone.
-        form.channel.data = next(iter(destinations))
     if form.validate_on_submit():
         if form.channel.data in destinations:
             return _send(tenant, pending, account, form.channel.data)
         form.channel.errors = [_("Choisissez où recevoir votre code.")]
-    return render("mfa_choose.html", form=form, destinations=destinations,
-                  timing=state.sign_in_time(tenant, None))
+    return _choose_page(tenant, destinations, form)
+
+
+def _choose_page(tenant: Tenant, destinations: dict[str, str], form: ChannelForm | None = None):
+    """The page to choose where the code goes: shown from its frame (``framed``), or whole with
+    the errors of a ``form`` sent."""
+    timing = state.sign_in_time(tenant, None)
+    # The first way (email when there is one) is preselected: one tap less on a phone.
+    first = next(iter(destinations), None)
+    if form is not None or timing is None:
+        form = form or ChannelForm(formdata=None, channel=first)
+        return render("mfa_choose.html", form=form, destinations=destinations, timing=timing)
+    values = {"csrf_token": generate_csrf(), **_time_values(timing),
+              **{f"to_{channel}": text for channel, text in destinations.items()}}
+
+    def context(page_values: Mapping[str, str]) -> dict:
+        return {"form": ChannelForm(formdata=None, channel=first),
+                "destinations": {channel: page_values[f"to_{channel}"] for channel in destinations},
+                "timing": _framed_time(timing, page_values)}
+
+    return framed("mfa_choose.html", (tuple(destinations), timing.deadline.warn_before), values, context)
 
 
 @bp.post("/login/code/send")
@@ -243,7 +268,10 @@ def _send(tenant: Tenant, pending: state.Pending, account: Account, channel: str
     return redirect(url_for("signin.verify", delayed=None if sent.delivered else "1"), 303)
 
 
-def _verify_page(tenant, pending: state.Pending, account, form, *, status=200, error=None):
+def _verify_page(tenant: Tenant, pending: state.Pending, account: Account, form: CodeForm | None = None, *,
+                 status: int = 200):
+    """The page to type the code in: shown from its frame (``framed``), or whole with the errors
+    of a ``form`` sent."""
     challenge = pending.current_challenge
     destinations = _destinations(account)
     code = (code_deadline(challenge.expires_at - time.time(), tenant.mfa.otp_ttl_seconds)
@@ -255,15 +283,31 @@ def _verify_page(tenant, pending: state.Pending, account, form, *, status=200, e
         timing = None
     else:
         code = None
-    return render(
-        "mfa_verify.html", status=status, form=form, error=error, notice=None,
-        channel=challenge.channel if challenge else None,
-        destination=destinations.get(challenge.channel) if challenge else None,
-        other_channel=next((c for c in destinations if challenge and c != challenge.channel), None),
-        resend_form=ResendForm(), ttl_minutes=tenant.mfa.otp_ttl_seconds // 60,
-        delayed=request.args.get("delayed") == "1", can_remember=True,
-        code_deadline=code, timing=timing,
-    )
+    destination = destinations.get(challenge.channel) if challenge else None
+    page = {"channel": challenge.channel if challenge else None,
+            "other_channel": next((c for c in destinations if challenge and c != challenge.channel), None),
+            "ttl_minutes": tenant.mfa.otp_ttl_seconds // 60, "delayed": request.args.get("delayed") == "1",
+            "can_remember": True, "notice": None}
+    # Within a sentence: "… un code à 6 chiffres par e-mail à …".
+    sent_to = destination[:1].lower() + destination[1:] if destination else None
+    if form is not None:
+        return render("mfa_verify.html", status=status, form=form, resend_form=ResendForm(), **page,
+                      destination=sent_to, code_deadline=code, timing=timing)
+    values = {"csrf_token": generate_csrf(), "destination": sent_to or "",
+              **({"code_seconds_left": str(code.seconds_left)} if code else {}),
+              **(_time_values(timing) if timing else {})}
+    limit = code or (timing.deadline if timing else None)
+    shape = (tuple(sorted(page.items())), sent_to is not None, code is not None,
+             limit.warn_before if limit else None)
+
+    def context(page_values: Mapping[str, str]) -> dict:
+        return {"form": CodeForm(formdata=None), "resend_form": ResendForm(formdata=None), **page,
+                "destination": page_values["destination"] if sent_to else None,
+                "code_deadline": SimpleNamespace(seconds_left=page_values["code_seconds_left"],
+                                                 warn_before=code.warn_before) if code else None,
+                "timing": _framed_time(timing, page_values) if timing else None}
+
+    return framed("mfa_verify.html", shape, values, context, status)
 
 
 @bp.route("/login/code/verify", methods=["GET", "POST"])
@@ -275,6 +319,8 @@ def verify():
     challenge = pending.current_challenge
     if challenge is None:
         return redirect(url_for("signin.choose"), 303)
+    if request.method == "GET":
+        return _verify_page(tenant, pending, account)
     form = CodeForm()
     if not form.validate_on_submit():
         return _verify_page(tenant, pending, account, form)

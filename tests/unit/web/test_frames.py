@@ -1,9 +1,10 @@
 """Framed pages (idp.web.rendering.framed): the sign-in page an authorization request is
-answered with, its markup rendered once and filled with each request's values, is the page
-the template renders whole."""
+answered with, and the code's pages, their markup rendered once and filled with each request's
+values, are the pages the templates render whole."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
@@ -11,10 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from idp.accounts.forms import LoginForm
+from idp.deadlines import sign_in_deadline
 from idp.extensions import current_tenant, find_service
 from idp.frames import Frame, marks
+from idp.mfa.forms import ChannelForm, CodeForm
 from idp.oidc.interactions import Interactions
-from idp.signin import views
+from idp.signin import state, views
 from idp.web import rendering
 
 # Text a browser may send in a query: any character but the surrogates, which no URL can carry.
@@ -102,3 +105,59 @@ def test_a_frame_writes_each_value_escaped_in_its_place():
 def test_a_text_frame_writes_each_value_as_it_is():
     frame = Frame.of("Code : \ue000code\ue001 (\ue000code\ue001)", marks(["code"]))
     assert frame.fill({"code": "<12&>"}, escaped=False) == "Code : <12&> (<12&>)"
+
+
+# -- the code's pages -------------------------------------------------------------------------
+
+
+def _code_pages(app, monkeypatch, *, tenant: str, lang: str, email: str | None, sms: bool, channel: str,
+                seconds_left: int | None, code_left: int, delayed: bool) -> dict[str, tuple[str, str]]:
+    """The page to choose where the code goes and the page to type it, each framed, then rendered
+    whole, for the same request and values."""
+    now = 1_800_000_000.0
+    monkeypatch.setattr(views.time, "time", lambda: now)
+    timing = None if seconds_left is None else state.SignInTime(
+        sign_in_deadline(seconds_left, 1200), "i-1", "/authorize?client_id=portal&extra=%3C%26%3E")
+    monkeypatch.setattr(state, "sign_in_time", lambda *_args, **_kwargs: timing)
+    account = SimpleNamespace(email=email, phone_number="+33612345678", phone_number_verified=sms)
+    pending = SimpleNamespace(current_challenge=SimpleNamespace(channel=channel, expires_at=now + code_left))
+    with app.test_request_context(f"/{tenant}/login/code?lang={lang}{'&delayed=1' if delayed else ''}"):
+        app.preprocess_request()
+        on = current_tenant()
+        destinations = views._destinations(account)
+        first = next(iter(destinations), None)
+        return {
+            "choose": (views._choose_page(on, destinations)[0],
+                       views._choose_page(on, destinations, ChannelForm(formdata=None, channel=first))[0]),
+            "verify": (views._verify_page(on, pending, account)[0],
+                       views._verify_page(on, pending, account, CodeForm(formdata=None))[0]),
+        }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tenant=st.sampled_from(["malakoff", "miel"]), lang=st.sampled_from(["fr", "en"]),
+       email=st.one_of(st.none(), st.emails()), sms=st.booleans(), channel=st.sampled_from(["email", "sms"]),
+       seconds_left=st.one_of(st.none(), st.integers(0, 3600)), code_left=st.integers(-5, 900),
+       delayed=st.booleans())
+def test_the_code_s_pages_from_their_frames_are_the_pages_rendered_whole(
+        app, monkeypatch, tenant, lang, email, sms, channel, seconds_left, code_left, delayed):
+    pages = _code_pages(app, monkeypatch, tenant=tenant, lang=lang, email=email, sms=sms, channel=channel,
+                        seconds_left=seconds_left, code_left=code_left, delayed=delayed)
+    for framed, whole in pages.values():
+        assert framed == whole
+
+
+def test_the_code_s_pages_are_framed_once_and_say_where_the_code_went(app, monkeypatch):
+    renders = []
+    original = rendering.render_template
+    monkeypatch.setattr(rendering, "render_template", lambda *a, **k: renders.append(1) or original(*a, **k))
+    page = {"tenant": "malakoff", "lang": "fr", "sms": True, "channel": "email", "code_left": 300,
+            "delayed": False}
+    first = _code_pages(app, monkeypatch, email="jeanne.martin@example.org", seconds_left=900, **page)
+    assert len(renders) == 4  # each page's frame, then each page whole
+    second = _code_pages(app, monkeypatch, email="paul@example.org", seconds_left=800, **page)
+    assert len(renders) == 6  # each page whole only
+    assert "par e-mail à j" in first["verify"][0] and "par e-mail à p" in second["verify"][0]
+    assert 'data-deadline="300"' in second["verify"][0]
+    assert 'data-deadline="800"' in second["choose"][0]
+    assert "Par SMS au" in second["choose"][0]
