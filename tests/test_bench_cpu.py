@@ -38,3 +38,7 @@ def test_the_code_flow_by_email_is_measured_step_by_step():
         ("/authorize", "/login", "/login/code", "/login/code/verify", "/token"))]
     assert steps == ["GET /authorize", "POST /login", "GET /login/code", "POST /login/code",
                      "GET /login/code/verify", "POST /login/code/verify", "POST /token"]
+    # And what the worker's process spent a flow, sending the code's email.
+    worker = [line.split("ms", 1)[0] for line in lines
+              if line.strip().endswith("the outbox worker (its own process)")]
+    assert len(worker) == 1 and float(worker[0]) >= 0
