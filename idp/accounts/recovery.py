@@ -171,6 +171,11 @@ def _opens(link: dict, account: Account) -> bool:
             and link.get("e") == _address_digest(account))
 
 
+# The oldest request no other worker holds, locked: built once, the worker looks at every wake-up.
+_NEXT_REQUEST = (select(RecoveryRequest).order_by(RecoveryRequest.id).limit(1)
+                 .with_for_update(skip_locked=True))
+
+
 def carry_out_requests(db: Session, tenants: Mapping[str, Tenant], messages: Messages,
                        secret_key: str, *, limit: int = 100) -> list[Message]:
     """The worker's side: up to ``limit`` recorded requests, oldest first, each carried out
@@ -183,8 +188,7 @@ def carry_out_requests(db: Session, tenants: Mapping[str, Tenant], messages: Mes
     """
     queued: list[Message] = []
     for _ in range(limit):
-        request = db.scalars(select(RecoveryRequest).order_by(RecoveryRequest.id).limit(1)
-                             .with_for_update(skip_locked=True)).first()
+        request = db.scalars(_NEXT_REQUEST).first()
         if request is None:
             break
         request_id, kind = request.id, request.kind

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from idp import events
@@ -121,6 +121,21 @@ class Batch(NamedTuple):
     still_pending: int
     failed: int
     expired: int = 0
+
+
+# The oldest message due (``now``), locked. PostgreSQL: rows another worker holds are skipped,
+# not waited for. SQLite has no row locks; SQLAlchemy leaves FOR UPDATE out there (a
+# single-process set-up: the demo and tests). Built once: the worker runs it at every wake-up.
+_DUE = (
+    select(Message)
+    .where(Message.status == "pending", Message.next_attempt_at <= bindparam("now"))
+    .order_by(Message.created_at, Message.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .execution_options(populate_existing=True)
+)
+# The same, but for those already ``tried`` in this run.
+_DUE_BUT = _DUE.where(Message.id.not_in(bindparam("tried", expanding=True)))
 
 
 class Messages:
@@ -471,20 +486,9 @@ class Messages:
         return message
 
     def _claim_next(self, tried: set[int]) -> Message | None:
-        # PostgreSQL: rows another worker holds are skipped, not waited for.
-        # SQLite has no row locks; SQLAlchemy leaves FOR UPDATE out there (a
-        # single-process set-up: the demo and tests).
-        statement = (
-            select(Message)
-            .where(Message.status == "pending", Message.next_attempt_at <= self.clock())
-            .order_by(Message.created_at, Message.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
-        )
         if tried:
-            statement = statement.where(Message.id.not_in(tried))
-        return self.session.scalars(statement).first()
+            return self.session.scalars(_DUE_BUT, {"now": self.clock(), "tried": list(tried)}).first()
+        return self.session.scalars(_DUE, {"now": self.clock()}).first()
 
     def _attempt(self, message: Message) -> bool:
         """Send a locked, pending message once; record the outcome and commit."""
