@@ -208,7 +208,7 @@ class Messages:
         ``expires_at`` (naive UTC: a one-time code's end) is never delivered
         after it: delayed past it, it is marked expired instead. The templates get
         ``tenant``, its ``brand`` and ``portal`` name (for ``{% trans %}``
-        blocks, which take plain names), ``locale`` and ``context``. The
+        blocks, which take plain names), ``locale`` and ``context``.
         ``framed`` names the values of ``context`` the templates only write, as they are (a
         one-time code): the message is then filled in from frames (``idp.frames``) the app keeps
         once they are rendered, instead of rendering its templates each time. The
