@@ -136,6 +136,8 @@ _DUE = (
 )
 # The same, but for those already ``tried`` in this run.
 _DUE_BUT = _DUE.where(Message.id.not_in(bindparam("tried", expanding=True)))
+# A message's status, read again and again while a page waits for it to be sent.
+_STATUS = select(Message.status).where(Message.id == bindparam("id"))
 
 
 class Messages:
@@ -360,22 +362,22 @@ class Messages:
         if committed is None:
             return False
         deadline = committed + self.settings.message_sent_wait_ms / 1000
-        # Connections of its own, outside any transaction: each read is one round trip (no
-        # BEGIN and ROLLBACK around it) and sees the latest commit, and the caller's session
-        # (and its transaction) is left alone.
-        engine = self.session.get_bind().engine.execution_options(isolation_level="AUTOCOMMIT")
-        # The first read a pause after the commit: at once, the worker would not have had the
-        # time to send (that very commit wakes it).
-        pause = SENT_POLL_FIRST_SECONDS
-        read_at = committed + pause
-        while True:
-            time.sleep(max(0.0, min(read_at, deadline) - time.monotonic()))
-            with engine.connect() as connection:
-                status = connection.scalar(select(Message.status).where(Message.id == message.id))
-            if status != "pending" or time.monotonic() >= deadline:
-                return status == "sent"
-            pause = min(pause * 2, SENT_POLL_SECONDS)
-            read_at = time.monotonic() + pause
+        # A connection of its own for the wait (at most ``message_sent_wait_ms``), outside any
+        # transaction: each read is one round trip (no BEGIN and ROLLBACK around it) and sees
+        # the latest commit, and the caller's session (and its transaction) is left alone.
+        engine = self.session.get_bind().engine
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            # The first read a pause after the commit: at once, the worker would not have had
+            # the time to send (that very commit wakes it).
+            pause = SENT_POLL_FIRST_SECONDS
+            read_at = committed + pause
+            while True:
+                time.sleep(max(0.0, min(read_at, deadline) - time.monotonic()))
+                status = connection.scalar(_STATUS, {"id": message.id})
+                if status != "pending" or time.monotonic() >= deadline:
+                    return status == "sent"
+                pause = min(pause * 2, SENT_POLL_SECONDS)
+                read_at = time.monotonic() + pause
 
     def send_now(self, message: Message) -> bool:
         """Try ``message`` once, at once; True when it was delivered.
