@@ -10,8 +10,9 @@ which a worker running in the same process (the demo's, on SQLite) waits on.
 Some pages queue no message but record a request for the worker to carry out after
 them (``note_work``: a recovery request, which the worker looks up and answers with a
 message or nothing), so that they do the same work whatever was asked. Its commit wakes
-the worker the same way; the worker carries out such requests (the app's ``work``)
-before each look at the queue.
+the worker the same way, its notification saying so (``WORK_PAYLOAD``); the worker carries
+out such requests (the app's ``work``) before its look at the queue when it was told of one,
+and at every look that no notification caused.
 
 In the "worker" mode (``message_delivery``, the default and production's) nothing is
 sent here: the page that queued a code asks ``Messages.delivered``, which waits a short
@@ -27,18 +28,21 @@ for them (``idp.web.transactions``).
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import event, text
+from sqlalchemy import TextClause, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
-# The PostgreSQL notification channel the workers LISTEN on.
+# The PostgreSQL notification channel the workers LISTEN on. A message's notification has no
+# payload; a request recorded for the worker (``note_work``) has this one.
 CHANNEL = "idp_messages"
+WORK_PAYLOAD = "work"
 
 OUTGOING = "idp.messages.outgoing"
 DELIVERED = "idp.messages.delivered"
@@ -53,8 +57,20 @@ WORK_READY = "idp.messages.work-ready"
 Work = Callable[[Session], list]
 
 
+class Wakeup(enum.Enum):
+    """What ended a worker's wait (``idp.channels.worker``), hence what its next look covers."""
+
+    # Its interval ran out (or it was told to stop): everything.
+    INTERVAL = "interval"
+    # Messages only were announced: the queue.
+    MESSAGES = "messages"
+    # A request recorded for the worker was announced: the requests, then the queue.
+    ANYTHING = "anything"
+
+
 class Bell:
-    """Rung after every commit that queued messages, for a worker in the same process.
+    """Rung after every commit that queued messages or recorded work, for a worker in the same
+    process, saying which as PostgreSQL's notifications do.
 
     Workers in other processes are woken by PostgreSQL's NOTIFY instead; this one
     covers SQLite (the demo), which has no notifications.
@@ -62,15 +78,23 @@ class Bell:
 
     def __init__(self) -> None:
         self._rung = threading.Event()
+        self._lock = threading.Lock()
+        self._work = False
 
-    def ring(self) -> None:
-        self._rung.set()
+    def ring(self, *, work: bool) -> None:
+        with self._lock:
+            self._work = self._work or work
+            self._rung.set()
 
-    def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a ring; True (and reset) when there was one."""
-        rung = self._rung.wait(timeout)
-        self._rung.clear()
-        return rung
+    def wait(self, timeout: float) -> Wakeup | None:
+        """Wait up to ``timeout`` seconds for a ring; what the rings since the last wait were for
+        (and reset), None when there was none."""
+        if not self._rung.wait(timeout):
+            return None
+        with self._lock:
+            self._rung.clear()
+            work, self._work = self._work, False
+        return Wakeup.ANYTHING if work else Wakeup.MESSAGES
 
 
 BELL = Bell()
@@ -83,22 +107,26 @@ def dispatch_at_commit(session: Session) -> Session:
     return session
 
 
+_NOTIFY_MESSAGES = text(f"NOTIFY {CHANNEL}")
+_NOTIFY_WORK = text(f"NOTIFY {CHANNEL}, '{WORK_PAYLOAD}'")
+
+
 def note_queued(session: Session, message) -> None:
-    _notify(session)
+    _notify(session, _NOTIFY_MESSAGES)
     session.info.setdefault(OUTGOING, []).append(message)
 
 
 def note_work(session: Session) -> None:
     """A request for the worker to carry out was added to ``session``'s transaction: its commit
-    wakes the worker as a message's does."""
-    _notify(session)
+    wakes the worker as a message's does, and tells it to look for requests."""
+    _notify(session, _NOTIFY_WORK)
     session.info[WORK] = True
 
 
-def _notify(session: Session) -> None:
+def _notify(session: Session, notification: TextClause) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        # Transactional: PostgreSQL sends it at commit, once however many were issued.
-        session.execute(text(f"NOTIFY {CHANNEL}"))
+        # Transactional: PostgreSQL sends it at commit, once however many of the same were issued.
+        session.execute(notification)
 
 
 def delivered(session: Session, message) -> bool | None:
@@ -131,7 +159,7 @@ def install(factory: sessionmaker,
             return
         now = time.monotonic()
         session.info.setdefault(COMMITTED, {}).update({message.id: now for message in outgoing})
-        BELL.ring()
+        BELL.ring(work=recorded)
         if attempt is not None and session.info.get(DISPATCHES):
             session.info[READY] = outgoing
             session.info[WORK_READY] = recorded

@@ -5,7 +5,9 @@ a commit that queued messages wakes it (PostgreSQL ``NOTIFY``, see
 ``idp.channels.dispatch``; on SQLite the in-process bell), so that a code leaves
 within a second; the interval is the fallback that finds what no wake-up announced
 (retries whose backoff has passed, a notification lost while the worker was
-reconnecting).
+reconnecting). The requests pages record for it (``dispatch.note_work``) are looked
+for when a notification announced one, and at the looks no notification caused: not
+after each message, most of its wake-ups, whose look for them would find nothing.
 
 Why PostgreSQL's notifications rather than Redis: the message and its wake-up are
 in one transaction (a rolled-back change wakes nobody, a committed one always
@@ -29,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from idp.channels import dispatch
+from idp.channels.dispatch import Wakeup
 from idp.channels.services import Batch, Messages
 
 log = logging.getLogger(__name__)
@@ -75,42 +78,42 @@ class Wakeups:
             raise
         self.connection = connection
 
-    def wait(self, timeout: float, stop: threading.Event) -> bool:
-        """Wait up to ``timeout`` seconds for a wake-up or ``stop``; True when woken.
+    def wait(self, timeout: float, stop: threading.Event) -> Wakeup:
+        """Wait up to ``timeout`` seconds for a wake-up or ``stop``; what ended the wait.
 
         Every notification already received is consumed with the one that woke us: the
-        look at the queue that follows covers all of them.
+        look that follows covers all of them.
         """
         deadline = time.monotonic() + timeout
         while not stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
-            slice_ = min(STOP_CHECK_SECONDS, remaining)
-            if self._woken(slice_):
-                return True
-        return False
+                break
+            woken = self._woken(min(STOP_CHECK_SECONDS, remaining))
+            if woken is not None:
+                return woken
+        return Wakeup.INTERVAL
 
-    def _woken(self, timeout: float) -> bool:
-        if dispatch.BELL.wait(0):
-            return True
-        if not self.listens:
-            return dispatch.BELL.wait(timeout)
+    def _woken(self, timeout: float) -> Wakeup | None:
+        rung = dispatch.BELL.wait(0)
+        if rung is not None or not self.listens:
+            return rung or dispatch.BELL.wait(timeout)
         if self.connection is None:
             self.listen()
             if self.connection is None:
                 time.sleep(timeout)
-                return False
+                return None
         try:
-            if any(True for _ in self.connection.notifies(timeout=timeout, stop_after=1)):
-                for _ in self.connection.notifies(timeout=0):
-                    pass
-                return True
+            notes = list(self.connection.notifies(timeout=timeout, stop_after=1))
+            if notes:
+                notes += self.connection.notifies(timeout=0)
+                return (Wakeup.ANYTHING if any(note.payload == dispatch.WORK_PAYLOAD for note in notes)
+                        else Wakeup.MESSAGES)
         except (psycopg.Error, OSError) as exc:
             log.warning("lost the connection listening for new messages (%s); reconnecting",
                         type(exc).__name__)
             self.close()
-        return False
+        return None
 
     def close(self) -> None:
         if self.connection is not None:
@@ -124,23 +127,26 @@ def run(messages: Messages, wakeups: Wakeups, stop: threading.Event, *, interval
         on_database_error: Callable[[SQLAlchemyError], None],
         work: dispatch.Work | None = None) -> None:
     """Carry out what pages recorded for the worker (``work``, on the worker's session), deliver
-    what is due, then wait for a wake-up or ``interval``, until ``stop`` is set."""
+    what is due, then wait for a wake-up or ``interval``, until ``stop`` is set. After a wake-up
+    that announced only messages, the requests are not looked for (``Wakeup``)."""
     wakeups.listen()
+    woken = Wakeup.INTERVAL
     try:
         while not stop.is_set():
             try:
-                if work is not None:
+                if work is not None and woken is not Wakeup.MESSAGES:
                     work(messages.session)
                 result = messages.deliver_due(batch, should_stop=stop.is_set)
             except SQLAlchemyError as exc:
                 messages.session.rollback()
                 on_database_error(exc)
                 stop.wait(interval)
+                woken = Wakeup.INTERVAL
                 continue
             if any(result):
                 report(result)
-            # A full batch means more may be due: look again at once.
-            if sum(result) < batch:
-                wakeups.wait(interval, stop)
+            # A full batch means more may be due: look again at once (at the queue only; a
+            # request recorded meanwhile has its notification waiting for the next wait).
+            woken = wakeups.wait(interval, stop) if sum(result) < batch else Wakeup.MESSAGES
     finally:
         wakeups.close()
