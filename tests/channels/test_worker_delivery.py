@@ -4,7 +4,6 @@ worker, woken at the commit, sends a code within a second; the senders' waits ar
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import subprocess
 import sys
@@ -16,11 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from idp import create_app
-from idp.channels import dispatch, worker
+from idp.channels import dispatch
 from idp.channels.models import Message
 from idp.channels.senders import DeliveryError, HttpSmsSender, SmtpEmailSender
 from idp.config import load_settings
-from idp.db import connect_args
+from idp.demo import setup as demo_setup
 from idp.demo.setup import DemoWorker
 from idp.wiring import worker_tasks
 from tests.conftest import IdpCliRunner, _reset, free_port
@@ -332,44 +331,29 @@ def ask_password_reset(app, email: str) -> None:
     assert answer.status_code == 200
 
 
-@contextlib.contextmanager
-def worker_thread(app, work, *, interval: float):
-    """``worker.run`` in a thread, as the demo's worker runs it, with this ``work``."""
-    services = app.extensions["idp"]
-    database = services.database
-    stop = threading.Event()
+@pytest.fixture
+def looks(monkeypatch) -> list[float]:
+    """When the demo's worker (``DemoWorker``, the worker's loop in a thread) looked for the
+    requests recorded for it: each call of its ``worker_tasks``."""
+    calls: list[float] = []
 
-    def run() -> None:
-        with app.app_context(), database.session() as session:
-            worker.run(services.channels.messages(session),
-                       worker.Wakeups(database.engine, connect_args(database.timeouts)),
-                       stop, interval=interval, batch=100, report=lambda _batch: None,
-                       on_database_error=lambda _exc: None, work=work)
+    def counted(services, session):
+        calls.append(time.monotonic())
+        return worker_tasks(services, session)
 
+    monkeypatch.setattr(demo_setup, "worker_tasks", counted)
     dispatch.BELL.wait(0)  # what earlier tests' commits rang in this process, no worker heard
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=10)
+    return calls
 
 
-def test_the_worker_looks_for_recorded_requests_only_when_told_of_one(make_app, smtp_server):
+def test_the_worker_looks_for_recorded_requests_only_when_told_of_one(make_app, smtp_server, looks):
     """Most wake-ups are for a code's message: the worker then looks at the queue alone. A
     recorded request's wake-up, and each look no wake-up caused, also look for requests."""
     app = make_app(smtp_server.port)
-    services = app.extensions["idp"]
-    with services.database.session() as db:
+    with app.extensions["idp"].database.session() as db:
         account = Factories(app, db).account()
-    looks: list[float] = []
-
-    def work(session):
-        looks.append(time.monotonic())
-        return worker_tasks(services, session)
-
-    with worker_thread(app, work, interval=30):
+    worker = DemoWorker(app, interval=30).start()
+    try:
         until(lambda: len(looks) == 1, seconds=5, interval=0.01)  # its first look: everything
         for sent in (1, 2):
             ask_email_code(app)
@@ -380,18 +364,17 @@ def test_the_worker_looks_for_recorded_requests_only_when_told_of_one(make_app, 
         until(lambda: len(smtp_server.inbox) == 3, seconds=5, interval=0.01)
         # One look, or two in-process on PostgreSQL: the bell and the notification each wake it.
         assert len(looks) in (2, 3)
+    finally:
+        worker.stop()
     assert [template for template, _status in statuses(app)] == ["otp_code", "otp_code", "password_reset"]
 
 
-def test_the_worker_looks_for_everything_when_its_interval_runs_out(make_app, smtp_server):
-    looks: list[float] = []
-
-    def work(_session):
-        looks.append(time.monotonic())
-        return []
-
-    with worker_thread(make_app(smtp_server.port), work, interval=0.2):
+def test_the_worker_looks_for_everything_when_its_interval_runs_out(make_app, smtp_server, looks):
+    worker = DemoWorker(make_app(smtp_server.port), interval=0.2).start()
+    try:
         until(lambda: len(looks) >= 3, seconds=5, interval=0.01)
+    finally:
+        worker.stop()
 
 
 def test_the_smtp_timeout_bounds_an_attempt(settings):
