@@ -2,7 +2,9 @@
 
 Both servers run pinned to the server core, the load generators (wrk, the
 async driver) and this harness to the load core. Each scenario runs against
-ours, then at once against the peer, so that both see the same machine.
+ours, then at once against the peer, so that both see the same machine; in
+rounds (``--rounds``), the two taking turns (ours first, then the peer first),
+so that a change in the machine's load falls on both sides alike.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import os
 import platform
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -25,7 +31,7 @@ from sqlalchemy import create_engine, text
 
 from bench import driver, loadgen, pages, proc, seed, targets
 from bench.options import Options, parse_args
-from bench.report import Memory, Result, Run, render
+from bench.report import BOUND_TARGETS, Memory, Result, Run, render
 from idp.accounts.hashing import PasswordHasher
 from idp.config import Settings
 
@@ -95,14 +101,65 @@ class Meter:
         self.server_before = server.cpu_ticks()
         self.backends_before = self.backends.ticks() if self.backends else {}
 
+    def spent(self) -> tuple[float, float | None]:
+        """CPU ms spent since the meter started by the server, and by PostgreSQL (None if not measured)."""
+        server = proc.spent_ms(self.server_before, self.server.cpu_ticks())
+        if self.backends is None:
+            return server, None
+        return server, proc.spent_ms(self.backends_before, self.backends.ticks())
+
     def per(self, count: int) -> tuple[float | None, float | None]:
         """CPU ms per request (or flow) of the server, and of PostgreSQL (None if not measured)."""
         if count <= 0:
             return None, None
-        server = proc.spent_ms(self.server_before, self.server.cpu_ticks()) / count
-        if self.backends is None:
-            return server, None
-        return server, proc.spent_ms(self.backends_before, self.backends.ticks()) / count
+        server, postgres = self.spent()
+        return server / count, None if postgres is None else postgres / count
+
+
+@dataclass
+class Turn:
+    """One side's run of a scenario in one round: what it served, and the CPU it took."""
+
+    count: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    cpu_ms: float
+    postgres_cpu_ms: float | None
+    notes: list[str] = field(default_factory=list)
+    # The flows' own durations and those of their requests (the async driver's).
+    flow_ms: list[float] | None = None
+    request_ms: list[float] | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+
+def pooled(scenario: str, target: str, turns: list[Turn]) -> Result:
+    """One side's rounds of a scenario taken together: its count over its time, its CPU over its
+    count; the percentiles of all its flows, or for wrk's (which gives each run's only) the
+    median of the p50s and the highest p99."""
+    count = sum(turn.count for turn in turns)
+    flow_ms = [ms for turn in turns for ms in turn.flow_ms or ()]
+    request_ms = [ms for turn in turns for ms in turn.request_ms or ()]
+    sampled = any(turn.flow_ms is not None for turn in turns)
+    result = Result(
+        scenario, target, count, sum(turn.seconds for turn in turns),
+        driver.percentile(flow_ms, 0.5) if sampled else statistics.median(turn.p50_ms for turn in turns),
+        driver.percentile(flow_ms, 0.99) if sampled else max(turn.p99_ms for turn in turns),
+        sum(turn.errors for turn in turns),
+        request_p99_ms=driver.percentile(request_ms, 0.99) if sampled else None,
+        notes=list(dict.fromkeys(note for turn in turns for note in turn.notes)),
+        round_rates=[turn.rate for turn in turns],
+    )
+    if count > 0:
+        result.cpu_ms = sum(turn.cpu_ms for turn in turns) / count
+        postgres = [turn.postgres_cpu_ms for turn in turns]
+        if None not in postgres:
+            result.postgres_cpu_ms = sum(ms for ms in postgres if ms is not None) / count
+    return result
 
 
 class Bench:
@@ -170,38 +227,82 @@ class Bench:
     def meter(self, target: str, server: targets.Server) -> Meter:
         return Meter(server, self.backends if target == "ours" else None)
 
-    def record(self, scenario: str, target: str, measure: loadgen.Measure, meter: Meter) -> None:
-        result = Result(scenario, target, measure.requests, measure.seconds, measure.p50_ms, measure.p99_ms,
-                        measure.errors)
-        result.cpu_ms, result.postgres_cpu_ms = meter.per(measure.requests)
-        if measure.exhausted:
-            result.notes.append("ran out of minted inputs before the end: the rate is understated")
+    def record(self, result: Result) -> None:
         self.run.results.append(result)
-        self.say(f"  {target:4} {scenario:18} {result.rate:9,.0f} req/s  p99 {result.p99_ms:7.1f} ms  "
-                 f"errors {result.errors}{self.cpu_text(result)}")
+        if len(result.round_rates) > 1:
+            rate = self.rate_text(result.rate, result.scenario)
+            self.say(f"  {result.target:4} {result.scenario:18} {rate}"
+                     f"{self.cpu_text(result.cpu_ms, result.postgres_cpu_ms)}  "
+                     f"({len(result.round_rates)} rounds together)")
 
     @staticmethod
-    def cpu_text(result: Result) -> str:
-        text = "" if result.cpu_ms is None else f"  CPU {result.cpu_ms:.3f} ms"
-        if result.postgres_cpu_ms is not None:
-            text += f" + PostgreSQL {result.postgres_cpu_ms:.3f} ms"
+    def rate_text(rate: float, scenario: str) -> str:
+        return f"{rate:9,.1f} flows/s" if scenario in FLOW_SCENARIOS else f"{rate:9,.0f} req/s"
+
+    @staticmethod
+    def cpu_text(cpu_ms: float | None, postgres_cpu_ms: float | None) -> str:
+        text = "" if cpu_ms is None else f"  CPU {cpu_ms:.3f} ms"
+        if postgres_cpu_ms is not None:
+            text += f" + PostgreSQL {postgres_cpu_ms:.3f} ms"
         return text
 
-    def flows(self, scenario: str, target: str, server: targets.Server, flows, base_url: str,
-              members: list[seed.Member]) -> None:
+    def say_turn(self, scenario: str, target: str, turn: Turn, number: int) -> None:
+        count = max(turn.count, 1)
+        postgres = None if turn.postgres_cpu_ms is None else turn.postgres_cpu_ms / count
+        rounds = f"  round {number}/{self.options.rounds}" if self.options.rounds > 1 else ""
+        cpu = self.cpu_text(turn.cpu_ms / count, postgres)
+        self.say(f"  {target:4} {scenario:18} {self.rate_text(turn.rate, scenario)}  "
+                 f"p99 {turn.p99_ms:7.1f} ms  errors {turn.errors}{cpu}{rounds}")
+
+    def wrk_turn(self, scenario: str, target: str, server: targets.Server, url: str, seeded: seed.Seeded,
+                 minter: seed.Minter) -> Turn:
+        requests, mode = self.scenario_requests(target, seeded, minter, scenario)
+        meter = self.meter(target, server)
+        measure = self.wrk(url, requests, mode)
+        cpu_ms, postgres_cpu_ms = meter.spent()
+        notes = (["ran out of minted inputs before the end: the rate is understated"]
+                 if measure.exhausted else [])
+        return Turn(measure.requests, measure.seconds, measure.errors, measure.p50_ms, measure.p99_ms, cpu_ms,
+                    postgres_cpu_ms, notes)
+
+    def flow_turn(self, scenario: str, target: str, server: targets.Server, flows, base_url: str,
+                  members: list[seed.Member]) -> Turn:
         meter = self.meter(target, server)
         tally, elapsed = asyncio.run(driver.drive(flows, base_url, scenario, members,
                                                   seconds=self.options.seconds,
                                                   concurrency=self.options.connections))
-        result = Result(scenario, target, tally.flows, elapsed, driver.percentile(tally.flow_ms, 0.5),
-                        driver.percentile(tally.flow_ms, 0.99), tally.errors,
-                        request_p99_ms=driver.percentile(tally.request_ms, 0.99))
-        result.cpu_ms, result.postgres_cpu_ms = meter.per(tally.flows)
-        if tally.first_error:
-            result.notes.append(f"first error: {tally.first_error[:160]}")
-        self.run.results.append(result)
-        self.say(f"  {target:4} {scenario:18} {result.rate:9,.1f} flows/s  p99 {result.p99_ms:7.1f} ms  "
-                 f"errors {result.errors}{self.cpu_text(result)}")
+        cpu_ms, postgres_cpu_ms = meter.spent()
+        notes = [f"first error: {tally.first_error[:160]}"] if tally.first_error else []
+        return Turn(tally.flows, elapsed, tally.errors, driver.percentile(tally.flow_ms, 0.5),
+                    driver.percentile(tally.flow_ms, 0.99), cpu_ms, postgres_cpu_ms, notes,
+                    flow_ms=tally.flow_ms, request_ms=tally.request_ms)
+
+    def flows(self, scenario: str, target: str, server: targets.Server, flows, base_url: str,
+              members: list[seed.Member]) -> None:
+        """One run of a flow scenario against one side, recorded."""
+        turn = self.flow_turn(scenario, target, server, flows, base_url, members)
+        self.say_turn(scenario, target, turn, 1)
+        self.record(pooled(scenario, target, [turn]))
+
+    def side_by_side(self, scenario: str, sides: dict[str, Callable[[], Turn]]) -> None:
+        """``scenario`` on each side (ours, the peer) in ``--rounds`` rounds, the sides taking turns
+        first; ours' password sign-ins each after a reading of argon2id's verify on the core."""
+        self.say(f"{scenario}:")
+        turns: dict[str, list[Turn]] = {target: [] for target in sides}
+        readings: list[float] = []
+        for number in range(1, self.options.rounds + 1):
+            order = list(sides) if number % 2 else list(reversed(sides))
+            for target in order:
+                if scenario in BOUND_TARGETS and target == "ours":
+                    readings.append(argon2_verify_ms(self.options.server_core))
+                turn = sides[target]()
+                self.say_turn(scenario, target, turn, number)
+                turns[target].append(turn)
+        for target, taken in turns.items():
+            result = pooled(scenario, target, taken)
+            if readings and target == "ours":
+                result.argon2_ms = statistics.fmean(readings)
+            self.record(result)
 
     def memory(self, target: str, server: targets.Server, phase: str, requests: int = 0) -> None:
         self.run.memory.append(Memory(target, phase, requests, server.rss_mib()))
@@ -355,17 +456,17 @@ class Bench:
             self.memory(target, server, "warm-up")
         flows = {"ours": driver.OurFlows(seeded.client_id, seeded.client_secret, options.database_url),
                  "peer": driver.PeerFlows(seeded.client_id, seeded.client_secret)}
+        sides = (("ours", ours, self.ours_url), ("peer", peer, self.peer_url))
         for scenario in options.scenarios:
             if scenario in WRK_SCENARIOS:
-                self.say(f"{scenario}:")
-                for target, server, url in (("ours", ours, self.ours_url), ("peer", peer, self.peer_url)):
-                    requests, mode = self.scenario_requests(target, seeded, minter, scenario)
-                    meter = self.meter(target, server)
-                    self.record(scenario, target, self.wrk(url, requests, mode), meter)
+                self.side_by_side(scenario, {
+                    target: partial(self.wrk_turn, scenario, target, server, url, seeded, minter)
+                    for target, server, url in sides})
             elif scenario != "flow":
-                self.say(f"{scenario}:")
-                self.flows(scenario, "ours", ours, flows["ours"], self.ours_url, seeded.members)
-                self.flows(scenario, "peer", peer, flows["peer"], self.peer_url, seeded.members)
+                self.side_by_side(scenario, {
+                    target: partial(self.flow_turn, scenario, target, server, flows[target], url,
+                                    seeded.members)
+                    for target, server, url in sides})
         if options.soak_requests:
             self.say("soak (RSS after steady traffic):")
             self.soak("ours", ours, self.ours_url, steady["ours"])
@@ -376,9 +477,12 @@ class Bench:
             self.stop(ours)
             ours = self.start_ours("ours-cheap-hash", **seed.CHEAP_ARGON2)
             self.wrk(self.ours_url, steady["ours"], seconds=2)  # its warm-up, as the first server's
-            self.say("flow (sign-in without the password hash):")
-            self.flows("flow", "ours", ours, flows["ours"], self.ours_url, seeded.cheap_members)
-            self.flows("flow", "peer", peer, flows["peer"], self.peer_url, seeded.members)
+            self.say("(the flow: the sign-in without the password hash)")
+            self.side_by_side("flow", {
+                "ours": partial(self.flow_turn, "flow", "ours", ours, flows["ours"], self.ours_url,
+                                seeded.cheap_members),
+                "peer": partial(self.flow_turn, "flow", "peer", peer, flows["peer"], self.peer_url,
+                                seeded.members)})
         self.stop_all()
 
 

@@ -14,6 +14,7 @@ OUT_DIR = Path(__file__).resolve().parent / "out"
 @dataclass(frozen=True)
 class Options:
     seconds: float
+    rounds: int
     connections: int
     workers: int
     threads: int
@@ -36,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--quick", action="store_true",
                         help="about a minute: 2 s per scenario, a 10 000-request soak")
     parser.add_argument("--seconds", type=float, help="duration of each scenario (default 10, quick 2)")
+    parser.add_argument("--rounds", type=int,
+                        help="times each scenario runs on each side, ours and the peer taking turns "
+                        "(default 3, quick 1)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent clients (default 32)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes of our server (default 1: one per core, like the peer)")
@@ -65,13 +69,16 @@ def parse_args(argv: list[str] | None = None) -> Options:
         parser.error("--database-url must name a database whose name starts with idp_bench")
     if args.redis_url.rstrip("/").endswith("/15"):
         parser.error("--redis-url: Redis db 15 belongs to the test suite")
-    if args.connections < 1 or args.workers < 1 or args.threads < 1:
-        parser.error("--connections, --workers and --threads must be at least 1")
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    if min(args.connections, args.workers, args.threads, rounds) < 1:
+        parser.error("--connections, --workers, --threads and --rounds must be at least 1")
     seconds = args.seconds if args.seconds else (2 if args.quick else 10)
     soak = args.soak_requests if args.soak_requests is not None else (10_000 if args.quick else 100_000)
     return Options(
-        seconds=seconds, connections=args.connections, workers=args.workers, threads=args.threads,
-        server_core=args.server_core, load_core=args.load_core, scenarios=scenarios, soak_requests=soak,
-        members=64 if args.quick else 256, database_url=args.database_url, redis_url=args.redis_url,
+        seconds=seconds, rounds=rounds, connections=args.connections, workers=args.workers,
+        threads=args.threads, server_core=args.server_core, load_core=args.load_core, scenarios=scenarios,
+        soak_requests=soak, database_url=args.database_url, redis_url=args.redis_url,
+        # As many members a round: none reaches the limit of codes sent to an account.
+        members=(64 if args.quick else 256) * rounds,
         ours_port=args.ours_port, peer_port=args.peer_port, out=args.out,
     )
