@@ -19,14 +19,15 @@ from idp.oidc.interaction_api import InteractionApi, Login
 from idp.oidc.interactions import Interaction
 from idp.signin import cookies
 from idp.signin.services import SignIn
-from idp.signin.state import Pending, clear_pending, pending, save_pending
+from idp.signin.state import Pending, clear_pending, pending, reachable, save_pending
 from idp.tenancy import Tenant
 
 
-def begin_second_factor(tenant: Tenant, account_id: str, interaction: Interaction | None,
+def begin_second_factor(tenant: Tenant, account: Account, interaction: Interaction | None,
                         reason: str):
-    save_pending(tenant, Pending(account_id=account_id, interaction=interaction.id if interaction
-                                 else None, reason=reason, started_at=time.time()))
+    save_pending(tenant, Pending(account_id=account.id, interaction=interaction.id if interaction
+                                 else None, reason=reason, started_at=time.time(),
+                                 reachable=reachable(account)))
     return redirect(url_for("signin.choose"), 303)
 
 

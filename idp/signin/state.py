@@ -10,6 +10,8 @@ from urllib.parse import urlencode
 from flask import session, url_for
 from flask_babel import gettext as _
 
+from idp.accounts.models import Account
+from idp.channels.masking import mask_email, mask_phone
 from idp.deadlines import Deadline, sign_in_deadline
 from idp.errors import SignInExpired
 from idp.extensions import find_service, services
@@ -39,10 +41,25 @@ class Pending:
     # Set once every factor is proven, while the member still has terms to accept.
     amr: list[str] | None = None
     acr: str | None = None
+    # Where the account can get a code (``reachable``) as of the password or the last code sent:
+    # the code's pages show it without reading the account. None in a sign-in pending from before.
+    reachable: dict[str, str] | None = None
 
     @property
     def current_challenge(self) -> Challenge | None:
         return Challenge(**self.challenge) if self.challenge else None
+
+
+def reachable(account: Account) -> dict[str, str]:
+    """Where ``account`` can get a code, masked as the pages show it: its email, and its mobile
+    only once proven by a code it received (one merely typed, or vouched for by support, might be
+    anyone's)."""
+    ways = {}
+    if account.email:
+        ways["email"] = mask_email(account.email)
+    if account.phone_number and account.phone_number_verified:
+        ways["sms"] = mask_phone(account.phone_number)
+    return ways
 
 
 def pending(tenant: Tenant) -> Pending | None:

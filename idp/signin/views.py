@@ -23,7 +23,6 @@ from idp.accounts.levels import ACR_OTP, ACR_PASSWORD
 from idp.accounts.models import Account
 from idp.accounts.reauthentication import ENDED_BY_WRONG_PASSWORDS
 from idp.accounts.services import SignInContext, accept_terms, account_by_id
-from idp.channels.masking import mask_email, mask_phone
 from idp.deadlines import code_deadline
 from idp.errors import SignInExpired
 from idp.extensions import autocommit_shown, current_tenant, db, find_service, services
@@ -81,7 +80,7 @@ def login():
             tenant, account, cookies.device_cookie(tenant)):
         return complete(tenant, account, amr=["pwd"], acr=ACR_PASSWORD,
                         interaction_id=interaction.id if interaction else None)
-    return begin_second_factor(tenant, account.id, interaction, "login")
+    return begin_second_factor(tenant, account, interaction, "login")
 
 
 @shown_in_place(prompts.LOGIN)
@@ -187,15 +186,22 @@ def _pending_account(pending: state.Pending) -> Account:
     return account
 
 
-def _destinations(account: Account) -> dict[str, str]:
+def _destinations(reachable: Mapping[str, str]) -> dict[str, str]:
+    """The ways to get a code (``state.reachable``), in words."""
     options = {}
-    if account.email:
-        options["email"] = _("Par e-mail à %(address)s", address=mask_email(account.email))
-    # Only a number proven by a code it received: one merely typed (or vouched for by support)
-    # might be anyone's.
-    if account.phone_number and account.phone_number_verified:
-        options["sms"] = _("Par SMS au %(number)s", number=mask_phone(account.phone_number))
+    if "email" in reachable:
+        options["email"] = _("Par e-mail à %(address)s", address=reachable["email"])
+    if "sms" in reachable:
+        options["sms"] = _("Par SMS au %(number)s", number=reachable["sms"])
     return options
+
+
+def _shown_destinations(pending: state.Pending) -> dict[str, str]:
+    """The ways to get a code a page shows: those the pending sign-in keeps, without reading the
+    account (a sign-in pending from before they were kept reads it)."""
+    if pending.reachable is None:
+        return _destinations(state.reachable(_pending_account(pending)))
+    return _destinations(pending.reachable)
 
 
 @bp.get("/login/step-up")
@@ -206,7 +212,7 @@ def step_up():
     signed_in = session_account(db(), tenant)
     if interaction is None or signed_in is None:
         raise SignInExpired()
-    return begin_second_factor(tenant, signed_in[1].id, interaction, "step_up")
+    return begin_second_factor(tenant, signed_in[1], interaction, "step_up")
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
@@ -214,10 +220,10 @@ def step_up():
 def choose():
     tenant = current_tenant()
     pending = state.required_pending(tenant)
-    account = _pending_account(pending)
-    destinations = _destinations(account)
     if request.method == "GET":
-        return _choose_page(tenant, destinations)
+        return _choose_page(tenant, _shown_destinations(pending))
+    account = _pending_account(pending)
+    destinations = _destinations(state.reachable(account))
     form = ChannelForm()
     if form.validate_on_submit():
         if form.channel.data in destinations:
@@ -253,7 +259,7 @@ def resend():
     pending = state.required_pending(tenant)
     account = _pending_account(pending)
     form = ResendForm()
-    if not form.validate_on_submit() or form.channel.data not in _destinations(account):
+    if not form.validate_on_submit() or form.channel.data not in state.reachable(account):
         return redirect(url_for("signin.verify"), 303)
     return _send(tenant, pending, account, form.channel.data)
 
@@ -264,16 +270,16 @@ def _send(tenant: Tenant, pending: state.Pending, account: Account, channel: str
                                           replaces=pending.code_message)
     pending.challenge = record(sent.challenge)
     pending.code_message = sent.message_id
+    pending.reachable = state.reachable(account)
     state.save_pending(tenant, pending)
     return redirect(url_for("signin.verify", delayed=None if sent.delivered else "1"), 303)
 
 
-def _verify_page(tenant: Tenant, pending: state.Pending, account: Account, form: CodeForm | None = None, *,
-                 status: int = 200):
+def _verify_page(tenant: Tenant, pending: state.Pending, destinations: Mapping[str, str],
+                 form: CodeForm | None = None, *, status: int = 200):
     """The page to type the code in: shown from its frame (``framed``), or whole with the errors
     of a ``form`` sent."""
     challenge = pending.current_challenge
-    destinations = _destinations(account)
     code = (code_deadline(challenge.expires_at - time.time(), tenant.mfa.otp_ttl_seconds)
             if challenge else None)
     timing = state.sign_in_time(tenant, None)
@@ -315,15 +321,15 @@ def _verify_page(tenant: Tenant, pending: state.Pending, account: Account, form:
 def verify():
     tenant = current_tenant()
     pending = state.required_pending(tenant)
-    account = _pending_account(pending)
     challenge = pending.current_challenge
     if challenge is None:
         return redirect(url_for("signin.choose"), 303)
     if request.method == "GET":
-        return _verify_page(tenant, pending, account)
+        return _verify_page(tenant, pending, _shown_destinations(pending))
+    account = _pending_account(pending)
     form = CodeForm()
     if not form.validate_on_submit():
-        return _verify_page(tenant, pending, account, form)
+        return _verify_page(tenant, pending, _destinations(state.reachable(account)), form)
     sign_in = find_service(SignIn)
     try:
         sign_in.check_code(tenant, account, challenge, form.code.data, ip=request.remote_addr or "?")
@@ -335,7 +341,7 @@ def verify():
         else:
             message = _("Ce code a expiré. Demandez un nouveau code.")
         form.code.errors = [message]
-        return _verify_page(tenant, pending, account, form, status=400)
+        return _verify_page(tenant, pending, _destinations(state.reachable(account)), form, status=400)
     amr = ["pwd", "otp", "mail" if challenge.channel == "email" else "sms"]
     remembered = (sign_in.remember_browser(tenant, account, cookies.browser_label())
                   if form.remember.data else None)

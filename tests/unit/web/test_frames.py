@@ -124,13 +124,13 @@ def _code_pages(app, monkeypatch, *, tenant: str, lang: str, email: str | None, 
     with app.test_request_context(f"/{tenant}/login/code?lang={lang}{'&delayed=1' if delayed else ''}"):
         app.preprocess_request()
         on = current_tenant()
-        destinations = views._destinations(account)
+        destinations = views._destinations(state.reachable(account))
         first = next(iter(destinations), None)
         return {
             "choose": (views._choose_page(on, destinations)[0],
                        views._choose_page(on, destinations, ChannelForm(formdata=None, channel=first))[0]),
-            "verify": (views._verify_page(on, pending, account)[0],
-                       views._verify_page(on, pending, account, CodeForm(formdata=None))[0]),
+            "verify": (views._verify_page(on, pending, destinations)[0],
+                       views._verify_page(on, pending, destinations, CodeForm(formdata=None))[0]),
         }
 
 
