@@ -223,11 +223,12 @@ def choose():
     if request.method == "GET":
         return _choose_page(tenant, _shown_destinations(pending))
     account = _pending_account(pending)
-    destinations = _destinations(state.reachable(account))
+    ways = state.reachable(account)
+    destinations = _destinations(ways)
     form = ChannelForm()
     if form.validate_on_submit():
         if form.channel.data in destinations:
-            return _send(tenant, pending, account, form.channel.data)
+            return _send(tenant, pending, account, ways, form.channel.data)
         form.channel.errors = [_("Choisissez où recevoir votre code.")]
     return _choose_page(tenant, destinations, form)
 
@@ -259,18 +260,21 @@ def resend():
     pending = state.required_pending(tenant)
     account = _pending_account(pending)
     form = ResendForm()
-    if not form.validate_on_submit() or form.channel.data not in state.reachable(account):
+    ways = state.reachable(account)
+    if not form.validate_on_submit() or form.channel.data not in ways:
         return redirect(url_for("signin.verify"), 303)
-    return _send(tenant, pending, account, form.channel.data)
+    return _send(tenant, pending, account, ways, form.channel.data)
 
 
-def _send(tenant: Tenant, pending: state.Pending, account: Account, channel: str):
+def _send(tenant: Tenant, pending: state.Pending, account: Account, ways: dict[str, str], channel: str):
+    """Send a code to ``channel``, one of the account's ``ways`` (``state.reachable``), which the
+    code's page then shows."""
     sent = find_service(SignIn).send_code(tenant, account, channel, ip=request.remote_addr or "?",
                                           previous=pending.current_challenge,
                                           replaces=pending.code_message)
     pending.challenge = record(sent.challenge)
     pending.code_message = sent.message_id
-    pending.reachable = state.reachable(account)
+    pending.reachable = ways
     state.save_pending(tenant, pending)
     return redirect(url_for("signin.verify", delayed=None if sent.delivered else "1"), 303)
 
