@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlencode
@@ -31,7 +30,7 @@ from sqlalchemy import create_engine, text
 
 from bench import driver, loadgen, pages, proc, seed, targets
 from bench.options import Options, parse_args
-from bench.report import BOUND_TARGETS, Memory, Result, Run, render
+from bench.report import BOUND_TARGETS, Memory, Result, Run, Turn, percentile, pooled, render
 from idp.accounts.hashing import PasswordHasher
 from idp.config import Settings
 
@@ -114,52 +113,6 @@ class Meter:
             return None, None
         server, postgres = self.spent()
         return server / count, None if postgres is None else postgres / count
-
-
-@dataclass
-class Turn:
-    """One side's run of a scenario in one round: what it served, and the CPU it took."""
-
-    count: int
-    seconds: float
-    errors: int
-    p50_ms: float
-    p99_ms: float
-    cpu_ms: float
-    postgres_cpu_ms: float | None
-    notes: list[str] = field(default_factory=list)
-    # The flows' own durations and those of their requests (the async driver's).
-    flow_ms: list[float] | None = None
-    request_ms: list[float] | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.count / self.seconds if self.seconds > 0 else 0.0
-
-
-def pooled(scenario: str, target: str, turns: list[Turn]) -> Result:
-    """One side's rounds of a scenario taken together: its count over its time, its CPU over its
-    count; the percentiles of all its flows, or for wrk's (which gives each run's only) the
-    median of the p50s and the highest p99."""
-    count = sum(turn.count for turn in turns)
-    flow_ms = [ms for turn in turns for ms in turn.flow_ms or ()]
-    request_ms = [ms for turn in turns for ms in turn.request_ms or ()]
-    sampled = any(turn.flow_ms is not None for turn in turns)
-    result = Result(
-        scenario, target, count, sum(turn.seconds for turn in turns),
-        driver.percentile(flow_ms, 0.5) if sampled else statistics.median(turn.p50_ms for turn in turns),
-        driver.percentile(flow_ms, 0.99) if sampled else max(turn.p99_ms for turn in turns),
-        sum(turn.errors for turn in turns),
-        request_p99_ms=driver.percentile(request_ms, 0.99) if sampled else None,
-        notes=list(dict.fromkeys(note for turn in turns for note in turn.notes)),
-        round_rates=[turn.rate for turn in turns],
-    )
-    if count > 0:
-        result.cpu_ms = sum(turn.cpu_ms for turn in turns) / count
-        postgres = [turn.postgres_cpu_ms for turn in turns]
-        if None not in postgres:
-            result.postgres_cpu_ms = sum(ms for ms in postgres if ms is not None) / count
-    return result
 
 
 class Bench:
@@ -273,8 +226,8 @@ class Bench:
                                                   concurrency=self.options.connections))
         cpu_ms, postgres_cpu_ms = meter.spent()
         notes = [f"first error: {tally.first_error[:160]}"] if tally.first_error else []
-        return Turn(tally.flows, elapsed, tally.errors, driver.percentile(tally.flow_ms, 0.5),
-                    driver.percentile(tally.flow_ms, 0.99), cpu_ms, postgres_cpu_ms, notes,
+        return Turn(tally.flows, elapsed, tally.errors, percentile(tally.flow_ms, 0.5),
+                    percentile(tally.flow_ms, 0.99), cpu_ms, postgres_cpu_ms, notes,
                     flow_ms=tally.flow_ms, request_ms=tally.request_ms)
 
     def flows(self, scenario: str, target: str, server: targets.Server, flows, base_url: str,

@@ -212,11 +212,3 @@ async def ceiling(url: str, *, seconds: float, concurrency: int) -> float:
     await asyncio.gather(*(loop() for _ in range(concurrency)))
     await connector.close()
     return count / (time.perf_counter() - started)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field
 
 # Scenario names in report order, with the unit their rate is counted in.
@@ -99,6 +100,59 @@ class Run:
         for item, result in zip(data["results"], self.results, strict=True):
             item["rate"] = round(result.rate, 1)
         return data
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+@dataclass
+class Turn:
+    """One side's run of a scenario in one round: what it served, and the CPU it took."""
+
+    count: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    cpu_ms: float
+    postgres_cpu_ms: float | None
+    notes: list[str] = field(default_factory=list)
+    # The flows' own durations and those of their requests (the async driver's).
+    flow_ms: list[float] | None = None
+    request_ms: list[float] | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+
+def pooled(scenario: str, target: str, turns: list[Turn]) -> Result:
+    """One side's rounds of a scenario taken together: its count over its time, its CPU over its
+    count; the percentiles of all its flows, or for wrk's (which gives each run's only) the
+    median of the p50s and the highest p99."""
+    count = sum(turn.count for turn in turns)
+    flow_ms = [ms for turn in turns for ms in turn.flow_ms or ()]
+    request_ms = [ms for turn in turns for ms in turn.request_ms or ()]
+    sampled = any(turn.flow_ms is not None for turn in turns)
+    result = Result(
+        scenario, target, count, sum(turn.seconds for turn in turns),
+        percentile(flow_ms, 0.5) if sampled else statistics.median(turn.p50_ms for turn in turns),
+        percentile(flow_ms, 0.99) if sampled else max(turn.p99_ms for turn in turns),
+        sum(turn.errors for turn in turns),
+        request_p99_ms=percentile(request_ms, 0.99) if sampled else None,
+        notes=list(dict.fromkeys(note for turn in turns for note in turn.notes)),
+        round_rates=[turn.rate for turn in turns],
+    )
+    if count > 0:
+        result.cpu_ms = sum(turn.cpu_ms for turn in turns) / count
+        postgres = [turn.postgres_cpu_ms for turn in turns]
+        if None not in postgres:
+            result.postgres_cpu_ms = sum(ms for ms in postgres if ms is not None) / count
+    return result
 
 
 def ratio(ours: Result | None, peer: Result | None) -> float | None:

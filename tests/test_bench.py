@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench import cpu, proc, targets
-from bench.cli import Turn, pooled
 from bench.options import parse_args
-from bench.report import Memory, Result, Run, ratio, render
+from bench.report import Memory, Result, Run, Turn, pooled, ratio, render
 
 
 def test_defaults_are_a_full_run_on_the_bench_database():
