@@ -200,10 +200,10 @@ class Bench:
         return text
 
     def say_turn(self, scenario: str, target: str, turn: Turn, number: int) -> None:
-        count = max(turn.count, 1)
-        postgres = None if turn.postgres_cpu_ms is None else turn.postgres_cpu_ms / count
         rounds = f"  round {number}/{self.options.rounds}" if self.options.rounds > 1 else ""
-        cpu = self.cpu_text(turn.cpu_ms / count, postgres)
+        # CPU a request: none to say when nothing was served (as ``pooled`` gives it).
+        per = pooled(scenario, target, [turn])
+        cpu = self.cpu_text(per.cpu_ms, per.postgres_cpu_ms)
         self.say(f"  {target:4} {scenario:18} {self.rate_text(turn.rate, scenario)}  "
                  f"p99 {turn.p99_ms:7.1f} ms  errors {turn.errors}{cpu}{rounds}")
 

@@ -120,6 +120,9 @@ def test_rounds_are_taken_together_by_count_time_and_cpu():
     result = pooled("flow", "peer", flows)
     assert (result.p50_ms, result.p99_ms, result.request_p99_ms) == (30.0, 40.0, 4.0)
     assert (result.cpu_ms, result.postgres_cpu_ms) == (25.0, None)
+    # Nothing served: no CPU a request to give.
+    idle = pooled("flow", "ours", [Turn(0, 1.0, 3, 0.0, 0.0, cpu_ms=40.0, postgres_cpu_ms=5.0)])
+    assert (idle.rate, idle.cpu_ms, idle.postgres_cpu_ms) == (0.0, None, None)
 
 
 @pytest.mark.parametrize(("first", "last", "verdict"), [
