@@ -66,16 +66,22 @@ class _Precomputed:
         return self.stored
 
 
-def reset_database(url: str) -> None:
-    """Create the bench database if needed, then drop and recreate its schema (never another database)."""
+def create_database(url: str) -> None:
+    """Create the PostgreSQL database ``url`` names, unless it exists (through the server's
+    ``postgres`` database)."""
     base, name = url.rsplit("/", 1)
-    if not name.startswith("idp_bench"):
-        raise ValueError(f"refusing to reset {url}: not a bench database")
     server = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     with server.connect() as connection:
         if connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}) is None:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     server.dispose()
+
+
+def reset_database(url: str) -> None:
+    """Create the bench database if needed, then drop and recreate its schema (never another database)."""
+    if not url.rsplit("/", 1)[1].startswith("idp_bench"):
+        raise ValueError(f"refusing to reset {url}: not a bench database")
+    create_database(url)
     engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))

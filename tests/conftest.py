@@ -4,6 +4,11 @@ IDP_TEST_DATABASE_URL (PostgreSQL) and IDP_TEST_REDIS_URL point the suite at
 real servers; .ci/run sets both. Without them the suite runs on the embedded
 default (SQLite file, in-process store) and says so; under CI=true their
 absence is an error, never a silent downgrade.
+
+The suite runs in parallel processes (pytest-xdist's workers, ``-n`` in
+pyproject.toml). Each worker has a PostgreSQL database and a Redis database of
+its own, derived from those two URLs (``worker_database``, ``worker_redis``): a
+test's reset never empties another's tables.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from flask.testing import FlaskCliRunner
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from bench.seed import create_database
 from idp import create_app, schema
 from idp.cli import main
 from idp.db import Base
@@ -30,8 +38,38 @@ pytest_plugins = ["tests.servers"]
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-DATABASE_URL = os.environ.get("IDP_TEST_DATABASE_URL", "")
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "")
+# "gw0", "gw1", … in pytest-xdist's workers; absent when the suite runs in one process.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+WORKER_INDEX = int(WORKER.removeprefix("gw")) if WORKER.startswith("gw") else 0
+# Redis databases a worker takes, counting down from the configured one: the suite's, the bench's.
+REDIS_DATABASES_PER_WORKER = 2
+
+
+def worker_database(url: str, name: str | None = None) -> str:
+    """``url`` on this worker's database: ``name`` (by default the URL's own), suffixed with the
+    worker's id under pytest-xdist."""
+    if not url:
+        return url
+    parsed = make_url(url)
+    database = name or parsed.database or ""
+    if WORKER:
+        database = f"{database}_{WORKER}"
+    return parsed.set(database=database).render_as_string(hide_password=False)
+
+
+def worker_redis(url: str, offset: int = 0) -> str:
+    """``url`` on this worker's Redis database, ``offset`` beyond its first one. Worker n takes
+    the ``REDIS_DATABASES_PER_WORKER`` databases counting down from the configured one, past
+    those of the workers before it (modulo Redis' sixteen)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    index = (int(parts.path.strip("/") or 0) - WORKER_INDEX * REDIS_DATABASES_PER_WORKER - offset) % 16
+    return urlunsplit(parts._replace(path=f"/{index}"))
+
+
+DATABASE_URL = worker_database(os.environ.get("IDP_TEST_DATABASE_URL", ""))
+REDIS_URL = worker_redis(os.environ.get("IDP_TEST_REDIS_URL", ""))
 
 
 def pytest_configure(config):
@@ -58,6 +96,8 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     url = DATABASE_URL or f"sqlite:///{tmp_path_factory.mktemp('db') / 'idp.sqlite3'}"
+    if url.startswith("postgresql") and WORKER:
+        create_database(url)
     engine = create_engine(url)
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":

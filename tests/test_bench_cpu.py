@@ -4,6 +4,7 @@ accepted, and the tokens come out at the end."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import DATABASE_URL, REDIS_URL
+from tests.conftest import DATABASE_URL, REDIS_URL, worker_database, worker_redis
 
 pytestmark = pytest.mark.skipif(
     not (DATABASE_URL and REDIS_URL),
@@ -22,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_code_flow_by_email_is_measured_step_by_step():
     # The bench's own database and Redis database, on the suite's servers: never the suite's.
-    database = make_url(DATABASE_URL).set(database="idp_bench_suite")
-    redis = REDIS_URL.rsplit("/", 1)[0] + "/12"
+    database = make_url(worker_database(DATABASE_URL, "idp_bench_suite"))
+    redis = worker_redis(os.environ["IDP_TEST_REDIS_URL"], offset=1)
     done = subprocess.run(  # noqa: S603 - our own command
         [sys.executable, "-m", "bench.cpu", "--scenarios", "flow+password+otp", "--requests", "20",
          "--repeat", "1", "--no-callgrind", "--database-url", database.render_as_string(hide_password=False),

@@ -285,6 +285,7 @@ def test_code_of_a_disabled_account_is_refused(flow, db):
         "a" * 43,
         "a" * 128,
     ],
+    ids=["another", "shortest", "longest"],
 )
 def test_wrong_code_verifier_is_invalid_grant(flow, db, verifier):
     code = flow.code()

@@ -48,7 +48,8 @@ def test_a_hash_of_the_provider_is_checked_in_the_block(stored):
     "$argon2id$v=19$m=1024,t=1$c29tZXNhbHQ$YWJjZGVmZ2hpamtsbW5vcA",
     "pbkdf2_sha256$1000$salt$digest",
     "",
-])
+], ids=["bigger", "argon2i", "v16", "bad-base64", "no-salt", "short-salt", "no-parallelism", "pbkdf2",
+        "empty"])
 def test_any_other_hash_is_left_to_argon2_cffi(encoded):
     assert Arena(MEMORY).matches(encoded, b"x") is None
 
