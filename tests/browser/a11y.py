@@ -11,6 +11,7 @@ not at every page).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -67,7 +68,18 @@ def _installed_axe_version() -> str | None:
 
 
 def axe_source() -> str:
-    """axe.min.js at the pinned version, installed with ``npm ci`` when missing or outdated."""
+    """axe.min.js at the pinned version, installed with ``npm ci`` when missing or outdated.
+
+    The suite's processes (pytest-xdist) may all need it at once: they take turns, each holding
+    a lock on axe/package.json, so that one installs it and the others find it installed.
+    """
+    with (AXE_DIR / "package.json").open("rb") as pinned:
+        fcntl.flock(pinned, fcntl.LOCK_EX)
+        _install_axe()
+    return (AXE_MODULE / "axe.min.js").read_text(encoding="utf-8")
+
+
+def _install_axe() -> None:
     if _installed_axe_version() != pinned_axe_version():
         npm = shutil.which("npm")
         if npm is None:
@@ -80,7 +92,6 @@ def axe_source() -> str:
             raise AxeUnavailable("npm ci did not finish in 5 minutes") from None
         if done.returncode != 0 or _installed_axe_version() != pinned_axe_version():
             raise AxeUnavailable(f"npm ci failed in {AXE_DIR}: {done.stderr.strip()[-800:]}")
-    return (AXE_MODULE / "axe.min.js").read_text(encoding="utf-8")
 
 
 class AccessibilityCheck:
