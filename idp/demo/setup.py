@@ -271,8 +271,9 @@ def request_log() -> logging.Logger:
     logger = logging.getLogger("werkzeug")
     if not any(isinstance(handler, _StandardError) for handler in logger.handlers):
         logger.addHandler(_StandardError())
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
+    # Unless a level was chosen for it (the root's, WARNING, would hide every request line).
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
     return logger
 
 
