@@ -8,14 +8,18 @@ absence is an error, never a silent downgrade.
 The suite runs in parallel processes (pytest-xdist's workers, ``-n`` in
 pyproject.toml). Each worker has a PostgreSQL database and a Redis database of
 its own, derived from those two URLs (``worker_database``, ``worker_redis``): a
-test's reset never empties another's tables.
+test's reset never empties another's tables. A test marked ``alone`` (timings
+compared) runs while no other test does (``_turns``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -91,6 +95,59 @@ def pytest_terminal_summary(terminalreporter):
             "NOTE: ran on the embedded default; PostgreSQL/Redis behaviour was not exercised "
             "(set IDP_TEST_DATABASE_URL and IDP_TEST_REDIS_URL, or run .ci/run)."
         )
+
+
+class Turns:
+    """Tests of the suite's processes share the machine, but for those marked ``alone``, which
+    wait until no other test runs and keep the others from starting meanwhile.
+
+    Two ``flock`` locks on files all the processes of a run share: the room (every test holds
+    it, shared; one marked ``alone``, exclusive) and its door, which a test marked ``alone``
+    holds from before it waits for the room until it is done, and every other test goes
+    through before it takes the room: no stream of other tests keeps one marked ``alone``
+    waiting.
+    """
+
+    def __init__(self, directory: Path):
+        self.door = (directory / "turns.door").open("a")
+        self.room = (directory / "turns.room").open("a")
+
+    @contextmanager
+    def turn(self, alone: bool) -> Iterator[None]:
+        fcntl.flock(self.door, fcntl.LOCK_EX)
+        if not alone:
+            fcntl.flock(self.door, fcntl.LOCK_UN)
+        fcntl.flock(self.room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.room, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(self.door, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self.door.close()
+        self.room.close()
+
+
+@pytest.fixture(scope="session")
+def _turns(tmp_path_factory) -> Iterator[Turns | None]:
+    if not WORKER:
+        yield None
+        return
+    # The run's temporary directory, which holds each process's own (pytest-xdist's advice).
+    turns = Turns(tmp_path_factory.getbasetemp().parent)
+    yield turns
+    turns.close()
+
+
+@pytest.fixture(autouse=True)
+def _turn(request, _turns) -> Iterator[None]:
+    if _turns is None:
+        yield
+        return
+    with _turns.turn(alone=request.node.get_closest_marker("alone") is not None):
+        yield
 
 
 @pytest.fixture(scope="session")

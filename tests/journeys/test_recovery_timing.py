@@ -80,6 +80,7 @@ PAGES = {
 }
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("page", PAGES.values(), ids=PAGES.keys())
 def test_a_known_identifier_answers_as_fast_as_an_unknown_one(worker_app, known, page):
     path, known_form, unknown_form = page

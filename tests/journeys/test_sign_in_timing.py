@@ -68,6 +68,7 @@ def _account(services, db, tenant: str, n: int, **secret):
     return next(iter(IDENTIFIERS[tenant](n).values()))
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("tenant", IDENTIFIERS)
 def test_an_unknown_identifier_costs_what_any_account_costs(production_cost_app, tenant):
     app = production_cost_app
