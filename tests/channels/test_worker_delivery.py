@@ -262,9 +262,11 @@ def test_under_the_production_server_hung_relays_hold_no_page_and_lose_no_messag
     assert len(texts) == len(statuses(app, "sms")) == 2, "the registration's code and the sign-in's"
 
 
-def test_the_worker_in_process_sends_a_code_within_a_second(make_app, smtp_server):
-    """The demo's way: a worker thread, woken by the commit (30 s between its polls)."""
-    app = make_app(smtp_server.port)
+def test_the_worker_in_process_sends_a_code_while_the_page_waits(make_app, smtp_server):
+    """The demo's way: a worker thread, woken by the commit (30 s between its polls). The page
+    waits for the code's email up to 5 s here (1 s by default): on a machine busy with other
+    work, sending it has taken more than a second; a worker left to its polls would take 30."""
+    app = make_app(smtp_server.port, message_sent_wait_ms=5000, smtp_timeout_seconds=5)
     worker = DemoWorker(app, interval=30).start()
     try:
         time.sleep(0.2)  # its first look at the (empty) queue is done: now it waits
@@ -272,7 +274,7 @@ def test_the_worker_in_process_sends_a_code_within_a_second(make_app, smtp_serve
     finally:
         worker.stop()
     assert answer.status_code == 303 and "delayed" not in answer.headers["Location"]
-    assert took < 2
+    assert took < 5
     assert len(smtp_server.inbox) == 1
     assert statuses(app) == [("otp_code", "sent")]
 
