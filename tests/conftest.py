@@ -9,7 +9,8 @@ The suite runs in parallel processes (pytest-xdist's workers, ``-n`` in
 pyproject.toml). Each worker has a PostgreSQL database and a Redis database of
 its own, derived from those two URLs (``worker_database``, ``worker_redis``): a
 test's reset never empties another's tables. A test marked ``alone`` (timings
-compared) runs while no other test does (``_turns``).
+compared, or answers held to wall-clock bounds) runs while no other test does
+(``Turns``).
 """
 
 from __future__ import annotations
