@@ -105,6 +105,9 @@ class AccessibilityCheck:
         context.add_init_script(self.source)
 
     def __call__(self, page: Page, name: str) -> None:
+        # The page as the member sees it: its stylesheets applied. Its heading can be there
+        # before they are (a busy machine showed a button 21 px high, unstyled, for its 44).
+        page.wait_for_load_state("load")
         assert page.evaluate("() => typeof window.axe === 'object'"), "axe-core is not in this page (attach)"
         violations = page.evaluate(RUN_AXE, [list(AXE_TAGS), list(AXE_EXTRA_RULES)])
         assert not violations, f"{name} ({page.url}): axe-core found\n" + "\n".join(violations)
