@@ -44,18 +44,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def floor_server(*, interface: str, core: int, port: int, database_url: str, issuer: str,
-                 out: Path, client: tuple[str, str], redis_url: str, threads: int) -> targets.Server:
+                 out: Path, client: tuple[str, str], redis_url: str, threads: int,
+                 stack: bool = False) -> targets.Server:
+    """A floor served by granian: ``bench.floor_app``'s under ``interface``, or with ``stack``
+    the sign-in's floor on the fixed stack (``bench.stack_floor``), under the bridge (RSGI)."""
+    label = "stack" if stack else interface
     command = [str(ROOT / ".venv" / "bin" / "granian"), "--interface", interface, "--factory",
                "--loop", "uvloop", "--workers", "1", "--port", str(port), "--no-ws", "--log-level", "warning",
                # RSGI's requests take the bridge's threads; WSGI's, granian's own.
                *(["--blocking-threads", str(threads)] if interface == "wsgi" else []),
-               f"bench.floor_app:{interface}_app"]
+               "bench.stack_floor:rsgi_app" if stack else f"bench.floor_app:{interface}_app"]
     env = {**os.environ, DATABASE_VARIABLE: database_url, ISSUER_VARIABLE: issuer,
-           LOG_VARIABLE: str(out / f"floor-{interface}.log"), "PYTHONPATH": str(ROOT),
+           LOG_VARIABLE: str(out / f"floor-{label}.log"), "PYTHONPATH": str(ROOT),
            CLIENT_VARIABLE: ":".join(client), REDIS_VARIABLE: redis_url, THREADS_VARIABLE: str(threads)}
     server = targets.Server(command, core=core, env=env, ready_url=f"http://127.0.0.1:{port}/ready",
-                            log=out / f"floor-{interface}.out")
-    server.name = f"floor ({interface})"
+                            log=out / f"floor-{label}.out")
+    server.name = f"floor ({label})"
     return server
 
 
@@ -121,12 +125,15 @@ def main(argv: list[str] | None = None) -> int:
                 bench.start(targets.outbox_worker(core=options.server_core, env=bench.ours_env(),
                                                   log=options.out / "outbox.log"))
             servers = [("ours", bench.start_ours("ours"), bench.ours_url)]
-            for interface in ("rsgi", "wsgi"):
+            floors = [("rsgi", False), ("wsgi", False)]
+            if set(scenarios) & set(FLOWS):
+                floors.append(("rsgi", True))
+            for interface, stack in floors:
                 server = floor_server(interface=interface, core=options.server_core, port=floor_port,
                                       database_url=options.database_url,
                                       issuer=f"{bench.ours_url}/{seed.TENANT}", out=options.out,
                                       client=(seeded.client_id, seeded.client_secret),
-                                      redis_url=options.redis_url, threads=options.threads)
+                                      redis_url=options.redis_url, threads=options.threads, stack=stack)
                 servers.append((server.name, server, f"http://127.0.0.1:{floor_port}"))
             servers.append(("peer", peer, bench.peer_url))
             for name, server, url in servers:
@@ -135,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                 flows = (driver.PeerFlows(seeded.client_id, seeded.client_secret) if name == "peer"
                          else ours_flows)
                 for scenario in scenarios:
+                    if name == "floor (stack)" and scenario not in FLOWS:
+                        continue  # the stack's floor answers the sign-in only
                     if scenario not in FLOWS:
                         figures[scenario][name] = _requests(bench, name, server, url, scenario, seeded,
                                                             minter)

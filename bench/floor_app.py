@@ -35,6 +35,7 @@ import psycopg
 from authlib.oauth2.rfc6749 import ResourceProtector
 from authlib.oauth2.rfc6749.requests import OAuth2Request
 from authlib.oauth2.rfc6750 import BearerTokenValidator
+from sqlalchemy import Connection, create_engine
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import HTTP_STATUS_CODES
@@ -70,8 +71,18 @@ class _Prepared(threading.local):
     postgresql = True
 
     def __init__(self, database_url: str):
+        self.database_url = database_url
         self.cursor = psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True).cursor()
         self._compiled: dict[Any, tuple[Any, list[Any]]] = {}
+        self._connection: Connection | None = None
+
+    @property
+    def connection(self) -> Connection:
+        """A SQLAlchemy connection in autocommit, for the provider's rare paths (a code presented
+        again revokes what it gave), made at the first."""
+        if self._connection is None:
+            self._connection = create_engine(self.database_url, isolation_level="AUTOCOMMIT").connect()
+        return self._connection
 
     def first(self, statement: Any, params: dict[str, Any]) -> Any:
         if statement not in self._compiled:
@@ -98,7 +109,7 @@ class _Ledger(BearerTokenValidator):
         return AccessTokenValidator.find(self.statements, token_string, seed.TENANT)
 
 
-class _Provider(Provider):
+class FloorProvider(Provider):
     """The provider's authorization server, answering as the lane does, without an application."""
 
     def handle_response(self, status_code, payload, headers):
@@ -106,7 +117,7 @@ class _Provider(Provider):
         return status_code, headers, body.encode() if isinstance(body, str) else body
 
 
-def _provider(statements: _Prepared, issuer: str) -> _Provider:
+def _provider(statements: _Prepared, issuer: str, kind: type[FloorProvider] = FloorProvider) -> FloorProvider:
     """The provider's introspection and revocation, given the floor's statements and tenant
     where the provider's take them from Flask's context (``idp.oidc.server``'s names), with
     the production default for the client cache and no request deadline."""
@@ -115,7 +126,7 @@ def _provider(statements: _Prepared, issuer: str) -> _Provider:
     oidc_server.current_tenant = lambda: tenant  # type: ignore[assignment]
     oidc_server.check_in_time = lambda: None
     oidc_server.commit_deadline = lambda: utcnow() + timedelta(seconds=30)
-    provider = _Provider(ClientCache(10))
+    provider = kind(ClientCache(10))
     provider.register_endpoint(Introspection)
     provider.register_endpoint(Revocation)
     return provider
@@ -130,13 +141,13 @@ class FloorApp:
     sign-in's too (``bench.signin_floor``)."""
 
     def __init__(self, database_url: str, log_path: str, issuer: str, client: tuple[str, str] | None = None,
-                 redis_url: str | None = None):
+                 redis_url: str | None = None, *, provider_kind: type[FloorProvider] = FloorProvider):
         self.statements = _Prepared(database_url)
         self.signin = (SignInFloor(self.statements, redis_url, issuer, *client) if client and redis_url
                        else None)
         self.protector = ResourceProtector()
         self.protector.register_token_validator(_Ledger(self.statements))
-        self.provider = _provider(self.statements, issuer)
+        self.provider = _provider(self.statements, issuer, provider_kind)
         self.handler = logging.FileHandler(log_path)
         self.log = logging.getLogger("floor")
         self.log.addHandler(self.handler)
@@ -179,6 +190,9 @@ class FloorApp:
     def close(self) -> None:
         """The calling thread's connection to PostgreSQL, those to Redis, the log."""
         self.statements.cursor.connection.close()
+        if self.statements._connection is not None:
+            self.statements._connection.close()
+            self.statements._connection.engine.dispose()
         if self.signin is not None:
             self.signin.redis.close()
         self.log.removeHandler(self.handler)

@@ -160,7 +160,7 @@ class SignInFloor:
         if (params.get("client_id") != self.client_id or params.get("redirect_uri") != seed.REDIRECT_URI
                 or params.get("response_type") != "code" or "openid" not in params.get("scope", "").split()
                 or params.get("code_challenge_method") != "S256" or not params.get("code_challenge")):
-            return _page(400, "Cette demande de connexion n'est pas valable.")
+            return answer_page(400, "Cette demande de connexion n'est pas valable.")
         browser = parse_cookie(environ).get(BROWSER_COOKIE)
         headers = []
         if not browser:
@@ -169,23 +169,23 @@ class SignInFloor:
             headers.append(("Set-Cookie", cookie))
         interaction = secrets.token_urlsafe(16)
         self.redis.set(f"floor:i:{interaction}", json.dumps(params), ex=TTL)
-        status, page_headers, page = _page(200, None, "password", interaction,
+        status, page_headers, page = answer_page(200, None, "password", interaction,
                                            self._form_mac(browser, interaction))
         return status, [*page_headers, *headers], page
 
     def login(self, environ: dict[str, Any], form: dict[str, str]) -> Answer:
         interaction = form.get("interaction", "")
         if not self._checked(environ, form, interaction):
-            return _page(400, "Cette page a expiré.")
+            return answer_page(400, "Cette page a expiré.")
         parked = self.redis.getdel(f"floor:i:{interaction}")
         if parked is None:
-            return _page(400, "Cette page a expiré.")
+            return answer_page(400, "Cette page a expiré.")
         params = json.loads(parked)
         account = self.statements.first(_BY_EMAIL, {"tenant": seed.TENANT,
                                                     "email": form.get("identifier", "").strip().lower()})
         if (account is None or account.status != ledger.ACTIVE or account.password_hash is None
                 or not self.hasher.verify(account.password_hash, form.get("password", "")).ok):
-            return _page(200, "Identifiant ou mot de passe incorrect.", "password")
+            return answer_page(200, "Identifiant ou mot de passe incorrect.", "password")
         if parse_cookie(environ).get(DEVICE_COOKIE):
             return self._signed_in(account.id, params, ACR_PASSWORD)
         # A browser not trusted: the sign-in waits for a code, under a new reference.
@@ -197,16 +197,16 @@ class SignInFloor:
     def code_page(self, environ: dict[str, Any], path: str, pending: str) -> Answer:
         """The page that asks where the code goes, or the one that asks for it."""
         if not self.redis.exists(f"floor:p:{pending}"):
-            return _page(400, "Cette page a expiré.")
+            return answer_page(400, "Cette page a expiré.")
         browser = parse_cookie(environ).get(BROWSER_COOKIE, "")
         step = "choose" if path == PATHS["choose"] else "code"
-        return _page(200, None, step, pending, self._form_mac(browser, pending))
+        return answer_page(200, None, step, pending, self._form_mac(browser, pending))
 
     def choose(self, environ: dict[str, Any], pending: str, form: dict[str, str]) -> Answer:
         """A code made, kept as its digest, and sent by email (the outbox's worker sends it)."""
         found = self.redis.get(f"floor:p:{pending}") if self._checked(environ, form, pending) else None
         if found is None or form.get("channel") != "email":
-            return _page(400, "Cette page a expiré.")
+            return answer_page(400, "Cette page a expiré.")
         code, now = f"{secrets.randbelow(10 ** 6):06d}", utcnow()
         self.redis.set(f"floor:c:{pending}", token_digest(code), ex=600)
         self.statements.first(_QUEUE_CODE, {
@@ -220,13 +220,13 @@ class SignInFloor:
 
     def verify(self, environ: dict[str, Any], pending: str, form: dict[str, str]) -> Answer:
         if not self._checked(environ, form, pending):
-            return _page(400, "Cette page a expiré.")
+            return answer_page(400, "Cette page a expiré.")
         expected = self.redis.get(f"floor:c:{pending}")
         if expected is None or not hmac.compare_digest(expected.decode(), token_digest(form.get("code", ""))):
-            return _page(200, "Ce code n'est pas le bon.", "code", pending, form.get("csrf_token", ""))
+            return answer_page(200, "Ce code n'est pas le bon.", "code", pending, form.get("csrf_token", ""))
         found = self.redis.getdel(f"floor:p:{pending}")  # once
         if found is None:
-            return _page(400, "Cette page a expiré.")
+            return answer_page(400, "Cette page a expiré.")
         self.redis.delete(f"floor:c:{pending}")
         waiting = json.loads(found)
         return self._signed_in(waiting["account"], waiting["params"], ACR_OTP)
@@ -282,7 +282,7 @@ class SignInFloor:
         return _json(200, token)
 
 
-def _page(status: int, error: str | None, step: str = "password", interaction: str = "",
+def answer_page(status: int, error: str | None, step: str = "password", interaction: str = "",
           csrf: str = "") -> Answer:
     action = {"password": PATHS["login"], "choose": f"{PATHS['choose']}?p={interaction}",
               "code": f"{PATHS['verify']}?p={interaction}"}[step]

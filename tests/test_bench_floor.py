@@ -1,8 +1,8 @@
-"""The sign-in's floor (bench/signin_floor.py, served by bench/floor_app.py) answers the bench
-driver's flows as the provider does, or its figures would measure something else: a trusted
-browser signs in with its password, another is asked a code by email first, every form is
-bound to the browser and taken once, and a code is redeemed once, for an ID token of that
-sign-in."""
+"""The sign-in's floors (bench/signin_floor.py, served by bench/floor_app.py, and the same on the
+fixed stack, bench/stack_floor.py) answer the bench driver's flows as the provider does, or their
+figures would measure something else: a trusted browser signs in with its password, another is
+asked a code by email first, every form is bound to the browser and taken once, and a code is
+redeemed once, for an ID token of that sign-in."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.test import Client
 
-from bench import floor_app, pages, seed, signin_floor
+from bench import floor_app, pages, seed, signin_floor, stack_floor
 from idp.channels.models import Message
 from idp.oidc import server as oidc_server
 from tests.conftest import DATABASE_URL, REDIS_URL
@@ -33,13 +33,13 @@ def portal(make):
     return make.client(redirect_uris=(seed.REDIRECT_URI,))
 
 
-@pytest.fixture
-def browser(portal, database_url, tmp_path, monkeypatch):
-    """A browser on the floor; the provider's names the floor sets are put back after."""
-    for name in ("single_statements", "current_tenant", "check_in_time", "commit_deadline"):
+@pytest.fixture(params=[floor_app.FloorApp, stack_floor.StackFloorApp], ids=["floor", "stack"])
+def browser(request, portal, database_url, tmp_path, monkeypatch):
+    """A browser on a floor; the provider's names the floor sets are put back after."""
+    for name in ("single_statements", "current_tenant", "check_in_time", "commit_deadline", "services"):
         monkeypatch.setattr(oidc_server, name, getattr(oidc_server, name))
-    wsgi = floor_app.FloorApp(database_url, str(tmp_path / "floor.log"), ISSUER,
-                              (portal.client_id, portal.secret), REDIS_URL)
+    wsgi = request.param(database_url, str(tmp_path / "floor.log"), ISSUER, (portal.client_id, portal.secret),
+                         REDIS_URL)
     yield Client(wsgi)
     wsgi.close()
 
@@ -88,7 +88,7 @@ def test_a_trusted_browser_signs_in_with_its_password_and_the_code_is_redeemed_o
         member.id, "n-0S6_WzA2Mj", "urn:mh:acr:pwd", ["pwd"], ISSUER)
     assert tokens.json["access_token"] and tokens.json["token_type"] == "Bearer"
     again = _redeem(browser, portal, callback)
-    assert (again.status_code, again.json) == (400, {"error": "invalid_grant"})
+    assert (again.status_code, again.json["error"]) == (400, "invalid_grant")
 
 
 def test_a_sign_in_form_is_taken_once_from_its_own_browser_with_the_right_password(browser, portal, make):
