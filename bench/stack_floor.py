@@ -137,7 +137,7 @@ class StackFloorApp(FloorApp):
     def answer(self, environ: dict[str, Any], path: str) -> Answer:
         if path == PATHS["token"]:
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
-            return self.signin.token(environ, dict(parse_qsl(body, keep_blank_values=True)))  # type: ignore[union-attr]
+            return self.signin.token(environ, dict(parse_qsl(body, keep_blank_values=True)))
         if path in SIGNIN_PATHS:
             started: list[Any] = []
             body = b"".join(self.pages(environ, lambda *answer: started.extend(answer[:2])))
