@@ -79,8 +79,8 @@ class Backends:
     runs on this machine: their CPU is read from /proc like the servers'."""
 
     def __init__(self, database_url: str):
-        base, self.database = database_url.rsplit("/", 1)
-        self.engine = create_engine(f"{base}/postgres")
+        self.database = seed.database_name(database_url)
+        self.engine = create_engine(seed.server_url(database_url))
         with self.engine.connect() as connection:
             self.local = proc.stat(connection.scalar(text("SELECT pg_backend_pid()"))) is not None
 

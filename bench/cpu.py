@@ -590,7 +590,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
     if args.redis_url.rstrip("/").endswith("/15"):
         parser.error("--redis-url: Redis db 15 belongs to the test suite")
-    if not args.database_url.rsplit("/", 1)[-1].startswith("idp_bench"):
+    if not seed.is_bench_database(args.database_url):
         parser.error("--database-url must name a database whose name starts with idp_bench")
     return args
 

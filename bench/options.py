@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import SCENARIOS
+from bench.seed import is_bench_database
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
@@ -65,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     unknown = [name for name in scenarios if name not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
-    if not args.database_url.rsplit("/", 1)[-1].startswith("idp_bench"):
+    if not is_bench_database(args.database_url):
         parser.error("--database-url must name a database whose name starts with idp_bench")
     if args.redis_url.rstrip("/").endswith("/15"):
         parser.error("--redis-url: Redis db 15 belongs to the test suite")

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import URL, create_engine, insert, make_url, text
+from sqlalchemy.exc import ArgumentError
 
 from idp import create_app, schema
 from idp.accounts.hashing import PasswordHasher
@@ -66,11 +67,34 @@ class _Precomputed:
         return self.stored
 
 
+# The databases the bench may reset: their names start with this.
+BENCH_DATABASE_PREFIX = "idp_bench"
+
+
+def database_name(url: str) -> str:
+    """The name of the database ``url`` names (its options after it aside); empty for a URL that
+    is not one."""
+    try:
+        return make_url(url).database or ""
+    except ArgumentError:
+        return ""
+
+
+def is_bench_database(url: str) -> bool:
+    """Whether ``url`` names one of the bench's own databases, the only ones it resets."""
+    return database_name(url).startswith(BENCH_DATABASE_PREFIX)
+
+
+def server_url(url: str) -> URL:
+    """The ``postgres`` database of the server ``url`` is on, where databases are listed and made."""
+    return make_url(url).set(database="postgres")
+
+
 def create_database(url: str) -> None:
     """Create the PostgreSQL database ``url`` names, unless it exists (through the server's
     ``postgres`` database)."""
-    base, name = url.rsplit("/", 1)
-    server = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    name = database_name(url)
+    server = create_engine(server_url(url), isolation_level="AUTOCOMMIT")
     with server.connect() as connection:
         if connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}) is None:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -79,8 +103,8 @@ def create_database(url: str) -> None:
 
 def reset_database(url: str) -> None:
     """Create the bench database if needed, then drop and recreate its schema (never another database)."""
-    if not url.rsplit("/", 1)[1].startswith("idp_bench"):
-        raise ValueError(f"refusing to reset {url}: not a bench database")
+    if not is_bench_database(url):
+        raise ValueError(f"refusing to reset {database_name(url)!r}: not a bench database")
     create_database(url)
     engine = create_engine(url)
     with engine.begin() as connection:

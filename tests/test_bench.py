@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cpu, proc, targets
+from bench import cpu, proc, seed, targets
 from bench.options import parse_args
 from bench.report import Memory, Result, Run, Turn, pooled, ratio, render
 
@@ -39,6 +39,8 @@ def test_quick_is_short_unless_told_otherwise():
 
 @pytest.mark.parametrize("argv", [
     ["--database-url", "postgresql+psycopg://postgres@127.0.0.1:5432/idp_test"],
+    ["--database-url", "postgresql+psycopg://postgres@127.0.0.1:5432/idp_test?application_name=idp_bench"],
+    ["--database-url", "not a URL"],
     ["--redis-url", "redis://127.0.0.1:6379/15"],
     ["--scenarios", "discovery,fastest"],
     ["--connections", "0"],
@@ -49,6 +51,17 @@ def test_refuses_what_belongs_to_others_or_makes_no_sense(argv, capsys):
         parse_args(argv)
     assert exit_info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_bench_database_is_named_by_its_path_whatever_its_options():
+    url = "postgresql+psycopg://postgres:p%2Fw@127.0.0.1:5432/idp_bench_perf?sslmode=disable"
+    assert seed.database_name(url) == "idp_bench_perf"
+    assert seed.is_bench_database(url)
+    assert parse_args(["--database-url", url]).database_url == url
+    assert seed.server_url(url).render_as_string(hide_password=False) == (
+        "postgresql+psycopg://postgres:p%2Fw@127.0.0.1:5432/postgres?sslmode=disable")
+    with pytest.raises(ValueError, match="not a bench database"):
+        seed.reset_database(url.replace("idp_bench_perf", "idp_test"))
 
 
 def test_report_gives_rates_percentiles_ratios_targets_and_memory():
