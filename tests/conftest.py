@@ -73,8 +73,11 @@ def worker_redis(url: str, offset: int = 0) -> str:
     return urlunsplit(parts._replace(path=f"/{index}"))
 
 
-DATABASE_URL = worker_database(os.environ.get("IDP_TEST_DATABASE_URL", ""))
-REDIS_URL = worker_redis(os.environ.get("IDP_TEST_REDIS_URL", ""))
+# The servers the suite was pointed at, as configured, then this process's databases on them.
+CONFIGURED_DATABASE_URL = os.environ.get("IDP_TEST_DATABASE_URL", "")
+CONFIGURED_REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "")
+DATABASE_URL = worker_database(CONFIGURED_DATABASE_URL)
+REDIS_URL = worker_redis(CONFIGURED_REDIS_URL)
 
 
 def pytest_configure(config):

@@ -4,14 +4,13 @@ accepted, and the tokens come out at the end."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATABASE_URL, REDIS_URL, worker_database, worker_redis
+from tests.conftest import CONFIGURED_REDIS_URL, DATABASE_URL, REDIS_URL, worker_database, worker_redis
 
 pytestmark = pytest.mark.skipif(
     not (DATABASE_URL and REDIS_URL),
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_code_flow_by_email_is_measured_step_by_step():
     # The bench's own database and Redis database, on the suite's servers: never the suite's.
     database = worker_database(DATABASE_URL, "idp_bench_suite")
-    redis = worker_redis(os.environ["IDP_TEST_REDIS_URL"], offset=1)
+    redis = worker_redis(CONFIGURED_REDIS_URL, offset=1)
     done = subprocess.run(  # noqa: S603 - our own command
         [sys.executable, "-m", "bench.cpu", "--scenarios", "flow+password+otp", "--requests", "20",
          "--repeat", "1", "--no-callgrind", "--database-url", database,
