@@ -84,6 +84,13 @@ class _Prepared(threading.local):
             self._connection = create_engine(self.database_url, isolation_level="AUTOCOMMIT").connect()
         return self._connection
 
+    def close(self) -> None:
+        """The calling thread's connections to PostgreSQL."""
+        self.cursor.connection.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection.engine.dispose()
+
     def first(self, statement: Any, params: dict[str, Any]) -> Any:
         if statement not in self._compiled:
             self._compiled[statement] = (statement.compile(dialect=postgresql_psycopg.dialect()), [None])
@@ -189,10 +196,7 @@ class FloorApp:
 
     def close(self) -> None:
         """The calling thread's connection to PostgreSQL, those to Redis, the log."""
-        self.statements.cursor.connection.close()
-        if self.statements._connection is not None:
-            self.statements._connection.close()
-            self.statements._connection.engine.dispose()
+        self.statements.close()
         if self.signin is not None:
             self.signin.redis.close()
         self.log.removeHandler(self.handler)
