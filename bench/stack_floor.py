@@ -53,7 +53,7 @@ from bench.signin_floor import PATHS, TTL, Answer, SignInFloor, answer_page
 from idp.config import Settings
 from idp.oidc import server as oidc_server
 from idp.oidc.server import AuthorizationCodeGrant, LaneRequest, OpenIDConnect, S256Only, StoredRequest
-from idp.web.server import WsgiBridge
+from idp.web.server import WsgiBridge, run_wsgi
 
 
 class _LoginForm(FlaskForm):
@@ -139,11 +139,9 @@ class StackFloorApp(FloorApp):
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
             return self.signin.token(environ, dict(parse_qsl(body, keep_blank_values=True)))
         if path in SIGNIN_PATHS:
-            started: list[Any] = []
-            body = b"".join(self.pages(environ, lambda *answer: started.extend(answer[:2])))
-            status, headers = started
+            status, headers, body = run_wsgi(self.pages, environ)
             # The floor's answer writes its own length.
-            return int(status.split(" ", 1)[0]), [(k, v) for k, v in headers if k != "Content-Length"], body
+            return status, [(k, v) for k, v in headers if k != "Content-Length"], body
         return super().answer(environ, path)
 
 

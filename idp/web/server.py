@@ -187,7 +187,7 @@ class WsgiBridge:
         if self.from_memory is not None and self.from_memory(environ):
             # It waits on nothing and has no body: answered here, without a thread (a metadata
             # document is read even while every thread is busy).
-            status, headers, answer = _run(self.app, environ)
+            status, headers, answer = run_wsgi(self.app, environ)
         else:
             if has_body(environ):
                 try:
@@ -231,7 +231,7 @@ class Threads:
             settle: Callable[[Any], None]
             outcome: Answer | BaseException
             try:
-                settle, outcome = answer.set_result, _run(app, environ)
+                settle, outcome = answer.set_result, run_wsgi(app, environ)
             except BaseException as raised:  # raised again where the request awaits it
                 settle, outcome = answer.set_exception, raised
             try:
@@ -288,7 +288,8 @@ def wsgi_environ(scope: Any, gone: threading.Event) -> dict[str, Any]:
     return environ
 
 
-def _run(app: WsgiApp, environ: dict[str, Any]) -> Answer:
+def run_wsgi(app: WsgiApp, environ: dict[str, Any]) -> Answer:
+    """The answer of the WSGI application ``app`` to ``environ``, made whole."""
     started: list[Any] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], _exc_info: Any = None) -> None:
