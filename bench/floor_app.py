@@ -29,7 +29,6 @@ from collections import namedtuple
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qsl
 
 import psycopg
 from authlib.oauth2.rfc6749 import ResourceProtector
@@ -170,9 +169,8 @@ class FloorApp:
             token = self.protector.validate_request(["openid"], request)
             claims = user_claims(token.account, token.row.scope, token.row.claims, "userinfo")
             return 200, [("Content-Type", "application/json"), *UNCACHED], json.dumps(claims).encode()
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
         status, headers, content = self.provider.create_endpoint_response(
-            ENDPOINTS[path], LaneRequest(environ, parse_qsl(body, keep_blank_values=True)))
+            ENDPOINTS[path], LaneRequest(environ, signin_floor.posted(environ)))
         return status, list(headers), content
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:

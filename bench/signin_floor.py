@@ -137,8 +137,7 @@ class SignInFloor:
         pending = dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("p", "")  # a code's pages
         if environ["REQUEST_METHOD"] == "GET":
             return self.code_page(environ, path, pending)
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
-        form = dict(parse_qsl(body, keep_blank_values=True))
+        form = dict(posted(environ))
         if path == PATHS["login"]:
             return self.login(environ, form)
         if path == PATHS["token"]:
@@ -167,11 +166,16 @@ class SignInFloor:
             browser = secrets.token_urlsafe(16)
             cookie = dump_cookie(BROWSER_COOKIE, browser, httponly=True, samesite="Lax")
             headers.append(("Set-Cookie", cookie))
+        interaction = self.park(params)
+        status, page_headers, page = answer_page(200, None, "password", interaction,
+                                                 self._form_mac(browser, interaction))
+        return status, [*page_headers, *headers], page
+
+    def park(self, params: dict[str, str]) -> str:
+        """The authorization request kept in Redis under a new interaction, which names it."""
         interaction = secrets.token_urlsafe(16)
         self.redis.set(f"floor:i:{interaction}", json.dumps(params), ex=TTL)
-        status, page_headers, page = answer_page(200, None, "password", interaction,
-                                           self._form_mac(browser, interaction))
-        return status, [*page_headers, *headers], page
+        return interaction
 
     def login(self, environ: dict[str, Any], form: dict[str, str]) -> Answer:
         interaction = form.get("interaction", "")
@@ -282,8 +286,14 @@ class SignInFloor:
         return _json(200, token)
 
 
+def posted(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    """The form a request posts (its body), blank values kept."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
+    return parse_qsl(body, keep_blank_values=True)
+
+
 def answer_page(status: int, error: str | None, step: str = "password", interaction: str = "",
-          csrf: str = "") -> Answer:
+                csrf: str = "") -> Answer:
     action = {"password": PATHS["login"], "choose": f"{PATHS['choose']}?p={interaction}",
               "code": f"{PATHS['verify']}?p={interaction}"}[step]
     page = _PAGE.render(error=error, step=step, action=action, interaction=interaction, csrf=csrf)

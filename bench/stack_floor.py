@@ -22,7 +22,6 @@ time limit, the input gate, among others).
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from types import SimpleNamespace
@@ -49,7 +48,7 @@ from bench.floor_app import (
     FloorApp,
     FloorProvider,
 )
-from bench.signin_floor import PATHS, TTL, Answer, SignInFloor, answer_page
+from bench.signin_floor import PATHS, Answer, SignInFloor, answer_page, posted
 from idp.config import Settings
 from idp.oidc import server as oidc_server
 from idp.oidc.server import AuthorizationCodeGrant, LaneRequest, OpenIDConnect, S256Only, StoredRequest
@@ -109,9 +108,7 @@ class StackSignIn(SignInFloor):
             return answer_page(400, "Cette demande de connexion n'est pas valable.")
         if "openid" not in (oauth_request.scope or "").split():
             return answer_page(400, "Cette demande de connexion n'est pas valable.")
-        interaction = secrets.token_urlsafe(16)
-        self.redis.set(f"floor:i:{interaction}", json.dumps(dict(params)), ex=TTL)
-        return answer_page(200, None, "password", interaction, generate_csrf())
+        return answer_page(200, None, "password", self.park(dict(params)), generate_csrf())
 
     def token(self, environ: dict[str, Any], form: dict[str, str]) -> Answer:
         status, headers, body = self.provider.create_token_response(LaneRequest(environ, list(form.items())))
@@ -136,8 +133,7 @@ class StackFloorApp(FloorApp):
 
     def answer(self, environ: dict[str, Any], path: str) -> Answer:
         if path == PATHS["token"]:
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
-            return self.signin.token(environ, dict(parse_qsl(body, keep_blank_values=True)))
+            return self.signin.token(environ, dict(posted(environ)))
         if path in SIGNIN_PATHS:
             status, headers, body = run_wsgi(self.pages, environ)
             # The floor's answer writes its own length.
