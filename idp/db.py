@@ -27,7 +27,7 @@ from sqlalchemy.orm import (
     make_transient_to_detached,
     sessionmaker,
 )
-from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.orm.attributes import instance_dict, set_committed_value
 
 if TYPE_CHECKING:
     from idp.config import Settings
@@ -412,7 +412,8 @@ def write(session: Session, statement: Any, params: dict[str, Any]) -> int:
     return _run_prepared(connection, prepared.sql, prepared.parameters(params)).rowcount
 
 
-def load(session: Session, model: type[_Model], statement: Any, params: dict[str, Any]) -> _Model | None:
+def load(session: Session, model: type[_Model], statement: Any, params: dict[str, Any], *,
+         fresh: bool = False) -> _Model | None:
     """The ``model`` object of the first row ``statement`` finds with ``params``, in the session,
     as a query of the ORM would give it; None if there is none.
 
@@ -421,7 +422,8 @@ def load(session: Session, model: type[_Model], statement: Any, params: dict[str
     as ``write`` does, and the object is made from its row: the ORM's loading costs an account's
     sign-in more than the statement does (bench/RESULTS.md). What the ORM would do is done here:
     pending changes flushed first, each value given its type's result processing, and the object
-    the session already holds for that row returned as it is. Elsewhere (SQLite), the statement
+    the session already holds for that row returned as it is, or, ``fresh``, given the row's values
+    (the ORM's ``populate_existing``: a row read under a lock). Elsewhere (SQLite), the statement
     runs through SQLAlchemy and the object is made the same way.
     """
     if session.autoflush:
@@ -442,6 +444,9 @@ def load(session: Session, model: type[_Model], statement: Any, params: dict[str
         values = {key: value for (key, _process), value in zip(reading.attributes, row, strict=True)}
     held = session.identity_map.get(reading.identity(values))
     if held is not None:
+        if fresh:
+            for key, value in values.items():
+                set_committed_value(held, key, value)
         return cast("_Model", held)
     loaded = from_row(model, values)
     make_transient_to_detached(loaded)

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import TemplateNotFound
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from idp import events
 from idp.channels import dispatch
@@ -49,7 +50,7 @@ from idp.channels.senders import (
     mask_recipient,
 )
 from idp.config import Settings
-from idp.db import utcnow
+from idp.db import load, utcnow, write
 from idp.frames import Frame, marks
 from idp.identifiers import is_email
 from idp.metrics import DELIVERIES
@@ -123,19 +124,20 @@ class Batch(NamedTuple):
     expired: int = 0
 
 
-# The oldest message due (``now``), locked. PostgreSQL: rows another worker holds are skipped,
+# The oldest message due by ``due``, locked. PostgreSQL: rows another worker holds are skipped,
 # not waited for. SQLite has no row locks; SQLAlchemy leaves FOR UPDATE out there (a
-# single-process set-up: the demo and tests). Built once: the worker runs it at every wake-up.
+# single-process set-up: the demo and tests). Built once, and run prepared (``load``): the
+# worker runs it twice a wake-up, the second time to find nothing more.
 _DUE = (
-    select(Message)
-    .where(Message.status == "pending", Message.next_attempt_at <= bindparam("now"))
+    select(*Message.__table__.columns)
+    .where(Message.status == "pending", Message.next_attempt_at <= bindparam("due"))
     .order_by(Message.created_at, Message.id)
     .limit(1)
     .with_for_update(skip_locked=True)
-    .execution_options(populate_existing=True)
 )
-# The same, but for those already ``tried`` in this run.
-_DUE_BUT = _DUE.where(Message.id.not_in(bindparam("tried", expanding=True)))
+# A message sent: what every message the worker delivers ends with.
+_SENT = (update(Message).where(Message.id == bindparam("p_id"))
+         .values(status="sent", attempts=Message.attempts + 1, sent_at=bindparam("p_now")))
 # A message's status, read again and again while a page waits for it to be sent.
 _STATUS = select(Message.status).where(Message.id == bindparam("id"))
 
@@ -419,14 +421,15 @@ class Messages:
         asked before each message (a worker told to stop ends early).
         """
         sent = still_pending = failed = expired = 0
-        tried: set[int] = set()
+        # Due by the run's start: a message tried in the run and still pending is due again only
+        # after its backoff, so no message is tried twice in a run.
+        due = self.clock()
         for _ in range(limit):
             if should_stop is not None and should_stop():
                 break
-            message = self._claim_next(tried)
+            message = load(self.session, Message, _DUE, {"due": due}, fresh=True)
             if message is None:
                 break
-            tried.add(message.id)
             if self._attempt(message):
                 sent += 1
             elif message.status == "failed":
@@ -487,11 +490,6 @@ class Messages:
             raise LookupError(f"no message {message_id}")
         return message
 
-    def _claim_next(self, tried: set[int]) -> Message | None:
-        if tried:
-            return self.session.scalars(_DUE_BUT, {"now": self.clock(), "tried": list(tried)}).first()
-        return self.session.scalars(_DUE, {"now": self.clock()}).first()
-
     def _attempt(self, message: Message) -> bool:
         """Send a locked, pending message once; record the outcome and commit."""
         who = mask_recipient(message.channel, message.recipient)
@@ -513,9 +511,9 @@ class Messages:
             error = f"unexpected error: {type(exc).__name__}"
         else:
             now = self.clock()
-            message.attempts += 1
-            message.status = "sent"
-            message.sent_at = now
+            write(self.session, _SENT, {"p_id": message.id, "p_now": now})
+            for key, value in (("status", "sent"), ("attempts", message.attempts + 1), ("sent_at", now)):
+                set_committed_value(message, key, value)
             self.session.commit()
             DELIVERIES.labels(message.channel, message.template, "sent").inc()
             log.info("message %s sent: %s %s to %s (attempt %d)", message.id, message.channel,

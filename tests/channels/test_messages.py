@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import threading
 from datetime import datetime, timedelta
 
 import pytest
 from jinja2 import ChoiceLoader, DictLoader, TemplateNotFound
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from idp.channels.models import Message
 from idp.channels.senders import DeliveryError
@@ -301,6 +302,37 @@ def test_deliver_due_takes_the_oldest_first_and_stops_at_the_limit(
     assert [entry[0] for entry in recording.sent] == [first.recipient, second.recipient]
     assert messages.deliver_due(should_stop=lambda: True) == Batch(0, 0, 0)
     assert messages.deliver_due() == Batch(1, 0, 0)
+
+
+def test_a_run_tries_each_message_once_even_when_its_backoff_ends_during_the_run(
+    app_ctx, db, channels, malakoff, clock
+):
+    # Each reading of the clock an hour after the last: a failed message is due again at once.
+    hours = itertools.count()
+    failing = Recording(DeliveryError("SMTP server answered 421"))
+    messages = dataclasses.replace(channels(email_sender=failing),
+                                   clock=lambda: clock.now + timedelta(hours=next(hours))).messages(db)
+    _otp(messages, malakoff)
+    db.commit()
+    assert messages.deliver_due(limit=10) == Batch(0, 1, 0)
+    assert failing.calls == 1
+    assert messages.deliver_due(limit=10) == Batch(0, 1, 0), "due again at the next run"
+    assert failing.calls == 2
+
+
+def test_a_run_reads_the_message_as_stored_not_as_its_session_last_saw_it(
+    app, app_ctx, db, channels, malakoff
+):
+    failing = Recording(DeliveryError("SMTP server answered 421"))
+    messages = channels(email_sender=failing).messages(db)
+    held = _otp(messages, malakoff)
+    db.commit()
+    # Another worker tried it meanwhile; this session still holds it as it queued it.
+    with app.extensions["idp"].database.engine.begin() as connection:
+        connection.execute(update(Message).where(Message.id == held.id).values(attempts=3))
+    assert messages.deliver_due() == Batch(0, 1, 0)
+    db.expire_all()
+    assert db.get(Message, held.id).attempts == 4
 
 
 def test_retry_refuses_a_sent_message(app_ctx, db, channels, malakoff):
