@@ -417,8 +417,10 @@ def load(session: Session, model: type[_Model], statement: Any, params: dict[str
     """The ``model`` object of the first row ``statement`` finds with ``params``, in the session,
     as a query of the ORM would give it; None if there is none.
 
-    ``statement`` selects the columns of the model's table (``select(*table.columns)``) and is
-    built once (a module's constant). On PostgreSQL it runs prepared in the session's transaction,
+    ``statement`` selects the columns of the model's table (``select(*table.columns)``), or
+    inserts a row and returns them (``insert(table).returning(*table.columns)``: the new object,
+    the session told that it wrote, as ``write`` does); it is built once (a module's constant)
+    and given the same keys at every call. On PostgreSQL it runs prepared in the session's transaction,
     as ``write`` does, and the object is made from its row: the ORM's loading costs an account's
     sign-in more than the statement does (bench/RESULTS.md). What the ORM would do is done here:
     pending changes flushed first, each value given its type's result processing, and the object
@@ -428,6 +430,8 @@ def load(session: Session, model: type[_Model], statement: Any, params: dict[str
     """
     if session.autoflush:
         session.flush()
+    if statement.is_dml:
+        session.info[WROTE] = True
     connection = session.connection()
     reading = _prepared_read(statement, model, connection.engine)
     if connection.dialect.name == "postgresql":
@@ -579,7 +583,7 @@ def _prepare_read(statement: Any, model: type, engine: Engine) -> PreparedRead:
     dialect = engine.dialect
     mapper: Mapper[Any] = inspect(model)
     attributes = []
-    for column in statement.selected_columns:
+    for column in statement.exported_columns:
         kind = column.type.dialect_impl(dialect)
         attributes.append((mapper.get_property_by_column(column).key, kind.result_processor(dialect, None)))
     compiled = statement.compile(dialect=dialect)

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -135,6 +135,13 @@ _DUE = (
     .limit(1)
     .with_for_update(skip_locked=True)
 )
+# A message queued (``Messages.queue``), pending and due at once; run prepared (``load``).
+_QUEUED = (insert(Message)
+           .values({**{key: bindparam(key) for key in ("tenant", "channel", "template", "recipient",
+                                                       "subject", "body_text", "body_html",
+                                                       "created_at", "expires_at")},
+                    "status": "pending", "attempts": 0, "next_attempt_at": bindparam("created_at")})
+           .returning(*Message.__table__.columns))
 # A message sent: what every message the worker delivers ends with.
 _SENT = (update(Message).where(Message.id == bindparam("p_id"))
          .values(status="sent", attempts=Message.attempts + 1, sent_at=bindparam("p_now")))
@@ -240,19 +247,11 @@ class Messages:
         elif channel != "email" and not E164_RE.match(recipient):
             raise InvalidRecipient("not a phone number in E.164 form (+33612345678)")
         subject, body_text, body_html = self._written(tenant, channel, template, context, framed, given)
-        message = Message(subject=None if subject is None else subject[:SUBJECT_MAX_LENGTH],
-                          body_text=body_text, body_html=body_html)
-        message.tenant = tenant.slug
-        message.channel = channel
-        message.template = template
-        message.recipient = recipient
-        message.status = "pending"
-        message.attempts = 0
-        message.created_at = now
-        message.next_attempt_at = now
-        message.expires_at = expires_at
-        self.session.add(message)
-        self.session.flush()
+        message = load(self.session, Message, _QUEUED, {
+            "tenant": tenant.slug, "channel": channel, "template": template, "recipient": recipient,
+            "subject": None if subject is None else subject[:SUBJECT_MAX_LENGTH],
+            "body_text": body_text, "body_html": body_html, "created_at": now, "expires_at": expires_at})
+        assert message is not None  # an INSERT's RETURNING has its row
         dispatch.note_queued(self.session, message)
         log.info("message %s queued: %s %s to %s (%s)", message.id, channel, template,
                  mask_recipient(channel, recipient), tenant.slug)
