@@ -4,12 +4,14 @@ values, are the pages the templates render whole."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from itsdangerous import TimestampSigner
 
 from idp.accounts.forms import LoginForm
 from idp.deadlines import sign_in_deadline
@@ -28,6 +30,10 @@ def _pages(app, monkeypatch, *, tenant: str, lang: str, hint: str, extra: str, s
            pushed: bool = False) -> tuple[str, str]:
     """The sign-in page framed, then rendered whole, for the same request and values."""
     monkeypatch.setattr(Interactions, "expires_in", lambda _self, _interaction: seconds_left)
+    # Each render signs a pushed request's restart link anew: both at the same second, as two
+    # renders of one request would be when no second ends between them.
+    signed_at = int(time.time())
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: signed_at)
     query = urlencode({"lang": lang, "extra": extra})
     with app.test_request_context(f"/{tenant}/authorize?{query}"):
         app.preprocess_request()
