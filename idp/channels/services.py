@@ -135,7 +135,7 @@ _DUE = (
     .limit(1)
     .with_for_update(skip_locked=True)
 )
-# A message queued (``Messages.queue``), pending and due at once; run prepared (``load``).
+# A message queued (``_stored``), pending and due at once; run prepared (``load``).
 _QUEUED = (insert(Message)
            .values({**{key: bindparam(key) for key in ("tenant", "channel", "template", "recipient",
                                                        "subject", "body_text", "body_html",
@@ -247,12 +247,10 @@ class Messages:
         elif channel != "email" and not E164_RE.match(recipient):
             raise InvalidRecipient("not a phone number in E.164 form (+33612345678)")
         subject, body_text, body_html = self._written(tenant, channel, template, context, framed, given)
-        message = load(self.session, Message, _QUEUED, {
-            "tenant": tenant.slug, "channel": channel, "template": template, "recipient": recipient,
-            "subject": None if subject is None else subject[:SUBJECT_MAX_LENGTH],
-            "body_text": body_text, "body_html": body_html, "created_at": now, "expires_at": expires_at})
-        assert message is not None  # an INSERT's RETURNING has its row
-        dispatch.note_queued(self.session, message)
+        message = _stored(self.session, tenant=tenant.slug, channel=channel, template=template,
+                          recipient=recipient,
+                          subject=None if subject is None else subject[:SUBJECT_MAX_LENGTH],
+                          body_text=body_text, body_html=body_html, created_at=now, expires_at=expires_at)
         log.info("message %s queued: %s %s to %s (%s)", message.id, channel, template,
                  mask_recipient(channel, recipient), tenant.slug)
         return message
@@ -580,12 +578,17 @@ def queue_logout(session: Session, tenant: str, client_id: str, uri: str, claims
     transaction; the worker posts it once that commits (never the request itself: a relying
     party that does not answer must not hold the member's page). ``claims``: the token's
     claims as JSON, signed at each attempt."""
-    now = utcnow()
-    message = Message(tenant=tenant, channel="logout", template="backchannel_logout",
+    message = _stored(session, tenant=tenant, channel="logout", template="backchannel_logout",
                       recipient=uri, subject=client_id, body_text=claims, body_html=None,
-                      status="pending", attempts=0, created_at=now, next_attempt_at=now)
-    session.add(message)
-    session.flush()
-    dispatch.note_queued(session, message)
+                      created_at=utcnow(), expires_at=None)
     log.info("message %s queued: logout token for client %s (%s)", message.id, client_id, tenant)
+    return message
+
+
+def _stored(session: Session, **values: Any) -> Message:
+    """A message stored pending and due at once (``_QUEUED``), in the caller's transaction; the
+    worker is woken when that commits (``idp.channels.dispatch``)."""
+    message = load(session, Message, _QUEUED, values)
+    assert message is not None  # an INSERT's RETURNING has its row
+    dispatch.note_queued(session, message)
     return message
