@@ -410,7 +410,8 @@ class Messages:
     def deliver_due(
         self, limit: int = 100, *, should_stop: Callable[[], bool] | None = None
     ) -> Batch:
-        """Deliver up to ``limit`` pending messages that are due, oldest first.
+        """Deliver up to ``limit`` pending messages that were due when the run started, oldest
+        first: each is tried once in a run.
 
         Each message is claimed, attempted and committed on its own, so a
         crash loses at most the one attempt in flight, and concurrent workers
@@ -418,8 +419,8 @@ class Messages:
         asked before each message (a worker told to stop ends early).
         """
         sent = still_pending = failed = expired = 0
-        # Due by the run's start: a message tried in the run and still pending is due again only
-        # after its backoff, so no message is tried twice in a run.
+        # A message tried in the run and still pending is due again only after its backoff, later
+        # than the run's start.
         due = self.clock()
         for _ in range(limit):
             if should_stop is not None and should_stop():
