@@ -112,7 +112,10 @@ class Arena:
             self._lent.release()
 
     def _map(self) -> None:
-        self._block = mmap.mmap(-1, self.size)
+        # Private: the kernel backs a shared anonymous mapping (mmap's default) with shared
+        # memory, which takes no huge pages unless configured apart, and whose pages
+        # MADV_DONTNEED only unmaps (they stay the process's until it ends).
+        self._block = mmap.mmap(-1, self.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         if hasattr(mmap, "MADV_HUGEPAGE"):
             self._block.madvise(mmap.MADV_HUGEPAGE)
         self._address = ffi.cast("uint8_t *", ffi.from_buffer(self._block))

@@ -244,3 +244,37 @@ def test_without_cffi_callbacks_every_hash_is_left_to_argon2_cffi(stored, monkey
     hasher._arena = arena
     assert hasher.verify(stored, "Correct-Horse-7!").ok
     assert not hasher.verify(stored, "wrong").ok
+
+
+def _mapping(address: int) -> tuple[str, dict[str, int]]:
+    """The permissions of this process's mapping that holds ``address``, and its sizes in kB
+    (/proc/self/smaps)."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for number, line in enumerate(lines):
+        fields = line.split()
+        if "-" not in fields[0] or len(fields) < 5:
+            continue
+        start, end = (int(part, 16) for part in fields[0].split("-"))
+        if start <= address < end:
+            sizes = {}
+            for detail in lines[number + 1:]:
+                name, _, rest = detail.partition(":")
+                if not rest.strip().endswith("kB"):
+                    break
+                sizes[name] = int(rest.split()[0])
+            return fields[1], sizes
+    raise LookupError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the mappings from /proc")
+def test_the_block_is_private_memory_in_huge_pages_where_the_kernel_offers_them():
+    # Four MiB: whatever its address, the block holds a whole aligned huge page (2 MiB).
+    stored = Argon2(time_cost=1, memory_cost=4096, parallelism=1).hash("Correct-Horse-7!")
+    arena = Arena(4096)
+    assert arena.matches(stored, b"Correct-Horse-7!")
+    permissions, sizes = _mapping(int(hash_memory.ffi.cast("uintptr_t", arena._address)))
+    # A shared mapping's pages would stay the process's after MADV_DONTNEED.
+    assert permissions.endswith("p"), permissions
+    offered = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if offered.exists() and ("[always]" in offered.read_text() or "[madvise]" in offered.read_text()):
+        assert sizes["AnonHugePages"] >= 2048, sizes
