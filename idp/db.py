@@ -419,14 +419,14 @@ def load(session: Session, model: type[_Model], statement: Any, params: dict[str
 
     ``statement`` selects the columns of the model's table (``select(*table.columns)``), or
     inserts a row and returns them (``insert(table).returning(*table.columns)``: the new object,
-    the session told that it wrote, as ``write`` does); it is built once (a module's constant)
-    and given the same keys at every call. On PostgreSQL it runs prepared in the session's transaction,
-    as ``write`` does, and the object is made from its row: the ORM's loading costs an account's
-    sign-in more than the statement does (bench/RESULTS.md). What the ORM would do is done here:
-    pending changes flushed first, each value given its type's result processing, and the object
-    the session already holds for that row returned as it is, or, ``fresh``, given the row's values
-    (the ORM's ``populate_existing``: a row read under a lock). Elsewhere (SQLite), the statement
-    runs through SQLAlchemy and the object is made the same way.
+    the session told that it wrote, as ``write`` does); it is built once (a module's constant) and
+    given the same keys at every call. On PostgreSQL it runs prepared in the session's
+    transaction, as ``write`` does, and the object is made from its row: the ORM's loading costs an
+    account's sign-in more than the statement does (bench/RESULTS.md). What the ORM would do is
+    done here: pending changes flushed first, each value given its type's result processing, and
+    the object the session already holds for that row returned as it is, or, ``fresh``, given the
+    row's values (the ORM's ``populate_existing``: a row read under a lock). Elsewhere (SQLite),
+    the statement runs through SQLAlchemy and the object is made the same way.
     """
     if session.autoflush:
         session.flush()
