@@ -37,6 +37,8 @@ from collections.abc import Callable
 from sqlalchemy import TextClause, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from idp.db import write
+
 log = logging.getLogger(__name__)
 
 # The PostgreSQL notification channel the workers LISTEN on. A message's notification has no
@@ -126,7 +128,8 @@ def note_work(session: Session) -> None:
 def _notify(session: Session, notification: TextClause) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Transactional: PostgreSQL sends it at commit, once however many of the same were issued.
-        session.execute(notification)
+        # Prepared, as the message's own statement is (``idp.db.write``).
+        write(session, notification, {})
 
 
 def delivered(session: Session, message) -> bool | None:
