@@ -47,6 +47,8 @@ AUTOCOMMIT = "idp.autocommit"
 # Session.info key: something was written in the current transaction (``write`` sets it, as do
 # the session's own statements: idp.web.transactions).
 WROTE = "idp.wrote"
+# Session.info key: the ``Database`` the session comes from (``statements_beside``).
+DATABASE = "idp.database"
 
 
 class Base(DeclarativeBase):
@@ -227,11 +229,11 @@ class Database:
         # Readiness checks run here, so that the probe answers in time whatever the
         # database does; two threads at most, however many checks are stuck.
         self._probes: ThreadPoolExecutor | None = None
-        self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        self.sessionmaker = sessionmaker(engine, expire_on_commit=False, info={DATABASE: self})
         # Same pool, each statement its own transaction: no BEGIN and ROLLBACK around reads.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.reader_sessionmaker = sessionmaker(self._autocommit, expire_on_commit=False,
-                                                info={AUTOCOMMIT: True})
+                                                info={AUTOCOMMIT: True, DATABASE: self})
         self.statement_connections = StatementConnections(engine)
 
     def session(self) -> Session:
@@ -388,6 +390,12 @@ class Statements:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             connection.close()
+
+
+def statements_beside(session: Session) -> Statements:
+    """``Statements`` on the database of ``session`` (one of a ``Database``'s), outside its
+    transaction: what they read is what others committed, whatever the session has done."""
+    return Statements(session.info[DATABASE])
 
 
 def write(session: Session, statement: Any, params: dict[str, Any]) -> int:

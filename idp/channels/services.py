@@ -50,7 +50,7 @@ from idp.channels.senders import (
     mask_recipient,
 )
 from idp.config import Settings
-from idp.db import load, utcnow, write
+from idp.db import load, statements_beside, utcnow, write
 from idp.frames import Frame, marks
 from idp.identifiers import is_email
 from idp.metrics import DELIVERIES
@@ -361,22 +361,24 @@ class Messages:
         if committed is None:
             return False
         deadline = committed + self.settings.message_sent_wait_ms / 1000
-        # A connection of its own for the wait (at most ``message_sent_wait_ms``), outside any
-        # transaction: each read is one round trip (no BEGIN and ROLLBACK around it) and sees
-        # the latest commit, and the caller's session (and its transaction) is left alone.
-        engine = self.session.get_bind().engine
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        # Reads of their own for the wait (at most ``message_sent_wait_ms``), outside any
+        # transaction: each is one round trip, prepared (no BEGIN and ROLLBACK around it), and
+        # sees the latest commit; the caller's session (and its transaction) is left alone.
+        statements = statements_beside(self.session)
+        try:
             # The first read a pause after the commit: at once, the worker would not have had
             # the time to send (that very commit wakes it).
             pause = SENT_POLL_FIRST_SECONDS
             read_at = committed + pause
             while True:
                 time.sleep(max(0.0, min(read_at, deadline) - time.monotonic()))
-                status = connection.scalar(_STATUS, {"id": message.id})
-                if status != "pending" or time.monotonic() >= deadline:
-                    return status == "sent"
+                found = statements.first(_STATUS, {"id": message.id})
+                if found is None or found.status != "pending" or time.monotonic() >= deadline:
+                    return found is not None and found.status == "sent"
                 pause = min(pause * 2, SENT_POLL_SECONDS)
                 read_at = time.monotonic() + pause
+        finally:
+            statements.close()
 
     def send_now(self, message: Message) -> bool:
         """Try ``message`` once, at once; True when it was delivered.
