@@ -8,8 +8,9 @@ for every code the provider sends.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -57,12 +58,13 @@ class CodeSender:
 
     def send(self, tenant: Tenant, *, challenge_subject: str, limit_subject: str, channel: str,
              recipient: str, template: str, ip: str, previous: Challenge | None = None,
-             replaces: int | None = None) -> SentCode:
+             replaces: int | None = None, audit: Mapping[str, Any] | None = None) -> SentCode:
         """Send a code for ``challenge_subject`` (what it proves) to ``recipient``.
 
         ``limit_subject`` is who the per-account limit counts (an account, a registration);
         ``previous`` the code this one replaces (its cooldown applies), ``replaces`` its
-        message, withdrawn if still held back.
+        message, withdrawn if still held back. ``audit``: the audit event of the sending
+        (``events.record_event``'s arguments), committed with the code's message.
         """
         limits: list[tuple[Limit, str]] = [(ratelimit.OTP_SEND_PER_ACCOUNT, limit_subject),
                                            (ratelimit.OTP_SEND_PER_IP, ip)]
@@ -86,6 +88,8 @@ class CodeSender:
             raise
         message = self.messages.queue_code(tenant, channel, template, recipient, code=code,
                                            valid_until=challenge.valid_until, replaces=replaces)
+        if audit is not None:
+            events.record_event(self.session, **audit)
         self.session.commit()
         return SentCode(challenge, message.id, self.messages.delivered(message))
 
@@ -181,12 +185,11 @@ class SignIn:
         recipient = account.email if channel == "email" else account.phone_number
         if not recipient:
             raise ValueError(f"no {channel} on the account")
-        sent = self.codes.send(tenant, challenge_subject=account.id, limit_subject=account.id,
+        return self.codes.send(tenant, challenge_subject=account.id, limit_subject=account.id,
                                channel=channel, recipient=recipient, template="otp_code", ip=ip,
-                               previous=previous, replaces=replaces)
-        events.record_event(self.session, events.OTP_SENT, tenant=tenant.slug,
-                            account_id=account.id, channel=channel)
-        return sent
+                               previous=previous, replaces=replaces,
+                               audit={"tag": events.OTP_SENT, "tenant": tenant.slug,
+                                      "account_id": account.id, "channel": channel})
 
     def check_code(self, tenant: Tenant, account: Account, challenge: Challenge, code: str, *,
                    ip: str) -> None:

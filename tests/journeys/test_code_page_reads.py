@@ -6,8 +6,9 @@ BEGIN and ROLLBACK around it. Choosing where the code goes (POST) still writes i
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
-from idp import create_app
+from idp import create_app, events
 from idp.channels.masking import mask_email
 from tests.conftest import DATABASE_URL
 from tests.conftest import _reset as _empty_stores
@@ -84,3 +85,19 @@ def test_the_wait_for_the_code_s_email_reads_its_status_outside_transactions(wor
     polls = [autocommit for text, autocommit in chosen if text.startswith("SELECT messages.status")]
     assert len(polls) >= 2
     assert all(polls)
+
+
+def test_a_code_s_message_and_its_audit_are_written_in_one_transaction(worker_app, make):
+    """The message still pending (no worker), each row as its transaction wrote it: PostgreSQL
+    gives a row the id of that transaction."""
+    app = worker_app
+    client = app.test_client()
+    _at_the_code_pages(client, make)
+    choose = client.get("/malakoff/login/code")
+    sent = client.post("/malakoff/login/code", data={"channel": "email", "csrf_token": csrf_token(choose.data)})
+    assert sent.status_code == 303
+    with app.extensions["idp"].database.engine.connect() as connection:
+        message = connection.scalar(text("SELECT xmin::text FROM messages WHERE status = 'pending'"))
+        audit = connection.scalar(text("SELECT xmin::text FROM audit_events WHERE tag = :tag"),
+                                  {"tag": events.OTP_SENT})
+    assert message is not None and audit == message
