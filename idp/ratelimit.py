@@ -117,15 +117,17 @@ class RateLimiter:
         With a backoff, the events from the limit on go one at a time: each closes the way
         for its delay, and the event that finds it closed is refused.
         """
-        key = self._key(subject)
-        count = self.store.incr(key, self.limit.window)
+        return consume_each((self, subject))[0]
+
+    def _admit(self, key: str, count: int) -> None:
+        """``consume``'s decision on the event just counted (``count`` under ``key``)."""
         if not self.limit.backoff:
             if count > self.limit.limit:
                 self.store.decr(key)
                 raise TooManyAttempts(self.limit.name, max(1, self.store.ttl(key)))
-            return count
+            return
         if count < self.limit.limit:
-            return count
+            return
         gate = f"{key}:wait"
         # Claimed for the longest delay, then set to this event's: no one passes in between.
         if not self.store.set(gate, "1", self.limit.backoff_max, only_if_absent=True):
@@ -133,7 +135,6 @@ class RateLimiter:
             raise TooManyAttempts(self.limit.name, max(1, self.store.ttl(gate)))
         beyond = self.store.incr(f"{key}:beyond", self.limit.window)
         self.store.set(gate, "1", self.limit.delay(beyond))
-        return count
 
     def refund(self, subject: str) -> None:
         """Give back an event counted by ``consume`` that the limit is not about (a right
@@ -181,6 +182,27 @@ class RateLimiter:
     def remaining(self, subject: str) -> int:
         raw = self.store.get(self._key(subject))
         return max(0, self.limit.limit - int(raw or 0))
+
+
+def consume_each(*wanted: tuple[RateLimiter, str]) -> list[int]:
+    """``RateLimiter.consume`` for each limiter and its subject, counted in one call to the store
+    (the limiters share it); the counts so far, in their order.
+
+    Raises ``TooManyAttempts`` for the first limit that refuses, in their order; nothing is
+    counted then: what the others counted is given back (``RateLimiter.refund``).
+    """
+    store = wanted[0][0].store
+    keys = [limiter._key(subject) for limiter, subject in wanted]
+    counts = store.incr_each([(key, limiter.limit.window)
+                              for key, (limiter, _subject) in zip(keys, wanted, strict=True)])
+    for index, ((limiter, _subject), key, count) in enumerate(zip(wanted, keys, counts, strict=True)):
+        try:
+            limiter._admit(key, count)
+        except TooManyAttempts:
+            for other in keys[:index] + keys[index + 1:]:
+                store.decr(other)
+            raise
+    return counts
 
 
 def clear(store: Store, *counted: tuple[RateLimiter, str],

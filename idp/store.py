@@ -32,6 +32,8 @@ class Store(Protocol):
         """Get and delete in one atomic step (single-use values)."""
     def incr(self, key: str, ttl: int) -> int:
         """Increment a counter; the time to live starts at the first increment."""
+    def incr_each(self, counters: Sequence[tuple[str, int]]) -> list[int]:
+        """``incr`` for each (key, time to live), in one step; the counts, in their order."""
     def decr(self, key: str, *, delete: Sequence[str] = ()) -> None:
         """Decrement a counter that exists (its time to live unchanged); a missing one stays
         missing. ``delete``: keys deleted in the same step."""
@@ -40,12 +42,15 @@ class Store(Protocol):
     def ping(self) -> None: ...
 
 
-# A counter's increment and, at the first, its time to live: one command, atomic (a script runs
-# whole), where MULTI/INCR/EXPIRE/EXEC is four.
+# Counters' increments and, at the first of each, its time to live: one command, atomic (a script
+# runs whole), where MULTI/INCR/EXPIRE/EXEC is four for one counter.
 _INCR_WITH_TTL = """
-local count = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
-return count
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[i], 'NX')
+end
+return counts
 """
 # DECR on a missing key would make one without a time to live, kept for ever. The keys after
 # the first are deleted.
@@ -132,8 +137,13 @@ class RedisStore:
         return self._call(lambda client: client.getdel(self.prefix + key))
 
     def incr(self, key: str, ttl: int) -> int:
-        return int(self._call(lambda client: self._incr_with_ttl(
-            keys=[self.prefix + key], args=[ttl], client=client)))
+        return self.incr_each([(key, ttl)])[0]
+
+    def incr_each(self, counters: Sequence[tuple[str, int]]) -> list[int]:
+        keys = [self.prefix + key for key, _ttl in counters]
+        ttls = [ttl for _key, ttl in counters]
+        return [int(count) for count in self._call(
+            lambda client: self._incr_with_ttl(keys=keys, args=ttls, client=client))]
 
     def decr(self, key: str, *, delete: Sequence[str] = ()) -> None:
         keys = [self.prefix + name for name in (key, *delete)]
@@ -188,12 +198,18 @@ class MemoryStore:
             return item[0] if item else None
 
     def incr(self, key: str, ttl: int) -> int:
+        return self.incr_each([(key, ttl)])[0]
+
+    def incr_each(self, counters: Sequence[tuple[str, int]]) -> list[int]:
+        counts = []
         with self._lock:
-            item = self._live(key)
-            value = int(item[0]) + 1 if item else 1
-            expires = item[1] if item else self.clock() + ttl
-            self._data[key] = (str(value), expires)
-            return value
+            for key, ttl in counters:
+                item = self._live(key)
+                value = int(item[0]) + 1 if item else 1
+                expires = item[1] if item else self.clock() + ttl
+                self._data[key] = (str(value), expires)
+                counts.append(value)
+        return counts
 
     def decr(self, key: str, *, delete: Sequence[str] = ()) -> None:
         with self._lock:

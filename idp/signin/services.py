@@ -22,7 +22,7 @@ from idp.accounts.services import Authenticator, LegacyCosts, SignInContext
 from idp.channels.services import Messages
 from idp.db import utcnow
 from idp.mfa.services import Challenge, OtpError, OtpService, ResendTooSoon, TrustedDevices
-from idp.ratelimit import Limit, RateLimiter, TooManyAttempts
+from idp.ratelimit import Limit, RateLimiter
 from idp.store import Store
 from idp.tenancy import Tenant
 
@@ -75,14 +75,11 @@ class CodeSender:
             limits += [(ratelimit.OTP_SEND_PER_PHONE, recipient), (budget, tenant.slug)]
         # Counted before the code is made, so that parallel requests cannot overrun a limit;
         # what a refusal counted is given back (nothing was sent).
-        counted: list[tuple[RateLimiter, str]] = []
+        counted = [(RateLimiter(self.store, limit), subject) for limit, subject in limits]
+        ratelimit.consume_each(*counted)
         try:
-            for limit, subject in limits:
-                limiter = RateLimiter(self.store, limit)
-                limiter.consume(subject)
-                counted.append((limiter, subject))
             challenge, code = self.otp.issue(tenant, challenge_subject, channel, previous)
-        except (TooManyAttempts, ResendTooSoon):
+        except ResendTooSoon:
             for limiter, subject in counted:
                 limiter.refund(subject)
             raise
@@ -200,12 +197,7 @@ class SignIn:
         """
         per_account = RateLimiter(self.store, ratelimit.OTP_VERIFY_PER_ACCOUNT)
         per_ip = RateLimiter(self.store, ratelimit.OTP_VERIFY_PER_IP)
-        per_account.consume(account.id)
-        try:
-            per_ip.consume(ip)
-        except ratelimit.TooManyAttempts:
-            per_account.refund(account.id)
-            raise
+        ratelimit.consume_each((per_account, account.id), (per_ip, ip))
         try:
             self.codes.check(tenant, challenge, code)
         except OtpError as exc:

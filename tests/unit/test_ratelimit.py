@@ -337,6 +337,34 @@ def test_consume_counts_first_and_refuses_past_the_limit_without_counting(backen
     assert limiter.hit(SUBJECT) == 4  # the refusals were not counted
 
 
+def test_several_limits_are_counted_in_one_call_to_the_store(backend, monkeypatch):
+    three = RateLimiter(backend.store, THREE_PER_MINUTE)
+    five = RateLimiter(backend.store, FIVE_PER_FIFTEEN_MINUTES)
+    three.consume(SUBJECT)
+    calls: list[str] = []
+    for name in ("incr", "incr_each", "decr"):
+        monkeypatch.setattr(backend.store, name, _counted(calls, name, getattr(backend.store, name)))
+
+    assert ratelimit.consume_each((three, SUBJECT), (five, "an address")) == [2, 1]
+
+    assert calls == ["incr_each"]
+    assert three.remaining(SUBJECT) == 1 and five.remaining("an address") == 4
+
+
+def test_a_limit_that_refuses_among_several_leaves_nothing_counted(backend):
+    three = RateLimiter(backend.store, THREE_PER_MINUTE)
+    five = RateLimiter(backend.store, FIVE_PER_FIFTEEN_MINUTES)
+    for _ in range(3):
+        three.consume(SUBJECT)
+    five.consume("an address")
+
+    for wanted in (((five, "an address"), (three, SUBJECT)), ((three, SUBJECT), (five, "an address"))):
+        with pytest.raises(TooManyAttempts) as caught:
+            ratelimit.consume_each(*wanted)
+        assert caught.value.limit == "test:three"
+        assert three.remaining(SUBJECT) == 0 and five.remaining("an address") == 4
+
+
 def test_refund_gives_back_one_event_and_never_creates_a_counter(backend):
     limiter = RateLimiter(backend.store, THREE_PER_MINUTE)
     for _ in range(3):

@@ -76,6 +76,13 @@ def test_incr_keeps_the_first_ttl(store):
     assert store.ttl("missing") == 0
 
 
+def test_incr_each_counts_several_counters_in_one_step_each_with_its_first_ttl(store):
+    store.incr("a", 60)
+    assert store.incr_each([("a", 3600), ("b", 30), ("a", 3600)]) == [2, 1, 3]
+    assert 30 < store.ttl("a") <= 60 and 0 < store.ttl("b") <= 30
+    assert store.incr_each([]) == []
+
+
 def test_decr_counts_down_and_leaves_a_missing_counter_missing(store):
     store.incr("c", 60)
     store.incr("c", 60)
