@@ -133,12 +133,7 @@ class SignIn:
         ip = context.ip or "?"
         authenticator = Authenticator(self.session, self.hasher, self.legacy_costs)
         account = authenticator.find(tenant, identifier)
-        per_ip.consume(ip)
-        try:
-            limiter, counted = self._password_limiter(account, known_accounts, subject)
-        except ratelimit.TooManyAttempts:
-            per_ip.refund(ip)
-            raise
+        limiter, counted = self._count_check(per_ip, ip, account, known_accounts, subject)
         signed_in = authenticator.verify(tenant, identifier, account, password, context)
         if signed_in is None:
             backoff = ratelimit.LOGIN_PER_IDENTIFIER
@@ -155,17 +150,21 @@ class SignIn:
                         refund=(per_ip, ip))
         return signed_in
 
-    def _password_limiter(self, account: Account | None, known_accounts: Collection[str],
-                          subject: str) -> tuple[RateLimiter, int]:
-        """The limit this check counts against, and the count with it (``consume``)."""
+    def _count_check(self, per_ip: RateLimiter, ip: str, account: Account | None,
+                     known_accounts: Collection[str], subject: str) -> tuple[RateLimiter, int]:
+        """Count the check against the address's limit and the password's: the limit this
+        browser's wrong passwords count against, and its count with this check; both counted
+        in one call to the store (``ratelimit.consume_each``)."""
         if account is not None and account.id in known_accounts:
             known = RateLimiter(self.store, ratelimit.LOGIN_KNOWN_BROWSER)
             try:
-                return known, known.consume(account.id)
-            except ratelimit.TooManyAttempts:
-                pass  # its own budget spent: this browser is treated like any other
+                return known, ratelimit.consume_each((per_ip, ip), (known, account.id))[1]
+            except ratelimit.TooManyAttempts as refused:
+                if refused.limit != known.limit.name:
+                    raise
+                # Its own budget spent (nothing counted): this browser is treated like any other.
         per_identifier = RateLimiter(self.store, ratelimit.LOGIN_PER_IDENTIFIER)
-        return per_identifier, per_identifier.consume(subject)
+        return per_identifier, ratelimit.consume_each((per_ip, ip), (per_identifier, subject))[1]
 
     def refuse_legacy_identifier(self, tenant: Tenant, *, ip: str | None) -> None:
         """After the migration's cut-off a member number no longer signs in (SPEC §7): audited
