@@ -125,10 +125,10 @@ def test_the_known_browser_has_its_own_budget_of_wrong_passwords(app, flow, db):
     assert statuses == [401] * 4 + [429] * 2
     assert _attempt(flow.http, flow.identifier, PASSWORD).status_code == 429
     assert _count(db, events.LOGIN_FAILURE, account_id=flow.account.id) == 10
-    # The address counted each wrong password once, whichever budget it went to, and none of
-    # the checks refused.
+    # The address counted each wrong password checked once, whichever budget it went to, and
+    # none of the checks refused.
     per_address = RateLimiter(app.extensions["idp"].store, ratelimit.LOGIN_PER_IP)
-    assert per_address.remaining("127.0.0.1") == ratelimit.LOGIN_PER_IP.limit - 9
+    assert per_address.remaining("127.0.0.1") == ratelimit.LOGIN_PER_IP.limit - 10
 
 
 def test_the_known_browser_is_still_bounded_per_address(app, flow, monkeypatch):
