@@ -94,7 +94,8 @@ def test_a_code_s_message_and_its_audit_are_written_in_one_transaction(worker_ap
     client = app.test_client()
     _at_the_code_pages(client, make)
     choose = client.get("/malakoff/login/code")
-    sent = client.post("/malakoff/login/code", data={"channel": "email", "csrf_token": csrf_token(choose.data)})
+    sent = client.post("/malakoff/login/code",
+                       data={"channel": "email", "csrf_token": csrf_token(choose.data)})
     assert sent.status_code == 303
     with app.extensions["idp"].database.engine.connect() as connection:
         message = connection.scalar(text("SELECT xmin::text FROM messages WHERE status = 'pending'"))
