@@ -373,8 +373,9 @@ class Messages:
             while True:
                 time.sleep(max(0.0, min(read_at, deadline) - time.monotonic()))
                 found = statements.first(_STATUS, {"id": message.id})
-                if found is None or found.status != "pending" or time.monotonic() >= deadline:
-                    return found is not None and found.status == "sent"
+                status = found.status if found is not None else None
+                if status != "pending" or time.monotonic() >= deadline:
+                    return status == "sent"
                 pause = min(pause * 2, SENT_POLL_SECONDS)
                 read_at = time.monotonic() + pause
         finally:
