@@ -395,7 +395,7 @@ class Statements:
 def statements_beside(session: Session) -> Statements:
     """``Statements`` on the database of ``session`` (one of a ``Database``'s), outside its
     transaction: what they read is what others committed, whatever the session has done."""
-    return Statements(session.info[DATABASE])
+    return session.info[DATABASE].statements()
 
 
 def write(session: Session, statement: Any, params: dict[str, Any]) -> int:
