@@ -52,7 +52,7 @@ def machine() -> dict[str, str]:
                           capture_output=True, text=True, check=False).stdout.strip()
     return {
         "cpu": model, "cores": str(os.cpu_count()), "kernel": platform.release(),
-        "python": platform.python_version(), "node": node,
+        "python": f"{platform.python_version()} ({os.path.realpath(sys.executable)})", "node": node,
         "load_average": " ".join(f"{value:.2f}" for value in os.getloadavg()),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }

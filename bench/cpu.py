@@ -1,7 +1,7 @@
 """CPU time and round trips per request, in-process: what each endpoint costs, whatever the load.
 
-    .venv/bin/python -m bench.cpu [--requests 2000] [--scenarios token,userinfo] [--profile DIR]
-                                  [--no-callgrind] [--callgrind-requests 50]
+    bench/.venv/bin/python -m bench.cpu [--requests 2000] [--scenarios token,userinfo] [--profile DIR]
+                                        [--no-callgrind] [--callgrind-requests 50]
 
 Throughput on a shared machine moves with everyone else's work; the CPU a
 request burns in our process (``time.process_time``) and the round trips it
@@ -270,7 +270,7 @@ class CodeFlows(Flows):
         super().__init__(app, inputs)
         self.addresses = (f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}" for n in range(1, 1 << 24))
         cores = sorted(os.sched_getaffinity(0))
-        command = [str(ROOT / ".venv" / "bin" / "idp"), "outbox", "work"]
+        command = [str(targets.BIN / "idp"), "outbox", "work"]
         if len(cores) > 1 and shutil.which("taskset"):
             command = ["taskset", "-c", str(cores[-1]), *command]
         self.worker = subprocess.Popen(  # noqa: S603 - our own command

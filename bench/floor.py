@@ -1,8 +1,8 @@
 """The floors of the protocol API's requests and of the sign-in on this stack, measured next to
 ours and the peer.
 
-    .venv/bin/python -m bench.floor [--scenarios userinfo,introspection,revocation,flow,...]
-                                    [--seconds 6] [--connections 32] [--threads 4]
+    bench/.venv/bin/python -m bench.floor [--scenarios userinfo,introspection,revocation,flow,...]
+                                          [--seconds 6] [--connections 32] [--threads 4]
 
 How cheap can our answers get, on the stack the provider is bound to? The floor application
 (``bench.floor_app``) is served by granian, under the production server's bridge and, for the
@@ -49,7 +49,7 @@ def floor_server(*, interface: str, core: int, port: int, database_url: str, iss
     """A floor served by granian: ``bench.floor_app``'s under ``interface``, or with ``stack``
     the sign-in's floor on the fixed stack (``bench.stack_floor``), under the bridge (RSGI)."""
     label = "stack" if stack else interface
-    command = [str(ROOT / ".venv" / "bin" / "granian"), "--interface", interface, "--factory",
+    command = [str(targets.BIN / "granian"), "--interface", interface, "--factory",
                "--loop", "uvloop", "--workers", "1", "--port", str(port), "--no-ws", "--log-level", "warning",
                # RSGI's requests take the bridge's threads; WSGI's, granian's own.
                *(["--blocking-threads", str(threads)] if interface == "wsgi" else []),

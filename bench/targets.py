@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,6 +15,9 @@ from pathlib import Path
 from bench import proc
 
 ROOT = Path(__file__).resolve().parent.parent
+# The environment the harness runs in: ours' servers run from it too (bench/run makes it, from the
+# interpreter it chooses; bench/README.md).
+BIN = Path(sys.executable).parent
 
 
 def environment(settings: dict) -> dict[str, str]:
@@ -107,7 +111,7 @@ class Peer(Server):
 
 def ours(*, core: int, port: int, env: dict[str, str], workers: int, threads: int, log: Path) -> Ours:
     command = [
-        str(ROOT / ".venv" / "bin" / "python"), "-m", "idp.web.server",
+        str(BIN / "python"), "-m", "idp.web.server",
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
     ]
     return Ours(command, core=core, env={**os.environ, **env}, ready_url=f"http://127.0.0.1:{port}/healthz",
@@ -117,7 +121,7 @@ def ours(*, core: int, port: int, env: dict[str, str], workers: int, threads: in
 def outbox_worker(*, core: int, env: dict[str, str], log: Path) -> Server:
     """``idp outbox work``, which sends what our pages queue (the second factor's codes), as in
     production: without it each code page would wait ``message_sent_wait_ms`` for nothing."""
-    server = Server([str(ROOT / ".venv" / "bin" / "idp"), "outbox", "work"], core=core,
+    server = Server([str(BIN / "idp"), "outbox", "work"], core=core,
                     env={**os.environ, **env}, ready_url=None, log=log)
     server.name = "ours' outbox worker"
     return server
