@@ -188,8 +188,9 @@ def consume_each(*wanted: tuple[RateLimiter, str]) -> list[int]:
     """``RateLimiter.consume`` for each limiter and its subject, counted in one call to the store
     (the limiters share it); the counts so far, in their order.
 
-    Raises ``TooManyAttempts`` for the first limit that refuses, in their order; nothing is
-    counted then: what the others counted is given back (``RateLimiter.refund``).
+    Raises ``TooManyAttempts`` for the first limit that refuses, in their order; what the
+    others counted is then given back (``RateLimiter.refund``), and the refusing limit's own
+    count is what ``consume`` leaves of a refusal.
     """
     store = wanted[0][0].store
     keys = [limiter._key(subject) for limiter, subject in wanted]
@@ -199,8 +200,8 @@ def consume_each(*wanted: tuple[RateLimiter, str]) -> list[int]:
         try:
             limiter._admit(key, count)
         except TooManyAttempts:
-            for other in keys[:index] + keys[index + 1:]:
-                store.decr(other)
+            for other, subject in wanted[:index] + wanted[index + 1:]:
+                other.refund(subject)
             raise
     return counts
 
