@@ -125,6 +125,7 @@ class Received:
     recipients: list[str]
     message: EmailMessage
     login: str | None
+    raw: bytes  # the message as it came over the wire
 
 
 class _Handler:
@@ -138,6 +139,7 @@ class _Handler:
             list(envelope.rcpt_tos),
             message_from_bytes(envelope.content, policy=policy.default),
             login,
+            envelope.content,
         ))
         return "250 Message accepted"
 

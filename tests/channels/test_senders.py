@@ -54,6 +54,37 @@ def test_text_only_email_when_there_is_no_html(smtp_server):
     assert message["Subject"] == "Sujet accentué é"
 
 
+def test_accented_sender_name_subject_and_bodies_arrive_as_written(smtp_server):
+    """Non-ASCII in the sender's name, a subject long enough to be folded, and the bodies: each
+    is encoded for the wire and reads back as written."""
+    subject = "Votre demande de réinitialisation du mot de passe de l'Espace Affilié — à faire sous 1 heure"
+    text = "Bonjour Hélène,\nVotre code : 482913. " + "Il expire bientôt. " * 10 + "\n"
+    html = "<p>Bonjour Hélène, votre code : <strong>482913</strong> (« à usage unique »)</p>\n"
+    sender = SmtpEmailSender("127.0.0.1", smtp_server.port, security="none", timeout=5,
+                             mail_from="Miel mutuelle — Espace Affilié <no-reply@miel.example>")
+    sender.send("helene@example.org", subject, text, html)
+
+    [received] = smtp_server.inbox
+    assert received.sender == "no-reply@miel.example"
+    message = received.message
+    assert message["From"] == "Miel mutuelle — Espace Affilié <no-reply@miel.example>"
+    assert message["Subject"] == subject
+    assert message["Message-ID"].endswith("@miel.example>")
+    assert _content(message, "plain") == text
+    assert _content(message, "html") == html
+    assert all(len(line) <= 998 for line in received.raw.splitlines())  # RFC 5322 2.1.1
+
+
+@pytest.mark.parametrize("field", ["recipient", "subject"])
+def test_a_header_that_would_span_lines_is_refused_for_good(smtp_server, field):
+    values = {"recipient": "jeanne@example.org", "subject": "Sujet"}
+    values[field] += "\r\nBcc: someone@example.net"
+    with pytest.raises(DeliveryError, match="span lines") as caught:
+        smtp_server.sender().send(values["recipient"], values["subject"], TEXT, HTML)
+    assert caught.value.permanent
+    assert not smtp_server.inbox
+
+
 def test_starttls_with_login(smtp_servers):
     server = smtp_servers("starttls")
     server.sender("starttls", username=SMTP_USER, password=SMTP_PASSWORD).send(
