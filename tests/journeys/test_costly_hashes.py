@@ -22,7 +22,7 @@ COSTLY = {
     "pbkdf2 iterations": f"pbkdf2_sha256$10000000$s4lt${DIGEST}=",
     "bcrypt cost": "$2b$31$" + "a" * 53,
 }
-# Beyond the bounds but finite, for the sign-in: computing any of them takes seconds.
+# Beyond the bounds but finite, for the sign-in: computing any of them takes seconds of CPU.
 SLOW = {
     "argon2": f"$argon2id$v=19$m=65536,t=40,p=4${SALT}${DIGEST}",
     "pbkdf2": f"pbkdf2_sha256$8000000$s4lt${DIGEST}=",
@@ -48,10 +48,12 @@ def test_a_stored_hash_beyond_the_bounds_fails_at_once(client, rp, member, db, c
     db.commit()
     flow = Flow(client, "malakoff", rp, member)
 
-    started = time.monotonic()
+    # The CPU the sign-in took in this process (the app runs in it, its hashing threads
+    # included), which a busy machine does not stretch as it stretches the wall clock.
+    started = time.process_time()
     answer = flow.give_password("Any-Password-1!", prompt=None)
-    elapsed = time.monotonic() - started
+    spent = time.process_time() - started
 
     assert answer.status_code == 401  # a wrong password, as for any other
-    assert elapsed < 2
+    assert spent < 0.5  # a few hundredths; computing the cheapest of them, over a second
     assert db.scalar(select(Account.password_hash).where(Account.id == member.id)) == costly
