@@ -158,6 +158,7 @@ class SmtpServer:
     """A real SMTP server on a free local port; stop() and start() keep the port."""
 
     mode: str = "none"  # "none", "starttls" (STARTTLS then AUTH required), "ssl"
+    smtputf8: bool = False  # offers SMTPUTF8 (RFC 6531): takes addresses that are not ASCII
     certificate: Certificate | None = None
     port: int = field(default_factory=free_port)
     inbox: list[Received] = field(default_factory=list)
@@ -176,7 +177,8 @@ class SmtpServer:
         elif self.mode == "ssl":
             options = {"ssl_context": self.certificate.server_context()}
         self.controller = Controller(
-            _Handler(self.inbox), hostname="127.0.0.1", port=self.port, **options
+            _Handler(self.inbox), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8,
+            **options
         )
         self.controller.start()
         return self

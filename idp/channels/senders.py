@@ -14,11 +14,11 @@ import ssl
 from collections.abc import Callable
 from email.charset import QP, Charset
 from email.header import Header
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
-from typing import Protocol, cast, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 from urllib.parse import urlsplit
 
 import requests
@@ -154,26 +154,48 @@ class SmtpEmailSender:
         Written with the email package's classic classes (``email.mime``), the headers as they go
         on the wire: ``EmailMessage`` parses each header it is given and writes its parts through
         its content manager, three times the CPU of a code's email in the outbox worker
-        (bench/RESULTS.md). A header value that would span lines is refused, as ``EmailMessage``
+        (bench/RESULTS.md). A message to or from an address that is not ASCII is ``EmailMessage``'s
+        (``_international``). A header value that would span lines is refused, as ``EmailMessage``
         refuses it: it would let its text write headers of its own.
         """
         if any(char in value for value in (recipient, subject) for char in "\r\n"):
             raise DeliveryError("a header of the message would span lines", permanent=True)
+        name, address = parseaddr(self.mail_from)
+        if not (recipient.isascii() and address.isascii()):
+            return self._international(recipient, subject, text, html)
         body = _text_part(text, "plain")
         parts = body if html is None else MIMEMultipart("alternative",
                                                         _subparts=[body, _text_part(html, "html")])
         # The classic classes write a ``Header`` given as a value encoded (RFC 2047); their stubs
         # name only text.
         message = cast("Message[str, str | Header]", parts)
-        name, address = parseaddr(self.mail_from)
         message["From"] = formataddr((name, address), "utf-8")
         message["To"] = recipient
         message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
+        self._stamp(message, address)
+        return message
+
+    def _international(self, recipient: str, subject: str, text: str, html: str | None) -> EmailMessage:
+        """A message whose addresses are written as they are, in UTF-8 (RFC 6532), which smtplib
+        sends only to a relay that offers SMTPUTF8 (RFC 6531): ``EmailMessage``'s, which the
+        classic classes cannot write (they would encode an address as a word of RFC 2047)."""
+        message = EmailMessage()
+        message["From"] = self.mail_from
+        message["To"] = recipient
+        message["Subject"] = subject
+        self._stamp(message, parseaddr(self.mail_from)[1])
+        message.set_content(text)
+        if html is not None:
+            message.add_alternative(html, subtype="html")
+        return message
+
+    @staticmethod
+    def _stamp(message: Message[str, Any], address: str) -> None:
+        """The headers every message has: its date, its id, and that a machine sent it."""
         message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = make_msgid(domain=address.rpartition("@")[2] or None)
         # RFC 3834: an automatic message; auto-responders should not answer it.
         message["Auto-Submitted"] = "auto-generated"
-        return message
 
     def send(self, recipient: str, subject: str, text: str, html: str | None) -> None:
         message = self.build(recipient, subject, text, html)
@@ -186,18 +208,25 @@ class SmtpEmailSender:
                 connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             with connection as smtp:
                 if self.security == "starttls":
-                    smtp.starttls(context=self._context())
+                    try:
+                        smtp.starttls(context=self._context())
+                    except smtplib.SMTPNotSupportedError:
+                        raise DeliveryError(f"SMTP server {self._where()} does not offer STARTTLS") from None
                 if self.username:
                     smtp.login(self.username, self.password)
-                smtp.send_message(message)
+                try:
+                    smtp.send_message(message)
+                except smtplib.SMTPNotSupportedError:
+                    # smtplib's answer to a message whose addresses are not ASCII, for a relay that
+                    # does not take them: retrying cannot help.
+                    raise DeliveryError(f"SMTP server {self._where()} does not offer SMTPUTF8, which an "
+                                        "address that is not ASCII needs", permanent=True) from None
         except smtplib.SMTPRecipientsRefused as exc:
             codes = sorted({code for code, _text in exc.recipients.values()})
             raise DeliveryError(
                 f"SMTP server refused the recipient ({', '.join(map(str, codes))})",
                 permanent=all(code >= 500 for code in codes),
             ) from None
-        except smtplib.SMTPNotSupportedError:
-            raise DeliveryError(f"SMTP server {self._where()} does not offer STARTTLS") from None
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(
                 f"SMTP login refused by {self._where()} ({exc.smtp_code})"

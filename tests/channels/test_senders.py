@@ -85,6 +85,28 @@ def test_a_header_that_would_span_lines_is_refused_for_good(smtp_server, field):
     assert not smtp_server.inbox
 
 
+@pytest.mark.parametrize("recipient", ["jeanne@exämple.fr", "hélène@example.fr"])
+def test_an_address_that_is_not_ascii_goes_as_written_to_a_relay_offering_smtputf8(recipient):
+    server = SmtpServer(smtputf8=True).start()
+    try:
+        server.sender().send(recipient, "Votre code de connexion", TEXT, HTML)
+    finally:
+        server.stop()
+    [received] = server.inbox
+    assert received.recipients == [recipient]
+    assert received.message["To"] == recipient
+    assert received.message["From"] == MAIL_FROM
+    assert _content(received.message, "plain") == TEXT
+    assert _content(received.message, "html") == HTML
+
+
+def test_an_address_that_is_not_ascii_fails_for_good_at_a_relay_without_smtputf8(smtp_server):
+    with pytest.raises(DeliveryError, match="does not offer SMTPUTF8") as caught:
+        smtp_server.sender().send("hélène@example.fr", "Votre code de connexion", TEXT, HTML)
+    assert caught.value.permanent
+    assert not smtp_server.inbox
+
+
 def test_starttls_with_login(smtp_servers):
     server = smtp_servers("starttls")
     server.sender("starttls", username=SMTP_USER, password=SMTP_PASSWORD).send(
