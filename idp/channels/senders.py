@@ -162,7 +162,7 @@ class SmtpEmailSender:
             raise DeliveryError("a header of the message would span lines", permanent=True)
         name, address = parseaddr(self.mail_from)
         if not (recipient.isascii() and address.isascii()):
-            return self._international(recipient, subject, text, html)
+            return self._international(recipient, subject, text, html, address)
         body = _text_part(text, "plain")
         parts = body if html is None else MIMEMultipart("alternative",
                                                         _subparts=[body, _text_part(html, "html")])
@@ -175,15 +175,17 @@ class SmtpEmailSender:
         self._stamp(message, address)
         return message
 
-    def _international(self, recipient: str, subject: str, text: str, html: str | None) -> EmailMessage:
+    def _international(self, recipient: str, subject: str, text: str, html: str | None,
+                       address: str) -> EmailMessage:
         """A message whose addresses are written as they are, in UTF-8 (RFC 6532), which smtplib
         sends only to a relay that offers SMTPUTF8 (RFC 6531): ``EmailMessage``'s, which the
-        classic classes cannot write (they would encode an address as a word of RFC 2047)."""
+        classic classes cannot write (they would encode an address as a word of RFC 2047).
+        ``address``: the sender's, from ``mail_from``."""
         message = EmailMessage()
         message["From"] = self.mail_from
         message["To"] = recipient
         message["Subject"] = subject
-        self._stamp(message, parseaddr(self.mail_from)[1])
+        self._stamp(message, address)
         message.set_content(text)
         if html is not None:
             message.add_alternative(html, subtype="html")
