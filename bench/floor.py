@@ -9,7 +9,8 @@ How cheap can our answers get, on the stack the provider is bound to? The floor 
 API's requests, under granian's WSGI interface for comparison. With ``flow``,
 ``flow+password`` or ``flow+password+otp`` the bench's driver signs in on it
 (``bench.signin_floor``), under the bridge only; each password scenario is put against
-argon2id's bound, measured just before it.
+argon2id's bound, measured just before it (the peer against its own library's, @node-rs/argon2),
+and against the share of a flow's CPU that one verify alone takes.
 
 All are pinned to the server core in turn, wrk and the driver to the load core, as
 ``bench/run`` does; what each costs per request is read from /proc.
@@ -24,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from bench import driver, seed, targets
-from bench.cli import Bench, Meter, argon2_verify_ms
+from bench.cli import Bench, Meter, Verify, argon2_verify
 from bench.floor_app import (
     CLIENT_VARIABLE,
     DATABASE_VARIABLE,
@@ -107,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                           "--soak", "0", "--quick"])
     options.out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, dict[str, tuple[float, float]]] = {scenario: {} for scenario in scenarios}
-    argon2_ms: dict[tuple[str, str], float] = {}  # measured just before each password scenario
+    # Measured just before each password scenario: argon2-cffi's (the provider's, ours' and the
+    # floors'), the peer's own library's for the peer.
+    verifies: dict[tuple[str, str], Verify] = {}
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as workdir:
         bench = Bench(options, Path(workdir))
         seed.reset_database(options.database_url)
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                         # is measured so in its own server, below: it would rehash them).
                         cheap = scenario == "flow" and name != "peer"
                         if scenario in PASSWORD_FLOWS:
-                            argon2_ms[scenario, name] = argon2_verify_ms(options.server_core)
+                            verifies[scenario, name] = argon2_verify(options.server_core, peer=name == "peer")
                         if not (cheap and name == "ours"):
                             members = seeded.cheap_members if cheap else seeded.members
                             figures[scenario][name] = _flows(bench, name, server, url, scenario, members,
@@ -172,11 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     for scenario, rows in figures.items():
         unit = "flows/s" if scenario in FLOWS else "req/s"
         peer_rate = rows["peer"][0]
-        bound = "  argon2id ms  x its bound" if scenario in PASSWORD_FLOWS else ""
+        bound = "  argon2id ms  x its bound  argon2id CPU share" if scenario in PASSWORD_FLOWS else ""
         print(f"{scenario:18} {unit:>8} {'CPU ms':>10} {'/ peer':>8}{bound}")
         for name, (rate, cpu) in rows.items():
-            verify = argon2_ms.get((scenario, name), 0.0)
-            share = f"  {verify:11.1f} {rate * verify / 1000:11.2f}" if bound else ""
+            verify = verifies.get((scenario, name), Verify(0.0, 0.0))
+            share = (f"  {verify.wall_ms:11.1f} {rate * verify.wall_ms / 1000:11.2f} "
+                     f"{verify.cpu_ms / cpu if cpu else 0:18.0%}") if bound else ""
             print(f"  {name:16} {rate:8,.1f} {cpu:10.3f} {rate / peer_rate:8.2f}{share}")
     return 0
 

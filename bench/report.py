@@ -54,9 +54,11 @@ class Result:
     notes: list[str] = field(default_factory=list)
     # The rate of each round (the side's turns, alternating with the other's).
     round_rates: list[float] = field(default_factory=list)
-    # Password sign-ins (ours): argon2id's verify on the server core, the mean of its readings
-    # just before each round.
+    # Password sign-ins: the side's argon2id verify on the server core (ours: argon2-cffi's, the
+    # bound; the peer: its own library's), the mean of its readings just before each round, in
+    # wall time and in CPU time.
     argon2_ms: float | None = None
+    argon2_cpu_ms: float | None = None
 
     @property
     def rate(self) -> float:
@@ -230,10 +232,32 @@ def render(run: Run) -> str:
             share = ours.rate * verify_ms / 1000
             lines.append(f"  ours {scenario}: {ours.rate:.1f}/s = {share:.2f} x the bound of argon2id's "
                          f"{verify_ms:.1f} ms (target >= {target:.2f}: {verdict(share, target)})")
+    lines += _hash_shares(run)
     if run.driver_ceiling:
         lines += ["", "load generators against a trivial server (req/s; their ceiling):"]
         lines += [f"  {name}: {value:,.0f}" for name, value in run.driver_ceiling.items()]
     return "\n".join(lines)
+
+
+def _hash_shares(run: Run) -> list[str]:
+    """Each side's sign-ins against its own argon2id: the peer's library (@node-rs/argon2) is not
+    ours, so the peer is put against its own verify, read the same way; and how much of a flow's
+    CPU that verify alone is, for both (what a sign-in spends beyond its hash)."""
+    lines = []
+    for scenario in BOUND_TARGETS:
+        for target, library in (("ours", "argon2-cffi"), ("peer", "@node-rs/argon2")):
+            result = run.result(scenario, target)
+            if result is None or not result.argon2_ms or not result.argon2_cpu_ms or not result.cpu_ms:
+                continue
+            share = result.rate * result.argon2_ms / 1000
+            lines.append(f"  {target} {scenario}: {result.rate:.1f}/s = {share:.2f} x the bound of its own "
+                         f"argon2id ({library}, {result.argon2_ms:.1f} ms); that verify alone is "
+                         f"{result.argon2_cpu_ms:.1f} of the {result.cpu_ms:.1f} CPU ms of a flow "
+                         f"({result.argon2_cpu_ms / result.cpu_ms:.0%})")
+    if lines:
+        lines.insert(0, "each side against its own argon2id (the verify alone, on the server core, before "
+                        "each round):")
+    return ["", *lines] if lines else []
 
 
 def _rounds(run: Run) -> list[str]:

@@ -78,9 +78,11 @@ def test_report_gives_rates_percentiles_ratios_targets_and_memory():
         Result("flow+password", "ours", 450, 10.0, 600.0, 900.0, errors=2, request_p99_ms=120.0,
                notes=["first error: POST /login: 503"]),
         # Its bound read before each of its rounds.
-        Result("flow+password+otp", "ours", 250, 10.0, 900.0, 1500.0, argon2_ms=22.0,
-               round_rates=[20.0, 30.0]),
-        Result("flow+password+otp", "peer", 500, 10.0, 300.0, 500.0, round_rates=[50.0, 50.0]),
+        Result("flow+password+otp", "ours", 250, 10.0, 900.0, 1500.0, argon2_ms=22.0, argon2_cpu_ms=21.0,
+               cpu_ms=35.0, round_rates=[20.0, 30.0]),
+        # The peer's own argon2id, read the same way.
+        Result("flow+password+otp", "peer", 500, 10.0, 300.0, 500.0, argon2_ms=9.0, argon2_cpu_ms=8.7,
+               cpu_ms=15.0, round_rates=[50.0, 50.0]),
     ]
     run.memory += [Memory("ours", "warm-up", 0, {11: 70.2, 12: 71.0}),
                    Memory("ours", "soak", 0, {11: 80.4, 12: 81.6}),
@@ -108,6 +110,16 @@ def test_report_gives_rates_percentiles_ratios_targets_and_memory():
     bound = "ours {}: {} x the bound of argon2id's {} ms (target >= {})"
     assert bound.format("flow+password", "45.0/s = 0.90", "20.0", "0.80: pass") in text
     assert bound.format("flow+password+otp", "25.0/s = 0.55", "22.0", "0.60: FAIL") in text
+    # Each side against its own argon2id, and the share of a flow's CPU its verify alone takes;
+    # only where both readings and the flow's CPU are there.
+    own = lines.index("each side against its own argon2id (the verify alone, on the server core, before "
+                      "each round):")
+    assert lines[own + 1:own + 3] == [
+        "  ours flow+password+otp: 25.0/s = 0.55 x the bound of its own argon2id (argon2-cffi, 22.0 ms); "
+        "that verify alone is 21.0 of the 35.0 CPU ms of a flow (60%)",
+        "  peer flow+password+otp: 50.0/s = 0.45 x the bound of its own argon2id (@node-rs/argon2, 9.0 ms); "
+        "that verify alone is 8.7 of the 15.0 CPU ms of a flow (58%)"]
+    assert not any(line.startswith("  ours flow+password:") and "its own" in line for line in lines)
     # Each round's ratio, where there was more than one.
     rounds = lines.index("ours/peer in each round (ours and the peer taking turns):")
     assert lines[rounds + 1:rounds + 2] == ["  flow+password+otp: 0.40, 0.60"]
