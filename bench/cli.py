@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlencode
@@ -57,37 +56,6 @@ def machine() -> dict[str, str]:
         "load_average": " ".join(f"{value:.2f}" for value in os.getloadavg()),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-
-
-@dataclass(frozen=True)
-class Verify:
-    """One argon2id verify at the configured parameters, timed on the server core (the mean of
-    30): its wall time, which sets the bound, and its CPU time."""
-
-    wall_ms: float
-    cpu_ms: float
-
-
-def argon2_verify(core: int, *, peer: bool = False) -> Verify:
-    """argon2-cffi's verify, the provider's (the bound of the targets), or with ``peer`` the peer's
-    own library's (@node-rs/argon2, ``bench/peer/verify.mjs``), timed alike."""
-    cost = Settings()
-    parameters = (cost.argon2_time_cost, cost.argon2_memory_cost, cost.argon2_parallelism)
-    if peer:
-        command = ["node", str(targets.PEER_DIR / "verify.mjs"), *map(str, parameters)]
-    else:
-        command = [sys.executable, "-c", (
-            "import sys, time\nfrom argon2 import PasswordHasher\n"
-            "t, m, p = map(int, sys.argv[1:])\n"
-            "h = PasswordHasher(time_cost=t, memory_cost=m, parallelism=p)\n"
-            "s = h.hash('x'); h.verify(s, 'x'); n = 30; w = time.perf_counter(); c = time.process_time()\n"
-            "for _ in range(n): h.verify(s, 'x')\n"
-            "print((time.perf_counter() - w) / n * 1000, (time.process_time() - c) / n * 1000)\n"
-        ), *map(str, parameters)]
-    done = subprocess.run(["taskset", "-c", str(core), *command],  # noqa: S603,S607
-                          capture_output=True, text=True, check=True, cwd=targets.PEER_DIR)
-    wall, cpu = map(float, done.stdout.split())
-    return Verify(wall, cpu)
 
 
 class Backends:
@@ -259,12 +227,13 @@ class Bench:
         (argon2-cffi's for ours, the bound; the peer's own library's for the peer)."""
         self.say(f"{scenario}:")
         turns: dict[str, list[Turn]] = {target: [] for target in sides}
-        readings: dict[str, list[Verify]] = {target: [] for target in sides}
+        readings: dict[str, list[targets.Verify]] = {target: [] for target in sides}
         for number in range(1, self.options.rounds + 1):
             order = list(sides) if number % 2 else list(reversed(sides))
             for target in order:
                 if scenario in BOUND_TARGETS:
-                    readings[target].append(argon2_verify(self.options.server_core, peer=target == "peer"))
+                    readings[target].append(targets.argon2_verify(self.options.server_core,
+                                                                  peer=target == "peer"))
                 turn = sides[target]()
                 self.say_turn(scenario, target, turn, number)
                 turns[target].append(turn)
@@ -307,7 +276,7 @@ class Bench:
     # -- the run -------------------------------------------------------------------
 
     def measure_tools(self) -> None:
-        self.run.argon2_ms = argon2_verify(self.options.server_core).wall_ms
+        self.run.argon2_ms = targets.argon2_verify(self.options.server_core).wall_ms
         self.say(f"argon2id verify on the server core: {self.run.argon2_ms:.1f} ms")
         trivial = self.start(targets.trivial(core=self.options.server_core, port=self.options.peer_port,
                                              log=self.options.out / "trivial.log"))

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from bench import driver, seed, targets
-from bench.cli import Bench, Meter, Verify, argon2_verify
+from bench.cli import Bench, Meter
 from bench.floor_app import (
     CLIENT_VARIABLE,
     DATABASE_VARIABLE,
@@ -36,6 +36,7 @@ from bench.floor_app import (
     THREADS_VARIABLE,
 )
 from bench.options import parse_args
+from bench.targets import Verify, argon2_verify
 from idp.accounts.hashing import PasswordHasher
 
 # The code flows the floor signs in with (the async driver's), without and with the hash.

@@ -1,5 +1,6 @@
 """The servers under test, each pinned to the server core: our provider under its production
-server (idp.web.server), the peer."""
+server (idp.web.server), the peer; and the argon2id verify each signs in with, timed alone on
+that core."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import proc
+from idp.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # The environment the harness runs in: ours' servers run from it too (bench/run makes it, from the
@@ -141,3 +144,34 @@ def trivial(*, core: int, port: int, log: Path) -> Peer:
                   ready_url=f"http://127.0.0.1:{port}/", log=log)
     server.name = "trivial server"
     return server
+
+
+@dataclass(frozen=True)
+class Verify:
+    """One argon2id verify at the configured parameters, timed on the server core (the mean of
+    30): its wall time, which sets the bound, and its CPU time."""
+
+    wall_ms: float
+    cpu_ms: float
+
+
+def argon2_verify(core: int, *, peer: bool = False) -> Verify:
+    """argon2-cffi's verify, the provider's (the bound of the targets), or with ``peer`` the peer's
+    own library's (@node-rs/argon2, ``bench/peer/verify.mjs``), timed alike."""
+    cost = Settings()
+    parameters = (cost.argon2_time_cost, cost.argon2_memory_cost, cost.argon2_parallelism)
+    if peer:
+        command = ["node", str(PEER_DIR / "verify.mjs"), *map(str, parameters)]
+    else:
+        command = [sys.executable, "-c", (
+            "import sys, time\nfrom argon2 import PasswordHasher\n"
+            "t, m, p = map(int, sys.argv[1:])\n"
+            "h = PasswordHasher(time_cost=t, memory_cost=m, parallelism=p)\n"
+            "s = h.hash('x'); h.verify(s, 'x'); n = 30; w = time.perf_counter(); c = time.process_time()\n"
+            "for _ in range(n): h.verify(s, 'x')\n"
+            "print((time.perf_counter() - w) / n * 1000, (time.process_time() - c) / n * 1000)\n"
+        ), *map(str, parameters)]
+    done = subprocess.run(["taskset", "-c", str(core), *command],  # noqa: S603,S607
+                          capture_output=True, text=True, check=True, cwd=PEER_DIR)
+    wall, cpu = map(float, done.stdout.split())
+    return Verify(wall, cpu)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from bench import cpu, proc, seed, targets
 from bench.options import parse_args
 from bench.report import Memory, Result, Run, Turn, pooled, ratio, render
+from idp.config import Settings
 
 
 def test_defaults_are_a_full_run_on_the_bench_database():
@@ -220,6 +222,18 @@ def test_callgrind_counts_are_read_from_each_dump(tmp_path):
     assert cpu.segments(tmp_path, "callgrind.out") == [900_000, 5_000_000, 7_000_000]
     with pytest.raises(ValueError, match="no totals"):
         cpu.callgrind_total("events: Ir\n")
+
+
+def test_argon2id_is_timed_alone_at_the_provider_s_parameters_in_wall_and_cpu_time(monkeypatch):
+    readings = {}
+    for memory in (1024, 8192):
+        monkeypatch.setattr(targets, "Settings",
+                            partial(Settings, argon2_time_cost=1, argon2_memory_cost=memory))
+        readings[memory] = targets.argon2_verify(0)
+        # One thread hashing on one core: its CPU time is its wall time, give or take the timers.
+        assert 0 < readings[memory].cpu_ms <= readings[memory].wall_ms * 1.2
+    # Eight times the memory costs several times as much: the parameters timed are the ones set.
+    assert readings[8192].cpu_ms > 3 * readings[1024].cpu_ms
 
 
 def test_the_code_flows_have_members_enough_that_none_reaches_the_code_limit():
