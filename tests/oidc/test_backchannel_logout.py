@@ -421,8 +421,8 @@ def test_a_hung_portal_holds_neither_the_page_nor_the_worker(app, portal, member
     done = flow.http.post("/malakoff/logout/confirm",
                           data={"confirm": "1", "csrf_token": csrf_token(page.data)})
     assert done.status_code == 303
-    # The page left the portal to the worker: nothing reached it, and no wait was spent on it
-    # (its 30 s, or the 1 s bound on each call).
+    # The page left the portal to the worker: nothing reached the portal before the page
+    # answered, and the page did not wait out the portal's 30 s.
     assert receiver.tokens == []
     assert time.monotonic() - started < 5
     started = time.monotonic()
