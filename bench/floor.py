@@ -36,6 +36,7 @@ from bench.floor_app import (
     THREADS_VARIABLE,
 )
 from bench.options import parse_args
+from bench.report import of_the_bound
 from bench.targets import Verify, argon2_verify
 from idp.accounts.hashing import PasswordHasher
 
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{scenario:18} {unit:>8} {'CPU ms':>10} {'/ peer':>8}{bound}")
         for name, (rate, cpu) in rows.items():
             verify = verifies.get((scenario, name), Verify(0.0, 0.0))
-            share = (f"  {verify.wall_ms:11.1f} {rate * verify.wall_ms / 1000:11.2f} "
+            share = (f"  {verify.wall_ms:11.1f} {of_the_bound(rate, verify.wall_ms):11.2f} "
                      f"{verify.cpu_ms / cpu if cpu else 0:18.0%}") if bound else ""
             print(f"  {name:16} {rate:8,.1f} {cpu:10.3f} {rate / peer_rate:8.2f}{share}")
     return 0

@@ -163,6 +163,12 @@ def ratio(ours: Result | None, peer: Result | None) -> float | None:
     return ours.rate / peer.rate
 
 
+def of_the_bound(rate: float, verify_ms: float) -> float:
+    """Sign-ins a second as a fraction of argon2id's bound: of the 1000 / ``verify_ms`` a core
+    could make doing nothing but verify."""
+    return rate * verify_ms / 1000
+
+
 def verdict(value: float | None, target: float, stretch: float | None = None) -> str:
     if value is None:
         return "-"
@@ -229,7 +235,7 @@ def render(run: Run) -> str:
         ours = run.result(scenario, "ours")
         verify_ms = (ours.argon2_ms or run.argon2_ms) if ours else None
         if ours is not None and verify_ms:
-            share = ours.rate * verify_ms / 1000
+            share = of_the_bound(ours.rate, verify_ms)
             lines.append(f"  ours {scenario}: {ours.rate:.1f}/s = {share:.2f} x the bound of argon2id's "
                          f"{verify_ms:.1f} ms (target >= {target:.2f}: {verdict(share, target)})")
     lines += _hash_shares(run)
@@ -249,7 +255,7 @@ def _hash_shares(run: Run) -> list[str]:
             result = run.result(scenario, target)
             if result is None or not result.argon2_ms or not result.argon2_cpu_ms or not result.cpu_ms:
                 continue
-            share = result.rate * result.argon2_ms / 1000
+            share = of_the_bound(result.rate, result.argon2_ms)
             lines.append(f"  {target} {scenario}: {result.rate:.1f}/s = {share:.2f} x the bound of its own "
                          f"argon2id ({library}, {result.argon2_ms:.1f} ms); that verify alone is "
                          f"{result.argon2_cpu_ms:.1f} of the {result.cpu_ms:.1f} CPU ms of a flow "
