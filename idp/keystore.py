@@ -146,6 +146,10 @@ class _MissingKeyFile(KeyStoreError):
     pass
 
 
+# What an operator can do about a key whose file is lost.
+_REMEDY = "restore the file, or take the key out with `idp keys forget {kid}`"
+
+
 class KeyStore:
     """The provider's signing keys, kept in one directory shared by every node."""
 
@@ -234,6 +238,17 @@ class KeyStore:
             raise KeyStoreError(f"no keys in {self.directory}; run `idp keys generate`")
         return keyset
 
+    def problems(self) -> dict[str, str]:
+        """The keys listed whose private key file is missing or unreadable, each with what is
+        wrong (``idp keys list``): such a key can be neither published nor used to sign."""
+        found = {}
+        for info in self._current().keys:
+            try:
+                self._check_file(info)
+            except KeyStoreError as exc:
+                found[info.kid] = str(exc)
+        return found
+
     # -- changing --------------------------------------------------------------
 
     def generate(self, alg: str = "RS256") -> KeyInfo:
@@ -270,6 +285,37 @@ class KeyStore:
                     "another key first (`idp keys rotate` does both)"
                 )
             return txn.put(replace(info, state="retired", retired_at=self._clock()))
+
+    def forget(self, kid: str) -> KeyInfo:
+        """Take a key whose private key file is lost (missing or unreadable) out of keys.json:
+        it can be neither published nor used, and while listed it stops the JWKS and signing.
+        Its file, if any, stays.
+
+        Refused for a key whose file is sound (retire it, and ``prune`` removes it once its
+        tokens have expired) and for the active key (activate another key first).
+        """
+        with self._transaction() as txn:
+            info = txn.find(kid)
+            if info is None:
+                raise self._unknown(kid)
+            try:
+                self._check_file(info)
+            except KeyStoreError:
+                pass
+            else:
+                raise KeyStoreError(
+                    f"key {kid}'s file is sound: only a key whose file is lost is forgotten. "
+                    "Retire it (`idp keys retire`); `idp keys prune` removes it once the tokens "
+                    "it signed have expired"
+                )
+            if info.state == "active":
+                raise KeyStoreError(
+                    f"key {kid} is the active signing key: activate another key first "
+                    "(`idp keys activate KID --force`), then forget this one"
+                )
+            # Its file, if any, is left where it is, for the operator to look at or remove.
+            txn.keys.remove(info)
+            return info
 
     def rotate(self, *, force: bool = False) -> list[str]:
         """One rotation step: publish, then sign, then retire. Returns what was done.
@@ -390,6 +436,8 @@ class KeyStore:
                 f"already hold it. Run {again} again in {remaining}s "
                 f"(from {format_time(ready_at)}), or use --force"
             )
+        # A key that could not sign would stop every token: refused before anything changes.
+        self._check_file(info)
         previous = None
         for active in txn.in_state("active"):
             previous = txn.put(replace(active, state="retired", retired_at=now))
@@ -543,24 +591,31 @@ class KeyStore:
             snapshot.material = _Material(signer, tuple(public), keyset, document)
             return snapshot.material
 
+    def _check_file(self, info: KeyInfo) -> None:
+        """KeyStoreError if the private key file of ``info`` is missing or unreadable now, as
+        another process would read it (not from this one's parsed keys)."""
+        self._parse_key_file(info)
+
     def _parse_key_file(self, info: KeyInfo) -> SigningKey:
         path = self._key_path(info.kid)
         try:
             pem = path.read_bytes()
         except FileNotFoundError:
             raise _MissingKeyFile(
-                f"{path} is missing, yet {self._metadata_path} lists key {info.kid}; restore "
-                f"the file or retire the key"
+                f"{path} is missing, yet {self._metadata_path} lists key {info.kid}; "
+                f"{_REMEDY.format(kid=info.kid)}"
             ) from None
         except OSError as exc:
-            raise KeyStoreError(f"cannot read {path}: {exc.strerror}") from None
+            raise KeyStoreError(f"cannot read {path}: {exc.strerror}; "
+                                f"{_REMEDY.format(kid=info.kid)}") from None
         parameters = _parameters(info.kid, info.alg)
         try:
             if info.alg == "RS256":
                 return RSAKey.import_key(pem, parameters)
             return ECKey.import_key(pem, parameters)
         except (JoseError, ValueError, TypeError) as exc:
-            raise KeyStoreError(f"{path} is not a valid {info.alg} private key: {exc}") from None
+            raise KeyStoreError(f"{path} is not a valid {info.alg} private key ({exc}); "
+                                f"{_REMEDY.format(kid=info.kid)}") from None
 
     def _unusable(self, exc: OSError) -> KeyStoreError:
         if isinstance(exc, NotADirectoryError) or (self.directory.exists()

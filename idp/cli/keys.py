@@ -43,24 +43,36 @@ def _when(timestamp: float | None) -> str:
 @group.command("list")
 @json_option()
 def list_keys(as_json: bool) -> None:
-    """List the keys, oldest first; '*' marks the key that signs."""
+    """List the keys, oldest first; '*' marks the key that signs.
+
+    Exits with 1 when a key's private key file is missing or unreadable (each is named,
+    with what to do): the provider can then neither publish its keys nor sign.
+    """
     store = _store()
     keys = store.all_keys()
+    problems = store.problems()
     if as_json:
         for info in keys:
             echo_json({"kid": info.kid, "alg": info.alg, "state": info.state,
                        "created_at": _iso(info.created_at), "activated_at": _iso(info.activated_at),
-                       "retired_at": _iso(info.retired_at)})
-        return
-    if not keys:
+                       "retired_at": _iso(info.retired_at), "problem": problems.get(info.kid)})
+    elif not keys:
         click.echo(f"no keys in {store.directory}; run `idp keys generate`")
-        return
-    echo_table(("", "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"), [
-        ("*" if info.state == "active" else "", info.kid, info.alg, info.state,
-         _when(info.created_at), _when(info.activated_at), _when(info.retired_at))
-        for info in keys
-    ])
-    click.echo("* signs new tokens; every key listed is published in the JWKS")
+    else:
+        echo_table(("", "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"), [
+            ("*" if info.state == "active" else "!" if info.kid in problems else "", info.kid,
+             info.alg, info.state, _when(info.created_at), _when(info.activated_at),
+             _when(info.retired_at))
+            for info in keys
+        ])
+        signs = ("* signs new tokens" if any(info.state == "active" for info in keys)
+                 else "no key signs: activate one (`idp keys activate KID`)")
+        click.echo(f"{signs}; every key listed is published in the JWKS")
+    if problems:
+        for message in problems.values():
+            click.echo(f"! {message}", err=True)
+        raise click.ClickException(
+            f"{len(problems)} key(s) unusable: the provider can neither publish its keys nor sign")
 
 
 @group.command("generate")
@@ -113,6 +125,21 @@ def retire(kid: str) -> None:
     store = _store()
     info = store.retire(kid)
     click.echo(f"retired {info.kid}: still published until {_when(store.removable_at(info))}")
+
+
+@group.command("forget")
+@click.argument("kid")
+def forget(kid: str) -> None:
+    """Take out KID, a key whose private key file is lost (missing or unreadable).
+
+    While listed, such a key stops the JWKS and the signing of tokens. Refused for a
+    key whose file is sound (retire it instead) and for the active key (activate
+    another key first). An unreadable file is left in place.
+    """
+    store = _store()
+    info = store.forget(kid)
+    click.echo(f"forgot {info.kid} ({info.state}): no longer listed in {store.directory}/keys.json "
+               "nor published")
 
 
 @group.command("rotate")

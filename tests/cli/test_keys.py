@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from idp.keystore import KeyInfo, KeyStore
 
-COMMANDS = ["list", "generate", "activate", "retire", "rotate", "prune"]
+COMMANDS = ["list", "generate", "activate", "retire", "forget", "rotate", "prune"]
 
 
 @pytest.fixture
@@ -151,3 +153,51 @@ def test_prune(runner, keystore, monkeypatch):
     assert result.exit_code == 0, result.output
     assert f"removed {upcoming.kid}" in result.output
     assert upcoming.kid not in {info.kid for info in keystore.all_keys()}
+
+
+def test_a_key_whose_file_is_lost_is_named_refused_and_forgotten(runner, keystore, monkeypatch):
+    monkeypatch.setattr(keystore, "prepublish_seconds", 0)
+    active, upcoming = the(keystore, "active"), the(keystore, "next")
+    (keystore.directory / f"{upcoming.kid}.pem").unlink()
+
+    listed = keys(runner, "list")
+    assert_refused(listed, "1 key(s) unusable")
+    assert f"! {keystore.directory / upcoming.kid}.pem is missing" in listed.output
+    (next_line,) = [line for line in listed.output.splitlines() if line.split()[:2] == ["!", upcoming.kid]]
+    assert "next" in next_line
+    as_json = keys(runner, "list", "--json")
+    assert as_json.exit_code == 1
+    problems = {line["kid"]: line["problem"] for line in map(json.loads, as_json.stdout.splitlines())}
+    assert problems[active.kid] is None
+    assert f"idp keys forget {upcoming.kid}" in problems[upcoming.kid]
+
+    assert_refused(keys(runner, "rotate"), f"idp keys forget {upcoming.kid}")
+    assert_refused(keys(runner, "activate", upcoming.kid), f"{upcoming.kid}.pem is missing")
+    assert the(keystore, "active") == active
+
+    forgotten = keys(runner, "forget", upcoming.kid)
+
+    assert forgotten.exit_code == 0, forgotten.output
+    assert f"forgot {upcoming.kid} (next)" in forgotten.output
+    assert keys(runner, "list").exit_code == 0
+    rotated = keys(runner, "rotate")
+    assert rotated.exit_code == 0, rotated.output
+    assert "published next key" in rotated.output
+
+
+def test_forget_refuses_a_key_whose_file_is_sound(runner, keystore):
+    assert_refused(keys(runner, "forget", the(keystore, "next").kid), "file is sound")
+
+
+def test_list_says_when_no_key_signs(runner, keystore, monkeypatch):
+    monkeypatch.setattr(keystore, "prepublish_seconds", 0)
+    active = the(keystore, "active")
+    keys_json = keystore.directory / "keys.json"
+    document = json.loads(keys_json.read_text())
+    document["keys"] = [entry for entry in document["keys"] if entry["kid"] != active.kid]
+    keys_json.write_text(json.dumps(document))
+
+    result = keys(runner, "list")
+
+    assert result.exit_code == 0, result.output
+    assert "no key signs: activate one" in result.output

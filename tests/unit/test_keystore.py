@@ -187,6 +187,78 @@ def test_missing_key_file_is_reported(store, keys_dir):
     assert active.kid in {info.kid for info in fresh_node.all_keys()}  # keys() still works
 
 
+def lose(keys_dir: Path, info: KeyInfo, how: str) -> None:
+    """The private key file of ``info`` gone, or overwritten with what is not a key."""
+    path = keys_dir / f"{info.kid}.pem"
+    if how == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(b"not a key\n")
+
+
+@pytest.mark.parametrize("how", ["missing", "corrupt"])
+def test_a_key_whose_file_is_lost_is_not_activated(store, keys_dir, how):
+    store.ensure_initialized()
+    active, upcoming = the(store, "active"), the(store, "next")
+    lose(keys_dir, upcoming, how)
+    before = (keys_dir / "keys.json").read_bytes()
+
+    for attempt in (lambda: store.activate(upcoming.kid, force=True), lambda: store.rotate(force=True)):
+        with pytest.raises(KeyStoreError, match=f"idp keys forget {upcoming.kid}"):
+            attempt()
+
+    assert (keys_dir / "keys.json").read_bytes() == before
+    assert store.signing_key().kid == active.kid
+
+
+@pytest.mark.parametrize("how", ["missing", "corrupt"])
+def test_problems_name_the_keys_whose_file_is_lost(store, keys_dir, how):
+    store.ensure_initialized()
+    assert store.problems() == {}
+    upcoming = the(store, "next")
+
+    lose(keys_dir, upcoming, how)
+
+    (message,) = store.problems().values()
+    assert list(store.problems()) == [upcoming.kid]
+    assert f"{upcoming.kid}.pem" in message
+    assert f"idp keys forget {upcoming.kid}" in message
+
+
+def test_forgetting_a_lost_key_publishes_and_signs_again(make_store, keys_dir, clock):
+    store = make_store()
+    store.ensure_initialized()
+    active, upcoming = the(store, "active"), the(store, "next")
+    store.retire(upcoming.kid)
+    lose(keys_dir, upcoming, "missing")
+    fresh_node = make_store()
+    with pytest.raises(KeyStoreError, match="is missing"):
+        fresh_node.public_jwks()
+
+    forgotten = store.forget(upcoming.kid)
+
+    assert forgotten.kid == upcoming.kid
+    assert upcoming.kid not in {info.kid for info in store.all_keys()}
+    assert published_kids(make_store()) == {active.kid}
+    assert verify(sign(make_store()), make_store().public_jwks())["sub"] == "member-1"
+
+
+def test_forget_refuses_a_sound_key_the_active_key_and_an_unknown_one(store, keys_dir):
+    store.ensure_initialized()
+    active, upcoming = the(store, "active"), the(store, "next")
+    before = store.all_keys()
+
+    with pytest.raises(KeyStoreError, match="file is sound"):
+        store.forget(upcoming.kid)
+    lose(keys_dir, active, "missing")
+    with pytest.raises(KeyStoreError, match="activate another key first"):
+        store.forget(active.kid)
+    with pytest.raises(KeyStoreError, match="no key 'nope'"):
+        store.forget("nope")
+
+    assert store.all_keys() == before
+
+
 @pytest.mark.parametrize(
     ("entries", "message"),
     [
