@@ -28,14 +28,20 @@ DD_MM_YYYY = "DD/MM/YYYY"
 YYYY_MM_DD = "YYYY-MM-DD"
 DD_MM_YYYY_DASHES = "DD-MM-YYYY"
 DD_MM_YYYY_DOTS = "DD.MM.YYYY"
+DD_MM_YYYY_SPACES = "DD MM YYYY"
+DDMMYYYY = "DDMMYYYY"
 _DATE_LAYOUTS: dict[str, re.Pattern[str]] = {
     DD_MM_YYYY: re.compile(r"(?P<day>[0-9]{1,2})/(?P<month>[0-9]{1,2})/(?P<year>[0-9]{4})"),
     YYYY_MM_DD: re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{1,2})-(?P<day>[0-9]{1,2})"),
     DD_MM_YYYY_DASHES: re.compile(r"(?P<day>[0-9]{1,2})-(?P<month>[0-9]{1,2})-(?P<year>[0-9]{4})"),
     DD_MM_YYYY_DOTS: re.compile(r"(?P<day>[0-9]{1,2})\.(?P<month>[0-9]{1,2})\.(?P<year>[0-9]{4})"),
+    DD_MM_YYYY_SPACES: re.compile(r"(?P<day>[0-9]{1,2}) +(?P<month>[0-9]{1,2}) +(?P<year>[0-9]{4})"),
+    DDMMYYYY: re.compile(r"(?P<day>[0-9]{2})(?P<month>[0-9]{2})(?P<year>[0-9]{4})"),
 }
-# As printed on French documents, and as date pickers send it.
-TYPED_DATE_LAYOUTS = (DD_MM_YYYY, YYYY_MM_DD, DD_MM_YYYY_DASHES, DD_MM_YYYY_DOTS)
+# As printed on French documents, and as date pickers send it; and as typed on a phone's
+# keypad of digits (the fields ask for it: inputmode="numeric"), which has no "/".
+TYPED_DATE_LAYOUTS = (DD_MM_YYYY, YYYY_MM_DD, DD_MM_YYYY_DASHES, DD_MM_YYYY_DOTS, DD_MM_YYYY_SPACES,
+                      DDMMYYYY)
 
 _MEMBER_NUMBER = re.compile(f"[0-9]{{{MEMBER_NUMBER_LENGTH}}}")
 # Deliberately basic: one @, something on each side, a dot in the domain, no spaces. Whether

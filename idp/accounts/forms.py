@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from flask_babel import lazy_gettext as _l
 from wtforms import (
@@ -74,17 +74,20 @@ class ConfirmForm(Form):
 
 class _Reads:
     """Reads the field's text with an ``idp.identifiers`` parser into ``field.<attribute>``
-    (None when it does not read), for the view."""
+    (None when it does not read), for the view. ``because``: the message of a refusal for
+    some of the parser's reasons (``InvalidIdentifier.reason``), ``message`` for the others."""
 
-    def __init__(self, parse: Callable[[str], object], attribute: str, message: str):
+    def __init__(self, parse: Callable[[str], object], attribute: str, message: str,
+                 because: Mapping[str, str] | None = None):
         self.parse, self.attribute, self.message = parse, attribute, message
+        self.because = because or {}
 
     def __call__(self, form, field):
         try:
             value = self.parse(field.data or "")
-        except InvalidIdentifier:
+        except InvalidIdentifier as refused:
             value = None
-            raise ValidationError(self.message) from None
+            raise ValidationError(self.because.get(refused.reason, self.message)) from None
         finally:
             setattr(field, self.attribute, value)
 
@@ -92,7 +95,11 @@ class _Reads:
 class BirthDate(_Reads):
     def __init__(self):
         super().__init__(parse_birth_date, "parsed",
-                         _l("Saisissez votre date de naissance au format JJ/MM/AAAA."))
+                         _l("Saisissez votre date de naissance au format JJ/MM/AAAA."), because={
+                             "invalid": _l("Cette date n’existe pas : vérifiez le jour et le mois."),
+                             "future": _l("Votre date de naissance ne peut pas être dans le futur."),
+                             "too_old": _l("Vérifiez l’année de votre date de naissance."),
+                         })
 
 
 class Mobile(_Reads):

@@ -91,6 +91,15 @@ def test_registration_then_activation_then_sign_in(client, db, registry, make):
     assert "code" in query(response.headers["Location"])
 
 
+@pytest.mark.parametrize("typed", ["23111949", "23 11 1949"])
+def test_a_birth_date_typed_on_a_keypad_of_digits_registers(client, db, registry, typed):
+    # The field asks a phone for its keypad of digits (inputmode="numeric"), which has no "/".
+    response = _form(client, birth_date=typed)
+
+    assert response.status_code == 303, response.data[:500]
+    assert [m.recipient for m in _mails(db, "activation")] == ["jp.dupont@example.org"]
+
+
 def test_the_activation_link_is_single_use(client, db, registry):
     _form(client)
     path = _activation_path(db)
@@ -160,7 +169,10 @@ def test_a_pending_registration_is_never_retargeted(client, db, registry):
     ({"mobile": "01 45 67 89 10"}, "numéro de téléphone mobile valide"),
     ({"mobile": "12"}, "numéro de téléphone mobile valide"),
     ({"member_number": "1234567"}, "Le numéro d’adhérent comporte 8 chiffres."),
-    ({"birth_date": "31/02/1949"}, "JJ/MM/AAAA"),
+    ({"birth_date": "24/11"}, "JJ/MM/AAAA"),
+    ({"birth_date": "31/02/1949"}, "Cette date n’existe pas\u00a0: vérifiez le jour et le mois."),
+    ({"birth_date": "24/11/2949"}, "Votre date de naissance ne peut pas être dans le futur."),
+    ({"birth_date": "24/11/1849"}, "Vérifiez l’année de votre date de naissance."),
     ({"accept_terms": None}, "Vous devez accepter"),
     ({"email": "pas-une-adresse", "email_confirm": "pas-une-adresse"}, "adresse e-mail valide"),
 ])

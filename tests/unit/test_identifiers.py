@@ -180,6 +180,8 @@ class TestMobile:
 class TestBirthDate:
     @pytest.mark.parametrize("typed", [
         "14/03/1958", "1958-03-14", "14-03-1958", "14.03.1958", " 14/03/1958 ", "14/3/1958",
+        # On a phone's keypad of digits, which has no "/".
+        "14031958", "14 03 1958", "14 3 1958",
     ])
     def test_the_forms_members_type(self, typed):
         assert parse_birth_date(typed, today=TODAY) == date(1958, 3, 14)
@@ -200,9 +202,12 @@ class TestBirthDate:
         ("", "required"),
         ("14/03/58", "format"),
         ("1958/03/14", "format"),
-        ("14 03 1958", "format"),
         ("14/03-1958", "format"),
-        ("14031958", "format"),
+        ("1431958", "format"),
+        ("140358", "format"),
+        ("14 03 58", "format"),
+        ("14 031958", "format"),
+        ("19580314", "invalid"),  # read as day 19, month 58
         ("le 14 mars 1958", "format"),
         ("١٤/٠٣/١٩٥٨", "format"),  # Arabic-Indic digits
         ("１４/０３/１９５８", "format"),  # full-width digits
