@@ -182,7 +182,8 @@ class ResendActivationForm(Form):
 def _department_choices() -> list[SelectChoice]:
     choices = [SelectChoice("", _l("Choisissez…"))]
     for code, name in DEPARTMENTS:
-        label = _l("99 — Né(e) à l’étranger") if code == "99" else f"{code} — {name}"
+        label = (_l("99 — Né(e) à l’étranger") if code == "99" else _l("96 — Code historique")
+                 if code == "96" else f"{code} — {name}")
         choices.append(SelectChoice(code, label))
     return choices
 

@@ -1,4 +1,5 @@
-"""French birth departments as the NIR writes them, for the birth-department list (SPEC §3.2)."""
+"""French birth departments as the NIR writes them (SPEC §10), for the birth-department list
+(SPEC §3.2): the overseas collectivities and the historical 96 included."""
 
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ DEPARTMENTS: tuple[tuple[str, str], ...] = (
     ("83", "Var"), ("84", "Vaucluse"), ("85", "Vendée"), ("86", "Vienne"),
     ("87", "Haute-Vienne"), ("88", "Vosges"), ("89", "Yonne"), ("90", "Territoire de Belfort"),
     ("91", "Essonne"), ("92", "Hauts-de-Seine"), ("93", "Seine-Saint-Denis"),
-    ("94", "Val-de-Marne"), ("95", "Val-d’Oise"), ("971", "Guadeloupe"), ("972", "Martinique"),
-    ("973", "Guyane"), ("974", "La Réunion"), ("975", "Saint-Pierre-et-Miquelon"),
-    ("976", "Mayotte"), ("99", "Né(e) à l’étranger"),
+    ("94", "Val-de-Marne"), ("95", "Val-d’Oise"), ("96", "Code historique"),
+    ("971", "Guadeloupe"), ("972", "Martinique"), ("973", "Guyane"), ("974", "La Réunion"),
+    ("975", "Saint-Pierre-et-Miquelon"), ("976", "Mayotte"), ("977", "Saint-Barthélemy"),
+    ("978", "Saint-Martin"), ("984", "Terres australes et antarctiques françaises"),
+    ("986", "Wallis-et-Futuna"), ("987", "Polynésie française"), ("988", "Nouvelle-Calédonie"),
+    ("99", "Né(e) à l’étranger"),
 )
-CODES = frozenset(code for code, _name in DEPARTMENTS)

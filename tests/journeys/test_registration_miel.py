@@ -149,6 +149,27 @@ def test_corsica_accepts_the_historical_department_20(client, db, registry):
     assert _step1(client, birth_department="2B").status_code == 303
 
 
+@pytest.mark.parametrize(("first13", "department"), [
+    ("1450396123456", "96"),   # the historical department
+    ("1451298812345", "988"),  # New Caledonia: three digits, then the commune's two
+    ("1450397812345", "978"),  # Saint-Martin
+])
+def test_members_born_wherever_a_nir_says_can_pick_their_department(
+        client, db, registry, first13, department):
+    db.add(Member(tenant="miel", member_number="76543299", nir=nir(first13), last_name="MOREAU",
+                  first_name="Paul", birth_date=date(1945, int(first13[3:5]), 1), role="principal",
+                  kind="health", status="active", mobile="+33781223399"))
+    db.commit()
+    page = client.get("/miel/register")
+    assert f'<option value="{department}">'.encode() in page.data
+
+    response = _step1(client, nir=nir(first13), birth_date=f"01/{first13[3:5]}/1945",
+                      birth_department=department, last_name="Moreau", first_name="Paul")
+
+    assert response.status_code == 303, response.data[:800]
+    assert response.headers["Location"].endswith("/miel/register/contact")
+
+
 def test_a_beneficiary_is_told_the_principal_account_covers_them(client, db, registry):
     response = _step1(client, nir=nir("2940313206118"), birth_date="15/03/1994",
                       birth_department="13", first_name="Awa")
