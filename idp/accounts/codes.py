@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import gettext as _
 
 from idp.extensions import find_service
+from idp.mfa.forms import wrong_code
 from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked
 from idp.signin.services import CodeSender
 from idp.tenancy import Tenant
@@ -15,7 +16,7 @@ def code_accepted(tenant: Tenant, challenge: dict, field, expired: str | None = 
     try:
         find_service(CodeSender).check(tenant, Challenge(**challenge), field.data)
     except OtpInvalid as exc:
-        field.errors = [_("Code incorrect. Il vous reste %(count)s essai(s).", count=exc.remaining)]
+        field.errors = [wrong_code(exc.remaining)]
     except (OtpLocked, OtpExpired):
         field.errors = [expired or _("Ce code n’est plus valable. Demandez-en un nouveau.")]
     else:

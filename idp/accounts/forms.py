@@ -31,6 +31,7 @@ from idp.identifiers import (
     parse_member_number,
     parse_mobile,
 )
+from idp.mfa.forms import six_digits
 from idp.registry.departments import DEPARTMENTS
 from idp.registry.nir import InvalidNir, nir_matches_birth_date, nir_matches_department, validate_nir
 
@@ -241,7 +242,7 @@ class MielIdentityForm(Form):
 
 class ReceivedCodeForm(Form):
     code = StringField(_l("Code à 6 chiffres"), validators=[
-        DataRequired(_l("Saisissez le code reçu.")), Length(max=20)])
+        DataRequired(_l("Saisissez le code reçu.")), six_digits])
     submit = SubmitField(_l("Valider"))
 
 

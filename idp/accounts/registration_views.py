@@ -238,25 +238,23 @@ def code():
     if state is None or not state.get("challenge"):
         return redirect(url_for("registration.register"), 303)
     form = ReceivedCodeForm()
-    status = 200
     expired = _("Ce code n’est plus valable. Revenez à l’étape précédente pour en recevoir un nouveau.")
-    if form.validate_on_submit():
-        if code_accepted(tenant, state["challenge"], form.code, expired):
-            member = db().get(Member, state["member_id"])
-            applicant = Applicant(
-                first_name=state["first_name"], last_name=state["last_name"],
-                birth_date=date.fromisoformat(state["birth_date"]), email=state["email"],
-                # Miel members accept the terms at their first sign-in (SPEC §3.2).
-                mobile=state["mobile"],
-                terms_version=tenant.terms_version if tenant.logs_in_with_email else None,
-                ip=request.remote_addr, mobile_verified=True,
-            )
-            match = MatchResult(state["outcome"], member, state["differences"])
-            outcome = find_service(Registrations).register(applicant, match)
-            session.pop(REGISTRATION_STATE, None)
-            session["registered"] = outcome.status
-            return redirect(url_for("registration.registered"), 303)
-        status = 400
+    if form.validate_on_submit() and code_accepted(tenant, state["challenge"], form.code, expired):
+        member = db().get(Member, state["member_id"])
+        applicant = Applicant(
+            first_name=state["first_name"], last_name=state["last_name"],
+            birth_date=date.fromisoformat(state["birth_date"]), email=state["email"],
+            # Miel members accept the terms at their first sign-in (SPEC §3.2).
+            mobile=state["mobile"],
+            terms_version=tenant.terms_version if tenant.logs_in_with_email else None,
+            ip=request.remote_addr, mobile_verified=True,
+        )
+        match = MatchResult(state["outcome"], member, state["differences"])
+        outcome = find_service(Registrations).register(applicant, match)
+        session.pop(REGISTRATION_STATE, None)
+        session["registered"] = outcome.status
+        return redirect(url_for("registration.registered"), 303)
+    status = 400 if form.is_submitted() else 200
     back = "registration.register" if tenant.logs_in_with_email else "registration.nir_contact"
     steps = _steps(tenant)
     return render("register_code.html", status=status, form=form, step=len(steps), steps=steps,

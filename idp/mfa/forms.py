@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from wtforms import BooleanField, HiddenField, StringField, SubmitField
-from wtforms.validators import AnyOf, DataRequired, Length
+from wtforms.validators import AnyOf, DataRequired, ValidationError
 
 from idp.forms import Form
+from idp.mfa.otp import normalize_code
 from idp.mfa.services import CHANNELS
+
+
+def six_digits(_form, field) -> None:
+    """A code's field: what cannot be a code ("12ab", five digits) is told on the field, and
+    never checked, so that it spends none of the code's tries."""
+    if field.data and normalize_code(field.data) is None:
+        raise ValidationError(_l("Le code comporte 6 chiffres."))
+
+
+def wrong_code(remaining: int) -> str:
+    """What a wrong code's field says: the tries the code has left."""
+    return ngettext("Code incorrect. Il vous reste %(num)d essai.",
+                    "Code incorrect. Il vous reste %(num)d essais.", remaining)
 
 
 class ChannelForm(Form):
@@ -23,7 +38,7 @@ class ChannelForm(Form):
 class CodeForm(Form):
     code = StringField(
         _l("Code à 6 chiffres"),
-        validators=[DataRequired(_l("Saisissez le code reçu.")), Length(max=20)],
+        validators=[DataRequired(_l("Saisissez le code reçu.")), six_digits],
     )
     remember = BooleanField(_l("Se souvenir de moi sur cet appareil pendant 90 jours"))
     submit = SubmitField(_l("Valider"))

@@ -27,7 +27,7 @@ from idp.deadlines import code_deadline
 from idp.errors import SignInExpired
 from idp.extensions import autocommit_shown, current_tenant, db, find_service, services
 from idp.identifiers import is_member_number
-from idp.mfa.forms import ChannelForm, CodeForm, ResendForm
+from idp.mfa.forms import ChannelForm, CodeForm, ResendForm, wrong_code
 from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked
 from idp.oidc import prompts
 from idp.oidc.interactions import Interaction, shown_in_place
@@ -333,13 +333,13 @@ def verify():
     account = _pending_account(pending)
     form = CodeForm()
     if not form.validate_on_submit():
-        return _verify_page(tenant, pending, _destinations(state.reachable(account)), form)
+        return _verify_page(tenant, pending, _destinations(state.reachable(account)), form, status=400)
     sign_in = find_service(SignIn)
     try:
         sign_in.check_code(tenant, account, challenge, form.code.data, ip=request.remote_addr or "?")
     except (OtpInvalid, OtpLocked, OtpExpired) as exc:
         if isinstance(exc, OtpInvalid):
-            message = _("Code incorrect. Il vous reste %(count)s essai(s).", count=exc.remaining)
+            message = wrong_code(exc.remaining)
         elif isinstance(exc, OtpLocked):
             message = _("Trop de codes incorrects. Demandez un nouveau code.")
         else:

@@ -224,7 +224,7 @@ class Member:
         if first_wrong:
             field.fill(wrong(code))
             self.click("button", "Valider")
-            self.sees_errors("code-error", "Code incorrect. Il vous reste 4 essai(s).")
+            self.sees_errors("code-error", "Code incorrect. Il vous reste 4 essais.")
             field = self.page.get_by_label("Code à 6 chiffres")
         field.fill(code)
         if remember:

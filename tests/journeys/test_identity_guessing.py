@@ -276,6 +276,18 @@ def _code_step(client, tenant: str):
 
 
 @pytest.mark.parametrize("tenant", ["malakoff", "miel"])
+def test_what_cannot_be_a_code_spends_none_of_the_sms_codes_tries(client, db, registry, tenant):
+    typed = _code_step(client, tenant)
+    sent = db.scalar(select(Message).where(Message.template == "registration_code"))
+    right = re.search(r"\d{6}", sent.body_text)[0]
+    for _ in range(6):
+        answer = typed("12ab")
+        assert answer.status_code == 400
+        assert "Le code comporte 6 chiffres." in answer.get_data(as_text=True)
+    assert typed(right).status_code == 303
+
+
+@pytest.mark.parametrize("tenant", ["malakoff", "miel"])
 def test_every_outcome_of_the_sms_code_step_has_its_message(client, db, registry, tenant):
     typed = _code_step(client, tenant)
     sent = db.scalar(select(Message).where(Message.template == "registration_code"))
@@ -284,7 +296,8 @@ def test_every_outcome_of_the_sms_code_step_has_its_message(client, db, registry
     for left in (4, 3, 2, 1):
         answer = typed(wrong)
         assert answer.status_code == 400
-        assert f"Code incorrect. Il vous reste {left} essai(s)." in answer.get_data(as_text=True)
+        plural = "s" if left > 1 else ""
+        assert f"Code incorrect. Il vous reste {left} essai{plural}." in answer.get_data(as_text=True)
     typed(wrong)
     # Out of tries: even the right code is refused, and the page says how to get another.
     spent = typed(right)

@@ -110,6 +110,23 @@ def test_a_code_is_single_use(flow, app):
     assert _enter(other, code).status_code == 400 or code == other.last_code()
 
 
+@pytest.mark.parametrize("typed", ["12ab56", "12345", "1234567", "123 45", "１２３４５６"])
+def test_what_cannot_be_a_code_is_told_and_spends_no_try(flow, typed):
+    _password(flow)
+    _send(flow, "email")
+    code = flow.last_code()
+    wrong = "000000" if code != "000000" else "111111"
+
+    for _ in range(6):
+        response = _enter(flow, typed)
+        assert response.status_code == 400
+        assert "Le code comporte 6 chiffres." in response.get_data(as_text=True)
+        assert b"Code incorrect" not in response.data
+    assert b"Code incorrect. Il vous reste 4 essais." in _enter(flow, wrong).data
+
+    assert _enter(flow, code).status_code == 303
+
+
 def test_the_sixth_try_is_refused_even_with_the_right_code(flow):
     _password(flow)
     _send(flow, "email")
@@ -120,7 +137,8 @@ def test_the_sixth_try_is_refused_even_with_the_right_code(flow):
         response = _enter(flow, wrong)
         assert response.status_code == 400
         messages.append(response.data)
-    assert b"Il vous reste 4 essai(s)" in messages[0]
+    assert b"Code incorrect. Il vous reste 4 essais." in messages[0]
+    assert b"Code incorrect. Il vous reste 1 essai." in messages[3]
     assert b"Trop de codes incorrects" in messages[-1]
     response = _enter(flow, code)
     assert response.status_code == 400
