@@ -103,17 +103,26 @@ def respond(redirect_uri: str, params: list[tuple[str, str]], response_mode: str
     return redirect(location, 303 if request.method == "POST" else 302)
 
 
+def error_page(error_code: str) -> ResponseReturnValue:
+    """The page a member sees for a client's request the provider cannot answer to the client
+    (RFC 6749 4.1.2.1): what to do, in the member's language, and the error's code for the
+    portal's team. Not the error's description: written for developers, in English, it may
+    echo what the request carried (an unregistered redirect URI)."""
+    if error_code in ("invalid_client", "unauthorized_client"):
+        message = _("Le site qui vous a dirigé ici n’est pas reconnu. Retournez sur votre espace "
+                    "pour vous connecter.")
+    else:
+        message = _("La demande transmise par votre espace n’est pas valide. Retournez sur votre "
+                    "espace et réessayez ; si cela se reproduit, contactez votre service client.")
+    return render("error.html", status=400, error_code=error_code, message=message,
+                  protocol_error=True)
+
+
 def error_response(error: OAuth2Error, context: _Context) -> ResponseReturnValue:
     """Redirect errors only to a validated redirect URI; otherwise show a page (RFC 6749 4.1.2.1)."""
     redirect_uri = error.redirect_uri or None
     if not redirect_uri:
-        return render(
-            "error.html",
-            status=400,
-            error_code=error.error,
-            message=error.description or error.error,
-            protocol_error=True,
-        )
+        return error_page(error.error)
     params = [("error", error.error)]
     if error.description:
         params.append(("error_description", error.description))

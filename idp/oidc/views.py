@@ -10,7 +10,6 @@ from typing import Any
 # Authlib and Flask-Babel ship no type information (no py.typed marker).
 from authlib.oauth2 import OAuth2Error
 from flask import Flask, Response, abort, g, jsonify, redirect, request, session, url_for
-from flask_babel import gettext as _
 from flask_cors import CORS
 
 from idp.accounts.authn import current_authentication, sign_out
@@ -221,9 +220,7 @@ def authorize():
     source = request.form if request.method == "POST" else request.args
     params = [[key, value] for key, values in source.lists() for value in values]
     if not authorization.well_formed(params):
-        message = _("La requête n’est pas valide.")
-        return render("error.html", status=400, error_code="invalid_request", message=message,
-                      protocol_error=True)
+        return authorization.error_page("invalid_request")
     if current_authentication(current_tenant()) is None:
         # No one signed in to this tenant here: the answer is the sign-in page or an error,
         # never a code, so the request only reads (its client).
@@ -255,8 +252,7 @@ def end_session():
     try:
         logout_request = server.validate_endpoint_request("end_session")
     except OAuth2Error as error:
-        return render("error.html", status=400, error_code=error.error,
-                      message=error.description or error.error, protocol_error=True)
+        return authorization.error_page(error.error)
     pending = {
         "redirect_uri": logout_request.redirect_uri,
         "client": logout_request.client.name if logout_request.client else None,

@@ -21,6 +21,21 @@ def test_unknown_client_shows_a_page(flow):
     assert "Location" not in response.headers
 
 
+def test_the_page_tells_the_member_what_to_do_in_french_and_echoes_nothing(flow):
+    unknown = flow.authorize(client_id="nobody").get_data(as_text=True)
+    assert "Le site qui vous a dirigé ici n’est pas reconnu." in unknown
+    assert "<code>invalid_client</code>" in unknown
+    assert "does not exist" not in unknown
+
+    elsewhere = flow.authorize(redirect_uri="https://evil.example.org/callback").get_data(as_text=True)
+    alert = elsewhere[elsewhere.index('class="alert alert-error"'):]
+    alert = alert[:alert.index("</div>")]
+    assert "La demande transmise par votre espace n’est pas valide." in alert
+    assert "evil.example.org" not in alert
+    assert "not supported" not in elsewhere
+    assert "<code>invalid_request</code>" in elsewhere
+
+
 @pytest.mark.parametrize("redirect_uri", [
     "https://evil.example.org/callback",
     "https://rp.example.org/callback/",          # trailing slash: not an exact match
