@@ -60,7 +60,8 @@ def outbox():
     return render("outbox.html", messages=messages)
 
 
-@bp.get("/_outbox/<int:message_id>/letter.pdf")
+# A message's id is a 32-bit integer: a larger number names none (404, not the database's error).
+@bp.get("/_outbox/<int(max=2147483647):message_id>/letter.pdf")
 def outbox_letter(message_id: int):
     """A letter of the outbox as the PDF that would be printed (where the outbox page is shown)."""
     if not services().settings.outbox_page:

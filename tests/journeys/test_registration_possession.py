@@ -338,6 +338,8 @@ def test_the_demo_members_letter_on_the_outbox_page_carries_the_code_that_regist
     assert f'href="/_outbox/{letter.id}/letter.pdf"' in client.get("/_outbox").get_data(as_text=True)
     pdf = client.get(f"/_outbox/{letter.id}/letter.pdf")
     assert pdf.headers["Content-Type"] == "application/pdf"
+    for beyond in (2**31, 2**63, 10**30):
+        assert client.get(f"/_outbox/{beyond}/letter.pdf").status_code == 404
     text = PdfReader(io.BytesIO(pdf.data)).pages[0].extract_text()
     assert "67000 STRASBOURG" in text
     code = re.search(r"\b([A-Z2-9]{4}-[A-Z2-9]{4})\b", text)[1]
