@@ -435,7 +435,8 @@ def load_tenants(directory: Path, base_url: str, *, production: bool = False,
                  posts_letters: bool = False) -> dict[str, Tenant]:
     paths = sorted(directory.glob("*.toml"))
     if not paths:
-        raise ConfigError(f"no tenant configuration found in {directory}/ (expected <slug>.toml files)")
+        raise ConfigError(f"no tenant configuration found in {directory.absolute()}/ (expected "
+                          "<slug>.toml files; IDP_TENANTS_DIR names the directory)")
     return {tenant.slug: tenant
             for tenant in (load_tenant(p, base_url, production=production,
                                        posts_letters=posts_letters) for p in paths)}

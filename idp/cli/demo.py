@@ -18,7 +18,11 @@ import click
               show_envvar=True, type=click.Path(file_okay=False),
               help="Where the demo keeps its signing keys (made on the first run); var/ is "
                    "not part of the checkout's tracked files.")
-def group(host: str, port: int, database: str, keys_dir: str) -> None:
+@click.option("--tenants-dir", envvar="IDP_TENANTS_DIR", show_envvar=True,
+              type=click.Path(file_okay=False),
+              help="The tenants' configuration (default: the checkout's config/tenants, wherever "
+                   "the demo is started from).")
+def group(host: str, port: int, database: str, keys_dir: str, tenants_dir: str | None) -> None:
     """Run the provider, both tenants and their demo portals (SQLite, in-process store, outbox).
 
     Everything it writes stays under var/: the database and the signing keys.
@@ -30,6 +34,7 @@ def group(host: str, port: int, database: str, keys_dir: str) -> None:
     from idp.demo.setup import (
         DEMO_ACCOUNTS,
         DEMO_REGISTRATIONS,
+        DEMO_TENANTS,
         DemoServers,
         DemoWorker,
         build_portals,
@@ -42,6 +47,7 @@ def group(host: str, port: int, database: str, keys_dir: str) -> None:
     try:
         app = create_app({
             "database_url": database, "redis_url": "", "base_url": base_url, "keys_dir": keys_dir,
+            "tenants_dir": tenants_dir or str(DEMO_TENANTS),
             "outbox_page": True, "mail_backend": "outbox", "sms_backend": "outbox",
             "letter_backend": "outbox",
         })

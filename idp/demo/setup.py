@@ -90,7 +90,10 @@ def portal_client_id(tenant: str) -> str:
     return f"{tenant}-demo-portal"
 
 
-DEMO_REGISTRY = Path(__file__).resolve().parents[2] / "config" / "demo"
+# The checkout's configuration, wherever the demo is started from.
+CHECKOUT_CONFIG = Path(__file__).resolve().parents[2] / "config"
+DEMO_REGISTRY = CHECKOUT_CONFIG / "demo"
+DEMO_TENANTS = CHECKOUT_CONFIG / "tenants"
 
 
 def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import requests
 from sqlalchemy import select
 
+from idp import create_app
 from idp.config import ConfigError
 from idp.demo.setup import DemoServers, portal_client_id
 from idp.oidc.models import Client
@@ -80,4 +81,23 @@ def test_the_demo_keeps_its_keys_under_var_not_in_the_checkouts_keys(runner, mon
     assert "stopped by the test" in result.output
     assert built["keys_dir"] == "var/demo-keys"
     assert built["database_url"] == "sqlite:///var/demo.sqlite3"
+    assert built["tenants_dir"] == str(ROOT / "config" / "tenants")
     assert "/var/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_demo_runs_from_any_directory(runner, monkeypatch, tmp_path):
+    # Its tenants are the checkout's, as its demo members are, not those of the working directory.
+    monkeypatch.delenv("IDP_TENANTS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    built = {}
+
+    def configured(overrides):
+        built["tenants"] = sorted(create_app({**overrides, "database_url": "sqlite://"})
+                                  .extensions["idp"].tenants)
+        raise ConfigError("stopped by the test")
+
+    monkeypatch.setattr("idp.create_app", configured)
+    result = runner.invoke(args=["demo", "--keys-dir", str(tmp_path / "keys")])
+
+    assert "stopped by the test" in result.output, result.output
+    assert built["tenants"] == ["malakoff", "miel"]
