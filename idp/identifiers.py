@@ -12,6 +12,7 @@ Each ``parse_*`` returns the canonical form (what is stored and compared) or rai
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
@@ -51,6 +52,16 @@ _MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberTy
 # Overseas departments share France's national numbering plan: a member dials their Réunion
 # mobile as 0692 …, which is +262 692 …, not +33 692 ….
 _OVERSEAS = {"FR": ("RE", "YT", "GP", "BL", "MF", "MQ", "GF")}
+
+
+# Characters a name or a note must not carry: controls (a terminal's escapes), format characters
+# (bidirectional overrides, zero-width ones), surrogates, private use, unassigned, line breaks.
+_INVISIBLE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+def has_invisible(text: str) -> bool:
+    """Whether ``text`` holds a character that shows nothing, or other than itself (``_INVISIBLE``)."""
+    return any(unicodedata.category(char) in _INVISIBLE for char in text)
 
 
 class InvalidIdentifier(ValueError):

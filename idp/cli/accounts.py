@@ -62,9 +62,13 @@ def _read_password(tenant: Tenant, personal: PersonalData | None = None) -> str:
 
 
 def _name(value: str, option: str) -> str:
+    from idp.identifiers import has_invisible
+
     value = value.strip()
     if not value or len(value) > MAX_NAME_LENGTH:
         raise click.BadParameter(f"1 to {MAX_NAME_LENGTH} characters", param_hint=option)
+    if has_invisible(value):
+        raise click.BadParameter("contains a control or invisible character", param_hint=option)
     return value
 
 

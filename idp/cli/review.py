@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 # Request ids are PostgreSQL integers: a larger number names no request, and would not
 # even fit in the query.
 REQUEST_ID = click.IntRange(1, 2**31 - 1)
+# registration_requests.decision_reason (idp/accounts/models.py).
+MAX_REASON_LENGTH = 500
 
 group = CommandGroup("review", help="Registrations that need a person's decision (near misses, "
                                 "contacts that differ from the registry's, members without contacts).")
@@ -123,8 +125,16 @@ def approve(tenant: str, request_id: int) -> None:
 @click.argument("request_id", type=REQUEST_ID)
 def reject(tenant: str, request_id: int, reason: str) -> None:
     """Refuse the request: the member receives a rejection email."""
-    if not reason.strip():
+    from idp.identifiers import has_invisible
+
+    reason = reason.strip()
+    if not reason:
         raise click.BadParameter("give a reason", param_hint="--reason")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise click.BadParameter(f"at most {MAX_REASON_LENGTH} characters", param_hint="--reason")
+    if has_invisible(reason):
+        raise click.BadParameter("one line, without control or invisible characters",
+                                 param_hint="--reason")
     with transaction():
-        _service(tenant).reject(request_id, reason.strip())
+        _service(tenant).reject(request_id, reason)
     click.echo(f"request {request_id} rejected; the member was told by email")

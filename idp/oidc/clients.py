@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from idp import events
 from idp.db import Statements, from_row
+from idp.identifiers import has_invisible
 from idp.oidc.models import AUTH_METHODS, SUPPORTED_SCOPES, Client, token_digest
 from idp.tenancy import Tenant
 
@@ -193,6 +194,8 @@ def register_client(
         raise ClientRegistrationError("the client needs a name")
     if len(name) > MAX_NAME_LENGTH:
         raise ClientRegistrationError(f"the name is longer than {MAX_NAME_LENGTH} characters")
+    if has_invisible(name):
+        raise ClientRegistrationError("the name contains a control or invisible character")
     redirects = _unique(check_redirect_uri(uri) for uri in redirect_uris)
     if not redirects:
         raise ClientRegistrationError("the client needs at least one redirect URI")

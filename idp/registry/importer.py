@@ -30,6 +30,7 @@ from idp.db import utcnow
 from idp.identifiers import (
     DD_MM_YYYY,
     YYYY_MM_DD,
+    has_invisible,
     parse_birth_date,
     parse_email,
     parse_member_number,
@@ -341,6 +342,8 @@ class MemberImporter:
             raise ValueError("is required")
         if len(value) > MAX_NAME_LENGTH:
             raise ValueError(f"is longer than {MAX_NAME_LENGTH} characters")
+        if has_invisible(value):
+            raise ValueError("contains a control or invisible character")
         return value
 
     _last_name = _name

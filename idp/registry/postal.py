@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from babel import Locale
 
+from idp.identifiers import has_invisible
+
 MAX_LINE_LENGTH = 38
 MAX_LINES = 6
 MAX_STREET_LINES = 3
@@ -52,8 +54,7 @@ def country_name(code: str) -> str:
 def check_text(value: str, *, max_length: int = MAX_LINE_LENGTH) -> str:
     """``value`` trimmed, when it is printable on one line of at most ``max_length``."""
     value = value.strip()
-    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
-           for char in value):
+    if has_invisible(value):
         raise InvalidAddress("contains a control or invisible character")
     if len(value) > max_length:
         raise InvalidAddress(f"is longer than {max_length} characters")

@@ -198,6 +198,8 @@ class TestAdd:
             (["--client-id", "x" * 65], "must be 3–64 characters"),
             (["--name", "   "], "the client needs a name"),
             (["--name", "x" * 101], "longer than 100"),
+            (["--name", "Evil\x1b[2J"], "the name contains a control or invisible character"),
+            (["--name", "Portail \u202eliam"], "the name contains a control or invisible character"),
         ],
     )
     def test_bad_input_is_refused_and_adds_nothing(self, runner, db, args, message):

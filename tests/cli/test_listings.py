@@ -27,7 +27,7 @@ SHAPES = {
     ("review", "list"): ["id", "tenant", "reason", "differences", "created_at"],
     ("outbox", "list"): ["id", "tenant", "channel", "template", "recipient", "status", "attempts",
                          "created_at", "next_attempt_at", "sent_at", "last_error"],
-    ("keys", "list"): ["kid", "alg", "state", "created_at", "activated_at", "retired_at"],
+    ("keys", "list"): ["kid", "alg", "state", "created_at", "activated_at", "retired_at", "problem"],
     ("audit",): ["id", "time", "tag", "tenant", "account_id", "client_id", "ip", "user_agent",
                  "data"],
 }

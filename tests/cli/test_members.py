@@ -164,11 +164,13 @@ def test_bad_lines_are_all_reported_and_nothing_is_imported(runner, db, tmp_path
         row("10000003", nir="1234", mobile="01 23 45 67 89"),
         row("10000001", email="not-an-email"),
         row("10000005", role="spouse"),
+        row("10000006", last_name="Dupont\x1b[31mRED"),
+        row("10000007", first_name="B\u202e"),
     )
 
     result = import_(runner, path)
 
-    assert_refused(result, "7 error(s) in members.csv; nothing was imported")
+    assert_refused(result, "9 error(s) in members.csv; nothing was imported")
     assert result.exit_code == 1
     reported = [line for line in result.stderr.splitlines() if line.startswith("line ")]
     assert [line.split(": ")[:2] for line in reported] == [
@@ -179,6 +181,8 @@ def test_bad_lines_are_all_reported_and_nothing_is_imported(runner, db, tmp_path
         ["line 5", "email"],
         ["line 5", "member_number"],
         ["line 6", "role"],
+        ["line 7", "last_name"],
+        ["line 8", "first_name"],
     ]
     for expected in (
         "line 3: member_number: must be exactly 8 digits",
@@ -188,6 +192,8 @@ def test_bad_lines_are_all_reported_and_nothing_is_imported(runner, db, tmp_path
         "line 5: email: is not a valid email address",
         "line 5: member_number: duplicate of line 2",
         "line 6: role: must be one of principal, beneficiary",
+        "line 7: last_name: contains a control or invisible character",
+        "line 8: first_name: contains a control or invisible character",
     ):
         assert expected in result.stderr
     assert registry(db) == {}

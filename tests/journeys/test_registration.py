@@ -228,6 +228,11 @@ def test_a_rejected_request_sends_a_rejection_email(client, db, registry, runner
     no_reason = runner.invoke(args=["review", "reject", "--tenant", "malakoff", str(request.id),
                                     "--reason", " "])
     assert no_reason.exit_code == 2
+    for bad, told in (("r" * 501, "at most 500 characters"), ("not\x1b[2J him", "one line"),
+                      ("first line\nsecond", "one line")):
+        refused = runner.invoke(args=["review", "reject", "--tenant", "malakoff", str(request.id),
+                                      "--reason", bad])
+        assert refused.exit_code == 2 and told in refused.output, refused.output
     rejected = runner.invoke(args=["review", "reject", "--tenant", "malakoff", str(request.id),
                                    "--reason", "not the member"])
     assert rejected.exit_code == 0, rejected.output
