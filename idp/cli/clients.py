@@ -18,6 +18,7 @@ from idp.cli.common import (
     echo_json,
     echo_table,
     json_option,
+    printable,
     tenant_by_slug,
     tenant_option,
     transaction,
@@ -154,7 +155,7 @@ def add(
             "auth_method": client.auth_method,
         }))
         return
-    click.echo(f"registered client {client.client_id} ({client.name}) in tenant {client.tenant}")
+    click.echo(f"registered client {client.client_id} ({printable(client.name)}) in tenant {client.tenant}")
     if secret:
         click.echo("client secret (shown only now; only its digest is stored):")
         click.echo(f"  {secret}")
@@ -243,9 +244,10 @@ def show(client_id: str) -> None:
     width = max(len(label) for label, _ in fields) + 1
     for label, values in fields:
         values = values or ["-"]
-        click.echo(f"{label + ':':<{width}} {values[0]}")
+        # Escaped: a name stored before names were checked may hold a terminal's controls.
+        click.echo(f"{label + ':':<{width}} {printable(values[0])}")
         for value in values[1:]:
-            click.echo(f"{'':<{width}} {value}")
+            click.echo(f"{'':<{width}} {printable(value)}")
 
 
 @group.command("update")

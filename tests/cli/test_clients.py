@@ -339,6 +339,17 @@ class TestShow:
         assert "k0 (EC)" in result.output
         assert "none (private_key_jwt)" in result.output
 
+    def test_a_name_stored_with_controls_is_shown_escaped(self, runner, make):
+        # Stored before names were checked: shown, never run by the operator's terminal.
+        make.client(client_id="old").name = "Evil\x1b[2J\u202e"
+        make.db.commit()
+
+        result = clients(runner, "show", "old")
+
+        assert result.exit_code == 0, result.output
+        assert "Evil\\x1b[2J\\u202e" in result.output
+        assert "\x1b" not in result.output and "\u202e" not in result.output
+
     def test_unknown_client(self, runner):
         assert_refused(clients(runner, "show", "nope"), "no client with id 'nope'")
 
