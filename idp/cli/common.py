@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -74,6 +75,21 @@ def in_app_context(function: Callable[..., R]) -> Callable[..., R]:
         return ctx.invoke(function, *args, **kwargs)
 
     return functools.update_wrapper(run, function)
+
+
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` without "nan" and "inf", which Python's float() reads and which a
+    range's bounds let through (no comparison with nan is true)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+# A row's id (a 32-bit integer column): a larger number names no row.
+ROW_ID = click.IntRange(1, 2**31 - 1)
 
 
 class LazyChoice(click.Choice):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from idp.cli.common import CommandGroup, tenant_by_slug, tenant_option
+from idp.cli.common import CommandGroup, FiniteRange, tenant_by_slug, tenant_option
 
 if TYPE_CHECKING:
     from idp.accounts.migration import LoginMigration
@@ -43,7 +43,7 @@ def _migration(tenant: str) -> LoginMigration:
 @tenant_option(required=True, help="Tenant whose legacy accounts to invite (malakoff).")
 @click.option("--batch", "batch_size", type=click.IntRange(1, 10_000), default=100, show_default=True,
               help="Invitations queued and committed together.")
-@click.option("--rate", type=click.FloatRange(0.1, 1000), default=10.0, show_default=True,
+@click.option("--rate", type=FiniteRange(0.1, 1000), default=10.0, show_default=True,
               help="At most this many emails per second.")
 @click.option("--dry-run", is_flag=True,
               help="Say how many accounts would be invited, and change and send nothing.")

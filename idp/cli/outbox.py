@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 import click
 
 from idp.cli.common import (
+    ROW_ID,
     CommandGroup,
+    FiniteRange,
     LazyChoice,
     echo_json,
     echo_table,
@@ -75,7 +77,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 
 @group.command("work")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+@click.option("--interval", type=FiniteRange(min=0.1), default=5.0, show_default=True,
               help="Longest wait between two looks at the queue; a new message wakes the "
                    "worker at once.")
 @click.option("--batch", type=click.IntRange(1, 10_000), default=100, show_default=True,
@@ -213,7 +215,7 @@ def _as_record(message: Message) -> dict[str, object]:
 
 
 @group.command("retry")
-@click.argument("ids", nargs=-1, type=click.IntRange(min=1), metavar="[ID]...")
+@click.argument("ids", nargs=-1, type=ROW_ID, metavar="[ID]...")
 @click.option("--all-failed", is_flag=True, help="Every failed message.")
 def retry(ids: tuple[int, ...], all_failed: bool) -> None:
     """Put failed messages back in the queue, due now with a fresh set of attempts.

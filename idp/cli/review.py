@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from idp.cli.common import (
+    ROW_ID,
     CommandGroup,
     echo_json,
     json_option,
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 # Request ids are PostgreSQL integers: a larger number names no request, and would not
 # even fit in the query.
-REQUEST_ID = click.IntRange(1, 2**31 - 1)
 # registration_requests.decision_reason (idp/accounts/models.py).
 MAX_REASON_LENGTH = 500
 
@@ -62,7 +62,7 @@ def list_command(tenant: str, as_json: bool) -> None:
 
 @group.command("show")
 @tenant_option(required=True, help="Tenant of the request.")
-@click.argument("request_id", type=REQUEST_ID)
+@click.argument("request_id", type=ROW_ID)
 def show(tenant: str, request_id: int) -> None:
     """What the member typed next to what the registry holds."""
     from sqlalchemy import select
@@ -107,7 +107,7 @@ def _account_state(account: Account | None) -> str:
 
 @group.command("approve")
 @tenant_option(required=True, help="Tenant of the request.")
-@click.argument("request_id", type=REQUEST_ID)
+@click.argument("request_id", type=ROW_ID)
 def approve(tenant: str, request_id: int) -> None:
     """Accept the request: the account is created and the activation email sent.
 
@@ -122,7 +122,7 @@ def approve(tenant: str, request_id: int) -> None:
 @group.command("reject")
 @tenant_option(required=True, help="Tenant of the request.")
 @click.option("--reason", required=True, help="Why (kept for the audit trail).")
-@click.argument("request_id", type=REQUEST_ID)
+@click.argument("request_id", type=ROW_ID)
 def reject(tenant: str, request_id: int, reason: str) -> None:
     """Refuse the request: the member receives a rejection email."""
     from idp.identifiers import has_invisible

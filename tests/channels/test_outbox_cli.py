@@ -178,6 +178,17 @@ def test_retry_by_id_refuses_an_expired_code(runner, db):
     assert _statuses(db) == before
 
 
+@pytest.mark.parametrize("args", [
+    ["retry", "2147483648"], ["retry", "99999999999999999999"], ["retry", "0"],
+    ["work", "--once", "--interval", "nan"], ["work", "--once", "--interval", "inf"],
+])
+def test_numbers_beyond_what_they_count_are_usage_errors(runner, args):
+    result = runner.invoke(args=["outbox", *args])
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("args", [[], ["1", "--all-failed"]])
 def test_retry_needs_ids_or_all_failed(runner, args):
     result = runner.invoke(args=["outbox", "retry", *args])

@@ -109,6 +109,7 @@ def test_status_reports_what_support_follows(runner, legacy_accounts, db):
     (["invite", "--tenant", "malakoff", "--batch", "0"], "--batch"),
     (["invite", "--tenant", "malakoff", "--rate", "0"], "--rate"),
     (["invite", "--tenant", "malakoff", "--rate", "fast"], "--rate"),
+    (["invite", "--tenant", "malakoff", "--rate", "nan"], "is not a finite number"),
     (["status", "--tenant", "miel"], "nothing to migrate"),
     (["status"], "--tenant"),
 ])
