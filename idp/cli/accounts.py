@@ -37,6 +37,16 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
+def _stdin_line() -> str:
+    """One line of standard input, without its line break or a byte-order mark (a file saved by
+    Windows' Notepad begins with one); a UsageError when it is not UTF-8 text."""
+    raw = sys.stdin.buffer.readline()
+    try:
+        return raw.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise click.UsageError("standard input is not UTF-8 text") from None
+
+
 def _read_password(tenant: Tenant, personal: PersonalData | None = None) -> str:
     """Twice at a terminal (hidden), else one line from the pipe; the tenant's rules apply."""
     from idp.accounts.passwords import password_errors
@@ -44,9 +54,14 @@ def _read_password(tenant: Tenant, personal: PersonalData | None = None) -> str:
     if _interactive():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
-        password = sys.stdin.readline().rstrip("\r\n")
+        password = _stdin_line()
         if not password:
             raise click.UsageError("no password: give it on standard input (one line)")
+    from idp.identifiers import has_invisible
+
+    if has_invisible(password):
+        # No one could type it in the sign-in page, which refuses such characters.
+        raise click.UsageError("the password holds a control or invisible character")
     policy = tenant.password
     failed = password_errors(password, policy, personal)
     if failed:
@@ -174,7 +189,7 @@ def create(
         member_number = _member_number(member_number)
     phone_number = _mobile(phone) if phone else None
     if hash_from_stdin:
-        password, password_hash = None, sys.stdin.readline().strip()
+        password, password_hash = None, _stdin_line().strip()
         problem = services().hasher.import_problem(password_hash)
         if problem is not None:
             # A hash costlier than the bounds would hold a worker at every sign-in attempt.

@@ -263,6 +263,24 @@ def test_set_password_reads_stdin_and_refuses_unknown_accounts(runner, make):
     assert done.exit_code == 0, done.output
 
 
+def test_a_password_piped_from_a_file_is_read_as_the_member_types_it(runner, make, db, app):
+    member = make.account("malakoff")
+    command = ["accounts", "set-password", "--tenant", "malakoff", member.email]
+    for piped, told in ((b"\xff\xfeBrand-New-Pass-42!\n", "standard input is not UTF-8 text"),
+                        ("Brand-New\x1b-Pass-42!\n", "holds a control or invisible character")):
+        refused = runner.invoke(args=command, input=piped)
+        assert refused.exit_code == 2 and told in refused.output, refused.output
+        assert "Traceback" not in refused.output
+
+    # Saved by Notepad: a byte-order mark first, a Windows line break last.
+    done = runner.invoke(args=command, input="\ufeffBrand-New-Pass-42!\r\n".encode())
+
+    assert done.exit_code == 0, done.output
+    db.expire_all()
+    stored_hash = db.get(Account, member.id).password_hash
+    assert app.extensions["idp"].hasher.verify(stored_hash, "Brand-New-Pass-42!").ok
+
+
 class TestSetContact:
     def set_contact(self, runner, tenant: str, identifier: str, *options: str):
         return accounts(runner, "set-contact", "--tenant", tenant, identifier, *options)
