@@ -139,6 +139,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(TooManyAttempts)
     def too_many_attempts(exc: TooManyAttempts):
         code, message = _too_many(exc.limit, exc.retry_after)
+        if exc.limit.split(":")[0] == "login" and g.get("tenant"):
+            # The message offers a reset, which unblocks at once: the page leads there.
+            return error_answer(429, code, message, retry_after=exc.retry_after,
+                                onward_url=url_for("recovery.forgot_password"),
+                                onward_label=_("Réinitialiser mon mot de passe"))
         return error_answer(429, code, message, retry_after=exc.retry_after,
                             onward_url=_onward_url())
 

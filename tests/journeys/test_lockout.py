@@ -82,6 +82,9 @@ def test_the_refusal_says_when_sign_in_resumes_and_how_to_unblock_it(client, mem
     assert refused.status_code == 429
     assert b"la connexion reprendra dans 30 secondes" in refused.data
     assert "réinitialisez votre mot de passe".encode() in refused.data
+    page = refused.get_data(as_text=True)
+    assert '<a class="button" href="/malakoff/forgot-password">Réinitialiser mon mot de passe</a>' in page
+    assert "Retour à la connexion" in page
 
 
 def test_the_right_password_after_the_wait_signs_in_and_starts_afresh(app, client, member):
