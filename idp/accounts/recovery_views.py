@@ -35,15 +35,21 @@ def _link_expired():
 def forgot_password():
     tenant = current_tenant()
     form = ForgotPasswordForm()
-    sent = False
     if form.validate_on_submit():
         identifier = form.identifier.data.strip()
         # Recorded, whatever it names: the worker looks it up after the request (no
         # enumeration by time). Over the limit, nothing is, and the page says the same.
         if _within_limit(f"{tenant.slug}:{identifier.lower()}", ratelimit.RECOVERY_PER_IP):
             find_service(Recovery).request_reset(identifier)
-        sent = True
-    return render("forgot_password.html", form=form, sent=sent)
+        # A page of its own: reloading it sends nothing again.
+        return redirect(url_for("recovery.forgot_password_sent"), 303)
+    status = 400 if form.is_submitted() else 200
+    return render("forgot_password.html", status=status, form=form, sent=False)
+
+
+@bp.get("/forgot-password/sent")
+def forgot_password_sent():
+    return render("forgot_password.html", form=None, sent=True)
 
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
@@ -86,7 +92,6 @@ def forgot_identifier():
     """
     tenant = current_tenant()
     form = MemberNumberForm() if tenant.logs_in_with_email else MielIdentityForm()
-    sent = False
     if form.validate_on_submit():
         if tenant.logs_in_with_email:
             number = form.member_number.data.strip()
@@ -97,6 +102,12 @@ def forgot_identifier():
             find_service(Recovery).request_member_number(
                 form.nir.parsed.value, form.first_name.data, form.last_name.data,
                 form.birth_date.parsed)
-        sent = True
-    status = 400 if form.is_submitted() and not sent else 200
-    return render("forgot_identifier.html", status=status, form=form, sent=sent)
+        # A page of its own: reloading it sends nothing again.
+        return redirect(url_for("recovery.forgot_identifier_sent"), 303)
+    status = 400 if form.is_submitted() else 200
+    return render("forgot_identifier.html", status=status, form=form, sent=False)
+
+
+@bp.get("/forgot-identifier/sent")
+def forgot_identifier_sent():
+    return render("forgot_identifier.html", form=None, sent=True)

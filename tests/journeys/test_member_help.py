@@ -322,7 +322,7 @@ def test_after_an_email_change_the_member_hears_it_is_the_sign_in_identifier(flo
 def test_a_member_who_lost_the_address_is_told_how_to_reach_the_advisers(client, make):
     account = make.account("malakoff")
     page = client.get("/malakoff/forgot-identifier")
-    sent = _text(client.post("/malakoff/forgot-identifier", data={
+    sent = _text(client.post("/malakoff/forgot-identifier", follow_redirects=True, data={
         "member_number": account.member_number, "csrf_token": csrf_token(page.data)}))
     assert (f"Vous n’avez plus accès à cette adresse{NBSP}? Contactez nos conseillers au 01 99 00 12 34, "
             "du lundi au vendredi, de 8 h 30 à 18 h.") in sent

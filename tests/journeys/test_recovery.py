@@ -31,8 +31,9 @@ def _mails(db, template):
 
 
 def _ask(client, tenant, identifier):
+    """The request, and the page it leads to."""
     page = client.get(f"/{tenant}/forgot-password")
-    return client.post(f"/{tenant}/forgot-password",
+    return client.post(f"/{tenant}/forgot-password", follow_redirects=True,
                        data={"identifier": identifier, "csrf_token": csrf_token(page.data)})
 
 
@@ -138,14 +139,15 @@ def _forgot_identifier(client, **overrides):
 
 def test_a_miel_member_gets_their_member_number_by_email(client, db, miel_member):
     answer = _forgot_identifier(client)
-    assert answer.status_code == 200 and b"Consultez votre messagerie" in answer.data
+    assert answer.status_code == 303 and answer.headers["Location"] == "/miel/forgot-identifier/sent"
+    assert b"Consultez votre messagerie" in client.get(answer.headers["Location"]).data
     mail = _mails(db, "identifier")[0]
     assert mail.recipient == "f.ndiaye@example.org" and "76543210" in mail.body_text
 
 
 def test_forgot_identifier_answers_the_same_for_a_near_miss(client, db, miel_member):
     answer = _forgot_identifier(client, first_name="Francoisse")
-    assert b"Consultez votre messagerie" in answer.data
+    assert answer.headers["Location"] == "/miel/forgot-identifier/sent"
     assert _mails(db, "identifier") == []
 
 
@@ -174,6 +176,22 @@ def worker_app(settings):
     _empty_stores(app)
 
 
+def test_the_request_leads_to_a_page_of_its_own_whose_reload_asks_nothing_again(client, db, flow):
+    page = client.get("/malakoff/forgot-password")
+    assert 'href="/malakoff/login"' in page.get_data(as_text=True)
+
+    asked = client.post("/malakoff/forgot-password",
+                        data={"identifier": flow.account.email, "csrf_token": csrf_token(page.data)})
+
+    assert asked.status_code == 303 and asked.headers["Location"] == "/malakoff/forgot-password/sent"
+    for _ in range(2):  # the page, then a reload of it
+        sent = client.get(asked.headers["Location"]).get_data(as_text=True)
+        assert "Consultez votre messagerie" in sent
+        assert 'href="/malakoff/forgot-password">Je n’ai rien reçu\u00a0: demander un nouveau lien' in sent
+        assert 'href="/malakoff/login"' in sent
+    assert len(_mails(db, "password_reset")) == 1
+
+
 def test_the_page_records_the_request_and_the_worker_sends_the_link_after_it(worker_app):
     database = worker_app.extensions["idp"].database
     with database.session() as db:
@@ -183,7 +201,7 @@ def test_the_page_records_the_request_and_the_worker_sends_the_link_after_it(wor
         for identifier in (account.email, "nobody@example.org"):
             answer = browser.post("/malakoff/forgot-password",
                                   data={"identifier": identifier, "csrf_token": token})
-            assert answer.status_code == 200
+            assert answer.status_code == 303
         # Both requests did the same: recorded as typed, nothing looked up, nothing queued.
         assert db.scalars(select(RecoveryRequest.typed).order_by(RecoveryRequest.id)).all() == [
             {"identifier": account.email}, {"identifier": "nobody@example.org"}]

@@ -59,7 +59,7 @@ def known(worker_app):
 def _probe(client, path: str, token: str, form: dict):
     def post():
         answer = client.post(path, data={**form, "csrf_token": token})
-        assert answer.status_code == 200, answer.data
+        assert answer.status_code == 303, answer.data
     return post
 
 
