@@ -272,7 +272,9 @@ def test_a_deleted_account_page_leads_to_registration(client):
 def test_the_account_page_signs_out_and_speaks_neutrally(flow):
     flow.sign_in()
     html = _text(flow.http.get("/malakoff/account"))
-    assert "Vous êtes connecté" not in html and "Connexion réussie" in html
+    # What it says holds at every visit, not only the first after signing in.
+    assert "Vous êtes connecté" not in html and "Connexion réussie" not in html
+    assert "Bienvenue sur la page de votre compte Espace Client." in html
     assert 'href="/malakoff/logout"' in html
     assert flow.http.get("/malakoff/logout").status_code == 303
 
