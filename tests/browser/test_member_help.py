@@ -17,7 +17,7 @@ def test_miel_sign_in_shows_where_the_member_number_is_and_how_to_reach_the_advi
     help_ = member.page.locator("details.help")
     card = help_.get_by_role("img", name="Dessin d’une carte de tiers payant", exact=False)
     expect(card).to_be_hidden()
-    help_.get_by_text("Où trouver mon n° Adhérent", exact=False).click()
+    help_.get_by_text("Où trouver mon numéro d’adhérent", exact=False).click()
     expect(card).to_be_visible()
     expect(help_).to_contain_text("juste sous votre nom")
     support = member.page.get_by_role("region", name="Besoin d’aide\u00a0? Contactez nos conseillers")

@@ -139,7 +139,7 @@ def test_miel_sign_in_says_new_here_and_where_the_member_number_is(client):
     html = _text(client.get("/miel/login"))
     assert f"Nouveau venu{NBSP}?" in html and ">Activer mon compte</a>" in html
     assert "Pas encore de compte" not in html
-    assert f"<summary>Où trouver mon n° Adhérent{NBSP}?</summary>" in html
+    assert f"<summary>Où trouver mon numéro d’adhérent{NBSP}?</summary>" in html
     # The drawing has a text alternative, and the words say where the number is.
     assert re.search(r'<svg class="member-card"[^>]*role="img"[^>]*aria-labelledby="member-card-title"', html)
     assert "juste sous votre nom" in html
