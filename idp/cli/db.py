@@ -31,12 +31,18 @@ def _migrating() -> Iterator[Engine]:
         migrating.engine.dispose()
 
 
+def _check_revision(revision: str) -> None:
+    if not revision.strip():
+        raise click.BadParameter("name a revision (e.g. head, -1, base)", param_hint="REVISION")
+
+
 @group.command("upgrade")
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the latest)."""
     from idp import schema
 
+    _check_revision(revision)
     with _migrating() as engine:
         schema.upgrade(engine, revision)
         click.echo(f"database at {schema.current(engine)}")
@@ -55,6 +61,7 @@ def downgrade(revision: str, yes: bool) -> None:
     """
     from idp import schema
 
+    _check_revision(revision)
     with _migrating() as engine:
         now = schema.current(engine) or "base"
         if not yes:

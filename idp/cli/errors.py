@@ -37,6 +37,7 @@ def one_line(exc: BaseException, database_url: str | None) -> str:
         return _single(exc.format_message()) + hint
     if isinstance(exc, click.ClickException):
         return _single(exc.format_message())
+    from alembic.util import CommandError as MigrationRefused
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -47,6 +48,8 @@ def one_line(exc: BaseException, database_url: str | None) -> str:
     # Refusals the domain words for the operator: their message is the line.
     if isinstance(exc, (KeyStoreError, ReviewError, ClientRegistrationError)):
         return _single(str(exc))
+    if isinstance(exc, MigrationRefused):  # an unknown revision: Alembic names it
+        return f"{_single(str(exc))}; nothing was changed (`idp db current` shows where it is)"
     if isinstance(exc, PoolTimeout):
         return "no database connection became free in time; try again"
     if isinstance(exc, DBAPIError):

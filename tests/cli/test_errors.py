@@ -118,6 +118,22 @@ def test_db_commands_name_a_database_they_cannot_reach_in_one_line(settings, tmp
         assert_one_line_failure(run_on(settings, args, database_url=url(tmp_path)), words)
 
 
+@pytest.mark.parametrize(("args", "words"), [
+    (["db", "upgrade", "nosuchrev"], "Can't locate revision identified by 'nosuchrev'"),
+    (["db", "downgrade", "nosuchrev", "--yes"], "Can't locate revision identified by 'nosuchrev'"),
+    (["db", "upgrade", " "], "name a revision"),
+])
+def test_an_unknown_revision_is_named_and_changes_nothing(settings, tmp_path, args, words):
+    url = f"sqlite:///{tmp_path / 'idp.sqlite3'}"
+    assert run_on(settings, ["db", "upgrade"], database_url=url).exit_code == 0
+    before = run_on(settings, ["db", "current"], database_url=url).output
+
+    line = assert_one_line_failure(run_on(settings, args, database_url=url), words)
+
+    assert "unexpected error" not in line
+    assert run_on(settings, ["db", "current"], database_url=url).output == before
+
+
 def test_the_installed_command_says_it_in_one_line_too(settings, tmp_path):
     """The `idp` a shell runs: the application built from the environment, no test runner."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
