@@ -31,6 +31,16 @@ def _link_expired():
                   onward_url=url_for("recovery.forgot_password"))
 
 
+def _asking(template: str, form):
+    """A request's form, with its errors once sent (400)."""
+    return render(template, status=400 if form.is_submitted() else 200, form=form, sent=False)
+
+
+def _asked(sent_endpoint: str):
+    """A request is recorded: its answer is a page of its own, which a reload does not send again."""
+    return redirect(url_for(sent_endpoint), 303)
+
+
 @bp.route("/forgot-password", methods=["GET", "POST"])
 def forgot_password():
     tenant = current_tenant()
@@ -41,10 +51,8 @@ def forgot_password():
         # enumeration by time). Over the limit, nothing is, and the page says the same.
         if _within_limit(f"{tenant.slug}:{identifier.lower()}", ratelimit.RECOVERY_PER_IP):
             find_service(Recovery).request_reset(identifier)
-        # A page of its own: reloading it sends nothing again.
-        return redirect(url_for("recovery.forgot_password_sent"), 303)
-    status = 400 if form.is_submitted() else 200
-    return render("forgot_password.html", status=status, form=form, sent=False)
+        return _asked("recovery.forgot_password_sent")
+    return _asking("forgot_password.html", form)
 
 
 @bp.get("/forgot-password/sent")
@@ -102,10 +110,8 @@ def forgot_identifier():
             find_service(Recovery).request_member_number(
                 form.nir.parsed.value, form.first_name.data, form.last_name.data,
                 form.birth_date.parsed)
-        # A page of its own: reloading it sends nothing again.
-        return redirect(url_for("recovery.forgot_identifier_sent"), 303)
-    status = 400 if form.is_submitted() else 200
-    return render("forgot_identifier.html", status=status, form=form, sent=False)
+        return _asked("recovery.forgot_identifier_sent")
+    return _asking("forgot_identifier.html", form)
 
 
 @bp.get("/forgot-identifier/sent")
