@@ -194,7 +194,7 @@ def test_after_the_cutoff_the_email_on_file_still_leads_through_the_move(legacy_
 def _remind(client, number):
     page = client.get("/malakoff/forgot-identifier")
     assert page.status_code == 200
-    return client.post("/malakoff/forgot-identifier",
+    return client.post("/malakoff/forgot-identifier", follow_redirects=True,
                        data={"member_number": number, "csrf_token": csrf_token(page.data)})
 
 

@@ -225,7 +225,8 @@ class TestCheck:
             line(member_number="10000002", last_name='"Mar\ntin"', role="x"),
         ))
 
-        assert errors(report) == [(3, "role")]
+        # A name holds no line break.
+        assert errors(report) == [(3, "last_name"), (3, "role")]
 
     def test_the_report_keeps_the_first_errors_and_counts_them_all(self, importer, monkeypatch):
         monkeypatch.setattr(importer_module, "MAX_KEPT_ERRORS", 5)
