@@ -50,6 +50,7 @@ def _stdin_line() -> str:
 def _read_password(tenant: Tenant, personal: PersonalData | None = None) -> str:
     """Twice at a terminal (hidden), else one line from the pipe; the tenant's rules apply."""
     from idp.accounts.passwords import password_errors
+    from idp.identifiers import has_invisible
 
     if _interactive():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -57,8 +58,6 @@ def _read_password(tenant: Tenant, personal: PersonalData | None = None) -> str:
         password = _stdin_line()
         if not password:
             raise click.UsageError("no password: give it on standard input (one line)")
-    from idp.identifiers import has_invisible
-
     if has_invisible(password):
         # No one could type it in the sign-in page, which refuses such characters.
         raise click.UsageError("the password holds a control or invisible character")

@@ -88,7 +88,8 @@ class FiniteRange(click.FloatRange):
         return number
 
 
-# A row's id (a 32-bit integer column): a larger number names no row.
+# A row's id (a 32-bit integer column): a larger number names no row, and would not even fit
+# in the query.
 ROW_ID = click.IntRange(1, 2**31 - 1)
 
 

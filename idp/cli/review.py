@@ -21,9 +21,7 @@ if TYPE_CHECKING:
     from idp.accounts.models import Account
     from idp.accounts.registration import Registrations
 
-# Request ids are PostgreSQL integers: a larger number names no request, and would not
-# even fit in the query.
-# registration_requests.decision_reason (idp/accounts/models.py).
+# The longest reason registration_requests.decision_reason keeps (idp/accounts/models.py).
 MAX_REASON_LENGTH = 500
 
 group = CommandGroup("review", help="Registrations that need a person's decision (near misses, "
