@@ -180,12 +180,15 @@ class ResendActivationForm(Form):
     submit = SubmitField(_l("Recevoir un nouveau lien"))
 
 
+# The entries whose label is words, not a place's name: translated.
+_WORDED_DEPARTMENTS = {"96": _l("96 — Code historique"), "99": _l("99 — Né(e) à l’étranger")}
+
+
 def _department_choices() -> list[SelectChoice]:
     choices = [SelectChoice("", _l("Choisissez…"))]
     for code, name in DEPARTMENTS:
-        label = (_l("99 — Né(e) à l’étranger") if code == "99" else _l("96 — Code historique")
-                 if code == "96" else f"{code} — {name}")
-        choices.append(SelectChoice(code, label))
+        # A lazy text stays lazy (translated when the page is made): looked up, never tested.
+        choices.append(SelectChoice(code, _WORDED_DEPARTMENTS.get(code, f"{code} — {name}")))
     return choices
 
 
