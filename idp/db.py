@@ -6,9 +6,10 @@ import functools
 import select
 import threading
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -356,6 +357,25 @@ class Statements:
         if self._connection is None:
             self._connection = self.database.autocommit_connection()
         return self._connection
+
+    @contextmanager
+    def immediate(self) -> Iterator[Connection]:
+        """``connection`` (SQLite), for statements that stand or fall together: the block's are one
+        transaction, rolled back if it raises. Begun IMMEDIATE, it takes the database's write
+        lock at its start, so that no other request sees any of it before all of it is
+        committed, nor writes in between. (PostgreSQL has such steps as one data-modifying
+        WITH statement, which SQLite lacks.)"""
+        connection = self.connection
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            driver: Any = connection.connection.driver_connection
+            # SQLite ends the transaction itself on some errors (a full disk, an interrupt).
+            if driver.in_transaction:
+                connection.exec_driver_sql("ROLLBACK")
+            raise
+        connection.exec_driver_sql("COMMIT")
 
     def first(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
         """The first row ``statement`` returns with ``params``, or None."""

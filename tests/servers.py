@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from idp import schema
 from idp.channels.senders import HttpSmsSender, SmtpEmailSender
 from idp.demo.setup import DemoServers
-from tests.conftest import IN_CI, REDIS_URL, ROOT, free_port
+from tests.conftest import IN_CI, ROOT, free_port
 
 SMTP_USER = "relay-user"
 SMTP_PASSWORD = "relay-password-0123"
@@ -449,7 +449,7 @@ def werkzeug_serving(app):
         servers.stop()
         services = app.extensions["idp"]
         services.database.engine.dispose()
-        if REDIS_URL:
+        if services.settings.redis_url:
             services.store.close()
 
 

@@ -6,7 +6,9 @@ the PKCE verifier, the lifetimes, the account's status) is part of the statement
 returns a row has succeeded and what it wrote is committed; one that returns nothing changed
 nothing, and the grant looks again (``find_code``, ``find_token``) to answer why. On
 PostgreSQL a claim and the token it yields are one data-modifying WITH query; SQLite, which has
-none, runs the same steps one after the other (tests and development).
+none, runs the same steps one after the other in one transaction that holds the write lock
+(``Statements.immediate``): either way a concurrent use that finds the code or token claimed
+finds its token issued too, and revokes it (RFC 6749 4.1.2, RFC 9700 4.14.2).
 
 Statements are built once per process and run through ``Statements`` (idp.db), which on
 PostgreSQL compiles each once and has psycopg prepare it on the server.
@@ -189,14 +191,14 @@ def redeem_code(statements: Statements, issue: Issue, *, code: str, redirect_uri
                     refresh_ttl=refresh_ttl)
     if statements.postgresql:
         return statements.first(_REDEEM, params)
-    connection = statements.connection
-    claimed = connection.execute(_CLAIM_CODE, params).first()
-    if claimed is None:
-        return None
-    ends = datetime.fromtimestamp(claimed.auth_time + refresh_ttl, UTC).replace(tzinfo=None)
-    params.update(_bound(code_id=claimed.id, refresh_expires_at=ends))
-    connection.execute(_STORE_FROM_CODE, params)
-    return connection.execute(_REDEEMED, params).first()
+    with statements.immediate() as connection:
+        claimed = connection.execute(_CLAIM_CODE, params).first()
+        if claimed is None:
+            return None
+        ends = datetime.fromtimestamp(claimed.auth_time + refresh_ttl, UTC).replace(tzinfo=None)
+        params.update(_bound(code_id=claimed.id, refresh_expires_at=ends))
+        connection.execute(_STORE_FROM_CODE, params)
+        return connection.execute(_REDEEMED, params).first()
 
 
 _FIND_CODE: Any = (
@@ -291,13 +293,13 @@ def rotate_refresh_token(statements: Statements, issue: Issue, *, refresh_token:
                     **{f"scope_{n}": _needle(name) for n, name in enumerate(asked)})
     if statements.postgresql:
         return statements.first(_rotate_in_one(len(asked)), params)
-    connection = statements.connection
-    old = connection.execute(_claim_refresh(len(asked)), params).first()
-    if old is None:
-        return None
-    params["p_old_id"] = old.id
-    connection.execute(_STORE_FROM_REFRESH, params)
-    return connection.execute(_ROTATED, params).first()
+    with statements.immediate() as connection:
+        old = connection.execute(_claim_refresh(len(asked)), params).first()
+        if old is None:
+            return None
+        params["p_old_id"] = old.id
+        connection.execute(_STORE_FROM_REFRESH, params)
+        return connection.execute(_ROTATED, params).first()
 
 
 # -- Tokens presented to the other endpoints -----------------------------------------------------
