@@ -11,6 +11,7 @@ import base64
 import functools
 import json
 import logging
+import re
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -190,6 +191,13 @@ class Provider(AuthorizationServer):
         body = current_app.json.dumps(payload) if isinstance(payload, dict) else payload
         return status_code, headers, body.encode() if isinstance(body, str) else body
 
+    def handle_error_response(self, request, error):
+        # Every error of the token, revocation, introspection and PAR endpoints: the body and
+        # the Basic challenge both say its description.
+        if isinstance(error, InvalidClientError) and error.description:
+            error.description = _methods_in_words(error.description)
+        return super().handle_error_response(request, error)
+
     def create_token_response(self, request=None):
         request = self.create_oauth2_request(request)
         # RFC 6749 5.2: a missing grant_type or a repeated parameter (3.2) is
@@ -234,6 +242,21 @@ class Provider(AuthorizationServer):
 
     def issuer(self) -> str:
         return current_tenant().issuer
+
+
+# Authlib's invalid_client when no method authenticated the client (RFC 6749 5.2) names the
+# methods accepted as a Python list: "... with methods: ['client_secret_basic', 'none']".
+_NO_METHOD = re.compile(r"The client cannot authenticate with methods: \[([^\]]*)\]")
+
+
+def _methods_in_words(description: str) -> str:
+    """``description`` as the client's developer should read it (RFC 6749 5.2: text): Authlib's
+    list of methods in words; any other description as it is."""
+    listed = _NO_METHOD.fullmatch(description)
+    if listed is None:
+        return description
+    methods = ", ".join(re.findall(r"'([^']*)'", listed[1]))
+    return f"Client authentication failed (methods accepted: {methods})."
 
 
 def _unsayable(exc: ValueError) -> InvalidRequestError:

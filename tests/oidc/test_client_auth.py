@@ -93,6 +93,22 @@ def test_client_secret_basic_failures(flow, db, credentials):
     assert flow.token(code).status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/malakoff/token", "/malakoff/revoke", "/malakoff/introspect",
+                                  "/malakoff/par"])
+def test_a_failed_authentication_names_the_methods_accepted_in_words(flow, path):
+    # RFC 6749 5.2: error_description is text for the client's developer, in the body and the
+    # Basic challenge alike.
+    response = flow.http.post(path, data={"grant_type": "refresh_token", "refresh_token": "r",
+                                          "token": "t", "response_type": "code"},
+                              auth=(flow.rp.client_id, "wrong-secret"))
+
+    assert_invalid_client(response)
+    said = ("Client authentication failed (methods accepted: client_secret_basic, "
+            "client_secret_post, private_key_jwt, none).")
+    assert response.json["error_description"] == said
+    assert f'error_description="{said}"' in response.headers["WWW-Authenticate"]
+
+
 @pytest.mark.parametrize(
     "header",
     [
