@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -60,11 +60,11 @@ ECHOED_PARAMETERS = ("response_type", "grant_type")
 CLIENT_AUTHENTICATION = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
 
 
-def well_formed(params: Sequence[Sequence[str]]) -> bool:
-    """Bounded, printable parameters, each once and of its grammar (``idp.web.gate``):
-    anything else is not worth a redirect to the client."""
+def well_formed(params: Sequence[Sequence[str]], *, once: Container[str] | None = None) -> bool:
+    """Bounded, printable parameters, each of its grammar and once, or only those named in
+    ``once`` (``idp.web.gate``): anything else is not worth a redirect to the client."""
     try:
-        protocol_parameters(params)
+        protocol_parameters(params, once=once)
     except Refused:
         return False
     return len(params) <= MAX_PARAMETERS and all(
@@ -233,7 +233,10 @@ def authorize(params: list[list[str]], interaction: Interaction | None = None, *
     pushed = pushed or bool(interaction and interaction.pushed)
     oauth_request = StoredRequest(request.environ, params)
     data = oauth_request.payload.data
-    context = _Context(data.get("response_mode") or "query", data.get("state"), None)
+    # A repeated state or response_mode cannot be told (the request is refused): the error goes
+    # without a state, in the code flow's default mode.
+    context = _Context(oauth_request.payload.single("response_mode") or "query",
+                       oauth_request.payload.single("state"), None)
     found = session_account(db(), tenant)
     signed_in = SignedIn(*found) if found else None
     account = signed_in.account if signed_in else None

@@ -34,6 +34,7 @@ from idp.oidc.models import SUPPORTED_SCOPES
 from idp.oidc.server import AUTH_METHODS, LaneRequest, current_server, read_userinfo
 from idp.tenancy import Tenant
 from idp.web import csrf
+from idp.web.gate import ONCE_AT_AUTHORIZATION
 from idp.web.lane import Answer, Parameters, Route, document, served
 from idp.web.locale import choose_ui_locale
 from idp.web.rendering import render
@@ -219,7 +220,7 @@ def authorize():
     # OIDC Core 3.1.2.1: GET and POST are both supported; parameters in one place only.
     source = request.form if request.method == "POST" else request.args
     params = [[key, value] for key, values in source.lists() for value in values]
-    if not authorization.well_formed(params):
+    if not authorization.well_formed(params, once=ONCE_AT_AUTHORIZATION):
         return authorization.error_page("invalid_request")
     if current_authentication(current_tenant()) is None:
         # No one signed in to this tenant here: the answer is the sign-in page or an error,

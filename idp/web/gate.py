@@ -19,14 +19,15 @@ anything is read from or written to a store:
   shaped and sized as a form;
 - on the protocol's endpoints, a parameter repeated (RFC 6749 3.1, 3.2) or holding what its
   grammar does not allow (RFC 6749 appendix A: identifiers and URIs are ASCII), or longer
-  than the column that keeps it.
+  than the column that keeps it. The authorization endpoint answers most repeats itself, to
+  the client (see ``ONCE_AT_AUTHORIZATION``).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from ipaddress import ip_address
 from typing import Any
 
@@ -106,6 +107,11 @@ PROTOCOL_PARAMETERS: dict[str, tuple[re.Pattern[str], int]] = {
     "request_uri": (URI, MAX_VALUE_LENGTH),  # RFC 9126 2.2
 }
 PROTOCOL_BLUEPRINTS = frozenset({"oidc", "oidc_api"})
+# The authorization endpoint refuses a repeated parameter itself, to the client's redirect URI,
+# once it has validated the client and that URI (RFC 6749 4.1.2.1); only those that name them
+# (a pushed request's reference stands for both, RFC 9126 4) are refused here, without it.
+AUTHORIZATION_ENDPOINT = "oidc.authorize"
+ONCE_AT_AUTHORIZATION = frozenset({"client_id", "redirect_uri", "request_uri"})
 # Probes and scrapers reach a node directly on its private address, over plain HTTP; they
 # take no input.
 UNGATED_HOST_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "ops.prometheus"})
@@ -136,7 +142,9 @@ def gate() -> ResponseReturnValue | None:
     try:
         parameters = _check_text()
         _check_json()
-        if request.blueprint in PROTOCOL_BLUEPRINTS:
+        if request.endpoint == AUTHORIZATION_ENDPOINT:
+            protocol_parameters(parameters, once=ONCE_AT_AUTHORIZATION)
+        elif request.blueprint in PROTOCOL_BLUEPRINTS:
             protocol_parameters(parameters)
     except Refused:
         return _refusal()
@@ -289,12 +297,13 @@ def json_depth(data: bytes) -> int:
     return deepest
 
 
-def protocol_parameters(parameters: Sequence[Sequence[str]]) -> None:
-    """The protocol's own rules on its parameters: each once (RFC 6749 3.1, 3.2), each of its
-    grammar and size; raises ``Refused``."""
+def protocol_parameters(parameters: Sequence[Sequence[str]], *,
+                        once: Container[str] | None = None) -> None:
+    """The protocol's own rules on its parameters: each once (RFC 6749 3.1, 3.2), or only those
+    named in ``once``; each of its grammar and size; raises ``Refused``."""
     seen: set[str] = set()
     for key, value in parameters:
-        if key in seen:
+        if key in seen and (once is None or key in once):
             raise Refused
         seen.add(key)
         if REFUSED_IN_LINE.search(value) and key != "claims":

@@ -4,6 +4,7 @@ trusted (RFC 6749 4.1.2.1), otherwise a redirect with the error, state and iss."
 from __future__ import annotations
 
 import pytest
+from werkzeug.datastructures import MultiDict
 
 from tests.flows import Flow, query
 
@@ -92,14 +93,66 @@ def test_invalid_requests_redirect_with_the_error(flow, overrides, code):
     assert "code" not in params
 
 
-def test_duplicated_parameters_are_refused(client, flow):
-    # OAuth 2.0 3.1: parameters MUST NOT be repeated; the request is not trusted enough to redirect.
+def _repeated(flow, name: str, value: str | None = None, method: str = "GET"):
+    """The flow's authorization request with ``name`` given a second time: as ``value``, or as
+    the same value again."""
     params = flow.params()
-    query_string = [*params.items(), ("scope", "openid")]
-    response = client.get("/malakoff/authorize", query_string=query_string)
+    repeated = MultiDict([*params.items(), (name, params[name] if value is None else value)])
+    if method == "POST":
+        return flow.http.post("/malakoff/authorize", data=repeated)
+    return flow.http.get("/malakoff/authorize", query_string=repeated)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(("name", "value"), [
+    ("scope", "openid"),
+    ("scope", None),
+    ("response_type", None),
+    ("nonce", "n-other"),
+    ("code_challenge", None),
+    ("code_challenge_method", None),
+])
+def test_a_repeated_parameter_is_refused_to_the_client(flow, method, name, value):
+    # RFC 6749 3.1: parameters MUST NOT be repeated; the client and its redirect URI are valid
+    # and single, so the error goes to the client (4.1.2.1), with its state.
+    params = _error(_repeated(flow, name, value, method))
+    assert params["error"] == "invalid_request"
+    assert params["state"].startswith("st-")
+    assert params["iss"] == "http://localhost/malakoff"
+    assert "code" not in params
+
+
+@pytest.mark.parametrize("value", ["st-other", None])
+def test_a_repeated_state_is_refused_to_the_client_without_a_state(flow, value):
+    # OIDC Core 3.1.2.6: the state is returned as the client sent it, which cannot be told here.
+    params = _error(_repeated(flow, "state", value))
+    assert params["error"] == "invalid_request"
+    assert "state" not in params
+    assert params["iss"] == "http://localhost/malakoff"
+
+
+def test_a_repeated_response_mode_is_refused_in_the_default_mode(flow):
+    response = flow.http.get("/malakoff/authorize", query_string=MultiDict([
+        *flow.params().items(), ("response_mode", "form_post"), ("response_mode", "fragment")]))
+    assert _error(response)["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("name", ["client_id", "redirect_uri"])
+def test_a_repeated_client_id_or_redirect_uri_shows_a_page(flow, method, name):
+    # RFC 6749 4.1.2.1: which client, or where to send the error, is in doubt: never a redirect,
+    # even when both values are the registered ones.
+    response = _repeated(flow, name, method=method)
     assert response.status_code == 400
     assert "Location" not in response.headers
-    assert b"invalid_request" in response.data
+    assert b"<code>invalid_request</code>" in response.data
+
+
+def test_a_repeated_parameter_gets_a_signed_in_member_no_code(flow):
+    flow.sign_in()
+    params = _error(_repeated(flow, "scope", "openid email"))
+    assert params["error"] == "invalid_request"
+    assert "code" not in params
 
 
 def test_public_client_must_use_pkce(client, make, member):
