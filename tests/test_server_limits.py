@@ -1,7 +1,8 @@
 """Requests over the HTTP servers' own limits (a request line, a header field, the number of header
 fields) are refused with a 4xx carrying the security headers, whoever refuses them: the provider's
 input gate, or the reverse proxy in front, which adds them to the production server's own refusals
-(SPEC §9). Those have no body: reached directly, they give a browser nothing to show."""
+(SPEC §9), or the demo's server (Werkzeug's), which adds them to its own. The production
+server's have no body: reached directly, they give a browser nothing to show."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from urllib.parse import urlencode
 
 import pytest
 
+from idp import create_app
 from idp.web.headers import SECURITY_HEADERS
 from tests.conftest import ROOT, free_port
-from tests.servers import missing, node_environment
+from tests.servers import missing, node_environment, werkzeug_serving
 
 pytestmark = pytest.mark.server
 
@@ -160,6 +162,24 @@ def test_up_to_the_servers_own_limits_the_provider_answers_with_its_headers(node
     # Past the server's limits, its own bare refusals.
     assert get(port, fields=numbered(99)).from_server
     assert get(port, fields=[f"X-Part-{number}: {'a' * 8_000}" for number in range(75)]).from_server
+
+
+def test_the_demo_server_refuses_what_it_cannot_read_with_the_security_headers(settings):
+    # `idp demo` serves the provider with Werkzeug's server, which refuses a request line over
+    # 64 KiB, a header field as long, or more than a hundred fields before the provider sees them.
+    with werkzeug_serving(create_app(settings)) as url:
+        port = port_of(url)
+        answers = {
+            "request line of 200 000 bytes": get(port, f"{PATH}?q={'a' * 200_000}"),
+            "header field of 70 000 bytes": get(port, fields=[f"X-Huge: {'a' * 70_000}"]),
+            "200 header fields": get(port, fields=numbered(200)),
+        }
+    assert {case: answer.status for case, answer in answers.items()} == {
+        "request line of 200 000 bytes": 414, "header field of 70 000 bytes": 431,
+        "200 header fields": 431}
+    for case, answer in answers.items():
+        assert not answer.from_provider, case
+        assert_refused_with_security_headers(answer, case)
 
 
 NGINX = shutil.which("nginx") or next(

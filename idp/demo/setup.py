@@ -39,6 +39,7 @@ from idp.demo.portal import create_portal
 from idp.oidc.clients import find_client, register_client, remove_client
 from idp.registry.importer import import_members
 from idp.registry.models import Member
+from idp.web.headers import SECURITY_HEADERS, UNCACHED
 from idp.wiring import worker_tasks
 
 
@@ -181,7 +182,7 @@ class DemoServers:
             for port in apps:
                 # Each server names itself on its log lines: "provider :5000", "portal miel :5002".
                 name = f"{(names or {}).get(port, 'server')} :{port}"
-                handler = type("RequestLog", (DemoRequestLog,), {"server_name_in_log": name})
+                handler = type("RequestHandler", (DemoRequestHandler,), {"server_name_in_log": name})
                 with _listening(host, port) as listener:
                     self.servers[port] = make_server(host, port, _not_ready, threaded=True,
                                                      request_handler=handler, fd=listener.fileno())
@@ -219,11 +220,26 @@ _STATUS_COLOURS = {"1": "1", "2": "0", "3": "36", "4": "33", "5": "1;31"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class DemoRequestLog(WSGIRequestHandler):
+class DemoRequestHandler(WSGIRequestHandler):
     """Werkzeug's request lines, each naming the server that answered; without a query string
-    (callback URLs carry ``code`` and ``state``); in colour only at a terminal."""
+    (callback URLs carry ``code`` and ``state``); in colour only at a terminal. The server's own
+    refusals carry the security headers."""
 
     server_name_in_log = "server"
+    _refusing = False
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # What the server refuses before the application sees it (a request line or a header
+        # field over 64 KiB, more than a hundred fields) has the headers of the provider's own
+        # answers (SPEC §9), as the reverse proxy adds them to the production server's.
+        self._refusing = True
+        super().send_error(code, message, explain)
+
+    def end_headers(self) -> None:
+        if self._refusing:
+            for name, value in (*SECURITY_HEADERS, *UNCACHED):
+                self.send_header(name, value)
+        super().end_headers()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         status = str(code.value if isinstance(code, HTTPStatus) else code)

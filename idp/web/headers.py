@@ -2,7 +2,8 @@
 
 The provider adds them to its own answers (``security_headers``). Requests refused before
 they reach it carry the same ones, added by the reverse proxy (config/nginx/nginx.conf, which
-repeats these values) to its own refusals and to those of the HTTP server (``idp.web.server``).
+repeats these values) to its own refusals and to those of the HTTP server (``idp.web.server``),
+and by the demo's server to its own (``idp.demo.setup.DemoRequestHandler``).
 """
 
 from __future__ import annotations
