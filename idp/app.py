@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from argon2.exceptions import HashingError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp import metrics, web
@@ -14,7 +15,7 @@ from idp.accounts.recovery_views import bp as recovery_bp
 from idp.accounts.registration_views import bp as registration_bp
 from idp.accounts.views import bp as accounts_bp
 from idp.channels.assembly import Channels
-from idp.config import load_settings
+from idp.config import ConfigError, load_settings
 from idp.db import Database, Timeouts
 from idp.extensions import Services, close_db
 from idp.favicon import add_favicon
@@ -74,17 +75,23 @@ def build_app(overrides: dict[str, Any] | None = None) -> Provider:
     metrics.count_committed_events(database.sessionmaker)
     app.request_deadline = settings.request_deadline_seconds
     refuse_late_commits(database.sessionmaker)
+    try:
+        # Hashes once: a cost libargon2 cannot compute here stops the start, not a sign-in.
+        hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_cost,
+            parallelism=settings.argon2_parallelism,
+        )
+    except HashingError as exc:
+        raise ConfigError(f"IDP_ARGON2_MEMORY_COST, IDP_ARGON2_TIME_COST, IDP_ARGON2_PARALLELISM: "
+                          f"libargon2 cannot hash at this cost on this machine ({exc})") from None
     services = Services(
         settings=settings,
         database=database,
         store=store,
         keystore=keystore,
         tenants=tenants,
-        hasher=PasswordHasher(
-            time_cost=settings.argon2_time_cost,
-            memory_cost=settings.argon2_memory_cost,
-            parallelism=settings.argon2_parallelism,
-        ),
+        hasher=hasher,
         channels=Channels.from_settings(settings, sign_logout),
     )
     register_services(services.registry)

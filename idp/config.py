@@ -15,14 +15,23 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from email.utils import parseaddr
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
 SMTP_SECURITY = ("starttls", "ssl", "none")
 # An alphanumeric SMS sender id (GSM: at most 11 characters) or an E.164 number.
 SMS_SENDER_RE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9]{0,10}|\+[1-9][0-9]{6,14})$")
+# The databases the provider runs on, as SQLAlchemy names them (backend, driver).
+DATABASE_KINDS = (("postgresql", "psycopg"), ("sqlite", "pysqlite"))
+# Whole-number settings are counts, sizes and durations in seconds: none needs more than a
+# 32-bit integer (68 years), and dates computed from a larger one can overflow.
+MAX_WHOLE_NUMBER = 2**31 - 1
+# A settings file is a few lines of TOML; reading is bounded (IDP_CONFIG_FILE=/dev/zero).
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
 
 
 class ConfigError(Exception):
@@ -183,6 +192,7 @@ class Settings:
                 raise ConfigError("IDP_OUTBOX_PAGE cannot be enabled in production")
         if not self.base_url.startswith(("http://", "https://")) or self.base_url.endswith("/"):
             raise ConfigError("IDP_BASE_URL must be an http(s) URL without a trailing slash")
+        self._validate_database_url()
         for name in (
             "authorization_code_ttl", "access_token_ttl", "id_token_ttl", "refresh_token_ttl",
             "interaction_ttl", "pushed_request_ttl", "session_idle_timeout", "session_absolute_timeout",
@@ -218,6 +228,22 @@ class Settings:
             )
         return self
 
+    def _validate_database_url(self) -> None:
+        # The URL itself is never repeated: it may hold a password.
+        supported = ("PostgreSQL through psycopg (postgresql+psycopg://user@host/db) or SQLite "
+                     "(sqlite:///var/idp.sqlite3)")
+        try:
+            url = make_url(self.database_url)
+            kind = (url.get_backend_name(), url.get_driver_name())
+        except (ArgumentError, ValueError):
+            raise ConfigError(f"IDP_DATABASE_URL is not a database URL: use {supported}") from None
+        if kind not in DATABASE_KINDS:
+            raise ConfigError(f"IDP_DATABASE_URL names a database the provider does not run on "
+                              f"({url.drivername}): use {supported}")
+        if kind[0] == "sqlite" and (url.username or url.password or url.host or url.port):
+            raise ConfigError("IDP_DATABASE_URL: a SQLite URL names a file, with no user or host "
+                              "(sqlite:///relative/path or sqlite:////absolute/path)")
+
     def _validate_channels(self) -> None:
         if self.smtp_security not in SMTP_SECURITY:
             raise ConfigError("IDP_SMTP_SECURITY must be 'starttls', 'ssl' or 'none'")
@@ -248,6 +274,11 @@ class Settings:
             raise ConfigError(
                 "IDP_MESSAGE_MAX_ATTEMPTS and IDP_MESSAGE_RETRY_BASE_SECONDS must be positive"
             )
+        # The waits between tries double from the base up to an hour: a longer base means nothing.
+        for name in ("message_retry_base_seconds", "backchannel_logout_retry_base_seconds"):
+            if getattr(self, name) > 3600:
+                raise ConfigError(f"IDP_{name.upper()} must be at most 3600 seconds (the "
+                                  "longest wait between two tries)")
         if self.message_delivery not in ("worker", "inline"):
             raise ConfigError("IDP_MESSAGE_DELIVERY must be 'worker' or 'inline'")
         if not 0 <= self.message_sent_wait_ms <= 5000:
@@ -308,15 +339,46 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
             return False
         raise ConfigError(f"IDP_{name.upper()} must be true or false, not {raw!r}")
     if isinstance(default, int):
-        try:
-            return int(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"IDP_{name.upper()} must be a whole number, not {raw!r}") from None
+        return _whole_number(name, raw)
     if isinstance(default, dict):
         if not isinstance(raw, dict):
             raise ConfigError(f"{name} must be a table")
         return raw
     return str(raw)
+
+
+def _whole_number(name: str, raw: Any) -> int:
+    """An integer setting: a TOML integer or the digits of a variable (not true, not 1.5, which
+    int() would read as 1), at most ``MAX_WHOLE_NUMBER``; ``validate`` checks each one's range."""
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            raise ValueError
+        number = int(raw)
+    except ValueError:
+        raise ConfigError(f"IDP_{name.upper()} must be a whole number, not {raw!r}") from None
+    if number > MAX_WHOLE_NUMBER:
+        raise ConfigError(f"IDP_{name.upper()} must be at most {MAX_WHOLE_NUMBER}, not {raw!r}")
+    return number
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    """The settings of the TOML file ``path`` (``IDP_CONFIG_FILE``)."""
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(MAX_CONFIG_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"IDP_CONFIG_FILE {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_FILE_BYTES:
+        raise ConfigError(f"IDP_CONFIG_FILE {path}: larger than 1 MiB, not a settings file")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"IDP_CONFIG_FILE {path}: not UTF-8 text, not a TOML settings "
+                          "file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"IDP_CONFIG_FILE {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"IDP_CONFIG_FILE {path}: nested too deeply to be read") from None
 
 
 def load_settings(overrides: dict[str, Any] | None = None, environ=None) -> Settings:
@@ -328,11 +390,7 @@ def load_settings(overrides: dict[str, Any] | None = None, environ=None) -> Sett
 
     config_file = environ.get("IDP_CONFIG_FILE")
     if config_file:
-        try:
-            data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"IDP_CONFIG_FILE {config_file}: {exc}") from None
-        for key, raw in data.items():
+        for key, raw in _read_config_file(config_file).items():
             if key not in known:
                 raise ConfigError(f"{config_file}: unknown setting {key!r}")
             values[key] = _coerce(key, raw, getattr(defaults, key))

@@ -38,7 +38,7 @@ def one_line(exc: BaseException, database_url: str | None) -> str:
     if isinstance(exc, click.ClickException):
         return _single(exc.format_message())
     from alembic.util import CommandError as MigrationRefused
-    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     from idp.accounts.registration import ReviewError
@@ -54,9 +54,6 @@ def one_line(exc: BaseException, database_url: str | None) -> str:
         return "no database connection became free in time; try again"
     if isinstance(exc, DBAPIError):
         return _database_error(exc, database_url)
-    if isinstance(exc, (ArgumentError, NoSuchModuleError)):
-        return "IDP_DATABASE_URL is not a database URL the provider knows (e.g. " \
-               "postgresql+psycopg://user@host/db or sqlite:///var/idp.sqlite3)"
     if isinstance(exc, SQLAlchemyError):
         return f"database error ({type(exc).__name__}); nothing was changed"
     if isinstance(exc, RecursionError):
@@ -95,14 +92,10 @@ def _database_error(exc: DBAPIError, database_url: str | None) -> str:
 def _where(database_url: str | None) -> str:
     """The database named without its password."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
 
     if not database_url:
         return "of IDP_DATABASE_URL"
-    try:
-        url = make_url(database_url)
-    except ArgumentError:
-        return "of IDP_DATABASE_URL"
+    url = make_url(database_url)  # the settings' own: a URL (idp.config)
     if url.get_backend_name() == "sqlite":
         return url.database or "(in memory)"
     return f"{url.database} on {url.host or 'localhost'}:{url.port or 5432}"

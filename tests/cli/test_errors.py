@@ -10,15 +10,17 @@ import sys
 import uuid
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from idp import create_app, events
 from idp.accounts.models import RegistrationRequest
+from idp.cli import main
 from idp.oidc.models import Client
 from idp.registry.models import Member
 from tests.cli.test_members import HEADER, row, write_csv
-from tests.conftest import DATABASE_URL, IdpCliRunner, free_port
+from tests.conftest import DATABASE_URL, ROOT, IdpCliRunner, free_port
 
 ESCAPE = "\x1b"
 
@@ -150,6 +152,50 @@ def test_the_installed_command_says_it_in_one_line_too(settings, tmp_path):
         assert done.stdout == ""
         assert len(done.stderr.splitlines()) == 1, done.stderr
         assert done.stderr.startswith("Error: ") and words in done.stderr
+
+
+def _binary_settings_file(tmp_path):
+    path = tmp_path / "idp.toml"
+    path.write_bytes(bytes(range(256)) * 16)
+    return str(path)
+
+
+BAD_ENVIRONMENTS = {
+    "database of another kind": ({"IDP_DATABASE_URL": lambda _tmp: "mysql://idp:s3cret@db/idp"},
+                                 ("IDP_DATABASE_URL", "PostgreSQL through psycopg", "SQLite")),
+    "binary settings file": ({"IDP_CONFIG_FILE": _binary_settings_file},
+                             ("IDP_CONFIG_FILE", "not UTF-8")),
+    "twenty-digit lifetime": ({"IDP_ID_TOKEN_TTL": lambda _tmp: "9" * 20},
+                              ("IDP_ID_TOKEN_TTL", "at most 2147483647")),
+    "twenty-digit pre-publication": ({"IDP_KEY_PREPUBLISH_SECONDS": lambda _tmp: "9" * 20},
+                                     ("IDP_KEY_PREPUBLISH_SECONDS", "at most 2147483647")),
+    "argon2 lanes libargon2 refuses": (
+        {"IDP_ARGON2_PARALLELISM": lambda _tmp: str(2**24), "IDP_ARGON2_MEMORY_COST": lambda _tmp:
+         str(2**27)}, ("IDP_ARGON2_PARALLELISM", "libargon2 cannot hash")),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ENVIRONMENTS, ids=BAD_ENVIRONMENTS)
+@pytest.mark.parametrize("args", [["keys", "rotate", "--force"], ["audit"]], ids=" ".join)
+def test_a_setting_the_provider_cannot_run_with_is_named_in_one_line(monkeypatch, tmp_path, case,
+                                                                     args):
+    """The command built from the environment, as a shell runs it: nothing is read or written."""
+    for name in [name for name in os.environ if name.startswith("IDP_")]:
+        monkeypatch.delenv(name)
+    database = tmp_path / "idp.sqlite3"
+    monkeypatch.setenv("IDP_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.setenv("IDP_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("IDP_TENANTS_DIR", str(ROOT / "config" / "tenants"))
+    variables, words = BAD_ENVIRONMENTS[case]
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value(tmp_path))
+
+    result = CliRunner().invoke(main, args)
+
+    line = assert_one_line_failure(result, "configuration: ", *words)
+    assert result.exit_code == 1  # as for any setting the provider cannot run with
+    assert "s3cret" not in line
+    assert not database.exists() and not (tmp_path / "keys").exists()
 
 
 def test_a_keys_directory_that_is_a_file_is_named(settings, tmp_path):

@@ -47,6 +47,13 @@ def test_environment_overrides_are_typed():
     ({"IDP_BASE_URL": "http://localhost:5000/"}, "IDP_BASE_URL"),
     ({"IDP_MAIL_BACKEND": "pigeon"}, "IDP_MAIL_BACKEND"),
     ({"IDP_CONFIG_FILE": "/nonexistent.toml"}, "IDP_CONFIG_FILE"),
+    ({"IDP_DATABASE_URL": "postgresql+asyncpg://idp@db/idp"}, "IDP_DATABASE_URL names a database"),
+    ({"IDP_DATABASE_URL": "postgresql+psycopg://idp@db:port/idp"}, "IDP_DATABASE_URL is not a database URL"),
+    ({"IDP_DATABASE_URL": "sqlite://idp@db/idp.sqlite3"}, "a SQLite URL names a file"),
+    ({"IDP_REFRESH_TOKEN_TTL": str(2**31)}, "IDP_REFRESH_TOKEN_TTL must be at most 2147483647"),
+    ({"IDP_MESSAGE_RETRY_BASE_SECONDS": "3601"}, "IDP_MESSAGE_RETRY_BASE_SECONDS must be at most 3600"),
+    ({"IDP_BACKCHANNEL_LOGOUT_RETRY_BASE_SECONDS": "86400"},
+     "IDP_BACKCHANNEL_LOGOUT_RETRY_BASE_SECONDS must be at most 3600"),
 ])
 def test_bad_values_are_refused_with_the_setting_named(environ, message):
     with pytest.raises(ConfigError, match=message):
@@ -85,6 +92,21 @@ def test_config_file_values_and_unknown_keys(tmp_path):
     bad.write_text("acces_token_ttl = 300\n")
     with pytest.raises(ConfigError, match="unknown setting 'acces_token_ttl'"):
         load_settings(environ={"IDP_CONFIG_FILE": str(bad)})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b"access_token_ttl = 1.5\n", "IDP_ACCESS_TOKEN_TTL must be a whole number, not 1.5"),
+    (b"access_token_ttl = true\n", "IDP_ACCESS_TOKEN_TTL must be a whole number, not True"),
+    (b"access_token_ttl = 99999999999999999999\n", "IDP_ACCESS_TOKEN_TTL must be at most"),
+    (b"extra = " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested too deeply"),
+    (b"# " + b"x" * 1024 * 1024 + b"\n", "larger than 1 MiB"),
+    (b"\x7fELF\x02\x01\x01\x00\xff\xfe", "not UTF-8 text"),
+], ids=["float", "boolean", "twenty digits", "nested", "huge", "binary"])
+def test_a_config_file_value_or_file_that_cannot_be_read_is_named(tmp_path, text, message):
+    path = tmp_path / "idp.toml"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ={"IDP_CONFIG_FILE": str(path)})
 
 
 def test_shipped_tenants_load():
