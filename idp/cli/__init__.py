@@ -79,6 +79,10 @@ class OperatorCommands(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            # The reader of the output has gone (`idp audit | head -1`): Click's main() ends
+            # quietly, as Unix tools do; what the command had not committed is rolled back.
+            raise
         except click.UsageError as exc:
             # Click would print the usage lines and a hint first; one line says it all.
             raise _UsageFailure(one_line(exc, None)) from None

@@ -136,22 +136,52 @@ def test_an_unknown_revision_is_named_and_changes_nothing(settings, tmp_path, ar
     assert run_on(settings, ["db", "current"], database_url=url).output == before
 
 
-def test_the_installed_command_says_it_in_one_line_too(settings, tmp_path):
-    """The `idp` a shell runs: the application built from the environment, no test runner."""
+# The `idp` a shell runs: the application built from the environment, no test runner.
+INSTALLED = [sys.executable, "-c", "from idp.cli import main; main()"]
+
+
+def installed_environment(settings) -> dict[str, str]:
+    """The environment of the installed command, for these settings."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
     environment.update({f"IDP_{key.upper()}": str(value) for key, value in settings.items()
                         if not isinstance(value, bool)})
+    return environment
+
+
+def test_the_installed_command_says_it_in_one_line_too(settings, tmp_path):
+    environment = installed_environment(settings)
     for case, (url, words) in DATABASES.items():
         if case == "database absent" and not DATABASE_URL.startswith("postgresql"):
             continue
         environment["IDP_DATABASE_URL"] = url(tmp_path)
-        done = subprocess.run([sys.executable, "-c", "from idp.cli import main; main()",
-                               "accounts", "list", "--tenant", "miel"], env=environment,
-                              capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(  # noqa: S603 - the idp command of this environment
+            [*INSTALLED, "accounts", "list", "--tenant", "miel"], env=environment,
+            capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 1
         assert done.stdout == ""
         assert len(done.stderr.splitlines()) == 1, done.stderr
         assert done.stderr.startswith("Error: ") and words in done.stderr
+
+
+def test_a_listing_whose_reader_goes_away_stops_without_a_word(app, settings):
+    """`idp audit | head -1`: the pipe closes early; the command ends as Unix tools do."""
+    session = app.extensions["idp"].database.session()
+    for _ in range(2000):  # a listing far longer than a pipe holds
+        events.record_event(session, events.ACCOUNT_CREATED, tenant="miel", user_agent="x" * 300)
+    session.commit()
+    session.close()
+    for args in (["audit", "--limit", "2000"], ["audit", "--limit", "2000", "--json"]):
+        listing = subprocess.Popen(  # noqa: S603 - the idp command of this environment
+            [*INSTALLED, *args], env=installed_environment(settings), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        first = listing.stdout.readline()
+        listing.stdout.close()
+        said = listing.stderr.read()
+        listing.stderr.close()
+        listing.wait(timeout=60)
+
+        assert first.startswith(("TIME (UTC)", '{"id"'))
+        assert said == ""
 
 
 def _binary_settings_file(tmp_path):
