@@ -65,6 +65,9 @@ CLIENT_REMOVED = "admin:client:remove"
 CLIENT_UPDATED = "admin:client:update"
 KEY_ROTATED = "admin:key:rotate"
 MEMBERS_IMPORTED = "admin:members:import"
+#: Every tag above (`idp audit --tag` takes one, or its first parts).
+TAGS = frozenset(value for name, value in dict(globals()).items()
+                 if name.isupper() and isinstance(value, str) and ":" in value)
 
 
 class AuditEvent(Base):

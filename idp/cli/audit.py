@@ -77,10 +77,22 @@ def _account_id(session: Session, value: str, tenant: str | None) -> str:
 def _tag_filter(tag: str) -> Any:
     from sqlalchemy import or_
 
-    from idp.events import AuditEvent
+    from idp.events import TAGS, AuditEvent
 
     if not _TAG.match(tag):
         raise click.BadParameter(f"{tag!r} is not an event tag (e.g. account:login:failure)",
+                                 param_hint="--tag")
+    known = [whole.split(":") for whole in TAGS]
+    parts = tag.split(":")
+    if not any(whole[:len(parts)] == parts for whole in known):
+        # The parts that may follow the longest start of it that longer tags have.
+        start = max(length for length in range(len(parts))
+                    if any(len(whole) > length and whole[:length] == parts[:length] for whole in known))
+        following = ", ".join(sorted({whole[start] for whole in known
+                                      if len(whole) > start and whole[:start] == parts[:start]}))
+        where = f"after {':'.join(parts[:start])}: {following}" if start else \
+            f"tags start with {following}"
+        raise click.BadParameter(f"no event tag is or starts with {tag!r} ({where})",
                                  param_hint="--tag")
     return or_(AuditEvent.tag == tag, AuditEvent.tag.startswith(tag + ":"))
 
