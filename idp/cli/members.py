@@ -34,8 +34,9 @@ class _ImportCommand(click.Command):
     cls=_ImportCommand,
     help="""Import the member records of a tenant from FILE (CSV).
 
-The file is checked first, line by line: if any line is wrong, every problem
-is reported with its line number and NOTHING is imported (exit code 1).
+The file is checked first, line by line: if any line is wrong (or no row
+follows the header), every problem is reported with its line number and NOTHING
+is imported (exit code 1).
 Otherwise members are added or updated in one transaction; identical records
 are left untouched, so importing the same file again changes nothing, and
 members absent from the file are kept as they are.

@@ -1,11 +1,12 @@
 """Member registry import from the insurer's CSV extract (SPEC §2).
 
 Two passes over the file, streamed line by line so a file of any size fits in
-memory: the first checks every line and collects every problem; only a file
-without any problem is imported, by the second pass, in batches inside one
-transaction committed at the end. The import is an idempotent upsert keyed on
-the member number: new members are added, changed ones updated, identical ones
-left untouched, and members absent from the file are left as they are.
+memory: the first checks every line and collects every problem (a file with
+no row after its header is one); only a file without any problem is imported,
+by the second pass, in batches inside one transaction committed at the end.
+The import is an idempotent upsert keyed on the member number: new members
+are added, changed ones updated, identical ones left untouched, and members
+absent from the file are left as they are.
 
 CSV format: UTF-8 (with or without BOM), ``;`` or ``,`` as delimiter, a header
 row naming the columns of ``COLUMNS`` in any order. The postal address columns
@@ -268,6 +269,9 @@ class MemberImporter:
                 yield start, {}, [("line", f"expected {len(header)} fields, found {len(fields)}")]
                 continue
             yield start, *self._parse(dict(zip(header, fields, strict=True)))
+        if not report.rows:
+            # An extract cut short after its header would otherwise "succeed" with no change.
+            report.add_error(1, "header", "no rows follow it: the file names no member")
 
     def _header_ok(self, header: list[str], report: ImportReport) -> bool:
         missing = [name for name in REQUIRED_COLUMNS if name not in header]

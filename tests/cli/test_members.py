@@ -236,6 +236,20 @@ def test_a_bad_header_is_reported(runner, db, tmp_path):
     assert "line 1: header: unknown column(s): phone" in result.stderr
 
 
+@pytest.mark.parametrize("rows", [(), ("", " ", ";;")], ids=["header only", "blank lines"])
+def test_a_file_with_no_member_is_refused_and_changes_nothing(runner, db, tmp_path, rows):
+    import_(runner, three(tmp_path))
+    before = {n: m.updated_at for n, m in registry(db).items()}
+    events_before = len(audit(db))
+
+    result = import_(runner, write_csv(tmp_path, *rows, name="cut-short.csv"))
+
+    assert_refused(result, "1 error(s) in cut-short.csv; nothing was imported")
+    assert "line 1: header: no rows follow it: the file names no member" in result.stderr
+    assert {n: m.updated_at for n, m in registry(db).items()} == before
+    assert len(audit(db)) == events_before
+
+
 def test_a_database_failure_leaves_nothing_half_written(runner, db, tmp_path, monkeypatch):
     upsert = MemberImporter._upsert
     written = []

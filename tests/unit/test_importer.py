@@ -184,6 +184,13 @@ class TestCheck:
 
         assert errors(report) == [(1, "header")]
 
+    def test_a_header_with_no_row_after_it(self, importer):
+        report = importer.check(csv_lines("", ";;"))
+
+        assert [str(error) for error in report.errors] == [
+            "line 1: header: no rows follow it: the file names no member"]
+        assert report.rows == 0
+
     def test_header_columns_in_any_order_and_case(self, importer):
         names = list(reversed(COLUMNS))
         values = line().split(";")
