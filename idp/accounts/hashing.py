@@ -7,6 +7,9 @@ from the previous system verify too, and are always upgraded the same way:
 - PBKDF2-SHA256 in Django's format ``pbkdf2_sha256$<iterations>$<salt>$<base64 digest>``;
 - bcrypt, ``$2a$``, ``$2b$`` or ``$2y$`` (modular crypt format).
 
+One whose salt or digest its scheme cannot have (``import_problem`` says which) is
+refused at import: no password would ever match it.
+
 Such a hash is a fast digest of the password: kept as it is, a stolen database
 would give it up at the legacy scheme's speed. So an import stores it wrapped
 (``wrap``): its settings (scheme, cost, salt) in clear, and an argon2id hash of its
@@ -40,8 +43,10 @@ found in the database fails verification without being computed.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -81,6 +86,12 @@ _BCRYPT_LABEL = "bcrypt"
 # The salts of the digests computed so that every check costs the same (``verify``).
 _DUMMY_PBKDF2_SALT = "equal-work-salt"
 _DUMMY_BCRYPT_SALT = "equalworkequalworkeque"  # bcrypt's 22 characters, the last one it accepts
+# bcrypt's own base64: a salt of 22 characters (16 bytes), a digest of 31 (23 bytes). Their last
+# character carries fewer bits, so only some can end them: bcrypt refuses any other salt, and
+# never writes any other digest.
+_BCRYPT_SALT = re.compile(r"[./A-Za-z0-9]{21}[.Oeu]")
+_BCRYPT_DIGEST = re.compile(r"[./A-Za-z0-9]{30}[.CGKOSWaeimquy26]")
+_PBKDF2_DIGEST_BYTES = 32  # SHA-256's, as Django stores it
 
 
 @dataclass(frozen=True)
@@ -122,7 +133,7 @@ class PasswordHasher:
                 extract_parameters(argon2_part)
             except (InvalidHashError, ValueError):
                 return unsupported
-        return self._cost_problem(stored_hash) or None
+        return self._cost_problem(stored_hash) or _unmatchable(stored_hash) or None
 
     def wrap(self, stored_hash: str) -> str:
         """A hash of the previous system, stored as argon2id over its digest (the module's
@@ -233,6 +244,38 @@ def _legacy_cost_problem(stored_hash: str) -> str:
         if cost.isdigit() and int(cost) > MAX_BCRYPT_COST:
             return f"the bcrypt hash has cost {int(cost)}; at most {MAX_BCRYPT_COST} is accepted"
     return ""
+
+
+def _unmatchable(stored_hash: str) -> str:
+    """What keeps a legacy hash (wrapped or not) that reads from ever matching a password: a
+    salt or digest its scheme cannot have ("" when nothing)."""
+    wrapped = _unwrap(stored_hash)
+    digest: str | None
+    if wrapped is not None:
+        settings, digest = wrapped[0], None  # only its settings: the digest is under argon2id
+    else:
+        legacy = _split_legacy(stored_hash)
+        if legacy is None:
+            return ""
+        settings, digest = legacy
+    if settings.startswith(_BCRYPT):
+        if not _BCRYPT_SALT.fullmatch(settings[7:]) or (
+                digest is not None and not _BCRYPT_DIGEST.fullmatch(digest)):
+            return ("no usable hash: its bcrypt salt or digest is not bcrypt's base64 "
+                    "(./A-Za-z0-9, 22 and 31 characters), so no password would match it")
+    elif digest is not None and not _is_pbkdf2_digest(digest):
+        return (f"no usable hash: its PBKDF2 digest is not the base64 of {_PBKDF2_DIGEST_BYTES} "
+                "bytes (44 characters), so no password would match it")
+    return ""
+
+
+def _is_pbkdf2_digest(digest: str) -> bool:
+    """The base64 of a SHA-256 digest, written as ``_legacy_digest`` writes it."""
+    try:
+        raw = base64.b64decode(digest, validate=True)
+    except binascii.Error:
+        return False
+    return len(raw) == _PBKDF2_DIGEST_BYTES and base64.b64encode(raw).decode() == digest
 
 
 def legacy_cost(stored_hash: str) -> str:

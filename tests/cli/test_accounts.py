@@ -121,6 +121,17 @@ class TestCreate:
         assert_refused(result, "no supported hash")
         assert stored(db) == []
 
+    @pytest.mark.parametrize("unmatchable", [
+        "pbkdf2_sha256$600000$s4lt$not-base64!",
+        "$2b$12$" + "e" * 22 + "!" * 31,
+    ], ids=["pbkdf2 digest", "bcrypt digest"])
+    def test_a_hash_no_password_could_match_is_refused(self, runner, db, unmatchable):
+        result = accounts(runner, "create", *MALAKOFF[:6], "--member-number", "30000003", "--legacy",
+                          "--hash-on-stdin", input=f"{unmatchable}\n")
+        assert_refused(result, "--hash-on-stdin: standard input holds no usable hash: its ")
+        assert "so no password would match it" in result.output
+        assert stored(db) == []
+
     def test_a_miel_account_signs_in_with_its_member_number(self, runner, db):
         result = create(runner, *MIEL)
 

@@ -148,6 +148,31 @@ def test_a_broken_wrapped_hash_is_refused_at_import_and_verifies_nothing(broken)
     assert not _hasher().verify(broken, "anything").ok
 
 
+BCRYPT_SETTINGS = "$2b$04$eeeeeeeeeeeeeeeeeeeeee"  # a salt bcrypt accepts
+BCRYPT_DIGEST = "w9G02VQVq311WTvM9NwRd6h5KWfs5oC"  # one bcrypt writes
+
+
+@pytest.mark.parametrize(("unmatchable", "scheme"), [
+    ("pbkdf2_sha256$1000$s4lt$not*base64*" + "A" * 32, "PBKDF2"),
+    ("pbkdf2_sha256$1000$s4lt$ZGlnZXN0", "PBKDF2"),  # base64, of 6 bytes
+    ("pbkdf2_sha256$1000$s4lt$" + base64.b64encode(bytes(32)).decode()[:-1], "PBKDF2"),  # unpadded
+    ("pbkdf2_sha256$1000$s4lt$" + base64.b64encode(bytes(32)).decode()[:-2] + "B=", "PBKDF2"),
+    (BCRYPT_SETTINGS + "!" + BCRYPT_DIGEST[1:], "bcrypt"),  # outside bcrypt's alphabet
+    (BCRYPT_SETTINGS + BCRYPT_DIGEST[:-1] + "b", "bcrypt"),  # a last character bcrypt never writes
+    (BCRYPT_SETTINGS[:-1] + "a" + BCRYPT_DIGEST, "bcrypt"),  # a salt bcrypt refuses
+    (BCRYPT_SETTINGS[:-1] + "+" + BCRYPT_DIGEST, "bcrypt"),
+    ("$wrapped-bcrypt" + BCRYPT_SETTINGS[:-1] + "a$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+     "bcrypt"),
+], ids=["pbkdf2 not base64", "pbkdf2 short", "pbkdf2 unpadded", "pbkdf2 loose bits",
+        "bcrypt alphabet", "bcrypt digest end", "bcrypt salt end", "bcrypt salt alphabet",
+        "wrapped bcrypt salt"])
+def test_a_legacy_hash_no_password_could_match_is_refused_at_import(unmatchable, scheme):
+    problem = _hasher().import_problem(unmatchable)
+    assert problem.startswith(f"no usable hash: its {scheme} ")
+    assert problem.endswith("so no password would match it")
+    assert not _hasher().verify(unmatchable, "anything").ok
+
+
 @pytest.mark.parametrize(("legacy", "bound"), [
     ("pbkdf2_sha256$1000001$s4lt$ZGlnZXN0", "1000000 are accepted"),
     ("$2b$14$" + "a" * 53, "at most 13 is accepted"),
