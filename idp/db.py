@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import quote
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -88,6 +89,16 @@ def _prepare_sqlite(dbapi_connection, _record):
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _open_existing_file(_dialect, _record, cargs, cparams):
+    """Engine do_connect (SQLite): open the file only if it exists (SQLite's ``mode=rw``), so that
+    a first read does not leave an empty database behind; it comes to be through its
+    migrations (``Database.migrating``). A URL that asks for its own URI keeps it."""
+    filename = cargs[0]
+    if not cparams.get("uri") and filename != ":memory:":
+        cargs[0] = f"file:{quote(filename)}?mode=rw"
+        cparams["uri"] = True
 
 
 def _replace_if_closed_by_server(dbapi_connection, _record, _proxy):
@@ -211,13 +222,15 @@ class Database:
     taking one from the pool, and every exchange on it.
     """
 
-    def __init__(self, url: str, timeouts: Timeouts | None = None):
+    def __init__(self, url: str, timeouts: Timeouts | None = None, *, create: bool = False):
         self.url = url
         self.timeouts = timeouts or Timeouts()
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False},
                                    hide_parameters=True)
             event.listen(engine, "connect", _prepare_sqlite)
+            if not create:
+                event.listen(engine, "do_connect", _open_existing_file)
         else:
             engine = create_engine(
                 url, pool_size=10, max_overflow=10, hide_parameters=True,
@@ -239,6 +252,17 @@ class Database:
 
     def session(self) -> Session:
         return self.sessionmaker()
+
+    @contextmanager
+    def migrating(self, *, create: bool = False) -> Iterator[Engine]:
+        """An engine for migrations: its statements may run as long as a migration needs (an
+        index on a big table); connecting stays bounded. With ``create``, a SQLite file that does
+        not exist yet is made: upgrading is how a database comes to be."""
+        migrating = Database(self.url, self.timeouts.without_statement_bound(), create=create)
+        try:
+            yield migrating.engine
+        finally:
+            migrating.engine.dispose()
 
     def answers(self, within: float) -> bool:
         """Whether the database runs a trivial query within ``within`` seconds."""

@@ -2,33 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
-
 import click
 
 from idp.cli.common import CommandGroup
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
 group = CommandGroup("db", help="Database schema (Alembic migrations).")
-
-
-@contextmanager
-def _migrating() -> Iterator[Engine]:
-    """An engine whose statements may run as long as a migration needs (an index on a big
-    table); connecting stays bounded."""
-    from idp.db import Database
-    from idp.extensions import services
-
-    database = services().database
-    migrating = Database(database.url, database.timeouts.without_statement_bound())
-    try:
-        yield migrating.engine
-    finally:
-        migrating.engine.dispose()
 
 
 def _check_revision(revision: str) -> None:
@@ -39,11 +17,13 @@ def _check_revision(revision: str) -> None:
 @group.command("upgrade")
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: the latest)."""
+    """Apply migrations up to REVISION (default: the latest); a SQLite file that does not
+    exist yet is created."""
     from idp import schema
+    from idp.extensions import services
 
     _check_revision(revision)
-    with _migrating() as engine:
+    with services().database.migrating(create=True) as engine:
         schema.upgrade(engine, revision)
         click.echo(f"database at {schema.current(engine)}")
 
@@ -60,9 +40,10 @@ def downgrade(revision: str, yes: bool) -> None:
     changes nothing.
     """
     from idp import schema
+    from idp.extensions import services
 
     _check_revision(revision)
-    with _migrating() as engine:
+    with services().database.migrating() as engine:
         now = schema.current(engine) or "base"
         if not yes:
             click.confirm(f"Downgrade the database from {now} to {revision}? Tables and columns added "

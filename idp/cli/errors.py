@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -71,6 +72,9 @@ def _database_error(exc: DBAPIError, database_url: str | None) -> str:
     text = str(original)
     where = _where(database_url)
     if "unable to open database file" in text:
+        if _absent_sqlite_file(database_url):  # commands but `idp db upgrade` open only a file
+            return (f"the SQLite database {where} does not exist: run `idp db upgrade` to "
+                    "create it")
         return (f"cannot open the SQLite database {where}: check that its directory exists and "
                 "is writable (IDP_DATABASE_URL)")
     if "no such table" in text or "no such column" in text or state in _NO_SCHEMA:
@@ -99,6 +103,19 @@ def _where(database_url: str | None) -> str:
     if url.get_backend_name() == "sqlite":
         return url.database or "(in memory)"
     return f"{url.database} on {url.host or 'localhost'}:{url.port or 5432}"
+
+
+def _absent_sqlite_file(database_url: str | None) -> bool:
+    """The URL names a SQLite file that is not there, in a directory that is."""
+    from sqlalchemy.engine import make_url
+
+    if not database_url:
+        return False
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return False
+    path = Path(url.database)
+    return not path.exists() and path.parent.is_dir()
 
 
 def _single(message: str) -> str:

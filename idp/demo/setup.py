@@ -100,7 +100,8 @@ DEMO_TENANTS = CHECKOUT_CONFIG / "tenants"
 def prepare(app: Flask, portal_urls: dict[str, str]) -> list[Portal]:
     """Make the database, keys, registry, portal clients and demo accounts ready."""
     services = app.extensions["idp"]
-    schema.upgrade(services.database.engine)
+    with services.database.migrating(create=True) as engine:
+        schema.upgrade(engine)
     services.keystore.ensure_initialized()
     portals = []
     session = services.database.session()

@@ -51,8 +51,16 @@ def _absent_database() -> str:
     return url.render_as_string(hide_password=False)
 
 
+def _empty_sqlite(tmp_path) -> str:
+    path = tmp_path / "empty.sqlite3"
+    path.touch()
+    return f"sqlite:///{path}"
+
+
 DATABASES = {
-    "schema missing": (lambda tmp_path: f"sqlite:///{tmp_path / 'empty.sqlite3'}", "idp db upgrade"),
+    "schema missing": (_empty_sqlite, "has no schema, or an older one: run `idp db upgrade`"),
+    "sqlite file absent": (lambda tmp_path: f"sqlite:///{tmp_path / 'absent.sqlite3'}",
+                           "does not exist: run `idp db upgrade` to create it"),
     "postgresql unreachable": (
         lambda _tmp: f"postgresql+psycopg://idp@127.0.0.1:{free_port()}/idp", "cannot reach"),
     "database absent": (lambda _tmp: _absent_database(), "does not exist"),
@@ -111,6 +119,27 @@ def test_every_command_names_a_database_that_cannot_serve_in_one_line(settings, 
     result = run_on(settings, [str(csv) if arg == "{csv}" else arg for arg in args],
                     database_url=url(tmp_path), input=stdin)
     assert_one_line_failure(result, words)
+
+
+# Every command that only reads the database, and those of `idp db` but upgrade.
+READING = [["accounts", "list", "--tenant", "miel"], ["clients", "list", "--tenant", "miel"],
+           ["audit"], ["review", "list", "--tenant", "miel"], ["outbox", "list"],
+           ["migration", "status", "--tenant", "malakoff"], ["db", "current"],
+           ["db", "downgrade", "base", "--yes"]]
+
+
+@pytest.mark.parametrize("args", READING, ids=lambda args: " ".join(args[:2]))
+def test_an_absent_sqlite_database_is_named_and_not_made(settings, tmp_path, args):
+    path = tmp_path / "idp.sqlite3"
+
+    result = run_on(settings, args, database_url=f"sqlite:///{path}")
+
+    assert_one_line_failure(result, f"the SQLite database {path} does not exist: run "
+                                    "`idp db upgrade` to create it")
+    assert list(tmp_path.glob("idp.sqlite3*")) == []
+    created = run_on(settings, ["db", "upgrade"], database_url=f"sqlite:///{path}")
+    assert created.exit_code == 0, created.output
+    assert path.exists()
 
 
 @pytest.mark.parametrize("args", [["db", "current"], ["db", "upgrade"]], ids=" ".join)
