@@ -27,6 +27,7 @@ from idp import create_app, events, schema
 from idp.accounts.models import Account, RegistrationRequest
 from idp.channels.models import Message
 from idp.cli import main
+from idp.db import Database
 from idp.events import AuditEvent
 from idp.oidc.models import Token
 from idp.registry.models import Member
@@ -74,10 +75,11 @@ def provider(request, settings, tmp_path) -> Iterator[Serving]:
         flow = Flow(app.test_client(), "malakoff", make.client("malakoff"), make.account("malakoff"))
         yield Serving(request.getfixturevalue("node").url, flow, db)
         return
-    app = create_app(provider_settings(f"sqlite:///{tmp_path / 'idp.sqlite3'}", settings["keys_dir"],
-                                       redis_url=""))
+    url = f"sqlite:///{tmp_path / 'idp.sqlite3'}"
+    with Database(url).migrating(create=True) as migrating:  # as `idp db upgrade` makes it
+        schema.upgrade(migrating)
+    app = create_app(provider_settings(url, settings["keys_dir"], redis_url=""))
     engine = app.extensions["idp"].database.engine
-    schema.upgrade(engine)
     event.listen(engine, "before_cursor_execute", _slow_insert)
     db = app.extensions["idp"].database.session()
     make = Factories(app, db)
