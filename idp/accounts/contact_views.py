@@ -27,12 +27,13 @@ from idp.channels.services import Messages
 from idp.errors import SignInExpired
 from idp.extensions import current_tenant, db, find_service
 from idp.identifiers import normalize_email
-from idp.mfa.services import Challenge
+from idp.mfa.services import Challenge, ResendTooSoon
 from idp.records import record
 from idp.signin import state as sign_in_state
 from idp.signin.completion import complete
 from idp.signin.services import CodeSender
 from idp.tenancy import Tenant
+from idp.web.errors import resend_wait
 from idp.web.rendering import render
 from idp.web.tenants import tenant_blueprint
 
@@ -61,18 +62,25 @@ CHANGES = {change.kind: change for change in (MOBILE, EMAIL, IDENTIFIER)}
 EMAIL_TAKEN = _l("Cette adresse e-mail est déjà celle d’un autre compte. Choisissez-en une autre.")
 
 
-def _send_code(tenant: Tenant, change: Change, account: Account, address: str) -> None:
-    """Send a code to ``address`` (``CodeSender``: its limits, its cooldown; it commits)."""
+def _send_code(tenant: Tenant, change: Change, account: Account, address: str, field) -> bool:
+    """Send a code to ``address`` (``CodeSender``: its limits, its cooldown; it commits).
+    Within the cooldown of the code sent a moment ago, nothing is sent and ``field``, the
+    address's, says when a new one may be; False then."""
     pending = session.get(CODE_STATE)
     previous = (Challenge(**pending["challenge"])
                 if pending and pending["kind"] == change.kind else None)
-    sent = find_service(CodeSender).send(
-        tenant, challenge_subject=f"{change.kind}:{account.id}", limit_subject=account.id,
-        channel=change.channel, recipient=address, template=change.template,
-        ip=request.remote_addr or "?", previous=previous,
-        replaces=pending.get("message") if pending else None)
+    try:
+        sent = find_service(CodeSender).send(
+            tenant, challenge_subject=f"{change.kind}:{account.id}", limit_subject=account.id,
+            channel=change.channel, recipient=address, template=change.template,
+            ip=request.remote_addr or "?", previous=previous,
+            replaces=pending.get("message") if pending else None)
+    except ResendTooSoon as exc:
+        field.errors = [resend_wait(exc.retry_after)]
+        return False
     session[CODE_STATE] = {"kind": change.kind, "address": address,
                            "challenge": record(sent.challenge), "message": sent.message_id}
+    return True
 
 
 def _code_state(kind: str) -> dict | None:
@@ -114,8 +122,8 @@ def change_mobile():
         return redirect(url_for("signin.login"), 303)
     member = signed_in[1]
     form = ChangeMobileForm()
-    if form.validate_on_submit() and password_given_again(member, form):
-        _send_code(current_tenant(), MOBILE, member, form.mobile.e164)
+    if (form.validate_on_submit() and password_given_again(member, form)
+            and _send_code(current_tenant(), MOBILE, member, form.mobile.e164, form.mobile)):
         return redirect(url_for("contact.confirm_mobile"), 303)
     status = 400 if form.is_submitted() else 200
     return render("change_mobile.html", status=status, form=form)
@@ -175,8 +183,8 @@ def change_email_page():
             # Whoever holds the address, a code goes there: this page does not tell which
             # addresses have an account. Only the holder of the mailbox learns it, at
             # confirmation (``_apply_email``).
-            _send_code(tenant, EMAIL, member, address)
-            return redirect(url_for("contact.confirm_email"), 303)
+            if _send_code(tenant, EMAIL, member, address, form.email):
+                return redirect(url_for("contact.confirm_email"), 303)
     return render("change_email.html", status=status, form=form)
 
 
@@ -219,8 +227,7 @@ def update_identifier():
         elif address == account.email and "mail" in state.amr:
             # The sign-in's own code went to this very address: it is proven already.
             return _finish_migration(state, account, address)
-        else:
-            _send_code(tenant, IDENTIFIER, account, address)
+        elif _send_code(tenant, IDENTIFIER, account, address, form.email):
             return redirect(url_for("contact.update_identifier_code"), 303)
     return render("update_identifier.html", status=status, form=form, account=account,
                   masked=mask_email(account.email) if account.email else None,

@@ -34,13 +34,14 @@ from idp.accounts.registration import (
     Registrations,
 )
 from idp.extensions import current_tenant, db, find_service, services
-from idp.mfa.services import Challenge
+from idp.mfa.services import Challenge, ResendTooSoon
 from idp.ratelimit import RateLimiter
 from idp.records import record
 from idp.registry.matching import MATCH, NEAR_MISS, IdentityChecks, MatchResult
 from idp.registry.models import Member
 from idp.signin.services import CodeSender
 from idp.tenancy import Tenant
+from idp.web.errors import resend_wait
 from idp.web.rendering import render
 from idp.web.tenants import tenant_blueprint
 
@@ -98,9 +99,11 @@ def register():
             state["typed"] = {"member_number": form.member_number.data,
                               "first_name": form.first_name.data, "last_name": form.last_name.data,
                               "birth_date": form.birth_date.data, **_typed_contacts(form)}
-            _send_code(tenant, state, form)
-            return redirect(url_for("registration.code"), 303)
-        error, status = _refusal(form, match), 400
+            if _send_code(tenant, state, form):
+                return redirect(url_for("registration.code"), 303)
+            status = 400
+        else:
+            error, status = _refusal(form, match), 400
     elif form.is_submitted():
         status = 400
     return render("register.html", status=status, form=form, error=error, step=1,
@@ -151,17 +154,24 @@ def _refusal(form, match: MatchResult) -> str:
     return _outcome_message(find_service(Registrations).register(applicant, match).status)
 
 
-def _send_code(tenant: Tenant, state: dict, form: ContactForm) -> None:
-    """The SMS code that proves the mobile typed; the contacts wait in the state for it."""
+def _send_code(tenant: Tenant, state: dict, form: ContactForm) -> bool:
+    """The SMS code that proves the mobile typed; the contacts wait in the state for it.
+    Within the cooldown of the code sent a moment ago, nothing is sent and the mobile's field
+    says when a new one may be; False then."""
     subject = f"registration:{state['member_id']}"
-    sent = find_service(CodeSender).send(
-        tenant, challenge_subject=subject, limit_subject=subject, channel="sms",
-        recipient=form.mobile.e164, template="registration_code", ip=request.remote_addr or "?",
-        previous=Challenge(**state["challenge"]) if state.get("challenge") else None,
-        replaces=state.get("code_message"))
+    try:
+        sent = find_service(CodeSender).send(
+            tenant, challenge_subject=subject, limit_subject=subject, channel="sms",
+            recipient=form.mobile.e164, template="registration_code", ip=request.remote_addr or "?",
+            previous=Challenge(**state["challenge"]) if state.get("challenge") else None,
+            replaces=state.get("code_message"))
+    except ResendTooSoon as exc:
+        form.mobile.errors = [resend_wait(exc.retry_after)]
+        return False
     state.update(challenge=record(sent.challenge), code_message=sent.message_id,
                  email=form.email.data.strip(), mobile=form.mobile.e164)
     session[REGISTRATION_STATE] = state
+    return True
 
 
 def _steps(tenant: Tenant) -> list[str]:
@@ -221,8 +231,7 @@ def nir_contact():
         session[REGISTRATION_STATE] = state
         if request.form.get("back"):
             return redirect(url_for("registration.register"), 303)
-    if form.validate_on_submit() and _sms_reaches(tenant, form):
-        _send_code(tenant, state, form)
+    if form.validate_on_submit() and _sms_reaches(tenant, form) and _send_code(tenant, state, form):
         return redirect(url_for("registration.code"), 303)
     if form.is_submitted():
         status = 400

@@ -28,7 +28,7 @@ from idp.errors import SignInExpired
 from idp.extensions import autocommit_shown, current_tenant, db, find_service, services
 from idp.identifiers import is_member_number
 from idp.mfa.forms import ChannelForm, CodeForm, ResendForm, wrong_code
-from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked
+from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked, ResendTooSoon
 from idp.oidc import prompts
 from idp.oidc.interactions import Interaction, shown_in_place
 from idp.ratelimit import RateLimiter
@@ -37,7 +37,7 @@ from idp.signin import cookies, state
 from idp.signin.completion import begin_second_factor, complete, finish_sign_in
 from idp.signin.services import SignIn
 from idp.tenancy import Tenant
-from idp.web.errors import onward
+from idp.web.errors import onward, resend_wait
 from idp.web.rendering import framed, render
 from idp.web.tenants import tenant_blueprint
 
@@ -263,26 +263,34 @@ def resend():
     ways = state.reachable(account)
     if not form.validate_on_submit() or form.channel.data not in ways:
         return redirect(url_for("signin.verify"), 303)
-    return _send(tenant, pending, account, ways, form.channel.data)
+    return _send(tenant, pending, account, ways, form.channel.data, again=True)
 
 
-def _send(tenant: Tenant, pending: state.Pending, account: Account, ways: dict[str, str], channel: str):
+def _send(tenant: Tenant, pending: state.Pending, account: Account, ways: dict[str, str], channel: str,
+          *, again: bool = False):
     """Send a code to ``channel``, one of the account's ``ways`` (``state.reachable``), which the
-    code's page then shows."""
-    sent = find_service(SignIn).send_code(tenant, account, channel, ip=request.remote_addr or "?",
-                                          previous=pending.current_challenge,
-                                          replaces=pending.code_message)
+    code's page then shows; ``again``: a new code asked from that page, which it confirms."""
+    try:
+        sent = find_service(SignIn).send_code(tenant, account, channel, ip=request.remote_addr or "?",
+                                              previous=pending.current_challenge,
+                                              replaces=pending.code_message)
+    except ResendTooSoon as exc:
+        # The code sent a moment ago still stands: its page, saying when a new one may be asked.
+        body, status = _verify_page(tenant, pending, _destinations(ways), CodeForm(formdata=None),
+                                    status=429, notice=resend_wait(exc.retry_after))
+        return body, status, {"Retry-After": str(exc.retry_after)}
     pending.challenge = record(sent.challenge)
     pending.code_message = sent.message_id
     pending.reachable = ways
     state.save_pending(tenant, pending)
-    return redirect(url_for("signin.verify", delayed=None if sent.delivered else "1"), 303)
+    return redirect(url_for("signin.verify", delayed=None if sent.delivered else "1",
+                            resent="1" if again else None), 303)
 
 
 def _verify_page(tenant: Tenant, pending: state.Pending, destinations: Mapping[str, str],
-                 form: CodeForm | None = None, *, status: int = 200):
+                 form: CodeForm | None = None, *, status: int = 200, notice: str | None = None):
     """The page to type the code in: shown from its frame (``framed``), or whole with the errors
-    of a ``form`` sent."""
+    of a ``form`` sent, or with a ``notice``."""
     challenge = pending.current_challenge
     code = (code_deadline(challenge.expires_at - time.time(), tenant.mfa.otp_ttl_seconds)
             if challenge else None)
@@ -297,7 +305,7 @@ def _verify_page(tenant: Tenant, pending: state.Pending, destinations: Mapping[s
     page = {"channel": challenge.channel if challenge else None,
             "other_channel": next((c for c in destinations if challenge and c != challenge.channel), None),
             "ttl_minutes": tenant.mfa.otp_ttl_seconds // 60, "delayed": request.args.get("delayed") == "1",
-            "can_remember": True, "notice": None}
+            "resent": request.args.get("resent") == "1", "can_remember": True, "notice": notice}
     # Within a sentence: "… un code à 6 chiffres par e-mail à …".
     sent_to = destination[:1].lower() + destination[1:] if destination else None
     if form is not None:

@@ -2,8 +2,9 @@
 
 Views raise; they do not build error pages. A page's scripts and the APIs get JSON
 (``error``, ``error_description``), browsers get the tenant's error page with a way onward.
-Refusals that lift with time (rate limits, a resend too soon, a dependency down) say when,
-in the page and in ``Retry-After``.
+Refusals that lift with time (rate limits, a dependency down) say when, in the page and in
+``Retry-After``. A code asked again within its cooldown is no failure: the page that asked
+for it says when a new one may be (``resend_wait``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from werkzeug.routing import BuildError
 
 from idp.errors import SignInExpired
 from idp.extensions import services
-from idp.mfa.services import ResendTooSoon
 from idp.ratelimit import TooManyAttempts
 from idp.signin.services import SmsCountryRefused
 from idp.store import StoreUnavailable
@@ -75,6 +75,12 @@ def _onward_url() -> str | None:
     return request.path if request.method == "POST" and shows_itself else None
 
 
+def resend_wait(retry_after: int) -> str:
+    """What a member who asks for a new code too soon is told: when they may ask again."""
+    return _("Vous avez demandé un code il y a peu. Vous pourrez en demander un nouveau dans "
+             "%(wait)s.", wait=wait_words(retry_after))
+
+
 def _too_many(limit: str, retry_after: int) -> tuple[str, str]:
     """The error code and the member's words for a limit reached, by the limit's name."""
     family = limit.split(":")[0]
@@ -85,9 +91,7 @@ def _too_many(limit: str, retry_after: int) -> tuple[str, str]:
             "Trop de tentatives. Par sécurité, la connexion reprendra dans %(wait)s. "
             "Pour la débloquer tout de suite, réinitialisez votre mot de passe.", wait=wait)
     if family == "otp-send":
-        return "too_many_attempts", _(
-            "Vous avez demandé un code il y a peu. Vous pourrez en demander un nouveau dans "
-            "%(wait)s.", wait=wait_words(retry_after))
+        return "too_many_attempts", resend_wait(retry_after)
     if family == "otp-verify":
         return "too_many_attempts", _(
             "Trop de codes incorrects. Patientez quelques minutes avant de réessayer.")
@@ -144,12 +148,6 @@ def register_error_handlers(app: Flask) -> None:
             return error_answer(429, code, message, retry_after=exc.retry_after,
                                 onward_url=url_for("recovery.forgot_password"),
                                 onward_label=_("Réinitialiser mon mot de passe"))
-        return error_answer(429, code, message, retry_after=exc.retry_after,
-                            onward_url=_onward_url())
-
-    @app.errorhandler(ResendTooSoon)
-    def resend_too_soon(exc: ResendTooSoon):
-        code, message = _too_many("otp-send", exc.retry_after)
         return error_answer(429, code, message, retry_after=exc.retry_after,
                             onward_url=_onward_url())
 

@@ -130,7 +130,11 @@ def test_asking_again_at_once_waits_for_the_cooldown(flow, db):
     flow.code()
     assert _ask(flow).status_code == 303
     again = _ask(flow)
-    assert again.status_code == 429 and b"secondes" in again.data
+    # The form again, the address as typed, and on its field when a new code may be asked.
+    assert again.status_code == 400
+    assert b'id="email-error"' in again.data and b"secondes" in again.data
+    assert b"Vous pourrez en demander un nouveau dans" in again.data
+    assert f'value="{NEW_ADDRESS}"'.encode() in again.data
     assert _codes_sent(db) == 1
 
 

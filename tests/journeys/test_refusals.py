@@ -23,7 +23,7 @@ def test_a_locked_sign_in_says_when_it_lifts_in_retry_after(flow):
     assert "réinitialisez votre mot de passe".encode() in locked.data
 
 
-def test_a_new_code_asked_too_soon_says_when_and_leads_back_to_the_code_page(flow):
+def test_a_new_code_asked_too_soon_says_when_on_the_code_page(flow):
     flow.give_password()
     _send(flow)
     page = flow.http.get(f"/{flow.tenant}/login/code/verify")
@@ -31,7 +31,7 @@ def test_a_new_code_asked_too_soon_says_when_and_leads_back_to_the_code_page(flo
                            data={"channel": "email", "csrf_token": csrf_token(page.data)})
     assert again.status_code == 429
     assert 0 < int(again.headers["Retry-After"]) <= 30
-    assert f'href="/{flow.tenant}/login/code/verify"'.encode() in again.data
+    assert f'action="/{flow.tenant}/login/code/verify"'.encode() in again.data
 
 
 def test_the_send_limit_per_address_counts_every_code(flow, monkeypatch):

@@ -217,3 +217,15 @@ def test_registration_codes_count_in_the_send_budget_of_the_address(client, regi
     refused = _step2(client, mobile="07 81 22 33 99")
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) > 0
+
+
+def test_a_code_asked_again_at_once_is_told_when_on_the_contact_step(client, db, registry):
+    _step1(client)
+    assert _step2(client).status_code == 303
+    again = _step2(client)
+    # The step again, with the mobile as typed and when a new code may be asked on its field.
+    assert again.status_code == 400
+    assert b'id="mobile-error"' in again.data
+    assert b"Vous pourrez en demander un nouveau dans" in again.data
+    assert b'value="07 81 22 33 44"' in again.data
+    assert len(_mail(db, "registration_code")) == 1

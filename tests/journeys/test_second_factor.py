@@ -146,6 +146,14 @@ def test_the_sixth_try_is_refused_even_with_the_right_code(flow):
     assert b"Trop de codes incorrects" in response.data
 
 
+def _outbox_size(app) -> int:
+    session = app.extensions["idp"].database.session()
+    try:
+        return session.scalar(select(func.count()).select_from(Message))
+    finally:
+        session.close()
+
+
 def test_resend_has_a_cooldown_and_replaces_the_code(flow, monkeypatch):
     _password(flow)
     _send(flow, "email")
@@ -164,6 +172,52 @@ def test_resend_has_a_cooldown_and_replaces_the_code(flow, monkeypatch):
     if second != first:
         assert _enter(flow, first).status_code == 400
     assert _enter(flow, second).status_code == 303
+
+
+@pytest.mark.parametrize("asked_from", ["/malakoff/login/code/send", "/malakoff/login/code"],
+                         ids=["resend", "channel-chosen-again"])
+def test_a_new_code_asked_too_soon_leaves_the_code_page_usable(flow, app, monkeypatch, asked_from):
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    _password(flow)
+    _send(flow, "email")
+    code = flow.last_code()
+    sent = _outbox_size(app)
+    page = flow.http.get("/malakoff/login/code/verify")
+    clock[0] += 5
+    too_soon = flow.http.post(asked_from, data={"channel": "email", "csrf_token": csrf_token(page.data)})
+    assert too_soon.status_code == 429 and too_soon.headers["Retry-After"] == "25"
+    # The code page, saying when a new code may come; not an error page.
+    assert b"Vous pourrez en demander un nouveau dans 25 secondes." in too_soon.data
+    assert b'role="status"' in too_soon.data
+    assert b'<h1>Saisissez votre code</h1>' in too_soon.data
+    assert "Nous avons envoyé un code à 6 chiffres par e-mail à j••••@example.org.".encode() in too_soon.data
+    assert b'action="/malakoff/login/code/verify"' in too_soon.data
+    assert b'id="resend-code"' in too_soon.data
+    # Nothing sent, no try spent: its form takes the code sent, with all its tries.
+    assert _outbox_size(app) == sent
+    wrong = "000000" if code != "000000" else "111111"
+    entered = flow.http.post("/malakoff/login/code/verify",
+                             data={"code": wrong, "csrf_token": csrf_token(too_soon.data)})
+    assert b"Code incorrect. Il vous reste 4 essais." in entered.data
+    assert _enter(flow, code).status_code == 303
+
+
+def test_a_new_code_sent_from_the_code_page_is_confirmed_there(flow, monkeypatch):
+    _password(flow)
+    _send(flow, "email")
+    page = flow.http.get("/malakoff/login/code/verify")
+    assert b"Un nouveau code" not in page.data
+    later = time.time() + 31
+    monkeypatch.setattr(time, "time", lambda: later)
+    again = flow.http.post("/malakoff/login/code/send",
+                           data={"channel": "email", "csrf_token": csrf_token(page.data)})
+    shown = flow.http.get(again.headers["Location"])
+    assert "Un nouveau code vous a été envoyé par e-mail à j••••@example.org.".encode() in shown.data
+    switched = flow.http.post("/malakoff/login/code/send",
+                              data={"channel": "sms", "csrf_token": csrf_token(shown.data)})
+    shown = flow.http.get(switched.headers["Location"])
+    assert "Un nouveau code vous a été envoyé par SMS au +33 6".encode() in shown.data
 
 
 def test_switching_channel_sends_a_code_by_the_other_way(flow):
