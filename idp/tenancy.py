@@ -156,6 +156,13 @@ class SupportContact:
     # Lines of the postal address, the last one the postcode and town.
     postal_address: tuple[str, ...] = ()
 
+    @property
+    def phone_shown(self) -> str:
+        """The phone as pages and emails show it: its groups joined by no-break spaces (U+00A0),
+        so a narrow screen never splits it. Text messages keep ``phone``: a no-break space is
+        outside the SMS alphabet, and would shorten every part of the message to 70 characters."""
+        return "\u00a0".join(self.phone.split())
+
     def hours_in(self, locale: str) -> str:
         """The hours in ``locale``, else in the first language given."""
         texts = dict(self.hours)

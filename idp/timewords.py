@@ -1,6 +1,9 @@
 """Times and waits as members read them: in their zone and in words, never "UTC" or seconds by
 the hundred. Every page and message formats through here (``web.rendering`` gives templates the
-``moment``, ``day`` and ``wait`` filters)."""
+``moment``, ``day`` and ``wait`` filters).
+
+A number and its unit ("9 h 52", "25 secondes") are joined by no-break spaces (U+00A0): on a
+narrow phone screen a line never ends between them."""
 
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ from babel.dates import format_date, format_datetime, format_timedelta
 # Where the members are, when nothing says otherwise.
 PARIS = ZoneInfo("Europe/Paris")
 
-# "3 décembre 2026 à 9 h 52", "3 December 2026 at 9:52": the patterns per language.
-_MOMENT = {"fr": "d MMMM y 'à' H 'h' mm", "en": "d MMMM y 'at' H:mm"}
+# "3 décembre 2026 à 9 h 52", "3 December 2026 at 9:52": the patterns per language (the spaces
+# around the French "h" are no-break ones).
+_MOMENT = {"fr": "d MMMM y 'à' H\u00a0'h'\u00a0mm", "en": "d MMMM y 'at' H:mm"}
 _DAY = "d MMMM y"
 
 
@@ -41,5 +45,5 @@ def wait(seconds: float, locale: str) -> str:
     else:
         amount = timedelta(hours=math.ceil(seconds / 3600))
     # threshold=1: 90 minutes stay "2 heures" rather than switch units early. CLDR puts a no-break
-    # space in some units and not others: one plain space, as the pages' other "3 minutes".
-    return format_timedelta(amount, threshold=1, locale=locale).replace("\u00a0", " ")
+    # space in some units and languages and not others: one everywhere.
+    return format_timedelta(amount, threshold=1, locale=locale).replace(" ", "\u00a0")

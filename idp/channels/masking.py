@@ -12,11 +12,12 @@ def mask_email(email: str) -> str:
 
 
 def mask_phone(e164: str) -> str:
-    """+33 6 •• •• •• 88: enough to recognise one's number, not enough to learn it."""
+    """+33 6 •• •• •• 88: enough to recognise one's number, not enough to learn it. Its groups
+    are joined by no-break spaces (U+00A0): a narrow screen never splits the number."""
     try:
         number = phonenumbers.parse(e164)
     except phonenumbers.NumberParseException:
         return "•" * 6
     groups = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL).split()
     masked = [groups[0], groups[1]] + ["••" for _ in groups[2:-1]] + [groups[-1]]
-    return " ".join(masked if len(groups) > 3 else [*groups[:1], "••••"])
+    return "\u00a0".join(masked if len(groups) > 3 else [*groups[:1], "••••"])

@@ -104,7 +104,7 @@ def test_new_device_email(app_ctx, db, channels, miel):
         when=datetime(2026, 3, 14, 8, 5), reset_url="https://id.example.org/miel/reset?t=a&b=<c>")
     assert message.subject == "Nouvelle connexion à votre Espace Affilié Miel mutuelle"
     # The time in Paris and in words (stored in UTC, 8:05 is 9 h 05 in March).
-    for part in ("Firefox — Windows", "14 mars 2026 à 9 h 05", "Miel mutuelle"):
+    for part in ("Firefox — Windows", "14 mars 2026 à 9\u00a0h\u00a005", "Miel mutuelle"):
         assert part in message.body_text
         assert part in message.body_html
     # Plain text keeps the link as is; HTML escapes it.

@@ -80,7 +80,7 @@ def test_the_refusal_says_when_sign_in_resumes_and_how_to_unblock_it(client, mem
     for _ in range(5):
         refused = _attempt(client, member.email, "wrong")
     assert refused.status_code == 429
-    assert b"la connexion reprendra dans 30 secondes" in refused.data
+    assert "la connexion reprendra dans 30\u00a0secondes".encode() in refused.data
     assert "réinitialisez votre mot de passe".encode() in refused.data
     page = refused.get_data(as_text=True)
     assert '<a class="button" href="/malakoff/forgot-password">Réinitialiser mon mot de passe</a>' in page

@@ -21,6 +21,10 @@ from tests.factories import TENANTS
 from tests.flows import Flow, csrf_token
 
 NBSP = "\u00a0"
+# The advisers' phone and hours, as pages and emails write them: no line ends within "8 h 30" or
+# within the number (a narrow phone screen).
+PHONE_SHOWN = f"01{NBSP}99{NBSP}00{NBSP}12{NBSP}34"
+HOURS = f"du lundi au vendredi, de 8{NBSP}h{NBSP}30 à 18{NBSP}h"
 SUPPORT = {"malakoff": ("01 99 00 12 34", "conseillers@malakoff.example.org", "92247 Malakoff Cedex"),
            "miel": ("01 99 00 56 78", "assistance@miel.example.org", "69003 Lyon Cedex")}
 
@@ -32,8 +36,8 @@ def _text(response) -> str:
 def _shows_support(html: str, tenant: str) -> bool:
     phone, email, town = SUPPORT[tenant]
     return (f"Besoin d’aide{NBSP}? Contactez nos conseillers" in html
-            and f'href="tel:{phone.replace(" ", "")}"' in html and f"mailto:{email}" in html and town in html
-            and "du lundi au vendredi, de 8 h 30 à 18 h" in html)
+            and f'href="tel:{phone.replace(" ", "")}">{phone.replace(" ", NBSP)}</a>' in html
+            and f"mailto:{email}" in html and town in html and HOURS in html)
 
 
 @pytest.mark.parametrize(("tenant", "path"), [
@@ -50,7 +54,8 @@ def test_sign_in_registration_recovery_and_error_pages_say_how_to_reach_the_advi
 
 def test_the_advisers_hours_are_in_the_page_s_language(client):
     html = _text(client.get("/miel/login?lang=en"))
-    assert "Need help? Contact our advisers" in html and "Monday to Friday" in html
+    assert "Need help? Contact our advisers" in html
+    assert f"Monday to Friday, 8:30{NBSP}am to 6{NBSP}pm" in html
 
 
 def test_every_email_ends_with_the_advisers_phone_email_and_address(client, make, app, db):
@@ -61,7 +66,8 @@ def test_every_email_ends_with_the_advisers_phone_email_and_address(client, make
     message = db.scalar(select(Message).where(Message.template == "password_reset"))
     assert message is not None
     footer = message.body_text.split(f"Besoin d’aide{NBSP}? Nos conseillers vous répondent{NBSP}:")[1]
-    assert "01 99 00 12 34" in footer and "conseillers@malakoff.example.org" in footer
+    assert f"par téléphone au {PHONE_SHOWN}, {HOURS}" in footer
+    assert "conseillers@malakoff.example.org" in footer
     assert "Malakoff Humanis — Service adhérents" in footer and "92247 Malakoff Cedex" in footer
 
 
@@ -94,7 +100,7 @@ def test_malakoff_registration_leads_to_sign_in_to_the_advisers_and_to_the_terms
     html = _text(client.get("/malakoff/register"))
     assert f"J’ai déjà un compte client{NBSP}:" in html and 'href="/malakoff/login"' in html
     assert (f"Vous ne connaissez pas votre numéro d’adhérent{NBSP}? Contactez nos conseillers au "
-            "01 99 00 12 34, du lundi au vendredi, de 8 h 30 à 18 h.") in html
+            f"{PHONE_SHOWN}, {HOURS}.") in html
     assert "Retour à la connexion" in html
     assert 'href="/malakoff/terms/2026-01"' in html
 
@@ -130,6 +136,13 @@ def test_miel_s_first_sign_in_terms_page_links_to_the_text_and_chooses_nothing_f
     assert "Choisissez comment recevoir vos relevés de remboursement." in errors
     assert "Choisissez comment recevoir vos autres documents." in errors
     assert "Vos courriers" not in errors and "Par la poste" in errors
+
+
+@pytest.mark.parametrize(("tenant", "path", "step"), [
+    ("malakoff", "/register", "Vos informations"), ("miel", "/register", "Identité")])
+def test_the_current_step_keeps_its_state_on_the_line_of_its_name(client, tenant, path, step):
+    html = _text(client.get(f"/{tenant}{path}"))
+    assert f'{step}{NBSP}<span class="step-state">(en cours)</span></span>' in html
 
 
 # -- Miel's wording --------------------------------------------------------------------------------
@@ -231,7 +244,7 @@ def test_times_are_in_paris_and_in_words(flow, db):
     device.last_used_at = datetime(2026, 12, 3, 8, 52)  # stored in UTC
     db.commit()
     html = _text(flow.http.get("/malakoff/account"))
-    assert f"Dernière utilisation{NBSP}: le 3 décembre 2026 à 9 h 52" in html
+    assert f"Dernière utilisation{NBSP}: le 3 décembre 2026 à 9{NBSP}h{NBSP}52" in html
     english = _text(flow.http.get("/malakoff/account?lang=en"))
     assert "Last used: 3 December 2026 at 9:52" in english
 
@@ -326,5 +339,5 @@ def test_a_member_who_lost_the_address_is_told_how_to_reach_the_advisers(client,
     page = client.get("/malakoff/forgot-identifier")
     sent = _text(client.post("/malakoff/forgot-identifier", follow_redirects=True, data={
         "member_number": account.member_number, "csrf_token": csrf_token(page.data)}))
-    assert (f"Vous n’avez plus accès à cette adresse{NBSP}? Contactez nos conseillers au 01 99 00 12 34, "
-            "du lundi au vendredi, de 8 h 30 à 18 h.") in sent
+    assert (f"Vous n’avez plus accès à cette adresse{NBSP}? Contactez nos conseillers au {PHONE_SHOWN}, "
+            f"{HOURS}.") in sent

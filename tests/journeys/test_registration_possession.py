@@ -99,6 +99,8 @@ def test_a_mobile_on_file_must_be_the_one_typed_and_hears_of_the_request(client,
     assert db.scalar(select(RegistrationRequest.reason)) == "contact_mismatch"
     [notice] = _messages(db, "registration_notice")
     assert (notice.channel, notice.recipient) == ("sms", "+33612345678")
+    # The advisers' number with plain spaces: a no-break one is outside the SMS alphabet.
+    assert "appelez le 01 99 00 12 34." in notice.body_text
 
 
 def test_card_data_alone_does_not_open_the_account_of_a_member_without_contacts(client, db):

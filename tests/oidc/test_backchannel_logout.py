@@ -201,6 +201,8 @@ def test_the_account_page_lists_the_sessions_and_ends_another_one(app, portal, m
     assert "Sessions actives" in text
     assert "Chrome sur Android" in text and "Firefox sur Windows" in text
     assert text.count("(cette session)") == 1
+    # Held to the device's name: it never starts a line of its own.
+    assert 'Chrome sur Android\u00a0<strong class="badge">(cette session)</strong>' in text
     assert (text.index("Chrome sur Android") < text.index("(cette session)")
             < text.index("Firefox sur Windows"))
     assert text.count("Portail de test") == 2
@@ -227,9 +229,11 @@ FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet
 
 
 def _in_paris(moment: datetime) -> str:
-    """A stored moment (naive UTC) as a member in France reads it: "3 décembre 2026 à 9 h 52"."""
+    """A stored moment (naive UTC) as a member in France reads it: "3 décembre 2026 à 9 h 52"
+    (no-break spaces around the "h")."""
     local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
-    return f"{local.day} {FRENCH_MONTHS[local.month - 1]} {local.year} à {local.hour} h {local.minute:02d}"
+    return (f"{local.day} {FRENCH_MONTHS[local.month - 1]} {local.year} à "
+            f"{local.hour}\u00a0h\u00a0{local.minute:02d}")
 
 
 def _row_of(section: str, device: str) -> str:
@@ -252,7 +256,7 @@ def test_each_session_says_when_it_started_and_was_last_seen_in_paris_time(app, 
     assert f">{_in_paris(started)}</td>" in row and f">{_in_paris(seen)}</td>" in row
     assert "Portail de test" in row
     # Times in words in Paris time, never the stored UTC.
-    assert f"{started.hour} h {started.minute:02d}" not in row
+    assert f"{started.hour}\u00a0h\u00a0{started.minute:02d}" not in row
 
     # That browser comes back: it is seen now.
     assert there.http.get("/malakoff/account").status_code == 200
