@@ -26,6 +26,7 @@ from idp.oidc.interaction_api import ConsentGiven, InteractionApi
 from idp.oidc.sessions import ProviderSessions
 from idp.passkeys.services import Passkeys
 from idp.signin.state import sign_in_time
+from idp.web.errors import answers_json
 from idp.web.rendering import moment_filter, render, session_deadline, session_time_message
 from idp.web.tenants import tenant_blueprint
 
@@ -33,6 +34,7 @@ bp = tenant_blueprint("accounts", __name__)
 
 
 @bp.post("/session/extend")
+@answers_json
 def extend_session():
     """More time on a page whose forms depend on the session, asked by deadline.js (WCAG 2.2.1).
 

@@ -38,6 +38,7 @@ from idp.signin import state as sign_in_state
 from idp.signin.completion import finish_sign_in
 from idp.signin.cookies import browser_label
 from idp.tenancy import Tenant
+from idp.web.errors import answers_json
 from idp.web.rendering import render
 from idp.web.tenants import tenant_blueprint
 
@@ -124,6 +125,7 @@ def add(member: Account):
 
 
 @bp.post("/account/passkeys/options")
+@answers_json
 def creation_options():
     """Options for navigator.credentials.create(); a new challenge replaces the previous one."""
     tenant = current_tenant()
@@ -198,6 +200,7 @@ def remove(member: Account, passkey_id: str):
 
 
 @bp.post("/login/passkey/options")
+@answers_json
 def request_options():
     """Options for navigator.credentials.get(); a new challenge replaces the previous one."""
     tenant = current_tenant()

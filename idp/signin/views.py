@@ -37,7 +37,7 @@ from idp.signin import cookies, state
 from idp.signin.completion import begin_second_factor, complete, finish_sign_in
 from idp.signin.services import SignIn
 from idp.tenancy import Tenant
-from idp.web.errors import onward, resend_wait
+from idp.web.errors import answers_json, onward, resend_wait
 from idp.web.rendering import framed, render
 from idp.web.tenants import tenant_blueprint
 
@@ -141,6 +141,7 @@ def _ended_notice() -> str | None:
 
 
 @bp.post("/login/extend")
+@answers_json
 def extend_sign_in():
     """More time for the sign-in in progress, asked from its pages by deadline.js (WCAG 2.2.1)."""
     tenant = current_tenant()

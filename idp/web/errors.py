@@ -44,9 +44,19 @@ def onward(endpoint: str) -> Callable:
     return mark
 
 
+def answers_json(view: Callable) -> Callable:
+    """Marks a view that answers JSON only (a page's script calls it): its refusals are JSON
+    too, whatever the request's ``Accept`` (a malformed body, a CSRF token missing…)."""
+    view.answers_json = True  # type: ignore[attr-defined]
+    return view
+
+
 def wants_json() -> bool:
-    """The API, and the pages' scripts (they ask for JSON), get errors as JSON."""
-    return request.blueprint == "oidc_api" or request.accept_mimetypes.best == "application/json"
+    """The API, the views that answer JSON only (``answers_json``) and the pages' scripts (they
+    ask for JSON) get errors as JSON."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return (request.blueprint == "oidc_api" or getattr(view, "answers_json", False)
+            or request.accept_mimetypes.best == "application/json")
 
 
 def error_answer(status: int, code: str, message: str, *, retry_after: int | None = None,

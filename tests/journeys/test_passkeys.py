@@ -175,6 +175,28 @@ def test_the_options_endpoints_need_the_csrf_token(flow):
     assert flow.http.post("/malakoff/account/passkeys/options").status_code == 400
 
 
+@pytest.mark.parametrize("url", [
+    "/malakoff/login/passkey/options", "/malakoff/account/passkeys/options",
+    # The pages' other scripts' endpoints: "J’ai besoin de plus de temps".
+    "/malakoff/login/extend", "/malakoff/session/extend",
+])
+@pytest.mark.parametrize(("body", "content_type", "with_token"), [
+    ("{not json", "application/json", True),
+    ('["a", "list"]', "application/json", True),
+    ("{}", "application/json", False),
+    ("", None, False),
+], ids=["malformed", "not-an-object", "no-token", "no-token-no-body"])
+def test_the_scripts_endpoints_refuse_a_bad_request_in_json(flow, url, body, content_type, with_token):
+    """Whatever the request's Accept: a script reads the answer as JSON."""
+    flow.code()
+    page = flow.http.get("/malakoff/account/passkeys/new")
+    headers = {"X-CSRFToken": csrf_token(page.data)} if with_token else {}
+    response = flow.http.post(url, data=body, content_type=content_type, headers=headers)
+    assert response.status_code == 400
+    assert response.is_json and set(response.json) == {"error", "error_description"}
+    assert response.json["error"] == "invalid_request" and response.json["error_description"]
+
+
 @pytest.mark.parametrize(("overrides", "reason"), [
     ({"origin": "https://evil.example"}, "origin"),
     ({"origin": "http://localhost:8080"}, "origin"),
