@@ -59,7 +59,8 @@ def login():
         form.identifier.data = interaction.param("login_hint") or ""
     legacy_identifier = tenant.logs_in_with_email and is_member_number(form.identifier.data or "")
     if not form.validate_on_submit():
-        return _login_page(tenant, form, interaction, notice=_ended_notice())
+        return _login_page(tenant, form, interaction, status=400 if form.is_submitted() else 200,
+                           notice=_ended_notice())
     if legacy_identifier and tenant.migration.phase() == "closed":
         # Refused whatever the number and password: the answer tells nothing about the account.
         find_service(SignIn).refuse_legacy_identifier(tenant, ip=request.remote_addr)

@@ -317,6 +317,17 @@ def test_the_error_summary_follows_the_form_s_order(client):
                        "email_confirm", "mobile", "accept_terms"], targets
 
 
+@pytest.mark.parametrize("tenant", ["malakoff", "miel"])
+@pytest.mark.parametrize("typed", [{}, {"identifier": "jeanne@example.org"}, {"password": "secret"}],
+                         ids=["nothing", "no-password", "no-identifier"])
+def test_a_sign_in_form_sent_incomplete_is_refused_as_every_form_is(client, tenant, typed):
+    page = client.get(f"/{tenant}/login")
+    refused = client.post(f"/{tenant}/login", data={**typed, "csrf_token": csrf_token(page.data)})
+    # 400, as the other forms: the page again, what is missing said on its field.
+    assert refused.status_code == 400
+    assert 'aria-invalid="true"' in _text(refused) and 'name="password"' in _text(refused)
+
+
 def test_buttons_and_inputs_use_the_page_s_font(client):
     with client.get("/static/idp.css") as response:
         css = response.data.decode()
