@@ -25,6 +25,7 @@ from idp.mfa.services import TrustedDevices
 from idp.oidc.interaction_api import ConsentGiven, InteractionApi
 from idp.oidc.sessions import ProviderSessions
 from idp.passkeys.services import Passkeys
+from idp.signin.cookies import device_cookie
 from idp.signin.state import sign_in_time
 from idp.web.errors import answers_json
 from idp.web.rendering import moment_filter, render, session_deadline, session_time_message
@@ -63,15 +64,18 @@ def account():
     member = _signed_in_account()
     if member is None:
         return redirect(url_for("signin.login"), 303)
-    devices = find_service(TrustedDevices).list(member.id)
+    current_device = _current_device(member)
+    # This browser first, as in the sessions' list.
+    devices = sorted(find_service(TrustedDevices).list(member.id),
+                     key=lambda device: device.id != current_device)
     sign_ins = db().scalars(
         select(AuditEvent)
         .where(AuditEvent.account_id == member.id, AuditEvent.tag == events.LOGIN_SUCCESS)
         .order_by(AuditEvent.id.desc()).limit(10)
     ).all()
     masked_phone = mask_phone(member.phone_number) if member.phone_number else None
-    return render("account.html", account=member, devices=devices, form=ConfirmForm(),
-                  sign_ins=sign_ins, passkeys=find_service(Passkeys).list(member.id),
+    return render("account.html", account=member, devices=devices, current_device=current_device,
+                  form=ConfirmForm(), sign_ins=sign_ins, passkeys=find_service(Passkeys).list(member.id),
                   changed=request.args.get("changed"), masked_phone=masked_phone,
                   sessions=_sessions(member))
 
@@ -173,19 +177,39 @@ def account_deleted():
     return render("account_deleted.html")
 
 
-@bp.post("/account/devices/revoke")
+@bp.route("/account/devices/revoke", methods=["GET", "POST"])
 def revoke_devices():
+    """Forget one trusted browser (``device``), or all of them: a page asks first, and its
+    form does it."""
     member = _signed_in_account()
     if member is None:
         return redirect(url_for("signin.login"), 303)
+    trusted = find_service(TrustedDevices)
+    device_id = request.values.get("device")
+    if device_id:
+        device = trusted.get(member.id, device_id)
+        devices = [device] if device else []
+    else:
+        devices = trusted.list(member.id)
+    if not devices:
+        # Forgotten meanwhile (another tab, a password change): nothing left to ask about.
+        return redirect(url_for("accounts.account"), 303)
     form = ConfirmForm()
-    if form.validate_on_submit():
-        device_id = request.form.get("device")
+    if form.validate_on_submit() and form.confirm.data:
         if device_id:
-            find_service(TrustedDevices).revoke(member.id, device_id)
+            trusted.revoke(member.id, device_id)
         else:
-            find_service(TrustedDevices).revoke_all(member.id)
-    return redirect(url_for("accounts.account"), 303)
+            trusted.revoke_all(member.id)
+        return redirect(url_for("accounts.account", changed="device-removed" if device_id
+                                else "devices-removed"), 303)
+    return render("revoke_devices.html", form=form, devices=devices, one=bool(device_id),
+                  current_device=_current_device(member))
+
+
+def _current_device(member: Account) -> str | None:
+    """The trusted device this browser's cookie names, if it is the member's."""
+    tenant = current_tenant()
+    return find_service(TrustedDevices).named(tenant, member.id, device_cookie(tenant))
 
 
 @bp.route("/consent", methods=["GET", "POST"])

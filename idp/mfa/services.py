@@ -163,19 +163,27 @@ class TrustedDevices:
         events.record_event(self.db, events.DEVICE_TRUSTED, tenant=tenant.slug, account_id=account_id)
         return device, self._signer().dumps({"d": device.id, "a": account_id})
 
-    def recognise(self, tenant: Tenant, account_id: str, cookie: str | None) -> bool:
-        """Whether this cookie names a device of this account still trusted; it is then marked
-        used, in the same statement."""
+    def named(self, tenant: Tenant, account_id: str, cookie: str | None) -> str | None:
+        """The device a cookie names, if it is this account's cookie (signed, not too old);
+        whether the device is still trusted is the database's to say."""
         if not cookie:
-            return False
+            return None
         try:
             payload = self._signer().loads(cookie, max_age=tenant.mfa.trusted_device_days * 86400)
         except InvalidToken:
-            return False
+            return None
         if not isinstance(payload, dict) or payload.get("a") != account_id:
+            return None
+        return str(payload.get("d"))
+
+    def recognise(self, tenant: Tenant, account_id: str, cookie: str | None) -> bool:
+        """Whether this cookie names a device of this account still trusted; it is then marked
+        used, in the same statement."""
+        device_id = self.named(tenant, account_id, cookie)
+        if device_id is None:
             return False
         return bool(write(self.db, _MARK_USED, {
-            "p_device": str(payload.get("d")), "p_account": account_id, "p_tenant": tenant.slug,
+            "p_device": device_id, "p_account": account_id, "p_tenant": tenant.slug,
             "p_now": utcnow()}))
 
     def list(self, account_id: str) -> list[TrustedDevice]:
@@ -184,6 +192,12 @@ class TrustedDevices:
             .where(TrustedDevice.account_id == account_id, *_still_trusted(TrustedDevice, utcnow()))
             .order_by(TrustedDevice.last_used_at.desc())
         ).all())
+
+    def get(self, account_id: str, device_id: str) -> TrustedDevice | None:
+        """One of the account's devices, while it is still trusted."""
+        return self.db.scalar(select(TrustedDevice).where(
+            TrustedDevice.id == device_id, TrustedDevice.account_id == account_id,
+            *_still_trusted(TrustedDevice, utcnow())))
 
     def revoke(self, account_id: str, device_id: str) -> bool:
         done = rowcount(self.db.execute(

@@ -623,9 +623,15 @@ class Member:
         self.click("button", "Continuer")
 
     def revokes_device(self) -> None:
+        """This browser, marked as such; "Retirer" asks first, on a page of its own."""
         devices = self.page.locator(".devices li")
         expect(devices).to_have_count(1)
-        devices.get_by_role("button", name="Retirer").click()
+        expect(devices).to_contain_text("(ce navigateur)")
+        devices.get_by_role("link", name="Retirer").click()
+        self.sees("revoke-device", "Retirer cet appareil de confiance\u00a0?")
+        expect(self.page.locator(".devices li")).to_contain_text("(ce navigateur)")
+        self.click("button", "Retirer cet appareil")
+        expect(self.page.get_by_role("status")).to_contain_text("L’appareil est retiré")
         expect(self.page.get_by_text("Aucun appareil de confiance.")).to_be_visible()
         self.sees("account-no-device")
 

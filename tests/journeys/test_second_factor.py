@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
+from datetime import datetime
 
 import pytest
 from sqlalchemy import event, func, select, update
@@ -389,46 +391,103 @@ def test_code_guessing_is_bounded_across_resends(flow, monkeypatch):
     assert _enter(flow, flow.last_code()).status_code == 429
 
 
-def test_the_member_lists_and_revokes_trusted_devices(flow, app):
+REVOKE_ONE = b'href="/malakoff/account/devices/revoke?device='
+
+
+def _device_links(page) -> list[str]:
+    """The trusted devices the account page lists: the ids its "Retirer" links name."""
+    return [found.decode() for found in re.findall(re.escape(REVOKE_ONE) + rb'([\w-]+)"', page.data)]
+
+
+def _remembered(flow) -> None:
+    """Sign in with a code, "Se souvenir de moi" ticked."""
     _password(flow)
     _send(flow, "email")
     _enter(flow, flow.last_code(), remember=True)
-    firefox = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"}
-    page = flow.http.get("/malakoff/account", headers=firefox)
+
+
+def test_the_member_lists_and_revokes_trusted_devices(flow, db):
+    _remembered(flow)
+    page = flow.http.get("/malakoff/account")
     assert page.status_code == 200
     assert b"Appareils de confiance" in page.data
-    assert page.data.count(b'name="device"') == 1
-    device_id = page.data.split(b'name="device" value="')[1].split(b'"')[0].decode()
+    [device_id] = _device_links(page)
+    device = db.get(TrustedDevice, device_id)
+    db.execute(update(TrustedDevice).values(created_at=datetime(2026, 3, 14, 9, 5),
+                                            last_used_at=datetime(2026, 12, 3, 8, 52)))
+    db.commit()
+    html = flow.http.get("/malakoff/account").data.decode()
+    # Its dates in words, and which one this browser is.
+    assert f"{device.label}\u00a0<strong class=\"badge\">(ce navigateur)</strong>" in html
+    assert "Ajouté le 14 mars 2026 à 10\u00a0h\u00a005" in html
+    assert "Dernière utilisation\u00a0: le 3 décembre 2026 à 9\u00a0h\u00a052" in html
+
+    # "Retirer" asks first: a page with the device, a form to confirm; nothing is removed yet.
+    asked = flow.http.get(f"/malakoff/account/devices/revoke?device={device_id}")
+    assert asked.status_code == 200
+    assert "<h1>Retirer cet appareil de confiance\u00a0?</h1>".encode() in asked.data
+    assert b"(ce navigateur)" in asked.data and f'value="{device_id}"'.encode() in asked.data
+    assert b'href="/malakoff/account"' in asked.data  # "Annuler"
+    db.expire_all()
+    assert db.get(TrustedDevice, device_id).revoked_at is None
 
     revoked = flow.http.post("/malakoff/account/devices/revoke", data={
-        "device": device_id, "confirm": "1", "csrf_token": csrf_token(page.data)})
-    assert revoked.status_code == 303
-    assert b'name="device"' not in flow.http.get("/malakoff/account").data
+        "device": device_id, "confirm": "1", "csrf_token": csrf_token(asked.data)})
+    assert revoked.status_code == 303 and revoked.headers["Location"].endswith("changed=device-removed")
+    shown = flow.http.get(revoked.headers["Location"])
+    assert "L’appareil est retiré de vos appareils de confiance".encode() in shown.data
+    assert _device_links(shown) == []
     flow.authorize(prompt="login")
     assert _password(flow).headers["Location"].endswith("/malakoff/login/code")
 
 
+def test_only_this_browser_is_marked_as_this_one(flow, app):
+    _remembered(flow)
+    other = Flow(app.test_client(), "malakoff", flow.rp, flow.account)
+    _remembered(other)
+    page = flow.http.get("/malakoff/account")
+    mine, theirs = _device_links(page)
+    html = page.data.decode()
+    assert html.count("(ce navigateur)") == 1
+    # Listed first, and marked.
+    assert html.index("(ce navigateur)") < html.index(f"?device={mine}") < html.index(f"?device={theirs}")
+    # The other browser, asked to remove this one: not its own.
+    asked = other.http.get(f"/malakoff/account/devices/revoke?device={mine}")
+    assert asked.status_code == 200 and b"(ce navigateur)" not in asked.data
+
+
 def test_a_device_whose_record_expired_is_not_listed(flow, db):
-    _password(flow)
-    _send(flow, "email")
-    _enter(flow, flow.last_code(), remember=True)
-    assert flow.http.get("/malakoff/account").data.count(b'name="device"') == 1
+    _remembered(flow)
+    assert len(_device_links(flow.http.get("/malakoff/account"))) == 1
 
     db.execute(update(TrustedDevice).values(expires_at=utcnow()))
     db.commit()
-    assert b'name="device"' not in flow.http.get("/malakoff/account").data
+    assert _device_links(flow.http.get("/malakoff/account")) == []
+
+
+def test_a_device_no_longer_trusted_or_not_the_member_s_has_nothing_to_confirm(flow, app, make):
+    stranger = Flow(app.test_client(), "malakoff", flow.rp, make.account("malakoff"))
+    _remembered(stranger)
+    [foreign] = _device_links(stranger.http.get("/malakoff/account"))
+    flow.code()
+    for device in (foreign, "no-such-device"):
+        answer = flow.http.get(f"/malakoff/account/devices/revoke?device={device}")
+        assert answer.status_code == 303 and answer.headers["Location"].endswith("/malakoff/account")
+    assert len(_device_links(stranger.http.get("/malakoff/account"))) == 1
 
 
 def test_revoke_all_forgets_every_browser(flow, app, db):
-
     for browser in (flow, Flow(app.test_client(), "malakoff", flow.rp, flow.account)):
-        _password(browser)
-        _send(browser, "email")
-        _enter(browser, browser.last_code(), remember=True)
+        _remembered(browser)
     assert db.scalar(select(func.count()).select_from(TrustedDevice)) == 2
     page = flow.http.get("/malakoff/account")
-    flow.http.post("/malakoff/account/devices/revoke", data={
-        "confirm": "1", "csrf_token": csrf_token(page.data)})
+    assert b'href="/malakoff/account/devices/revoke"' in page.data
+    asked = flow.http.get("/malakoff/account/devices/revoke")
+    assert "<h1>Retirer tous vos appareils de confiance\u00a0?</h1>".encode() in asked.data
+    assert asked.data.count(b'class="device-label"') == 2
+    done = flow.http.post("/malakoff/account/devices/revoke", data={
+        "confirm": "1", "csrf_token": csrf_token(asked.data)})
+    assert done.headers["Location"].endswith("changed=devices-removed")
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(TrustedDevice)
                      .where(TrustedDevice.revoked_at.is_(None))) == 0
