@@ -25,16 +25,22 @@ RESERVED_DOMAINS = ("example.org", "example.com", "example.net", "example", "tes
                     "localhost")
 
 
+def _at_most(default: int, most: int) -> Any:
+    """A whole number's default and the most a tenant file may set it to: past a sane bound a
+    lifetime would overflow the dates it is added to, or a count mean nothing."""
+    return field(default=default, metadata={"most": most})
+
+
 @dataclass(frozen=True)
 class LinkPolicy:
-    activation_ttl_hours: int = 72
-    reset_ttl_minutes: int = 30
+    activation_ttl_hours: int = _at_most(72, 30 * 24)
+    reset_ttl_minutes: int = _at_most(30, 24 * 60)
 
 
 @dataclass(frozen=True)
 class PasswordPolicy:
-    min_length: int = 8
-    max_length: int = 128
+    min_length: int = _at_most(8, 128)
+    max_length: int = _at_most(128, 1024)
     # Characters that count as "special"; empty means any non-alphanumeric one.
     specials: str = "!@#*$%"
 
@@ -51,15 +57,17 @@ class RegistrationPolicy:
     # there is none); "review": support checks every such request.
     without_contact: str = "letter"
     # How long the code of a letter stays valid.
-    letter_code_days: int = 30
+    letter_code_days: int = _at_most(30, 365)
 
 
 @dataclass(frozen=True)
 class MfaPolicy:
-    otp_ttl_seconds: int = 180
-    otp_max_attempts: int = 5
-    otp_resend_cooldown_seconds: int = 30
-    trusted_device_days: int = 90
+    otp_ttl_seconds: int = _at_most(180, 3600)
+    # A six-digit code: each try is a chance in a million.
+    otp_max_attempts: int = _at_most(5, 10)
+    otp_resend_cooldown_seconds: int = _at_most(30, 3600)
+    # Browsers keep a cookie 400 days at most.
+    trusted_device_days: int = _at_most(90, 400)
 
 
 # France and its overseas departments and territories, by ITU region code: +33, +262 (La
@@ -76,7 +84,7 @@ class SmsPolicy:
     # Region codes (ISO 3166 as phonenumbers knows them) whose mobiles may receive an SMS.
     countries: tuple[str, ...] = FRANCE_AND_OVERSEAS
     # Every SMS of the tenant in a rolling hour, whoever asked; past it, none until it lifts.
-    budget_per_hour: int = 500
+    budget_per_hour: int = _at_most(500, 1_000_000)
 
     def allows(self, e164: str) -> bool:
         """Whether an SMS may go to this number (E.164): it belongs to an allowed region."""
@@ -99,8 +107,7 @@ def _sms(data: dict[str, Any], source: str) -> SmsPolicy:
         raise ConfigError(f"{source}: [sms] countries must be a list of region codes, like "
                           f'["FR", "RE"]')
     budget = raw.get("budget_per_hour", SmsPolicy.budget_per_hour)
-    if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
-        raise ConfigError(f"{source}: [sms] budget_per_hour must be a positive int")
+    _check_whole(SmsPolicy, "sms", "budget_per_hour", budget, source)
     return SmsPolicy(countries=tuple(countries), budget_per_hour=budget)
 
 
@@ -323,11 +330,18 @@ def _section(cls, data: dict[str, Any], name: str, source: str):
         raise ConfigError(f"{source}: unknown keys in [{name}]: {', '.join(sorted(unknown))}")
     for key, value in raw.items():
         expected = type(getattr(cls(), key))
-        if not isinstance(value, expected) or isinstance(value, bool):
+        if expected is int:
+            _check_whole(cls, name, key, value, source)
+        elif not isinstance(value, expected) or isinstance(value, bool):
             raise ConfigError(f"{source}: [{name}] {key} must be a {expected.__name__}")
-        if expected is int and value <= 0:
-            raise ConfigError(f"{source}: [{name}] {key} must be positive")
     return cls(**raw)
+
+
+def _check_whole(cls, name: str, key: str, value: Any, source: str) -> None:
+    """A whole number of a tenant file's section, from 1 to its field's ``most``."""
+    most = cls.__dataclass_fields__[key].metadata["most"]
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+        raise ConfigError(f"{source}: [{name}] {key} must be a whole number from 1 to {most}")
 
 
 def _migration(data: dict[str, Any], source: str, login_identifier: str) -> MigrationPolicy:

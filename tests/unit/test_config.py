@@ -188,7 +188,18 @@ def test_passkeys_default_to_the_base_url_and_may_name_subdomains(tmp_path):
     ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier = "email"\nterms_version = "1"\n'
      "[password]\nmax_length = 20", "max_length"),
     ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier = "email"\nterms_version = "1"\n'
-     "[mfa]\notp_ttl_seconds = -3", "positive"),
+     "[mfa]\notp_ttl_seconds = -3", "whole number from 1 to 3600"),
+    # Lifetimes that would overflow the dates they are added to, or mean nothing.
+    (HEAD_EMAIL + "[mfa]\ntrusted_device_days = 1000000000000",
+     "trusted_device_days must be a whole number from 1 to 400"),
+    (HEAD_EMAIL + "[mfa]\notp_max_attempts = 1000", "otp_max_attempts must be a whole number from 1 to 10"),
+    (HEAD_EMAIL + "[links]\nactivation_ttl_hours = 99999999999999999999", "from 1 to 720"),
+    (HEAD_EMAIL + "[registration]\nletter_code_days = 0",
+     "letter_code_days must be a whole number from 1 to 365"),
+    (HEAD_EMAIL + "[mfa]\notp_ttl_seconds = 1.5", "otp_ttl_seconds must be a whole number"),
+    (HEAD_EMAIL + "[mfa]\notp_ttl_seconds = true", "otp_ttl_seconds must be a whole number"),
+    (HEAD_EMAIL + "[sms]\nbudget_per_hour = 10000000",
+     "budget_per_hour must be a whole number from 1 to 1000000"),
     ('slug = "acme"\nbrand = "A"\nportal_name = "P"\nlogin_identifier = "email"\nterms_version = "1"\n'
      'primary_color = "blue"', "colour"),
     ('slug = "acme"', "missing"),
