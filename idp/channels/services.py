@@ -470,12 +470,6 @@ class Messages:
                 retried.append(message)
         return retried, expired
 
-    def backoff(self, attempts: int) -> timedelta:
-        """Wait before the next try after ``attempts`` failed ones: base·2^(n−1), at most 1 h."""
-        exponent = min(max(attempts - 1, 0), 20)  # 2^20 · base is far beyond the cap
-        delay = timedelta(seconds=self.settings.message_retry_base_seconds * 2**exponent)
-        return min(delay, MAX_BACKOFF)
-
     # -- internals --------------------------------------------------------------
 
     def _lock(self, message_id: int) -> Message:
@@ -551,11 +545,12 @@ class Messages:
         return self.settings.message_max_attempts
 
     def backoff_for(self, message: Message) -> timedelta:
-        if message.channel == "logout":
-            exponent = min(max(message.attempts - 1, 0), 20)
-            delay = timedelta(seconds=self.settings.backchannel_logout_retry_base_seconds * 2**exponent)
-            return min(delay, MAX_BACKOFF)
-        return self.backoff(message.attempts)
+        """Wait before the message's next try after its failed ones: base·2^(n−1), at most 1 h;
+        the base is the back-channel logouts' for a logout token, the messages' for the rest."""
+        base = (self.settings.backchannel_logout_retry_base_seconds if message.channel == "logout"
+                else self.settings.message_retry_base_seconds)
+        exponent = min(max(message.attempts - 1, 0), 20)  # 2^20 · base is far beyond the cap
+        return min(timedelta(seconds=base * 2**exponent), MAX_BACKOFF)
 
     def _transmit(self, message: Message) -> None:
         if message.channel == "email":
