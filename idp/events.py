@@ -41,6 +41,8 @@ PASSKEY_FAILURE = "account:passkey:failure"
 # A passkey's signature counter went backwards: it is blocked (WebAuthn §6.1.1).
 PASSKEY_CLONED = "account:passkey:clone-detected"
 TERMS_ACCEPTED = "account:terms:accept"
+# Communication preferences set or changed by the member (marketing consent given or withdrawn).
+PREFERENCES_CHANGED = "account:preferences:change"
 RESET_REQUESTED = "account:password:reset-request"
 IDENTIFIER_REMINDED = "account:identifier:remind"
 REGISTRATION_ACCEPTED = "registration:accepted"

@@ -355,6 +355,7 @@ MORE_FORMS = {
     "/malakoff/account/passkeys/new": ["current_password", "name"],
     "/malakoff/account/passkeys/options": ["name"],
     "/malakoff/account/password": ["current_password", "password", "password_confirm"],
+    "/miel/account/preferences": ["statements", "letters", "marketing"],
     "/malakoff/account/sessions/end": ["session", "confirm"],
     "/malakoff/account/sessions/end-others": ["confirm"],
     "/malakoff/session/extend": [],

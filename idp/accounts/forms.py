@@ -18,11 +18,11 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
     EqualTo,
-    InputRequired,
     Length,
     ValidationError,
 )
 
+from idp.accounts.models import DEFAULT_PREFERENCES
 from idp.forms import Form
 from idp.identifiers import (
     InvalidIdentifier,
@@ -256,18 +256,33 @@ class NewPasswordWithBirthDateForm(NewPasswordForm):
         DataRequired(_l("Saisissez votre date de naissance.")), BirthDate()])
 
 
-class TermsForm(Form):
+_DELIVERIES = [SelectChoice("email", _l("Par e-mail")), SelectChoice("post", _l("Par la poste"))]
+
+
+class PreferencesForm(Form):
+    """Communication preferences (SPEC §3.2): optional, each field starts from the member's
+    current choice (the view passes it) or its default (``DEFAULT_PREFERENCES``)."""
+
+    statements = RadioField(_l("Vos relevés de remboursement"),
+                            default=DEFAULT_PREFERENCES["statements"], choices=_DELIVERIES)
+    letters = RadioField(_l("Vos autres documents (attestations, informations sur votre contrat)"),
+                         default=DEFAULT_PREFERENCES["letters"], choices=_DELIVERIES)
+    # Its label names the tenant's brand (the pages write it).
+    marketing = BooleanField(default=DEFAULT_PREFERENCES["marketing"])
+    submit = SubmitField(_l("Enregistrer mes préférences"))
+
+    @property
+    def preferences(self) -> dict[str, object]:
+        return {"statements": self.statements.data, "letters": self.letters.data,
+                "marketing": bool(self.marketing.data)}
+
+
+class TermsForm(PreferencesForm):
+    """The current terms, and where the tenant asks them the preferences; a tenant that does
+    not ask them removes those fields."""
+
     accept_terms = BooleanField(validators=[DataRequired(
         _l("Vous devez accepter les mentions légales et les conditions générales d’utilisation."))])
-    # No default: the member chooses (Miel's guide); a tenant that does not ask removes them.
-    statements = RadioField(_l("Vos relevés de remboursement"), validators=[
-        InputRequired(_l("Choisissez comment recevoir vos relevés de remboursement."))],
-        choices=[SelectChoice("email", _l("Par e-mail")), SelectChoice("post", _l("Par la poste"))])
-    letters = RadioField(_l("Vos autres documents (attestations, informations sur votre contrat)"),
-                         validators=[InputRequired(_l("Choisissez comment recevoir vos autres documents."))],
-                         choices=[SelectChoice("email", _l("Par e-mail")),
-                                  SelectChoice("post", _l("Par la poste"))])
-    marketing = BooleanField(_l("J’accepte de recevoir des offres et des informations de Miel mutuelle"))
     submit = SubmitField(_l("Continuer"))
 
 

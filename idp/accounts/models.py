@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +24,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from idp.db import Base, utcnow
 
 ACCOUNT_STATUSES = ("pending", "active", "disabled")
+# The communication preferences (SPEC §3.2) of a member who has not chosen: documents keep
+# coming by post, as before the account, and no marketing without the member's consent.
+DEFAULT_PREFERENCES: Mapping[str, Any] = MappingProxyType(
+    {"statements": "post", "letters": "post", "marketing": False})
 
 
 def new_subject() -> str:
@@ -82,6 +88,11 @@ class Account(Base):
     @property
     def is_active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def preferences_or_defaults(self) -> dict[str, Any]:
+        """The communication preferences, the defaults for those the member has not set."""
+        return {**DEFAULT_PREFERENCES, **(self.preferences or {})}
 
     @property
     def awaits_letter(self) -> bool:

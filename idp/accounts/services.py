@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from idp import events, ratelimit
 from idp.accounts.hashing import PasswordHasher
-from idp.accounts.models import Account
+from idp.accounts.models import DEFAULT_PREFERENCES, Account
 from idp.channels.masking import mask_email
 from idp.channels.models import Message
 from idp.channels.services import Messages
@@ -363,14 +363,28 @@ def delete_account(db: Session, messages: Messages, tenant: Tenant, account: Acc
 
 
 def accept_terms(db: Session, tenant: Tenant, account: Account,
-                 preferences: dict[str, object] | None) -> None:
+                 preferences: Mapping[str, object] | None, *, ip: str | None) -> None:
     """The current terms accepted (first sign-in or a new version, SPEC §3.2), with the
-    communication preferences where the tenant asks them. The caller commits."""
+    communication preferences where the tenant asks them (``set_preferences``). The caller
+    commits."""
     account.terms_version, account.terms_accepted_at = tenant.terms_version, utcnow()
     if preferences is not None:
-        account.preferences = preferences
+        set_preferences(db, tenant, account, preferences, ip=ip)
     events.record_event(db, events.TERMS_ACCEPTED, tenant=tenant.slug, account_id=account.id,
-                        version=tenant.terms_version)
+                        ip=ip, version=tenant.terms_version)
+
+
+def set_preferences(db: Session, tenant: Tenant, account: Account,
+                    preferences: Mapping[str, object], *, ip: str | None) -> None:
+    """The member's communication preferences (SPEC §3.2), exposed as a claim. A change is
+    audit-logged with the values set, so that a marketing consent given or withdrawn is on
+    record. The caller commits."""
+    chosen = {name: preferences[name] for name in DEFAULT_PREFERENCES}
+    if chosen == account.preferences:
+        return
+    account.preferences = chosen
+    events.record_event(db, events.PREFERENCES_CHANGED, tenant=tenant.slug, account_id=account.id,
+                        ip=ip, preferences=chosen)
 
 
 def create_account(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import jsonify, make_response, redirect, render_template, request, session, url_for
+from flask import abort, jsonify, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -12,7 +12,13 @@ from idp import events
 from idp.accounts import services as accounts
 from idp.accounts.authn import current_authentication, renew, session_account, sign_out
 from idp.accounts.devices import device_in_words
-from idp.accounts.forms import ChangePasswordForm, ConfirmForm, ConsentForm, DeleteAccountForm
+from idp.accounts.forms import (
+    ChangePasswordForm,
+    ConfirmForm,
+    ConsentForm,
+    DeleteAccountForm,
+    PreferencesForm,
+)
 from idp.accounts.models import Account
 from idp.accounts.passwords import PersonalData, password_errors
 from idp.accounts.reauthentication import password_given_again
@@ -74,10 +80,13 @@ def account():
         .order_by(AuditEvent.id.desc()).limit(10)
     ).all()
     masked_phone = mask_phone(member.phone_number) if member.phone_number else None
+    # Shown through their form's fields, which word the choices.
+    preferences = (PreferencesForm(formdata=None, data=member.preferences_or_defaults)
+                   if current_tenant().communication_preferences else None)
     return render("account.html", account=member, devices=devices, current_device=current_device,
                   form=ConfirmForm(), sign_ins=sign_ins, passkeys=find_service(Passkeys).list(member.id),
                   changed=request.args.get("changed"), masked_phone=masked_phone,
-                  sessions=_sessions(member))
+                  sessions=_sessions(member), preferences=preferences)
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,24 @@ def change_password():
         form.password.errors = [_("Ce mot de passe ne respecte pas toutes les règles ci-dessous.")]
     status = 400 if form.is_submitted() else 200
     return render("change_password.html", status=status, form=form, failed=failed)
+
+
+@bp.route("/account/preferences", methods=["GET", "POST"])
+def communication_preferences():
+    """The communication preferences asked at first sign-in (SPEC §3.2), changed at any time:
+    where the tenant has them."""
+    tenant = current_tenant()
+    if not tenant.communication_preferences:
+        abort(404)
+    member = _signed_in_account()
+    if member is None:
+        return redirect(url_for("signin.login"), 303)
+    form = PreferencesForm(data=member.preferences_or_defaults)
+    if form.validate_on_submit():
+        accounts.set_preferences(db(), tenant, member, form.preferences, ip=request.remote_addr)
+        return redirect(url_for("accounts.account", changed="preferences"), 303)
+    status = 400 if form.is_submitted() else 200
+    return render("communication_preferences.html", status=status, form=form)
 
 
 @bp.route("/account/delete", methods=["GET", "POST"])

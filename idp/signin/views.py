@@ -162,19 +162,14 @@ def terms():
     tenant = current_tenant()
     pending = state.required_pending(tenant, proven=True)
     account = _pending_account(pending)
-    form = TermsForm()
+    # Choices already made (a new version of the terms) are shown as they are; the preferences
+    # are optional: what the member leaves is kept, or its default.
+    form = TermsForm(data=account.preferences_or_defaults)
     if not tenant.communication_preferences:
         del form.statements, form.letters, form.marketing
-    elif request.method == "GET" and account.preferences:
-        # Choices already made (a new version of the terms) are shown as they are.
-        form.statements.data = account.preferences.get("statements")
-        form.letters.data = account.preferences.get("letters")
-        form.marketing.data = bool(account.preferences.get("marketing"))
     if form.validate_on_submit():
-        preferences = ({"statements": form.statements.data, "letters": form.letters.data,
-                        "marketing": bool(form.marketing.data)}
-                       if tenant.communication_preferences else None)
-        accept_terms(db(), tenant, account, preferences)
+        preferences = form.preferences if tenant.communication_preferences else None
+        accept_terms(db(), tenant, account, preferences, ip=request.remote_addr)
         return complete(tenant, account, amr=pending.amr or [], acr=pending.acr or ACR_PASSWORD,
                         interaction_id=pending.interaction)
     status = 400 if form.is_submitted() else 200

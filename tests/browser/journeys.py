@@ -251,11 +251,13 @@ class Member:
         """Miel asks its terms and communication preferences at the first sign-in (SPEC §3.2)."""
         self.page.wait_for_url(f"{self.provider}/login/terms")
         self.sees("terms", "Avant de continuer")
+        # The preferences are optional: they start from their defaults, the terms alone are asked.
+        statements = self.page.get_by_role("group", name="Vos relevés de remboursement")
+        expect(statements.get_by_label("Par la poste")).to_be_checked()
+        expect(self.page.get_by_label("J’accepte de recevoir des offres", exact=False)).not_to_be_checked()
         self.click("button", "Continuer")
-        # Nothing is chosen for the member: each choice left out is an error.
-        self.sees_errors("terms-error", "Vous devez accepter les mentions légales",
-                         "Choisissez comment recevoir vos relevés de remboursement.",
-                         "Choisissez comment recevoir vos autres documents.")
+        self.sees_errors("terms-error", "Vous devez accepter les mentions légales")
+        expect(self.page.locator(".error-summary li")).to_have_count(1)
         self.page.get_by_label("J’accepte les mentions légales", exact=False).check()
         self.page.get_by_role("group", name="Vos relevés de remboursement").get_by_label(
             "Par la poste").check()
@@ -586,6 +588,18 @@ class Member:
         self.click("button", "Valider")
         expect(self.page.get_by_role("status")).to_contain_text("Votre numéro de mobile est enregistré.")
         self.sees("account-mobile-changed")
+
+    def changes_preferences(self) -> None:
+        """Miel: from the account page, gives the marketing consent, then withdraws it the same way."""
+        for consent, shown in ((True, "Oui, je les accepte"), (False, "Non")):
+            self.click("link", "Modifier mes préférences de communication")
+            self.sees("preferences", "Mes préférences de communication")
+            self.page.get_by_label("J’accepte de recevoir des offres", exact=False).set_checked(consent)
+            self.click("button", "Enregistrer mes préférences")
+            expect(self.page.get_by_role("status")).to_contain_text(
+                "Vos préférences de communication sont enregistrées.")
+            expect(self.page.locator("#preferences-title + dl")).to_contain_text(shown)
+            self.sees("account-preferences-changed")
 
     def changes_email(self, password: str, new: str) -> None:
         self.click("link", "Changer mon adresse e-mail")

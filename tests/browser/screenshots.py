@@ -78,6 +78,8 @@ def tour(member: Member) -> None:
     member.reads_accessibility_statement()
     member.opens_account(given_name)
     member.revokes_device()
+    if tenant == "miel":
+        member.changes_preferences()
     member.changes_mobile(NEW_PASSWORD, "06 98 76 54 32", "+33698765432")
     member.opens_portal()
     member.logs_out()

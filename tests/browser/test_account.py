@@ -20,6 +20,8 @@ def test_member_manages_their_account_then_deletes_it(browse, tenant):
     member.reads_accessibility_statement()
     member.opens_account(account.given_name)
     member.revokes_device()
+    if tenant == "miel":
+        member.changes_preferences()
     member.changes_mobile(account.password, "06 98 76 54 32", "+33698765432")
     member.changes_password(account.password, NEW_PASSWORD)
     member.deletes_account(NEW_PASSWORD)

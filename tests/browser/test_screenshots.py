@@ -28,7 +28,8 @@ def test_screenshots_of_every_page_of_a_tenant(tmp_path):
     names = {path.name for path in tmp_path.iterdir()}
     for page in ("portal-home", "register-identity-error", "register-contact", "register-code", "activate",
                  "welcome", "sign-in", "sign-in-error", "code-choice", "code-entry", "code-error", "terms",
-                 "account", "change-password", "change-mobile", "confirm-mobile", "delete-account",
+                 "account", "preferences", "account-preferences-changed", "change-password",
+                 "change-mobile", "confirm-mobile", "delete-account",
                  "account-deleted", "forgot-password", "reset-password", "forgot-identifier", "consent",
                  "logout", "portal-signed-out", "accessibility", "not-found", "activation-expired",
                  "passkey-password", "passkey-create", "account-passkey-added", "passkey-manage",
