@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from wtforms import BooleanField, HiddenField, StringField, SubmitField
@@ -23,6 +24,16 @@ def wrong_code(remaining: int) -> str:
     """What a wrong code's field says: the tries the code has left."""
     return ngettext("Code incorrect. Il vous reste %(num)d essai.",
                     "Code incorrect. Il vous reste %(num)d essais.", remaining)
+
+
+def replaced_code(channel: str, remaining: int) -> str:
+    """What the field says of the code a newer one replaced: where the newer one went, and the
+    tries left (it spent one)."""
+    replaced = (_("Ce code a été remplacé par celui envoyé par SMS.") if channel == "sms"
+                else _("Ce code a été remplacé par celui envoyé par e-mail."))
+    latest = _("Saisissez le dernier code reçu.")
+    tries = ngettext("Il vous reste %(num)d essai.", "Il vous reste %(num)d essais.", remaining)
+    return f"{replaced} {latest} {tries}"
 
 
 class ChannelForm(Form):

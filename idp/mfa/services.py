@@ -39,6 +39,15 @@ class OtpInvalid(OtpError):
         self.remaining = remaining
 
 
+class OtpReplaced(OtpInvalid):
+    """A wrong code that was the one a newer code replaced (another channel, or sent again):
+    a try spent as for any wrong code; ``channel`` is where the newer code went."""
+
+    def __init__(self, remaining: int, channel: str):
+        super().__init__(remaining)
+        self.channel = channel
+
+
 class OtpLocked(OtpError):
     """Too many wrong codes for this challenge: a new code is needed."""
 
@@ -100,8 +109,11 @@ class OtpService:
                        tenant.mfa.otp_ttl_seconds)
         return challenge, code
 
-    def verify(self, tenant: Tenant, challenge: Challenge, raw_code: str) -> None:
-        """Accept the code once; raise OtpExpired, OtpLocked or OtpInvalid otherwise."""
+    def verify(self, tenant: Tenant, challenge: Challenge, raw_code: str,
+               replaced: Challenge | None = None) -> None:
+        """Accept the code once; raise OtpExpired, OtpLocked or OtpInvalid otherwise, OtpReplaced
+        when the wrong code is the one of ``replaced``, the challenge this one replaced (it only
+        tells; that code never signs in)."""
         if self.clock() >= challenge.expires_at:
             raise OtpExpired()
         if self.store.get(self._key(challenge.id)) is None:
@@ -120,6 +132,9 @@ class OtpService:
             if tries >= maximum:
                 self.store.delete(self._key(challenge.id))
                 raise OtpLocked()
+            if code is not None and replaced is not None and otp.codes_match(
+                    self.secret, replaced.id, code, replaced.digest):
+                raise OtpReplaced(maximum - tries, challenge.channel)
             raise OtpInvalid(maximum - tries)
         # Single use: of two concurrent correct submissions only one takes the challenge.
         if self.store.take(self._key(challenge.id)) is None:

@@ -90,9 +90,11 @@ class CodeSender:
         self.session.commit()
         return SentCode(challenge, message.id, self.messages.delivered(message))
 
-    def check(self, tenant: Tenant, challenge: Challenge, code: str) -> None:
-        """Accept the code once; OtpExpired, OtpLocked or OtpInvalid otherwise."""
-        self.otp.verify(tenant, challenge, code)
+    def check(self, tenant: Tenant, challenge: Challenge, code: str,
+              replaced: Challenge | None = None) -> None:
+        """Accept the code once; OtpExpired, OtpLocked or OtpInvalid otherwise (OtpReplaced for
+        the code of ``replaced``, the challenge this one replaced)."""
+        self.otp.verify(tenant, challenge, code, replaced)
 
 
 class SignIn:
@@ -188,8 +190,9 @@ class SignIn:
                                       "account_id": account.id, "channel": channel})
 
     def check_code(self, tenant: Tenant, account: Account, challenge: Challenge, code: str, *,
-                   ip: str) -> None:
-        """The sign-in code, bounded per account and per address across codes.
+                   ip: str, replaced: Challenge | None = None) -> None:
+        """The sign-in code, bounded per account and per address across codes; ``replaced``, the
+        challenge of the code this one replaced, if any (``CodeSender.check``).
 
         Raises ``TooManyAttempts`` (nothing checked) or an ``OtpError`` (counted and audited).
         Each check is counted before it runs; a right code is given back to the address.
@@ -198,7 +201,7 @@ class SignIn:
         per_ip = RateLimiter(self.store, ratelimit.OTP_VERIFY_PER_IP)
         ratelimit.consume_each((per_account, account.id), (per_ip, ip))
         try:
-            self.codes.check(tenant, challenge, code)
+            self.codes.check(tenant, challenge, code, replaced)
         except OtpError as exc:
             events.record_event(self.session, events.OTP_FAILURE, tenant=tenant.slug,
                                 account_id=account.id, channel=challenge.channel,

@@ -36,6 +36,9 @@ class Pending:
     # When the password was proven, or the member last asked for more time.
     started_at: float
     challenge: dict | None = None
+    # The challenge ``challenge`` replaced (a code asked again, or by the other channel): its
+    # code, typed, is said replaced rather than wrong. Never accepted: its entry in the store is gone.
+    replaced: dict | None = None
     # The message carrying the challenge's code (withdrawn if still held back when replaced).
     code_message: int | None = None
     # Set once every factor is proven, while the member still has terms to accept.
@@ -48,6 +51,10 @@ class Pending:
     @property
     def current_challenge(self) -> Challenge | None:
         return Challenge(**self.challenge) if self.challenge else None
+
+    @property
+    def replaced_challenge(self) -> Challenge | None:
+        return Challenge(**self.replaced) if self.replaced else None
 
 
 def reachable(account: Account) -> dict[str, str]:

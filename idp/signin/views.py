@@ -27,8 +27,8 @@ from idp.deadlines import code_deadline
 from idp.errors import SignInExpired
 from idp.extensions import autocommit_shown, current_tenant, db, find_service, services
 from idp.identifiers import is_member_number
-from idp.mfa.forms import ChannelForm, CodeForm, ResendForm, wrong_code
-from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked, ResendTooSoon
+from idp.mfa.forms import ChannelForm, CodeForm, ResendForm, replaced_code, wrong_code
+from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked, OtpReplaced, ResendTooSoon
 from idp.oidc import prompts
 from idp.oidc.interactions import Interaction, shown_in_place
 from idp.ratelimit import RateLimiter
@@ -276,7 +276,7 @@ def _send(tenant: Tenant, pending: state.Pending, account: Account, ways: dict[s
         body, status = _verify_page(tenant, pending, _destinations(ways), CodeForm(formdata=None),
                                     status=429, notice=resend_wait(exc.retry_after))
         return body, status, {"Retry-After": str(exc.retry_after)}
-    pending.challenge = record(sent.challenge)
+    pending.replaced, pending.challenge = pending.challenge, record(sent.challenge)
     pending.code_message = sent.message_id
     pending.reachable = ways
     state.save_pending(tenant, pending)
@@ -341,9 +341,12 @@ def verify():
         return _verify_page(tenant, pending, _destinations(state.reachable(account)), form, status=400)
     sign_in = find_service(SignIn)
     try:
-        sign_in.check_code(tenant, account, challenge, form.code.data, ip=request.remote_addr or "?")
+        sign_in.check_code(tenant, account, challenge, form.code.data, ip=request.remote_addr or "?",
+                           replaced=pending.replaced_challenge)
     except (OtpInvalid, OtpLocked, OtpExpired) as exc:
-        if isinstance(exc, OtpInvalid):
+        if isinstance(exc, OtpReplaced):
+            message = replaced_code(exc.channel, exc.remaining)
+        elif isinstance(exc, OtpInvalid):
             message = wrong_code(exc.remaining)
         elif isinstance(exc, OtpLocked):
             message = _("Trop de codes incorrects. Demandez un nouveau code.")

@@ -235,6 +235,30 @@ def test_switching_channel_sends_a_code_by_the_other_way(flow):
     assert _claims_after(flow, response)["amr"] == ["pwd", "otp", "sms"]
 
 
+@pytest.mark.parametrize(("first", "then", "said"), [
+    ("email", "sms", "Ce code a été remplacé par celui envoyé par SMS."),
+    ("sms", "email", "Ce code a été remplacé par celui envoyé par e-mail."),
+])
+def test_the_code_of_the_channel_left_is_said_replaced_and_spends_a_try(flow, first, then, said):
+    _password(flow)
+    _send(flow, first)
+    replaced = flow.last_code(first)
+    page = flow.http.get("/malakoff/login/code/verify")
+    flow.http.post("/malakoff/login/code/send", data={"channel": then, "csrf_token": csrf_token(page.data)})
+    newest = flow.last_code(then)
+    if replaced == newest:
+        pytest.skip("both codes drawn alike")
+    response = _enter(flow, replaced)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert f"{said} Saisissez le dernier code reçu. Il vous reste 4 essais." in text
+    assert "Code incorrect" not in text
+    wrong = next(code for code in ("000000", "111111", "222222") if code not in (replaced, newest))
+    assert b"Code incorrect. Il vous reste 3 essais." in _enter(flow, wrong).data
+    claims = _claims_after(flow, _enter(flow, newest))
+    assert claims["amr"] == ["pwd", "otp", "mail" if then == "email" else "sms"]
+
+
 def test_remember_me_skips_the_code_on_this_browser_only(flow, app):
     _password(flow)
     _send(flow, "email")
