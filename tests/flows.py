@@ -175,6 +175,14 @@ class Flow:
         return jwt.decode(id_token, keys).claims
 
 
+def sign_in_over(response) -> None:
+    """The answer of a page of a sign-in that is over (finished, gone), in a browser signed in
+    to the tenant: it says so, and resumes nothing (no redirect, no code)."""
+    assert response.status_code == 200, response.data[:300]
+    assert "Location" not in response.headers
+    assert "<h1>Connexion déjà effectuée</h1>".encode() in response.data
+
+
 def newest_message(app, template: str, channel: str = "email") -> Message:
     """The newest message of that template and channel in the outbox."""
     session = app.extensions["idp"].database.session()

@@ -308,6 +308,10 @@ def _authorize_pushed(request_uri: str, client_id: str | None) -> ResponseReturn
         parked = find_service(Interactions).pushed_as(request_uri, tenant.slug)
         if parked is not None and client_id == parked.param("client_id"):
             return _page(parked, in_place=True)
+        if session_account(db(), tenant) is not None:
+            # Its page reached again once the member is signed in (the Back button from the
+            # portal): answered as any page of a sign-in that is over (``idp.web.errors``).
+            raise SignInExpired()
         message = _("Cette demande de connexion a expiré ou a déjà servi. Retournez sur votre "
                     "espace pour vous connecter à nouveau.")
         return render("error.html", status=400, error_code="invalid_request_uri", message=message,

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 # Authlib ships no type information (no py.typed marker).
 from authlib.oauth2.rfc6749 import ClientMixin
@@ -57,6 +58,17 @@ class Client(Base, ClientMixin):
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def home_url(self) -> str | None:
+        """Where the client's application is, for a link back to it: the origin of its first
+        web redirect URI (registered by an operator, never read from a request); None for a
+        client that has none (a native app's own scheme)."""
+        for uri in self.redirect_uris or ():
+            parts = urlsplit(uri)
+            if parts.scheme in ("https", "http") and parts.netloc:
+                return f"{parts.scheme}://{parts.netloc}/"
+        return None
 
     @property
     def pkce_required(self) -> bool:

@@ -97,6 +97,13 @@ class ProviderSessions:
         write(self.db, _SIGNED_IN_TO[self.db.get_bind().dialect.name],
               {"sid": sid, "client_id": client_id, "first_at": self.clock()})
 
+    def latest_client(self, sid: str) -> Client | None:
+        """The client the session ``sid`` signed in to last (the latest first code it had)."""
+        return self.db.scalar(
+            select(Client).join(SessionClient, SessionClient.client_id == Client.client_id)
+            .where(SessionClient.sid == sid)
+            .order_by(SessionClient.first_at.desc()).limit(1))
+
     def active(self, account_id: str) -> list[ActiveSession]:
         """The account's sessions still going, the latest seen first."""
         now = self.clock()

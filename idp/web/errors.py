@@ -20,11 +20,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import BuildError
 
+from idp.accounts.authn import session_account
+from idp.accounts.levels import Authentication
 from idp.errors import SignInExpired
-from idp.extensions import services
+from idp.extensions import db, find_service, services
+from idp.oidc.sessions import ProviderSessions
 from idp.ratelimit import TooManyAttempts
 from idp.signin.services import SmsCountryRefused
 from idp.store import StoreUnavailable
+from idp.tenancy import Tenant
 from idp.web.rendering import render, wait_words
 from idp.web.transactions import TooLate
 
@@ -145,6 +149,14 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(SignInExpired)
     def sign_in_expired(_exc):
+        tenant = g.get("tenant")
+        try:
+            signed_in = session_account(db(), tenant) if tenant is not None and not wants_json() else None
+            if signed_in is not None:
+                return _already_signed_in(tenant, signed_in[0])
+        except (StoreUnavailable, OperationalError, PoolTimeout) as exc:
+            # An answer from here is not answered again by the handlers below: said here.
+            return unavailable(exc)
         return error_answer(400, "expired", _(
             "Votre demande de connexion a expiré. Retournez sur votre espace, ou connectez-vous "
             "à nouveau."), onward_url=url_for("signin.login") if g.get("tenant") else None,
@@ -201,6 +213,21 @@ def register_error_handlers(app: Flask) -> None:
         log.exception("unhandled error", exc_info=exc)
         return error_answer(500, "server_error",
                             _("Une erreur inattendue est survenue. Veuillez réessayer."))
+
+
+def _already_signed_in(tenant: Tenant, authentication: Authentication):
+    """A page of a sign-in that is over (the Back button from the portal), in a browser signed
+    in to the tenant: it says so, and leads back to the application this session signed in to
+    last (its registered address), else to the brand's portal, and to the account page."""
+    client = find_service(ProviderSessions).latest_client(authentication.sid)
+    home = client.home_url if client is not None else None
+    back_url: str | None = None
+    back_label = ""
+    if client is not None and home is not None:
+        back_url, back_label = home, _("Retourner sur %(name)s", name=client.name)
+    elif tenant.portal_url:
+        back_url, back_label = tenant.portal_url, _("Aller à mon %(portal)s", portal=tenant.portal_name)
+    return render("already_signed_in.html", back_url=back_url, back_label=back_label)
 
 
 def _unavailable():

@@ -169,6 +169,15 @@ class Member:
         expect(self.page.locator(".greeting")).to_have_text(f"Bonjour {given_name}")
         self.sees("portal-signed-in")
 
+    def goes_back_once_signed_in(self, given_name: str) -> None:
+        """The Back button from the portal: the last sign-in page says the member is signed in,
+        and leads back to the portal."""
+        self.page.go_back()
+        self.sees("already-signed-in", "Connexion déjà effectuée")
+        expect(self.page.get_by_role("link", name="Aller à mon compte")).to_be_visible()
+        self.page.get_by_role("link", name="Retourner sur", exact=False).click()
+        self.is_back_at_portal(given_name)
+
     def claim(self, name: str) -> str:
         """An ID token claim as the portal shows it."""
         table = self.page.get_by_role("table", name="Revendications du jeton d’identité")

@@ -109,6 +109,7 @@ def tour(member: Member) -> None:
     # en 1 clic", remove.
     virtual_authenticator(member.page)
     member.signs_in(identifier, NEW_PASSWORD, given_name, "email")
+    member.goes_back_once_signed_in(given_name)
     member.opens_account(given_name)
     member.adds_passkey(NEW_PASSWORD, "Mon téléphone")
     member.renames_passkey("Mon téléphone", "Téléphone de la cuisine")

@@ -35,7 +35,7 @@ def test_screenshots_of_every_page_of_a_tenant(tmp_path):
                  "passkey-password", "passkey-create", "account-passkey-added", "passkey-manage",
                  "account-passkey-renamed", "passkey-sign-in", "account-passkey-removed",
                  "sign-in-time-warning", "sign-in-time-extended", "sign-in-time-out", "code-time-warning",
-                 "code-time-out"):
+                 "code-time-out", "already-signed-in"):
         assert f"miel-{page}-360.png" in names, sorted(names)
     assert not any(name.startswith("malakoff-") for name in names)
     assert png_width(tmp_path / "miel-sign-in-360.png") == 360

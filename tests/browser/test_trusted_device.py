@@ -17,6 +17,8 @@ def test_remembered_browser_skips_the_code_until_a_portal_steps_up(browse, tenan
     account = demo_account(tenant)
     member = browse(tenant)
     member.signs_in_as(account, "sms", remember=True)
+    # Back from the portal: the code page says the sign-in is done.
+    member.goes_back_once_signed_in(account.given_name)
     member.logs_out()
 
     # Second sign-in on this browser: the password alone.
@@ -24,6 +26,8 @@ def test_remembered_browser_skips_the_code_until_a_portal_steps_up(browse, tenan
     member.is_asked_password()
     member.gives_password(account.identifier, account.password)
     member.is_back_at_portal(account.given_name)
+    # Back from the portal: the sign-in page, at the pushed request's address, says it is done.
+    member.goes_back_once_signed_in(account.given_name)
     assert member.claim("acr") == "urn:mh:acr:pwd"
     assert member.claim("amr") == "pwd"
 

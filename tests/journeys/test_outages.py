@@ -273,6 +273,26 @@ def test_postgres_outage_mid_sign_in_is_a_503_and_the_sign_in_goes_on_after(
     _reset(app)
 
 
+def test_the_page_of_a_finished_sign_in_during_a_database_outage_is_a_503(pg_settings, postgres_server):
+    """Whether the browser is still signed in is the database's to say: unknown, the page says
+    to come back later."""
+    app = create_app(pg_settings)
+    db = app.extensions["idp"].database.session()
+    factories = Factories(app, db)
+    flow = Flow(app.test_client(), "malakoff", factories.client(), factories.account())
+    flow.code()
+    postgres_server.stop()
+    try:
+        back = flow.http.get("/malakoff/login/code")
+        assert back.status_code == 503 and UNAVAILABLE in back.data
+        assert back.headers["Retry-After"]
+    finally:
+        postgres_server.start()
+    assert "Connexion déjà effectuée".encode() in flow.http.get("/malakoff/login/code").data
+    db.close()
+    _reset(app)
+
+
 def test_a_database_crash_inside_a_registration_leaves_nothing_half_created(
         pg_settings, postgres_server):
     app = create_app(pg_settings)

@@ -3,10 +3,11 @@ and a way onward."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from idp import ratelimit
-from tests.flows import csrf_token
+from tests.flows import Flow, csrf_token, interaction_of, sign_in_over
 
 
 def _send(flow, channel="email"):
@@ -51,6 +52,40 @@ def test_a_step_of_a_sign_in_that_is_gone_says_so_and_leads_to_the_sign_in_page(
     assert response.status_code == 400
     assert "Votre demande de connexion a expiré".encode() in response.data
     assert b'href="/malakoff/login"' in response.data
+
+
+def test_a_sign_in_page_reached_again_once_signed_in_says_so_and_leads_back(flow):
+    """The Back button from the portal: the pages of the sign-in that is over."""
+    shown = flow.authorize()
+    interaction = interaction_of(shown.data)
+    assert flow.login(shown).headers["Location"].startswith("https://rp.example.org/callback?code=")
+    for path in (f"/login?interaction={interaction}", "/login/code", "/login/code/verify"):
+        page = flow.http.get(f"/malakoff{path}&redirect_uri=https://evil.example/"
+                             if "?" in path else f"/malakoff{path}")
+        sign_in_over(page)
+        text = page.get_data(as_text=True)
+        assert "a expiré" not in text
+        # Back to the application the session signed in to (its registered address), or the account.
+        assert ('<a class="button button-primary" href="https://rp.example.org/">'
+                'Retourner sur Portail de test</a>') in text
+        assert 'href="/malakoff/account">Aller à mon compte</a>' in text
+        assert 'href="https://evil.example' not in text
+
+
+def test_without_a_web_address_for_the_application_the_way_back_is_the_brand_s_portal(app, client, make):
+    tenants = app.extensions["idp"].tenants
+    tenants["malakoff"] = dataclasses.replace(tenants["malakoff"],
+                                              portal_url="https://espace-client.example.org/")
+    flow = Flow(client, "malakoff", make.client(redirect_uris=("com.example.app:/callback",)),
+                make.account())
+    shown = flow.authorize()
+    interaction = interaction_of(shown.data)
+    assert flow.login(shown).headers["Location"].startswith("com.example.app:/callback?code=")
+    page = client.get(f"/malakoff/login?interaction={interaction}")
+    sign_in_over(page)
+    text = page.get_data(as_text=True)
+    assert 'href="https://espace-client.example.org/">Aller à mon Espace Client</a>' in text
+    assert "com.example.app" not in text
 
 
 def test_scripts_get_refusals_as_json(flow):

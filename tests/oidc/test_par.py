@@ -15,7 +15,7 @@ from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import select
 
 from idp.oidc.models import Client
-from tests.flows import Flow, query
+from tests.flows import Flow, query, sign_in_over
 
 PAR = "/malakoff/par"
 REQUEST_URI = re.compile(r"urn:ietf:params:oauth:request_uri:[A-Za-z0-9_-]{43}")
@@ -197,7 +197,20 @@ def test_the_page_of_a_pushed_request_reloads_in_the_browser_that_brought_it(flo
     refused_page(authorize_pushed(flow, request_uri, client_id=make.client("malakoff").client_id))
     signed_in = flow.login(reloaded)
     assert query(signed_in.headers["Location"])["state"] == "st-pushed"
-    refused_page(authorize_pushed(flow, request_uri))
+    sign_in_over(authorize_pushed(flow, request_uri, lang="fr"))
+
+
+def test_the_page_of_a_pushed_request_answered_tells_a_signed_in_browser_so(app, flow):
+    """The Back button from the portal, once signed in on the sign-in page the request got (a
+    trusted browser, or a passkey): that page, said over; another browser is refused."""
+    request_uri = pushed_uri(flow)
+    shown = authorize_pushed(flow, request_uri)
+    assert "code" in query(flow.login(shown).headers["Location"])
+    back = authorize_pushed(flow, request_uri)
+    sign_in_over(back)
+    assert b'href="https://rp.example.org/"' in back.data
+    refused_page(authorize_pushed(Flow(app.test_client(), "malakoff", flow.rp, flow.account),
+                                  request_uri))
 
 
 def test_an_expired_request_uri_is_refused(app, flow, monkeypatch):
@@ -291,8 +304,8 @@ def test_a_pushed_request_is_not_replayed_from_the_browser_when_time_is_out(app,
     assert again.status_code == 200 and b'name="password"' in again.data
     signed_in = flow.login(again)
     assert query(signed_in.headers["Location"])["state"] == "st-secret"
-    # Tampered with, or for another tenant: the sign-in has expired.
-    assert flow.http.get(link[:-3] + "abc").status_code == 400
+    # Tampered with: nothing resumed (this browser is signed in); for another tenant: expired.
+    sign_in_over(flow.http.get(link[:-3] + "abc"))
     assert flow.http.get(link.replace("/malakoff/", "/miel/")).status_code == 400
 
 
