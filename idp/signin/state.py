@@ -4,7 +4,7 @@ challenge, kept in the browser session per tenant until the last step completes.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from urllib.parse import urlencode
 
 from flask import session, url_for
@@ -57,6 +57,9 @@ class Pending:
         return Challenge(**self.replaced) if self.replaced else None
 
 
+_PENDING_FIELDS = frozenset(field.name for field in fields(Pending))
+
+
 def reachable(account: Account) -> dict[str, str]:
     """Where ``account`` can get a code, masked as the pages show it: its email, and its mobile
     only once proven by a code it received (one merely typed, or vouched for by support, might be
@@ -73,7 +76,9 @@ def pending(tenant: Tenant) -> Pending | None:
     entry = (session.get("pending") or {}).get(tenant.slug)
     if not entry:
         return None
-    state = Pending(**entry)
+    # A field this version does not know was written by a newer one (a deployment under way):
+    # left out, the sign-in goes on as this version takes it.
+    state = Pending(**{name: value for name, value in entry.items() if name in _PENDING_FIELDS})
     if time.time() - state.started_at > PENDING_TTL:
         clear_pending(tenant)
         return None
