@@ -52,9 +52,9 @@ def test_the_default_regions(number, allowed):
     ("[sms]\ncountries = []", "list of region codes"),
     ('[sms]\ncountries = ["France"]', "list of region codes"),
     ('[sms]\ncountries = ["fr"]', "list of region codes"),
-    ("[sms]\nbudget_per_hour = 0", "positive"),
-    ('[sms]\nbudget_per_hour = "500"', "positive"),
-    ("[sms]\nbudget_per_hour = true", "positive"),
+    ("[sms]\nbudget_per_hour = 0", "whole number from 1 to 1000000"),
+    ('[sms]\nbudget_per_hour = "500"', "whole number from 1 to 1000000"),
+    ("[sms]\nbudget_per_hour = true", "whole number from 1 to 1000000"),
     ("[sms]\nbudget = 10", "unknown keys in \\[sms\\]"),
 ])
 def test_bad_sections_are_refused(tmp_path, text, message):
