@@ -35,6 +35,8 @@ from idp.web.transactions import TooLate
 log = logging.getLogger(__name__)
 
 UNAVAILABLE_RETRY_AFTER = 30
+# A dependency down: the store, PostgreSQL, or no connection free in the pool within its timeout.
+DEPENDENCY_DOWN = (StoreUnavailable, OperationalError, PoolTimeout)
 
 
 def onward(endpoint: str) -> Callable:
@@ -154,12 +156,12 @@ def register_error_handlers(app: Flask) -> None:
             signed_in = session_account(db(), tenant) if tenant is not None and not wants_json() else None
             if signed_in is not None:
                 return _already_signed_in(tenant, signed_in[0])
-        except (StoreUnavailable, OperationalError, PoolTimeout) as exc:
+        except DEPENDENCY_DOWN as exc:
             # An answer from here is not answered again by the handlers below: said here.
             return unavailable(exc)
         return error_answer(400, "expired", _(
             "Votre demande de connexion a expiré. Retournez sur votre espace, ou connectez-vous "
-            "à nouveau."), onward_url=url_for("signin.login") if g.get("tenant") else None,
+            "à nouveau."), onward_url=url_for("signin.login") if tenant is not None else None,
             onward_label=_("Me connecter"))
 
     @app.errorhandler(TooManyAttempts)
@@ -182,12 +184,12 @@ def register_error_handlers(app: Flask) -> None:
             "recevoir le code par e-mail, ou indiquez un numéro de mobile français."),
             onward_url=_onward_url())
 
-    @app.errorhandler(StoreUnavailable)
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(PoolTimeout)  # no connection free in the pool within its timeout
     def unavailable(exc):
         log.error("dependency unavailable: %s", type(exc).__name__)
         return _unavailable()
+
+    for kind in DEPENDENCY_DOWN:
+        app.register_error_handler(kind, unavailable)
 
     @app.errorhandler(TooLate)
     def too_late(exc: TooLate):
