@@ -47,7 +47,7 @@ from idp.db import Statements
 from idp.events import TOKEN_REVOKED
 from idp.oidc.claims import ACCOUNT_COLUMNS
 from idp.oidc.models import AuthorizationCode, token_digest
-from idp.oidc.revocation import EVENTS, TOKENS, revoke_tokens
+from idp.oidc.revocation import EVENTS, TOKENS, headless_families, revoke_successors, revoke_tokens
 
 CODES = cast("Table", AuthorizationCode.__table__)
 ACCOUNTS = cast("Table", Account.__table__)
@@ -356,7 +356,7 @@ def _revoke_in_one() -> Any:
                or_(TOKENS.c.id == target.c.id,
                    and_(target.c.kind == "refresh_token", TOKENS.c.family_id == target.c.family_id)))
         .values(revoked_at=_now)
-        .returning(TOKENS.c.id)
+        .returning(TOKENS.c.family_id, TOKENS.c.rotated_at)
         .cte("revoked")
     )
     count = select(func.count()).select_from(revoked).scalar_subquery()
@@ -367,7 +367,8 @@ def _revoke_in_one() -> Any:
         .where(ours, _before_deadline),
     ).returning(EVENTS.c.id).cte("recorded")
     done = exists(select(recorded.c.id))
-    return select(target.c.client_id, target.c.kind, done.label("done")).add_cte(revoked)
+    return select(target.c.client_id, target.c.kind, target.c.family_id, done.label("done"),
+                  headless_families(revoked).label("headless")).add_cte(revoked)
 
 
 _REVOKE = _revoke_in_one()
@@ -391,7 +392,11 @@ def revoke_presented(statements: Statements, token: str, *, tenant: str, client_
                     deadline=deadline)
     if statements.postgresql:
         row = statements.first(_REVOKE, params)
-        return None if row is None else Revoked(row.client_id, row.kind, row.done)
+        if row is None:
+            return None
+        if row.kind == "refresh_token" and row.headless:
+            revoke_successors(statements.connection, TOKENS.c.family_id == row.family_id, row.headless, now)
+        return Revoked(row.client_id, row.kind, row.done)
     found = find_token(statements, token, tenant)
     if found is None or found.client_id != client_id:
         return None if found is None else Revoked(found.client_id, found.kind, False)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from idp.events import TOKEN_REVOKED, AuditEvent
-from idp.oidc.models import Token
+from idp.oidc.models import Token, token_digest
+from tests.conftest import DATABASE_URL
 from tests.flows import Flow, query
 
 REVOKE = "/malakoff/revoke"
@@ -116,6 +122,85 @@ def test_revoking_a_refresh_token_leaves_other_families_alone(flow, client, offl
 
     assert userinfo_status(client, other["access_token"]) == 200
     assert flow.refresh(other["refresh_token"]).status_code == 200
+
+
+# -- a revocation racing a rotation (PostgreSQL) --------------------------------------------------
+#
+# A family's revocation waits for its head's row while a rotation holds it; the rotation commits
+# the family's next token, which the revocation's statement, begun before, does not see. Here the
+# test holds the head's row as a rotation under way would, so that both wait on it in that order.
+
+POSTGRESQL = pytest.mark.skipif(
+    not DATABASE_URL, reason="a race of PostgreSQL's row locks: set IDP_TEST_DATABASE_URL")
+
+
+@contextmanager
+def head_held(app, refresh_token: str) -> Iterator[Callable[[int], None]]:
+    """The row of ``refresh_token`` locked by a transaction of the test's until the block ends;
+    the block gets a wait for that many statements waiting on a lock."""
+    engine = app.extensions["idp"].database.engine
+    with engine.connect() as holder, engine.connect() as watcher:
+        holder.execute(select(Token.id).where(Token.refresh_token_digest == token_digest(refresh_token))
+                       .with_for_update())
+
+        def waiting(count: int) -> None:
+            deadline = time.monotonic() + 10
+            while watcher.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()")) < count:
+                assert time.monotonic() < deadline, "the requests never waited on the row"
+                time.sleep(0.01)
+                watcher.rollback()
+
+        yield waiting
+        holder.commit()
+
+
+def _post(app, flow: Flow, path: str, data: dict):
+    return app.test_client().post(f"/{flow.tenant}/{path}", data=data,
+                                  auth=(flow.rp.client_id, flow.rp.secret))
+
+
+def _ended(flow: Flow, client, tokens: dict) -> bool:
+    return (flow.refresh(tokens["refresh_token"]).json.get("error") == "invalid_grant"
+            and userinfo_status(client, tokens["access_token"]) == 401)
+
+
+@POSTGRESQL
+def test_revoking_a_family_while_its_head_rotates_ends_the_new_token_too(app, flow, client, offline):
+    # RFC 7009 2.1: the rotation came first, so its token belongs to the family revoked.
+    refresh = {"grant_type": "refresh_token", "refresh_token": offline["refresh_token"]}
+    with ThreadPoolExecutor(2) as pool:
+        with head_held(app, offline["refresh_token"]) as waiting:
+            rotation = pool.submit(_post, app, flow, "token", refresh)
+            waiting(1)
+            revocation = pool.submit(_post, app, flow, "revoke", {"token": offline["refresh_token"]})
+            waiting(2)
+        rotated, revoked = rotation.result(), revocation.result()
+
+    assert rotated.status_code == 200, rotated.json
+    assert_revoked_ok(revoked)
+    assert _ended(flow, client, rotated.json)
+
+
+@POSTGRESQL
+def test_a_replayed_refresh_token_ends_the_token_a_rotation_under_way_issues(app, flow, client, offline):
+    # RFC 9700 4.14.2: a rotated token presented again revokes the family, whoever rotates its
+    # head at that moment (the thief or the member).
+    second = flow.refresh(offline["refresh_token"]).json
+    with ThreadPoolExecutor(2) as pool:
+        with head_held(app, second["refresh_token"]) as waiting:
+            rotation = pool.submit(_post, app, flow, "token",
+                                   {"grant_type": "refresh_token", "refresh_token": second["refresh_token"]})
+            waiting(1)
+            replay = pool.submit(_post, app, flow, "token",
+                                 {"grant_type": "refresh_token", "refresh_token": offline["refresh_token"]})
+            waiting(2)
+        rotated, replayed = rotation.result(), replay.result()
+
+    assert rotated.status_code == 200, rotated.json
+    assert replayed.json["error"] == "invalid_grant"
+    assert _ended(flow, client, rotated.json)
 
 
 # -- tokens that are not the client's -----------------------------------------------------------
