@@ -402,6 +402,15 @@ def revoke_presented(statements: Statements, token: str, *, tenant: str, client_
         return None if found is None else Revoked(found.client_id, found.kind, False)
     family = found.kind == "refresh_token"
     condition = TOKENS.c.family_id == found.family_id if family else TOKENS.c.id == found.token_id
-    revoke_tokens(statements.connection, condition, TOKEN_REVOKED, tenant=tenant, account_id=found.account_id,
-                  client_id=client_id, now=now, kind=found.kind)
+    revoke(statements, condition, TOKEN_REVOKED, tenant=tenant, account_id=found.account_id,
+           client_id=client_id, now=now, kind=found.kind)
     return Revoked(found.client_id, found.kind, True)
+
+
+def revoke(statements: Statements, condition: ColumnElement[bool], tag: str, **fields: Any) -> int:
+    """``revoke_tokens`` outside any transaction: the revocation and its audit row stand or fall
+    together, PostgreSQL's as one statement, SQLite's in one transaction."""
+    if statements.postgresql:
+        return revoke_tokens(statements.connection, condition, tag, **fields)
+    with statements.immediate() as connection:
+        return revoke_tokens(connection, condition, tag, **fields)

@@ -58,7 +58,6 @@ from idp.oidc import ledger
 from idp.oidc.claims import RELEASABLE, SCOPE_CLAIMS, parse_claims_parameter, user_claims
 from idp.oidc.clients import ClientCache, current_client
 from idp.oidc.models import SUPPORTED_SCOPES, Client, Token, token_digest
-from idp.oidc.revocation import revoke_tokens
 from idp.oidc.sessions import ProviderSessions
 from idp.web.gate import VSCHAR
 from idp.web.lane import Answer, Parameters
@@ -493,7 +492,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             return None
         if row.consumed_at is not None:
             # RFC 6749 4.1.2: a code used twice revokes what it produced.
-            revoke_tokens(single_statements().connection, Token.code_id == row.id, events.CODE_REUSED,
+            ledger.revoke(single_statements(), Token.code_id == row.id, events.CODE_REUSED,
                           tenant=row.tenant, account_id=row.account_id, client_id=row.client_id)
             return None
         return Grant(row, client_id=row.client_id, scope=row.scope, token=None,
@@ -542,7 +541,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if row.rotated_at is not None and row.revoked_at is None:
             # A rotated refresh token presented again: stolen or replayed.
-            revoke_tokens(single_statements().connection, Token.family_id == row.family_id,
+            ledger.revoke(single_statements(), Token.family_id == row.family_id,
                           events.REFRESH_REUSED, tenant=row.token_tenant, account_id=row.account_id,
                           client_id=row.client_id)
             return None

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import OperationalError
 
 from idp.events import TOKEN_REVOKED, AuditEvent
 from idp.oidc.models import Token, token_digest
@@ -122,6 +123,42 @@ def test_revoking_a_refresh_token_leaves_other_families_alone(flow, client, offl
 
     assert userinfo_status(client, other["access_token"]) == 200
     assert flow.refresh(other["refresh_token"]).status_code == 200
+
+
+# -- a revocation and its audit row stand or fall together -----------------------------------------
+
+
+@contextmanager
+def audit_refused(app) -> Iterator[None]:
+    """The database refuses audit rows, as a full disk would."""
+    engine = app.extensions["idp"].database.engine
+
+    def refuse(_connection, _cursor, statement, params, _context, _many):
+        if "INSERT INTO audit_events" in statement:
+            raise OperationalError(statement, params, Exception("disk full"))
+
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+
+
+def test_a_revocation_whose_audit_row_fails_revokes_nothing(app, flow, client, offline, db):
+    with audit_refused(app):
+        assert revoke(flow, offline["refresh_token"]).status_code == 503
+
+    assert revoked_count(db) == 0
+    assert userinfo_status(client, offline["access_token"]) == 200
+
+
+def test_a_replay_whose_audit_row_fails_revokes_nothing(app, flow, offline, db):
+    second = flow.refresh(offline["refresh_token"]).json
+    with audit_refused(app):
+        assert flow.refresh(offline["refresh_token"]).status_code == 503
+
+    assert revoked_count(db) == 0
+    assert flow.refresh(second["refresh_token"]).status_code == 200
 
 
 # -- a revocation racing a rotation (PostgreSQL) --------------------------------------------------
