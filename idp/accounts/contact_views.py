@@ -64,8 +64,9 @@ EMAIL_TAKEN = _l("Cette adresse e-mail est déjà celle d’un autre compte. Cho
 
 def _send_code(tenant: Tenant, change: Change, account: Account, address: str, field) -> bool:
     """Send a code to ``address`` (``CodeSender``: its limits, its cooldown; it commits).
-    Within the cooldown of the code sent a moment ago, nothing is sent and ``field``, the
-    address's, says when a new one may be; False then."""
+    Within the cooldown of the code sent a moment ago to the same address, nothing is sent and
+    ``field``, the address's, says when a new one may be; False then. An address corrected
+    since gets its code at once."""
     pending = session.get(CODE_STATE)
     previous = (Challenge(**pending["challenge"])
                 if pending and pending["kind"] == change.kind else None)
@@ -74,6 +75,7 @@ def _send_code(tenant: Tenant, change: Change, account: Account, address: str, f
             tenant, challenge_subject=f"{change.kind}:{account.id}", limit_subject=account.id,
             channel=change.channel, recipient=address, template=change.template,
             ip=request.remote_addr or "?", previous=previous,
+            new_recipient=previous is not None and pending.get("address") != address,
             replaces=pending.get("message") if pending else None)
     except ResendTooSoon as exc:
         field.errors = [resend_wait(exc.retry_after)]

@@ -156,14 +156,16 @@ def _refusal(form, match: MatchResult) -> str:
 
 def _send_code(tenant: Tenant, state: dict, form: ContactForm) -> bool:
     """The SMS code that proves the mobile typed; the contacts wait in the state for it.
-    Within the cooldown of the code sent a moment ago, nothing is sent and the mobile's field
-    says when a new one may be; False then."""
+    Within the cooldown of the code sent a moment ago to the same mobile, nothing is sent and the
+    mobile's field says when a new one may be; False then. A mobile corrected since gets its
+    code at once."""
     subject = f"registration:{state['member_id']}"
     try:
         sent = find_service(CodeSender).send(
             tenant, challenge_subject=subject, limit_subject=subject, channel="sms",
             recipient=form.mobile.e164, template="registration_code", ip=request.remote_addr or "?",
             previous=Challenge(**state["challenge"]) if state.get("challenge") else None,
+            new_recipient=state.get("mobile") not in (None, form.mobile.e164),
             replaces=state.get("code_message"))
     except ResendTooSoon as exc:
         form.mobile.errors = [resend_wait(exc.retry_after)]

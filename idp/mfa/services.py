@@ -87,12 +87,14 @@ class OtpService:
         return f"otp:{challenge_id}"
 
     def issue(self, tenant: Tenant, account_id: str, channel: str,
-              previous: Challenge | None = None) -> tuple[Challenge, str]:
-        """A new code for this sign-in attempt; it replaces the previous one."""
+              previous: Challenge | None = None, *, cooldown: bool = True) -> tuple[Challenge, str]:
+        """A new code for this sign-in attempt; it replaces the previous one. Within the cooldown
+        of ``previous`` on the same channel, ``ResendTooSoon``; without ``cooldown`` (the code
+        goes to another address than the previous one, a typing mistake corrected), none."""
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}")
         now = self.clock()
-        if previous is not None and previous.channel == channel:
+        if cooldown and previous is not None and previous.channel == channel:
             wait = int(previous.issued_at + tenant.mfa.otp_resend_cooldown_seconds - now + 0.999)
             if wait > 0:
                 raise ResendTooSoon(wait)

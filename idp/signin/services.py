@@ -58,11 +58,13 @@ class CodeSender:
 
     def send(self, tenant: Tenant, *, challenge_subject: str, limit_subject: str, channel: str,
              recipient: str, template: str, ip: str, previous: Challenge | None = None,
-             replaces: int | None = None, audit: Mapping[str, Any] | None = None) -> SentCode:
+             new_recipient: bool = False, replaces: int | None = None,
+             audit: Mapping[str, Any] | None = None) -> SentCode:
         """Send a code for ``challenge_subject`` (what it proves) to ``recipient``.
 
         ``limit_subject`` is who the per-account limit counts (an account, a registration);
-        ``previous`` the code this one replaces (its cooldown applies), ``replaces`` its
+        ``previous`` the code this one replaces (its cooldown applies, unless ``new_recipient``:
+        it went to another address, which the member has corrected), ``replaces`` its
         message, withdrawn if still held back. ``audit``: the audit event of the sending
         (``events.record_event``'s arguments), committed with the code's message.
         """
@@ -78,7 +80,8 @@ class CodeSender:
         counted = [(RateLimiter(self.store, limit), subject) for limit, subject in limits]
         ratelimit.consume_each(*counted)
         try:
-            challenge, code = self.otp.issue(tenant, challenge_subject, channel, previous)
+            challenge, code = self.otp.issue(tenant, challenge_subject, channel, previous,
+                                             cooldown=not new_recipient)
         except ResendTooSoon:
             for limiter, subject in counted:
                 limiter.refund(subject)

@@ -138,6 +138,20 @@ def test_asking_again_at_once_waits_for_the_cooldown(flow, db):
     assert _codes_sent(db) == 1
 
 
+def test_a_corrected_address_gets_its_code_at_once(app, flow, db):
+    # The cooldown is the same address's: a typing mistake corrected is not made to wait.
+    flow.code()
+    assert _ask(flow, address="jeanne.nouvele@example.net").status_code == 303
+    corrected = _ask(flow)
+    assert corrected.status_code == 303 and corrected.headers["Location"].endswith("/account/email/confirm")
+    assert NEW_ADDRESS.encode() in flow.http.get(corrected.headers["Location"]).data
+    assert _codes_sent(db) == 2
+
+    assert _confirm(flow, last_code(app, template="email_code")).status_code == 303
+    db.expire_all()
+    assert db.get(Account, flow.account.id).email == NEW_ADDRESS
+
+
 def test_the_pages_need_a_signed_in_member(client):
     for path in ("/malakoff/account/email", "/malakoff/account/email/confirm"):
         response = client.get(path)

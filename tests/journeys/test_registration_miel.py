@@ -229,3 +229,18 @@ def test_a_code_asked_again_at_once_is_told_when_on_the_contact_step(client, db,
     assert b"Vous pourrez en demander un nouveau dans" in again.data
     assert b'value="07 81 22 33 44"' in again.data
     assert len(_mail(db, "registration_code")) == 1
+
+
+def test_a_corrected_mobile_gets_its_code_at_once(client, db, registry):
+    # A mistyped number, seen on the code page and corrected: no wait for the cooldown, which
+    # is the same number's; the first code no longer proves anything.
+    _step1(client)
+    assert _step2(client, mobile="07 81 22 33 45").status_code == 303
+    corrected = _step2(client)
+    assert corrected.status_code == 303 and corrected.headers["Location"].endswith("/miel/register/code")
+    sent = _mail(db, "registration_code")
+    assert [message.recipient for message in sent] == ["+33781223345", "+33781223344"]
+    first_code = re.search(r"\d{6}", sent[0].body_text).group()
+    assert _step3(client, first_code).status_code == 400
+    assert _step3(client, re.search(r"\d{6}", sent[1].body_text).group()).status_code == 303
+
