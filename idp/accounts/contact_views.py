@@ -67,16 +67,16 @@ def _send_code(tenant: Tenant, change: Change, account: Account, address: str, f
     Within the cooldown of the code sent a moment ago to the same address, nothing is sent and
     ``field``, the address's, says when a new one may be; False then. An address corrected
     since gets its code at once."""
-    pending = session.get(CODE_STATE)
-    previous = (Challenge(**pending["challenge"])
-                if pending and pending["kind"] == change.kind else None)
+    pending = _code_state(change.kind)
+    previous = Challenge(**pending["challenge"]) if pending else None
+    held = session.get(CODE_STATE)  # any change's code: its message is withdrawn if held back
     try:
         sent = find_service(CodeSender).send(
             tenant, challenge_subject=f"{change.kind}:{account.id}", limit_subject=account.id,
             channel=change.channel, recipient=address, template=change.template,
             ip=request.remote_addr or "?", previous=previous,
-            new_recipient=previous is not None and pending.get("address") != address,
-            replaces=pending.get("message") if pending else None)
+            new_recipient=pending is not None and pending.get("address") != address,
+            replaces=held.get("message") if held else None)
     except ResendTooSoon as exc:
         field.errors = [resend_wait(exc.retry_after)]
         return False
