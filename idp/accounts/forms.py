@@ -106,7 +106,7 @@ class BirthDate(_Reads):
 class Mobile(_Reads):
     def __init__(self):
         super().__init__(parse_mobile, "e164",
-                         _l("Saisissez un numéro de téléphone mobile valide, par exemple 06 12 34 56 78."))
+                         _l("Saisissez un numéro de téléphone mobile valide, par exemple 06 12 34 56 78."))
 
 
 class EmailAddress:
@@ -123,7 +123,7 @@ class MemberNumber:
         try:
             field.data = parse_member_number(field.data or "")
         except InvalidIdentifier:
-            raise ValidationError(_l("Le numéro d’adhérent comporte 8 chiffres.")) from None
+            raise ValidationError(_l("Le numéro d’adhérent comporte 8 chiffres.")) from None
 
 
 def _strip(value: str | None) -> str | None:
@@ -193,8 +193,8 @@ def _department_choices() -> list[SelectChoice]:
 
 
 NIR_MESSAGES = {
-    "format": _l("Le numéro de sécurité sociale comporte 15 caractères (13 chiffres et une "
-                 "clé de 2 chiffres ; 2A ou 2B pour la Corse)."),
+    "format": _l("Le numéro de sécurité sociale comporte 15 caractères (13 chiffres et une "
+                 "clé de 2 chiffres ; 2A ou 2B pour la Corse)."),
     "sex": _l("Le numéro de sécurité sociale doit commencer par 1 ou 2."),
     "month": _l("Le mois de naissance indiqué dans le numéro n’est pas valide."),
     "department": _l("Le département de naissance indiqué dans le numéro n’est pas valide."),
@@ -244,7 +244,7 @@ class MielIdentityForm(Form):
 
 
 class ReceivedCodeForm(Form):
-    code = StringField(_l("Code à 6 chiffres"), validators=[
+    code = StringField(_l("Code à 6 chiffres"), validators=[
         DataRequired(_l("Saisissez le code reçu.")), six_digits])
     submit = SubmitField(_l("Valider"))
 

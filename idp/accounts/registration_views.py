@@ -305,7 +305,7 @@ def _letter_code_refused(tries_left: int | None) -> str:
     wrong = _("Ce code ne correspond pas à ce numéro d’adhérent, ou n’est plus valable.")
     if not tries_left:
         return " ".join((wrong, _("Si vous avez utilisé tous vos essais, ou si le courrier a plus "
-                                  "de %(days)s jours, recommencez votre inscription pour en "
+                                  "de %(days)s jours, recommencez votre inscription pour en "
                                   "recevoir un nouveau.",
                                   days=current_tenant().registration.letter_code_days)))
     return " ".join((wrong, ngettext("Il vous reste %(num)d essai.", "Il vous reste %(num)d essais.",

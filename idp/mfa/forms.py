@@ -17,7 +17,7 @@ def six_digits(_form, field) -> None:
     """A code's field: what cannot be a code ("12ab", five digits) is told on the field, and
     never checked, so that it spends none of the code's tries."""
     if field.data and normalize_code(field.data) is None:
-        raise ValidationError(_l("Le code comporte 6 chiffres."))
+        raise ValidationError(_l("Le code comporte 6 chiffres."))
 
 
 def wrong_code(remaining: int) -> str:
@@ -48,10 +48,10 @@ class ChannelForm(Form):
 
 class CodeForm(Form):
     code = StringField(
-        _l("Code à 6 chiffres"),
+        _l("Code à 6 chiffres"),
         validators=[DataRequired(_l("Saisissez le code reçu.")), six_digits],
     )
-    remember = BooleanField(_l("Se souvenir de moi sur cet appareil pendant 90 jours"))
+    remember = BooleanField(_l("Se souvenir de moi sur cet appareil pendant 90 jours"))
     submit = SubmitField(_l("Valider"))
 
 

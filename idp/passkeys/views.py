@@ -243,7 +243,7 @@ def sign_in():
 
 def _sign_in_error(exc: PasskeyError) -> tuple[str, int]:
     if isinstance(exc, CeremonyExpired):
-        return _("La demande a expiré. Réessayez « Me connecter en 1 clic »."), 400
+        return _("La demande a expiré. Réessayez « Me connecter en 1 clic »."), 400
     if isinstance(exc, UnknownPasskey):
         return _("Cette clé d’accès n’est pas enregistrée pour votre %(portal)s. Connectez-vous "
                  "avec votre mot de passe.", portal=current_tenant().portal_name), 401

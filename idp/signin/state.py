@@ -181,9 +181,9 @@ def time_left_message(limit: Deadline) -> str:
     """The time left, in words: pages say it without JavaScript (WCAG 2.2.1)."""
     if limit.seconds_left >= 120:
         # Whole minutes, not cut short by the few seconds the page took to come.
-        return _("Pour votre sécurité, il vous reste %(minutes)s minutes pour terminer votre connexion.",
+        return _("Pour votre sécurité, il vous reste %(minutes)s minutes pour terminer votre connexion.",
                  minutes=(limit.seconds_left + 10) // 60)
-    return _("Pour votre sécurité, il vous reste moins de 2 minutes pour terminer votre connexion.")
+    return _("Pour votre sécurité, il vous reste moins de 2 minutes pour terminer votre connexion.")
 
 
 def sign_in_time(tenant: Tenant, interaction_id: str | None, *,

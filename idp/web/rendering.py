@@ -215,6 +215,6 @@ def session_deadline() -> deadlines.Deadline:
 
 
 def session_time_message(deadline: deadlines.Deadline) -> str:
-    return ngettext("Pour votre sécurité, cette page expire après %(num)s minute sans activité.",
-                    "Pour votre sécurité, cette page expire après %(num)s minutes sans activité.",
+    return ngettext("Pour votre sécurité, cette page expire après %(num)s minute sans activité.",
+                    "Pour votre sécurité, cette page expire après %(num)s minutes sans activité.",
                     deadline.lifetime_minutes)

@@ -77,7 +77,7 @@ def test_queue_renders_the_email_and_stores_it_pending_in_the_callers_transactio
     assert message.subject == "Votre code de connexion"
     assert CODE in message.body_text
     assert CODE in message.body_html
-    assert "3 minutes" in message.body_text
+    assert "3\u00a0minutes" in message.body_text
     assert "Malakoff Humanis ne vous demandera jamais ce code, ni par téléphone" in (
         message.body_text)
     assert "changez-le" in message.body_text.lower()

@@ -94,5 +94,5 @@ def test_a_member_number_in_other_digits_is_refused_at_registration(client, db, 
     response = _register(client, typed)
 
     assert response.status_code == 400
-    assert "Le numéro d’adhérent comporte 8 chiffres.".encode() in response.data
+    assert "Le numéro d’adhérent comporte 8\u00a0chiffres.".encode() in response.data
     assert db.scalar(select(Account).where(Account.tenant == "malakoff")) is None

@@ -205,7 +205,7 @@ def test_the_birth_date_on_an_activation_link_has_five_tries_then_the_link_is_de
     last = _define(client, link, "02/01/1960")
     assert last.status_code == 303 and last.headers["Location"].endswith("/miel/activate/expired")
     dead = client.get(last.headers["Location"]).get_data(as_text=True)
-    assert "dossier, 5 fois" in dead and "Demandez un nouveau lien" in dead
+    assert "dossier, 5\u00a0fois" in dead and "Demandez un nouveau lien" in dead
 
     # Even the right date opens nothing now: the page offers a new link instead.
     opened = client.get(link)
@@ -283,7 +283,7 @@ def test_what_cannot_be_a_code_spends_none_of_the_sms_codes_tries(client, db, re
     for _ in range(6):
         answer = typed("12ab")
         assert answer.status_code == 400
-        assert "Le code comporte 6 chiffres." in answer.get_data(as_text=True)
+        assert "Le code comporte 6\u00a0chiffres." in answer.get_data(as_text=True)
     assert typed(right).status_code == 303
 
 

@@ -69,7 +69,7 @@ def test_confirming_the_address_that_got_the_code_migrates_at_once(app, legacy_f
     page = _to_update_page(legacy_flow, channel="email")
     assert page.status_code == 200
     assert f'value="{legacy_flow.account.email}"'.encode() in page.data
-    assert b"il vous reste 15 minutes pour terminer votre connexion." in page.data
+    assert "il vous reste 15\u00a0minutes pour terminer votre connexion.".encode() in page.data
     assert b'class="deadline"' in page.data and b'src="/static/deadline.js"' in page.data
     done = _submit_email(legacy_flow, page, legacy_flow.account.email)
     # No second code: the sign-in's code already went to this address. Back to the portal.

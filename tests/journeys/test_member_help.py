@@ -209,7 +209,7 @@ def test_miel_confirmation_announces_two_emails(client):
 def test_the_sign_in_page_opens_with_its_form_and_states_its_limit_after_it(flow):
     page, _interaction = flow.sign_in_page(flow.authorize())
     html = _text(page)
-    assert html.index("<form") < html.index("il vous reste 30 minutes")
+    assert html.index("<form") < html.index("il vous reste 30\u00a0minutes")
 
 
 def test_the_code_page_says_sms_in_capitals_and_explains_remember_me(make, client, app):
@@ -219,7 +219,7 @@ def test_the_code_page_says_sms_in_capitals_and_explains_remember_me(make, clien
     choose = client.get("/miel/login/code")
     client.post("/miel/login/code", data={"channel": "sms", "csrf_token": csrf_token(choose.data)})
     html = _text(client.get("/miel/login/code/verify"))
-    assert "à 6 chiffres par SMS au" in html and "par sms" not in html
+    assert "à 6\u00a0chiffres par SMS au" in html and "par sms" not in html
     assert 'aria-describedby="remember-hint"' in html
     for words in ("dans ce navigateur seulement", "navigation privée", "effacez les cookies"):
         assert words in html

@@ -404,6 +404,6 @@ def test_a_disabled_account_cannot_sign_in_with_its_passkey(app, flow, db, regis
 def test_the_sign_in_page_offers_passkeys_in_the_identifier_autofill(client):
     page = client.get("/malakoff/login").data.decode()
     assert 'autocomplete="username webauthn"' in page
-    assert "Me connecter en 1 clic" in page and "/static/passkeys.js" in page
+    assert "Me connecter en 1\u00a0clic" in page and "/static/passkeys.js" in page
     # Hidden until the script finds WebAuthn: without JavaScript, the password form alone.
     assert "data-passkey-available hidden" in page

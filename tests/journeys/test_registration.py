@@ -168,7 +168,7 @@ def test_a_pending_registration_is_never_retargeted(client, db, registry):
     ({"email_confirm": "jp.dupond@example.org"}, "Les deux adresses emails ne sont pas identiques."),
     ({"mobile": "01 45 67 89 10"}, "numéro de téléphone mobile valide"),
     ({"mobile": "12"}, "numéro de téléphone mobile valide"),
-    ({"member_number": "1234567"}, "Le numéro d’adhérent comporte 8 chiffres."),
+    ({"member_number": "1234567"}, "Le numéro d’adhérent comporte 8\u00a0chiffres."),
     ({"birth_date": "24/11"}, "JJ/MM/AAAA"),
     ({"birth_date": "31/02/1949"}, "Cette date n’existe pas\u00a0: vérifiez le jour et le mois."),
     ({"birth_date": "24/11/2949"}, "Votre date de naissance ne peut pas être dans le futur."),

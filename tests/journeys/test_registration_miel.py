@@ -120,7 +120,7 @@ def test_terms_are_asked_again_when_the_version_changes(client, db, make):
     assert b"Avant de continuer" in page.data
     assert "préférences".encode() not in page.data  # Malakoff does not ask them
     # A step of the sign-in: its time limit is said, and deadline.js warns before it ends.
-    assert b"il vous reste 15 minutes pour terminer votre connexion." in page.data
+    assert "il vous reste 15\u00a0minutes pour terminer votre connexion.".encode() in page.data
     assert b'class="deadline"' in page.data and b'src="/static/deadline.js"' in page.data
     accepted = client.post("/malakoff/login/terms", data={"accept_terms": "y",
                                                           "csrf_token": csrf_token(page.data)})
@@ -130,7 +130,7 @@ def test_terms_are_asked_again_when_the_version_changes(client, db, make):
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"nir": "262082A00403608"}, "La clé du numéro de sécurité sociale"),
     ({"nir": "262082B00403607"}, "La clé du numéro de sécurité sociale"),  # 2B key differs from 2A
-    ({"nir": "26208"}, "15 caractères"),
+    ({"nir": "26208"}, "15\u00a0caractères"),
     ({"nir": "562082A00403607"}, "doit commencer par 1 ou 2"),
     ({"nir": nir("2621375004036")}, "Le mois de naissance"),
     ({"birth_department": "75"}, "Le département de naissance ne correspond pas"),

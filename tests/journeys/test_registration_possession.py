@@ -205,7 +205,7 @@ def test_a_member_without_contacts_proves_their_address_with_a_code_by_post(clie
     _member(db, **ADDRESS)
     answer = _register(client)
     page = _page(client, answer)
-    assert "Un courrier va vous être envoyé" in page and "30 jours" in page
+    assert "Un courrier va vous être envoyé" in page and "30\u00a0jours" in page
     assert _messages(db, "activation") == []
     [letter] = _messages(db, "registration_letter")
     assert letter.recipient.splitlines() == ["Jean-Pierre DUPONT-MOREL", "5 place du Marché",

@@ -86,7 +86,7 @@ def test_messages_say_validity_and_never_by_phone(flow, db):
     sms, email = db.scalars(select(Message).where(Message.template == "otp_code")
                             .order_by(Message.id)).all()
     assert sms.channel == "sms" and "3 min" in sms.body_text
-    assert email.channel == "email" and "3 minutes" in email.body_text
+    assert email.channel == "email" and "3\u00a0minutes" in email.body_text
     assert "téléphone" in email.body_text and "mot de passe" in email.body_text
 
 
@@ -123,7 +123,7 @@ def test_what_cannot_be_a_code_is_told_and_spends_no_try(flow, typed):
     for _ in range(6):
         response = _enter(flow, typed)
         assert response.status_code == 400
-        assert "Le code comporte 6 chiffres." in response.get_data(as_text=True)
+        assert "Le code comporte 6\u00a0chiffres." in response.get_data(as_text=True)
         assert b"Code incorrect" not in response.data
     assert b"Code incorrect. Il vous reste 4 essais." in _enter(flow, wrong).data
 
@@ -194,7 +194,8 @@ def test_a_new_code_asked_too_soon_leaves_the_code_page_usable(flow, app, monkey
     assert "Vous pourrez en demander un nouveau dans 25\u00a0secondes.".encode() in too_soon.data
     assert b'role="status"' in too_soon.data
     assert b'<h1>Saisissez votre code</h1>' in too_soon.data
-    assert "Nous avons envoyé un code à 6 chiffres par e-mail à j••••@example.org.".encode() in too_soon.data
+    sent_to = "Nous avons envoyé un code à 6\u00a0chiffres par e-mail à j••••@example.org."
+    assert sent_to.encode() in too_soon.data
     assert b'action="/malakoff/login/code/verify"' in too_soon.data
     assert b'id="resend-code"' in too_soon.data
     # Nothing sent, no try spent: its form takes the code sent, with all its tries.

@@ -47,11 +47,11 @@ def _extend(client, page, tenant: str = "malakoff"):
                                   "/miel/forgot-identifier", "/malakoff/login"])
 def test_a_page_with_a_form_states_its_inactivity_limit_and_warns_two_minutes_before(client, path):
     html = client.get(path).data.decode()
-    assert "Pour votre sécurité, cette page expire après 30 minutes sans activité." in html
+    assert "Pour votre sécurité, cette page expire après 30\u00a0minutes sans activité." in html
     [notice] = _notices(html)
     assert notice["class"] == "deadline deadline-session"
     assert 1790 <= int(notice["deadline"]) <= 1800 and notice["deadline-warn"] == "120"
-    assert notice["deadline-warning"] == ("Cette page expire dans moins de 2 minutes faute d’activité. "
+    assert notice["deadline-warning"] == ("Cette page expire dans moins de 2\u00a0minutes faute d’activité. "
                                           "Avez-vous besoin de plus de temps\u00a0?")
     tenant = path.split("/")[1]
     assert f'data-deadline-extend="/{tenant}/session/extend"' in html
@@ -94,7 +94,7 @@ def test_more_time_writes_the_session_back_with_its_whole_idle_timeout(client, a
     answer = json.loads(response.data)
     assert 1790 <= answer["expires_in"] <= 1800
     assert answer["message"] == ("C’est fait\u00a0: vous avez plus de temps. Pour votre sécurité, "
-                                 "cette page expire après 30 minutes sans activité.")
+                                 "cette page expire après 30\u00a0minutes sans activité.")
     assert store.ttl(key) > 1790
     # The form of the page opened before still goes through.
     assert client.post("/malakoff/forgot-password",
@@ -148,8 +148,8 @@ def test_the_limit_is_said_in_english_too(client, lang):
     assert "Load the page again" in html
 
 
-@pytest.mark.parametrize(("idle", "said"), [(60, "après 1 minute sans activité"),
-                                            (45 * 60, "après 45 minutes sans activité")])
+@pytest.mark.parametrize(("idle", "said"), [(60, "après 1\u00a0minute sans activité"),
+                                            (45 * 60, "après 45\u00a0minutes sans activité")])
 def test_the_limit_said_follows_the_setting(client, idle, said):
     html = client.get("/malakoff/register").data.decode()
     assert said in html
@@ -161,6 +161,7 @@ def test_the_limit_said_follows_the_setting(client, idle, said):
 
 def test_the_statement_describes_the_inactivity_limit_and_its_warning(client):
     html = client.get("/malakoff/accessibilite").data.decode()
-    assert "expire après 30 minutes sans activité, pour votre sécurité, et l’indique en bas de page" in html
-    assert "autant de fois que nécessaire pendant 12 heures" in html
+    assert ("expire après 30\u00a0minutes sans activité, pour votre sécurité, et l’indique en bas de "
+            "page") in html
+    assert "autant de fois que nécessaire pendant 12\u00a0heures" in html
     assert "De même sur le formulaire d’inscription" in html

@@ -39,7 +39,7 @@ def _notice(html: str) -> dict[str, str]:
 def test_the_sign_in_page_says_its_limit_in_words_and_warns_two_minutes_before(flow):
     page, _interaction = _login_page(flow)
     html = page.data.decode()
-    assert "Pour votre sécurité, il vous reste 30 minutes pour terminer votre connexion." in html
+    assert "Pour votre sécurité, il vous reste 30\u00a0minutes pour terminer votre connexion." in html
     notice = _notice(html)
     assert 1790 <= int(notice["deadline"]) <= 1800 and notice["deadline-warn"] == "120"
     assert "Avez-vous besoin de plus de temps\u00a0?" in notice["deadline-warning"]
@@ -53,10 +53,10 @@ def test_the_sign_in_page_says_its_limit_in_words_and_warns_two_minutes_before(f
 def test_the_code_page_states_one_limit_the_code_s(flow):
     flow.give_password()
     choose = flow.http.get("/malakoff/login/code")
-    assert "il vous reste 15 minutes pour terminer votre connexion." in choose.data.decode()
+    assert "il vous reste 15\u00a0minutes pour terminer votre connexion." in choose.data.decode()
     flow.http.post("/malakoff/login/code", data={"channel": "email", "csrf_token": csrf_token(choose.data)})
     html = flow.http.get("/malakoff/login/code/verify").data.decode()
-    assert "Il est valable 3 minutes." in html
+    assert "Il est valable 3\u00a0minutes." in html
     # One limit, and the words say which: the code's, which ends first (not the sign-in's 15 minutes).
     notices = re.findall(r'<div class="deadline[^"]*"([^>]*)>', html)
     assert len(notices) == 1, notices
@@ -76,9 +76,9 @@ def test_more_time_gives_the_request_its_whole_lifetime_again(flow, app, monkeyp
     assert response.status_code == 200, response.data
     assert 1790 <= response.json["expires_in"] <= 1800
     assert response.json["message"] == ("C’est fait\u00a0: vous avez plus de temps. Pour votre sécurité, "
-                                        "il vous reste 30 minutes pour terminer votre connexion.")
+                                        "il vous reste 30\u00a0minutes pour terminer votre connexion.")
     again = flow.http.get(f"/malakoff/login?interaction={interaction}")
-    assert "il vous reste 30 minutes" in again.data.decode()
+    assert "il vous reste 30\u00a0minutes" in again.data.decode()
     monkeypatch.setattr(time, "time", lambda: started + lifetime + 60)
     # After the first deadline, the member signs in.
     posted = flow.http.post("/malakoff/login", data={
@@ -161,6 +161,6 @@ def test_the_limits_are_said_in_english_too(flow, lang):
 def test_the_statement_describes_the_warning_instead_of_listing_the_limits_as_a_barrier(client):
     html = client.get("/malakoff/accessibilite").data.decode()
     assert "sans avertissement préalable" not in html
-    assert ("une demande de connexion est valable 30 minutes, et 15 minutes une fois le mot de passe "
-            "saisi\u00a0; un code reçu par e-mail ou par SMS est valable 3 minutes") in html
-    assert "vous redonne tout le délai, jusqu’à 20 fois" in html
+    assert ("une demande de connexion est valable 30\u00a0minutes, et 15\u00a0minutes une fois le mot de "
+            "passe saisi\u00a0; un code reçu par e-mail ou par SMS est valable 3\u00a0minutes") in html
+    assert "vous redonne tout le délai, jusqu’à 20\u00a0fois" in html

@@ -33,7 +33,7 @@ def test_third_party_client_asks_consent_once(third_party):
     assert page.status_code == 200
     assert "Portail de test souhaite accéder".encode() in page.data
     # The authorization request's time limit, which "more time" extends by its interaction id.
-    assert b"il vous reste 30 minutes pour terminer votre connexion." in page.data
+    assert "il vous reste 30\u00a0minutes pour terminer votre connexion.".encode() in page.data
     assert f'data-deadline-interaction="{query(location)["interaction"]}"'.encode() in page.data
     posted = third_party.http.post(location, data={
         "interaction": query(location)["interaction"], "allow": "Autoriser",
