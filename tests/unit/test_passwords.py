@@ -330,7 +330,7 @@ def test_the_macro_lists_every_rule_without_a_state_before_a_submit(policy):
     assert "{met}" in checklist["data-text-summary"] and "{total}" in checklist["data-text-summary"]
     assert page.summary == {"id": "password-rules-summary", "class": "visually-hidden", "aria-live": "polite"}
     assert "<script" not in html and "style=" not in html  # CSP: script-src 'self', no inline styles
-    assert f"Au moins {policy.min_length} caractères" in html
+    assert f"Au moins {policy.min_length}\u00a0caractères" in html
 
 
 def test_the_macro_names_each_tenants_specials():
