@@ -95,6 +95,15 @@ _PBKDF2_DIGEST_BYTES = 32  # SHA-256's, as Django stores it
 
 
 @dataclass(frozen=True)
+class ImportProblem:
+    """Why a hash cannot be imported: ``costly`` when it reads but costs more than the bounds (a
+    sign-in would hold a worker that long); otherwise no password could be checked against it."""
+
+    reason: str
+    costly: bool = False
+
+
+@dataclass(frozen=True)
 class Verification:
     ok: bool
     needs_rehash: bool = False
@@ -117,10 +126,10 @@ class PasswordHasher:
     def hash(self, password: str) -> str:
         return self._argon2.hash(password)
 
-    def import_problem(self, stored_hash: str) -> str | None:
+    def import_problem(self, stored_hash: str) -> ImportProblem | None:
         """Why ``verify`` could not check this hash of the previous system (or argon2id), if so."""
-        unsupported = ("no supported hash (pbkdf2_sha256$…, $2a$/$2b$/$2y$…, $argon2id$…, "
-                       "$wrapped-…)")
+        unsupported = ImportProblem("no supported hash (pbkdf2_sha256$…, $2a$/$2b$/$2y$…, "
+                                    "$argon2id$…, $wrapped-…)")
         if len(stored_hash) > MAX_HASH_LENGTH:
             return unsupported
         wrapped = _unwrap(stored_hash)
@@ -133,7 +142,11 @@ class PasswordHasher:
                 extract_parameters(argon2_part)
             except (InvalidHashError, ValueError):
                 return unsupported
-        return self._cost_problem(stored_hash) or _unmatchable(stored_hash) or None
+        costly = self._cost_problem(stored_hash)
+        if costly:
+            return ImportProblem(costly, costly=True)
+        unmatchable = _unmatchable(stored_hash)
+        return ImportProblem(unmatchable) if unmatchable else None
 
     def wrap(self, stored_hash: str) -> str:
         """A hash of the previous system, stored as argon2id over its digest (the module's

@@ -192,10 +192,10 @@ def create(
         problem = services().hasher.import_problem(password_hash)
         if problem is not None:
             # A hash costlier than the bounds would hold a worker at every sign-in attempt.
-            raise click.UsageError(f"--hash-on-stdin: standard input holds {problem}"
-                                   if problem.startswith("no ") else
-                                   f"--hash-on-stdin: {problem} (a sign-in would hold a worker "
-                                   "that long); rehash it, or create the account with a password")
+            raise click.UsageError(f"--hash-on-stdin: {problem.reason} (a sign-in would hold a "
+                                   "worker that long); rehash it, or create the account with a "
+                                   "password" if problem.costly else
+                                   f"--hash-on-stdin: standard input holds {problem.reason}")
     else:
         password_hash, password = None, _read_password(the_tenant, PersonalData(
             first_name=given_name, last_name=family_name, birth_date=birthdate,
