@@ -17,13 +17,14 @@ addresses as they are; with them, an empty address erases the stored one.
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, insert, select, update
+from sqlalchemy import BindParameter, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from idp import events
@@ -85,7 +86,8 @@ Progress = Callable[[int], Any]
 
 
 class ImportAborted(Exception):
-    """The file changed between the check and the import; nothing was imported."""
+    """The file changed between the check and the import, or another import of the tenant's
+    members is under way; nothing was imported."""
 
 
 class NotMemberText(Exception):
@@ -194,6 +196,7 @@ class MemberImporter:
         """Second pass, on a file ``check`` accepted: upsert in batches, one commit at the end."""
         report = ImportReport()
         try:
+            self._one_import_at_a_time()
             self._tenant_had_members = self.session.scalar(
                 select(Member.id).where(Member.tenant == self.tenant.slug).limit(1)
             ) is not None
@@ -221,6 +224,18 @@ class MemberImporter:
             self.session.rollback()
             raise
         return report
+
+    def _one_import_at_a_time(self) -> None:
+        """Take the tenant's import lock for this transaction (PostgreSQL's advisory lock), or
+        refuse at once: two imports at once would both add the members new to each, and the
+        second fail on the first's rows. (SQLite takes its one write lock at the first insert.)"""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        name = f"idp members import {self.tenant.slug}".encode()
+        key = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+        if not self.session.scalar(select(func.pg_try_advisory_xact_lock(key))):
+            raise ImportAborted(f"another import of {self.tenant.slug}'s members is under way; "
+                                "run this one again once it has finished")
 
     # -- reading ---------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from idp import events
 from idp.events import AuditEvent
 from idp.registry.importer import COLUMNS, MemberImporter
 from idp.registry.models import Member
+from tests.conftest import DATABASE_URL
 
 HEADER = ";".join(COLUMNS)
 
@@ -267,6 +269,39 @@ def test_a_database_failure_leaves_nothing_half_written(runner, db, tmp_path, mo
     assert written == [3]
     assert registry(db) == {}
     assert audit(db) == []
+
+
+@pytest.mark.skipif(not DATABASE_URL, reason="imports at once on PostgreSQL: set IDP_TEST_DATABASE_URL")
+def test_an_import_while_another_is_under_way_is_refused_at_once(app, runner, db, tmp_path):
+    # Both files add the same members: the second import would wait on the first's rows, then
+    # fail on them. It is told at once instead, and the first goes through.
+    path = three(tmp_path)
+    halfway, release = threading.Event(), threading.Event()
+
+    def slow_lines():
+        lines = path.read_bytes().splitlines(keepends=True)
+        yield from lines[:2]
+        halfway.set()
+        release.wait(timeout=30)
+        yield from lines[2:]
+
+    session = app.extensions["idp"].database.session()
+    importer = MemberImporter(session, app.extensions["idp"].tenants.get("miel"))
+    first = threading.Thread(target=importer.apply, args=(slow_lines(),))
+    first.start()
+    try:
+        assert halfway.wait(timeout=30)
+        threading.Timer(5, release.set).start()  # without the refusal, the second waits on the first
+        result = import_(runner, path)
+    finally:
+        release.set()
+        first.join(timeout=30)
+        session.close()
+
+    assert_refused(result, "another import of miel's members is under way; run this one again "
+                           "once it has finished; nothing was imported")
+    assert set(registry(db)) == {"10000001", "10000002", "10000003"}
+    assert len(audit(db)) == 1
 
 
 @pytest.mark.parametrize(
