@@ -126,10 +126,12 @@ class _Material:
 
 @dataclass
 class _Transaction:
-    """The key list being changed under the lock, and files to delete after."""
+    """The key list being changed under the lock, files to delete after, and the key files it
+    wrote (deleted if it fails: nothing lists them)."""
 
     keys: list[KeyInfo]
     doomed_files: list[Path] = field(default_factory=list)
+    new_files: list[Path] = field(default_factory=list)
 
     def find(self, kid: str) -> KeyInfo | None:
         return next((info for info in self.keys if info.kid == kid), None)
@@ -401,6 +403,7 @@ class KeyStore:
         key = _new_key(alg, kid)
         # The file exists before keys.json lists it (see the module docstring).
         self._write_file(self._key_path(kid), key.as_pem(private=True))
+        txn.new_files.append(self._key_path(kid))
         with self._cache_lock:
             self._parsed[kid] = key
         info = KeyInfo(kid=kid, alg=alg, state="next", created_at=now)
@@ -470,9 +473,14 @@ class KeyStore:
             # this one last looked.
             before = self._read_metadata().keys
             txn = _Transaction(keys=list(before))
-            yield txn
-            if tuple(txn.keys) != before:
-                self._write_metadata(txn.keys)
+            try:
+                yield txn
+                if tuple(txn.keys) != before:
+                    self._write_metadata(txn.keys)
+            except BaseException:
+                for path in txn.new_files:
+                    path.unlink(missing_ok=True)
+                raise
             # Deleted only once keys.json no longer lists them.
             for path in txn.doomed_files:
                 path.unlink(missing_ok=True)

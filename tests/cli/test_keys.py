@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import pytest
 
@@ -68,6 +70,25 @@ def test_generate_publishes_a_next_key(runner, keystore):
     assert created[0].state == "next"
     assert created[0].kid in result.output
     assert "may sign from" in result.output
+
+
+@pytest.mark.parametrize("command", [["generate"], ["rotate", "--force"]])
+def test_a_key_list_that_cannot_be_written_leaves_no_key_file(runner, keystore, monkeypatch, command):
+    # A full disk when keys.json is replaced: the key file written just before goes too, so that
+    # "nothing was changed" holds.
+    before, files = keystore.all_keys(), sorted(keystore.directory.iterdir())
+    replace = os.replace
+
+    def full_disk(source, destination):
+        if os.path.basename(destination) == "keys.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(destination))
+        replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+
+    assert_refused(keys(runner, *command), "No space left on device; nothing was changed")
+    assert keystore.all_keys() == before
+    assert sorted(keystore.directory.iterdir()) == files
 
 
 def test_generate_rejects_an_unknown_algorithm(runner, keystore):
