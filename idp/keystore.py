@@ -127,7 +127,7 @@ class _Material:
 @dataclass
 class _Transaction:
     """The key list being changed under the lock, files to delete after, and the key files it
-    wrote (deleted if it fails: nothing lists them)."""
+    wrote (deleted if it fails and keys.json does not list them)."""
 
     keys: list[KeyInfo]
     doomed_files: list[Path] = field(default_factory=list)
@@ -402,8 +402,8 @@ class KeyStore:
             kid = secrets.token_hex(8)
         key = _new_key(alg, kid)
         # The file exists before keys.json lists it (see the module docstring).
-        self._write_file(self._key_path(kid), key.as_pem(private=True))
         txn.new_files.append(self._key_path(kid))
+        self._write_file(self._key_path(kid), key.as_pem(private=True))
         with self._cache_lock:
             self._parsed[kid] = key
         info = KeyInfo(kid=kid, alg=alg, state="next", created_at=now)
@@ -478,8 +478,7 @@ class KeyStore:
                 if tuple(txn.keys) != before:
                     self._write_metadata(txn.keys)
             except BaseException:
-                for path in txn.new_files:
-                    path.unlink(missing_ok=True)
+                self._delete_unlisted(txn.new_files)
                 raise
             # Deleted only once keys.json no longer lists them.
             for path in txn.doomed_files:
@@ -489,6 +488,19 @@ class KeyStore:
             with self._cache_lock:
                 # Our own write must be seen even where mtimes are coarse.
                 self._snapshot = None
+
+    def _delete_unlisted(self, paths: list[Path]) -> None:
+        """Delete the key files of a change that failed which keys.json, as it is on disk, does
+        not list (it may, if it failed after keys.json was replaced); kept if it cannot be read."""
+        if not paths:
+            return
+        try:
+            listed = {self._key_path(info.kid) for info in self._read_metadata().keys}
+        except KeyStoreError:
+            return
+        for path in paths:
+            if path not in listed:
+                path.unlink(missing_ok=True)
 
     def _ensure_directory(self) -> None:
         try:

@@ -91,6 +91,28 @@ def test_a_key_list_that_cannot_be_written_leaves_no_key_file(runner, keystore, 
     assert sorted(keystore.directory.iterdir()) == files
 
 
+def test_a_key_listed_before_the_failure_keeps_its_file(runner, keystore, monkeypatch):
+    # keys.json replaced, then syncing the directory fails: the new key is listed, so its file
+    # stays (without it the JWKS would stop).
+    before = {info.kid for info in keystore.all_keys()}
+    fsync, directory_syncs = os.fsync, []
+
+    def second_directory_sync_fails(fd):
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            directory_syncs.append(fd)
+            if len(directory_syncs) == 2:  # the key file's, then keys.json's
+                raise OSError(errno.EIO, "Input/output error")
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", second_directory_sync_fails)
+    result = keys(runner, "generate")
+    monkeypatch.undo()
+
+    assert_refused(result, "Input/output error")
+    (new,) = [info for info in keystore.all_keys() if info.kid not in before]
+    assert (keystore.directory / f"{new.kid}.pem").exists()
+
+
 def test_generate_rejects_an_unknown_algorithm(runner, keystore):
     before = keystore.all_keys()
 
