@@ -5,16 +5,22 @@ from __future__ import annotations
 from flask_babel import gettext as _
 
 from idp.extensions import find_service
-from idp.mfa.forms import wrong_code
-from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked
+from idp.mfa.forms import replaced_code, wrong_code
+from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked, OtpReplaced
 from idp.signin.services import CodeSender
 from idp.tenancy import Tenant
 
 
-def code_accepted(tenant: Tenant, challenge: dict, field, expired: str | None = None) -> bool:
-    """Check the code typed in ``field`` against its challenge; say what is wrong on the field."""
+def code_accepted(tenant: Tenant, pending: dict, field, expired: str | None = None) -> bool:
+    """Check the code typed in ``field`` against the challenge of ``pending`` (a page's state:
+    its ``challenge``, and the ``replaced`` one it took the place of, if any); say what is wrong
+    on the field."""
+    replaced = pending.get("replaced")
     try:
-        find_service(CodeSender).check(tenant, Challenge(**challenge), field.data)
+        find_service(CodeSender).check(tenant, Challenge(**pending["challenge"]), field.data,
+                                       Challenge(**replaced) if replaced else None)
+    except OtpReplaced as exc:
+        field.errors = [replaced_code(exc.channel, exc.remaining)]
     except OtpInvalid as exc:
         field.errors = [wrong_code(exc.remaining)]
     except (OtpLocked, OtpExpired):

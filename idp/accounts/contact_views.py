@@ -81,7 +81,8 @@ def _send_code(tenant: Tenant, change: Change, account: Account, address: str, f
         field.errors = [resend_wait(exc.retry_after)]
         return False
     session[CODE_STATE] = {"kind": change.kind, "address": address,
-                           "challenge": record(sent.challenge), "message": sent.message_id}
+                           "challenge": record(sent.challenge), "message": sent.message_id,
+                           "replaced": pending["challenge"] if pending else None}
     return True
 
 
@@ -97,7 +98,7 @@ def _code_page(change: Change, endpoint: str, apply):
     if pending is None:
         return redirect(url_for(change.retry_endpoint), 303)
     form = ReceivedCodeForm()
-    if form.validate_on_submit() and code_accepted(tenant, pending["challenge"], form.code):
+    if form.validate_on_submit() and code_accepted(tenant, pending, form.code):
         session.pop(CODE_STATE, None)
         return apply(pending["address"])
     shown = mask_phone(pending["address"]) if change.channel == "sms" else pending["address"]

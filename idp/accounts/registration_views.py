@@ -170,7 +170,8 @@ def _send_code(tenant: Tenant, state: dict, form: ContactForm) -> bool:
     except ResendTooSoon as exc:
         form.mobile.errors = [resend_wait(exc.retry_after)]
         return False
-    state.update(challenge=record(sent.challenge), code_message=sent.message_id,
+    state.update(challenge=record(sent.challenge), replaced=state.get("challenge"),
+                 code_message=sent.message_id,
                  email=form.email.data.strip(), mobile=form.mobile.e164)
     session[REGISTRATION_STATE] = state
     return True
@@ -250,7 +251,7 @@ def code():
         return redirect(url_for("registration.register"), 303)
     form = ReceivedCodeForm()
     expired = _("Ce code n’est plus valable. Revenez à l’étape précédente pour en recevoir un nouveau.")
-    if form.validate_on_submit() and code_accepted(tenant, state["challenge"], form.code, expired):
+    if form.validate_on_submit() and code_accepted(tenant, state, form.code, expired):
         member = db().get(Member, state["member_id"])
         applicant = Applicant(
             first_name=state["first_name"], last_name=state["last_name"],

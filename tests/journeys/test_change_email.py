@@ -139,13 +139,18 @@ def test_asking_again_at_once_waits_for_the_cooldown(flow, db):
 
 
 def test_a_corrected_address_gets_its_code_at_once(app, flow, db):
-    # The cooldown is the same address's: a typing mistake corrected is not made to wait.
+    # The cooldown is the same address's: a typing mistake corrected is not made to wait. The
+    # first address's code, typed after, is said replaced.
     flow.code()
     assert _ask(flow, address="jeanne.nouvele@example.net").status_code == 303
+    first_code = last_code(app, template="email_code")
     corrected = _ask(flow)
     assert corrected.status_code == 303 and corrected.headers["Location"].endswith("/account/email/confirm")
     assert NEW_ADDRESS.encode() in flow.http.get(corrected.headers["Location"]).data
     assert _codes_sent(db) == 2
+    replaced = _confirm(flow, first_code)
+    assert replaced.status_code == 400
+    assert "Ce code a été remplacé par celui envoyé par e-mail.".encode() in replaced.data
 
     assert _confirm(flow, last_code(app, template="email_code")).status_code == 303
     db.expire_all()

@@ -241,6 +241,8 @@ def test_a_corrected_mobile_gets_its_code_at_once(client, db, registry):
     sent = _mail(db, "registration_code")
     assert [message.recipient for message in sent] == ["+33781223345", "+33781223344"]
     first_code = re.search(r"\d{6}", sent[0].body_text).group()
-    assert _step3(client, first_code).status_code == 400
+    replaced = _step3(client, first_code)
+    assert replaced.status_code == 400
+    assert "Ce code a été remplacé par celui envoyé par SMS.".encode() in replaced.data
     assert _step3(client, re.search(r"\d{6}", sent[1].body_text).group()).status_code == 303
 
