@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from idp.events import TOKEN_REVOKED, AuditEvent
 from idp.oidc.models import Token, token_digest
+from idp.oidc.revocation import revoke_tokens
 from tests.conftest import DATABASE_URL
 from tests.flows import Flow, query
 
@@ -114,6 +115,35 @@ def test_revoking_an_old_refresh_token_ends_its_family(flow, client, offline):
 
     assert flow.refresh(second["refresh_token"]).json["error"] == "invalid_grant"
     assert userinfo_status(client, second["access_token"]) == 401
+
+
+def test_a_family_whose_head_was_revoked_alone_is_revoked_whole_later(flow, client, offline, db):
+    # The head's access token revoked first (its row alone), then the family from its first
+    # token: every row goes, the head's included (on PostgreSQL the family is found headless,
+    # and the pass after finds nothing more).
+    second = flow.refresh(offline["refresh_token"]).json
+    assert_revoked_ok(revoke(flow, second["access_token"]))
+    assert revoked_count(db) == 1
+
+    assert_revoked_ok(revoke(flow, offline["refresh_token"]))
+
+    assert revoked_count(db) == 2
+    assert userinfo_status(client, offline["access_token"]) == 401
+
+
+def test_an_account_s_tokens_revoked_in_a_transaction_count_each_once(flow, offline, db):
+    # The revocation of account changes, on the request's session: a family whose head went
+    # before is revoked whole, each token counted once.
+    second = flow.refresh(offline["refresh_token"]).json
+    assert_revoked_ok(revoke(flow, second["access_token"]))
+    db.rollback()
+
+    revoked = revoke_tokens(db, Token.account_id == flow.account.id, TOKEN_REVOKED,
+                            tenant=flow.tenant, account_id=flow.account.id)
+    db.commit()
+
+    assert revoked == 1
+    assert revoked_count(db) == 2
 
 
 def test_revoking_a_refresh_token_leaves_other_families_alone(flow, client, offline):
