@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask_babel import gettext as _
 
 from idp.extensions import find_service
-from idp.mfa.forms import replaced_code, wrong_code
-from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked, OtpReplaced
+from idp.mfa.forms import wrong_code
+from idp.mfa.services import Challenge, OtpExpired, OtpInvalid, OtpLocked
 from idp.signin.services import CodeSender
 from idp.tenancy import Tenant
 
@@ -19,10 +19,8 @@ def code_accepted(tenant: Tenant, pending: dict, field, expired: str | None = No
     try:
         find_service(CodeSender).check(tenant, Challenge(**pending["challenge"]), field.data,
                                        Challenge(**replaced) if replaced else None)
-    except OtpReplaced as exc:
-        field.errors = [replaced_code(exc.channel, exc.remaining)]
     except OtpInvalid as exc:
-        field.errors = [wrong_code(exc.remaining)]
+        field.errors = [wrong_code(exc)]
     except (OtpLocked, OtpExpired):
         field.errors = [expired or _("Ce code n’est plus valable. Demandez-en un nouveau.")]
     else:

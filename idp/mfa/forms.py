@@ -10,7 +10,7 @@ from wtforms.validators import AnyOf, DataRequired, ValidationError
 
 from idp.forms import Form
 from idp.mfa.otp import normalize_code
-from idp.mfa.services import CHANNELS
+from idp.mfa.services import CHANNELS, OtpInvalid, OtpReplaced
 
 
 def six_digits(_form, field) -> None:
@@ -20,19 +20,16 @@ def six_digits(_form, field) -> None:
         raise ValidationError(_l("Le code comporte 6 chiffres."))
 
 
-def wrong_code(remaining: int) -> str:
-    """What a wrong code's field says: the tries the code has left."""
-    return ngettext("Code incorrect. Il vous reste %(num)d essai.",
-                    "Code incorrect. Il vous reste %(num)d essais.", remaining)
-
-
-def replaced_code(channel: str, remaining: int) -> str:
-    """What the field says of the code a newer one replaced: where the newer one went, and the
-    tries left (it spent one)."""
-    replaced = (_("Ce code a été remplacé par celui envoyé par SMS.") if channel == "sms"
+def wrong_code(exc: OtpInvalid) -> str:
+    """What a wrong code's field says: the tries the code has left; for the code a newer one
+    replaced (``OtpReplaced``, a try spent all the same), where the newer one went."""
+    if not isinstance(exc, OtpReplaced):
+        return ngettext("Code incorrect. Il vous reste %(num)d essai.",
+                        "Code incorrect. Il vous reste %(num)d essais.", exc.remaining)
+    replaced = (_("Ce code a été remplacé par celui envoyé par SMS.") if exc.channel == "sms"
                 else _("Ce code a été remplacé par celui envoyé par e-mail."))
     latest = _("Saisissez le dernier code reçu.")
-    tries = ngettext("Il vous reste %(num)d essai.", "Il vous reste %(num)d essais.", remaining)
+    tries = ngettext("Il vous reste %(num)d essai.", "Il vous reste %(num)d essais.", exc.remaining)
     return f"{replaced} {latest} {tries}"
 
 

@@ -27,8 +27,8 @@ from idp.deadlines import code_deadline
 from idp.errors import SignInExpired
 from idp.extensions import autocommit_shown, current_tenant, db, find_service, services
 from idp.identifiers import is_member_number
-from idp.mfa.forms import ChannelForm, CodeForm, ResendForm, replaced_code, wrong_code
-from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked, OtpReplaced, ResendTooSoon
+from idp.mfa.forms import ChannelForm, CodeForm, ResendForm, wrong_code
+from idp.mfa.services import OtpExpired, OtpInvalid, OtpLocked, ResendTooSoon
 from idp.oidc import prompts
 from idp.oidc.interactions import Interaction, shown_in_place
 from idp.ratelimit import RateLimiter
@@ -344,10 +344,8 @@ def verify():
         sign_in.check_code(tenant, account, challenge, form.code.data, ip=request.remote_addr or "?",
                            replaced=pending.replaced_challenge)
     except (OtpInvalid, OtpLocked, OtpExpired) as exc:
-        if isinstance(exc, OtpReplaced):
-            message = replaced_code(exc.channel, exc.remaining)
-        elif isinstance(exc, OtpInvalid):
-            message = wrong_code(exc.remaining)
+        if isinstance(exc, OtpInvalid):
+            message = wrong_code(exc)
         elif isinstance(exc, OtpLocked):
             message = _("Trop de codes incorrects. Demandez un nouveau code.")
         else:
