@@ -80,7 +80,7 @@ def headless_families(revoked: CTE) -> ScalarSelect[Any]:
     return select(func.array_agg(families.c.family_id)).scalar_subquery()
 
 
-def revoke_successors(connection: Session | Connection, condition: ColumnElement[bool],
+def revoke_successors(executor: Session | Connection, condition: ColumnElement[bool],
                       families: list[str] | None, now: datetime) -> int:
     """Revoke the tokens concurrent rotations added to ``families`` (``headless_families``) after
     a revocation of ``condition``, as part of it: each pass is a statement of its own, which sees
@@ -91,7 +91,7 @@ def revoke_successors(connection: Session | Connection, condition: ColumnElement
     for _ in range(_SUCCESSOR_PASSES):
         if not families:
             break
-        rows = connection.execute(
+        rows = executor.execute(
             update(TOKENS)
             .where(condition, TOKENS.c.family_id.in_(families), TOKENS.c.revoked_at.is_(None))
             .values(revoked_at=now)
