@@ -4,6 +4,7 @@ a self-signed certificate for TLS, and a clock moved by hand."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -30,7 +31,7 @@ from pathlib import Path
 import pytest
 import requests
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -126,11 +127,17 @@ class Received:
     message: EmailMessage
     login: str | None
     raw: bytes  # the message as it came over the wire
+    peer: tuple[str, int]  # the client's address and port: one per connection
 
 
 class _Handler:
-    def __init__(self, inbox: list[Received]):
+    def __init__(self, inbox: list[Received], quits: list[tuple[str, int]]):
         self.inbox = inbox
+        self.quits = quits
+
+    async def handle_QUIT(self, server, session, envelope):
+        self.quits.append(session.peer)
+        return "221 Bye"
 
     async def handle_DATA(self, server, session, envelope):
         login = session.auth_data.login.decode() if session.auth_data else None
@@ -140,6 +147,7 @@ class _Handler:
             message_from_bytes(envelope.content, policy=policy.default),
             login,
             envelope.content,
+            session.peer,
         ))
         return "250 Message accepted"
 
@@ -153,6 +161,32 @@ def _authenticate(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
+class _Controller(Controller):
+    """aiosmtpd's controller, whose stop also closes the sessions still open, as a relay's stop
+    does (asyncio's server leaves them open)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sessions: list[SMTP] = []
+
+    def factory(self) -> SMTP:
+        session = super().factory()
+        self.sessions.append(session)
+        return session
+
+    def stop(self, no_assert: bool = False) -> None:
+        async def close_sessions() -> None:
+            for session in self.sessions:
+                if session.transport is not None:
+                    session.transport.abort()
+            await asyncio.sleep(0.01)  # their connection_lost, which closes the sockets
+
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(close_sessions(), self.loop).result(timeout=5)
+        self.sessions.clear()
+        super().stop(no_assert)
+
+
 @dataclass
 class SmtpServer:
     """A real SMTP server on a free local port; stop() and start() keep the port."""
@@ -162,6 +196,7 @@ class SmtpServer:
     certificate: Certificate | None = None
     port: int = field(default_factory=free_port)
     inbox: list[Received] = field(default_factory=list)
+    quits: list[tuple[str, int]] = field(default_factory=list)  # the peers that said QUIT
     controller: Controller | None = None
 
     def start(self) -> SmtpServer:
@@ -176,9 +211,9 @@ class SmtpServer:
             }
         elif self.mode == "ssl":
             options = {"ssl_context": self.certificate.server_context()}
-        self.controller = Controller(
-            _Handler(self.inbox), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8,
-            **options
+        self.controller = _Controller(
+            _Handler(self.inbox, self.quits), hostname="127.0.0.1", port=self.port,
+            enable_SMTPUTF8=self.smtputf8, **options
         )
         self.controller.start()
         return self

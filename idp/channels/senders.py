@@ -9,9 +9,15 @@ and links): errors name the failure, never the text.
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import smtplib
 import ssl
-from collections.abc import Callable
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import EmailMessage, Message
@@ -28,6 +34,15 @@ from idp.config import Settings
 # Every exchange with a relay or gateway is bounded, so that one that accepts the
 # connection and never answers holds the worker this long, not forever.
 TIMEOUT_SECONDS = 10
+# An SMTP session is used again for the next message (RFC 5321 3.3: a session may carry several
+# mail transactions) when that message comes within KEEP_SECONDS of the last one; it is closed
+# after that, after KEEP_MESSAGES messages or KEEP_LIFETIME seconds (relays may limit either),
+# and SESSIONS_KEPT sessions at most are kept (the worker sends one message at a time; pages send
+# their own in the "inline" delivery mode).
+KEEP_SECONDS = 10.0
+KEEP_MESSAGES = 100
+KEEP_LIFETIME = 300.0
+SESSIONS_KEPT = 2
 # Longest error kept on a message (the column holds 500).
 MAX_ERROR_LENGTH = 300
 # An email's bodies: UTF-8 in quoted-printable, which leaves French text, mostly ASCII, readable.
@@ -102,12 +117,31 @@ class OutboxLetterSender:
         return None
 
 
+@dataclass(eq=False)
+class _Session:
+    """An SMTP session open with the relay, between two messages."""
+
+    smtp: smtplib.SMTP
+    opened: float
+    last: float = 0.0
+    messages: int = 0
+
+    def spent(self, now: float, keep_seconds: float) -> bool:
+        return (now - self.last > keep_seconds or now - self.opened > KEEP_LIFETIME
+                or self.messages >= KEEP_MESSAGES)
+
+
 class SmtpEmailSender:
-    """Sends through an SMTP relay, one connection per message.
+    """Sends through an SMTP relay, keeping the session open between messages.
 
     ``security`` is "starttls" (the connection must upgrade: a server that
     does not offer STARTTLS is an error, never a silent downgrade), "ssl"
     (TLS from the first byte) or "none" (a local mail catcher).
+
+    A message that follows another within ``keep_seconds`` goes in the same session, after a
+    ``RSET`` that checks the relay still holds it (a relay that closed it gets a new one): no new
+    connection, TLS handshake and login each time. Sessions left unused are closed (``QUIT``) by a
+    thread of the sender's; a session that failed a message is closed at once.
     """
 
     def __init__(
@@ -121,6 +155,7 @@ class SmtpEmailSender:
         password: str = "",
         timeout: float = TIMEOUT_SECONDS,
         ssl_context: ssl.SSLContext | None = None,
+        keep_seconds: float = KEEP_SECONDS,
     ):
         if security not in ("starttls", "ssl", "none"):
             raise ValueError(f"unknown SMTP security {security!r}")
@@ -132,6 +167,14 @@ class SmtpEmailSender:
         self.password = password
         self.timeout = timeout
         self.ssl_context = ssl_context
+        self.keep_seconds = keep_seconds
+        self._start()
+        _smtp_senders.add(self)
+
+    def _start(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: list[_Session] = []
+        self._closing = False  # whether the thread that closes unused sessions runs
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpEmailSender:
@@ -146,7 +189,11 @@ class SmtpEmailSender:
         )
 
     def _context(self) -> ssl.SSLContext:
-        return self.ssl_context or ssl.create_default_context()
+        # The system's certificate authorities, read once: reading them costs more CPU than the
+        # rest of a message (bench/RESULTS.md).
+        if self.ssl_context is None:
+            self.ssl_context = ssl.create_default_context()
+        return self.ssl_context
 
     def build(self, recipient: str, subject: str, text: str, html: str | None) -> Message:
         """The message as it is sent: the text, and the HTML as its alternative when there is one.
@@ -201,28 +248,90 @@ class SmtpEmailSender:
 
     def send(self, recipient: str, subject: str, text: str, html: str | None) -> None:
         message = self.build(recipient, subject, text, html)
+        with self._delivery_errors():
+            session = self._reused() or self._open()
+            try:
+                session.smtp.send_message(message)
+            except smtplib.SMTPNotSupportedError:
+                session.smtp.close()
+                # smtplib's answer to a message whose addresses are not ASCII, for a relay that
+                # does not take them: retrying cannot help.
+                raise DeliveryError(f"SMTP server {self._where()} does not offer SMTPUTF8, which an "
+                                    "address that is not ASCII needs", permanent=True) from None
+            except BaseException:
+                session.smtp.close()  # the session's state is unknown: it is not used again
+                raise
+            self._keep(session)
+
+    def _open(self) -> _Session:
+        if self.security == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                                  context=self._context())
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         try:
-            if self.security == "ssl":
-                connection: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=self._context()
-                )
-            else:
-                connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            with connection as smtp:
-                if self.security == "starttls":
-                    try:
-                        smtp.starttls(context=self._context())
-                    except smtplib.SMTPNotSupportedError:
-                        raise DeliveryError(f"SMTP server {self._where()} does not offer STARTTLS") from None
-                if self.username:
-                    smtp.login(self.username, self.password)
+            if self.security == "starttls":
                 try:
-                    smtp.send_message(message)
+                    smtp.starttls(context=self._context())
                 except smtplib.SMTPNotSupportedError:
-                    # smtplib's answer to a message whose addresses are not ASCII, for a relay that
-                    # does not take them: retrying cannot help.
-                    raise DeliveryError(f"SMTP server {self._where()} does not offer SMTPUTF8, which an "
-                                        "address that is not ASCII needs", permanent=True) from None
+                    raise DeliveryError(f"SMTP server {self._where()} does not offer STARTTLS") from None
+            if self.username:
+                smtp.login(self.username, self.password)
+        except BaseException:
+            _quit(smtp)
+            raise
+        return _Session(smtp, opened=time.monotonic())
+
+    def _reused(self) -> _Session | None:
+        """A kept session the relay still holds, ready for a message; None when there is none."""
+        while True:
+            with self._lock:
+                if not self._kept:
+                    return None
+                session = self._kept.pop()
+            if session.spent(time.monotonic(), self.keep_seconds):
+                _quit(session.smtp)
+                continue
+            try:
+                session.smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                session.smtp.close()  # closed by the relay meanwhile
+                continue
+            return session
+
+    def _keep(self, session: _Session) -> None:
+        session.last = time.monotonic()
+        session.messages += 1
+        with self._lock:
+            kept = len(self._kept) < SESSIONS_KEPT and not session.spent(session.last, self.keep_seconds)
+            if kept:
+                self._kept.append(session)
+                if not self._closing:
+                    self._closing = True
+                    threading.Thread(target=self._close_unused, name="smtp-sessions", daemon=True).start()
+        if not kept:
+            _quit(session.smtp)
+
+    def _close_unused(self) -> None:
+        """Close each kept session once unused for ``keep_seconds``; end when none is kept."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                spent = [session for session in self._kept if session.spent(now, self.keep_seconds)]
+                self._kept = [session for session in self._kept if session not in spent]
+                wake = min((session.last + self.keep_seconds for session in self._kept), default=None)
+                self._closing = wake is not None
+            for session in spent:
+                _quit(session.smtp)
+            if wake is None:
+                return
+            time.sleep(max(wake - time.monotonic(), 0.0) + 0.01)
+
+    @contextlib.contextmanager
+    def _delivery_errors(self) -> Iterator[None]:
+        """smtplib's, ssl's and the socket's errors as ``DeliveryError``s."""
+        try:
+            yield
         except smtplib.SMTPRecipientsRefused as exc:
             codes = sorted({code for code, _text in exc.recipients.values()})
             raise DeliveryError(
@@ -257,6 +366,29 @@ class SmtpEmailSender:
 
     def _where(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    """End a session politely if the relay still answers, and close it whatever it says."""
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        smtp.quit()
+    smtp.close()
+
+
+_smtp_senders: weakref.WeakSet[SmtpEmailSender] = weakref.WeakSet()
+
+
+def _start_afresh_after_fork() -> None:
+    # A child process's senders keep no session: those kept are its parent's, whose thread that
+    # closes them the child does not have.
+    for sender in list(_smtp_senders):
+        for session in sender._kept:
+            session.smtp.close()  # the child's copy of the socket only
+        sender._start()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_start_afresh_after_fork)
 
 
 def _text_part(text: str, subtype: str) -> MIMENonMultipart:

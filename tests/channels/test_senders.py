@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 
 import pytest
 
@@ -248,3 +249,81 @@ def test_recipients_are_masked():
     assert mask_recipient("email", "jeanne.martin@example.org") == "j•••@example.org"
     assert mask_recipient("sms", "+33612345688") == "+336••••••88"
     assert mask_recipient("email", "nobody") == "•••"
+
+
+def test_messages_in_a_row_go_in_one_session(smtp_server):
+    sender = smtp_server.sender()
+    for number in range(3):
+        sender.send("jeanne@example.org", f"Message {number}", TEXT, HTML)
+
+    assert [received.message["Subject"] for received in smtp_server.inbox] == [
+        "Message 0", "Message 1", "Message 2"]
+    assert len({received.peer for received in smtp_server.inbox}) == 1
+    assert not smtp_server.quits  # kept for the next message
+
+
+def test_a_tls_session_with_its_login_goes_on_to_the_next_message(smtp_servers):
+    server = smtp_servers("starttls")
+    sender = server.sender("starttls", username=SMTP_USER, password=SMTP_PASSWORD)
+    sender.send("jeanne@example.org", "Premier", TEXT, HTML)
+    sender.send("paul@example.org", "Second", TEXT, HTML)
+
+    first, second = server.inbox
+    assert first.peer == second.peer
+    assert (first.recipients, second.recipients) == (["jeanne@example.org"], ["paul@example.org"])
+    assert first.login == second.login == SMTP_USER
+
+
+def test_a_session_the_relay_has_closed_is_replaced(smtp_server):
+    sender = smtp_server.sender()
+    sender.send("jeanne@example.org", "Premier", TEXT, HTML)
+    smtp_server.stop()  # the relay restarts: its sessions are gone
+    smtp_server.start()
+
+    sender.send("jeanne@example.org", "Second", TEXT, HTML)
+
+    first, second = smtp_server.inbox
+    assert first.peer != second.peer
+    assert second.message["Subject"] == "Second"
+
+
+def test_an_unused_session_is_closed_and_the_next_message_opens_another(smtp_server):
+    sender = smtp_server.sender(keep_seconds=0.2)
+    sender.send("jeanne@example.org", "Premier", TEXT, HTML)
+    first = smtp_server.inbox[0].peer
+
+    deadline = time.monotonic() + 5
+    while not smtp_server.quits and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert smtp_server.quits == [first]
+
+    sender.send("jeanne@example.org", "Second", TEXT, HTML)
+    assert smtp_server.inbox[1].peer != first
+
+
+def test_a_session_that_failed_a_message_is_not_used_again(smtp_server):
+    sender = smtp_server.sender()
+    sender.send("jeanne@example.org", "Premier", TEXT, HTML)
+    with pytest.raises(DeliveryError, match="SMTPUTF8"):
+        sender.send("hélène@example.fr", "Refusé", TEXT, HTML)
+
+    sender.send("jeanne@example.org", "Second", TEXT, HTML)
+
+    first, second = smtp_server.inbox
+    assert first.peer != second.peer
+
+
+def test_the_system_certificate_authorities_are_read_once(smtp_servers, certificate, monkeypatch):
+    """Without a context of its own, the sender reads the system's authorities for its first TLS
+    session only, not for each message."""
+    server = smtp_servers("starttls")
+    trusting = certificate.client_context()
+    reads: list[int] = []
+    monkeypatch.setattr(ssl, "create_default_context", lambda: reads.append(1) or trusting)
+    sender = server.sender("starttls", username=SMTP_USER, password=SMTP_PASSWORD,
+                           ssl_context=None, keep_seconds=0)  # a new session for each message
+    for _ in range(3):
+        sender.send("jeanne@example.org", "Sujet", TEXT, HTML)
+
+    assert len({received.peer for received in server.inbox}) == 3
+    assert reads == [1]
