@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -327,3 +328,21 @@ def test_the_system_certificate_authorities_are_read_once(smtp_servers, certific
 
     assert len({received.peer for received in server.inbox}) == 3
     assert reads == [1]
+
+
+def test_messages_sent_at_once_each_arrive_once_and_every_session_is_ended(smtp_server):
+    """Twenty pages sending at once (the "inline" delivery mode): each message goes once, in a
+    session of its own or one kept, and every session opened is ended with QUIT, those kept once
+    unused."""
+    sender = smtp_server.sender(keep_seconds=0.3)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(lambda number: sender.send("jeanne@example.org", f"Message {number}", TEXT, HTML),
+                      range(20)))
+
+    assert sorted(received.message["Subject"] for received in smtp_server.inbox) == sorted(
+        f"Message {number}" for number in range(20))
+    peers = {received.peer for received in smtp_server.inbox}
+    deadline = time.monotonic() + 5
+    while len(smtp_server.quits) < len(peers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(smtp_server.quits) == sorted(peers)
