@@ -1,8 +1,8 @@
 """Single use under concurrency (SPEC §3.3): twenty browsers using one activation link, one
 reset link, one registration, one pushed authorization request, one authorization code or one
-refresh token at the same moment, against
+refresh token at the same moment, twenty tabs sending one sign-in's code (or guessing it), against
 a provider under its production server with several workers on PostgreSQL and Redis (codes and
-refresh tokens also against the embedded default: a SQLite file under the demo's threaded
+refresh tokens and the sign-in's code also against the embedded default: a SQLite file under the demo's threaded
 server), and twenty operators deciding one review request at once. Exactly one use succeeds
 (and sends its email); the others get a clear page (or a clear refusal), never a 500."""
 
@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from urllib.parse import urlencode
 
 import click
 import pytest
@@ -29,11 +30,11 @@ from idp.channels.models import Message
 from idp.cli import main
 from idp.db import Database
 from idp.events import AuditEvent
-from idp.oidc.models import Token
+from idp.oidc.models import AuthorizationCode, Token
 from idp.registry.models import Member
 from tests.conftest import DATABASE_URL, REDIS_URL, provider_settings
-from tests.factories import Factories
-from tests.flows import Flow, csrf_token, interaction_of, pkce_pair, sms_code_step
+from tests.factories import PASSWORD, Factories
+from tests.flows import Flow, csrf_token, interaction_of, pkce_pair, query, sms_code_step
 from tests.servers import node_environment, werkzeug_serving
 
 SHARED_STORES = pytest.mark.skipif(
@@ -78,7 +79,9 @@ def provider(request, settings, tmp_path) -> Iterator[Serving]:
     url = f"sqlite:///{tmp_path / 'idp.sqlite3'}"
     with Database(url).migrating(create=True) as migrating:  # as `idp db upgrade` makes it
         schema.upgrade(migrating)
-    app = create_app(provider_settings(url, settings["keys_dir"], redis_url=""))
+    # As ``node``: cookies over plain HTTP, each browser at the address it forwards.
+    app = create_app({**provider_settings(url, settings["keys_dir"], redis_url=""),
+                      "cookie_secure": False, "trusted_proxies": 1})
     engine = app.extensions["idp"].database.engine
     event.listen(engine, "before_cursor_execute", _slow_insert)
     db = app.extensions["idp"].database.session()
@@ -374,6 +377,80 @@ def test_twenty_uses_of_one_refresh_token_rotate_once_and_end_the_family(provide
     assert db.scalar(select(func.count()).select_from(Token).where(Token.revoked_at.is_(None))) == 0
     assert _events(db, events.REFRESH_REUSED) >= 1
     assert flow.refresh(rotated.json()["refresh_token"]).json["error"] == "invalid_grant"
+
+
+# -- the sign-in's code: twenty tabs at once ----------------------------------------------------
+
+
+def _at_the_code_page(provider: Serving) -> tuple[Browser, str]:
+    """A browser at the sign-in's code page (the password given, the code sent by email), and
+    that code."""
+    flow, browser = provider.flow, Browser(provider.url, 0)
+    page = browser.get(f"/malakoff/authorize?{urlencode(flow.params())}")
+    assert page.status_code == 200, page.status_code
+    given = browser.post("/malakoff/login", {
+        "interaction": interaction_of(page.content), "identifier": flow.identifier,
+        "password": PASSWORD, "csrf_token": csrf_token(page.content)})
+    assert given.headers["Location"].endswith("/malakoff/login/code"), given.status_code
+    choose = browser.get("/malakoff/login/code")
+    sent = browser.post("/malakoff/login/code",
+                        {"channel": "email", "csrf_token": csrf_token(choose.content)})
+    assert sent.status_code == 303, sent.status_code
+    provider.db.expire_all()
+    body = provider.db.scalar(select(Message.body_text).where(Message.template == "otp_code")
+                              .order_by(Message.id.desc()).limit(1))
+    return browser, re.search(r"\b\d{6}\b", body)[0]
+
+
+def _code_tabs(provider: Serving, browser: Browser, codes: list[str]) -> list[requests.Response]:
+    """``codes`` posted at once from as many tabs of ``browser`` (its session, its address)."""
+    tabs = [Browser(provider.url, 0) for _ in codes]
+
+    def form(tab: Browser) -> dict:
+        tab.http.cookies.update(browser.http.cookies)
+        page = tab.get("/malakoff/login/code/verify")
+        assert page.status_code == 200, page.status_code
+        return {"code": codes[tabs.index(tab)], "csrf_token": csrf_token(page.content)}
+
+    return at_once(tabs, form, lambda tab, data: tab.post("/malakoff/login/code/verify", data))
+
+
+def _signed_in(provider: Serving, answers: list[requests.Response]) -> list[requests.Response]:
+    """The answers that took the member to the portal with an authorization code."""
+    portal = provider.flow.rp.redirect_uris[0]
+    return [a for a in answers if a.status_code in (302, 303)
+            and a.headers["Location"].startswith(portal) and "code" in query(a.headers["Location"])]
+
+
+def test_twenty_tabs_sending_the_right_code_at_once_sign_in_once(provider):
+    """The code is single use whichever worker each tab reached: one tab goes on to the portal,
+    with one authorization code; the others are told, never given a second one."""
+    browser, code = _at_the_code_page(provider)
+
+    answers = _code_tabs(provider, browser, [code] * PARALLEL)
+
+    _no_server_error(answers)
+    assert len(_signed_in(provider, answers)) == 1
+    provider.db.expire_all()
+    assert provider.db.scalar(select(func.count()).select_from(AuthorizationCode)) == 1
+
+
+def test_twenty_wrong_codes_at_once_spend_the_tries_once(provider):
+    """An attacker with the password guessing the code from twenty tabs at once gets no more
+    tries than one tab after another would: the first four are said wrong, then the code is
+    locked (or the account's limit of checks reached); the right code then signs nobody in."""
+    browser, code = _at_the_code_page(provider)
+    wrong = [f"{(int(code) + n) % 1_000_000:06d}" for n in range(1, PARALLEL + 1)]
+
+    answers = _code_tabs(provider, browser, wrong)
+
+    _no_server_error(answers)
+    said_wrong = sorted(re.search(r"Il vous reste (\d) essai", a.text)[1] for a in answers
+                        if "Code incorrect" in a.text)
+    assert said_wrong == ["1", "2", "3", "4"]
+    assert all("Trop de codes incorrects" in a.text or a.status_code == 429
+               for a in answers if "Code incorrect" not in a.text)
+    assert _signed_in(provider, _code_tabs(provider, browser, [code])) == []
 
 
 @pytest.fixture
