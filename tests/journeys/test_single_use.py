@@ -1,9 +1,10 @@
 """Single use under concurrency (SPEC §3.3): twenty browsers using one activation link, one
 reset link, one registration, one pushed authorization request, one authorization code or one
 refresh token at the same moment, twenty tabs sending one sign-in's code (or guessing it), against
-a provider under its production server with several workers on PostgreSQL and Redis (codes and
-refresh tokens and the sign-in's code also against the embedded default: a SQLite file under the demo's threaded
-server), and twenty operators deciding one review request at once. Exactly one use succeeds
+a provider under its production server with several workers on PostgreSQL and Redis
+(authorization codes, refresh tokens and the sign-in's code also against the embedded default: a
+SQLite file under the demo's threaded server), and twenty operators deciding one review request
+at once. Exactly one use succeeds
 (and sends its email); the others get a clear page (or a clear refusal), never a 500."""
 
 from __future__ import annotations
