@@ -253,13 +253,16 @@ class SmtpEmailSender:
             try:
                 session.smtp.send_message(message)
             except smtplib.SMTPNotSupportedError:
-                session.smtp.close()
+                _quit(session.smtp)
                 # smtplib's answer to a message whose addresses are not ASCII, for a relay that
                 # does not take them: retrying cannot help.
                 raise DeliveryError(f"SMTP server {self._where()} does not offer SMTPUTF8, which an "
                                     "address that is not ASCII needs", permanent=True) from None
+            except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
+                _quit(session.smtp)  # the relay refused and still answers: ended politely
+                raise
             except BaseException:
-                session.smtp.close()  # the session's state is unknown: it is not used again
+                session.smtp.close()  # lost or silent: its state is unknown
                 raise
             self._keep(session)
 

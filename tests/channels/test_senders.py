@@ -312,6 +312,7 @@ def test_a_session_that_failed_a_message_is_not_used_again(smtp_server):
 
     first, second = smtp_server.inbox
     assert first.peer != second.peer
+    assert smtp_server.quits == [first.peer]  # ended politely: the relay had answered
 
 
 def test_the_system_certificate_authorities_are_read_once(smtp_servers, certificate, monkeypatch):
