@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         minter = seed.Minter(bench.ours_settings(), seeded)
         floor_port = options.peer_port + 1
         ours_flows = driver.OurFlows(seeded.client_id, seeded.client_secret, options.database_url)
+        pinned = bench.place_services()
         try:
             peer = bench.start(targets.peer(core=options.server_core, port=options.peer_port,
                                             config=bench.peer_config(seeded), log=options.out / "peer.log"))
@@ -170,10 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                                                    flows)
                     bench.stop(server)
         finally:
+            if pinned is not None:
+                pinned.restore()
             bench.stop_all()
             minter.close()
     print(f"one worker on core {options.server_core}, {options.threads} threads, {options.connections} "
-          f"clients, {args.seconds:g} s each")
+          f"clients, {args.seconds:g} s each; PostgreSQL and Redis {bench.run.settings['services']}")
     for scenario, rows in figures.items():
         unit = "flows/s" if scenario in FLOWS else "req/s"
         peer_rate = rows["peer"][0]

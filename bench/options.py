@@ -21,6 +21,7 @@ class Options:
     threads: int
     server_core: int
     load_core: int
+    services_anywhere: bool
     scenarios: tuple[str, ...]
     soak_requests: int
     members: int
@@ -48,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="threads running requests in each worker (default 4, as in production)")
     parser.add_argument("--server-core", type=int, default=0, help="core of both servers (default 0)")
     parser.add_argument("--load-core", type=int, default=1, help="core of the load generators (default 1)")
+    parser.add_argument("--services-anywhere", action="store_true",
+                        help="leave this machine's PostgreSQL and Redis where it runs them, the server "
+                        "core included (default: every other core during the run, as their own "
+                        "machines would be)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     parser.add_argument("--soak", type=int, dest="soak_requests",
@@ -77,7 +82,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     soak = args.soak_requests if args.soak_requests is not None else (10_000 if args.quick else 100_000)
     return Options(
         seconds=seconds, rounds=rounds, connections=args.connections, workers=args.workers,
-        threads=args.threads, server_core=args.server_core, load_core=args.load_core, scenarios=scenarios,
+        threads=args.threads, server_core=args.server_core, load_core=args.load_core,
+        services_anywhere=args.services_anywhere, scenarios=scenarios,
         soak_requests=soak, database_url=args.database_url, redis_url=args.redis_url,
         # As many members a round: none reaches the limit of codes sent to an account.
         members=(64 if args.quick else 256) * rounds,

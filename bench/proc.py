@@ -1,4 +1,5 @@
-"""What Linux's /proc says of a process: CPU time, process group, resident memory.
+"""What Linux's /proc says of a process: CPU time, process group, resident memory; and where the
+machine's shared services run.
 
 CPU time is read as the kernel accounts it (``utime`` + ``stime`` in
 ``/proc/<pid>/stat``, in clock ticks), so it can be read for any local process:
@@ -8,8 +9,9 @@ others load the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -84,3 +86,50 @@ def rss_mib(pid: int | str) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+# The shared services' processes, by the name the kernel gives them (``/proc/<pid>/comm``): a
+# PostgreSQL server's postmaster and backends, a Redis server.
+SERVICES = ("postgres", "redis-server")
+
+
+@dataclass
+class Pinned:
+    """Threads moved to other cores, with the cores each had; ``refused``: how many could not be
+    moved (another user's, without the right to)."""
+
+    cores: frozenset[int]
+    previous: dict[int, set[int]] = field(default_factory=dict)
+    refused: int = 0
+
+    def restore(self) -> None:
+        for tid, cores in self.previous.items():
+            with contextlib.suppress(OSError):  # gone since
+                os.sched_setaffinity(tid, cores)
+        self.previous.clear()
+
+
+def pin(names: tuple[str, ...], cores: set[int]) -> Pinned:
+    """Move every thread of the local processes named ``names`` to ``cores`` (those processes fork
+    later keep them: a PostgreSQL backend is its postmaster's child)."""
+    pinned = Pinned(frozenset(cores))
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() not in names:
+                continue
+            threads = [int(task.name) for task in (entry / "task").iterdir()]
+        except OSError:  # gone meanwhile
+            continue
+        for tid in threads:
+            try:
+                previous = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, cores)
+            except PermissionError:
+                pinned.refused += 1
+            except OSError:
+                continue
+            else:
+                pinned.previous[tid] = previous
+    return pinned

@@ -223,6 +223,8 @@ def render(run: Run) -> str:
         lines += ["", "notes:", *notes]
     lines += _rounds(run)
     lines += _cpu(run)
+    if "services" in run.settings:
+        lines += ["", f"PostgreSQL and Redis during the run: {run.settings['services']}"]
     flow_requests = [r for r in run.results if r.request_p99_ms is not None]
     if flow_requests:
         lines += ["", "p99 of one request inside the flows (ms):"]

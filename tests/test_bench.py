@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -210,6 +211,37 @@ def test_server_processes_are_found_by_process_group():
         server.stop()
     lone = [proc.Stat(pid=7, ppid=1, pgrp=7, ticks=0, children_ticks=0)]
     assert proc.serving(lone) == lone
+
+
+def test_shared_services_are_moved_off_a_core_for_the_run_and_put_back():
+    """``proc.pin`` moves every thread of the processes of a name (the bench's PostgreSQL and
+    Redis) to the cores it is given, a process forked by one after that too; ``restore`` puts
+    back the cores each had."""
+    with subprocess.Popen([sys.executable, "-c",  # a threaded service, by its name in /proc
+                           "import pathlib, threading, time\n"
+                           "pathlib.Path('/proc/self/comm').write_text('idp-bench-svc')\n"
+                           "threading.Thread(target=time.sleep, args=(30,)).start()\n"
+                           "print('ready', flush=True)\n"
+                           "time.sleep(30)\n"], stdout=subprocess.PIPE, text=True) as service:
+        try:
+            assert service.stdout.readline() == "ready\n"
+            everywhere = os.sched_getaffinity(service.pid)
+            one = {min(everywhere)}
+            pinned = proc.pin(("idp-bench-svc",), one)
+            threads = [int(task) for task in os.listdir(f"/proc/{service.pid}/task")]
+            assert len(threads) == 2 and set(pinned.previous) == set(threads)
+            assert all(os.sched_getaffinity(tid) == one for tid in threads)
+            assert (pinned.refused, pinned.cores) == (0, frozenset(one))
+            pinned.restore()
+            assert all(os.sched_getaffinity(tid) == everywhere for tid in threads)
+        finally:
+            service.kill()
+    assert not proc.pin(("idp-bench-none",), one).previous
+
+
+def test_the_shared_services_stay_where_they_are_when_told():
+    assert parse_args([]).services_anywhere is False
+    assert parse_args(["--services-anywhere"]).services_anywhere is True
 
 
 def test_callgrind_counts_are_read_from_each_dump(tmp_path):
