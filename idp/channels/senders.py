@@ -69,6 +69,9 @@ class EmailSender(Protocol):
     def send(self, recipient: str, subject: str, text: str, html: str | None) -> None:
         """Hand the email over for delivery, or raise ``DeliveryError``."""
 
+    def close(self) -> None:
+        """End what the sender keeps open between messages (its relay's sessions)."""
+
 
 @runtime_checkable
 class SmsSender(Protocol):
@@ -100,6 +103,9 @@ class OutboxEmailSender:
     """Sends nothing: the queued message row is what the outbox page shows."""
 
     def send(self, recipient: str, subject: str, text: str, html: str | None) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
 
@@ -265,6 +271,13 @@ class SmtpEmailSender:
                 session.smtp.close()  # lost or silent: its state is unknown
                 raise
             self._keep(session)
+
+    def close(self) -> None:
+        """End the kept sessions now (``QUIT``), as when the worker stops."""
+        with self._lock:
+            kept, self._kept = self._kept, []
+        for session in kept:
+            _quit(session.smtp)
 
     def _open(self) -> _Session:
         if self.security == "ssl":

@@ -117,6 +117,8 @@ def work(interval: float, batch: int, once: bool) -> None:
         except SQLAlchemyError:
             messages.session.rollback()
             raise  # the error boundary says what to do (idp.cli.errors); nothing was lost
+        finally:
+            messages.email_sender.close()
         _report(result)
         return
     database = services().database
@@ -130,8 +132,11 @@ def work(interval: float, batch: int, once: bool) -> None:
         wakeups.listen()  # before saying we run: nothing committed from now on goes unannounced
         click.echo(f"delivering queued messages as they are queued (and every {interval:g} s); "
                    "SIGTERM or Ctrl-C stops")
-        worker.run(messages, wakeups, stop, interval=interval, batch=batch, report=_report,
-                   on_database_error=database_error, work=work)
+        try:
+            worker.run(messages, wakeups, stop, interval=interval, batch=batch, report=_report,
+                       on_database_error=database_error, work=work)
+        finally:
+            messages.email_sender.close()
     click.echo("stopped")
 
 

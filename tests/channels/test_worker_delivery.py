@@ -158,6 +158,7 @@ def test_a_request_never_delivers_a_message_itself(make_app, smtp_server):
     result = IdpCliRunner(app).invoke(args=["outbox", "work", "--once"])
     assert result.exit_code == 0, result.output
     assert len(smtp_server.inbox) == 1
+    assert smtp_server.quits == [smtp_server.inbox[0].peer]  # its session ended as it stopped
     assert statuses(app) == [("otp_code", "sent")]
 
 
@@ -301,6 +302,10 @@ def test_a_worker_process_is_woken_by_postgresql_at_the_commit(make_app, setting
         worker.wait(timeout=15)
     assert worker.returncode == 0, output.read_text()
     assert [status for _template, status in statuses(app)] == ["sent", "sent"]
+    # The second email went in the first one's session, ended (QUIT) as the worker stopped.
+    first, second = smtp_server.inbox
+    assert first.peer == second.peer
+    assert smtp_server.quits == [first.peer]
 
 
 def test_a_worker_process_answers_a_recovery_request_once_it_is_committed(make_app, settings,
