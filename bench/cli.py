@@ -384,17 +384,17 @@ class Bench:
         and on the server core they would take its time from ours alone. Their CPU is still
         read and shown beside ours'. None when they stay where they are."""
         others = set(range(os.cpu_count() or 1)) - {self.options.server_core}
-        if self.options.services_anywhere or not others:
-            where = "where the machine runs them (--services-anywhere)" if others else (
-                "where the machine runs them (no other core)")
-            self.run.settings["services"] = where
-            self.say(f"PostgreSQL and Redis: {where}")
-            return None
-        pinned = proc.pin(proc.SERVICES, others)
-        cores = ", ".join(map(str, sorted(others)))
-        where = (f"off the server core, on core {cores} ({len(pinned.previous)} threads moved"
-                 + (f", {pinned.refused} not allowed" if pinned.refused else "") + ")"
-                 if pinned.previous or pinned.refused else "none of their processes on this machine")
+        pinned = None
+        if not others:
+            where = "where the machine runs them (no other core)"
+        elif self.options.services_anywhere:
+            where = "where the machine runs them (--services-anywhere)"
+        else:
+            pinned = proc.pin(proc.SERVICES, others)
+            refused = f", {pinned.refused} not allowed" if pinned.refused else ""
+            where = (f"off the server core, on core {', '.join(map(str, sorted(others)))} "
+                     f"({len(pinned.previous)} threads moved{refused})"
+                     if pinned.previous or pinned.refused else "none of their processes on this machine")
         self.run.settings["services"] = where
         self.say(f"PostgreSQL and Redis: {where}")
         return pinned
