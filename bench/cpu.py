@@ -2,6 +2,7 @@
 
     bench/.venv/bin/python -m bench.cpu [--requests 2000] [--scenarios token,userinfo] [--profile DIR]
                                         [--no-callgrind] [--callgrind-requests 50]
+                                        [--functions sign-in | --functions module:Class.method,...]
 
 Throughput on a shared machine moves with everyone else's work; the CPU a
 request burns in our process (``time.process_time``) and the round trips it
@@ -22,6 +23,12 @@ process run beforehand: the same build and warm-up, then the requests between
 two calls to ``getppid`` (which nothing else here calls), before each of which
 callgrind writes out and resets its counts, so neither start-up nor warm-up is
 counted. Unlike time, the count does not depend on the machine's load.
+
+``--functions`` says where those instructions go: each function named (``module:qualified.name``,
+as the module that calls it finds it; ``sign-in``: the sign-in's parts, ``SIGN_IN_PARTS``) is
+wrapped in the child so that it calls ``getppid`` as it starts and as it ends, and what callgrind
+counted between the two (the calls it makes included) is added up per request of each scenario.
+A wrapper's own cost is a few thousand instructions a call, counted in its caller.
 """
 
 from __future__ import annotations
@@ -31,8 +38,11 @@ import base64
 import contextlib
 import cProfile
 import dataclasses
+import functools
 import gc
+import importlib
 import io
+import json
 import logging.config
 import os
 import pstats
@@ -47,6 +57,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -69,6 +80,23 @@ BASE_URL = "http://127.0.0.1:8710"
 ROOT = Path(__file__).resolve().parent.parent
 # Callgrind writes out its counts (and starts again from zero) before each call to this function.
 MARK = "getppid"
+# The parts of a sign-in ``--functions sign-in`` breaks a flow into: the request's way through
+# Flask and the provider's hooks, then each step's own work.
+MARKABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+SIGN_IN_PARTS = (
+    "flask.app:Flask.preprocess_request", "idp.web.gate:gate", "flask_wtf.csrf:CSRFProtect.protect",
+    "flask.app:Flask.process_response", "idp.sessions:StoreSessionInterface.open_session",
+    "idp.sessions:StoreSessionInterface.save_session", "idp.store:RedisStore._call",
+    "flask.app:Flask.dispatch_request", "idp.oidc.authorization:_checked_request",
+    "idp.oidc.authorization:_interact", "idp.oidc.authorization:_page", "wtforms.form:FormMeta.__call__",
+    "flask_wtf.csrf:generate_csrf", "idp.signin.services:SignIn.check_password",
+    "idp.accounts.services:Authenticator.find", "idp.accounts.services:Authenticator.verify",
+    "idp.signin.services:SignIn._count_check", "idp.ratelimit:clear",
+    "idp.signin.services:SignIn.trusted_browser", "idp.signin.views:complete",
+    "idp.signin.completion:sign_in", "idp.oidc.interaction_api:InteractionApi.finish",
+    "idp.oidc.server:AuthorizationCodeGrant.save_authorization_code", "idp.oidc.authorization:respond",
+    "idp.events:record_event", "idp.oidc.server:Provider.create_token_response",
+)
 # Requests (flows) of a scenario's warm-up, at most, and of the sample its round trips are counted on.
 WARM_UP = 50
 SAMPLE = 10
@@ -436,8 +464,47 @@ def _measured(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Cou
                    flows.report() if flows is not None else [])
 
 
-def mark_instructions(app: Flask, scenarios: list[str], requests: int, inputs: Inputs) -> None:
-    """Under callgrind: each scenario's warm-up, then its requests between two marks (``MARK``)."""
+class Marks:
+    """The child's calls to ``MARK``, in order, each noted as an event: a scenario's requests begin
+    or end, a function named by ``--functions`` is entered or left (only while requests run).
+    Callgrind writes out a count before each call: the count written before event ``k`` is what
+    ran since event ``k - 1``."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.counting = False
+
+    def mark(self, kind: str, name: str) -> None:
+        self.events.append((kind, name))
+        os.getppid()
+
+    def wrap(self, spec: str) -> None:
+        """Mark each call of the function ``module:qualified.name`` as it starts and ends."""
+        module_name, _, qualified = spec.partition(":")
+        owner: Any = importlib.import_module(module_name)
+        *path, name = qualified.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        declared = vars(owner).get(name) if isinstance(owner, type) else None
+        kind = type(declared) if isinstance(declared, (staticmethod, classmethod)) else None
+        function = declared.__func__ if kind is not None else getattr(owner, name)
+        marks = self
+
+        @functools.wraps(function)
+        def marked(*args, **kwargs):
+            if not marks.counting:
+                return function(*args, **kwargs)
+            marks.mark("enter", spec)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                marks.mark("exit", spec)
+
+        setattr(owner, name, kind(marked) if kind is not None else marked)
+
+
+def mark_instructions(app: Flask, scenarios: list[str], requests: int, inputs: Inputs, marks: Marks) -> None:
+    """Under callgrind: each scenario's warm-up, then its requests between two marks."""
     for scenario in scenarios:
         count = scenario_size(scenario, requests)
         flows = FLOW_SCENARIOS[scenario](app, inputs) if scenario in FLOW_SCENARIOS else None
@@ -445,12 +512,56 @@ def mark_instructions(app: Flask, scenarios: list[str], requests: int, inputs: I
             batch(app, scenario, min(WARM_UP, count), inputs, flows)()
             run = batch(app, scenario, count, inputs, flows)
             gc.collect()
-            os.getppid()
-            run()
-            os.getppid()
+            marks.mark("begin", scenario)
+            marks.counting = True
+            try:
+                run()
+            finally:
+                marks.counting = False
+            marks.mark("end", scenario)
         finally:
             if flows is not None:
                 flows.close()
+
+
+@dataclass
+class Counted:
+    """Instructions per request (per flow) of a scenario, and of each function marked in it:
+    ``functions`` maps each to its instructions (the calls it makes included) and calls."""
+
+    total: float
+    functions: dict[str, tuple[float, float]]
+
+
+def attribute(events: list[tuple[str, str]], counts: list[int],
+              requests: dict[str, int]) -> dict[str, Counted]:
+    """What each scenario and each function in it counted, per request, from the child's events
+    and callgrind's counts (``counts[k]``: what ran before event ``k``, since the one before)."""
+    if len(counts) != len(events):
+        raise RuntimeError(f"expected {len(events)} callgrind dumps, got {len(counts)}: "
+                           f"something else called {MARK}")
+    counted: dict[str, Counted] = {}
+    scenario, begun, open_calls = "", 0, []
+    spent: dict[str, list[float]] = {}
+    for index, (kind, name) in enumerate(events):
+        if kind == "begin":
+            scenario, begun, spent = name, index, {}
+        elif kind == "enter":
+            open_calls.append((name, index))
+        elif kind == "exit":
+            entered, start = open_calls.pop()
+            if entered != name:
+                raise RuntimeError(f"{name} left while {entered} ran")
+            tally = spent.setdefault(name, [0.0, 0.0])
+            if all(other != name for other, _ in open_calls):  # a call within itself is counted once
+                tally[0] += sum(counts[start + 1:index + 1])
+            tally[1] += 1
+        elif kind == "end":
+            size = requests[scenario]
+            counted[scenario] = Counted(sum(counts[begun + 1:index + 1]) / size,
+                                        {function: (instructions / size, calls / size)
+                                         for function, (instructions, calls) in spent.items()})
+    return counted
 
 
 def callgrind_total(text: str) -> int:
@@ -467,17 +578,18 @@ def segments(directory: Path, prefix: str) -> list[int]:
     return [callgrind_total(path.read_text(errors="replace")) for path in dumps]
 
 
-def instructions(args: argparse.Namespace) -> dict[str, float]:
-    """Instructions per request of each scenario, counted by callgrind in a child process."""
+def instructions(args: argparse.Namespace) -> dict[str, Counted]:
+    """Instructions per request of each scenario (and of the functions named), counted by
+    callgrind in a child process."""
     with tempfile.TemporaryDirectory(prefix="bench-cpu-callgrind-") as directory:
         out = Path(directory)
         command = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out",
             f"--dump-before={MARK}", f"--log-file={out}/valgrind.log",
-            sys.executable, "-m", "bench.cpu", "--callgrind-child",
+            sys.executable, "-m", "bench.cpu", "--callgrind-child", "--events", str(out / "events.json"),
             "--requests", str(args.callgrind_requests),
             "--scenarios", ",".join(args.scenarios), "--database-url", args.database_url,
-            "--redis-url", args.redis_url,
+            "--redis-url", args.redis_url, "--functions", ",".join(args.functions),
         ]
         # The same hash seed every time: dict and set layouts, hence the counts, repeat.
         done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"},  # noqa: S603
@@ -487,12 +599,19 @@ def instructions(args: argparse.Namespace) -> dict[str, float]:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise RuntimeError(f"callgrind run failed ({done.returncode}): {done.stderr[-2000:]}{tail}")
         counts = segments(out, "callgrind.out")
-    # Dumps alternate: start-up and warm-up, then a scenario's requests.
-    if len(counts) != 2 * len(args.scenarios):
-        raise RuntimeError(f"expected {2 * len(args.scenarios)} callgrind dumps, got {len(counts)}: "
-                           f"something else called {MARK}")
-    return {scenario: counts[2 * number + 1] / scenario_size(scenario, args.callgrind_requests)
-            for number, scenario in enumerate(args.scenarios)}
+        events = [tuple(event) for event in json.loads((out / "events.json").read_text())]
+    return attribute(events, counts, {scenario: scenario_size(scenario, args.callgrind_requests)
+                                      for scenario in args.scenarios})
+
+
+def breakdown(counted: Counted) -> str:
+    """The functions' lines of a scenario, the costliest first: Minstr and calls per request, and
+    the share of the request's instructions (the calls they make included)."""
+    lines = [f"{'':14} {'Minstr':>7} {'calls':>6} {'share':>6}  function (what it calls included)"]
+    for function, (instructions, calls) in sorted(counted.functions.items(), key=lambda item: -item[1][0]):
+        share = instructions / counted.total
+        lines.append(f"{'':14} {instructions / 1e6:7.3f} {calls:6.1f} {share:6.1%}  {function}")
+    return "\n".join(lines)
 
 
 def _write_profile(profiler: cProfile.Profile, directory: Path, scenario: str) -> None:
@@ -579,11 +698,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "is installed; about 50 times slower than the requests themselves)")
     parser.add_argument("--callgrind-requests", type=int, default=50,
                         help="requests counted by callgrind per scenario (default 50; flows: a tenth)")
-    # The child process that runs under callgrind.
+    parser.add_argument("--functions", default="",
+                        help="with callgrind: the instructions per request spent in each of these functions "
+                        "(module:qualified.name, comma-separated; 'sign-in': the sign-in's parts)")
+    # The child process that runs under callgrind, and where it writes its marks.
     parser.add_argument("--callgrind-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--events", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.callgrind is None:
         args.callgrind = shutil.which("valgrind") is not None
+    named = [name.strip() for name in args.functions.split(",") if name.strip()]
+    args.functions = list(SIGN_IN_PARTS) if named == ["sign-in"] else named
+    malformed = [name for name in args.functions if not MARKABLE.fullmatch(name)]
+    if malformed:
+        parser.error(f"--functions: not module:qualified.name: {', '.join(malformed)}")
+    if args.functions and not args.callgrind:
+        parser.error("--functions counts with callgrind: leave out --no-callgrind")
     args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:
@@ -598,13 +728,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.callgrind_child:
+        marks = Marks()
+        for function in args.functions:
+            marks.wrap(function)
         with tempfile.TemporaryDirectory(prefix="bench-cpu-keys-") as keys_dir:
             app, inputs = build(args.database_url, args.redis_url, Path(keys_dir),
                                 members=members_for(args.scenarios, args.requests, args.repeat))
-            mark_instructions(app, args.scenarios, args.requests, inputs)
+            mark_instructions(app, args.scenarios, args.requests, inputs, marks)
             inputs.minter.close()
+        args.events.write_text(json.dumps(marks.events))
         return 0
-    counted: dict[str, float] = {}
+    counted: dict[str, Counted] = {}
     if args.callgrind:
         print(f"counting instructions: callgrind, {args.callgrind_requests} requests per scenario …",
               flush=True)
@@ -623,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = measure(app, scenario, count, inputs, counts, backends, repeat=args.repeat,
                                  profile=args.profile)
                 statuses = " ".join(f"{code}x{n}" for code, n in sorted(result.statuses.items()))
-                minstr = f"{counted[scenario] / 1e6:.2f}" if scenario in counted else absent
+                minstr = f"{counted[scenario].total / 1e6:.2f}" if scenario in counted else absent
                 postgres = "n/a" if result.postgres_cpu_ms is None else f"{result.postgres_cpu_ms:.3f}"
                 print(f"{scenario:14} {result.requests:8} {result.cpu_ms:10.3f} {minstr:>10} {postgres:>9} "
                       f"{result.postgres:8.1f} {result.redis:6.1f}  {statuses}", flush=True)
@@ -632,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.statements:
                     for statement in result.statements:
                         print(f"    {statement}")
+                if scenario in counted and counted[scenario].functions:
+                    print(breakdown(counted[scenario]))
             if absent == "n/a":
                 print("Minstr/req: n/a (no valgrind)")
             if args.soak:
