@@ -1,8 +1,15 @@
 """The base of every form: Flask-WTF's, with WTForms' own messages translated once per process,
-and its widgets' attributes written by plain string formatting.
+its CSRF token made when the page writes it, and its widgets' attributes written by plain string
+formatting.
 
 Flask-WTF reads WTForms' catalogue from disk for each request that builds a form; the
 catalogues never change while the provider runs, so each locale's is read once.
+
+Flask-WTF makes the form's CSRF token (signed, timed: itsdangerous) as the form is built; a form
+posted and accepted is answered with a redirect that never writes it. The token is made when the
+page writes the field instead, the same token (``generate_csrf`` keeps one per request); that a
+form was given one is noted as it is built (``TOKEN_PROMISED``), for the layout's notice of the
+session's time limit (``idp.web.rendering.session_time``).
 
 WTForms writes each attribute of an input through ``Markup.format``, which runs Python's
 ``string.Formatter`` (72 µs an input, a third of the sign-in page's rendering). Each form's
@@ -16,8 +23,8 @@ import functools
 from typing import Any
 
 from babel import support
-from flask import current_app
-from flask_babel import get_locale
+from flask import current_app, g
+from flask_babel import LazyString, get_locale
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from wtforms.i18n import messages_path
@@ -38,8 +45,22 @@ def html_attributes(**attributes: Any) -> Markup:
     return Markup(" ".join(written))  # noqa: S704 - every name and value escaped above
 
 
+# In ``g`` once a form of the request has been given the session's CSRF token, made or not yet.
+TOKEN_PROMISED = "csrf_token_promised"  # noqa: S105 - a name in g, not a secret
+
+
+class _TokenWhenWritten(FlaskForm.Meta.csrf_class):
+    """Flask-WTF's CSRF for forms, the token made as the page writes it."""
+
+    def generate_csrf_token(self, csrf_token_field):
+        setattr(g, TOKEN_PROMISED, True)
+        return LazyString(super().generate_csrf_token, csrf_token_field)
+
+
 class Form(FlaskForm):
     class Meta(FlaskForm.Meta):
+        csrf_class = _TokenWhenWritten
+
         def get_translations(self, form):
             if not current_app.config.get("WTF_I18N_ENABLED", True):
                 return super().get_translations(form)

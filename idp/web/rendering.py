@@ -17,6 +17,7 @@ from markupsafe import Markup
 from idp import deadlines, timewords
 from idp.accounts.devices import device_in_words
 from idp.extensions import services
+from idp.forms import TOKEN_PROMISED
 from idp.frames import Frame
 from idp.frames import marks as frames_marks
 from idp.tenancy import LOCALES, Tenant
@@ -200,9 +201,9 @@ def session_time() -> SessionTime | None:
     """The inactivity limit of a page whose forms hold a token of the session (WCAG 2.2.1).
 
     None for a page without such a form. Called by the layout after the page's content, so a
-    form rendered above has made its token by then.
+    form rendered above has made its token by then (or a form built was promised one).
     """
-    if "csrf_token" not in g:
+    if "csrf_token" not in g and TOKEN_PROMISED not in g:
         return None
     deadline = session_deadline()
     return SessionTime(deadline, session_time_message(deadline), request.path)
