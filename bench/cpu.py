@@ -464,6 +464,22 @@ def _measured(app: Flask, scenario: str, count: int, inputs: Inputs, counts: Cou
                    flows.report() if flows is not None else [])
 
 
+def found(spec: str) -> tuple[Any, str]:
+    """What holds the function ``module:qualified.name`` (its module or class), and its name there;
+    LookupError if there is no such function."""
+    module_name, _, qualified = spec.partition(":")
+    try:
+        owner: Any = importlib.import_module(module_name)
+    except ImportError:
+        raise LookupError(f"no module {module_name}") from None
+    *path, name = qualified.split(".")
+    for part in path:
+        owner = getattr(owner, part, None)
+    if not callable(getattr(owner, name, None)):
+        raise LookupError(f"no function {qualified} in {module_name}")
+    return owner, name
+
+
 class Marks:
     """The child's calls to ``MARK``, in order, each noted as an event: a scenario's requests begin
     or end, a function named by ``--functions`` is entered or left (only while requests run).
@@ -480,11 +496,7 @@ class Marks:
 
     def wrap(self, spec: str) -> None:
         """Mark each call of the function ``module:qualified.name`` as it starts and ends."""
-        module_name, _, qualified = spec.partition(":")
-        owner: Any = importlib.import_module(module_name)
-        *path, name = qualified.split(".")
-        for part in path:
-            owner = getattr(owner, part)
+        owner, name = found(spec)
         declared = vars(owner).get(name) if isinstance(owner, type) else None
         kind = type(declared) if isinstance(declared, (staticmethod, classmethod)) else None
         function = declared.__func__ if kind is not None else getattr(owner, name)
@@ -712,6 +724,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     malformed = [name for name in args.functions if not MARKABLE.fullmatch(name)]
     if malformed:
         parser.error(f"--functions: not module:qualified.name: {', '.join(malformed)}")
+    for name in args.functions:
+        try:
+            found(name)
+        except LookupError as missing:
+            parser.error(f"--functions: {name}: {missing}")
     if args.functions and not args.callgrind:
         parser.error("--functions counts with callgrind: leave out --no-callgrind")
     args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]

@@ -86,6 +86,8 @@ def test_functions_are_named_by_module_and_qualified_name():
     assert parse_args(["--functions", " flask.app:Flask.preprocess_request ,", "--callgrind"]).functions == [
         "flask.app:Flask.preprocess_request"]
     for refused in (["--functions", "idp.signin.views.complete", "--callgrind"],
+                    ["--functions", "idp.signin.views:nothing", "--callgrind"],
+                    ["--functions", "idp.nothing:complete", "--callgrind"],
                     ["--functions", "sign-in", "--no-callgrind"]):
         with pytest.raises(SystemExit):
             parse_args(refused)
