@@ -80,9 +80,10 @@ BASE_URL = "http://127.0.0.1:8710"
 ROOT = Path(__file__).resolve().parent.parent
 # Callgrind writes out its counts (and starts again from zero) before each call to this function.
 MARK = "getppid"
+# A function ``--functions`` names: its module, then its name there (``module:qualified.name``).
+MARKABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 # The parts of a sign-in ``--functions sign-in`` breaks a flow into: the request's way through
 # Flask and the provider's hooks, then each step's own work.
-MARKABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 SIGN_IN_PARTS = (
     "flask.app:Flask.preprocess_request", "idp.web.gate:gate", "flask_wtf.csrf:CSRFProtect.protect",
     "flask.app:Flask.process_response", "idp.sessions:StoreSessionInterface.open_session",
