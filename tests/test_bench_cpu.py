@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from bench import cpu
-from bench.cpu import parse_args
 from tests.conftest import CONFIGURED_REDIS_URL, DATABASE_URL, REDIS_URL, worker_database, worker_redis
 
 pytestmark = pytest.mark.skipif(
@@ -64,30 +62,3 @@ def test_the_functions_named_are_marked_as_they_start_and_end_while_the_requests
     assert marked[0] == ("begin", "flow") and marked[-1] == ("end", "flow")
     assert marked.count(("enter", complete)) == marked.count(("exit", complete)) == 2
     assert marked.count(("enter", endpoint)) == marked.count(("exit", endpoint)) >= 2
-
-
-def test_instructions_are_given_to_each_function_that_ran_them():
-    events = [("begin", "flow"), ("enter", "f"), ("enter", "g"), ("exit", "g"), ("exit", "f"),
-              ("enter", "f"), ("enter", "f"), ("exit", "f"), ("exit", "f"), ("end", "flow"),
-              ("begin", "token"), ("end", "token")]
-    # counts[k]: what ran before event k since the one before (counts[0]: start-up and warm-up).
-    counts = [10_000, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 600]
-    counted = cpu.attribute(events, counts, {"flow": 2, "token": 3})
-    assert counted["flow"].total == (3 + 5 + 7 + 11 + 13 + 17 + 19 + 23 + 29) / 2
-    # f: its first call (5 + 7 + 11, g's included), then its second, the call within it once.
-    assert counted["flow"].functions == {"g": (7 / 2, 0.5), "f": ((5 + 7 + 11 + 17 + 19 + 23) / 2, 1.5)}
-    assert counted["token"].total == 600 / 3 and counted["token"].functions == {}
-    with pytest.raises(RuntimeError, match="expected 12 callgrind dumps, got 11"):
-        cpu.attribute(events, counts[:-1], {"flow": 2, "token": 3})
-
-
-def test_functions_are_named_by_module_and_qualified_name():
-    assert parse_args(["--functions", "sign-in", "--callgrind"]).functions == list(cpu.SIGN_IN_PARTS)
-    assert parse_args(["--functions", " flask.app:Flask.preprocess_request ,", "--callgrind"]).functions == [
-        "flask.app:Flask.preprocess_request"]
-    for refused in (["--functions", "idp.signin.views.complete", "--callgrind"],
-                    ["--functions", "idp.signin.views:nothing", "--callgrind"],
-                    ["--functions", "idp.nothing:complete", "--callgrind"],
-                    ["--functions", "sign-in", "--no-callgrind"]):
-        with pytest.raises(SystemExit):
-            parse_args(refused)
