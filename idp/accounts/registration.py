@@ -318,6 +318,12 @@ class Registrations:
         ``LETTER_CODE_TRIES`` wrong ones kill the code. The right one is spent by a conditional
         UPDATE: of concurrent uses one wins, the others get LetterCodeUsed. LetterCodeRefused
         says nothing of which part was wrong, nor whether such an account exists.
+
+        Commits the try's outcome before anything else: the count locks the account's row until
+        the commit, and concurrent tries of the code wait on that lock, so it is held for these
+        few statements only, not while the emails are written. Should writing or queueing them
+        fail, the account waits for its link with its code spent, as after a link that expired:
+        ``resend_activation`` sends one.
         """
         account = self.db.scalar(select(Account).where(
             Account.tenant == self.tenant.slug, Account.member_number == member_number.strip(),
@@ -339,6 +345,7 @@ class Registrations:
         if not hmac.compare_digest(digest, account.letter_code_digest or ""):
             events.record_event(self.db, events.REGISTRATION_LETTER_FAILURE, tenant=self.tenant.slug,
                                 account_id=account.id)
+            self.db.commit()
             raise LetterCodeRefused(LETTER_CODE_TRIES - account.letter_code_tries)
         spent = rowcount(self.db.execute(
             update(Account)
@@ -348,9 +355,10 @@ class Registrations:
         self.db.refresh(account)
         if spent != 1:
             raise LetterCodeUsed()
-        self._welcome_emails(account)
         events.record_event(self.db, events.REGISTRATION_ACCEPTED, tenant=self.tenant.slug,
                             account_id=account.id)
+        self.db.commit()
+        self._welcome_emails(account)
         return account
 
     # -- review ---------------------------------------------------------------------------------

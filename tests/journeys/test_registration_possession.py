@@ -14,9 +14,11 @@ from datetime import date, datetime
 import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 
 from idp.accounts.models import Account, RegistrationRequest
 from idp.channels.models import Message
+from idp.channels.services import Messages
 from idp.demo.setup import DEMO_REGISTRY
 from idp.registry.importer import import_members
 from idp.registry.models import Member
@@ -292,6 +294,70 @@ def test_twenty_uses_of_one_letter_code_send_one_activation_email(app, db):
     assert [a.status_code for a in answers if a.status_code >= 500] == []
     assert sum(a.headers.get("Location", "").endswith("/register/sent") for a in answers) == 1
     assert len(_messages(db, "activation")) == 1
+
+
+def _while_writing_activation(monkeypatch, *, fail: bool = False):
+    """Make the activation email's writing wait for the returned event (set it to go on),
+    and fail after that if ``fail`` (the database gone by then); the first returned event is set
+    once the writing has begun."""
+    writing, release = threading.Event(), threading.Event()
+    compose = Messages._compose
+
+    def held(self, tenant, channel, template, context):
+        if template == "activation":
+            writing.set()
+            release.wait(timeout=30)
+            if fail:
+                raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+        return compose(self, tenant, channel, template, context)
+
+    monkeypatch.setattr(Messages, "_compose", held)
+    return writing, release
+
+
+def test_a_second_use_of_the_letter_code_is_answered_while_the_first_writes_its_email(
+        app, db, monkeypatch):
+    """The code's use is committed before the email is written: a second use (a double click,
+    another tab) does not wait on the first's lock on the account for the email's sake."""
+    _member(db, **ADDRESS)
+    _register(app.test_client())
+    code = _letter_code(db)
+    writing, release = _while_writing_activation(monkeypatch)
+    first, second = app.test_client(), app.test_client()
+    with ThreadPoolExecutor(1) as pool:
+        page = first.get("/malakoff/register/letter")
+        used = pool.submit(first.post, "/malakoff/register/letter", data={
+            "member_number": "23456789", "code": code, "csrf_token": csrf_token(page.data)})
+        assert writing.wait(timeout=30)
+        try:
+            again = _type_letter_code(second, code)
+        finally:
+            release.set()
+        assert used.result().headers["Location"].endswith("/malakoff/register/sent")
+    assert again.status_code == 400, again.status_code
+    assert len(_messages(db, "activation")) == 1
+
+
+def test_a_letter_code_used_when_its_email_could_not_be_queued_leaves_the_link_to_ask_for(
+        app, client, db, monkeypatch):
+    """The database gone between the code's use and its email: the page says to come back
+    later, and the link is then asked for as after one that expired."""
+    _member(db, **ADDRESS)
+    _register(client)
+    code = _letter_code(db)
+    _, release = _while_writing_activation(monkeypatch, fail=True)
+    release.set()
+    failed = _type_letter_code(client, code)
+    assert failed.status_code == 503 and failed.headers["Retry-After"]
+    assert _messages(db, "activation") == []
+    monkeypatch.undo()
+    page = client.get("/malakoff/activate/expired")
+    ask = client.post("/malakoff/activate/expired", data={"email": "jp.dupont@example.org",
+                                                          "csrf_token": csrf_token(page.data)})
+    assert ask.status_code == 200
+    _activate(client, db)
+    db.expire_all()
+    assert db.scalar(select(Account.status)) == "active"
 
 
 def test_a_tenant_may_send_every_member_without_contacts_to_review(app, client, db):
