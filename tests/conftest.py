@@ -15,6 +15,7 @@ compared, or answers held to wall-clock bounds) runs while no other test does
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -262,6 +263,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# How many sets of free ports ``listening`` tries before it gives up.
+PORT_TRIES = 5
+
+
+def listening(count: int = 1, names: tuple[str, ...] = ()) -> tuple[DemoServers, list[int]]:
+    """Threaded servers listening on ``count`` free local ports (``mount`` their apps once built),
+    and those ports; ``names`` their names on their log lines, in order.
+
+    A port found free may be taken before it is bound (by another test worker's server, or as
+    the local port of some connection): other ports are then tried.
+    """
+    for attempt in range(PORT_TRIES):
+        ports = [free_port() for _ in range(count)]
+        try:
+            return DemoServers("127.0.0.1", ports, names=dict(zip(ports, names, strict=False))), ports
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or attempt == PORT_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class Live:
     """The provider and both demo portals, served on real local ports."""
@@ -272,13 +294,12 @@ class Live:
 
 
 def start_live(settings: dict, **overrides):
-    port = free_port()
-    portal_urls = {"malakoff": f"http://localhost:{free_port()}", "miel": f"http://localhost:{free_port()}"}
+    servers, (port, malakoff, miel) = listening(3)
+    portal_urls = {"malakoff": f"http://localhost:{malakoff}", "miel": f"http://localhost:{miel}"}
     app = create_app({**settings, "base_url": f"http://localhost:{port}", **overrides})
     portals = prepare(app, portal_urls)
     portal_apps = build_portals(app, portals)
-    apps = {port: app} | {int(url.rsplit(":", 1)[1]): portal_apps[slug] for slug, url in portal_urls.items()}
-    servers = DemoServers("127.0.0.1", apps)
+    servers.mount({port: app, malakoff: portal_apps["malakoff"], miel: portal_apps["miel"]})
     servers.start()
     return Live(app, f"http://localhost:{port}", portal_urls), servers
 

@@ -41,8 +41,7 @@ from sqlalchemy.engine import make_url
 
 from idp import schema
 from idp.channels.senders import HttpSmsSender, SmtpEmailSender
-from idp.demo.setup import DemoServers
-from tests.conftest import IN_CI, ROOT, free_port
+from tests.conftest import IN_CI, ROOT, free_port, listening
 
 SMTP_USER = "relay-user"
 SMTP_PASSWORD = "relay-password-0123"
@@ -475,8 +474,8 @@ def postgres_server(postgres_cluster):
 def werkzeug_serving(app):
     """``app`` under Werkzeug's threaded server (the demo's) on a free port; yields its base URL.
     Its database pool and Redis client are closed once it stopped."""
-    port = free_port()
-    servers = DemoServers("127.0.0.1", {port: app})
+    servers, [port] = listening()
+    servers.mount({port: app})
     servers.start()
     try:
         yield f"http://127.0.0.1:{port}"

@@ -14,8 +14,7 @@ import requests
 
 from idp import create_app
 from idp.db import Base
-from idp.demo.setup import DemoServers
-from tests.conftest import DATABASE_URL, _reset, free_port
+from tests.conftest import DATABASE_URL, _reset, listening
 from tests.flows import Flow, csrf_token, query
 from tests.servers import behind, node_environment, werkzeug_serving
 
@@ -91,8 +90,8 @@ def test_a_frozen_database_costs_a_few_seconds_and_nothing_else(frozen_app, prox
 
 def test_more_requests_than_connections_all_answer_503_in_time(frozen_app, proxy, rp):
     """Past the pool's 20 connections, requests wait for one at most the pool timeout."""
-    port = free_port()
-    servers = DemoServers("127.0.0.1", {port: frozen_app})
+    servers, [port] = listening()
+    servers.mount({port: frozen_app})
     servers.start()
     url = f"http://127.0.0.1:{port}/malakoff/authorize"
     params = Flow(None, "malakoff", rp, None).params()

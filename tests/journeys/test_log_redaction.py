@@ -11,9 +11,8 @@ import logging
 import pytest
 import requests
 
-from idp.demo.setup import DemoServers
 from idp.logs import LIBRARY_LEVELS, JsonFormatter
-from tests.conftest import free_port
+from tests.conftest import listening
 
 SECRETS = ("Zx81linkSecretA", "Zx81linkSecretB", "Zx81codeSecretC", "Zx81tokenSecretD")
 
@@ -76,8 +75,8 @@ def test_pushed_request_references_are_redacted(json_logs):
 
 def test_werkzeug_request_lines_are_redacted_before_any_handler(app, json_logs, caplog):
     caplog.set_level(logging.INFO, logger="werkzeug")
-    port = free_port()
-    servers = DemoServers("127.0.0.1", {port: app})
+    servers, [port] = listening()
+    servers.mount({port: app})
     servers.start()
     try:
         for path in (f"/malakoff/reset-password/{SECRETS[0]}/?code={SECRETS[2]}",
