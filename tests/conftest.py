@@ -20,10 +20,11 @@ import fcntl
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -263,25 +264,35 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-# How many sets of free ports ``listening`` tries before it gives up.
+# How many sets of free ports ``on_free_ports`` tries before it gives up.
 PORT_TRIES = 5
+T = TypeVar("T")
 
 
-def listening(count: int = 1, names: tuple[str, ...] = ()) -> tuple[DemoServers, list[int]]:
-    """Threaded servers listening on ``count`` free local ports (``mount`` their apps once built),
-    and those ports; ``names`` their names on their log lines, in order.
+def on_free_ports(start: Callable[[], T]) -> T:
+    """``start()``, which binds ports it finds free (``free_port``), again while it finds one taken.
 
     A port found free may be taken before it is bound (by another test worker's server, or as
     the local port of some connection): other ports are then tried.
     """
     for attempt in range(PORT_TRIES):
-        ports = [free_port() for _ in range(count)]
         try:
-            return DemoServers("127.0.0.1", ports, names=dict(zip(ports, names, strict=False))), ports
+            return start()
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or attempt == PORT_TRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def listening(count: int = 1, names: tuple[str, ...] = ()) -> tuple[DemoServers, list[int]]:
+    """Threaded servers listening on ``count`` free local ports (``mount`` their apps once built),
+    and those ports; ``names`` their names on their log lines, in order."""
+
+    def bind() -> tuple[DemoServers, list[int]]:
+        ports = [free_port() for _ in range(count)]
+        return DemoServers("127.0.0.1", ports, names=dict(zip(ports, names, strict=False))), ports
+
+    return on_free_ports(bind)
 
 
 @dataclass

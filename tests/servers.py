@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 
 from idp import schema
 from idp.channels.senders import HttpSmsSender, SmtpEmailSender
-from tests.conftest import IN_CI, ROOT, free_port, listening
+from tests.conftest import IN_CI, ROOT, free_port, listening, on_free_ports
 
 SMTP_USER = "relay-user"
 SMTP_PASSWORD = "relay-password-0123"
@@ -193,7 +193,7 @@ class SmtpServer:
     mode: str = "none"  # "none", "starttls" (STARTTLS then AUTH required), "ssl"
     smtputf8: bool = False  # offers SMTPUTF8 (RFC 6531): takes addresses that are not ASCII
     certificate: Certificate | None = None
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=lambda: free_port())  # looked up when made: tests replace it
     inbox: list[Received] = field(default_factory=list)
     quits: list[tuple[str, int]] = field(default_factory=list)  # the peers that said QUIT
     controller: Controller | None = None
@@ -214,7 +214,12 @@ class SmtpServer:
             _Handler(self.inbox, self.quits), hostname="127.0.0.1", port=self.port,
             enable_SMTPUTF8=self.smtputf8, **options
         )
-        self.controller.start()
+        try:
+            self.controller.start()
+        except BaseException:
+            self.controller.loop.close()  # a controller that did not start leaves it open
+            self.controller = None
+            raise
         return self
 
     def stop(self) -> None:
@@ -232,7 +237,7 @@ class SmtpServer:
 @pytest.fixture
 def smtp_server():
     """A plain SMTP server (a local relay or mail catcher)."""
-    server = SmtpServer().start()
+    server = on_free_ports(lambda: SmtpServer().start())
     yield server
     server.stop()
 
@@ -243,7 +248,7 @@ def smtp_servers(certificate):
     started: list[SmtpServer] = []
 
     def start(mode: str) -> SmtpServer:
-        server = SmtpServer(mode=mode, certificate=certificate).start()
+        server = on_free_ports(lambda: SmtpServer(mode=mode, certificate=certificate).start())
         started.append(server)
         return server
 

@@ -20,6 +20,7 @@ from idp.channels.senders import (
     mask_recipient,
 )
 from idp.config import load_settings
+from tests.conftest import on_free_ports
 from tests.servers import GATEWAY_TOKEN, MAIL_FROM, SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 TEXT = "Votre code : 482913\n"
@@ -89,7 +90,7 @@ def test_a_header_that_would_span_lines_is_refused_for_good(smtp_server, field):
 
 @pytest.mark.parametrize("recipient", ["jeanne@exämple.fr", "hélène@example.fr"])
 def test_an_address_that_is_not_ascii_goes_as_written_to_a_relay_offering_smtputf8(recipient):
-    server = SmtpServer(smtputf8=True).start()
+    server = on_free_ports(lambda: SmtpServer(smtputf8=True).start())
     try:
         server.sender().send(recipient, "Votre code de connexion", TEXT, HTML)
     finally:
