@@ -3,44 +3,49 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
 import pytest
 
 from tests import conftest, servers
 
 
-def test_a_port_taken_between_its_choice_and_its_bind_is_replaced(monkeypatch):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        chosen = iter([taken.getsockname()[1], conftest.free_port()])
-        monkeypatch.setattr(conftest, "free_port", lambda: next(chosen))
-        servers, [port] = conftest.listening()
-        try:
-            assert port != taken.getsockname()[1] and list(servers.servers) == [port]
-        finally:
-            servers.close()
+@pytest.fixture
+def taken() -> Iterator[int]:
+    """A port something else listens on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
 
 
-def test_ports_always_taken_end_in_the_error(monkeypatch):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        monkeypatch.setattr(conftest, "free_port", lambda: taken.getsockname()[1])
-        with pytest.raises(OSError, match="in use"):
-            conftest.listening()
+def _first_found(monkeypatch, module, *ports: int) -> None:
+    """``module``'s free_port finds ``ports``, then free ones."""
+    found, free = iter(ports), conftest.free_port
+    monkeypatch.setattr(module, "free_port", lambda: next(found, None) or free())
 
 
-def test_an_smtp_server_whose_port_was_taken_starts_on_another(monkeypatch):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        chosen = iter([taken.getsockname()[1], conftest.free_port()])
-        monkeypatch.setattr(servers, "free_port", lambda: next(chosen))
-        server = conftest.on_free_ports(lambda: servers.SmtpServer().start())
-        try:
-            assert server.port != taken.getsockname()[1]
-            server.sender().send("jeanne@example.fr", "Objet", "Texte", None)
-            assert len(server.inbox) == 1
-        finally:
-            server.stop()
+def test_a_port_taken_between_its_choice_and_its_bind_is_replaced(monkeypatch, taken):
+    _first_found(monkeypatch, conftest, taken)
+    demo, [port] = conftest.listening()
+    try:
+        assert port != taken and list(demo.servers) == [port]
+    finally:
+        demo.close()
+
+
+def test_ports_always_taken_end_in_the_error(monkeypatch, taken):
+    _first_found(monkeypatch, conftest, *[taken] * conftest.PORT_TRIES)
+    with pytest.raises(OSError, match="in use"):
+        conftest.listening()
+
+
+def test_an_smtp_server_whose_port_was_taken_starts_on_another(monkeypatch, taken):
+    _first_found(monkeypatch, servers, taken)
+    server = conftest.on_free_ports(lambda: servers.SmtpServer().start())
+    try:
+        assert server.port != taken
+        server.sender().send("jeanne@example.fr", "Objet", "Texte", None)
+        assert len(server.inbox) == 1
+    finally:
+        server.stop()
