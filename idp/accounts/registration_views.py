@@ -290,12 +290,14 @@ def letter():
         try:
             find_service(Registrations).accept_letter_code(form.member_number.data, form.code.data)
         except LetterCodeUsed:
-            return _link_used()
+            # Another use of the code came first (a second tap on the button): its activation
+            # email is on its way, as this page says; the account is not active yet.
+            pass
         except LetterCodeRefused as refused:
             form.code.errors = [_letter_code_refused(refused.tries_left)]
-        else:
-            session["registered"] = ACTIVATION_SENT
-            return redirect(url_for("registration.registered"), 303)
+            return render("register_letter.html", status=400, form=form)
+        session["registered"] = ACTIVATION_SENT
+        return redirect(url_for("registration.registered"), 303)
     if form.is_submitted():
         status = 400
     return render("register_letter.html", status=status, form=form)
