@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 
 from flask import redirect, request, session, url_for
@@ -288,16 +289,15 @@ def letter():
     if form.validate_on_submit():
         RateLimiter(services().store, ratelimit.LETTER_CODE_PER_IP).consume(request.remote_addr or "?")
         try:
-            find_service(Registrations).accept_letter_code(form.member_number.data, form.code.data)
-        except LetterCodeUsed:
-            # Another use of the code came first (a second tap on the button): its activation
-            # email is on its way, as this page says; the account is not active yet.
-            pass
+            # LetterCodeUsed: another use of the code came first (a second tap on the button),
+            # and its activation email is on its way, as the page says to both.
+            with contextlib.suppress(LetterCodeUsed):
+                find_service(Registrations).accept_letter_code(form.member_number.data, form.code.data)
         except LetterCodeRefused as refused:
             form.code.errors = [_letter_code_refused(refused.tries_left)]
-            return render("register_letter.html", status=400, form=form)
-        session["registered"] = ACTIVATION_SENT
-        return redirect(url_for("registration.registered"), 303)
+        else:
+            session["registered"] = ACTIVATION_SENT
+            return redirect(url_for("registration.registered"), 303)
     if form.is_submitted():
         status = 400
     return render("register_letter.html", status=status, form=form)
