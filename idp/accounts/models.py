@@ -72,6 +72,10 @@ class Account(Base):
     letter_code_digest: Mapped[str | None] = mapped_column(String(64))
     letter_code_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     letter_code_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The digest of the code once it came back, while the account waits for the link it led
+    # to: the same code typed again (a second tap, a page sent again) is told the email is on
+    # its way, not that the code is wrong.
+    letter_code_spent_digest: Mapped[str | None] = mapped_column(String(64))
     # Communication preferences (Miel): statements/letters by "email" or "post", marketing consent.
     preferences: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Where members sign in with an email: an account from the previous system that still

@@ -25,7 +25,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -79,7 +79,8 @@ class LetterCodeRefused(Exception):
 
 
 class LetterCodeUsed(Exception):
-    """The code did its work already (another use of it came first)."""
+    """The code did its work already: another use of it came first, or it is typed again
+    while its account waits for the link it led to."""
 
 
 class ReviewError(Exception):
@@ -297,6 +298,7 @@ class Registrations:
         valid_until = now + timedelta(days=self.tenant.registration.letter_code_days)
         account.letter_code_digest = self._letter_digest(account, code)
         account.letter_code_expires_at, account.letter_code_tries = valid_until, 0
+        account.letter_code_spent_digest = None
         account.activation_nonce = None
         # A letter still queued when its code has ended is not posted (it would open nothing).
         self.messages.queue_letter(self.tenant, "registration_letter", member.postal_address,
@@ -316,7 +318,8 @@ class Registrations:
 
         Each try is counted before it is compared (parallel tries cannot pass the count);
         ``LETTER_CODE_TRIES`` wrong ones kill the code. The right one is spent by a conditional
-        UPDATE: of concurrent uses one wins, the others get LetterCodeUsed. LetterCodeRefused
+        UPDATE: of concurrent uses one wins, the others get LetterCodeUsed, as does the code
+        typed again while the account waits for the link it led to. LetterCodeRefused
         says nothing of which part was wrong, nor whether such an account exists.
 
         Commits the try's outcome before anything else: the count locks the account's row until
@@ -327,8 +330,15 @@ class Registrations:
         """
         account = self.db.scalar(select(Account).where(
             Account.tenant == self.tenant.slug, Account.member_number == member_number.strip(),
-            Account.status == "pending", Account.letter_code_digest.is_not(None)))
+            Account.status == "pending", or_(Account.letter_code_digest.is_not(None),
+                                             Account.letter_code_spent_digest.is_not(None))))
         if account is None:
+            raise LetterCodeRefused(None)
+        if not account.awaits_letter:
+            # The code came back already: typed again, it hears what its first use heard.
+            typed = self._letter_digest(account, normalize_letter_code(code))
+            if hmac.compare_digest(typed, account.letter_code_spent_digest or ""):
+                raise LetterCodeUsed()
             raise LetterCodeRefused(None)
         now = self.messages.clock()
         counted = rowcount(self.db.execute(
@@ -350,7 +360,8 @@ class Registrations:
         spent = rowcount(self.db.execute(
             update(Account)
             .where(Account.id == account.id, Account.letter_code_digest == digest)
-            .values(letter_code_digest=None, letter_code_expires_at=None, letter_code_tries=0)
+            .values(letter_code_digest=None, letter_code_expires_at=None, letter_code_tries=0,
+                    letter_code_spent_digest=digest)
             .execution_options(synchronize_session=False)))
         self.db.refresh(account)
         if spent != 1:
@@ -484,7 +495,7 @@ class Registrations:
                    Account.activation_nonce == account.activation_nonce)
             .values(password_hash=password_hash, password_changed_at=now, activation_nonce=None,
                     locale=self.messages.locale_for(self.tenant), status="active",
-                    email_verified=True)
+                    email_verified=True, letter_code_spent_digest=None)
             .execution_options(synchronize_session=False)))
         self.db.refresh(account)
         if spent != 1:
