@@ -344,6 +344,41 @@ def test_an_option_from_the_environment_that_is_not_a_number_is_named(monkeypatc
     assert "WEB_CONCURRENCY must be a whole number, not 'deux'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("bind", "said"), [
+    ("localhost:8000", "--bind takes an IP address and a port, as 0.0.0.0:8000 or [::]:8000, "
+                       "not 'localhost:8000'"),
+    (":8000", "--bind takes an IP address and a port"),
+    ("127.0.0.1:99999", "--bind: the port is a number from 0 to 65535, not '99999'"),
+    ("127.0.0.1:http", "--bind: the port is a number from 0 to 65535, not 'http'"),
+])
+def test_a_bind_that_is_no_ip_address_and_port_is_named(capsys, bind, said):
+    with pytest.raises(SystemExit) as stopped:
+        server.parse_args(["--bind", bind])
+    assert stopped.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_an_ipv6_bind_is_written_in_brackets_or_without():
+    assert server.parse_args(["--bind", "[::1]:8000"]).host == "::1"
+    assert server.parse_args(["--bind", "::1:8000"]).host == "::1"
+    options = server.parse_args(["--bind", "127.0.0.1:0"])
+    assert (options.host, options.port) == ("127.0.0.1", 0)
+
+
+def test_an_address_the_server_cannot_listen_on_stops_it_in_one_line(environment):
+    """A port taken (another server), an address that is not this machine's: said by the
+    command, not as the server's traceback."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        for bind, reason in ((f"127.0.0.1:{taken.getsockname()[1]}", "Address already in use"),
+                             ("192.0.2.1:8000", "Cannot assign requested address")):
+            done = subprocess.run(  # noqa: S603 - the server's own command
+                [sys.executable, "-m", "idp.web.server", "--bind", bind], env=environment,
+                capture_output=True, text=True, timeout=60, check=False)
+            assert done.returncode == 1
+            assert done.stderr.splitlines() == [
+                f"python -m idp.web.server: error: cannot listen on {bind}: {reason}"], done.stderr
+
+
 def test_a_setting_the_provider_cannot_run_with_stops_the_server_before_any_worker(environment, tmp_path):
     """Said once, in one line, by the server itself: not as each worker's traceback, respawned."""
     tenants = tmp_path / "tenants"

@@ -50,11 +50,13 @@ import asyncio
 import ctypes
 import ctypes.util
 import io
+import ipaddress
 import logging
 import os
 import platform
 import queue
 import signal
+import socket
 import sys
 import threading
 import time
@@ -328,7 +330,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"{variable} must be a whole number, not {value!r}")
 
     parser.add_argument("--bind", default="0.0.0.0:8000",
-                        help="address:port to listen on (default 0.0.0.0:8000)")
+                        help="IP address and port to listen on (default 0.0.0.0:8000; IPv6 as "
+                        "[::]:8000)")
     parser.add_argument("--workers", type=int, default=number("WEB_CONCURRENCY", 2),
                         help="worker processes (WEB_CONCURRENCY, default 2)")
     # Workers for the cores, and four threads in each: while some wait on PostgreSQL or Redis (or
@@ -352,9 +355,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=os.environ.get("WEB_LOG_LEVEL", "info"),
                         help="the server's own messages (WEB_LOG_LEVEL, default info)")
     options = parser.parse_args(argv)
-    options.host, _, port = options.bind.rpartition(":")
-    if not options.host or not port.isdigit():
-        parser.error("--bind takes address:port")
+    host, _, port = options.bind.rpartition(":")
+    try:
+        options.host = str(ipaddress.ip_address(host.removeprefix("[").removesuffix("]")))
+    except ValueError:
+        parser.error(f"--bind takes an IP address and a port, as 0.0.0.0:8000 or [::]:8000, "
+                     f"not {options.bind!r}")
+    if not port.isdigit() or int(port) > 65535:
+        parser.error(f"--bind: the port is a number from 0 to 65535, not {port!r}")
     options.port = int(port)
     if min(options.workers, options.threads, options.timeout, options.graceful_timeout) < 1:
         parser.error("--workers, --threads, --timeout and --graceful-timeout must be at least 1")
@@ -398,8 +406,25 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"{PROG}: error: configuration: {error}")
     os.environ[TIMEOUT_VARIABLE] = str(options.timeout)
     os.environ[THREADS_VARIABLE] = str(options.threads)
+    refused = unlistenable(options.host, options.port)
+    if refused is not None:
+        sys.exit(f"{PROG}: error: cannot listen on {options.bind}: {refused}")
     clear_metrics_directory()
     server(options).serve()
+
+
+def unlistenable(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host``:``port`` (taken, not this machine's address,
+    a privileged port), or None: said by the command, rather than as the server's traceback."""
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+            probe.listen()
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
 
 
 if __name__ == "__main__":
