@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import ipaddress
 import json
 import os
@@ -27,8 +28,10 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import pytest
+import redis
 import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -329,6 +332,31 @@ def channels(app, clock):
     return build
 
 
+class _Server(Protocol):
+    port: int
+
+    def start(self) -> Any: ...
+
+
+S = TypeVar("S", bound=_Server)
+
+
+def on_a_free_port(server: S) -> S:
+    """``server.start()`` on a free port, on another while it finds the one it took taken since
+    (its ``start`` raises ``EADDRINUSE``): a child process binds it, some time after its choice."""
+
+    def start() -> S:
+        server.port = free_port()
+        server.start()
+        return server
+
+    return on_free_ports(start)
+
+
+def port_taken(log: str) -> OSError:
+    return OSError(errno.EADDRINUSE, f"the port was taken before the server bound it:\n{log[-2000:]}")
+
+
 REDIS_SERVER = shutil.which("redis-server")
 
 
@@ -336,23 +364,33 @@ class RedisServer:
     """A Redis of the test's own on a free port, to stop and start during a flow."""
 
     def __init__(self):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.port = 0  # on_a_free_port's
+        self.log = Path(tempfile.mkstemp(prefix="idp-test-redis-", suffix=".log")[1])
         self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(  # noqa: S603 - a fixed local binary and arguments
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
+             "--appendonly", "no", "--logfile", str(self.log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+        while time.monotonic() < deadline and self.process.poll() is None:
+            with contextlib.suppress(redis.RedisError), redis.Redis(
+                    port=self.port, socket_timeout=1, socket_connect_timeout=1) as client:
+                # This one's, not another server's that took the port meanwhile.
+                if client.info("server")["process_id"] == self.process.pid:
                     return self
             time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        self.stop()
+        log = self.log.read_text(errors="replace")
+        if "Address already in use" in log:
+            raise port_taken(log)
+        raise RuntimeError(f"redis-server did not start:\n{log[-2000:]}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -365,9 +403,10 @@ class RedisServer:
 def redis_server():
     if REDIS_SERVER is None:
         missing("redis-server is not installed")
-    server = RedisServer().start()
+    server = on_a_free_port(RedisServer())
     yield server
     server.stop()
+    server.log.unlink(missing_ok=True)
 
 
 def _postgres_binaries() -> Path:
@@ -392,7 +431,7 @@ class PostgresServer:
     port), to stop and start during a flow; the machine's own server is never touched."""
 
     def __init__(self):
-        self.port = free_port()
+        self.port = 0  # on_a_free_port's
         self.directory = Path(tempfile.mkdtemp(prefix="idp-test-pg-"))
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
@@ -415,8 +454,15 @@ class PostgresServer:
         # synchronous, so that an immediate stop never loses one (as a real crash would not).
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
                    "-c fsync=off -c full_page_writes=off")
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
-                  "-t", "30", "-o", options, "start")
+        try:
+            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
+                      "-t", "30", "-o", options, "start")
+        except RuntimeError:
+            log = self.log.read_text(errors="replace") if self.log.exists() else ""
+            if "Address already in use" in log:
+                self.log.unlink()
+                raise port_taken(log) from None
+            raise
         return self
 
     def stop(self) -> None:
@@ -462,7 +508,7 @@ def postgres_cluster():
         missing(f"PostgreSQL's initdb is not in {PG_BIN} (set IDP_TEST_PG_BIN)")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         missing("running as root without runuser to start PostgreSQL as its own user")
-    server = PostgresServer().init().start()
+    server = on_a_free_port(PostgresServer().init())
     yield server
     server.remove()
 
@@ -512,9 +558,12 @@ class ProviderNode:
         self.log_file = log_file
         self.workers = workers
         self.options = options
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = 0  # on_a_free_port's
         self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ProviderNode:
         with self.log_file.open("ab") as log:
@@ -526,7 +575,10 @@ class ProviderNode:
         if self.answers_within(30):
             return self
         self.stop()
-        raise RuntimeError(f"the provider did not start:\n{self.log_file.read_text()[-3000:]}")
+        log = self.log_file.read_text()
+        if f"cannot listen on 127.0.0.1:{self.port}: Address already in use" in log:
+            raise port_taken(log)
+        raise RuntimeError(f"the provider did not start:\n{log[-3000:]}")
 
     def answers_within(self, seconds: float) -> bool:
         """Whether a worker answers within that time (none listens while a lone worker is being
@@ -651,7 +703,7 @@ def provider_nodes(tmp_path):
               options: tuple[str, ...] = ()) -> ProviderNode:
         node = ProviderNode(environment, tmp_path / f"node-{len(started) + 1}.log", workers=workers,
                             options=options)
-        started.append(node.start())
+        started.append(on_a_free_port(node))
         return node
 
     yield start

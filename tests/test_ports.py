@@ -6,6 +6,9 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import redis
+import requests
+from sqlalchemy import create_engine, text
 
 from tests import conftest, servers
 
@@ -49,3 +52,44 @@ def test_an_smtp_server_whose_port_was_taken_starts_on_another(monkeypatch, take
         assert len(server.inbox) == 1
     finally:
         server.stop()
+
+
+def test_a_redis_server_whose_port_was_taken_starts_on_another(monkeypatch, taken):
+    if servers.REDIS_SERVER is None:
+        servers.missing("redis-server is not installed")
+    _first_found(monkeypatch, servers, taken)
+    server = servers.on_a_free_port(servers.RedisServer())
+    try:
+        assert server.port != taken
+        with redis.Redis.from_url(server.url) as client:
+            assert client.info("server")["process_id"] == server.process.pid
+    finally:
+        server.stop()
+        server.log.unlink()
+
+
+def test_a_postgres_cluster_whose_port_was_taken_starts_on_another(monkeypatch, taken):
+    if not (servers.PG_BIN / "initdb").exists():
+        servers.missing(f"PostgreSQL's initdb is not in {servers.PG_BIN}")
+    _first_found(monkeypatch, servers, taken)
+    server = servers.on_a_free_port(servers.PostgresServer().init())
+    try:
+        assert server.port != taken
+        engine = create_engine(server.url())
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT 1")) == 1
+        engine.dispose()
+    finally:
+        server.remove()
+
+
+def test_a_provider_node_whose_port_was_taken_starts_on_another(monkeypatch, taken, settings, tmp_path):
+    _first_found(monkeypatch, servers, taken)
+    node = servers.on_a_free_port(servers.ProviderNode(servers.node_environment(settings),
+                                                       tmp_path / "node.log"))
+    try:
+        assert node.port != taken
+        assert requests.get(f"{node.url}/healthz", timeout=5).status_code == 200
+        assert f"cannot listen on 127.0.0.1:{taken}: Address already in use" in node.log_file.read_text()
+    finally:
+        node.stop()
