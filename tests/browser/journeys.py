@@ -42,6 +42,12 @@ def code_in(live, template: str, channel: str) -> str:
     return flows.last_code(live.app, channel, template)
 
 
+def code_of_the_letter(live) -> str:
+    """The activation code of the newest registration letter (ABCD-2345)."""
+    letter = newest_message(live, "registration_letter", "letter")
+    return re.search(r"\b[A-Z2-9]{4}-[A-Z2-9]{4}\b", letter.body_text)[0]
+
+
 def link_in(live, template: str, path: str) -> str:
     """The provider's link with ``path`` in the newest such email."""
     body = newest_message(live, template).body_text
@@ -408,7 +414,7 @@ class Member:
         letter = newest_message(self.live, "registration_letter", "letter")
         pdf = self.page.request.get(f"{self.live.base_url}/_outbox/{letter.id}/letter.pdf")
         assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
-        code = re.search(r"\b[A-Z2-9]{4}-[A-Z2-9]{4}\b", letter.body_text)[0]
+        code = code_of_the_letter(self.live)
         self.click("link", "J’ai reçu mon code par courrier")
         self.page.wait_for_url(f"{self.provider}/register/letter")
         self.sees("register-letter", "J’ai reçu mon code par courrier")
