@@ -373,6 +373,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        self.log.write_text("")  # this start's lines only
         self.process = subprocess.Popen(  # noqa: S603 - a fixed local binary and arguments
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--logfile", str(self.log)],
