@@ -295,6 +295,19 @@ def listening(count: int = 1, names: tuple[str, ...] = ()) -> tuple[DemoServers,
     return on_free_ports(bind)
 
 
+@contextmanager
+def serving(app, name: str | None = None) -> Iterator[int]:
+    """``app`` under the demo's threaded server on a free local port until the block ends (named
+    ``name`` on its log lines); yields the port."""
+    servers, [port] = listening(names=(name,) if name else ())
+    servers.mount({port: app})
+    servers.start()
+    try:
+        yield port
+    finally:
+        servers.stop()
+
+
 @dataclass
 class Live:
     """The provider and both demo portals, served on real local ports."""

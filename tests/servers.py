@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 
 from idp import schema
 from idp.channels.senders import HttpSmsSender, SmtpEmailSender
-from tests.conftest import IN_CI, ROOT, free_port, listening, on_free_ports
+from tests.conftest import IN_CI, ROOT, free_port, on_free_ports, serving
 
 SMTP_USER = "relay-user"
 SMTP_PASSWORD = "relay-password-0123"
@@ -526,13 +526,10 @@ def postgres_server(postgres_cluster):
 def werkzeug_serving(app):
     """``app`` under Werkzeug's threaded server (the demo's) on a free port; yields its base URL.
     Its database pool and Redis client are closed once it stopped."""
-    servers, [port] = listening()
-    servers.mount({port: app})
-    servers.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        with serving(app) as port:
+            yield f"http://127.0.0.1:{port}"
     finally:
-        servers.stop()
         services = app.extensions["idp"]
         services.database.engine.dispose()
         if services.settings.redis_url:

@@ -10,7 +10,7 @@ from idp import create_app
 from idp.config import ConfigError
 from idp.demo.setup import portal_client_id
 from idp.oidc.models import Client
-from tests.conftest import ROOT, listening
+from tests.conftest import ROOT, serving
 
 
 def _portal_clients(db) -> dict[str, str | None]:
@@ -43,13 +43,8 @@ def test_a_second_demo_fails_on_the_port_and_keeps_the_running_demos_clients(
 
 
 def _log_of_a_request(app, capfd, path: str) -> str:
-    servers, [port] = listening(names=("provider",))
-    servers.mount({port: app})
-    servers.start()
-    try:
+    with serving(app, "provider") as port:
         requests.get(f"http://127.0.0.1:{port}{path}", allow_redirects=False, timeout=10)
-    finally:
-        servers.stop()
     return capfd.readouterr().err
 
 

@@ -14,7 +14,7 @@ import requests
 
 from idp import create_app
 from idp.db import Base
-from tests.conftest import DATABASE_URL, _reset, listening
+from tests.conftest import DATABASE_URL, _reset, serving
 from tests.flows import Flow, csrf_token, query
 from tests.servers import behind, node_environment, werkzeug_serving
 
@@ -90,25 +90,22 @@ def test_a_frozen_database_costs_a_few_seconds_and_nothing_else(frozen_app, prox
 
 def test_more_requests_than_connections_all_answer_503_in_time(frozen_app, proxy, rp):
     """Past the pool's 20 connections, requests wait for one at most the pool timeout."""
-    servers, [port] = listening()
-    servers.mount({port: frozen_app})
-    servers.start()
-    url = f"http://127.0.0.1:{port}/malakoff/authorize"
     params = Flow(None, "malakoff", rp, None).params()
+    with serving(frozen_app) as port:
+        url = f"http://127.0.0.1:{port}/malakoff/authorize"
 
-    def authorize():
-        started = time.monotonic()
-        answer = requests.get(url, params=params, allow_redirects=False, timeout=30)
-        return answer.status_code, answer.headers.get("Retry-After"), time.monotonic() - started
+        def authorize():
+            started = time.monotonic()
+            answer = requests.get(url, params=params, allow_redirects=False, timeout=30)
+            return answer.status_code, answer.headers.get("Retry-After"), time.monotonic() - started
 
-    try:
-        assert authorize()[0] == 200
-        proxy.freeze()
-        with ThreadPoolExecutor(max_workers=30) as pool:
-            answers = list(pool.map(lambda _: authorize(), range(30)))
-    finally:
-        proxy.thaw()
-        servers.stop()
+        try:
+            assert authorize()[0] == 200
+            proxy.freeze()
+            with ThreadPoolExecutor(max_workers=30) as pool:
+                answers = list(pool.map(lambda _: authorize(), range(30)))
+        finally:
+            proxy.thaw()
     assert {(status, bool(retry_after)) for status, retry_after, _ in answers} == {(503, True)}
     # Pool wait, then a connection that never opens: each bounded.
     assert max(elapsed for *_, elapsed in answers) < 1 + 2 + 1.5

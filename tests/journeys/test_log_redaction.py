@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from idp.logs import LIBRARY_LEVELS, JsonFormatter
-from tests.conftest import listening
+from tests.conftest import serving
 
 SECRETS = ("Zx81linkSecretA", "Zx81linkSecretB", "Zx81codeSecretC", "Zx81tokenSecretD")
 
@@ -75,15 +75,10 @@ def test_pushed_request_references_are_redacted(json_logs):
 
 def test_werkzeug_request_lines_are_redacted_before_any_handler(app, json_logs, caplog):
     caplog.set_level(logging.INFO, logger="werkzeug")
-    servers, [port] = listening()
-    servers.mount({port: app})
-    servers.start()
-    try:
+    with serving(app) as port:
         for path in (f"/malakoff/reset-password/{SECRETS[0]}/?code={SECRETS[2]}",
                      f"/miel/activate/{SECRETS[1]}?token={SECRETS[3]}"):
             requests.get(f"http://127.0.0.1:{port}{path}", allow_redirects=False, timeout=10)
-    finally:
-        servers.stop()
     lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
     assert any("/malakoff/reset-password/[redacted]/ HTTP/1.1" in line for line in lines), lines
     # What werkzeug's own handler would print, and what the JSON lines hold.
