@@ -334,10 +334,10 @@ class Registrations:
                                              Account.letter_code_spent_digest.is_not(None))))
         if account is None:
             raise LetterCodeRefused(None)
+        digest = self._letter_digest(account, normalize_letter_code(code))
         if not account.awaits_letter:
             # The code came back already: typed again, it hears what its first use heard.
-            typed = self._letter_digest(account, normalize_letter_code(code))
-            if hmac.compare_digest(typed, account.letter_code_spent_digest or ""):
+            if hmac.compare_digest(digest, account.letter_code_spent_digest or ""):
                 raise LetterCodeUsed()
             raise LetterCodeRefused(None)
         now = self.messages.clock()
@@ -351,7 +351,6 @@ class Registrations:
         self.db.refresh(account)
         if counted != 1:
             raise LetterCodeRefused(0) if account.awaits_letter else LetterCodeUsed()
-        digest = self._letter_digest(account, normalize_letter_code(code))
         if not hmac.compare_digest(digest, account.letter_code_digest or ""):
             events.record_event(self.db, events.REGISTRATION_LETTER_FAILURE, tenant=self.tenant.slug,
                                 account_id=account.id)
