@@ -365,7 +365,9 @@ class RedisServer:
 
     def __init__(self):
         self.port = 0  # on_a_free_port's
-        self.log = Path(tempfile.mkstemp(prefix="idp-test-redis-", suffix=".log")[1])
+        descriptor, log = tempfile.mkstemp(prefix="idp-test-redis-", suffix=".log")
+        os.close(descriptor)  # redis-server writes it (--logfile)
+        self.log = Path(log)
         self.process: subprocess.Popen | None = None
 
     @property
