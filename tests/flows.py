@@ -34,10 +34,15 @@ def query(location: str) -> dict[str, str]:
 CSRF_TOKEN = re.compile(rb"[\w-]{20,}\.[\w-]{4,}\.[\w-]{20,}")
 
 
+# The seconds a page has left before its session's time limit (deadline.js), as of the answer.
+SECONDS_LEFT = re.compile(rb'data-deadline="\d+"')
+
+
 def without_csrf_tokens(response) -> bytes:
-    """A page with its CSRF tokens blanked: their timestamp differs from one second to the next,
-    so two pages compared for saying the same thing are compared without them."""
-    return CSRF_TOKEN.sub(b"(token)", response.data)
+    """A page with its CSRF tokens and its seconds left blanked: both are counted from the second
+    the page is answered in, so two pages compared for saying the same thing, answered one after
+    the other, are compared without them."""
+    return SECONDS_LEFT.sub(b'data-deadline="(seconds)"', CSRF_TOKEN.sub(b"(token)", response.data))
 
 
 class Flow:
